@@ -1,0 +1,43 @@
+/**
+ * The `livemig` command. Each subcommand lives in its own file and registers itself here; errors are
+ * printed as one line that says what went wrong and what to do, with a non-zero exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { CodecError, MigrationError, UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('livemig')
+    .description(
+      'Live migration engine and laboratory for virtual machines. Migrate a running guest between hosts ' +
+        'over real TCP, see what each optimisation buys (downtime, total time, bytes, CPU, energy), and ' +
+        'simulate data centres that consolidate VMs.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof UsageError) {
+      process.stderr.write(`livemig: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof MigrationError || err instanceof CodecError) {
+      process.stderr.write(
+        `livemig: ${err.name === 'MigrationError' ? `[${(err as MigrationError).code}] ` : ''}${err.message}\n`,
+      );
+      return 1;
+    }
+    throw err;
+  }
+}

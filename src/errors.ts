@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Every failure a user can see carries a stable `code` (for scripts and the JSON report)
+ * and a message that says what went wrong and what to do about it.
+ */
+
+/** Error codes of a migration, as they appear in the report's `error.code`. */
+export type MigrationErrorCode =
+  | 'BAD_ARGUMENT'
+  | 'CONNECTION_LOST'
+  | 'CONNECTION_REFUSED'
+  | 'PEER_CLOSED'
+  | 'TIMEOUT'
+  | 'PROTOCOL'
+  | 'CHECKSUM'
+  | 'VERSION'
+  | 'CAPABILITY'
+  | 'DIGEST_MISMATCH'
+  | 'CANCELLED'
+  | 'NOT_CONVERGED'
+  | 'STALLED'
+  | 'GUEST_NOT_FOUND'
+  | 'GUEST_BUSY'
+  | 'RESOURCE_LIMIT'
+  | 'POSTCOPY_LINK_LOST'
+  | 'INTERNAL';
+
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+  constructor(
+    readonly code: MigrationErrorCode,
+    message: string,
+    readonly context: Readonly<Record<string, unknown>> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  toJSON(): { code: MigrationErrorCode; message: string; context: Readonly<Record<string, unknown>> } {
+    return { code: this.code, message: this.message, context: this.context };
+  }
+}
+
+/** A malformed encoded page (XBZRLE, RLE, compressed) or a codec given impossible arguments. */
+export class CodecError extends Error {
+  override readonly name = 'CodecError';
+  constructor(
+    message: string,
+    readonly offset = -1,
+  ) {
+    super(message);
+  }
+}
+
+/** A command-line flag or configuration value that cannot be accepted. Names the flag and the accepted form. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly flag?: string,
+  ) {
+    super(message);
+  }
+}

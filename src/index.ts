@@ -1,0 +1,5 @@
+/**
+ * livemig's public surface. Each folder's index.ts is that folder's whole public API; this file gathers them.
+ */
+export * from './errors.js';
+export * from './units.js';
