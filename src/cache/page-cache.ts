@@ -1,0 +1,396 @@
+/**
+ * The XBZRLE page cache of the migration source: copies of pages as they were last sent, so a resent page can be
+ * XOR-encoded against what the destination already holds. A cache miss means the page goes whole.
+ *
+ * N-way set-associative (2 ways by default, as in Svärd et al., VEE 2011; QEMU's page_cache.c is the 1-way,
+ * direct-mapped case), LRU within a set. Layout, all preallocated so lookup/insert/update never allocate:
+ *
+ *   slot  = set × ways + way                     (the ways of a set are adjacent)
+ *   data  : one Uint8Array, slot s holds bytes [s × pageSize, (s + 1) × pageSize)
+ *   tags  : Float64Array, the page number in each slot, NaN when empty (NaN equals nothing, so a lookup of any
+ *           number can never hit an empty slot without a separate valid bit)
+ *   stamps: Float64Array, LRU clock value of each slot's last use (a counter; 2^53 uses before it loses precision)
+ *   views : one Uint8Array view per slot, made at construction/resize, returned by slotView()
+ *
+ * Capacity: the byte budget is rounded DOWN to ways × pageSize × 2^k (a power-of-two number of sets, so the set
+ * index is a shift and a mask), with at least one set, and at most 2^30 sets and buffer.constants.MAX_LENGTH
+ * bytes (4 GiB on Node 20). A page is any non-negative safe integer (page numbers up to 2^53: no bound in
+ * practice, byte addresses would also work).
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { MigrationError, UsageError } from '../errors.js';
+import { MAX_SET_BITS, type SetHash } from './set-index.js';
+
+export interface PageCacheOptions {
+  /** Byte budget; rounded down to ways × pageSize × 2^k (at least one set). */
+  bytes: number;
+  /** Bytes per page (4096 for x86 guests). */
+  pageSize: number;
+  /** Associativity: 1 = direct-mapped (QEMU), 2 = Svärd et al. (default), 4 or 8 for experiments. */
+  ways?: number;
+  /** Set function; multiply-shift (default) or low bits of the page number. See set-index.ts. */
+  setHash?: SetHash;
+}
+
+export interface PageCacheStats {
+  /** lookup() calls that found the page. */
+  hits: number;
+  /** lookup() calls that did not. */
+  misses: number;
+  /** Valid entries of another page replaced by insert() (the set was full). */
+  evictions: number;
+  /** insert() calls. */
+  inserts: number;
+  /** Valid entries dropped by resize() because they no longer fit. */
+  resizeDrops: number;
+  /** entries × pageSize. */
+  bytesUsed: number;
+  capacityBytes: number;
+  entries: number;
+  sets: number;
+  ways: number;
+}
+
+interface Geometry {
+  setBits: number;
+  slots: number;
+  capacityBytes: number;
+}
+
+const MAX_WAYS = 64;
+
+/** Rounds a byte budget down to whole sets, a power of two of them, at least one. */
+function geometry(bytes: number, pageSize: number, ways: number): Geometry {
+  if (!(Number.isFinite(bytes) && bytes >= 0)) {
+    throw new UsageError(`cache size: ${bytes} is not a byte count; give a size such as 64MiB`, 'bytes');
+  }
+  const setBytes = pageSize * ways;
+  const maxSets = Math.max(1, Math.floor(bufferConstants.MAX_LENGTH / setBytes));
+  const sets = Math.min(Math.max(1, Math.floor(bytes / setBytes)), maxSets);
+  const setBits = Math.min(Math.floor(Math.log2(sets)), MAX_SET_BITS);
+  const slots = 2 ** setBits * ways;
+  return { setBits, slots, capacityBytes: slots * pageSize };
+}
+
+function allocate(capacityBytes: number): Uint8Array {
+  try {
+    return new Uint8Array(capacityBytes);
+  } catch (cause) {
+    throw new MigrationError(
+      'RESOURCE_LIMIT',
+      `cannot allocate a ${capacityBytes}-byte page cache; choose a smaller cache size`,
+      { capacityBytes },
+      { cause },
+    );
+  }
+}
+
+function makeViews(data: Uint8Array, slots: number, pageSize: number): Uint8Array[] {
+  const views = new Array<Uint8Array>(slots);
+  for (let s = 0; s < slots; s++) views[s] = data.subarray(s * pageSize, (s + 1) * pageSize);
+  return views;
+}
+
+export class PageCache {
+  readonly pageSize: number;
+  readonly ways: number;
+  readonly setHash: SetHash;
+
+  private setBits = 0;
+  private slots = 0;
+  // Hot-path copies of the set function's parameters.
+  private shift = 32;
+  private mask = 0;
+  private lowBits: boolean;
+
+  private data: Uint8Array;
+  private tags: Float64Array;
+  private stamps: Float64Array;
+  private views: Uint8Array[];
+  private clock = 0;
+  private used = 0;
+
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+  private inserts = 0;
+  private resizeDrops = 0;
+
+  constructor(opts: PageCacheOptions) {
+    const { pageSize, ways = 2, setHash = 'multiply-shift' } = opts;
+    if (!(Number.isSafeInteger(pageSize) && pageSize > 0)) {
+      throw new UsageError(`page size: ${pageSize} is not a positive whole number of bytes`, 'pageSize');
+    }
+    if (!(Number.isSafeInteger(ways) && ways >= 1 && ways <= MAX_WAYS)) {
+      throw new UsageError(`cache ways: ${ways} is not a whole number from 1 to ${MAX_WAYS}`, 'ways');
+    }
+    if (setHash !== 'multiply-shift' && setHash !== 'low-bits') {
+      throw new UsageError(`cache set hash: "${setHash}" is not multiply-shift or low-bits`, 'setHash');
+    }
+    this.pageSize = pageSize;
+    this.ways = ways;
+    this.setHash = setHash;
+    this.lowBits = setHash === 'low-bits';
+    const g = geometry(opts.bytes, pageSize, ways);
+    this.data = allocate(g.capacityBytes);
+    this.tags = new Float64Array(g.slots).fill(Number.NaN);
+    this.stamps = new Float64Array(g.slots);
+    this.views = makeViews(this.data, g.slots, pageSize);
+    this.setGeometry(g);
+  }
+
+  /** Number of sets (a power of two). Changes on resize(). */
+  get sets(): number {
+    return 2 ** this.setBits;
+  }
+
+  /** Bytes of page storage: sets × ways × pageSize. Changes on resize(). */
+  get capacityBytes(): number {
+    return this.slots * this.pageSize;
+  }
+
+  /** Set index of `page` under the current geometry (same as setIndex(page, log2(sets), setHash)). */
+  setOf(page: number): number {
+    return this.setBase(page) / this.ways;
+  }
+
+  /** Slot of `page`, or -1. Counts a hit or a miss; a hit makes the entry the most recently used of its set. */
+  lookup(page: number): number {
+    const base = this.setBase(page);
+    const end = base + this.ways;
+    const tags = this.tags;
+    for (let s = base; s < end; s++) {
+      if (tags[s] === page) {
+        this.stamps[s] = ++this.clock;
+        this.hits++;
+        return s;
+      }
+    }
+    this.misses++;
+    return -1;
+  }
+
+  /** Whether `page` is cached; no statistics, no LRU change. */
+  has(page: number): boolean {
+    const base = this.setBase(page);
+    const end = base + this.ways;
+    for (let s = base; s < end; s++) if (this.tags[s] === page) return true;
+    return false;
+  }
+
+  /**
+   * The bytes of a slot, as a view into the cache (the same object on every call; valid until resize()).
+   * Read it to XBZRLE-encode; do not keep it across an insert() that may reuse the slot.
+   */
+  slotView(slot: number): Uint8Array {
+    const view = this.views[slot];
+    if (view === undefined) this.badSlot(slot);
+    return view;
+  }
+
+  /** Page number held in a slot, or -1 when the slot is empty. */
+  pageOf(slot: number): number {
+    if (this.views[slot] === undefined) this.badSlot(slot);
+    const tag = this.tags[slot]!;
+    return Number.isNaN(tag) ? -1 : tag;
+  }
+
+  /** Overwrites a valid slot (one lookup() just returned) with the page's new content. */
+  update(slot: number, data: Uint8Array): void {
+    const tag = this.tags[slot];
+    // An out-of-range slot reads undefined, an empty one NaN.
+    if (tag === undefined || Number.isNaN(tag)) this.badSlot(slot);
+    if (data.length !== this.pageSize) this.badData(data);
+    this.data.set(data, slot * this.pageSize);
+    this.stamps[slot] = ++this.clock;
+  }
+
+  /**
+   * Stores `data` as the content of `page` and returns its slot: the page's own slot if cached, else an empty way
+   * of its set, else the least recently used way (an eviction).
+   */
+  insert(page: number, data: Uint8Array): number {
+    if (!(Number.isSafeInteger(page) && page >= 0)) this.badPage(page);
+    if (data.length !== this.pageSize) this.badData(data);
+    const base = this.setBase(page);
+    const end = base + this.ways;
+    const tags = this.tags;
+    const stamps = this.stamps;
+    let victim = -1;
+    let empty = -1;
+    let lru = base;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (let s = base; s < end; s++) {
+      const tag = tags[s]!;
+      if (tag === page) {
+        victim = s; // already cached: overwrite in place, neither a new entry nor an eviction
+        break;
+      }
+      if (Number.isNaN(tag)) {
+        if (empty < 0) empty = s;
+      } else if (stamps[s]! < oldest) {
+        lru = s;
+        oldest = stamps[s]!;
+      }
+    }
+    if (victim < 0) {
+      if (empty >= 0) {
+        victim = empty;
+        this.used++;
+      } else {
+        victim = lru;
+        this.evictions++;
+      }
+    }
+    this.data.set(data, victim * this.pageSize);
+    tags[victim] = page;
+    stamps[victim] = ++this.clock;
+    this.inserts++;
+    return victim;
+  }
+
+  /** Drops `page` if cached (e.g. the guest discarded it); no statistics. */
+  invalidate(page: number): void {
+    const base = this.setBase(page);
+    const end = base + this.ways;
+    for (let s = base; s < end; s++) {
+      if (this.tags[s] === page) {
+        this.tags[s] = Number.NaN;
+        this.used--;
+        return;
+      }
+    }
+  }
+
+  /**
+   * Changes the byte budget (rounded as in the constructor). Entries whose new set has room stay, contents intact;
+   * where more entries map to a set than it has ways, the most recently used stay and the rest are dropped
+   * (counted in resizeDrops). Old slot numbers and slot views are invalid afterwards. Needs old + new capacity
+   * in memory while it copies.
+   */
+  resize(bytes: number): void {
+    const g = geometry(bytes, this.pageSize, this.ways);
+    if (g.setBits === this.setBits) return;
+    const oldTags = this.tags;
+    const oldStamps = this.stamps;
+    const oldData = this.data;
+    const data = allocate(g.capacityBytes);
+    const tags = new Float64Array(g.slots).fill(Number.NaN);
+    const stamps = new Float64Array(g.slots);
+    // For each new slot, the old slot whose entry moves there (-1 = none); decided before any byte is copied.
+    const source = new Int32Array(g.slots).fill(-1);
+    this.setGeometry(g);
+    let kept = 0;
+    let dropped = 0;
+    for (let old = 0; old < oldTags.length; old++) {
+      const page = oldTags[old]!;
+      if (Number.isNaN(page)) continue;
+      const stamp = oldStamps[old]!;
+      const base = this.setBase(page);
+      let victim = -1;
+      let oldest = stamp; // only a less recently used entry can be displaced
+      for (let s = base; s < base + this.ways; s++) {
+        if (source[s] === -1) {
+          victim = s;
+          break;
+        }
+        if (stamps[s]! < oldest) {
+          victim = s;
+          oldest = stamps[s]!;
+        }
+      }
+      if (victim === -1) {
+        dropped++;
+        continue;
+      }
+      if (source[victim] === -1) kept++;
+      else dropped++;
+      source[victim] = old;
+      tags[victim] = page;
+      stamps[victim] = stamp;
+    }
+    const ps = this.pageSize;
+    for (let s = 0; s < g.slots; s++) {
+      const old = source[s]!;
+      if (old >= 0) data.set(oldData.subarray(old * ps, (old + 1) * ps), s * ps);
+    }
+    this.data = data;
+    this.tags = tags;
+    this.stamps = stamps;
+    this.views = makeViews(data, g.slots, ps);
+    this.used = kept;
+    this.resizeDrops += dropped;
+  }
+
+  /** Drops every entry; statistics are kept (see resetStats()). */
+  clear(): void {
+    this.tags.fill(Number.NaN);
+    this.used = 0;
+  }
+
+  stats(): PageCacheStats {
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      inserts: this.inserts,
+      resizeDrops: this.resizeDrops,
+      bytesUsed: this.used * this.pageSize,
+      capacityBytes: this.capacityBytes,
+      entries: this.used,
+      sets: this.sets,
+      ways: this.ways,
+    };
+  }
+
+  /** Zeroes the counters (hits, misses, evictions, inserts, resizeDrops); entries stay. */
+  resetStats(): void {
+    this.hits = 0;
+    this.misses = 0;
+    this.evictions = 0;
+    this.inserts = 0;
+    this.resizeDrops = 0;
+  }
+
+  private setGeometry(g: Geometry): void {
+    this.setBits = g.setBits;
+    this.slots = g.slots;
+    this.shift = 32 - g.setBits;
+    this.mask = 2 ** g.setBits - 1;
+  }
+
+  /** First slot of the page's set: setIndex() inlined (see set-index.ts) times ways. */
+  private setBase(page: number): number {
+    const lo = page >>> 0;
+    if (this.lowBits) return (lo & this.mask) * this.ways;
+    const hi = (page - lo) / 4294967296;
+    return (
+      ((Math.imul(lo ^ Math.imul(hi, 0x85ebca6b | 0), 0x9e3779b9 | 0) >>> this.shift) & this.mask) * this.ways
+    );
+  }
+
+  private badSlot(slot: number): never {
+    throw new MigrationError('BAD_ARGUMENT', `page cache: slot ${slot} is not a valid slot of this cache`, {
+      slot,
+      slots: this.slots,
+    });
+  }
+
+  private badPage(page: number): never {
+    throw new MigrationError(
+      'BAD_ARGUMENT',
+      `page cache: ${page} is not a page number (a non-negative integer)`,
+      {
+        page,
+      },
+    );
+  }
+
+  private badData(data: Uint8Array): never {
+    throw new MigrationError(
+      'BAD_ARGUMENT',
+      `page cache: got ${data.length} bytes for a ${this.pageSize}-byte page`,
+      { length: data.length, pageSize: this.pageSize },
+    );
+  }
+}
