@@ -1,0 +1,526 @@
+/**
+ * The agent: the long-running livemig process on each host. It hosts guests, accepts incoming migrations, runs
+ * outgoing ones, and answers a small HTTP+JSON control API — all on one TCP port. A connection that starts with
+ * the migration preamble is a migration stream; anything else is handed to the HTTP server.
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
+import { MigrationError, UsageError } from '../errors.js';
+import { Guest, type GuestConfig } from '../guest/index.js';
+import { FrameConnection } from '../migration/connection.js';
+import {
+  DEFAULT_DESTINATION_LIMITS,
+  type IncomingMigration,
+  runDestination,
+} from '../migration/destination.js';
+import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
+import { PREAMBLE } from '../migration/protocol.js';
+import { TokenBucket } from '../migration/ratelimit.js';
+import { newMigrationId, runSource } from '../migration/source.js';
+import { emptyReport, type MigrationReport } from '../migration/stats.js';
+import { VERSION } from '../version.js';
+import { parseGuestRequest, parseMigrationRequest } from './requests.js';
+
+export interface AgentOptions {
+  host: string;
+  port: number;
+  /** Largest guest an incoming migration or a start request may ask for. */
+  maxRamBytes?: number;
+  /** Concurrent incoming migrations accepted. */
+  maxIncoming?: number;
+  log?: (line: string) => void;
+}
+
+export type GuestStatus = 'running' | 'paused' | 'migrating' | 'incoming';
+
+interface HostedGuest {
+  id: string;
+  guest: Guest;
+  createdAt: string;
+  origin: 'started' | 'migrated-in';
+  migrating?: string;
+}
+
+interface OutgoingMigration {
+  report: MigrationReport;
+  abort: AbortController;
+  done: Promise<MigrationReport>;
+}
+
+export interface GuestInfo {
+  id: string;
+  status: GuestStatus;
+  origin: 'started' | 'migrated-in';
+  createdAt: string;
+  config: GuestConfig;
+  steps: number[];
+  cap: number;
+  frequency: number;
+  dirtyPages: number;
+  migration?: string;
+}
+
+export class Agent {
+  private readonly guests = new Map<string, HostedGuest>();
+  private readonly outgoing = new Map<string, OutgoingMigration>();
+  private readonly incoming = new Map<string, IncomingMigration>();
+  private readonly finishedIncoming: IncomingMigration[] = [];
+  private readonly sockets = new Set<Socket>();
+  private nextGuest = 1;
+  private netServer = createNetServer();
+  private http: Server;
+  private readonly maxRamBytes: number;
+  private readonly maxIncoming: number;
+  private readonly log: (line: string) => void;
+  address = '';
+
+  constructor(private readonly opts: AgentOptions) {
+    this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
+    this.maxIncoming = opts.maxIncoming ?? 4;
+    this.log = opts.log ?? (() => undefined);
+    this.http = createHttpServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => sendError(res, err));
+    });
+    this.netServer.on('connection', (socket) => this.sniff(socket));
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.netServer.once('error', reject);
+      this.netServer.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const a = this.netServer.address() as AddressInfo;
+    this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return this.address;
+  }
+
+  /** First bytes decide: the migration preamble, or HTTP. */
+  private sniff(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('error', () => undefined);
+    socket.once('readable', () => {
+      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
+      if (!head) return;
+      const isMigration = head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4));
+      socket.unshift(head);
+      if (isMigration) this.acceptMigration(socket);
+      else this.http.emit('connection', socket);
+    });
+  }
+
+  private acceptMigration(socket: Socket): void {
+    const conn = new FrameConnection(socket, { expectPreamble: true });
+    if (this.incoming.size >= this.maxIncoming) {
+      void conn.sendErrorAndClose(
+        new MigrationError('RESOURCE_LIMIT', `this agent already receives ${this.incoming.size} migrations`),
+      );
+      return;
+    }
+    const key = `in-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    void runDestination(
+      conn,
+      {
+        onStart: (m) => this.incoming.set(key, m),
+        acceptGuestId: (id) => !this.guests.has(id),
+        onGuestResumed: (guestId, guest, m) => {
+          this.guests.set(guestId, {
+            id: guestId,
+            guest,
+            createdAt: new Date().toISOString(),
+            origin: 'migrated-in',
+          });
+          this.log(`guest ${guestId} resumed here (migration ${m.id})`);
+        },
+        onFinished: (m) => {
+          this.incoming.delete(key);
+          this.finishedIncoming.push(m);
+          if (this.finishedIncoming.length > 50) this.finishedIncoming.shift();
+          this.log(
+            `incoming migration ${m.id || '?'} of ${m.guestId || '?'}: ${m.error ? `${m.error.code} ${m.error.message}` : m.phase}`,
+          );
+        },
+      },
+      { ...DEFAULT_DESTINATION_LIMITS, maxRamBytes: this.maxRamBytes },
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Guests
+
+  async startGuest(config: GuestConfig, id?: string, run = true): Promise<GuestInfo> {
+    if (config.ramBytes > this.maxRamBytes) {
+      throw new UsageError(
+        `guest of ${config.ramBytes} bytes exceeds this agent's --max-ram (${this.maxRamBytes})`,
+      );
+    }
+    const gid = id ?? `g${this.nextGuest++}`;
+    if (this.guests.has(gid))
+      throw new MigrationError('GUEST_BUSY', `a guest named ${gid} already exists here`);
+    const guest = await Guest.create(config);
+    this.guests.set(gid, { id: gid, guest, createdAt: new Date().toISOString(), origin: 'started' });
+    if (run) guest.resume();
+    this.log(`guest ${gid} started (${config.workload.name}, ${config.ramBytes} bytes)`);
+    return this.guestInfo(gid);
+  }
+
+  private hosted(id: string): HostedGuest {
+    const g = this.guests.get(id);
+    if (!g)
+      throw new MigrationError(
+        'GUEST_NOT_FOUND',
+        `no guest named ${id} on this agent (GET /v1/guests lists them)`,
+      );
+    return g;
+  }
+
+  guestInfo(id: string): GuestInfo {
+    const h = this.hosted(id);
+    const g = h.guest;
+    return {
+      id,
+      status: h.migrating ? 'migrating' : g.running ? 'running' : 'paused',
+      origin: h.origin,
+      createdAt: h.createdAt,
+      config: g.config,
+      steps: g.steps(),
+      cap: g.cap,
+      frequency: g.frequency,
+      dirtyPages: g.dirtyLog.count(),
+      ...(h.migrating ? { migration: h.migrating } : {}),
+    };
+  }
+
+  listGuests(): GuestInfo[] {
+    return [...this.guests.keys()].map((id) => this.guestInfo(id));
+  }
+
+  private notMigrating(h: HostedGuest): void {
+    if (h.migrating)
+      throw new MigrationError('GUEST_BUSY', `guest ${h.id} is being migrated (${h.migrating})`);
+  }
+
+  async pauseGuest(id: string): Promise<GuestInfo> {
+    const h = this.hosted(id);
+    this.notMigrating(h);
+    await h.guest.pause();
+    return this.guestInfo(id);
+  }
+
+  resumeGuest(id: string): GuestInfo {
+    const h = this.hosted(id);
+    this.notMigrating(h);
+    h.guest.resume();
+    return this.guestInfo(id);
+  }
+
+  setThrottle(id: string, cap?: number, frequency?: number): GuestInfo {
+    const h = this.hosted(id);
+    if (cap !== undefined) h.guest.setCap(cap);
+    if (frequency !== undefined) h.guest.setFrequency(frequency);
+    return this.guestInfo(id);
+  }
+
+  async stopGuest(id: string): Promise<void> {
+    const h = this.hosted(id);
+    this.notMigrating(h);
+    this.guests.delete(id);
+    await h.guest.destroy();
+  }
+
+  /** vCPU state of a paused guest (for the determinism oracle). */
+  guestState(id: string): unknown {
+    const h = this.hosted(id);
+    if (h.guest.running)
+      throw new MigrationError('GUEST_BUSY', `pause guest ${id} first (POST /v1/guests/${id}/pause)`);
+    return h.guest.state();
+  }
+
+  /** The RAM of a paused guest, page by page (for byte-for-byte verification in tests and tools). */
+  guestRam(id: string): Guest {
+    const h = this.hosted(id);
+    if (h.guest.running)
+      throw new MigrationError('GUEST_BUSY', `pause guest ${id} first (POST /v1/guests/${id}/pause)`);
+    return h.guest;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Outgoing migrations
+
+  async migrate(
+    guestId: string,
+    destination: string,
+    explicit: Partial<MigrationOptions>,
+    preset?: Preset,
+  ): Promise<MigrationReport> {
+    const h = this.hosted(guestId);
+    this.notMigrating(h);
+    const o = resolveOptions(explicit, preset, h.guest.ram.bytes);
+    const { host, port } = splitHostPort(destination);
+    const id = newMigrationId();
+    const report = emptyReport({
+      id,
+      guestId,
+      strategy: o.strategy,
+      source: this.address,
+      destination,
+      verify: o.verify,
+      ramBytes: h.guest.ram.bytes,
+      pageSize: h.guest.ram.pageSize,
+      downtimeLimitMs: o.downtimeLimitMs,
+      xbzrle: o.xbzrle,
+      xbzrleCacheBytes: o.xbzrleCacheBytes,
+      cacheWays: o.cacheWays,
+      compress: o.compress,
+      maxBandwidth: o.maxBandwidth,
+    });
+    const abort = new AbortController();
+    h.migrating = id;
+    const done = (async () => {
+      let socket: Socket;
+      try {
+        socket = await dial(host, port);
+      } catch (err) {
+        report.status = 'failed';
+        report.error = {
+          code: 'CONNECTION_REFUSED',
+          message: `cannot connect to the destination agent at ${destination}: ${(err as Error).message}`,
+        };
+        return report;
+      }
+      const conn = new FrameConnection(socket, {
+        pacer: o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined,
+      });
+      this.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
+      return runSource({ guest: h.guest, guestId, conn, options: o, report, signal: abort.signal });
+    })().then(async (r) => {
+      h.migrating = undefined;
+      if (r.status === 'completed') {
+        // The guest lives on the destination now.
+        this.guests.delete(guestId);
+        await h.guest.destroy();
+      }
+      this.log(`migration ${id}: ${r.status}${r.error ? ` ${r.error.code} ${r.error.message}` : ''}`);
+      return r;
+    });
+    this.outgoing.set(id, { report, abort, done });
+    return report;
+  }
+
+  migration(id: string): MigrationReport {
+    const m = this.outgoing.get(id);
+    if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    return m.report;
+  }
+
+  async waitMigration(id: string): Promise<MigrationReport> {
+    const m = this.outgoing.get(id);
+    if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    return m.done;
+  }
+
+  cancelMigration(id: string): MigrationReport {
+    const m = this.outgoing.get(id);
+    if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    m.abort.abort();
+    return m.report;
+  }
+
+  status(): unknown {
+    return {
+      agent: 'livemig',
+      version: VERSION,
+      address: this.address,
+      pid: process.pid,
+      guests: this.listGuests(),
+      outgoing: [...this.outgoing.values()].map((m) => summary(m.report)),
+      incoming: [...this.incoming.values(), ...this.finishedIncoming],
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.outgoing.values()) m.abort.abort();
+    await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
+    for (const g of this.guests.values()) await g.guest.destroy();
+    this.guests.clear();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.netServer.close(() => resolve()));
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // HTTP control API (documented in docs/agent.md)
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
+    if (parts[0] !== 'v1') {
+      if (url.pathname === '/' && method === 'GET') return sendJson(res, 200, this.status());
+      throw new HttpError(
+        404,
+        `no such endpoint ${url.pathname}; the API lives under /v1 (see docs/agent.md)`,
+      );
+    }
+    const [, resource, id, action] = parts;
+    if (resource === 'status' && method === 'GET') return sendJson(res, 200, this.status());
+    if (resource === 'guests') {
+      if (!id) {
+        if (method === 'GET') return sendJson(res, 200, this.listGuests());
+        if (method === 'POST') {
+          const body = parseGuestRequest(await readJson(req));
+          return sendJson(res, 201, await this.startGuest(body.config, body.id, body.run));
+        }
+      } else if (!action) {
+        if (method === 'GET') return sendJson(res, 200, this.guestInfo(id));
+        if (method === 'DELETE') {
+          await this.stopGuest(id);
+          return sendJson(res, 200, { id, stopped: true });
+        }
+      } else if (method === 'POST' && action === 'pause')
+        return sendJson(res, 200, await this.pauseGuest(id));
+      else if (method === 'POST' && action === 'resume') return sendJson(res, 200, this.resumeGuest(id));
+      else if (method === 'POST' && action === 'throttle') {
+        const body = (await readJson(req)) as { cap?: unknown; frequency?: unknown };
+        const cap = body.cap === undefined ? undefined : Number(body.cap);
+        const frequency = body.frequency === undefined ? undefined : Number(body.frequency);
+        if (cap !== undefined && !(Number.isInteger(cap) && cap >= 0 && cap <= 100)) {
+          throw new UsageError('cap must be an integer 0..100 (0 = uncapped)', 'cap');
+        }
+        if (frequency !== undefined && !(frequency > 0 && frequency <= 1)) {
+          throw new UsageError('frequency must be a ratio in (0, 1]', 'frequency');
+        }
+        return sendJson(res, 200, this.setThrottle(id, cap, frequency));
+      } else if (method === 'GET' && action === 'state') return sendJson(res, 200, this.guestState(id));
+      else if (method === 'GET' && action === 'ram') return streamRam(res, this.guestRam(id));
+    }
+    if (resource === 'migrations') {
+      if (!id) {
+        if (method === 'GET')
+          return sendJson(
+            res,
+            200,
+            [...this.outgoing.values()].map((m) => summary(m.report)),
+          );
+        if (method === 'POST') {
+          const body = parseMigrationRequest(await readJson(req));
+          const r = await this.migrate(body.guest, body.destination, body.options, body.preset);
+          return sendJson(res, 202, r);
+        }
+      } else if (!action && method === 'GET') {
+        if (url.searchParams.get('wait') === '1') return sendJson(res, 200, await this.waitMigration(id));
+        return sendJson(res, 200, this.migration(id));
+      } else if (action === 'cancel' && method === 'POST')
+        return sendJson(res, 202, this.cancelMigration(id));
+    }
+    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname} (see docs/agent.md)`);
+  }
+}
+
+function summary(r: MigrationReport): unknown {
+  const { perRound: _p, events: _e, ...rest } = r;
+  return rest;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY = 1 << 20;
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  if (n === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON');
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err instanceof HttpError)
+    return sendJson(res, err.status, { error: { code: 'BAD_REQUEST', message: err.message } });
+  if (err instanceof UsageError) {
+    return sendJson(res, 400, { error: { code: 'BAD_ARGUMENT', message: err.message, flag: err.flag } });
+  }
+  if (err instanceof MigrationError) {
+    const status = err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' ? 409 : 400;
+    return sendJson(res, status, { error: { code: err.code, message: err.message } });
+  }
+  sendJson(res, 500, {
+    error: { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) },
+  });
+}
+
+async function streamRam(res: ServerResponse, guest: Guest): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': guest.ram.bytes });
+  for (const b of guest.ram.blocks) {
+    const bytes = new Uint8Array(b.buffer, 0, b.pageCount * guest.ram.pageSize);
+    for (let off = 0; off < bytes.length; off += 1 << 20) {
+      const ok = res.write(Buffer.from(bytes.subarray(off, Math.min(bytes.length, off + (1 << 20)))));
+      if (!ok) await new Promise<void>((r) => res.once('drain', () => r()));
+    }
+  }
+  res.end();
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(
+    address.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, ''),
+  );
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new UsageError(`"${address}" is not HOST:PORT (e.g. 127.0.0.1:7070 or [::1]:7070)`, 'destination');
+  }
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function dial(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port });
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error('connect timed out after 10 s'));
+    }, 10_000);
+    s.once('connect', () => {
+      clearTimeout(t);
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
+
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const a = new Agent(opts);
+  await a.listen();
+  return a;
+}

@@ -1,0 +1,62 @@
+/**
+ * Validation of control-API request bodies: every field checked, every message naming the field and the form
+ * it accepts. The CLI builds the same bodies, so a request the CLI can make is one the API accepts.
+ */
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import type { GuestConfig } from '../guest/index.js';
+import { type MigrationOptions, migrationOptionsSchema, PRESETS, type Preset } from '../migration/options.js';
+
+const guestRequestSchema = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[\w.-]{1,64}$/, 'letters, digits, ".", "_" or "-", at most 64')
+    .optional(),
+  run: z.boolean().optional(),
+  config: z.strictObject({
+    ramBytes: z.number().int().positive(),
+    pageSize: z.number().int().positive().optional(),
+    vcpus: z.number().int().min(1).max(64).optional(),
+    seed: z.number().int().min(0).optional(),
+    blockBytes: z.number().int().positive().optional(),
+    workload: z.strictObject({
+      name: z.string(),
+      params: z.record(z.string(), z.union([z.number(), z.string()])).optional(),
+    }),
+  }),
+});
+
+function explain(error: z.ZodError, what: string): UsageError {
+  const issue = error.issues[0]!;
+  const path = issue.path.join('.');
+  return new UsageError(`${what}: ${path || 'body'}: ${issue.message}`, path);
+}
+
+export function parseGuestRequest(body: unknown): { id?: string; run: boolean; config: GuestConfig } {
+  const r = guestRequestSchema.safeParse(body);
+  if (!r.success) throw explain(r.error, 'guest request');
+  return { id: r.data.id, run: r.data.run ?? true, config: r.data.config as GuestConfig };
+}
+
+const migrationRequestSchema = z.strictObject({
+  guest: z.string().min(1),
+  destination: z.string().min(3),
+  preset: z.enum(PRESETS).optional(),
+  options: migrationOptionsSchema.partial().optional(),
+});
+
+export function parseMigrationRequest(body: unknown): {
+  guest: string;
+  destination: string;
+  preset?: Preset;
+  options: Partial<MigrationOptions>;
+} {
+  const r = migrationRequestSchema.safeParse(body);
+  if (!r.success) throw explain(r.error, 'migration request');
+  return {
+    guest: r.data.guest,
+    destination: r.data.destination,
+    preset: r.data.preset,
+    options: r.data.options ?? {},
+  };
+}

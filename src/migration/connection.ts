@@ -1,0 +1,224 @@
+/**
+ * A migration connection: a socket (TCP or TLS) carrying checked frames both ways, with backpressure, an
+ * optional token bucket on the sending side, byte counters, and one error for every way the link can die.
+ */
+import type { Socket } from 'node:net';
+import { MigrationError } from '../errors.js';
+import {
+  Command,
+  decodeJson,
+  encodeFrame,
+  encodeJson,
+  type Frame,
+  FrameReader,
+  PREAMBLE,
+} from './protocol.js';
+
+/** Something that can delay a send to hold a bandwidth limit (the source's token bucket). */
+export interface SendPacer {
+  consume(bytes: number): Promise<void>;
+}
+
+/** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
+const SOCKET_QUEUE_BYTES = 4 << 20;
+
+export interface RemoteError {
+  code: string;
+  message: string;
+}
+
+export class FrameConnection {
+  readonly reader: FrameReader;
+  bytesSent = 0;
+  bytesReceived = 0;
+  private queue: Frame[] = [];
+  private waiters: { resolve: (f: Frame) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }[] = [];
+  private failure: MigrationError | undefined;
+  private drainWaiters: (() => void)[] = [];
+  /** When set, frames go to this handler instead of the receive queue (post-copy page requests, errors). */
+  onFrame: ((f: Frame) => void) | undefined;
+  private closeListeners: ((err: MigrationError) => void)[] = [];
+  queueLimit = SOCKET_QUEUE_BYTES;
+
+  constructor(
+    readonly socket: Socket,
+    options: { maxPayload?: number; expectPreamble?: boolean; pacer?: SendPacer } = {},
+  ) {
+    this.reader = new FrameReader(options.maxPayload, { expectPreamble: options.expectPreamble ?? false });
+    this.pacer = options.pacer;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.wakeDrain());
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.fail(
+        new MigrationError('CONNECTION_LOST', `migration connection failed: ${err.message}`, {
+          errno: err.code,
+        }),
+      );
+    });
+    socket.on('close', () => {
+      this.fail(new MigrationError('CONNECTION_LOST', 'migration connection closed by the peer'));
+    });
+  }
+
+  pacer: SendPacer | undefined;
+
+  get closed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get error(): MigrationError | undefined {
+    return this.failure;
+  }
+
+  /** Called once when the connection dies (peer closed, socket error, protocol error, or our own destroy). */
+  onClose(listener: (err: MigrationError) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.closeListeners.push(listener);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.bytesReceived += chunk.length;
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      const e =
+        err instanceof MigrationError
+          ? err
+          : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
+      this.destroy(e);
+      return;
+    }
+    for (const f of frames) {
+      if (this.onFrame) this.onFrame(f);
+      else {
+        const w = this.waiters.shift();
+        if (w) {
+          if (w.timer) clearTimeout(w.timer);
+          w.resolve(f);
+        } else this.queue.push(f);
+      }
+      if (this.failure) return;
+    }
+  }
+
+  private fail(err: MigrationError): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const w of this.waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.wakeDrain();
+    for (const l of this.closeListeners.splice(0)) l(err);
+  }
+
+  private wakeDrain(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Next frame from the peer; an ERROR frame from the peer is thrown as a MigrationError with its code. */
+  async receive(timeoutMs = 0, what = 'a frame'): Promise<Frame> {
+    if (this.queue.length > 0) return this.checkRemoteError(this.queue.shift()!);
+    if (this.failure) throw this.failure;
+    const frame = await new Promise<Frame>((resolve, reject) => {
+      const w: (typeof this.waiters)[number] = { resolve, reject };
+      if (timeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(
+            new MigrationError(
+              'TIMEOUT',
+              `no answer from the peer within ${timeoutMs} ms while waiting for ${what}`,
+            ),
+          );
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+    });
+    return this.checkRemoteError(frame);
+  }
+
+  /** Receives a frame and insists on its command. */
+  async expect(command: Command, timeoutMs = 0): Promise<Frame> {
+    const f = await this.receive(timeoutMs, Command[command]);
+    if (f.command !== command) {
+      const e = new MigrationError(
+        'PROTOCOL',
+        `expected ${Command[command]} but the peer sent ${Command[f.command]}`,
+      );
+      this.destroy(e);
+      throw e;
+    }
+    return f;
+  }
+
+  private checkRemoteError(f: Frame): Frame {
+    if (f.command === Command.ERROR) throw remoteErrorToMigrationError(f);
+    if (f.command === Command.CANCEL)
+      throw new MigrationError('CANCELLED', 'the peer cancelled the migration');
+    return f;
+  }
+
+  /** Writes raw bytes (the preamble) without pacing. */
+  writeRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+    this.bytesSent += bytes.length;
+  }
+
+  /** Sends a complete frame, honouring the bandwidth limit and the socket's backpressure. */
+  async send(frame: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.pacer) await this.pacer.consume(frame.length);
+    if (this.failure) throw this.failure;
+    this.socket.write(frame);
+    this.bytesSent += frame.length;
+    if (this.socket.writableLength > this.queueLimit) {
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  sendFrame(command: Command, payload?: Uint8Array): Promise<void> {
+    return this.send(encodeFrame(command, payload));
+  }
+
+  /** Best effort: tells the peer why we stop, then closes. Never throws. */
+  async sendErrorAndClose(err: MigrationError): Promise<void> {
+    if (!this.failure) {
+      try {
+        this.socket.write(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message })));
+        await new Promise<void>((resolve) => this.socket.end(resolve));
+      } catch {
+        // the link is already gone; nothing more to tell
+      }
+    }
+    this.destroy(err);
+  }
+
+  destroy(err?: MigrationError): void {
+    this.fail(err ?? new MigrationError('CONNECTION_LOST', 'migration connection closed'));
+    this.socket.destroy();
+  }
+}
+
+export function remoteErrorToMigrationError(f: Frame): MigrationError {
+  let body: Partial<RemoteError> = {};
+  try {
+    body = decodeJson(f.payload, 'ERROR') as Partial<RemoteError>;
+  } catch {
+    // an unreadable ERROR frame is still an error
+  }
+  const code = (typeof body.code === 'string' ? body.code : 'PROTOCOL') as MigrationError['code'];
+  return new MigrationError(
+    code,
+    `peer reported: ${typeof body.message === 'string' ? body.message : 'an error'}`,
+    {
+      remote: true,
+    },
+  );
+}
+
+export { PREAMBLE };

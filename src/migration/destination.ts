@@ -1,0 +1,419 @@
+/**
+ * The migration destination: accepts one incoming migration on a connection, rebuilds the guest's RAM from page
+ * frames, verifies the digest, and resumes the guest only after the source said GO. Anything that goes wrong
+ * before GO discards the incoming guest; the source still has it.
+ */
+import { type Compressor, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
+import { CodecError, MigrationError } from '../errors.js';
+import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
+import type { FrameConnection } from './connection.js';
+import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import {
+  Capability,
+  Command,
+  DEFAULT_MAX_FRAME,
+  decodeDigest,
+  decodeHello,
+  decodeJson,
+  decodePostcopyStart,
+  decodeRound,
+  encodeHelloAck,
+  encodeJson,
+  encodePageRequest,
+  type Frame,
+  forEachPageEntry,
+  type Hello,
+  MAX_REQUEST_PAGES,
+  MIN_PROTOCOL_VERSION,
+  PageEncoding,
+  PROTOCOL_VERSION,
+  StrategyCode,
+} from './protocol.js';
+
+export interface DestinationLimits {
+  /** Largest guest RAM a peer may announce. */
+  maxRamBytes: number;
+  /** Longest silence from the source before the incoming migration is dropped. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_DESTINATION_LIMITS: DestinationLimits = {
+  maxRamBytes: 16 * 1024 ** 3,
+  idleTimeoutMs: 60_000,
+};
+
+export interface IncomingMigration {
+  id: string;
+  guestId: string;
+  strategy: 'cold' | 'precopy' | 'postcopy' | 'hybrid';
+  ramBytes: number;
+  phase: 'setup' | 'receiving' | 'verifying' | 'running' | 'postcopy' | 'done' | 'discarded';
+  pagesReceived: number;
+  bytesReceived: number;
+  rounds: number;
+  faults: number;
+  error?: { code: string; message: string };
+}
+
+export interface DestinationHooks {
+  /** Called at once with the live record of this incoming migration (it is updated in place). */
+  onStart?(migration: IncomingMigration): void;
+  /** Called when the guest runs here (after GO): the agent adopts it. */
+  onGuestResumed(guestId: string, guest: Guest, migration: IncomingMigration): void;
+  /** Called when the incoming migration ends (successfully or not). */
+  onFinished?(migration: IncomingMigration): void;
+  /** Refuses a guest id the agent already hosts. */
+  acceptGuestId?(guestId: string): boolean;
+}
+
+const STRATEGY_NAMES = {
+  [StrategyCode.COLD]: 'cold',
+  [StrategyCode.PRECOPY]: 'precopy',
+  [StrategyCode.POSTCOPY]: 'postcopy',
+  [StrategyCode.HYBRID]: 'hybrid',
+} as const;
+
+const SUPPORTED_CAPS =
+  Capability.XBZRLE |
+  Capability.RLE |
+  Capability.DEFLATE |
+  Capability.ZSTD |
+  Capability.LZ4 |
+  Capability.POSTCOPY;
+
+/** Serves one incoming migration on `conn` until it completes or fails. Never throws. */
+export async function runDestination(
+  conn: FrameConnection,
+  hooks: DestinationHooks,
+  limits: DestinationLimits = DEFAULT_DESTINATION_LIMITS,
+): Promise<IncomingMigration> {
+  const d = new Destination(conn, hooks, limits);
+  return d.run();
+}
+
+class Destination {
+  private guest: Guest | undefined;
+  private hello!: Hello;
+  private ledger!: PageLedger;
+  private pageCount = 0;
+  private pageSize = 0;
+  private vcpuState: GuestState | undefined;
+  private resumed = false;
+  private readonly compressors = new Map<PageEncoding, Compressor>();
+  private readonly m: IncomingMigration = {
+    id: '',
+    guestId: '',
+    strategy: 'precopy',
+    ramBytes: 0,
+    phase: 'setup',
+    pagesReceived: 0,
+    bytesReceived: 0,
+    rounds: 0,
+    faults: 0,
+  };
+  private postcopy = false;
+  private faultTimes = new Map<number, number>();
+  private faultLatencies: number[] = [];
+  private requestBatch: number[] = [];
+  private requestScheduled = false;
+
+  constructor(
+    private readonly conn: FrameConnection,
+    private readonly hooks: DestinationHooks,
+    private readonly limits: DestinationLimits,
+  ) {}
+
+  private async next(): Promise<Frame> {
+    const f = await this.conn.receive(this.limits.idleTimeoutMs, 'the next frame from the source');
+    this.m.bytesReceived = this.conn.bytesReceived;
+    return f;
+  }
+
+  async run(): Promise<IncomingMigration> {
+    this.hooks.onStart?.(this.m);
+    try {
+      await this.setup();
+      await this.receive();
+      this.m.phase = 'done';
+    } catch (err) {
+      const e =
+        err instanceof MigrationError
+          ? err
+          : err instanceof CodecError
+            ? new MigrationError('PROTOCOL', `corrupt page data: ${err.message}`)
+            : new MigrationError(
+                'INTERNAL',
+                `incoming migration failed: ${err instanceof Error ? err.message : String(err)}`,
+              );
+      this.m.error = { code: e.code, message: e.message };
+      if (!this.resumed) {
+        this.m.phase = 'discarded';
+        await this.guest?.destroy();
+        this.guest = undefined;
+        if (!e.context.remote) await this.conn.sendErrorAndClose(e);
+        else this.conn.destroy(e);
+      } else {
+        // After GO the guest is ours: keep it. In post-copy it may wait on pages that can no longer arrive.
+        this.conn.destroy(e);
+      }
+    } finally {
+      this.hooks.onFinished?.(this.m);
+    }
+    return this.m;
+  }
+
+  private async setup(): Promise<void> {
+    const f = await this.conn.expect(Command.HELLO, this.limits.idleTimeoutMs);
+    const h = decodeHello(f.payload);
+    this.hello = h;
+    this.m.id = h.migrationId;
+    this.m.strategy = STRATEGY_NAMES[h.strategy];
+    if (h.versionMax < MIN_PROTOCOL_VERSION || h.versionMin > PROTOCOL_VERSION) {
+      throw new MigrationError(
+        'VERSION',
+        `protocol versions ${h.versionMin}..${h.versionMax} offered, this agent speaks ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
+      );
+    }
+    if ((h.capabilities & ~SUPPORTED_CAPS) !== 0) {
+      throw new MigrationError('CAPABILITY', `unsupported capabilities 0x${h.capabilities.toString(16)}`);
+    }
+    this.pageSize = h.pageSize;
+    this.pageCount = h.blocks.reduce((a, b) => a + b, 0);
+    const ramBytes = this.pageCount * this.pageSize;
+    this.m.ramBytes = ramBytes;
+    if (ramBytes > this.limits.maxRamBytes) {
+      throw new MigrationError(
+        'RESOURCE_LIMIT',
+        `the source announced a guest of ${ramBytes} bytes; this agent accepts at most ${this.limits.maxRamBytes} (--max-ram)`,
+      );
+    }
+    const g = h.guest as { id?: unknown; config?: unknown };
+    if (
+      !g ||
+      typeof g.id !== 'string' ||
+      !/^[\w.-]{1,64}$/.test(g.id) ||
+      !g.config ||
+      typeof g.config !== 'object'
+    ) {
+      throw new MigrationError('PROTOCOL', 'HELLO: guest description must be {id, config}');
+    }
+    const config = g.config as GuestConfig;
+    if (config.ramBytes !== ramBytes || (config.pageSize ?? 4096) !== this.pageSize) {
+      throw new MigrationError('PROTOCOL', 'HELLO: guest config disagrees with the announced RAM layout');
+    }
+    if ((config.vcpus ?? 1) !== h.vcpus)
+      throw new MigrationError('PROTOCOL', 'HELLO: vCPU count disagrees with config');
+    if (this.hooks.acceptGuestId && !this.hooks.acceptGuestId(g.id)) {
+      throw new MigrationError('GUEST_BUSY', `this agent already hosts a guest named ${g.id}`);
+    }
+    this.m.guestId = g.id;
+    this.postcopy =
+      h.strategy === StrategyCode.POSTCOPY ||
+      h.strategy === StrategyCode.HYBRID ||
+      (h.capabilities & Capability.POSTCOPY) !== 0;
+    try {
+      this.guest = await Guest.createIncoming(config, { postcopy: this.postcopy });
+    } catch (err) {
+      throw new MigrationError(
+        'CAPABILITY',
+        `cannot create the incoming guest: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
+    if (blocks.length !== h.blocks.length || blocks.some((b, i) => b !== h.blocks[i])) {
+      throw new MigrationError('CAPABILITY', 'this agent lays out the guest RAM in different blocks');
+    }
+    this.ledger = new PageLedger(this.pageCount, this.pageSize);
+    for (const [cap, enc, name] of [
+      [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
+      [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],
+      [Capability.LZ4, PageEncoding.LZ4, 'lz4'],
+    ] as const) {
+      if (h.capabilities & cap) this.compressors.set(enc, compressor(name));
+    }
+    this.m.phase = 'receiving';
+    await this.conn.sendFrame(
+      Command.HELLO_ACK,
+      encodeHelloAck({
+        version: Math.min(PROTOCOL_VERSION, h.versionMax),
+        capabilities: h.capabilities,
+        maxFrame: DEFAULT_MAX_FRAME,
+      }),
+    );
+  }
+
+  /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */
+  private applyPage = (p: number, encoding: PageEncoding, data: Buffer): void => {
+    const guest = this.guest!;
+    if (this.resumed && guest.isPresent(p)) return; // post-copy: a push raced with a request; the first one won
+    const page = guest.ram.page(p);
+    switch (encoding) {
+      case PageEncoding.ZERO:
+        page.fill(0);
+        break;
+      case PageEncoding.RAW:
+        page.set(data);
+        break;
+      case PageEncoding.XBZRLE:
+        decodeXbzrle(data, page);
+        break;
+      case PageEncoding.RLE:
+        decodeRle(data, page);
+        break;
+      default: {
+        const c = this.compressors.get(encoding);
+        if (!c) throw new MigrationError('PROTOCOL', `${PageEncoding[encoding]} page without the capability`);
+        const out = c.decompress(data, this.pageSize);
+        if (out.length !== this.pageSize) {
+          throw new MigrationError('PROTOCOL', `compressed page ${p} decompressed to ${out.length} bytes`);
+        }
+        page.set(out);
+      }
+    }
+    this.ledger.set(p, pageCrc(page));
+    this.m.pagesReceived++;
+    if (this.resumed) {
+      guest.placePage(p, page);
+      const t = this.faultTimes.get(p);
+      if (t !== undefined) {
+        this.faultLatencies.push(performance.now() - t);
+        this.faultTimes.delete(p);
+      }
+    }
+  };
+
+  private async receive(): Promise<void> {
+    for (;;) {
+      const f = await this.next();
+      switch (f.command) {
+        case Command.PAGES:
+          forEachPageEntry(f.payload, this.pageCount, this.pageSize, this.applyPage);
+          break;
+        case Command.ROUND:
+          this.m.rounds = decodeRound(f.payload).round;
+          break;
+        case Command.VCPU_STATE:
+          this.vcpuState = decodeJson(f.payload, 'VCPU_STATE') as GuestState;
+          break;
+        case Command.SWITCHOVER:
+          await this.switchover(f);
+          return;
+        case Command.POSTCOPY_START:
+          await this.postcopy(f);
+          return;
+        default:
+          throw new MigrationError(
+            'PROTOCOL',
+            `unexpected ${Command[f.command]} frame while receiving pages`,
+          );
+      }
+    }
+  }
+
+  private loadState(): void {
+    if (!this.vcpuState) throw new MigrationError('PROTOCOL', 'switch-over without VCPU_STATE');
+    try {
+      this.guest!.loadState(this.vcpuState);
+    } catch (err) {
+      throw new MigrationError(
+        'PROTOCOL',
+        `bad vCPU state: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  private async handOver(): Promise<void> {
+    this.loadState();
+    await this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
+    await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
+    this.resumed = true;
+    this.guest!.resume();
+    this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
+    await this.conn.sendFrame(Command.RESUMED, encodeJson({ ok: true }));
+  }
+
+  private async switchover(f: Frame): Promise<void> {
+    this.m.phase = 'verifying';
+    const digest = decodeDigest(f.payload);
+    const guest = this.guest!;
+    if (digest.method !== 'none') {
+      const ram =
+        digest.method === 'full'
+          ? fullRamDigest(this.pageCount, (i) => guest.ram.page(i))
+          : this.ledger.digest();
+      if (ram !== digest.ram) {
+        throw new MigrationError(
+          'DIGEST_MISMATCH',
+          `RAM digest mismatch at switch-over (${digest.method}: source ${digest.ram}, destination ${ram}); ` +
+            'the incoming guest was discarded and the guest keeps running on the source',
+        );
+      }
+      if (vcpuDigest(this.vcpuState) !== digest.vcpu) {
+        throw new MigrationError('DIGEST_MISMATCH', 'vCPU state digest mismatch at switch-over');
+      }
+    }
+    if (this.postcopy) {
+      // Created ready for post-copy, but the source converged: every page is here.
+      for (let p = 0; p < this.pageCount; p++) guest.placePage(p, guest.ram.page(p));
+    }
+    await this.handOver();
+    this.m.phase = 'running';
+    // The source closes after RESUMED; wait for that so a late ERROR is still seen.
+    await this.conn.receive(5_000).catch(() => undefined);
+  }
+
+  private async postcopy(f: Frame): Promise<void> {
+    const guest = this.guest!;
+    const valid = decodePostcopyStart(f.payload, this.pageCount);
+    for (let p = 0; p < this.pageCount; p++) {
+      if (valid[p >> 3]! & (1 << (p & 7))) guest.placePage(p, guest.ram.page(p));
+    }
+    guest.onFault((p) => this.fault(p));
+    await this.handOver();
+    this.m.phase = 'postcopy';
+    for (;;) {
+      const fr = await this.next();
+      if (fr.command === Command.PAGES) {
+        forEachPageEntry(fr.payload, this.pageCount, this.pageSize, this.applyPage);
+      } else if (fr.command === Command.POSTCOPY_END) {
+        const digest = decodeDigest(fr.payload, 'POSTCOPY_END');
+        const missing = guest.missingPages();
+        const ram = this.ledger.digest();
+        const verified =
+          missing === 0 &&
+          (digest.method === 'none' || (ram === digest.ram && vcpuDigest(this.vcpuState) === digest.vcpu));
+        this.m.faults = this.faultLatencies.length + this.faultTimes.size;
+        await this.conn.sendFrame(
+          Command.COMPLETE,
+          encodeJson({ verified, faults: this.m.faults, faultLatencyMs: this.faultLatencies, missing }),
+        );
+        if (!verified) {
+          throw new MigrationError(
+            'DIGEST_MISMATCH',
+            `post-copy finished with ${missing} pages missing or a digest mismatch; the guest runs here but its memory is suspect`,
+          );
+        }
+        await this.conn.receive(5_000).catch(() => undefined);
+        return;
+      } else {
+        throw new MigrationError('PROTOCOL', `unexpected ${Command[fr.command]} frame during post-copy`);
+      }
+    }
+  }
+
+  private fault(p: number): void {
+    if (this.faultTimes.has(p)) return;
+    this.faultTimes.set(p, performance.now());
+    this.requestBatch.push(p);
+    if (!this.requestScheduled) {
+      this.requestScheduled = true;
+      setImmediate(() => {
+        this.requestScheduled = false;
+        while (this.requestBatch.length > 0) {
+          const batch = this.requestBatch.splice(0, MAX_REQUEST_PAGES);
+          this.conn.sendFrame(Command.PAGE_REQUEST, encodePageRequest(batch)).catch(() => undefined);
+        }
+      });
+    }
+  }
+}

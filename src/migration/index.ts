@@ -1,0 +1,54 @@
+/**
+ * Migration: the protocol, the connection, the source and destination sides, options and policies, and the
+ * report. The protocol is described in docs/protocol.md and at the top of protocol.ts.
+ */
+export { FrameConnection, type SendPacer } from './connection.js';
+export {
+  DEFAULT_DESTINATION_LIMITS,
+  type DestinationHooks,
+  type DestinationLimits,
+  type IncomingMigration,
+  runDestination,
+} from './destination.js';
+export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
+export {
+  COMPRESS_METHODS,
+  type CompressMethod,
+  DEFAULT_OPTIONS,
+  type MigrationOptions,
+  migrationOptionsSchema,
+  NON_CONVERGENCE_ACTIONS,
+  type NonConvergenceAction,
+  PAGE_ORDERS,
+  type PageOrder,
+  PRESETS,
+  type Preset,
+  presetOptions,
+  resolveOptions,
+  STRATEGIES,
+  type Strategy,
+  VERIFY_METHODS,
+  type VerifyMethod,
+} from './options.js';
+export {
+  autoConvergeStep,
+  type ConvergenceState,
+  type Decision,
+  decideAfterRound,
+  dirtyRate,
+  expectedDowntimeMs,
+  isNotConverging,
+  isStalled,
+  type RoundSample,
+  throttleToCap,
+} from './policy.js';
+export * as protocol from './protocol.js';
+export { TokenBucket } from './ratelimit.js';
+export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source.js';
+export {
+  type CapChange,
+  emptyReport,
+  type MigrationReport,
+  type MigrationStatus,
+  type RoundRow,
+} from './stats.js';

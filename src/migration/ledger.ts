@@ -1,0 +1,83 @@
+/**
+ * The page ledger: a CRC32C per page of the content that crossed the wire, kept by both ends. Combined into one
+ * 64-bit digest at switch-over, it proves the destination holds exactly what the source sent, at O(pages) cost
+ * instead of O(bytes) during downtime. `full` verification instead recomputes every page's CRC from RAM while the
+ * guest is paused, which also checks the dirty log (and costs about 0.25 s per GiB on these machines).
+ */
+import { createHash } from 'node:crypto';
+import { crc32c } from '@node-rs/crc32';
+
+export const ZERO_PAGE_CRC_CACHE = new Map<number, number>();
+
+/** CRC32C of an all-zero page of the given size (memoised). */
+export function zeroPageCrc(pageSize: number): number {
+  let v = ZERO_PAGE_CRC_CACHE.get(pageSize);
+  if (v === undefined) {
+    v = crc32c(Buffer.alloc(pageSize));
+    ZERO_PAGE_CRC_CACHE.set(pageSize, v);
+  }
+  return v;
+}
+
+export function pageCrc(page: Uint8Array): number {
+  return crc32c(page as Buffer);
+}
+
+export class PageLedger {
+  readonly crcs: Uint32Array;
+  constructor(
+    readonly pageCount: number,
+    readonly pageSize: number,
+  ) {
+    this.crcs = new Uint32Array(pageCount).fill(zeroPageCrc(pageSize));
+  }
+  set(page: number, crc: number): void {
+    this.crcs[page] = crc;
+  }
+  setZero(page: number): void {
+    this.crcs[page] = zeroPageCrc(this.pageSize);
+  }
+  /** Order-independent combination of (page, crc) pairs into 64 bits (two 32-bit lanes of mixed sums). */
+  digest(): string {
+    return combineCrcs(this.crcs);
+  }
+}
+
+/** Mixes each (index, crc) so that swapping two pages' contents changes the digest; sums in two lanes. */
+export function combineCrcs(crcs: Uint32Array): string {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < crcs.length; i++) {
+    const c = crcs[i]!;
+    let x = Math.imul(c ^ Math.imul(i, 0x9e3779b1), 0x85ebca6b);
+    x ^= x >>> 13;
+    x = Math.imul(x, 0xc2b2ae35);
+    x ^= x >>> 16;
+    lo = (lo + x) | 0;
+    hi = (hi + Math.imul(x ^ i, 0x27d4eb2f)) | 0;
+  }
+  return (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');
+}
+
+/** Full digest: CRC of every page read from RAM now. */
+export function fullRamDigest(pageCount: number, page: (index: number) => Uint8Array): string {
+  const crcs = new Uint32Array(pageCount);
+  for (let i = 0; i < pageCount; i++) crcs[i] = pageCrc(page(i));
+  return combineCrcs(crcs);
+}
+
+/** SHA-256 of a canonical JSON rendering of the vCPU state. */
+export function vcpuDigest(state: unknown): string {
+  return createHash('sha256').update(canonicalJson(state)).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

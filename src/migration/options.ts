@@ -1,0 +1,158 @@
+/**
+ * Migration options: one definition shared by the CLI flags, the control API and the report. Defaults follow
+ * QEMU's so results are comparable; presets apply the stop rules other tools use (sources in docs/presets.md).
+ */
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+
+export const STRATEGIES = ['cold', 'precopy', 'postcopy', 'hybrid'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+export const COMPRESS_METHODS = ['none', 'rle', 'deflate', 'zstd', 'lz4'] as const;
+export type CompressMethod = (typeof COMPRESS_METHODS)[number];
+/** What pre-copy does when the dirty rate outruns the link, or when rounds stop making progress. */
+export const NON_CONVERGENCE_ACTIONS = ['continue', 'auto-converge', 'postcopy', 'abort'] as const;
+export type NonConvergenceAction = (typeof NON_CONVERGENCE_ACTIONS)[number];
+export const VERIFY_METHODS = ['ledger', 'full', 'none'] as const;
+export type VerifyMethod = (typeof VERIFY_METHODS)[number];
+export const PAGE_ORDERS = ['address', 'hot-last'] as const;
+export type PageOrder = (typeof PAGE_ORDERS)[number];
+export const PRESETS = ['qemu', 'libvirt', 'proxmox', 'nova', 'kubevirt', 'xen'] as const;
+export type Preset = (typeof PRESETS)[number];
+
+const MiB = 1024 * 1024;
+
+export const migrationOptionsSchema = z.strictObject({
+  strategy: z.enum(STRATEGIES),
+  /** Switch over when the expected downtime is at most this (ms). QEMU: 300. */
+  downtimeLimitMs: z.number().positive().max(3_600_000),
+  /** Stop-and-copy after this many pre-copy rounds regardless of convergence (0 = no limit). */
+  maxRounds: z.number().int().min(0).max(100_000),
+  /** Switch over once fewer than this many pages are dirty (Xen: 50; 0 = off). */
+  minDirtyPages: z.number().int().min(0),
+  /** Token-bucket limit on the source, bytes per second (0 = unlimited). QEMU: 128 MiB/s. */
+  maxBandwidth: z.number().min(0),
+  xbzrle: z.boolean(),
+  xbzrleCacheBytes: z.number().int().min(0),
+  cacheWays: z.number().int().min(1).max(64),
+  compress: z.enum(COMPRESS_METHODS),
+  autoConverge: z.boolean(),
+  /** QEMU's cpu-throttle-initial / -increment / max-cpu-throttle, percent of time the vCPU is held back. */
+  throttleInitial: z.number().int().min(1).max(99),
+  throttleIncrement: z.number().int().min(1).max(99),
+  throttleMax: z.number().int().min(1).max(99),
+  /** QEMU's throttle-trigger-threshold: throttle when dirtying exceeds this percent of what was sent. */
+  throttleTriggerThreshold: z.number().int().min(1).max(100),
+  /** Rounds in a row in which the dirty rate outruns the throughput before pre-copy is declared not converging. */
+  nonConvergenceRounds: z.number().int().min(1).max(1000),
+  onNonConvergence: z.enum(NON_CONVERGENCE_ACTIONS),
+  /** Rounds without progress (remaining dirty pages not shrinking) before a stall is declared. */
+  stallRounds: z.number().int().min(1).max(1000),
+  onStall: z.enum([...NON_CONVERGENCE_ACTIONS, 'double-downtime'] as const),
+  /** Hybrid: pre-copy rounds before switching to post-copy. */
+  postcopyAfterRounds: z.number().int().min(1).max(100_000),
+  /** Give up (guest stays on the source) after this long; 0 = never. KubeVirt: 150 s per GiB. */
+  timeoutMs: z.number().min(0),
+  /** Give up after this long without progress; 0 = never. KubeVirt: 150 s. */
+  progressTimeoutMs: z.number().min(0),
+  verify: z.enum(VERIFY_METHODS),
+  pageOrder: z.enum(PAGE_ORDERS),
+  /** Largest PAGES frame payload the source builds. */
+  framePayloadBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(16 * MiB),
+});
+
+export type MigrationOptions = z.infer<typeof migrationOptionsSchema>;
+
+export const DEFAULT_OPTIONS: MigrationOptions = {
+  strategy: 'precopy',
+  downtimeLimitMs: 300,
+  maxRounds: 30,
+  minDirtyPages: 0,
+  maxBandwidth: 128 * MiB,
+  xbzrle: false,
+  xbzrleCacheBytes: 64 * MiB,
+  cacheWays: 2,
+  compress: 'none',
+  autoConverge: false,
+  throttleInitial: 20,
+  throttleIncrement: 10,
+  throttleMax: 99,
+  throttleTriggerThreshold: 50,
+  nonConvergenceRounds: 3,
+  onNonConvergence: 'continue',
+  stallRounds: 5,
+  onStall: 'continue',
+  postcopyAfterRounds: 2,
+  timeoutMs: 0,
+  progressTimeoutMs: 0,
+  verify: 'ledger',
+  pageOrder: 'address',
+  framePayloadBytes: 1 * MiB,
+};
+
+/**
+ * The defaults and stop rules of common tools, as far as livemig's options can express them.
+ * Each entry's source is cited in docs/presets.md.
+ */
+export function presetOptions(preset: Preset, ramBytes: number): Partial<MigrationOptions> {
+  const gib = ramBytes / 1024 ** 3;
+  switch (preset) {
+    case 'qemu':
+      return {};
+    case 'libvirt':
+      // libvirt leaves QEMU's downtime limit but lifts the bandwidth cap (unlimited unless --bandwidth).
+      return { maxBandwidth: 0 };
+    case 'proxmox':
+      // qemu-server: 100 ms downtime, XBZRLE cache = RAM / 10, downtime doubled when a round makes no progress.
+      return {
+        downtimeLimitMs: 100,
+        maxBandwidth: 0,
+        xbzrle: true,
+        xbzrleCacheBytes: Math.max(1, Math.floor(ramBytes / 10)),
+        onStall: 'double-downtime',
+        stallRounds: 1,
+      };
+    case 'nova':
+      // nova.conf [libvirt]: live_migration_downtime 500 ms, completion timeout 800 s per GiB, no post-copy
+      // or auto-converge unless permitted.
+      return { downtimeLimitMs: 500, maxBandwidth: 0, timeoutMs: Math.max(800_000 * gib, 800_000) };
+    case 'kubevirt':
+      // KubeVirt MigrationConfiguration: completionTimeoutPerGiB 150 s, progressTimeout 150 s, bandwidth 64 MiB.
+      return {
+        maxBandwidth: 64 * MiB,
+        timeoutMs: Math.max(150_000 * gib, 150_000),
+        progressTimeoutMs: 150_000,
+      };
+    case 'xen':
+      // libxc migration v2: at most 5 iterations, stop when fewer than 50 pages are dirty.
+      return { maxRounds: 5, minDirtyPages: 50, maxBandwidth: 0 };
+  }
+}
+
+/** Merges defaults, a preset and explicit values, and validates the result with messages that name the option. */
+export function resolveOptions(
+  explicit: Partial<MigrationOptions>,
+  preset: Preset | undefined,
+  ramBytes: number,
+): MigrationOptions {
+  const merged = { ...DEFAULT_OPTIONS, ...(preset ? presetOptions(preset, ramBytes) : {}), ...explicit };
+  const parsed = migrationOptionsSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UsageError(
+      `migration option ${issue.path.join('.')}: ${issue.message}`,
+      String(issue.path[0] ?? ''),
+    );
+  }
+  const o = parsed.data;
+  if (o.throttleInitial > o.throttleMax) {
+    throw new UsageError(
+      `throttleInitial (${o.throttleInitial}) exceeds throttleMax (${o.throttleMax})`,
+      'throttleInitial',
+    );
+  }
+  return o;
+}

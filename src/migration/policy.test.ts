@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_OPTIONS, presetOptions, resolveOptions } from './options.js';
+import {
+  autoConvergeStep,
+  type ConvergenceState,
+  decideAfterRound,
+  expectedDowntimeMs,
+  isNotConverging,
+  isStalled,
+  type RoundSample,
+  throttleToCap,
+} from './policy.js';
+
+const round = (r: number, pagesSent: number, dirtyPages: number, durationMs = 1000): RoundSample => ({
+  round: r,
+  pagesSent,
+  bytesSent: pagesSent * 4096,
+  durationMs,
+  dirtyPages,
+});
+
+function state(rounds: RoundSample[], over: Partial<ConvergenceState> = {}): ConvergenceState {
+  return {
+    rounds,
+    bandwidth: 100 * 4096,
+    bytesPerPage: 4096,
+    pageSize: 4096,
+    throttle: 0,
+    throttleTriggers: 0,
+    downtimeLimitMs: 300,
+    elapsedMs: 0,
+    msSinceProgress: 0,
+    ...over,
+  };
+}
+
+describe('convergence policy', () => {
+  it('expected downtime is dirty bytes over bandwidth', () => {
+    expect(expectedDowntimeMs(100, 4096, 4096 * 1000)).toBeCloseTo(100);
+    expect(expectedDowntimeMs(0, 4096, 0)).toBe(0);
+    expect(expectedDowntimeMs(1, 4096, 0)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('switches over when the expected downtime fits the limit', () => {
+    // 100 pages/s bandwidth: 20 dirty pages = 200 ms < 300 ms
+    expect(decideAfterRound(state([round(1, 1000, 20)]), DEFAULT_OPTIONS)).toEqual({
+      action: 'switchover',
+      reason: 'converged',
+    });
+    expect(decideAfterRound(state([round(1, 1000, 50)]), DEFAULT_OPTIONS).action).toBe('next-round');
+  });
+
+  it('stops at max rounds and at Xen-style minimum dirty pages', () => {
+    const rounds = Array.from({ length: 30 }, (_, i) => round(i + 1, 1000, 900));
+    expect(decideAfterRound(state(rounds), DEFAULT_OPTIONS)).toEqual({
+      action: 'switchover',
+      reason: 'max-rounds',
+    });
+    const xen = resolveOptions({}, 'xen', 1 << 30);
+    expect(decideAfterRound(state([round(1, 1000, 49)], { bandwidth: 1 }), xen)).toEqual({
+      action: 'switchover',
+      reason: 'min-dirty-pages',
+    });
+  });
+
+  it('detects non-convergence and acts as configured', () => {
+    const rounds = [round(1, 1000, 800), round(2, 800, 900), round(3, 900, 950), round(4, 950, 990)];
+    expect(isNotConverging(rounds, 3)).toBe(true);
+    expect(isNotConverging(rounds.slice(0, 3), 3)).toBe(false);
+    expect(decideAfterRound(state(rounds), { ...DEFAULT_OPTIONS, onNonConvergence: 'abort' })).toEqual({
+      action: 'abort',
+      reason: 'not-converging',
+    });
+    expect(decideAfterRound(state(rounds), { ...DEFAULT_OPTIONS, onNonConvergence: 'postcopy' })).toEqual({
+      action: 'postcopy',
+      reason: 'not-converging',
+    });
+    expect(decideAfterRound(state(rounds), DEFAULT_OPTIONS).action).toBe('next-round');
+  });
+
+  it('detects a stall: the dirty set stops shrinking', () => {
+    const rounds = [round(1, 1000, 500), round(2, 500, 300), round(3, 300, 310), round(4, 310, 305)];
+    expect(isStalled(rounds, 2)).toBe(true);
+    expect(isStalled([...rounds.slice(0, 3), round(4, 310, 200)], 2)).toBe(false);
+  });
+
+  it('hybrid switches to post-copy after its pre-copy rounds', () => {
+    const o = { ...DEFAULT_OPTIONS, strategy: 'hybrid' as const, postcopyAfterRounds: 2 };
+    expect(decideAfterRound(state([round(1, 1000, 900)]), o).action).toBe('next-round');
+    expect(decideAfterRound(state([round(1, 1000, 900), round(2, 900, 900)]), o)).toEqual({
+      action: 'postcopy',
+      reason: 'hybrid-rounds',
+    });
+  });
+
+  it('timeouts abort', () => {
+    expect(
+      decideAfterRound(state([round(1, 1, 900)], { elapsedMs: 10 }), { ...DEFAULT_OPTIONS, timeoutMs: 5 }),
+    ).toEqual({ action: 'abort', reason: 'timeout' });
+  });
+});
+
+describe('auto-converge (QEMU rules)', () => {
+  const o = DEFAULT_OPTIONS;
+  it('throttles after two triggering syncs, then steps by the increment up to the max', () => {
+    const hot = round(2, 100, 80); // dirtied 80% of what was sent > 50%
+    let s = autoConvergeStep(hot, 4096, 0, 0, o);
+    expect(s).toEqual({ throttle: 0, triggers: 1 });
+    s = autoConvergeStep(hot, 4096, s.throttle, s.triggers, o);
+    expect(s.throttle).toBe(20);
+    s = autoConvergeStep(hot, 4096, s.throttle, 1, o);
+    expect(s.throttle).toBe(30);
+    expect(autoConvergeStep(hot, 4096, 95, 1, o).throttle).toBe(99);
+    expect(autoConvergeStep(round(2, 100, 10), 4096, 30, 1, o)).toEqual({ throttle: 30, triggers: 0 });
+  });
+  it('maps throttle to a CAP', () => {
+    expect(throttleToCap(0)).toBe(0);
+    expect(throttleToCap(20)).toBe(80);
+    expect(throttleToCap(99)).toBe(1);
+  });
+});
+
+describe('options', () => {
+  it('validates with messages naming the option', () => {
+    expect(() => resolveOptions({ downtimeLimitMs: -1 }, undefined, 1 << 20)).toThrow(/downtimeLimitMs/);
+    expect(() => resolveOptions({ throttleInitial: 90, throttleMax: 50 }, undefined, 1 << 20)).toThrow(
+      /throttleInitial/,
+    );
+  });
+  it('presets apply their rules and explicit options win', () => {
+    expect(resolveOptions({}, 'proxmox', 1000 * 4096).xbzrleCacheBytes).toBe((400 * 1024) / 1);
+    expect(resolveOptions({ downtimeLimitMs: 42 }, 'proxmox', 1 << 30).downtimeLimitMs).toBe(42);
+    expect(presetOptions('kubevirt', 2 * 1024 ** 3).timeoutMs).toBe(300_000);
+    expect(presetOptions('xen', 1).maxRounds).toBe(5);
+  });
+});

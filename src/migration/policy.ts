@@ -1,0 +1,131 @@
+/**
+ * Pre-copy policies as pure functions over round statistics, shared by the engine and the simulator:
+ * when to switch over, when pre-copy is not converging or has stalled, and how auto-converge throttles the guest.
+ */
+import type { MigrationOptions, NonConvergenceAction } from './options.js';
+
+/** What one finished round looked like, as the source measured it. */
+export interface RoundSample {
+  round: number;
+  pagesSent: number;
+  bytesSent: number;
+  durationMs: number;
+  /** Pages found dirty by the sync at the end of the round (the next round's work). */
+  dirtyPages: number;
+}
+
+export interface ConvergenceState {
+  rounds: RoundSample[];
+  /** Measured bandwidth, bytes/s (from what was really sent). */
+  bandwidth: number;
+  /** Average wire bytes per page sent so far in live rounds (after compression / XBZRLE). */
+  bytesPerPage: number;
+  pageSize: number;
+  /** Current throttle in percent of time held back (0 = none). */
+  throttle: number;
+  /** Consecutive rounds in which dirtying outran the trigger threshold (auto-converge's counter). */
+  throttleTriggers: number;
+  downtimeLimitMs: number;
+  elapsedMs: number;
+  msSinceProgress: number;
+}
+
+export type Decision =
+  | { action: 'next-round' }
+  | { action: 'switchover'; reason: 'converged' | 'max-rounds' | 'min-dirty-pages' }
+  | { action: 'postcopy'; reason: 'hybrid-rounds' | 'not-converging' | 'stalled' }
+  | { action: 'abort'; reason: 'not-converging' | 'stalled' | 'timeout' | 'progress-timeout' };
+
+/** Expected downtime if we paused now: remaining dirty bytes on the wire ÷ measured bandwidth. */
+export function expectedDowntimeMs(dirtyPages: number, bytesPerPage: number, bandwidth: number): number {
+  if (dirtyPages === 0) return 0;
+  if (bandwidth <= 0) return Number.POSITIVE_INFINITY;
+  return ((dirtyPages * bytesPerPage) / bandwidth) * 1000;
+}
+
+/** Dirty rate of a round, pages per second. */
+export function dirtyRate(sample: RoundSample): number {
+  return sample.durationMs > 0 ? (sample.dirtyPages * 1000) / sample.durationMs : 0;
+}
+
+/** True when, for the last `rounds` rounds, pages were dirtied at least as fast as they were sent. */
+export function isNotConverging(samples: readonly RoundSample[], rounds: number): boolean {
+  if (samples.length < rounds + 1) return false; // round 1 (the bulk copy) says nothing about convergence
+  for (let i = samples.length - rounds; i < samples.length; i++) {
+    const s = samples[i]!;
+    if (s.dirtyPages < s.pagesSent) return false;
+  }
+  return true;
+}
+
+/** True when the remaining dirty set has not shrunk below its best for `rounds` rounds. */
+export function isStalled(samples: readonly RoundSample[], rounds: number): boolean {
+  if (samples.length < rounds + 2) return false;
+  const best = Math.min(...samples.slice(1, samples.length - rounds).map((s) => s.dirtyPages));
+  return samples.slice(samples.length - rounds).every((s) => s.dirtyPages >= best);
+}
+
+/**
+ * QEMU's auto-converge rule: if the bytes dirtied in the last round exceed `throttleTriggerThreshold`% of the bytes
+ * sent in it, for two syncs in a row, raise the throttle (first to `throttleInitial`, then by `throttleIncrement`,
+ * up to `throttleMax`). Returns the new throttle and trigger counter.
+ */
+export function autoConvergeStep(
+  sample: RoundSample,
+  pageSize: number,
+  throttle: number,
+  triggers: number,
+  o: Pick<
+    MigrationOptions,
+    'throttleInitial' | 'throttleIncrement' | 'throttleMax' | 'throttleTriggerThreshold'
+  >,
+): { throttle: number; triggers: number } {
+  if (sample.round < 2) return { throttle, triggers };
+  const dirtied = sample.dirtyPages * pageSize;
+  const sent = sample.pagesSent * pageSize;
+  if (dirtied <= (sent * o.throttleTriggerThreshold) / 100) return { throttle, triggers: 0 };
+  const t = triggers + 1;
+  if (t < 2) return { throttle, triggers: t };
+  const next = throttle === 0 ? o.throttleInitial : Math.min(o.throttleMax, throttle + o.throttleIncrement);
+  return { throttle: next, triggers: 0 };
+}
+
+/** Maps QEMU's throttle (percent held back) onto a credit-scheduler CAP (percent of one CPU it may run). */
+export function throttleToCap(throttle: number): number {
+  return throttle <= 0 ? 0 : Math.max(1, 100 - throttle);
+}
+
+/** The pre-copy decision after a round. Pure: the engine acts on the result. */
+export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Decision {
+  const last = s.rounds[s.rounds.length - 1];
+  if (!last) return { action: 'next-round' };
+  if (o.timeoutMs > 0 && s.elapsedMs >= o.timeoutMs) return { action: 'abort', reason: 'timeout' };
+  if (o.progressTimeoutMs > 0 && s.msSinceProgress >= o.progressTimeoutMs) {
+    return { action: 'abort', reason: 'progress-timeout' };
+  }
+  const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, s.bandwidth);
+  if (expected <= s.downtimeLimitMs) return { action: 'switchover', reason: 'converged' };
+  if (o.minDirtyPages > 0 && last.dirtyPages < o.minDirtyPages)
+    return { action: 'switchover', reason: 'min-dirty-pages' };
+  if (o.strategy === 'hybrid' && last.round >= o.postcopyAfterRounds) {
+    return { action: 'postcopy', reason: 'hybrid-rounds' };
+  }
+  if (o.maxRounds > 0 && last.round >= o.maxRounds) return { action: 'switchover', reason: 'max-rounds' };
+  const act = (
+    action: NonConvergenceAction | 'double-downtime',
+    reason: 'not-converging' | 'stalled',
+  ): Decision => {
+    if (action === 'postcopy') return { action: 'postcopy', reason };
+    if (action === 'abort') return { action: 'abort', reason };
+    return { action: 'next-round' }; // continue, auto-converge and double-downtime are handled by the engine
+  };
+  if (isNotConverging(s.rounds, o.nonConvergenceRounds)) {
+    const d = act(o.onNonConvergence, 'not-converging');
+    if (d.action !== 'next-round') return d;
+  }
+  if (isStalled(s.rounds, o.stallRounds)) {
+    const d = act(o.onStall, 'stalled');
+    if (d.action !== 'next-round') return d;
+  }
+  return { action: 'next-round' };
+}

@@ -1,0 +1,238 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MigrationError } from '../errors.js';
+import {
+  Command,
+  decodeDigest,
+  decodeHello,
+  decodeHelloAck,
+  decodePageRequest,
+  decodePostcopyStart,
+  encodeDigest,
+  encodeFrame,
+  encodeHello,
+  encodeHelloAck,
+  encodePageRequest,
+  encodePostcopyStart,
+  FRAME_HEADER_BYTES,
+  FrameReader,
+  forEachPageEntry,
+  PageEncoding,
+  PagesFrameBuilder,
+  PREAMBLE,
+  StrategyCode,
+} from './protocol.js';
+
+const commands = Object.values(Command).filter((v): v is Command => typeof v === 'number');
+
+/** Splits a byte string into random chunks, as TCP would. */
+function chunked(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  out.push(bytes.subarray(prev));
+  return out;
+}
+
+describe('frames', () => {
+  it('round-trip any sequence of frames however TCP splits them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ command: fc.constantFrom(...commands), payload: fc.uint8Array({ maxLength: 3000 }) }),
+          {
+            maxLength: 8,
+          },
+        ),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (frames, cuts) => {
+          const stream = Buffer.concat([PREAMBLE, ...frames.map((f) => encodeFrame(f.command, f.payload))]);
+          const reader = new FrameReader(1 << 16, { expectPreamble: true });
+          const got = chunked(stream, cuts).flatMap((c) => reader.push(c));
+          expect(got.map((f) => f.command)).toEqual(frames.map((f) => f.command));
+          got.forEach((f, i) => expect(Buffer.compare(f.payload, Buffer.from(frames[i]!.payload))).toBe(0));
+          expect(reader.pending).toBe(0);
+        },
+      ),
+    );
+  });
+
+  it('detects any single corrupted byte with a typed error', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...commands),
+        fc.uint8Array({ minLength: 1, maxLength: 500 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (command, payload, pos, flip) => {
+          const frame = encodeFrame(command, payload);
+          const i = pos % frame.length;
+          frame[i] = frame[i]! ^ flip;
+          const reader = new FrameReader(1 << 16);
+          try {
+            const frames = reader.push(frame);
+            // A corrupted length field may leave the reader waiting for more bytes: no frame, no error yet.
+            expect(frames).toHaveLength(0);
+            expect(i).toBeLessThan(4);
+          } catch (err) {
+            expect(err).toBeInstanceOf(MigrationError);
+            expect(['PROTOCOL', 'CHECKSUM']).toContain((err as MigrationError).code);
+          }
+        },
+      ),
+    );
+  });
+
+  it('refuses frames beyond the limit before buffering them', () => {
+    const reader = new FrameReader(1024);
+    const header = Buffer.alloc(FRAME_HEADER_BYTES);
+    header.writeUInt32BE(1 << 30, 0);
+    header[4] = Command.PAGES;
+    expect(() => reader.push(header)).toThrow(/exceeds the limit/);
+  });
+
+  it('refuses a stream without the preamble', () => {
+    const reader = new FrameReader(1024, { expectPreamble: true });
+    expect(() => reader.push(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/preamble/);
+  });
+
+  it('never throws anything but MigrationError on hostile bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 10 }),
+        fc.boolean(),
+        (chunks, pre) => {
+          const reader = new FrameReader(4096, { expectPreamble: pre });
+          try {
+            for (const c of chunks) reader.push(c);
+          } catch (err) {
+            expect(err).toBeInstanceOf(MigrationError);
+          }
+          expect(reader.pending).toBeLessThanOrEqual(4096 + 12 + 200 * 10);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('payloads', () => {
+  it('HELLO round-trips and validates', () => {
+    const h = {
+      versionMin: 1,
+      versionMax: 1,
+      migrationId: 'ab'.repeat(16),
+      strategy: StrategyCode.HYBRID,
+      pageSize: 4096,
+      capabilities: 5,
+      blocks: [262144, 1000],
+      vcpus: 2,
+      guest: { id: 'g1', config: { ramBytes: 4096 * 263144 } },
+    };
+    expect(decodeHello(encodeHello(h))).toEqual(h);
+    const bad = encodeHello(h);
+    bad.writeUInt32BE(0, 0);
+    expect(() => decodeHello(bad)).toThrow(/magic/);
+    expect(() => decodeHello(encodeHello({ ...h, pageSize: 2 ** 20 }))).toThrow(/page size/);
+    expect(() => decodeHello(encodeHello(h).subarray(0, 20))).toThrow(MigrationError);
+  });
+
+  it('HELLO decoding of arbitrary bytes only ever throws MigrationError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        try {
+          decodeHello(Buffer.from(bytes));
+        } catch (err) {
+          expect(err).toBeInstanceOf(MigrationError);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('HELLO_ACK, digest, page request and post-copy bitmap round-trip', () => {
+    const ack = { version: 1, capabilities: 3, maxFrame: 1 << 20 };
+    expect(decodeHelloAck(encodeHelloAck(ack))).toEqual(ack);
+    const d = { method: 'ledger' as const, ram: '0123456789abcdef', vcpu: 'f'.repeat(64) };
+    expect(decodeDigest(encodeDigest(d))).toEqual(d);
+    expect(decodePageRequest(encodePageRequest([0, 5, 99]), 100)).toEqual([0, 5, 99]);
+    expect(() => decodePageRequest(encodePageRequest([100]), 100)).toThrow(/beyond/);
+    const bm = new Uint8Array([1, 2, 3]);
+    expect(decodePostcopyStart(encodePostcopyStart(bm), 20)).toEqual(bm);
+    expect(() => decodePostcopyStart(encodePostcopyStart(bm), 100)).toThrow(/bitmap/);
+  });
+
+  it('PAGES frames built in place parse back entry by entry', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            page: fc.nat({ max: 999 }),
+            kind: fc.constantFrom(PageEncoding.ZERO, PageEncoding.RAW, PageEncoding.XBZRLE),
+            len: fc.integer({ min: 1, max: 512 }),
+            fill: fc.nat({ max: 255 }),
+          }),
+          { maxLength: 40 },
+        ),
+        (entries) => {
+          const frames: Buffer[] = [];
+          const b = new PagesFrameBuilder(64 * 1024, (f) => frames.push(f));
+          for (const e of entries) {
+            const len = e.kind === PageEncoding.ZERO ? 0 : e.kind === PageEncoding.RAW ? 512 : e.len;
+            b.reserve(len).fill(e.fill, 0, len);
+            b.commit(e.page, e.kind, len);
+          }
+          b.finishFrame();
+          const seen: { page: number; kind: number; len: number }[] = [];
+          const reader = new FrameReader(64 * 1024);
+          for (const f of reader.push(Buffer.concat(frames))) {
+            expect(f.command).toBe(Command.PAGES);
+            forEachPageEntry(f.payload, 1000, 512, (page, kind, data) =>
+              seen.push({ page, kind, len: data.length }),
+            );
+          }
+          expect(seen).toEqual(
+            entries.map((e) => ({
+              page: e.page,
+              kind: e.kind,
+              len: e.kind === PageEncoding.ZERO ? 0 : e.kind === PageEncoding.RAW ? 512 : e.len,
+            })),
+          );
+        },
+      ),
+    );
+  });
+
+  it('PAGES parsing rejects out-of-range pages, bad lengths and unknown encodings', () => {
+    const entry = (page: number, enc: number, len: number) => {
+      const p = Buffer.alloc(4 + 9 + len);
+      p.writeUInt32BE(1, 0);
+      p.writeUInt32BE(page, 4);
+      p[8] = enc;
+      p.writeUInt32BE(len, 9);
+      return p;
+    };
+    const visit = () => undefined;
+    expect(() => forEachPageEntry(entry(10, PageEncoding.RAW, 512), 10, 512, visit)).toThrow(/beyond/);
+    expect(() => forEachPageEntry(entry(1, PageEncoding.RAW, 100), 10, 512, visit)).toThrow(/illegal length/);
+    expect(() => forEachPageEntry(entry(1, PageEncoding.ZERO, 1), 10, 512, visit)).toThrow(/illegal length/);
+    expect(() => forEachPageEntry(entry(1, 99, 1), 10, 512, visit)).toThrow(/unknown page encoding/);
+    expect(() => forEachPageEntry(entry(1, PageEncoding.XBZRLE, 4096), 10, 512, visit)).toThrow(
+      /illegal length/,
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        try {
+          forEachPageEntry(Buffer.from(bytes), 10, 512, visit);
+        } catch (err) {
+          expect(err).toBeInstanceOf(MigrationError);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});

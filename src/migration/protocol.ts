@@ -1,0 +1,691 @@
+/**
+ * The livemig migration protocol: one TCP (or TLS) connection per migration, source → destination, with
+ * post-copy page requests flowing back on the same connection. The whole conversation, before any code:
+ *
+ * ```mermaid
+ * sequenceDiagram
+ *   participant S as source agent
+ *   participant D as destination agent
+ *   S->>D: preamble "LVMGMIG1"
+ *   S->>D: HELLO (versions, strategy, page size, RAM layout, codecs, guest config)
+ *   D-->>S: HELLO_ACK (chosen version, accepted codecs, max frame) — or ERROR
+ *   loop pre-copy round r = 1..n (none for cold / pure post-copy)
+ *     S->>D: PAGES* (zero / raw / XBZRLE / RLE / compressed entries)
+ *     S->>D: ROUND (r, pages sent, dirty pages left)
+ *   end
+ *   Note over S: pause guest, last dirty pages
+ *   S->>D: PAGES* , VCPU_STATE
+ *   alt pre-copy / cold
+ *     S->>D: SWITCHOVER (digest of RAM and vCPU state)
+ *     D-->>S: READY (digest verified) — or ERROR (DIGEST_MISMATCH)
+ *     S->>D: GO (the source gives the guest up)
+ *     D-->>S: RESUMED (guest running on the destination)
+ *   else post-copy / hybrid
+ *     S->>D: POSTCOPY_START (pages already valid at the destination)
+ *     D-->>S: READY
+ *     S->>D: GO
+ *     D-->>S: RESUMED
+ *     par background push and demand faults
+ *       S->>D: PAGES* (pushed in address order)
+ *       D-->>S: PAGE_REQUEST (pages the guest faulted on)
+ *       S->>D: PAGES (requested pages first)
+ *     end
+ *     S->>D: POSTCOPY_END (digest of the RAM the source sent)
+ *     D-->>S: COMPLETE (digest verified, destination statistics)
+ *   end
+ * ```
+ *
+ * Receiver (destination) states:
+ *
+ * ```mermaid
+ * stateDiagram-v2
+ *   [*] --> AwaitHello
+ *   AwaitHello --> Receiving: HELLO accepted
+ *   Receiving --> Receiving: PAGES / ROUND / VCPU_STATE
+ *   Receiving --> Verifying: SWITCHOVER
+ *   Verifying --> AwaitGo: digest ok, READY sent
+ *   Receiving --> AwaitGo: POSTCOPY_START, READY sent
+ *   AwaitGo --> Running: GO (guest resumed, RESUMED sent)
+ *   Running --> Running: PAGES (post-copy)
+ *   Running --> Done: POSTCOPY_END verified / after RESUMED (pre-copy)
+ *   AwaitHello --> Discarded: error, cancel, lost connection
+ *   Receiving --> Discarded: error, cancel, lost connection
+ *   Verifying --> Discarded: digest mismatch
+ *   AwaitGo --> Discarded: lost connection (source keeps the guest)
+ * ```
+ *
+ * Framing. After an 8-byte preamble, everything is a frame:
+ *
+ * | offset | size | field |
+ * | --- | --- | --- |
+ * | 0 | 4 | payload length L, u32 big-endian, ≤ the negotiated maximum |
+ * | 4 | 1 | command (enum {@link Command}) |
+ * | 5 | 3 | reserved, must be 0 |
+ * | 8 | L | payload |
+ * | 8+L | 4 | CRC32C (Castagnoli) of bytes 0 .. 8+L, u32 big-endian |
+ *
+ * Versioning and compatibility: HELLO carries the range of protocol versions the source speaks; the destination
+ * picks the highest it also speaks or refuses with ERROR(VERSION). A new optional feature is a new capability bit
+ * (never a reinterpretation of an old field); a change to the meaning of an existing frame is a new version.
+ * Unknown commands, non-zero reserved bytes, bad checksums and out-of-bound fields are errors, never skipped.
+ */
+import { crc32c } from '@node-rs/crc32';
+import { MigrationError } from '../errors.js';
+
+export const PREAMBLE = Buffer.from('LVMGMIG1', 'latin1');
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+export const FRAME_HEADER_BYTES = 8;
+export const FRAME_TRAILER_BYTES = 4;
+/** Default and hard ceiling on a frame's payload: bounds what a peer can make us buffer. */
+export const DEFAULT_MAX_FRAME = 4 << 20;
+export const HARD_MAX_FRAME = 64 << 20;
+/** Bound on JSON carried in HELLO / VCPU_STATE / ERROR / COMPLETE payloads. */
+export const MAX_JSON_BYTES = 1 << 20;
+
+/** Every command of the protocol, one enum (the value is the byte on the wire). */
+export enum Command {
+  HELLO = 1,
+  HELLO_ACK = 2,
+  PAGES = 3,
+  ROUND = 4,
+  VCPU_STATE = 5,
+  SWITCHOVER = 6,
+  READY = 7,
+  GO = 8,
+  RESUMED = 9,
+  POSTCOPY_START = 10,
+  PAGE_REQUEST = 11,
+  POSTCOPY_END = 12,
+  COMPLETE = 13,
+  ERROR = 14,
+  CANCEL = 15,
+}
+
+/** How one page travels inside a PAGES frame (the value is the byte on the wire). */
+export enum PageEncoding {
+  /** All bytes zero; no data. */
+  ZERO = 0,
+  /** The page as is; data length = page size. */
+  RAW = 1,
+  /** QEMU's XBZRLE delta against the copy the destination already holds; 1 ≤ length < page size. */
+  XBZRLE = 2,
+  /** livemig's RLE of the page alone (no previous copy needed). */
+  RLE = 3,
+  DEFLATE = 4,
+  ZSTD = 5,
+  LZ4 = 6,
+}
+
+/** Capability bits offered in HELLO and accepted in HELLO_ACK. */
+export const Capability = {
+  XBZRLE: 1 << 0,
+  RLE: 1 << 1,
+  DEFLATE: 1 << 2,
+  ZSTD: 1 << 3,
+  LZ4: 1 << 4,
+  POSTCOPY: 1 << 5,
+} as const;
+
+export enum StrategyCode {
+  COLD = 0,
+  PRECOPY = 1,
+  POSTCOPY = 2,
+  HYBRID = 3,
+}
+
+export interface Frame {
+  command: Command;
+  payload: Buffer;
+}
+
+function protocolError(message: string, context: Record<string, unknown> = {}): MigrationError {
+  return new MigrationError('PROTOCOL', `migration stream: ${message}`, context);
+}
+
+/** Builds a complete frame (header, payload, CRC32C). */
+export function encodeFrame(command: Command, payload: Uint8Array = EMPTY): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length + FRAME_TRAILER_BYTES);
+  writeFrameHeader(frame, command, payload.length);
+  frame.set(payload, FRAME_HEADER_BYTES);
+  sealFrame(frame, payload.length);
+  return frame;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Writes the 8-byte header at the start of `frame`. */
+export function writeFrameHeader(frame: Buffer, command: Command, payloadLength: number): void {
+  frame.writeUInt32BE(payloadLength, 0);
+  frame[4] = command;
+  frame[5] = 0;
+  frame[6] = 0;
+  frame[7] = 0;
+}
+
+/** Appends the CRC32C trailer to a frame whose header and payload are already in place. */
+export function sealFrame(frame: Buffer, payloadLength: number): void {
+  const end = FRAME_HEADER_BYTES + payloadLength;
+  frame.writeUInt32BE(crc32c(frame.subarray(0, end)), end);
+}
+
+/**
+ * Incremental frame parser. Feed it socket chunks; it returns whole, checked frames. It never buffers more than
+ * one maximum frame plus one chunk, so a hostile peer cannot make it allocate without bound.
+ */
+export class FrameReader {
+  private buf: Buffer;
+  private start = 0;
+  private end = 0;
+  private preambleSeen: boolean;
+
+  constructor(
+    private maxPayload = DEFAULT_MAX_FRAME,
+    options: { expectPreamble?: boolean } = {},
+  ) {
+    if (maxPayload > HARD_MAX_FRAME)
+      throw new RangeError(`max frame ${maxPayload} exceeds ${HARD_MAX_FRAME}`);
+    this.buf = Buffer.allocUnsafe(Math.min(1 << 20, maxPayload + FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES));
+    this.preambleSeen = !options.expectPreamble;
+  }
+
+  setMaxPayload(maxPayload: number): void {
+    if (maxPayload > HARD_MAX_FRAME)
+      throw new RangeError(`max frame ${maxPayload} exceeds ${HARD_MAX_FRAME}`);
+    this.maxPayload = maxPayload;
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get pending(): number {
+    return this.end - this.start;
+  }
+
+  /** Adds a chunk and returns every frame now complete. Throws MigrationError(PROTOCOL | CHECKSUM). */
+  push(chunk: Uint8Array): Frame[] {
+    this.append(chunk);
+    const frames: Frame[] = [];
+    if (!this.preambleSeen) {
+      if (this.end - this.start < PREAMBLE.length) return frames;
+      if (PREAMBLE.compare(this.buf, this.start, this.start + PREAMBLE.length) !== 0) {
+        throw protocolError('not a livemig migration stream (bad preamble)', {
+          received: this.buf.subarray(this.start, this.start + PREAMBLE.length).toString('hex'),
+        });
+      }
+      this.start += PREAMBLE.length;
+      this.preambleSeen = true;
+    }
+    for (;;) {
+      const available = this.end - this.start;
+      if (available < FRAME_HEADER_BYTES) break;
+      const length = this.buf.readUInt32BE(this.start);
+      const command = this.buf[this.start + 4]!;
+      if (length > this.maxPayload) {
+        throw protocolError(`frame of ${length} bytes exceeds the limit of ${this.maxPayload}`, { length });
+      }
+      if (!(command in Command) || typeof Command[command] !== 'string') {
+        throw protocolError(`unknown command ${command}`, { command });
+      }
+      if (
+        this.buf[this.start + 5] !== 0 ||
+        this.buf[this.start + 6] !== 0 ||
+        this.buf[this.start + 7] !== 0
+      ) {
+        throw protocolError('reserved header bytes are not zero', { command });
+      }
+      const total = FRAME_HEADER_BYTES + length + FRAME_TRAILER_BYTES;
+      if (available < total) {
+        this.reserve(total);
+        break;
+      }
+      const bodyEnd = this.start + FRAME_HEADER_BYTES + length;
+      const expected = this.buf.readUInt32BE(bodyEnd);
+      const actual = crc32c(this.buf.subarray(this.start, bodyEnd));
+      if (expected !== actual) {
+        throw new MigrationError(
+          'CHECKSUM',
+          `migration stream: CRC32C mismatch in ${Command[command]} frame`,
+          {
+            command: Command[command],
+            expected,
+            actual,
+          },
+        );
+      }
+      // Copy out: the reader's buffer is reused for the next chunks.
+      const payload = Buffer.from(this.buf.subarray(this.start + FRAME_HEADER_BYTES, bodyEnd));
+      frames.push({ command: command as Command, payload });
+      this.start += total;
+    }
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+    }
+    return frames;
+  }
+
+  private append(chunk: Uint8Array): void {
+    if (this.end + chunk.length > this.buf.length) {
+      // Compact, then grow if still needed; growth is bounded by the frame limit plus one chunk.
+      this.buf.copy(this.buf, 0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+      if (this.end + chunk.length > this.buf.length) {
+        const next = Buffer.allocUnsafe(Math.max(this.end + chunk.length, this.buf.length * 2));
+        this.buf.copy(next, 0, 0, this.end);
+        this.buf = next;
+      }
+    }
+    this.buf.set(chunk, this.end);
+    this.end += chunk.length;
+  }
+
+  private reserve(total: number): void {
+    if (this.buf.length - this.start >= total) return;
+    const next = Buffer.allocUnsafe(Math.max(total, this.buf.length));
+    this.buf.copy(next, 0, this.start, this.end);
+    this.end -= this.start;
+    this.start = 0;
+    this.buf = next;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Payloads
+
+/** Little helper that reads fields in order and refuses to read past the end. */
+export class PayloadReader {
+  offset = 0;
+  constructor(
+    readonly buf: Buffer,
+    readonly what: string,
+  ) {}
+  private need(n: number): void {
+    if (this.offset + n > this.buf.length) {
+      throw protocolError(`${this.what} payload truncated at byte ${this.offset} (needs ${n} more)`);
+    }
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.offset++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32BE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  u64(): number {
+    this.need(8);
+    const v = this.buf.readBigUInt64BE(this.offset);
+    this.offset += 8;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw protocolError(`${this.what}: 64-bit field out of range`);
+    return Number(v);
+  }
+  bytes(n: number): Buffer {
+    this.need(n);
+    const v = this.buf.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return v;
+  }
+  json(): unknown {
+    const n = this.u32();
+    if (n > MAX_JSON_BYTES) throw protocolError(`${this.what}: JSON of ${n} bytes exceeds ${MAX_JSON_BYTES}`);
+    const text = this.bytes(n).toString('utf8');
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw protocolError(`${this.what}: malformed JSON`);
+    }
+  }
+  end(): void {
+    if (this.offset !== this.buf.length) {
+      throw protocolError(
+        `${this.what} payload has ${this.buf.length - this.offset} unexpected trailing bytes`,
+      );
+    }
+  }
+}
+
+export class PayloadWriter {
+  private parts: Buffer[] = [];
+  u8(v: number): this {
+    this.parts.push(Buffer.from([v]));
+    return this;
+  }
+  u16(v: number): this {
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  u32(v: number): this {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(v >>> 0);
+    this.parts.push(b);
+    return this;
+  }
+  u64(v: number): this {
+    const b = Buffer.allocUnsafe(8);
+    b.writeBigUInt64BE(BigInt(v));
+    this.parts.push(b);
+    return this;
+  }
+  bytes(v: Uint8Array): this {
+    this.parts.push(Buffer.from(v));
+    return this;
+  }
+  json(v: unknown): this {
+    const text = Buffer.from(JSON.stringify(v), 'utf8');
+    if (text.length > MAX_JSON_BYTES)
+      throw new RangeError(`JSON of ${text.length} bytes exceeds ${MAX_JSON_BYTES}`);
+    return this.u32(text.length).bytes(text);
+  }
+  finish(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+const HELLO_MAGIC = 0x4c564d47; // "LVMG"
+/** Bounds that keep a HELLO from announcing absurd guests; the agent applies its own (lower) RAM limit too. */
+export const MAX_PAGE_SIZE_LOG2 = 16;
+export const MIN_PAGE_SIZE_LOG2 = 9;
+export const MAX_BLOCKS = 4096;
+export const MAX_VCPUS = 1024;
+
+export interface Hello {
+  versionMin: number;
+  versionMax: number;
+  migrationId: string; // 32 hex chars
+  strategy: StrategyCode;
+  pageSize: number;
+  capabilities: number;
+  /** Page count of each RAM block, in order. */
+  blocks: number[];
+  vcpus: number;
+  /** The guest's configuration (workload, seed, ...), validated by the destination. */
+  guest: unknown;
+}
+
+export function encodeHello(h: Hello): Buffer {
+  const w = new PayloadWriter()
+    .u32(HELLO_MAGIC)
+    .u16(h.versionMin)
+    .u16(h.versionMax)
+    .bytes(Buffer.from(h.migrationId, 'hex'))
+    .u8(h.strategy)
+    .u8(Math.log2(h.pageSize))
+    .u32(h.capabilities)
+    .u16(h.vcpus)
+    .u16(h.blocks.length);
+  for (const b of h.blocks) w.u32(b);
+  return w.json(h.guest).finish();
+}
+
+export function decodeHello(payload: Buffer): Hello {
+  const r = new PayloadReader(payload, 'HELLO');
+  if (r.u32() !== HELLO_MAGIC) throw protocolError('HELLO: bad magic');
+  const versionMin = r.u16();
+  const versionMax = r.u16();
+  if (versionMin > versionMax)
+    throw protocolError('HELLO: version range is empty', { versionMin, versionMax });
+  const migrationId = r.bytes(16).toString('hex');
+  const strategy = r.u8();
+  if (!(strategy in StrategyCode)) throw protocolError(`HELLO: unknown strategy ${strategy}`);
+  const log2 = r.u8();
+  if (log2 < MIN_PAGE_SIZE_LOG2 || log2 > MAX_PAGE_SIZE_LOG2) {
+    throw protocolError(
+      `HELLO: page size 2^${log2} outside 2^${MIN_PAGE_SIZE_LOG2}..2^${MAX_PAGE_SIZE_LOG2}`,
+    );
+  }
+  const capabilities = r.u32();
+  const vcpus = r.u16();
+  if (vcpus < 1 || vcpus > MAX_VCPUS) throw protocolError(`HELLO: ${vcpus} vCPUs outside 1..${MAX_VCPUS}`);
+  const blockCount = r.u16();
+  if (blockCount < 1 || blockCount > MAX_BLOCKS) throw protocolError(`HELLO: ${blockCount} RAM blocks`);
+  const blocks: number[] = [];
+  for (let i = 0; i < blockCount; i++) {
+    const pages = r.u32();
+    if (pages < 1) throw protocolError(`HELLO: RAM block ${i} is empty`);
+    blocks.push(pages);
+  }
+  const guest = r.json();
+  r.end();
+  return {
+    versionMin,
+    versionMax,
+    migrationId,
+    strategy,
+    pageSize: 2 ** log2,
+    capabilities,
+    blocks,
+    vcpus,
+    guest,
+  };
+}
+
+export interface HelloAck {
+  version: number;
+  capabilities: number;
+  maxFrame: number;
+}
+
+export function encodeHelloAck(a: HelloAck): Buffer {
+  return new PayloadWriter().u16(a.version).u32(a.capabilities).u32(a.maxFrame).finish();
+}
+
+export function decodeHelloAck(payload: Buffer): HelloAck {
+  const r = new PayloadReader(payload, 'HELLO_ACK');
+  const a = { version: r.u16(), capabilities: r.u32(), maxFrame: r.u32() };
+  r.end();
+  if (a.maxFrame < 64 * 1024 || a.maxFrame > HARD_MAX_FRAME) {
+    throw protocolError(`HELLO_ACK: max frame ${a.maxFrame} outside 64 KiB..${HARD_MAX_FRAME}`);
+  }
+  return a;
+}
+
+/** ROUND: the end of a pre-copy round. */
+export interface RoundMark {
+  round: number;
+  pagesSent: number;
+  dirtyPages: number;
+}
+export function encodeRound(m: RoundMark): Buffer {
+  return new PayloadWriter().u32(m.round).u32(m.pagesSent).u32(m.dirtyPages).finish();
+}
+export function decodeRound(payload: Buffer): RoundMark {
+  const r = new PayloadReader(payload, 'ROUND');
+  const m = { round: r.u32(), pagesSent: r.u32(), dirtyPages: r.u32() };
+  r.end();
+  return m;
+}
+
+/** A digest of the guest: the combined page ledger (see ledger.ts) and a SHA-256 of the vCPU state JSON. */
+export interface Digest {
+  /** 'ledger': per-page CRC32C of what was sent; 'full': recomputed from all of RAM while paused. */
+  method: 'ledger' | 'full' | 'none';
+  ram: string; // 16 hex chars
+  vcpu: string; // 64 hex chars
+}
+const DIGEST_METHODS = ['ledger', 'full', 'none'] as const;
+export function encodeDigest(d: Digest): Buffer {
+  return new PayloadWriter()
+    .u8(DIGEST_METHODS.indexOf(d.method))
+    .bytes(Buffer.from(d.ram, 'hex'))
+    .bytes(Buffer.from(d.vcpu, 'hex'))
+    .finish();
+}
+export function decodeDigest(payload: Buffer, what = 'SWITCHOVER'): Digest {
+  const r = new PayloadReader(payload, what);
+  const m = r.u8();
+  const method = DIGEST_METHODS[m];
+  if (!method) throw protocolError(`${what}: unknown digest method ${m}`);
+  const d = { method, ram: r.bytes(8).toString('hex'), vcpu: r.bytes(32).toString('hex') };
+  r.end();
+  return d;
+}
+
+/** PAGE_REQUEST: pages the destination's guest faulted on (post-copy). */
+export const MAX_REQUEST_PAGES = 4096;
+export function encodePageRequest(pages: readonly number[]): Buffer {
+  const w = new PayloadWriter().u32(pages.length);
+  for (const p of pages) w.u32(p);
+  return w.finish();
+}
+export function decodePageRequest(payload: Buffer, pageCount: number): number[] {
+  const r = new PayloadReader(payload, 'PAGE_REQUEST');
+  const n = r.u32();
+  if (n < 1 || n > MAX_REQUEST_PAGES)
+    throw protocolError(`PAGE_REQUEST: ${n} pages outside 1..${MAX_REQUEST_PAGES}`);
+  const pages: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = r.u32();
+    if (p >= pageCount) throw protocolError(`PAGE_REQUEST: page ${p} beyond the guest's ${pageCount} pages`);
+    pages.push(p);
+  }
+  r.end();
+  return pages;
+}
+
+/** POSTCOPY_START: a bitmap (1 bit per page) of the pages already valid at the destination (hybrid). */
+export function encodePostcopyStart(validBitmap: Uint8Array): Buffer {
+  return new PayloadWriter().u32(validBitmap.length).bytes(validBitmap).finish();
+}
+export function decodePostcopyStart(payload: Buffer, pageCount: number): Uint8Array {
+  const r = new PayloadReader(payload, 'POSTCOPY_START');
+  const n = r.u32();
+  if (n !== Math.ceil(pageCount / 8)) {
+    throw protocolError(`POSTCOPY_START: bitmap of ${n} bytes for ${pageCount} pages`);
+  }
+  const bitmap = new Uint8Array(r.bytes(n));
+  r.end();
+  return bitmap;
+}
+
+/** JSON-carrying frames (VCPU_STATE, ERROR, COMPLETE, RESUMED, READY). */
+export function encodeJson(value: unknown): Buffer {
+  return new PayloadWriter().json(value).finish();
+}
+export function decodeJson(payload: Buffer, what: string): unknown {
+  const r = new PayloadReader(payload, what);
+  const v = r.json();
+  r.end();
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// PAGES frames
+
+/** Entry header inside a PAGES payload: page index u32, encoding u8, data length u32. */
+export const PAGE_ENTRY_HEADER_BYTES = 9;
+
+/**
+ * Builds PAGES frames in place, without intermediate copies: the caller asks for room for one page entry, writes
+ * the page's data straight into the frame buffer, and commits. When the frame is full it is sealed and handed to
+ * `flush`.
+ */
+export class PagesFrameBuilder {
+  private frame: Buffer;
+  private offset = FRAME_HEADER_BYTES + 4;
+  private count = 0;
+
+  constructor(
+    private readonly maxPayload: number,
+    private readonly flush: (frame: Buffer) => void,
+  ) {
+    this.frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + maxPayload + FRAME_TRAILER_BYTES);
+  }
+
+  get entries(): number {
+    return this.count;
+  }
+
+  /** Returns a view of `maxData` writable bytes for the next entry's data, flushing first if it would not fit. */
+  reserve(maxData: number): Buffer {
+    const needed = PAGE_ENTRY_HEADER_BYTES + maxData;
+    if (needed + 4 > this.maxPayload)
+      throw new RangeError(`page entry of ${needed} bytes exceeds the frame limit`);
+    if (this.offset + needed > FRAME_HEADER_BYTES + this.maxPayload) this.finishFrame();
+    const dataStart = this.offset + PAGE_ENTRY_HEADER_BYTES;
+    return this.frame.subarray(dataStart, dataStart + maxData);
+  }
+
+  /** Commits the entry whose data (of `length` bytes) was written into the last reserved view. */
+  commit(page: number, encoding: PageEncoding, length: number): void {
+    const f = this.frame;
+    f.writeUInt32BE(page, this.offset);
+    f[this.offset + 4] = encoding;
+    f.writeUInt32BE(length, this.offset + 5);
+    this.offset += PAGE_ENTRY_HEADER_BYTES + length;
+    this.count++;
+  }
+
+  /** Seals and flushes the current frame if it holds any entry. */
+  finishFrame(): void {
+    if (this.count === 0) return;
+    const payloadLength = this.offset - FRAME_HEADER_BYTES;
+    writeFrameHeader(this.frame, Command.PAGES, payloadLength);
+    this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
+    sealFrame(this.frame, payloadLength);
+    const out = this.frame.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
+    // The socket may still hold `out` after write() returns, so the next frame gets a fresh buffer.
+    this.frame = Buffer.allocUnsafe(this.frame.length);
+    this.offset = FRAME_HEADER_BYTES + 4;
+    this.count = 0;
+    this.flush(out);
+  }
+}
+
+export interface PageEntry {
+  page: number;
+  encoding: PageEncoding;
+  data: Buffer;
+}
+
+/**
+ * Walks the entries of a PAGES payload, checking every bound before the caller touches RAM: page index within the
+ * guest, known encoding, data length legal for the encoding (zero: 0; raw: page size; others: 1..page size + 64).
+ */
+export function forEachPageEntry(
+  payload: Buffer,
+  pageCount: number,
+  pageSize: number,
+  visit: (page: number, encoding: PageEncoding, data: Buffer) => void,
+): number {
+  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  const count = payload.readUInt32BE(0);
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    if (offset + PAGE_ENTRY_HEADER_BYTES > payload.length) {
+      throw protocolError(`PAGES: entry ${i} of ${count} truncated`);
+    }
+    const page = payload.readUInt32BE(offset);
+    const encoding = payload[offset + 4]!;
+    const length = payload.readUInt32BE(offset + 5);
+    offset += PAGE_ENTRY_HEADER_BYTES;
+    if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
+    if (!(encoding in PageEncoding))
+      throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
+    const ok =
+      encoding === PageEncoding.ZERO
+        ? length === 0
+        : encoding === PageEncoding.RAW
+          ? length === pageSize
+          : length >= 1 && length <= pageSize + 64;
+    if (!ok) {
+      throw protocolError(
+        `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
+      );
+    }
+    if (offset + length > payload.length) throw protocolError(`PAGES: entry ${i} data truncated`, { page });
+    visit(page, encoding as PageEncoding, payload.subarray(offset, offset + length));
+    offset += length;
+  }
+  if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
+  return count;
+}

@@ -1,0 +1,748 @@
+/**
+ * The migration source: reads the running guest's pages, encodes them, and drives the strategy (cold,
+ * pre-copy, post-copy, hybrid) to switch-over. The source stays authoritative until the destination has
+ * verified the guest and the source has sent GO: any failure before that resumes the guest here, untouched.
+ */
+import { randomBytes } from 'node:crypto';
+import { PageCache } from '../cache/index.js';
+import { type Compressor, compressor, encodeRleInto, encodeXbzrleInto, isZeroPage } from '../codec/index.js';
+import { MigrationError } from '../errors.js';
+import type { Guest } from '../guest/index.js';
+import type { FrameConnection } from './connection.js';
+import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import type { MigrationOptions } from './options.js';
+import {
+  autoConvergeStep,
+  type ConvergenceState,
+  decideAfterRound,
+  expectedDowntimeMs,
+  type RoundSample,
+  throttleToCap,
+} from './policy.js';
+import {
+  Capability,
+  Command,
+  type Digest,
+  decodeHelloAck,
+  decodeJson,
+  decodePageRequest,
+  encodeDigest,
+  encodeHello,
+  encodeJson,
+  encodePostcopyStart,
+  encodeRound,
+  MIN_PROTOCOL_VERSION,
+  PageEncoding,
+  PagesFrameBuilder,
+  PREAMBLE,
+  PROTOCOL_VERSION,
+  StrategyCode,
+} from './protocol.js';
+import { type MigrationReport, mbps, percentile } from './stats.js';
+
+export interface SourceRun {
+  guest: Guest;
+  guestId: string;
+  conn: FrameConnection;
+  options: MigrationOptions;
+  report: MigrationReport;
+  signal: AbortSignal;
+  onProgress?: (report: MigrationReport) => void;
+}
+
+const STRATEGY_CODES = {
+  cold: StrategyCode.COLD,
+  precopy: StrategyCode.PRECOPY,
+  postcopy: StrategyCode.POSTCOPY,
+  hybrid: StrategyCode.HYBRID,
+} as const;
+
+const COMPRESS_ENCODING = {
+  deflate: PageEncoding.DEFLATE,
+  zstd: PageEncoding.ZSTD,
+  lz4: PageEncoding.LZ4,
+} as const;
+
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+const SWITCHOVER_TIMEOUT_MS = 60_000;
+
+export function newMigrationId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** Runs one outgoing migration to completion. Resolves with the final report; never leaves the guest paused on failure. */
+export async function runSource(run: SourceRun): Promise<MigrationReport> {
+  const s = new Source(run);
+  return s.run();
+}
+
+class Source {
+  private readonly guest: Guest;
+  private readonly conn: FrameConnection;
+  private readonly o: MigrationOptions;
+  private readonly r: MigrationReport;
+  private readonly pageSize: number;
+  private readonly pageCount: number;
+  private readonly ledger: PageLedger;
+  private readonly cache: PageCache | undefined;
+  private readonly compressor: Compressor | undefined;
+  private readonly scratch: Buffer;
+  private builder!: PagesFrameBuilder;
+  private pendingSends: Promise<void> = Promise.resolve();
+  private readonly t0 = performance.now();
+  private pausedAt = 0;
+  private handedOff = false;
+  private wasRunning: boolean;
+  private capBefore: number;
+  private throttle = 0;
+  private throttleTriggers = 0;
+  private lastProgressAt = performance.now();
+  private bestDirty = Number.POSITIVE_INFINITY;
+  private liveBytes = 0;
+  private livePages = 0;
+  private stepsAtStart = 0;
+  private stepsAtStartTime = 0;
+  private lastEmit = 0;
+  private downtimeLimitMs: number;
+
+  constructor(private readonly run: SourceRun) {
+    this.guest = run.guest;
+    this.conn = run.conn;
+    this.o = run.options;
+    this.r = run.report;
+    this.pageSize = this.guest.ram.pageSize;
+    this.pageCount = this.guest.ram.pageCount;
+    this.ledger = new PageLedger(this.pageCount, this.pageSize);
+    this.cache =
+      this.o.xbzrle && this.o.xbzrleCacheBytes >= this.pageSize * this.o.cacheWays
+        ? new PageCache({ bytes: this.o.xbzrleCacheBytes, pageSize: this.pageSize, ways: this.o.cacheWays })
+        : undefined;
+    if (this.cache) this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
+    this.compressor =
+      this.o.compress === 'deflate' || this.o.compress === 'zstd' || this.o.compress === 'lz4'
+        ? compressor(this.o.compress)
+        : undefined;
+    this.scratch = Buffer.alloc(this.pageSize);
+    this.wasRunning = this.guest.running;
+    this.capBefore = this.guest.cap;
+    this.downtimeLimitMs = this.o.downtimeLimitMs;
+    this.newBuilder(this.o.framePayloadBytes);
+  }
+
+  private newBuilder(maxPayload: number): void {
+    this.builder = new PagesFrameBuilder(maxPayload, (frame) => {
+      this.pendingSends = this.pendingSends.then(() => this.conn.send(frame));
+    });
+  }
+
+  private elapsed(): number {
+    return performance.now() - this.t0;
+  }
+
+  private event(text: string): void {
+    this.r.events.push(`${(this.elapsed() / 1000).toFixed(3)}s ${text}`);
+  }
+
+  private checkAbort(): void {
+    if (this.run.signal.aborted) throw new MigrationError('CANCELLED', 'migration cancelled by the operator');
+    if (this.conn.error) throw this.conn.error;
+  }
+
+  private totalSteps(): number {
+    let n = 0;
+    for (const s of this.guest.steps()) n += s;
+    return n;
+  }
+
+  private emit(force = false): void {
+    const now = performance.now();
+    if (!force && now - this.lastEmit < 100) return;
+    this.lastEmit = now;
+    this.r.totalTimeMs = this.elapsed();
+    this.r.transferredBytes = this.conn.bytesSent;
+    if (this.cache) {
+      const st = this.cache.stats();
+      this.r.xbzrle.cacheHits = st.hits;
+      this.r.xbzrle.cacheMisses = st.misses;
+    }
+    this.run.onProgress?.(this.r);
+  }
+
+  async run(): Promise<MigrationReport> {
+    const r = this.r;
+    try {
+      this.stepsAtStart = this.totalSteps();
+      this.stepsAtStartTime = performance.now();
+      await this.handshake();
+      r.setupTimeMs = this.elapsed();
+      r.status = 'active';
+      this.event('setup done');
+      if (this.o.strategy === 'cold') await this.cold();
+      else if (this.o.strategy === 'postcopy') await this.postcopy(null);
+      else await this.precopy();
+      r.status = 'completed';
+      r.phase = 'done';
+    } catch (err) {
+      const e =
+        err instanceof MigrationError
+          ? err
+          : new MigrationError(
+              'INTERNAL',
+              `migration failed: ${err instanceof Error ? err.message : String(err)}`,
+            );
+      r.status = e.code === 'CANCELLED' ? 'cancelled' : 'failed';
+      r.error = { code: e.code, message: e.message };
+      this.event(`failed: ${e.code} ${e.message}`);
+      if (!this.handedOff) {
+        // Still authoritative: put the guest back as it was. The destination discards what it received.
+        if (this.guest.cap !== this.capBefore) this.guest.setCap(this.capBefore);
+        if (this.wasRunning && !this.guest.running) this.guest.resume();
+        await this.conn.sendErrorAndClose(e);
+      } else {
+        this.conn.destroy(e);
+      }
+    } finally {
+      if (this.pausedAt === 0) this.measureGuestRate();
+      r.totalTimeMs = this.elapsed();
+      r.transferredBytes = this.conn.bytesSent;
+      r.throughputMbps = mbps(r.transferredBytes, r.totalTimeMs - r.setupTimeMs);
+      if (this.cache) {
+        const st = this.cache.stats();
+        r.xbzrle.cacheHits = st.hits;
+        r.xbzrle.cacheMisses = st.misses;
+      }
+      this.emit(true);
+    }
+    return r;
+  }
+
+  private measureGuestRate(): void {
+    const dt = (performance.now() - this.stepsAtStartTime) / 1000;
+    if (dt > 0) this.r.guest.stepsPerSecDuring = (this.totalSteps() - this.stepsAtStart) / dt;
+    const before = this.r.guest.stepsPerSecBefore;
+    this.r.guest.slowdown = before > 0 ? Math.max(0, 1 - this.r.guest.stepsPerSecDuring / before) : 0;
+  }
+
+  private async handshake(): Promise<void> {
+    const caps =
+      (this.cache ? Capability.XBZRLE : 0) |
+      (this.o.compress === 'rle' ? Capability.RLE : 0) |
+      (this.o.compress === 'deflate' ? Capability.DEFLATE : 0) |
+      (this.o.compress === 'zstd' ? Capability.ZSTD : 0) |
+      (this.o.compress === 'lz4' ? Capability.LZ4 : 0) |
+      (this.o.strategy === 'postcopy' ||
+      this.o.strategy === 'hybrid' ||
+      this.o.onNonConvergence === 'postcopy'
+        ? Capability.POSTCOPY
+        : 0);
+    const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
+    this.conn.writeRaw(PREAMBLE);
+    await this.conn.sendFrame(
+      Command.HELLO,
+      encodeHello({
+        versionMin: MIN_PROTOCOL_VERSION,
+        versionMax: PROTOCOL_VERSION,
+        migrationId: this.r.id,
+        strategy: STRATEGY_CODES[this.o.strategy],
+        pageSize: this.pageSize,
+        capabilities: caps,
+        blocks,
+        vcpus: this.guest.config.vcpus ?? 1,
+        guest: { id: this.run.guestId, config: this.guest.config },
+      }),
+    );
+    const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
+    if ((ack.capabilities & caps) !== caps) {
+      throw new MigrationError(
+        'CAPABILITY',
+        `the destination does not support every requested capability (asked 0x${caps.toString(16)}, got 0x${ack.capabilities.toString(16)})`,
+      );
+    }
+    if (ack.maxFrame < this.o.framePayloadBytes) this.newBuilder(ack.maxFrame);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Encoding one page
+
+  /**
+   * Encodes page `p` into the current PAGES frame. The live page is first copied to `scratch` so that a vCPU writing
+   * it meanwhile cannot make the bytes sent, the XBZRLE cache and the ledger disagree (QEMU copies for the same
+   * reason). `fresh` = the destination still holds zeros for this page (first round), so a zero page need not travel.
+   */
+  private encodePage(p: number, fresh: boolean, allowXbzrle: boolean): void {
+    const r = this.r;
+    const page = this.guest.ram.page(p);
+    const scratch = this.scratch;
+    scratch.set(page);
+    if (isZeroPage(scratch)) {
+      r.pages.zero++;
+      this.ledger.setZero(p);
+      if (this.cache) this.cache.invalidate(p);
+      if (fresh) return;
+      this.builder.reserve(0);
+      this.builder.commit(p, PageEncoding.ZERO, 0);
+      return;
+    }
+    const crc = this.o.verify === 'none' ? 0 : pageCrc(scratch);
+    if (this.cache && allowXbzrle) {
+      const slot = this.cache.lookup(p);
+      if (slot >= 0) {
+        const out = this.builder.reserve(this.pageSize);
+        const len = encodeXbzrleInto(this.cache.slotView(slot), scratch, out, this.pageSize);
+        if (len === 0) {
+          // Dirty but identical to what the destination holds: nothing to send (QEMU skips these too).
+          r.pages.skipped++;
+          return;
+        }
+        this.cache.update(slot, scratch);
+        this.ledger.set(p, crc);
+        if (len > 0) {
+          this.builder.commit(p, PageEncoding.XBZRLE, len);
+          r.pages.xbzrle++;
+          r.xbzrle.encodedBytes += len;
+          r.xbzrle.pageBytes += this.pageSize;
+          return;
+        }
+        r.xbzrle.overflows++;
+        this.sendWhole(p, scratch);
+        return;
+      }
+      this.cache.insert(p, scratch);
+    } else if (this.cache) {
+      this.cache.invalidate(p);
+    }
+    this.ledger.set(p, crc);
+    this.sendWhole(p, scratch);
+  }
+
+  /** Sends the page without a previous copy: raw, RLE or through the generic compressor, whichever is smaller. */
+  private sendWhole(p: number, data: Buffer): void {
+    const r = this.r;
+    if (this.o.compress === 'rle') {
+      const out = this.builder.reserve(this.pageSize);
+      const len = encodeRleInto(data, out, this.pageSize - 1);
+      if (len > 0) {
+        this.builder.commit(p, PageEncoding.RLE, len);
+        r.pages.rle++;
+        return;
+      }
+    } else if (this.compressor) {
+      const c = this.compressor.compress(data);
+      if (c.length < this.pageSize) {
+        this.builder.reserve(c.length).set(c);
+        this.builder.commit(p, COMPRESS_ENCODING[this.compressor.name], c.length);
+        r.pages.compressed++;
+        return;
+      }
+    }
+    this.builder.reserve(this.pageSize).set(data);
+    this.builder.commit(p, PageEncoding.RAW, this.pageSize);
+    r.pages.raw++;
+  }
+
+  /** Sends the given pages (ascending), yielding to the socket as frames fill. */
+  private async sendPages(pages: ArrayLike<number>, fresh: boolean, allowXbzrle: boolean): Promise<void> {
+    for (let i = 0; i < pages.length; i++) {
+      this.encodePage(pages[i]!, fresh, allowXbzrle);
+      if ((i & 255) === 255) {
+        this.checkAbort();
+        await this.pendingSends;
+        this.emit();
+      }
+    }
+    this.builder.finishFrame();
+    await this.pendingSends;
+  }
+
+  private allPages(): Uint32Array {
+    const pages = new Uint32Array(this.pageCount);
+    for (let i = 0; i < pages.length; i++) pages[i] = i;
+    return pages;
+  }
+
+  /** Orders a round's pages: address order, or (hot-last) least-written first so hot pages go as late as possible. */
+  private order(pages: Uint32Array): Uint32Array {
+    if (this.o.pageOrder !== 'hot-last') return pages;
+    const counts = this.guest.dirtyLog.writeCounts();
+    const arr = Array.from(pages);
+    arr.sort((a, b) => counts[a]! - counts[b]! || a - b);
+    return Uint32Array.from(arr);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Strategies
+
+  private async pause(): Promise<void> {
+    this.measureGuestRate();
+    this.pausedAt = performance.now();
+    if (this.guest.running) await this.guest.pause();
+    this.event('guest paused');
+  }
+
+  private async cold(): Promise<void> {
+    this.r.phase = 'stop-and-copy';
+    this.r.guest.stepsPerSecBefore = await this.sampleRate();
+    await this.pause();
+    this.guest.dirtyLog.sync();
+    await this.sendPages(this.allPages(), true, false);
+    this.r.rounds = 1;
+    this.r.switchoverReason = 'cold';
+    await this.switchover();
+  }
+
+  /** Steps per second of the guest over a short window, before migration starts loading the host. */
+  private async sampleRate(): Promise<number> {
+    if (!this.guest.running) return 0;
+    const a = this.totalSteps();
+    const t = performance.now();
+    await new Promise((res) => setTimeout(res, 100));
+    const dt = (performance.now() - t) / 1000;
+    return (this.totalSteps() - a) / dt;
+  }
+
+  private async precopy(): Promise<void> {
+    const r = this.r;
+    r.phase = 'precopy';
+    r.guest.stepsPerSecBefore = await this.sampleRate();
+    this.stepsAtStart = this.totalSteps();
+    this.stepsAtStartTime = performance.now();
+    const log = this.guest.dirtyLog;
+    log.sync(); // start tracking from here: round 1 sends everything anyway
+    let pages = this.allPages();
+    const samples: RoundSample[] = [];
+    for (let round = 1; ; round++) {
+      this.checkAbort();
+      const t = performance.now();
+      const sentBefore = this.conn.bytesSent;
+      await this.sendPages(this.order(pages), round === 1, true);
+      const bytes = this.conn.bytesSent - sentBefore;
+      const dirty = log.sync();
+      const durationMs = performance.now() - t;
+      await this.conn.sendFrame(
+        Command.ROUND,
+        encodeRound({ round, pagesSent: pages.length, dirtyPages: dirty.length }),
+      );
+      const sample: RoundSample = {
+        round,
+        pagesSent: pages.length,
+        bytesSent: bytes,
+        durationMs,
+        dirtyPages: dirty.length,
+      };
+      samples.push(sample);
+      this.recordRound(sample);
+      const state = this.convergenceState(samples);
+      const expected = expectedDowntimeMs(dirty.length, state.bytesPerPage, state.bandwidth);
+      r.expectedDowntimeMs = expected;
+      r.perRound[r.perRound.length - 1]!.expectedDowntimeMs = expected;
+      const decision = decideAfterRound(state, { ...this.o, downtimeLimitMs: this.downtimeLimitMs });
+      this.emit(true);
+      if (decision.action === 'switchover') {
+        r.switchoverReason = decision.reason;
+        this.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
+        await this.pause();
+        r.phase = 'stop-and-copy';
+        const last = log.sync();
+        const lastPages = mergeSorted(dirty, last);
+        r.dirtyPages = lastPages.length;
+        await this.sendPages(lastPages, false, true);
+        await this.switchover();
+        return;
+      }
+      if (decision.action === 'postcopy') {
+        r.switchoverReason = `postcopy: ${decision.reason}`;
+        this.event(`switching to post-copy: ${decision.reason}`);
+        await this.pause();
+        const last = log.sync();
+        await this.postcopy(mergeSorted(dirty, last));
+        return;
+      }
+      if (decision.action === 'abort') {
+        const code =
+          decision.reason === 'stalled'
+            ? 'STALLED'
+            : decision.reason === 'not-converging'
+              ? 'NOT_CONVERGED'
+              : 'TIMEOUT';
+        throw new MigrationError(
+          code,
+          `pre-copy gave up (${decision.reason}) after ${round} rounds: ${dirty.length} pages still dirty at ` +
+            `${Math.round(state.bandwidth / 1024 / 1024)} MiB/s; the guest keeps running on the source. ` +
+            'Try --auto-converge, --strategy hybrid, --xbzrle, a higher --max-bandwidth or --downtime-limit.',
+          { round, dirtyPages: dirty.length },
+        );
+      }
+      this.adjustAfterRound(sample, samples);
+      pages = dirty;
+    }
+  }
+
+  private recordRound(s: RoundSample): void {
+    const r = this.r;
+    r.rounds = s.round;
+    r.dirtyPages = s.dirtyPages;
+    r.remainingBytes = s.dirtyPages * this.pageSize;
+    r.dirtyRatePagesPerSec = s.durationMs > 0 ? (s.dirtyPages * 1000) / s.durationMs : 0;
+    r.perRound.push({
+      round: s.round,
+      pagesSent: s.pagesSent,
+      bytes: s.bytesSent,
+      dirtyPages: s.dirtyPages,
+      durationMs: s.durationMs,
+      throughputMbps: mbps(s.bytesSent, s.durationMs),
+      expectedDowntimeMs: 0,
+      throttle: this.throttle,
+    });
+    if (s.round > 1) {
+      this.liveBytes += s.bytesSent;
+      this.livePages += s.pagesSent;
+    }
+    if (s.dirtyPages < this.bestDirty) {
+      this.bestDirty = s.dirtyPages;
+      this.lastProgressAt = performance.now();
+    }
+  }
+
+  private convergenceState(samples: RoundSample[]): ConvergenceState {
+    let bytes = 0;
+    let ms = 0;
+    // Bandwidth from what was really sent in the last rounds (round 1 alone at the start).
+    for (const s of samples.slice(-3)) {
+      bytes += s.bytesSent;
+      ms += s.durationMs;
+    }
+    const bandwidth = ms > 0 ? (bytes * 1000) / ms : 0;
+    // Wire bytes per dirty page: measured on resent pages once there are some, else a full page.
+    const bytesPerPage = this.livePages > 0 ? Math.max(64, this.liveBytes / this.livePages) : this.pageSize;
+    return {
+      rounds: samples,
+      bandwidth: this.o.maxBandwidth > 0 ? Math.min(bandwidth, this.o.maxBandwidth) : bandwidth,
+      bytesPerPage,
+      pageSize: this.pageSize,
+      throttle: this.throttle,
+      throttleTriggers: this.throttleTriggers,
+      downtimeLimitMs: this.downtimeLimitMs,
+      elapsedMs: this.elapsed(),
+      msSinceProgress: performance.now() - this.lastProgressAt,
+    };
+  }
+
+  /** Auto-converge and "double the downtime on stall" act between rounds. */
+  private adjustAfterRound(sample: RoundSample, samples: RoundSample[]): void {
+    const o = this.o;
+    const autoConverge =
+      o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge';
+    if (autoConverge) {
+      const step = autoConvergeStep(sample, this.pageSize, this.throttle, this.throttleTriggers, o);
+      this.throttleTriggers = step.triggers;
+      if (step.throttle !== this.throttle) {
+        this.throttle = step.throttle;
+        const cap = throttleToCap(this.throttle);
+        this.guest.setCap(cap);
+        this.r.cap.push({ atMs: this.elapsed(), cap, throttle: this.throttle, reason: 'auto-converge' });
+        this.event(`auto-converge: throttle ${this.throttle}% (CAP ${cap})`);
+      }
+    }
+    if (o.onStall === 'double-downtime' && samples.length >= 2) {
+      const prev = samples[samples.length - 2]!;
+      if (sample.round > 1 && sample.dirtyPages >= prev.dirtyPages) {
+        this.downtimeLimitMs *= 2;
+        this.event(
+          `no progress in round ${sample.round}: downtime limit doubled to ${this.downtimeLimitMs} ms`,
+        );
+      }
+    }
+  }
+
+  /** Sends vCPU state and the digest; waits for READY, sends GO, waits for RESUMED. */
+  private async switchover(): Promise<void> {
+    const r = this.r;
+    r.phase = 'switchover';
+    const state = this.guest.state();
+    await this.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
+    const digest = this.digest(state);
+    await this.conn.sendFrame(Command.SWITCHOVER, encodeDigest(digest));
+    await this.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+    // From GO on, the destination owns the guest: the source must never resume it.
+    this.handedOff = true;
+    await this.conn.sendFrame(Command.GO);
+    await this.conn.expect(Command.RESUMED, SWITCHOVER_TIMEOUT_MS);
+    r.downtimeMs = performance.now() - this.pausedAt;
+    r.verified = digest.method !== 'none';
+    r.remainingBytes = 0;
+    this.event(`guest resumed on the destination; downtime ${r.downtimeMs.toFixed(1)} ms`);
+    this.conn.socket.end();
+  }
+
+  private digest(state: unknown): Digest {
+    const method = this.o.verify;
+    const ram =
+      method === 'full'
+        ? fullRamDigest(this.pageCount, (i) => this.guest.ram.page(i))
+        : method === 'ledger'
+          ? this.ledger.digest()
+          : '0000000000000000';
+    return { method, ram, vcpu: vcpuDigest(state) };
+  }
+
+  /**
+   * Post-copy: hand the guest over now and push its pages behind it. `stale` = pages dirtied since they were last
+   * sent (hybrid), or null when nothing was sent before (pure post-copy).
+   */
+  private async postcopy(stale: Uint32Array | null): Promise<void> {
+    const r = this.r;
+    if (this.pausedAt === 0) {
+      r.guest.stepsPerSecBefore = await this.sampleRate();
+      await this.pause();
+    }
+    r.phase = 'switchover';
+    this.guest.dirtyLog.sync();
+    // Pages valid at the destination: everything sent in pre-copy and not dirtied since.
+    const valid = new Uint8Array(Math.ceil(this.pageCount / 8));
+    const needed = new Uint8Array(this.pageCount);
+    if (stale) {
+      valid.fill(0xff);
+      for (let i = this.pageCount; i < valid.length * 8; i++) valid[i >> 3]! &= ~(1 << (i & 7));
+      for (const p of stale) {
+        valid[p >> 3]! &= ~(1 << (p & 7));
+        needed[p] = 1;
+      }
+    } else {
+      needed.fill(1);
+    }
+    const state = this.guest.state();
+    await this.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
+    await this.conn.sendFrame(Command.POSTCOPY_START, encodePostcopyStart(valid));
+    await this.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+    this.handedOff = true;
+    await this.conn.sendFrame(Command.GO);
+    await this.conn.expect(Command.RESUMED, SWITCHOVER_TIMEOUT_MS);
+    r.downtimeMs = performance.now() - this.pausedAt;
+    r.status = 'postcopy-active';
+    r.phase = 'postcopy';
+    this.event(`post-copy: guest running on the destination after ${r.downtimeMs.toFixed(1)} ms`);
+
+    // Requests from the destination's faults jump the queue; everything else is pushed in address order.
+    const requests: number[] = [];
+    let wake: (() => void) | undefined;
+    let completeFrame: Buffer | undefined;
+    let remoteError: MigrationError | undefined;
+    this.conn.onFrame = (f) => {
+      if (f.command === Command.PAGE_REQUEST) {
+        for (const p of decodePageRequest(f.payload, this.pageCount)) requests.push(p);
+      } else if (f.command === Command.COMPLETE) {
+        completeFrame = f.payload;
+      } else if (f.command === Command.ERROR) {
+        remoteError = new MigrationError(
+          'POSTCOPY_LINK_LOST',
+          `destination reported an error during post-copy`,
+        );
+      }
+      wake?.();
+    };
+    // Small frames keep a faulting vCPU's page from queueing behind megabytes of pushed pages.
+    await this.pendingSends;
+    this.newBuilder(64 * 1024);
+    this.conn.queueLimit = 256 * 1024;
+    let remaining = 0;
+    for (let i = 0; i < this.pageCount; i++) remaining += needed[i]!;
+    r.remainingBytes = remaining * this.pageSize;
+    let next = 0;
+    let sinceYield = 0;
+    try {
+      while (remaining > 0) {
+        if (remoteError) throw remoteError;
+        if (this.conn.error) throw this.postcopyLinkLost(this.conn.error);
+        let p = -1;
+        let requested = false;
+        while (requests.length > 0) {
+          const q = requests.shift()!;
+          if (needed[q]) {
+            p = q;
+            requested = true;
+            break;
+          }
+        }
+        if (p < 0) {
+          while (next < this.pageCount && !needed[next]) next++;
+          p = next;
+        }
+        needed[p] = 0;
+        remaining--;
+        this.encodePage(p, false, false);
+        if (requested) {
+          r.postcopy.requestedPages++;
+          this.builder.finishFrame();
+        } else r.postcopy.pushedPages++;
+        if (++sinceYield >= 64 || requested) {
+          sinceYield = 0;
+          if (this.builder.entries > 0 && requests.length > 0) this.builder.finishFrame();
+          await this.pendingSends;
+          r.remainingBytes = remaining * this.pageSize;
+          this.emit();
+        }
+      }
+      this.builder.finishFrame();
+      await this.pendingSends;
+      const digest = this.digest(state);
+      await this.conn.sendFrame(Command.POSTCOPY_END, encodeDigest(digest));
+      // Wait for COMPLETE (the destination verified the ledger of what it received).
+      const deadline = performance.now() + SWITCHOVER_TIMEOUT_MS;
+      while (!completeFrame) {
+        if (remoteError) throw remoteError;
+        if (this.conn.error) throw this.postcopyLinkLost(this.conn.error);
+        if (performance.now() > deadline)
+          throw new MigrationError('TIMEOUT', 'no COMPLETE from the destination');
+        await new Promise<void>((res) => {
+          wake = res;
+          setTimeout(res, 50);
+        });
+      }
+      const body = decodeJson(completeFrame, 'COMPLETE') as {
+        verified?: boolean;
+        faults?: number;
+        faultLatencyMs?: number[];
+      };
+      const lat = (body.faultLatencyMs ?? []).slice().sort((a, b) => a - b);
+      r.postcopy.faults = body.faults ?? r.postcopy.faults;
+      r.postcopy.faultLatencyMs = {
+        p50: percentile(lat, 50),
+        p99: percentile(lat, 99),
+        max: lat.length > 0 ? lat[lat.length - 1]! : 0,
+      };
+      r.verified = body.verified === true && digest.method !== 'none';
+      r.remainingBytes = 0;
+      this.event('post-copy complete');
+      this.conn.socket.end();
+    } finally {
+      this.conn.onFrame = undefined;
+    }
+  }
+
+  private postcopyLinkLost(cause: MigrationError): MigrationError {
+    return new MigrationError(
+      'POSTCOPY_LINK_LOST',
+      'the link broke during post-copy, after switch-over: the guest now runs on the destination and waits there ' +
+        'for pages only this source holds. It cannot be resumed on the source. Keep this source agent running; ' +
+        `the migration cannot be completed by this version without recovery (cause: ${cause.message})`,
+      { cause: cause.code },
+    );
+  }
+}
+
+/** Union of two ascending page lists, ascending, without duplicates. */
+export function mergeSorted(a: Uint32Array, b: Uint32Array): Uint32Array {
+  const out = new Uint32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.length || j < b.length) {
+    const x = i < a.length ? a[i]! : Number.POSITIVE_INFINITY;
+    const y = j < b.length ? b[j]! : Number.POSITIVE_INFINITY;
+    const v = x <= y ? x : y;
+    if (x === v) i++;
+    if (y === v) j++;
+    if (n === 0 || out[n - 1] !== v) out[n++] = v;
+  }
+  return out.subarray(0, n);
+}

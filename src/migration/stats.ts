@@ -1,0 +1,155 @@
+/**
+ * The migration report: what operators know from QEMU's `query-migrate`, in livemig's names. The same object is
+ * the live status (while `status` is 'active') and the final report, in the CLI's --json and the control API.
+ */
+import type { MigrationErrorCode } from '../errors.js';
+import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
+
+export type MigrationStatus = 'setup' | 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelled';
+export type MigrationPhase = 'setup' | 'precopy' | 'stop-and-copy' | 'switchover' | 'postcopy' | 'done';
+
+export interface RoundRow {
+  round: number;
+  pagesSent: number;
+  bytes: number;
+  /** Dirty pages found by the sync at the end of the round. */
+  dirtyPages: number;
+  durationMs: number;
+  throughputMbps: number;
+  expectedDowntimeMs: number;
+  /** Throttle in force during the round (percent of time held back; CAP = 100 − throttle). */
+  throttle: number;
+}
+
+export interface CapChange {
+  atMs: number;
+  cap: number;
+  throttle: number;
+  reason: string;
+}
+
+export interface MigrationReport {
+  id: string;
+  guestId: string;
+  status: MigrationStatus;
+  phase: MigrationPhase;
+  strategy: Strategy;
+  source: string;
+  destination: string;
+  verified: boolean;
+  verify: VerifyMethod;
+  startedAt: string;
+  totalTimeMs: number;
+  setupTimeMs: number;
+  downtimeMs: number;
+  expectedDowntimeMs: number;
+  downtimeLimitMs: number;
+  rounds: number;
+  ramBytes: number;
+  pageSize: number;
+  transferredBytes: number;
+  remainingBytes: number;
+  dirtyPages: number;
+  pages: { zero: number; raw: number; xbzrle: number; rle: number; compressed: number; skipped: number };
+  xbzrle: {
+    enabled: boolean;
+    cacheHits: number;
+    cacheMisses: number;
+    overflows: number;
+    encodedBytes: number;
+    /** Page bytes that XBZRLE replaced by its encodings (bytes saved = this − encodedBytes). */
+    pageBytes: number;
+    cacheBytes: number;
+    cacheWays: number;
+  };
+  compress: CompressMethod;
+  dirtyRatePagesPerSec: number;
+  throughputMbps: number;
+  maxBandwidth: number;
+  postcopy: {
+    faults: number;
+    faultLatencyMs: { p50: number; p99: number; max: number };
+    pushedPages: number;
+    requestedPages: number;
+  };
+  cap: CapChange[];
+  /** Guest progress rate (steps/s, all vCPUs) before migration and during it: the slowdown the guest paid. */
+  guest: { stepsPerSecBefore: number; stepsPerSecDuring: number; slowdown: number };
+  switchoverReason: string;
+  events: string[];
+  perRound: RoundRow[];
+  error?: { code: MigrationErrorCode; message: string };
+}
+
+export function emptyReport(init: {
+  id: string;
+  guestId: string;
+  strategy: Strategy;
+  source: string;
+  destination: string;
+  verify: VerifyMethod;
+  ramBytes: number;
+  pageSize: number;
+  downtimeLimitMs: number;
+  xbzrle: boolean;
+  xbzrleCacheBytes: number;
+  cacheWays: number;
+  compress: CompressMethod;
+  maxBandwidth: number;
+}): MigrationReport {
+  return {
+    id: init.id,
+    guestId: init.guestId,
+    status: 'setup',
+    phase: 'setup',
+    strategy: init.strategy,
+    source: init.source,
+    destination: init.destination,
+    verified: false,
+    verify: init.verify,
+    startedAt: new Date().toISOString(),
+    totalTimeMs: 0,
+    setupTimeMs: 0,
+    downtimeMs: 0,
+    expectedDowntimeMs: 0,
+    downtimeLimitMs: init.downtimeLimitMs,
+    rounds: 0,
+    ramBytes: init.ramBytes,
+    pageSize: init.pageSize,
+    transferredBytes: 0,
+    remainingBytes: init.ramBytes,
+    dirtyPages: 0,
+    pages: { zero: 0, raw: 0, xbzrle: 0, rle: 0, compressed: 0, skipped: 0 },
+    xbzrle: {
+      enabled: init.xbzrle,
+      cacheHits: 0,
+      cacheMisses: 0,
+      overflows: 0,
+      encodedBytes: 0,
+      pageBytes: 0,
+      cacheBytes: init.xbzrle ? init.xbzrleCacheBytes : 0,
+      cacheWays: init.cacheWays,
+    },
+    compress: init.compress,
+    dirtyRatePagesPerSec: 0,
+    throughputMbps: 0,
+    maxBandwidth: init.maxBandwidth,
+    postcopy: { faults: 0, faultLatencyMs: { p50: 0, p99: 0, max: 0 }, pushedPages: 0, requestedPages: 0 },
+    cap: [],
+    guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
+    switchoverReason: '',
+    events: [],
+    perRound: [],
+  };
+}
+
+/** Megabits per second from bytes over milliseconds. */
+export function mbps(bytes: number, ms: number): number {
+  return ms > 0 ? (bytes * 8) / 1000 / ms : 0;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
