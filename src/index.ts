@@ -2,5 +2,6 @@
  * livemig's public surface. Each folder's index.ts is that folder's whole public API; this file gathers them.
  */
 export * from './cache/index.js';
+export * from './codec/index.js';
 export * from './errors.js';
 export * from './units.js';

@@ -1,0 +1,24 @@
+/**
+ * Checks XBZRLE vector files (the shared/vectors JSONL format) against this codec.
+ *   npm run check:vectors -- [file.jsonl ...]      (default: ../shared/vectors/xbzrle-public.jsonl)
+ * Prints one line per failing record and a summary; exits 1 if any record fails.
+ */
+import { fileURLToPath } from 'node:url';
+import { checkVector, readVectors } from '../src/codec/vectors.js';
+
+const files = process.argv.slice(2).filter((a) => a !== '--');
+if (files.length === 0) {
+  files.push(fileURLToPath(new URL('../../shared/vectors/xbzrle-public.jsonl', import.meta.url)));
+}
+let failed = 0;
+for (const file of files) {
+  const outcomes = readVectors(file).map(checkVector);
+  const bad = outcomes.filter((o) => !o.ok);
+  for (const o of bad) console.log(`FAIL ${o.kind} ${o.name}: ${o.detail}`);
+  const count = (kind: string) => outcomes.filter((o) => o.kind === kind).length;
+  console.log(
+    `${file}: ${outcomes.length - bad.length}/${outcomes.length} agree (${count('encode')} encode, ${count('decode')} decode)`,
+  );
+  failed += bad.length;
+}
+process.exitCode = failed > 0 ? 1 : 0;

@@ -1,0 +1,40 @@
+/**
+ * QEMU conformance: every record of the shared public vector file, and of any file named in
+ * LIVEMIG_VECTORS (paths separated by the platform's path delimiter) — e.g. the larger acceptance set.
+ */
+import { existsSync } from 'node:fs';
+import { delimiter } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkVector, readVectors } from './vectors.js';
+
+const PUBLIC = new URL('../../../shared/vectors/xbzrle-public.jsonl', import.meta.url);
+const extra = (process.env.LIVEMIG_VECTORS ?? '').split(delimiter).filter((p) => p !== '');
+
+describe('XBZRLE vectors from shared/vectors/xbzrle-public.jsonl', () => {
+  // The file lives beside the clone (../shared); CI checks it out there too.
+  it('the public vector file is present', () => {
+    expect(existsSync(PUBLIC), `missing ${PUBLIC.pathname}`).toBe(true);
+  });
+  const vectors = existsSync(PUBLIC) ? readVectors(PUBLIC) : [];
+  it('holds the documented 58 records, both kinds', () => {
+    expect(vectors.length).toBe(58);
+    expect(vectors.filter((v) => v.kind === 'encode').length).toBe(42);
+    expect(vectors.filter((v) => v.kind === 'decode').length).toBe(16);
+  });
+  it.each(vectors.map((v) => [v.kind, v.name, v] as const))('%s %s', (_kind, _name, v) => {
+    const outcome = checkVector(v);
+    expect(outcome.detail).toBe('');
+    expect(outcome.ok).toBe(true);
+  });
+});
+
+for (const file of extra) {
+  describe(`XBZRLE vectors from ${file}`, () => {
+    const vectors = readVectors(file);
+    it('is not empty', () => expect(vectors.length).toBeGreaterThan(0));
+    it('every record agrees with the reference', () => {
+      const failed = vectors.map(checkVector).filter((o) => !o.ok);
+      expect(failed.map((o) => `${o.kind} ${o.name}: ${o.detail}`)).toEqual([]);
+    });
+  });
+}
