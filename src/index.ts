@@ -4,4 +4,5 @@
 export * from './cache/index.js';
 export * from './codec/index.js';
 export * from './errors.js';
+export * from './guest/index.js';
 export * from './units.js';

@@ -1,0 +1,48 @@
+/**
+ * The control block shared by the main thread and the vCPU workers (SharedArrayBuffers, Atomics only).
+ *
+ * Protocol: the main thread writes the command, targets, CAP and frequency, then bumps GEN and notifies.
+ * A worker reads GEN first, then the rest, and acts; when it parks it reports the GEN it acted on and waits
+ * (Atomics.wait) for GEN to change. The main thread accepts a "parked" report only for the current GEN, so a
+ * report that raced with a newer command is ignored and the worker, woken by that command, reports again.
+ */
+
+/** Int32 words of `ctl`. */
+export const GEN = 0;
+export const CMD = 1;
+export const CAP = 2;
+export const FREQ_PPM = 3;
+/** Per-vCPU message sequence (main -> worker messages waiting on its port), at MSG_SEQ + index. */
+export const MSG_SEQ = 8;
+export const CTL_WORDS = MSG_SEQ + 64;
+
+export const CMD_PAUSE = 0;
+export const CMD_RUN = 1;
+export const CMD_STOP = 2;
+
+/** BigInt64 words per vCPU in `vcpu`: at index * VCPU_STRIDE + field. */
+export const VCPU_STRIDE = 4;
+export const V_STEP = 0;
+/** Run-to-step target, -1 = none. */
+export const V_TARGET = 1;
+/** Nanoseconds the worker spent on the CPU by its own clock (fallback for cpuTimeMs off Linux). */
+export const V_BUSY_NS = 2;
+
+/** Scheduling period of the CAP (Xen's credit scheduler accounts in 30 ms periods). */
+export const CAP_PERIOD_MS = 30;
+/** Time slice: the longest a vCPU runs between two looks at the control block. */
+export const SLICE_MS = 1;
+
+export interface SharedControl {
+  readonly ctl: SharedArrayBuffer;
+  readonly vcpu: SharedArrayBuffer;
+}
+
+export function allocControl(vcpus: number): SharedControl {
+  const ctl = new SharedArrayBuffer(CTL_WORDS * 4);
+  new Int32Array(ctl)[FREQ_PPM] = 1_000_000;
+  const vcpu = new SharedArrayBuffer(vcpus * VCPU_STRIDE * 8);
+  const v = new BigInt64Array(vcpu);
+  for (let i = 0; i < vcpus; i++) v[i * VCPU_STRIDE + V_TARGET] = -1n;
+  return { ctl, vcpu };
+}

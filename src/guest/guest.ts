@@ -1,0 +1,456 @@
+/**
+ * The guest: RAM blocks, dirty log, and one worker thread per vCPU running the workload.
+ *
+ * The main thread never blocks: it steers the vCPUs through the shared control block (control.ts) and learns
+ * that they parked from their messages. A source guest comes from `create` (RAM initialised by the workload);
+ * a destination from `createIncoming` (RAM zero, optionally every page absent for post-copy).
+ */
+import { readFileSync } from 'node:fs';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { MigrationError, UsageError } from '../errors.js';
+import { type GuestConfig, type ResolvedGuestConfig, resolveConfig, sameConfig } from './config.js';
+import {
+  allocControl,
+  CAP,
+  CMD,
+  CMD_PAUSE,
+  CMD_RUN,
+  CMD_STOP,
+  FREQ_PPM,
+  GEN,
+  MSG_SEQ,
+  type SharedControl,
+  V_BUSY_NS,
+  V_STEP,
+  V_TARGET,
+  VCPU_STRIDE,
+} from './control.js';
+import { DirtyLog } from './dirty-log.js';
+import type { SharedGuestMemory } from './memory.js';
+import { GuestRam } from './ram.js';
+import { startWorker } from './spawn.js';
+import type { VcpuState } from './vcpu.js';
+import type { MainToWorker, VcpuWorkerData, WorkerToMain } from './vcpu-worker.js';
+
+export type { VcpuState } from './vcpu.js';
+
+/** Everything needed to continue a paused guest elsewhere (JSON-serialisable). */
+export interface GuestState {
+  config: ResolvedGuestConfig;
+  vcpus: VcpuState[];
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class Guest {
+  readonly config: ResolvedGuestConfig;
+  readonly ram: GuestRam;
+  readonly dirtyLog: DirtyLog;
+  /** True for a destination created with `postcopy: true`. */
+  readonly postcopy: boolean;
+  readonly #control: SharedControl;
+  readonly #ctl: Int32Array;
+  readonly #v: BigInt64Array;
+  readonly #presence: Int32Array | null;
+  readonly #requested: Int32Array | null;
+  #missing: number;
+  #workers: Worker[] = [];
+  #ports: MessagePort[] = [];
+  #tids: number[];
+  #cpuMs: number[];
+  #gen = 0;
+  #parkedGen: number[];
+  #states: VcpuState[];
+  #msgSeq: number[];
+  #waiters: Waiter[] = [];
+  #faultListeners: ((page: number) => void)[] = [];
+  #running = false;
+  #cap = 0;
+  #frequency = 1;
+  #error: Error | null = null;
+  #destroyed = false;
+
+  private constructor(config: ResolvedGuestConfig, postcopy: boolean) {
+    this.config = config;
+    this.postcopy = postcopy;
+    this.ram = new GuestRam(config);
+    this.dirtyLog = new DirtyLog(this.ram);
+    this.#control = allocControl(config.vcpus);
+    this.#ctl = new Int32Array(this.#control.ctl);
+    this.#v = new BigInt64Array(this.#control.vcpu);
+    const words = Math.ceil(this.ram.pageCount / 32);
+    this.#presence = postcopy ? new Int32Array(new SharedArrayBuffer(words * 4)) : null;
+    this.#requested = postcopy ? new Int32Array(new SharedArrayBuffer(words * 4)) : null;
+    this.#missing = postcopy ? this.ram.pageCount : 0;
+    const n = config.vcpus;
+    this.#tids = new Array<number>(n).fill(-1);
+    this.#cpuMs = new Array<number>(n).fill(0);
+    this.#parkedGen = new Array<number>(n).fill(-1);
+    this.#msgSeq = new Array<number>(n).fill(0);
+    this.#states = [];
+  }
+
+  /** A source guest: RAM zeroed, the workload's working set initialised deterministically, vCPUs paused. */
+  static async create(config: GuestConfig): Promise<Guest> {
+    const guest = new Guest(resolveConfig(config), false);
+    await guest.#start(true);
+    // Init writes are not migration-relevant history: the log starts clean.
+    guest.dirtyLog.reset();
+    return guest;
+  }
+
+  /**
+   * A destination guest: same config, RAM zero, vCPUs paused until `resume()` (after `loadState`). With
+   * `postcopy`, every page starts absent and a vCPU touching one faults and blocks until `placePage`.
+   */
+  static async createIncoming(config: GuestConfig, opts: { postcopy?: boolean } = {}): Promise<Guest> {
+    const guest = new Guest(resolveConfig(config), opts.postcopy ?? false);
+    await guest.#start(false);
+    return guest;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+  get cap(): number {
+    return this.#cap;
+  }
+  get frequency(): number {
+    return this.#frequency;
+  }
+
+  async #start(init: boolean): Promise<void> {
+    const memory: SharedGuestMemory = {
+      pageSize: this.ram.pageSize,
+      pageCount: this.ram.pageCount,
+      pagesPerBlock: this.ram.pagesPerBlock,
+      blocks: this.ram.blocks.map((b) => b.buffer),
+      bitmaps: this.dirtyLog.buffers.bitmaps,
+      counters: this.dirtyLog.buffers.counters,
+      presence: (this.#presence?.buffer as SharedArrayBuffer | undefined) ?? null,
+      requested: (this.#requested?.buffer as SharedArrayBuffer | undefined) ?? null,
+    };
+    for (let index = 0; index < this.config.vcpus; index++) {
+      const { port1, port2 } = new MessageChannel();
+      const data: VcpuWorkerData = {
+        config: this.config,
+        index,
+        memory,
+        control: this.#control,
+        init,
+        port: port2,
+      };
+      const worker = startWorker('vcpu-worker', {
+        workerData: data,
+        transferList: [port2],
+        name: `vcpu${index}`,
+      });
+      worker.on('message', (m: WorkerToMain) => this.#onMessage(index, m));
+      worker.on('error', (err) =>
+        this.#fail(new MigrationError('INTERNAL', `vCPU ${index} crashed: ${err.message}`)),
+      );
+      worker.on('exit', (code) => {
+        if (!this.#destroyed)
+          this.#fail(new MigrationError('INTERNAL', `vCPU ${index} exited (code ${code})`));
+      });
+      this.#workers.push(worker);
+      this.#ports.push(port1);
+    }
+    try {
+      await this.#allParked();
+    } catch (err) {
+      await this.destroy();
+      throw err;
+    }
+  }
+
+  #onMessage(index: number, m: WorkerToMain): void {
+    switch (m.type) {
+      case 'ready':
+        this.#tids[index] = m.tid;
+        return;
+      case 'parked':
+        if (m.gen !== this.#gen) return; // raced with a newer command; the vCPU will report again
+        this.#states[index] = m.state;
+        this.#parkedGen[index] = m.gen;
+        this.#checkWaiters();
+        return;
+      case 'fault':
+        for (const listener of this.#faultListeners) listener(m.page);
+        return;
+      case 'error':
+        this.#fail(new MigrationError('INTERNAL', `vCPU ${index} failed: ${m.message}`, { stack: m.stack }));
+        return;
+    }
+  }
+
+  #fail(err: Error): void {
+    if (this.#error) return;
+    this.#error = err;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  #isAllParked(): boolean {
+    return this.#parkedGen.every((g) => g === this.#gen);
+  }
+
+  #checkWaiters(): void {
+    if (!this.#isAllParked()) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  #allParked(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#isAllParked()) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Publishes a command: targets and command word first, then the generation bump that wakes the vCPUs. */
+  #command(cmd: number, targets: readonly number[] | null): void {
+    for (let i = 0; i < this.config.vcpus; i++) {
+      Atomics.store(this.#v, i * VCPU_STRIDE + V_TARGET, BigInt(targets ? targets[i]! : -1));
+    }
+    Atomics.store(this.#ctl, CMD, cmd);
+    this.#gen = Atomics.add(this.#ctl, GEN, 1) + 1;
+    Atomics.notify(this.#ctl, GEN);
+  }
+
+  #usable(what: string): void {
+    if (this.#destroyed) throw new MigrationError('GUEST_NOT_FOUND', `${what}: the guest was destroyed`);
+    if (this.#error) throw this.#error;
+  }
+
+  /** Starts or continues every vCPU. */
+  resume(): void {
+    this.#usable('resume');
+    this.#command(CMD_RUN, null);
+    this.#running = true;
+  }
+
+  /** Resolves when every vCPU is parked between two steps (within about one time slice). */
+  async pause(): Promise<void> {
+    this.#usable('pause');
+    if (!this.#running && this.#isAllParked()) return;
+    this.#command(CMD_PAUSE, null);
+    await this.#allParked();
+    this.#running = false;
+  }
+
+  /**
+   * Runs every vCPU until its step count equals its target exactly, then parks it (the determinism oracle).
+   * Ignores writeRate pacing (it only shapes timing); CAP and frequency still apply.
+   */
+  async runToStep(step: number | readonly number[]): Promise<void> {
+    await this.pause();
+    const n = this.config.vcpus;
+    const targets = typeof step === 'number' ? new Array<number>(n).fill(step) : [...step];
+    if (targets.length !== n)
+      throw new UsageError(`runToStep: need ${n} targets (one per vCPU), got ${targets.length}`);
+    targets.forEach((t, i) => {
+      const at = this.#states[i]!.step;
+      if (!Number.isSafeInteger(t) || t < at) {
+        throw new UsageError(
+          `runToStep: vCPU ${i} is at step ${at}; target ${t} must be an integer >= ${at}`,
+        );
+      }
+    });
+    this.#command(CMD_RUN, targets);
+    this.#running = true;
+    try {
+      await this.#allParked();
+    } finally {
+      this.#running = false;
+    }
+    const off = this.#states.findIndex((s, i) => s.step !== targets[i]);
+    if (off >= 0) {
+      throw new MigrationError(
+        'CANCELLED',
+        `runToStep: vCPU ${off} parked at ${this.#states[off]!.step}, not at the target`,
+      );
+    }
+  }
+
+  /** The vCPU states (only while paused). */
+  state(): GuestState {
+    this.#usable('state');
+    if (this.#running)
+      throw new MigrationError('GUEST_BUSY', 'state() needs a paused guest: await pause() first');
+    return structuredClone({ config: this.config, vcpus: this.#states });
+  }
+
+  /** Loads vCPU states (only while paused; e.g. on the destination before `resume`). */
+  loadState(state: GuestState): void {
+    this.#usable('loadState');
+    if (this.#running) throw new MigrationError('GUEST_BUSY', 'loadState() needs a paused guest');
+    if (!state || typeof state !== 'object' || !Array.isArray(state.vcpus)) {
+      throw new MigrationError('BAD_ARGUMENT', 'loadState: expected { config, vcpus: [...] }');
+    }
+    const config = resolveConfig(state.config);
+    if (!sameConfig(config, this.config)) {
+      throw new MigrationError(
+        'BAD_ARGUMENT',
+        'loadState: the state belongs to a guest with a different config',
+        {
+          expected: this.config,
+          got: config,
+        },
+      );
+    }
+    if (state.vcpus.length !== this.config.vcpus) {
+      throw new MigrationError(
+        'BAD_ARGUMENT',
+        `loadState: ${state.vcpus.length} vCPU states for ${this.config.vcpus} vCPUs`,
+      );
+    }
+    const states = state.vcpus.map((s, i) => checkVcpuState(s, i, this.#states[i]!));
+    states.forEach((s, i) => {
+      const seq = ++this.#msgSeq[i]!;
+      const msg: MainToWorker = { type: 'load', seq, state: s };
+      this.#ports[i]!.postMessage(msg);
+      Atomics.store(this.#ctl, MSG_SEQ + i, seq);
+      Atomics.store(this.#v, i * VCPU_STRIDE + V_STEP, BigInt(s.step));
+      this.#states[i] = s;
+    });
+  }
+
+  /** Live step counts per vCPU (updated every time slice). */
+  steps(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.config.vcpus; i++)
+      out.push(Number(Atomics.load(this.#v, i * VCPU_STRIDE + V_STEP)));
+    return out;
+  }
+
+  /** CAP in percent of one physical CPU per 30 ms period, per vCPU; 0 = uncapped. */
+  setCap(percent: number): void {
+    this.#usable('setCap');
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) {
+      throw new UsageError(
+        `cap: ${percent} is not accepted; use an integer percent 0..100 (0 = uncapped)`,
+        'cap',
+      );
+    }
+    this.#cap = percent;
+    Atomics.store(this.#ctl, CAP, percent);
+  }
+
+  /** Emulated DVFS: the fraction (0, 1] of the maximum frequency the vCPUs run at. */
+  setFrequency(ratio: number): void {
+    this.#usable('setFrequency');
+    if (!(typeof ratio === 'number' && ratio > 0 && ratio <= 1)) {
+      throw new UsageError(
+        `frequency: ${ratio} is not accepted; use a ratio 0 < f <= 1 of the maximum`,
+        'frequency',
+      );
+    }
+    this.#frequency = ratio;
+    Atomics.store(this.#ctl, FREQ_PPM, Math.max(1, Math.round(ratio * 1e6)));
+  }
+
+  /**
+   * CPU time each vCPU thread has consumed, in ms: the kernel's count for the thread (schedstat) on Linux, the
+   * vCPU's own clock of its busy time elsewhere.
+   */
+  cpuTimeMs(): number[] {
+    for (let i = 0; i < this.config.vcpus; i++) {
+      const tid = this.#tids[i]!;
+      if (tid > 0) {
+        try {
+          const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+          if (Number.isFinite(ns)) this.#cpuMs[i] = ns / 1e6;
+        } catch {
+          // the thread has exited: its last reading stands
+        }
+      } else {
+        this.#cpuMs[i] = Number(Atomics.load(this.#v, i * VCPU_STRIDE + V_BUSY_NS)) / 1e6;
+      }
+    }
+    return [...this.#cpuMs];
+  }
+
+  /** Post-copy: `listener` is called once per absent page a vCPU touches. */
+  onFault(listener: (page: number) => void): void {
+    this.#faultListeners.push(listener);
+  }
+
+  /**
+   * Post-copy: stores a page (null = zero page), marks it present and wakes vCPUs waiting for it. Returns false
+   * (and changes nothing) if the page is already present: the guest may have written it since.
+   */
+  placePage(index: number, data: Uint8Array | null): boolean {
+    const presence = this.#presence;
+    if (!presence) throw new UsageError('placePage: the guest was not created with { postcopy: true }');
+    if (this.isPresent(index)) return false;
+    if (data === null) this.ram.zeroPage(index);
+    else this.ram.writePage(index, data);
+    const w = index >>> 5;
+    const bit = 1 << (index & 31);
+    if ((Atomics.or(presence, w, bit) & bit) === 0) this.#missing--;
+    Atomics.notify(presence, w);
+    return true;
+  }
+
+  isPresent(index: number): boolean {
+    if (!this.#presence) return true;
+    return (Atomics.load(this.#presence, index >>> 5) & (1 << (index & 31))) !== 0;
+  }
+
+  /** Post-copy: pages still absent. */
+  missingPages(): number {
+    return this.#missing;
+  }
+
+  /** Stops the vCPU threads. RAM stays readable. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#fail(new MigrationError('CANCELLED', 'the guest was destroyed'));
+    this.#command(CMD_STOP, null);
+    this.#running = false;
+    await Promise.all(
+      this.#workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.threadId === -1) return resolve();
+            const timer = setTimeout(() => void w.terminate(), 2000);
+            w.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+    for (const p of this.#ports) p.close();
+  }
+}
+
+function checkVcpuState(s: VcpuState, index: number, current: VcpuState): VcpuState {
+  const bad = (why: string): never => {
+    throw new MigrationError('BAD_ARGUMENT', `loadState: vCPU ${index}: ${why}`, { state: s });
+  };
+  if (!s || typeof s !== 'object') bad('not an object');
+  if (s.index !== index) bad(`index ${s.index} in position ${index}`);
+  if (!Number.isSafeInteger(s.step) || s.step < 0) bad(`step ${s.step} is not a non-negative integer`);
+  if (
+    !Array.isArray(s.rng) ||
+    s.rng.length !== 4 ||
+    s.rng.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff) ||
+    s.rng.every((v) => v === 0)
+  ) {
+    bad('rng must be four uint32, not all zero');
+  }
+  const want = Object.keys(current.registers).sort().join(',');
+  const got = Object.keys(s.registers ?? {})
+    .sort()
+    .join(',');
+  if (want !== got) bad(`registers {${got}} do not match this workload's {${want}}`);
+  for (const [k, v] of Object.entries(s.registers)) if (!Number.isSafeInteger(v)) bad(`register ${k} = ${v}`);
+  return { index, step: s.step, rng: [...s.rng], registers: { ...s.registers } };
+}

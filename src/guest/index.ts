@@ -1,0 +1,25 @@
+/**
+ * The guest that livemig migrates: RAM blocks, the dirty log, vCPUs in worker threads with CAP and DVFS
+ * throttling, deterministic workloads, and the determinism oracle. See docs/guest.md.
+ */
+export {
+  DEFAULT_PARAMS,
+  DISTRIBUTIONS,
+  type Distribution,
+  type DvfsStall,
+  type GuestConfig,
+  KV_MIN_RECORD,
+  type ResolvedGuestConfig,
+  resolveConfig,
+  vcpuShare,
+  WORKLOAD_NAMES,
+  type WorkloadName,
+  type WorkloadParams,
+  type WorkloadSpec,
+} from './config.js';
+export { CAP_PERIOD_MS, SLICE_MS } from './control.js';
+export { DirtyLog } from './dirty-log.js';
+export { Guest, type GuestState, type VcpuState } from './guest.js';
+export { copyRam, ramEquals, referenceRam, referenceRun } from './oracle.js';
+export { GuestRam, type RamBlock } from './ram.js';
+export { Rng } from './rng.js';

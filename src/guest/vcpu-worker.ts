@@ -1,0 +1,96 @@
+/**
+ * Worker-thread entry of one vCPU: builds the vCPU's memory view and workload from the shared buffers, runs the
+ * workload's init on a fresh guest, then the scheduling loop (vcpu.ts) until told to stop. The loop never
+ * yields to the event loop, so main-thread messages are pulled synchronously with receiveMessageOnPort.
+ */
+import { readlinkSync } from 'node:fs';
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type ResolvedGuestConfig, vcpuShare } from './config.js';
+import { makeCorpus } from './content.js';
+import type { SharedControl } from './control.js';
+import { type SharedGuestMemory, StopSignal, VcpuMemory } from './memory.js';
+import { Rng } from './rng.js';
+import { Vcpu, type VcpuState } from './vcpu.js';
+import { createWorkload } from './workloads/index.js';
+
+export interface VcpuWorkerData {
+  config: ResolvedGuestConfig;
+  index: number;
+  memory: SharedGuestMemory;
+  control: SharedControl;
+  /** Run the workload's init (fresh guest) or not (destination: RAM arrives by migration). */
+  init: boolean;
+  port: MessagePort;
+}
+
+export type MainToWorker = { type: 'load'; seq: number; state: VcpuState };
+export type WorkerToMain =
+  | { type: 'ready'; tid: number }
+  | { type: 'parked'; gen: number; state: VcpuState }
+  | { type: 'fault'; page: number }
+  | { type: 'error'; message: string; stack?: string };
+
+const data = workerData as VcpuWorkerData;
+const post = (m: WorkerToMain) => parentPort!.postMessage(m);
+
+function threadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return -1; // not Linux: the main thread falls back to the vCPU's own clock
+  }
+}
+
+function main(): void {
+  const { config, index } = data;
+  const params = config.workload.params;
+  const workload = createWorkload(config.workload.name, {
+    params,
+    pageSize: config.pageSize,
+    ...vcpuShare(config, index),
+    corpus: makeCorpus(config.seed),
+  });
+  let vcpu: Vcpu | null = null;
+  const mem = new VcpuMemory(
+    data.memory,
+    (page) => post({ type: 'fault', page }),
+    () => vcpu?.stopping() ?? false,
+  );
+  const rng = Rng.seeded(config.seed, index);
+  vcpu = new Vcpu(index, data.control.ctl, data.control.vcpu, rng, workload, mem, params, config.dvfsStall, {
+    parked: (gen, state) => post({ type: 'parked', gen, state }),
+    drain: (seq) => drain(vcpu!, seq),
+  });
+  post({ type: 'ready', tid: threadId() });
+  if (data.init) workload.init(mem, rng);
+  vcpu.run();
+}
+
+function drain(vcpu: Vcpu, seq: number): void {
+  // The main thread posts before it bumps the sequence word, so the message is already queued.
+  for (let tries = 0; tries < 1000; tries++) {
+    const got = receiveMessageOnPort(data.port);
+    if (!got) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      continue;
+    }
+    const m = got.message as MainToWorker;
+    if (m.type === 'load') {
+      vcpu.step = m.state.step;
+      vcpu.rng = new Rng(m.state.rng);
+      vcpu.workload.setRegisters(m.state.registers);
+      vcpu.applied(m.seq);
+      if (m.seq === seq) return;
+    }
+  }
+  throw new Error(`vCPU ${data.index}: message ${seq} announced but never arrived`);
+}
+
+try {
+  main();
+} catch (err) {
+  if (!(err instanceof StopSignal)) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({ type: 'error', message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
+  }
+}

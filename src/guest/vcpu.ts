@@ -1,0 +1,200 @@
+/**
+ * A vCPU: runs its workload step by step in time slices, obeying the control block (run / pause / stop,
+ * run-to-step target), the CAP and the emulated DVFS frequency. Runs inside a worker thread (vcpu-worker.ts).
+ *
+ * Scheduling, per loop iteration:
+ *  - CAP (Xen credit-scheduler semantics): in every 30 ms period the vCPU may be scheduled for cap% of the
+ *    period; when it has used that, it sleeps until the next period. 0 = uncapped.
+ *  - DVFS: at frequency ratio f the vCPU does f of its full-speed work per unit of time. After a slice of w ms of
+ *    real work it stalls w(1-f)/f ms: busy-spinning (default: CPU time stays 100%, like a down-clocked core, so
+ *    a power model sees a busy core at a lower frequency) or sleeping (`dvfsStall: 'sleep'`, spares the host).
+ *  - writeRate pacing: a token bucket filled in guest time (scheduled time x frequency), so CAP and DVFS slow a
+ *    rate-limited workload too. Waiting for a token sleeps but is charged as scheduled time: it models a program
+ *    that computes between its writes, without burning the host's CPU.
+ * Every wait is an Atomics.wait on the control generation, so a pause interrupts it at once; steps run in
+ * batches of ~0.1 ms and the generation is checked after each batch, so a pause lands within one slice.
+ */
+
+import type { DvfsStall, WorkloadParams } from './config.js';
+import {
+  CAP,
+  CAP_PERIOD_MS,
+  CMD,
+  CMD_PAUSE,
+  CMD_STOP,
+  FREQ_PPM,
+  GEN,
+  MSG_SEQ,
+  SLICE_MS,
+  V_BUSY_NS,
+  V_STEP,
+  V_TARGET,
+  VCPU_STRIDE,
+} from './control.js';
+import type { VcpuMemory } from './memory.js';
+import type { Rng } from './rng.js';
+import type { Workload } from './workloads/index.js';
+
+export interface VcpuState {
+  index: number;
+  step: number;
+  rng: number[];
+  registers: Record<string, number>;
+}
+
+export interface VcpuHooks {
+  /** The vCPU parked at control generation `gen` with this state. */
+  parked(gen: number, state: VcpuState): void;
+  /** Deliver pending main-thread messages (state loads) up to sequence `seq`. */
+  drain(seq: number): void;
+}
+
+const now = () => performance.now();
+
+export class Vcpu {
+  step = 0;
+  private readonly ctl: Int32Array;
+  private readonly v: BigInt64Array;
+  private readonly base: number;
+  private appliedSeq = 0;
+  private batch = 16;
+  private busyMs = 0;
+
+  constructor(
+    readonly index: number,
+    ctl: SharedArrayBuffer,
+    vcpu: SharedArrayBuffer,
+    public rng: Rng,
+    readonly workload: Workload,
+    private readonly mem: VcpuMemory,
+    private readonly params: WorkloadParams,
+    private readonly dvfsStall: DvfsStall,
+    private readonly hooks: VcpuHooks,
+  ) {
+    this.ctl = new Int32Array(ctl);
+    this.v = new BigInt64Array(vcpu);
+    this.base = index * VCPU_STRIDE;
+  }
+
+  state(): VcpuState {
+    return {
+      index: this.index,
+      step: this.step,
+      rng: this.rng.state(),
+      registers: this.workload.registers(),
+    };
+  }
+
+  /** Messages from the main thread were applied up to this sequence number. */
+  applied(seq: number): void {
+    this.appliedSeq = seq;
+  }
+
+  stopping(): boolean {
+    return Atomics.load(this.ctl, CMD) === CMD_STOP;
+  }
+
+  /** The scheduling loop; returns when told to stop. */
+  run(): void {
+    const { ctl, v, base } = this;
+    const rate = this.params.writeRate;
+    const burst = Math.max(1, (rate * 2 * SLICE_MS) / 1000);
+    let periodStart = now();
+    let used = 0;
+    let tokens = 0;
+    for (;;) {
+      const gen = Atomics.load(ctl, GEN);
+      const seq = Atomics.load(ctl, MSG_SEQ + this.index);
+      if (seq !== this.appliedSeq) this.hooks.drain(seq);
+      const cmd = Atomics.load(ctl, CMD);
+      if (cmd === CMD_STOP) return;
+      const target = Number(Atomics.load(v, base + V_TARGET));
+      if (cmd === CMD_PAUSE || (target >= 0 && this.step >= target)) {
+        this.publish();
+        this.hooks.parked(gen, this.state());
+        Atomics.wait(ctl, GEN, gen);
+        periodStart = now();
+        used = 0;
+        continue;
+      }
+      const cap = Atomics.load(ctl, CAP);
+      const freq = Atomics.load(ctl, FREQ_PPM) / 1e6;
+      let t = now();
+      if (t - periodStart >= CAP_PERIOD_MS) {
+        periodStart = t;
+        used = 0;
+      }
+      const budget = cap > 0 ? (cap / 100) * CAP_PERIOD_MS - used : Number.POSITIVE_INFINITY;
+      if (budget <= 0) {
+        this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
+        continue;
+      }
+      const paced = rate > 0 && target < 0;
+      if (paced && tokens < 1) {
+        const need = ((1 - tokens) / (rate * freq)) * 1000;
+        const slept = this.sleep(gen, Math.min(need, budget, CAP_PERIOD_MS));
+        tokens = Math.min(burst, tokens + (rate * freq * slept) / 1000);
+        used += slept;
+        continue;
+      }
+      // Work phase: at most freq x slice of real work, in batches, stopping at the target or a new command.
+      t = now();
+      const workEnd = t + Math.min(SLICE_MS, budget) * freq;
+      const writes0 = this.mem.pageWrites;
+      const wl = this.workload;
+      const mem = this.mem;
+      const rng = this.rng;
+      for (;;) {
+        let n = this.batch;
+        if (target >= 0 && target - this.step < n) n = target - this.step;
+        const b0 = now();
+        let k = 0;
+        if (paced) {
+          for (; k < n && mem.pageWrites - writes0 < tokens; k++) wl.step(mem, rng);
+        } else {
+          for (; k < n; k++) wl.step(mem, rng);
+        }
+        this.step += k;
+        const b1 = now();
+        const took = b1 - b0;
+        if (took < 0.05 && this.batch < 1 << 20) this.batch *= 2;
+        else if (took > 0.2 && this.batch > 1) this.batch >>= 1;
+        if (k < n || b1 >= workEnd || this.step === target || Atomics.load(ctl, GEN) !== gen) break;
+      }
+      const worked = now() - t;
+      this.publish();
+      const stalled = freq < 1 ? this.stall(gen, (worked * (1 - freq)) / freq) : 0;
+      used += worked + stalled;
+      this.busyMs += worked + (this.dvfsStall === 'busy' ? stalled : 0);
+      if (paced) {
+        tokens = Math.min(
+          burst,
+          tokens + (rate * freq * (worked + stalled)) / 1000 - (mem.pageWrites - writes0),
+        );
+      }
+    }
+  }
+
+  /** Makes the step count (and own CPU-time estimate) visible to the main thread. */
+  private publish(): void {
+    Atomics.store(this.v, this.base + V_STEP, BigInt(this.step));
+    Atomics.store(this.v, this.base + V_BUSY_NS, BigInt(Math.round(this.busyMs * 1e6)));
+  }
+
+  /** Sleeps up to `ms`, waking early on any new command; returns the time slept. */
+  private sleep(gen: number, ms: number): number {
+    const t = now();
+    if (ms > 0) Atomics.wait(this.ctl, GEN, gen, ms);
+    return now() - t;
+  }
+
+  /** The DVFS stall: the time the same work would have taken longer at the lower frequency. */
+  private stall(gen: number, ms: number): number {
+    if (this.dvfsStall === 'sleep') return this.sleep(gen, ms);
+    const t = now();
+    const end = t + ms;
+    let x = now();
+    while (x < end && Atomics.load(this.ctl, GEN) === gen) x = now();
+    return x - t;
+  }
+}
