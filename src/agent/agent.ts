@@ -464,18 +464,18 @@ function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  if (err instanceof HttpError)
-    return sendJson(res, err.status, { error: { code: 'BAD_REQUEST', message: err.message } });
-  if (err instanceof UsageError) {
-    return sendJson(res, 400, { error: { code: 'BAD_ARGUMENT', message: err.message, flag: err.flag } });
-  }
+  const [status, body] = errorBody(err);
+  sendJson(res, status, { error: body });
+}
+
+function errorBody(err: unknown): [number, Record<string, unknown>] {
+  if (err instanceof HttpError) return [err.status, { code: 'BAD_REQUEST', message: err.message }];
+  if (err instanceof UsageError) return [400, { code: 'BAD_ARGUMENT', message: err.message, flag: err.flag }];
   if (err instanceof MigrationError) {
     const status = err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' ? 409 : 400;
-    return sendJson(res, status, { error: { code: err.code, message: err.message } });
+    return [status, { code: err.code, message: err.message }];
   }
-  sendJson(res, 500, {
-    error: { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) },
-  });
+  return [500, { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) }];
 }
 
 async function streamRam(res: ServerResponse, guest: Guest): Promise<void> {

@@ -5,6 +5,11 @@
 import { Command, CommanderError } from 'commander';
 import { CodecError, MigrationError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerAgent } from './agent.js';
+import { registerDemo } from './demo.js';
+import { registerGuest } from './guest.js';
+import { registerMigrate } from './migrate.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -17,6 +22,11 @@ export function buildProgram(): Command {
     )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
+  registerAgent(program);
+  registerGuest(program);
+  registerMigrate(program);
+  registerRun(program);
+  registerDemo(program);
   return program;
 }
 

@@ -22,7 +22,6 @@ import {
   encodePageRequest,
   type Frame,
   forEachPageEntry,
-  type Hello,
   MAX_REQUEST_PAGES,
   MIN_PROTOCOL_VERSION,
   PageEncoding,
@@ -93,7 +92,6 @@ export async function runDestination(
 
 class Destination {
   private guest: Guest | undefined;
-  private hello!: Hello;
   private ledger!: PageLedger;
   private pageCount = 0;
   private pageSize = 0;
@@ -111,7 +109,7 @@ class Destination {
     rounds: 0,
     faults: 0,
   };
-  private postcopy = false;
+  private postcopyMode = false;
   private faultTimes = new Map<number, number>();
   private faultLatencies: number[] = [];
   private requestBatch: number[] = [];
@@ -165,7 +163,6 @@ class Destination {
   private async setup(): Promise<void> {
     const f = await this.conn.expect(Command.HELLO, this.limits.idleTimeoutMs);
     const h = decodeHello(f.payload);
-    this.hello = h;
     this.m.id = h.migrationId;
     this.m.strategy = STRATEGY_NAMES[h.strategy];
     if (h.versionMax < MIN_PROTOCOL_VERSION || h.versionMin > PROTOCOL_VERSION) {
@@ -207,12 +204,12 @@ class Destination {
       throw new MigrationError('GUEST_BUSY', `this agent already hosts a guest named ${g.id}`);
     }
     this.m.guestId = g.id;
-    this.postcopy =
+    this.postcopyMode =
       h.strategy === StrategyCode.POSTCOPY ||
       h.strategy === StrategyCode.HYBRID ||
       (h.capabilities & Capability.POSTCOPY) !== 0;
     try {
-      this.guest = await Guest.createIncoming(config, { postcopy: this.postcopy });
+      this.guest = await Guest.createIncoming(config, { postcopy: this.postcopyMode });
     } catch (err) {
       throw new MigrationError(
         'CAPABILITY',
@@ -352,7 +349,7 @@ class Destination {
         throw new MigrationError('DIGEST_MISMATCH', 'vCPU state digest mismatch at switch-over');
       }
     }
-    if (this.postcopy) {
+    if (this.postcopyMode) {
       // Created ready for post-copy, but the source converged: every page is here.
       for (let p = 0; p < this.pageCount; p++) guest.placePage(p, guest.ram.page(p));
     }

@@ -54,7 +54,9 @@ describe('frames', () => {
           const reader = new FrameReader(1 << 16, { expectPreamble: true });
           const got = chunked(stream, cuts).flatMap((c) => reader.push(c));
           expect(got.map((f) => f.command)).toEqual(frames.map((f) => f.command));
-          got.forEach((f, i) => expect(Buffer.compare(f.payload, Buffer.from(frames[i]!.payload))).toBe(0));
+          for (const [i, f] of got.entries()) {
+            expect(Buffer.compare(f.payload, Buffer.from(frames[i]!.payload))).toBe(0);
+          }
           expect(reader.pending).toBe(0);
         },
       ),

@@ -73,7 +73,7 @@ export function newMigrationId(): string {
 /** Runs one outgoing migration to completion. Resolves with the final report; never leaves the guest paused on failure. */
 export async function runSource(run: SourceRun): Promise<MigrationReport> {
   const s = new Source(run);
-  return s.run();
+  return s.execute();
 }
 
 class Source {
@@ -105,11 +105,11 @@ class Source {
   private lastEmit = 0;
   private downtimeLimitMs: number;
 
-  constructor(private readonly run: SourceRun) {
-    this.guest = run.guest;
-    this.conn = run.conn;
-    this.o = run.options;
-    this.r = run.report;
+  constructor(private readonly spec: SourceRun) {
+    this.guest = spec.guest;
+    this.conn = spec.conn;
+    this.o = spec.options;
+    this.r = spec.report;
     this.pageSize = this.guest.ram.pageSize;
     this.pageCount = this.guest.ram.pageCount;
     this.ledger = new PageLedger(this.pageCount, this.pageSize);
@@ -132,6 +132,8 @@ class Source {
   private newBuilder(maxPayload: number): void {
     this.builder = new PagesFrameBuilder(maxPayload, (frame) => {
       this.pendingSends = this.pendingSends.then(() => this.conn.send(frame));
+      // Awaited at the next yield point; if the run fails first, the connection's error is reported there.
+      this.pendingSends.catch(() => undefined);
     });
   }
 
@@ -144,7 +146,8 @@ class Source {
   }
 
   private checkAbort(): void {
-    if (this.run.signal.aborted) throw new MigrationError('CANCELLED', 'migration cancelled by the operator');
+    if (this.spec.signal.aborted)
+      throw new MigrationError('CANCELLED', 'migration cancelled by the operator');
     if (this.conn.error) throw this.conn.error;
   }
 
@@ -165,10 +168,10 @@ class Source {
       this.r.xbzrle.cacheHits = st.hits;
       this.r.xbzrle.cacheMisses = st.misses;
     }
-    this.run.onProgress?.(this.r);
+    this.spec.onProgress?.(this.r);
   }
 
-  async run(): Promise<MigrationReport> {
+  async execute(): Promise<MigrationReport> {
     const r = this.r;
     try {
       this.stepsAtStart = this.totalSteps();
@@ -248,7 +251,7 @@ class Source {
         capabilities: caps,
         blocks,
         vcpus: this.guest.config.vcpus ?? 1,
-        guest: { id: this.run.guestId, config: this.guest.config },
+        guest: { id: this.spec.guestId, config: this.guest.config },
       }),
     );
     const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
@@ -739,7 +742,7 @@ export function mergeSorted(a: Uint32Array, b: Uint32Array): Uint32Array {
   while (i < a.length || j < b.length) {
     const x = i < a.length ? a[i]! : Number.POSITIVE_INFINITY;
     const y = j < b.length ? b[j]! : Number.POSITIVE_INFINITY;
-    const v = x <= y ? x : y;
+    const v = Math.min(x, y);
     if (x === v) i++;
     if (y === v) j++;
     if (n === 0 || out[n - 1] !== v) out[n++] = v;

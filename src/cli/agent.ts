@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { splitHostPort, startAgent } from '../agent/index.js';
+import { parseSize } from '../units.js';
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      'Run the livemig agent of this host: it hosts guests, accepts incoming migrations and serves the control ' +
+        'API (HTTP+JSON, see docs/agent.md) on one port.',
+    )
+    .option('--listen <host:port>', 'address to listen on (port 0 = any free port)', '127.0.0.1:7070')
+    .option('--max-ram <size>', 'largest guest this agent accepts', '16GiB')
+    .option('--max-incoming <n>', 'concurrent incoming migrations', '4')
+    .option('--ready-json', 'print {"address": ...} on stdout once listening (for scripts)')
+    .option('--quiet', 'do not log events on stderr')
+    .addHelpText(
+      'after',
+      '\nExample:\n  livemig agent --listen 127.0.0.1:7070 &\n  livemig agent --listen 127.0.0.1:7071 &\n' +
+        '  livemig guest start --agent 127.0.0.1:7070 --workload gap --ram 256MiB\n' +
+        '  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071 --xbzrle\n',
+    )
+    .action(
+      async (o: {
+        listen: string;
+        maxRam: string;
+        maxIncoming: string;
+        readyJson?: boolean;
+        quiet?: boolean;
+      }) => {
+        const { host, port } = splitHostPort(o.listen.replace(/:0$/, ':1'));
+        const agent = await startAgent({
+          host,
+          port: o.listen.endsWith(':0') ? 0 : port,
+          maxRamBytes: parseSize(o.maxRam, '--max-ram'),
+          maxIncoming: Number(o.maxIncoming),
+          log: o.quiet ? undefined : (line) => process.stderr.write(`[agent ${process.pid}] ${line}\n`),
+        });
+        if (o.readyJson)
+          process.stdout.write(`${JSON.stringify({ address: agent.address, pid: process.pid })}\n`);
+        else
+          process.stderr.write(
+            `livemig agent listening on ${agent.address} (control API: http://${agent.address}/v1/status)\n`,
+          );
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGTERM', stop);
+          process.once('SIGINT', stop);
+        });
+        await agent.close();
+      },
+    );
+}

@@ -1,0 +1,181 @@
+/**
+ * Flags shared by several commands: the guest's (`run`, `guest start`) and the migration's (`run`, `migrate`).
+ * One place turns them into GuestConfig and MigrationOptions, with errors that name the flag.
+ */
+import { type Command, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { DISTRIBUTIONS, type GuestConfig, WORKLOAD_NAMES, type WorkloadParams } from '../guest/index.js';
+import {
+  COMPRESS_METHODS,
+  type MigrationOptions,
+  NON_CONVERGENCE_ACTIONS,
+  PAGE_ORDERS,
+  PRESETS,
+  type Preset,
+  STRATEGIES,
+  VERIFY_METHODS,
+} from '../migration/index.js';
+import { parseDuration, parseRate, parseSize } from '../units.js';
+
+export function addGuestFlags(cmd: Command): Command {
+  return cmd
+    .option('--ram <size>', 'guest RAM (e.g. 256MiB, 1GiB, 8GiB)', '256MiB')
+    .option('--vcpus <n>', 'vCPUs (worker threads)', '1')
+    .addOption(
+      new Option('--workload <name>', 'what the guest runs').choices([...WORKLOAD_NAMES]).default('gap'),
+    )
+    .option('--working-set <size>', "bytes of RAM the workload touches (default: the workload's own)")
+    .option('--write-rate <pages/s>', 'pages written per second per vCPU, 0 = as fast as it can')
+    .option('--bytes-per-write <n>', 'bytes changed by a small write (what XBZRLE thrives on)')
+    .option('--whole-page-fraction <f>', 'fraction 0..1 of writes that rewrite a whole page')
+    .addOption(new Option('--distribution <d>', 'how pages are picked').choices([...DISTRIBUTIONS]))
+    .option('--zipf-exponent <s>', 'Zipf exponent of the hot set (zipf distribution)')
+    .option('--record-bytes <n>', 'kv: bytes per record')
+    .option('--page-size <size>', 'page size, a power of two', '4KiB')
+    .option('--seed <n>', 'seed of the deterministic workload', '1')
+    .option('--cap <percent>', 'guest CPU cap, Xen credit-scheduler semantics (0 = uncapped)', '0');
+}
+
+function int(value: string, flag: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag}: "${value}" is not an integer from ${min} to ${max}`, flag);
+  }
+  return n;
+}
+
+function num(value: string, flag: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`${flag}: "${value}" is not a number from ${min} to ${max}`, flag);
+  }
+  return n;
+}
+
+export interface GuestFlagValues {
+  ram: string;
+  vcpus: string;
+  workload: string;
+  workingSet?: string;
+  writeRate?: string;
+  bytesPerWrite?: string;
+  wholePageFraction?: string;
+  distribution?: string;
+  zipfExponent?: string;
+  recordBytes?: string;
+  pageSize: string;
+  seed: string;
+  cap: string;
+}
+
+export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig; cap: number } {
+  const params: Partial<WorkloadParams> = {};
+  if (f.workingSet !== undefined) params.workingSetBytes = parseSize(f.workingSet, '--working-set');
+  if (f.writeRate !== undefined) params.writeRate = num(f.writeRate, '--write-rate', 0, 1e9);
+  if (f.bytesPerWrite !== undefined)
+    params.bytesPerWrite = int(f.bytesPerWrite, '--bytes-per-write', 1, 65536);
+  if (f.wholePageFraction !== undefined) {
+    params.wholePageFraction = num(f.wholePageFraction, '--whole-page-fraction', 0, 1);
+  }
+  if (f.distribution !== undefined) params.distribution = f.distribution as WorkloadParams['distribution'];
+  if (f.zipfExponent !== undefined) params.zipfExponent = num(f.zipfExponent, '--zipf-exponent', 0.01, 10);
+  if (f.recordBytes !== undefined) params.recordBytes = int(f.recordBytes, '--record-bytes', 1, 65536);
+  const config: GuestConfig = {
+    ramBytes: parseSize(f.ram, '--ram'),
+    pageSize: parseSize(f.pageSize, '--page-size'),
+    vcpus: int(f.vcpus, '--vcpus', 1, 64),
+    seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
+    workload: { name: f.workload as GuestConfig['workload']['name'], params },
+  };
+  return { config, cap: int(f.cap, '--cap', 0, 100) };
+}
+
+export function addMigrationFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--strategy <s>', 'how to migrate').choices([...STRATEGIES]).default('precopy'))
+    .addOption(
+      new Option('--preset <tool>', "apply another tool's defaults and stop rules").choices([...PRESETS]),
+    )
+    .option('--downtime-limit <ms>', 'switch over when the expected downtime is below this (QEMU: 300ms)')
+    .option('--max-rounds <n>', 'stop-and-copy after this many pre-copy rounds (0 = no limit; default 30)')
+    .option('--max-bandwidth <rate>', 'bandwidth limit, e.g. 128MiB, 1Gbit, 0 = unlimited (QEMU: 128MiB/s)')
+    .option('--xbzrle', 'send resent pages as XBZRLE deltas against a cache of what was sent')
+    .option('--xbzrle-cache <size>', 'XBZRLE cache size (QEMU: 64MiB)')
+    .option('--cache-ways <n>', 'cache associativity: 1 = direct-mapped, 2 = Svärd et al.')
+    .addOption(new Option('--compress <method>', 'compress whole pages').choices([...COMPRESS_METHODS]))
+    .option('--auto-converge', 'throttle the guest step by step when it dirties faster than the link sends')
+    .option('--throttle-initial <percent>', 'auto-converge: first throttle (QEMU: 20)')
+    .option('--throttle-increment <percent>', 'auto-converge: step (QEMU: 10)')
+    .option('--throttle-max <percent>', 'auto-converge: maximum (QEMU: 99)')
+    .addOption(
+      new Option(
+        '--on-non-convergence <action>',
+        'when dirtying outruns the link for several rounds',
+      ).choices([...NON_CONVERGENCE_ACTIONS]),
+    )
+    .addOption(
+      new Option('--on-stall <action>', 'when rounds stop making progress').choices([
+        ...NON_CONVERGENCE_ACTIONS,
+        'double-downtime',
+      ]),
+    )
+    .option('--postcopy-after-rounds <n>', 'hybrid: pre-copy rounds before post-copy (default 2)')
+    .option('--timeout <duration>', 'give up after this long, the guest stays on the source (e.g. 60s)')
+    .addOption(new Option('--verify <method>', 'switch-over digest').choices([...VERIFY_METHODS]))
+    .addOption(new Option('--page-order <order>', 'order of pages in a round').choices([...PAGE_ORDERS]));
+}
+
+export interface MigrationFlagValues {
+  strategy?: string;
+  preset?: string;
+  downtimeLimit?: string;
+  maxRounds?: string;
+  maxBandwidth?: string;
+  xbzrle?: boolean;
+  xbzrleCache?: string;
+  cacheWays?: string;
+  compress?: string;
+  autoConverge?: boolean;
+  throttleInitial?: string;
+  throttleIncrement?: string;
+  throttleMax?: string;
+  onNonConvergence?: string;
+  onStall?: string;
+  postcopyAfterRounds?: string;
+  timeout?: string;
+  verify?: string;
+  pageOrder?: string;
+}
+
+export function migrationOptionsFromFlags(f: MigrationFlagValues): {
+  options: Partial<MigrationOptions>;
+  preset?: Preset;
+} {
+  const o: Partial<MigrationOptions> = {};
+  if (f.strategy) o.strategy = f.strategy as MigrationOptions['strategy'];
+  if (f.downtimeLimit !== undefined) o.downtimeLimitMs = parseDuration(f.downtimeLimit, '--downtime-limit');
+  if (f.maxRounds !== undefined) o.maxRounds = int(f.maxRounds, '--max-rounds', 0, 100_000);
+  if (f.maxBandwidth !== undefined) o.maxBandwidth = parseRate(f.maxBandwidth, '--max-bandwidth');
+  if (f.xbzrle) o.xbzrle = true;
+  if (f.xbzrleCache !== undefined) {
+    o.xbzrleCacheBytes = parseSize(f.xbzrleCache, '--xbzrle-cache');
+    o.xbzrle = true;
+  }
+  if (f.cacheWays !== undefined) o.cacheWays = int(f.cacheWays, '--cache-ways', 1, 64);
+  if (f.compress) o.compress = f.compress as MigrationOptions['compress'];
+  if (f.autoConverge) o.autoConverge = true;
+  if (f.throttleInitial !== undefined)
+    o.throttleInitial = int(f.throttleInitial, '--throttle-initial', 1, 99);
+  if (f.throttleIncrement !== undefined)
+    o.throttleIncrement = int(f.throttleIncrement, '--throttle-increment', 1, 99);
+  if (f.throttleMax !== undefined) o.throttleMax = int(f.throttleMax, '--throttle-max', 1, 99);
+  if (f.onNonConvergence) o.onNonConvergence = f.onNonConvergence as MigrationOptions['onNonConvergence'];
+  if (f.onStall) o.onStall = f.onStall as MigrationOptions['onStall'];
+  if (f.postcopyAfterRounds !== undefined) {
+    o.postcopyAfterRounds = int(f.postcopyAfterRounds, '--postcopy-after-rounds', 1, 100_000);
+  }
+  if (f.timeout !== undefined) o.timeoutMs = parseDuration(f.timeout, '--timeout');
+  if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
+  if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
+  return { options: o, preset: f.preset as Preset | undefined };
+}

@@ -1,0 +1,136 @@
+/**
+ * Terminal output of migrations: the live progress bar and the final report table. Scripts use --json instead.
+ */
+import { SingleBar } from 'cli-progress';
+import Table from 'cli-table3';
+import type { MigrationReport } from '../migration/index.js';
+import { formatBytes, formatMs } from '../units.js';
+
+/** A progress bar over the pages of the current round (or of post-copy), with the figures operators watch. */
+export class MigrationProgress {
+  private bar: SingleBar | undefined;
+  private readonly enabled: boolean;
+  constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.enabled = stream.isTTY === true && process.env.CI !== 'true';
+    if (this.enabled) {
+      this.bar = new SingleBar({
+        stream,
+        format:
+          '{phase} round {round} |{bar}| {sent}  dirty {dirty} pages  {mbps} Mbit/s  expected downtime {downtime}',
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: true,
+      });
+      this.bar.start(100, 0, fields(undefined));
+    }
+  }
+  update(r: MigrationReport): void {
+    if (!this.bar) return;
+    const total = Math.max(1, r.ramBytes);
+    const done = Math.max(0, Math.min(100, Math.round(100 * (1 - r.remainingBytes / total))));
+    this.bar.update(done, fields(r));
+  }
+  stop(): void {
+    this.bar?.stop();
+  }
+}
+
+function fields(r: MigrationReport | undefined): Record<string, string> {
+  if (!r) return { phase: 'setup', round: '-', sent: '0 B', dirty: '-', mbps: '-', downtime: '-' };
+  return {
+    phase: r.phase,
+    round: String(r.rounds || '-'),
+    sent: formatBytes(r.transferredBytes),
+    dirty: String(r.dirtyPages),
+    mbps: r.throughputMbps.toFixed(0),
+    downtime: Number.isFinite(r.expectedDowntimeMs) ? formatMs(r.expectedDowntimeMs) : '∞',
+  };
+}
+
+/** The final report as a two-column table, then the per-round table. */
+export function reportTable(r: MigrationReport): string {
+  const t = new Table({ head: ['migration', r.id.slice(0, 12)], style: { head: [], border: [] } });
+  const pages = r.pages;
+  const rows: [string, string][] = [
+    ['status', r.error ? `${r.status}: ${r.error.code}` : r.status],
+    ['strategy', r.strategy],
+    ['verified', r.verified ? `yes (${r.verify} digest)` : 'no'],
+    ['total time', formatMs(r.totalTimeMs)],
+    ['setup time', formatMs(r.setupTimeMs)],
+    [
+      'downtime',
+      `${formatMs(r.downtimeMs)} (expected ${fmtExpected(r.expectedDowntimeMs)}, limit ${formatMs(r.downtimeLimitMs)})`,
+    ],
+    ['rounds', `${r.rounds}${r.switchoverReason ? ` (${r.switchoverReason})` : ''}`],
+    ['RAM', formatBytes(r.ramBytes)],
+    [
+      'transferred',
+      `${formatBytes(r.transferredBytes)} (${(r.transferredBytes / Math.max(1, r.ramBytes)).toFixed(2)}× RAM)`,
+    ],
+    [
+      'throughput',
+      `${r.throughputMbps.toFixed(0)} Mbit/s${r.maxBandwidth ? ` (limit ${formatBytes(r.maxBandwidth)}/s)` : ''}`,
+    ],
+    ['dirty rate', `${r.dirtyRatePagesPerSec.toFixed(0)} pages/s (last round)`],
+    [
+      'pages',
+      `zero ${pages.zero}, raw ${pages.raw}, xbzrle ${pages.xbzrle}, rle ${pages.rle}, compressed ${pages.compressed}, unchanged ${pages.skipped}`,
+    ],
+  ];
+  if (r.xbzrle.enabled) {
+    rows.push([
+      'XBZRLE',
+      `cache ${formatBytes(r.xbzrle.cacheBytes)} ${r.xbzrle.cacheWays}-way, hits ${r.xbzrle.cacheHits}, misses ${r.xbzrle.cacheMisses}, overflows ${r.xbzrle.overflows}, ${formatBytes(r.xbzrle.pageBytes)} sent as ${formatBytes(r.xbzrle.encodedBytes)}`,
+    ]);
+  }
+  if (r.strategy === 'postcopy' || r.strategy === 'hybrid') {
+    const p = r.postcopy;
+    rows.push([
+      'post-copy',
+      `faults ${p.faults} (latency p50 ${formatMs(p.faultLatencyMs.p50)}, p99 ${formatMs(p.faultLatencyMs.p99)}), pushed ${p.pushedPages}, requested ${p.requestedPages}`,
+    ]);
+  }
+  if (r.cap.length > 0) rows.push(['auto-converge', r.cap.map((c) => `CAP ${c.cap}`).join(' → ')]);
+  if (r.guest.stepsPerSecBefore > 0) {
+    rows.push([
+      'guest speed',
+      `${r.guest.stepsPerSecBefore.toFixed(0)} steps/s before, ${r.guest.stepsPerSecDuring.toFixed(0)} during (${(100 * r.guest.slowdown).toFixed(0)}% slower)`,
+    ]);
+  }
+  if (r.error) rows.push(['error', r.error.message]);
+  for (const row of rows) t.push(row);
+  let out = t.toString();
+  if (r.perRound.length > 0) {
+    const rt = new Table({
+      head: [
+        'round',
+        'pages sent',
+        'bytes',
+        'dirty after',
+        'duration',
+        'Mbit/s',
+        'expected downtime',
+        'throttle',
+      ],
+      style: { head: [], border: [] },
+    });
+    for (const x of r.perRound) {
+      rt.push([
+        x.round,
+        x.pagesSent,
+        formatBytes(x.bytes),
+        x.dirtyPages,
+        formatMs(x.durationMs),
+        x.throughputMbps.toFixed(0),
+        fmtExpected(x.expectedDowntimeMs),
+        x.throttle ? `${x.throttle}%` : '-',
+      ]);
+    }
+    out += `\n${rt.toString()}`;
+  }
+  return out;
+}
+
+function fmtExpected(ms: number): string {
+  return Number.isFinite(ms) ? formatMs(ms) : '∞';
+}

@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { AgentClient } from '../agent/index.js';
+import type { MigrationReport } from '../migration/index.js';
+import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
+import { MigrationProgress, reportTable } from './format.js';
+
+/** Follows a migration on its source agent with a progress bar (or silently for --json) and returns its report. */
+export async function followMigration(
+  client: AgentClient,
+  id: string,
+  json: boolean,
+): Promise<MigrationReport> {
+  const progress = json ? undefined : new MigrationProgress();
+  try {
+    return await client.follow(id, (r) => progress?.update(r));
+  } finally {
+    progress?.stop();
+  }
+}
+
+export function printReport(r: MigrationReport, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else process.stdout.write(`${reportTable(r)}\n`);
+}
+
+export function registerMigrate(program: Command): void {
+  const cmd = program
+    .command('migrate')
+    .description(
+      'Ask a source agent to migrate one of its guests to a destination agent, and follow it to the end ' +
+        '(round, dirty pages left, throughput, expected downtime).',
+    )
+    .requiredOption('--from <host:port>', 'the source agent (where the guest runs now)')
+    .requiredOption('--guest <id>', 'the guest to migrate (livemig guest list --agent ... shows them)')
+    .requiredOption('--to <host:port>', 'the destination agent')
+    .option('--json', 'print the final report as JSON (no progress bar)');
+  addMigrationFlags(cmd);
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071\n' +
+      '  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071 --xbzrle --xbzrle-cache 32MiB\n' +
+      '  livemig migrate ... --strategy hybrid --postcopy-after-rounds 3 --max-bandwidth 1Gbit --json\n' +
+      '\nThe exit code is 0 when the migration completed and was verified, 1 otherwise.',
+  );
+  cmd.action(async (o: MigrationFlagValues & { from: string; guest: string; to: string; json?: boolean }) => {
+    const { options, preset } = migrationOptionsFromFlags(o);
+    const client = new AgentClient(o.from);
+    const started = await client.migrate(o.guest, o.to, options, preset);
+    const r = await followMigration(client, started.id, o.json === true);
+    printReport(r, o.json === true);
+    if (r.status !== 'completed') process.exitCode = 1;
+  });
+}

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
+import { parseDuration } from '../units.js';
+import {
+  addGuestFlags,
+  addMigrationFlags,
+  type GuestFlagValues,
+  guestConfigFromFlags,
+  type MigrationFlagValues,
+  migrationOptionsFromFlags,
+} from './flags.js';
+import { MigrationProgress, reportTable } from './format.js';
+
+export function registerRun(program: Command): void {
+  const cmd = program
+    .command('run')
+    .description(
+      'The one-command experience: start a source and a destination agent as two processes on loopback, start a ' +
+        'guest with the chosen workload, let it warm up, migrate it, verify, print a report, shut both down.',
+    )
+    .option('--warmup <duration>', 'how long the guest runs before migration starts', '1s')
+    .option('--oracle', 'also replay a guest that never moved and compare RAM byte for byte (slower)')
+    .option('--json', 'print the report as JSON');
+  addGuestFlags(cmd);
+  addMigrationFlags(cmd);
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  livemig run --workload gap --ram 256MiB --write-rate 20000 --max-bandwidth 256MiB\n' +
+      '  livemig run --workload kv --xbzrle --xbzrle-cache 32MiB --oracle\n' +
+      '  livemig run --workload gap --strategy postcopy --json\n' +
+      '  livemig run --workload gap --write-rate 0 --auto-converge   # a guest that outruns the link\n',
+  );
+  cmd.action(
+    async (
+      o: GuestFlagValues & MigrationFlagValues & { warmup: string; oracle?: boolean; json?: boolean },
+    ) => {
+      const { config, cap } = guestConfigFromFlags(o);
+      const { options, preset } = migrationOptionsFromFlags(o);
+      const warmupMs = parseDuration(o.warmup, '--warmup');
+      const json = o.json === true;
+      if (!json) process.stderr.write('starting a source and a destination agent on loopback...\n');
+      const pair = await startPair();
+      let result: ScenarioResult;
+      const progress = json ? undefined : new MigrationProgress();
+      try {
+        if (!json) {
+          process.stderr.write(
+            `source ${pair.source.address} (pid ${pair.source.pid}), destination ${pair.destination.address} ` +
+              `(pid ${pair.destination.pid}); warming up ${config.workload.name} for ${warmupMs} ms...\n`,
+          );
+        }
+        result = await runScenario(
+          pair,
+          { guest: config, cap, warmupMs, options, preset, oracle: o.oracle },
+          (r) => progress?.update(r),
+        );
+      } finally {
+        progress?.stop();
+        await pair.close();
+      }
+      const { report, oracle } = result;
+      if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
+      else {
+        process.stdout.write(`${reportTable(report)}\n`);
+        if (oracle) {
+          process.stdout.write(
+            oracle.equal
+              ? `oracle: the migrated guest's RAM equals, byte for byte, a guest that never moved run to steps ${oracle.steps.join('/')}\n`
+              : `oracle: RAM DIFFERS from a guest that never moved, first at page ${oracle.firstDifferentPage}\n`,
+          );
+        }
+      }
+      if (report.status !== 'completed' || !report.verified || (oracle && !oracle.equal))
+        process.exitCode = 1;
+    },
+  );
+}

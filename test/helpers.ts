@@ -1,0 +1,60 @@
+/**
+ * Helpers for end-to-end tests: agents (in this process or as child processes), the determinism oracle over
+ * the control API, and waiting for conditions without timing assertions.
+ */
+import { type Agent, AgentClient, startAgent } from '../src/agent/index.js';
+import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
+import { checkOracle } from '../src/experiments/scenario.js';
+import type { GuestConfig } from '../src/guest/index.js';
+
+export const MiB = 1024 * 1024;
+
+export async function localAgent(
+  opts: { maxRamBytes?: number } = {},
+): Promise<{ agent: Agent; client: AgentClient }> {
+  const agent = await startAgent({ host: '127.0.0.1', port: 0, ...opts });
+  return { agent, client: new AgentClient(agent.address) };
+}
+
+export async function childAgent(args: string[] = []): Promise<{ child: ChildAgent; client: AgentClient }> {
+  const child = await spawnAgent('127.0.0.1', ['--quiet', ...args]);
+  return { child, client: new AgentClient(child.address) };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until `fn` returns a truthy value (or throws after `timeoutMs`). */
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Sum of a guest's vCPU steps, read twice apart: proves it is running (advancing). */
+export async function isAdvancing(client: AgentClient, id: string): Promise<boolean> {
+  const a = (await client.guest(id)).steps.reduce((x, y) => x + y, 0);
+  return waitFor(
+    async () => (await client.guest(id)).steps.reduce((x, y) => x + y, 0) > a,
+    10_000,
+    `guest ${id} to advance`,
+  ).then(() => true);
+}
+
+/** Pauses the guest on `client`'s agent and checks its RAM against a guest that never moved. */
+export async function expectOracle(client: AgentClient, id: string, config: GuestConfig): Promise<void> {
+  const r = await checkOracle(client, id, config);
+  if (!r.equal)
+    throw new Error(
+      `oracle: RAM differs from a guest that never moved, first at page ${r.firstDifferentPage}`,
+    );
+}
