@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { MigrationError, UsageError } from '../errors.js';
 import { TokenBucket } from './ratelimit.js';
 
 describe('TokenBucket', () => {
@@ -29,5 +31,119 @@ describe('TokenBucket', () => {
     b.take(1000);
     b.setRate(2000);
     expect(b.take(1000)).toBeCloseTo(500);
+  });
+});
+
+/** A fake monotonic clock whose sleep advances it, so consume() can be tested without waiting. */
+function fakeClock() {
+  const c = {
+    t: 1000,
+    slept: [] as number[],
+    now: () => c.t,
+    sleep: async (ms: number) => {
+      c.slept.push(ms);
+      c.t += ms;
+    },
+  };
+  return c;
+}
+
+describe('TokenBucket on a fake clock', () => {
+  it('consume() waits exactly what take() asks, through the injected sleep', async () => {
+    const c = fakeClock();
+    const b = new TokenBucket(1_000_000, 250_000, c.now, c.sleep);
+    await b.consume(250_000); // the burst: no wait
+    expect(c.slept).toEqual([]);
+    await b.consume(100_000);
+    expect(c.slept).toHaveLength(1);
+    expect(c.slept[0]).toBeCloseTo(100);
+    // 10 MB more at 1 MB/s: 10 s of sleeping in total, bucket empty at the end.
+    for (let i = 0; i < 100; i++) await b.consume(100_000);
+    expect(c.slept.reduce((a, x) => a + x, 0)).toBeCloseTo(10_100, 6);
+    expect(b.take(1)).toBeGreaterThan(0);
+  });
+
+  it('refills at the rate while idle, up to the burst only', () => {
+    const c = fakeClock();
+    const b = new TokenBucket(1_000_000, 300_000, c.now);
+    b.take(300_000);
+    c.t += 100; // 100 KB back
+    expect(b.take(100_000)).toBe(0);
+    expect(b.take(1000)).toBeCloseTo(1);
+    c.t += 3_600_000; // an hour idle fills the bucket, not more
+    expect(b.take(300_000)).toBe(0);
+    expect(b.take(100_000)).toBeCloseTo(100);
+  });
+
+  it('default burst: 10 ms of the rate, at least 256 KiB; it follows setRate, an explicit one stays', () => {
+    expect(new TokenBucket(1e9).burst).toBe(1e7);
+    expect(new TokenBucket(1e6).burst).toBe(256 * 1024);
+    const implicit = new TokenBucket(1e6);
+    implicit.setRate(1e10);
+    expect(implicit.burst).toBe(1e8);
+    expect(implicit.rate).toBe(1e10);
+    const fixed = new TokenBucket(1e6, 5000);
+    fixed.setRate(1e10);
+    expect(fixed.burst).toBe(5000);
+  });
+
+  it('lifting the limit with 0 and setting one again starts from a full bucket', () => {
+    const c = fakeClock();
+    const b = new TokenBucket(1000, 1000, c.now);
+    expect(b.take(5000)).toBeCloseTo(4000);
+    b.setRate(0);
+    expect(b.take(1e12)).toBe(0);
+    b.setRate(1000);
+    expect(b.take(1000)).toBe(0);
+    expect(b.take(500)).toBeCloseTo(500);
+  });
+
+  it('never lets more than burst + rate × T out in any interval of T, whatever the sends and pauses', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1e9 }),
+        fc.option(fc.integer({ min: 1, max: 1e7 }), { nil: undefined }),
+        fc.array(fc.record({ bytes: fc.integer({ min: 0, max: 2e7 }), idleMs: fc.nat(2000) }), {
+          maxLength: 40,
+        }),
+        (rate, burstBytes, sends) => {
+          const c = fakeClock();
+          const start = c.t;
+          const b = new TokenBucket(rate, burstBytes, c.now);
+          const asked: number[] = []; // when each send called take()
+          const released: number[] = []; // when it went out, after the wait
+          for (const s of sends) {
+            c.t += s.idleMs;
+            asked.push(c.t);
+            c.t += b.take(s.bytes);
+            released.push(c.t);
+          }
+          // Sends i..j were all asked for at or after asked[i] and were out by released[j]. (A single send larger
+          // than the burst is one unit: it waits until the bucket has paid for it.)
+          for (let i = 0; i < sends.length; i++) {
+            let sum = 0;
+            for (let j = i; j < sends.length; j++) {
+              sum += sends[j]!.bytes;
+              const allowance = b.burst + (rate * (released[j]! - asked[i]!)) / 1000;
+              expect(sum).toBeLessThanOrEqual(allowance * (1 + 1e-9) + 1e-6);
+            }
+          }
+          // And it is not stricter than it must be: with no idle time the sends take exactly the minimum.
+          const total = sends.reduce((a, s) => a + s.bytes, 0);
+          if (sends.every((s) => s.idleMs === 0)) {
+            expect(c.t - start).toBeCloseTo(Math.max(0, ((total - b.burst) * 1000) / rate), 3);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('rejects a negative or non-numeric rate or burst, and negative sends', () => {
+    expect(() => new TokenBucket(-1)).toThrow(UsageError);
+    expect(() => new TokenBucket(Number.NaN)).toThrow(/max-bandwidth/);
+    expect(() => new TokenBucket(1000, 0)).toThrow(UsageError);
+    expect(() => new TokenBucket(1000).setRate(Number.POSITIVE_INFINITY)).toThrow(UsageError);
+    expect(() => new TokenBucket(1000).take(-1)).toThrow(MigrationError);
   });
 });

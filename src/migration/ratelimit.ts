@@ -1,55 +1,104 @@
 /**
  * The source's bandwidth limit (`--max-bandwidth`): a token bucket over a monotonic clock. Tokens are bytes;
  * the bucket refills at the rate and holds at most `burst` bytes, so short bursts pass at line speed while the
- * average holds the limit.
+ * average holds the limit: over any interval of T ms at most burst + rate × T / 1000 bytes go out.
+ *
+ * take() never refuses: a send larger than the tokens on hand puts the bucket in debt and returns how long to
+ * wait, so frames bigger than the burst still pass, just later. The clock and the sleep are injectable, so tests
+ * run on a fake clock without timing anything.
  */
+import { MigrationError, UsageError } from '../errors.js';
+
+/** Waits `ms` milliseconds (setTimeout by default; tests pass a fake that advances their clock). */
+export type Sleep = (ms: number) => Promise<void>;
+
+const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** 10 ms worth of the rate, at least 256 KiB (one PAGES frame must fit). */
+export function defaultBurst(bytesPerSecond: number): number {
+  return Math.max(256 * 1024, bytesPerSecond / 100);
+}
+
+function checkRate(bytesPerSecond: number): void {
+  if (!(Number.isFinite(bytesPerSecond) && bytesPerSecond >= 0)) {
+    throw new UsageError(
+      `max-bandwidth: ${bytesPerSecond} is not a rate in bytes per second; use a number >= 0 (0 = unlimited)`,
+      'max-bandwidth',
+    );
+  }
+}
+
 export class TokenBucket {
   private tokens: number;
   private last: number;
-  private burst: number;
+  private burstBytes: number;
+  /** A burst given by the caller stays across setRate(); the default one follows the rate. */
+  private readonly fixedBurst: boolean;
 
+  /**
+   * @param bytesPerSecond the limit; 0 = unlimited.
+   * @param burstBytes the most that may go out at once after an idle period (default: defaultBurst(rate)).
+   * @param now a monotonic clock in ms (performance.now).
+   * @param sleep how consume() waits.
+   */
   constructor(
     private bytesPerSecond: number,
     burstBytes?: number,
     private readonly now: () => number = () => performance.now(),
+    private readonly sleep: Sleep = realSleep,
   ) {
-    this.burst = burstBytes ?? defaultBurst(bytesPerSecond);
-    this.tokens = this.burst;
+    checkRate(bytesPerSecond);
+    if (burstBytes !== undefined && !(Number.isFinite(burstBytes) && burstBytes > 0)) {
+      throw new UsageError(`burst: ${burstBytes} is not a positive number of bytes`, 'burst');
+    }
+    this.fixedBurst = burstBytes !== undefined;
+    this.burstBytes = burstBytes ?? defaultBurst(bytesPerSecond);
+    this.tokens = this.burstBytes; // start full: the first burst goes at once
     this.last = this.now();
   }
 
+  /** Bytes per second; 0 = unlimited. */
   get rate(): number {
     return this.bytesPerSecond;
   }
 
+  /** Capacity of the bucket in bytes. */
+  get burst(): number {
+    return this.burstBytes;
+  }
+
+  /** Changes the limit from now on. Debt already taken is repaid at the new rate; 0 lifts the limit. */
   setRate(bytesPerSecond: number): void {
+    checkRate(bytesPerSecond);
+    const wasUnlimited = this.bytesPerSecond === 0;
     this.refill();
     this.bytesPerSecond = bytesPerSecond;
-    this.burst = defaultBurst(bytesPerSecond);
-    this.tokens = Math.min(this.tokens, this.burst);
+    if (!this.fixedBurst) this.burstBytes = defaultBurst(bytesPerSecond);
+    // An unlimited bucket never drained, so it starts the new limit full.
+    this.tokens = wasUnlimited ? this.burstBytes : Math.min(this.tokens, this.burstBytes);
   }
 
   private refill(): void {
     const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.bytesPerSecond) / 1000);
+    const elapsed = Math.max(0, t - this.last);
+    this.tokens = Math.min(this.burstBytes, this.tokens + (elapsed * this.bytesPerSecond) / 1000);
     this.last = t;
   }
 
   /** Takes `bytes` (going into debt if needed) and returns how many ms to wait before sending them; 0 = now. */
   take(bytes: number): number {
-    if (this.bytesPerSecond <= 0) return 0;
+    if (!(Number.isFinite(bytes) && bytes >= 0)) {
+      throw new MigrationError('BAD_ARGUMENT', `token bucket: cannot take ${bytes} bytes`, { bytes });
+    }
+    if (this.bytesPerSecond === 0) return 0;
     this.refill();
     this.tokens -= bytes;
     return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
   }
 
+  /** Takes `bytes` and resolves when they may be sent. */
   async consume(bytes: number): Promise<void> {
     const wait = this.take(bytes);
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await this.sleep(wait);
   }
-}
-
-/** 10 ms worth of the rate, at least 256 KiB (one PAGES frame must fit). */
-function defaultBurst(bytesPerSecond: number): number {
-  return Math.max(256 * 1024, bytesPerSecond / 100);
 }
