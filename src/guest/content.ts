@@ -167,6 +167,25 @@ export function makeCorpus(seed: number): Corpus {
   return { text: textCorpus(rng), binary: binaryCorpus(rng) };
 }
 
+const sharedCorpora = new Map<number, Corpus>();
+
+/** The corpus of `seed` in shared memory, built once per process and handed to every vCPU worker. */
+export function sharedCorpus(seed: number): Corpus {
+  let c = sharedCorpora.get(seed);
+  if (!c) {
+    const plain = makeCorpus(seed);
+    const share = (a: Uint8Array) => {
+      const s = new Uint8Array(new SharedArrayBuffer(a.length));
+      s.set(a);
+      return s;
+    };
+    c = { text: share(plain.text), binary: share(plain.binary) };
+    if (sharedCorpora.size >= 16) sharedCorpora.delete(sharedCorpora.keys().next().value!);
+    sharedCorpora.set(seed, c);
+  }
+  return c;
+}
+
 /**
  * Rewrites a whole page: a page-sized piece of `src` from a random 8-byte aligned offset, then a few varied
  * bytes so pages are not copies of each other. Never all zero.

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { MigrationError, UsageError } from '../errors.js';
 import { type GuestConfig, type ResolvedGuestConfig, resolveConfig, sameConfig } from './config.js';
+import { sharedCorpus } from './content.js';
 import {
   allocControl,
   CAP,
@@ -142,6 +143,7 @@ export class Guest {
         control: this.#control,
         init,
         port: port2,
+        corpus: sharedCorpus(this.config.seed),
       };
       const worker = startWorker('vcpu-worker', {
         workerData: data,

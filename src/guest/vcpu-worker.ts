@@ -6,7 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { type ResolvedGuestConfig, vcpuShare } from './config.js';
-import { makeCorpus } from './content.js';
+import type { Corpus } from './content.js';
 import type { SharedControl } from './control.js';
 import { type SharedGuestMemory, StopSignal, VcpuMemory } from './memory.js';
 import { Rng } from './rng.js';
@@ -21,6 +21,8 @@ export interface VcpuWorkerData {
   /** Run the workload's init (fresh guest) or not (destination: RAM arrives by migration). */
   init: boolean;
   port: MessagePort;
+  /** The content corpus of the guest's seed (shared memory, built once on the main thread). */
+  corpus: Corpus;
 }
 
 export type MainToWorker = { type: 'load'; seq: number; state: VcpuState };
@@ -48,7 +50,7 @@ function main(): void {
     params,
     pageSize: config.pageSize,
     ...vcpuShare(config, index),
-    corpus: makeCorpus(config.seed),
+    corpus: data.corpus,
   });
   let vcpu: Vcpu | null = null;
   const mem = new VcpuMemory(
