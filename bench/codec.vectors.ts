@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { checkVector, readVectors } from '../src/codec/vectors.js';
+import { XBZRLE_ENGINES } from '../src/codec/xbzrle.js';
 
 const files = process.argv.slice(2).filter((a) => a !== '--');
 if (files.length === 0) {
@@ -12,12 +13,19 @@ if (files.length === 0) {
 }
 let failed = 0;
 for (const file of files) {
-  const outcomes = readVectors(file).map(checkVector);
+  const vectors = readVectors(file);
+  // Every record through each encoder engine this runtime has; decode records once per engine too.
+  const outcomes = XBZRLE_ENGINES.flatMap((engine) =>
+    vectors.map((v) => {
+      const o = checkVector(v, engine);
+      return { ...o, name: `${o.name} [${engine}]` };
+    }),
+  );
   const bad = outcomes.filter((o) => !o.ok);
   for (const o of bad) console.log(`FAIL ${o.kind} ${o.name}: ${o.detail}`);
   const count = (kind: string) => outcomes.filter((o) => o.kind === kind).length;
   console.log(
-    `${file}: ${outcomes.length - bad.length}/${outcomes.length} agree (${count('encode')} encode, ${count('decode')} decode)`,
+    `${file}: ${outcomes.length - bad.length}/${outcomes.length} checks agree (${count('encode')} encode, ${count('decode')} decode; engines ${XBZRLE_ENGINES.join(', ')})`,
   );
   failed += bad.length;
 }

@@ -5,11 +5,14 @@
 export type { Compressor, CompressorName } from './compressors.js';
 export { COMPRESSOR_NAMES, compressor } from './compressors.js';
 export { decodeRle, encodeRle, encodeRleInto, rleMaxEncodedLength } from './rle.js';
+export type { XbzrleEngine } from './xbzrle.js';
 export {
   decodeXbzrle,
   decodeXbzrleEnd,
   encodeXbzrle,
   encodeXbzrleInto,
+  XBZRLE_ENGINE,
+  XBZRLE_ENGINES,
   XBZRLE_MAX_RUN,
 } from './xbzrle.js';
 export { isZeroPage } from './zero.js';

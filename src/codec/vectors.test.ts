@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkVector, readVectors } from './vectors.js';
+import { XBZRLE_ENGINES } from './xbzrle.js';
 
 const PUBLIC = new URL('../../../shared/vectors/xbzrle-public.jsonl', import.meta.url);
 const extra = (process.env.LIVEMIG_VECTORS ?? '').split(delimiter).filter((p) => p !== '');
@@ -22,9 +23,11 @@ describe('XBZRLE vectors from shared/vectors/xbzrle-public.jsonl', () => {
     expect(vectors.filter((v) => v.kind === 'decode').length).toBe(16);
   });
   it.each(vectors.map((v) => [v.kind, v.name, v] as const))('%s %s', (_kind, _name, v) => {
-    const outcome = checkVector(v);
-    expect(outcome.detail).toBe('');
-    expect(outcome.ok).toBe(true);
+    for (const engine of XBZRLE_ENGINES) {
+      const outcome = checkVector(v, engine);
+      expect(`${engine}: ${outcome.detail}`).toBe(`${engine}: `);
+      expect(outcome.ok).toBe(true);
+    }
   });
 });
 
@@ -33,8 +36,10 @@ for (const file of extra) {
     const vectors = readVectors(file);
     it('is not empty', () => expect(vectors.length).toBeGreaterThan(0));
     it('every record agrees with the reference', () => {
-      const failed = vectors.map(checkVector).filter((o) => !o.ok);
-      expect(failed.map((o) => `${o.kind} ${o.name}: ${o.detail}`)).toEqual([]);
+      for (const engine of XBZRLE_ENGINES) {
+        const failed = vectors.map((v) => checkVector(v, engine)).filter((o) => !o.ok);
+        expect(failed.map((o) => `${engine} ${o.kind} ${o.name}: ${o.detail}`)).toEqual([]);
+      }
     });
   });
 }

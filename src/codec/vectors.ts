@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CodecError } from '../errors.js';
-import { decodeXbzrleEnd, encodeXbzrle } from './xbzrle.js';
+import { decodeXbzrleEnd, encodeXbzrle, type XbzrleEngine } from './xbzrle.js';
 
 export interface EncodeVector {
   readonly name: string;
@@ -103,12 +103,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
-/** Runs one vector through this codec. */
-export function checkVector(v: XbzrleVector): VectorOutcome {
+/** Runs one vector through this codec (its default encoder, or the named engine). */
+export function checkVector(v: XbzrleVector, engine?: XbzrleEngine): VectorOutcome {
   const fail = (detail: string): VectorOutcome => ({ name: v.name, kind: v.kind, ok: false, detail });
   try {
     if (v.kind === 'encode') {
-      const got = encodeXbzrle(v.old, v.new, v.slen);
+      const got = encodeXbzrle(v.old, v.new, v.slen, engine);
       if (v.encodedLength < 0 || v.encoded === undefined) {
         return got === undefined ? ok(v) : fail(`expected overflow, got ${hex(got)}`);
       }

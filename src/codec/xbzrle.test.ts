@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../errors.js';
 import { modelDecodeXbzrle, modelEncodeXbzrle } from './fuzz.js';
-import { decodeXbzrle, decodeXbzrleEnd, encodeXbzrle, encodeXbzrleInto } from './xbzrle.js';
+import { decodeXbzrle, decodeXbzrleEnd, encodeXbzrle, encodeXbzrleInto, XBZRLE_ENGINES } from './xbzrle.js';
 
 const PAGE = 4096;
 
@@ -108,6 +108,42 @@ describe('XBZRLE encoder', () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it('has the WebAssembly SIMD engine on Node 20 (the TypeScript one is the fallback)', () => {
+    expect(XBZRLE_ENGINES).toEqual(['wasm-simd', 'typescript']);
+  });
+
+  it.each(XBZRLE_ENGINES.map((e) => [e]))('engine %s agrees with the model byte for byte', (engine) => {
+    fc.assert(
+      fc.property(
+        fc.oneof(randomPair, realisticPair(PAGE, 30), realisticPair(1000, 8)),
+        fc.integer({ min: 0, max: 2 * PAGE }),
+        fc.nat(7),
+        fc.nat(7),
+        ({ old, cur }, limit, a, b) => {
+          const got = encodeXbzrle(placed(old, a), placed(cur, b), limit, engine);
+          expect(got).toEqual(modelEncodeXbzrle(old, cur, limit));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('engines agree on edge pages: empty, 1 byte, page-sized runs, limits 0..4', () => {
+    const cases: [Uint8Array, Uint8Array][] = [
+      [new Uint8Array(0), new Uint8Array(0)],
+      [Uint8Array.of(1), Uint8Array.of(1)],
+      [Uint8Array.of(1), Uint8Array.of(2)],
+      [new Uint8Array(PAGE), new Uint8Array(PAGE).fill(1)],
+      [new Uint8Array(17), Uint8Array.from({ length: 17 }, (_, k) => k & 1)],
+    ];
+    for (const [old, cur] of cases) {
+      for (const limit of [0, 1, 2, 3, 4, 2 * PAGE + 2]) {
+        const expected = modelEncodeXbzrle(old, cur, limit);
+        for (const engine of XBZRLE_ENGINES) expect(encodeXbzrle(old, cur, limit, engine)).toEqual(expected);
+      }
+    }
   });
 
   it('encodeXbzrleInto writes the same bytes as encodeXbzrle and nothing past maxLength', () => {

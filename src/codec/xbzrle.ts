@@ -22,6 +22,7 @@
  * inside a pair (fewer than 2 bytes left where a length is due), and any run past the end of the page.
  */
 import { CodecError } from '../errors.js';
+import { type RawXbzrleEncoder, wasmXbzrleEncoder } from './xbzrle-wasm.js';
 
 /** Longest run a 2-byte ULEB128 length can state, so also the largest page XBZRLE can encode. */
 export const XBZRLE_MAX_RUN = 0x3fff;
@@ -127,27 +128,9 @@ function maxEncodedLength(n: number): number {
   return 2 * n + 2;
 }
 
-/**
- * Encodes `current` against `previous` into `out`. Returns the encoded length (0 for identical pages) or
- * -1 when the encoding would exceed `maxLength` (QEMU's overflow). Writes only `out[0, maxLength)`.
- */
-export function encodeXbzrleInto(
-  previous: Uint8Array,
-  current: Uint8Array,
-  out: Uint8Array,
-  maxLength: number,
-): number {
+/** The encoder in TypeScript, for validated arguments; runs found a word at a time. */
+function encodeTypeScript(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
   const n = current.length;
-  if (previous.length !== n) {
-    throw new CodecError(`XBZRLE: previous page is ${previous.length} bytes, current page ${n}`);
-  }
-  if (n > XBZRLE_MAX_RUN) {
-    throw new CodecError(`XBZRLE: page of ${n} bytes exceeds the format's ${XBZRLE_MAX_RUN}-byte runs`);
-  }
-  const limit = Math.floor(maxLength);
-  if (!(limit >= 0) || out.length < Math.min(limit, maxEncodedLength(n))) {
-    throw new CodecError(`XBZRLE: output buffer of ${out.length} bytes cannot hold maxLength ${maxLength}`);
-  }
   const aligned = ((previous.byteOffset ^ current.byteOffset) & 3) === 0;
   const pw = aligned ? wordsOf(previous.buffer) : undefined;
   const cw = aligned ? wordsOf(current.buffer) : undefined;
@@ -182,14 +165,57 @@ export function encodeXbzrleInto(
   return d;
 }
 
+export type XbzrleEngine = 'wasm-simd' | 'typescript';
+
+/** The engine encodeXbzrleInto uses: WebAssembly SIMD where available, unless LIVEMIG_XBZRLE=typescript. */
+export const XBZRLE_ENGINE: XbzrleEngine =
+  wasmXbzrleEncoder !== undefined && process.env.LIVEMIG_XBZRLE !== 'typescript' ? 'wasm-simd' : 'typescript';
+const engines: Record<XbzrleEngine, RawXbzrleEncoder | undefined> = {
+  'wasm-simd': wasmXbzrleEncoder,
+  typescript: encodeTypeScript,
+};
+const defaultEncoder = engines[XBZRLE_ENGINE]!;
+/** The engines this runtime has (the TypeScript one always). */
+export const XBZRLE_ENGINES: readonly XbzrleEngine[] =
+  wasmXbzrleEncoder !== undefined ? ['wasm-simd', 'typescript'] : ['typescript'];
+
+/**
+ * Encodes `current` against `previous` into `out`. Returns the encoded length (0 for identical pages) or
+ * -1 when the encoding would exceed `maxLength` (QEMU's overflow). Writes only `out[0, maxLength)`.
+ * `engine` picks an implementation (tests and benchmarks compare them); both give the same bytes.
+ */
+export function encodeXbzrleInto(
+  previous: Uint8Array,
+  current: Uint8Array,
+  out: Uint8Array,
+  maxLength: number,
+  engine?: XbzrleEngine,
+): number {
+  const n = current.length;
+  if (previous.length !== n) {
+    throw new CodecError(`XBZRLE: previous page is ${previous.length} bytes, current page ${n}`);
+  }
+  if (n > XBZRLE_MAX_RUN) {
+    throw new CodecError(`XBZRLE: page of ${n} bytes exceeds the format's ${XBZRLE_MAX_RUN}-byte runs`);
+  }
+  const limit = Math.floor(maxLength);
+  if (!(limit >= 0) || out.length < Math.min(limit, maxEncodedLength(n))) {
+    throw new CodecError(`XBZRLE: output buffer of ${out.length} bytes cannot hold maxLength ${maxLength}`);
+  }
+  const encode = engine === undefined ? defaultEncoder : engines[engine];
+  if (encode === undefined) throw new CodecError(`XBZRLE: engine ${engine} is not available here`);
+  return encode(previous, current, out, limit);
+}
+
 /** Encodes `current` against `previous`; `undefined` when the encoding would exceed `maxLength`. */
 export function encodeXbzrle(
   previous: Uint8Array,
   current: Uint8Array,
   maxLength: number,
+  engine?: XbzrleEngine,
 ): Uint8Array | undefined {
   const out = new Uint8Array(Math.max(0, Math.min(Math.floor(maxLength), maxEncodedLength(current.length))));
-  const len = encodeXbzrleInto(previous, current, out, maxLength);
+  const len = encodeXbzrleInto(previous, current, out, maxLength, engine);
   return len < 0 ? undefined : out.slice(0, len);
 }
 
