@@ -26,9 +26,11 @@ export interface ChildAgent {
 /** Spawns `livemig agent --listen HOST:0` and resolves once it listens, with the port it got. */
 export async function spawnAgent(host = '127.0.0.1', extraArgs: string[] = []): Promise<ChildAgent> {
   const { file, execArgv } = cliCommand();
+  // LIVEMIG_NODE_ARGS: extra Node flags for agents (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), for profiling.
+  const nodeArgs = (process.env.LIVEMIG_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
-    [...execArgv, file, 'agent', '--listen', `${host}:0`, '--ready-json', ...extraArgs],
+    [...nodeArgs, ...execArgv, file, 'agent', '--listen', `${host}:0`, '--ready-json', ...extraArgs],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FORCE_COLOR: '0' },

@@ -168,12 +168,15 @@ export class FrameConnection {
     this.bytesSent += bytes.length;
   }
 
-  /** Sends a complete frame, honouring the bandwidth limit and the socket's backpressure. */
-  async send(frame: Buffer): Promise<void> {
+  /**
+   * Sends a complete frame, honouring the bandwidth limit and the socket's backpressure. `onWritten` runs once the
+   * socket is done with the buffer (so it can be reused).
+   */
+  async send(frame: Buffer, onWritten?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.pacer) await this.pacer.consume(frame.length);
     if (this.failure) throw this.failure;
-    this.socket.write(frame);
+    this.socket.write(frame, onWritten);
     this.bytesSent += frame.length;
     if (this.socket.writableLength > this.queueLimit) {
       await new Promise<void>((resolve) => this.drainWaiters.push(resolve));

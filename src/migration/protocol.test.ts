@@ -63,6 +63,25 @@ describe('frames', () => {
     );
   });
 
+  it('assembles frames larger than its buffer in place, however TCP splits them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 600_000 }), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (sizes, cuts) => {
+          const payloads = sizes.map((n, i) => Buffer.alloc(n, i + 1));
+          const stream = Buffer.concat(payloads.map((p) => encodeFrame(Command.PAGES, p)));
+          const reader = new FrameReader(1 << 20);
+          const got = chunked(stream, cuts).flatMap((c) => reader.push(c));
+          expect(got.map((f) => f.payload.length)).toEqual(sizes);
+          for (const [i, f] of got.entries()) expect(f.payload.equals(payloads[i]!)).toBe(true);
+          expect(reader.pending).toBe(0);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
   it('detects any single corrupted byte with a typed error', () => {
     fc.assert(
       fc.property(

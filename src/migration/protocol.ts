@@ -178,6 +178,9 @@ export class FrameReader {
   private start = 0;
   private end = 0;
   private preambleSeen: boolean;
+  /** A frame too big to assemble in `buf` without copying twice: it is filled in place, then handed over whole. */
+  private big: Buffer | undefined;
+  private bigFill = 0;
 
   constructor(
     private maxPayload = DEFAULT_MAX_FRAME,
@@ -185,7 +188,7 @@ export class FrameReader {
   ) {
     if (maxPayload > HARD_MAX_FRAME)
       throw new RangeError(`max frame ${maxPayload} exceeds ${HARD_MAX_FRAME}`);
-    this.buf = Buffer.allocUnsafe(Math.min(1 << 20, maxPayload + FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES));
+    this.buf = Buffer.allocUnsafe(256 * 1024);
     this.preambleSeen = !options.expectPreamble;
   }
 
@@ -197,13 +200,25 @@ export class FrameReader {
 
   /** Bytes received but not yet returned as frames. */
   get pending(): number {
-    return this.end - this.start;
+    return this.end - this.start + this.bigFill;
   }
 
   /** Adds a chunk and returns every frame now complete. Throws MigrationError(PROTOCOL | CHECKSUM). */
   push(chunk: Uint8Array): Frame[] {
-    this.append(chunk);
     const frames: Frame[] = [];
+    let at = 0;
+    if (this.big) {
+      const n = Math.min(chunk.length, this.big.length - this.bigFill);
+      this.big.set(chunk.subarray(0, n), this.bigFill);
+      this.bigFill += n;
+      at = n;
+      if (this.bigFill < this.big.length) return frames;
+      const whole = this.big;
+      this.big = undefined;
+      this.bigFill = 0;
+      frames.push(this.check(whole, 0, whole.length - FRAME_HEADER_BYTES - FRAME_TRAILER_BYTES, true));
+    }
+    this.append(at === 0 ? chunk : chunk.subarray(at));
     if (!this.preambleSeen) {
       if (this.end - this.start < PREAMBLE.length) return frames;
       if (PREAMBLE.compare(this.buf, this.start, this.start + PREAMBLE.length) !== 0) {
@@ -234,26 +249,17 @@ export class FrameReader {
       }
       const total = FRAME_HEADER_BYTES + length + FRAME_TRAILER_BYTES;
       if (available < total) {
-        this.reserve(total);
+        if (total > this.buf.length / 2) {
+          // Assemble a large frame in its own buffer: each byte is copied once on its way to the consumer.
+          this.big = Buffer.allocUnsafe(total);
+          this.buf.copy(this.big, 0, this.start, this.end);
+          this.bigFill = available;
+          this.start = 0;
+          this.end = 0;
+        }
         break;
       }
-      const bodyEnd = this.start + FRAME_HEADER_BYTES + length;
-      const expected = this.buf.readUInt32BE(bodyEnd);
-      const actual = crc32c(this.buf.subarray(this.start, bodyEnd));
-      if (expected !== actual) {
-        throw new MigrationError(
-          'CHECKSUM',
-          `migration stream: CRC32C mismatch in ${Command[command]} frame`,
-          {
-            command: Command[command],
-            expected,
-            actual,
-          },
-        );
-      }
-      // Copy out: the reader's buffer is reused for the next chunks.
-      const payload = Buffer.from(this.buf.subarray(this.start + FRAME_HEADER_BYTES, bodyEnd));
-      frames.push({ command: command as Command, payload });
+      frames.push(this.check(this.buf, this.start, length, false));
       this.start += total;
     }
     if (this.start === this.end) {
@@ -263,9 +269,29 @@ export class FrameReader {
     return frames;
   }
 
+  /** Verifies the CRC of the frame at `buf[start..]` and returns it (copied out unless `own`). */
+  private check(buf: Buffer, start: number, length: number, own: boolean): Frame {
+    const command = buf[start + 4]! as Command;
+    const bodyEnd = start + FRAME_HEADER_BYTES + length;
+    const expected = buf.readUInt32BE(bodyEnd);
+    const actual = crc32c(buf.subarray(start, bodyEnd));
+    if (expected !== actual) {
+      throw new MigrationError('CHECKSUM', `migration stream: CRC32C mismatch in ${Command[command]} frame`, {
+        command: Command[command],
+        expected,
+        actual,
+      });
+    }
+    const payload = own
+      ? buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd)
+      : Buffer.from(buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd));
+    return { command, payload };
+  }
+
   private append(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
     if (this.end + chunk.length > this.buf.length) {
-      // Compact, then grow if still needed; growth is bounded by the frame limit plus one chunk.
+      // Compact, then grow if still needed; growth is bounded by twice the largest chunk seen.
       this.buf.copy(this.buf, 0, this.start, this.end);
       this.end -= this.start;
       this.start = 0;
@@ -277,15 +303,6 @@ export class FrameReader {
     }
     this.buf.set(chunk, this.end);
     this.end += chunk.length;
-  }
-
-  private reserve(total: number): void {
-    if (this.buf.length - this.start >= total) return;
-    const next = Buffer.allocUnsafe(Math.max(total, this.buf.length));
-    this.buf.copy(next, 0, this.start, this.end);
-    this.end -= this.start;
-    this.start = 0;
-    this.buf = next;
   }
 }
 
@@ -593,12 +610,18 @@ export class PagesFrameBuilder {
   private frame: Buffer;
   private offset = FRAME_HEADER_BYTES + 4;
   private count = 0;
+  /** Frame buffers the socket has finished with, reused so that a stream of frames does not churn the GC. */
+  private readonly pool: Buffer[] = [];
 
   constructor(
     private readonly maxPayload: number,
-    private readonly flush: (frame: Buffer) => void,
+    private readonly flush: (frame: Buffer, release: () => void) => void,
   ) {
-    this.frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + maxPayload + FRAME_TRAILER_BYTES);
+    this.frame = this.take();
+  }
+
+  private take(): Buffer {
+    return this.pool.pop() ?? Buffer.allocUnsafe(FRAME_HEADER_BYTES + this.maxPayload + FRAME_TRAILER_BYTES);
   }
 
   get entries(): number {
@@ -632,12 +655,17 @@ export class PagesFrameBuilder {
     writeFrameHeader(this.frame, Command.PAGES, payloadLength);
     this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
     sealFrame(this.frame, payloadLength);
-    const out = this.frame.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
-    // The socket may still hold `out` after write() returns, so the next frame gets a fresh buffer.
-    this.frame = Buffer.allocUnsafe(this.frame.length);
+    const full = this.frame;
+    const out = full.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
+    // The socket holds `out` until it is written; the next frame takes another buffer.
+    this.frame = this.take();
     this.offset = FRAME_HEADER_BYTES + 4;
     this.count = 0;
-    this.flush(out);
+    let released = false;
+    this.flush(out, () => {
+      if (!released && this.pool.length < 16) this.pool.push(full);
+      released = true;
+    });
   }
 }
 

@@ -130,8 +130,8 @@ class Source {
   }
 
   private newBuilder(maxPayload: number): void {
-    this.builder = new PagesFrameBuilder(maxPayload, (frame) => {
-      this.pendingSends = this.pendingSends.then(() => this.conn.send(frame));
+    this.builder = new PagesFrameBuilder(maxPayload, (frame, release) => {
+      this.pendingSends = this.pendingSends.then(() => this.conn.send(frame, release));
       // Awaited at the next yield point; if the run fails first, the connection's error is reported there.
       this.pendingSends.catch(() => undefined);
     });
@@ -275,46 +275,78 @@ class Source {
   private encodePage(p: number, fresh: boolean, allowXbzrle: boolean): void {
     const r = this.r;
     const page = this.guest.ram.page(p);
+    if (this.cache && allowXbzrle) {
+      this.encodeWithCache(p, page, fresh);
+      return;
+    }
+    if (this.cache) this.cache.invalidate(p);
+    if (this.o.compress === 'none') {
+      // Fast path: copy the live page straight into the frame, then judge the copy (never the live page, which a
+      // vCPU may be writing).
+      const out = this.builder.reserve(this.pageSize);
+      out.set(page);
+      if (isZero(out)) {
+        this.zeroPage(p, fresh);
+        return;
+      }
+      if (this.o.verify !== 'none') this.ledger.set(p, pageCrc(out));
+      this.builder.commit(p, PageEncoding.RAW, this.pageSize);
+      r.pages.raw++;
+      return;
+    }
     const scratch = this.scratch;
     scratch.set(page);
-    if (isZeroPage(scratch)) {
-      r.pages.zero++;
-      this.ledger.setZero(p);
-      if (this.cache) this.cache.invalidate(p);
-      if (fresh) return;
-      this.builder.reserve(0);
-      this.builder.commit(p, PageEncoding.ZERO, 0);
+    if (isZero(scratch)) {
+      this.zeroPage(p, fresh);
+      return;
+    }
+    if (this.o.verify !== 'none') this.ledger.set(p, pageCrc(scratch));
+    this.sendWhole(p, scratch);
+  }
+
+  private zeroPage(p: number, fresh: boolean): void {
+    this.r.pages.zero++;
+    this.ledger.setZero(p);
+    if (fresh) return;
+    this.builder.reserve(0);
+    this.builder.commit(p, PageEncoding.ZERO, 0);
+  }
+
+  /** XBZRLE path: a delta against the cached copy on a hit, the whole page (and a cache insert) on a miss. */
+  private encodeWithCache(p: number, page: Uint8Array, fresh: boolean): void {
+    const r = this.r;
+    const cache = this.cache!;
+    const scratch = this.scratch;
+    scratch.set(page);
+    if (isZero(scratch)) {
+      cache.invalidate(p);
+      this.zeroPage(p, fresh);
       return;
     }
     const crc = this.o.verify === 'none' ? 0 : pageCrc(scratch);
-    if (this.cache && allowXbzrle) {
-      const slot = this.cache.lookup(p);
-      if (slot >= 0) {
-        const out = this.builder.reserve(this.pageSize);
-        const len = encodeXbzrleInto(this.cache.slotView(slot), scratch, out, this.pageSize);
-        if (len === 0) {
-          // Dirty but identical to what the destination holds: nothing to send (QEMU skips these too).
-          r.pages.skipped++;
-          return;
-        }
-        this.cache.update(slot, scratch);
-        this.ledger.set(p, crc);
-        if (len > 0) {
-          this.builder.commit(p, PageEncoding.XBZRLE, len);
-          r.pages.xbzrle++;
-          r.xbzrle.encodedBytes += len;
-          r.xbzrle.pageBytes += this.pageSize;
-          return;
-        }
-        r.xbzrle.overflows++;
-        this.sendWhole(p, scratch);
+    const slot = cache.lookup(p);
+    if (slot >= 0) {
+      const out = this.builder.reserve(this.pageSize);
+      const len = encodeXbzrleInto(cache.slotView(slot), scratch, out, this.pageSize);
+      if (len === 0) {
+        // Dirty but identical to what the destination holds: nothing to send (QEMU skips these too).
+        r.pages.skipped++;
         return;
       }
-      this.cache.insert(p, scratch);
-    } else if (this.cache) {
-      this.cache.invalidate(p);
+      cache.update(slot, scratch);
+      this.ledger.set(p, crc);
+      if (len > 0) {
+        this.builder.commit(p, PageEncoding.XBZRLE, len);
+        r.pages.xbzrle++;
+        r.xbzrle.encodedBytes += len;
+        r.xbzrle.pageBytes += this.pageSize;
+        return;
+      }
+      r.xbzrle.overflows++;
+    } else {
+      cache.insert(p, scratch);
+      this.ledger.set(p, crc);
     }
-    this.ledger.set(p, crc);
     this.sendWhole(p, scratch);
   }
 
@@ -731,6 +763,12 @@ class Source {
       { cause: cause.code },
     );
   }
+}
+
+/** Zero-page check with a cheap early exit: most non-zero pages have a non-zero byte among the first few words. */
+function isZero(page: Uint8Array): boolean {
+  if (page[0] !== 0 || page[7] !== 0 || page[64] !== 0 || page[511] !== 0) return false;
+  return isZeroPage(page);
 }
 
 /** Union of two ascending page lists, ascending, without duplicates. */

@@ -1,0 +1,226 @@
+/**
+ * Migration benchmark (`npm run bench:migrate`): real agents as separate processes on loopback.
+ *
+ * 1. Raw TCP throughput between two Node processes (the ceiling), measured in the same run.
+ * 2. A 1 GiB guest whose pages are all non-zero, migrated by pre-copy without a bandwidth limit: its throughput
+ *    as a ratio of (1). Target: ≥ 0.7.
+ * 3. An idle 8 GiB guest (mostly zero pages): total time. Target: well under 10 s.
+ * 4. A write-heavy guest whose rewrites change a few bytes: bytes sent with XBZRLE vs plain pre-copy (same guest,
+ *    same seed, same link). Target: ≥ 2× fewer.
+ * 5. Source memory during migration: peak RSS growth of the source agent vs the XBZRLE cache size.
+ *
+ * Writes results/bench-migrate.json and prints a table. Options: --quick (smaller sizes).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import Table from 'cli-table3';
+import { AgentClient } from '../src/agent/index.js';
+import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
+import type { GuestConfig } from '../src/guest/index.js';
+import type { MigrationOptions, MigrationReport } from '../src/migration/index.js';
+import { formatBytes, formatMs } from '../src/units.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const quick = process.argv.includes('--quick');
+
+const RAW_RECEIVER = `
+const net = require('node:net');
+const s = net.createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; }); c.on('end', () => { c.end(String(n)); }); });
+s.listen(0, '127.0.0.1', () => console.log(s.address().port));
+`;
+const RAW_SENDER = `
+const net = require('node:net');
+const [port, total] = process.argv.slice(1).map(Number);
+const buf = require('node:crypto').randomBytes(1 << 20);
+const c = net.connect(port, '127.0.0.1', () => {
+  const t = performance.now(); let sent = 0;
+  const pump = () => { while (sent < total) { sent += buf.length; if (!c.write(buf)) { c.once('drain', pump); return; } } c.end(); };
+  c.on('data', () => { console.log(JSON.stringify({ bytes: total, ms: performance.now() - t })); });
+  pump();
+});
+`;
+
+function runNode(code: string, args: string[]): Promise<{ out: string; child: ReturnType<typeof spawn> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve({ out: out.trim(), child });
+    });
+    child.once('error', reject);
+  });
+}
+
+async function rawTcp(bytes: number): Promise<number> {
+  const recv = await runNode(RAW_RECEIVER, []);
+  const send = await runNode(RAW_SENDER, [recv.out, String(bytes)]);
+  recv.child.kill();
+  send.child.kill();
+  const r = JSON.parse(send.out) as { bytes: number; ms: number };
+  return (r.bytes * 1000) / r.ms;
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function migrate(
+  src: ChildAgent,
+  dst: ChildAgent,
+  config: GuestConfig,
+  options: Partial<MigrationOptions>,
+  warmupMs: number,
+): Promise<{ report: MigrationReport; rssGrowth: number }> {
+  const a = new AgentClient(src.address);
+  const b = new AgentClient(dst.address);
+  const id = `bench-${Math.random().toString(36).slice(2, 8)}`;
+  await a.startGuest(config, id);
+  await new Promise((r) => setTimeout(r, warmupMs));
+  const rssBefore = rssBytes(src.pid);
+  let peak = rssBefore;
+  const started = await a.migrate(id, dst.address, options);
+  const report = await a.follow(
+    started.id,
+    () => {
+      peak = Math.max(peak, rssBytes(src.pid));
+    },
+    50,
+  );
+  await b.stopGuest(id).catch(() => a.stopGuest(id).catch(() => undefined));
+  return { report, rssGrowth: peak - rssBefore };
+}
+
+async function main(): Promise<void> {
+  const rows: Record<string, unknown>[] = [];
+  const rawBytes = quick ? 512 * MiB : 2 * GiB;
+  process.stderr.write(`raw TCP, ${formatBytes(rawBytes)}...\n`);
+  const raw = await rawTcp(rawBytes);
+
+  const [src, dst] = await Promise.all([
+    spawnAgent('127.0.0.1', ['--quiet']),
+    spawnAgent('127.0.0.1', ['--quiet']),
+  ]);
+  try {
+    // 2. throughput: every page non-zero (the gap workload initialises its whole working set with data).
+    const big = quick ? 256 * MiB : GiB;
+    process.stderr.write(
+      `pre-copy of a ${formatBytes(big)} guest of non-zero pages, unlimited bandwidth...\n`,
+    );
+    const t = await migrate(
+      src,
+      dst,
+      { ramBytes: big, seed: 5, workload: { name: 'gap', params: { workingSetBytes: big, writeRate: 1 } } },
+      { maxBandwidth: 0 },
+      200,
+    );
+    const round1 = t.report.perRound[0]!;
+    const migrateRate = (round1.bytes * 1000) / round1.durationMs;
+    rows.push({
+      name: 'throughput',
+      ram: big,
+      rawTcpBytesPerSec: raw,
+      migrationBytesPerSec: migrateRate,
+      ratio: migrateRate / raw,
+      target: 0.7,
+      totalTimeMs: t.report.totalTimeMs,
+      downtimeMs: t.report.downtimeMs,
+      verified: t.report.verified,
+    });
+
+    // 3. idle 8 GiB guest.
+    const idleRam = quick ? 2 * GiB : 8 * GiB;
+    process.stderr.write(`idle ${formatBytes(idleRam)} guest...\n`);
+    const idle = await migrate(
+      src,
+      dst,
+      { ramBytes: idleRam, seed: 1, workload: { name: 'idle' } },
+      { maxBandwidth: 0 },
+      200,
+    );
+    rows.push({
+      name: 'idle guest',
+      ram: idleRam,
+      totalTimeMs: idle.report.totalTimeMs,
+      downtimeMs: idle.report.downtimeMs,
+      transferredBytes: idle.report.transferredBytes,
+      zeroPages: idle.report.pages.zero,
+      verified: idle.report.verified,
+      targetMs: 10_000,
+    });
+
+    // 4. XBZRLE vs plain on a write-heavy guest with small rewrites.
+    const wh: GuestConfig = {
+      ramBytes: 256 * MiB,
+      seed: 9,
+      workload: {
+        name: 'gap',
+        params: { workingSetBytes: 64 * MiB, writeRate: 30_000, bytesPerWrite: 8, wholePageFraction: 0.02 },
+      },
+    };
+    const link = { maxBandwidth: 256 * MiB, downtimeLimitMs: 100, maxRounds: 10 };
+    process.stderr.write('write-heavy guest, plain pre-copy...\n');
+    const plain = await migrate(src, dst, wh, link, 1000);
+    process.stderr.write('write-heavy guest, pre-copy + XBZRLE...\n');
+    const cacheBytes = 64 * MiB;
+    const x = await migrate(src, dst, wh, { ...link, xbzrle: true, xbzrleCacheBytes: cacheBytes }, 1000);
+    const resent = (r: MigrationReport) => r.perRound.slice(1).reduce((s, row) => s + row.bytes, 0);
+    rows.push({
+      name: 'xbzrle',
+      plainBytes: plain.report.transferredBytes,
+      xbzrleBytes: x.report.transferredBytes,
+      reduction: plain.report.transferredBytes / x.report.transferredBytes,
+      resentPlain: resent(plain.report),
+      resentXbzrle: resent(x.report),
+      resentReduction: resent(plain.report) / Math.max(1, resent(x.report)),
+      plainDowntimeMs: plain.report.downtimeMs,
+      xbzrleDowntimeMs: x.report.downtimeMs,
+      plainRounds: plain.report.rounds,
+      xbzrleRounds: x.report.rounds,
+      verified: plain.report.verified && x.report.verified,
+      target: 2,
+    });
+    rows.push({
+      name: 'source memory',
+      cacheBytes,
+      rssGrowthPlain: plain.rssGrowth,
+      rssGrowthXbzrle: x.rssGrowth,
+      overCache: x.rssGrowth - cacheBytes,
+    });
+  } finally {
+    await Promise.all([src.stop(), dst.stop()]);
+  }
+
+  mkdirSync('results', { recursive: true });
+  writeFileSync('results/bench-migrate.json', `${JSON.stringify({ quick, rows }, null, 2)}\n`);
+  const table = new Table({ head: ['measure', 'value', 'target'] });
+  const [thr, idle, xb, mem] = rows as Record<string, number>[];
+  table.push(
+    ['raw TCP between two Node processes', `${formatBytes(thr!.rawTcpBytesPerSec!)}/s`, ''],
+    [
+      `pre-copy of ${formatBytes(thr!.ram!)} non-zero pages (round 1)`,
+      `${formatBytes(thr!.migrationBytesPerSec!)}/s = ${(thr!.ratio! * 100).toFixed(0)}% of raw TCP`,
+      '≥ 70%',
+    ],
+    [
+      `idle ${formatBytes(idle!.ram!)} guest`,
+      `${formatMs(idle!.totalTimeMs!)} total, ${formatMs(idle!.downtimeMs!)} downtime`,
+      '< 10 s',
+    ],
+    [
+      'write-heavy guest: bytes sent, plain vs XBZRLE',
+      `${formatBytes(xb!.plainBytes!)} vs ${formatBytes(xb!.xbzrleBytes!)} (${xb!.reduction!.toFixed(2)}×; resent pages ${xb!.resentReduction!.toFixed(1)}×)`,
+      '≥ 2×',
+    ],
+    [
+      'source RSS growth during migration',
+      `plain ${formatBytes(mem!.rssGrowthPlain!)}, XBZRLE ${formatBytes(mem!.rssGrowthXbzrle!)} (cache ${formatBytes(mem!.cacheBytes!)})`,
+      '≤ cache + constant',
+    ],
+  );
+  process.stdout.write(`${table.toString()}\nwritten to results/bench-migrate.json\n`);
+}
+
+await main();
