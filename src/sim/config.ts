@@ -1,0 +1,171 @@
+/**
+ * What a simulation run is made of: the data centre (host and VM types), the policy, the mode, and how migrations
+ * are priced. `planetlabDatacenter()` is CloudSim's PlanetLab example (CLOUDSIM.md §2).
+ */
+import { UsageError } from '../errors.js';
+import { type PowerModel, specPowerServer } from '../power/index.js';
+import { type BaselineKind, DEFAULT_SAFETY, type OverloadKind, type SelectionKind } from './policies.js';
+
+export interface HostType {
+  readonly name: string;
+  readonly pes: number;
+  readonly peMips: number;
+  readonly ramMb: number;
+  /** kbit/s, as CloudSim counts it. */
+  readonly bwKbps: number;
+  readonly power: PowerModel;
+}
+
+export interface VmType {
+  readonly mips: number;
+  readonly ramMb: number;
+  readonly bwKbps: number;
+}
+
+export interface Datacenter {
+  readonly hostTypes: readonly HostType[];
+  /** Type index of each host. */
+  readonly hostTypeOf: Uint8Array;
+  readonly vmTypes: readonly VmType[];
+}
+
+export const HP_ML110_G4: HostType = {
+  name: 'HP ProLiant ML110 G4',
+  pes: 2,
+  peMips: 1860,
+  ramMb: 4096,
+  bwKbps: 1_000_000,
+  power: specPowerServer('hpProLiantMl110G4'),
+};
+
+export const HP_ML110_G5: HostType = {
+  name: 'HP ProLiant ML110 G5',
+  pes: 2,
+  peMips: 2660,
+  ramMb: 4096,
+  bwKbps: 1_000_000,
+  power: specPowerServer('hpProLiantMl110G5'),
+};
+
+/** CloudSim's four VM types (Amazon EC2-like): MIPS 2500/2000/1000/500, RAM 870/1740/1740/613 MB, 100 Mbit/s. */
+export const PLANETLAB_VM_TYPES: readonly VmType[] = [
+  { mips: 2500, ramMb: 870, bwKbps: 100_000 },
+  { mips: 2000, ramMb: 1740, bwKbps: 100_000 },
+  { mips: 1000, ramMb: 1740, bwKbps: 100_000 },
+  { mips: 500, ramMb: 613, bwKbps: 100_000 },
+];
+
+/** CloudSim's PlanetLab data centre: host i is a G4 if i is even, a G5 if odd. */
+export function planetlabDatacenter(hosts = 800): Datacenter {
+  const hostTypeOf = new Uint8Array(hosts);
+  for (let i = 0; i < hosts; i++) hostTypeOf[i] = i % 2;
+  return { hostTypes: [HP_ML110_G4, HP_ML110_G5], hostTypeOf, vmTypes: PLANETLAB_VM_TYPES };
+}
+
+/** CloudSim's VM type assignment: contiguous blocks, VM i gets type floor(i / ceil(N / types)). */
+export function vmTypesByBlocks(vms: number, types: number): Uint8Array {
+  const out = new Uint8Array(vms);
+  const block = Math.ceil(vms / types);
+  for (let i = 0; i < vms; i++) out[i] = Math.min(types - 1, Math.floor(i / block));
+  return out;
+}
+
+export type PolicySpec =
+  | {
+      readonly kind: 'migration';
+      readonly overload: OverloadKind;
+      readonly selection: SelectionKind;
+      readonly safety: number;
+    }
+  | { readonly kind: 'baseline'; readonly baseline: BaselineKind };
+
+const OVERLOADS: readonly OverloadKind[] = ['thr', 'iqr', 'mad', 'lr', 'lrr'];
+const SELECTIONS: readonly SelectionKind[] = ['mmt', 'rs', 'mc', 'mu'];
+
+/** Parses `lr-mmt`, `thr-mmt-0.8`, `mad-mc`, `npa`, `dvfs`. An explicit `safety` overrides a suffix. */
+export function parsePolicy(name: string, safety?: number): PolicySpec {
+  const parts = name.trim().toLowerCase().split('-');
+  if (parts.length === 1 && (parts[0] === 'npa' || parts[0] === 'dvfs')) {
+    return { kind: 'baseline', baseline: parts[0] };
+  }
+  const [o, s, param] = parts as [string, string | undefined, string | undefined];
+  if (
+    !OVERLOADS.includes(o as OverloadKind) ||
+    !SELECTIONS.includes(s as SelectionKind) ||
+    parts.length > 3
+  ) {
+    throw new UsageError(
+      `--policy: unknown policy "${name}"; use OVERLOAD-SELECTION[-SAFETY] with OVERLOAD in ` +
+        `${OVERLOADS.join('/')} and SELECTION in ${SELECTIONS.join('/')} (e.g. lr-mmt, thr-mmt-0.8), or npa, dvfs`,
+      '--policy',
+    );
+  }
+  const overload = o as OverloadKind;
+  let value = safety ?? (param !== undefined ? Number(param) : DEFAULT_SAFETY[overload]);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new UsageError(`--safety: "${param ?? safety}" is not a non-negative number`, '--safety');
+  }
+  value = Number(value);
+  return { kind: 'migration', overload, selection: s as SelectionKind, safety: value };
+}
+
+/** The paper's label: `LR-MMT-1.2`, `THR-MMT-0.8`, `NPA`, `DVFS`. */
+export function policyLabel(p: PolicySpec): string {
+  if (p.kind === 'baseline') return p.baseline.toUpperCase();
+  return `${p.overload.toUpperCase()}-${p.selection.toUpperCase()}-${p.safety}`;
+}
+
+/** How the default (livemig) mode prices a migration with the pre-copy model. */
+export interface MigrationPricing {
+  /** Share of the target host's bandwidth a migration gets (CloudSim: 0.5). */
+  readonly bandwidthShare: number;
+  /** Page dirty rate of a VM at 100 % CPU, bytes/s; scaled by its current utilisation. */
+  readonly dirtyRateAtFullLoad: number;
+  /** Writable working set as a fraction of VM RAM. */
+  readonly workingSetFraction: number;
+  /** XBZRLE wire bytes per re-sent byte. */
+  readonly compressionRatio: number;
+  /** Seconds. */
+  readonly downtimeLimit: number;
+  readonly maxRounds: number;
+  /** CPU the migration costs on each of the two hosts, as a fraction of the VM's MIPS (CloudSim: 0.1, target only). */
+  readonly cpuOverhead: number;
+}
+
+export const DEFAULT_PRICING: MigrationPricing = {
+  bandwidthShare: 0.5,
+  dirtyRateAtFullLoad: 32 * 1024 * 1024,
+  workingSetFraction: 0.25,
+  compressionRatio: 0.4,
+  downtimeLimit: 0.3,
+  maxRounds: 30,
+  cpuOverhead: 0.1,
+};
+
+export type SimMode = 'cloudsim' | 'livemig';
+
+export interface SimOptions {
+  /** `cloudsim`: CloudSim 3.0.3's behaviour, quirks included. `livemig`: defects fixed, pre-copy pricing. */
+  readonly mode: SimMode;
+  readonly policy: PolicySpec;
+  /** Seed for RS and anything random. */
+  readonly seed?: number;
+  /** Scheduling interval, seconds (300). */
+  readonly interval?: number;
+  readonly datacenter?: Datacenter;
+  readonly pricing?: Partial<MigrationPricing>;
+  /**
+   * 0 (default): PABFD scans every host, as CloudSim. N > 0: it scans N random active hosts plus the first switched-off
+   * host of each type (all switched-off hosts of a type cost the same) — an approximation for very large runs.
+   */
+  readonly placementCandidates?: number;
+  /**
+   * When host RAM (4096 MB) and bandwidth (1 Gbit/s = 10 VMs of 100 Mbit/s) limit placement (CLOUDSIM.md Q5).
+   * `initial` (default in cloudsim mode): only at t = 0 — CloudSim asks the provisioners for the VM's *current*
+   * RAM/BW, which is the full amount only while the VM is being instantiated and 0 afterwards (the PlanetLab
+   * cloudlets' RAM/BW utilisation models are null). `always` (default in livemig mode): every placement. `never`.
+   */
+  readonly capacityChecks?: 'initial' | 'always' | 'never';
+  /** Record per-interval time series (default true). */
+  readonly series?: boolean;
+}

@@ -1,0 +1,37 @@
+/**
+ * The data-centre simulator: energy-aware VM consolidation by live migration on utilisation traces, with CloudSim
+ * 3.0.3 compatibility (`mode: 'cloudsim'`) and a corrected model priced by the pre-copy model (`mode: 'livemig'`).
+ */
+export {
+  type Datacenter,
+  DEFAULT_PRICING,
+  type HostType,
+  HP_ML110_G4,
+  HP_ML110_G5,
+  type MigrationPricing,
+  PLANETLAB_VM_TYPES,
+  type PolicySpec,
+  parsePolicy,
+  planetlabDatacenter,
+  policyLabel,
+  type SimMode,
+  type SimOptions,
+  type VmType,
+  vmTypesByBlocks,
+} from './config.js';
+export { HISTORY_LENGTH, type SimResult, type SimSeries, simulate } from './engine.js';
+export {
+  type BaselineKind,
+  DEFAULT_SAFETY,
+  isOverloaded,
+  type OverloadKind,
+  type OverloadPolicy,
+  predictUtilisation,
+  type SelectionKind,
+  selectMaximumCorrelation,
+  selectMinimumMigrationTime,
+  selectMinimumUtilisation,
+  selectRandom,
+} from './policies.js';
+export { iqr, linearFit, mad, median, Rng, rSquared } from './stats.js';
+export { loadTraceDir, syntheticWorkload, type Workload, workloadStats } from './workload.js';

@@ -1,0 +1,195 @@
+/**
+ * Consolidation policies as small pure functions (Beloglazov & Buyya, CCPE 2012), with CloudSim 3.0.3's exact
+ * rules: thresholds, fallbacks, history conventions. The simulator gives them a host's utilisation history
+ * (newest value first, trailing zeros trimmed — CloudSim's `getUtilizationHistory()`), its current utilisation,
+ * and the VM data they need; they answer "overloaded?" or "which VM?".
+ */
+import { iqr, linearFit, mad, median, type Rng, rSquared } from './stats.js';
+
+export type OverloadKind = 'thr' | 'iqr' | 'mad' | 'lr' | 'lrr';
+export type SelectionKind = 'mmt' | 'rs' | 'mc' | 'mu';
+export type BaselineKind = 'npa' | 'dvfs';
+
+/** Overload detection with its safety parameter (THR: the threshold itself). */
+export interface OverloadPolicy {
+  readonly kind: OverloadKind;
+  readonly safety: number;
+  /** LRR: true = robust bisquare re-weighting; false = plain least squares as CloudSim 3.0.3 actually does (Q2). */
+  readonly robust: boolean;
+}
+
+/** Safety parameters of the paper's best combinations (Table V). */
+export const DEFAULT_SAFETY: Readonly<Record<OverloadKind, number>> = {
+  thr: 0.8,
+  iqr: 1.5,
+  mad: 2.5,
+  lr: 1.2,
+  lrr: 1.2,
+};
+
+/** Static threshold the adaptive policies fall back to while the history is too short. */
+export const FALLBACK_THRESHOLD = 0.7;
+/** History values IQR and MAD need ("12 has been suggested as a safe value"). */
+export const MIN_HISTORY_STATISTICS = 12;
+/** Points the local regression fits. */
+export const REGRESSION_LENGTH = 10;
+
+/**
+ * Is the host overloaded? `history` is newest-first with `historyLength` valid values; `utilisation` is the
+ * requested MIPS of its VMs over its MIPS; `migrationIntervals` = ceil(longest VM migration time / interval)
+ * (LR, LRR only). Strict `>` for THR/IQR/MAD, `≥ 1` for LR/LRR (Q6).
+ */
+export function isOverloaded(
+  policy: OverloadPolicy,
+  utilisation: number,
+  history: ArrayLike<number>,
+  historyLength: number,
+  migrationIntervals: number,
+): boolean {
+  switch (policy.kind) {
+    case 'thr':
+      return utilisation > policy.safety;
+    case 'iqr':
+    case 'mad': {
+      if (historyLength < MIN_HISTORY_STATISTICS) return utilisation > FALLBACK_THRESHOLD;
+      const spread = policy.kind === 'iqr' ? iqr(history, historyLength) : mad(history, historyLength);
+      return utilisation > 1 - policy.safety * spread;
+    }
+    case 'lr':
+    case 'lrr': {
+      const predicted = predictUtilisation(history, historyLength, migrationIntervals, policy.robust);
+      if (predicted === undefined) return utilisation > FALLBACK_THRESHOLD;
+      return policy.safety * predicted >= 1;
+    }
+  }
+}
+
+const X = Float64Array.from({ length: REGRESSION_LENGTH }, (_, i) => i + 1);
+
+/**
+ * Local regression of CloudSim: fit a line to the last 10 values (oldest first at x = 1 … newest at x = 10) and
+ * extrapolate to x = 10 + migrationIntervals. Undefined while fewer than 10 values exist.
+ * `robust`: one bisquare re-weighting step on the residuals (s = 6 · median |residual|), as the LRR the paper
+ * describes; CloudSim 3.0.3 computes such weights but never applies them (Q2).
+ */
+export function predictUtilisation(
+  history: ArrayLike<number>,
+  historyLength: number,
+  migrationIntervals: number,
+  robust = false,
+): number | undefined {
+  if (historyLength < REGRESSION_LENGTH) return undefined;
+  if (!robust) {
+    // commons-math SimpleRegression's updating formulas, so the `≥ 1` test sees the same bits as CloudSim.
+    let n = 0;
+    let xbar = 0;
+    let ybar = 0;
+    let sumXX = 0;
+    let sumXY = 0;
+    let sumX = 0;
+    let sumY = 0;
+    for (let i = 0; i < REGRESSION_LENGTH; i++) {
+      const x = i + 1;
+      const yv = history[REGRESSION_LENGTH - i - 1]!;
+      if (n === 0) {
+        xbar = x;
+        ybar = yv;
+      } else {
+        const fact1 = 1 + n;
+        const fact2 = n / (1 + n);
+        const dx = x - xbar;
+        const dy = yv - ybar;
+        sumXX += dx * dx * fact2;
+        sumXY += dx * dy * fact2;
+        xbar += dx / fact1;
+        ybar += dy / fact1;
+      }
+      sumX += x;
+      sumY += yv;
+      n++;
+    }
+    const slope = sumXY / sumXX;
+    const intercept = (sumY - slope * sumX) / n;
+    return intercept + slope * (REGRESSION_LENGTH + migrationIntervals);
+  }
+  const y = new Float64Array(REGRESSION_LENGTH);
+  for (let i = 0; i < REGRESSION_LENGTH; i++) y[i] = history[REGRESSION_LENGTH - i - 1]!;
+  let [a, b] = linearFit(X, y);
+  {
+    const res = new Float64Array(REGRESSION_LENGTH);
+    for (let i = 0; i < REGRESSION_LENGTH; i++) res[i] = Math.abs(y[i]! - (a + b * X[i]!));
+    const s6 = 6 * median(res);
+    if (s6 > 0) {
+      const w = new Float64Array(REGRESSION_LENGTH);
+      for (let i = 0; i < REGRESSION_LENGTH; i++) {
+        const r = res[i]! / s6;
+        w[i] = r < 1 ? (1 - r * r) ** 2 : 0;
+      }
+      [a, b] = linearFit(X, y, w);
+    }
+  }
+  return a + b * (REGRESSION_LENGTH + migrationIntervals);
+}
+
+/** MMT: the VM with the smallest RAM (all hosts have the same bandwidth); ties keep the first in the host's list. */
+export function selectMinimumMigrationTime(candidates: readonly number[], ram: ArrayLike<number>): number {
+  let best = -1;
+  let min = Number.MAX_VALUE;
+  for (const v of candidates) {
+    if (ram[v]! < min) {
+      min = ram[v]!;
+      best = v;
+    }
+  }
+  return best;
+}
+
+/** MU: the VM with the lowest current demand. */
+export function selectMinimumUtilisation(candidates: readonly number[], demand: ArrayLike<number>): number {
+  let best = -1;
+  let min = Number.MAX_VALUE;
+  for (const v of candidates) {
+    if (demand[v]! < min) {
+      min = demand[v]!;
+      best = v;
+    }
+  }
+  return best;
+}
+
+/** RS: a uniformly random VM, from a seeded generator (CloudSim's is unseeded, so its RS runs are not repeatable). */
+export function selectRandom(candidates: readonly number[], rng: Rng): number {
+  return candidates.length === 0 ? -1 : candidates[rng.int(candidates.length)]!;
+}
+
+/**
+ * MC: the VM whose utilisation history is best explained (highest R² of an OLS regression with intercept) by the
+ * histories of the other VMs on the host, over the last m values (m = shortest history). Returns undefined when the
+ * regression is impossible for any VM (fewer history rows than parameters, a singular design, a single VM), which is
+ * when CloudSim falls back to MMT. Ties keep the first; R² ≤ 0 or NaN never wins (CloudSim starts from
+ * `Double.MIN_VALUE`, so then the first VM is chosen).
+ */
+export function selectMaximumCorrelation(
+  candidates: readonly number[],
+  historyOf: (vm: number) => ArrayLike<number>,
+  historyLengthOf: (vm: number) => number,
+): number | undefined {
+  const n = candidates.length;
+  if (n < 2) return undefined;
+  let m = Number.MAX_SAFE_INTEGER;
+  for (const v of candidates) m = Math.min(m, historyLengthOf(v));
+  if (m === 0) return undefined;
+  const rows = candidates.map((v) => Array.prototype.slice.call(historyOf(v), 0, m) as number[]);
+  let best = 0;
+  let max = Number.MIN_VALUE;
+  for (let i = 0; i < n; i++) {
+    const others = rows.filter((_, j) => j !== i);
+    const r2 = rSquared(others, rows[i]!);
+    if (r2 === undefined) return undefined;
+    if (r2 > max) {
+      max = r2;
+      best = i;
+    }
+  }
+  return candidates[best]!;
+}
