@@ -33,6 +33,13 @@ describe('RLE', () => {
     expect(encodeRle(random).length).toBeLessThanOrEqual(rleMaxEncodedLength(4096));
   });
 
+  it('emits a repeat exactly for runs of 4 or more equal bytes, literals for the rest', () => {
+    // literal 1 2 2 2 | repeat 4 x 3 | literal 4
+    expect([...encodeRle(Uint8Array.of(1, 2, 2, 2, 3, 3, 3, 3, 4))]).toEqual([8, 1, 2, 2, 2, 9, 3, 2, 4]);
+    // repeat 5 x 7 | literal 1 | repeat 4 x 7
+    expect([...encodeRle(Uint8Array.of(7, 7, 7, 7, 7, 1, 7, 7, 7, 7))]).toEqual([11, 7, 2, 1, 9, 7]);
+  });
+
   it('round-trips pages of runs and random pages', () => {
     fc.assert(
       fc.property(runnyPage, (page) => {

@@ -57,20 +57,32 @@ export function encodeRleInto(page: Uint8Array, out: Uint8Array, maxLength: numb
     }
     return true;
   };
-  while (i < n) {
-    const b = page[i]!;
-    let r = i + 1;
-    while (r < n && page[r] === b) r++;
-    if (r - i >= MIN_REPEAT) {
-      if (!flush(i)) return -1;
-      for (let at = i; at < r; at += MAX_RUN) {
-        const v = Math.min(MAX_RUN, r - at) * 2 + 1;
-        if (d + headerSize(v) + 1 > limit) return -1;
-        d = putHeader(out, d, v);
-        out[d++] = b;
-      }
-      lit = r;
+  // Skip ahead Boyer–Moore style: a run of 4 starting at i needs bytes i..i+3 equal, so the first unequal
+  // neighbouring pair from the right tells how far no run can start. Runs found are maximal either side.
+  while (i + MIN_REPEAT <= n) {
+    if (page[i + 3] !== page[i + 2]) {
+      i += 3;
+      continue;
     }
+    if (page[i + 2] !== page[i + 1]) {
+      i += 2;
+      continue;
+    }
+    const b = page[i]!;
+    if (page[i + 1] !== b) {
+      i += 1;
+      continue;
+    }
+    let r = i + MIN_REPEAT;
+    while (r < n && page[r] === b) r++;
+    if (!flush(i)) return -1;
+    for (let at = i; at < r; at += MAX_RUN) {
+      const v = Math.min(MAX_RUN, r - at) * 2 + 1;
+      if (d + headerSize(v) + 1 > limit) return -1;
+      d = putHeader(out, d, v);
+      out[d++] = b;
+    }
+    lit = r;
     i = r;
   }
   return flush(n) ? d : -1;
