@@ -1,0 +1,11 @@
+/** Reports: self-contained HTML with server-rendered SVG charts (Vega-Lite → Vega), CSV and JSON writers. */
+export { barChart, lineChart, renderSvg, type VegaLiteSpec } from './charts.js';
+export { recordsToCsv, toCsv, writeCsv, writeHtml, writeJson } from './files.js';
+export {
+  escapeHtml,
+  type Report,
+  type ReportSection,
+  type ReportTable,
+  renderReport,
+  renderTable,
+} from './html.js';
