@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { clockTicksPerSecond, parseProcStat, processCpuTimeMs, threadCpuTimes } from './cputime.js';
+import {
+  clockTicksPerSecond,
+  currentThreadId,
+  parseProcStat,
+  processCpuTimeMs,
+  threadCpuTimes,
+} from './cputime.js';
 
 /** A stat line as the kernel writes it, with the given comm and utime/stime ticks (fields 14 and 15). */
 function statLine(pid: number, comm: string, utime: number, stime: number): string {
@@ -110,6 +116,11 @@ describe('threadCpuTimes / processCpuTimeMs', () => {
     } finally {
       await worker.terminate();
     }
+  });
+
+  it("knows the calling thread's TID: the main thread's is the PID", () => {
+    expect(currentThreadId()).toBe(process.pid);
+    expect(threadCpuTimes().has(currentThreadId())).toBe(true);
   });
 
   it('fails loudly for a process that does not exist', () => {

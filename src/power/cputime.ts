@@ -8,10 +8,13 @@
  * ")". utime and stime are fields 14 and 15, in clock ticks (USER_HZ).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface ThreadCpuTime {
-  /** The thread's name (comm): "node" for Node's main thread, e.g. "libuv-worker" or "V8 DefaultWorke" for others. */
+  /**
+   * The thread's name (comm). Node 20 names none of its threads, so every one reads "node": tell worker threads
+   * apart by TID, which a worker learns with currentThreadId().
+   */
   name: string;
   /** CPU time in user mode, ms. */
   utimeMs: number;
@@ -103,6 +106,15 @@ export function threadCpuTimes(pid: number = process.pid): Map<number, ThreadCpu
     });
   }
   return out;
+}
+
+/**
+ * The OS thread id (TID) of the calling thread: the main thread's is the PID, a worker thread's is its own. A
+ * vCPU worker reports it so that its CPU time can be found in threadCpuTimes().
+ */
+export function currentThreadId(): number {
+  // /proc/thread-self is a symlink to "<pid>/task/<tid>".
+  return Number(readlinkSync('/proc/thread-self').split('/').pop());
 }
 
 /** User and system CPU time of a whole process (all its threads, including ones that have exited), ms. */
