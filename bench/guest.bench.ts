@@ -75,8 +75,21 @@ async function dirtyRate(name: WorkloadName): Promise<RateRow> {
 interface ThrottleRow {
   setting: string;
   stepsPerSec: number;
+  /** Progress relative to an uncapped, full-frequency window measured just before (drift-resistant). */
   relative: number;
   cpuShare: number;
+  /** Steps per CPU-ms relative to the uncapped window: ~1 for CAP and sleep stall, ~f for busy DVFS stall. */
+  relativeEfficiency: number;
+}
+
+async function window(g: Guest, ms: number): Promise<{ rate: number; cpu: number }> {
+  await sleep(60); // let the setting take effect
+  const s0 = g.steps()[0]!;
+  const c0 = g.cpuTimeMs()[0]!;
+  const t = performance.now();
+  await sleep(ms);
+  const dt = (performance.now() - t) / 1000;
+  return { rate: (g.steps()[0]! - s0) / dt, cpu: (g.cpuTimeMs()[0]! - c0) / (dt * 1000) };
 }
 
 async function throttle(): Promise<ThrottleRow[]> {
@@ -85,9 +98,7 @@ async function throttle(): Promise<ThrottleRow[]> {
   try {
     g.resume();
     await sleep(300);
-    let base = 0;
     const settings: [string, number, number][] = [
-      ['uncapped, f=1', 0, 1],
       ['CAP 50', 50, 1],
       ['CAP 25', 25, 1],
       ['CAP 15', 15, 1],
@@ -97,21 +108,18 @@ async function throttle(): Promise<ThrottleRow[]> {
       ['CAP 50, f=0.5', 50, 0.5],
     ];
     for (const [setting, cap, f] of settings) {
+      g.setCap(0);
+      g.setFrequency(1);
+      const base = await window(g, WINDOW_MS / 2);
       g.setCap(cap);
       g.setFrequency(f);
-      await sleep(60);
-      const s0 = g.steps()[0]!;
-      const c0 = g.cpuTimeMs()[0]!;
-      const t = performance.now();
-      await sleep(WINDOW_MS / 2);
-      const dt = (performance.now() - t) / 1000;
-      const rate = (g.steps()[0]! - s0) / dt;
-      if (base === 0) base = rate;
+      const m = await window(g, WINDOW_MS / 2);
       rows.push({
         setting,
-        stepsPerSec: rate,
-        relative: rate / base,
-        cpuShare: (g.cpuTimeMs()[0]! - c0) / (dt * 1000),
+        stepsPerSec: m.rate,
+        relative: m.rate / base.rate,
+        cpuShare: m.cpu,
+        relativeEfficiency: m.rate / m.cpu / (base.rate / base.cpu),
       });
     }
   } finally {
@@ -243,6 +251,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: os.cpus().length,
     loadAverageAtStart: LOAD_AT_START,
+    loadAverageAtEnd: os.loadavg(),
     windowMs: WINDOW_MS,
     dirtyRate: rates,
     throttle: thr,
