@@ -29,7 +29,9 @@ describe('PageCache geometry', () => {
     expect(new PageCache({ bytes: 1024 * PS, pageSize: PS }).sets).toBe(512);
     expect(new PageCache({ bytes: 1023 * PS, pageSize: PS, ways: 1 }).sets).toBe(512);
     expect(new PageCache({ bytes: 256 * 2 ** 20, pageSize: 4096 }).capacityBytes).toBe(256 * 2 ** 20);
-    expect(new PageCache({ bytes: 300 * 2 ** 20, pageSize: 4096, ways: 4 }).capacityBytes).toBe(256 * 2 ** 20);
+    expect(new PageCache({ bytes: 300 * 2 ** 20, pageSize: 4096, ways: 4 }).capacityBytes).toBe(
+      256 * 2 ** 20,
+    );
   });
 
   it('keeps at least one set when the budget is smaller than a set', () => {
