@@ -87,7 +87,9 @@ export class FrameConnection {
         err instanceof MigrationError
           ? err
           : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
-      this.destroy(e);
+      // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
+      this.socket.end(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message })));
+      this.fail(e);
       return;
     }
     for (const f of frames) {
