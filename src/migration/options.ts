@@ -120,9 +120,10 @@ export function presetOptions(preset: Preset, ramBytes: number): Partial<Migrati
       // or auto-converge unless permitted.
       return { downtimeLimitMs: 500, maxBandwidth: 0, timeoutMs: Math.max(800_000 * gib, 800_000) };
     case 'kubevirt':
-      // KubeVirt MigrationConfiguration: completionTimeoutPerGiB 150 s, progressTimeout 150 s, bandwidth 64 MiB.
+      // KubeVirt MigrationConfiguration (current defaults): completionTimeoutPerGiB 150 s, progressTimeout 150 s,
+      // bandwidthPerMigration 0 = unlimited (older releases: 800 s per GiB and 64Mi).
       return {
-        maxBandwidth: 64 * MiB,
+        maxBandwidth: 0,
         timeoutMs: Math.max(150_000 * gib, 150_000),
         progressTimeoutMs: 150_000,
       };
