@@ -212,13 +212,16 @@ async function main(): Promise<void> {
   console.log(t1.toString());
 
   const thr = await throttle();
-  const t2 = new Table({ head: ['zipf, 1 vCPU', 'steps/s', 'of uncapped', 'vCPU CPU'] });
+  const t2 = new Table({
+    head: ['zipf, 1 vCPU', 'steps/s', 'of uncapped', 'vCPU CPU', 'steps per CPU-ms, of uncapped'],
+  });
   for (const r of thr) {
     t2.push([
       r.setting,
       Math.round(r.stepsPerSec).toLocaleString('en'),
       `${(r.relative * 100).toFixed(0)}%`,
       `${(r.cpuShare * 100).toFixed(0)}%`,
+      `${(r.relativeEfficiency * 100).toFixed(0)}%`,
     ]);
   }
   console.log('\nCAP and DVFS (busy stall)');

@@ -51,14 +51,18 @@ export class DirtyLog {
         if (words[w] === 0) continue;
         let v = Atomics.exchange(words, w, 0);
         const page0 = base + w * 32;
+        if (n + 32 > out.length) {
+          const bigger = new Uint32Array(out.length * 2);
+          bigger.set(out);
+          out = bigger;
+          this.out = out;
+        }
+        if (v === -1) {
+          for (let i = 0; i < 32; i++) out[n++] = page0 + i; // a fully dirty word: common after markAll
+          continue;
+        }
         while (v !== 0) {
           const low = v & -v;
-          if (n === out.length) {
-            const bigger = new Uint32Array(out.length * 2);
-            bigger.set(out);
-            out = bigger;
-            this.out = out;
-          }
           out[n++] = page0 + 31 - Math.clz32(low);
           v ^= low;
         }
