@@ -10,6 +10,7 @@ import { registerDemo } from './demo.js';
 import { registerGuest } from './guest.js';
 import { registerMigrate } from './migrate.js';
 import { registerRun } from './run.js';
+import { registerSim } from './sim.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerRun(program);
   registerDemo(program);
+  registerSim(program);
   return program;
 }
 

@@ -12,7 +12,7 @@ function csvCell(v: Cell): string {
 
 /** RFC 4180 CSV with a header line. */
 export function toCsv(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
-  return [columns.map(csvCell).join(','), ...rows.map((r) => r.map(csvCell).join(','))].join('\n') + '\n';
+  return `${[columns.map(csvCell).join(','), ...rows.map((r) => r.map(csvCell).join(','))].join('\n')}\n`;
 }
 
 /** CSV from an array of flat records (columns = keys of the first record unless given). */

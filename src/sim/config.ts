@@ -112,7 +112,8 @@ export function parsePolicy(name: string, safety?: number): PolicySpec {
 /** The paper's label: `LR-MMT-1.2`, `THR-MMT-0.8`, `NPA`, `DVFS`. */
 export function policyLabel(p: PolicySpec): string {
   if (p.kind === 'baseline') return p.baseline.toUpperCase();
-  return `${p.overload.toUpperCase()}-${p.selection.toUpperCase()}-${p.safety}`;
+  const s = Number.isInteger(p.safety) ? p.safety.toFixed(1) : String(p.safety);
+  return `${p.overload.toUpperCase()}-${p.selection.toUpperCase()}-${s}`;
 }
 
 /** How the default (livemig) mode prices a migration with the pre-copy model. */

@@ -1,0 +1,249 @@
+/**
+ * `livemig sim`: run consolidation policies on PlanetLab (or synthetic) traces, in CloudSim-compatible mode or
+ * livemig's corrected mode, and write JSON / CSV / HTML reports.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import Table from 'cli-table3';
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js';
+import {
+  medianTable,
+  type PolicySpec,
+  parsePolicy,
+  RESULT_COLUMNS,
+  resultRow,
+  runJobs,
+  SERIES_COLUMNS,
+  type SimJob,
+  type SimMode,
+  seriesRows,
+  simReport,
+} from '../sim/index.js';
+import { parseDuration, parseRate } from '../units.js';
+
+/** The paper's Table V rows. */
+export const TABLE_V_POLICIES = [
+  'npa',
+  'dvfs',
+  'thr-mmt-1.0',
+  'thr-mmt-0.8',
+  'iqr-mmt-1.5',
+  'mad-mmt-2.5',
+  'lrr-mmt-1.2',
+  'lr-mmt-1.2',
+];
+
+interface SimFlags {
+  preset: string;
+  day?: string;
+  days?: string[];
+  synthetic?: string;
+  hosts?: string;
+  policy: string[];
+  safety?: string;
+  threshold?: string;
+  compat?: string;
+  compare?: boolean;
+  seed: string;
+  jobs: string;
+  out?: string;
+  json?: boolean;
+  progress: boolean;
+  dirtyRate?: string;
+  xbzrleRatio?: string;
+  downtimeLimit?: string;
+  placementCandidates?: string;
+}
+
+function int(text: string, flag: string, min = 0): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`${flag}: "${text}" is not an integer ≥ ${min}`, flag);
+  return n;
+}
+
+async function expandDays(dirs: string[]): Promise<string[]> {
+  // A folder of day folders (e.g. data/planetlab) expands to its days.
+  const out: string[] = [];
+  for (const d of dirs) {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => {
+      throw new UsageError(`--days: cannot read ${d}`, '--days');
+    });
+    const sub = entries.filter((e) => e.isDirectory()).map((e) => join(d, e.name));
+    out.push(
+      ...(sub.length > 0 && entries.every((e) => e.isDirectory() || e.name.startsWith('.'))
+        ? sub.sort()
+        : [d]),
+    );
+  }
+  return out;
+}
+
+export function registerSim(program: Command): void {
+  program
+    .command('sim')
+    .description(
+      'Simulate a data centre consolidating VMs by live migration (CloudSim PlanetLab setup: 800 hosts, ' +
+        'SPECpower models). Example: livemig sim --day ../shared/data/planetlab/20110303 --policy lr-mmt --compat cloudsim',
+    )
+    .option('--preset <name>', 'data-centre preset (planetlab: 400 HP ML110 G4 + 400 G5)', 'planetlab')
+    .option('--day <dir>', 'one trace folder (one file per VM, one utilisation % per 5-min line)')
+    .option(
+      '--days <dirs...>',
+      'several trace folders (or a folder of day folders); reports medians over days',
+    )
+    .option('--synthetic <vms>', 'synthetic workload with this many VMs instead of traces')
+    .option('--hosts <n>', 'number of hosts (default 800)')
+    .option(
+      '--policy <names...>',
+      'OVERLOAD-SELECTION[-SAFETY] (thr|iqr|mad|lr|lrr × mmt|rs|mc|mu), npa, dvfs, or "table5"; comma lists ok',
+      ['lr-mmt'],
+    )
+    .option('--safety <x>', 'safety parameter for IQR/MAD/LR/LRR (THR: the threshold)')
+    .option('--threshold <x>', 'THR threshold (same as --safety for thr-*)')
+    .option('--compat <name>', 'reproduce another simulator: cloudsim (CloudSim 3.0.3, quirks included)')
+    .option('--compare', 'run both cloudsim-compatible and livemig modes and compare')
+    .option('--seed <n>', 'seed for random selection (RS) and synthetic traces', '42')
+    .option('--jobs <n>', 'run policies/days on N worker threads', '1')
+    .option('--out <dir>', 'write results.json, results.csv, series.csv and report.html here')
+    .option('--json', 'print the results as JSON on stdout')
+    .option('--no-progress', 'no progress bar')
+    .option('--dirty-rate <rate>', 'livemig mode: page dirty rate of a VM at 100 % CPU (default 32MiB/s)')
+    .option('--xbzrle-ratio <r>', 'livemig mode: XBZRLE wire bytes per re-sent byte (default 0.4)')
+    .option('--downtime-limit <duration>', 'livemig mode: pre-copy downtime limit (default 300ms)')
+    .option('--placement-candidates <n>', 'PABFD looks at N sampled active hosts instead of all (huge runs)')
+    .action(async (flags: SimFlags) => {
+      if (flags.preset !== 'planetlab') throw new UsageError('--preset: only "planetlab" exists', '--preset');
+      let modes: SimMode[];
+      if (flags.compare) modes = ['cloudsim', 'livemig'];
+      else if (flags.compat === undefined) modes = ['livemig'];
+      else if (flags.compat === 'cloudsim') modes = ['cloudsim'];
+      else throw new UsageError(`--compat: unknown simulator "${flags.compat}"; use cloudsim`, '--compat');
+
+      const names = flags.policy
+        .flatMap((p) => p.split(','))
+        .flatMap((p) => (p === 'table5' ? TABLE_V_POLICIES : [p]));
+      const safetyText = flags.threshold ?? flags.safety;
+      const safety = safetyText === undefined ? undefined : Number(safetyText);
+      if (safety !== undefined && !Number.isFinite(safety))
+        throw new UsageError(`--safety: "${safetyText}" is not a number`);
+      const policies: PolicySpec[] = names.map((n) => parsePolicy(n, safety));
+
+      const seed = int(flags.seed, '--seed');
+      const hosts = flags.hosts === undefined ? undefined : int(flags.hosts, '--hosts', 1);
+      let workloads: SimJob['workload'][];
+      if (flags.synthetic !== undefined) {
+        workloads = [{ synthetic: { vms: int(flags.synthetic, '--synthetic', 1), seed } }];
+      } else if (flags.days) {
+        workloads = (await expandDays(flags.days)).map((dir) => ({ dir }));
+      } else if (flags.day) {
+        if (!(await stat(flags.day).catch(() => undefined))?.isDirectory()) {
+          throw new UsageError(`--day: ${flags.day} is not a folder`, '--day');
+        }
+        workloads = [{ dir: flags.day }];
+      } else {
+        throw new UsageError('say which workload: --day DIR, --days DIR…, or --synthetic VMS', '--day');
+      }
+      const pricing = {
+        ...(flags.dirtyRate ? { dirtyRateAtFullLoad: parseRate(flags.dirtyRate, '--dirty-rate') } : {}),
+        ...(flags.xbzrleRatio ? { compressionRatio: Number(flags.xbzrleRatio) } : {}),
+        ...(flags.downtimeLimit
+          ? { downtimeLimit: parseDuration(flags.downtimeLimit, '--downtime-limit') / 1000 }
+          : {}),
+      };
+      const jobs: SimJob[] = [];
+      for (const workload of workloads) {
+        for (const mode of modes) {
+          for (const policy of policies) {
+            jobs.push({
+              workload,
+              mode,
+              policy,
+              seed,
+              pricing,
+              series: Boolean(flags.out),
+              ...(hosts !== undefined ? { hosts } : {}),
+              ...(flags.placementCandidates
+                ? { placementCandidates: int(flags.placementCandidates, '--placement-candidates', 1) }
+                : {}),
+            });
+          }
+        }
+      }
+      const showBar = flags.progress && !flags.json && process.stderr.isTTY;
+      const bar = showBar
+        ? new cliProgress.SingleBar(
+            { format: 'sim [{bar}] {value}/{total} runs | {last}', stream: process.stderr },
+            cliProgress.Presets.shades_classic,
+          )
+        : undefined;
+      bar?.start(jobs.length, 0, { last: '' });
+      const results = await runJobs(jobs, {
+        jobs: int(flags.jobs, '--jobs', 1),
+        onDone: (done, _total, r) => bar?.update(done, { last: `${r.workload} ${r.mode} ${r.policy}` }),
+      });
+      bar?.stop();
+
+      if (flags.out) {
+        const command = `livemig ${process.argv.slice(2).join(' ')}`;
+        await writeJson(join(flags.out, 'results.json'), results);
+        await writeCsv(join(flags.out, 'results.csv'), [...RESULT_COLUMNS], results.map(resultRow));
+        await writeCsv(join(flags.out, 'series.csv'), SERIES_COLUMNS, seriesRows(results));
+        await writeHtml(join(flags.out, 'report.html'), await renderReport(simReport(results, { command })));
+      }
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify(
+            results.map(({ series: _s, ...r }) => r),
+            null,
+            2,
+          )}\n`,
+        );
+        return;
+      }
+      const perRun = new Table({
+        head: [
+          'workload',
+          'mode',
+          'policy',
+          'kWh',
+          'migrations',
+          'SLATAH',
+          'PDM',
+          'SLAV×1e5',
+          'ESV×1e3',
+          'shutdowns',
+          'ms',
+        ],
+      });
+      for (const r of results) {
+        perRun.push([
+          r.workload,
+          r.mode,
+          r.policy,
+          r.energyKWh.toFixed(2),
+          r.migrations,
+          `${(r.slatah * 100).toFixed(2)}%`,
+          `${(r.pdm * 100).toFixed(3)}%`,
+          (r.slav * 1e5).toFixed(3),
+          (r.esv * 1e3).toFixed(3),
+          r.hostShutdowns,
+          Math.round(r.wallMs),
+        ]);
+      }
+      process.stdout.write(`${perRun.toString()}\n`);
+      if (workloads.length > 1) {
+        const m = medianTable(results);
+        const t = new Table({ head: m.columns });
+        for (const row of m.rows) t.push(row.map(String));
+        process.stdout.write(`medians over ${workloads.length} workloads\n${t.toString()}\n`);
+      }
+      if (flags.out)
+        process.stdout.write(
+          `wrote ${join(flags.out, 'report.html')} (+ results.json, results.csv, series.csv)\n`,
+        );
+    });
+}
