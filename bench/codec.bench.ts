@@ -9,10 +9,16 @@
  * Ratios are codec throughput / baseline throughput. Each figure is the best of --repeats interleaved rounds
  * (default 5; the slow generic compressors run 2).
  *
- * Writes results/bench-codec.json. Flags: --quick (8 MiB, 1 repeat), --repeats N, --mib N.
+ * When gcc is installed, the same pages also go through bench/native/xbzrle-ref.c (the portable C encoder
+ * design QEMU uses, gcc -O2) for a native yardstick, reported against its own memcmp/memcpy too.
+ *
+ * Writes results/bench-codec.json. Flags: --quick (8 MiB, 1 repeat), --repeats N, --mib N, --no-native.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import {
   COMPRESSOR_NAMES,
@@ -101,10 +107,47 @@ interface Row {
   overflowPages: number;
 }
 
+interface NativeResult {
+  encodeNs: number;
+  memcmpNs: number;
+  memcpyNs: number;
+  encodedBytes: number;
+  overflowPages: number;
+}
+
 interface Baseline {
   profile: ProfileName;
   compareBytesPerSecond: number;
   copyBytesPerSecond: number;
+  /** The C yardstick (bench/native/xbzrle-ref.c, gcc -O2) on the same pages, when gcc is installed. */
+  native?: NativeResult;
+}
+
+// The C yardstick: QEMU's portable encoder design compiled with gcc -O2, run on the same pages.
+const NO_NATIVE = process.argv.includes('--no-native');
+const nativeDir = mkdtempSync(join(tmpdir(), 'livemig-codec-bench-'));
+process.on('exit', () => rmSync(nativeDir, { recursive: true, force: true }));
+const nativeBin = ((): string | undefined => {
+  if (NO_NATIVE) return undefined;
+  const bin = join(nativeDir, 'xbzrle-ref');
+  const source = fileURLToPath(new URL('native/xbzrle-ref.c', import.meta.url));
+  try {
+    execFileSync('gcc', ['-O2', '-o', bin, source], { stdio: 'pipe' });
+    return bin;
+  } catch {
+    console.log('gcc not available: no native yardstick rows (install gcc to get them)');
+    return undefined;
+  }
+})();
+
+function runNative(old: Uint8Array, cur: Uint8Array): NativeResult | undefined {
+  if (nativeBin === undefined) return undefined;
+  const file = join(nativeDir, 'pages.bin');
+  writeFileSync(file, old);
+  appendFileSync(file, cur);
+  const out = execFileSync(nativeBin, [file, String(PAGES), String(REPEATS)], { encoding: 'utf8' });
+  rmSync(file);
+  return JSON.parse(out) as NativeResult;
 }
 
 const next = rng(42);
@@ -288,6 +331,23 @@ for (const profile of PROFILES) {
     for (const b of packed.get(name)!) bytes += b.length;
     row(name, best.get(`${name}:encode`)!, best.get(`${name}:decode`)!, bytes);
   }
+  const native = runNative(oldBuf, curBuf);
+  if (native !== undefined) {
+    const base = baselines[baselines.length - 1]!;
+    base.native = native;
+    rows.push({
+      profile: profile.name,
+      codec: 'xbzrle C -O2 (native)',
+      encodeBytesPerSecond: BYTES / (native.encodeNs / 1e9),
+      decodeBytesPerSecond: null,
+      // Against this run's Buffer.compare, like the rows above; nativeVsMemcmp is against C's own memcmp.
+      encodeVsCompare: compareS / (native.encodeNs / 1e9),
+      encodeVsCopy: copyS / (native.encodeNs / 1e9),
+      decodeVsCopy: null,
+      encodedBytes: native.encodedBytes + native.overflowPages * PAGE,
+      overflowPages: native.overflowPages,
+    });
+  }
   console.log(`  ${profile.name} done`);
 }
 
@@ -330,8 +390,18 @@ console.log(
 );
 console.log('* = the engine encodeXbzrleInto uses by default');
 const target05 = rows.filter(
-  (r) => r.codec.startsWith('xbzrle') && (r.profile === 'unchanged' || r.profile === 'run64'),
+  (r) =>
+    r.codec.startsWith('xbzrle') &&
+    !r.codec.includes('native') &&
+    (r.profile === 'unchanged' || r.profile === 'run64'),
 );
+for (const b of baselines) {
+  if (b.native === undefined) continue;
+  const n = b.native;
+  console.log(
+    `native C (${b.profile}): encode ${(BYTES / n.encodeNs / 1e-3).toFixed(0)} MB/s = ${(n.memcmpNs / n.encodeNs).toFixed(2)}× C memcmp, ${(n.memcpyNs / n.encodeNs).toFixed(2)}× C memcpy`,
+  );
+}
 for (const r of target05) {
   console.log(
     `target: ${r.codec} encode ${r.profile} = ${r.encodeVsCompare.toFixed(2)}× Buffer.compare (goal ≥ 0.5×): ${r.encodeVsCompare >= 0.5 ? 'met' : 'NOT met'}`,

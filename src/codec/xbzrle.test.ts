@@ -85,6 +85,19 @@ describe('XBZRLE encoder', () => {
     expect(encodeXbzrle(old, last, 3)).toBeUndefined();
   });
 
+  it('treats a negative limit as overflow and an infinite one as no limit, like QEMU', () => {
+    const old = new Uint8Array(64);
+    const cur = old.slice();
+    cur[9] = 1;
+    for (const engine of XBZRLE_ENGINES) {
+      expect(encodeXbzrle(old, cur, -5, engine)).toBeUndefined();
+      expect(encodeXbzrle(old, old, -5, engine)).toBeUndefined();
+      expect(encodeXbzrle(new Uint8Array(0), new Uint8Array(0), -5, engine)).toEqual(new Uint8Array(0));
+      expect([...encodeXbzrle(old, cur, Number.POSITIVE_INFINITY, engine)!]).toEqual([9, 1, 1]);
+    }
+    expect(() => encodeXbzrle(old, cur, Number.NaN)).toThrow(CodecError);
+  });
+
   it('rejects pages of different sizes and pages too long for 14-bit runs', () => {
     expect(() => encodeXbzrle(new Uint8Array(8), new Uint8Array(16), 64)).toThrow(CodecError);
     expect(() => encodeXbzrle(new Uint8Array(16384), new Uint8Array(16384), 64)).toThrow(CodecError);

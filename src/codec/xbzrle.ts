@@ -198,8 +198,10 @@ export function encodeXbzrleInto(
   if (n > XBZRLE_MAX_RUN) {
     throw new CodecError(`XBZRLE: page of ${n} bytes exceeds the format's ${XBZRLE_MAX_RUN}-byte runs`);
   }
-  const limit = Math.floor(maxLength);
-  if (!(limit >= 0) || out.length < Math.min(limit, maxEncodedLength(n))) {
+  if (Number.isNaN(maxLength)) throw new CodecError('XBZRLE: maxLength is NaN');
+  // No encoding reaches 2n + 2 bytes, so a larger limit changes nothing; a negative one overflows (QEMU).
+  const limit = Math.max(-1, Math.min(Math.floor(maxLength), maxEncodedLength(n) + 2));
+  if (out.length < Math.min(limit, maxEncodedLength(n))) {
     throw new CodecError(`XBZRLE: output buffer of ${out.length} bytes cannot hold maxLength ${maxLength}`);
   }
   const encode = engine === undefined ? defaultEncoder : engines[engine];
