@@ -21,8 +21,10 @@ try {
     'stub',
     '--enable',
     'simd',
+    // The memory comes from the caller: a small scratch memory, or a page arena (see xbzrle-wasm.ts).
+    '--importMemory',
   ];
-  execFileSync(process.execPath, [asc, ...args, '--initialMemory', '2', '--maximumMemory', '2'], {
+  execFileSync(process.execPath, [asc, ...args], {
     cwd: root,
     stdio: 'inherit',
   });

@@ -2,29 +2,17 @@
 // Built by `npm run build:wasm` into src/codec/xbzrle-wasm.generated.ts; the format and the overflow rule
 // are documented in src/codec/xbzrle.ts and must stay byte-identical to the TypeScript encoder there.
 //
-// Memory (2 pages, fixed): the caller copies the previous page to PREV and the current page to CUR, calls
-// encode(n, limit) and copies the result from OUT. The first page is left to AssemblyScript's static data.
+// The memory is imported (the caller sizes it: a scratch instance, or a page arena). The caller places the
+// previous page at `prev` and the current page at `cur` (copying them in unless they already live in this
+// memory), calls encode(prev, cur, n, limit, out) and reads the encoding at `out`.
 
-const PREV: usize = 65536;
-const CUR: usize = PREV + 16384;
-const OUT: usize = PREV + 32768;
 const MAX_RUN: i32 = 0x3fff;
 
-export function prevOffset(): usize {
-  return PREV;
-}
-export function curOffset(): usize {
-  return CUR;
-}
-export function outOffset(): usize {
-  return OUT;
-}
-
 // First offset >= i where the pages differ, or n: 64 bytes per step while equal, then 16, then bytes.
-function unchangedEnd(i: i32, n: i32): i32 {
+function unchangedEnd(prev: usize, cur: usize, i: i32, n: i32): i32 {
   while (i + 64 <= n) {
-    const p = PREV + <usize>i;
-    const c = CUR + <usize>i;
+    const p = prev + <usize>i;
+    const c = cur + <usize>i;
     const e0 = i8x16.eq(v128.load(p), v128.load(c));
     const e1 = i8x16.eq(v128.load(p, 16), v128.load(c, 16));
     const e2 = i8x16.eq(v128.load(p, 32), v128.load(c, 32));
@@ -33,52 +21,52 @@ function unchangedEnd(i: i32, n: i32): i32 {
     i += 64;
   }
   while (i + 16 <= n) {
-    const m = i8x16.bitmask(i8x16.eq(v128.load(PREV + <usize>i), v128.load(CUR + <usize>i)));
+    const m = i8x16.bitmask(i8x16.eq(v128.load(prev + <usize>i), v128.load(cur + <usize>i)));
     if (m !== 0xffff) return i + ctz(~m);
     i += 16;
   }
-  while (i < n && load<u8>(PREV + <usize>i) === load<u8>(CUR + <usize>i)) i++;
+  while (i < n && load<u8>(prev + <usize>i) === load<u8>(cur + <usize>i)) i++;
   return i;
 }
 
 // First offset >= i where the pages are equal, or n.
-function changedEnd(i: i32, n: i32): i32 {
+function changedEnd(prev: usize, cur: usize, i: i32, n: i32): i32 {
   while (i + 16 <= n) {
-    const m = i8x16.bitmask(i8x16.eq(v128.load(PREV + <usize>i), v128.load(CUR + <usize>i)));
+    const m = i8x16.bitmask(i8x16.eq(v128.load(prev + <usize>i), v128.load(cur + <usize>i)));
     if (m !== 0) return i + ctz(m);
     i += 16;
   }
-  while (i < n && load<u8>(PREV + <usize>i) !== load<u8>(CUR + <usize>i)) i++;
+  while (i < n && load<u8>(prev + <usize>i) !== load<u8>(cur + <usize>i)) i++;
   return i;
 }
 
-function putUleb(d: i32, v: i32): i32 {
+function putUleb(out: usize, d: i32, v: i32): i32 {
   if (v < 0x80) {
-    store<u8>(OUT + <usize>d, v);
+    store<u8>(out + <usize>d, v);
     return d + 1;
   }
-  store<u8>(OUT + <usize>d, (v & 0x7f) | 0x80);
-  store<u8>(OUT + <usize>d + 1, v >>> 7);
+  store<u8>(out + <usize>d, (v & 0x7f) | 0x80);
+  store<u8>(out + <usize>d + 1, v >>> 7);
   return d + 2;
 }
 
 /** Encoded length, or -1 on overflow (QEMU's rule: see src/codec/xbzrle.ts). n <= 16383. */
-export function encode(n: i32, limit: i32): i32 {
+export function encode(prev: usize, cur: usize, n: i32, limit: i32, out: usize): i32 {
   if (n > MAX_RUN) return -2;
   let d = 0;
   let i = 0;
   while (i < n) {
     if (d + 2 > limit) return -1;
-    const z = unchangedEnd(i, n);
+    const z = unchangedEnd(prev, cur, i, n);
     if (z === n) return d;
-    d = putUleb(d, z - i);
+    d = putUleb(out, d, z - i);
     i = z;
     if (d + 2 > limit) return -1;
-    const e = changedEnd(i, n);
+    const e = changedEnd(prev, cur, i, n);
     const len = e - i;
     if (d + (len < 0x80 ? 1 : 2) + len > limit) return -1;
-    d = putUleb(d, len);
-    memory.copy(OUT + <usize>d, CUR + <usize>i, <usize>len);
+    d = putUleb(out, d, len);
+    memory.copy(out + <usize>d, cur + <usize>i, <usize>len);
     d += len;
     i = e;
   }

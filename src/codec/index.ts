@@ -15,4 +15,5 @@ export {
   XBZRLE_ENGINES,
   XBZRLE_MAX_RUN,
 } from './xbzrle.js';
+export { allocatePageArena } from './xbzrle-wasm.js';
 export { isZeroPage } from './zero.js';

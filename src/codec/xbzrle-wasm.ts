@@ -1,20 +1,14 @@
 /**
  * The XBZRLE encoder in WebAssembly SIMD (assembly/xbzrle.ts, embedded by `npm run build:wasm`). It finds
- * runs 16–64 bytes per instruction where the TypeScript encoder manages 4, at the price of copying both
- * pages into the module's memory first (WebAssembly cannot read a JavaScript buffer in place). Same bytes
- * as the TypeScript encoder, checked by a test.
+ * runs 16–64 bytes per step where the TypeScript encoder manages 4. WebAssembly cannot read a JavaScript
+ * buffer in place, so pages are copied into the module's memory first — unless they already live there:
+ * a page cache (or guest RAM) stored in a page arena (`allocatePageArena`) is read where it is, saving a
+ * 4 KiB copy per encoded page. Same bytes as the TypeScript encoder, checked by a test.
  */
+import { CodecError } from '../errors.js';
 import { XBZRLE_WASM_BASE64 } from './xbzrle-wasm.generated.js';
 
-interface XbzrleExports {
-  memory: { buffer: ArrayBuffer };
-  encode(n: number, limit: number): number;
-  prevOffset(): number;
-  curOffset(): number;
-  outOffset(): number;
-}
-
-/** Encodes with validated arguments (see encodeXbzrleInto); undefined where WebAssembly SIMD is missing. */
+/** Encodes with validated arguments (see encodeXbzrleInto). */
 export type RawXbzrleEncoder = (
   previous: Uint8Array,
   current: Uint8Array,
@@ -22,40 +16,102 @@ export type RawXbzrleEncoder = (
   limit: number,
 ) => number;
 
-// The project's lib settings carry no WebAssembly typings; the two constructors used are declared here.
+// The project's lib settings carry no WebAssembly typings; the constructors used are declared here.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory;
+}
+interface XbzrleExports {
+  encode(prev: number, cur: number, n: number, limit: number, out: number): number;
 }
 
-function load(): RawXbzrleEncoder | undefined {
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+const WASM_PAGE = 65536;
+// Every instance's memory starts with scratch space: pages copied in, and the encoding (at most 2n+2 bytes).
+const PREV = WASM_PAGE;
+const CUR = PREV + 16384;
+const OUT = PREV + 32768;
+const SCRATCH_PAGES = 2;
+/** Where an arena's page storage starts in its memory. */
+const ARENA_BASE = SCRATCH_PAGES * WASM_PAGE;
+/** wasm32 addresses 4 GiB. */
+const MAX_ARENA_BYTES = 65536 * WASM_PAGE - ARENA_BASE;
+
+interface Instance {
+  readonly buffer: ArrayBuffer;
+  readonly mem: Uint8Array;
+  readonly encode: XbzrleExports['encode'];
+}
+
+const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+const module = ((): object | undefined => {
   if (api === undefined) return undefined;
-  let wasm: XbzrleExports;
   try {
-    const module = new api.Module(Buffer.from(XBZRLE_WASM_BASE64, 'base64'));
-    wasm = new api.Instance(module, {}).exports as XbzrleExports;
+    return new api.Module(Buffer.from(XBZRLE_WASM_BASE64, 'base64'));
   } catch {
     return undefined; // no SIMD in this runtime: the TypeScript encoder serves
   }
-  const mem = new Uint8Array(wasm.memory.buffer);
-  const prev = wasm.prevOffset();
-  const cur = wasm.curOffset();
-  const outAt = wasm.outOffset();
-  const encode = wasm.encode;
-  return (previous, current, out, limit) => {
-    // An unchanged page is decided by one native memcmp, at memory speed and without the two copies.
-    if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
-    mem.set(previous, prev);
-    mem.set(current, cur);
-    const len = encode(current.length, limit);
-    if (len > 64) {
-      out.set(mem.subarray(outAt, outAt + len));
-    } else {
-      for (let k = 0; k < len; k++) out[k] = mem[outAt + k]!;
-    }
-    return len;
-  };
+})();
+
+function instantiate(pages: number): Instance {
+  const memory = new api!.Memory({ initial: pages, maximum: pages });
+  const exports = new api!.Instance(module!, { env: { memory } }).exports as XbzrleExports;
+  return { buffer: memory.buffer, mem: new Uint8Array(memory.buffer), encode: exports.encode };
 }
 
-export const wasmXbzrleEncoder: RawXbzrleEncoder | undefined = load();
+/** Instances by the ArrayBuffer of their memory: the scratch one and one per arena. */
+const arenas = new WeakMap<ArrayBufferLike, Instance>();
+let arenaCount = 0;
+const scratch = module === undefined ? undefined : instantiate(SCRATCH_PAGES);
+
+/**
+ * `bytes` of zeroed memory that the WebAssembly XBZRLE encoder reads in place: keep the page cache's copies
+ * (or guest RAM) here and each encoded page costs one copy instead of two. A plain Uint8Array where
+ * WebAssembly is missing. The memory is fixed-size (never detached); at most 4 GiB - 128 KiB.
+ */
+export function allocatePageArena(bytes: number): Uint8Array {
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_ARENA_BYTES) {
+    throw new CodecError(`page arena: ${bytes} is not a byte count from 0 to ${MAX_ARENA_BYTES}`);
+  }
+  if (module === undefined) return new Uint8Array(bytes);
+  const instance = instantiate(SCRATCH_PAGES + Math.ceil(bytes / WASM_PAGE));
+  arenas.set(instance.buffer, instance);
+  arenaCount++;
+  return new Uint8Array(instance.buffer, ARENA_BASE, bytes);
+}
+
+function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
+  // Pages in an arena are read in place; a view reaching into the scratch space is copied like any other.
+  // (The map is consulted only once an arena exists: the lookup costs about as much as the wasm call.)
+  let inst = arenaCount > 0 && previous.byteOffset >= ARENA_BASE ? arenas.get(previous.buffer) : undefined;
+  let prev = previous.byteOffset;
+  if (inst === undefined) {
+    // An unchanged page is decided by one native memcmp, at memory speed, saving the two copies. (With the
+    // old copy in an arena, scanning it in place costs no more than the memcmp, so that path skips it.)
+    if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
+    inst =
+      (arenaCount > 0 && current.byteOffset >= ARENA_BASE ? arenas.get(current.buffer) : undefined) ??
+      scratch!;
+    inst.mem.set(previous, PREV);
+    prev = PREV;
+  }
+  let cur = current.byteOffset;
+  if (current.buffer !== inst.buffer || cur < ARENA_BASE) {
+    inst.mem.set(current, CUR);
+    cur = CUR;
+  }
+  const len = inst.encode(prev, cur, current.length, limit, OUT);
+  if (len > 256) {
+    out.set(inst.mem.subarray(OUT, OUT + len));
+  } else {
+    const mem = inst.mem;
+    for (let k = 0; k < len; k++) out[k] = mem[OUT + k]!;
+  }
+  return len;
+}
+
+/** The WebAssembly SIMD encoder; undefined where the runtime lacks WebAssembly SIMD. */
+export const wasmXbzrleEncoder: RawXbzrleEncoder | undefined = module === undefined ? undefined : encodeWasm;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CodecError } from '../errors.js';
 import { modelDecodeXbzrle, modelEncodeXbzrle } from './fuzz.js';
 import { decodeXbzrle, decodeXbzrleEnd, encodeXbzrle, encodeXbzrleInto, XBZRLE_ENGINES } from './xbzrle.js';
+import { allocatePageArena } from './xbzrle-wasm.js';
 
 const PAGE = 4096;
 
@@ -157,6 +158,39 @@ describe('XBZRLE encoder', () => {
         for (const engine of XBZRLE_ENGINES) expect(encodeXbzrle(old, cur, limit, engine)).toEqual(expected);
       }
     }
+  });
+
+  it('reads pages in a page arena in place and gives the same bytes wherever the pages live', () => {
+    const arenaA = allocatePageArena(8 * PAGE);
+    const arenaB = allocatePageArena(2 * PAGE);
+    expect(arenaA.every((b) => b === 0)).toBe(true);
+    fc.assert(
+      fc.property(
+        realisticPair(PAGE, 20),
+        fc.integer({ min: 0, max: PAGE }),
+        fc.nat(5),
+        ({ old, cur }, limit, slot) => {
+          const expected = modelEncodeXbzrle(old, cur, limit);
+          const prevInA = arenaA.subarray(slot * PAGE, (slot + 1) * PAGE);
+          prevInA.set(old);
+          const curInA = arenaA.subarray(7 * PAGE, 8 * PAGE);
+          curInA.set(cur);
+          const curInB = arenaB.subarray(PAGE, 2 * PAGE);
+          curInB.set(cur);
+          const prevInB = arenaB.subarray(0, PAGE);
+          prevInB.set(old);
+          for (const engine of XBZRLE_ENGINES) {
+            expect(encodeXbzrle(prevInA, cur, limit, engine)).toEqual(expected);
+            expect(encodeXbzrle(prevInA, curInA, limit, engine)).toEqual(expected);
+            expect(encodeXbzrle(prevInA, curInB, limit, engine)).toEqual(expected);
+            expect(encodeXbzrle(old, curInA, limit, engine)).toEqual(expected);
+            expect(encodeXbzrle(prevInB, curInA, limit, engine)).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(() => allocatePageArena(-1)).toThrow(CodecError);
   });
 
   it('encodeXbzrleInto writes the same bytes as encodeXbzrle and nothing past maxLength', () => {
