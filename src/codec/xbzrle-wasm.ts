@@ -84,14 +84,13 @@ export function allocatePageArena(bytes: number): Uint8Array {
 }
 
 function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
+  // An unchanged page is decided by one native memcmp, at memory speed and without any copy.
+  if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
   // Pages in an arena are read in place; a view reaching into the scratch space is copied like any other.
   // (The map is consulted only once an arena exists: the lookup costs about as much as the wasm call.)
   let inst = arenaCount > 0 && previous.byteOffset >= ARENA_BASE ? arenas.get(previous.buffer) : undefined;
   let prev = previous.byteOffset;
   if (inst === undefined) {
-    // An unchanged page is decided by one native memcmp, at memory speed, saving the two copies. (With the
-    // old copy in an arena, scanning it in place costs no more than the memcmp, so that path skips it.)
-    if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
     inst =
       (arenaCount > 0 && current.byteOffset >= ARENA_BASE ? arenas.get(current.buffer) : undefined) ??
       scratch!;
