@@ -193,6 +193,20 @@ describe('XBZRLE encoder', () => {
     expect(() => allocatePageArena(-1)).toThrow(CodecError);
   });
 
+  it('encodes pages that live in a SharedArrayBuffer (guest RAM) like any other', () => {
+    const ram = new Uint8Array(new SharedArrayBuffer(4 * PAGE + 8));
+    fc.assert(
+      fc.property(realisticPair(PAGE, 10), fc.nat(8), ({ old, cur }, at) => {
+        const page = ram.subarray(at, at + PAGE);
+        page.set(cur);
+        for (const engine of XBZRLE_ENGINES) {
+          expect(encodeXbzrle(old, page, PAGE, engine)).toEqual(modelEncodeXbzrle(old, cur, PAGE));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('encodeXbzrleInto writes the same bytes as encodeXbzrle and nothing past maxLength', () => {
     fc.assert(
       fc.property(realisticPair(PAGE, 12), fc.integer({ min: 0, max: PAGE }), ({ old, cur }, limit) => {
