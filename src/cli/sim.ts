@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js';
 import {
+  FIX_NAMES,
   medianTable,
   type PolicySpec,
   parsePolicy,
@@ -17,6 +18,7 @@ import {
   resultRow,
   runJobs,
   SERIES_COLUMNS,
+  type SimFixes,
   type SimJob,
   type SimMode,
   seriesRows,
@@ -56,6 +58,8 @@ interface SimFlags {
   xbzrleRatio?: string;
   downtimeLimit?: string;
   placementCandidates?: string;
+  fixes?: string;
+  capacityChecks?: string;
 }
 
 function int(text: string, flag: string, min = 0): number {
@@ -115,6 +119,14 @@ export function registerSim(program: Command): void {
     .option('--xbzrle-ratio <r>', 'livemig mode: XBZRLE wire bytes per re-sent byte (default 0.4)')
     .option('--downtime-limit <duration>', 'livemig mode: pre-copy downtime limit (default 300ms)')
     .option('--placement-candidates <n>', 'PABFD looks at N sampled active hosts instead of all (huge runs)')
+    .option(
+      '--fixes <list>',
+      `override livemig's fixes: comma list of [no-]NAME, all, none (names: ${FIX_NAMES.join(', ')})`,
+    )
+    .option(
+      '--capacity-checks <when>',
+      'host RAM / bandwidth limits: initial (cloudsim default), always, never',
+    )
     .action(async (flags: SimFlags) => {
       if (flags.preset !== 'planetlab') throw new UsageError('--preset: only "planetlab" exists', '--preset');
       let modes: SimMode[];
@@ -154,6 +166,22 @@ export function registerSim(program: Command): void {
           ? { downtimeLimit: parseDuration(flags.downtimeLimit, '--downtime-limit') / 1000 }
           : {}),
       };
+      const fixes: Partial<Record<keyof SimFixes, boolean>> = {};
+      for (const item of (flags.fixes ?? '').split(',').filter(Boolean)) {
+        if (item === 'all' || item === 'none') {
+          for (const k of FIX_NAMES) fixes[k] = item === 'all';
+          continue;
+        }
+        const name = item.replace(/^no-/, '') as keyof SimFixes;
+        if (!FIX_NAMES.includes(name)) {
+          throw new UsageError(`--fixes: unknown fix "${name}"; known: ${FIX_NAMES.join(', ')}`, '--fixes');
+        }
+        fixes[name] = !item.startsWith('no-');
+      }
+      const cap = flags.capacityChecks;
+      if (cap !== undefined && cap !== 'initial' && cap !== 'always' && cap !== 'never') {
+        throw new UsageError('--capacity-checks: use initial, always or never', '--capacity-checks');
+      }
       const jobs: SimJob[] = [];
       for (const workload of workloads) {
         for (const mode of modes) {
@@ -165,6 +193,8 @@ export function registerSim(program: Command): void {
               seed,
               pricing,
               series: Boolean(flags.out),
+              fixes,
+              ...(cap ? { capacityChecks: cap } : {}),
               ...(hosts !== undefined ? { hosts } : {}),
               ...(flags.placementCandidates
                 ? { placementCandidates: int(flags.placementCandidates, '--placement-candidates', 1) }

@@ -145,10 +145,52 @@ export const DEFAULT_PRICING: MigrationPricing = {
 
 export type SimMode = 'cloudsim' | 'livemig';
 
+/**
+ * What livemig mode changes relative to CloudSim 3.0.3, one switch per defect (all on in livemig mode, all off in
+ * cloudsim mode; `SimOptions.fixes` overrides single switches, e.g. for an ablation).
+ */
+export interface SimFixes {
+  /** Keep VMs whose demand touches 0 (Q1 deletes them for good); a host holding any VM is on and pays idle power. */
+  readonly idleVms: boolean;
+  /** PABFD prices waking a switched-off host at its idle power too, and uses the current (tentative) utilisation. */
+  readonly wakeCost: boolean;
+  /** A host that just received VMs in this round is not drained in the same round (no double migrations). */
+  readonly drainOnce: boolean;
+  /** Price migrations with the pre-copy model (rounds, downtime as lost CPU, CPU cost on both hosts). */
+  readonly precopy: boolean;
+  /** The destination's in-flight copy of a migrating VM is not counted as an SLA violation of that host. */
+  readonly slaCopy: boolean;
+  /** LRR does robust (bisquare-weighted) regression, as the paper describes (Q2). */
+  readonly robustLrr: boolean;
+  /** Initial placement uses each VM's demand at t = 0 and the real overload test, not full MIPS. */
+  readonly initialDemand: boolean;
+  /** Bill the whole day: sample at t = 0, update at k·300 s, finish at 86 400 s (Q4). */
+  readonly wholeDay: boolean;
+}
+
+export const FIX_NAMES: readonly (keyof SimFixes)[] = [
+  'idleVms',
+  'wakeCost',
+  'drainOnce',
+  'precopy',
+  'slaCopy',
+  'robustLrr',
+  'initialDemand',
+  'wholeDay',
+];
+
+export function fixesFor(mode: SimMode, overrides: Partial<SimFixes> = {}): SimFixes {
+  const on = mode === 'livemig';
+  const base = Object.fromEntries(FIX_NAMES.map((k) => [k, on])) as unknown as SimFixes;
+  return { ...base, ...overrides };
+}
+
 export interface SimOptions {
   /** `cloudsim`: CloudSim 3.0.3's behaviour, quirks included. `livemig`: defects fixed, pre-copy pricing. */
   readonly mode: SimMode;
   readonly policy: PolicySpec;
+  /** Override single livemig fixes (see `SimFixes`). */
+  readonly fixes?: Partial<SimFixes>;
   /** Seed for RS and anything random. */
   readonly seed?: number;
   /** Scheduling interval, seconds (300). */
@@ -164,9 +206,15 @@ export interface SimOptions {
    * When host RAM (4096 MB) and bandwidth (1 Gbit/s = 10 VMs of 100 Mbit/s) limit placement (CLOUDSIM.md Q5).
    * `initial` (default in cloudsim mode): only at t = 0 — CloudSim asks the provisioners for the VM's *current*
    * RAM/BW, which is the full amount only while the VM is being instantiated and 0 afterwards (the PlanetLab
-   * cloudlets' RAM/BW utilisation models are null). `always` (default in livemig mode): every placement. `never`.
+   * cloudlets' RAM/BW utilisation models are null). `never` (default in livemig mode): the paper's stated model
+   * ("we do not limit the VM consolidation by the memory bounds"). `always`: every placement.
    */
   readonly capacityChecks?: 'initial' | 'always' | 'never';
+  /**
+   * Which MIPS a VM must fit in one PE: its full MIPS (`vm`, default; CLOUDSIM.md §2) or its current demand
+   * (`demand`; CloudSim's `Host.isSuitableForVm` compares `getCurrentRequestedMaxMips()`).
+   */
+  readonly peCheck?: 'vm' | 'demand';
   /** Record per-interval time series (default true). */
   readonly series?: boolean;
 }

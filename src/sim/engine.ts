@@ -18,9 +18,11 @@ import { MigrationError } from '../errors.js';
 import { predictPrecopy } from '../migration/model.js';
 import {
   DEFAULT_PRICING,
+  fixesFor,
   type MigrationPricing,
   planetlabDatacenter,
   policyLabel,
+  type SimFixes,
   type SimOptions,
   vmTypesByBlocks,
 } from './config.js';
@@ -100,7 +102,9 @@ export function simulate(workload: Workload, options: SimOptions): SimResult {
 }
 
 class Simulation {
+  /** CloudSim-compatible event timing (all hosts updated at every event, 0.1-s offset). */
   private readonly compat: boolean;
+  private readonly fix: SimFixes;
   private readonly H: number;
   private readonly N: number;
   private readonly interval: number;
@@ -108,10 +112,11 @@ class Simulation {
   private readonly samples: Uint8Array;
   private readonly pricing: MigrationPricing;
   private readonly overload: OverloadPolicy | undefined;
-  private readonly rng: Rng;
   private readonly capacityMode: 'initial' | 'always' | 'never';
   /** Whether RAM and the bandwidth cap are checked right now (see `SimOptions.capacityChecks`). */
   private capacityChecks: boolean;
+  /** PE fit tested against the VM's current demand (true) or its full MIPS (false). */
+  private readonly peCheckDemand: boolean;
 
   // Hosts
   private readonly hostMips: Float64Array;
@@ -119,7 +124,10 @@ class Simulation {
   private readonly hostRam: Float64Array;
   private readonly maxVms: Int32Array;
   private readonly hostBwKbps: Float64Array;
-  private readonly hostType: Uint8Array;
+  readonly hostType: Uint8Array;
+  /** Host indices of each host type, ascending. */
+  readonly typeHosts: Int32Array[];
+  readonly rng: Rng;
   private readonly power: ((u: number) => number)[];
   private readonly hostVms: number[][];
   private readonly hostMigIn: number[][];
@@ -167,7 +175,8 @@ class Simulation {
   private shutdownTimeSum = 0;
   private vmMigCount = 0;
   private vmMigTimeSum = 0;
-  private lastEventTime = -1;
+  /** Time of each host's last update (energy segments are per host). */
+  private readonly hostLast: Float64Array;
 
   // Planning scratch
   private readonly histScratch = new Float64Array(HISTORY_LENGTH);
@@ -184,7 +193,8 @@ class Simulation {
     workload: Workload,
     private readonly options: SimOptions,
   ) {
-    this.compat = options.mode === 'cloudsim';
+    this.fix = fixesFor(options.mode, options.fixes);
+    this.compat = !this.fix.wholeDay;
     const dc = options.datacenter ?? planetlabDatacenter();
     this.H = dc.hostTypeOf.length;
     this.N = workload.vms;
@@ -193,12 +203,13 @@ class Simulation {
     this.samples = workload.samples;
     this.pricing = { ...DEFAULT_PRICING, ...options.pricing };
     this.rng = new Rng(options.seed ?? 42);
-    this.capacityMode = options.capacityChecks ?? (this.compat ? 'initial' : 'always');
+    this.capacityMode = options.capacityChecks ?? (options.mode === 'cloudsim' ? 'initial' : 'never');
     this.capacityChecks = this.capacityMode !== 'never';
+    this.peCheckDemand = options.peCheck === 'demand';
     const p = options.policy;
     this.overload =
       p.kind === 'migration'
-        ? { kind: p.overload, safety: p.safety, robust: !this.compat && p.overload === 'lrr' }
+        ? { kind: p.overload, safety: p.safety, robust: this.fix.robustLrr && p.overload === 'lrr' }
         : undefined;
 
     const H = this.H;
@@ -208,6 +219,11 @@ class Simulation {
     this.maxVms = new Int32Array(H);
     this.hostBwKbps = new Float64Array(H);
     this.hostType = Uint8Array.from(dc.hostTypeOf);
+    this.typeHosts = dc.hostTypes.map((_, t) => {
+      const hs: number[] = [];
+      for (let h = 0; h < H; h++) if (dc.hostTypeOf[h] === t) hs.push(h);
+      return Int32Array.from(hs);
+    });
     this.power = [];
     const vmBw = dc.vmTypes[0]?.bwKbps ?? 1;
     for (let h = 0; h < H; h++) {
@@ -226,6 +242,7 @@ class Simulation {
     this.reqSum = new Float64Array(H);
     this.ramUsed = new Float64Array(H);
     this.hostOn = new Uint8Array(H);
+    this.hostLast = new Float64Array(H).fill(-1);
     this.histCache = new Float64Array(H * HISTORY_LENGTH);
     this.histValid = new Uint8Array(H);
     this.measuredPower = new Float64Array(H);
@@ -283,7 +300,6 @@ class Simulation {
     if (!this.compat) {
       // livemig: sample the initial state so that the first interval is billed too.
       this.updateAll(0, false);
-      this.lastEventTime = 0;
     }
     const npa = p.kind === 'baseline' && p.baseline === 'npa';
     let npaWatts = 0;
@@ -325,7 +341,7 @@ class Simulation {
         let active = 0;
         let vms = 0;
         for (let h = 0; h < this.H; h++) {
-          if (this.measuredU[h]! > 0 || (!this.compat && this.hostVms[h]!.length > 0)) active++;
+          if (this.measuredU[h]! > 0 || (this.fix.idleVms && this.hostVms[h]!.length > 0)) active++;
           vms += this.hostVms[h]!.length;
         }
         s.activeHosts.push(active);
@@ -370,22 +386,7 @@ class Simulation {
     for (let v = 0; v < N; v++) {
       if (this.vmHost[v]! >= 0) this.demand[v] = this.demandAt(v, t);
     }
-    const dt = this.lastEventTime >= 0 ? t - this.lastEventTime : 0;
-    let energy = 0;
-    for (let h = 0; h < this.H; h++) {
-      const prev = this.measuredU[h]!;
-      const wasOn = this.hostOn[h] === 1;
-      const now = this.recomputeHost(h, t);
-      // CloudSim: a host whose utilisation was 0 at the start of the segment is off (0 W). livemig: off = no VM.
-      const off = this.compat ? prev === 0 : !wasOn;
-      if (dt > 0 && !off) {
-        const from = this.power[h]!(prev);
-        const to = this.power[h]!(now);
-        energy += (from + (to - from) / 2) * dt;
-      }
-    }
-    this.energyWs += energy;
-    this.lastEventTime = t;
+    for (let h = 0; h < this.H; h++) this.advanceHost(h, t);
     if (scheduled) {
       const L = HISTORY_LENGTH;
       for (let v = 0; v < N; v++) {
@@ -395,6 +396,34 @@ class Simulation {
         this.vmHist[base] = this.demand[v]! / this.vmMips[v]!;
         if (this.vmHistLen[v]! < L) this.vmHistLen[v] = this.vmHistLen[v]! + 1;
       }
+    }
+  }
+
+  /**
+   * Brings host h to time t (its VMs' demands must be current): energy of the segment since its last update
+   * (trapezoid between the two samples), then the new state.
+   */
+  private advanceHost(h: number, t: number): void {
+    const last = this.hostLast[h]!;
+    const dt = last >= 0 ? t - last : 0;
+    const prev = this.measuredU[h]!;
+    const wasOn = this.hostOn[h] === 1;
+    const now = this.recomputeHost(h, t);
+    // CloudSim: a host whose utilisation was 0 at the start of the segment is off (0 W). livemig: off = no VM.
+    const off = this.fix.idleVms ? !wasOn : prev === 0;
+    if (dt > 0 && !off) {
+      const from = this.power[h]!(prev);
+      const to = this.power[h]!(now);
+      this.energyWs += (from + (to - from) / 2) * dt;
+    }
+    this.hostLast[h] = t;
+  }
+
+  /** livemig: brings only the given hosts to time t (a migration completing touches two hosts, not all). */
+  private updateHosts(hosts: Iterable<number>, t: number): void {
+    for (const h of hosts) {
+      for (const v of this.hostVms[h]!) this.demand[v] = this.demandAt(v, t);
+      this.advanceHost(h, t);
     }
   }
 
@@ -445,20 +474,23 @@ class Simulation {
         allocNonMig += full;
         reqNonMig += req;
         // livemig: the migration costs CPU on the source as well (the target's 10 % is counted above).
-        if (!this.compat && outgoing) util += this.pricing.cpuOverhead * c;
+        if (this.fix.precopy && outgoing) util += this.pricing.cpuOverhead * c;
       }
       requested += req;
     }
-    if (!this.compat) {
-      // The migrating-in copy is not a workload that is short-changed; only over-subscription violates the SLA.
-      this.hostSample(h, t, allocNonMig, reqNonMig, list.length > 0);
-    } else {
-      this.hostSample(h, t, util, requested, util > 0);
-    }
+    // slaCopy: the migrating-in copy is not a workload that is short-changed; only over-subscription counts.
+    this.hostSample(
+      h,
+      t,
+      this.fix.slaCopy ? allocNonMig : util,
+      this.fix.slaCopy ? reqNonMig : requested,
+      this.fix.idleVms ? list.length > 0 : util > 0,
+    );
     let u = util / total;
     if (u > 1 && u < 1.01) u = 1;
     if (u > 1) {
-      if (!this.compat) u = 1;
+      // The migration's own CPU cost can push a full host over; it then simply runs at 100 %.
+      if (this.fix.precopy) u = 1;
       else
         throw new MigrationError(
           'INTERNAL',
@@ -533,7 +565,7 @@ class Simulation {
 
   /** Q1: CloudSim treats a VM whose requested MIPS is exactly 0 as finished and de-allocates it for good. */
   private deleteIdleVms(): void {
-    if (!this.compat) return;
+    if (this.fix.idleVms) return;
     for (let h = 0; h < this.H; h++) {
       const list = this.hostVms[h]!;
       if (list.length === 0) continue;
@@ -555,14 +587,16 @@ class Simulation {
   // ---------------------------------------------------------------- placement
 
   private placeInitial(): void {
-    // A VM being instantiated requests its full MIPS; no host has been measured yet (measured utilisation 0).
-    for (let v = 0; v < this.N; v++) this.demand[v] = this.vmMips[v]!;
+    // CloudSim: a VM being instantiated requests its full MIPS; no host has been measured yet (utilisation 0).
+    // livemig: VMs are placed by what they will actually ask for at t = 0.
+    for (let v = 0; v < this.N; v++)
+      this.demand[v] = this.fix.initialDemand ? this.demandAt(v, 0) : this.vmMips[v]!;
     const none = new Uint8Array(this.H);
     this.refreshSums();
     for (let h = 0; h < this.H; h++) this.measuredPower[h] = this.power[h]!(0);
-    let cands = this.candidateSet(none, true);
+    const cands = this.candidateSet(none, true);
     for (let v = 0; v < this.N; v++) {
-      const h = this.findHost(v, none, cands, true);
+      const h = this.findHost(v, none, cands.list(), true);
       if (h < 0) {
         this.vmsUnplaced++;
         continue;
@@ -571,7 +605,7 @@ class Simulation {
       this.addVm(h, v);
       this.vmHost[v] = h;
       this.vmAlive[v] = 1;
-      if (wasEmpty) cands = this.candidateSet(none, true);
+      if (wasEmpty) cands.woke(h);
     }
     this.undo = [];
   }
@@ -659,8 +693,8 @@ class Simulation {
 
   /** PE MIPS, RAM, bandwidth (VM count) and free MIPS (`Host.isSuitableForVm`). */
   private suitable(h: number, v: number): boolean {
-    if (this.vmMips[v]! > this.peMips[h]! || this.hostMips[h]! - this.reqSum[h]! < this.demand[v]!)
-      return false;
+    const peNeed = this.peCheckDemand ? this.demand[v]! : this.vmMips[v]!;
+    if (peNeed > this.peMips[h]! || this.hostMips[h]! - this.reqSum[h]! < this.demand[v]!) return false;
     if (!this.capacityChecks) return true;
     return this.ramUsed[h]! + this.vmRam[v]! <= this.hostRam[h]! && this.hostVms[h]!.length < this.maxVms[h]!;
   }
@@ -717,7 +751,7 @@ class Simulation {
   }
 
   /** PABFD host choice for one VM (`findHostForVm`). */
-  private findHost(v: number, excluded: Uint8Array, candidates: Int32Array, initial = false): number {
+  private findHost(v: number, excluded: Uint8Array, candidates: ArrayLike<number>, initial = false): number {
     let best = -1;
     let minCost = Number.MAX_VALUE;
     const d = this.demand[v]!;
@@ -729,7 +763,7 @@ class Simulation {
       const total = this.hostMips[h]!;
       const after = this.power[h]!((sum + d) / total);
       let before: number;
-      if (this.compat) {
+      if (!this.fix.wakeCost) {
         before = this.measuredPower[h]!;
       } else {
         // livemig: the real marginal cost — waking an empty host costs its idle power too.
@@ -739,7 +773,7 @@ class Simulation {
       // The (expensive) overload test only matters for a host that would win; skipping it otherwise is exact.
       if (!(cost < minCost)) continue;
       if (sum !== 0 && this.overload) {
-        if (initial && this.compat) {
+        if (initial && !this.fix.initialDemand) {
           // At t = 0 the VMs created before this one request 0 MIPS (no cloudlet yet), so CloudSim's check sees
           // only the new VM, and no history (adaptive policies use their THR 0.7 fallback).
           if (isOverloaded(this.overload, d / total, this.histScratch, 0, 1)) continue;
@@ -760,24 +794,18 @@ class Simulation {
    * equally suitable, so only the first such host per type can win (ties keep the first): the others are skipped
    * without changing the answer. With `placementCandidates` > 0, the active hosts are sampled (large runs).
    */
-  private candidateSet(excluded: Uint8Array, includeEmpty: boolean): Int32Array {
-    const k = this.options.placementCandidates ?? 0;
-    const out: number[] = [];
+  private candidateSet(excluded: Uint8Array, includeEmpty: boolean): Candidates {
     const active: number[] = [];
-    const seenType = new Uint8Array(256);
     for (let h = 0; h < this.H; h++) {
       if (excluded[h] === 1) continue;
-      const empty = this.hostVms[h]!.length === 0 && (!this.compat || this.measuredU[h] === 0);
-      if (!empty) active.push(h);
-      else if (includeEmpty && seenType[this.hostType[h]!] === 0) {
-        seenType[this.hostType[h]!] = 1;
-        out.push(h);
-      }
+      if (!this.isEmpty(h)) active.push(h);
     }
-    if (k <= 0 || active.length <= k) out.push(...active);
-    else for (let i = 0; i < k; i++) out.push(active[this.rng.int(active.length)]!);
-    out.sort((a, b) => a - b);
-    return Int32Array.from(out);
+    return new Candidates(this, active, excluded, includeEmpty, this.options.placementCandidates ?? 0);
+  }
+
+  /** Switched off and holding nothing (CloudSim: measured utilisation 0 too). */
+  isEmpty(h: number): boolean {
+    return this.hostVms[h]!.length === 0 && (this.fix.idleVms || this.measuredU[h] === 0);
   }
 
   private selectVm(h: number): number {
@@ -839,17 +867,17 @@ class Simulation {
     }
     const entries: number[] = [];
     const excluded = Uint8Array.from(overMark);
-    let cands = this.candidateSet(excluded, true);
+    const cands = this.candidateSet(excluded, true);
     const overloadTargets = new Uint8Array(H);
     for (const v of this.sortByDemand(toMigrate)) {
-      const h = this.findHost(v, excluded, cands);
+      const h = this.findHost(v, excluded, cands.list());
       if (h >= 0) {
         const wasEmpty = this.hostVms[h]!.length === 0;
         this.addVm(h, v);
         entries.push(v, h);
         overloadTargets[h] = 1;
         // A woken host joins the active ones; the next empty host of its type becomes the representative.
-        if (wasEmpty) cands = this.candidateSet(excluded, true);
+        if (wasEmpty) cands.woke(h);
       }
     }
 
@@ -858,24 +886,24 @@ class Simulation {
     const exclPlace = Uint8Array.from(overMark);
     const order: number[] = [];
     for (let h = 0; h < H; h++) {
-      const off = this.compat
-        ? this.measuredU[h] === 0
-        : this.hostVms[h]!.length === 0 && overloadTargets[h] === 0;
+      const off = this.fix.idleVms
+        ? this.hostVms[h]!.length === 0 && overloadTargets[h] === 0
+        : this.measuredU[h] === 0;
       if (off) {
         exclUnder[h] = 1;
         exclPlace[h] = 1;
-      } else if (!this.compat && overloadTargets[h] === 1) {
-        // livemig fixes the empty-list bug: this round's targets are not drained again.
+      } else if (this.fix.drainOnce && overloadTargets[h] === 1) {
+        // CloudSim means to exclude this round's targets but reads an empty list; drainOnce does exclude them.
         exclUnder[h] = 1;
       }
-      if (exclUnder[h] === 0 && this.measuredU[h]! < 1 && (this.compat ? this.measuredU[h]! > 0 : true)) {
+      if (exclUnder[h] === 0 && this.measuredU[h]! < 1 && (this.fix.idleVms || this.measuredU[h]! > 0)) {
         order.push(h);
       }
     }
     // Repeatedly taking the least-utilised remaining host (ties: lowest index) = one pass in sorted order,
     // since the exclusion set only grows.
     order.sort((a, b) => this.measuredU[a]! - this.measuredU[b]! || a - b);
-    cands = this.candidateSet(exclPlace, false);
+    const targets = this.candidateSet(exclPlace, false);
     for (const u of order) {
       if (exclUnder[u] === 1) continue;
       const vms = this.hostVms[u]!.filter((v) => this.inMig[v] === 0);
@@ -885,7 +913,7 @@ class Simulation {
       const placed: number[] = [];
       let ok = true;
       for (const v of this.sortByDemand(vms)) {
-        const h = this.findHost(v, exclPlace, cands);
+        const h = this.findHost(v, exclPlace, targets.list());
         if (h < 0) {
           ok = false;
           break;
@@ -926,7 +954,7 @@ class Simulation {
       let time: number;
       let downtime = 0;
       let bytes = this.vmRam[v]! * 1e6;
-      if (this.compat) {
+      if (!this.fix.precopy) {
         time = this.vmRam[v]! / (bw / (2 * 8000));
       } else {
         const pr = this.pricing;
@@ -966,8 +994,21 @@ class Simulation {
       const t = pending[i]!.time;
       let j = i;
       while (j < pending.length && pending[j]!.time === t) j++;
-      this.updateAll(t, false);
       const touched = new Set<number>();
+      if (!this.fix.precopy) {
+        // CloudSim updates every host at every event (completion times coincide, so this stays cheap).
+        this.updateAll(t, false);
+      } else {
+        for (let x = i; x < j; x++) {
+          const { vm, target } = pending[x]!;
+          if (this.vmHost[vm]! >= 0) touched.add(this.vmHost[vm]!);
+          touched.add(target);
+        }
+        this.updateHosts(
+          [...touched].sort((a, b) => a - b),
+          t,
+        );
+      }
       for (let x = i; x < j; x++) {
         const { vm, target } = pending[x]!;
         const current = this.vmHost[vm]!;
@@ -1023,5 +1064,70 @@ class Simulation {
       wallMs,
       ...(this.series ? { series: this.series } : {}),
     };
+  }
+}
+
+/**
+ * The hosts one planning phase considers. Exact mode: every active host plus one representative empty host per type,
+ * kept sorted by index (so ties resolve as in a full scan). Sampled mode: `k` random active hosts per placement plus
+ * the representatives. When a placement wakes a representative, the next empty host of its type takes its place.
+ */
+class Candidates {
+  private readonly exact: number[] = [];
+  private readonly reps: number[] = [];
+  private readonly cursor: Int32Array;
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly pool: number[],
+    private readonly excluded: Uint8Array,
+    private readonly includeEmpty: boolean,
+    private readonly k: number,
+  ) {
+    this.cursor = new Int32Array(sim.typeHosts.length);
+    if (includeEmpty) for (let t = 0; t < sim.typeHosts.length; t++) this.advance(t);
+    if (k <= 0) {
+      this.exact = [...pool, ...this.reps.filter((h) => h >= 0)].sort((a, b) => a - b);
+    }
+  }
+
+  /** Moves type t's representative to its first empty, non-excluded host (or -1). */
+  private advance(t: number): void {
+    const hs = this.sim.typeHosts[t]!;
+    let i = this.cursor[t]!;
+    while (i < hs.length && (this.excluded[hs[i]!] === 1 || !this.sim.isEmpty(hs[i]!))) i++;
+    this.cursor[t] = i;
+    this.reps[t] = i < hs.length ? hs[i]! : -1;
+  }
+
+  list(): ArrayLike<number> {
+    if (this.k <= 0) return this.exact;
+    const out: number[] = [];
+    for (const r of this.reps) if (r >= 0) out.push(r);
+    if (this.pool.length <= this.k) out.push(...this.pool);
+    else for (let i = 0; i < this.k; i++) out.push(this.pool[this.sim.rng.int(this.pool.length)]!);
+    return out.sort((a, b) => a - b);
+  }
+
+  /** Host h just received its first VM. */
+  woke(h: number): void {
+    const t = this.sim.hostType[h]!;
+    if (!this.includeEmpty || this.reps[t] !== h) return;
+    this.advance(t);
+    if (this.k > 0) {
+      this.pool.push(h);
+      return;
+    }
+    const next = this.reps[t]!;
+    if (next >= 0) {
+      let lo = 0;
+      let hi = this.exact.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.exact[mid]! < next) lo = mid + 1;
+        else hi = mid;
+      }
+      this.exact.splice(lo, 0, next);
+    }
   }
 }

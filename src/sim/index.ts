@@ -5,6 +5,8 @@
 export {
   type Datacenter,
   DEFAULT_PRICING,
+  FIX_NAMES,
+  fixesFor,
   type HostType,
   HP_ML110_G4,
   HP_ML110_G5,
@@ -14,6 +16,7 @@ export {
   parsePolicy,
   planetlabDatacenter,
   policyLabel,
+  type SimFixes,
   type SimMode,
   type SimOptions,
   type VmType,

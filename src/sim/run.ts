@@ -5,7 +5,13 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type MigrationPricing, type PolicySpec, planetlabDatacenter, type SimMode } from './config.js';
+import {
+  type MigrationPricing,
+  type PolicySpec,
+  planetlabDatacenter,
+  type SimFixes,
+  type SimMode,
+} from './config.js';
 import { type SimResult, simulate } from './engine.js';
 import { loadTraceDir, syntheticWorkload, type Workload } from './workload.js';
 
@@ -21,6 +27,8 @@ export interface SimJob {
   readonly pricing?: Partial<MigrationPricing>;
   readonly placementCandidates?: number;
   readonly capacityChecks?: 'initial' | 'always' | 'never';
+  readonly peCheck?: 'vm' | 'demand';
+  readonly fixes?: Partial<SimFixes>;
   readonly series?: boolean;
 }
 
@@ -48,6 +56,8 @@ export async function runJob(job: SimJob): Promise<SimResult> {
     ...(job.pricing ? { pricing: job.pricing } : {}),
     ...(job.placementCandidates !== undefined ? { placementCandidates: job.placementCandidates } : {}),
     ...(job.capacityChecks ? { capacityChecks: job.capacityChecks } : {}),
+    ...(job.peCheck ? { peCheck: job.peCheck } : {}),
+    ...(job.fixes ? { fixes: job.fixes } : {}),
     ...(job.series !== undefined ? { series: job.series } : {}),
   });
   return { ...r, workload: w.name };
