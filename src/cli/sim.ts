@@ -77,11 +77,8 @@ async function expandDays(dirs: string[]): Promise<string[]> {
       throw new UsageError(`--days: cannot read ${d}`, '--days');
     });
     const sub = entries.filter((e) => e.isDirectory()).map((e) => join(d, e.name));
-    out.push(
-      ...(sub.length > 0 && entries.every((e) => e.isDirectory() || e.name.startsWith('.'))
-        ? sub.sort()
-        : [d]),
-    );
+    // A folder with sub-folders is a folder of days (stray files such as a README are ignored).
+    out.push(...(sub.length > 0 ? sub.sort() : [d]));
   }
   return out;
 }

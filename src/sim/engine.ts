@@ -180,6 +180,8 @@ class Simulation {
 
   // Planning scratch
   private readonly histScratch = new Float64Array(HISTORY_LENGTH);
+  private costScratch = new Float64Array(1024);
+  private hostScratch = new Int32Array(1024);
   private readonly histCache: Float64Array;
   private readonly histValid: Uint8Array;
   /** P(measured utilisation) per host: constant during a planning round (CloudSim's `host.getPower()`). */
@@ -752,10 +754,16 @@ class Simulation {
 
   /** PABFD host choice for one VM (`findHostForVm`). */
   private findHost(v: number, excluded: Uint8Array, candidates: ArrayLike<number>, initial = false): number {
-    let best = -1;
-    let minCost = Number.MAX_VALUE;
     const d = this.demand[v]!;
     const n = candidates.length;
+    if (this.costScratch.length < n) {
+      this.costScratch = new Float64Array(n * 2);
+      this.hostScratch = new Int32Array(n * 2);
+    }
+    const costs = this.costScratch;
+    const hosts = this.hostScratch;
+    // 1. Power increase of every suitable host (cheap).
+    let m = 0;
     for (let j = 0; j < n; j++) {
       const h = candidates[j]!;
       if (excluded[h] === 1 || !this.suitable(h, v)) continue;
@@ -769,24 +777,29 @@ class Simulation {
         // livemig: the real marginal cost — waking an empty host costs its idle power too.
         before = this.hostVms[h]!.length === 0 ? 0 : this.power[h]!(Math.min(1, sum / total));
       }
-      const cost = after - before;
-      // The (expensive) overload test only matters for a host that would win; skipping it otherwise is exact.
-      if (!(cost < minCost)) continue;
-      if (sum !== 0 && this.overload) {
-        if (initial && !this.fix.initialDemand) {
-          // At t = 0 the VMs created before this one request 0 MIPS (no cloudlet yet), so CloudSim's check sees
-          // only the new VM, and no history (adaptive policies use their THR 0.7 fallback).
-          if (isOverloaded(this.overload, d / total, this.histScratch, 0, 1)) continue;
-        } else if (this.hostOverloaded(h, v)) {
-          continue;
-        }
+      costs[m] = after - before;
+      hosts[m++] = h;
+    }
+    // 2. Cheapest first (ties: lowest index, as CloudSim's scan keeps the first); the first host that passes the
+    // (expensive) overload-after-allocation test is exactly the host CloudSim's single scan would return.
+    for (;;) {
+      let k = -1;
+      for (let j = 0; j < m; j++) {
+        if (hosts[j]! < 0) continue;
+        if (k < 0 || costs[j]! < costs[k]! || (costs[j] === costs[k] && hosts[j]! < hosts[k]!)) k = j;
       }
-      if (cost < minCost) {
-        minCost = cost;
-        best = h;
+      if (k < 0) return -1;
+      const h = hosts[k]!;
+      hosts[k] = -1;
+      if (this.reqSum[h] === 0 || !this.overload) return h;
+      if (initial && !this.fix.initialDemand) {
+        // At t = 0 the VMs created before this one request 0 MIPS (no cloudlet yet), so CloudSim's check sees
+        // only the new VM, and no history (adaptive policies use their THR 0.7 fallback).
+        if (!isOverloaded(this.overload, d / this.hostMips[h]!, this.histScratch, 0, 1)) return h;
+      } else if (!this.hostOverloaded(h, v)) {
+        return h;
       }
     }
-    return best;
   }
 
   /**
@@ -1106,7 +1119,7 @@ class Candidates {
     for (const r of this.reps) if (r >= 0) out.push(r);
     if (this.pool.length <= this.k) out.push(...this.pool);
     else for (let i = 0; i < this.k; i++) out.push(this.pool[this.sim.rng.int(this.pool.length)]!);
-    return out.sort((a, b) => a - b);
+    return out; // order does not matter: findHost breaks ties by host index
   }
 
   /** Host h just received its first VM. */
