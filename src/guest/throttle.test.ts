@@ -62,9 +62,12 @@ describe('throttling', () => {
     busy.setFrequency(1);
     const full2 = await measure(busy);
     // Busy stall: the core stays busy but does half the work per CPU-ms, like a down-clocked core.
+    // (Wide bounds: under host contention the stall, computed from wall time, runs long; a sleep stall
+    // would give ~1.)
     const ratio = eff(half) / Math.max(eff(full), eff(full2));
-    expect(ratio).toBeGreaterThan(0.3);
-    expect(ratio).toBeLessThan(0.7);
+    const seen = JSON.stringify({ full, half, full2 });
+    expect(ratio, seen).toBeGreaterThan(0.2);
+    expect(ratio, seen).toBeLessThan(0.8);
     await busy.pause();
 
     const sleepy = await start({ ramBytes: 4 * MiB, workload: { name: 'zipf' }, dvfsStall: 'sleep' });
@@ -73,9 +76,10 @@ describe('throttling', () => {
     sleepy.setFrequency(0.25);
     const quarter = await measure(sleepy);
     // Sleep stall: CPU share falls with the frequency, work per CPU-ms does not.
-    expect(quarter.cpu).toBeLessThan(0.4);
-    expect(eff(quarter) / eff(sleepyFull)).toBeGreaterThan(0.6);
-    expect(quarter.rate / sleepyFull.rate).toBeLessThan(0.6);
+    const seen2 = JSON.stringify({ sleepyFull, quarter });
+    expect(quarter.cpu, seen2).toBeLessThan(0.45);
+    expect(eff(quarter) / eff(sleepyFull), seen2).toBeGreaterThan(0.5);
+    expect(quarter.rate / sleepyFull.rate, seen2).toBeLessThan(0.6);
   });
 
   it('writeRate paces the dirty rate, and CAP and DVFS slow a paced workload too', async () => {
