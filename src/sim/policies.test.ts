@@ -133,4 +133,34 @@ describe('VM selection', () => {
     ).toBeUndefined();
     expect(selectMaximumCorrelation([1], of, len)).toBeUndefined();
   });
+
+  it('MC from one Gram inversion picks what n separate least-squares fits pick (random histories)', () => {
+    const rng = new Rng(11);
+    for (let t = 0; t < 300; t++) {
+      const n = 3 + rng.int(8);
+      const m = n + 2 + rng.int(20);
+      const hist = Array.from({ length: n }, () => Array.from({ length: m }, () => rng.next()));
+      hist[1] = hist[0]!.map((x) => 0.5 * x + 0.05 * rng.next());
+      let best = 0;
+      let max = Number.MIN_VALUE;
+      for (let i = 0; i < n; i++) {
+        const r2 = rSquared(
+          hist.filter((_, j) => j !== i),
+          hist[i]!,
+        )!;
+        if (r2 > max) {
+          max = r2;
+          best = i;
+        }
+      }
+      const cands = hist.map((_, i) => i);
+      expect(
+        selectMaximumCorrelation(
+          cands,
+          (v) => hist[v]!,
+          () => m,
+        ),
+      ).toBe(best);
+    }
+  });
 });

@@ -180,16 +180,81 @@ export function selectMaximumCorrelation(
   for (const v of candidates) m = Math.min(m, historyLengthOf(v));
   if (m === 0) return undefined;
   const rows = candidates.map((v) => Array.prototype.slice.call(historyOf(v), 0, m) as number[]);
+  const r2 = m >= n + 2 ? rSquaredAll(rows, m) : undefined;
   let best = 0;
   let max = Number.MIN_VALUE;
   for (let i = 0; i < n; i++) {
-    const others = rows.filter((_, j) => j !== i);
-    const r2 = rSquared(others, rows[i]!);
-    if (r2 === undefined) return undefined;
-    if (r2 > max) {
-      max = r2;
+    let value: number | undefined;
+    if (r2) value = r2[i]!;
+    else {
+      value = rSquared(
+        rows.filter((_, j) => j !== i),
+        rows[i]!,
+      );
+      if (value === undefined) return undefined;
+    }
+    if (value > max) {
+      max = value;
       best = i;
     }
   }
   return candidates[best]!;
+}
+
+/**
+ * R² of every column regressed (with intercept) on all the others, from one inversion of the centred Gram matrix G:
+ * R²_i = 1 − 1 / (G_ii · (G⁻¹)_ii). Same values as n separate least-squares fits, n times cheaper. Undefined when G
+ * is (numerically) singular; the caller then does the separate fits, which decide like CloudSim whether to fall back.
+ */
+function rSquaredAll(rows: readonly number[][], m: number): Float64Array | undefined {
+  const n = rows.length;
+  const c = rows.map((r) => {
+    let mean = 0;
+    for (let k = 0; k < m; k++) mean += r[k]!;
+    mean /= m;
+    return r.map((x) => x - mean);
+  });
+  // Augmented [G | I], Gauss-Jordan with partial pivoting.
+  const w = 2 * n;
+  const a = new Float64Array(n * w);
+  const diag = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < m; k++) s += c[i]![k]! * c[j]![k]!;
+      a[i * w + j] = s;
+      a[j * w + i] = s;
+    }
+    a[i * w + n + i] = 1;
+    diag[i] = a[i * w + i]!;
+    if (!(diag[i]! > 0)) return undefined;
+  }
+  for (let col = 0; col < n; col++) {
+    let piv = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(a[r * w + col]!) > Math.abs(a[piv * w + col]!)) piv = r;
+    const pv = a[piv * w + col]!;
+    if (Math.abs(pv) <= 1e-10 * diag[col]!) return undefined;
+    if (piv !== col) {
+      for (let k = 0; k < w; k++) {
+        const t = a[col * w + k]!;
+        a[col * w + k] = a[piv * w + k]!;
+        a[piv * w + k] = t;
+      }
+    }
+    const inv = 1 / a[col * w + col]!;
+    for (let k = 0; k < w; k++) a[col * w + k] = a[col * w + k]! * inv;
+    for (let r = 0; r < n; r++) {
+      if (r === col) continue;
+      const f = a[r * w + col]!;
+      if (f === 0) continue;
+      for (let k = 0; k < w; k++) a[r * w + k] = a[r * w + k]! - f * a[col * w + k]!;
+    }
+  }
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const gInvII = a[i * w + n + i]!;
+    if (!(gInvII > 0)) return undefined;
+    out[i] = 1 - 1 / (diag[i]! * gInvII);
+  }
+  return out;
 }
