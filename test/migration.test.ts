@@ -111,6 +111,49 @@ describe('pre-copy behaviour', () => {
     await b.client.stopGuest(x.id);
   });
 
+  it('hot-last holds hot pages for the stop-and-copy and skips pages dirtied again before their turn', async () => {
+    const config: GuestConfig = {
+      ramBytes: 32 * MiB,
+      seed: 5,
+      workload: { name: 'zipf', params: { workingSetBytes: 16 * MiB, writeRate: 20000 } },
+    };
+    const { report, id } = await migrateOnce(
+      config,
+      { maxBandwidth: 32 * MiB, pageOrder: 'hot-last', maxRounds: 6, downtimeLimitMs: 1 },
+      300,
+    );
+    expect(report.status).toBe('completed');
+    expect(report.pageOrder).toBe('hot-last');
+    expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
+    expect(report.pages.redirtied).toBeGreaterThan(0);
+    await expectOracle(b.client, id, config);
+    await b.client.stopGuest(id);
+  });
+
+  it('dynamic cache sizing starts small, resizes between rounds and stays within its budget', async () => {
+    const config = gap({ workload: { name: 'gap', params: { workingSetBytes: 8 * MiB, writeRate: 20000 } } });
+    const { report, id } = await migrateOnce(
+      config,
+      {
+        maxBandwidth: 32 * MiB,
+        xbzrle: true,
+        cacheSizing: 'dynamic',
+        xbzrleCacheBytes: 16 * MiB,
+        xbzrleCacheMaxBytes: 16 * MiB,
+        maxRounds: 6,
+        downtimeLimitMs: 1,
+      },
+      300,
+    );
+    expect(report.status).toBe('completed');
+    expect(report.xbzrle.cacheSizing).toBe('dynamic');
+    expect(report.xbzrle.cacheResizes.length).toBeGreaterThan(0);
+    expect(report.xbzrle.cacheBytesPeak).toBeLessThanOrEqual(16 * MiB);
+    expect(report.pages.xbzrle).toBeGreaterThan(0);
+    await expectOracle(b.client, id, config);
+    await b.client.stopGuest(id);
+  });
+
   it('auto-converge throttles a guest that outruns the link, and the migration completes', async () => {
     const config = gap({ workload: { name: 'gap', params: { workingSetBytes: 8 * MiB, writeRate: 0 } } });
     const { report, id } = await migrateOnce(

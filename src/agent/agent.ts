@@ -276,6 +276,8 @@ export class Agent {
       xbzrle: o.xbzrle,
       xbzrleCacheBytes: o.xbzrleCacheBytes,
       cacheWays: o.cacheWays,
+      cacheSizing: o.cacheSizing,
+      pageOrder: o.pageOrder,
       compress: o.compress,
       maxBandwidth: o.maxBandwidth,
     });

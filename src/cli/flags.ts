@@ -102,6 +102,13 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--xbzrle', 'send resent pages as XBZRLE deltas against a cache of what was sent')
     .option('--xbzrle-cache <size>', 'XBZRLE cache size (QEMU: 64MiB)')
     .option('--cache-ways <n>', 'cache associativity: 1 = direct-mapped, 2 = Svärd et al.')
+    .addOption(
+      new Option(
+        '--cache-sizing <mode>',
+        'static: keep --xbzrle-cache; dynamic: resize between rounds',
+      ).choices(['static', 'dynamic']),
+    )
+    .option('--xbzrle-cache-max <size>', 'dynamic sizing: memory budget of the cache (default 256MiB)')
     .addOption(new Option('--compress <method>', 'compress whole pages').choices([...COMPRESS_METHODS]))
     .option('--auto-converge', 'throttle the guest step by step when it dirties faster than the link sends')
     .option('--throttle-initial <percent>', 'auto-converge: first throttle (QEMU: 20)')
@@ -122,7 +129,16 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--postcopy-after-rounds <n>', 'hybrid: pre-copy rounds before post-copy (default 2)')
     .option('--timeout <duration>', 'give up after this long, the guest stays on the source (e.g. 60s)')
     .addOption(new Option('--verify <method>', 'switch-over digest').choices([...VERIFY_METHODS]))
-    .addOption(new Option('--page-order <order>', 'order of pages in a round').choices([...PAGE_ORDERS]));
+    .addOption(
+      new Option(
+        '--page-order <order>',
+        'address, or hot-last: cold pages first, hot pages held to the end',
+      ).choices([...PAGE_ORDERS]),
+    )
+    .option(
+      '--hot-streak <n>',
+      'hot-last: a page dirty at this many syncs in a row is held back (default 2)',
+    );
 }
 
 export interface MigrationFlagValues {
@@ -134,6 +150,9 @@ export interface MigrationFlagValues {
   xbzrle?: boolean;
   xbzrleCache?: string;
   cacheWays?: string;
+  cacheSizing?: string;
+  xbzrleCacheMax?: string;
+  hotStreak?: string;
   compress?: string;
   autoConverge?: boolean;
   throttleInitial?: string;
@@ -162,6 +181,13 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     o.xbzrle = true;
   }
   if (f.cacheWays !== undefined) o.cacheWays = int(f.cacheWays, '--cache-ways', 1, 64);
+  if (f.cacheSizing) {
+    o.cacheSizing = f.cacheSizing as MigrationOptions['cacheSizing'];
+    if (o.cacheSizing === 'dynamic') o.xbzrle = true;
+  }
+  if (f.xbzrleCacheMax !== undefined)
+    o.xbzrleCacheMaxBytes = parseSize(f.xbzrleCacheMax, '--xbzrle-cache-max');
+  if (f.hotStreak !== undefined) o.hotStreak = int(f.hotStreak, '--hot-streak', 1, 255);
   if (f.compress) o.compress = f.compress as MigrationOptions['compress'];
   if (f.autoConverge) o.autoConverge = true;
   if (f.throttleInitial !== undefined)

@@ -192,15 +192,27 @@ export class FrameConnection {
 
   /** Best effort: tells the peer why we stop, then closes. Never throws. */
   async sendErrorAndClose(err: MigrationError): Promise<void> {
-    if (!this.failure) {
-      try {
-        this.socket.write(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message })));
-        await new Promise<void>((resolve) => this.socket.end(resolve));
-      } catch {
-        // the link is already gone; nothing more to tell
-      }
+    if (this.failure) {
+      this.socket.destroy();
+      return;
     }
-    this.destroy(err);
+    // Fail at once (waking anything blocked on a send), queue the ERROR frame, and give the peer a moment to
+    // read it; a peer that is stopped or gone cannot hold us: the socket is destroyed after a grace period.
+    this.fail(err);
+    try {
+      this.socket.end(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message })));
+    } catch {
+      // the link is already gone; nothing more to tell
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      t.unref();
+      this.socket.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    this.socket.destroy();
   }
 
   destroy(err?: MigrationError): void {

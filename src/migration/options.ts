@@ -33,6 +33,9 @@ export const migrationOptionsSchema = z.strictObject({
   maxBandwidth: z.number().min(0),
   xbzrle: z.boolean(),
   xbzrleCacheBytes: z.number().int().min(0),
+  /** static: the cache keeps xbzrleCacheBytes; dynamic: resized between rounds up to xbzrleCacheMaxBytes. */
+  cacheSizing: z.enum(['static', 'dynamic']),
+  xbzrleCacheMaxBytes: z.number().int().min(0),
   cacheWays: z.number().int().min(1).max(64),
   compress: z.enum(COMPRESS_METHODS),
   autoConverge: z.boolean(),
@@ -56,6 +59,8 @@ export const migrationOptionsSchema = z.strictObject({
   progressTimeoutMs: z.number().min(0),
   verify: z.enum(VERIFY_METHODS),
   pageOrder: z.enum(PAGE_ORDERS),
+  /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
+  hotStreak: z.number().int().min(1).max(255),
   /** Largest PAGES frame payload the source builds. */
   framePayloadBytes: z
     .number()
@@ -74,6 +79,8 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   maxBandwidth: 128 * MiB,
   xbzrle: false,
   xbzrleCacheBytes: 64 * MiB,
+  cacheSizing: 'static',
+  xbzrleCacheMaxBytes: 256 * MiB,
   cacheWays: 2,
   compress: 'none',
   autoConverge: false,
@@ -90,6 +97,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   progressTimeoutMs: 0,
   verify: 'ledger',
   pageOrder: 'address',
+  hotStreak: 2,
   framePayloadBytes: 1 * MiB,
 };
 

@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_OPTIONS, presetOptions, resolveOptions } from './options.js';
 import {
   autoConvergeStep,
+  type CacheRoundSample,
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
   isNotConverging,
   isStalled,
+  nextCacheSize,
   type RoundSample,
   throttleToCap,
 } from './policy.js';
@@ -132,5 +134,36 @@ describe('options', () => {
     expect(resolveOptions({ downtimeLimitMs: 42 }, 'proxmox', 1 << 30).downtimeLimitMs).toBe(42);
     expect(presetOptions('kubevirt', 2 * 1024 ** 3).timeoutMs).toBe(300_000);
     expect(presetOptions('xen', 1).maxRounds).toBe(5);
+  });
+});
+
+describe('dynamic XBZRLE cache sizing', () => {
+  const o = { pageSize: 4096, minBytes: 1 << 20, maxBytes: 64 << 20 };
+  const sample = (over: Partial<CacheRoundSample>): CacheRoundSample => ({
+    hits: 0,
+    misses: 1000,
+    xbzrlePageBytes: 0,
+    xbzrleEncodedBytes: 0,
+    overflows: 0,
+    hotPages: 2000,
+    dirtyPages: 3000,
+    ...over,
+  });
+  it('grows towards the hot set while misses are common, at most 4× per round, within the budget', () => {
+    expect(nextCacheSize(1 << 20, sample({}), o)).toBe(4 << 20);
+    expect(nextCacheSize(4 << 20, sample({}), o)).toBe(16 << 20); // 2000 pages × 1.25 → 10 MB → 16 MiB
+    expect(nextCacheSize(1 << 20, sample({ hotPages: 100_000 }), { ...o, maxBytes: 2 << 20 })).toBe(2 << 20);
+  });
+  it('holds its size when it already covers the hot set and hits', () => {
+    expect(nextCacheSize(16 << 20, sample({ hits: 990, misses: 10 }), o)).toBe(16 << 20);
+  });
+  it('shrinks when the hot set is much smaller, or when XBZRLE does not pay', () => {
+    expect(nextCacheSize(64 << 20, sample({ hotPages: 100, hits: 100, misses: 0 }), o)).toBe(32 << 20);
+    expect(
+      nextCacheSize(16 << 20, sample({ xbzrlePageBytes: 1000 * 4096, xbzrleEncodedBytes: 900 * 4096 }), o),
+    ).toBe(8 << 20);
+    expect(nextCacheSize(1 << 20, sample({ xbzrlePageBytes: 4096, xbzrleEncodedBytes: 4000 }), o)).toBe(
+      1 << 20,
+    );
   });
 });

@@ -129,3 +129,43 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
   }
   return { action: 'next-round' };
 }
+
+/** What the source measured about the XBZRLE cache in the round that just ended. */
+export interface CacheRoundSample {
+  /** Cache hits and misses among the pages resent in the round. */
+  hits: number;
+  misses: number;
+  /** Page bytes that went as XBZRLE and the bytes they were encoded into. */
+  xbzrlePageBytes: number;
+  xbzrleEncodedBytes: number;
+  overflows: number;
+  /** Pages dirty at the end of the round that were also dirty at the end of the previous one: the hot set. */
+  hotPages: number;
+  /** Pages dirty at the end of the round (the next round's resend set). */
+  dirtyPages: number;
+}
+
+/**
+ * Dynamic XBZRLE cache sizing (Svärd et al.'s future work): size the cache to the pages that keep coming back,
+ * grow while misses on resent pages are common and XBZRLE pays, shrink when it does not pay or the hot set is
+ * smaller than the cache. Sizes are powers of two of pages (the cache rounds to a power of two of sets anyway).
+ */
+export function nextCacheSize(
+  current: number,
+  s: CacheRoundSample,
+  o: { pageSize: number; minBytes: number; maxBytes: number },
+): number {
+  const clamp = (b: number) => Math.max(o.minBytes, Math.min(o.maxBytes, b));
+  const pow2 = (b: number) => 2 ** Math.ceil(Math.log2(Math.max(o.pageSize, b)));
+  const lookups = s.hits + s.misses;
+  // XBZRLE does not pay on this workload (deltas as big as pages, or overflows): keep the cache small.
+  const ratio = s.xbzrlePageBytes > 0 ? s.xbzrleEncodedBytes / s.xbzrlePageBytes : 0;
+  const overflowRate = lookups > 0 ? s.overflows / lookups : 0;
+  if (s.xbzrlePageBytes > 0 && (ratio > 0.75 || overflowRate > 0.5)) return clamp(pow2(current / 2));
+  // Target: the hot set (or, before it is known, the resend set) with a quarter of headroom.
+  const wanted = pow2((s.hotPages > 0 ? s.hotPages : s.dirtyPages) * o.pageSize * 1.25);
+  const missRate = lookups > 0 ? s.misses / lookups : 1;
+  if (wanted > current && missRate > 0.1) return clamp(Math.min(wanted, current * 4));
+  if (wanted < current / 2) return clamp(Math.max(wanted, current / 2));
+  return clamp(current);
+}

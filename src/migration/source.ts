@@ -16,6 +16,9 @@ import {
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
+  isNotConverging,
+  isStalled,
+  nextCacheSize,
   type RoundSample,
   throttleToCap,
 } from './policy.js';
@@ -48,6 +51,11 @@ export interface SourceRun {
   report: MigrationReport;
   signal: AbortSignal;
   onProgress?: (report: MigrationReport) => void;
+  /**
+   * Called after every pre-copy round with the source's view of it; controllers (e.g. power capping) act on the
+   * guest from here. The engine's own auto-converge runs before it.
+   */
+  onRound?: (round: { report: MigrationReport; guest: Guest; sample: RoundSample }) => void;
 }
 
 const STRATEGY_CODES = {
@@ -104,6 +112,14 @@ class Source {
   private stepsAtStartTime = 0;
   private lastEmit = 0;
   private downtimeLimitMs: number;
+  /** hot-last: consecutive syncs at which each page was dirty, and the round of its last dirty sync. */
+  private readonly streak: Uint8Array;
+  private readonly lastDirtyRound: Uint32Array;
+  /** Views of the dirty log's bitmaps, to see whether a page was dirtied again before we send it. */
+  private readonly dirtyWords: Int32Array[];
+  private readonly blockPages: number;
+  /** While true, pages already dirty again are skipped (they will be in the next sync). */
+  private skipRedirtied = false;
 
   constructor(private readonly spec: SourceRun) {
     this.guest = spec.guest;
@@ -113,9 +129,17 @@ class Source {
     this.pageSize = this.guest.ram.pageSize;
     this.pageCount = this.guest.ram.pageCount;
     this.ledger = new PageLedger(this.pageCount, this.pageSize);
+    // Dynamic sizing starts small (1/16 of the static size, at least 64 pages per way) and grows from measurements.
+    const cacheBytes =
+      this.o.cacheSizing === 'dynamic'
+        ? Math.min(
+            this.o.xbzrleCacheMaxBytes,
+            Math.max(this.pageSize * 64 * this.o.cacheWays, this.o.xbzrleCacheBytes / 16),
+          )
+        : this.o.xbzrleCacheBytes;
     this.cache =
-      this.o.xbzrle && this.o.xbzrleCacheBytes >= this.pageSize * this.o.cacheWays
-        ? new PageCache({ bytes: this.o.xbzrleCacheBytes, pageSize: this.pageSize, ways: this.o.cacheWays })
+      this.o.xbzrle && cacheBytes >= this.pageSize * this.o.cacheWays
+        ? new PageCache({ bytes: cacheBytes, pageSize: this.pageSize, ways: this.o.cacheWays })
         : undefined;
     if (this.cache) this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
     this.compressor =
@@ -126,6 +150,10 @@ class Source {
     this.wasRunning = this.guest.running;
     this.capBefore = this.guest.cap;
     this.downtimeLimitMs = this.o.downtimeLimitMs;
+    this.streak = new Uint8Array(this.pageCount);
+    this.lastDirtyRound = new Uint32Array(this.pageCount);
+    this.dirtyWords = this.guest.dirtyLog.buffers.bitmaps.map((b) => new Int32Array(b));
+    this.blockPages = this.guest.ram.blocks[0]!.pageCount;
     this.newBuilder(this.o.framePayloadBytes);
   }
 
@@ -146,9 +174,21 @@ class Source {
   }
 
   private checkAbort(): void {
-    if (this.spec.signal.aborted)
-      throw new MigrationError('CANCELLED', 'migration cancelled by the operator');
+    if (this.stopReason) throw this.stopReason;
     if (this.conn.error) throw this.conn.error;
+  }
+
+  /** Why the operator (cancel) or the clock (--timeout) stopped the migration, if they did. */
+  private stopReason: MigrationError | undefined;
+
+  /**
+   * Cancel and timeout must work even while a send is blocked on a peer that stopped reading: they fail the
+   * connection, which wakes every waiter. After GO the guest belongs to the destination and neither applies.
+   */
+  private stop(reason: MigrationError): void {
+    if (this.handedOff || this.stopReason) return;
+    this.stopReason = reason;
+    void this.conn.sendErrorAndClose(reason);
   }
 
   private totalSteps(): number {
@@ -173,6 +213,22 @@ class Source {
 
   async execute(): Promise<MigrationReport> {
     const r = this.r;
+    const onAbort = () => this.stop(new MigrationError('CANCELLED', 'migration cancelled by the operator'));
+    if (this.spec.signal.aborted) onAbort();
+    this.spec.signal.addEventListener('abort', onAbort);
+    const timer =
+      this.o.timeoutMs > 0
+        ? setTimeout(
+            () =>
+              this.stop(
+                new MigrationError(
+                  'TIMEOUT',
+                  `migration did not finish within ${this.o.timeoutMs} ms (--timeout); the guest keeps running on the source`,
+                ),
+              ),
+            this.o.timeoutMs,
+          )
+        : undefined;
     try {
       this.stepsAtStart = this.totalSteps();
       this.stepsAtStartTime = performance.now();
@@ -205,6 +261,8 @@ class Source {
         this.conn.destroy(e);
       }
     } finally {
+      this.spec.signal.removeEventListener('abort', onAbort);
+      if (timer) clearTimeout(timer);
       if (this.pausedAt === 0) this.measureGuestRate();
       r.totalTimeMs = this.elapsed();
       r.transferredBytes = this.conn.bytesSent;
@@ -274,6 +332,11 @@ class Source {
    */
   private encodePage(p: number, fresh: boolean, allowXbzrle: boolean): void {
     const r = this.r;
+    if (this.skipRedirtied && this.isDirtyNow(p)) {
+      // Written again since the sync that listed it: sending it now would be wasted, the next sync has it.
+      r.pages.redirtied++;
+      return;
+    }
     const page = this.guest.ram.page(p);
     if (this.cache && allowXbzrle) {
       this.encodeWithCache(p, page, fresh);
@@ -389,6 +452,12 @@ class Source {
     await this.pendingSends;
   }
 
+  private isDirtyNow(p: number): boolean {
+    const b = Math.floor(p / this.blockPages);
+    const i = p - b * this.blockPages;
+    return (this.dirtyWords[b]![i >>> 5]! & (1 << (i & 31))) !== 0;
+  }
+
   private allPages(): Uint32Array {
     const pages = new Uint32Array(this.pageCount);
     for (let i = 0; i < pages.length; i++) pages[i] = i;
@@ -399,9 +468,72 @@ class Source {
   private order(pages: Uint32Array): Uint32Array {
     if (this.o.pageOrder !== 'hot-last') return pages;
     const counts = this.guest.dirtyLog.writeCounts();
-    const arr = Array.from(pages);
-    arr.sort((a, b) => counts[a]! - counts[b]! || a - b);
-    return Uint32Array.from(arr);
+    // Never-written pages keep address order and go first; the rest are sorted by write count.
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (const p of pages) (counts[p] === 0 ? cold : warm).push(p);
+    warm.sort((a, b) => counts[a]! - counts[b]! || a - b);
+    const out = new Uint32Array(pages.length);
+    out.set(cold);
+    out.set(warm, cold.length);
+    return out;
+  }
+
+  /**
+   * After a sync: updates each page's dirty streak and, with hot-last, holds back the pages dirty at `hotStreak`
+   * syncs in a row (they go in the stop-and-copy). Returns the pages to send next and those held back.
+   */
+  private afterSync(
+    round: number,
+    dirty: Uint32Array,
+  ): { send: Uint32Array; held: Uint32Array; hot: number } {
+    let hot = 0;
+    const hotLast = this.o.pageOrder === 'hot-last';
+    const send: number[] = [];
+    const held: number[] = [];
+    for (const p of dirty) {
+      const s = this.lastDirtyRound[p] === round - 1 && round > 1 ? Math.min(255, this.streak[p]! + 1) : 1;
+      this.streak[p] = s;
+      this.lastDirtyRound[p] = round;
+      if (s >= 2) hot++;
+      if (hotLast && s >= this.o.hotStreak) held.push(p);
+      else send.push(p);
+    }
+    return { send: hotLast ? Uint32Array.from(send) : dirty, held: Uint32Array.from(held), hot };
+  }
+
+  /** Dynamic XBZRLE cache sizing between rounds. */
+  private resizeCache(
+    sample: { hits: number; misses: number; pageBytes: number; encoded: number; overflows: number },
+    hot: number,
+    dirty: number,
+  ): void {
+    if (!this.cache || this.o.cacheSizing !== 'dynamic') return;
+    const next = nextCacheSize(
+      this.cache.capacityBytes,
+      {
+        hits: sample.hits,
+        misses: sample.misses,
+        xbzrlePageBytes: sample.pageBytes,
+        xbzrleEncodedBytes: sample.encoded,
+        overflows: sample.overflows,
+        hotPages: hot,
+        dirtyPages: dirty,
+      },
+      {
+        pageSize: this.pageSize,
+        minBytes: this.pageSize * 64 * this.o.cacheWays,
+        maxBytes: this.o.xbzrleCacheMaxBytes,
+      },
+    );
+    if (next !== this.cache.capacityBytes) {
+      const before = this.cache.capacityBytes;
+      this.cache.resize(next);
+      this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
+      this.r.xbzrle.cacheResizes.push({ round: this.r.rounds, bytes: this.cache.capacityBytes });
+      this.event(`XBZRLE cache resized ${before} → ${this.cache.capacityBytes} bytes`);
+    }
+    this.r.xbzrle.cacheBytesPeak = Math.max(this.r.xbzrle.cacheBytesPeak, this.cache.capacityBytes);
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -444,32 +576,61 @@ class Source {
     const log = this.guest.dirtyLog;
     log.sync(); // start tracking from here: round 1 sends everything anyway
     let pages = this.allPages();
+    let held: Uint32Array = new Uint32Array(0);
     const samples: RoundSample[] = [];
+    let stallReported = false;
+    let divergenceReported = false;
     for (let round = 1; ; round++) {
       this.checkAbort();
       const t = performance.now();
       const sentBefore = this.conn.bytesSent;
+      const cacheBefore = this.cacheCounters();
+      // hot-last only: a page written again since the sync that listed it waits for the next round.
+      this.skipRedirtied = this.o.pageOrder === 'hot-last';
+      const redirtiedBefore = r.pages.redirtied;
       await this.sendPages(this.order(pages), round === 1, true);
+      this.skipRedirtied = false;
       const bytes = this.conn.bytesSent - sentBefore;
-      const dirty = log.sync();
+      const synced = log.sync();
       const durationMs = performance.now() - t;
-      await this.conn.sendFrame(
-        Command.ROUND,
-        encodeRound({ round, pagesSent: pages.length, dirtyPages: dirty.length }),
-      );
-      const sample: RoundSample = {
-        round,
-        pagesSent: pages.length,
-        bytesSent: bytes,
-        durationMs,
-        dirtyPages: dirty.length,
-      };
+      const next = this.afterSync(round, synced);
+      // Held-back hot pages stay owed: they count in the remaining work and go at the latest at stop-and-copy.
+      held = mergeSorted(held, next.held);
+      const dirty = next.send;
+      const owed = dirty.length + held.length;
+      const pagesSent = pages.length - (r.pages.redirtied - redirtiedBefore);
+      await this.conn.sendFrame(Command.ROUND, encodeRound({ round, pagesSent, dirtyPages: owed }));
+      const sample: RoundSample = { round, pagesSent, bytesSent: bytes, durationMs, dirtyPages: owed };
       samples.push(sample);
       this.recordRound(sample);
+      const cacheAfter = this.cacheCounters();
+      this.resizeCache(
+        {
+          hits: cacheAfter.hits - cacheBefore.hits,
+          misses: cacheAfter.misses - cacheBefore.misses,
+          pageBytes: cacheAfter.pageBytes - cacheBefore.pageBytes,
+          encoded: cacheAfter.encoded - cacheBefore.encoded,
+          overflows: cacheAfter.overflows - cacheBefore.overflows,
+        },
+        next.hot,
+        synced.length,
+      );
       const state = this.convergenceState(samples);
-      const expected = expectedDowntimeMs(dirty.length, state.bytesPerPage, state.bandwidth);
+      const expected = expectedDowntimeMs(owed, state.bytesPerPage, state.bandwidth);
       r.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.expectedDowntimeMs = expected;
+      r.perRound[r.perRound.length - 1]!.heldPages = held.length;
+      if (!divergenceReported && isNotConverging(samples, this.o.nonConvergenceRounds)) {
+        divergenceReported = true;
+        this.event(
+          `not converging: the guest dirtied pages as fast as they were sent for ${this.o.nonConvergenceRounds} rounds (action: ${this.o.onNonConvergence})`,
+        );
+      }
+      if (!stallReported && isStalled(samples, this.o.stallRounds)) {
+        stallReported = true;
+        r.stalled = true;
+        this.event(`stalled: no progress for ${this.o.stallRounds} rounds (action: ${this.o.onStall})`);
+      }
       const decision = decideAfterRound(state, { ...this.o, downtimeLimitMs: this.downtimeLimitMs });
       this.emit(true);
       if (decision.action === 'switchover') {
@@ -478,7 +639,7 @@ class Source {
         await this.pause();
         r.phase = 'stop-and-copy';
         const last = log.sync();
-        const lastPages = mergeSorted(dirty, last);
+        const lastPages = mergeSorted(mergeSorted(dirty, held), last);
         r.dirtyPages = lastPages.length;
         await this.sendPages(lastPages, false, true);
         await this.switchover();
@@ -489,7 +650,7 @@ class Source {
         this.event(`switching to post-copy: ${decision.reason}`);
         await this.pause();
         const last = log.sync();
-        await this.postcopy(mergeSorted(dirty, last));
+        await this.postcopy(mergeSorted(mergeSorted(dirty, held), last));
         return;
       }
       if (decision.action === 'abort') {
@@ -501,15 +662,33 @@ class Source {
               : 'TIMEOUT';
         throw new MigrationError(
           code,
-          `pre-copy gave up (${decision.reason}) after ${round} rounds: ${dirty.length} pages still dirty at ` +
+          `pre-copy gave up (${decision.reason}) after ${round} rounds: ${owed} pages still dirty at ` +
             `${Math.round(state.bandwidth / 1024 / 1024)} MiB/s; the guest keeps running on the source. ` +
             'Try --auto-converge, --strategy hybrid, --xbzrle, a higher --max-bandwidth or --downtime-limit.',
-          { round, dirtyPages: dirty.length },
+          { round, dirtyPages: owed },
         );
       }
       this.adjustAfterRound(sample, samples);
+      this.spec.onRound?.({ report: r, guest: this.guest, sample });
       pages = dirty;
     }
+  }
+
+  private cacheCounters(): {
+    hits: number;
+    misses: number;
+    pageBytes: number;
+    encoded: number;
+    overflows: number;
+  } {
+    const st = this.cache?.stats();
+    return {
+      hits: st?.hits ?? 0,
+      misses: st?.misses ?? 0,
+      pageBytes: this.r.xbzrle.pageBytes,
+      encoded: this.r.xbzrle.encodedBytes,
+      overflows: this.r.xbzrle.overflows,
+    };
   }
 
   private recordRound(s: RoundSample): void {
@@ -527,6 +706,7 @@ class Source {
       throughputMbps: mbps(s.bytesSent, s.durationMs),
       expectedDowntimeMs: 0,
       throttle: this.throttle,
+      heldPages: 0,
     });
     if (s.round > 1) {
       this.liveBytes += s.bytesSent;

@@ -19,6 +19,8 @@ export interface RoundRow {
   expectedDowntimeMs: number;
   /** Throttle in force during the round (percent of time held back; CAP = 100 − throttle). */
   throttle: number;
+  /** hot-last: hot pages held back for the stop-and-copy at the end of the round. */
+  heldPages: number;
 }
 
 export interface CapChange {
@@ -50,7 +52,19 @@ export interface MigrationReport {
   transferredBytes: number;
   remainingBytes: number;
   dirtyPages: number;
-  pages: { zero: number; raw: number; xbzrle: number; rle: number; compressed: number; skipped: number };
+  /**
+   * Page counts: how pages travelled, plus `skipped` (dirty but identical to what the destination holds) and
+   * `redirtied` (listed by a sync but written again before their turn, so left for the next round).
+   */
+  pages: {
+    zero: number;
+    raw: number;
+    xbzrle: number;
+    rle: number;
+    compressed: number;
+    skipped: number;
+    redirtied: number;
+  };
   xbzrle: {
     enabled: boolean;
     cacheHits: number;
@@ -60,8 +74,15 @@ export interface MigrationReport {
     /** Page bytes that XBZRLE replaced by its encodings (bytes saved = this − encodedBytes). */
     pageBytes: number;
     cacheBytes: number;
+    /** Largest size the cache had (dynamic sizing), the memory actually committed to it. */
+    cacheBytesPeak: number;
     cacheWays: number;
+    cacheSizing: 'static' | 'dynamic';
+    cacheResizes: { round: number; bytes: number }[];
   };
+  pageOrder: 'address' | 'hot-last';
+  /** A stall (no progress across rounds) was detected. */
+  stalled: boolean;
   compress: CompressMethod;
   dirtyRatePagesPerSec: number;
   throughputMbps: number;
@@ -94,6 +115,8 @@ export function emptyReport(init: {
   xbzrle: boolean;
   xbzrleCacheBytes: number;
   cacheWays: number;
+  cacheSizing: 'static' | 'dynamic';
+  pageOrder: 'address' | 'hot-last';
   compress: CompressMethod;
   maxBandwidth: number;
 }): MigrationReport {
@@ -119,7 +142,7 @@ export function emptyReport(init: {
     transferredBytes: 0,
     remainingBytes: init.ramBytes,
     dirtyPages: 0,
-    pages: { zero: 0, raw: 0, xbzrle: 0, rle: 0, compressed: 0, skipped: 0 },
+    pages: { zero: 0, raw: 0, xbzrle: 0, rle: 0, compressed: 0, skipped: 0, redirtied: 0 },
     xbzrle: {
       enabled: init.xbzrle,
       cacheHits: 0,
@@ -128,8 +151,13 @@ export function emptyReport(init: {
       encodedBytes: 0,
       pageBytes: 0,
       cacheBytes: init.xbzrle ? init.xbzrleCacheBytes : 0,
+      cacheBytesPeak: 0,
       cacheWays: init.cacheWays,
+      cacheSizing: init.cacheSizing,
+      cacheResizes: [],
     },
+    pageOrder: init.pageOrder,
+    stalled: false,
     compress: init.compress,
     dirtyRatePagesPerSec: 0,
     throughputMbps: 0,
