@@ -179,14 +179,15 @@ export function selectMaximumCorrelation(
   let m = Number.MAX_SAFE_INTEGER;
   for (const v of candidates) m = Math.min(m, historyLengthOf(v));
   if (m === 0) return undefined;
-  const rows = candidates.map((v) => Array.prototype.slice.call(historyOf(v), 0, m) as number[]);
-  const r2 = m >= n + 2 ? rSquaredAll(rows, m) : undefined;
+  const r2 = m >= n + 2 ? rSquaredAll(candidates, historyOf, m) : undefined;
+  let rows: number[][] | undefined;
   let best = 0;
   let max = Number.MIN_VALUE;
   for (let i = 0; i < n; i++) {
     let value: number | undefined;
     if (r2) value = r2[i]!;
     else {
+      rows ??= candidates.map((v) => Array.prototype.slice.call(historyOf(v), 0, m) as number[]);
       value = rSquared(
         rows.filter((_, j) => j !== i),
         rows[i]!,
@@ -201,60 +202,70 @@ export function selectMaximumCorrelation(
   return candidates[best]!;
 }
 
+let gramBuf = new Float64Array(0);
+let centredBuf = new Float64Array(0);
+
 /**
- * R² of every column regressed (with intercept) on all the others, from one inversion of the centred Gram matrix G:
- * R²_i = 1 − 1 / (G_ii · (G⁻¹)_ii). Same values as n separate least-squares fits, n times cheaper. Undefined when G
- * is (numerically) singular; the caller then does the separate fits, which decide like CloudSim whether to fall back.
+ * R² of every column regressed (with intercept) on all the others, from the centred Gram matrix G = LLᵀ:
+ * R²_i = 1 − 1 / (G_ii · (G⁻¹)_ii), with (G⁻¹)_ii = Σ_k (L⁻¹)_ki². Same values as n separate least-squares fits,
+ * n times cheaper. Undefined when G is (numerically) singular; the caller then does the separate fits, which decide
+ * like CloudSim whether to fall back.
  */
-function rSquaredAll(rows: readonly number[][], m: number): Float64Array | undefined {
-  const n = rows.length;
-  const c = rows.map((r) => {
+function rSquaredAll(
+  candidates: readonly number[],
+  historyOf: (vm: number) => ArrayLike<number>,
+  m: number,
+): Float64Array | undefined {
+  const n = candidates.length;
+  if (centredBuf.length < n * m) centredBuf = new Float64Array(n * m * 2);
+  if (gramBuf.length < 2 * n * n) gramBuf = new Float64Array(4 * n * n);
+  const c = centredBuf;
+  for (let i = 0; i < n; i++) {
+    const h = historyOf(candidates[i]!);
     let mean = 0;
-    for (let k = 0; k < m; k++) mean += r[k]!;
+    for (let k = 0; k < m; k++) mean += h[k]!;
     mean /= m;
-    return r.map((x) => x - mean);
-  });
-  // Augmented [G | I], Gauss-Jordan with partial pivoting.
-  const w = 2 * n;
-  const a = new Float64Array(n * w);
+    for (let k = 0; k < m; k++) c[i * m + k] = h[k]! - mean;
+  }
+  const g = gramBuf; // n × n lower triangle: G, then overwritten by L
+  const inv = gramBuf.subarray(n * n); // n × n lower triangle: L⁻¹
   const diag = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
+    for (let j = 0; j <= i; j++) {
       let s = 0;
-      for (let k = 0; k < m; k++) s += c[i]![k]! * c[j]![k]!;
-      a[i * w + j] = s;
-      a[j * w + i] = s;
+      for (let k = 0; k < m; k++) s += c[i * m + k]! * c[j * m + k]!;
+      g[i * n + j] = s;
     }
-    a[i * w + n + i] = 1;
-    diag[i] = a[i * w + i]!;
+    diag[i] = g[i * n + i]!;
     if (!(diag[i]! > 0)) return undefined;
   }
-  for (let col = 0; col < n; col++) {
-    let piv = col;
-    for (let r = col + 1; r < n; r++) if (Math.abs(a[r * w + col]!) > Math.abs(a[piv * w + col]!)) piv = r;
-    const pv = a[piv * w + col]!;
-    if (Math.abs(pv) <= 1e-10 * diag[col]!) return undefined;
-    if (piv !== col) {
-      for (let k = 0; k < w; k++) {
-        const t = a[col * w + k]!;
-        a[col * w + k] = a[piv * w + k]!;
-        a[piv * w + k] = t;
-      }
+  // Cholesky, in place.
+  for (let j = 0; j < n; j++) {
+    let d = g[j * n + j]!;
+    for (let k = 0; k < j; k++) d -= g[j * n + k]! * g[j * n + k]!;
+    if (!(d > 1e-10 * diag[j]!)) return undefined;
+    const ljj = Math.sqrt(d);
+    g[j * n + j] = ljj;
+    for (let i = j + 1; i < n; i++) {
+      let s = g[i * n + j]!;
+      for (let k = 0; k < j; k++) s -= g[i * n + k]! * g[j * n + k]!;
+      g[i * n + j] = s / ljj;
     }
-    const inv = 1 / a[col * w + col]!;
-    for (let k = 0; k < w; k++) a[col * w + k] = a[col * w + k]! * inv;
-    for (let r = 0; r < n; r++) {
-      if (r === col) continue;
-      const f = a[r * w + col]!;
-      if (f === 0) continue;
-      for (let k = 0; k < w; k++) a[r * w + k] = a[r * w + k]! - f * a[col * w + k]!;
+  }
+  // L⁻¹ (lower triangular), column by column.
+  for (let j = 0; j < n; j++) {
+    inv[j * n + j] = 1 / g[j * n + j]!;
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let k = j; k < i; k++) s -= g[i * n + k]! * inv[k * n + j]!;
+      inv[i * n + j] = s / g[i * n + i]!;
     }
   }
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const gInvII = a[i * w + n + i]!;
-    if (!(gInvII > 0)) return undefined;
-    out[i] = 1 - 1 / (diag[i]! * gInvII);
+    let ginv = 0;
+    for (let k = i; k < n; k++) ginv += inv[k * n + i]! ** 2;
+    out[i] = 1 - 1 / (diag[i]! * ginv);
   }
   return out;
 }
