@@ -1,9 +1,9 @@
 import Table from 'cli-table3';
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { runScenario, startPair } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../migration/index.js';
-import { UsageError } from '../errors.js';
 import { formatBytes, formatMs, parseSize } from '../units.js';
 import { MigrationProgress } from './format.js';
 
@@ -53,7 +53,8 @@ export function registerDemo(program: Command): void {
         if (!json) process.stdout.write(`${text}\n`);
       };
       const ramBytes = parseSize(o.ram, '--ram');
-      if (ramBytes < 96 * MiB) throw new UsageError('--ram: the demo needs at least 96MiB (its heap is 64 MiB)', '--ram');
+      if (ramBytes < 96 * MiB)
+        throw new UsageError('--ram: the demo needs at least 96MiB (its heap is 64 MiB)', '--ram');
       const bandwidth = 128 * MiB;
       const guest: GuestConfig = {
         ramBytes,
@@ -61,7 +62,12 @@ export function registerDemo(program: Command): void {
         seed: 7,
         workload: {
           name: 'gap',
-          params: { workingSetBytes: 64 * MiB, writeRate: 20_000, bytesPerWrite: 16, wholePageFraction: 0.02 },
+          params: {
+            workingSetBytes: 64 * MiB,
+            writeRate: 20_000,
+            bytesPerWrite: 16,
+            wholePageFraction: 0.02,
+          },
         },
       };
       say(
