@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { predictPrecopy } from '../migration/model.js';
 import {
   type Datacenter,
+  DEFAULT_PRICING,
   HP_ML110_G5,
   PLANETLAB_VM_TYPES,
   parsePolicy,
@@ -120,6 +122,44 @@ describe('simulator, CloudSim mode, hand-computed cases', () => {
       datacenter: planetlabDatacenter(4),
     });
     expect(r.energyKWh).toBeCloseTo(kWh((2 * 117 + 2 * 135) * 86_100), 9);
+  });
+});
+
+describe('simulator, livemig mode, hand-computed cases', () => {
+  it('packs by real marginal cost at t = 0 and bills the whole day', () => {
+    // Waking host 1 would cost its idle power, so both VMs share host 0 from t = 0 and host 1 stays off.
+    const r = simulate(constantWorkload([50, 50]), {
+      mode: 'livemig',
+      policy: parsePolicy('thr-mmt'),
+      datacenter: twoG5,
+    });
+    expect(r.migrations).toBe(0);
+    expect(r.energyKWh).toBeCloseTo(kWh(G5.power(2250 / 5320) * 86_400), 9);
+    expect(r.slatah).toBe(0);
+  });
+
+  it('prices an overload migration with the pre-copy model (time, downtime lost to PDM)', () => {
+    const w = constantWorkload([100, 50]);
+    w.samples.fill(100, 288 + 10, 2 * 288); // VM1 rises to 100 % at t = 3000 s: 4500/5320 = 0.846 > 0.8
+    const r = simulate(w, { mode: 'livemig', policy: parsePolicy('thr-mmt'), datacenter: twoG5 });
+    expect(r.migrations).toBe(1); // MMT picks VM0 (870 MB), the only place is host 1
+    const p = DEFAULT_PRICING;
+    const expected = predictPrecopy({
+      ramBytes: 870e6,
+      dirtyRate: p.dirtyRateAtFullLoad * 1,
+      workingSetBytes: 870e6 * p.workingSetFraction,
+      bandwidth: (1_000_000 * 1000 * p.bandwidthShare) / 8,
+      compressionRatio: p.compressionRatio,
+      downtimeLimit: p.downtimeLimit,
+      maxRounds: p.maxRounds,
+    });
+    expect(r.meanMigrationTime).toBeCloseTo(expected.totalTime, 9);
+    expect(r.meanDowntime).toBeCloseTo(expected.downtime, 9);
+    expect(expected.totalTime).toBeGreaterThan(870 / 62.5); // dirty pages make it longer than CloudSim's RAM/(BW/2)
+    // PDM: 10 % of VM0's 2500 MIPS during the migration + all of it during the downtime, over all requested MIPS·s.
+    const requested = 2500 * 86_400 + 1000 * 3000 + 2000 * (86_400 - 3000);
+    const lost = 250 * expected.totalTime + 2500 * expected.downtime;
+    expect(r.pdm).toBeCloseTo(lost / requested, 6);
   });
 });
 
