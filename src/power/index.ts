@@ -1,4 +1,5 @@
-/** Host power models (linear, SPECpower tables, DVFS). The CPU-time probe lives in `cputime.ts`. */
+/** Host power: models (linear, SPECpower tables, DVFS), the CPU-time probe (`cputime.ts`) and RAPL counters (`rapl.ts`). */
+export * from './cputime.js';
 export {
   type DvfsPowerModel,
   type DvfsState,
@@ -12,3 +13,4 @@ export {
   specPowerModel,
   specPowerServer,
 } from './models.js';
+export * from './rapl.js';
