@@ -2,15 +2,16 @@
  * Charts: Vega-Lite specs compiled to Vega and rendered to SVG on the server (no browser), so reports are single
  * self-contained files.
  */
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 /** A Vega-Lite specification (kept loose: it is validated by Vega-Lite itself). */
 export type VegaLiteSpec = Record<string, unknown>;
 
 /** Renders one Vega-Lite spec to an SVG string. */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
-  const compiled = vegaLite.compile(spec as unknown as vegaLite.TopLevelSpec).spec;
+  // Loaded on first use: Vega is large, and importing livemig should not pay for it.
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  const compiled = vegaLite.compile(spec as unknown as TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -38,5 +38,5 @@ export {
 } from './policies.js';
 export { medianTable, RESULT_COLUMNS, resultRow, SERIES_COLUMNS, seriesRows, simReport } from './report.js';
 export { medianOf, medians, runJob, runJobs, type SimJob, startSimWorker } from './run.js';
-export { iqr, linearFit, mad, median, Rng, rSquared } from './stats.js';
+export { iqr, linearFit, mad, median, rSquared } from './stats.js';
 export { loadTraceDir, syntheticWorkload, type Workload, workloadStats } from './workload.js';
