@@ -66,7 +66,8 @@ export function barChart(opts: {
     data: { values: opts.values },
     mark: 'bar',
     encoding: {
-      x: { field: opts.category, type: 'nominal', title: null },
+      // sort: null keeps the order of the data (e.g. the order policies were given in).
+      x: { field: opts.category, type: 'nominal', title: null, sort: null },
       y: { field: opts.value, type: 'quantitative', title: opts.valueTitle ?? opts.value },
       ...(opts.series
         ? { xOffset: { field: opts.series }, color: { field: opts.series, type: 'nominal' } }

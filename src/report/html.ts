@@ -54,13 +54,13 @@ export function renderTable(t: ReportTable): string {
         `<tr>${r.map((c) => `<td${typeof c === 'number' ? ' class="n"' : ''}>${formatCell(c)}</td>`).join('')}</tr>`,
     )
     .join('\n');
-  return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="table"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f4f4f4}
-td.n{text-align:right;font-variant-numeric:tabular-nums}.chart{margin:1em 0}footer{color:#777;margin-top:3em;font-size:.9em}`;
+td{white-space:nowrap}.table{overflow-x:auto}td.n{text-align:right;font-variant-numeric:tabular-nums}.chart{margin:1em 0}footer{color:#777;margin-top:3em;font-size:.9em}`;
 
 /** Renders the report to one HTML string (charts rendered to inline SVG). */
 export async function renderReport(report: Report): Promise<string> {

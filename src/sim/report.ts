@@ -142,8 +142,10 @@ export function simReport(
     table: medianT,
     charts: [
       barChart({
-        title: 'Energy (kWh, median)',
-        values: medianT.rows.map((r) => ({ policy: String(r[1]), mode: String(r[0]), kWh: Number(r[3]) })),
+        title: 'Energy (kWh, median; NPA and DVFS baselines left out of the chart)',
+        values: medianT.rows
+          .filter((r) => r[1] !== 'NPA' && r[1] !== 'DVFS')
+          .map((r) => ({ policy: String(r[1]), mode: String(r[0]), kWh: Number(r[3]) })),
         category: 'policy',
         value: 'kWh',
         series: 'mode',
@@ -159,6 +161,15 @@ export function simReport(
         value: 'migrations',
         series: 'mode',
       }),
+      barChart({
+        title: 'ESV ×10⁻³ (median; lower is better)',
+        values: medianT.rows
+          .filter((r) => r[1] !== 'NPA' && r[1] !== 'DVFS')
+          .map((r) => ({ policy: String(r[1]), mode: String(r[0]), esv: Number(r[8]) })),
+        category: 'policy',
+        value: 'esv',
+        series: 'mode',
+      }),
     ],
   });
   sections.push({
@@ -170,7 +181,8 @@ export function simReport(
   });
   // Time series of the first workload only (one line per mode/policy), to keep the page small.
   const first = results[0]?.workload;
-  const withSeries = results.filter((r) => r.series && r.workload === first);
+  // NPA (every host at full power) would flatten every other line.
+  const withSeries = results.filter((r) => r.series && r.workload === first && r.policy !== 'NPA');
   if (withSeries.length > 0) {
     const values = (f: (r: SimResult, i: number) => number) =>
       withSeries.flatMap((r) =>
