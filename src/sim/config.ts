@@ -200,6 +200,7 @@ export interface SimOptions {
   /**
    * 0 (default): PABFD scans every host, as CloudSim. N > 0: it scans N random active hosts plus the first switched-off
    * host of each type (all switched-off hosts of a type cost the same) — an approximation for very large runs.
+   * −1: reference mode, CloudSim's plain scan of every host with no pruning at all (slow; for verification).
    */
   readonly placementCandidates?: number;
   /**

@@ -183,6 +183,39 @@ describe('simulator on a real PlanetLab day', () => {
     expect(npa.energyKWh).toBeCloseTo(2410.8, 6);
   });
 
+  it('the pruned PABFD (representatives, cheapest-first) answers exactly like the plain scan', async () => {
+    const full = await loadTraceDir(`${PLANETLAB}/20110306`);
+    const vms = 300;
+    const w: Workload = {
+      ...full,
+      vms,
+      vmNames: full.vmNames.slice(0, vms),
+      samples: full.samples.subarray(0, vms * 288),
+    };
+    for (const [mode, policy] of [
+      ['cloudsim', 'mad-mmt'],
+      ['cloudsim', 'lr-mc'],
+      ['livemig', 'iqr-rs'],
+    ] as const) {
+      const base = {
+        mode,
+        policy: parsePolicy(policy),
+        datacenter: planetlabDatacenter(240),
+        seed: 5,
+        series: false,
+      };
+      const fast = simulate(w, base);
+      const plain = simulate(w, { ...base, placementCandidates: -1 });
+      expect([fast.energyKWh, fast.migrations, fast.slatah, fast.pdm]).toEqual([
+        plain.energyKWh,
+        plain.migrations,
+        plain.slatah,
+        plain.pdm,
+      ]);
+      expect(fast.migrations).toBeGreaterThan(100);
+    }
+  });
+
   it('is deterministic for a seed (RS), and livemig mode never migrates a VM twice in a round', async () => {
     const full = await loadTraceDir(`${PLANETLAB}/20110303`);
     // A quarter of the day's VMs on 200 hosts keeps this fast.

@@ -754,6 +754,8 @@ class Simulation {
 
   /** PABFD host choice for one VM (`findHostForVm`). */
   private findHost(v: number, excluded: Uint8Array, candidates: ArrayLike<number>, initial = false): number {
+    if ((this.options.placementCandidates ?? 0) < 0)
+      return this.findHostScan(v, excluded, candidates, initial);
     const d = this.demand[v]!;
     const n = candidates.length;
     if (this.costScratch.length < n) {
@@ -802,6 +804,42 @@ class Simulation {
     }
   }
 
+  /** Reference PABFD: CloudSim's single scan in host order, overload-tested for every host (see findHost). */
+  private findHostScan(
+    v: number,
+    excluded: Uint8Array,
+    candidates: ArrayLike<number>,
+    initial: boolean,
+  ): number {
+    const d = this.demand[v]!;
+    let best = -1;
+    let minCost = Number.MAX_VALUE;
+    for (let j = 0; j < candidates.length; j++) {
+      const h = candidates[j]!;
+      if (excluded[h] === 1 || !this.suitable(h, v)) continue;
+      const sum = this.reqSum[h]!;
+      const total = this.hostMips[h]!;
+      if (sum !== 0 && this.overload) {
+        const over =
+          initial && !this.fix.initialDemand
+            ? isOverloaded(this.overload, d / total, this.histScratch, 0, 1)
+            : this.hostOverloaded(h, v);
+        if (over) continue;
+      }
+      const before = !this.fix.wakeCost
+        ? this.measuredPower[h]!
+        : this.hostVms[h]!.length === 0
+          ? 0
+          : this.power[h]!(Math.min(1, sum / total));
+      const cost = this.power[h]!((sum + d) / total) - before;
+      if (cost < minCost) {
+        minCost = cost;
+        best = h;
+      }
+    }
+    return best;
+  }
+
   /**
    * Hosts PABFD has to look at, in index order. Every empty, switched-off host of one type costs the same and is
    * equally suitable, so only the first such host per type can win (ties keep the first): the others are skipped
@@ -813,7 +851,15 @@ class Simulation {
       if (excluded[h] === 1) continue;
       if (!this.isEmpty(h)) active.push(h);
     }
-    return new Candidates(this, active, excluded, includeEmpty, this.options.placementCandidates ?? 0);
+    const k = this.options.placementCandidates ?? 0;
+    if (k < 0) {
+      // Reference mode: every non-excluded host, no pruning (tests check the pruned modes against it).
+      const all: number[] = [];
+      for (let h = 0; h < this.H; h++)
+        if (excluded[h] === 0 && (includeEmpty || !this.isEmpty(h))) all.push(h);
+      return new Candidates(this, all, excluded, false, 0);
+    }
+    return new Candidates(this, active, excluded, includeEmpty, k);
   }
 
   /** Switched off and holding nothing (CloudSim: measured utilisation 0 too). */
