@@ -7,8 +7,10 @@ import { CodecError, MigrationError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
 import { registerDemo } from './demo.js';
+import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
 import { registerMigrate } from './migrate.js';
+import { registerPredict } from './predict.js';
 import { registerRun } from './run.js';
 import { registerSim } from './sim.js';
 
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerRun(program);
   registerDemo(program);
   registerSim(program);
+  registerPredict(program);
+  registerExperiment(program);
   return program;
 }
 

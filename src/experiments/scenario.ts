@@ -20,6 +20,8 @@ export interface ScenarioSpec {
   oracle?: boolean;
   /** Let the migrated guest run this long on the destination before checking it. */
   runAfterMs?: number;
+  /** Called once the migration has ended, while the guest still runs on whichever agent holds it. */
+  onMigrated?: (holder: AgentClient, guestId: string, report: MigrationReport) => Promise<void>;
 }
 
 export interface OracleResult {
@@ -71,6 +73,7 @@ export async function runScenario(
     const started = await src.migrate(id, pair.destination.address, spec.options, spec.preset);
     const report = await src.follow(started.id, onProgress, 100);
     if (report.status === 'completed') holder = dst;
+    if (spec.onMigrated) await spec.onMigrated(holder, id, report);
     let oracle: OracleResult | undefined;
     if (spec.oracle) {
       if (spec.runAfterMs) await sleep(spec.runAfterMs);

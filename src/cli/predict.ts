@@ -1,0 +1,116 @@
+/**
+ * `livemig predict`: the pre-copy model's answer (src/migration/model.ts) for a guest and a link, without running a
+ * migration. `livemig experiment model` measures how far it is from real migrations.
+ */
+import Table from 'cli-table3';
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { type PrecopyInput, type PrecopyPrediction, predictPrecopy } from '../migration/model.js';
+import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
+
+interface PredictFlags {
+  ram: string;
+  dirtyRate?: string;
+  dirtyPages?: string;
+  pageSize: string;
+  workingSet?: string;
+  bandwidth: string;
+  compression: string;
+  downtimeLimit: string;
+  maxRounds: string;
+  resumeOverhead: string;
+  json?: boolean;
+}
+
+function number(text: string, flag: string, ok: (n: number) => boolean, want: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`${flag}: "${text}" is not ${want}`, flag);
+  return n;
+}
+
+/** Turns the flags into the model's input (bytes, bytes/s, seconds). */
+export function predictInput(f: PredictFlags): PrecopyInput {
+  const ramBytes = parseSize(f.ram, '--ram');
+  const pageSize = parseSize(f.pageSize, '--page-size');
+  if (f.dirtyRate !== undefined && f.dirtyPages !== undefined) {
+    throw new UsageError(
+      'give the dirty rate once: --dirty-rate (bytes/s) or --dirty-pages (pages/s)',
+      '--dirty-rate',
+    );
+  }
+  const dirtyRate =
+    f.dirtyPages !== undefined
+      ? number(f.dirtyPages, '--dirty-pages', (n) => n >= 0, 'a number of pages/s ≥ 0') * pageSize
+      : parseRate(f.dirtyRate ?? '0', '--dirty-rate');
+  const bandwidth = parseRate(f.bandwidth, '--bandwidth');
+  if (!(bandwidth > 0)) throw new UsageError('--bandwidth: must be more than 0', '--bandwidth');
+  return {
+    ramBytes,
+    dirtyRate,
+    workingSetBytes: f.workingSet !== undefined ? parseSize(f.workingSet, '--working-set') : ramBytes,
+    bandwidth,
+    compressionRatio: number(f.compression, '--compression', (n) => n > 0 && n <= 1, 'a ratio in (0, 1]'),
+    downtimeLimit: parseDuration(f.downtimeLimit, '--downtime-limit') / 1000,
+    maxRounds: number(f.maxRounds, '--max-rounds', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1'),
+    resumeOverhead: parseDuration(f.resumeOverhead, '--resume-overhead') / 1000,
+  };
+}
+
+export function predictionTable(i: PrecopyInput, p: PrecopyPrediction): string {
+  const t = new Table({ head: ['pre-copy model', ''], style: { head: [], border: [] } });
+  const rate = (b: number) => `${formatBytes(b)}/s`;
+  t.push(
+    ['RAM', formatBytes(i.ramBytes)],
+    ['dirty rate', rate(i.dirtyRate)],
+    ['working set', formatBytes(i.workingSetBytes ?? i.ramBytes)],
+    ['bandwidth', rate(i.bandwidth)],
+    ['compression ratio', String(i.compressionRatio ?? 1)],
+    ['downtime limit', formatMs((i.downtimeLimit ?? 0.3) * 1000)],
+    ['max rounds', String(i.maxRounds ?? 30)],
+    ['λ = c·D/B', p.ratio.toFixed(3)],
+    ['rounds', `${p.rounds} (+ stop-and-copy)`],
+    ['total time', formatMs(p.totalTime * 1000)],
+    ['downtime', formatMs(p.downtime * 1000)],
+    ['bytes', `${formatBytes(p.bytes)} (${(p.bytes / Math.max(1, i.ramBytes)).toFixed(2)}× RAM)`],
+    ['stop-and-copy bytes', formatBytes(p.stopCopyBytes)],
+    [
+      'converged',
+      p.converged
+        ? 'yes: the downtime limit was met'
+        : 'no: the round bound or a dirty set that stopped shrinking forced the switch-over',
+    ],
+  );
+  return t.toString();
+}
+
+export function registerPredict(program: Command): void {
+  program
+    .command('predict')
+    .description(
+      'Predict a pre-copy migration with the model (rounds, total time, downtime, bytes) without running one. ' +
+        'Example: livemig predict --ram 1GiB --dirty-rate 32MiB --bandwidth 128MiB',
+    )
+    .option('--ram <size>', 'guest RAM', '1GiB')
+    .option('--dirty-rate <rate>', 'bytes dirtied per second (e.g. 32MiB)')
+    .option('--dirty-pages <pages/s>', 'or: pages dirtied per second (× --page-size)')
+    .option('--page-size <size>', 'page size, for --dirty-pages', '4KiB')
+    .option('--working-set <size>', 'writable working set: the most one round can find dirty (default: RAM)')
+    .option('--bandwidth <rate>', 'link bandwidth for the migration (e.g. 128MiB, 1Gbit)', '128MiB')
+    .option('--compression <ratio>', 'wire bytes per re-sent page byte (XBZRLE), 0 < c ≤ 1', '1')
+    .option('--downtime-limit <duration>', 'switch over when the expected downtime is below this', '300ms')
+    .option('--max-rounds <n>', 'round bound before forced stop-and-copy (round 1 included)', '30')
+    .option('--resume-overhead <duration>', 'fixed cost of the switch-over itself', '0ms')
+    .option('--json', 'print input and prediction as JSON')
+    .action((f: PredictFlags) => {
+      const input = predictInput(f);
+      let p: PrecopyPrediction;
+      try {
+        p = predictPrecopy(input);
+      } catch (err) {
+        if (err instanceof RangeError) throw new UsageError(err.message);
+        throw err;
+      }
+      if (f.json) process.stdout.write(`${JSON.stringify({ input, prediction: p }, null, 2)}\n`);
+      else process.stdout.write(`${predictionTable(input, p)}\n`);
+    });
+}

@@ -1,0 +1,171 @@
+/**
+ * One cell, measured: runs the scenario on the pair, reads CPU time of both agents around the migration, and
+ * flattens the migration report into the figures the experiments compare. Also the model's predictions, a priori
+ * (configured inputs) and calibrated (inputs measured in the run).
+ */
+import { AgentClient } from '../agent/index.js';
+import type { MigrationReport } from '../migration/index.js';
+import { type PrecopyInput, predictPrecopy } from '../migration/model.js';
+import { processCpuTimeMs, threadCpuTimes } from '../power/cputime.js';
+import { type Pair, runScenario } from './scenario.js';
+import type { Cell, Measured, Predicted } from './types.js';
+
+const MiB = 1024 * 1024;
+
+/** CPU time of a process's main thread (TID = PID), ms; 0 if it cannot be read. */
+function mainThreadCpuMs(pid: number): number {
+  try {
+    const t = threadCpuTimes(pid).get(pid);
+    return t ? t.utimeMs + t.stimeMs : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function processCpuMs(pid: number): number {
+  try {
+    return processCpuTimeMs(pid);
+  } catch {
+    return 0;
+  }
+}
+
+interface CpuSnapshot {
+  source: number;
+  sourceMain: number;
+  destMain: number;
+}
+
+function cpuSnapshot(pair: Pair): CpuSnapshot {
+  return {
+    source: processCpuMs(pair.source.pid),
+    sourceMain: mainThreadCpuMs(pair.source.pid),
+    destMain: mainThreadCpuMs(pair.destination.pid),
+  };
+}
+
+/** Runs one cell on the pair and returns its measurement. */
+export async function measureCell(pair: Pair, cell: Cell): Promise<Measured> {
+  const t = performance.now();
+  let before: CpuSnapshot | undefined;
+  let start: Promise<{ steps: number; at: number } | undefined> | undefined;
+  let end: { steps: number; at: number } | undefined;
+  const src = new AgentClient(pair.source.address);
+  // The first progress report arrives right after the migration was accepted: CPU from here on is the migration's
+  // (guest start-up and warm-up are not counted). The guest's steps here and at the end, on whichever host runs it,
+  // give its progress rate across the whole migration, post-copy included.
+  const { report } = await runScenario(
+    pair,
+    {
+      ...cell.spec,
+      onMigrated: async (holder, id) => {
+        end = await stepsOf(holder, id);
+      },
+    },
+    (r) => {
+      if (before) return;
+      before = cpuSnapshot(pair);
+      start = stepsOf(src, r.guestId);
+    },
+  );
+  const after = cpuSnapshot(pair);
+  const b = before ?? after;
+  const s = await start;
+  const before_ = report.guest.stepsPerSecBefore;
+  const during = s && end && end.at > s.at ? ((end.steps - s.steps) * 1000) / (end.at - s.at) : 0;
+  return flatten(report, {
+    sourceCpuMs: after.source - b.source,
+    sourceMainCpuMs: after.sourceMain - b.sourceMain,
+    destMainCpuMs: after.destMain - b.destMain,
+    wallMs: performance.now() - t,
+    guestSlowdownEndToEnd: before_ > 0 && during > 0 ? Math.max(0, 1 - during / before_) : 0,
+  });
+}
+
+async function stepsOf(agent: AgentClient, id: string): Promise<{ steps: number; at: number } | undefined> {
+  try {
+    const g = await agent.guest(id);
+    return { steps: g.steps.reduce((a, x) => a + x, 0), at: performance.now() };
+  } catch {
+    return undefined;
+  }
+}
+
+export function flatten(
+  r: MigrationReport,
+  extra: Pick<
+    Measured,
+    'sourceCpuMs' | 'sourceMainCpuMs' | 'destMainCpuMs' | 'wallMs' | 'guestSlowdownEndToEnd'
+  >,
+): Measured {
+  const first = r.perRound[0];
+  const later = r.perRound.slice(1);
+  const laterBytes = later.reduce((a, x) => a + x.bytes, 0);
+  const laterPages = later.reduce((a, x) => a + x.pagesSent, 0);
+  return {
+    status: r.status,
+    verified: r.verified,
+    switchoverReason: r.switchoverReason,
+    errorCode: r.error?.code ?? '',
+    rounds: r.rounds,
+    totalTimeMs: r.totalTimeMs,
+    setupTimeMs: r.setupTimeMs,
+    migrationTimeMs: r.totalTimeMs - r.setupTimeMs,
+    downtimeMs: r.downtimeMs,
+    bytes: r.transferredBytes,
+    pagesZero: r.pages.zero,
+    pagesRaw: r.pages.raw,
+    pagesXbzrle: r.pages.xbzrle,
+    pagesRle: r.pages.rle,
+    pagesCompressed: r.pages.compressed,
+    pagesSkipped: r.pages.skipped,
+    pagesRedirtied: r.pages.redirtied,
+    cacheHits: r.xbzrle.cacheHits,
+    cacheMisses: r.xbzrle.cacheMisses,
+    cacheOverflows: r.xbzrle.overflows,
+    cacheBytes: r.xbzrle.cacheBytes,
+    cacheBytesPeak: Math.max(r.xbzrle.cacheBytesPeak, r.xbzrle.enabled ? r.xbzrle.cacheBytes : 0),
+    cacheResizes: r.xbzrle.cacheResizes.length,
+    xbzrleRatio: r.xbzrle.pageBytes > 0 ? r.xbzrle.encodedBytes / r.xbzrle.pageBytes : 0,
+    round1Bytes: first?.bytes ?? 0,
+    round1MiBps: first && first.durationMs > 0 ? first.bytes / MiB / (first.durationMs / 1000) : 0,
+    round1DirtyPagesPerSec: first && first.durationMs > 0 ? (first.dirtyPages * 1000) / first.durationMs : 0,
+    resendRatio: laterPages > 0 ? laterBytes / (laterPages * r.pageSize) : 1,
+    heldPagesMax: r.perRound.reduce((a, x) => Math.max(a, x.heldPages), 0),
+    throttleMax: r.cap.reduce((a, c) => Math.max(a, c.throttle), 0),
+    postcopyFaults: r.postcopy.faults,
+    faultP50Ms: r.postcopy.faultLatencyMs.p50,
+    faultP99Ms: r.postcopy.faultLatencyMs.p99,
+    faultMaxMs: r.postcopy.faultLatencyMs.max,
+    guestSlowdown: r.guest.slowdown,
+    ...extra,
+  };
+}
+
+export function toPredicted(input: PrecopyInput): Predicted {
+  const p = predictPrecopy(input);
+  return {
+    totalTimeMs: p.totalTime * 1000,
+    downtimeMs: p.downtime * 1000,
+    bytes: p.bytes,
+    rounds: p.rounds,
+    converged: p.converged,
+    ratio: p.ratio,
+  };
+}
+
+/**
+ * The model fed with what the run measured: round 1's bytes (the non-zero RAM), round 1's throughput as the
+ * bandwidth, round 1's dirty-page rate as the dirty rate, and the wire bytes per resent page byte as c. What is left
+ * of the error is the model's own (rounds, the stop rule, the switch-over's fixed cost), not its inputs'.
+ */
+export function calibratedInput(m: Measured, a: PrecopyInput, pageSize: number): PrecopyInput | undefined {
+  if (m.round1MiBps <= 0 || m.status !== 'completed') return undefined;
+  return {
+    ...a,
+    ramBytes: m.round1Bytes,
+    bandwidth: m.round1MiBps * MiB,
+    dirtyRate: m.round1DirtyPagesPerSec * pageSize,
+    compressionRatio: Math.min(1, Math.max(0.001, m.resendRatio)),
+  };
+}
