@@ -440,8 +440,24 @@ class Source {
 
   /** Sends the given pages (ascending), yielding to the socket as frames fill. */
   private async sendPages(pages: ArrayLike<number>, fresh: boolean, allowXbzrle: boolean): Promise<void> {
+    const run = ZERO_RUN_PAGES;
     for (let i = 0; i < pages.length; i++) {
-      this.encodePage(pages[i]!, fresh, allowXbzrle);
+      const p = pages[i]!;
+      // First round: skip runs of untouched (zero) pages with one native compare per run. The check reads the
+      // live pages; a vCPU that writes one afterwards sets its dirty bit, so it is sent in the next round.
+      if (
+        fresh &&
+        (p & (run - 1)) === 0 &&
+        i + run <= pages.length &&
+        pages[i + run - 1] === p + run - 1 &&
+        this.zeroRun(p)
+      ) {
+        this.r.pages.zero += run;
+        if (this.cache) for (let q = p; q < p + run; q++) this.cache.invalidate(q);
+        i += run - 1;
+        continue;
+      }
+      this.encodePage(p, fresh, allowXbzrle);
       if ((i & 255) === 255) {
         this.checkAbort();
         await this.pendingSends;
@@ -451,6 +467,19 @@ class Source {
     this.builder.finishFrame();
     await this.pendingSends;
   }
+
+  /** True when the ZERO_RUN_PAGES pages from `p` (aligned, inside one RAM block) are all zero. */
+  private zeroRun(p: number): boolean {
+    const ram = this.guest.ram;
+    const b = Math.floor(p / ram.pagesPerBlock);
+    if (Math.floor((p + ZERO_RUN_PAGES - 1) / ram.pagesPerBlock) !== b) return false;
+    const block = ram.blocks[b]!;
+    const bytes = ZERO_RUN_PAGES * this.pageSize;
+    const offset = (p - block.firstPage) * this.pageSize;
+    if (this.zeroRunBuffer.length !== bytes) this.zeroRunBuffer = new Uint8Array(bytes);
+    return Buffer.compare(new Uint8Array(block.buffer, offset, bytes), this.zeroRunBuffer) === 0;
+  }
+  private zeroRunBuffer = new Uint8Array(0);
 
   private isDirtyNow(p: number): boolean {
     const b = Math.floor(p / this.blockPages);
@@ -944,6 +973,9 @@ class Source {
     );
   }
 }
+
+/** Pages checked at once for zero in the first round (a power of two). */
+const ZERO_RUN_PAGES = 32;
 
 /** Zero-page check with a cheap early exit: most non-zero pages have a non-zero byte among the first few words. */
 function isZero(page: Uint8Array): boolean {
