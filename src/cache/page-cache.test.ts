@@ -300,3 +300,25 @@ describe('PageCache allocation', () => {
     expect(c.stats().hits + c.stats().misses).toBe(2_200_000);
   });
 });
+
+describe('PageCache storage', () => {
+  it('takes its page storage from `allocate`, again on resize, and keeps contents across it', () => {
+    const sizes: number[] = [];
+    const cache = new PageCache({
+      bytes: 16 * 4096,
+      pageSize: 4096,
+      ways: 2,
+      allocate: (bytes) => {
+        sizes.push(bytes);
+        return new Uint8Array(bytes);
+      },
+    });
+    const page = new Uint8Array(4096).fill(9);
+    cache.insert(5, page);
+    cache.resize(64 * 4096);
+    expect(sizes).toEqual([16 * 4096, 64 * 4096]);
+    const slot = cache.lookup(5);
+    expect(slot).toBeGreaterThanOrEqual(0);
+    expect(cache.slotView(slot).every((b) => b === 9)).toBe(true);
+  });
+});

@@ -30,6 +30,11 @@ export interface PageCacheOptions {
   ways?: number;
   /** Set function; multiply-shift (default) or low bits of the page number. See set-index.ts. */
   setHash?: SetHash;
+  /**
+   * Where page storage comes from (default: a plain Uint8Array). The migration source passes an XBZRLE page
+   * arena, so the WebAssembly encoder reads cached copies in place. Called again on resize().
+   */
+  allocate?: (bytes: number) => Uint8Array;
 }
 
 export interface PageCacheStats {
@@ -72,9 +77,9 @@ function geometry(bytes: number, pageSize: number, ways: number): Geometry {
   return { setBits, slots, capacityBytes: slots * pageSize };
 }
 
-function allocate(capacityBytes: number): Uint8Array {
+function allocate(capacityBytes: number, alloc?: (bytes: number) => Uint8Array): Uint8Array {
   try {
-    return new Uint8Array(capacityBytes);
+    return alloc ? alloc(capacityBytes) : new Uint8Array(capacityBytes);
   } catch (cause) {
     throw new MigrationError(
       'RESOURCE_LIMIT',
@@ -95,6 +100,7 @@ export class PageCache {
   readonly pageSize: number;
   readonly ways: number;
   readonly setHash: SetHash;
+  private readonly alloc: ((bytes: number) => Uint8Array) | undefined;
 
   private setBits = 0;
   private slots = 0;
@@ -132,7 +138,8 @@ export class PageCache {
     this.setHash = setHash;
     this.lowBits = setHash === 'low-bits';
     const g = geometry(opts.bytes, pageSize, ways);
-    this.data = allocate(g.capacityBytes);
+    this.alloc = opts.allocate;
+    this.data = allocate(g.capacityBytes, this.alloc);
     this.tags = new Float64Array(g.slots).fill(Number.NaN);
     this.stamps = new Float64Array(g.slots);
     this.views = makeViews(this.data, g.slots, pageSize);
@@ -274,7 +281,7 @@ export class PageCache {
     const oldTags = this.tags;
     const oldStamps = this.stamps;
     const oldData = this.data;
-    const data = allocate(g.capacityBytes);
+    const data = allocate(g.capacityBytes, this.alloc);
     const tags = new Float64Array(g.slots).fill(Number.NaN);
     const stamps = new Float64Array(g.slots);
     // For each new slot, the old slot whose entry moves there (-1 = none); decided before any byte is copied.

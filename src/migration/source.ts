@@ -5,7 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PageCache } from '../cache/index.js';
-import { type Compressor, compressor, encodeRleInto, encodeXbzrleInto, isZeroPage } from '../codec/index.js';
+import {
+  allocatePageArena,
+  type Compressor,
+  compressor,
+  encodeRleInto,
+  encodeXbzrleInto,
+  isZeroPage,
+} from '../codec/index.js';
 import { MigrationError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
@@ -16,6 +23,7 @@ import {
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
+  initialCacheSize,
   isNotConverging,
   isStalled,
   nextCacheSize,
@@ -94,7 +102,8 @@ class Source {
   private readonly ledger: PageLedger;
   private readonly cache: PageCache | undefined;
   private readonly compressor: Compressor | undefined;
-  private readonly scratch: Buffer;
+  /** Copy of the page being encoded (never the live page, which a vCPU may be writing). */
+  private scratch: Uint8Array;
   private builder!: PagesFrameBuilder;
   private pendingSends: Promise<void> = Promise.resolve();
   private readonly t0 = performance.now();
@@ -129,24 +138,37 @@ class Source {
     this.pageSize = this.guest.ram.pageSize;
     this.pageCount = this.guest.ram.pageCount;
     this.ledger = new PageLedger(this.pageCount, this.pageSize);
-    // Dynamic sizing starts small (1/16 of the static size, at least 64 pages per way) and grows from measurements.
+    // Dynamic sizing starts at the budget (or RAM) and gives back what resends do not use (policy.ts).
     const cacheBytes =
       this.o.cacheSizing === 'dynamic'
-        ? Math.min(
-            this.o.xbzrleCacheMaxBytes,
-            Math.max(this.pageSize * 64 * this.o.cacheWays, this.o.xbzrleCacheBytes / 16),
-          )
+        ? initialCacheSize({
+            pageSize: this.pageSize,
+            ways: this.o.cacheWays,
+            ramBytes: this.pageCount * this.pageSize,
+            maxBytes: this.o.xbzrleCacheMaxBytes,
+          })
         : this.o.xbzrleCacheBytes;
+    // The cache's copies and the scratch copy of the page being encoded share one WebAssembly arena, so the
+    // SIMD XBZRLE encoder reads both in place (docs/codecs.md): the scratch copy is the only copy per page.
+    this.scratch = new Uint8Array(this.pageSize);
     this.cache =
       this.o.xbzrle && cacheBytes >= this.pageSize * this.o.cacheWays
-        ? new PageCache({ bytes: cacheBytes, pageSize: this.pageSize, ways: this.o.cacheWays })
+        ? new PageCache({
+            bytes: cacheBytes,
+            pageSize: this.pageSize,
+            ways: this.o.cacheWays,
+            allocate: (bytes) => {
+              const arena = allocatePageArena(bytes + this.pageSize);
+              this.scratch = arena.subarray(bytes, bytes + this.pageSize);
+              return arena.subarray(0, bytes);
+            },
+          })
         : undefined;
     if (this.cache) this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
     this.compressor =
       this.o.compress === 'deflate' || this.o.compress === 'zstd' || this.o.compress === 'lz4'
         ? compressor(this.o.compress)
         : undefined;
-    this.scratch = Buffer.alloc(this.pageSize);
     this.wasRunning = this.guest.running;
     this.capBefore = this.guest.cap;
     this.downtimeLimitMs = this.o.downtimeLimitMs;
@@ -414,7 +436,7 @@ class Source {
   }
 
   /** Sends the page without a previous copy: raw, RLE or through the generic compressor, whichever is smaller. */
-  private sendWhole(p: number, data: Buffer): void {
+  private sendWhole(p: number, data: Uint8Array): void {
     const r = this.r;
     if (this.o.compress === 'rle') {
       const out = this.builder.reserve(this.pageSize);
