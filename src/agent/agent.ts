@@ -24,6 +24,7 @@ import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { VERSION } from '../version.js';
+import { EventHub, serveDashboard } from '../web/index.js';
 import { parseGuestRequest, parseMigrationRequest } from './requests.js';
 
 export interface AgentOptions {
@@ -34,6 +35,8 @@ export interface AgentOptions {
   /** Concurrent incoming migrations accepted. */
   maxIncoming?: number;
   log?: (line: string) => void;
+  /** Serve the dashboard page under /dashboard/ (docs/dashboard.md). */
+  dashboard?: boolean;
 }
 
 export type GuestStatus = 'running' | 'paused' | 'migrating' | 'incoming';
@@ -78,14 +81,19 @@ export class Agent {
   private readonly maxIncoming: number;
   private readonly log: (line: string) => void;
   address = '';
+  /** Live progress for `GET /v1/events` (what the dashboard draws), fed by the source's onProgress. */
+  readonly events = new EventHub(() => this.status());
+
+  /** Answers one HTTP request (control API, dashboard); also serves the `--dashboard PORT` listener. */
+  readonly handleHttp = (req: IncomingMessage, res: ServerResponse): void => {
+    this.handle(req, res).catch((err: unknown) => sendError(res, err));
+  };
 
   constructor(private readonly opts: AgentOptions) {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
     this.maxIncoming = opts.maxIncoming ?? 4;
     this.log = opts.log ?? (() => undefined);
-    this.http = createHttpServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => sendError(res, err));
-    });
+    this.http = createHttpServer(this.handleHttp);
     this.netServer.on('connection', (socket) => this.sniff(socket));
   }
 
@@ -136,6 +144,7 @@ export class Agent {
             origin: 'migrated-in',
           });
           this.log(`guest ${guestId} resumed here (migration ${m.id})`);
+          this.events.changed();
         },
         onFinished: (m) => {
           this.incoming.delete(key);
@@ -165,6 +174,7 @@ export class Agent {
     const guest = await Guest.create(config);
     this.guests.set(gid, { id: gid, guest, createdAt: new Date().toISOString(), origin: 'started' });
     if (run) guest.resume();
+    this.events.changed();
     this.log(`guest ${gid} started (${config.workload.name}, ${config.ramBytes} bytes)`);
     return this.guestInfo(gid);
   }
@@ -231,6 +241,7 @@ export class Agent {
     this.notMigrating(h);
     this.guests.delete(id);
     await h.guest.destroy();
+    this.events.changed();
   }
 
   /** vCPU state of a paused guest (for the determinism oracle). */
@@ -283,6 +294,7 @@ export class Agent {
     });
     const abort = new AbortController();
     h.migrating = id;
+    this.events.progress(report, h.guest);
     const done = (async () => {
       let socket: Socket;
       try {
@@ -299,7 +311,15 @@ export class Agent {
         pacer: o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined,
       });
       this.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
-      return runSource({ guest: h.guest, guestId, conn, options: o, report, signal: abort.signal });
+      return runSource({
+        guest: h.guest,
+        guestId,
+        conn,
+        options: o,
+        report,
+        signal: abort.signal,
+        onProgress: (r) => this.events.progress(r, h.guest),
+      });
     })().then(async (r) => {
       h.migrating = undefined;
       if (r.status === 'completed') {
@@ -307,6 +327,7 @@ export class Agent {
         this.guests.delete(guestId);
         await h.guest.destroy();
       }
+      this.events.end(r);
       this.log(`migration ${id}: ${r.status}${r.error ? ` ${r.error.code} ${r.error.message}` : ''}`);
       return r;
     });
@@ -346,6 +367,7 @@ export class Agent {
   }
 
   async close(): Promise<void> {
+    this.events.close();
     for (const m of this.outgoing.values()) m.abort.abort();
     await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
     for (const g of this.guests.values()) await g.guest.destroy();
@@ -361,6 +383,7 @@ export class Agent {
     const url = new URL(req.url ?? '/', 'http://agent');
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
+    if (this.opts.dashboard && (await serveDashboard(req, res, url))) return;
     if (parts[0] !== 'v1') {
       if (url.pathname === '/' && method === 'GET') return sendJson(res, 200, this.status());
       throw new HttpError(
@@ -370,6 +393,7 @@ export class Agent {
     }
     const [, resource, id, action] = parts;
     if (resource === 'status' && method === 'GET') return sendJson(res, 200, this.status());
+    if (resource === 'events' && method === 'GET') return this.events.subscribe(req, res);
     if (resource === 'guests') {
       if (!id) {
         if (method === 'GET') return sendJson(res, 200, this.listGuests());

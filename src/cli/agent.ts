@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { splitHostPort, startAgent } from '../agent/index.js';
 import { parseSize } from '../units.js';
+import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -14,6 +15,11 @@ export function registerAgent(program: Command): void {
     .option('--max-incoming <n>', 'concurrent incoming migrations', '4')
     .option('--ready-json', 'print {"address": ...} on stdout once listening (for scripts)')
     .option('--quiet', 'do not log events on stderr')
+    .option(
+      '--dashboard [port]',
+      'serve the live dashboard (loopback only): under /dashboard/ on the agent port, or on PORT / HOST:PORT of ' +
+        'its own (docs/dashboard.md)',
+    )
     .addHelpText(
       'after',
       '\nExample:\n  livemig agent --listen 127.0.0.1:7070 &\n  livemig agent --listen 127.0.0.1:7071 &\n' +
@@ -27,26 +33,37 @@ export function registerAgent(program: Command): void {
         maxIncoming: string;
         readyJson?: boolean;
         quiet?: boolean;
+        dashboard?: string | boolean;
       }) => {
         const { host, port } = splitHostPort(o.listen.replace(/:0$/, ':1'));
+        const plan = planDashboard(o.dashboard, host);
         const agent = await startAgent({
           host,
           port: o.listen.endsWith(':0') ? 0 : port,
           maxRamBytes: parseSize(o.maxRam, '--max-ram'),
           maxIncoming: Number(o.maxIncoming),
           log: o.quiet ? undefined : (line) => process.stderr.write(`[agent ${process.pid}] ${line}\n`),
+          dashboard: plan.onAgentPort,
         });
+        let extra: DashboardListener | undefined;
+        if (plan.listen) extra = await listenDashboard(agent.handleHttp, plan.listen.host, plan.listen.port);
+        const dashboard = extra?.url ?? (plan.onAgentPort ? `http://${agent.address}/dashboard/` : undefined);
         if (o.readyJson)
-          process.stdout.write(`${JSON.stringify({ address: agent.address, pid: process.pid })}\n`);
-        else
+          process.stdout.write(
+            `${JSON.stringify({ address: agent.address, pid: process.pid, ...(dashboard ? { dashboard } : {}) })}\n`,
+          );
+        else {
           process.stderr.write(
             `livemig agent listening on ${agent.address} (control API: http://${agent.address}/v1/status)\n`,
           );
+          if (dashboard) process.stderr.write(`dashboard: ${dashboard}\n`);
+        }
         await new Promise<void>((resolve) => {
           const stop = () => resolve();
           process.once('SIGTERM', stop);
           process.once('SIGINT', stop);
         });
+        await extra?.close();
         await agent.close();
       },
     );

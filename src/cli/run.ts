@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { parseDuration } from '../units.js';
+import { holdDashboard, startPairWithDashboard } from './dashboard.js';
 import {
   addGuestFlags,
   addMigrationFlags,
@@ -20,7 +21,12 @@ export function registerRun(program: Command): void {
     )
     .option('--warmup <duration>', 'how long the guest runs before migration starts', '1s')
     .option('--oracle', 'also replay a guest that never moved and compare RAM byte for byte (slower)')
-    .option('--json', 'print the report as JSON');
+    .option('--json', 'print the report as JSON')
+    .option(
+      '--dashboard [port]',
+      'watch it live: the source agent serves the dashboard (on PORT if given) and stays up after the migration ' +
+        'until you quit (docs/dashboard.md)',
+    );
   addGuestFlags(cmd);
   addMigrationFlags(cmd);
   cmd.addHelpText(
@@ -33,15 +39,19 @@ export function registerRun(program: Command): void {
   );
   cmd.action(
     async (
-      o: GuestFlagValues & MigrationFlagValues & { warmup: string; oracle?: boolean; json?: boolean },
+      o: GuestFlagValues &
+        MigrationFlagValues & { warmup: string; oracle?: boolean; json?: boolean; dashboard?: string | true },
     ) => {
       const { config, cap } = guestConfigFromFlags(o);
       const { options, preset } = migrationOptionsFromFlags(o);
       const warmupMs = parseDuration(o.warmup, '--warmup');
       const json = o.json === true;
       if (!json) process.stderr.write('starting a source and a destination agent on loopback...\n');
-      const pair = await startPair();
+      const dash = o.dashboard ? await startPairWithDashboard(o.dashboard) : undefined;
+      const pair = dash?.pair ?? (await startPair());
+      if (dash) process.stderr.write(`dashboard: ${dash.url}\n`);
       let result: ScenarioResult;
+      let ran = false;
       const progress = json ? undefined : new MigrationProgress();
       try {
         if (!json) {
@@ -55,9 +65,10 @@ export function registerRun(program: Command): void {
           { guest: config, cap, warmupMs, options, preset, oracle: o.oracle },
           (r) => progress?.update(r),
         );
+        ran = true;
       } finally {
         progress?.stop();
-        await pair.close();
+        if (!dash || !ran) await pair.close();
       }
       const { report, oracle } = result;
       if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
@@ -73,6 +84,10 @@ export function registerRun(program: Command): void {
       }
       if (report.status !== 'completed' || !report.verified || (oracle && !oracle.equal))
         process.exitCode = 1;
+      if (dash) {
+        await holdDashboard(dash.url);
+        await pair.close();
+      }
     },
   );
 }

@@ -1,0 +1,79 @@
+/**
+ * The page's client of the agent's control API (docs/agent.md): the same endpoints and bodies the CLI uses, on
+ * the origin the page came from. Nothing here can do what the API does not allow.
+ */
+import type { MigrationReport } from '../../migration/stats.js';
+
+/** A guest as GET /v1/guests describes it (the fields the page shows). */
+export interface GuestRow {
+  id: string;
+  status: string;
+  origin: string;
+  config: { ramBytes: number; vcpus?: number; workload: { name: string } };
+  steps: number[];
+  cap: number;
+  frequency: number;
+  dirtyPages: number;
+  migration?: string;
+}
+
+export interface AgentStatus {
+  address: string;
+  version: string;
+  guests: GuestRow[];
+  outgoing: MigrationReport[];
+}
+
+/** The options the page's form sets; every field is a MigrationOptions field of the API. */
+export interface MigrationChoice {
+  strategy: string;
+  xbzrle: boolean;
+  xbzrleCacheBytes: number;
+  maxBandwidth: number;
+  downtimeLimitMs: number;
+  autoConverge: boolean;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new ApiError('PROTOCOL', `the agent answered ${res.status} with something other than JSON`);
+  }
+  if (!res.ok) {
+    const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error ?? {};
+    throw new ApiError(e.code ?? String(res.status), e.message ?? `HTTP ${res.status}`);
+  }
+  return json as T;
+}
+
+const g = (id: string) => `/v1/guests/${encodeURIComponent(id)}`;
+
+export const api = {
+  startGuest: (
+    id: string | undefined,
+    config: { ramBytes: number; vcpus: number; workload: { name: string; params: Record<string, number> } },
+  ) => call<GuestRow>('POST', '/v1/guests', { ...(id ? { id } : {}), config }),
+  throttle: (id: string, cap: number) => call<GuestRow>('POST', `${g(id)}/throttle`, { cap }),
+  stopGuest: (id: string) => call<unknown>('DELETE', g(id)),
+  migrate: (guest: string, destination: string, options: MigrationChoice) =>
+    call<MigrationReport>('POST', '/v1/migrations', { guest, destination, options }),
+  migration: (id: string) => call<MigrationReport>('GET', `/v1/migrations/${encodeURIComponent(id)}`),
+  cancel: (id: string) => call<MigrationReport>('POST', `/v1/migrations/${encodeURIComponent(id)}/cancel`),
+};

@@ -1,0 +1,579 @@
+/**
+ * The dashboard page: guests and migrations of the agent that served it, live charts of the selected migration
+ * from the event stream (`GET /v1/events`), forms that call the control API, and a side-by-side comparison of
+ * finished migrations. Plain DOM, no framework: rows are updated in place, keyed by id, so keyboard focus survives
+ * the once-a-second refresh.
+ */
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
+import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../shared.js';
+import { readEnergy } from '../shared.js';
+import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice } from './api.js';
+import { CHARTS, LiveChart } from './charts.js';
+import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
+
+const $ = <T extends HTMLElement>(sel: string, root: ParentNode = document): T => {
+  const e = root.querySelector<T>(sel);
+  if (!e) throw new Error(`dashboard: missing ${sel}`);
+  return e;
+};
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) if (v !== undefined) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const short = (id: string) => id.slice(0, 8);
+
+const state = {
+  status: undefined as AgentStatus | undefined,
+  reports: new Map<string, ReportLike>(),
+  /** Ids whose report in `reports` includes the per-round rows. */
+  full: new Set<string>(),
+  fetching: new Set<string>(),
+  samples: new Map<string, LiveSample[]>(),
+  selected: '' as string,
+  /** The user picked a migration; otherwise the view follows the newest one. */
+  pinned: false,
+  compare: new Set<string>(),
+  /** Previous step counts per guest, for the progress rate column. */
+  steps: new Map<string, { at: number; steps: number; rate: number | null }>(),
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Event stream
+
+function setConn(text: string, cls: 'live' | 'down' | ''): void {
+  const c = $('#conn');
+  if (c.textContent !== text) c.textContent = text;
+  c.className = `conn ${cls}`;
+}
+
+function connect(): void {
+  const es = new EventSource('/v1/events');
+  es.onopen = () => setConn('live', 'live');
+  es.onerror = () => setConn('connection lost — reconnecting…', 'down');
+  es.addEventListener('hello', (e) => {
+    const h = JSON.parse((e as MessageEvent<string>).data) as HelloEvent;
+    for (const s of h.series) state.samples.set(s.id, s.samples);
+    onStatus(h.status as AgentStatus);
+  });
+  es.addEventListener('status', (e) => onStatus(JSON.parse((e as MessageEvent<string>).data) as AgentStatus));
+  es.addEventListener('progress', (e) => {
+    const p = JSON.parse((e as MessageEvent<string>).data) as ProgressEvent;
+    const list = state.samples.get(p.id) ?? [];
+    list.push(p.sample);
+    state.samples.set(p.id, list);
+    setReport(p.report, true);
+    if (!state.pinned && !TERMINAL.has(p.report.status)) state.selected = p.id;
+    schedule();
+  });
+  es.addEventListener('end', (e) => {
+    const p = JSON.parse((e as MessageEvent<string>).data) as EndEvent;
+    setReport(p.report, true);
+    schedule();
+  });
+}
+
+function setReport(r: ReportLike, full: boolean): void {
+  const old = state.reports.get(r.id);
+  if (full || !old) state.reports.set(r.id, r);
+  // A summary (no per-round rows) refreshes the figures but keeps the rows we already have.
+  else state.reports.set(r.id, { ...r, perRound: old.perRound, events: old.events });
+  if (full && r.perRound) state.full.add(r.id);
+}
+
+function onStatus(s: AgentStatus): void {
+  state.status = s;
+  const now = performance.now();
+  for (const g of s.guests) {
+    const steps = g.steps.reduce((a, b) => a + b, 0);
+    const prev = state.steps.get(g.id);
+    const rate = prev && now > prev.at ? ((steps - prev.steps) * 1000) / (now - prev.at) : null;
+    state.steps.set(g.id, { at: now, steps, rate });
+  }
+  for (const r of s.outgoing) setReport(r, false);
+  if (!state.selected && s.outgoing.length > 0) state.selected = newest(s.outgoing.map((r) => r.id));
+  schedule();
+}
+
+function newest(ids: string[]): string {
+  const at = (id: string) => state.reports.get(id)?.startedAt ?? '';
+  return [...ids].sort((a, b) => at(b).localeCompare(at(a)))[0] ?? '';
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Rendering: coalesced, at most ten times a second
+
+let pending = false;
+function schedule(): void {
+  if (pending) return;
+  pending = true;
+  setTimeout(() => {
+    pending = false;
+    render();
+  }, 100);
+}
+
+const charts = new Map<string, LiveChart>();
+
+function render(): void {
+  const s = state.status;
+  if (s) $('#agent').textContent = `agent ${s.address} · livemig ${s.version}`;
+  renderGuests();
+  renderGuestSelect();
+  renderMigrationSelect();
+  renderSummary();
+  renderCharts();
+  renderFinished();
+  renderCompare();
+}
+
+function rate(n: number | null): string {
+  if (n === null) return '—';
+  return n >= 1e6
+    ? `${(n / 1e6).toFixed(2)} M steps/s`
+    : n >= 1e3
+      ? `${(n / 1e3).toFixed(1)} k steps/s`
+      : `${n.toFixed(0)} steps/s`;
+}
+
+/** Keyed rows: existing rows get new text, so a focused button inside them keeps its focus. */
+function syncRows<T>(
+  tbody: HTMLTableSectionElement,
+  items: T[],
+  key: (x: T) => string,
+  create: (x: T) => HTMLTableRowElement,
+  update: (row: HTMLTableRowElement, x: T) => void,
+): void {
+  const existing = new Map<string, HTMLTableRowElement>();
+  for (const row of [...tbody.rows]) existing.set(row.dataset.key ?? '', row);
+  let prev: HTMLTableRowElement | null = null;
+  for (const x of items) {
+    const k = key(x);
+    let row = existing.get(k);
+    if (!row) {
+      row = create(x);
+      row.dataset.key = k;
+    }
+    existing.delete(k);
+    update(row, x);
+    const want: ChildNode | null = prev ? prev.nextSibling : tbody.firstChild;
+    if (want !== row) tbody.insertBefore(row, want);
+    prev = row;
+  }
+  for (const row of existing.values()) row.remove();
+}
+
+function setCells(row: HTMLTableRowElement, values: string[]): void {
+  values.forEach((v, i) => {
+    const c = row.cells[i];
+    if (c && c.textContent !== v) c.textContent = v;
+  });
+}
+
+function renderGuests(): void {
+  const guests = state.status?.guests ?? [];
+  $('#guests-empty').hidden = guests.length > 0;
+  syncRows(
+    $<HTMLTableSectionElement>('#guests tbody'),
+    guests,
+    (g) => g.id,
+    (g) => {
+      const migrate = el(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-label': `migrate guest ${g.id}` },
+        'Migrate…',
+      );
+      migrate.addEventListener('click', () => {
+        const form = $<HTMLFormElement>('#migrate-form');
+        renderGuestSelect();
+        (form.elements.namedItem('guest') as HTMLSelectElement).value = g.id;
+        (form.elements.namedItem('destination') as HTMLInputElement).focus();
+      });
+      const stop = el(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-label': `stop guest ${g.id}` },
+        'Stop',
+      );
+      stop.addEventListener('click', () => {
+        api.stopGuest(g.id).catch((err: unknown) => showError('start', err));
+      });
+      const actions = el('td', {}, migrate, ' ', stop);
+      return el(
+        'tr',
+        {},
+        el('th', { scope: 'row' }),
+        el('td'),
+        el('td'),
+        el('td', { class: 'num' }),
+        el('td', { class: 'num' }),
+        el('td', { class: 'num' }),
+        el('td', { class: 'num' }),
+        actions,
+      );
+    },
+    (row, g: GuestRow) => {
+      setCells(row, [
+        g.id,
+        g.migration ? `migrating (${short(g.migration)})` : g.status,
+        g.config.workload.name,
+        formatBytes(g.config.ramBytes),
+        String(g.config.vcpus ?? 1),
+        g.cap === 0 ? 'uncapped' : `${g.cap} %`,
+        rate(state.steps.get(g.id)?.rate ?? null),
+      ]);
+      const busy = g.status === 'migrating';
+      for (const b of row.querySelectorAll('button')) b.disabled = busy;
+    },
+  );
+}
+
+function syncOptions(select: HTMLSelectElement, options: [string, string][]): void {
+  const same =
+    select.options.length === options.length &&
+    options.every(([v, t], i) => select.options[i]?.value === v && select.options[i]?.text === t);
+  if (same) return;
+  const value = select.value;
+  select.replaceChildren(...options.map(([v, t]) => el('option', { value: v }, t)));
+  if (options.some(([v]) => v === value)) select.value = value;
+}
+
+function renderGuestSelect(): void {
+  const guests = (state.status?.guests ?? []).filter((g) => g.status !== 'migrating');
+  const select = $<HTMLFormElement>('#migrate-form').elements.namedItem('guest') as HTMLSelectElement;
+  syncOptions(
+    select,
+    guests.length
+      ? guests.map((g) => [g.id, `${g.id} (${g.config.workload.name}, ${formatBytes(g.config.ramBytes)})`])
+      : [['', 'no guest to migrate']],
+  );
+}
+
+function sortedReports(): ReportLike[] {
+  return [...state.reports.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+function renderMigrationSelect(): void {
+  const select = $<HTMLSelectElement>('#mig-select');
+  const opts: [string, string][] = [['', 'the newest migration (follow)']];
+  for (const r of sortedReports())
+    opts.push([r.id, `${short(r.id)} · ${r.guestId} → ${r.destination} · ${r.status}`]);
+  syncOptions(select, opts);
+  const want = state.pinned ? state.selected : '';
+  if (select.value !== want) select.value = want;
+}
+
+const SUMMARY: [string, string, (r: ReportLike) => string][] = [
+  ['status', 'status', (r) => r.status],
+  ['phase', 'phase', (r) => r.phase],
+  ['round', 'rounds', (r) => String(r.rounds)],
+  ['elapsed', 'total time', (r) => formatMs(r.totalTimeMs)],
+  ['transferred', 'transferred', (r) => formatBytes(r.transferredBytes)],
+  ['remaining', 'remaining', (r) => formatBytes(r.remainingBytes)],
+  [
+    'expected',
+    'expected downtime',
+    (r) => `${formatMs(r.expectedDowntimeMs)} (limit ${formatMs(r.downtimeLimitMs)})`,
+  ],
+  ['downtime', 'downtime', (r) => (TERMINAL.has(r.status) ? formatMs(r.downtimeMs) : '—')],
+  [
+    'verified',
+    'verification',
+    (r) =>
+      r.status === 'completed'
+        ? r.verified
+          ? 'verified'
+          : 'not verified'
+        : TERMINAL.has(r.status)
+          ? 'not verified'
+          : 'pending',
+  ],
+  [
+    'power',
+    'source power',
+    (r) => {
+      const e = readEnergy(r);
+      return e ? `${e.watts === null ? '—' : `${e.watts.toFixed(1)} W`} (${e.label})` : 'not reported';
+    },
+  ],
+];
+
+function renderSummary(): void {
+  const dl = $('#summary');
+  const r = state.reports.get(state.selected);
+  $<HTMLButtonElement>('#cancel').disabled = !r || !(r.status === 'setup' || r.status === 'active');
+  if (!r) {
+    dl.replaceChildren(el('div', {}, el('dt', {}, 'migration'), el('dd', {}, 'none yet: start one above')));
+    return;
+  }
+  if (dl.dataset.id !== r.id || dl.children.length !== SUMMARY.length + 2) {
+    dl.dataset.id = r.id;
+    dl.replaceChildren(
+      el('div', {}, el('dt', {}, 'migration'), el('dd', {}, `${short(r.id)} (${r.strategy})`)),
+      el('div', {}, el('dt', {}, 'guest'), el('dd', {}, `${r.guestId}: ${r.source} → ${r.destination}`)),
+      ...SUMMARY.map(([key, label]) => el('div', {}, el('dt', {}, label), el('dd', { 'data-field': key }))),
+    );
+  }
+  for (const [key, , f] of SUMMARY) {
+    const dd = $(`[data-field="${key}"]`, dl);
+    const v = f(r);
+    if (dd.textContent !== v) dd.textContent = v;
+    if (key === 'verified' || key === 'status') {
+      dd.className =
+        v === 'verified' || v === 'completed'
+          ? 'ok'
+          : v === 'failed' || v === 'not verified' || v === 'cancelled'
+            ? 'bad'
+            : '';
+    }
+  }
+  const err = r.error ? `${r.error.code}: ${r.error.message}` : '';
+  const p = $('[data-error="live"]');
+  if (p.textContent !== err) p.textContent = err;
+}
+
+function renderCharts(): void {
+  const host = $('#charts');
+  if (charts.size === 0) for (const spec of CHARTS) charts.set(spec.key, new LiveChart(host, spec));
+  const id = state.selected;
+  const r = state.reports.get(id);
+  const c = timeColumns(state.samples.get(id) ?? []);
+  charts.get('throughput')!.set([c.tS, c.throughputMbps, c.limitMbps]);
+  charts.get('downtime')!.set([c.tS, c.expectedDowntimeMs, c.downtimeLimitMs]);
+  charts.get('transfer')!.set([c.tS, c.transferredMiB, c.remainingMiB]);
+  charts.get('xbzrle')!.set([c.tS, c.hitRatePct, c.savedMiB]);
+  charts.get('guest')!.set([c.tS, c.stepsPerSec, c.cap]);
+  charts.get('faults')!.set([c.tS, c.faults]);
+  const energy = r ? readEnergy(r) : undefined;
+  const power = charts.get('power')!;
+  const hasPower = energy !== undefined || c.powerW.some((w) => w !== null);
+  power.show(hasPower);
+  if (hasPower) {
+    power.setTitle(`Source host power (${energy?.label ?? 'modelled'})`);
+    power.set([c.tS, c.powerW]);
+  }
+  const rounds = roundColumns(r?.perRound ?? []);
+  charts.get('rounds')!.set([rounds.round, rounds.pagesSent, rounds.dirtyPages]);
+  // A migration that ended before the page opened: fetch its per-round rows once.
+  if (r && !state.full.has(id) && !state.fetching.has(id)) {
+    state.fetching.add(id);
+    api
+      .migration(id)
+      .then((full) => {
+        setReport(full, true);
+        schedule();
+      })
+      .catch(() => undefined);
+  }
+}
+
+function renderFinished(): void {
+  const list = sortedReports();
+  $('#finished-empty').hidden = list.length > 0;
+  syncRows(
+    $<HTMLTableSectionElement>('#finished tbody'),
+    list,
+    (r) => r.id,
+    (r) => {
+      const box = el('input', { type: 'checkbox', 'aria-label': `compare migration ${short(r.id)}` });
+      box.addEventListener('change', () => {
+        if (box.checked) state.compare.add(r.id);
+        else state.compare.delete(r.id);
+        renderCompare();
+      });
+      const show = el(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-label': `show migration ${short(r.id)}` },
+        'Show',
+      );
+      show.addEventListener('click', () => {
+        state.selected = r.id;
+        state.pinned = true;
+        render();
+        $('#live').focus();
+      });
+      const cells = Array.from({ length: 9 }, (_, i) => el('td', i >= 5 ? { class: 'num' } : {}));
+      cells[0] = el('th', { scope: 'row' });
+      return el('tr', {}, el('td', {}, box), ...cells, el('td', {}, show));
+    },
+    (row, r) => {
+      const values = [
+        '',
+        short(r.id),
+        r.guestId,
+        r.strategy,
+        r.status,
+        r.status === 'completed' ? (r.verified ? 'verified' : 'not verified') : '—',
+        formatMs(r.totalTimeMs),
+        TERMINAL.has(r.status) ? formatMs(r.downtimeMs) : '—',
+        formatBytes(r.transferredBytes),
+        String(r.rounds),
+      ];
+      values.forEach((v, i) => {
+        const c = row.cells[i];
+        if (i > 0 && c && c.textContent !== v) c.textContent = v;
+      });
+    },
+  );
+}
+
+function renderCompare(): void {
+  const host = $('#compare');
+  const chosen = sortedReports().filter((r) => state.compare.has(r.id));
+  if (chosen.length < 2) {
+    const msg = chosen.length === 1 ? 'Tick one more migration to compare.' : '';
+    if (host.textContent !== msg) host.replaceChildren(msg ? el('p', { class: 'muted' }, msg) : '');
+    return;
+  }
+  const rows = compareTable(chosen);
+  const table = el(
+    'table',
+    { 'data-compare': String(chosen.length) },
+    el('caption', { class: 'visually-hidden' }, 'Migrations side by side'),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'col' }, 'figure'),
+        ...chosen.map((r) => el('th', { scope: 'col' }, `${short(r.id)} (${r.guestId})`)),
+      ),
+    ),
+    el(
+      'tbody',
+      {},
+      ...rows.map((row) =>
+        el('tr', {}, el('th', { scope: 'row' }, row.label), ...row.values.map((v) => el('td', {}, v))),
+      ),
+    ),
+  );
+  host.replaceChildren(el('h3', {}, 'Side by side'), el('div', { class: 'table-wrap' }, table));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Forms: the same requests the CLI makes
+
+function showError(where: string, err: unknown): void {
+  const p = $(`[data-error="${where}"]`);
+  p.textContent =
+    err instanceof ApiError
+      ? `${err.code}: ${err.message}`
+      : err instanceof Error
+        ? err.message
+        : String(err);
+}
+
+function clearError(where: string): void {
+  $(`[data-error="${where}"]`).textContent = '';
+}
+
+function field(form: HTMLFormElement, name: string): string {
+  const e = form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
+  return e ? e.value.trim() : '';
+}
+
+function checked(form: HTMLFormElement, name: string): boolean {
+  return (form.elements.namedItem(name) as HTMLInputElement | null)?.checked ?? false;
+}
+
+function wireForms(): void {
+  const start = $<HTMLFormElement>('#start-form');
+  start.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clearError('start');
+    void (async () => {
+      try {
+        const params: Record<string, number> = {};
+        const wr = field(start, 'writeRate');
+        if (wr !== '') params.writeRate = Number(wr);
+        const id = field(start, 'id') || undefined;
+        const g = await api.startGuest(id, {
+          ramBytes: parseSize(field(start, 'ram'), 'RAM'),
+          vcpus: Number(field(start, 'vcpus') || '1'),
+          workload: { name: field(start, 'workload'), params },
+        });
+        const cap = Number(field(start, 'cap') || '0');
+        if (cap > 0) await api.throttle(g.id, cap);
+        const sel = $<HTMLFormElement>('#migrate-form').elements.namedItem('guest') as HTMLSelectElement;
+        sel.append(el('option', { value: g.id }, g.id));
+        sel.value = g.id;
+        (start.elements.namedItem('id') as HTMLInputElement).value = '';
+      } catch (err) {
+        showError('start', err);
+      }
+    })();
+  });
+
+  const mig = $<HTMLFormElement>('#migrate-form');
+  const dest = mig.elements.namedItem('destination') as HTMLInputElement;
+  dest.value =
+    new URLSearchParams(location.search).get('destination') ??
+    localStorage.getItem('livemig.destination') ??
+    '';
+  mig.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clearError('migrate');
+    void (async () => {
+      try {
+        const guest = field(mig, 'guest');
+        if (!guest) throw new Error('start a guest first: there is nothing to migrate');
+        const destination = field(mig, 'destination');
+        if (!destination)
+          throw new Error('destination: give the other agent as HOST:PORT, e.g. 127.0.0.1:7071');
+        const options: MigrationChoice = {
+          strategy: field(mig, 'strategy'),
+          xbzrle: checked(mig, 'xbzrle'),
+          xbzrleCacheBytes: parseSize(field(mig, 'cache') || '64MiB', 'XBZRLE cache size'),
+          maxBandwidth: parseRate(field(mig, 'bandwidth') || '0', 'bandwidth limit'),
+          downtimeLimitMs: Number(field(mig, 'downtime') || '300'),
+          autoConverge: checked(mig, 'autoConverge'),
+        };
+        const cap = field(mig, 'cap');
+        if (cap !== '') await api.throttle(guest, Number(cap));
+        const r = await api.migrate(guest, destination, options);
+        localStorage.setItem('livemig.destination', destination);
+        setReport(r, true);
+        state.selected = r.id;
+        state.pinned = false;
+        schedule();
+      } catch (err) {
+        showError('migrate', err);
+      }
+    })();
+  });
+
+  $<HTMLSelectElement>('#mig-select').addEventListener('change', (e) => {
+    const v = (e.target as HTMLSelectElement).value;
+    state.pinned = v !== '';
+    if (v) state.selected = v;
+    else state.selected = newest([...state.reports.keys()]);
+    render();
+  });
+
+  $<HTMLButtonElement>('#cancel').addEventListener('click', () => {
+    clearError('live');
+    const id = state.selected;
+    if (!id) return;
+    api
+      .cancel(id)
+      .then((r) => {
+        setReport(r, true);
+        schedule();
+      })
+      .catch((err: unknown) => showError('live', err));
+  });
+}
+
+wireForms();
+render();
+connect();

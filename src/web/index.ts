@@ -1,0 +1,25 @@
+/**
+ * The live dashboard an agent serves (`livemig agent --dashboard`): the event stream behind it (`GET /v1/events`),
+ * the static files of the page, and the payload types both sides share. The page itself is in `app/` and is
+ * bundled by `npm run build:web` (build.ts, not exported: it needs esbuild, a build-time tool).
+ */
+export { EventHub, type EventHubOptions, type GuestGauge } from './events.js';
+export type {
+  EndEvent,
+  EnergyView,
+  HelloEvent,
+  LiveSample,
+  ProgressEvent,
+  SeriesSnapshot,
+} from './shared.js';
+export { readEnergy } from './shared.js';
+export {
+  DASHBOARD_PATH,
+  type DashboardListener,
+  type DashboardPlan,
+  dashboardDir,
+  isLoopback,
+  listenDashboard,
+  planDashboard,
+  serveDashboard,
+} from './static.js';

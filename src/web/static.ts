@@ -1,0 +1,167 @@
+/**
+ * Serving the dashboard: the bundle `npm run build:web` writes (index.html, app.js, app.css) from a fixed list of
+ * files — no paths from the request reach the file system — and, for `livemig agent --dashboard PORT`, a second
+ * loopback listener that answers the same API and the page.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../errors.js';
+
+/** Where the dashboard lives on an agent's HTTP port. */
+export const DASHBOARD_PATH = '/dashboard/';
+
+const FILES: Record<string, string> = {
+  '': 'text/html; charset=utf-8',
+  'index.html': 'text/html; charset=utf-8',
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+};
+
+// Everything comes from the agent itself: the page works offline and cannot be framed or pull in other code.
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** The folder holding the built dashboard: dist/web/public, whether livemig runs from dist/ or from src/ (tsx). */
+export function dashboardDir(): string {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return fileURLToPath(new URL(fromSource ? '../../dist/web/public/' : './public/', import.meta.url));
+}
+
+/** Answers GET requests under /dashboard/; returns false for every other path so the API can handle it. */
+export async function serveDashboard(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  if (url.pathname === '/dashboard') {
+    res.writeHead(308, { location: DASHBOARD_PATH });
+    res.end();
+    return true;
+  }
+  if (!url.pathname.startsWith(DASHBOARD_PATH)) return false;
+  const name = url.pathname.slice(DASHBOARD_PATH.length);
+  const type = FILES[name];
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendText(res, 405, 'the dashboard is read with GET');
+    return true;
+  }
+  if (type === undefined) {
+    sendText(res, 404, `no dashboard file ${name}`);
+    return true;
+  }
+  let body: Buffer;
+  try {
+    body = await readFile(`${dashboardDir()}${name || 'index.html'}`);
+  } catch {
+    sendText(
+      res,
+      503,
+      `the dashboard is not built in ${dashboardDir()}: run \`npm run build\` (or \`npm run build:web\`)`,
+    );
+    return true;
+  }
+  res.writeHead(200, {
+    'content-type': type,
+    'content-length': body.length,
+    'cache-control': 'no-cache',
+    'content-security-policy': CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return true;
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(`${text}\n`);
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** Where `--dashboard [PORT|HOST:PORT]` puts the dashboard. */
+export interface DashboardPlan {
+  /** Serve /dashboard/ on the agent's own port. */
+  onAgentPort: boolean;
+  /** A listener of its own, on loopback. */
+  listen?: { host: string; port: number };
+}
+
+/**
+ * Decides where the dashboard goes, refusing addresses other machines can reach: the agent has no TLS or
+ * authentication yet, so the page (which can start and migrate guests) stays on loopback. An SSH tunnel
+ * (`ssh -L 8080:127.0.0.1:8080 host`) reaches it from elsewhere.
+ */
+export function planDashboard(flag: string | boolean | undefined, agentHost: string): DashboardPlan {
+  if (flag === undefined || flag === false) return { onAgentPort: false };
+  const why =
+    'the dashboard is only served on loopback (the agent has no TLS or authentication yet); reach it from ' +
+    'another machine through an SSH tunnel';
+  if (flag === true) {
+    if (!isLoopback(agentHost)) {
+      throw new UsageError(
+        `--dashboard: the agent listens on ${agentHost}, which is not loopback; ${why}, or give --dashboard PORT to serve it on 127.0.0.1:PORT`,
+        '--dashboard',
+      );
+    }
+    return { onAgentPort: true };
+  }
+  const m = /^(?:(?:\[([^\]]+)\]|([^:]+)):)?(\d{1,5})$/.exec(flag.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new UsageError(
+      `--dashboard: "${flag}" is not PORT or HOST:PORT (e.g. 8080, 127.0.0.1:8080)`,
+      '--dashboard',
+    );
+  }
+  const host = m[1] ?? m[2] ?? '127.0.0.1';
+  if (!isLoopback(host)) throw new UsageError(`--dashboard: ${host} is not loopback; ${why}`, '--dashboard');
+  return { onAgentPort: false, listen: { host, port } };
+}
+
+export interface DashboardListener {
+  address: string;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A second HTTP listener for `--dashboard PORT`: `/` leads to the page, /dashboard/ serves it, everything else goes
+ * to the agent's own request handler, so the page talks to the same API as the CLI, on the origin it came from.
+ */
+export async function listenDashboard(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  host: string,
+  port: number,
+): Promise<DashboardListener> {
+  const server = createServer((req, res) => {
+    if ((req.url ?? '/') === '/') {
+      res.writeHead(302, { location: DASHBOARD_PATH });
+      res.end();
+      return;
+    }
+    serveDashboard(req, res, new URL(req.url ?? '/', 'http://dashboard'))
+      .then((served) => {
+        if (!served) handler(req, res);
+      })
+      .catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  const address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  return {
+    address,
+    url: `http://${address}${DASHBOARD_PATH}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
