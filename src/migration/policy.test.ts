@@ -6,6 +6,7 @@ import {
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
+  initialCacheSize,
   isNotConverging,
   isStalled,
   nextCacheSize,
@@ -165,5 +166,22 @@ describe('dynamic XBZRLE cache sizing', () => {
     expect(nextCacheSize(1 << 20, sample({ xbzrlePageBytes: 4096, xbzrleEncodedBytes: 4000 }), o)).toBe(
       1 << 20,
     );
+  });
+  it('does not shrink before any resent page has hit (round 1: every lookup is a first send)', () => {
+    // After round 1 the copies of the pages about to be resent are in the cache; a shrink would keep the most
+    // recently inserted copies instead, and the resends would miss.
+    expect(nextCacheSize(64 << 20, sample({ hotPages: 0, dirtyPages: 100, hits: 0, misses: 16384 }), o)).toBe(
+      64 << 20,
+    );
+    expect(
+      nextCacheSize(64 << 20, sample({ hotPages: 0, dirtyPages: 100, hits: 50, misses: 16384 }), o),
+    ).toBe(32 << 20);
+  });
+  it('starts at the budget, or at the RAM when that is smaller, never below 64 pages per way', () => {
+    const base = { pageSize: 4096, ways: 2 };
+    expect(initialCacheSize({ ...base, ramBytes: 1 << 30, maxBytes: 256 << 20 })).toBe(256 << 20);
+    expect(initialCacheSize({ ...base, ramBytes: 64 << 20, maxBytes: 256 << 20 })).toBe(64 << 20);
+    expect(initialCacheSize({ ...base, ramBytes: 48 << 20, maxBytes: 256 << 20 })).toBe(64 << 20); // power of two
+    expect(initialCacheSize({ ...base, ramBytes: 4096, maxBytes: 256 << 20 })).toBe(4096 * 64 * 2);
   });
 });

@@ -146,9 +146,30 @@ export interface CacheRoundSample {
 }
 
 /**
+ * Where dynamic XBZRLE cache sizing starts: the budget, or the guest's RAM if that is smaller (a cache larger than
+ * RAM never hits more). Round 1 passes every page through the cache, and a copy evicted then cannot hit when the
+ * page is resent: growing later does not bring it back. Measured (docs/experiments.md, cache-size): starting at
+ * 1/16 of the static size and growing sent 24–65% more bytes than the best static size, which was the whole RAM.
+ * So the budget is committed while round 1 fills the cache, and `nextCacheSize` gives back what the resends do not
+ * use once hits show what they are.
+ */
+export function initialCacheSize(o: {
+  pageSize: number;
+  ways: number;
+  ramBytes: number;
+  maxBytes: number;
+}): number {
+  const minBytes = o.pageSize * 64 * o.ways;
+  const ram = 2 ** Math.ceil(Math.log2(Math.max(o.pageSize, o.ramBytes)));
+  return Math.min(o.maxBytes, Math.max(minBytes, ram));
+}
+
+/**
  * Dynamic XBZRLE cache sizing (Svärd et al.'s future work): size the cache to the pages that keep coming back,
  * grow while misses on resent pages are common and XBZRLE pays, shrink when it does not pay or the hot set is
- * smaller than the cache. Sizes are powers of two of pages (the cache rounds to a power of two of sets anyway).
+ * smaller than the cache — but only once some resent page has hit: before that (round 1, all misses are
+ * first sends) nothing says which copies will be used, and a shrink keeps the most recently inserted copies,
+ * not the ones that will be resent. Sizes are powers of two of pages (the cache rounds to a power of two of sets).
  */
 export function nextCacheSize(
   current: number,
@@ -166,6 +187,6 @@ export function nextCacheSize(
   const wanted = pow2((s.hotPages > 0 ? s.hotPages : s.dirtyPages) * o.pageSize * 1.25);
   const missRate = lookups > 0 ? s.misses / lookups : 1;
   if (wanted > current && missRate > 0.1) return clamp(Math.min(wanted, current * 4));
-  if (wanted < current / 2) return clamp(Math.max(wanted, current / 2));
+  if (wanted < current / 2 && s.hits > 0) return clamp(Math.max(wanted, current / 2));
   return clamp(current);
 }
