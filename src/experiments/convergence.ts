@@ -13,7 +13,7 @@ type Variant = (typeof VARIANTS)[number];
 
 function rates(cfg: ExperimentConfig): number[] {
   if (cfg.mode === 'tiny') return [2000, 24000];
-  if (cfg.mode === 'quick') return [2000, 8000, 24000];
+  if (cfg.mode === 'quick') return [2000, 8000, 16000, 24000];
   return [1000, 4000, 8000, 16000, 32000];
 }
 

@@ -103,6 +103,16 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
           `bar; ${db <= -0.26 ? 'meets' : 'short of'} the traffic bar.`,
       );
     }
+    const x = ok(find(results, { workload: w, variant: 'xbzrle' }));
+    if (x && both && both.measured.downtimeMs > x.measured.downtimeMs * 1.5) {
+      findings.push(
+        `${w}: hot-last + XBZRLE had a longer downtime than XBZRLE alone (${ms(both.measured.downtimeMs)} vs ` +
+          `${ms(x.measured.downtimeMs)} ms): the pages hot-last held back (${both.measured.heldPagesMax}) or ` +
+          `skipped as re-dirtied (${both.measured.pagesRedirtied}) were never sent before the stop-and-copy, so ` +
+          'no old copy of them was in the cache and they went whole while the guest was paused, where XBZRLE ' +
+          'would have sent a small delta against the round-1 copy.',
+      );
+    }
     if (plain && hot) {
       findings.push(
         `${w}: hot-last alone (no compression): downtime ${ms(plain.measured.downtimeMs)} → ` +
