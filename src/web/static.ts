@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
 
@@ -31,7 +32,12 @@ export function dashboardDir(): string {
 }
 
 /** Answers GET requests under /dashboard/; returns false for every other path so the API can handle it. */
-export async function serveDashboard(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+export async function serveDashboard(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  dir = dashboardDir(),
+): Promise<boolean> {
   if (url.pathname === '/dashboard') {
     res.writeHead(308, { location: DASHBOARD_PATH });
     res.end();
@@ -50,12 +56,12 @@ export async function serveDashboard(req: IncomingMessage, res: ServerResponse, 
   }
   let body: Buffer;
   try {
-    body = await readFile(`${dashboardDir()}${name || 'index.html'}`);
+    body = await readFile(join(dir, name || 'index.html'));
   } catch {
     sendText(
       res,
       503,
-      `the dashboard is not built in ${dashboardDir()}: run \`npm run build\` (or \`npm run build:web\`)`,
+      `the dashboard is not built in ${dir}: run \`npm run build\` (or \`npm run build:web\`)`,
     );
     return true;
   }
