@@ -23,6 +23,7 @@ import { PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
+import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
 import { parseGuestRequest, parseMigrationRequest } from './requests.js';
@@ -80,6 +81,10 @@ export class Agent {
   private readonly maxRamBytes: number;
   private readonly maxIncoming: number;
   private readonly log: (line: string) => void;
+  /** Power meter of this host (GET /v1/power) and capping of outgoing migrations (src/power). */
+  readonly power = new HostPower({
+    guests: () => [...this.guests.values()].map((g) => ({ id: g.id, guest: g.guest })),
+  });
   address = '';
   /** Live progress for `GET /v1/events` (what the dashboard draws), fed by the source's onProgress. */
   readonly events = new EventHub(() => this.status());
@@ -103,6 +108,7 @@ export class Agent {
       this.netServer.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const a = this.netServer.address() as AddressInfo;
+    this.power.start();
     this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     return this.address;
   }
@@ -293,6 +299,7 @@ export class Agent {
       maxBandwidth: o.maxBandwidth,
     });
     const abort = new AbortController();
+    const power = this.power.beginMigration({ guestId, guest: h.guest, options: o, report });
     h.migrating = id;
     this.events.progress(report, h.guest);
     const done = (async () => {
@@ -318,9 +325,14 @@ export class Agent {
         options: o,
         report,
         signal: abort.signal,
-        onProgress: (r) => this.events.progress(r, h.guest),
+        onProgress: (r) => {
+          power.onProgress(r);
+          this.events.progress(r, h.guest);
+        },
+        onRound: power.onRound,
       });
     })().then(async (r) => {
+      await power.finish(r);
       h.migrating = undefined;
       if (r.status === 'completed') {
         // The guest lives on the destination now.
@@ -367,6 +379,7 @@ export class Agent {
   }
 
   async close(): Promise<void> {
+    this.power.stop();
     this.events.close();
     for (const m of this.outgoing.values()) m.abort.abort();
     await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
@@ -393,6 +406,17 @@ export class Agent {
     }
     const [, resource, id, action] = parts;
     if (resource === 'status' && method === 'GET') return sendJson(res, 200, this.status());
+    if (resource === 'power' && method === 'GET') {
+      const model = url.searchParams.get('model') ?? undefined;
+      if (model !== undefined && !(POWER_MODEL_NAMES as readonly string[]).includes(model)) {
+        throw new UsageError(`model must be one of ${POWER_MODEL_NAMES.join(', ')}`, 'model');
+      }
+      const series = this.power.series(Number(url.searchParams.get('since') ?? 0) || 0, {
+        sample: url.searchParams.get('sample') === '1',
+        model: model as PowerModelName | undefined,
+      });
+      return sendJson(res, 200, series);
+    }
     if (resource === 'events' && method === 'GET') return this.events.subscribe(req, res);
     if (resource === 'guests') {
       if (!id) {

@@ -6,6 +6,7 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { DISTRIBUTIONS, type GuestConfig, WORKLOAD_NAMES, type WorkloadParams } from '../guest/index.js';
 import {
+  CAPPING_MODES,
   COMPRESS_METHODS,
   type MigrationOptions,
   NON_CONVERGENCE_ACTIONS,
@@ -15,6 +16,7 @@ import {
   STRATEGIES,
   VERIFY_METHODS,
 } from '../migration/index.js';
+import { POWER_MODEL_NAMES } from '../power/index.js';
 import { parseDuration, parseRate, parseSize } from '../units.js';
 
 export function addGuestFlags(cmd: Command): Command {
@@ -135,9 +137,25 @@ export function addMigrationFlags(cmd: Command): Command {
         'address, or hot-last: cold pages first, hot pages held to the end',
       ).choices([...PAGE_ORDERS]),
     )
-    .option(
-      '--hot-streak <n>',
-      'hot-last: a page dirty at this many syncs in a row is held back (default 2)',
+    .option('--hot-streak <n>', 'hot-last: a page dirty at this many syncs in a row is held back (default 2)')
+    .option('--power-cap <watts>', 'keep the source host under this power while migrating (docs/power.md)')
+    .addOption(
+      new Option(
+        '--capping <mode>',
+        'dvfs: lower every core; cap: CAP the migrating VM; hybrid: CAP, then DVFS',
+      ).choices([...CAPPING_MODES]),
+    )
+    .addOption(
+      new Option('--cap-control <c>', 'fixed: choose once; adaptive: re-choose after every round').choices([
+        'fixed',
+        'adaptive',
+      ]),
+    )
+    .option('--migration-cap <percent>', 'CAP the migrating VM at this (instead of from --power-cap)')
+    .option('--dvfs-ghz <GHz>', 'run every core at this frequency (instead of from --power-cap)')
+    .option('--completion-target <duration>', 'adaptive CAP: pre-copy should end within this (e.g. 20s)')
+    .addOption(
+      new Option('--power-model <name>', 'host power model (default i7-920)').choices([...POWER_MODEL_NAMES]),
     );
 }
 
@@ -164,6 +182,13 @@ export interface MigrationFlagValues {
   timeout?: string;
   verify?: string;
   pageOrder?: string;
+  powerCap?: string;
+  capping?: string;
+  capControl?: string;
+  migrationCap?: string;
+  dvfsGhz?: string;
+  completionTarget?: string;
+  powerModel?: string;
 }
 
 export function migrationOptionsFromFlags(f: MigrationFlagValues): {
@@ -203,5 +228,18 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.timeout !== undefined) o.timeoutMs = parseDuration(f.timeout, '--timeout');
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
   if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
+  if (f.powerCap !== undefined) o.powerCap = num(f.powerCap, '--power-cap', 0, 1_000_000);
+  if (f.capping) o.capping = f.capping as MigrationOptions['capping'];
+  if (f.capControl) o.capControl = f.capControl as MigrationOptions['capControl'];
+  if (f.migrationCap !== undefined) o.migrationCap = int(f.migrationCap, '--migration-cap', 0, 100);
+  if (f.dvfsGhz !== undefined) o.dvfsGhz = num(f.dvfsGhz, '--dvfs-ghz', 0, 10);
+  if (f.completionTarget !== undefined) {
+    o.completionTargetMs = parseDuration(f.completionTarget, '--completion-target');
+  }
+  if (f.powerModel) o.powerModel = f.powerModel as MigrationOptions['powerModel'];
+  // A budget or a fixed setting alone implies the mode that uses it.
+  if (!o.capping && (o.powerCap || o.migrationCap || o.dvfsGhz)) {
+    o.capping = o.dvfsGhz && o.migrationCap ? 'hybrid' : o.dvfsGhz ? 'dvfs' : 'cap';
+  }
   return { options: o, preset: f.preset as Preset | undefined };
 }

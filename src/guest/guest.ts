@@ -377,6 +377,11 @@ export class Guest {
     return [...this.#cpuMs];
   }
 
+  /** OS thread id (TID) of each vCPU worker, -1 until it has reported; the power meter reads /proc by it. */
+  threadIds(): number[] {
+    return [...this.#tids];
+  }
+
   /** Post-copy: `listener` is called once per absent page a vCPU touches. */
   onFault(listener: (page: number) => void): void {
     this.#faultListeners.push(listener);

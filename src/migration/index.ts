@@ -12,6 +12,8 @@ export {
 } from './destination.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
 export {
+  CAPPING_MODES,
+  type CappingMode,
   COMPRESS_METHODS,
   type CompressMethod,
   DEFAULT_OPTIONS,
@@ -47,8 +49,11 @@ export { TokenBucket } from './ratelimit.js';
 export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source.js';
 export {
   type CapChange,
+  type EnergyFigure,
   emptyReport,
+  type MigrationEnergy,
   type MigrationReport,
   type MigrationStatus,
   type RoundRow,
+  type VmProgress,
 } from './stats.js';

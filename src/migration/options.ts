@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { POWER_MODEL_NAMES } from '../power/models.js';
 
 export const STRATEGIES = ['cold', 'precopy', 'postcopy', 'hybrid'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -16,6 +17,9 @@ export const VERIFY_METHODS = ['ledger', 'full', 'none'] as const;
 export type VerifyMethod = (typeof VERIFY_METHODS)[number];
 export const PAGE_ORDERS = ['address', 'hot-last'] as const;
 export type PageOrder = (typeof PAGE_ORDERS)[number];
+/** Power capping during a migration (docs/power.md): none, DVFS on every core, CAP on the migrating VM, or both. */
+export const CAPPING_MODES = ['none', 'dvfs', 'cap', 'hybrid'] as const;
+export type CappingMode = (typeof CAPPING_MODES)[number];
 export const PRESETS = ['qemu', 'libvirt', 'proxmox', 'nova', 'kubevirt', 'xen'] as const;
 export type Preset = (typeof PRESETS)[number];
 
@@ -61,6 +65,19 @@ export const migrationOptionsSchema = z.strictObject({
   pageOrder: z.enum(PAGE_ORDERS),
   /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
   hotStreak: z.number().int().min(1).max(255),
+  /** Source host power budget in watts (modelled, or measured where RAPL exists); 0 = none. */
+  powerCap: z.number().min(0).max(1_000_000),
+  capping: z.enum(CAPPING_MODES),
+  /** fixed: choose the CAP / DVFS state once when the transfer starts; adaptive: re-choose it after every round. */
+  capControl: z.enum(['fixed', 'adaptive']),
+  /** CAP for the migrating VM (percent of one CPU per vCPU); 0 = derive it from powerCap. The seed used 15. */
+  migrationCap: z.number().int().min(0).max(100),
+  /** DVFS frequency for every core during the migration, GHz; 0 = derive it from powerCap. The seed used 1.7. */
+  dvfsGhz: z.number().min(0).max(10),
+  /** adaptive CAP: pre-copy should end within this long (bounds the completion time); 0 = only keep converging. */
+  completionTargetMs: z.number().min(0),
+  /** Host power model for modelled watts and capping decisions. */
+  powerModel: z.enum(POWER_MODEL_NAMES),
   /** Largest PAGES frame payload the source builds. */
   framePayloadBytes: z
     .number()
@@ -99,6 +116,13 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   pageOrder: 'address',
   hotStreak: 2,
   framePayloadBytes: 1 * MiB,
+  powerCap: 0,
+  capping: 'none',
+  capControl: 'fixed',
+  migrationCap: 0,
+  dvfsGhz: 0,
+  completionTargetMs: 0,
+  powerModel: 'i7-920',
 };
 
 /**

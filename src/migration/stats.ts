@@ -30,6 +30,45 @@ export interface CapChange {
   reason: string;
 }
 
+/** One energy figure over the migration: `measured` from real counters (RAPL), `modelled` from CPU time. */
+export interface EnergyFigure {
+  joules: number;
+  averageWatts: number;
+  peakWatts: number;
+  durationMs: number;
+  label: 'measured' | 'modelled';
+}
+
+/** A VM on the source host: its progress rate (steps/s) before and during the migration (the QoS cost). */
+export interface VmProgress {
+  guestId: string;
+  migrating: boolean;
+  stepsPerSecBefore: number;
+  stepsPerSecDuring: number;
+  slowdown: number;
+}
+
+/** Power during the migration (filled by the agent's power meter, src/power; see docs/power.md). */
+export interface MigrationEnergy {
+  /** Host power model the modelled figures come from. */
+  model: string;
+  source: EnergyFigure;
+  /** The destination agent's figure over the same window; null when it could not be asked. */
+  destination: EnergyFigure | null;
+  /** The source machine's real energy counters (RAPL), where it has them. */
+  sourceMeasured: EnergyFigure | null;
+  capping: {
+    mode: string;
+    control: string;
+    powerCapWatts: number;
+    /** DVFS frequency the host ran at during the migration (null = top state). */
+    dvfsGhz: number | null;
+    /** Every CAP the migrating VM was given (0 = none). */
+    caps: number[];
+  };
+  vms: VmProgress[];
+}
+
 export interface MigrationReport {
   id: string;
   guestId: string;
@@ -99,6 +138,8 @@ export interface MigrationReport {
   switchoverReason: string;
   events: string[];
   perRound: RoundRow[];
+  /** Power and energy of the migration (set by the agent when it ends). */
+  energy?: MigrationEnergy;
   error?: { code: MigrationErrorCode; message: string };
 }
 

@@ -128,3 +128,29 @@ export function processCpuTimeMs(pid: number = process.pid): number {
   const t = processCpuTimes(pid);
   return t.utimeMs + t.stimeMs;
 }
+
+/**
+ * CPU time of one thread in ms from /proc/PID/task/TID/schedstat (nanoseconds on the CPU, the scheduler's own
+ * count), falling back to the stat line's 10 ms ticks where schedstat is missing. Undefined when the thread is gone.
+ * The meter samples every few hundred ms, where 10 ms ticks would be a 4 % error per sample.
+ */
+export function threadCpuMs(pid: number, tid: number): number | undefined {
+  const sched = readGone(`/proc/${pid}/task/${tid}/schedstat`);
+  if (sched !== undefined) {
+    const ns = Number(sched.split(' ')[0]);
+    if (Number.isFinite(ns)) return ns / 1e6;
+  }
+  const stat = readGone(`/proc/${pid}/task/${tid}/stat`);
+  if (stat === undefined) return undefined;
+  const s = parseProcStat(stat);
+  return ticksToMs(s.utimeTicks + s.stimeTicks);
+}
+
+/** Thread ids of a live process (empty when it has gone). */
+export function threadIds(pid: number = process.pid): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number).filter(Number.isInteger);
+  } catch {
+    return [];
+  }
+}

@@ -1,16 +1,67 @@
-/** Host power: models (linear, SPECpower tables, DVFS), the CPU-time probe (`cputime.ts`) and RAPL counters (`rapl.ts`). */
-export * from './cputime.js';
+/**
+ * Power: host power models (linear, SPECpower tables, DVFS), per-thread CPU time and RAPL probes, the meter that
+ * turns real CPU time into a power time series, capping policies (DVFS, CAP, the adaptive CAP controller), and the
+ * per-host power service an agent runs (docs/power.md).
+ */
+export {
+  type ControllerDecision,
+  capForBudget,
+  capForCompletion,
+  chooseDvfsState,
+  controllerStep,
+  type HostLoad,
+  predictWatts,
+  type RoundView,
+} from './capping.js';
+export {
+  currentThreadId,
+  type ProcStat,
+  parseProcStat,
+  processCpuTimeMs,
+  processCpuTimes,
+  type ThreadCpuTime,
+  threadCpuMs,
+  threadCpuTimes,
+  threadIds,
+} from './cputime.js';
+export {
+  fetchPowerSeries,
+  type HostedGuestRef,
+  HostPower,
+  type HostPowerOptions,
+  MigrationPowerSession,
+  withModel,
+} from './host.js';
+export {
+  energyOver,
+  type FigureLabel,
+  type GuestSample,
+  type GuestWindow,
+  type HostView,
+  type MeteredGuest,
+  type MeterOptions,
+  PowerMeter,
+  type PowerSample,
+  type PowerSeries,
+  SERIES_LABELS,
+  windowOver,
+} from './meter.js';
 export {
   type DvfsPowerModel,
   type DvfsState,
   dvfsCpuModel,
+  hostPowerModel,
   i7920DvfsModel,
+  isDvfsModel,
   linearPowerModel,
+  POWER_MODEL_NAMES,
   type PowerModel,
+  type PowerModelName,
   SPECPOWER_TABLES,
   type SpecPowerServer,
   type SpecPowerTable,
   specPowerModel,
   specPowerServer,
+  wattsAt,
 } from './models.js';
-export * from './rapl.js';
+export { energyDeltaUj, type RaplReading, type RaplZone, readRapl } from './rapl.js';

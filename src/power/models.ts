@@ -182,3 +182,33 @@ export function i7920DvfsModel(): DvfsPowerModel {
   const staticPower = busyTop - capacitance * hi.volts ** 2 * hi.ghz;
   return dvfsCpuModel({ name: 'intel-core-i7-920', cores: 4, states, staticPower, capacitance });
 }
+
+/** Host models a migration or an agent can be metered with, by name (MigrationOptions.powerModel). */
+export const POWER_MODEL_NAMES = [
+  'i7-920',
+  'hpProLiantMl110G4',
+  'hpProLiantMl110G5',
+  'hpProLiantMl110G3',
+  'ibmX3250XeonX3470',
+  'ibmX3250XeonX3480',
+  'ibmX3550XeonX5670',
+  'ibmX3550XeonX5675',
+] as const;
+export type PowerModelName = (typeof POWER_MODEL_NAMES)[number];
+
+/** The host model named `name`; the i7-920 is the only one with DVFS states. */
+export function hostPowerModel(name: PowerModelName): PowerModel | DvfsPowerModel {
+  if (name === 'i7-920') return i7920DvfsModel();
+  return specPowerServer(name);
+}
+
+export function isDvfsModel(m: PowerModel): m is DvfsPowerModel {
+  return 'powerAt' in m && 'states' in m;
+}
+
+/** Watts at utilisation u (clamped to [0, 1]) in DVFS state `state`; models without DVFS ignore the state. */
+export function wattsAt(m: PowerModel, u: number, state?: number): number {
+  const v = Math.min(1, Math.max(0, u));
+  if (isDvfsModel(m)) return m.powerAt(v, state ?? m.states.length - 1);
+  return m.power(v);
+}

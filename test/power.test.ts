@@ -1,0 +1,80 @@
+/**
+ * Power end to end: two agents as processes, a host of two guests, a capped pre-copy migration. The report's
+ * `energy` carries source and destination figures labelled modelled, per-VM progress, the CAP that was applied;
+ * GET /v1/power serves each host's series; a bad capping request is refused before anything starts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentClient } from '../src/agent/index.js';
+import type { ChildAgent } from '../src/cli/spawn.js';
+import { UsageError } from '../src/errors.js';
+import { fetchPowerSeries } from '../src/power/index.js';
+import { childAgent, MiB, sleep } from './helpers.js';
+
+describe('power during a migration (two agent processes)', () => {
+  let src: { child: ChildAgent; client: AgentClient };
+  let dst: { child: ChildAgent; client: AgentClient };
+  beforeAll(async () => {
+    [src, dst] = await Promise.all([childAgent(), childAgent()]);
+  });
+  afterAll(async () => {
+    await Promise.all([src?.child.stop(), dst?.child.stop()]);
+  });
+
+  it('fills report.energy for both hosts and CAPs the migrating VM', async () => {
+    const config = { ramBytes: 16 * MiB, workload: { name: 'twolf' as const } };
+    await src.client.startGuest(config, 'pm-a', true);
+    await src.client.startGuest(config, 'pm-b', true);
+    await sleep(600); // a window before the migration for the "before" rates
+    const t0 = Date.now();
+    const started = await src.client.migrate('pm-a', dst.child.address, {
+      capping: 'cap',
+      migrationCap: 20,
+      maxBandwidth: 8 * MiB,
+    });
+    const r = await src.client.waitMigration(started.id);
+    expect(r.status).toBe('completed');
+    const e = r.energy!;
+    expect(e.model).toBe('intel-core-i7-920');
+    expect(e.source.label).toBe('modelled');
+    expect(e.source.joules).toBeGreaterThan(0);
+    // The i7-920 model never draws less than its static power.
+    expect(e.source.averageWatts).toBeGreaterThanOrEqual(124);
+    expect(e.source.peakWatts).toBeGreaterThanOrEqual(e.source.averageWatts - 1e-9);
+    expect(e.destination?.label).toBe('modelled');
+    expect(e.destination!.joules).toBeGreaterThan(0);
+    expect(e.sourceMeasured).toBeNull(); // no RAPL on these machines; a machine with RAPL fills it
+    expect(e.capping).toMatchObject({ mode: 'cap', control: 'fixed', caps: [20] });
+    expect(r.cap.some((c) => c.cap === 20)).toBe(true);
+    const vms = new Map(e.vms.map((v) => [v.guestId, v]));
+    expect(vms.get('pm-a')?.migrating).toBe(true);
+    expect(vms.get('pm-b')?.migrating).toBe(false);
+    expect(vms.get('pm-b')!.stepsPerSecBefore).toBeGreaterThan(0);
+
+    const series = await fetchPowerSeries(src.child.address, t0 - 1000);
+    expect(series.labels.watts).toBe('modelled');
+    expect(series.labels.utilisation).toBe('measured');
+    expect(series.samples.length).toBeGreaterThan(0);
+    const during = series.samples.filter((s) => s.at > t0 && s.at <= t0 + r.totalTimeMs);
+    // The migration thread (the agent's main thread) was busy sending pages.
+    expect(during.reduce((a, s) => a + s.mainCpuMs, 0)).toBeGreaterThan(0);
+    const g5 = await fetchPowerSeries(src.child.address, t0 - 1000, 'hpProLiantMl110G5');
+    expect(g5.model).toBe('hpProLiantMl110G5');
+    expect(Math.min(...g5.samples.map((s) => s.watts))).toBeGreaterThanOrEqual(93.7);
+
+    await dst.client.stopGuest('pm-a');
+    await src.client.stopGuest('pm-b');
+  });
+
+  it('refuses DVFS capping with a model that has no DVFS states', async () => {
+    await src.client.startGuest({ ramBytes: 4 * MiB, workload: { name: 'idle' } }, 'pm-c', true);
+    await expect(
+      src.client.migrate('pm-c', dst.child.address, {
+        capping: 'dvfs',
+        dvfsGhz: 1.7,
+        powerModel: 'hpProLiantMl110G4',
+      }),
+    ).rejects.toThrow(UsageError);
+    expect((await src.client.guest('pm-c')).status).toBe('running');
+    await src.client.stopGuest('pm-c');
+  });
+});
