@@ -35,6 +35,8 @@ export class FrameConnection {
   private waiters: { resolve: (f: Frame) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }[] = [];
   private failure: MigrationError | undefined;
   private drainWaiters: (() => void)[] = [];
+  /** Bytes handed to the socket whose write has not completed yet. */
+  private queued = 0;
   /** When set, frames go to this handler instead of the receive queue (post-copy page requests, errors). */
   onFrame: ((f: Frame) => void) | undefined;
   private closeListeners: ((err: MigrationError) => void)[] = [];
@@ -178,9 +180,16 @@ export class FrameConnection {
     if (this.failure) throw this.failure;
     if (this.pacer) await this.pacer.consume(frame.length);
     if (this.failure) throw this.failure;
-    this.socket.write(frame, onWritten);
+    // Backpressure by bytes still queued in user space, resumed at half the limit as each write completes
+    // (not at 'drain', which waits for an empty queue and leaves the link idle while we refill it).
+    this.queued += frame.length;
+    this.socket.write(frame, () => {
+      this.queued -= frame.length;
+      onWritten?.();
+      if (this.queued <= this.queueLimit / 2) this.wakeDrain();
+    });
     this.bytesSent += frame.length;
-    if (this.socket.writableLength > this.queueLimit) {
+    if (this.queued > this.queueLimit) {
       await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
       if (this.failure) throw this.failure;
     }
