@@ -17,6 +17,7 @@ import {
   runExperiment,
 } from '../experiments/index.js';
 import { formatMs } from '../units.js';
+import { POWER_EXPERIMENT, POWER_EXPERIMENT_TITLE, runPowerCappingCommand } from './experiment-power.js';
 
 interface ExperimentFlags {
   quick?: boolean;
@@ -85,10 +86,13 @@ export function printExperiment(out: ExperimentOutput): string {
 }
 
 export function registerExperiment(program: Command): void {
-  const list = EXPERIMENT_NAMES.map((n) => `  ${n.padEnd(12)} ${EXPERIMENTS[n].title}`).join('\n');
+  const list = [
+    ...EXPERIMENT_NAMES.map((n) => `  ${n.padEnd(12)} ${EXPERIMENTS[n].title}`),
+    `  ${POWER_EXPERIMENT} ${POWER_EXPERIMENT_TITLE}`,
+  ].join('\n');
   program
     .command('experiment')
-    .argument('<name>', `${EXPERIMENT_NAMES.join(' | ')} | all`)
+    .argument('<name>', `${EXPERIMENT_NAMES.join(' | ')} | ${POWER_EXPERIMENT} | all`)
     .description(
       'Run a named, seeded experiment on the real engine (two agent processes over loopback TCP, one pair per ' +
         'experiment) and write results/<name>/results.json, CSV files and a self-contained report.html with SVG ' +
@@ -106,6 +110,8 @@ export function registerExperiment(program: Command): void {
     .option('--dry-run', 'list the cells that would run, run nothing')
     .addHelpText('after', `\nExperiments:\n${list}\n  all          every one of them, in this order\n`)
     .action(async (name: string, f: ExperimentFlags) => {
+      // Several guests per host and power over time: its own runner (src/experiments/power-capping.ts).
+      if (name === POWER_EXPERIMENT) return runPowerCappingCommand(f);
       const names: ExperimentName[] =
         name === 'all'
           ? [...EXPERIMENT_NAMES]

@@ -1,0 +1,71 @@
+/**
+ * `livemig experiment power-capping`: the seed's power-capping experiment (src/experiments/power-capping.ts). It
+ * runs several guests per host and plots power over time, so it has its own runner rather than the cell runner;
+ * `experiment.ts` hands this name over to it.
+ */
+import Table from 'cli-table3';
+import { UsageError } from '../errors.js';
+import {
+  type PowerCappingResult,
+  runPowerCapping,
+  SUMMARY_COLUMNS,
+  seedComparison,
+  summaryRows,
+} from '../experiments/power-capping.js';
+import { formatMs } from '../units.js';
+
+export const POWER_EXPERIMENT = 'power-capping';
+export const POWER_EXPERIMENT_TITLE =
+  'Power during migration: no capping vs DVFS 1.7 GHz vs CAP 15, and a CAP controller (the seed, scaled)';
+
+function table(columns: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const t = new Table({ head: [...columns], style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map(String));
+  return t.toString();
+}
+
+export function printPowerCapping(r: PowerCappingResult): string {
+  const c = r.config;
+  return [
+    `\n== ${POWER_EXPERIMENT_TITLE} (${c.mode})`,
+    `4-core i7-920 model driven by this ${c.realCores}-core machine's measured CPU time; guests ${c.ramBytes / 1024 / 1024} MiB ` +
+      `held to ${c.baseCap}% of a core; ${c.bandwidth / 1024 / 1024} MiB/s; seed CAP ${c.seedCap} = CAP ${c.capHere} here.`,
+    table(SUMMARY_COLUMNS, summaryRows(r.runs)),
+    'Side by side with the seed:',
+    table(seedComparison(r.runs).columns, seedComparison(r.runs).rows),
+    `wrote ${r.files.join(', ')} in ${formatMs(r.wallMs)}`,
+    '',
+  ].join('\n');
+}
+
+export async function runPowerCappingCommand(f: {
+  quick?: boolean;
+  tiny?: boolean;
+  out: string;
+  seed: string;
+  json?: boolean;
+  progress?: boolean;
+  dryRun?: boolean;
+}): Promise<void> {
+  const seed = Number(f.seed);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new UsageError(`--seed: "${f.seed}" is not an integer ≥ 0`, '--seed');
+  if (f.dryRun) {
+    process.stdout.write(
+      `${POWER_EXPERIMENT}: twolf-like and gap-like × none, dvfs, cap${f.tiny ? ' (tiny: gap-like × none, cap)' : ''}; ` +
+        'then gap-like with a budget: fixed CAP vs adaptive controller\n',
+    );
+    return;
+  }
+  const r = await runPowerCapping({
+    quick: f.quick === true,
+    tiny: f.tiny === true,
+    out: f.out,
+    seed,
+    log: f.progress === false ? undefined : (l) => process.stderr.write(`[${POWER_EXPERIMENT}] ${l}\n`),
+    command: `livemig experiment ${process.argv.slice(3).join(' ')}`.trim(),
+  });
+  if (f.json)
+    process.stdout.write(`${JSON.stringify({ config: r.config, runs: r.runs, files: r.files }, null, 2)}\n`);
+  else process.stdout.write(printPowerCapping(r));
+}
