@@ -160,7 +160,7 @@ async function main(): Promise<void> {
         params: { workingSetBytes: 64 * MiB, writeRate: 30_000, bytesPerWrite: 8, wholePageFraction: 0.02 },
       },
     };
-    const link = { maxBandwidth: 256 * MiB, downtimeLimitMs: 100, maxRounds: 10 };
+    const link = { maxBandwidth: 128 * MiB, maxRounds: 10 }; // QEMU's default bandwidth and downtime limit
     process.stderr.write('write-heavy guest, plain pre-copy...\n');
     const plain = await migrate(src, dst, wh, link, 1000);
     process.stderr.write('write-heavy guest, pre-copy + XBZRLE...\n');
