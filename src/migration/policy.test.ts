@@ -173,9 +173,15 @@ describe('dynamic XBZRLE cache sizing', () => {
     expect(nextCacheSize(64 << 20, sample({ hotPages: 0, dirtyPages: 100, hits: 0, misses: 16384 }), o)).toBe(
       64 << 20,
     );
-    expect(
-      nextCacheSize(64 << 20, sample({ hotPages: 0, dirtyPages: 100, hits: 50, misses: 16384 }), o),
-    ).toBe(32 << 20);
+    expect(nextCacheSize(64 << 20, sample({ hotPages: 0, dirtyPages: 100, hits: 50, misses: 0 }), o)).toBe(
+      32 << 20,
+    );
+  });
+  it('keeps room for every page resent this round, not only the hot ones (uniform writers)', () => {
+    // 4700 resent pages × 4 KiB × 1.25 → 32 MiB wanted: a 64 MiB cache holds, although only 200 pages are hot.
+    const uniform = sample({ hotPages: 200, dirtyPages: 1000, hits: 4000, misses: 700 });
+    expect(nextCacheSize(64 << 20, uniform, o)).toBe(64 << 20);
+    expect(nextCacheSize(128 << 20, uniform, { ...o, maxBytes: 128 << 20 })).toBe(64 << 20);
   });
   it('starts at the budget, or at the RAM when that is smaller, never below 64 pages per way', () => {
     const base = { pageSize: 4096, ways: 2 };
