@@ -114,6 +114,12 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
       expect(await points(chart), chart).toBeGreaterThanOrEqual(3);
     }
     await expect.poll(() => points('rounds')).toBeGreaterThanOrEqual(1);
+    // Host power from the agent's meter, labelled (modelled here: this machine has no RAPL).
+    expect(await points('power')).toBeGreaterThanOrEqual(3);
+    expect(await page.locator('figure[data-chart="power"] figcaption').textContent()).toMatch(
+      /^Source host power \((modelled|measured)\)$/,
+    );
+    expect(await field('power').textContent()).toMatch(/W mean \((modelled|measured)\)/);
     const latest = await page.locator('figure[data-chart="transfer"] .latest').textContent();
     expect(latest).toMatch(/transferred: [1-9][\d.]* MiB/);
     // Units on the axes.

@@ -87,7 +87,7 @@ export class Agent {
   });
   address = '';
   /** Live progress for `GET /v1/events` (what the dashboard draws), fed by the source's onProgress. */
-  readonly events = new EventHub(() => this.status());
+  readonly events = new EventHub(() => this.status(), { power: this.power });
 
   /** Answers one HTTP request (control API, dashboard); also serves the `--dashboard PORT` listener. */
   readonly handleHttp = (req: IncomingMessage, res: ServerResponse): void => {

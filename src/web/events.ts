@@ -13,7 +13,14 @@ export interface GuestGauge {
   steps(): number[];
 }
 
+/** The host's power meter (src/power's HostPower): its latest sample is the live power figure. */
+export interface PowerGauge {
+  series(since: number): { samples: readonly { watts: number; raplWatts: number | null }[] };
+}
+
 export interface EventHubOptions {
+  /** Where live watts come from; without it, only the report's `energy` (known when a migration ends). */
+  power?: PowerGauge;
   /** Smallest gap between two samples of one migration (ms); the engine reports about every 100 ms. */
   minSampleMs?: number;
   /** A sample is taken at least this often while a migration is active, even if the engine is quiet (ms). */
@@ -44,7 +51,8 @@ export class EventHub {
   private readonly tracks = new Map<string, Track>();
   private ticker: NodeJS.Timeout | undefined;
   private lastStatusAt = 0;
-  private readonly o: Required<EventHubOptions>;
+  private readonly o: Required<Omit<EventHubOptions, 'power'>>;
+  private readonly power: PowerGauge | undefined;
 
   constructor(
     private readonly status: () => unknown,
@@ -52,11 +60,12 @@ export class EventHub {
   ) {
     this.o = {
       minSampleMs: opts.minSampleMs ?? 100,
-      tickMs: opts.tickMs ?? 250,
+      tickMs: opts.tickMs ?? 200,
       maxClients: opts.maxClients ?? 32,
       keepMigrations: opts.keepMigrations ?? 20,
       maxSamples: opts.maxSamples ?? 4000,
     };
+    this.power = opts.power;
   }
 
   get subscribers(): number {
@@ -186,12 +195,29 @@ export class EventHub {
       cap: t.guest.cap,
       stepsPerSec: onSource && dtS > 0 ? (steps - t.lastSteps) / dtS : null,
       postcopyFaults: r.postcopy.faults,
-      powerW: readEnergy(r)?.watts ?? null,
+      ...this.watts(r),
     };
     t.lastWall = now;
     t.lastBytes = bytes;
     t.lastSteps = steps;
     return sample;
+  }
+
+  /** Live watts from the meter (RAPL when it has it, measured; else its model), else the report's energy. */
+  private watts(r: MigrationReport): Pick<LiveSample, 'powerW' | 'powerLabel'> {
+    let last: { watts: number; raplWatts: number | null } | undefined;
+    try {
+      last = this.power?.series(Date.now() - 2000).samples.at(-1);
+    } catch {
+      last = undefined;
+    }
+    if (last) {
+      return last.raplWatts !== null
+        ? { powerW: last.raplWatts, powerLabel: 'measured' }
+        : { powerW: last.watts, powerLabel: 'modelled' };
+    }
+    const e = readEnergy(r);
+    return e?.watts != null ? { powerW: e.watts, powerLabel: e.label } : { powerW: null, powerLabel: null };
   }
 
   private forgetOld(): void {
@@ -209,21 +235,24 @@ export class EventHub {
   /** While a migration runs or a page listens: sample quiet migrations, and send status once a second. */
   private ensureTicker(): void {
     if (this.ticker) return;
-    this.ticker = setInterval(() => {
-      const now = performance.now();
-      let active = 0;
-      for (const t of this.tracks.values()) {
-        if (t.ended) continue;
-        if (TERMINAL.has(t.report.status)) continue;
-        active++;
-        if (now - t.lastWall >= this.o.tickMs) this.progress(t.report, t.guest, true);
-      }
-      if (now - this.lastStatusAt >= 1000) this.sendStatus();
-      if (active === 0 && this.clients.size === 0) {
-        clearInterval(this.ticker);
-        this.ticker = undefined;
-      }
-    }, this.o.tickMs);
+    this.ticker = setInterval(
+      () => {
+        const now = performance.now();
+        let active = 0;
+        for (const t of this.tracks.values()) {
+          if (t.ended) continue;
+          if (TERMINAL.has(t.report.status)) continue;
+          active++;
+          if (now - t.lastWall >= this.o.tickMs) this.progress(t.report, t.guest, true);
+        }
+        if (now - this.lastStatusAt >= 1000) this.sendStatus();
+        if (active === 0 && this.clients.size === 0) {
+          clearInterval(this.ticker);
+          this.ticker = undefined;
+        }
+      },
+      Math.min(100, this.o.tickMs),
+    );
     this.ticker.unref();
   }
 

@@ -35,8 +35,9 @@ export interface LiveSample {
   /** Guest progress on the source, vCPU steps per second; null once the guest runs on the destination. */
   stepsPerSec: number | null;
   postcopyFaults: number;
-  /** Source-host power in watts when the report carries energy figures, else null. */
+  /** Source-host power in watts (the agent's power meter, else the report's energy figures), null if neither. */
   powerW: number | null;
+  powerLabel: 'modelled' | 'measured' | null;
 }
 
 export interface SeriesSnapshot {

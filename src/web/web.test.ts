@@ -130,6 +130,23 @@ describe('EventHub (GET /v1/events)', () => {
     expect(events.some((e) => e.event === 'status')).toBe(true);
   });
 
+  it('takes live watts from the power meter, labelled measured only when they come from RAPL', () => {
+    let rapl: number | null = null;
+    const power = { series: () => ({ samples: [{ watts: 130.5, raplWatts: rapl }] }) };
+    hub = new EventHub(() => ({}), { minSampleMs: 0, power });
+    const r = report();
+    hub.progress(r, gauge());
+    expect(hub.samples('m1')[0]).toMatchObject({ powerW: 130.5, powerLabel: 'modelled' });
+    rapl = 97;
+    hub.progress(r, gauge(), true);
+    expect(hub.samples('m1')[1]).toMatchObject({ powerW: 97, powerLabel: 'measured' });
+    // Without a meter: nothing until the report carries energy.
+    const bare = new EventHub(() => ({}), { minSampleMs: 0 });
+    bare.progress(report('x'), gauge());
+    expect(bare.samples('x')[0]).toMatchObject({ powerW: null, powerLabel: null });
+    bare.close();
+  });
+
   it('keeps a bounded history: old samples are thinned, old finished migrations forgotten', () => {
     hub = new EventHub(() => ({}), { minSampleMs: 0, maxSamples: 100, keepMigrations: 2 });
     const g = gauge();

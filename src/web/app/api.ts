@@ -32,6 +32,9 @@ export interface MigrationChoice {
   maxBandwidth: number;
   downtimeLimitMs: number;
   autoConverge: boolean;
+  /** Source-host power budget in watts and how to hold it (docs/power.md); sent only when a budget is set. */
+  powerCap?: number;
+  capping?: string;
 }
 
 export class ApiError extends Error {

@@ -244,6 +244,6 @@ export const CHARTS: ChartSpec[] = [
     description: 'watts, labelled modelled or measured',
     xLabel: TIME_AXIS,
     yLabel: 'W',
-    series: [{ label: 'power', color: COLORS.orange, unit: 'W', digits: 1, points: true }],
+    series: [{ label: 'power', color: COLORS.orange, unit: 'W', digits: 1 }],
   },
 ];

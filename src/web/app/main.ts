@@ -301,8 +301,11 @@ const SUMMARY: [string, string, (r: ReportLike) => string][] = [
     'power',
     'source power',
     (r) => {
+      // The report's figure (mean over the migration) once it ends; the meter's latest reading while it runs.
       const e = readEnergy(r);
-      return e ? `${e.watts === null ? '—' : `${e.watts.toFixed(1)} W`} (${e.label})` : 'not reported';
+      if (e) return `${e.watts === null ? '—' : `${e.watts.toFixed(1)} W`} mean (${e.label})`;
+      const last = state.samples.get(r.id)?.findLast((s) => s.powerW !== null);
+      return last?.powerW != null ? `${last.powerW.toFixed(1)} W now (${last.powerLabel})` : 'not reported';
     },
   ],
 ];
@@ -358,7 +361,9 @@ function renderCharts(): void {
   const hasPower = energy !== undefined || c.powerW.some((w) => w !== null);
   power.show(hasPower);
   if (hasPower) {
-    power.setTitle(`Source host power (${energy?.label ?? 'modelled'})`);
+    const samples = state.samples.get(id) ?? [];
+    const label = samples.findLast((x) => x.powerLabel !== null)?.powerLabel ?? energy?.label ?? 'modelled';
+    power.setTitle(`Source host power (${label})`);
     power.set([c.tS, c.powerW]);
   }
   const rounds = roundColumns(r?.perRound ?? []);
@@ -538,6 +543,11 @@ function wireForms(): void {
           downtimeLimitMs: Number(field(mig, 'downtime') || '300'),
           autoConverge: checked(mig, 'autoConverge'),
         };
+        const watts = Number(field(mig, 'powerCap') || '0');
+        if (watts > 0) {
+          options.powerCap = watts;
+          options.capping = field(mig, 'capping');
+        }
         const cap = field(mig, 'cap');
         if (cap !== '') await api.throttle(guest, Number(cap));
         const r = await api.migrate(guest, destination, options);

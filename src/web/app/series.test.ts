@@ -24,6 +24,7 @@ function sample(t: number, over: Partial<LiveSample> = {}): LiveSample {
     stepsPerSec: 1000,
     postcopyFaults: 0,
     powerW: null,
+    powerLabel: null,
     ...over,
   };
 }
