@@ -84,6 +84,22 @@ export function allocatePageArena(bytes: number): Uint8Array {
 }
 
 function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
+  // Both pages in one arena (the migration source's layout): nothing to copy, so the SIMD scan alone decides,
+  // unchanged pages included — no memcmp first, which would read the same bytes twice.
+  if (
+    arenaCount > 0 &&
+    previous.buffer === current.buffer &&
+    previous.byteOffset >= ARENA_BASE &&
+    current.byteOffset >= ARENA_BASE
+  ) {
+    const inst = arenas.get(previous.buffer);
+    if (inst !== undefined)
+      return copyOut(
+        inst,
+        inst.encode(previous.byteOffset, current.byteOffset, current.length, limit, OUT),
+        out,
+      );
+  }
   // An unchanged page is decided by one native memcmp, at memory speed and without any copy.
   if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
   // Pages in an arena are read in place; a view reaching into the scratch space is copied like any other.
@@ -102,7 +118,11 @@ function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, 
     inst.mem.set(current, CUR);
     cur = CUR;
   }
-  const len = inst.encode(prev, cur, current.length, limit, OUT);
+  return copyOut(inst, inst.encode(prev, cur, current.length, limit, OUT), out);
+}
+
+/** Copies an encoding of `len` bytes out of the instance's scratch space (a loop beats set() for short ones). */
+function copyOut(inst: Instance, len: number, out: Uint8Array): number {
   if (len > 256) {
     out.set(inst.mem.subarray(OUT, OUT + len));
   } else {

@@ -190,6 +190,15 @@ describe('XBZRLE encoder', () => {
       ),
       { numRuns: 150 },
     );
+    // Identical pages in one arena take the no-memcmp path: empty encoding, or overflow below a 2-byte limit.
+    const same = arenaA.subarray(0, PAGE);
+    same.fill(7);
+    arenaA.subarray(7 * PAGE, 8 * PAGE).fill(7);
+    for (const limit of [0, 1, 2, PAGE]) {
+      expect(encodeXbzrle(same, arenaA.subarray(7 * PAGE, 8 * PAGE), limit, 'wasm-simd')).toEqual(
+        modelEncodeXbzrle(same, same, limit),
+      );
+    }
     expect(() => allocatePageArena(-1)).toThrow(CodecError);
   });
 
