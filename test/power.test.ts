@@ -3,10 +3,14 @@
  * `energy` carries source and destination figures labelled modelled, per-VM progress, the CAP that was applied;
  * GET /v1/power serves each host's series; a bad capping request is refused before anything starts.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent/index.js';
 import type { ChildAgent } from '../src/cli/spawn.js';
 import { UsageError } from '../src/errors.js';
+import { runPowerCapping } from '../src/experiments/power-capping.js';
 import { fetchPowerSeries } from '../src/power/index.js';
 import { childAgent, MiB, sleep } from './helpers.js';
 
@@ -63,6 +67,36 @@ describe('power during a migration (two agent processes)', () => {
 
     await dst.client.stopGuest('pm-a');
     await src.client.stopGuest('pm-b');
+  });
+
+  it('runs the power-capping experiment (tiny) and writes its report', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'livemig-power-exp-'));
+    try {
+      const r = await runPowerCapping({
+        tiny: true,
+        ramBytes: 8 * MiB,
+        beforeMs: 600,
+        afterMs: 600,
+        out,
+        pair: { source: src.child, destination: dst.child, close: async () => undefined },
+      });
+      expect(r.runs.map((x) => `${x.kind}/${x.mode}/${x.status}`)).toEqual([
+        'gap-like/none/completed',
+        'gap-like/cap/completed',
+      ]);
+      // The seed's CAP 15 (percent of a model core) on 2 real cores playing 4 model cores.
+      expect(r.runs[1]!.caps).toEqual([r.config.capHere]);
+      for (const x of r.runs) {
+        expect(x.series.length).toBeGreaterThan(0);
+        expect(x.vms).toHaveLength(4);
+        expect(x.energy?.source.label).toBe('modelled');
+      }
+      for (const f of ['results.json', 'summary.csv', 'series.csv', 'vms.csv', 'report.html']) {
+        expect(existsSync(join(r.dir, f))).toBe(true);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('refuses DVFS capping with a model that has no DVFS states', async () => {

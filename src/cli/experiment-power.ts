@@ -6,6 +6,8 @@
 import Table from 'cli-table3';
 import { UsageError } from '../errors.js';
 import {
+  CONTROLLER_COLUMNS,
+  controllerRows,
   type PowerCappingResult,
   runPowerCapping,
   SUMMARY_COLUMNS,
@@ -33,6 +35,13 @@ export function printPowerCapping(r: PowerCappingResult): string {
     table(SUMMARY_COLUMNS, summaryRows(r.runs)),
     'Side by side with the seed:',
     table(seedComparison(r.runs).columns, seedComparison(r.runs).rows),
+    ...(controllerRows(r.runs).length > 1
+      ? [
+          'Fixed budget CAP vs adaptive controller (gap-like):',
+          table(CONTROLLER_COLUMNS, controllerRows(r.runs)),
+        ]
+      : []),
+    `1-minute load average (other work on the machine): ${r.loadAverage.map((l) => l.toFixed(1)).join(', ')}`,
     `wrote ${r.files.join(', ')} in ${formatMs(r.wallMs)}`,
     '',
   ].join('\n');

@@ -90,7 +90,18 @@ export function reportTable(r: MigrationReport): string {
       `faults ${p.faults} (latency p50 ${formatMs(p.faultLatencyMs.p50)}, p99 ${formatMs(p.faultLatencyMs.p99)}), pushed ${p.pushedPages}, requested ${p.requestedPages}`,
     ]);
   }
-  if (r.cap.length > 0) rows.push(['auto-converge', r.cap.map((c) => `CAP ${c.cap}`).join(' → ')]);
+  if (r.cap.length > 0) {
+    // Auto-converge and power capping both set the migrating VM's CAP.
+    rows.push(['CAP', r.cap.map((c) => `CAP ${c.cap} (${c.reason.split(':')[0]})`).join(' → ')]);
+  }
+  if (r.energy) {
+    const e = r.energy;
+    const fig = (f: { joules: number; averageWatts: number; peakWatts: number; label: string }) =>
+      `${f.joules.toFixed(0)} J, ${f.averageWatts.toFixed(1)} W average, ${f.peakWatts.toFixed(1)} W peak (${f.label})`;
+    rows.push(['energy, source', `${fig(e.source)} [${e.model}]`]);
+    if (e.sourceMeasured) rows.push(['energy, source RAPL', fig(e.sourceMeasured)]);
+    rows.push(['energy, destination', e.destination ? fig(e.destination) : 'not available']);
+  }
   if (r.guest.stepsPerSecBefore > 0) {
     rows.push([
       'guest speed',

@@ -14,7 +14,7 @@
  */
 
 import { writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../agent/index.js';
 import type { GuestConfig } from '../guest/index.js';
@@ -91,6 +91,7 @@ export interface PowerRun {
   rounds: number;
   bytes: number;
   budgetWatts: number;
+  completionTargetMs: number;
   caps: number[];
   before: PhaseFigures;
   during: PhaseFigures;
@@ -115,6 +116,8 @@ export interface PowerCappingResult {
   dir: string;
   files: string[];
   wallMs: number;
+  /** 1-minute load average at the start and after each group of runs (other work on the machine). */
+  loadAverage: number[];
 }
 
 /** The seed's figures (lecture summary of the paper), for the side-by-side table. */
@@ -168,7 +171,8 @@ async function runOne(
   kind: VmKind,
   mode: PowerRunMode,
   extra: Partial<MigrationOptions>,
-  budget: number,
+  /** W below this run's own power before the migration (0 = no budget). */
+  budgetBelow: number,
   seed: number,
   log: (l: string) => void,
 ): Promise<PowerRun> {
@@ -193,11 +197,19 @@ async function runOne(
   let holder = new Map(vms.map((v) => [v.id, src]));
   try {
     await sleep(c.beforeMs);
+    let budget = 0;
+    if (budgetBelow > 0) {
+      // Relative to this run's own host power: on a shared machine the level drifts between runs.
+      const pre = await fetchPowerSeries(pair.source.address, Date.now() - c.beforeMs - 1000, undefined);
+      const w = windowOver(pre.samples, Date.now() - c.beforeMs, Date.now()).watts;
+      budget = Math.round((w - budgetBelow) * 10) / 10;
+    }
     const options: Partial<MigrationOptions> = {
       maxBandwidth: c.bandwidth,
       ...(mode === 'dvfs' ? { capping: 'dvfs', dvfsGhz: c.dvfsGhz } : {}),
       ...(mode === 'cap' ? { capping: 'cap', migrationCap: c.capHere } : {}),
       ...extra,
+      ...(budget > 0 ? { powerCap: budget } : {}),
     };
     const t0 = Date.now();
     const started = await src.migrate(migrating, pair.destination.address, options);
@@ -244,6 +256,7 @@ async function runOne(
       rounds: report.rounds,
       bytes: report.transferredBytes,
       budgetWatts: budget,
+      completionTargetMs: options.completionTargetMs ?? 0,
       caps: report.energy?.capping.caps ?? [],
       before: { watts: pb.watts, utilisation: pb.utilisation },
       during: { watts: pd.watts, utilisation: pd.utilisation },
@@ -307,37 +320,29 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
   const seed = o.seed ?? 1;
   const pair = o.pair ?? (await startPair());
   const runs: PowerRun[] = [];
+  // The machine is shared: the 1-minute load average says how much other work competed with the guests.
+  const loads: number[] = [loadavg()[0]!];
   try {
     const kinds: VmKind[] = tiny ? ['gap-like'] : ['twolf-like', 'gap-like'];
     const modes: PowerRunMode[] = tiny ? ['none', 'cap'] : ['none', 'dvfs', 'cap'];
     for (const kind of kinds) {
       for (const mode of modes) runs.push(await runOne(pair, c, kind, mode, {}, 0, seed, log));
+      loads.push(loadavg()[0]!);
     }
     if (o.controller ?? !tiny) {
-      // The open problem: a budget a little under the uncapped host's power during the gap-like migration, and a
-      // completion target equal to the uncapped migration time. Fixed: the CAP chosen once for the budget.
+      // The open problem: a budget 2 W under the host's power before the migration, and a completion target equal
+      // to the uncapped gap-like migration time. Fixed: the CAP chosen once for the budget, when the transfer starts.
       const ref = runs.find((r) => r.kind === 'gap-like' && r.mode === 'none')!;
-      const budget = Math.round((ref.during.watts - 1.5) * 10) / 10;
+      const budget = 2;
       const target = Math.round(ref.migrationTimeMs);
-      runs.push(
-        await runOne(
-          pair,
-          c,
-          'gap-like',
-          'cap-fixed-budget',
-          { capping: 'cap', powerCap: budget },
-          budget,
-          seed,
-          log,
-        ),
-      );
+      runs.push(await runOne(pair, c, 'gap-like', 'cap-fixed-budget', { capping: 'cap' }, budget, seed, log));
       runs.push(
         await runOne(
           pair,
           c,
           'gap-like',
           'cap-adaptive',
-          { capping: 'cap', powerCap: budget, capControl: 'adaptive', completionTargetMs: target },
+          { capping: 'cap', capControl: 'adaptive', completionTargetMs: target },
           budget,
           seed,
           log,
@@ -348,8 +353,9 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
     if (!o.pair) await pair.close();
   }
   const dir = join(o.out ?? 'results', 'power-capping');
-  const files = await writePowerReport(dir, c, runs, o);
-  return { config: c, runs, dir, files, wallMs: performance.now() - t0 };
+  loads.push(loadavg()[0]!);
+  const files = await writePowerReport(dir, c, runs, o, loads);
+  return { config: c, runs, dir, files, wallMs: performance.now() - t0, loadAverage: loads };
 }
 
 /** Rows of the main table: one per run. */
@@ -395,13 +401,17 @@ async function writePowerReport(
   c: PowerCappingResult['config'],
   runs: PowerRun[],
   o: PowerCappingOptions,
+  loads: readonly number[],
 ): Promise<string[]> {
   const files: string[] = [];
   const put = async (name: string, p: Promise<void>) => {
     await p;
     files.push(join(dir, name));
   };
-  await put('results.json', writeJson(join(dir, 'results.json'), { version: VERSION, config: c, runs }));
+  await put(
+    'results.json',
+    writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs }),
+  );
   await put('summary.csv', writeCsv(join(dir, 'summary.csv'), SUMMARY_COLUMNS, summaryRows(runs)));
   const seriesRows = runs.flatMap((r) =>
     r.series.map((s) => [r.kind, r.mode, s.t, s.watts, s.utilisation, s.migrationCpuMs]),
@@ -503,7 +513,8 @@ async function writePowerReport(
       `${c.modelCores} model cores). Four one-vCPU guests of ${c.ramBytes / MiB} MiB, each held to ${c.baseCap}% of a ` +
       `real core; migration bandwidth ${c.bandwidth / MiB} MiB/s. The seed's CAP ${c.seedCap} (percent of a model ` +
       `core) is CAP ${c.capHere} here; DVFS ${c.dvfsGhz} GHz is the 1.73 GHz state. All watts are modelled; CPU time ` +
-      `is measured. The machine is shared: other processes take CPU from the guests, which shows as noise.`,
+      `is measured. The machine is shared: other processes take CPU from the guests, which shows as noise ` +
+      `(1-minute load average during the runs: ${loads.map((l) => l.toFixed(1)).join(', ')} on ${c.realCores} cores).`,
     sections: [
       {
         heading: 'Runs',
@@ -511,6 +522,15 @@ async function writePowerReport(
         charts: charts.map((x) => x.spec),
       },
       { heading: 'Side by side with the seed', table: seedTable },
+      {
+        heading: 'The open problem: a CAP that bounds power and completion time',
+        text:
+          'Budget: 2 W under the host’s own power before the migration. Fixed: the largest CAP predicted to keep the ' +
+          'host under it, chosen when the transfer starts and held. Adaptive: after every pre-copy round, the largest ' +
+          'CAP that keeps the measured-and-modelled power under the budget AND lets pre-copy finish by the target (the ' +
+          'uncapped migration time), taking the dirty rate as proportional to the VM’s CPU share.',
+        table: { columns: CONTROLLER_COLUMNS, rows: controllerRows(runs) },
+      },
       {
         heading: 'Each VM’s progress (steps/s) before, during and after the migration',
         table: {
@@ -523,6 +543,37 @@ async function writePowerReport(
   });
   await put('report.html', writeHtml(join(dir, 'report.html'), html));
   return files;
+}
+
+export const CONTROLLER_COLUMNS = [
+  'run',
+  'budget W',
+  'completion target s',
+  'W before',
+  'W during',
+  'peak W',
+  'samples over budget',
+  'migration s',
+  'migrating VM slowdown',
+  'CAPs',
+];
+
+/** The open problem: the gap-like migration uncapped, with a fixed budget CAP, and with the adaptive controller. */
+export function controllerRows(runs: readonly PowerRun[]): (string | number)[][] {
+  return runs
+    .filter((r) => r.kind === 'gap-like' && ['none', 'cap-fixed-budget', 'cap-adaptive'].includes(r.mode))
+    .map((r) => [
+      r.mode,
+      r.budgetWatts || '-',
+      r.completionTargetMs ? +(r.completionTargetMs / 1000).toFixed(1) : '-',
+      +r.before.watts.toFixed(1),
+      +r.during.watts.toFixed(1),
+      +r.peakWattsDuring.toFixed(1),
+      r.budgetWatts ? pct(r.overBudget) : '-',
+      +(r.migrationTimeMs / 1000).toFixed(2),
+      pct(r.vms.find((v) => v.migrating)!.slowdownDuring),
+      r.caps.join(' ') || '-',
+    ]);
 }
 
 /** The seed's figures next to ours. */
