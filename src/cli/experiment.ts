@@ -108,7 +108,10 @@ export function registerExperiment(program: Command): void {
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print the results as JSON on stdout instead of tables')
     .option('--dry-run', 'list the cells that would run, run nothing')
-    .addHelpText('after', `\nExperiments:\n${list}\n  all          every one of them, in this order\n`)
+    .addHelpText(
+      'after',
+      `\nExperiments:\n${list}\n  all          ${EXPERIMENT_NAMES.join(', ')}, in this order (not ${POWER_EXPERIMENT})\n`,
+    )
     .action(async (name: string, f: ExperimentFlags) => {
       // Several guests per host and power over time: its own runner (src/experiments/power-capping.ts).
       if (name === POWER_EXPERIMENT) return runPowerCappingCommand(f);
