@@ -8,6 +8,7 @@ export type MigrationErrorCode =
   | 'BAD_ARGUMENT'
   | 'CONNECTION_LOST'
   | 'CONNECTION_REFUSED'
+  | 'AUTH_FAILED'
   | 'PEER_CLOSED'
   | 'TIMEOUT'
   | 'PROTOCOL'

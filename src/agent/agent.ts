@@ -10,6 +10,12 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
+import {
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls';
 import { MigrationError, UsageError } from '../errors.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
 import { FrameConnection } from '../migration/connection.js';
@@ -27,6 +33,13 @@ import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/inde
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
 import { parseGuestRequest, parseMigrationRequest } from './requests.js';
+import {
+  checkListenSecurity,
+  clientTlsOptions,
+  serverTlsOptions,
+  type TlsMaterial,
+  tlsFailure,
+} from './tls.js';
 
 export interface AgentOptions {
   host: string;
@@ -38,6 +51,10 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Serve the dashboard page under /dashboard/ (docs/dashboard.md). */
   dashboard?: boolean;
+  /** Mutual TLS on the port (migrations in and out, control API); docs/security.md. */
+  tls?: TlsMaterial;
+  /** Allow plain TCP on a non-loopback address. */
+  insecure?: boolean;
 }
 
 export type GuestStatus = 'running' | 'paused' | 'migrating' | 'incoming';
@@ -99,10 +116,29 @@ export class Agent {
     this.maxIncoming = opts.maxIncoming ?? 4;
     this.log = opts.log ?? (() => undefined);
     this.http = createHttpServer(this.handleHttp);
-    this.netServer.on('connection', (socket) => this.sniff(socket));
+    if (opts.tls) {
+      // TLS is terminated first; the decrypted stream is then sniffed like a plain one.
+      const tls: TlsServer = createTlsServer(serverTlsOptions(opts.tls));
+      // Verification is ours (rejectUnauthorized off in serverTlsOptions) so that a refused peer is told why,
+      // in its own protocol, instead of seeing a bare reset.
+      tls.on('secureConnection', (s: TLSSocket) => {
+        if (s.authorized) return this.sniff(s);
+        const why = s.getPeerCertificate()?.raw
+          ? `this agent does not accept your certificate (${String(s.authorizationError)}): it must be valid and signed by the agent's --tls-ca`
+          : 'this agent requires a client certificate (--tls-cert, --tls-key) signed by its --tls-ca';
+        this.log(`refused ${s.remoteAddress ?? '?'}: ${why}`);
+        this.refuse(s, why);
+      });
+      tls.on('tlsClientError', (err, s) => {
+        this.log(`refused ${s.remoteAddress ?? '?'}: ${tlsFailure(err, 'the client')?.message ?? err.message}`);
+        s.destroy();
+      });
+      this.netServer.on('connection', (socket) => this.sniffTls(socket, tls));
+    } else this.netServer.on('connection', (socket) => this.sniff(socket));
   }
 
   async listen(): Promise<string> {
+    checkListenSecurity(this.opts.host, this.opts.tls !== undefined, this.opts.insecure === true);
     await new Promise<void>((resolve, reject) => {
       this.netServer.once('error', reject);
       this.netServer.listen(this.opts.port, this.opts.host, () => resolve());
@@ -126,6 +162,48 @@ export class Agent {
       if (isMigration) this.acceptMigration(socket);
       else this.http.emit('connection', socket);
     });
+  }
+
+  /** A TLS port: a ClientHello goes to the TLS server; plain migration or HTTP gets a clear refusal. */
+  private sniffTls(socket: Socket, tls: TlsServer): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('error', () => undefined);
+    socket.once('readable', () => {
+      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
+      if (!head) return;
+      socket.unshift(head);
+      if (head[0] === 0x16) return void tls.emit('connection', socket); // TLS handshake record
+      this.log(`refused plain connection from ${socket.remoteAddress ?? '?'}: not TLS`);
+      this.refuse(
+        socket,
+        'this agent requires TLS with a client certificate (--tls-cert, --tls-key, --tls-ca)',
+      );
+    });
+  }
+
+  /** Answers an unauthenticated peer with AUTH_FAILED in its own protocol (migration error frame or HTTP 403). */
+  private refuse(socket: Socket, why: string): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('error', () => undefined);
+    const answer = (): void => {
+      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
+      if (!head) return void socket.once('readable', answer);
+      socket.unshift(head);
+      if (head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4))) {
+        const conn = new FrameConnection(socket, { expectPreamble: true });
+        void conn.sendErrorAndClose(new MigrationError('AUTH_FAILED', why));
+        return;
+      }
+      const body = JSON.stringify({ error: { code: 'AUTH_FAILED', message: why } });
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    answer();
+    // A peer that never speaks is dropped rather than held open.
+    socket.setTimeout(10_000, () => socket.destroy());
   }
 
   private acceptMigration(socket: Socket): void {
@@ -305,12 +383,15 @@ export class Agent {
     const done = (async () => {
       let socket: Socket;
       try {
-        socket = await dial(host, port);
+        socket = await dial(host, port, this.opts.tls);
       } catch (err) {
         report.status = 'failed';
+        const auth = tlsFailure(err as NodeJS.ErrnoException, `the destination agent at ${destination}`);
         report.error = {
-          code: 'CONNECTION_REFUSED',
-          message: `cannot connect to the destination agent at ${destination}: ${(err as Error).message}`,
+          code: auth ? auth.code : 'CONNECTION_REFUSED',
+          message: auth
+            ? auth.message
+            : `cannot connect to the destination agent at ${destination}: ${(err as Error).message}`,
         };
         return report;
       }
@@ -551,14 +632,14 @@ export function splitHostPort(address: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-function dial(host: string, port: number): Promise<Socket> {
+function dial(host: string, port: number, tls?: TlsMaterial): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host, port });
+    const s = tls ? tlsConnect({ host, port, ...clientTlsOptions(tls, host) }) : connect({ host, port });
     const t = setTimeout(() => {
       s.destroy();
       reject(new Error('connect timed out after 10 s'));
     }, 10_000);
-    s.once('connect', () => {
+    s.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(t);
       resolve(s);
     });

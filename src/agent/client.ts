@@ -2,33 +2,94 @@
  * A typed client of the agent's control API, used by the CLI, the tests and anyone scripting livemig.
  * Errors from the agent come back as MigrationError / UsageError with the agent's code and message.
  */
+import { Agent as HttpsAgent, request as httpsRequestRaw } from 'node:https';
 import { MigrationError, type MigrationErrorCode, UsageError } from '../errors.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
+import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
+
+/** fetch cannot present a client certificate; with TLS the client speaks HTTPS through node:https instead. */
+async function httpsRequest(
+  agent: HttpsAgent,
+  url: string,
+  method: string,
+  body?: string,
+): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(
+      url,
+      {
+        method,
+        agent,
+        // Like the fetch path: every non-GET request declares JSON (the agent requires it).
+        headers:
+          method === 'GET'
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body ?? '') },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          resolve({ status, ok: status >= 200 && status < 300, bytes: Buffer.concat(chunks) });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 export class AgentClient {
   readonly base: string;
-  constructor(address: string) {
-    this.base = (/^https?:\/\//.test(address) ? address : `http://${address}`).replace(/\/$/, '');
+  private readonly https: HttpsAgent | undefined;
+  /** With `tls`, speaks HTTPS and presents the certificate (the agent requires it). */
+  constructor(address: string, options: { tls?: TlsMaterial } = {}) {
+    const scheme = options.tls ? 'https' : 'http';
+    this.base = (/^https?:\/\//.test(address) ? address : `${scheme}://${address}`).replace(/\/$/, '');
+    if (options.tls) {
+      const host = new URL(this.base).hostname.replace(/^\[|\]$/g, '');
+      this.https = new HttpsAgent({ ...clientTlsOptions(options.tls, host), keepAlive: true });
+    }
+  }
+
+  /** One request; fetch for plain HTTP, node:https with the client certificate under TLS. */
+  private async send(
+    method: string,
+    path: string,
+    body?: string,
+  ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
+    try {
+      if (this.https) return await httpsRequest(this.https, `${this.base}${path}`, method, body);
+      const res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: method === 'GET' ? {} : { 'content-type': 'application/json' },
+        body,
+      });
+      return { status: res.status, ok: res.ok, bytes: Buffer.from(await res.arrayBuffer()) };
+    } catch (err) {
+      const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error);
+      const auth = tlsFailure(cause as NodeJS.ErrnoException, `the agent at ${this.base}`);
+      if (auth) throw auth;
+      throw new MigrationError(
+        'CONNECTION_REFUSED',
+        `cannot reach the agent at ${this.base}: ${cause.message}. Is \`livemig agent\` running there?`,
+      );
+    }
+  }
+
+  /** Closes kept-alive HTTPS connections (so a script can exit promptly). */
+  close(): void {
+    this.https?.destroy();
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new MigrationError(
-        'CONNECTION_REFUSED',
-        `cannot reach the agent at ${this.base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}. Is \`livemig agent\` running there?`,
-      );
-    }
-    const text = await res.text();
+    const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
+    const text = res.bytes.toString('utf8');
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
@@ -74,15 +135,17 @@ export class AgentClient {
     return this.call('GET', `/v1/guests/${encodeURIComponent(id)}/state`);
   }
   async ram(id: string): Promise<Uint8Array> {
-    const res = await fetch(`${this.base}/v1/guests/${encodeURIComponent(id)}/ram`);
+    const res = await this.send('GET', `/v1/guests/${encodeURIComponent(id)}/ram`);
     if (!res.ok) {
-      const e = ((await res.json()) as { error?: { code?: string; message?: string } }).error ?? {};
+      const e =
+        (JSON.parse(res.bytes.toString('utf8')) as { error?: { code?: string; message?: string } }).error ??
+        {};
       throw new MigrationError(
         (e.code ?? 'INTERNAL') as MigrationErrorCode,
         e.message ?? `HTTP ${res.status}`,
       );
     }
-    return new Uint8Array(await res.arrayBuffer());
+    return new Uint8Array(res.bytes.buffer, res.bytes.byteOffset, res.bytes.length);
   }
   migrate(
     guest: string,

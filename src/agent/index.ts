@@ -7,4 +7,6 @@ export {
   splitHostPort,
   startAgent,
 } from './agent.js';
+export { type CertFiles, type CertsOptions, makeCerts } from './certs.js';
 export { AgentClient } from './client.js';
+export { checkListenSecurity, isLoopback, loadTls, type TlsMaterial } from './tls.js';

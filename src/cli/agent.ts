@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { splitHostPort, startAgent } from '../agent/index.js';
+import { loadTls, splitHostPort, startAgent } from '../agent/index.js';
 import { parseSize } from '../units.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
 
@@ -15,6 +15,13 @@ export function registerAgent(program: Command): void {
     .option('--max-incoming <n>', 'concurrent incoming migrations', '4')
     .option('--ready-json', 'print {"address": ...} on stdout once listening (for scripts)')
     .option('--quiet', 'do not log events on stderr')
+    .option('--tls-cert <file>', "this agent's certificate (PEM); turns on mutual TLS (docs/security.md)")
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', 'CA certificate (PEM) that must sign every peer agent and client')
+    .option(
+      '--insecure',
+      'allow plain TCP on a non-loopback --listen address (trusted, isolated networks only)',
+    )
     .option(
       '--dashboard [port]',
       'serve the live dashboard (loopback only): under /dashboard/ on the agent port, or on PORT / HOST:PORT of ' +
@@ -34,7 +41,12 @@ export function registerAgent(program: Command): void {
         readyJson?: boolean;
         quiet?: boolean;
         dashboard?: string | boolean;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
+        insecure?: boolean;
       }) => {
+        const tls = loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
         const { host, port } = splitHostPort(o.listen.replace(/:0$/, ':1'));
         const plan = planDashboard(o.dashboard, host);
         const agent = await startAgent({
@@ -44,6 +56,8 @@ export function registerAgent(program: Command): void {
           maxIncoming: Number(o.maxIncoming),
           log: o.quiet ? undefined : (line) => process.stderr.write(`[agent ${process.pid}] ${line}\n`),
           dashboard: plan.onAgentPort,
+          tls,
+          insecure: o.insecure,
         });
         let extra: DashboardListener | undefined;
         if (plan.listen) extra = await listenDashboard(agent.handleHttp, plan.listen.host, plan.listen.port);
@@ -54,7 +68,7 @@ export function registerAgent(program: Command): void {
           );
         else {
           process.stderr.write(
-            `livemig agent listening on ${agent.address} (control API: http://${agent.address}/v1/status)\n`,
+            `livemig agent listening on ${agent.address} (control API: ${tls ? 'https' : 'http'}://${agent.address}/v1/status${tls ? ', mutual TLS' : ''})\n`,
           );
           if (dashboard) process.stderr.write(`dashboard: ${dashboard}\n`);
         }

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { CodecError, MigrationError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
+import { registerCerts } from './certs.js';
 import { registerDemo } from './demo.js';
 import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
   registerAgent(program);
+  registerCerts(program);
   registerGuest(program);
   registerMigrate(program);
   registerRun(program);

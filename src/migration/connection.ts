@@ -13,6 +13,7 @@ import {
   FrameReader,
   PREAMBLE,
 } from './protocol.js';
+import { tlsFailure } from './tls-error.js';
 
 /** Something that can delay a send to hold a bandwidth limit (the source's token bucket). */
 export interface SendPacer {
@@ -53,9 +54,10 @@ export class FrameConnection {
     socket.on('drain', () => this.wakeDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.fail(
-        new MigrationError('CONNECTION_LOST', `migration connection failed: ${err.message}`, {
-          errno: err.code,
-        }),
+        tlsFailure(err, 'the peer') ??
+          new MigrationError('CONNECTION_LOST', `migration connection failed: ${err.message}`, {
+            errno: err.code,
+          }),
       );
     });
     socket.on('close', () => {

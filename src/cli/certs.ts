@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { makeCerts } from '../agent/index.js';
+import { UsageError } from '../errors.js';
+
+export function registerCerts(program: Command): void {
+  program
+    .command('certs')
+    .description(
+      'Create a small CA and one certificate per agent for a test cluster (mutual TLS, docs/security.md). ' +
+        'Uses the openssl command.',
+    )
+    .option('--out <dir>', 'directory for ca.pem, ca-key.pem, NAME.pem, NAME-key.pem', 'certs')
+    .option('--names <list>', 'comma-separated agent names, one certificate each', 'agent-a,agent-b')
+    .option(
+      '--hosts <list>',
+      'comma-separated IP addresses and DNS names the agents are reached at (certificate SANs)',
+      '127.0.0.1,::1,localhost',
+    )
+    .option('--days <n>', 'validity in days', '365')
+    .option('--reuse-ca', 'sign with the CA already in --out instead of making a new one')
+    .addHelpText(
+      'after',
+      '\nExample:\n  livemig certs --out certs --names a,b --hosts 127.0.0.1,10.0.0.1,10.0.0.2\n' +
+        '  livemig agent --listen 10.0.0.1:7070 --tls-cert certs/a.pem --tls-key certs/a-key.pem --tls-ca certs/ca.pem\n',
+    )
+    .action((o: { out: string; names: string; hosts: string; days: string; reuseCa?: boolean }) => {
+      const days = Number(o.days);
+      if (!Number.isInteger(days) || days < 1)
+        throw new UsageError('--days must be a whole number ≥ 1', '--days');
+      const split = (v: string) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
+      const names = split(o.names);
+      if (names.length === 0)
+        throw new UsageError('--names needs at least one name (e.g. agent-a,agent-b)', '--names');
+      const files = makeCerts({ dir: o.out, names, hosts: split(o.hosts), days, reuseCa: o.reuseCa });
+      process.stdout.write(`CA: ${files.ca}\n`);
+      for (const [n, f] of Object.entries(files.agents)) process.stdout.write(`${n}: ${f.cert} ${f.key}\n`);
+    });
+}
