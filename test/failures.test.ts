@@ -242,7 +242,14 @@ describe('hostile or broken peers', () => {
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('BAD_ARGUMENT');
     expect(body.error.message).toMatch(/ramBytes/);
-    const bad = await fetch(`http://${dst.child.address}/v1/migrations`, { method: 'POST', body: '{nope' });
+    const bad = await fetch(`http://${dst.child.address}/v1/migrations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(bad.status).toBe(400);
+    // Without the JSON content type (what a cross-site form or text/plain fetch would send): refused.
+    const csrf = await fetch(`http://${dst.child.address}/v1/guests/x/pause`, { method: 'POST', body: 'x' });
+    expect(csrf.status).toBe(415);
   });
 });

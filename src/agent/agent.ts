@@ -12,8 +12,8 @@ import {
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import {
   createServer as createTlsServer,
-  type Server as TlsServer,
   type TLSSocket,
+  type Server as TlsServer,
   connect as tlsConnect,
 } from 'node:tls';
 import { MigrationError, UsageError } from '../errors.js';
@@ -130,7 +130,9 @@ export class Agent {
         this.refuse(s, why);
       });
       tls.on('tlsClientError', (err, s) => {
-        this.log(`refused ${s.remoteAddress ?? '?'}: ${tlsFailure(err, 'the client')?.message ?? err.message}`);
+        this.log(
+          `refused ${s.remoteAddress ?? '?'}: ${tlsFailure(err, 'the client')?.message ?? err.message}`,
+        );
         s.destroy();
       });
       this.netServer.on('connection', (socket) => this.sniffTls(socket, tls));
@@ -478,6 +480,15 @@ export class Agent {
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     if (this.opts.dashboard && (await serveDashboard(req, res, url))) return;
+    // Commands must say they are JSON: a web page elsewhere cannot send that cross-origin without a CORS
+    // preflight, which this agent never grants, so a browser on this host cannot be used to drive it.
+    if (
+      method !== 'GET' &&
+      method !== 'HEAD' &&
+      !/^application\/json\b/i.test(req.headers['content-type'] ?? '')
+    ) {
+      throw new HttpError(415, `${method} requests must have content-type: application/json`);
+    }
     if (parts[0] !== 'v1') {
       if (url.pathname === '/' && method === 'GET') return sendJson(res, 200, this.status());
       throw new HttpError(

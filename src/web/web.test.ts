@@ -111,7 +111,8 @@ describe('EventHub (GET /v1/events)', () => {
     // A subscriber that arrives now gets the status and both samples, then live progress and the end.
     const url = await serve(hub);
     const got = readEvents(url, (ev) => ev.some((e) => e.event === 'end'));
-    await new Promise((res) => setTimeout(res, 50));
+    // Emit only once the subscriber is connected (a fixed sleep races on a loaded machine).
+    while (hub.subscribers === 0) await new Promise((res) => setTimeout(res, 5));
     r.transferredBytes = 2_000_000;
     hub.progress(r, g);
     r.status = 'completed';
