@@ -1,0 +1,348 @@
+/**
+ * Hostile-input targets for every parser a peer or a user can feed: the migration frame reader and each
+ * payload decoder (src/migration/protocol.ts), the control-API bodies (src/agent/requests.ts) and the guest
+ * configuration (src/guest/config.ts). Each input is either a mutation of a valid input (so the parser gets
+ * past its first checks) or random bytes/values. The contract: a parser accepts, or throws its typed error
+ * (MigrationError, UsageError, CodecError) — anything else, or a slow input, is a failure.
+ */
+import { parseGuestRequest, parseMigrationRequest } from '../agent/requests.js';
+import { Rng } from '../codec/fuzz.js';
+import { CodecError, MigrationError, UsageError } from '../errors.js';
+import { resolveConfig } from '../guest/config.js';
+import {
+  Command,
+  decodeDigest,
+  decodeHello,
+  decodeHelloAck,
+  decodeJson,
+  decodePageRequest,
+  decodePostcopyStart,
+  decodeRound,
+  encodeDigest,
+  encodeFrame,
+  encodeHello,
+  encodeHelloAck,
+  encodeJson,
+  encodePageRequest,
+  encodePostcopyStart,
+  encodeRound,
+  FrameReader,
+  forEachPageEntry,
+  PageEncoding,
+  PREAMBLE,
+  StrategyCode,
+} from '../migration/protocol.js';
+
+export interface TargetCounts {
+  name: string;
+  inputs: number;
+  accepted: number;
+  /** Inputs refused with the parser's typed error. */
+  rejected: number;
+  /** Slowest single input, ms (a hang shows here). */
+  maxMs: number;
+  failures: string[];
+}
+
+interface Target {
+  name: string;
+  /** Runs one input; returns normally if accepted, throws a typed error if refused. */
+  run(rng: Rng): void;
+}
+
+/** Flips, inserts, deletes or overwrites a few bytes, or truncates/extends. */
+export function mutate(rng: Rng, valid: Uint8Array): Buffer {
+  let b = Buffer.from(valid);
+  for (let n = 1 + rng.int(4); n > 0; n--) {
+    const op = rng.int(6);
+    const at = b.length === 0 ? 0 : rng.int(b.length);
+    if (op === 0 && b.length) b[at] = b[at]! ^ (1 << rng.int(8));
+    else if (op === 1 && b.length) b[at] = rng.int(256);
+    else if (op === 2)
+      b = Buffer.concat([b.subarray(0, at), Buffer.from(rng.bytes(1 + rng.int(8))), b.subarray(at)]);
+    else if (op === 3) b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + rng.int(8))]);
+    else if (op === 4) b = b.subarray(0, at);
+    else if (b.length >= 4)
+      b.writeUInt32BE([0, 1, 0xffffffff, 0x7fffffff, rng.next()][rng.int(5)]!, rng.int(b.length - 3));
+  }
+  return b;
+}
+
+function hex(rng: Rng, bytes: number): string {
+  return Buffer.from(rng.bytes(bytes)).toString('hex');
+}
+
+function validHello(rng: Rng): Buffer {
+  return encodeHello({
+    versionMin: 1,
+    versionMax: 1,
+    migrationId: hex(rng, 16),
+    strategy: [StrategyCode.PRECOPY, StrategyCode.POSTCOPY][rng.int(2)] ?? StrategyCode.PRECOPY,
+    pageSize: 4096,
+    capabilities: rng.int(16),
+    blocks: [1 + rng.int(1000), 1 + rng.int(1000)].slice(0, 1 + rng.int(2)),
+    vcpus: 1 + rng.int(4),
+    guest: { ramBytes: 4096 * 16, seed: rng.int(100), workload: { name: 'gap' } },
+  });
+}
+
+function validPages(rng: Rng, pageCount: number, pageSize: number): Buffer {
+  const entries: Buffer[] = [];
+  const n = rng.int(4);
+  for (let i = 0; i < n; i++) {
+    const enc = [PageEncoding.ZERO, PageEncoding.RAW][rng.int(2)]!;
+    const data = enc === PageEncoding.RAW ? Buffer.from(rng.bytes(pageSize)) : Buffer.alloc(0);
+    const h = Buffer.alloc(9);
+    h.writeUInt32BE(rng.int(pageCount), 0);
+    h[4] = enc;
+    h.writeUInt32BE(data.length, 5);
+    entries.push(h, data);
+  }
+  const c = Buffer.alloc(4);
+  c.writeUInt32BE(n, 0);
+  return Buffer.concat([c, ...entries]);
+}
+
+function randomPayload(rng: Rng): Buffer {
+  return Buffer.from(rng.bytes(rng.int(96)));
+}
+
+/** A payload: a mutated valid one most of the time, random bytes otherwise. */
+function payload(rng: Rng, valid: () => Buffer): Buffer {
+  const k = rng.int(8);
+  if (k === 0) return randomPayload(rng);
+  if (k === 1) return valid();
+  return mutate(rng, valid());
+}
+
+const COMMANDS = Object.values(Command).filter((v): v is Command => typeof v === 'number');
+
+const frameTarget: Target = {
+  name: 'frames (FrameReader)',
+  run(rng) {
+    const frames: Buffer[] = [rng.int(2) ? PREAMBLE : Buffer.alloc(0)];
+    for (let n = rng.int(4); n >= 0; n--) {
+      frames.push(encodeFrame(COMMANDS[rng.int(COMMANDS.length)]!, Buffer.from(rng.bytes(rng.int(64)))));
+    }
+    const valid = Buffer.concat(frames);
+    const stream = rng.int(10) === 0 ? Buffer.from(rng.bytes(rng.int(256))) : mutate(rng, valid);
+    const reader = new FrameReader(64 * 1024, { expectPreamble: frames[0]!.length > 0 });
+    // Delivered in random chunks, as a socket would.
+    for (let at = 0; at < stream.length; ) {
+      const n = 1 + rng.int(stream.length - at);
+      reader.push(stream.subarray(at, at + n));
+      at += n;
+    }
+    if (reader.pending > 64 * 1024 + 16) throw new Error(`reader holds ${reader.pending} bytes`);
+  },
+};
+
+const payloadTargets: Target[] = [
+  { name: 'HELLO', run: (rng) => void decodeHello(payload(rng, () => validHello(rng))) },
+  {
+    name: 'HELLO_ACK',
+    run: (rng) =>
+      void decodeHelloAck(
+        payload(rng, () => encodeHelloAck({ version: 1, capabilities: rng.int(16), maxFrame: 4 << 20 })),
+      ),
+  },
+  {
+    name: 'ROUND',
+    run: (rng) =>
+      void decodeRound(
+        payload(rng, () =>
+          encodeRound({ round: rng.int(30), pagesSent: rng.next(), dirtyPages: rng.next() }),
+        ),
+      ),
+  },
+  {
+    name: 'DIGEST',
+    run: (rng) =>
+      void decodeDigest(
+        payload(rng, () => encodeDigest({ method: 'ledger', ram: hex(rng, 8), vcpu: hex(rng, 32) })),
+      ),
+  },
+  {
+    name: 'PAGE_REQUEST',
+    run: (rng) =>
+      void decodePageRequest(
+        payload(rng, () => encodePageRequest([rng.int(1000), rng.int(1000)])),
+        1 + rng.int(1000),
+      ),
+  },
+  {
+    name: 'POSTCOPY_START',
+    run: (rng) => {
+      const pages = 1 + rng.int(512);
+      decodePostcopyStart(
+        payload(rng, () => encodePostcopyStart(rng.bytes(Math.ceil(pages / 8)))),
+        pages,
+      );
+    },
+  },
+  {
+    name: 'JSON payload',
+    run: (rng) =>
+      void decodeJson(
+        payload(rng, () => encodeJson({ a: rng.int(9), b: [hex(rng, 4)] })),
+        'DEVICE',
+      ),
+  },
+  {
+    name: 'PAGES entries',
+    run: (rng) => {
+      const pageSize = 512;
+      const pages = 1 + rng.int(64);
+      let n = 0;
+      forEachPageEntry(
+        payload(rng, () => validPages(rng, pages, pageSize)),
+        pages,
+        pageSize,
+        (page, _e, data) => {
+          if (page >= pages || data.length > pageSize + 64)
+            throw new Error(`entry out of bounds: page ${page}`);
+          n++;
+        },
+      );
+      void n;
+    },
+  },
+];
+
+// ---- JSON bodies: structure-aware values for the control API and the guest configuration.
+
+const ODD: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  Number.MAX_SAFE_INTEGER,
+  2 ** 53 + 2,
+  -0,
+  1e308,
+  '',
+  'x',
+  '1GiB',
+  'gap',
+  '__proto__',
+  'constructor',
+  [],
+  {},
+  [1, 2],
+  { name: 'gap' },
+  '127.0.0.1:7070',
+  'a'.repeat(70),
+];
+const FIELDS = [
+  'id',
+  'run',
+  'config',
+  'ramBytes',
+  'pageSize',
+  'vcpus',
+  'seed',
+  'workload',
+  'name',
+  'params',
+  'guest',
+  'destination',
+  'preset',
+  'options',
+  'strategy',
+  'xbzrle',
+  'maxBandwidth',
+  'downtimeLimitMs',
+  'compress',
+  'workingSetBytes',
+  'writeRate',
+  'blocks',
+  'blockBytes',
+  '__proto__',
+  'constructor',
+];
+
+function value(rng: Rng, depth: number): unknown {
+  const k = rng.int(depth > 2 ? 2 : 4);
+  if (k === 0) return ODD[rng.int(ODD.length)];
+  if (k === 1) return rng.int(2) ? rng.next() - 2 ** 31 : hex(rng, rng.int(6));
+  if (k === 2) return Array.from({ length: rng.int(4) }, () => value(rng, depth + 1));
+  const o: Record<string, unknown> = {};
+  for (let n = rng.int(5); n > 0; n--) o[FIELDS[rng.int(FIELDS.length)]!] = value(rng, depth + 1);
+  return o;
+}
+
+/** A valid body with a few fields replaced, removed or added. */
+function mutateBody(rng: Rng, valid: Record<string, unknown>, depth = 0): unknown {
+  if (rng.int(12) === 0) return value(rng, 0);
+  const o: Record<string, unknown> = { ...valid };
+  for (const key of Object.keys(o)) {
+    const v = o[key];
+    const r = rng.int(6);
+    if (r === 0) delete o[key];
+    else if (r === 1) o[key] = value(rng, depth + 1);
+    else if (v && typeof v === 'object' && !Array.isArray(v) && depth < 3)
+      o[key] = mutateBody(rng, v as Record<string, unknown>, depth + 1);
+  }
+  if (rng.int(4) === 0) o[FIELDS[rng.int(FIELDS.length)]!] = value(rng, depth + 1);
+  // Round-trip through JSON: the agent only ever sees what JSON.parse makes.
+  return JSON.parse(JSON.stringify(o) ?? 'null');
+}
+
+const GUEST = { ramBytes: 1 << 20, seed: 3, vcpus: 1, workload: { name: 'gap', params: { writeRate: 100 } } };
+
+const bodyTargets: Target[] = [
+  {
+    name: 'POST /v1/guests body',
+    run: (rng) => void parseGuestRequest(mutateBody(rng, { id: 'g1', run: true, config: GUEST })),
+  },
+  {
+    name: 'POST /v1/migrations body',
+    run: (rng) =>
+      void parseMigrationRequest(
+        mutateBody(rng, {
+          guest: 'g1',
+          destination: '127.0.0.1:7071',
+          preset: 'qemu',
+          options: { strategy: 'precopy', xbzrle: true, maxBandwidth: 1 << 20 },
+        }),
+      ),
+  },
+  {
+    name: 'guest configuration (resolveConfig)',
+    run: (rng) => void resolveConfig(mutateBody(rng, GUEST) as Parameters<typeof resolveConfig>[0]),
+  },
+];
+
+export const TARGETS: readonly Target[] = [frameTarget, ...payloadTargets, ...bodyTargets];
+
+function typed(err: unknown): boolean {
+  return err instanceof MigrationError || err instanceof UsageError || err instanceof CodecError;
+}
+
+/** Runs `iterations` inputs against one target from `seed`; slow inputs (> slowMs) count as failures. */
+export function fuzzTarget(target: Target, iterations: number, seed: number, slowMs = 1000): TargetCounts {
+  const rng = new Rng(seed);
+  const c: TargetCounts = { name: target.name, inputs: 0, accepted: 0, rejected: 0, maxMs: 0, failures: [] };
+  for (let k = 0; k < iterations; k++) {
+    const snapshot = new Rng(rng.next());
+    const t0 = performance.now();
+    c.inputs++;
+    try {
+      target.run(snapshot);
+      c.accepted++;
+    } catch (err) {
+      if (typed(err)) c.rejected++;
+      else if (c.failures.length < 20)
+        c.failures.push(
+          `${target.name} seed=${seed} input=${k}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`,
+        );
+    }
+    const ms = performance.now() - t0;
+    if (ms > c.maxMs) c.maxMs = ms;
+    if (ms > slowMs && c.failures.length < 20)
+      c.failures.push(`${target.name} seed=${seed} input=${k}: took ${ms.toFixed(0)} ms`);
+  }
+  return c;
+}
