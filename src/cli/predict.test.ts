@@ -10,6 +10,7 @@ const defaults = {
   downtimeLimit: '300ms',
   maxRounds: '30',
   resumeOverhead: '0ms',
+  dirtySet: 'linear',
 };
 
 describe('livemig predict', () => {
@@ -31,6 +32,13 @@ describe('livemig predict', () => {
     expect(() => predictInput({ ...defaults, compression: '1.5' })).toThrow(/--compression/);
     expect(() => predictInput({ ...defaults, bandwidth: '0' })).toThrow(/--bandwidth/);
     expect(() => predictInput({ ...defaults, maxRounds: '0' })).toThrow(/--max-rounds/);
+  });
+
+  it('--dirty-set uniform: a writer that re-dirties pages converges where the linear model does not', () => {
+    const flags = { ...defaults, ram: '32MiB', workingSet: '32MiB', dirtyPages: '4000', bandwidth: '16MiB' };
+    expect(predictPrecopy(predictInput(flags)).converged).toBe(false);
+    expect(predictPrecopy(predictInput({ ...flags, dirtySet: 'uniform' })).converged).toBe(true);
+    expect(() => predictInput({ ...flags, dirtySet: 'zipf' })).toThrow(/--dirty-set/);
   });
 
   it('prints the prediction with λ and the verdict', () => {

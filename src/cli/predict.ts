@@ -19,6 +19,7 @@ interface PredictFlags {
   downtimeLimit: string;
   maxRounds: string;
   resumeOverhead: string;
+  dirtySet: string;
   json?: boolean;
 }
 
@@ -42,6 +43,9 @@ export function predictInput(f: PredictFlags): PrecopyInput {
     f.dirtyPages !== undefined
       ? number(f.dirtyPages, '--dirty-pages', (n) => n >= 0, 'a number of pages/s ≥ 0') * pageSize
       : parseRate(f.dirtyRate ?? '0', '--dirty-rate');
+  if (f.dirtySet !== 'linear' && f.dirtySet !== 'uniform') {
+    throw new UsageError(`--dirty-set: "${f.dirtySet}" is not linear or uniform`, '--dirty-set');
+  }
   const bandwidth = parseRate(f.bandwidth, '--bandwidth');
   if (!(bandwidth > 0)) throw new UsageError('--bandwidth: must be more than 0', '--bandwidth');
   return {
@@ -53,6 +57,7 @@ export function predictInput(f: PredictFlags): PrecopyInput {
     downtimeLimit: parseDuration(f.downtimeLimit, '--downtime-limit') / 1000,
     maxRounds: number(f.maxRounds, '--max-rounds', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1'),
     resumeOverhead: parseDuration(f.resumeOverhead, '--resume-overhead') / 1000,
+    dirtySet: f.dirtySet,
   };
 }
 
@@ -67,6 +72,7 @@ export function predictionTable(i: PrecopyInput, p: PrecopyPrediction): string {
     ['compression ratio', String(i.compressionRatio ?? 1)],
     ['downtime limit', formatMs((i.downtimeLimit ?? 0.3) * 1000)],
     ['max rounds', String(i.maxRounds ?? 30)],
+    ['dirty set', i.dirtySet === 'uniform' ? 'uniform: W·(1 − e^(−D·T/W))' : 'linear: min(D·T, W)'],
     ['λ = c·D/B', p.ratio.toFixed(3)],
     ['rounds', `${p.rounds} (+ stop-and-copy)`],
     ['total time', formatMs(p.totalTime * 1000)],
@@ -100,6 +106,11 @@ export function registerPredict(program: Command): void {
     .option('--downtime-limit <duration>', 'switch over when the expected downtime is below this', '300ms')
     .option('--max-rounds <n>', 'round bound before forced stop-and-copy (round 1 included)', '30')
     .option('--resume-overhead <duration>', 'fixed cost of the switch-over itself', '0ms')
+    .option(
+      '--dirty-set <model>',
+      'linear: every write dirties a new page (the papers); uniform: a uniform writer re-dirties pages, W·(1 − e^(−D·T/W))',
+      'linear',
+    )
     .option('--json', 'print input and prediction as JSON')
     .action((f: PredictFlags) => {
       const input = predictInput(f);

@@ -2,7 +2,7 @@
  * What the experiments share: guest sizes per mode, the workloads they sweep, the model inputs of a cell, and small
  * helpers to find cells and format figures for tables.
  */
-import type { GuestConfig, WorkloadName, WorkloadParams } from '../guest/index.js';
+import { type GuestConfig, resolveConfig, type WorkloadName, type WorkloadParams } from '../guest/index.js';
 import type { MigrationOptions } from '../migration/index.js';
 import type { PrecopyInput } from '../migration/model.js';
 import type { CellResult, ExperimentConfig, Labels } from './types.js';
@@ -50,13 +50,15 @@ export function guest(
 
 /** The pre-copy model's inputs for a guest and options, as configured (a priori). */
 export function modelInput(g: GuestConfig, o: Partial<MigrationOptions>, c = 1): PrecopyInput {
-  const pageSize = g.pageSize ?? PAGE;
-  const ws = g.workload.params?.workingSetBytes ?? g.ramBytes;
-  const writeRate = g.workload.params?.writeRate ?? 0;
+  // The resolved config: a workload's own working set (twolf: 3 MiB) when the cell does not set one.
+  const r = resolveConfig(g);
+  const pageSize = r.pageSize;
+  const ws = r.workload.params.workingSetBytes;
+  const writeRate = r.workload.params.writeRate;
   return {
     // Round 1 sends only the pages the workload filled: the rest are zero pages, which do not travel in it.
     ramBytes: ws,
-    dirtyRate: writeRate * (g.vcpus ?? 1) * pageSize,
+    dirtyRate: writeRate * r.vcpus * pageSize,
     workingSetBytes: ws,
     bandwidth: o.maxBandwidth ?? 128 * MiB,
     compressionRatio: c,

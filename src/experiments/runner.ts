@@ -218,7 +218,12 @@ function resultOf(cell: Cell, reps: Measured[]): CellResult {
     id: cell.id,
     labels: cell.labels,
     measured,
-    ...(cell.model ? { predicted: toPredicted(cell.model) } : {}),
+    ...(cell.model
+      ? {
+          predicted: toPredicted(cell.model),
+          uniform: toPredicted({ ...cell.model, dirtySet: 'uniform' }),
+        }
+      : {}),
     ...(calibrated ? { calibrated: toPredicted(calibrated) } : {}),
     repetitions: reps,
   };
@@ -230,6 +235,7 @@ export function cellRecords(results: readonly CellResult[]): Record<string, stri
     const rec: Record<string, string | number | boolean> = { id: r.id, ...r.labels, ...r.measured };
     for (const [prefix, p] of [
       ['predicted', r.predicted],
+      ['uniform', r.uniform],
       ['calibrated', r.calibrated],
     ] as const) {
       if (!p) continue;

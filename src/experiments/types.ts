@@ -117,6 +117,8 @@ export interface CellResult {
   readonly measured: Measured;
   /** A priori: the model fed with the configured dirty rate, working set and bandwidth. */
   readonly predicted?: Predicted;
+  /** A priori with the uniform-writer dirty set (`dirtySet: 'uniform'`): writes to already-dirty pages add nothing. */
+  readonly uniform?: Predicted;
   /** Calibrated: the model fed with the bandwidth, dirty rate and compression measured in this run. */
   readonly calibrated?: Predicted;
   /** Every repetition's measurement (the medians above are over these). */

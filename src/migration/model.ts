@@ -18,6 +18,10 @@
  * dirty), B = bandwidth (bytes/s), c = compression ratio of re-sent pages (XBZRLE: wire bytes ÷ page bytes, 1 = off).
  * Round 0 is never compressed: XBZRLE only helps pages that were sent before. With W = ∞ the totals have the closed
  * form of `precopyClosedForm`: T = (M/B)·(1 − λ^{n+1})/(1 − λ), which converges iff λ < 1.
+ *
+ * `dirtySet: 'uniform'` replaces D·T by the pages a writer that picks pages uniformly from W really leaves dirty:
+ * W·(1 − e^(−D·T/W)) — writes that land on a page already dirty in the round add nothing. Near λ = 1 that is the
+ * difference between "never converges" and converging in a few rounds (docs/experiments.md, model).
  */
 
 export interface PrecopyInput {
@@ -37,6 +41,11 @@ export interface PrecopyInput {
   readonly maxRounds?: number;
   /** Fixed cost of the switch-over itself (CPU state, device state, resume), seconds. Default 0. */
   readonly resumeOverhead?: number;
+  /**
+   * How writes become dirty bytes in a round of T seconds: `linear` (default, the papers' model) D·T capped at W;
+   * `uniform` W·(1 − e^(−D·T/W)), the distinct pages of a writer choosing uniformly within W.
+   */
+  readonly dirtySet?: 'linear' | 'uniform';
 }
 
 export interface PrecopyPrediction {
@@ -63,6 +72,7 @@ function check(input: PrecopyInput): Required<PrecopyInput> {
     downtimeLimit: 0.3,
     maxRounds: 30,
     resumeOverhead: 0,
+    dirtySet: 'linear',
     ...input,
   };
   const bad = (what: string) => new RangeError(`pre-copy model: ${what}`);
@@ -74,6 +84,9 @@ function check(input: PrecopyInput): Required<PrecopyInput> {
   }
   if (!(full.workingSetBytes >= 0)) throw bad(`working set must be ≥ 0 (got ${full.workingSetBytes})`);
   if (!(full.downtimeLimit >= 0)) throw bad(`downtime limit must be ≥ 0 (got ${full.downtimeLimit})`);
+  if (full.dirtySet !== 'linear' && full.dirtySet !== 'uniform') {
+    throw bad(`dirty set must be "linear" or "uniform" (got ${String(full.dirtySet)})`);
+  }
   if (!(Number.isInteger(full.maxRounds) && full.maxRounds >= 1)) {
     throw bad(`max rounds must be an integer ≥ 1 (got ${full.maxRounds})`);
   }
@@ -87,18 +100,22 @@ export function predictPrecopy(input: PrecopyInput): PrecopyPrediction {
   const B = p.bandwidth;
   const W = Math.min(p.workingSetBytes, p.ramBytes);
   const ratio = (c * p.dirtyRate) / B;
+  const dirtied = (t: number): number =>
+    p.dirtySet === 'uniform' && W > 0
+      ? W * -Math.expm1((-p.dirtyRate * t) / W)
+      : Math.min(p.dirtyRate * t, W);
 
   const sent = p.ramBytes; // V₀, uncompressed
   let roundTime = sent / B; // T₀
   let time = roundTime;
   let bytes = sent;
   let rounds = 1;
-  let pending = Math.min(p.dirtyRate * roundTime, W); // dirtied while round 0 ran
+  let pending = dirtied(roundTime); // dirtied while round 0 ran
   let converged = c * (pending / B) <= p.downtimeLimit;
   while (!converged && rounds < p.maxRounds) {
     const wire = c * pending;
     roundTime = wire / B;
-    const next = Math.min(p.dirtyRate * roundTime, W);
+    const next = dirtied(roundTime);
     if (next >= pending) break; // not shrinking: more rounds would only add traffic
     time += roundTime;
     bytes += wire;
