@@ -121,7 +121,7 @@ export async function runExperiment(
   return { name, title: exp.title, config, results, summary, dir, files, wallMs: performance.now() - t0 };
 }
 
-function describe(cell: Cell): string {
+function describe(cell: Pick<Cell, 'labels'>): string {
   return Object.values(cell.labels).join(' ');
 }
 
@@ -310,7 +310,7 @@ async function writeResults(
             'reason',
           ],
           rows: results.map((r) => [
-            describe({ id: r.id, labels: r.labels } as Cell),
+            describe(r),
             r.measured.status + (r.measured.errorCode ? ` (${r.measured.errorCode})` : ''),
             r.measured.rounds,
             Math.round(r.measured.totalTimeMs),
