@@ -296,6 +296,12 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
 }
 
+/** Signed relative change of `w` against `ref`, e.g. "−5.9%" or "+2.3%". */
+function change(w: number, ref: number): string {
+  const d = w / ref - 1;
+  return `${d <= 0 ? '−' : '+'}${pct(Math.abs(d))}`;
+}
+
 export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<PowerCappingResult> {
   const t0 = performance.now();
   const tiny = o.tiny === true;
@@ -330,10 +336,10 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
       loads.push(loadavg()[0]!);
     }
     if (o.controller ?? !tiny) {
-      // The open problem: a budget 2 W under the host's power before the migration, and a completion target equal
+      // The open problem: a budget 1 W under the host's power before the migration, and a completion target equal
       // to the uncapped gap-like migration time. Fixed: the CAP chosen once for the budget, when the transfer starts.
       const ref = runs.find((r) => r.kind === 'gap-like' && r.mode === 'none')!;
-      const budget = 2;
+      const budget = 1;
       const target = Math.round(ref.migrationTimeMs);
       runs.push(await runOne(pair, c, 'gap-like', 'cap-fixed-budget', { capping: 'cap' }, budget, seed, log));
       runs.push(
@@ -373,7 +379,8 @@ export function summaryRows(runs: readonly PowerRun[]): (string | number)[][] {
       +r.before.watts.toFixed(1),
       +r.during.watts.toFixed(1),
       +r.after.watts.toFixed(1),
-      none && r !== none ? pct(1 - r.during.watts / none.during.watts) : '',
+      +(r.during.watts - r.before.watts).toFixed(1),
+      none && r !== none ? change(r.during.watts, none.during.watts) : '',
       pct(mig.slowdownDuring),
       pct(mean(others.map((v) => v.slowdownDuring))),
       r.caps.join(' ') || '-',
@@ -390,7 +397,8 @@ export const SUMMARY_COLUMNS = [
   'W before',
   'W during',
   'W after',
-  'power saved vs none',
+  'W during − before',
+  'W during vs none',
   'migrating VM slowdown',
   'other VMs slowdown',
   'CAPs',
@@ -525,7 +533,7 @@ async function writePowerReport(
       {
         heading: 'The open problem: a CAP that bounds power and completion time',
         text:
-          'Budget: 2 W under the host’s own power before the migration. Fixed: the largest CAP predicted to keep the ' +
+          'Budget: 1 W under the host’s own power before the migration. Fixed: the largest CAP predicted to keep the ' +
           'host under it, chosen when the transfer starts and held. Adaptive: after every pre-copy round, the largest ' +
           'CAP that keeps the measured-and-modelled power under the budget AND lets pre-copy finish by the target (the ' +
           'uncapped migration time), taking the dirty rate as proportional to the VM’s CPU share.',
@@ -610,7 +618,7 @@ export function seedComparison(runs: readonly PowerRun[]): {
       rows.push([
         `${kind}: DVFS 1.7 GHz`,
         `~${SEED_FIGURES.dvfsWatts} W (−${pct(SEED_FIGURES.dvfsReduction)})`,
-        `${d.during.watts.toFixed(1)} W (−${pct(1 - d.during.watts / none.during.watts)})`,
+        `${d.during.watts.toFixed(1)} W (${change(d.during.watts, none.during.watts)})`,
       ]);
     }
     const cp = get(kind, 'cap');
@@ -618,7 +626,7 @@ export function seedComparison(runs: readonly PowerRun[]): {
       rows.push([
         `${kind}: CAP 15`,
         `~${SEED_FIGURES.capWatts} W (−${pct(SEED_FIGURES.capReduction)})`,
-        `${cp.during.watts.toFixed(1)} W (−${pct(1 - cp.during.watts / none.during.watts)})`,
+        `${cp.during.watts.toFixed(1)} W (${change(cp.during.watts, none.during.watts)})`,
       ]);
     }
   }
