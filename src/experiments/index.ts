@@ -3,6 +3,13 @@
  * optimisation buys, with the pre-copy model's predictions beside the measurements. `runExperiment(name, opts)`
  * writes results/<name>/ (JSON, CSV, HTML with SVG charts); `startPair` / `runScenario` run single scenarios.
  */
+
+export {
+  type PowerCappingOptions,
+  type PowerCappingResult,
+  type PowerRun,
+  runPowerCapping,
+} from './power-capping.js';
 export {
   EXPERIMENTS,
   type ExperimentOutput,

@@ -236,6 +236,23 @@ describe('capping a real guest through a migration session', () => {
     expect(report.energy?.capping.dvfsGhz).toBeCloseTo(1.733, 3);
   });
 
+  it('hybrid: CAP first, then DVFS for what the CAP cannot reach', async () => {
+    // 125 W is just above the i7-920's static power: no CAP alone reaches it on a busy host.
+    const { vm, other, host, report, session } = await begin({ capping: 'hybrid', powerCap: 125 });
+    await sleep(1000); // decisions use the last second of measurements: let the guests run in it
+    report.status = 'active';
+    session.onProgress(report);
+    // The other guest alone keeps the host above 125 W at the top state: the CAP goes to its floor and DVFS drops.
+    expect(vm.cap).toBe(1);
+    const state = host.meter.dvfsState;
+    expect(state).toBeLessThan(TOP);
+    expect(other.frequency).toBeCloseTo(i7.states[state]!.ghz / i7.states[TOP]!.ghz, 9);
+    report.status = 'completed';
+    await session.finish(report);
+    expect(other.frequency).toBe(1);
+    expect(report.energy?.capping.mode).toBe('hybrid');
+  });
+
   it('refuses DVFS capping on a model without DVFS states, and capping without a budget', async () => {
     await expect(begin({ capping: 'dvfs', dvfsGhz: 1.7, powerModel: 'hpProLiantMl110G5' })).rejects.toThrow(
       /DVFS states/,
