@@ -71,6 +71,18 @@ interface OutgoingMigration {
   report: MigrationReport;
   abort: AbortController;
   done: Promise<MigrationReport>;
+  /** The agent has finished with it (guest handed over or kept, energy added): its end may be announced. */
+  settled: boolean;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * The report as clients may see it: the engine marks the migration ended a moment before the agent has finished
+ * its bookkeeping (removing the guest, adding energy), and a client that sees the end must see all of it.
+ */
+function published(m: OutgoingMigration): MigrationReport {
+  return !m.settled && TERMINAL.has(m.report.status) ? { ...m.report, status: 'active' } : m.report;
 }
 
 export interface GuestInfo {
@@ -382,6 +394,7 @@ export class Agent {
     const power = this.power.beginMigration({ guestId, guest: h.guest, options: o, report });
     h.migrating = id;
     this.events.progress(report, h.guest);
+    const entry: OutgoingMigration = { report, abort, done: Promise.resolve(report), settled: false };
     const done = (async () => {
       let socket: Socket;
       try {
@@ -415,25 +428,30 @@ export class Agent {
         onRound: power.onRound,
       });
     })().then(async (r) => {
-      await power.finish(r);
-      h.migrating = undefined;
-      if (r.status === 'completed') {
-        // The guest lives on the destination now.
-        this.guests.delete(guestId);
-        await h.guest.destroy();
+      try {
+        h.migrating = undefined;
+        if (r.status === 'completed') {
+          // The guest lives on the destination now.
+          this.guests.delete(guestId);
+          await h.guest.destroy();
+        }
+        await power.finish(r);
+      } finally {
+        entry.settled = true;
       }
       this.events.end(r);
       this.log(`migration ${id}: ${r.status}${r.error ? ` ${r.error.code} ${r.error.message}` : ''}`);
       return r;
     });
-    this.outgoing.set(id, { report, abort, done });
+    entry.done = done;
+    this.outgoing.set(id, entry);
     return report;
   }
 
   migration(id: string): MigrationReport {
     const m = this.outgoing.get(id);
     if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
-    return m.report;
+    return published(m);
   }
 
   async waitMigration(id: string): Promise<MigrationReport> {
@@ -446,7 +464,7 @@ export class Agent {
     const m = this.outgoing.get(id);
     if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
     m.abort.abort();
-    return m.report;
+    return published(m);
   }
 
   status(): unknown {
@@ -456,7 +474,7 @@ export class Agent {
       address: this.address,
       pid: process.pid,
       guests: this.listGuests(),
-      outgoing: [...this.outgoing.values()].map((m) => summary(m.report)),
+      outgoing: [...this.outgoing.values()].map((m) => summary(published(m))),
       incoming: [...this.incoming.values(), ...this.finishedIncoming],
     };
   }
@@ -546,7 +564,7 @@ export class Agent {
           return sendJson(
             res,
             200,
-            [...this.outgoing.values()].map((m) => summary(m.report)),
+            [...this.outgoing.values()].map((m) => summary(published(m))),
           );
         if (method === 'POST') {
           const body = parseMigrationRequest(await readJson(req));
