@@ -2,7 +2,7 @@
  * codecs: what each page encoding buys and costs, per workload. The same seeded guest is migrated with zero-page
  * detection only, RLE, XBZRLE, a generic compressor, and XBZRLE + zstd; bytes on the wire, total time, downtime and
  * the source's CPU time are compared. "none" (every page raw, zero pages too) is derived from the zero-page run:
- * the engine always detects zero pages, so that row adds the zero pages' bytes and their time on the link.
+ * the engine always detects zero pages, so that row adds the zero pages' bytes, and their time at the link's limit.
  */
 import type { MigrationOptions } from '../migration/index.js';
 import { barChart } from '../report/index.js';
@@ -62,10 +62,10 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
   for (const w of workloadsOf(cfg)) {
     const base = ok(find(results, { workload: w, codec: 'zero-page' }));
     if (base) {
-      // "none": the zero pages travel too, at the rate round 1 reached.
+      // "none": the zero pages travel too, at the link's limit (round 1's own rate is no guide when most of it
+      // was zero pages that never left).
       const zeroBytes = base.measured.pagesZero * PAGE;
-      const rate = base.measured.round1MiBps * MiB;
-      const extraMs = rate > 0 ? (zeroBytes / rate) * 1000 : 0;
+      const extraMs = (zeroBytes / bandwidth(cfg)) * 1000;
       rows.push([
         w,
         'none (derived)',
