@@ -1,0 +1,4 @@
+/**
+ * The QEMU bridge: a QMP client, a test VM built from Debian packages, and QEMU-driven migrations.
+ */
+export * from './qmp.js';
