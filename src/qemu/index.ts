@@ -1,4 +1,7 @@
 /**
  * The QEMU bridge: a QMP client, a test VM built from Debian packages, and QEMU-driven migrations.
  */
+
+export * from './cpio.js';
 export * from './qmp.js';
+export * from './testvm.js';
