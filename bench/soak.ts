@@ -65,6 +65,7 @@ async function main(): Promise<void> {
           ? pick(['none', 'none', 'cancel', 'kill'])
           : pick(['none', 'cancel']);
       const m = await client(at).migrate(id, agents[to]!.address, options);
+      let killed = false;
       migrations++;
       if (fault !== 'none') {
         await new Promise((r) => setTimeout(r, 20 + random() * 400));
@@ -72,12 +73,15 @@ async function main(): Promise<void> {
           await client(at)
             .cancel(m.id)
             .catch(() => undefined);
-        else if ((await client(at).migration(m.id)).status === 'active') agents[to]!.process.kill('SIGKILL');
+        else if ((await client(at).migration(m.id)).status === 'active') {
+          agents[to]!.process.kill('SIGKILL');
+          killed = true;
+        }
       }
       const r = await client(at).follow(m.id, undefined, 50);
       count(`${strategy} ${fault}: ${r.status}${r.error ? ` ${r.error.code}` : ''}`);
       let hostDied = false;
-      if (fault === 'kill' && agents[to]!.process.signalCode === 'SIGKILL') {
+      if (killed) {
         // The kill may land just after switch-over: then the guest died with the host it had moved to — a host
         // failure, not a migration fault. Counted apart; the soak starts a fresh guest.
         hostDied = r.status === 'completed';
