@@ -3,5 +3,6 @@
  */
 
 export * from './cpio.js';
+export * from './migrate.js';
 export * from './qmp.js';
 export * from './testvm.js';
