@@ -397,9 +397,20 @@ export class Guest {
     if (this.isPresent(index)) return false;
     if (data === null) this.ram.zeroPage(index);
     else this.ram.writePage(index, data);
+    return this.markPresent(index);
+  }
+
+  /**
+   * Post-copy: declares an absent page present whose content the migration already wrote into RAM in place
+   * (decoded there while no vCPU could touch it), and wakes vCPUs waiting on it. No copy.
+   */
+  markPresent(index: number): boolean {
+    const presence = this.#presence;
+    if (!presence) throw new UsageError('markPresent: the guest was not created with { postcopy: true }');
     const w = index >>> 5;
     const bit = 1 << (index & 31);
-    if ((Atomics.or(presence, w, bit) & bit) === 0) this.#missing--;
+    if ((Atomics.or(presence, w, bit) & bit) !== 0) return false;
+    this.#missing--;
     Atomics.notify(presence, w);
     return true;
   }

@@ -77,4 +77,21 @@ describe('post-copy destination', () => {
     await dest.destroy();
     expect(dest.running).toBe(false);
   });
+
+  it('markPresent declares a page written in place present, once, without copying', async () => {
+    const dest = await Guest.createIncoming(
+      { ramBytes: MiB, workload: { name: 'idle' } },
+      { postcopy: true },
+    );
+    guests.push(dest);
+    const before = dest.missingPages();
+    dest.ram.page(3).fill(0x42);
+    expect(dest.isPresent(3)).toBe(false);
+    expect(dest.markPresent(3)).toBe(true);
+    expect(dest.isPresent(3)).toBe(true);
+    expect(dest.missingPages()).toBe(before - 1);
+    expect(dest.markPresent(3)).toBe(false);
+    expect(dest.missingPages()).toBe(before - 1);
+    expect(dest.ram.page(3).every((b) => b === 0x42)).toBe(true);
+  });
 });

@@ -270,7 +270,7 @@ class Destination {
     this.ledger.set(p, pageCrc(page));
     this.m.pagesReceived++;
     if (this.resumed) {
-      guest.placePage(p, page);
+      guest.markPresent(p); // decoded in place above, while no vCPU could touch the absent page
       const t = this.faultTimes.get(p);
       if (t !== undefined) {
         this.faultLatencies.push(performance.now() - t);
@@ -351,7 +351,7 @@ class Destination {
     }
     if (this.postcopyMode) {
       // Created ready for post-copy, but the source converged: every page is here.
-      for (let p = 0; p < this.pageCount; p++) guest.placePage(p, guest.ram.page(p));
+      for (let p = 0; p < this.pageCount; p++) guest.markPresent(p);
     }
     await this.handOver();
     this.m.phase = 'running';
@@ -363,7 +363,7 @@ class Destination {
     const guest = this.guest!;
     const valid = decodePostcopyStart(f.payload, this.pageCount);
     for (let p = 0; p < this.pageCount; p++) {
-      if (valid[p >> 3]! & (1 << (p & 7))) guest.placePage(p, guest.ram.page(p));
+      if (valid[p >> 3]! & (1 << (p & 7))) guest.markPresent(p);
     }
     guest.onFault((p) => this.fault(p));
     await this.handOver();
