@@ -12,6 +12,7 @@ import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
 import { registerMigrate } from './migrate.js';
 import { registerPredict } from './predict.js';
+import { registerQemu } from './qemu.js';
 import { registerRun } from './run.js';
 import { registerSim } from './sim.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerSim(program);
   registerPredict(program);
   registerExperiment(program);
+  registerQemu(program);
   return program;
 }
 
