@@ -29,6 +29,7 @@ interface TestVmFlags {
   guestMem: string;
   rate: string;
   bytesPerWrite: string;
+  hot: string;
   incoming?: string;
   runDir?: string;
   json?: boolean;
@@ -94,6 +95,7 @@ export function registerQemu(program: Command): void {
       'bytes changed per page write (1..4096; small = XBZRLE-friendly)',
       '4096',
     )
+    .option('--hot <pages>', 'hot set taking 90% of the writes, in pages (0 = writes spread uniformly)', '0')
     .option('--incoming <uri>', 'start as a migration destination listening on URI, e.g. tcp:127.0.0.1:4444')
     .option('--run-dir <dir>', 'directory for qmp.sock and console.log (default: a fresh temporary one)')
     .option('--json', 'print what was built/started as JSON')
@@ -120,6 +122,7 @@ export function registerQemu(program: Command): void {
         mib: guestMiB,
         rate,
         bytes,
+        hot: int(f.hot, '--hot', 0, guestMiB * 256),
         detached: true,
         ...(f.incoming ? { incoming: f.incoming } : {}),
         ...(f.runDir ? { runDir: f.runDir } : {}),

@@ -13,7 +13,8 @@ export const DIRTIER_C = String.raw`
  * prints one line to the console:
  *   LIVEMIG sweep=N dirtied=D corrupt=C uptime_ms=T
  * and for every bad page, once: LIVEMIG CORRUPT page=P word=I
- * Parameters come from the kernel command line as environment of init: lm_mib, lm_rate (pages/s), lm_bytes.
+ * Parameters come from the kernel command line as environment of init: lm_mib, lm_rate (pages/s), lm_bytes, lm_hot
+ * (pages of a hot set that takes 90% of the writes; 0 = writes spread uniformly).
  * Any corrupt page after a migration means the migration lost or mangled a write.
  */
 #include <stdint.h>
@@ -46,9 +47,10 @@ static uint64_t env(const char *name, uint64_t fallback) {
 }
 
 int main(void) {
-  uint64_t mib = env("lm_mib", 64), rate = env("lm_rate", 2000), bytes = env("lm_bytes", PAGE);
+  uint64_t mib = env("lm_mib", 64), rate = env("lm_rate", 2000), bytes = env("lm_bytes", PAGE), hot = env("lm_hot", 0);
   if (bytes == 0 || bytes > PAGE) bytes = PAGE;
   uint64_t pages = mib * 256u, changed = (bytes + 7u) / 8u;
+  if (hot > pages) hot = pages;
   uint64_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   uint32_t *version = calloc(pages, sizeof(uint32_t));
   uint8_t *reported = calloc(pages, 1);
@@ -58,8 +60,8 @@ int main(void) {
   }
   for (uint64_t p = 0; p < pages; p++)
     for (uint64_t i = 0; i < WORDS; i++) mem[p * WORDS + i] = word(p, 0, i);
-  printf("LIVEMIG ready mib=%llu rate=%llu bytes=%llu pages=%llu\n", (unsigned long long)mib,
-         (unsigned long long)rate, (unsigned long long)bytes, (unsigned long long)pages);
+  printf("LIVEMIG ready mib=%llu rate=%llu bytes=%llu hot=%llu pages=%llu\n", (unsigned long long)mib,
+         (unsigned long long)rate, (unsigned long long)bytes, (unsigned long long)hot, (unsigned long long)pages);
   fflush(stdout);
 
   uint64_t rng = 88172645463325252ull, dirtied = 0, corrupt = 0, sweep = 0, cursor = 0;
@@ -69,7 +71,8 @@ int main(void) {
     credit += rate; /* pages owed this tick, in hundredths */
     for (; credit >= 100u; credit -= 100u) {
       rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-      uint64_t p = rng % pages, v = ++version[p];
+      /* The hot set is spread over the region (every pages/hot-th page), as a real program's hot data is. */
+      uint64_t p = hot && rng % 10u != 0 ? ((rng >> 8) % hot) * (pages / hot) : rng % pages, v = ++version[p];
       for (uint64_t i = 0; i < changed; i++) mem[p * WORDS + i] = word(p, v, i);
       dirtied++;
     }

@@ -187,6 +187,8 @@ export interface GuestWorkload {
   rate?: number;
   /** Bytes changed per write (1..4096). Default 4096. */
   bytes?: number;
+  /** Pages of a hot set taking 90% of the writes; 0 (default) spreads writes uniformly. */
+  hot?: number;
 }
 
 export interface StartOptions extends GuestWorkload {
@@ -224,6 +226,7 @@ export function testVmArgs(o: StartOptions & { qmpPath: string; consolePath: str
     `lm_mib=${o.mib ?? 64}`,
     `lm_rate=${o.rate ?? 2000}`,
     `lm_bytes=${o.bytes ?? 4096}`,
+    `lm_hot=${o.hot ?? 0}`,
   ].join(' ');
   const args = [
     '-nodefaults',
