@@ -1,21 +1,28 @@
 /**
  * End-to-end against real QEMU: boot the test VM (Debian kernel, busybox-static initramfs, the dirtying guest
- * program) under TCG, then migrate it over loopback three times in a chain — pre-copy, pre-copy with XBZRLE,
+ * program) under TCG, then migrate it over loopback in a chain — pre-copy, pre-copy with XBZRLE,
  * post-copy — each time to a fresh QEMU started with `-incoming`. After each hop the destination guest must keep
  * running its program with the state it had (sweep numbers continue, no reboot) and find no corrupt page over a
  * whole sweep made after the switch-over: QEMU saying `completed` is not enough (Debian's stock 7.2 says it too,
- * then the guest crashes). One boot for the three hops keeps the test near 30 s.
+ * then the guest crashes). Before the hops, a migration that cannot finish in time is cancelled and the source guest
+ * must run on; after them, a fourth hop goes through the CLI (`livemig qemu migrate --json`). One boot for all keeps
+ * the test near 30 s.
  *
  * Skips with a message when QEMU >= 9, gcc, busybox-static or the Debian kernel package are not available.
  */
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cliCommand } from '../src/cli/spawn.js';
+import { MigrationError } from '../src/errors.js';
 import {
   buildTestVm,
   findQemu,
   type GuestConsole,
   migrateQemu,
   type QemuMigrateOptions,
+  type QemuMigrationReport,
   type QmpClient,
   qemuUnfitReason,
   type RunningTestVm,
@@ -37,6 +44,7 @@ if (!skipReason) {
 }
 if (skipReason) console.warn(`[qemu.test] skipped: ${skipReason}`);
 
+const run = promisify(execFile);
 const WORKLOAD = { mib: 64, rate: 2000, bytes: 4096 };
 const vms: RunningTestVm[] = [];
 const clients: QmpClient[] = [];
@@ -69,20 +77,35 @@ const lastSweep = (c: GuestConsole): number => c.sweeps.at(-1)?.sweep ?? 0;
 describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', () => {
   let current: { vm: RunningTestVm; qmp: QmpClient } | undefined;
 
-  async function hop(options: Omit<QemuMigrateOptions, 'uri'>) {
+  async function source(): Promise<{ vm: RunningTestVm; qmp: QmpClient }> {
     if (!current) {
       current = await boot();
       await waitForConsole(current.vm.consolePath, (c) => c.sweeps.length >= 1, 30_000);
     }
+    return current;
+  }
+
+  type Driver = (
+    src: { vm: RunningTestVm; qmp: QmpClient },
+    dest: { vm: RunningTestVm; qmp: QmpClient },
+    uri: string,
+  ) => Promise<QemuMigrationReport>;
+  const library =
+    (options: Omit<QemuMigrateOptions, 'uri'>): Driver =>
+    (src, dest, uri) =>
+      migrateQemu(src.qmp, dest.qmp, { uri, timeoutMs: 40_000, ...options });
+
+  async function hop(driver: Driver) {
+    const src = await source();
     const port = await freePort();
     const uri = `tcp:127.0.0.1:${port}`;
     const dest = await boot(uri);
-    const report = await migrateQemu(current.qmp, dest.qmp, { uri, timeoutMs: 40_000, ...options });
-    const before = await readGuestConsole(current.vm.consolePath);
+    const report = await driver(src, dest, uri);
+    const before = await readGuestConsole(src.vm.consolePath);
     expect(report.status, report.error).toBe('completed');
     await waitRunning(dest.qmp, 10_000);
-    const source = await current.qmp.execute('query-status');
-    expect(source.running).toBe(false);
+    const srcStatus = await src.qmp.execute('query-status');
+    expect(srcStatus.running).toBe(false);
     // Two sweep lines on the destination: the second covers a whole sweep made after the switch-over.
     const after = await waitForConsole(dest.vm.consolePath, (c) => c.sweeps.length >= 2, 20_000);
     expect(after.corruptPages).toEqual([]);
@@ -90,13 +113,31 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     // The same program carried on (no reboot): its sweep count continues from the source's.
     expect(after.sweeps[0]?.sweep ?? 0).toBeGreaterThan(lastSweep(before));
     expect(after.sweeps.at(-1)?.dirtied ?? 0).toBeGreaterThan(before.sweeps.at(-1)?.dirtied ?? 0);
-    await current.vm.stop();
+    await src.vm.stop();
     current = dest;
     return report;
   }
 
+  it('a migration that cannot finish in time is cancelled and the source guest runs on untouched', async () => {
+    const src = await source();
+    const uri = `tcp:127.0.0.1:${await freePort()}`;
+    const dest = await boot(uri);
+    // 1 MiB/s cannot move ~120 MiB of non-zero RAM in 2 s.
+    const err = await migrateQemu(src.qmp, dest.qmp, { uri, maxBandwidth: 2 ** 20, timeoutMs: 2000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(MigrationError);
+    expect((err as MigrationError).code).toBe('TIMEOUT');
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 128 * 2 ** 20 });
+    expect((await src.qmp.execute('query-status')).running).toBe(true);
+    const before = lastSweep(await readGuestConsole(src.vm.consolePath));
+    const after = await waitForConsole(src.vm.consolePath, (c) => lastSweep(c) >= before + 2, 20_000);
+    expect(after.corruptPages).toEqual([]);
+    await dest.vm.stop();
+  });
+
   it('pre-copy: completes, the destination guest runs on with no corrupt page', async () => {
-    const r = await hop({ strategy: 'pre-copy' });
+    const r = await hop(library({ strategy: 'pre-copy' }));
     expect(r.rounds).toBeGreaterThanOrEqual(2);
     expect(r.transferredBytes).toBeGreaterThan(0);
     // `total` counts every RAM block QEMU migrates: the 256 MiB of guest RAM plus ROMs and firmware.
@@ -105,14 +146,39 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
   });
 
   it('pre-copy with XBZRLE: the cache is used and the guest stays healthy', async () => {
-    const r = await hop({ strategy: 'pre-copy', xbzrle: true, xbzrleCacheBytes: 32 * 2 ** 20 });
+    const r = await hop(library({ strategy: 'pre-copy', xbzrle: true, xbzrleCacheBytes: 32 * 2 ** 20 }));
     expect(r.xbzrle.enabled).toBe(true);
     expect(r.xbzrle.cacheBytes).toBe(32 * 2 ** 20);
     expect(r.xbzrle.pages + r.xbzrle.cacheMisses).toBeGreaterThan(0);
   });
 
   it('post-copy: switches after the first round and the guest stays healthy', async () => {
-    const r = await hop({ strategy: 'post-copy' });
+    const r = await hop(library({ strategy: 'post-copy' }));
     expect(r.switchedToPostcopy).toBe(true);
+  });
+
+  it('livemig qemu migrate --json: the CLI migrates over QMP, finding the destination address itself', async () => {
+    const r = await hop(async (src, dest) => {
+      // A QMP socket serves one client at a time: hand both monitors to the CLI, then take them back.
+      await src.qmp.close();
+      await dest.qmp.close();
+      const { file, execArgv } = cliCommand();
+      const args = [
+        'qemu',
+        'migrate',
+        '--source',
+        `unix:${src.vm.qmpPath}`,
+        '--dest',
+        dest.vm.qmpPath,
+        '--json',
+      ];
+      const { stdout } = await run(process.execPath, [...execArgv, file, ...args], { timeout: 60_000 });
+      src.qmp = await src.vm.connect();
+      dest.qmp = await dest.vm.connect();
+      clients.push(src.qmp, dest.qmp);
+      return JSON.parse(stdout) as QemuMigrationReport;
+    });
+    expect(r.engine).toBe('qemu');
+    expect(r.destination).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
   });
 });

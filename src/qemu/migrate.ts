@@ -51,6 +51,7 @@ export interface QemuMigrationReport {
   throughputMbps: number;
   maxBandwidth: number;
   autoConverge: boolean;
+  /** Highest vCPU throttle auto-converge applied, as seen while polling (QEMU resets it to 0 at the end). */
   cpuThrottlePercent: number;
   switchedToPostcopy: boolean;
   postcopy: { requests: number; bytes: number };
@@ -103,6 +104,7 @@ export async function migrateQemu(
   const samples: QemuMigrationReport['samples'] = [];
   await source.execute('migrate', { uri: o.uri });
   let switched = false;
+  let throttle = 0;
   let info: QmpMigrationInfo = {};
   const deadline = t0 + (o.timeoutMs ?? 120_000);
   for (;;) {
@@ -113,6 +115,7 @@ export async function migrateQemu(
       transferred: info.ram?.transferred ?? 0,
       remaining: info.ram?.remaining ?? 0,
     });
+    throttle = Math.max(throttle, info['cpu-throttle-percentage'] ?? 0);
     o.onProgress?.(info);
     if (info.status && FINAL.has(info.status)) break;
     const rounds = info.ram?.['dirty-sync-count'] ?? 0;
@@ -157,7 +160,7 @@ export async function migrateQemu(
     throughputMbps: ram?.mbps ?? 0,
     maxBandwidth: Number(effective['max-bandwidth'] ?? 0),
     autoConverge: o.autoConverge ?? false,
-    cpuThrottlePercent: info['cpu-throttle-percentage'] ?? 0,
+    cpuThrottlePercent: throttle,
     switchedToPostcopy: switched,
     postcopy: { requests: ram?.['postcopy-requests'] ?? 0, bytes: ram?.['postcopy-bytes'] ?? 0 },
     xbzrle: {

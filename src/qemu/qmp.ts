@@ -235,7 +235,8 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       if (this.greeting) return resolve(this.greeting);
       if (this.closedWith) return reject(this.closedWith);
       const timer = setTimeout(() => {
-        const err = new QmpTimeoutError('greeting', timeoutMs);
+        // QEMU's QMP socket serves one client at a time; the next one gets no greeting until the first leaves.
+        const err = new QmpTimeoutError('greeting (is another client connected to this monitor?)', timeoutMs);
         this.greetingWaiter = undefined;
         this.shutdown(err);
         reject(err);
