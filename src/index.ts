@@ -6,6 +6,7 @@ export * from './codec/index.js';
 export * from './errors.js';
 export * from './guest/index.js';
 export * from './power/index.js';
+export * from './qemu/index.js';
 export * from './report/index.js';
 export * from './sim/index.js';
 export * from './units.js';
