@@ -83,6 +83,9 @@ export function allocatePageArena(bytes: number): Uint8Array {
   return new Uint8Array(instance.buffer, ARENA_BASE, bytes);
 }
 
+let lastArenaBuffer: ArrayBufferLike | undefined;
+let lastArena: Instance | undefined;
+
 function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
   // Both pages in one arena (the migration source's layout): nothing to copy, so the SIMD scan alone decides,
   // unchanged pages included — no memcmp first, which would read the same bytes twice.
@@ -92,7 +95,11 @@ function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, 
     previous.byteOffset >= ARENA_BASE &&
     current.byteOffset >= ARENA_BASE
   ) {
-    const inst = arenas.get(previous.buffer);
+    // The same arena call after call (the source's cache): remember it rather than look it up every page (this keeps
+    // at most one arena alive until the next encode in another one).
+    const inst = previous.buffer === lastArenaBuffer ? lastArena : arenas.get(previous.buffer);
+    lastArenaBuffer = previous.buffer;
+    lastArena = inst;
     if (inst !== undefined)
       return copyOut(
         inst,
