@@ -157,6 +157,13 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     expect(r.switchedToPostcopy).toBe(true);
   });
 
+  it('hybrid: pre-copy rounds, then post-copy; the guest stays healthy', async () => {
+    // At 32 MiB/s round 1 lasts ~4 s; the switch comes as round 2 begins, before pre-copy could converge.
+    const r = await hop(library({ strategy: 'hybrid', hybridRounds: 1, maxBandwidth: 32 * 2 ** 20 }));
+    expect(r.switchedToPostcopy).toBe(true);
+    expect(r.rounds).toBeGreaterThanOrEqual(2);
+  });
+
   it('livemig qemu migrate --json: the CLI migrates over QMP, finding the destination address itself', async () => {
     const r = await hop(async (src, dest) => {
       // A QMP socket serves one client at a time: hand both monitors to the CLI, then take them back.
