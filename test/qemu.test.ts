@@ -18,6 +18,7 @@ import { cliCommand } from '../src/cli/spawn.js';
 import { MigrationError } from '../src/errors.js';
 import {
   buildTestVm,
+  detectCpuCgroup,
   findQemu,
   type GuestConsole,
   migrateQemu,
@@ -43,6 +44,10 @@ if (!skipReason) {
   }
 }
 if (skipReason) console.warn(`[qemu.test] skipped: ${skipReason}`);
+// CAP needs a writable cgroup CPU controller (root); without one only that test skips.
+const cpuCgroup = await detectCpuCgroup();
+if (!skipReason && !cpuCgroup)
+  console.warn('[qemu.test] CAP test skipped: no cgroup CPU controller (v1 or v2)');
 
 const run = promisify(execFile);
 const WORKLOAD = { mib: 64, rate: 2000, bytes: 4096 };
@@ -163,6 +168,18 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     expect(r.switchedToPostcopy).toBe(true);
     expect(r.rounds).toBeGreaterThanOrEqual(2);
   });
+
+  it.skipIf(!cpuCgroup)(
+    'CAP: the source vCPU thread is held to 5% through the cgroup CPU controller',
+    async () => {
+      const r = await hop(library({ strategy: 'pre-copy', cap: 5 }));
+      expect(r.cap?.percent).toBe(5);
+      expect(r.cap?.cgroup).toBe(cpuCgroup?.version);
+      expect(r.cap?.vcpuThreads.length).toBe(1);
+      // This guest's vCPU thread uses ~15% of a CPU under TCG; at 5% the kernel must have throttled it.
+      expect(r.cap?.throttledPeriods ?? 0).toBeGreaterThan(0);
+    },
+  );
 
   it('livemig qemu migrate --json: the CLI migrates over QMP, finding the destination address itself', async () => {
     const r = await hop(async (src, dest) => {

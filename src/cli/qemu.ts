@@ -45,6 +45,7 @@ interface MigrateFlags {
   downtimeLimit?: string;
   bandwidth?: string;
   autoConverge?: boolean;
+  cap: string;
   hybridRounds: string;
   timeout: string;
   json?: boolean;
@@ -163,6 +164,11 @@ export function registerQemu(program: Command): void {
     .option('--downtime-limit <ms>', 'maximum downtime QEMU aims for (e.g. 300ms)')
     .option('--bandwidth <rate>', 'maximum bandwidth (e.g. 32MiB, 100Mbit)')
     .option('--auto-converge', 'throttle the guest vCPU when pre-copy does not converge')
+    .option(
+      '--cap <percent>',
+      "CAP of the source's vCPU threads while migrating, % of one CPU (cgroup; 0 = none)",
+      '0',
+    )
     .option('--hybrid-rounds <n>', 'pre-copy rounds before a hybrid migration switches to post-copy', '3')
     .option('--timeout <duration>', 'cancel and fail after this long', '120s')
     .option('--json', 'print the final report as JSON (no progress bar)')
@@ -193,6 +199,7 @@ export function registerQemu(program: Command): void {
           ...(f.downtimeLimit ? { downtimeLimitMs: parseDuration(f.downtimeLimit, '--downtime-limit') } : {}),
           ...(f.bandwidth ? { maxBandwidth: parseRate(f.bandwidth, '--bandwidth') } : {}),
           ...(f.autoConverge ? { autoConverge: true } : {}),
+          cap: int(f.cap, '--cap', 0, 100_000),
           hybridRounds: int(f.hybridRounds, '--hybrid-rounds', 1, 1000),
           timeoutMs: parseDuration(f.timeout, '--timeout'),
           onProgress: (i) => {
@@ -257,6 +264,12 @@ export function qemuReportTable(r: QemuMigrationReport): string {
     ],
     ['auto-converge', r.autoConverge ? `on (throttle ${r.cpuThrottlePercent}%)` : 'off'],
     ['post-copy requests', String(r.postcopy.requests)],
+    [
+      'CAP',
+      r.cap
+        ? `${r.cap.percent}% (cgroup ${r.cap.cgroup}), throttled ${r.cap.throttledPeriods} periods, ${formatMs(r.cap.throttledMs)}`
+        : 'none',
+    ],
   );
   return t.toString();
 }

@@ -6,7 +6,9 @@
  * `migrate-start-postcopy` as soon as the migration is active, so the switch-over happens after the first round),
  * hybrid (pre-copy for `hybridRounds` rounds, then post-copy if not yet complete).
  */
+import { readFile } from 'node:fs/promises';
 import { MigrationError } from '../errors.js';
+import { type CpuCap, capQemu } from './cgroup.js';
 import type { QmpClient, QmpMigrationInfo, QmpMigrationStatus } from './qmp.js';
 
 export type QemuStrategy = 'pre-copy' | 'post-copy' | 'hybrid';
@@ -27,6 +29,12 @@ export interface QemuMigrateOptions {
   /** Cancel (`migrate_cancel`) and fail with TIMEOUT after this long. Default 120 s. */
   timeoutMs?: number;
   onProgress?: (info: QmpMigrationInfo) => void;
+  /**
+   * CAP of the source's vCPU threads while it migrates, in percent of one CPU (0 or undefined = none), through the
+   * cgroup CPU controller (`cgroup.ts`); released when the migration ends. `cgroupRoot` is for tests.
+   */
+  cap?: number;
+  cgroupRoot?: string;
 }
 
 export interface QemuMigrationReport {
@@ -65,6 +73,14 @@ export interface QemuMigrationReport {
     overflows: number;
   };
   /** Every `query-migrate` seen while polling, for plots and debugging. */
+  /** The CAP applied to the source's vCPU threads, and how often the kernel throttled them. */
+  cap?: {
+    percent: number;
+    cgroup: 'v1' | 'v2';
+    vcpuThreads: number[];
+    throttledPeriods: number;
+    throttledMs: number;
+  };
   samples: { tMs: number; status: QmpMigrationStatus | undefined; transferred: number; remaining: number }[];
   error?: string;
 }
@@ -99,6 +115,42 @@ export async function migrateQemu(
   if (Object.keys(params).length > 0) await source.execute('migrate-set-parameters', params);
   const effective = await source.execute('query-migrate-parameters');
 
+  let cap: CpuCap | undefined;
+  let vcpuThreads: number[] = [];
+  if (o.cap) {
+    const cpus = await source.execute<{ 'thread-id': number }[]>('query-cpus-fast');
+    vcpuThreads = cpus.map((c) => c['thread-id']);
+    const pid = await processOf(vcpuThreads[0] ?? 0);
+    cap = await capQemu({ pid, threadIds: vcpuThreads }, o.cap, {
+      name: `qemu-${pid}`,
+      ...(o.cgroupRoot ? { root: o.cgroupRoot } : {}),
+    });
+  }
+  try {
+    const report = await run(source, o, strategy, postcopy, effective);
+    if (cap) {
+      const st = await cap.stat();
+      report.cap = {
+        percent: cap.percent,
+        cgroup: cap.version,
+        vcpuThreads,
+        throttledPeriods: st.throttled,
+        throttledMs: st.throttledNs / 1e6,
+      };
+    }
+    return report;
+  } finally {
+    await cap?.release();
+  }
+}
+
+async function run(
+  source: QmpClient,
+  o: QemuMigrateOptions,
+  strategy: QemuStrategy,
+  postcopy: boolean,
+  effective: Record<string, unknown>,
+): Promise<QemuMigrationReport> {
   const startedAt = new Date();
   const t0 = Date.now();
   const samples: QemuMigrationReport['samples'] = [];
@@ -176,6 +228,18 @@ export async function migrateQemu(
   };
   if (info['error-desc']) report.error = info['error-desc'];
   return report;
+}
+
+/** The process (thread group) a thread belongs to, from /proc/TID/status. */
+async function processOf(tid: number): Promise<number> {
+  const status = await readFile(`/proc/${tid}/status`, 'utf8').catch(() => '');
+  const tgid = Number(/^Tgid:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+  if (!tgid)
+    throw new MigrationError(
+      'GUEST_NOT_FOUND',
+      `vCPU thread ${tid} not found in /proc: is QEMU on this host?`,
+    );
+  return tgid;
 }
 
 /** Wait until the destination runs the guest (after `completed`, or during post-copy). */
