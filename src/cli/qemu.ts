@@ -15,6 +15,10 @@ import {
   type QemuMigrationReport,
   type QemuStrategy,
   QmpClient,
+  QmpClosedError,
+  QmpError,
+  QmpProtocolError,
+  QmpTimeoutError,
   qemuUnfitReason,
   startTestVm,
   waitForConsole,
@@ -46,6 +50,8 @@ interface MigrateFlags {
   bandwidth?: string;
   autoConverge?: boolean;
   cap: string;
+  stallRounds: string;
+  onStall: 'postcopy' | 'cancel';
   hybridRounds: string;
   timeout: string;
   json?: boolean;
@@ -169,12 +175,25 @@ export function registerQemu(program: Command): void {
       "CAP of the source's vCPU threads while migrating, % of one CPU (cgroup; 0 = none)",
       '0',
     )
+    .option(
+      '--stall-rounds <n>',
+      "stall detection (livemig's policy): rounds without the dirty set shrinking, 0 = off",
+      '0',
+    )
+    .addOption(
+      new Option(
+        '--on-stall <action>',
+        'on a stall: switch to post-copy, or cancel (the source keeps the guest)',
+      )
+        .choices(['postcopy', 'cancel'])
+        .default('cancel'),
+    )
     .option('--hybrid-rounds <n>', 'pre-copy rounds before a hybrid migration switches to post-copy', '3')
     .option('--timeout <duration>', 'cancel and fail after this long', '120s')
     .option('--json', 'print the final report as JSON (no progress bar)')
     .action(async (f: MigrateFlags) => {
-      const source = await QmpClient.connect(qmpAddress(f.source, '--source'));
-      const dest = await QmpClient.connect(qmpAddress(f.dest, '--dest')).catch(async (err: unknown) => {
+      const source = await connectQmp(f.source, '--source');
+      const dest = await connectQmp(f.dest, '--dest').catch(async (err: unknown) => {
         await source.close();
         throw err;
       });
@@ -200,6 +219,8 @@ export function registerQemu(program: Command): void {
           ...(f.bandwidth ? { maxBandwidth: parseRate(f.bandwidth, '--bandwidth') } : {}),
           ...(f.autoConverge ? { autoConverge: true } : {}),
           cap: int(f.cap, '--cap', 0, 100_000),
+          stallRounds: int(f.stallRounds, '--stall-rounds', 0, 1000),
+          onStall: f.onStall,
           hybridRounds: int(f.hybridRounds, '--hybrid-rounds', 1, 1000),
           timeoutMs: parseDuration(f.timeout, '--timeout'),
           onProgress: (i) => {
@@ -223,11 +244,39 @@ export function registerQemu(program: Command): void {
             'INTERNAL',
             `QEMU migration ${report.status}: ${report.error ?? 'no reason given'}`,
           );
+      } catch (err) {
+        // QMP failures (QEMU refused a command, a monitor went away or stopped answering) as one line with a code.
+        if (err instanceof QmpError)
+          throw new MigrationError('CAPABILITY', err.message, { class: err.errorClass });
+        if (err instanceof QmpTimeoutError) throw new MigrationError('TIMEOUT', err.message);
+        if (err instanceof QmpClosedError || err instanceof QmpProtocolError)
+          throw new MigrationError('PEER_CLOSED', err.message);
+        throw err;
       } finally {
         await source.close();
         await dest.close();
       }
     });
+}
+
+/** Connect to a monitor named by a flag; failures become one line naming the flag and the likely cause. */
+async function connectQmp(text: string, flag: string): Promise<QmpClient> {
+  try {
+    return await QmpClient.connect(qmpAddress(text, flag), { timeoutMs: 5000 });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+        ? 'nothing listens there (is QEMU running with -qmp …,server=on?)'
+        : e.message;
+    throw new MigrationError(
+      'CONNECTION_REFUSED',
+      `${flag} ${text}: cannot open the QMP monitor: ${why}`,
+      {},
+      { cause: err },
+    );
+  }
 }
 
 /** The destination's listening address, from its `query-migrate` (`socket-address`) during -incoming. */
@@ -248,7 +297,11 @@ async function incomingUri(dest: QmpClient): Promise<string> {
 export function qemuReportTable(r: QemuMigrationReport): string {
   const t = new Table({ head: ['QEMU migration', r.status] });
   t.push(
-    ['strategy', `${r.strategy}${r.switchedToPostcopy ? ' (switched to post-copy)' : ''}`],
+    [
+      'strategy',
+      `${r.strategy}${r.switchedToPostcopy ? ` (switched to post-copy: ${r.postcopyReason ?? 'strategy'})` : ''}`,
+    ],
+    ['stalled', r.stalled ? 'yes' : 'no'],
     ['total time', formatMs(r.totalTimeMs)],
     ['downtime', `${formatMs(r.downtimeMs)} (limit ${formatMs(r.downtimeLimitMs)})`],
     ['rounds', String(r.rounds)],

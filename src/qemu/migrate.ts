@@ -8,6 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { MigrationError } from '../errors.js';
+import { isStalled, type RoundSample } from '../migration/index.js';
 import { type CpuCap, capQemu } from './cgroup.js';
 import type { QmpClient, QmpMigrationInfo, QmpMigrationStatus } from './qmp.js';
 
@@ -35,6 +36,13 @@ export interface QemuMigrateOptions {
    */
   cap?: number;
   cgroupRoot?: string;
+  /**
+   * Stall detection with livemig's policy (`isStalled`): the dirty set has not shrunk below its best for this many
+   * rounds (0 or undefined = off). Then `onStall`: `postcopy` switches (postcopy-ram is enabled up front for it),
+   * `cancel` cancels (the source keeps the guest) and fails with STALLED.
+   */
+  stallRounds?: number;
+  onStall?: 'postcopy' | 'cancel';
 }
 
 export interface QemuMigrationReport {
@@ -62,6 +70,11 @@ export interface QemuMigrationReport {
   /** Highest vCPU throttle auto-converge applied, as seen while polling (QEMU resets it to 0 at the end). */
   cpuThrottlePercent: number;
   switchedToPostcopy: boolean;
+  /** Why post-copy started: the strategy, or a stall. */
+  postcopyReason?: 'strategy' | 'stalled';
+  stalled: boolean;
+  /** One row per finished round, from the `dirty-sync-count` steps seen while polling. */
+  roundSamples: RoundSample[];
   postcopy: { requests: number; bytes: number };
   xbzrle: {
     enabled: boolean;
@@ -93,7 +106,7 @@ export async function migrateQemu(
   o: QemuMigrateOptions,
 ): Promise<QemuMigrationReport> {
   const strategy = o.strategy ?? 'pre-copy';
-  const postcopy = strategy !== 'pre-copy';
+  const postcopy = strategy !== 'pre-copy' || (Boolean(o.stallRounds) && o.onStall === 'postcopy');
   const caps = (list: [string, boolean | undefined][]) =>
     list
       .filter(([, on]) => on !== undefined)
@@ -127,7 +140,7 @@ export async function migrateQemu(
     });
   }
   try {
-    const report = await run(source, o, strategy, postcopy, effective);
+    const report = await run(source, o, strategy, effective);
     if (cap) {
       const st = await cap.stat();
       report.cap = {
@@ -148,7 +161,6 @@ async function run(
   source: QmpClient,
   o: QemuMigrateOptions,
   strategy: QemuStrategy,
-  postcopy: boolean,
   effective: Record<string, unknown>,
 ): Promise<QemuMigrationReport> {
   const startedAt = new Date();
@@ -156,8 +168,15 @@ async function run(
   const samples: QemuMigrationReport['samples'] = [];
   await source.execute('migrate', { uri: o.uri });
   let switched = false;
+  let postcopyReason: QemuMigrationReport['postcopyReason'];
+  let stalled = false;
   let throttle = 0;
   let info: QmpMigrationInfo = {};
+  const rounds: RoundSample[] = [];
+  let sync = 0;
+  let roundStart = t0;
+  let sentAtSync = 0;
+  let pagesAtSync = 0;
   const deadline = t0 + (o.timeoutMs ?? 120_000);
   for (;;) {
     info = await source.execute('query-migrate');
@@ -169,13 +188,56 @@ async function run(
     });
     throttle = Math.max(throttle, info['cpu-throttle-percentage'] ?? 0);
     o.onProgress?.(info);
+    const syncs = info.ram?.['dirty-sync-count'] ?? 0;
+    if (info.ram && syncs > sync) {
+      // A sync ended a round: what it sent, and the dirty set it left (`remaining` right after the sync).
+      const pages = info.ram.normal + info.ram.duplicate;
+      const now = Date.now();
+      if (sync > 0)
+        rounds.push({
+          round: sync,
+          pagesSent: pages - pagesAtSync,
+          bytesSent: info.ram.transferred - sentAtSync,
+          durationMs: now - roundStart,
+          dirtyPages: Math.round(info.ram.remaining / (info.ram['page-size'] || 4096)),
+        });
+      sync = syncs;
+      roundStart = now;
+      sentAtSync = info.ram.transferred;
+      pagesAtSync = pages;
+      if (
+        info.status === 'active' &&
+        !stalled &&
+        o.stallRounds &&
+        !switched &&
+        isStalled(rounds, o.stallRounds)
+      ) {
+        stalled = true;
+        if (o.onStall === 'cancel') {
+          await source.execute('migrate_cancel').catch(() => undefined);
+          throw new MigrationError(
+            'STALLED',
+            `QEMU pre-copy stalled: the dirty set did not shrink for ${o.stallRounds} rounds; cancelled, the source keeps the guest`,
+            {
+              rounds: rounds.length,
+              dirtyPages: rounds.at(-1)?.dirtyPages,
+            },
+          );
+        }
+        if (o.onStall === 'postcopy' && info.status === 'active') {
+          await source.execute('migrate-start-postcopy');
+          switched = true;
+          postcopyReason = 'stalled';
+        }
+      }
+    }
     if (info.status && FINAL.has(info.status)) break;
-    const rounds = info.ram?.['dirty-sync-count'] ?? 0;
-    if (postcopy && !switched && info.status === 'active') {
-      const due = strategy === 'post-copy' || rounds > (o.hybridRounds ?? 3);
+    if (strategy !== 'pre-copy' && !switched && info.status === 'active') {
+      const due = strategy === 'post-copy' || syncs > (o.hybridRounds ?? 3);
       if (due) {
         await source.execute('migrate-start-postcopy');
         switched = true;
+        postcopyReason = 'strategy';
       }
     }
     if (Date.now() > deadline) {
@@ -183,7 +245,7 @@ async function run(
       if (!switched) await source.execute('migrate_cancel').catch(() => undefined);
       throw new MigrationError('TIMEOUT', `QEMU migration not complete after ${o.timeoutMs ?? 120_000} ms`, {
         status: info.status,
-        rounds,
+        rounds: syncs,
       });
     }
     await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
@@ -214,6 +276,9 @@ async function run(
     autoConverge: o.autoConverge ?? false,
     cpuThrottlePercent: throttle,
     switchedToPostcopy: switched,
+    ...(postcopyReason ? { postcopyReason } : {}),
+    stalled,
+    roundSamples: rounds,
     postcopy: { requests: ram?.['postcopy-requests'] ?? 0, bytes: ram?.['postcopy-bytes'] ?? 0 },
     xbzrle: {
       enabled: o.xbzrle ?? false,
