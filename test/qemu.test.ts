@@ -11,6 +11,8 @@
  * Skips with a message when QEMU >= 9, gcc, busybox-static or the Debian kernel package are not available.
  */
 import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,9 +47,16 @@ if (!skipReason) {
 }
 if (skipReason) console.warn(`[qemu.test] skipped: ${skipReason}`);
 // CAP needs a writable cgroup CPU controller (root); without one only that test skips.
-const cpuCgroup = await detectCpuCgroup();
+const cpuCgroup = await detectCpuCgroup().then(
+  (cg) =>
+    cg &&
+    access(cg.dir, constants.W_OK).then(
+      () => cg,
+      () => undefined,
+    ),
+);
 if (!skipReason && !cpuCgroup)
-  console.warn('[qemu.test] CAP test skipped: no cgroup CPU controller (v1 or v2)');
+  console.warn('[qemu.test] CAP test skipped: no writable cgroup CPU controller (v1 or v2; needs root)');
 
 const run = promisify(execFile);
 const WORKLOAD = { mib: 64, rate: 2000, bytes: 4096 };
