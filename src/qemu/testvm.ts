@@ -213,7 +213,7 @@ export interface RunningTestVm {
   args: string[];
   process: ChildProcess;
   connect(timeoutMs?: number): Promise<QmpClient>;
-  /** Kill QEMU and wait for it to exit. */
+  /** Kill QEMU and wait for it to exit; remove the run directory if startTestVm made it (and QEMU is not detached). */
   stop(): Promise<void>;
 }
 
@@ -258,6 +258,8 @@ export function testVmArgs(o: StartOptions & { qmpPath: string; consolePath: str
 
 export async function startTestVm(o: StartOptions): Promise<RunningTestVm> {
   const runDir = o.runDir ?? (await mkdtemp(join(tmpdir(), 'livemig-vm-')));
+  // A run directory we made is ours to remove on stop(); a detached QEMU (the CLI's) keeps its socket and log.
+  const ownRunDir = o.runDir === undefined && !o.detached;
   await mkdir(runDir, { recursive: true });
   const qmpPath = join(runDir, 'qmp.sock');
   const consolePath = join(runDir, 'console.log');
@@ -300,6 +302,7 @@ export async function startTestVm(o: StartOptions): Promise<RunningTestVm> {
         child.kill('SIGKILL');
         await exited;
       }
+      if (ownRunDir) await rm(runDir, { recursive: true, force: true });
     },
   };
   return vm;
