@@ -34,13 +34,16 @@ export {
 } from './options.js';
 export {
   autoConvergeStep,
+  type CacheRoundSample,
   type ConvergenceState,
   type Decision,
   decideAfterRound,
   dirtyRate,
   expectedDowntimeMs,
+  initialCacheSize,
   isNotConverging,
   isStalled,
+  nextCacheSize,
   type RoundSample,
   throttleToCap,
 } from './policy.js';
