@@ -285,6 +285,7 @@ class Destination {
       switch (f.command) {
         case Command.PAGES:
           forEachPageEntry(f.payload, this.pageCount, this.pageSize, this.applyPage);
+          this.conn.reader.recycle(f.payload); // every page was copied or decoded into RAM above
           break;
         case Command.ROUND:
           this.m.rounds = decodeRound(f.payload).round;
@@ -372,6 +373,7 @@ class Destination {
       const fr = await this.next();
       if (fr.command === Command.PAGES) {
         forEachPageEntry(fr.payload, this.pageCount, this.pageSize, this.applyPage);
+        this.conn.reader.recycle(fr.payload);
       } else if (fr.command === Command.POSTCOPY_END) {
         const digest = decodeDigest(fr.payload, 'POSTCOPY_END');
         const missing = guest.missingPages();

@@ -251,7 +251,7 @@ export class FrameReader {
       if (available < total) {
         if (total > this.buf.length / 2) {
           // Assemble a large frame in its own buffer: each byte is copied once on its way to the consumer.
-          this.big = Buffer.allocUnsafe(total);
+          this.big = this.takeBuffer(total);
           this.buf.copy(this.big, 0, this.start, this.end);
           this.bigFill = available;
           this.start = 0;
@@ -267,6 +267,34 @@ export class FrameReader {
       this.end = 0;
     }
     return frames;
+  }
+
+  /** Large-frame buffers handed back by the consumer (`recycle`), reused so the stream does not churn memory. */
+  private readonly spare: Buffer[] = [];
+
+  private takeBuffer(total: number): Buffer {
+    for (let i = 0; i < this.spare.length; i++) {
+      const b = this.spare[i]!;
+      if (b.length >= total) {
+        this.spare.splice(i, 1);
+        return b.subarray(0, total);
+      }
+    }
+    // Room for the largest frames seen in practice, so the buffer can be reused for the next ones.
+    return Buffer.allocUnsafe(Math.max(total, 1 << 20) + FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES).subarray(
+      0,
+      total,
+    );
+  }
+
+  /**
+   * Hands back the buffer behind a frame's payload once the consumer is completely done with it (nothing may
+   * keep a view into it afterwards). Only large frames own their buffer; others are ignored.
+   */
+  recycle(payload: Buffer): void {
+    if (payload.byteOffset !== FRAME_HEADER_BYTES || this.spare.length >= 4) return;
+    const whole = Buffer.from(payload.buffer, 0, payload.buffer.byteLength);
+    if (whole.length >= 1 << 20) this.spare.push(whole);
   }
 
   /** Verifies the CRC of the frame at `buf[start..]` and returns it (copied out unless `own`). */
