@@ -370,7 +370,7 @@ class Source {
       // vCPU may be writing).
       const out = this.builder.reserve(this.pageSize);
       out.set(page);
-      if (isZero(out)) {
+      if (isZeroPage(out)) {
         this.zeroPage(p, fresh);
         return;
       }
@@ -381,7 +381,7 @@ class Source {
     }
     const scratch = this.scratch;
     scratch.set(page);
-    if (isZero(scratch)) {
+    if (isZeroPage(scratch)) {
       this.zeroPage(p, fresh);
       return;
     }
@@ -403,7 +403,7 @@ class Source {
     const cache = this.cache!;
     const scratch = this.scratch;
     scratch.set(page);
-    if (isZero(scratch)) {
+    if (isZeroPage(scratch)) {
       cache.invalidate(p);
       this.zeroPage(p, fresh);
       return;
@@ -998,12 +998,6 @@ class Source {
 
 /** Pages checked at once for zero in the first round (a power of two). */
 const ZERO_RUN_PAGES = 32;
-
-/** Zero-page check with a cheap early exit: most non-zero pages have a non-zero byte among the first few words. */
-function isZero(page: Uint8Array): boolean {
-  if (page[0] !== 0 || page[7] !== 0 || page[64] !== 0 || page[511] !== 0) return false;
-  return isZeroPage(page);
-}
 
 /** Union of two ascending page lists, ascending, without duplicates. */
 export function mergeSorted(a: Uint32Array, b: Uint32Array): Uint32Array {
