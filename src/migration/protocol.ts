@@ -71,6 +71,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { MigrationError } from '../errors.js';
+import { Crc32cShifter, crc32cCombine, crc32cNative, crc32cUpdate } from './crc.js';
 
 export const PREAMBLE = Buffer.from('LVMGMIG1', 'latin1');
 export const PROTOCOL_VERSION = 1;
@@ -638,13 +639,19 @@ export class PagesFrameBuilder {
   private frame: Buffer;
   private offset = FRAME_HEADER_BYTES + 4;
   private count = 0;
+  /** CRC32C of the committed entries (everything after the count), kept as they are committed. */
+  private entriesCrc = 0;
+  /** Combines a whole page's CRC into `entriesCrc` with four table lookups. */
+  private readonly shifter: Crc32cShifter | undefined;
   /** Frame buffers the socket has finished with, reused so that a stream of frames does not churn the GC. */
   private readonly pool: Buffer[] = [];
 
   constructor(
     private readonly maxPayload: number,
     private readonly flush: (frame: Buffer, release: () => void) => void,
+    pageSize?: number,
   ) {
+    this.shifter = pageSize === undefined ? undefined : new Crc32cShifter(pageSize);
     this.frame = this.take();
   }
 
@@ -666,13 +673,26 @@ export class PagesFrameBuilder {
     return this.frame.subarray(dataStart, dataStart + maxData);
   }
 
-  /** Commits the entry whose data (of `length` bytes) was written into the last reserved view. */
-  commit(page: number, encoding: PageEncoding, length: number): void {
+  /**
+   * Commits the entry whose data (of `length` bytes) was written into the last reserved view. `dataCrc`, when the
+   * caller already has the CRC32C of exactly those bytes (the ledger's page CRC of a raw page), spares the frame
+   * trailer a second pass over them.
+   */
+  commit(page: number, encoding: PageEncoding, length: number, dataCrc?: number): void {
     const f = this.frame;
-    f.writeUInt32BE(page, this.offset);
-    f[this.offset + 4] = encoding;
-    f.writeUInt32BE(length, this.offset + 5);
-    this.offset += PAGE_ENTRY_HEADER_BYTES + length;
+    const at = this.offset;
+    f.writeUInt32BE(page, at);
+    f[at + 4] = encoding;
+    f.writeUInt32BE(length, at + 5);
+    let crc = crc32cUpdate(this.entriesCrc, f, at, at + PAGE_ENTRY_HEADER_BYTES);
+    if (length > 0) {
+      const dataAt = at + PAGE_ENTRY_HEADER_BYTES;
+      if (dataCrc === undefined) crc = crc32cNative(f.subarray(dataAt, dataAt + length), crc);
+      else if (length === this.shifter?.length) crc = this.shifter.combine(crc, dataCrc);
+      else crc = crc32cCombine(crc, dataCrc, length);
+    }
+    this.entriesCrc = crc;
+    this.offset = at + PAGE_ENTRY_HEADER_BYTES + length;
     this.count++;
   }
 
@@ -682,13 +702,17 @@ export class PagesFrameBuilder {
     const payloadLength = this.offset - FRAME_HEADER_BYTES;
     writeFrameHeader(this.frame, Command.PAGES, payloadLength);
     this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
-    sealFrame(this.frame, payloadLength);
+    // crc(header ‖ count ‖ entries), from the entries' running CRC: no pass over the page data here.
+    const head = crc32cUpdate(0, this.frame, 0, FRAME_HEADER_BYTES + 4);
+    const entriesLength = payloadLength - 4;
+    this.frame.writeUInt32BE(crc32cCombine(head, this.entriesCrc, entriesLength), this.offset);
     const full = this.frame;
     const out = full.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
     // The socket holds `out` until it is written; the next frame takes another buffer.
     this.frame = this.take();
     this.offset = FRAME_HEADER_BYTES + 4;
     this.count = 0;
+    this.entriesCrc = 0;
     let released = false;
     this.flush(out, () => {
       if (!released && this.pool.length < 16) this.pool.push(full);

@@ -180,11 +180,15 @@ class Source {
   }
 
   private newBuilder(maxPayload: number): void {
-    this.builder = new PagesFrameBuilder(maxPayload, (frame, release) => {
-      this.pendingSends = this.pendingSends.then(() => this.conn.send(frame, release));
-      // Awaited at the next yield point; if the run fails first, the connection's error is reported there.
-      this.pendingSends.catch(() => undefined);
-    });
+    this.builder = new PagesFrameBuilder(
+      maxPayload,
+      (frame, release) => {
+        this.pendingSends = this.pendingSends.then(() => this.conn.send(frame, release));
+        // Awaited at the next yield point; if the run fails first, the connection's error is reported there.
+        this.pendingSends.catch(() => undefined);
+      },
+      this.pageSize,
+    );
   }
 
   private elapsed(): number {
@@ -374,8 +378,14 @@ class Source {
         this.zeroPage(p, fresh);
         return;
       }
-      if (this.o.verify !== 'none') this.ledger.set(p, pageCrc(out));
-      this.builder.commit(p, PageEncoding.RAW, this.pageSize);
+      if (this.o.verify === 'none') {
+        this.builder.commit(p, PageEncoding.RAW, this.pageSize);
+      } else {
+        // One CRC pass serves the ledger and the frame's trailer.
+        const crc = pageCrc(out);
+        this.ledger.set(p, crc);
+        this.builder.commit(p, PageEncoding.RAW, this.pageSize, crc);
+      }
       r.pages.raw++;
       return;
     }
@@ -385,8 +395,12 @@ class Source {
       this.zeroPage(p, fresh);
       return;
     }
-    if (this.o.verify !== 'none') this.ledger.set(p, pageCrc(scratch));
-    this.sendWhole(p, scratch);
+    let crc: number | undefined;
+    if (this.o.verify !== 'none') {
+      crc = pageCrc(scratch);
+      this.ledger.set(p, crc);
+    }
+    this.sendWhole(p, scratch, crc);
   }
 
   private zeroPage(p: number, fresh: boolean): void {
@@ -408,7 +422,7 @@ class Source {
       this.zeroPage(p, fresh);
       return;
     }
-    const crc = this.o.verify === 'none' ? 0 : pageCrc(scratch);
+    const crc = this.o.verify === 'none' ? undefined : pageCrc(scratch);
     const slot = cache.lookup(p);
     if (slot >= 0) {
       const out = this.builder.reserve(this.pageSize);
@@ -419,7 +433,7 @@ class Source {
         return;
       }
       cache.update(slot, scratch);
-      this.ledger.set(p, crc);
+      if (crc !== undefined) this.ledger.set(p, crc);
       if (len > 0) {
         this.builder.commit(p, PageEncoding.XBZRLE, len);
         r.pages.xbzrle++;
@@ -430,13 +444,13 @@ class Source {
       r.xbzrle.overflows++;
     } else {
       cache.insert(p, scratch);
-      this.ledger.set(p, crc);
+      if (crc !== undefined) this.ledger.set(p, crc);
     }
-    this.sendWhole(p, scratch);
+    this.sendWhole(p, scratch, crc);
   }
 
   /** Sends the page without a previous copy: raw, RLE or through the generic compressor, whichever is smaller. */
-  private sendWhole(p: number, data: Uint8Array): void {
+  private sendWhole(p: number, data: Uint8Array, crc?: number): void {
     const r = this.r;
     if (this.o.compress === 'rle') {
       const out = this.builder.reserve(this.pageSize);
@@ -456,7 +470,7 @@ class Source {
       }
     }
     this.builder.reserve(this.pageSize).set(data);
-    this.builder.commit(p, PageEncoding.RAW, this.pageSize);
+    this.builder.commit(p, PageEncoding.RAW, this.pageSize, crc);
     r.pages.raw++;
   }
 
