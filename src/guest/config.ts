@@ -4,8 +4,10 @@
  * Two guests with equal resolved configs and equal vCPU states run identically (the determinism oracle).
  */
 import { UsageError } from '../errors.js';
+import { resolveTraceParams } from '../trace/replay.js';
 
-export type WorkloadName = 'idle' | 'twolf' | 'gap' | 'zipf' | 'seq' | 'kv';
+/** `trace` replays a recorded program (src/trace); the others are synthetic, listed in WORKLOAD_NAMES. */
+export type WorkloadName = 'idle' | 'twolf' | 'gap' | 'zipf' | 'seq' | 'kv' | 'trace';
 export const WORKLOAD_NAMES: readonly WorkloadName[] = ['idle', 'twolf', 'gap', 'zipf', 'seq', 'kv'];
 
 /** How a workload picks the page it touches next (within its vCPU's share of the working set). */
@@ -36,10 +38,17 @@ export interface WorkloadParams {
   writeProbability: number;
   /** kv: bytes per record slot, KV_MIN_RECORD..pageSize. */
   recordBytes: number;
+  /** trace: the trace file (resolved to an absolute path). */
+  traceFile?: string;
+  /** trace: replay speed, 1 = the recorded mean dirty rate, 0 = as fast as it can. */
+  traceSpeed?: number;
+  /** trace: checksum of the file, filled in by resolveConfig (a changed file is a different workload). */
+  traceCrc?: number;
 }
 
 export interface WorkloadSpec {
-  name: WorkloadName;
+  /** A workload name, or `trace:FILE` (short for name `trace` with params.traceFile = FILE). */
+  name: WorkloadName | `trace:${string}`;
   params?: Partial<WorkloadParams>;
 }
 
@@ -109,6 +118,8 @@ export const DEFAULT_PARAMS: Readonly<Record<WorkloadName, Readonly<WorkloadPara
   zipf: { ...BASE, distribution: 'zipf' },
   seq: { ...BASE, distribution: 'sequential' },
   kv: { ...BASE, distribution: 'zipf', wholePageFraction: 0.02 },
+  // A recorded program: working set and write rate come from the trace (resolveTraceParams).
+  trace: { ...BASE, traceFile: '', traceSpeed: 1, traceCrc: 0 },
 };
 
 function bad(field: string, value: unknown, want: string): never {
@@ -143,10 +154,24 @@ export function resolveConfig(config: GuestConfig | ResolvedGuestConfig): Resolv
   if (dvfsStall !== 'busy' && dvfsStall !== 'sleep') bad('dvfsStall', dvfsStall, 'use "busy" or "sleep"');
   const spec = config.workload;
   if (typeof spec !== 'object' || spec === null) bad('workload', spec, 'pass { name, params? }');
-  if (!WORKLOAD_NAMES.includes(spec.name))
-    bad('workload.name', spec.name, `use one of ${WORKLOAD_NAMES.join(', ')}`);
-  const params = resolveParams(spec.name, spec.params ?? {}, { ramBytes, pageSize, vcpus });
-  return { ramBytes, pageSize, vcpus, workload: { name: spec.name, params }, seed, blockBytes, dvfsStall };
+  let name = spec.name;
+  let given = spec.params ?? {};
+  if (typeof name === 'string' && name.startsWith('trace:')) {
+    given = { ...given, traceFile: name.slice('trace:'.length) };
+    name = 'trace';
+  }
+  if (!WORKLOAD_NAMES.includes(name as WorkloadName) && name !== 'trace')
+    bad('workload.name', spec.name, `use one of ${WORKLOAD_NAMES.join(', ')}, or trace:FILE`);
+  const params = resolveParams(name as WorkloadName, given, { ramBytes, pageSize, vcpus });
+  return {
+    ramBytes,
+    pageSize,
+    vcpus,
+    workload: { name: name as WorkloadName, params },
+    seed,
+    blockBytes,
+    dvfsStall,
+  };
 }
 
 function resolveParams(
@@ -179,6 +204,7 @@ function resolveParams(
   num('computePerStep', 0, 1e6, true);
   num('writeProbability', 0, 1, false);
   num('recordBytes', KV_MIN_RECORD, ram.pageSize, true);
+  if (name === 'trace') resolveTraceParams(p, given, ram);
   if (!DISTRIBUTIONS.includes(p.distribution)) {
     bad(f('distribution'), p.distribution, `use one of ${DISTRIBUTIONS.join(', ')}`);
   }

@@ -1,6 +1,7 @@
 /**
  * The workloads a vCPU can run, by name. See docs/guest.md for what each models and its parameters.
  */
+import { TraceReplay } from '../../trace/replay.js';
 import type { WorkloadName } from '../config.js';
 import { Kv } from './kv.js';
 import { Twolf } from './twolf.js';
@@ -23,5 +24,7 @@ export function createWorkload(name: WorkloadName, ctx: WorkloadContext): Worklo
       return new Twolf(ctx);
     case 'kv':
       return new Kv(ctx);
+    case 'trace':
+      return new TraceReplay(ctx);
   }
 }

@@ -1,0 +1,25 @@
+/**
+ * Traces of real programs: how a process's memory changed, interval by interval, recorded from /proc and replayed
+ * as a guest workload (`trace:FILE`). See docs/traces.md.
+ */
+export {
+  decodeHeader,
+  encodeHeader,
+  MAX_CHUNK_BYTES,
+  MAX_TRACE_PAGES,
+  type RecordEntry,
+  TRACE_COMPRESSIONS,
+  TRACE_MAGIC,
+  TRACE_METHODS,
+  TRACE_VERSION,
+  type TraceCompression,
+  type TraceHeader,
+  type TraceHeaderInit,
+  type TraceMeta,
+  type TraceMethod,
+  TraceReader,
+  traceChecksum,
+} from './format.js';
+export { resolveTraceParams, type TraceFacts, TraceReplay, traceFacts } from './replay.js';
+export { type TraceStats, traceStats } from './stats.js';
+export { TraceFileWriter, TraceWriter } from './writer.js';

@@ -1,0 +1,142 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../errors.js';
+import { copyRam, Guest, type GuestConfig, ramEquals, referenceRam, resolveConfig } from '../guest/index.js';
+import { TraceWriter } from './writer.js';
+
+const PS = 4096;
+const PAGES = 48;
+const dir = mkdtempSync(join(tmpdir(), 'livemig-trace-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A small trace and the page contents after each record (what replay must reproduce). */
+function makeTrace(): { file: string; states: Uint8Array[][]; writes: number } {
+  const w = new TraceWriter({
+    pageSize: PS,
+    intervalMs: 50,
+    method: 'page-compare',
+    compression: 'deflate',
+    meta: { program: 'test', command: ['test'] },
+  });
+  const cur = Array.from({ length: PAGES }, () => new Uint8Array(PS));
+  const states: Uint8Array[][] = [];
+  // Snapshot: every third page zero (left out), the rest text-like.
+  const snapPages: number[] = [];
+  for (let p = 0; p < PAGES; p++) {
+    if (p % 3 === 0) continue;
+    snapPages.push(p);
+    for (let i = 0; i < PS; i++) cur[p]![i] = 32 + ((p * 31 + i * 7) % 90);
+  }
+  w.add(0, snapPages, Buffer.concat(snapPages.map((p) => cur[p]!)));
+  states.push(cur.map((c) => Uint8Array.from(c)));
+  let writes = 0;
+  for (let r = 1; r <= 12; r++) {
+    const pages = [...new Set([r % PAGES, (r * 7) % PAGES, (r * 13 + 5) % PAGES, 40])].sort((a, b) => a - b);
+    const deltas = Buffer.alloc(pages.length * PS);
+    pages.forEach((p, k) => {
+      const next = Uint8Array.from(cur[p]!);
+      for (let i = (r * 64) % PS; i < PS; i += 509) next[i] = (next[i]! + r) & 0xff;
+      for (let i = 0; i < PS; i++) deltas[k * PS + i] = cur[p]![i]! ^ next[i]!;
+      cur[p] = next;
+    });
+    w.add(r * 50, pages, deltas);
+    writes += pages.length;
+    states.push(cur.map((c) => Uint8Array.from(c)));
+  }
+  const file = join(dir, 'small.lmtrace');
+  writeFileSync(file, w.finish(PAGES).trace!);
+  return { file, states, writes };
+}
+
+const { file, states, writes } = makeTrace();
+
+function ramIs(g: Guest, pages: Uint8Array[]): boolean {
+  return pages.every((c, p) => Buffer.from(g.ram.page(p)).equals(Buffer.from(c)));
+}
+
+describe('trace replay workload', () => {
+  it('starts from the snapshot, reaches the last record after every write, and walks back to the snapshot', async () => {
+    const config: GuestConfig = { ramBytes: 64 * PS, workload: { name: `trace:${file}` } };
+    const g = await Guest.create(config);
+    try {
+      expect(ramIs(g, states[0]!)).toBe(true);
+      await g.runToStep(writes);
+      expect(ramIs(g, states.at(-1)!)).toBe(true);
+      expect(g.state().vcpus[0]!.registers).toEqual({ pos: writes, laps: 0 });
+      await g.runToStep(2 * writes);
+      expect(ramIs(g, states[0]!)).toBe(true);
+      expect(g.state().vcpus[0]!.registers).toEqual({ pos: 0, laps: 1 });
+    } finally {
+      await g.destroy();
+    }
+  });
+
+  it.each([1, 2])('holds the determinism oracle with %i vCPU(s), paused wherever it runs', async (vcpus) => {
+    const config: GuestConfig = {
+      ramBytes: 64 * PS,
+      vcpus,
+      workload: { name: 'trace', params: { traceFile: file, traceSpeed: 0 } },
+    };
+    const src = await Guest.create(config);
+    const dst = await Guest.createIncoming(config);
+    try {
+      src.resume();
+      await new Promise((r) => setTimeout(r, 30));
+      await src.pause();
+      const state = src.state();
+      copyRam(src.ram, dst.ram);
+      dst.loadState(JSON.parse(JSON.stringify(state)));
+      const targets = state.vcpus.map((v) => v.step + 37);
+      await dst.runToStep(targets);
+      expect(ramEquals(dst.ram, await referenceRam(config, targets))).toEqual({
+        equal: true,
+        firstDifferentPage: -1,
+      });
+      // The check can fail: the source, not run on, differs (37 steps change pages).
+      expect(ramEquals(src.ram, dst.ram).equal).toBe(false);
+    } finally {
+      await src.destroy();
+      await dst.destroy();
+    }
+  });
+
+  it('resolves the working set, the page size, the checksum and the write rate from the file', () => {
+    const r = resolveConfig({ ramBytes: 64 * PS, vcpus: 2, workload: { name: `trace:${file}` } });
+    expect(r.workload.name).toBe('trace');
+    const p = r.workload.params;
+    expect(p.workingSetBytes).toBe(PAGES * PS);
+    expect(p.traceFile).toBe(file);
+    expect(p.traceCrc).not.toBe(0);
+    // writes pages over 600 ms, speed 1, split across 2 vCPUs.
+    expect(p.writeRate).toBeCloseTo(writes / 0.6 / 2, 6);
+    expect(
+      resolveConfig({
+        ramBytes: 64 * PS,
+        workload: { name: 'trace', params: { traceFile: file, traceSpeed: 3 } },
+      }).workload.params.writeRate,
+    ).toBeCloseTo((writes / 0.6) * 3, 6);
+    // A resolved config resolves to itself (loadState compares them).
+    expect(resolveConfig(r)).toEqual(r);
+  });
+
+  it('refuses a missing file, a wrong page size, too little RAM, a changed file and a corrupt one', () => {
+    const cfg = (name: string, extra: Partial<GuestConfig> = {}) =>
+      resolveConfig({ ramBytes: 64 * PS, workload: { name: name as `trace:${string}` }, ...extra });
+    expect(() => cfg(`trace:${join(dir, 'nope.lmtrace')}`)).toThrow(/cannot read it \(ENOENT\)/);
+    expect(() => cfg(`trace:${file}`, { pageSize: 8192, ramBytes: 64 * 8192 })).toThrow(/--page-size 4096/);
+    expect(() => cfg(`trace:${file}`, { ramBytes: 16 * PS })).toThrow(/at least that much RAM/);
+    expect(() => resolveConfig({ ramBytes: 64 * PS, workload: { name: 'trace' } })).toThrow(UsageError);
+    expect(() =>
+      resolveConfig({ ramBytes: 64 * PS, workload: { name: 'gap', params: { traceFile: file } } }),
+    ).toThrow(/known params/);
+    const r = resolveConfig({ ramBytes: 64 * PS, workload: { name: `trace:${file}` } });
+    const stale = structuredClone(r);
+    stale.workload.params.traceCrc = (r.workload.params.traceCrc! + 1) >>> 0;
+    expect(() => resolveConfig(stale)).toThrow(/has changed/);
+    const junk = join(dir, 'junk.lmtrace');
+    writeFileSync(junk, 'not a trace at all, but long enough to hold a header......');
+    expect(() => cfg(`trace:${junk}`)).toThrow(/not a livemig trace/);
+  });
+});

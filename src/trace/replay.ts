@@ -1,0 +1,235 @@
+/**
+ * The `trace` workload: a recorded program replayed into guest RAM, deterministically.
+ *
+ * Guest page i is the trace's flat page i, so the working set is the trace's page count. `init` writes the first
+ * record (the snapshot). A step then applies one recorded page write: the XOR delta of one page of one record.
+ * Each vCPU walks every record in order but applies only the pages of its own share (so vCPUs never write each
+ * other's pages), and its only register is its position in that walk. At the end of the trace it walks back:
+ * applying the same XOR deltas in reverse order undoes them one by one, back to the snapshot, and then forward
+ * again — so a replay never runs out and RAM only ever holds contents the program really had.
+ *
+ * Speed: the vCPU's writeRate pacing plays the trace at its mean recorded dirty rate times `traceSpeed` (0 = as
+ * fast as the vCPU can). Bursts within the recording are smoothed to that mean: pacing is per page write, in guest
+ * time, like every other workload, so CAP and DVFS slow a replay too.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { CodecError, UsageError } from '../errors.js';
+import type { WorkloadParams } from '../guest/config.js';
+import type { VcpuMemory } from '../guest/memory.js';
+import type { Workload, WorkloadContext } from '../guest/workloads/types.js';
+import { readRegisters } from '../guest/workloads/types.js';
+import { type TraceHeader, TraceReader, traceChecksum } from './format.js';
+
+/** What a guest config needs to know about a trace file. */
+export interface TraceFacts {
+  path: string;
+  header: TraceHeader;
+  crc: number;
+  /** Page writes after the snapshot. */
+  dirtyPages: number;
+  durationMs: number;
+  /** Mean recorded dirty rate, pages per second (0 if the trace has no interval). */
+  dirtyPagesPerSecond: number;
+}
+
+const factsCache = new Map<string, { key: string; facts: TraceFacts }>();
+
+/** Reads and checks a trace file (cached by path, size and mtime). Throws UsageError naming the file. */
+export function traceFacts(file: string): TraceFacts {
+  const path = resolve(file);
+  let key: string;
+  try {
+    const st = statSync(path);
+    key = `${st.size}:${st.mtimeMs}`;
+  } catch (err) {
+    throw new UsageError(
+      `trace ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}); record one with ` +
+        '`livemig trace record` or use a shipped one under traces/',
+      'workload',
+    );
+  }
+  const hit = factsCache.get(path);
+  if (hit && hit.key === key) return hit.facts;
+  const bytes = readFileSync(path);
+  let reader: TraceReader;
+  try {
+    reader = TraceReader.open(bytes);
+  } catch (err) {
+    if (err instanceof CodecError) throw new UsageError(`${path}: ${err.message}`, 'workload');
+    throw err;
+  }
+  let dirtyPages = 0;
+  for (let r = 1; r < reader.records.length; r++) dirtyPages += reader.records[r]!.pageCount;
+  const durationMs = reader.records.at(-1)?.timestampMs ?? 0;
+  const facts: TraceFacts = {
+    path,
+    header: reader.header,
+    crc: traceChecksum(bytes),
+    dirtyPages,
+    durationMs,
+    dirtyPagesPerSecond: durationMs > 0 ? (dirtyPages * 1000) / durationMs : 0,
+  };
+  factsCache.set(path, { key, facts });
+  return facts;
+}
+
+/**
+ * Completes the trace workload's params (called by the guest's resolveConfig): the file as an absolute path and
+ * its checksum (a changed file is a different workload), the working set = the trace's pages, the write rate
+ * from the recording and `traceSpeed` unless given. Throws UsageError.
+ */
+export function resolveTraceParams(
+  p: WorkloadParams,
+  given: Partial<WorkloadParams>,
+  ram: { ramBytes: number; pageSize: number; vcpus: number },
+): void {
+  const file = p.traceFile;
+  if (typeof file !== 'string' || file === '') {
+    throw new UsageError(
+      'workload trace: say which file, e.g. --workload trace:traces/sqlite.lmtrace',
+      'workload',
+    );
+  }
+  const speed = p.traceSpeed;
+  if (typeof speed !== 'number' || !Number.isFinite(speed) || speed < 0 || speed > 1e6) {
+    throw new UsageError(
+      `workload.params.traceSpeed: ${JSON.stringify(speed)} is not accepted; use a number from 0 (as fast as it can) to 1e6 (1 = recorded speed)`,
+      'traceSpeed',
+    );
+  }
+  const facts = traceFacts(file);
+  const { header } = facts;
+  if (header.pageSize !== ram.pageSize) {
+    throw new UsageError(
+      `trace ${facts.path} was recorded with ${header.pageSize}-byte pages; run the guest with --page-size ${header.pageSize}`,
+      'pageSize',
+    );
+  }
+  const need = Math.max(1, header.pageCount) * header.pageSize;
+  if (need > ram.ramBytes) {
+    throw new UsageError(
+      `trace ${facts.path} covers ${header.pageCount} pages (${need} bytes); give the guest at least that much RAM`,
+      'ramBytes',
+    );
+  }
+  if (given.traceCrc !== undefined && given.traceCrc !== facts.crc) {
+    throw new UsageError(
+      `trace ${facts.path} has changed since this guest was configured (checksum differs)`,
+      'workload',
+    );
+  }
+  p.traceFile = facts.path;
+  p.traceCrc = facts.crc;
+  p.workingSetBytes = need;
+  if (given.writeRate === undefined) {
+    // Per vCPU: each walks every record but writes only its share of the pages.
+    p.writeRate = speed === 0 ? 0 : Math.max(1, (facts.dirtyPagesPerSecond * speed) / ram.vcpus);
+  }
+}
+
+const REGISTERS = ['pos', 'laps'] as const;
+
+export class TraceReplay implements Workload {
+  private readonly reader: TraceReader;
+  private readonly pageSize: number;
+  /** This vCPU's page writes, in trace order: record and position within the record. */
+  private readonly entryRecord: Uint32Array;
+  private readonly entryPos: Uint32Array;
+  private readonly entryPage: Uint32Array;
+  private pos = 0;
+  private laps = 0;
+  /** The last inflated chunk (record, chunk) and its deltas, 4-byte aligned for word XOR. */
+  private chunkKey = -1;
+  private chunkRecord = -1;
+  private readonly chunkWords: Int32Array;
+  private readonly chunkBytes: Uint8Array;
+
+  constructor(private readonly ctx: WorkloadContext) {
+    const file = ctx.params.traceFile ?? '';
+    const bytes = readFileSync(file);
+    if (traceChecksum(bytes) !== ctx.params.traceCrc) {
+      throw new Error(`trace ${file} changed after the guest was configured (checksum differs)`);
+    }
+    this.reader = TraceReader.open(bytes);
+    const { header } = this.reader;
+    this.pageSize = header.pageSize;
+    const lo = ctx.firstPage;
+    const hi = ctx.firstPage + ctx.pageCount;
+    const rec: number[] = [];
+    const at: number[] = [];
+    const pg: number[] = [];
+    for (let r = 1; r < this.reader.records.length; r++) {
+      const pages = this.reader.pages(r);
+      for (let j = 0; j < pages.length; j++) {
+        const p = pages[j]!;
+        if (p >= lo && p < hi) {
+          rec.push(r);
+          at.push(j);
+          pg.push(p);
+        }
+      }
+    }
+    this.entryRecord = Uint32Array.from(rec);
+    this.entryPos = Uint32Array.from(at);
+    this.entryPage = Uint32Array.from(pg);
+    this.chunkWords = new Int32Array((header.chunkPages * header.pageSize) / 4);
+    this.chunkBytes = new Uint8Array(this.chunkWords.buffer);
+  }
+
+  /** The snapshot (record 0), this vCPU's pages only. */
+  init(mem: VcpuMemory): void {
+    const lo = this.ctx.firstPage;
+    const hi = lo + this.ctx.pageCount;
+    if (this.reader.records.length === 0) return;
+    this.reader.forEachPage(0, (page, delta) => {
+      if (page < lo || page >= hi) return;
+      const off = mem.open(page);
+      mem.buf.set(delta, off);
+      mem.dirty(page);
+    });
+  }
+
+  step(mem: VcpuMemory): void {
+    const n = this.entryRecord.length;
+    if (n === 0) return; // nothing of this vCPU's share was ever written after the snapshot
+    const k = this.pos < n ? this.pos : 2 * n - 1 - this.pos;
+    const r = this.entryRecord[k]!;
+    const j = this.entryPos[k]!;
+    const page = this.entryPage[k]!;
+    const { chunkPages } = this.reader.header;
+    const c = Math.floor(j / chunkPages);
+    if (this.chunkRecord !== r || this.chunkKey !== c) {
+      const d = this.reader.chunk(r, c);
+      this.chunkBytes.set(d);
+      this.chunkRecord = r;
+      this.chunkKey = c;
+    }
+    const off = mem.open(page);
+    const words = this.pageSize >>> 2;
+    const dst = new Int32Array(mem.buf.buffer, mem.buf.byteOffset + off, words);
+    const src = (j - c * chunkPages) * words;
+    const w = this.chunkWords;
+    for (let i = 0; i < words; i++) dst[i] = dst[i]! ^ w[src + i]!;
+    mem.dirty(page);
+    this.pos++;
+    if (this.pos === 2 * n) {
+      this.pos = 0;
+      this.laps++;
+    }
+  }
+
+  registers(): Record<string, number> {
+    return { pos: this.pos, laps: this.laps };
+  }
+
+  setRegisters(given: Readonly<Record<string, number>>): void {
+    const r = readRegisters(given, REGISTERS);
+    const n = this.entryRecord.length;
+    if (r.pos < 0 || r.pos >= Math.max(1, 2 * n) || r.laps < 0) {
+      throw new RangeError(`trace registers out of range for ${n} page writes: ${JSON.stringify(given)}`);
+    }
+    this.pos = r.pos;
+    this.laps = r.laps;
+  }
+}

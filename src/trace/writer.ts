@@ -1,0 +1,93 @@
+/**
+ * Writing traces: records go out one by one (to memory or to a file as they are made); the header is written
+ * first with zero counts and rewritten at the end with the real page and record counts (same length: the meta
+ * does not change).
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { CodecError } from '../errors.js';
+import {
+  defaultChunkPages,
+  encodeHeader,
+  encodeRecord,
+  type TraceHeader,
+  type TraceHeaderInit,
+} from './format.js';
+
+export class TraceWriter {
+  readonly header: Pick<TraceHeader, 'pageSize' | 'compression' | 'chunkPages'>;
+  private readonly init: TraceHeaderInit;
+  private readonly sink: (bytes: Uint8Array) => void;
+  private readonly parts: Uint8Array[] | null;
+  private records = 0;
+  private lastTs = -1;
+  /** Bytes written so far (header included). */
+  bytes = 0;
+
+  /** Without `sink` the trace is kept in memory (`finish()` returns it). */
+  constructor(init: TraceHeaderInit, sink?: (bytes: Uint8Array) => void) {
+    this.init = { ...init, chunkPages: init.chunkPages ?? defaultChunkPages(init.pageSize) };
+    this.header = {
+      pageSize: init.pageSize,
+      compression: init.compression,
+      chunkPages: this.init.chunkPages!,
+    };
+    this.parts = sink ? null : [];
+    this.sink = sink ?? ((b) => this.parts!.push(b));
+    this.put(encodeHeader(this.init));
+  }
+
+  get recordCount(): number {
+    return this.records;
+  }
+
+  /** Appends a record: `pages` ascending, `deltas` their XOR deltas (pages.length x pageSize bytes). */
+  add(timestampMs: number, pages: ArrayLike<number>, deltas: Uint8Array): number {
+    if (this.records === 0 && timestampMs !== 0)
+      throw new CodecError('trace: the first record (snapshot) is at 0 ms');
+    if (timestampMs < this.lastTs)
+      throw new CodecError(`trace: timestamp ${timestampMs} ms goes back in time`);
+    const rec = encodeRecord(this.header, timestampMs, pages, deltas);
+    this.put(rec);
+    this.records++;
+    this.lastTs = timestampMs;
+    return rec.length;
+  }
+
+  /** The final header (with counts). In memory, returns the whole trace. */
+  finish(pageCount: number): { header: Uint8Array; trace?: Uint8Array } {
+    const header = encodeHeader({ ...this.init, pageCount, recordCount: this.records });
+    if (this.parts) {
+      this.parts[0] = header;
+      return { header, trace: Buffer.concat(this.parts) };
+    }
+    return { header };
+  }
+
+  private put(b: Uint8Array): void {
+    this.sink(b);
+    this.bytes += b.length;
+  }
+}
+
+/** A TraceWriter onto a file: records are appended as they come; `close` rewrites the header in place. */
+export class TraceFileWriter {
+  private readonly fd: number;
+  readonly writer: TraceWriter;
+
+  constructor(path: string, init: TraceHeaderInit) {
+    this.fd = openSync(path, 'w');
+    const fd = this.fd;
+    this.writer = new TraceWriter(init, (b) => {
+      writeSync(fd, b);
+    });
+  }
+
+  close(pageCount: number): void {
+    try {
+      const header = this.writer.finish(pageCount).header;
+      writeSync(this.fd, header, 0, header.length, 0);
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+}
