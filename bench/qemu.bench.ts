@@ -103,23 +103,23 @@ async function scenario(
 
 const rows: Row[] = [];
 for (let i = 0; i < REPEAT; i++) {
-  rows.push(await scenario('pre-copy', 4096, 0, { strategy: 'pre-copy' }));
+  rows.push(await scenario('pre-copy', 4096, 0, { strategy: 'precopy' }));
   rows.push(
     await scenario('pre-copy + XBZRLE', 4096, 0, {
-      strategy: 'pre-copy',
+      strategy: 'precopy',
       xbzrle: true,
       xbzrleCacheBytes: 64 * 2 ** 20,
     }),
   );
-  rows.push(await scenario('pre-copy, hot set, 64 B writes', 64, HOT, { strategy: 'pre-copy' }));
+  rows.push(await scenario('pre-copy, hot set, 64 B writes', 64, HOT, { strategy: 'precopy' }));
   rows.push(
     await scenario('pre-copy + XBZRLE, hot set, 64 B writes', 64, HOT, {
-      strategy: 'pre-copy',
+      strategy: 'precopy',
       xbzrle: true,
       xbzrleCacheBytes: 64 * 2 ** 20,
     }),
   );
-  rows.push(await scenario('post-copy', 4096, 0, { strategy: 'post-copy' }));
+  rows.push(await scenario('post-copy', 4096, 0, { strategy: 'postcopy' }));
 }
 
 const t = new Table({
@@ -142,7 +142,7 @@ for (const r of rows)
     formatMs(r.report.downtimeMs),
     r.report.rounds,
     formatBytes(r.report.transferredBytes),
-    r.report.xbzrle.enabled ? `${r.report.xbzrle.pages} / ${r.report.xbzrle.cacheMisses}` : '-',
+    r.report.xbzrle.enabled ? `${r.report.pages.xbzrle} / ${r.report.xbzrle.cacheMisses}` : '-',
     r.destCorrupt,
   ]);
 console.log(
@@ -162,7 +162,10 @@ writeFileSync(
       bandwidth: BANDWIDTH,
       hotPages: HOT,
       downtimeLimitMs: DOWNTIME_LIMIT_MS,
-      rows: rows.map((r) => ({ ...r, report: { ...r.report, samples: undefined } })),
+      rows: rows.map((r) => ({
+        ...r,
+        report: { ...r.report, qemu: { ...r.report.qemu, samples: undefined } },
+      })),
     },
     null,
     2,

@@ -3,9 +3,8 @@
  *   livemig qemu testvm   build the test VM from Debian packages and start it under QEMU (source or -incoming)
  *   livemig qemu migrate  migrate a running QEMU guest to a QEMU started with -incoming, over QMP
  */
-import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { MigrationError, UsageError } from '../errors.js';
 import {
   buildTestVm,
@@ -13,7 +12,6 @@ import {
   migrateQemu,
   parseQmpAddress,
   type QemuMigrationReport,
-  type QemuStrategy,
   QmpClient,
   QmpClosedError,
   QmpError,
@@ -24,7 +22,9 @@ import {
   waitForConsole,
   waitRunning,
 } from '../qemu/index.js';
-import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
+import { formatBytes, formatMs, parseSize } from '../units.js';
+import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
+import { MigrationProgress, reportTable } from './format.js';
 
 interface TestVmFlags {
   cache?: string;
@@ -39,21 +39,12 @@ interface TestVmFlags {
   json?: boolean;
 }
 
+/** The flags `qemu migrate` adds to livemig's migration flags (flags.ts). */
 interface MigrateFlags {
   source: string;
   dest: string;
   uri?: string;
-  strategy: QemuStrategy;
-  xbzrle?: boolean;
-  xbzrleCache?: string;
-  downtimeLimit?: string;
-  bandwidth?: string;
-  autoConverge?: boolean;
-  cap: string;
-  stallRounds: string;
-  onStall: 'postcopy' | 'cancel';
-  hybridRounds: string;
-  timeout: string;
+  stallRounds?: string;
   json?: boolean;
 }
 
@@ -154,109 +145,67 @@ export function registerQemu(program: Command): void {
         );
     });
 
-  qemu
+  const migrate = qemu
     .command('migrate')
-    .description('migrate a running QEMU guest to a QEMU started with -incoming, driven over QMP')
+    .description(
+      'migrate a running QEMU guest to a QEMU started with -incoming, driven over QMP with the options, policies, ' +
+        'progress bar and report of `livemig migrate`',
+    )
     .requiredOption('--source <qmp>', 'source QMP monitor: unix:PATH, PATH or tcp:HOST:PORT')
     .requiredOption('--dest <qmp>', 'destination QMP monitor (QEMU started with -incoming)')
     .option('--uri <uri>', "where the source sends the stream (default: the destination's listening address)")
-    .addOption(
-      new Option('--strategy <s>', 'pre-copy, post-copy, or hybrid (pre-copy rounds, then post-copy)')
-        .choices(['pre-copy', 'post-copy', 'hybrid'])
-        .default('pre-copy'),
-    )
-    .option('--xbzrle', 'enable XBZRLE delta compression of resent pages')
-    .option('--xbzrle-cache <size>', 'XBZRLE cache size (e.g. 64MiB)')
-    .option('--downtime-limit <ms>', 'maximum downtime QEMU aims for (e.g. 300ms)')
-    .option('--bandwidth <rate>', 'maximum bandwidth (e.g. 32MiB, 100Mbit)')
-    .option('--auto-converge', 'throttle the guest vCPU when pre-copy does not converge')
-    .option(
-      '--cap <percent>',
-      "CAP of the source's vCPU threads while migrating, % of one CPU (cgroup; 0 = none)",
-      '0',
-    )
     .option(
       '--stall-rounds <n>',
-      "stall detection (livemig's policy): rounds without the dirty set shrinking, 0 = off",
-      '0',
+      'rounds without the dirty set shrinking before a stall is declared (default 5)',
     )
-    .addOption(
-      new Option(
-        '--on-stall <action>',
-        'on a stall: switch to post-copy, or cancel (the source keeps the guest)',
-      )
-        .choices(['postcopy', 'cancel'])
-        .default('cancel'),
-    )
-    .option('--hybrid-rounds <n>', 'pre-copy rounds before a hybrid migration switches to post-copy', '3')
-    .option('--timeout <duration>', 'cancel and fail after this long', '120s')
-    .option('--json', 'print the final report as JSON (no progress bar)')
-    .action(async (f: MigrateFlags) => {
-      const source = await connectQmp(f.source, '--source');
-      const dest = await connectQmp(f.dest, '--dest').catch(async (err: unknown) => {
-        await source.close();
-        throw err;
-      });
-      try {
-        const uri = f.uri ?? (await incomingUri(dest));
-        const bar =
-          !f.json && process.stderr.isTTY && process.env.CI !== 'true'
-            ? new cliProgress.SingleBar({
-                stream: process.stderr,
-                format: '{status} round {round} |{bar}| {sent}  {mbps} Mbit/s  expected downtime {downtime}',
-                barsize: 24,
-                hideCursor: true,
-                clearOnComplete: true,
-              })
-            : undefined;
-        bar?.start(100, 0, { status: 'setup', round: '-', sent: '0 B', mbps: '-', downtime: '-' });
-        const report = await migrateQemu(source, dest, {
-          uri,
-          strategy: f.strategy,
-          ...(f.xbzrle ? { xbzrle: true } : {}),
-          ...(f.xbzrleCache ? { xbzrleCacheBytes: parseSize(f.xbzrleCache, '--xbzrle-cache') } : {}),
-          ...(f.downtimeLimit ? { downtimeLimitMs: parseDuration(f.downtimeLimit, '--downtime-limit') } : {}),
-          ...(f.bandwidth ? { maxBandwidth: parseRate(f.bandwidth, '--bandwidth') } : {}),
-          ...(f.autoConverge ? { autoConverge: true } : {}),
-          cap: int(f.cap, '--cap', 0, 100_000),
-          stallRounds: int(f.stallRounds, '--stall-rounds', 0, 1000),
-          onStall: f.onStall,
-          hybridRounds: int(f.hybridRounds, '--hybrid-rounds', 1, 1000),
-          timeoutMs: parseDuration(f.timeout, '--timeout'),
-          onProgress: (i) => {
-            const total = Math.max(1, i.ram?.total ?? 1);
-            bar?.update(Math.round(100 * (1 - (i.ram?.remaining ?? total) / total)), {
-              status: i.status ?? '-',
-              round: String(i.ram?.['dirty-sync-count'] ?? '-'),
-              sent: formatBytes(i.ram?.transferred ?? 0),
-              mbps: (i.ram?.mbps ?? 0).toFixed(0),
-              downtime: formatMs(i['expected-downtime'] ?? 0),
-            });
-          },
-        });
-        bar?.stop();
-        if (report.status === 'completed') await waitRunning(dest, 30_000);
-        process.stdout.write(
-          f.json ? `${JSON.stringify(report, null, 2)}\n` : `${qemuReportTable(report)}\n`,
-        );
-        if (report.status !== 'completed')
-          throw new MigrationError(
-            'INTERNAL',
-            `QEMU migration ${report.status}: ${report.error ?? 'no reason given'}`,
-          );
-      } catch (err) {
-        // QMP failures (QEMU refused a command, a monitor went away or stopped answering) as one line with a code.
-        if (err instanceof QmpError)
-          throw new MigrationError('CAPABILITY', err.message, { class: err.errorClass });
-        if (err instanceof QmpTimeoutError) throw new MigrationError('TIMEOUT', err.message);
-        if (err instanceof QmpClosedError || err instanceof QmpProtocolError)
-          throw new MigrationError('PEER_CLOSED', err.message);
-        throw err;
-      } finally {
-        await source.close();
-        await dest.close();
-      }
+    .option('--json', 'print the final report as JSON (no progress bar)');
+  addMigrationFlags(migrate);
+  migrate.addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  livemig qemu migrate --source unix:/tmp/a/qmp.sock --dest unix:/tmp/b/qmp.sock --max-bandwidth 32MiB\n' +
+      '  livemig qemu migrate ... --xbzrle --cache-sizing dynamic --xbzrle-cache-max 64MiB\n' +
+      '  livemig qemu migrate ... --strategy hybrid --postcopy-after-rounds 1 --migration-cap 15 --json\n' +
+      '  livemig qemu migrate ... --on-stall postcopy --stall-rounds 3 --preset proxmox\n',
+  );
+  migrate.action(async (f: MigrationFlagValues & MigrateFlags) => {
+    const { options, preset } = migrationOptionsFromFlags(f);
+    if (f.stallRounds !== undefined) options.stallRounds = int(f.stallRounds, '--stall-rounds', 1, 1000);
+    const source = await connectQmp(f.source, '--source');
+    const dest = await connectQmp(f.dest, '--dest').catch(async (err: unknown) => {
+      await source.close();
+      throw err;
     });
+    const progress = f.json ? undefined : new MigrationProgress();
+    try {
+      const uri = f.uri ?? (await incomingUri(dest));
+      const report = await migrateQemu(source, dest, {
+        ...options,
+        ...(preset ? { preset } : {}),
+        uri,
+        sourceName: f.source,
+        onProgress: (r) => progress?.update(r),
+      }).finally(() => progress?.stop());
+      if (report.status === 'completed') await waitRunning(dest, 30_000);
+      process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : `${qemuReportTable(report)}\n`);
+      if (report.status !== 'completed')
+        throw new MigrationError(
+          'INTERNAL',
+          `QEMU migration ${report.status}: ${report.error?.message ?? 'no reason given'}`,
+        );
+    } catch (err) {
+      // QMP failures (QEMU refused a command, a monitor went away or stopped answering) as one line with a code.
+      if (err instanceof QmpError)
+        throw new MigrationError('CAPABILITY', err.message, { class: err.errorClass });
+      if (err instanceof QmpTimeoutError) throw new MigrationError('TIMEOUT', err.message);
+      if (err instanceof QmpClosedError || err instanceof QmpProtocolError)
+        throw new MigrationError('PEER_CLOSED', err.message);
+      throw err;
+    } finally {
+      await source.close();
+      await dest.close();
+    }
+  });
 }
 
 /** Connect to a monitor named by a flag; failures become one line naming the flag and the likely cause. */
@@ -294,35 +243,35 @@ async function incomingUri(dest: QmpClient): Promise<string> {
   );
 }
 
+/** livemig's report table, then what only QEMU reports. */
 export function qemuReportTable(r: QemuMigrationReport): string {
-  const t = new Table({ head: ['QEMU migration', r.status] });
+  const q = r.qemu;
+  const t = new Table({ head: ['QEMU', `pid ${q.pid ?? '-'}`], style: { head: [], border: [] } });
   t.push(
+    ['dirty syncs', String(q.dirtySyncCount)],
     [
-      'strategy',
-      `${r.strategy}${r.switchedToPostcopy ? ` (switched to post-copy: ${r.postcopyReason ?? 'strategy'})` : ''}`,
+      'post-copy',
+      q.switchedToPostcopy
+        ? `switched (${q.postcopyReason ?? 'strategy'}), ${formatBytes(q.postcopyBytes)} in post-copy`
+        : 'no',
     ],
-    ['stalled', r.stalled ? 'yes' : 'no'],
-    ['total time', formatMs(r.totalTimeMs)],
-    ['downtime', `${formatMs(r.downtimeMs)} (limit ${formatMs(r.downtimeLimitMs)})`],
-    ['rounds', String(r.rounds)],
-    ['RAM', formatBytes(r.ramBytes)],
-    ['transferred', formatBytes(r.transferredBytes)],
-    ['pages zero / raw', `${r.pages.zero} / ${r.pages.raw}`],
-    ['throughput', `${r.throughputMbps.toFixed(0)} Mbit/s`],
     [
-      'XBZRLE',
-      r.xbzrle.enabled
-        ? `${r.xbzrle.pages} pages, ${formatBytes(r.xbzrle.encodedBytes)}, ${r.xbzrle.cacheMisses} misses, cache ${formatBytes(r.xbzrle.cacheBytes)}`
-        : 'off',
-    ],
-    ['auto-converge', r.autoConverge ? `on (throttle ${r.cpuThrottlePercent}%)` : 'off'],
-    ['post-copy requests', String(r.postcopy.requests)],
-    [
-      'CAP',
-      r.cap
-        ? `${r.cap.percent}% (cgroup ${r.cap.cgroup}), throttled ${r.cap.throttledPeriods} periods, ${formatMs(r.cap.throttledMs)}`
-        : 'none',
+      'auto-converge',
+      q.capabilities['auto-converge'] ? `on (throttle up to ${q.cpuThrottlePercent}%)` : 'off',
     ],
   );
-  return t.toString();
+  if (q.cpu.source)
+    t.push([
+      'CPU, source QEMU',
+      `${formatMs(q.cpu.source.totalMs)} (vCPU ${formatMs(q.cpu.source.vcpuMs)}, main loop ${formatMs(q.cpu.source.mainMs)}, migration and I/O threads ${formatMs(q.cpu.source.otherMs)})`,
+    ]);
+  if (q.cpu.destination) t.push(['CPU, destination QEMU', formatMs(q.cpu.destination.totalMs)]);
+  if (q.cgroupCap)
+    t.push([
+      'CAP (cgroup)',
+      `${q.cgroupCap.cgroup}: throttled ${q.cgroupCap.throttledPeriods} periods, ${formatMs(q.cgroupCap.throttledMs)}`,
+    ]);
+  for (const n of q.notApplied) t.push(['not applied', n]);
+  for (const e of r.events) t.push(['event', e]);
+  return `${reportTable(r)}\n${t.toString()}`;
 }

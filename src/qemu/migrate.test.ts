@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MigrationError } from '../errors.js';
+import { MigrationError, UsageError } from '../errors.js';
 import { migrateQemu } from './migrate.js';
 import { QmpClient, type QmpMigrationInfo } from './qmp.js';
 
@@ -109,24 +109,34 @@ describe('migrateQemu', () => {
       'max-bandwidth': 32 * MiB,
       'xbzrle-cache-size': 32 * MiB,
     });
+    expect(r.verify).toBe('none');
+    expect(r.verified).toBe(false);
     expect(src.log.find((m) => m.execute === 'migrate')?.arguments).toEqual({ uri: 'tcp:127.0.0.1:1' });
     expect(dst.log.some((m) => m.execute === 'migrate-set-capabilities')).toBe(false);
     expect(r.status).toBe('completed');
     expect(r.totalTimeMs).toBe(4321);
     expect(r.downtimeMs).toBe(12);
-    expect(r.rounds).toBe(4);
+    // Syncs: setup, after round 1, after round 2, stop-and-copy: two live rounds in livemig's sense.
+    expect(r.rounds).toBe(2);
+    expect(r.qemu.dirtySyncCount).toBe(4);
+    expect(r.engine).toBe('qemu');
+    expect(r.switchoverReason).toBe('converged');
+    expect(r.xbzrle.cacheWays).toBe(1);
     expect(r.transferredBytes).toBe(150 * MiB);
     expect(r.xbzrle).toMatchObject({
       enabled: true,
-      pages: 50,
+      cacheHits: 51,
       encodedBytes: 1000,
+      pageBytes: 50 * 4096,
       cacheMisses: 7,
       overflows: 1,
+      cacheBytes: 32 * MiB,
     });
-    expect(r.roundSamples.map((s) => [s.round, s.bytesSent / MiB, s.dirtyPages])).toEqual([
+    expect(r.pages).toMatchObject({ xbzrle: 50, raw: (150 * MiB) / 4096, zero: 0 });
+    // One row per live round; the stop-and-copy's sync (seen with `completed`) is not a round.
+    expect(r.perRound.map((s) => [s.round, s.bytes / MiB, s.dirtyPages])).toEqual([
       [1, 110, 5120],
       [2, 20, 512],
-      [3, 10, 0],
     ]);
     expect(r.stalled).toBe(false);
   });
@@ -139,13 +149,18 @@ describe('migrateQemu', () => {
       { status: 'completed', ram: ram(2, 200, 0) },
     ]);
     const dst = await fakeQemu([{ status: 'active' }]);
-    const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', strategy: 'post-copy', pollMs: 1 });
+    const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', strategy: 'postcopy', pollMs: 1 });
     expect(dst.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments).toEqual({
       capabilities: [{ capability: 'postcopy-ram', state: true }],
     });
     expect(src.log.filter((m) => m.execute === 'migrate-start-postcopy')).toHaveLength(1);
-    expect(r.switchedToPostcopy).toBe(true);
-    expect(r.postcopyReason).toBe('strategy');
+    expect(r.qemu.switchedToPostcopy).toBe(true);
+    expect(r.qemu.postcopyReason).toBe('strategy');
+    expect(r.switchoverReason).toBe('postcopy: strategy');
+    // The post-copy phase gets the same bandwidth limit as pre-copy (QEMU's own default is unlimited).
+    expect(src.log.find((m) => m.execute === 'migrate-set-parameters')?.arguments).toMatchObject({
+      'max-postcopy-bandwidth': 128 * MiB,
+    });
   });
 
   it('stall detection: a dirty set that stops shrinking is cancelled with STALLED', async () => {
@@ -156,7 +171,7 @@ describe('migrateQemu', () => {
     const err = await migrateQemu(src.client, dst.client, {
       uri: 'tcp:x:1',
       stallRounds: 3,
-      onStall: 'cancel',
+      onStall: 'abort',
       pollMs: 1,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationError);
@@ -177,8 +192,8 @@ describe('migrateQemu', () => {
       pollMs: 1,
     });
     expect(r.stalled).toBe(true);
-    expect(r.switchedToPostcopy).toBe(true);
-    expect(r.postcopyReason).toBe('stalled');
+    expect(r.qemu.switchedToPostcopy).toBe(true);
+    expect(r.qemu.postcopyReason).toBe('stalled');
     expect(dst.log.some((m) => m.execute === 'migrate-set-capabilities')).toBe(true);
   });
 
@@ -190,5 +205,106 @@ describe('migrateQemu', () => {
     );
     expect((err as MigrationError).code).toBe('TIMEOUT');
     expect(src.log.some((m) => m.execute === 'migrate_cancel')).toBe(true);
+  });
+
+  it('dynamic XBZRLE cache sizing: nextCacheSize between rounds, applied with xbzrle-cache-size', async () => {
+    const cache = (pages: number, bytes: number, miss: number) => ({
+      'cache-size': 64 * MiB,
+      bytes,
+      pages,
+      'cache-miss': miss,
+      'cache-miss-rate': 0,
+      overflow: 0,
+    });
+    const src = await fakeQemu([
+      { status: 'active', ram: ram(1, 10, 200), 'xbzrle-cache': cache(0, 0, 0) },
+      // Round 1: QEMU does not use XBZRLE in its first pass; 20 MiB dirty left.
+      { status: 'active', ram: ram(2, 120, 20), 'xbzrle-cache': cache(0, 0, 0) },
+      // Round 2: 1000 pages encoded into 90% of their size: XBZRLE does not pay, the cache halves.
+      { status: 'active', ram: ram(3, 140, 2), 'xbzrle-cache': cache(1000, 1000 * 4096 * 0.9, 10) },
+      { status: 'completed', ram: ram(4, 150, 0), 'xbzrle-cache': cache(1000, 1000 * 4096 * 0.9, 10) },
+    ]);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const progress: number[] = [];
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      xbzrle: true,
+      cacheSizing: 'dynamic',
+      xbzrleCacheMaxBytes: 64 * MiB,
+      pollMs: 1,
+      onProgress: (p) => progress.push(p.rounds),
+    });
+    const sizes = src.log
+      .filter((m) => m.execute === 'migrate-set-parameters')
+      .map((m) => (m.arguments as Record<string, number>)['xbzrle-cache-size'])
+      .filter((x) => x !== undefined);
+    // Starts at the budget (round 1 fills the cache), then the policy's answer after round 2.
+    expect(sizes).toEqual([64 * MiB, 32 * MiB]);
+    expect(r.xbzrle.cacheSizing).toBe('dynamic');
+    expect(r.xbzrle.cacheResizes).toEqual([{ round: 2, bytes: 32 * MiB }]);
+    expect(r.xbzrle.cacheBytesPeak).toBe(64 * MiB);
+    expect(r.events.some((e) => e.includes('64 → 32 MiB'))).toBe(true);
+    expect(progress.length).toBe(4);
+  });
+
+  it('max rounds: QEMU has no such rule, so the switch-over is forced by raising downtime-limit', async () => {
+    const script: QmpMigrationInfo[] = [];
+    for (let i = 1; i < 6; i++) script.push({ status: 'active', ram: ram(i, 10 * i, 60) });
+    script.push({ status: 'completed', ram: ram(6, 70, 0) });
+    const src = await fakeQemu(script);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', maxRounds: 2, pollMs: 1 });
+    const limits = src.log
+      .filter((m) => m.execute === 'migrate-set-parameters')
+      .map((m) => (m.arguments as Record<string, number>)['downtime-limit']);
+    expect(limits).toEqual([300, 2_000_000]);
+    expect(r.switchoverReason).toBe('max-rounds');
+  });
+
+  it("on a stall, double-downtime doubles QEMU's downtime-limit once", async () => {
+    const script: QmpMigrationInfo[] = [{ status: 'active', ram: ram(1, 10, 200) }];
+    for (let i = 2; i < 9; i++) script.push({ status: 'active', ram: ram(i, 100 + 10 * i, 60) });
+    script.push({ status: 'completed', ram: ram(9, 300, 0) });
+    const src = await fakeQemu(script);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      preset: 'proxmox',
+      pollMs: 1,
+    });
+    const limits = src.log
+      .filter((m) => m.execute === 'migrate-set-parameters')
+      .map((m) => (m.arguments as Record<string, number>)['downtime-limit']);
+    // proxmox: 100 ms, XBZRLE on, stall after 1 round without progress → 200 ms.
+    expect(limits).toEqual([100, 200]);
+    expect(r.stalled).toBe(true);
+    expect(r.xbzrle.enabled).toBe(true);
+    expect(r.downtimeLimitMs).toBe(200);
+  });
+
+  it('cold: stops the source first, resumes the destination after the copy; all of it is downtime', async () => {
+    const src = await fakeQemu([
+      { status: 'active', ram: ram(1, 10, 200) },
+      { status: 'completed', ram: ram(2, 150, 0), 'total-time': 50, downtime: 3 },
+    ]);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', strategy: 'cold', pollMs: 1 });
+    const order = src.log.map((m) => m.execute);
+    expect(order.indexOf('stop')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('stop')).toBeLessThan(order.indexOf('migrate'));
+    expect(dst.log.some((m) => m.execute === 'cont')).toBe(true);
+    expect(r.switchoverReason).toBe('cold');
+    expect(r.downtimeMs).toBeGreaterThan(3);
+  });
+
+  it('options QEMU cannot apply: compression is refused, others are listed in the report', async () => {
+    const src = await fakeQemu([{ status: 'completed', ram: ram(2, 150, 0) }]);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const err = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', compress: 'zstd' }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UsageError);
+    const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', cacheWays: 4, pollMs: 1 });
+    expect(r.qemu.notApplied.join(' ')).toMatch(/direct-mapped/);
   });
 });
