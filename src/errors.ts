@@ -23,6 +23,8 @@ export type MigrationErrorCode =
   | 'GUEST_BUSY'
   | 'RESOURCE_LIMIT'
   | 'POSTCOPY_LINK_LOST'
+  | 'PROCESS_NOT_FOUND'
+  | 'PROCESS_ACCESS'
   | 'INTERNAL';
 
 export class MigrationError extends Error {

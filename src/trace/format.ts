@@ -125,13 +125,20 @@ function checkPageSize(pageSize: number): void {
     bad(`page size ${pageSize} is not a power of two from 512 to 65536`);
 }
 
-/** The header bytes (magic .. meta). Same length for the same meta, so a writer can rewrite it at the end. */
-export function encodeHeader(init: TraceHeaderInit): Uint8Array {
+/**
+ * The header bytes (magic .. meta). The meta JSON is padded with spaces to `metaBytes` if given, so a writer can
+ * rewrite the header at the end (counts, a changed method) in the same space.
+ */
+export function encodeHeader(init: TraceHeaderInit, metaBytes = 0): Uint8Array {
   checkPageSize(init.pageSize);
   const chunkPages = init.chunkPages ?? defaultChunkPages(init.pageSize);
   if (!Number.isInteger(chunkPages) || chunkPages < 1 || chunkPages * init.pageSize > MAX_CHUNK_BYTES)
     bad(`chunkPages ${chunkPages} x page size must be at most ${MAX_CHUNK_BYTES} bytes`);
-  const meta = Buffer.from(JSON.stringify(init.meta), 'utf8');
+  const json = Buffer.from(JSON.stringify(init.meta), 'utf8');
+  if (metaBytes > 0 && json.length > metaBytes)
+    bad(`meta grew to ${json.length} bytes, past its ${metaBytes}`);
+  const meta = Buffer.alloc(Math.max(json.length, metaBytes), 0x20);
+  json.copy(meta);
   if (meta.length > MAX_META) bad(`meta is ${meta.length} bytes, at most ${MAX_META}`);
   const b = Buffer.alloc(HEADER_BYTES + meta.length);
   b.write(TRACE_MAGIC, 0, 'latin1');

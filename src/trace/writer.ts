@@ -1,7 +1,7 @@
 /**
  * Writing traces: records go out one by one (to memory or to a file as they are made); the header is written
  * first with zero counts and rewritten at the end with the real page and record counts (same length: the meta
- * does not change).
+ * is padded with room to spare).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { CodecError } from '../errors.js';
@@ -11,15 +11,18 @@ import {
   encodeRecord,
   type TraceHeader,
   type TraceHeaderInit,
+  type TraceMethod,
 } from './format.js';
 
 export class TraceWriter {
   readonly header: Pick<TraceHeader, 'pageSize' | 'compression' | 'chunkPages'>;
-  private readonly init: TraceHeaderInit;
+  private init: TraceHeaderInit;
   private readonly sink: (bytes: Uint8Array) => void;
   private readonly parts: Uint8Array[] | null;
   private records = 0;
   private lastTs = -1;
+  /** Room for the meta JSON, so the final header (which may say more) fits where the first one was. */
+  private readonly metaBytes: number;
   /** Bytes written so far (header included). */
   bytes = 0;
 
@@ -33,7 +36,8 @@ export class TraceWriter {
     };
     this.parts = sink ? null : [];
     this.sink = sink ?? ((b) => this.parts!.push(b));
-    this.put(encodeHeader(this.init));
+    this.metaBytes = Buffer.byteLength(JSON.stringify(init.meta)) + 512;
+    this.put(encodeHeader(this.init, this.metaBytes));
   }
 
   get recordCount(): number {
@@ -53,9 +57,14 @@ export class TraceWriter {
     return rec.length;
   }
 
+  /** Changes the method the final header states (a recorder that fell back), with its reason in the meta. */
+  setMethod(method: TraceMethod, reason: string): void {
+    this.init = { ...this.init, method, meta: { ...this.init.meta, methodReason: reason.slice(0, 400) } };
+  }
+
   /** The final header (with counts). In memory, returns the whole trace. */
   finish(pageCount: number): { header: Uint8Array; trace?: Uint8Array } {
-    const header = encodeHeader({ ...this.init, pageCount, recordCount: this.records });
+    const header = encodeHeader({ ...this.init, pageCount, recordCount: this.records }, this.metaBytes);
     if (this.parts) {
       this.parts[0] = header;
       return { header, trace: Buffer.concat(this.parts) };
