@@ -5,6 +5,14 @@
  */
 
 export {
+  type EngineConfig,
+  type EngineRun,
+  type EnginesOptions,
+  type EnginesResult,
+  enginesPlan,
+  runEngines,
+} from './engines.js';
+export {
   type PowerCappingOptions,
   type PowerCappingResult,
   type PowerRun,

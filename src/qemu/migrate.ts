@@ -57,7 +57,7 @@ export interface QemuMigrateOptions extends Partial<MigrationOptions> {
   uri: string;
   /** Another tool's defaults and stop rules, as for `livemig migrate`. */
   preset?: Preset;
-  /** How often `query-migrate` is polled, ms (default 100): rounds shorter than this are merged. */
+  /** How often `query-migrate` is polled, ms (default 50): rounds shorter than this are merged. */
   pollMs?: number;
   /** Called after every poll with the report so far (the CLI's progress bar). */
   onProgress?: (r: QemuMigrationReport) => void;
@@ -167,7 +167,7 @@ export async function migrateQemu(
           power.meter.setDvfsState(nearestState(power.model, dvfs.khz / 1e6));
       }
     }
-    await run(source, dest, r, opts, { pollMs: pollMs ?? 100, onProgress, power, cap });
+    await run(source, dest, r, opts, { pollMs: pollMs ?? 50, onProgress, power, cap });
     if (cap) {
       const st = await cap.stat();
       r.qemu.cgroupCap = {
@@ -380,35 +380,42 @@ async function run(
         overflows: x?.overflow ?? 0,
       };
       const dirtyPages = Math.round(ram.remaining / (ram['page-size'] || 4096));
-      if (sync > 0 && info.status === 'completed' && syncs - 2 > samples.length) {
+      if (
+        sync > 0 &&
+        info.status === 'completed' &&
+        syncs - 2 > samples.length &&
+        ram.transferred > sentAtSync
+      ) {
         // Live rounds that ended between the last poll and the end: one merged row, the stop-and-copy's bytes
         // (`downtime-bytes`) taken out; the dirty set they left is what the stop-and-copy sent.
         const pageSize = ram['page-size'] || 4096;
         const downtimeBytes = ram['downtime-bytes'] ?? 0;
         const bytes = Math.max(0, (ram['precopy-bytes'] ?? ram.transferred - downtimeBytes) - sentAtSync);
-        const durationMs = Math.max(
-          0,
-          (info['total-time'] ?? now - t0) - (roundStart - t0) - (info.downtime ?? 0),
-        );
-        const merged: RoundSample = {
-          round: samples.length + 1,
-          pagesSent: Math.max(0, pages - pagesAtSync - Math.round(downtimeBytes / pageSize)),
-          bytesSent: bytes,
-          durationMs,
-          dirtyPages: Math.round(downtimeBytes / pageSize),
-        };
-        samples.push(merged);
-        r.perRound.push({
-          round: merged.round,
-          pagesSent: merged.pagesSent,
-          bytes,
-          dirtyPages: merged.dirtyPages,
-          durationMs,
-          throughputMbps: durationMs > 0 ? (bytes * 8) / 1000 / durationMs : 0,
-          expectedDowntimeMs: info['expected-downtime'] ?? 0,
-          throttle,
-          heldPages: 0,
-        });
+        if (bytes > 0) {
+          const durationMs = Math.max(
+            0,
+            (info['total-time'] ?? now - t0) - (roundStart - t0) - (info.downtime ?? 0),
+          );
+          const merged: RoundSample = {
+            round: samples.length + 1,
+            pagesSent: Math.max(0, pages - pagesAtSync - Math.round(downtimeBytes / pageSize)),
+            bytesSent: bytes,
+            durationMs,
+            dirtyPages: Math.round(downtimeBytes / pageSize),
+          };
+          samples.push(merged);
+          r.perRound.push({
+            round: merged.round,
+            pagesSent: merged.pagesSent,
+            bytes,
+            dirtyPages: merged.dirtyPages,
+            durationMs,
+            throughputMbps: durationMs > 0 ? (bytes * 8) / 1000 / durationMs : 0,
+            expectedDowntimeMs: info['expected-downtime'] ?? 0,
+            throttle,
+            heldPages: 0,
+          });
+        }
       }
       // A sync ended a round (not the stop-and-copy's sync, seen with the final status).
       if (sync > 0 && !isFinalStatus(info.status)) {
@@ -513,6 +520,8 @@ async function run(
     }
     await new Promise((res) => setTimeout(res, ctl.pollMs));
   }
+  // Live rounds as seen (rounds shorter than a poll are merged into one row).
+  if (samples.length > 0) r.rounds = samples.length;
   if (r.status === 'completed') {
     if (!r.switchoverReason) r.switchoverReason = o.strategy === 'cold' ? 'cold' : 'converged';
     if (o.strategy === 'cold') {

@@ -1,0 +1,58 @@
+/**
+ * `livemig experiment engines`: QEMU and livemig's engine migrate the same workload over the same link with the same
+ * settings (src/experiments/engines.ts). It boots real QEMU guests, so it has its own runner; `experiment.ts` hands
+ * this name over to it.
+ */
+import Table from 'cli-table3';
+import { UsageError } from '../errors.js';
+import { type EnginesResult, enginesPlan, runEngines } from '../experiments/engines.js';
+import { formatMs } from '../units.js';
+
+export const ENGINES_EXPERIMENT = 'engines';
+export const ENGINES_EXPERIMENT_TITLE =
+  'QEMU vs livemig: same workload, link and settings; time, downtime, bytes, rounds, CPU side by side';
+
+export function printEngines(r: EnginesResult): string {
+  const t = new Table({ head: [...r.table.columns], style: { head: [], border: [] } });
+  for (const row of r.table.rows) t.push(row.map(String));
+  return [
+    `\n== ${ENGINES_EXPERIMENT_TITLE} (QEMU ${r.qemu}, TCG)`,
+    t.toString(),
+    'Findings:',
+    ...r.findings.map((f) => `- ${f}`),
+    `wrote ${r.files.join(', ')} in ${formatMs(r.wallMs)}`,
+    '',
+  ].join('\n');
+}
+
+export async function runEnginesCommand(f: {
+  quick?: boolean;
+  tiny?: boolean;
+  out: string;
+  seed: string;
+  json?: boolean;
+  progress?: boolean;
+  dryRun?: boolean;
+}): Promise<void> {
+  const seed = Number(f.seed);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new UsageError(`--seed: "${f.seed}" is not an integer ≥ 0`, '--seed');
+  const opts = { quick: f.quick === true, tiny: f.tiny === true };
+  if (f.dryRun) {
+    for (const c of enginesPlan(opts))
+      process.stdout.write(`${ENGINES_EXPERIMENT}: ${c.id} × qemu, livemig\n`);
+    return;
+  }
+  const r = await runEngines({
+    ...opts,
+    seed,
+    out: f.out,
+    log: f.progress === false ? undefined : (l) => process.stderr.write(`[${ENGINES_EXPERIMENT}] ${l}\n`),
+    command: `livemig experiment ${process.argv.slice(3).join(' ')}`.trim(),
+  });
+  if (f.json)
+    process.stdout.write(
+      `${JSON.stringify({ configs: r.configs, findings: r.findings, table: r.table, runs: r.runs, files: r.files }, null, 2)}\n`,
+    );
+  else process.stdout.write(printEngines(r));
+}

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../guest/index.js';
+import { DEFAULT_OPTIONS } from '../migration/index.js';
+import { emptyQemuReport } from '../qemu/index.js';
+import {
+  type EngineConfig,
+  type EngineRun,
+  engineOptions,
+  enginesPlan,
+  explain,
+  livemigGuest,
+  modelledEnergyJ,
+  sideBySide,
+  stopAndCopyBytes,
+} from './engines.js';
+import { flatten } from './measure.js';
+
+const MiB = 2 ** 20;
+
+function run(
+  engine: 'qemu' | 'livemig',
+  c: EngineConfig,
+  f: { totalMs: number; downtimeMs: number; bytes: number; rounds: number; stopMiB: number; cpuMs: number },
+): EngineRun {
+  const r = emptyQemuReport({ options: DEFAULT_OPTIONS, source: 's', destination: 'd' });
+  r.status = 'completed';
+  r.verified = engine === 'livemig';
+  r.totalTimeMs = f.totalMs;
+  r.downtimeMs = f.downtimeMs;
+  r.transferredBytes = f.bytes;
+  r.rounds = f.rounds;
+  r.perRound = [
+    {
+      round: 1,
+      pagesSent: 1,
+      bytes: f.bytes - f.stopMiB * MiB,
+      dirtyPages: 1,
+      durationMs: 1,
+      throughputMbps: 1,
+      expectedDowntimeMs: 1,
+      throttle: 0,
+      heldPages: 0,
+    },
+  ];
+  const measured = flatten(r, {
+    sourceCpuMs: f.cpuMs * 2,
+    sourceMainCpuMs: f.cpuMs,
+    destMainCpuMs: 0,
+    wallMs: 0,
+    guestSlowdownEndToEnd: 0,
+  });
+  return {
+    engine,
+    config: c,
+    measured,
+    healthy: engine === 'qemu' ? true : null,
+    dirtyRatePagesPerSec: 2000,
+    migrationCpuMs: f.cpuMs,
+    guestCpuMs: f.cpuMs,
+    energyJ: 1,
+    stopAndCopyBytes: stopAndCopyBytes(r),
+  };
+}
+
+describe('engines experiment', () => {
+  it('quick runs one or two configs of 128–256 MiB; tiny one', () => {
+    const quick = enginesPlan({ quick: true });
+    expect(quick.length).toBeGreaterThanOrEqual(1);
+    expect(quick.length).toBeLessThanOrEqual(2);
+    for (const c of quick) expect(c.ramMiB).toBeGreaterThanOrEqual(128);
+    for (const c of quick) expect(c.ramMiB).toBeLessThanOrEqual(256);
+    expect(enginesPlan({ tiny: true })).toHaveLength(1);
+    expect(new Set(enginesPlan().map((c) => c.id)).size).toBe(enginesPlan().length);
+  });
+
+  it("livemig's guest matches the QEMU guest program: region, rate, bytes per write, uniform, no whole-page rewrites", () => {
+    for (const c of enginesPlan()) {
+      const g = resolveConfig(livemigGuest(c));
+      expect(g.ramBytes).toBe(c.ramMiB * MiB);
+      expect(g.vcpus).toBe(1);
+      const p = g.workload.params;
+      expect(p.workingSetBytes).toBe(c.dirtyMiB * MiB);
+      expect(p.writeRate).toBe(c.rate);
+      expect(p.bytesPerWrite).toBe(c.bytesPerWrite);
+      expect(p.wholePageFraction).toBe(0);
+      expect(p.distribution).toBe('uniform');
+      const o = engineOptions(c);
+      expect(o).toMatchObject({
+        strategy: 'precopy',
+        maxBandwidth: c.bandwidth,
+        downtimeLimitMs: c.downtimeLimitMs,
+        xbzrle: c.xbzrle,
+      });
+    }
+  });
+
+  it('explains who is better with the numbers, and files what QEMU does better', () => {
+    const c = enginesPlan({ quick: true })[0]!;
+    const q = run('qemu', c, {
+      totalMs: 4300,
+      downtimeMs: 11,
+      bytes: 148 * MiB,
+      rounds: 4,
+      stopMiB: 8,
+      cpuMs: 200,
+    });
+    const l = run('livemig', c, {
+      totalMs: 4100,
+      downtimeMs: 176,
+      bytes: 81 * MiB,
+      rounds: 2,
+      stopMiB: 5,
+      cpuMs: 430,
+    });
+    const { findings, qemuBetter } = explain([q, l]);
+    expect(qemuBetter.some((x) => x.includes('downtime is shorter (11.0 vs 176.0 ms)'))).toBe(true);
+    expect(qemuBetter.some((x) => x.includes('less CPU per MiB'))).toBe(true);
+    expect(qemuBetter.some((x) => x.includes('fewer bytes'))).toBe(false);
+    expect(findings.some((x) => x.includes('stop-and-copy of 8.0 vs 5.0 MiB'))).toBe(true);
+    const table = sideBySide([q, l]);
+    expect(table.rows).toHaveLength(2);
+    expect(table.rows[0]?.[1]).toBe('qemu');
+    expect(table.rows[0]?.[2]).toBe('ok (guest checked)');
+    expect(table.rows[1]?.[2]).toBe('ok (digest)');
+    // A failed run is reported, not compared.
+    const failed = { ...l, measured: { ...l.measured, status: 'failed', errorCode: 'TIMEOUT' } };
+    expect(explain([q, failed]).findings[0]).toMatch(/not compared/);
+  });
+
+  it('modelled energy grows with CPU time and duration', () => {
+    expect(modelledEnergyJ(0, 1000, 2)).toBeGreaterThan(0);
+    expect(modelledEnergyJ(1000, 1000, 2)).toBeGreaterThan(modelledEnergyJ(100, 1000, 2));
+    expect(modelledEnergyJ(100, 2000, 2)).toBeGreaterThan(modelledEnergyJ(100, 1000, 2));
+    expect(modelledEnergyJ(100, 0, 2)).toBe(0);
+  });
+});
