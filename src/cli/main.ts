@@ -15,6 +15,7 @@ import { registerPredict } from './predict.js';
 import { registerQemu } from './qemu.js';
 import { registerRun } from './run.js';
 import { registerSim } from './sim.js';
+import { registerTrace } from './trace.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerPredict(program);
   registerExperiment(program);
   registerQemu(program);
+  registerTrace(program);
   return program;
 }
 

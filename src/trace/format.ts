@@ -95,10 +95,22 @@ function bad(message: string, offset = -1): never {
   throw new CodecError(`trace: ${message}`, offset);
 }
 
-function compressor(c: TraceCompression): (b: Uint8Array) => Buffer {
+/** `fast` while recording (a snapshot must fit in its interval), `small` when packing a finished trace. */
+export type TraceEffort = 'fast' | 'small';
+
+function compressor(c: TraceCompression, effort: TraceEffort): (b: Uint8Array) => Buffer {
+  const fast = effort === 'fast';
   return c === 'deflate'
-    ? (b) => deflateRawSync(b, { level: 6 })
-    : (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 6 } });
+    ? (b) => deflateRawSync(b, { level: fast ? 1 : 9 })
+    : (b) =>
+        brotliCompressSync(b, {
+          params: {
+            [constants.BROTLI_PARAM_QUALITY]: fast ? 1 : 9,
+            [constants.BROTLI_PARAM_SIZE_HINT]: b.length,
+            // A window no larger than the input: small chunks do not pay for a 4 MiB window.
+            [constants.BROTLI_PARAM_LGWIN]: Math.max(16, Math.min(22, Math.ceil(Math.log2(b.length + 1)))),
+          },
+        });
 }
 
 /** Inflates at most `max` bytes and demands exactly `want` (a hostile file cannot make us allocate more). */
@@ -185,8 +197,9 @@ export function decodeHeader(bytes: Uint8Array): { header: TraceHeader; length: 
   const want = b.readUInt32LE(36);
   const got = crc32(Buffer.concat([b.subarray(0, 36), b.subarray(HEADER_BYTES, length)]));
   if (want !== got) bad('header checksum mismatch (corrupt file)', 36);
-  // Every record takes at least RECORD_FIXED + 4 bytes: a count the file cannot hold is a lie.
-  if (recordCount > (b.length - length) / (RECORD_FIXED + 4))
+  // Every record takes at least RECORD_FIXED + 1 bytes (an index never compresses to nothing): a count the file
+  // cannot hold is a lie.
+  if (recordCount > (b.length - length) / (RECORD_FIXED + 1))
     bad(`${recordCount} records cannot fit in the file`, 28);
   let meta: TraceMeta;
   try {
@@ -216,6 +229,7 @@ export function encodeRecord(
   timestampMs: number,
   pages: ArrayLike<number>,
   deltas: Uint8Array,
+  effort: TraceEffort = 'small',
 ): Uint8Array {
   const { pageSize, chunkPages } = header;
   const n = pages.length;
@@ -232,7 +246,7 @@ export function encodeRecord(
     gaps.writeUInt32LE(p - prev - 1, i * 4);
     prev = p;
   }
-  const zip = compressor(header.compression);
+  const zip = compressor(header.compression, effort);
   const index = zip(gaps);
   const chunks: Buffer[] = [];
   for (let i = 0; i < n; i += chunkPages) {

@@ -13,6 +13,7 @@ export {
   TRACE_METHODS,
   TRACE_VERSION,
   type TraceCompression,
+  type TraceEffort,
   type TraceHeader,
   type TraceHeaderInit,
   type TraceMeta,
@@ -24,4 +25,4 @@ export { type Mapping, PM_PRESENT, PM_SOFT_DIRTY, PM_SWAPPED, ProcessMemory, par
 export { Recorder, type RecorderOptions, type RecordingSummary, type SnapshotInfo } from './recorder.js';
 export { resolveTraceParams, type TraceFacts, TraceReplay, traceFacts } from './replay.js';
 export { type TraceStats, traceStats } from './stats.js';
-export { TraceFileWriter, TraceWriter } from './writer.js';
+export { packTrace, TraceFileWriter, TraceWriter } from './writer.js';

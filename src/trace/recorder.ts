@@ -18,10 +18,11 @@
  * mapping goes away is recorded as zeroed and its guest page is freed, to be reused (lowest first) by pages that
  * appear in later intervals. So the space is as large as the most memory the process ever had at once.
  */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { CodecError, MigrationError } from '../errors.js';
 import type { TraceCompression, TraceMeta, TraceMethod } from './format.js';
 import { type Mapping, PM_PRESENT, PM_SOFT_DIRTY, PM_SWAPPED, ProcessMemory } from './procfs.js';
-import { TraceFileWriter, TraceWriter } from './writer.js';
+import { packTrace, TraceFileWriter, TraceWriter } from './writer.js';
 
 export interface RecorderOptions {
   pid: number;
@@ -90,6 +91,8 @@ export class Recorder {
   private readonly proc: ProcessMemory;
   private readonly writer: TraceWriter;
   private readonly file: TraceFileWriter | null;
+  private readonly out: string | null;
+  private readonly compression: TraceCompression;
   private readonly maxPages: number;
   /** virtual page number -> guest page */
   private readonly slotOf = new Map<number, number>();
@@ -113,15 +116,18 @@ export class Recorder {
       this.method = probe.method;
       this.methodReason = probe.reason;
       this.verifySoftDirty = probe.method === 'soft-dirty';
+      // Recorded with fast deflate (a snapshot must fit in its interval), packed with `compression` at the end.
       const init = {
         pageSize: this.pageSize,
         intervalMs: opts.intervalMs,
         method: this.method,
-        compression: opts.compression ?? 'brotli',
+        compression: 'deflate' as const,
         meta: { ...opts.meta, methodReason: this.methodReason },
       };
-      this.file = opts.out ? new TraceFileWriter(opts.out, init) : null;
-      this.writer = this.file ? this.file.writer : new TraceWriter(init);
+      this.out = opts.out ?? null;
+      this.compression = opts.compression ?? 'brotli';
+      this.file = this.out ? new TraceFileWriter(`${this.out}.partial`, init, 'fast') : null;
+      this.writer = this.file ? this.file.writer : new TraceWriter(init, undefined, 'fast');
     } catch (err) {
       this.proc.close();
       throw err;
@@ -168,6 +174,11 @@ export class Recorder {
     return this.writer.recordCount;
   }
 
+  /** Bytes of the trace so far. */
+  get bytes(): number {
+    return this.writer.bytes;
+  }
+
   get pageCount(): number {
     return this.vpnOf.length;
   }
@@ -178,7 +189,8 @@ export class Recorder {
     const ps = this.pageSize;
     const first = this.snapshots === 0;
     const maps = this.proc.maps();
-    if (maps === null) return null;
+    // An exited process that is not yet reaped (a zombie) has no mappings: it is gone, not emptied.
+    if (maps === null || maps.length === 0) return null;
     const softDirty = this.method === 'soft-dirty' && !first;
     // Phase 1: which pages to read, which known pages are gone or dropped.
     const toRead: number[] = [];
@@ -307,25 +319,40 @@ export class Recorder {
     this.proc.close();
     if (this.snapshots === 0) throw new CodecError('trace: no snapshot was taken');
     this.writer.setMethod(this.method, this.methodReason);
-    let trace: Uint8Array | undefined;
-    if (this.file) this.file.close(this.pageCount);
-    else trace = this.writer.finish(this.pageCount).trace;
+    let raw: Uint8Array;
+    if (this.file && this.out) {
+      this.file.close(this.pageCount);
+      raw = readFileSync(`${this.out}.partial`);
+    } else raw = this.writer.finish(this.pageCount).trace!;
+    const trace = packTrace(raw, this.compression);
+    if (this.out) {
+      writeFileSync(this.out, trace);
+      rmSync(`${this.out}.partial`, { force: true });
+    }
     return {
       method: this.method,
       methodReason: this.methodReason,
       records: this.writer.recordCount,
       pageCount: this.pageCount,
-      bytes: this.writer.bytes,
-      ...(trace ? { trace } : {}),
+      bytes: trace.length,
+      ...(this.out ? {} : { trace }),
     };
   }
 
-  /** Closes the process's files without finishing (after an error). */
+  /** Closes the process's files and drops the partial trace (after an error). */
   abort(): void {
     try {
       this.proc.close();
     } catch {
       // already closed
+    }
+    if (this.file && this.out) {
+      try {
+        this.file.close(this.pageCount);
+      } catch {
+        // already closed
+      }
+      rmSync(`${this.out}.partial`, { force: true });
     }
   }
 }

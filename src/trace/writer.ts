@@ -9,9 +9,12 @@ import {
   defaultChunkPages,
   encodeHeader,
   encodeRecord,
+  type TraceCompression,
+  type TraceEffort,
   type TraceHeader,
   type TraceHeaderInit,
   type TraceMethod,
+  TraceReader,
 } from './format.js';
 
 export class TraceWriter {
@@ -27,7 +30,11 @@ export class TraceWriter {
   bytes = 0;
 
   /** Without `sink` the trace is kept in memory (`finish()` returns it). */
-  constructor(init: TraceHeaderInit, sink?: (bytes: Uint8Array) => void) {
+  constructor(
+    init: TraceHeaderInit,
+    sink?: (bytes: Uint8Array) => void,
+    private readonly effort: TraceEffort = 'small',
+  ) {
     this.init = { ...init, chunkPages: init.chunkPages ?? defaultChunkPages(init.pageSize) };
     this.header = {
       pageSize: init.pageSize,
@@ -50,7 +57,7 @@ export class TraceWriter {
       throw new CodecError('trace: the first record (snapshot) is at 0 ms');
     if (timestampMs < this.lastTs)
       throw new CodecError(`trace: timestamp ${timestampMs} ms goes back in time`);
-    const rec = encodeRecord(this.header, timestampMs, pages, deltas);
+    const rec = encodeRecord(this.header, timestampMs, pages, deltas, this.effort);
     this.put(rec);
     this.records++;
     this.lastTs = timestampMs;
@@ -83,12 +90,16 @@ export class TraceFileWriter {
   private readonly fd: number;
   readonly writer: TraceWriter;
 
-  constructor(path: string, init: TraceHeaderInit) {
+  constructor(path: string, init: TraceHeaderInit, effort: TraceEffort = 'small') {
     this.fd = openSync(path, 'w');
     const fd = this.fd;
-    this.writer = new TraceWriter(init, (b) => {
-      writeSync(fd, b);
-    });
+    this.writer = new TraceWriter(
+      init,
+      (b) => {
+        writeSync(fd, b);
+      },
+      effort,
+    );
   }
 
   close(pageCount: number): void {
@@ -99,4 +110,25 @@ export class TraceFileWriter {
       closeSync(this.fd);
     }
   }
+}
+
+/**
+ * Re-encodes a whole trace with another compressor at the `small` effort (what a recording does at the end:
+ * it records with fast deflate so a snapshot fits in its interval, then packs).
+ */
+export function packTrace(bytes: Uint8Array, compression: TraceCompression): Uint8Array {
+  const r = TraceReader.open(bytes);
+  const { header } = r;
+  const w = new TraceWriter({ ...header, compression });
+  for (let i = 0; i < r.records.length; i++) {
+    const pages = r.pages(i);
+    const deltas = new Uint8Array(pages.length * header.pageSize);
+    let k = 0;
+    r.forEachPage(i, (_p, d) => {
+      deltas.set(d, k * header.pageSize);
+      k++;
+    });
+    w.add(r.records[i]!.timestampMs, pages, deltas);
+  }
+  return w.finish(header.pageCount).trace!;
 }
