@@ -9,6 +9,9 @@ import { MigrationError } from '../errors.js';
 
 /** The command line that runs livemig's CLI in a child process. */
 export function cliCommand(): { file: string; execArgv: string[] } {
+  // LIVEMIG_CLI: run this built CLI (dist/cli/bin.js) instead, e.g. so benchmarks measure what users run.
+  const override = process.env.LIVEMIG_CLI;
+  if (override) return { file: override, execArgv: [] };
   const fromSource = import.meta.url.endsWith('.ts');
   const file = fileURLToPath(new URL(fromSource ? './bin.ts' : './bin.js', import.meta.url));
   return { file, execArgv: fromSource ? ['--import', 'tsx'] : [] };

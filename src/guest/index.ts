@@ -23,3 +23,4 @@ export { Guest, type GuestState, type VcpuState } from './guest.js';
 export { copyRam, ramEquals, referenceRam, referenceRun } from './oracle.js';
 export { GuestRam, type RamBlock } from './ram.js';
 export { Rng } from './rng.js';
+export { startWorkerNextTo } from './spawn.js';

@@ -7,7 +7,7 @@
  * not change how the bundle is read.) If esbuild cannot be loaded, the worker registers tsx itself.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,13 +20,17 @@ interface Esbuild {
 
 const bundles = new Map<string, string | null>();
 
-/** Path of the bundled worker module, or null. */
-function bundle(url: URL, module: string): string | null {
+/**
+ * Path of the bundled worker module, or null. With `externalPackages`, npm packages (native addons among them) stay
+ * outside the bundle, which is then written under node_modules/.cache so that Node resolves them from there.
+ */
+function bundle(url: URL, module: string, externalPackages: boolean): string | null {
   const key = url.href;
   if (!bundles.has(key)) {
     let file: string | null = null;
     try {
-      const esbuild = createRequire(import.meta.url)('esbuild') as Esbuild;
+      const require = createRequire(import.meta.url);
+      const esbuild = require('esbuild') as Esbuild;
       const out = esbuild.buildSync({
         entryPoints: [fileURLToPath(url)],
         bundle: true,
@@ -35,11 +39,26 @@ function bundle(url: URL, module: string): string | null {
         target: 'node20',
         write: false,
         logLevel: 'silent',
+        // Packages are resolved at run time, some through createRequire(import.meta.url): give the CommonJS
+        // bundle an import.meta.url (its own file, under node_modules).
+        ...(externalPackages
+          ? {
+              packages: 'external',
+              define: { 'import.meta.url': '__livemigModuleUrl' },
+              banner: { js: "var __livemigModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+            }
+          : {}),
       });
       const text = out.outputFiles[0]?.text;
       if (text !== undefined) {
         const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-        file = join(tmpdir(), `livemig-${module}-${hash}.cjs`);
+        let dir = tmpdir();
+        if (externalPackages) {
+          const esbuildMain = require.resolve('esbuild');
+          dir = join(esbuildMain.slice(0, esbuildMain.lastIndexOf('node_modules') + 12), '.cache', 'livemig');
+          mkdirSync(dir, { recursive: true });
+        }
+        file = join(dir, `livemig-${module}-${hash}.cjs`);
         if (!existsSync(file)) {
           const partial = `${file}.${process.pid}.tmp`;
           writeFileSync(partial, text);
@@ -66,11 +85,24 @@ function inheritedExecArgv(): string[] {
 }
 
 export function startWorker(module: string, options: WorkerOptions): Worker {
+  return startWorkerNextTo(import.meta.url, module, options);
+}
+
+/**
+ * Starts a worker on the module `module` in the folder of `moduleUrl` (pass `import.meta.url`). `externalPackages`:
+ * leave npm packages out of the bundle (needed when the worker loads native addons).
+ */
+export function startWorkerNextTo(
+  moduleUrl: string,
+  module: string,
+  options: WorkerOptions,
+  externalPackages = false,
+): Worker {
   options = { execArgv: inheritedExecArgv(), ...options };
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`./${module}.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  const fromSource = moduleUrl.endsWith('.ts');
+  const url = new URL(`./${module}.${fromSource ? 'ts' : 'js'}`, moduleUrl);
   if (!fromSource) return new Worker(url, options);
-  const file = bundle(url, module);
+  const file = bundle(url, module, externalPackages);
   if (file !== null) return new Worker(file, options);
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
   return new Worker(boot, { ...options, eval: true });

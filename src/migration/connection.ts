@@ -22,6 +22,8 @@ export interface SendPacer {
 
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
 const SOCKET_QUEUE_BYTES = 4 << 20;
+/** Received frames waiting for the consumer beyond which the socket stops reading. */
+const RECEIVE_QUEUE_BYTES = 16 << 20;
 
 export interface RemoteError {
   code: string;
@@ -33,6 +35,8 @@ export class FrameConnection {
   bytesSent = 0;
   bytesReceived = 0;
   private queue: Frame[] = [];
+  /** Payload bytes in `queue`. */
+  private queuedIn = 0;
   private waiters: { resolve: (f: Frame) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }[] = [];
   private failure: MigrationError | undefined;
   private drainWaiters: (() => void)[] = [];
@@ -103,7 +107,12 @@ export class FrameConnection {
         if (w) {
           if (w.timer) clearTimeout(w.timer);
           w.resolve(f);
-        } else this.queue.push(f);
+        } else {
+          this.queue.push(f);
+          this.queuedIn += f.payload.length;
+          // A consumer that falls behind slows the sender (TCP flow control), not our memory.
+          if (this.queuedIn > RECEIVE_QUEUE_BYTES && !this.socket.isPaused()) this.socket.pause();
+        }
       }
       if (this.failure) return;
     }
@@ -126,7 +135,13 @@ export class FrameConnection {
 
   /** Next frame from the peer; an ERROR frame from the peer is thrown as a MigrationError with its code. */
   async receive(timeoutMs = 0, what = 'a frame'): Promise<Frame> {
-    if (this.queue.length > 0) return this.checkRemoteError(this.queue.shift()!);
+    if (this.queue.length > 0) {
+      const f = this.queue.shift()!;
+      this.queuedIn -= f.payload.length;
+      if (this.queuedIn <= RECEIVE_QUEUE_BYTES / 2 && this.socket.isPaused() && !this.failure)
+        this.socket.resume();
+      return this.checkRemoteError(f);
+    }
     if (this.failure) throw this.failure;
     const frame = await new Promise<Frame>((resolve, reject) => {
       const w: (typeof this.waiters)[number] = { resolve, reject };

@@ -48,7 +48,7 @@ function square(m: Gf2Matrix): Gf2Matrix {
 /** POWERS[k] shifts a CRC over 2^k zero bytes. */
 const POWERS: Gf2Matrix[] = (() => {
   // One zero bit: r ← (r >>> 1) ⊕ (r & 1 ? POLY : 0).
-  let m = new Uint32Array(32);
+  let m: Gf2Matrix = new Uint32Array(32);
   m[0] = POLY;
   for (let i = 1; i < 32; i++) m[i] = 1 << (i - 1);
   m = square(square(square(m))); // 8 bits = one byte

@@ -3,11 +3,13 @@
  * frames, verifies the digest, and resumes the guest only after the source said GO. Anything that goes wrong
  * before GO discards the incoming guest; the source still has it.
  */
-import { type Compressor, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
+import { type Compressor, type CompressorName, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
 import { CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
+import { Crc32cShifter } from './crc.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import { PageSink } from './page-sink.js';
 import {
   Capability,
   Command,
@@ -27,6 +29,7 @@ import {
   PageEncoding,
   PROTOCOL_VERSION,
   StrategyCode,
+  verifyPagesFrame,
 } from './protocol.js';
 
 export interface DestinationLimits {
@@ -98,6 +101,10 @@ class Destination {
   private vcpuState: GuestState | undefined;
   private resumed = false;
   private readonly compressors = new Map<PageEncoding, Compressor>();
+  /** Applies pages on another thread until the guest resumes here (then the main thread does, for post-copy). */
+  private sink: PageSink | undefined;
+  private shifter!: Crc32cShifter;
+  private entryCrcs: Uint32Array = new Uint32Array(1024);
   private readonly m: IncomingMigration = {
     id: '',
     guestId: '',
@@ -155,6 +162,8 @@ class Destination {
         this.conn.destroy(e);
       }
     } finally {
+      await this.sink?.close();
+      this.sink = undefined;
       this.hooks.onFinished?.(this.m);
     }
     return this.m;
@@ -220,14 +229,24 @@ class Destination {
     if (blocks.length !== h.blocks.length || blocks.some((b, i) => b !== h.blocks[i])) {
       throw new MigrationError('CAPABILITY', 'this agent lays out the guest RAM in different blocks');
     }
-    this.ledger = new PageLedger(this.pageCount, this.pageSize);
+    this.ledger = new PageLedger(this.pageCount, this.pageSize, true);
+    this.shifter = new Crc32cShifter(this.pageSize);
+    const sinkCompressors: [PageEncoding, CompressorName][] = [];
     for (const [cap, enc, name] of [
       [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
       [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],
       [Capability.LZ4, PageEncoding.LZ4, 'lz4'],
     ] as const) {
-      if (h.capabilities & cap) this.compressors.set(enc, compressor(name));
+      if (h.capabilities & cap) {
+        this.compressors.set(enc, compressor(name));
+        sinkCompressors.push([enc, name]);
+      }
     }
+    // The connection thread checks each PAGES frame's CRC in the same pass that yields the pages' ledger CRCs.
+    this.conn.reader.deferChecksum(Command.PAGES);
+    this.sink = new PageSink(this.guest, this.ledger.crcs, sinkCompressors, (b) =>
+      this.conn.reader.recycleBuffer(b),
+    );
     this.m.phase = 'receiving';
     await this.conn.sendFrame(
       Command.HELLO_ACK,
@@ -240,7 +259,9 @@ class Destination {
   }
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */
+  private entryIndex = 0;
   private applyPage = (p: number, encoding: PageEncoding, data: Buffer): void => {
+    const i = this.entryIndex++;
     const guest = this.guest!;
     if (this.resumed && guest.isPresent(p)) return; // post-copy: a push raced with a request; the first one won
     const page = guest.ram.page(p);
@@ -267,7 +288,8 @@ class Destination {
         page.set(out);
       }
     }
-    this.ledger.set(p, pageCrc(page));
+    // A raw page's CRC was computed from these very bytes while the frame was checked.
+    this.ledger.set(p, encoding === PageEncoding.RAW ? this.entryCrcs[i]! : pageCrc(page));
     this.m.pagesReceived++;
     if (this.resumed) {
       guest.markPresent(p); // decoded in place above, while no vCPU could touch the absent page
@@ -279,14 +301,43 @@ class Destination {
     }
   };
 
+  /** Checks a PAGES frame (bounds and CRC) and leaves each entry's data CRC in `entryCrcs`. */
+  private verifyPages(f: Frame): number {
+    const v = verifyPagesFrame(f, this.pageCount, this.pageSize, this.shifter, this.entryCrcs);
+    this.entryCrcs = v.entryCrcs;
+    return v.count;
+  }
+
+  /** Applies a checked PAGES frame on this thread (post-copy, where the guest runs and each page is awaited). */
+  private applyPages(f: Frame): void {
+    this.entryIndex = 0;
+    forEachPageEntry(f.payload, this.pageCount, this.pageSize, this.applyPage);
+    this.conn.reader.recycle(f.payload); // every page was copied or decoded into RAM above
+  }
+
+  /** Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete. */
+  private async drainSink(): Promise<void> {
+    const sink = this.sink;
+    if (!sink) return;
+    await sink.drain();
+    this.sink = undefined;
+    await sink.close();
+  }
+
   private async receive(): Promise<void> {
     for (;;) {
       const f = await this.next();
       switch (f.command) {
-        case Command.PAGES:
-          forEachPageEntry(f.payload, this.pageCount, this.pageSize, this.applyPage);
-          this.conn.reader.recycle(f.payload); // every page was copied or decoded into RAM above
+        case Command.PAGES: {
+          const count = this.verifyPages(f);
+          if (this.sink) {
+            this.m.pagesReceived += count;
+            await this.sink.submit(f.payload, count, this.entryCrcs);
+          } else {
+            this.applyPages(f);
+          }
           break;
+        }
         case Command.ROUND:
           this.m.rounds = decodeRound(f.payload).round;
           break;
@@ -332,6 +383,7 @@ class Destination {
 
   private async switchover(f: Frame): Promise<void> {
     this.m.phase = 'verifying';
+    await this.drainSink();
     const digest = decodeDigest(f.payload);
     const guest = this.guest!;
     if (digest.method !== 'none') {
@@ -363,6 +415,7 @@ class Destination {
   private async postcopy(f: Frame): Promise<void> {
     const guest = this.guest!;
     const valid = decodePostcopyStart(f.payload, this.pageCount);
+    await this.drainSink();
     for (let p = 0; p < this.pageCount; p++) {
       if (valid[p >> 3]! & (1 << (p & 7))) guest.markPresent(p);
     }
@@ -372,8 +425,8 @@ class Destination {
     for (;;) {
       const fr = await this.next();
       if (fr.command === Command.PAGES) {
-        forEachPageEntry(fr.payload, this.pageCount, this.pageSize, this.applyPage);
-        this.conn.reader.recycle(fr.payload);
+        this.verifyPages(fr);
+        this.applyPages(fr);
       } else if (fr.command === Command.POSTCOPY_END) {
         const digest = decodeDigest(fr.payload, 'POSTCOPY_END');
         const missing = guest.missingPages();

@@ -25,11 +25,15 @@ export function pageCrc(page: Uint8Array): number {
 
 export class PageLedger {
   readonly crcs: Uint32Array;
+  /** `shared`: back the CRCs with a SharedArrayBuffer, so the destination's page-sink thread can fill them. */
   constructor(
     readonly pageCount: number,
     readonly pageSize: number,
+    shared = false,
   ) {
-    this.crcs = new Uint32Array(pageCount).fill(zeroPageCrc(pageSize));
+    this.crcs = (
+      shared ? new Uint32Array(new SharedArrayBuffer(pageCount * 4)) : new Uint32Array(pageCount)
+    ).fill(zeroPageCrc(pageSize));
   }
   set(page: number, crc: number): void {
     this.crcs[page] = crc;

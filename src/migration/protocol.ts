@@ -138,6 +138,12 @@ export enum StrategyCode {
 export interface Frame {
   command: Command;
   payload: Buffer;
+  /**
+   * Set only for commands whose checksum the reader was told to leave to the consumer
+   * ({@link FrameReader.deferChecksum}): the trailer's value and the CRC32C of the 8 header bytes. The consumer
+   * must verify the frame ({@link verifyPagesFrame}) before it believes a byte of the payload.
+   */
+  unverified?: { expected: number; headerCrc: number };
 }
 
 function protocolError(message: string, context: Record<string, unknown> = {}): MigrationError {
@@ -192,6 +198,15 @@ export class FrameReader {
     this.buf = Buffer.allocUnsafe(256 * 1024);
     this.preambleSeen = !options.expectPreamble;
   }
+
+  /**
+   * Frames of `command` come out unchecked, carrying `unverified`: their consumer verifies the checksum in the same
+   * pass that computes each page's CRC for the ledger (PAGES at the destination), instead of a second pass here.
+   */
+  deferChecksum(command: Command): void {
+    this.deferred.add(command);
+  }
+  private readonly deferred = new Set<Command>();
 
   setMaxPayload(maxPayload: number): void {
     if (maxPayload > HARD_MAX_FRAME)
@@ -293,9 +308,13 @@ export class FrameReader {
    * keep a view into it afterwards). Only large frames own their buffer; others are ignored.
    */
   recycle(payload: Buffer): void {
-    if (payload.byteOffset !== FRAME_HEADER_BYTES || this.spare.length >= 4) return;
-    const whole = Buffer.from(payload.buffer, 0, payload.buffer.byteLength);
-    if (whole.length >= 1 << 20) this.spare.push(whole);
+    if (payload.byteOffset !== FRAME_HEADER_BYTES) return;
+    this.recycleBuffer(Buffer.from(payload.buffer, 0, payload.buffer.byteLength));
+  }
+
+  /** Takes back a whole large-frame buffer (e.g. one that travelled to another thread and back). */
+  recycleBuffer(whole: Buffer): void {
+    if (this.spare.length < 10 && whole.length >= 1 << 20) this.spare.push(whole);
   }
 
   /** Verifies the CRC of the frame at `buf[start..]` and returns it (copied out unless `own`). */
@@ -303,6 +322,13 @@ export class FrameReader {
     const command = buf[start + 4]! as Command;
     const bodyEnd = start + FRAME_HEADER_BYTES + length;
     const expected = buf.readUInt32BE(bodyEnd);
+    if (this.deferred.size > 0 && this.deferred.has(command)) {
+      const payload = own
+        ? buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd)
+        : Buffer.from(buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd));
+      const headerCrc = crc32cUpdate(0, buf, start, start + FRAME_HEADER_BYTES);
+      return { command, payload, unverified: { expected, headerCrc } };
+    }
     const actual = crc32c(buf.subarray(start, bodyEnd));
     if (expected !== actual) {
       throw new MigrationError('CHECKSUM', `migration stream: CRC32C mismatch in ${Command[command]} frame`, {
@@ -768,4 +794,96 @@ export function forEachPageEntry(
   }
   if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
   return count;
+}
+
+/**
+ * Checks a PAGES frame whose checksum the reader deferred, in one pass: every bound (as {@link forEachPageEntry}),
+ * then the frame's CRC32C assembled from each entry's data CRC. `entryCrcs[i]` receives the CRC32C of entry i's
+ * data (for a RAW entry, the page's ledger CRC); it is grown if too small and returned. Throws
+ * MigrationError(PROTOCOL | CHECKSUM); nothing in the payload may be used if it throws.
+ */
+export function verifyPagesFrame(
+  frame: Frame,
+  pageCount: number,
+  pageSize: number,
+  shifter: Crc32cShifter,
+  entryCrcs: Uint32Array,
+): { count: number; entryCrcs: Uint32Array } {
+  try {
+    return walkPagesFrame(frame, pageCount, pageSize, shifter, entryCrcs);
+  } catch (err) {
+    // A corrupt frame is a checksum error first, as when the reader checks it, even if the damage broke a bound.
+    const pending = frame.unverified;
+    if (pending && !(err instanceof MigrationError && err.code === 'CHECKSUM')) {
+      const actual = crc32cNative(frame.payload, pending.headerCrc);
+      if (actual !== pending.expected) throw checksumError(pending.expected, actual);
+    }
+    throw err;
+  }
+}
+
+function checksumError(expected: number, actual: number): MigrationError {
+  return new MigrationError('CHECKSUM', 'migration stream: CRC32C mismatch in PAGES frame', {
+    command: 'PAGES',
+    expected,
+    actual,
+  });
+}
+
+function walkPagesFrame(
+  frame: Frame,
+  pageCount: number,
+  pageSize: number,
+  shifter: Crc32cShifter,
+  entryCrcs: Uint32Array,
+): { count: number; entryCrcs: Uint32Array } {
+  const payload = frame.payload;
+  const pending = frame.unverified;
+  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  const count = payload.readUInt32BE(0);
+  // Every entry takes at least its header: bound the CRC array by the bytes actually received.
+  if (count > (payload.length - 4) / PAGE_ENTRY_HEADER_BYTES) {
+    throw protocolError(`PAGES: ${count} entries cannot fit in ${payload.length} bytes`);
+  }
+  if (entryCrcs.length < count) entryCrcs = new Uint32Array(Math.max(count, entryCrcs.length * 2));
+  let crc = 0;
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    const page = payload.readUInt32BE(offset);
+    const encoding = payload[offset + 4]!;
+    const length = payload.readUInt32BE(offset + 5);
+    if (pending) crc = crc32cUpdate(crc, payload, offset, offset + PAGE_ENTRY_HEADER_BYTES);
+    offset += PAGE_ENTRY_HEADER_BYTES;
+    if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
+    if (encoding > PageEncoding.LZ4)
+      throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
+    const ok =
+      encoding === PageEncoding.ZERO
+        ? length === 0
+        : encoding === PageEncoding.RAW
+          ? length === pageSize
+          : length >= 1 && length <= pageSize + 64;
+    if (!ok) {
+      throw protocolError(
+        `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
+      );
+    }
+    if (offset + length > payload.length) throw protocolError(`PAGES: entry ${i} data truncated`, { page });
+    if (length > 0) {
+      const c = crc32cNative(payload.subarray(offset, offset + length));
+      entryCrcs[i] = c;
+      if (pending) crc = length === shifter.length ? shifter.combine(crc, c) : crc32cCombine(crc, c, length);
+    } else {
+      entryCrcs[i] = 0;
+    }
+    offset += length;
+  }
+  if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
+  if (pending) {
+    // crc(header ‖ count ‖ entries)
+    const head = crc32cUpdate(pending.headerCrc, payload, 0, 4);
+    const actual = crc32cCombine(head, crc, payload.length - 4);
+    if (actual !== pending.expected) throw checksumError(pending.expected, actual);
+  }
+  return { count, entryCrcs };
 }
