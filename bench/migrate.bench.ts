@@ -13,12 +13,16 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { AgentClient } from '../src/agent/index.js';
 import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../src/migration/index.js';
 import { formatBytes, formatMs } from '../src/units.js';
+
+// Agents run from the built dist/ (`bench:migrate` builds first): what users run, without the TypeScript loader.
+process.env.LIVEMIG_CLI ??= fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
