@@ -180,6 +180,23 @@ describe('FaultProxy', () => {
     c.destroy();
   });
 
+  it('counts frames only after the `after` frame when told to', async () => {
+    const { k, proxy } = await setup();
+    let at = -1;
+    proxy.at(
+      { atFrame: Command.PAGES, nth: 1, after: { frame: Command.GO } },
+      { kind: 'call', fn: () => void (at = proxy.stats.bytesForward) },
+    );
+    const head = [PREAMBLE, encodeFrame(Command.PAGES, Buffer.alloc(100)), encodeFrame(Command.GO)];
+    const stream = Buffer.concat([...head, encodeFrame(Command.PAGES, Buffer.alloc(10))]);
+    const c = await dial(proxy.address);
+    c.write(stream);
+    await until(() => total(k.received) === stream.length, 'whole stream');
+    expect(at).toBe(total(head));
+    expect(proxy.stats.events[0]?.trigger).toBe('at frame PAGES #1 after GO #1');
+    c.destroy();
+  });
+
   it('throttles to the set rate (a lower bound on time)', async () => {
     const { k, proxy } = await setup({ faults: { rateBytesPerSec: 4 << 20 } });
     const c = await dial(proxy.address);

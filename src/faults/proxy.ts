@@ -21,7 +21,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { MigrationError, UsageError } from '../errors.js';
-import { PREAMBLE } from '../migration/protocol.js';
+import { Command, PREAMBLE } from '../migration/protocol.js';
 
 export interface LinkFaults {
   /** One-way latency added to every chunk, ms. */
@@ -61,7 +61,11 @@ export type FaultAction =
   | { kind: 'call'; fn: () => void | Promise<void> };
 
 /** When a scheduled action fires: after a time, before a byte offset, or before the nth frame of a command. */
-export type FaultTrigger = { afterMs: number } | { atByte: number } | { atFrame: number; nth?: number };
+export type FaultTrigger =
+  | { afterMs: number }
+  | { atByte: number }
+  /** The nth frame of a command; with `after`, counting only once the nth `after.frame` has been seen. */
+  | { atFrame: number; nth?: number; after?: { frame: number; nth?: number } };
 
 export interface FaultEvent {
   /** ms since the proxy started. */
@@ -107,6 +111,8 @@ interface PendingTrigger {
   action: FaultAction;
   label: string;
   seen: number;
+  /** Frames of `after.frame` seen so far. */
+  afterSeen: number;
   fired: boolean;
 }
 
@@ -420,8 +426,12 @@ export class FaultProxy {
         ? `after ${trigger.afterMs} ms`
         : 'atByte' in trigger
           ? `at byte ${trigger.atByte}`
-          : `at frame ${trigger.atFrame} #${trigger.nth ?? 1}`;
-    const t: PendingTrigger = { trigger, action, label, seen: 0, fired: false };
+          : `at frame ${Command[trigger.atFrame] ?? trigger.atFrame} #${trigger.nth ?? 1}${
+              trigger.after
+                ? ` after ${Command[trigger.after.frame] ?? trigger.after.frame} #${trigger.after.nth ?? 1}`
+                : ''
+            }`;
+    const t: PendingTrigger = { trigger, action, label, seen: 0, afterSeen: 0, fired: false };
     if ('afterMs' in trigger) {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
@@ -443,7 +453,10 @@ export class FaultProxy {
 
   /** Runs an action now (as if a trigger fired). */
   async apply(action: FaultAction): Promise<void> {
-    await this.fire({ trigger: { afterMs: 0 }, action, label: 'command', seen: 0, fired: false }, -1);
+    await this.fire(
+      { trigger: { afterMs: 0 }, action, label: 'command', seen: 0, afterSeen: 0, fired: false },
+      -1,
+    );
   }
 
   /** Fires a trigger's action once. */
@@ -498,7 +511,13 @@ export class FaultProxy {
 
   frameSeen(pipe: Pipe, offset: number, command: number): void {
     for (const t of this.triggers) {
-      if (!('atFrame' in t.trigger) || t.trigger.atFrame !== command) continue;
+      if (!('atFrame' in t.trigger)) continue;
+      const after = t.trigger.after;
+      if (after && t.afterSeen < (after.nth ?? 1)) {
+        if (command === after.frame) t.afterSeen++;
+        continue;
+      }
+      if (t.trigger.atFrame !== command) continue;
       if (++t.seen === (t.trigger.nth ?? 1)) pipe.marks.push({ at: offset, t });
     }
   }

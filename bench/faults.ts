@@ -1,0 +1,89 @@
+/**
+ * The full fault matrix (`npm run faults`): every strategy × phase × fault of src/faults/matrix.ts, each cell a
+ * real migration between two fresh agent processes through the fault proxy, checked (guest in exactly one place,
+ * oracle, error code, retry). Prints a table per strategy and the counts by outcome, writes results/faults.json.
+ *
+ *   npm run faults                       # all cells (~15-20 min on 2 cores)
+ *   npm run faults -- --only precopy/    # cells whose id contains the text (strategy/phase/fault)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import Table from 'cli-table3';
+import {
+  allCells,
+  type CellResult,
+  cellId,
+  FAULTS,
+  MATRIX_GUEST,
+  MATRIX_OPTIONS,
+  MATRIX_STRATEGIES,
+  outcomeLabel,
+  phasesOf,
+  runCell,
+} from '../src/faults/index.js';
+
+const argv = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const only = opt('only');
+const cells = allCells().filter((c) => !only || cellId(c).includes(only));
+const t0 = performance.now();
+const results: CellResult[] = [];
+for (const [i, c] of cells.entries()) {
+  process.stderr.write(`[${i + 1}/${cells.length}] ${cellId(c)} ... `);
+  const r = await runCell(c);
+  results.push(r);
+  process.stderr.write(
+    `${r.ok ? 'ok' : 'FAIL'} ${outcomeLabel(r)} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : `: ${r.problems.join('; ')}`}\n`,
+  );
+}
+const wallMs = performance.now() - t0;
+
+// One table per strategy: phases down, faults across, each cell its outcome (✗ marks a failed check).
+const short = (r: CellResult) => {
+  const label = outcomeLabel(r)
+    .replace('completed', 'ok')
+    .replace('CONNECTION_LOST', 'CONN_LOST')
+    .replace('POSTCOPY_LINK_LOST', 'PC_LINK_LOST');
+  return r.ok ? label : `✗ ${label}`;
+};
+for (const s of MATRIX_STRATEGIES) {
+  const rows = phasesOf(s)
+    .map((p) => [p, ...FAULTS.map((f) => results.find((r) => r.id === `${s}/${p}/${f}`))] as const)
+    .filter(([, ...rs]) => rs.some(Boolean));
+  if (rows.length === 0) continue;
+  const t = new Table({ head: [s, ...FAULTS] });
+  for (const [p, ...rs] of rows) t.push([p, ...rs.map((r) => (r ? short(r) : '-'))]);
+  process.stdout.write(`${t.toString()}\n`);
+}
+const counts = new Map<string, number>();
+for (const r of results) counts.set(outcomeLabel(r), (counts.get(outcomeLabel(r)) ?? 0) + 1);
+const ct = new Table({ head: ['outcome', 'cells'] });
+for (const [k, v] of [...counts].sort((a, b) => b[1] - a[1])) ct.push([k, v]);
+const failed = results.filter((r) => !r.ok);
+ct.push(['checks failed', failed.length], ['cells', results.length]);
+process.stdout.write(`${ct.toString()}\n`);
+process.stdout.write(`${results.length} cells in ${(wallMs / 1000).toFixed(0)} s\n`);
+for (const r of failed) process.stdout.write(`FAIL ${r.id}: ${r.problems.join('; ')}\n`);
+
+mkdirSync('results', { recursive: true });
+writeFileSync(
+  'results/faults.json',
+  `${JSON.stringify(
+    {
+      command: `npm run faults${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+      date: new Date().toISOString(),
+      wallMs: Math.round(wallMs),
+      guest: MATRIX_GUEST,
+      options: MATRIX_OPTIONS,
+      counts: Object.fromEntries(counts),
+      checksFailed: failed.length,
+      cells: results,
+    },
+    null,
+    2,
+  )}\n`,
+);
+process.stdout.write('wrote results/faults.json\n');
+process.exitCode = failed.length > 0 ? 1 : 0;

@@ -1,0 +1,422 @@
+/**
+ * The fault matrix: every strategy × every phase it has × every fault, each cell a real migration between two
+ * agent processes through a FaultProxy, the fault injected at that phase by a proxy trigger (a frame of the
+ * migration stream, so the phase is hit exactly, not by polling). After each cell:
+ *
+ * - the guest runs in exactly one place (or, when its host was SIGKILLed before switch-over, in none — it died
+ *   with its host), and no partial guest is resumed anywhere before GO;
+ * - the holder's RAM passes the determinism oracle;
+ * - the migration ended as this file's `expected()` says: completed for faults that only slow it, otherwise
+ *   failed with a precise error code;
+ * - a retry (no proxy) completes and passes the oracle.
+ *
+ * Faults after GO in post-copy leave the guest split across two hosts; without post-copy recovery the engine can
+ * only fail cleanly (POSTCOPY_LINK_LOST, source guest kept paused): those cells are "needs recovery".
+ */
+import { AgentClient, type GuestInfo } from '../agent/index.js';
+import { type ChildAgent, spawnAgent } from '../cli/spawn.js';
+import { checkOracle } from '../experiments/scenario.js';
+import type { GuestConfig } from '../guest/index.js';
+import type { MigrationOptions, MigrationReport, Strategy } from '../migration/index.js';
+import { Command } from '../migration/protocol.js';
+import { type FaultAction, FaultProxy, type FaultTrigger } from './proxy.js';
+
+export const FAULTS = [
+  'link-cut',
+  'loss',
+  'delay-spike',
+  'stall',
+  'kill-source',
+  'kill-destination',
+  'stop-source',
+  'stop-destination',
+] as const;
+export type FaultName = (typeof FAULTS)[number];
+
+export const PHASES = ['setup', 'early-round', 'late-round', 'switchover', 'postcopy'] as const;
+export type PhaseName = (typeof PHASES)[number];
+
+export const MATRIX_STRATEGIES: readonly Strategy[] = ['precopy', 'postcopy', 'hybrid', 'cold'];
+
+/** The phases a strategy goes through (cold has one "round" of all pages while paused; pure post-copy none). */
+export function phasesOf(strategy: Strategy): PhaseName[] {
+  switch (strategy) {
+    case 'precopy':
+      return ['setup', 'early-round', 'late-round', 'switchover'];
+    case 'cold':
+      return ['setup', 'early-round', 'switchover'];
+    case 'postcopy':
+      return ['setup', 'switchover', 'postcopy'];
+    case 'hybrid':
+      return ['setup', 'early-round', 'late-round', 'switchover', 'postcopy'];
+  }
+}
+
+export interface Cell {
+  strategy: Strategy;
+  phase: PhaseName;
+  fault: FaultName;
+}
+
+export function cellId(c: Cell): string {
+  return `${c.strategy}/${c.phase}/${c.fault}`;
+}
+
+export function allCells(): Cell[] {
+  const cells: Cell[] = [];
+  for (const strategy of MATRIX_STRATEGIES)
+    for (const phase of phasesOf(strategy))
+      for (const fault of FAULTS) cells.push({ strategy, phase, fault });
+  return cells;
+}
+
+/** Where the fault is injected: just before this frame of the source → destination stream reaches the proxy's far side. */
+export function phaseTrigger(phase: PhaseName): FaultTrigger {
+  switch (phase) {
+    case 'setup':
+      return { atFrame: Command.HELLO };
+    case 'early-round':
+      // A few MiB into round 1 (cold: into its one pass over RAM).
+      return { atFrame: Command.PAGES, nth: 3 };
+    case 'late-round':
+      // Inside round 2: the first pages after round 1's marker.
+      return { atFrame: Command.PAGES, nth: 1, after: { frame: Command.ROUND } };
+    case 'switchover':
+      // Guest paused, last dirty pages sent; the vCPU state is next, then SWITCHOVER or POSTCOPY_START.
+      return { atFrame: Command.VCPU_STATE };
+    case 'postcopy':
+      // After GO: the guest runs on the destination and its pages are still arriving.
+      return { atFrame: Command.PAGES, nth: 8, after: { frame: Command.GO } };
+  }
+}
+
+export type Holder = 'source' | 'destination' | 'none';
+
+/** What the engine must do in a cell. */
+export interface Expectation {
+  status: 'completed' | 'failed';
+  /** Error code of the failed migration (from the source, or from the destination when the source died). */
+  code?: string;
+  /** Who runs the guest afterwards. */
+  holder: Holder;
+  /** After GO in post-copy: the guest is split across hosts; only recovery (not built yet) could finish it. */
+  needsRecovery: boolean;
+  /** The source died before the destination saw a migration at all: it may have nothing to report. */
+  codeMayBeAbsent?: boolean;
+}
+
+export function expected(c: Cell): Expectation {
+  const afterGo = c.phase === 'postcopy';
+  switch (c.fault) {
+    case 'loss':
+    case 'delay-spike':
+    case 'stall':
+    case 'stop-source':
+      return { status: 'completed', holder: 'destination', needsRecovery: false };
+    case 'stop-destination':
+      // Before GO the source's --timeout gives up; after GO nothing times out and post-copy resumes on SIGCONT.
+      return afterGo
+        ? { status: 'completed', holder: 'destination', needsRecovery: false }
+        : { status: 'failed', code: 'TIMEOUT', holder: 'source', needsRecovery: false };
+    case 'link-cut':
+    case 'kill-destination':
+      return afterGo
+        ? { status: 'failed', code: 'POSTCOPY_LINK_LOST', holder: 'none', needsRecovery: true }
+        : { status: 'failed', code: 'CONNECTION_LOST', holder: 'source', needsRecovery: false };
+    case 'kill-source':
+      // The destination's view: the stream ended. Before GO it discards; after GO it keeps a partial guest.
+      return afterGo
+        ? { status: 'failed', code: 'CONNECTION_LOST', holder: 'destination', needsRecovery: true }
+        : {
+            status: 'failed',
+            code: 'CONNECTION_LOST',
+            holder: 'none',
+            needsRecovery: false,
+            codeMayBeAbsent: c.phase === 'setup',
+          };
+  }
+}
+
+export interface CellResult extends Cell {
+  id: string;
+  expected: Expectation;
+  /** The fault was injected (the phase was reached). */
+  injected: boolean;
+  status: string;
+  code: string | null;
+  /** Error code the destination recorded for its incoming migration, if it ended with one. */
+  destinationCode: string | null;
+  holder: Holder | 'both';
+  sourceGuest: string | null;
+  destinationGuest: string | null;
+  oracle: boolean | null;
+  retry: 'completed' | 'failed' | 'not applicable';
+  retryOracle: boolean | null;
+  ms: number;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface MatrixOptions {
+  guest?: GuestConfig;
+  /** Options of every faulted migration (strategy is the cell's). */
+  options?: Partial<MigrationOptions>;
+  /** --timeout of faulted migrations: how a SIGSTOPped destination is detected before GO. */
+  timeoutMs?: number;
+  /** How long a SIGSTOP lasts when the migration is expected to survive it, and the stall. */
+  pauseMs?: number;
+  log?: (line: string) => void;
+}
+
+const MiB = 1024 * 1024;
+
+export const MATRIX_GUEST: GuestConfig = {
+  ramBytes: 32 * MiB,
+  seed: 41,
+  workload: { name: 'gap', params: { workingSetBytes: 24 * MiB, writeRate: 3000 } },
+};
+
+/**
+ * Several live rounds before convergence (64 MiB/s against 3000 dirty pages/s, 10 ms downtime limit), hybrid
+ * switches to post-copy after two rounds.
+ */
+export const MATRIX_OPTIONS: Partial<MigrationOptions> = {
+  maxBandwidth: 64 * MiB,
+  downtimeLimitMs: 10,
+  postcopyAfterRounds: 2,
+};
+
+function actionFor(
+  c: Cell,
+  src: ChildAgent,
+  dst: ChildAgent,
+  pauseMs: number,
+  timers: NodeJS.Timeout[],
+): FaultAction {
+  const afterGo = c.phase === 'postcopy';
+  const signal = (a: ChildAgent, sig: NodeJS.Signals) => {
+    if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill(sig);
+  };
+  const killAndWait = (a: ChildAgent) => async () => {
+    const exited = new Promise<void>((r) => a.process.once('exit', () => r()));
+    signal(a, 'SIGKILL');
+    await exited;
+  };
+  const stopFor = (a: ChildAgent, ms: number | undefined) => () => {
+    signal(a, 'SIGSTOP');
+    if (ms !== undefined) timers.push(setTimeout(() => signal(a, 'SIGCONT'), ms));
+  };
+  switch (c.fault) {
+    case 'link-cut':
+      return { kind: 'cut' };
+    case 'loss':
+      // 0.05% of 1448-byte segments: a 64 KiB chunk is held one RTO with probability ~2%.
+      return { kind: 'set', faults: { loss: 0.0005, rtoMs: 200 } };
+    case 'delay-spike':
+      return { kind: 'spike', ms: 400, forMs: 1000 };
+    case 'stall':
+      return { kind: 'stall', ms: pauseMs };
+    case 'kill-source':
+      return { kind: 'call', fn: killAndWait(src) };
+    case 'kill-destination':
+      return { kind: 'call', fn: killAndWait(dst) };
+    case 'stop-source':
+      return { kind: 'call', fn: stopFor(src, pauseMs) };
+    case 'stop-destination':
+      // Before GO it stays stopped until the source has given up (the cell sends SIGCONT then).
+      return { kind: 'call', fn: stopFor(dst, afterGo ? pauseMs : undefined) };
+  }
+}
+
+interface AgentStatus {
+  incoming: { guestId: string; phase: string; error?: { code: string } }[];
+}
+
+async function incoming(a: ChildAgent): Promise<AgentStatus['incoming']> {
+  const res = await fetch(`http://${a.address}/v1/status`, { signal: AbortSignal.timeout(5000) });
+  return ((await res.json()) as AgentStatus).incoming;
+}
+
+async function guestOn(c: AgentClient, id: string): Promise<GuestInfo | null> {
+  const list = await c.guests();
+  return list.find((g) => g.id === id) ?? null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitUntil(f: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await f().catch(() => false)) return true;
+    if (Date.now() > end) return false;
+    await sleep(50);
+  }
+}
+
+/** Runs one cell on fresh agent processes and checks it; never throws for a cell that misbehaves. */
+export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResult> {
+  const t0 = performance.now();
+  const guest = mo.guest ?? MATRIX_GUEST;
+  const pauseMs = mo.pauseMs ?? 1500;
+  const exp = expected(c);
+  const problems: string[] = [];
+  const result: CellResult = {
+    ...c,
+    id: cellId(c),
+    expected: exp,
+    injected: false,
+    status: 'unknown',
+    code: null,
+    destinationCode: null,
+    holder: 'none',
+    sourceGuest: null,
+    destinationGuest: null,
+    oracle: null,
+    retry: 'not applicable',
+    retryOracle: null,
+    ms: 0,
+    ok: false,
+    problems,
+  };
+  const agents: ChildAgent[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let proxy: FaultProxy | undefined;
+  const id = `fm-${c.strategy}-${c.phase}-${c.fault}`;
+  try {
+    const [src, dst] = await Promise.all([
+      spawnAgent('127.0.0.1', ['--quiet']),
+      spawnAgent('127.0.0.1', ['--quiet']),
+    ]);
+    agents.push(src, dst);
+    const cs = new AgentClient(src.address);
+    const cd = new AgentClient(dst.address);
+    proxy = await FaultProxy.start({ target: dst.address, seed: 7 });
+    proxy.at(phaseTrigger(c.phase), actionFor(c, src, dst, pauseMs, timers));
+    await cs.startGuest(guest, id);
+    await sleep(300);
+    const started = await cs.migrate(id, proxy.address, {
+      ...MATRIX_OPTIONS,
+      ...mo.options,
+      strategy: c.strategy,
+      timeoutMs: mo.timeoutMs ?? 10_000,
+    });
+    let report: MigrationReport | undefined;
+    if (c.fault === 'kill-source') {
+      // The source may die mid-migration: its report dies with it, and the destination says what happened.
+      const end = Date.now() + 60_000;
+      while (Date.now() < end && src.process.exitCode === null && src.process.signalCode === null) {
+        const r = await cs.migration(started.id).catch(() => undefined);
+        if (r && (r.status === 'completed' || r.status === 'failed' || r.status === 'cancelled')) {
+          report = r;
+          break;
+        }
+        await sleep(50);
+      }
+    } else {
+      report = await cs.follow(started.id, undefined, 50);
+    }
+    result.injected = proxy.stats.events.length > 0;
+    if (!result.injected) problems.push('the fault was never injected (phase not reached)');
+    if (c.fault === 'stop-destination' || c.fault === 'stop-source') {
+      for (const a of [src, dst]) if (a.process.exitCode === null) a.process.kill('SIGCONT');
+    }
+    const srcAlive = src.process.exitCode === null && src.process.signalCode === null;
+    const dstAlive = dst.process.exitCode === null && dst.process.signalCode === null;
+    result.status = report ? report.status : 'source killed';
+    result.code = report?.error?.code ?? null;
+
+    // The destination settles: before GO it discards what it got; it must never hold a guest it did not resume.
+    if (dstAlive && exp.holder !== 'destination' && !exp.needsRecovery) {
+      await waitUntil(async () => (await guestOn(cd, id)) === null, 10_000);
+    }
+    if (dstAlive) {
+      await waitUntil(async () => (await incoming(dst)).every((m) => m.phase !== 'receiving'), 10_000);
+      const inc = await incoming(dst).catch(() => []);
+      result.destinationCode = inc.find((m) => m.error)?.error?.code ?? null;
+      const g = await guestOn(cd, id);
+      result.destinationGuest = g?.status ?? null;
+    }
+    if (srcAlive) result.sourceGuest = (await guestOn(cs, id))?.status ?? null;
+
+    const onSource = result.sourceGuest === 'running';
+    const onDest = result.destinationGuest !== null;
+    result.holder = onSource && onDest ? 'both' : onSource ? 'source' : onDest ? 'destination' : 'none';
+
+    // Checks.
+    const code = report ? result.code : result.destinationCode;
+    if (exp.status === 'completed') {
+      if (result.status !== 'completed')
+        problems.push(`expected completed, got ${result.status} ${code ?? ''}`);
+    } else {
+      if (result.status === 'completed') problems.push('expected a failure, the migration completed');
+      if (code !== exp.code && !(code === null && exp.codeMayBeAbsent))
+        problems.push(`expected error ${exp.code}, got ${code}`);
+    }
+    if (result.holder === 'both') problems.push('the guest runs on both hosts');
+    if (exp.needsRecovery) {
+      // What the engine does today: fail clearly, and never run the guest on both sides.
+      if (srcAlive && result.sourceGuest === 'running')
+        problems.push('the source resumed a handed-over guest');
+    } else if (result.holder !== exp.holder) {
+      problems.push(`expected the guest on ${exp.holder}, found it on ${result.holder}`);
+    }
+    if (!exp.needsRecovery && result.holder !== 'none' && result.holder !== 'both') {
+      const holderClient = result.holder === 'source' ? cs : cd;
+      const o = await checkOracle(holderClient, id, guest);
+      result.oracle = o.equal;
+      if (!o.equal)
+        problems.push(`oracle: RAM differs from a guest that never moved, page ${o.firstDifferentPage}`);
+      await holderClient.resume(id);
+    }
+
+    // Retry without faults, from whoever holds the guest (a fresh source if the source host died).
+    if (!exp.needsRecovery && result.status !== 'completed') {
+      let from = cs;
+      let to = cd;
+      let toAddress = dst.address;
+      if (!srcAlive) {
+        const s2 = await spawnAgent('127.0.0.1', ['--quiet']);
+        agents.push(s2);
+        from = new AgentClient(s2.address);
+        await from.startGuest(guest, id);
+      }
+      if (!dstAlive) {
+        const d2 = await spawnAgent('127.0.0.1', ['--quiet']);
+        agents.push(d2);
+        to = new AgentClient(d2.address);
+        toAddress = d2.address;
+      }
+      const m = await from.migrate(id, toAddress, { ...mo.options, strategy: c.strategy, maxBandwidth: 0 });
+      const r = await from.follow(m.id, undefined, 50);
+      result.retry = r.status === 'completed' ? 'completed' : 'failed';
+      if (r.status !== 'completed') problems.push(`retry ${r.status} ${r.error?.code ?? ''}`);
+      else {
+        const o = await checkOracle(to, id, guest);
+        result.retryOracle = o.equal;
+        if (!o.equal) problems.push('retry: oracle failed');
+      }
+    }
+  } catch (err) {
+    problems.push(`cell crashed: ${(err as Error).message}`);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    await proxy?.close();
+    for (const a of agents) {
+      if (a.process.exitCode === null) a.process.kill('SIGCONT');
+    }
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+  }
+  result.ms = Math.round(performance.now() - t0);
+  result.ok = problems.length === 0;
+  mo.log?.(
+    `${result.ok ? 'ok  ' : 'FAIL'} ${result.id}: ${result.status} ${result.code ?? ''} ${problems.join('; ')}`,
+  );
+  return result;
+}
+
+/** The outcome label of a cell for the tables: completed, failed CODE, or needs recovery (CODE). */
+export function outcomeLabel(r: CellResult): string {
+  const code = r.code ?? r.destinationCode ?? '';
+  if (r.expected.needsRecovery) return `needs recovery (${code})`;
+  return r.status === 'completed' ? 'completed' : `failed ${code}`;
+}
