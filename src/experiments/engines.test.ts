@@ -117,6 +117,29 @@ describe('engines experiment', () => {
     expect(qemuBetter.some((x) => x.includes('less CPU per MiB'))).toBe(true);
     expect(qemuBetter.some((x) => x.includes('fewer bytes'))).toBe(false);
     expect(findings.some((x) => x.includes('stop-and-copy of 8.0 vs 5.0 MiB'))).toBe(true);
+    expect(findings.some((x) => x.startsWith('Where livemig is better') && x.includes('67.0 MiB less'))).toBe(
+      true,
+    );
+    // Differences within noise (10 % and a floor) are not called better for either.
+    const q2 = run('qemu', c, {
+      totalMs: 4000,
+      downtimeMs: 41,
+      bytes: 80 * MiB,
+      rounds: 2,
+      stopMiB: 1,
+      cpuMs: 400,
+    });
+    const l2 = run('livemig', c, {
+      totalMs: 4100,
+      downtimeMs: 41.1,
+      bytes: 81 * MiB,
+      rounds: 2,
+      stopMiB: 1,
+      cpuMs: 410,
+    });
+    const e2 = explain([q2, l2]);
+    expect(e2.qemuBetter).toEqual([]);
+    expect(e2.findings.some((x) => x.startsWith('Where'))).toBe(false);
     const table = sideBySide([q, l]);
     expect(table.rows).toHaveLength(2);
     expect(table.rows[0]?.[1]).toBe('qemu');
