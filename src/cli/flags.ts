@@ -3,6 +3,7 @@
  * One place turns them into GuestConfig and MigrationOptions, with errors that name the flag.
  */
 import { type Command, Option } from 'commander';
+import { AgentClient, loadTls } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 import { DISTRIBUTIONS, type GuestConfig, WORKLOAD_NAMES, type WorkloadParams } from '../guest/index.js';
 import {
@@ -130,6 +131,10 @@ export function addMigrationFlags(cmd: Command): Command {
     )
     .option('--postcopy-after-rounds <n>', 'hybrid: pre-copy rounds before post-copy (default 2)')
     .option('--timeout <duration>', 'give up after this long, the guest stays on the source (e.g. 60s)')
+    .option(
+      '--recover-timeout <duration>',
+      'post-copy: keep reconnecting this long after the link breaks (0 = until cancelled; default 0)',
+    )
     .addOption(new Option('--verify <method>', 'switch-over digest').choices([...VERIFY_METHODS]))
     .addOption(
       new Option(
@@ -180,6 +185,7 @@ export interface MigrationFlagValues {
   onStall?: string;
   postcopyAfterRounds?: string;
   timeout?: string;
+  recoverTimeout?: string;
   verify?: string;
   pageOrder?: string;
   powerCap?: string;
@@ -226,6 +232,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     o.postcopyAfterRounds = int(f.postcopyAfterRounds, '--postcopy-after-rounds', 1, 100_000);
   }
   if (f.timeout !== undefined) o.timeoutMs = parseDuration(f.timeout, '--timeout');
+  if (f.recoverTimeout !== undefined) o.recoverTimeoutMs = parseDuration(f.recoverTimeout, '--recover-timeout');
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
   if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
   if (f.powerCap !== undefined) o.powerCap = num(f.powerCap, '--power-cap', 0, 1_000_000);
@@ -242,4 +249,37 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     o.capping = o.dvfsGhz && o.migrationCap ? 'hybrid' : o.dvfsGhz ? 'dvfs' : 'cap';
   }
   return { options: o, preset: f.preset as Preset | undefined };
+}
+
+/** `--tls-cert --tls-key --tls-ca` for commands that talk to agents (docs/security.md). */
+export function addTlsFlags(cmd: Command): Command {
+  return cmd
+    .option('--tls-cert <file>', 'client certificate (PEM) for agents that run with mutual TLS')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', 'CA certificate (PEM) that signed the agents');
+}
+
+export interface TlsFlagValues {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+
+/** HOST:PORT of an agent (IPv6 in brackets), or an http(s):// URL. */
+export function agentAddress(value: string, flag: string): string {
+  const m = /^(?:https?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})\/?$/.exec(value);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new UsageError(
+      `${flag}: "${value}" is not HOST:PORT of an agent (e.g. 127.0.0.1:7070, [::1]:7070, agent-a:7070)`,
+      flag,
+    );
+  }
+  return value;
+}
+
+/** A control-API client for the agent at `address` (checked, named by `flag`), over mutual TLS when the flags say so. */
+export function agentClient(address: string, flag: string, f: TlsFlagValues): AgentClient {
+  const tls = loadTls({ cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa });
+  return new AgentClient(agentAddress(address, flag), { tls });
 }

@@ -1,7 +1,15 @@
 import type { Command } from 'commander';
-import { AgentClient } from '../agent/index.js';
+import type { AgentClient } from '../agent/index.js';
 import type { MigrationReport } from '../migration/index.js';
-import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
+import {
+  addMigrationFlags,
+  addTlsFlags,
+  agentAddress,
+  agentClient,
+  type MigrationFlagValues,
+  migrationOptionsFromFlags,
+  type TlsFlagValues,
+} from './flags.js';
 import { MigrationProgress, reportTable } from './format.js';
 
 /** Follows a migration on its source agent with a progress bar (or silently for --json) and returns its report. */
@@ -35,19 +43,30 @@ export function registerMigrate(program: Command): void {
     .requiredOption('--to <host:port>', 'the destination agent')
     .option('--json', 'print the final report as JSON (no progress bar)');
   addMigrationFlags(cmd);
+  addTlsFlags(cmd);
   cmd.addHelpText(
     'after',
     '\nExamples:\n  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071\n' +
       '  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071 --xbzrle --xbzrle-cache 32MiB\n' +
       '  livemig migrate ... --strategy hybrid --postcopy-after-rounds 3 --max-bandwidth 1Gbit --json\n' +
+      '  livemig migrate ... --tls-cert certs/admin.pem --tls-key certs/admin-key.pem --tls-ca certs/ca.pem\n' +
       '\nThe exit code is 0 when the migration completed and was verified, 1 otherwise.',
   );
-  cmd.action(async (o: MigrationFlagValues & { from: string; guest: string; to: string; json?: boolean }) => {
-    const { options, preset } = migrationOptionsFromFlags(o);
-    const client = new AgentClient(o.from);
-    const started = await client.migrate(o.guest, o.to, options, preset);
-    const r = await followMigration(client, started.id, o.json === true);
-    printReport(r, o.json === true);
-    if (r.status !== 'completed') process.exitCode = 1;
-  });
+  cmd.action(
+    async (
+      o: MigrationFlagValues & TlsFlagValues & { from: string; guest: string; to: string; json?: boolean },
+    ) => {
+      const { options, preset } = migrationOptionsFromFlags(o);
+      const to = agentAddress(o.to, '--to');
+      const client = agentClient(o.from, '--from', o);
+      try {
+        const started = await client.migrate(o.guest, to, options, preset);
+        const r = await followMigration(client, started.id, o.json === true);
+        printReport(r, o.json === true);
+        if (r.status !== 'completed') process.exitCode = 1;
+      } finally {
+        client.close();
+      }
+    },
+  );
 }

@@ -1,0 +1,118 @@
+/**
+ * The CLI against agents that run with mutual TLS: `livemig guest` and `livemig migrate` with
+ * `--tls-cert --tls-key --tls-ca` (certificates from `livemig certs`), the same commands refused without them, and
+ * flag validation that names the flag and the accepted form.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildAgent } from '../src/cli/spawn.js';
+import { cliCommand } from '../src/cli/spawn.js';
+import { childAgent } from './helpers.js';
+
+function livemig(args: string[], timeout = 120_000) {
+  const { file, execArgv } = cliCommand();
+  const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+let a: ChildAgent;
+let b: ChildAgent;
+const cert = (name: string) => [
+  '--tls-cert',
+  join(dir, `${name}.pem`),
+  '--tls-key',
+  join(dir, `${name}-key.pem`),
+  '--tls-ca',
+  join(dir, 'ca.pem'),
+];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'livemig-cli-tls-'));
+  // The certificates come from the command a user runs.
+  const made = livemig(['certs', '--out', dir, '--names', 'a,b,admin']);
+  expect(made.code).toBe(0);
+  [a, b] = await Promise.all([
+    childAgent(cert('a')).then((x) => x.child),
+    childAgent(cert('b')).then((x) => x.child),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('livemig guest / migrate with --tls-*', () => {
+  it('starts, lists, migrates and stops a guest on TLS agents', () => {
+    const start = livemig([
+      'guest',
+      'start',
+      '--agent',
+      a.address,
+      '--id',
+      'c1',
+      '--ram',
+      '16MiB',
+      '--workload',
+      'gap',
+      '--write-rate',
+      '1000',
+      '--json',
+      ...cert('admin'),
+    ]);
+    expect(start.stderr).toBe('');
+    expect(start.code).toBe(0);
+    expect(JSON.parse(start.stdout)).toMatchObject({ id: 'c1', status: 'running' });
+
+    const list = livemig(['guest', 'list', '--agent', a.address, '--json', ...cert('admin')]);
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.stdout) as { id: string }[]).map((g) => g.id)).toEqual(['c1']);
+
+    const m = livemig([
+      'migrate',
+      '--from',
+      a.address,
+      '--guest',
+      'c1',
+      '--to',
+      b.address,
+      '--json',
+      ...cert('admin'),
+    ]);
+    expect(m.stderr).toBe('');
+    expect(m.code).toBe(0);
+    expect(JSON.parse(m.stdout)).toMatchObject({ status: 'completed', verified: true });
+
+    const stop = livemig(['guest', 'stop', '--agent', b.address, '--guest', 'c1', ...cert('admin')]);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toBe('stop: c1\n');
+  }, 120_000);
+
+  it('without the TLS flags a TLS agent refuses the command with AUTH_FAILED', () => {
+    const r = livemig(['guest', 'list', '--agent', a.address]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[AUTH_FAILED\]/);
+  });
+
+  it('flags are validated with the flag and the accepted form', () => {
+    const partial = livemig(['guest', 'list', '--agent', a.address, '--tls-cert', join(dir, 'admin.pem')]);
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toMatch(/--tls-cert FILE --tls-key FILE --tls-ca FILE/);
+
+    const missing = livemig(['guest', 'list', '--agent', a.address, ...cert('nobody')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--tls-cert .*nobody\.pem/);
+
+    const agent = livemig(['guest', 'list', '--agent', 'nope']);
+    expect(agent.code).toBe(2);
+    expect(agent.stderr).toMatch(/--agent: "nope" is not HOST:PORT of an agent \(e\.g\. 127\.0\.0\.1:7070/);
+
+    const to = livemig(['migrate', '--from', a.address, '--guest', 'c1', '--to', 'host:99999']);
+    expect(to.code).toBe(2);
+    expect(to.stderr).toMatch(/--to: "host:99999" is not HOST:PORT/);
+  });
+});
