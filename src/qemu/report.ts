@@ -173,7 +173,9 @@ export function applyQueryMigrate(r: QemuMigrationReport, info: QmpMigrationInfo
     r.transferredBytes = ram.transferred;
     r.remainingBytes = ram.remaining;
     r.dirtyPages = Math.round(ram.remaining / r.pageSize);
-    r.dirtyRatePagesPerSec = ram['dirty-pages-rate'];
+    // QEMU zeroes the rate when the migration ends: keep the last one measured.
+    if (ram['dirty-pages-rate'] > 0 || !isFinalStatus(info.status))
+      r.dirtyRatePagesPerSec = ram['dirty-pages-rate'];
     r.throughputMbps = ram.mbps;
     r.pages.zero = ram.duplicate;
     r.pages.raw = ram.normal;
