@@ -52,7 +52,7 @@ export async function runEnginesCommand(f: {
   });
   if (f.json)
     process.stdout.write(
-      `${JSON.stringify({ configs: r.configs, findings: r.findings, table: r.table, runs: r.runs, files: r.files }, null, 2)}\n`,
+      `${JSON.stringify({ configs: r.configs, findings: r.findings, notes: { qemuBetter: r.qemuBetter, livemigBetter: r.livemigBetter }, table: r.table, runs: r.runs, files: r.files }, null, 2)}\n`,
     );
   else process.stdout.write(printEngines(r));
 }

@@ -91,8 +91,9 @@ export interface EnginesResult {
   runs: EngineRun[];
   table: SummaryTable;
   findings: string[];
-  /** Where QEMU did better, with the reason (also among the findings). */
+  /** Notes: where QEMU did better, and where livemig did, each with its reason (also among the findings). */
   qemuBetter: string[];
+  livemigBetter: string[];
   qemu: string;
   files: string[];
   wallMs: number;
@@ -179,10 +180,21 @@ export async function runEngines(o: EnginesOptions = {}): Promise<EnginesResult>
     if (!o.pair) await pair.close();
   }
   const table = sideBySide(runs);
-  const { findings, qemuBetter } = explain(runs);
+  const { findings, qemuBetter, livemigBetter } = explain(runs);
   const version = `${qemu?.version.major}.${qemu?.version.minor}.${qemu?.version.micro}`;
-  const files = await writeEngines(o, configs, runs, table, findings, qemuBetter, version);
-  return { configs, runs, table, findings, qemuBetter, qemu: version, files, wallMs: performance.now() - t0 };
+  const notes = { qemuBetter, livemigBetter };
+  const files = await writeEngines(o, configs, runs, table, findings, notes, version);
+  return {
+    configs,
+    runs,
+    table,
+    findings,
+    qemuBetter,
+    livemigBetter,
+    qemu: version,
+    files,
+    wallMs: performance.now() - t0,
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -454,7 +466,11 @@ export function sideBySide(runs: readonly EngineRun[]): SummaryTable {
  * Findings from the numbers: per config, who is faster, has the shorter downtime, sends less, uses less CPU — and
  * why, where the reason is known (docs/engines.md explains each one at length).
  */
-export function explain(runs: readonly EngineRun[]): { findings: string[]; qemuBetter: string[] } {
+export function explain(runs: readonly EngineRun[]): {
+  findings: string[];
+  qemuBetter: string[];
+  livemigBetter: string[];
+} {
   const findings: string[] = [];
   const qemuBetter: string[] = [];
   const livemigBetter: string[] = [];
@@ -549,7 +565,7 @@ export function explain(runs: readonly EngineRun[]): { findings: string[]; qemuB
   }
   findings.push(...qemuBetter.map((x) => `Where QEMU is better — ${x}`));
   findings.push(...livemigBetter.map((x) => `Where livemig is better — ${x}`));
-  return { findings, qemuBetter };
+  return { findings, qemuBetter, livemigBetter };
 }
 
 async function writeEngines(
@@ -558,7 +574,7 @@ async function writeEngines(
   runs: EngineRun[],
   table: SummaryTable,
   findings: string[],
-  qemuBetter: string[],
+  notes: { qemuBetter: string[]; livemigBetter: string[] },
   qemu: string,
 ): Promise<string[]> {
   const dir = join(o.out ?? 'results', 'engines');
@@ -577,7 +593,7 @@ async function writeEngines(
       command: o.command,
       configs,
       findings,
-      qemuBetter,
+      notes,
       table,
       runs,
     }),
