@@ -23,6 +23,7 @@ export type MigrationErrorCode =
   | 'GUEST_BUSY'
   | 'RESOURCE_LIMIT'
   | 'POSTCOPY_LINK_LOST'
+  | 'DISK_FULL'
   | 'PROCESS_NOT_FOUND'
   | 'PROCESS_ACCESS'
   | 'INTERNAL';

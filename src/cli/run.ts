@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
+import { writeJson } from '../report/index.js';
 import { parseDuration } from '../units.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
 import {
@@ -22,6 +24,7 @@ export function registerRun(program: Command): void {
     .option('--warmup <duration>', 'how long the guest runs before migration starts', '1s')
     .option('--oracle', 'also replay a guest that never moved and compare RAM byte for byte (slower)')
     .option('--json', 'print the report as JSON')
+    .option('--out <dir>', 'also write the report (with the oracle result) to DIR/report.json')
     .option(
       '--dashboard [port]',
       'watch it live: the source agent serves the dashboard (on PORT if given) and stays up after the migration ' +
@@ -40,7 +43,13 @@ export function registerRun(program: Command): void {
   cmd.action(
     async (
       o: GuestFlagValues &
-        MigrationFlagValues & { warmup: string; oracle?: boolean; json?: boolean; dashboard?: string | true },
+        MigrationFlagValues & {
+          warmup: string;
+          oracle?: boolean;
+          json?: boolean;
+          out?: string;
+          dashboard?: string | true;
+        },
     ) => {
       const { config, cap } = guestConfigFromFlags(o);
       const { options, preset } = migrationOptionsFromFlags(o);
@@ -84,6 +93,12 @@ export function registerRun(program: Command): void {
       }
       if (report.status !== 'completed' || !report.verified || (oracle && !oracle.equal))
         process.exitCode = 1;
+      // Written after the report is printed: a full disk fails the command (DISK_FULL) but loses no result.
+      if (o.out) {
+        const file = join(o.out, 'report.json');
+        await writeJson(file, { ...report, oracle });
+        if (!json) process.stderr.write(`wrote ${file}\n`);
+      }
       if (dash) {
         await holdDashboard(dash.url);
         await pair.close();

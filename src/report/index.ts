@@ -1,6 +1,14 @@
 /** Reports: self-contained HTML with server-rendered SVG charts (Vega-Lite → Vega), CSV and JSON writers. */
 export { barChart, lineChart, renderSvg, type VegaLiteSpec } from './charts.js';
-export { recordsToCsv, toCsv, writeCsv, writeHtml, writeJson } from './files.js';
+export {
+  type ResultFs,
+  recordsToCsv,
+  toCsv,
+  writeCsv,
+  writeHtml,
+  writeJson,
+  writeResultFile,
+} from './files.js';
 export {
   escapeHtml,
   type Report,
