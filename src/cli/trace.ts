@@ -30,7 +30,37 @@ interface RecordFlags {
   maxPages: string;
   program?: string;
   notes?: string;
+  freeze?: boolean;
   json?: boolean;
+}
+
+/** Stops the process (SIGSTOP) and waits until the kernel reports it stopped; returns when it began. */
+async function freeze(pid: number): Promise<number> {
+  const t = performance.now();
+  try {
+    process.kill(pid, 'SIGSTOP');
+  } catch {
+    return t; // gone: the snapshot will say so
+  }
+  for (let i = 0; i < 200; i++) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'T' || state === 't' || state === 'Z' || state === 'X') break;
+    } catch {
+      break;
+    }
+    await sleep(1);
+  }
+  return t;
+}
+
+function thaw(pid: number): void {
+  try {
+    process.kill(pid, 'SIGCONT');
+  } catch {
+    // gone
+  }
 }
 
 /** A bare number of seconds, or a duration with a unit (2s, 500ms, 1m). */
@@ -93,6 +123,11 @@ export function registerTrace(program: Command): void {
     .option('--max-pages <n>', 'give up if the process holds more non-zero pages than this', '262144')
     .option('--program <name>', "the program's name in the trace (default: the command's)")
     .option('--notes <text>', 'what the program was doing (stored in the trace)')
+    .option(
+      '--freeze',
+      'stop the process (SIGSTOP) while each snapshot is taken: consistent snapshots, and timestamps in the ' +
+        "program's own running time, so a slow snapshot does not stretch the recorded intervals",
+    )
     .option('--json', 'print a JSON summary on stdout');
   rec.addHelpText(
     'after',
@@ -158,6 +193,7 @@ export function registerTrace(program: Command): void {
           program: f.program ?? basename(argv[0] ?? `pid-${pid}`),
           command: argv,
           startedAt: new Date().toISOString(),
+          ...(f.freeze ? { frozen: true } : {}),
           ...(uname() ? { kernel: uname() } : {}),
           ...(f.notes ? { notes: f.notes } : {}),
         },
@@ -171,15 +207,27 @@ export function registerTrace(program: Command): void {
       let late = 0;
       let slowest = 0;
       let error: unknown = null;
+      let frozenMs = 0;
       try {
         for (let k = 0; ; k++) {
-          const due = start + k * intervalMs;
+          // With --freeze, time is the program's running time: the snapshots' own time is taken out.
+          const due = start + frozenMs + k * intervalMs;
           if (k > 0) {
             const wait = due - performance.now();
             if (wait < 0) late++;
             await sleep(wait);
           }
-          const s = recorder.snapshot(performance.now() - start);
+          const at = performance.now() - start - frozenMs;
+          const stopped = f.freeze ? await freeze(pid) : 0;
+          let s: SnapshotInfo | null;
+          try {
+            s = recorder.snapshot(at);
+          } finally {
+            if (f.freeze) {
+              thaw(pid);
+              frozenMs += performance.now() - stopped;
+            }
+          }
           if (s === null) break; // the process has exited
           last = s;
           slowest = Math.max(slowest, s.tookMs);
@@ -187,7 +235,7 @@ export function registerTrace(program: Command): void {
             `\r  ${recorder.records} snapshots, ${s.pagesInUse} pages in use, ${s.dirtyPages} dirtied in the last ` +
               `interval, ${formatBytes(recorder.bytes)} written   `,
           );
-          if (performance.now() - start + intervalMs > durationMs) break;
+          if (performance.now() - start - frozenMs + intervalMs > durationMs) break;
         }
       } catch (err) {
         error = err; // keep what was recorded: the trace up to the last full snapshot is valid
@@ -211,6 +259,8 @@ export function registerTrace(program: Command): void {
         bytes: summary.bytes,
         elapsedMs: Math.round(elapsedMs),
         lateIntervals: late,
+        frozen: f.freeze === true,
+        frozenMs: Math.round(frozenMs),
         slowestSnapshotMs: Math.round(slowest * 10) / 10,
         lastPagesInUse: last?.pagesInUse ?? 0,
         ...(error ? { stoppedBy: error instanceof Error ? error.message : String(error) } : {}),
