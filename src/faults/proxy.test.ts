@@ -197,6 +197,18 @@ describe('FaultProxy', () => {
     c.destroy();
   });
 
+  it('splices bytes into the forward stream at a byte offset, and taps what it relays', async () => {
+    const tapped: Buffer[] = [];
+    const { k, proxy } = await setup({ tap: (d, b) => d === 'forward' && tapped.push(b) });
+    proxy.at({ atByte: 3 }, { kind: 'inject', bytes: Buffer.from('XY') });
+    const c = await dial(proxy.address);
+    c.write('abcdef');
+    await until(() => total(k.received) === 8, 'spliced stream');
+    expect(Buffer.concat(k.received).toString()).toBe('abcXYdef');
+    expect(Buffer.concat(tapped).toString()).toBe('abcdef');
+    c.destroy();
+  });
+
   it('throttles to the set rate (a lower bound on time)', async () => {
     const { k, proxy } = await setup({ faults: { rateBytesPerSec: 4 << 20 } });
     const c = await dial(proxy.address);

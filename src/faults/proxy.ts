@@ -54,6 +54,8 @@ export type FaultAction =
   /** Extra one-way latency for everything that arrives during the next `forMs`. */
   | { kind: 'spike'; ms: number; forMs: number }
   | { kind: 'set'; faults: Partial<LinkFaults> }
+  /** Splice these bytes into the forward stream at that point (a replayed or foreign frame, a TLS record). */
+  | { kind: 'inject'; bytes: Buffer }
   /**
    * Run code at that point of the stream (SIGKILL or SIGSTOP a process). The forward direction holds the
    * triggering bytes until it resolves, so the code runs before the peer sees them.
@@ -99,6 +101,8 @@ export interface FaultProxyOptions {
   seed?: number;
   /** A direction stops reading from its socket once it holds this many bytes. */
   highWaterBytes?: number;
+  /** Sees every chunk as it arrives (to record a session for replay). */
+  tap?: (direction: 'forward' | 'backward', bytes: Buffer) => void;
 }
 
 interface Chunk {
@@ -220,6 +224,7 @@ class Pipe {
 
   private onData(buf: Buffer): void {
     const now = performance.now();
+    this.proxy.tap?.(this.forward ? 'forward' : 'backward', buf);
     const start = this.received;
     this.received += buf.length;
     if (this.watcher?.active) {
@@ -278,7 +283,7 @@ class Pipe {
         }
         if (mark && mark.at <= this.forwarded) {
           this.marks.splice(this.marks.indexOf(mark), 1);
-          await this.proxy.fire(mark.t, this.forwarded);
+          await this.proxy.fire(mark.t, this.forwarded, this.output);
           continue;
         }
         let part = head.buf;
@@ -335,6 +340,7 @@ export class FaultProxy {
   private closed = false;
   private readonly t0 = performance.now();
   readonly highWater: number;
+  readonly tap: FaultProxyOptions['tap'];
   readonly target: { host: string; port: number };
   /** Nothing is forwarded before this time (performance.now()). */
   stallUntil = 0;
@@ -356,6 +362,7 @@ export class FaultProxy {
     this.faults = { ...NO_FAULTS, ...o.faults };
     this.rng = (o.seed ?? 1) >>> 0 || 1;
     this.highWater = o.highWaterBytes ?? 4 << 20;
+    this.tap = o.tap;
     this.server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
   }
 
@@ -459,8 +466,8 @@ export class FaultProxy {
     );
   }
 
-  /** Fires a trigger's action once. */
-  async fire(t: PendingTrigger, atByte: number): Promise<void> {
+  /** Fires a trigger's action once; `out` is the forward socket it fired on (where `inject` writes). */
+  async fire(t: PendingTrigger, atByte: number, out?: Socket): Promise<void> {
     if (t.fired) return;
     t.fired = true;
     this.triggers = this.triggers.filter((x) => x !== t);
@@ -486,6 +493,12 @@ export class FaultProxy {
         break;
       case 'call':
         await a.fn();
+        break;
+      case 'inject':
+        // Time triggers and commands have no stream position: splice into every open connection.
+        for (const sock of out ? [out] : [...this.relays].map((r) => r.upstream)) {
+          if (!sock.destroyed) sock.write(a.bytes);
+        }
         break;
     }
   }

@@ -1,0 +1,150 @@
+/**
+ * Replayed and spliced migration streams. Over mutual TLS: a recorded session's bytes replayed to the agent's
+ * port fail the handshake (the server's fresh random makes the old Finished message worthless) and never reach
+ * the migration receiver; bytes of another session spliced into a live migration fail TLS record authentication
+ * and end the migration with the guest still on the source. In plain TCP (loopback only): a PAGES frame from
+ * another migration spliced into the stream is caught by the page ledger at switch-over (DIGEST_MISMATCH) — the
+ * protocol has no per-frame migration nonce, so it is not caught earlier (see docs/reliability.md).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient, makeCerts, type TlsMaterial } from '../src/agent/index.js';
+import type { ChildAgent } from '../src/cli/spawn.js';
+import { FaultProxy } from '../src/faults/index.js';
+import type { GuestConfig } from '../src/guest/index.js';
+import { Command, PageEncoding, PagesFrameBuilder } from '../src/migration/protocol.js';
+import { childAgent, expectOracle, isAdvancing, MiB } from './helpers.js';
+
+const config: GuestConfig = {
+  ramBytes: 16 * MiB,
+  seed: 9,
+  workload: { name: 'gap', params: { workingSetBytes: 8 * MiB, writeRate: 1000 } },
+};
+
+let dir: string;
+let files: ReturnType<typeof makeCerts>;
+let a: ChildAgent;
+let b: ChildAgent;
+let ca: AgentClient;
+let cb: AgentClient;
+const proxies: FaultProxy[] = [];
+
+const tlsArgs = (name: string) => [
+  '--tls-cert',
+  files.agents[name]!.cert,
+  '--tls-key',
+  files.agents[name]!.key,
+  '--tls-ca',
+  files.ca,
+];
+const incomingCount = async (c: AgentClient) =>
+  ((await c.status()) as unknown as { incoming: unknown[] }).incoming.length;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'livemig-replay-'));
+  files = makeCerts({ dir, names: ['a', 'b', 'admin'] });
+  const admin: TlsMaterial = {
+    cert: readFileSync(files.agents.admin!.cert),
+    key: readFileSync(files.agents.admin!.key),
+    ca: readFileSync(files.ca),
+  };
+  [a, b] = await Promise.all([
+    childAgent(tlsArgs('a')).then((x) => x.child),
+    childAgent(tlsArgs('b')).then((x) => x.child),
+  ]);
+  ca = new AgentClient(a.address, { tls: admin });
+  cb = new AgentClient(b.address, { tls: admin });
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of proxies) await p.close();
+  ca?.close();
+  cb?.close();
+  await Promise.all([a?.stop(), b?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('replayed and spliced streams over mutual TLS', () => {
+  let recorded: Buffer;
+
+  it('a recorded migration session replayed to the port fails the handshake; nothing reaches the receiver', async () => {
+    const chunks: Buffer[] = [];
+    const rec = await FaultProxy.start({
+      target: b.address,
+      tap: (d, x) => d === 'forward' && chunks.push(x),
+    });
+    proxies.push(rec);
+    await ca.startGuest(config, 'r1');
+    const m = await ca.migrate('r1', rec.address, { maxBandwidth: 0 });
+    expect((await ca.waitMigration(m.id)).status).toBe('completed');
+    await cb.stopGuest('r1');
+    recorded = Buffer.concat(chunks);
+    expect(recorded.length).toBeGreaterThan(1 * MiB);
+
+    const before = await incomingCount(cb);
+    const [host, port] = b.address.split(':');
+    const s = connect({ host: host!, port: Number(port) });
+    s.on('error', () => undefined);
+    const answer: Buffer[] = [];
+    s.on('data', (x: Buffer) => answer.push(x));
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.write(recorded);
+    await closed;
+    // The agent answered with its own (new) handshake at most, then dropped the connection.
+    expect(Buffer.concat(answer).length).toBeLessThan(16 * 1024);
+    expect(await incomingCount(cb)).toBe(before);
+    expect(await cb.guests()).toEqual([]);
+  }, 60_000);
+
+  it('bytes of another session spliced into a live TLS migration: refused, the guest stays on the source, a retry succeeds', async () => {
+    const p = await FaultProxy.start({ target: b.address });
+    proxies.push(p);
+    p.at({ atByte: 2 * MiB }, { kind: 'inject', bytes: recorded.subarray(1 * MiB, 1 * MiB + 64 * 1024) });
+    await ca.startGuest(config, 'r2');
+    const m = await ca.migrate('r2', p.address, { maxBandwidth: 0 });
+    const r = await ca.waitMigration(m.id);
+    expect(p.stats.events).toHaveLength(1);
+    expect(r.status).toBe('failed');
+    // The destination's TLS layer rejects the foreign records (bad record MAC): an authentication failure.
+    expect(r.error?.code).toBe('AUTH_FAILED');
+    expect(r.error?.message).toMatch(/bad record mac/);
+    expect(await isAdvancing(ca, 'r2')).toBe(true);
+    expect(await cb.guests()).toEqual([]);
+    const m2 = await ca.migrate('r2', b.address, { maxBandwidth: 0 });
+    expect((await ca.waitMigration(m2.id)).status).toBe('completed');
+    await expectOracle(cb, 'r2', config);
+    await cb.stopGuest('r2');
+  }, 60_000);
+});
+
+describe('a frame from another migration spliced into a plain stream', () => {
+  it('is caught at switch-over by the page ledger: DIGEST_MISMATCH, the guest never runs on the destination', async () => {
+    const [s, d] = await Promise.all([childAgent(), childAgent()]);
+    try {
+      const idle: GuestConfig = { ramBytes: 16 * MiB, seed: 3, workload: { name: 'idle' } };
+      const foreign: Buffer[] = [];
+      const builder = new PagesFrameBuilder(64 * 1024, (f) => foreign.push(Buffer.from(f)));
+      builder.reserve(4096).fill(0xa5);
+      builder.commit(7, PageEncoding.RAW, 4096);
+      builder.finishFrame();
+      const p = await FaultProxy.start({ target: d.child.address });
+      proxies.push(p);
+      // Just before round 1's marker: after every page of round 1, so nothing overwrites the foreign page.
+      p.at({ atFrame: Command.ROUND }, { kind: 'inject', bytes: Buffer.concat(foreign) });
+      await s.client.startGuest(idle, 'sp1');
+      const m = await s.client.migrate('sp1', p.address, { maxBandwidth: 0 });
+      const r = await s.client.waitMigration(m.id);
+      expect(p.stats.events).toHaveLength(1);
+      expect(r.status).toBe('failed');
+      expect(r.error?.code).toBe('DIGEST_MISMATCH');
+      expect((await s.client.guest('sp1')).status).toBe('running');
+      expect(await d.client.guests()).toEqual([]);
+      await expectOracle(s.client, 'sp1', idle);
+    } finally {
+      await Promise.all([s.child.stop(), d.child.stop()]);
+    }
+  }, 60_000);
+});
