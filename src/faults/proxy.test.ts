@@ -185,7 +185,12 @@ describe('FaultProxy', () => {
     let at = -1;
     proxy.at(
       { atFrame: Command.PAGES, nth: 1, after: { frame: Command.GO } },
-      { kind: 'call', fn: () => void (at = proxy.stats.bytesForward) },
+      {
+        kind: 'call',
+        fn: () => {
+          at = proxy.stats.bytesForward;
+        },
+      },
     );
     const head = [PREAMBLE, encodeFrame(Command.PAGES, Buffer.alloc(100)), encodeFrame(Command.GO)];
     const stream = Buffer.concat([...head, encodeFrame(Command.PAGES, Buffer.alloc(10))]);
