@@ -9,7 +9,7 @@
  * emulated by TCG, QEMU syncs its dirty log on its own schedule — is measured and explained (docs/engines.md), and
  * every difference found is written into the findings with its numbers; where QEMU does better it says so.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { MigrationError } from '../errors.js';
 import type { GuestConfig } from '../guest/index.js';
@@ -591,6 +591,8 @@ async function writeEngines(
       qemu,
       date: new Date().toISOString(),
       command: o.command,
+      // Other work on the (shared) machine: figures carry more noise when it is high.
+      loadAverage: loadavg(),
       configs,
       findings,
       notes,
