@@ -2,6 +2,7 @@
  * Flags shared by several commands: the guest's (`run`, `guest start`) and the migration's (`run`, `migrate`).
  * One place turns them into GuestConfig and MigrationOptions, with errors that name the flag.
  */
+import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { AgentClient, loadTls } from '../agent/index.js';
 import { UsageError } from '../errors.js';
@@ -25,7 +26,14 @@ export function addGuestFlags(cmd: Command): Command {
     .option('--ram <size>', 'guest RAM (e.g. 256MiB, 1GiB, 8GiB)', '256MiB')
     .option('--vcpus <n>', 'vCPUs (worker threads)', '1')
     .addOption(
-      new Option('--workload <name>', 'what the guest runs').choices([...WORKLOAD_NAMES]).default('gap'),
+      new Option(
+        '--workload <name>',
+        `what the guest runs: ${WORKLOAD_NAMES.join(', ')}, or trace:FILE (a recorded program, docs/traces.md)`,
+      ).default('gap'),
+    )
+    .option(
+      '--trace-speed <x>',
+      'trace:FILE replay speed: 1 = the recorded dirty rate, 0 = as fast as it can',
     )
     .option('--working-set <size>', "bytes of RAM the workload touches (default: the workload's own)")
     .option('--write-rate <pages/s>', 'pages written per second per vCPU, 0 = as fast as it can')
@@ -66,6 +74,7 @@ export interface GuestFlagValues {
   distribution?: string;
   zipfExponent?: string;
   recordBytes?: string;
+  traceSpeed?: string;
   pageSize: string;
   seed: string;
   cap: string;
@@ -83,12 +92,28 @@ export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig;
   if (f.distribution !== undefined) params.distribution = f.distribution as WorkloadParams['distribution'];
   if (f.zipfExponent !== undefined) params.zipfExponent = num(f.zipfExponent, '--zipf-exponent', 0.01, 10);
   if (f.recordBytes !== undefined) params.recordBytes = int(f.recordBytes, '--record-bytes', 1, 65536);
+  let workload = f.workload as GuestConfig['workload']['name'];
+  if (f.workload.startsWith('trace:')) {
+    // Absolute, so agents started elsewhere open the same file.
+    workload = 'trace';
+    params.traceFile = resolve(f.workload.slice('trace:'.length));
+  } else if (!(WORKLOAD_NAMES as readonly string[]).includes(f.workload)) {
+    throw new UsageError(
+      `--workload: "${f.workload}" is not a workload; use one of ${WORKLOAD_NAMES.join(', ')}, or trace:FILE`,
+      '--workload',
+    );
+  }
+  if (f.traceSpeed !== undefined) {
+    if (workload !== 'trace')
+      throw new UsageError('--trace-speed: only with --workload trace:FILE', '--trace-speed');
+    params.traceSpeed = num(f.traceSpeed, '--trace-speed', 0, 1e6);
+  }
   const config: GuestConfig = {
     ramBytes: parseSize(f.ram, '--ram'),
     pageSize: parseSize(f.pageSize, '--page-size'),
     vcpus: int(f.vcpus, '--vcpus', 1, 64),
     seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
-    workload: { name: f.workload as GuestConfig['workload']['name'], params },
+    workload: { name: workload, params },
   };
   return { config, cap: int(f.cap, '--cap', 0, 100) };
 }
@@ -232,7 +257,8 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     o.postcopyAfterRounds = int(f.postcopyAfterRounds, '--postcopy-after-rounds', 1, 100_000);
   }
   if (f.timeout !== undefined) o.timeoutMs = parseDuration(f.timeout, '--timeout');
-  if (f.recoverTimeout !== undefined) o.recoverTimeoutMs = parseDuration(f.recoverTimeout, '--recover-timeout');
+  if (f.recoverTimeout !== undefined)
+    o.recoverTimeoutMs = parseDuration(f.recoverTimeout, '--recover-timeout');
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
   if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
   if (f.powerCap !== undefined) o.powerCap = num(f.powerCap, '--power-cap', 0, 1_000_000);
