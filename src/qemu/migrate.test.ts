@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ afterEach(async () => {
 /** A scripted QEMU: records every command, answers query-migrate from `script` (the last entry repeats). */
 async function fakeQemu(
   script: QmpMigrationInfo[],
+  answers: Record<string, unknown> = {},
 ): Promise<{ client: QmpClient; log: { execute: string; arguments?: unknown }[] }> {
   const path = join(mkdtempSync(join(tmpdir(), 'fakeqemu-')), 'qmp.sock');
   const log: { execute: string; arguments?: unknown }[] = [];
@@ -33,7 +34,7 @@ async function fakeQemu(
         const msg = JSON.parse(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
         log.push({ execute: msg.execute, arguments: msg.arguments });
-        let ret: unknown = {};
+        let ret: unknown = answers[msg.execute] ?? {};
         if (msg.execute === 'query-migrate') ret = script[Math.min(step++, script.length - 1)];
         if (msg.execute === 'query-migrate-parameters')
           ret = { 'downtime-limit': 300, 'max-bandwidth': 134217728, 'xbzrle-cache-size': 67108864 };
@@ -306,5 +307,39 @@ describe('migrateQemu', () => {
     expect(err).toBeInstanceOf(UsageError);
     const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', cacheWays: 4, pollMs: 1 });
     expect(r.qemu.notApplied.join(' ')).toMatch(/direct-mapped/);
+  });
+
+  it('power: meters the source QEMU process, models its energy, and CAPs its vCPU threads for a budget', async () => {
+    // The "QEMU" is this test process: its main thread stands for the vCPU thread, found through /proc.
+    const script: QmpMigrationInfo[] = [];
+    for (let i = 1; i < 5; i++) script.push({ status: 'active', ram: ram(i, 40 * i, 100 - 20 * i) });
+    script.push({ status: 'completed', ram: ram(5, 200, 0), 'total-time': 200 });
+    const src = await fakeQemu(script, { 'query-cpus-fast': [{ 'cpu-index': 0, 'thread-id': process.pid }] });
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
+    mkdirSync(join(root, 'cpu'));
+    writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
+    writeFileSync(join(root, 'cpu', 'tasks'), '');
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      capping: 'cap',
+      powerCap: 1, // below any host's idle power: the budget cannot be met, the CAP goes to 1
+      cgroupRoot: root,
+      raplRoot: null,
+      pollMs: 20,
+    });
+    expect(r.qemu.pid).toBe(process.pid);
+    expect(r.qemu.vcpuThreads).toEqual([process.pid]);
+    expect(r.qemu.cpu.source).not.toBeNull();
+    expect(r.energy?.source.label).toBe('modelled');
+    expect(r.energy?.model).toBe('intel-core-i7-920');
+    expect(r.energy?.source.averageWatts ?? 0).toBeGreaterThan(100);
+    expect(r.energy?.sourceMeasured).toBeNull();
+    const group = join(root, 'cpu', 'livemig', `qemu-${process.pid}`);
+    expect(readFileSync(join(group, 'tasks'), 'utf8')).toBe(String(process.pid));
+    expect(r.cap.map((c) => c.cap)).toEqual([1]);
+    expect(r.cap[0]?.reason).toMatch(/power budget 1 W \(not met at CAP 1\)/);
+    expect(readFileSync(join(group, 'cpu.cfs_quota_us'), 'utf8')).toBe('1000');
+    expect(r.energy?.capping.caps).toEqual([1]);
   });
 });
