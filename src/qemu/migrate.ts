@@ -6,8 +6,8 @@
  * - strategies: precopy (QEMU's default), postcopy (`postcopy-ram` on both sides, `migrate-start-postcopy` as soon as
  *   the migration is active), hybrid (post-copy after `postcopyAfterRounds` rounds), cold (`stop`, migrate, `cont`);
  * - stop rules QEMU lacks: `maxRounds` and `minDirtyPages` force the switch-over by raising `downtime-limit`;
- * - non-convergence and stall actions (`isNotConverging`, `isStalled`): post-copy, abort (`migrate_cancel`), double
- *   the downtime limit; auto-converge is QEMU's own capability (same trigger rule as livemig's);
+ * - non-convergence and stall actions (`isNotConverging`, `isStalled`): post-copy, abort (`migrate_cancel`); Proxmox's
+ *   double-downtime rule round by round; auto-converge is QEMU's own capability (same trigger rule as livemig's);
  * - dynamic XBZRLE cache sizing: `nextCacheSize` fed from the `xbzrle-cache` counters of each round, applied with
  *   `migrate-set-parameters xbzrle-cache-size` (QEMU empties the cache on every resize: a new one is allocated);
  * - power: a CAP of the source's vCPU threads through the cgroup CPU controller, fixed (`migrationCap`) or chosen
@@ -280,10 +280,6 @@ function notApplied(o: MigrationOptions, explicit: Partial<MigrationOptions>): s
   if (explicit.verify !== undefined && explicit.verify !== 'none')
     out.push(`verify ${explicit.verify}: QEMU sends no RAM digest; check the guest itself`);
   if (o.progressTimeoutMs > 0) out.push('progressTimeoutMs: not applied to QEMU (use timeoutMs)');
-  if (o.onStall === 'auto-converge' || o.onNonConvergence === 'auto-converge')
-    out.push(
-      'auto-converge as an action: QEMU cannot turn the capability on mid-migration, so it is on from the start and throttles by its own trigger rule',
-    );
   if (o.capping !== 'none' && o.capControl === 'adaptive' && o.completionTargetMs > 0 && o.powerCap === 0)
     out.push('completionTargetMs without a power budget: the adaptive CAP needs --power-cap here');
   return out;
@@ -492,6 +488,17 @@ async function run(
             await act(o.onStall, 'stalled');
           }
         }
+        // Proxmox's rule, as livemig's engine applies it: every round that did not shrink the dirty set doubles the
+        // downtime limit.
+        const prev = samples.at(-2);
+        if (live && o.onStall === 'double-downtime' && !forced && prev && s.dirtyPages >= prev.dirtyPages) {
+          downtimeLimit *= 2;
+          await setParam({ 'downtime-limit': Math.round(Math.min(downtimeLimit, FORCE_SWITCHOVER_MS)) });
+          r.downtimeLimitMs = downtimeLimit;
+          r.events.push(
+            `${stamp(r)} no progress in round ${s.round}: downtime limit doubled to ${downtimeLimit} ms`,
+          );
+        }
         if (live && ctl.power && ctl.cap && o.powerCap > 0) {
           const decided = budgetCap(ctl.power, o, r, s, powerFrom);
           powerFrom = now;
@@ -552,12 +559,9 @@ async function run(
           'still dirty; cancelled, the source keeps the guest',
         { rounds: samples.length, dirtyPages: samples.at(-1)?.dirtyPages },
       );
-    } else if (action === 'double-downtime') {
-      downtimeLimit *= 2;
-      await setParam({ 'downtime-limit': Math.round(Math.min(downtimeLimit, FORCE_SWITCHOVER_MS)) });
-      r.downtimeLimitMs = downtimeLimit;
-      r.events.push(`${stamp(r)} downtime limit doubled to ${downtimeLimit} ms`);
     }
+    // continue: nothing; auto-converge: QEMU's capability is on from the start, as livemig's engine runs its rule
+    // from the start for this action; double-downtime: applied round by round below.
   }
 }
 
