@@ -5,8 +5,9 @@
  *
  *   npm run faults                       # all cells (~15-20 min on 2 cores)
  *   npm run faults -- --only precopy/    # cells whose id contains the text (strategy/phase/fault)
+ *   npm run faults -- --only /postcopy/ --merge   # rerun those cells, keep the others from results/faults.json
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import {
   allCells,
@@ -35,10 +36,19 @@ for (const [i, c] of cells.entries()) {
   const r = await runCell(c);
   results.push(r);
   process.stderr.write(
-    `${r.ok ? 'ok' : 'FAIL'} ${outcomeLabel(r)} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : `: ${r.problems.join('; ')}`}\n`,
+    `${r.ok ? 'ok' : 'FAIL'} ${outcomeLabel(r)} (${(r.ms / 1000).toFixed(1)} s)${
+      [...r.problems, ...r.notes].length ? `: ${[...r.problems, ...r.notes].join('; ')}` : ''
+    }\n`,
   );
 }
 const wallMs = performance.now() - t0;
+if (argv.includes('--merge') && existsSync('results/faults.json')) {
+  const old = JSON.parse(readFileSync('results/faults.json', 'utf8')) as { cells: CellResult[] };
+  const fresh = new Set(results.map((r) => r.id));
+  results.unshift(...old.cells.filter((r) => !fresh.has(r.id)).map((r) => ({ ...r, notes: r.notes ?? [] })));
+  const order = allCells().map(cellId);
+  results.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+}
 
 // One table per strategy: phases down, faults across, each cell its outcome (✗ marks a failed check).
 const short = (r: CellResult) => {
@@ -66,6 +76,9 @@ ct.push(['checks failed', failed.length], ['cells', results.length]);
 process.stdout.write(`${ct.toString()}\n`);
 process.stdout.write(`${results.length} cells in ${(wallMs / 1000).toFixed(0)} s\n`);
 for (const r of failed) process.stdout.write(`FAIL ${r.id}: ${r.problems.join('; ')}\n`);
+for (const r of results.filter((x) => x.notes.length > 0)) {
+  process.stdout.write(`note ${r.id}: ${r.notes.join('; ')}\n`);
+}
 
 mkdirSync('results', { recursive: true });
 writeFileSync(

@@ -155,6 +155,8 @@ export interface CellResult extends Cell {
   ms: number;
   ok: boolean;
   problems: string[];
+  /** Findings that do not break the cell's guarantees (an imprecise error code after GO). */
+  notes: string[];
 }
 
 export interface MatrixOptions {
@@ -260,6 +262,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
   const pauseMs = mo.pauseMs ?? 1500;
   const exp = expected(c);
   const problems: string[] = [];
+  const notes: string[] = [];
   const result: CellResult = {
     ...c,
     id: cellId(c),
@@ -277,6 +280,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     ms: 0,
     ok: false,
     problems,
+    notes,
   };
   const agents: ChildAgent[] = [];
   const timers: NodeJS.Timeout[] = [];
