@@ -3,15 +3,26 @@
  * associativity buys. A static sweep (a few sizes up to RAM) against `--cache-sizing dynamic` (budget = RAM), and
  * 1-, 2- and 4-way caches at one size that is too small to hold every resent page.
  */
-import type { WorkloadName } from '../guest/index.js';
 import { lineChart } from '../report/index.js';
-import { find, guest, MiB, mib, ms, ok, PAGE, sizes, statusOf } from './common.js';
+import {
+  type ExperimentWorkload,
+  find,
+  guest,
+  MiB,
+  mib,
+  ms,
+  ok,
+  PAGE,
+  sizes,
+  statusOf,
+  tracesOf,
+} from './common.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Summary } from './types.js';
 
-function workloads(cfg: ExperimentConfig): WorkloadName[] {
+function workloads(cfg: ExperimentConfig): ExperimentWorkload[] {
   if (cfg.mode === 'tiny') return ['zipf'];
   if (cfg.mode === 'quick') return ['zipf', 'gap'];
-  return ['zipf', 'kv', 'gap'];
+  return ['zipf', 'kv', 'gap', ...tracesOf(cfg, ['full'])];
 }
 
 function staticSizes(cfg: ExperimentConfig): number[] {

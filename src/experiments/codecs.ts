@@ -6,7 +6,21 @@
  */
 import type { MigrationOptions } from '../migration/index.js';
 import { barChart } from '../report/index.js';
-import { find, guest, MiB, mib, ms, ok, PAGE, ratio, sizes, statusOf, workloadsOf } from './common.js';
+import {
+  type ExperimentWorkload,
+  find,
+  guest,
+  MiB,
+  mib,
+  ms,
+  ok,
+  PAGE,
+  ratio,
+  sizes,
+  statusOf,
+  tracesOf,
+  workloadsOf,
+} from './common.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Summary, SummaryTable } from './types.js';
 
 interface Variant {
@@ -33,6 +47,11 @@ function variants(cfg: ExperimentConfig): Variant[] {
   return v;
 }
 
+/** The synthetic workloads, then (quick and full) the shipped traces of real programs. */
+function codecWorkloads(cfg: ExperimentConfig): ExperimentWorkload[] {
+  return [...workloadsOf(cfg), ...tracesOf(cfg, ['quick', 'full'])];
+}
+
 /** The link: slow enough that bytes matter for time (the machine moves ~100 MiB/s itself). */
 function bandwidth(cfg: ExperimentConfig): number {
   return cfg.mode === 'tiny' ? 64 * MiB : 32 * MiB;
@@ -41,7 +60,7 @@ function bandwidth(cfg: ExperimentConfig): number {
 function plan(cfg: ExperimentConfig): Cell[] {
   const { warmupMs } = sizes(cfg);
   const cells: Cell[] = [];
-  for (const w of workloadsOf(cfg)) {
+  for (const w of codecWorkloads(cfg)) {
     // 4000 pages/s ≈ 16 MiB/s of dirtying against a 32 MiB/s link: two or three rounds.
     const g = guest(cfg, w, { writeRate: 4000 });
     for (const v of variants(cfg)) {
@@ -59,7 +78,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
   const rows: (string | number)[][] = [];
   const chart: Record<string, string | number>[] = [];
   const findings: string[] = [];
-  for (const w of workloadsOf(cfg)) {
+  for (const w of codecWorkloads(cfg)) {
     const base = ok(find(results, { workload: w, codec: 'zero-page' }));
     if (base) {
       // "none": the zero pages travel too, at the link's limit (round 1's own rate is no guide when most of it

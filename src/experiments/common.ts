@@ -2,6 +2,8 @@
  * What the experiments share: guest sizes per mode, the workloads they sweep, the model inputs of a cell, and small
  * helpers to find cells and format figures for tables.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { type GuestConfig, resolveConfig, type WorkloadName, type WorkloadParams } from '../guest/index.js';
 import type { MigrationOptions } from '../migration/index.js';
 import type { PrecopyInput } from '../migration/model.js';
@@ -29,23 +31,53 @@ export function workloadsOf(cfg: ExperimentConfig): WorkloadName[] {
   return ['gap', 'zipf', 'kv', 'twolf'];
 }
 
+/** A synthetic workload, or `trace:NAME`: a shipped trace of a real program (traces/NAME.lmtrace). */
+export type ExperimentWorkload = WorkloadName | `trace:${string}`;
+
+/** The traces of real programs shipped in traces/ (docs/traces.md), in the experiments next to the synthetic ones. */
+export const SHIPPED_TRACES = ['sqlite-tpcb', 'redis', 'gcc-cc1'] as const;
+
+/** Where a shipped trace lives (the package's traces/ folder, from src/ or dist/ alike). */
+export function shippedTracePath(name: string): string {
+  return fileURLToPath(new URL(`../../traces/${name}.lmtrace`, import.meta.url));
+}
+
+/** The shipped traces an experiment adds in this mode (none in tiny mode; those present on disk). */
+export function tracesOf(
+  cfg: ExperimentConfig,
+  modes: readonly ExperimentConfig['mode'][],
+): ExperimentWorkload[] {
+  if (!modes.includes(cfg.mode)) return [];
+  return SHIPPED_TRACES.filter((t) => existsSync(shippedTracePath(t))).map((t) => `trace:${t}` as const);
+}
+
 /**
  * A guest whose workload touches `workingSetFraction` of RAM (the rest stays zero, as free memory in a real guest
- * does) and writes `writeRate` pages per second.
+ * does) and writes `writeRate` pages per second. A trace brings its own working set and plays at its recorded
+ * dirty rate: the params do not apply to it.
  */
 export function guest(
   cfg: ExperimentConfig,
-  workload: WorkloadName,
+  workload: ExperimentWorkload,
   params: Partial<WorkloadParams> & { workingSetFraction?: number } = {},
 ): GuestConfig {
   const { ramBytes } = sizes(cfg);
+  if (workload.startsWith('trace:')) {
+    const traceFile = shippedTracePath(workload.slice('trace:'.length));
+    return { ramBytes, seed: cfg.seed, vcpus: 1, workload: { name: 'trace', params: { traceFile } } };
+  }
   const { workingSetFraction, ...rest } = params;
   // twolf keeps its own small working set (~3 MB); the others are scaled to the guest.
   const ws =
     workload === 'twolf' && workingSetFraction === undefined
       ? {}
       : { workingSetBytes: Math.floor(ramBytes * (workingSetFraction ?? 0.5)) };
-  return { ramBytes, seed: cfg.seed, vcpus: 1, workload: { name: workload, params: { ...ws, ...rest } } };
+  return {
+    ramBytes,
+    seed: cfg.seed,
+    vcpus: 1,
+    workload: { name: workload as WorkloadName, params: { ...ws, ...rest } },
+  };
 }
 
 /** The pre-copy model's inputs for a guest and options, as configured (a priori). */

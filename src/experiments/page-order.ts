@@ -4,10 +4,20 @@
  * CloudCom 2011 (reordering + delta compression against plain pre-copy: downtime 10–20× shorter, total time ~35%
  * shorter, 26–39% less traffic).
  */
-import type { WorkloadName } from '../guest/index.js';
 import { barChart } from '../report/index.js';
 import { pctChange } from './codecs.js';
-import { find, guest, MiB, mib, ms, ok, sizes, statusOf } from './common.js';
+import {
+  type ExperimentWorkload,
+  find,
+  guest,
+  MiB,
+  mib,
+  ms,
+  ok,
+  sizes,
+  statusOf,
+  tracesOf,
+} from './common.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Summary } from './types.js';
 
 const VARIANTS = [
@@ -17,9 +27,9 @@ const VARIANTS = [
   { name: 'hot-last+xbzrle', pageOrder: 'hot-last', xbzrle: true },
 ] as const;
 
-function workloads(cfg: ExperimentConfig): WorkloadName[] {
+function workloads(cfg: ExperimentConfig): ExperimentWorkload[] {
   if (cfg.mode === 'tiny') return ['zipf'];
-  return ['gap', 'zipf', 'kv'];
+  return ['gap', 'zipf', 'kv', ...tracesOf(cfg, ['full'])];
 }
 
 function plan(cfg: ExperimentConfig): Cell[] {

@@ -32,6 +32,8 @@ import {
   PREAMBLE,
   StrategyCode,
 } from '../migration/protocol.js';
+import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
+import { TraceWriter } from '../trace/writer.js';
 
 export interface TargetCounts {
   name: string;
@@ -315,7 +317,38 @@ const bodyTargets: Target[] = [
   },
 ];
 
-export const TARGETS: readonly Target[] = [frameTarget, ...payloadTargets, ...bodyTargets];
+/** A small valid trace (snapshot + two intervals) in each compression, built once. */
+let traces: Uint8Array[] | undefined;
+function validTraces(): Uint8Array[] {
+  traces ??= TRACE_COMPRESSIONS.map((compression) => {
+    const w = new TraceWriter({
+      pageSize: 512,
+      intervalMs: 10,
+      method: 'page-compare',
+      compression,
+      chunkPages: 2,
+      meta: { program: 'fuzz', command: [] },
+    });
+    const page = (n: number, b: number) => new Uint8Array(n * 512).fill(b);
+    w.add(0, [0, 1, 3], page(3, 7));
+    w.add(10, [1, 2], page(2, 1));
+    w.add(20, [], page(0, 0));
+    return w.finish(4).trace!;
+  });
+  return traces;
+}
+
+/** The trace reader (src/trace): open a mutated file and read every record's pages and deltas. */
+const traceTarget: Target = {
+  name: 'trace file (TraceReader)',
+  run: (rng) => {
+    const valid = validTraces()[rng.int(TRACE_COMPRESSIONS.length)]!;
+    const r = TraceReader.open(rng.int(10) === 0 ? Buffer.from(rng.bytes(rng.int(200))) : mutate(rng, valid));
+    for (let i = 0; i < r.records.length; i++) r.forEachPage(i, () => {});
+  },
+};
+
+export const TARGETS: readonly Target[] = [frameTarget, ...payloadTargets, ...bodyTargets, traceTarget];
 
 function typed(err: unknown): boolean {
   return err instanceof MigrationError || err instanceof UsageError || err instanceof CodecError;
