@@ -110,7 +110,8 @@ export function enginesPlan(o: { quick?: boolean; tiny?: boolean } = {}): Engine
   };
   const whole = { ...base, id: 'whole-page', bytesPerWrite: 4096, xbzrle: false };
   const small = { ...base, id: 'small-writes+xbzrle', bytesPerWrite: 64, xbzrle: true };
-  if (o.tiny) return [{ ...whole, ramMiB: 128, dirtyMiB: 32 }];
+  // CI smoke: the smallest guest the test VM runs, a fast link (a few seconds per engine).
+  if (o.tiny) return [{ ...whole, id: 'tiny', ramMiB: 128, dirtyMiB: 16, bandwidth: 128 * MiB }];
   if (o.quick) return [whole, small];
   return [
     whole,
@@ -174,7 +175,7 @@ export async function runEngines(o: EnginesOptions = {}): Promise<EnginesResult>
       log(`${c.id}: QEMU`);
       runs.push(await runQemu(image, c));
       log(`${c.id}: livemig`);
-      runs.push(await runLivemig(pair, c, o.seed ?? 1));
+      runs.push(await runLivemig(pair, c, o.seed ?? 1, o.tiny ? 300 : 1000));
     }
   } finally {
     if (!o.pair) await pair.close();
@@ -278,14 +279,14 @@ function cpuOf(pid: number): { total: number; main: number } {
   }
 }
 
-async function runLivemig(pair: Pair, c: EngineConfig, seed: number): Promise<EngineRun> {
+async function runLivemig(pair: Pair, c: EngineConfig, seed: number, warmupMs: number): Promise<EngineRun> {
   const t = performance.now();
   try {
     // CPU from the first progress report on (the migration accepted): guest start-up and warm-up do not count.
     let before: { src: { total: number; main: number }; dst: { total: number; main: number } } | undefined;
     const { report } = await runScenario(
       pair,
-      { guest: livemigGuest(c, seed), warmupMs: 1000, options: engineOptions(c) },
+      { guest: livemigGuest(c, seed), warmupMs, options: engineOptions(c) },
       () => {
         before ??= { src: cpuOf(pair.source.pid), dst: cpuOf(pair.destination.pid) };
       },
