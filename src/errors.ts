@@ -24,6 +24,7 @@ export type MigrationErrorCode =
   | 'RESOURCE_LIMIT'
   | 'POSTCOPY_LINK_LOST'
   | 'DISK_FULL'
+  | 'RECOVER_REFUSED'
   | 'PROCESS_NOT_FOUND'
   | 'PROCESS_ACCESS'
   | 'INTERNAL';

@@ -22,6 +22,7 @@ import { FrameConnection } from '../migration/connection.js';
 import {
   DEFAULT_DESTINATION_LIMITS,
   type IncomingMigration,
+  type PausedIncoming,
   runDestination,
 } from '../migration/destination.js';
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
@@ -73,6 +74,10 @@ interface OutgoingMigration {
   done: Promise<MigrationReport>;
   /** The agent has finished with it (guest handed over or kept, energy added): its end may be announced. */
   settled: boolean;
+  /** Post-copy recovery: where to reconnect (changed by `resume` with a new address). */
+  destination: string;
+  /** Wakes a waiting reconnect loop at once (`resume`). */
+  retryNow?: () => void;
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -102,6 +107,8 @@ export class Agent {
   private readonly guests = new Map<string, HostedGuest>();
   private readonly outgoing = new Map<string, OutgoingMigration>();
   private readonly incoming = new Map<string, IncomingMigration>();
+  /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
+  private readonly pausedIncoming = new Map<string, PausedIncoming>();
   private readonly finishedIncoming: IncomingMigration[] = [];
   private readonly sockets = new Set<Socket>();
   private nextGuest = 1;
@@ -234,6 +241,18 @@ export class Agent {
       {
         onStart: (m) => this.incoming.set(key, m),
         acceptGuestId: (id) => !this.guests.has(id),
+        onPostcopyPaused: (p) => {
+          this.pausedIncoming.set(p.migrationId, p);
+          this.log(
+            `post-copy of ${p.guestId} (${p.migrationId}) paused: link lost; waiting for the source to reconnect`,
+          );
+          this.events.changed();
+        },
+        findPaused: (migrationId) => {
+          const p = this.pausedIncoming.get(migrationId);
+          if (p) this.pausedIncoming.delete(migrationId);
+          return p;
+        },
         onGuestResumed: (guestId, guest, m) => {
           this.guests.set(guestId, {
             id: guestId,
@@ -337,6 +356,13 @@ export class Agent {
   async stopGuest(id: string): Promise<void> {
     const h = this.hosted(id);
     this.notMigrating(h);
+    for (const [mid, p] of this.pausedIncoming) {
+      if (p.guestId !== id) continue;
+      this.pausedIncoming.delete(mid);
+      p.abandon(
+        new MigrationError('CANCELLED', `guest ${id} was stopped while its post-copy waited for recovery`),
+      );
+    }
     this.guests.delete(id);
     await h.guest.destroy();
     this.events.changed();
@@ -394,7 +420,14 @@ export class Agent {
     const power = this.power.beginMigration({ guestId, guest: h.guest, options: o, report });
     h.migrating = id;
     this.events.progress(report, h.guest);
-    const entry: OutgoingMigration = { report, abort, done: Promise.resolve(report), settled: false };
+    const entry: OutgoingMigration = {
+      report,
+      abort,
+      done: Promise.resolve(report),
+      settled: false,
+      destination,
+    };
+    const pacer = () => (o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined);
     const done = (async () => {
       let socket: Socket;
       try {
@@ -410,9 +443,7 @@ export class Agent {
         };
         return report;
       }
-      const conn = new FrameConnection(socket, {
-        pacer: o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined,
-      });
+      const conn = new FrameConnection(socket, { pacer: pacer() });
       this.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
       return runSource({
         guest: h.guest,
@@ -426,6 +457,7 @@ export class Agent {
           this.events.progress(r, h.guest);
         },
         onRound: power.onRound,
+        recover: (cause) => this.reconnect(entry, cause, o.recoverTimeoutMs, pacer),
       });
     })().then(async (r) => {
       try {
@@ -446,6 +478,77 @@ export class Agent {
     entry.done = done;
     this.outgoing.set(id, entry);
     return report;
+  }
+
+  /**
+   * Post-copy recovery, source side: dial the destination again (its address may have been changed by `resume`)
+   * until it answers, with backoff, until `timeoutMs` (0 = until cancelled).
+   */
+  private async reconnect(
+    entry: OutgoingMigration,
+    cause: MigrationError,
+    timeoutMs: number,
+    pacer: () => TokenBucket | undefined,
+  ): Promise<FrameConnection> {
+    const id = entry.report.id;
+    this.log(`migration ${id}: post-copy link lost (${cause.message}); reconnecting to ${entry.destination}`);
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Number.POSITIVE_INFINITY;
+    let delay = 200;
+    for (;;) {
+      if (entry.abort.signal.aborted) {
+        throw new MigrationError(
+          'POSTCOPY_LINK_LOST',
+          'post-copy recovery abandoned by the operator: the guest runs on the destination without the pages ' +
+            'only this source held',
+        );
+      }
+      if (performance.now() > deadline) {
+        throw new MigrationError(
+          'POSTCOPY_LINK_LOST',
+          `the destination did not come back within --recover-timeout (${timeoutMs} ms); ` +
+            'the guest runs there without the pages only this source held',
+        );
+      }
+      const target = entry.destination;
+      try {
+        const { host, port } = splitHostPort(target);
+        const socket = await dial(host, port, this.opts.tls);
+        this.log(`migration ${id}: reconnected to ${target}`);
+        return new FrameConnection(socket, { pacer: pacer() });
+      } catch {
+        // not reachable yet: wait, unless `resume` says to try now
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        const now = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        entry.retryNow = now;
+        entry.abort.signal.addEventListener('abort', now, { once: true });
+      });
+      entry.retryNow = undefined;
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+
+  /** `livemig migrate --resume`: reconnect a paused post-copy now, optionally to a new destination address. */
+  resumeMigration(id: string, destination?: string): MigrationReport {
+    const m = this.outgoing.get(id);
+    if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    const status = m.report.status;
+    if (status !== 'postcopy-paused' && status !== 'postcopy-recover') {
+      throw new MigrationError(
+        'BAD_ARGUMENT',
+        `migration ${id} is ${status}, not postcopy-paused: only a post-copy whose link broke can be resumed`,
+      );
+    }
+    if (destination !== undefined) {
+      splitHostPort(destination);
+      m.destination = destination;
+    }
+    m.retryNow?.();
+    return published(m);
   }
 
   migration(id: string): MigrationReport {
@@ -481,6 +584,10 @@ export class Agent {
 
   async close(): Promise<void> {
     this.power.stop();
+    for (const p of this.pausedIncoming.values()) {
+      p.abandon(new MigrationError('CANCELLED', 'the agent is shutting down'));
+    }
+    this.pausedIncoming.clear();
     this.events.close();
     for (const m of this.outgoing.values()) m.abort.abort();
     await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
@@ -574,8 +681,16 @@ export class Agent {
       } else if (!action && method === 'GET') {
         if (url.searchParams.get('wait') === '1') return sendJson(res, 200, await this.waitMigration(id));
         return sendJson(res, 200, this.migration(id));
-      } else if (action === 'cancel' && method === 'POST')
+      } else if (action === 'cancel' && method === 'POST') {
         return sendJson(res, 202, this.cancelMigration(id));
+      } else if (action === 'resume' && method === 'POST') {
+        const body = (await readJson(req)) as { destination?: unknown } | null;
+        const dest = body?.destination;
+        if (dest !== undefined && typeof dest !== 'string') {
+          throw new MigrationError('BAD_ARGUMENT', 'resume: "destination" must be a HOST:PORT string');
+        }
+        return sendJson(res, 202, this.resumeMigration(id, dest));
+      }
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname} (see docs/agent.md)`);
   }

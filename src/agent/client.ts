@@ -161,6 +161,11 @@ export class AgentClient {
   waitMigration(id: string): Promise<MigrationReport> {
     return this.call('GET', `/v1/migrations/${id}?wait=1`);
   }
+  /** Post-copy recovery: reconnect a paused post-copy now, optionally to a new destination address. */
+  resumeMigration(id: string, destination?: string): Promise<MigrationReport> {
+    return this.call('POST', `/v1/migrations/${id}/resume`, destination === undefined ? {} : { destination });
+  }
+
   cancel(id: string): Promise<MigrationReport> {
     return this.call('POST', `/v1/migrations/${id}/cancel`);
   }

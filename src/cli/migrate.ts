@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { AgentClient } from '../agent/index.js';
+import { UsageError } from '../errors.js';
 import type { MigrationReport } from '../migration/index.js';
 import {
   addMigrationFlags,
@@ -39,8 +40,13 @@ export function registerMigrate(program: Command): void {
         '(round, dirty pages left, throughput, expected downtime).',
     )
     .requiredOption('--from <host:port>', 'the source agent (where the guest runs now)')
-    .requiredOption('--guest <id>', 'the guest to migrate (livemig guest list --agent ... shows them)')
-    .requiredOption('--to <host:port>', 'the destination agent')
+    .option('--guest <id>', 'the guest to migrate (livemig guest list --agent ... shows them)')
+    .option('--to <host:port>', 'the destination agent (with --resume: a new address to reconnect to)')
+    .option(
+      '--resume <migration-id>',
+      'post-copy recovery: reconnect a migration whose link broke during post-copy (status postcopy-paused) ' +
+        'now, optionally to a new --to address, and follow it to the end',
+    )
     .option('--json', 'print the final report as JSON (no progress bar)');
   addMigrationFlags(cmd);
   addTlsFlags(cmd);
@@ -50,12 +56,33 @@ export function registerMigrate(program: Command): void {
       '  livemig migrate --from 127.0.0.1:7070 --guest g1 --to 127.0.0.1:7071 --xbzrle --xbzrle-cache 32MiB\n' +
       '  livemig migrate ... --strategy hybrid --postcopy-after-rounds 3 --max-bandwidth 1Gbit --json\n' +
       '  livemig migrate ... --tls-cert certs/admin.pem --tls-key certs/admin-key.pem --tls-ca certs/ca.pem\n' +
+      '  livemig migrate --from 127.0.0.1:7070 --resume 3f2a…  (after the link broke during post-copy)\n' +
       '\nThe exit code is 0 when the migration completed and was verified, 1 otherwise.',
   );
   cmd.action(
     async (
-      o: MigrationFlagValues & TlsFlagValues & { from: string; guest: string; to: string; json?: boolean },
+      o: MigrationFlagValues &
+        TlsFlagValues & { from: string; guest?: string; to?: string; resume?: string; json?: boolean },
     ) => {
+      if (o.resume !== undefined) {
+        if (!/^[0-9a-f]{32}$/.test(o.resume)) {
+          throw new UsageError(`--resume: expected a migration id (32 hex digits), got "${o.resume}"`);
+        }
+        const to = o.to === undefined ? undefined : agentAddress(o.to, '--to');
+        const client = agentClient(o.from, '--from', o);
+        try {
+          await client.resumeMigration(o.resume, to);
+          const r = await followMigration(client, o.resume, o.json === true);
+          printReport(r, o.json === true);
+          if (r.status !== 'completed') process.exitCode = 1;
+        } finally {
+          client.close();
+        }
+        return;
+      }
+      if (o.guest === undefined)
+        throw new UsageError('--guest <id> is required (or --resume <migration-id>)');
+      if (o.to === undefined) throw new UsageError('--to <host:port> is required (the destination agent)');
       const { options, preset } = migrationOptionsFromFlags(o);
       const to = agentAddress(o.to, '--to');
       const client = agentClient(o.from, '--from', o);

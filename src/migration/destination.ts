@@ -3,6 +3,8 @@
  * frames, verifies the digest, and resumes the guest only after the source said GO. Anything that goes wrong
  * before GO discards the incoming guest; the source still has it.
  */
+
+import { timingSafeEqual } from 'node:crypto';
 import { type Compressor, type CompressorName, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
 import { CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
@@ -18,10 +20,12 @@ import {
   decodeHello,
   decodeJson,
   decodePostcopyStart,
+  decodeRecover,
   decodeRound,
   encodeHelloAck,
   encodeJson,
   encodePageRequest,
+  encodeRecoverAck,
   type Frame,
   forEachPageEntry,
   MAX_REQUEST_PAGES,
@@ -49,12 +53,34 @@ export interface IncomingMigration {
   guestId: string;
   strategy: 'cold' | 'precopy' | 'postcopy' | 'hybrid';
   ramBytes: number;
-  phase: 'setup' | 'receiving' | 'verifying' | 'running' | 'postcopy' | 'done' | 'discarded';
+  phase:
+    | 'setup'
+    | 'receiving'
+    | 'verifying'
+    | 'running'
+    | 'postcopy'
+    | 'postcopy-paused'
+    | 'done'
+    | 'discarded';
   pagesReceived: number;
   bytesReceived: number;
   rounds: number;
   faults: number;
+  /** Post-copy links that broke and were resumed over a new connection. */
+  recoveries: number;
   error?: { code: string; message: string };
+}
+
+/** A post-copy whose link broke, waiting here for its source to reconnect (RECOVER). */
+export interface PausedIncoming {
+  migrationId: string;
+  guestId: string;
+  /** The secret from HELLO; a RECOVER must present the same. */
+  token: string;
+  /** Hands the new connection to the waiting migration. */
+  attach(conn: FrameConnection): void;
+  /** Gives up waiting (the guest is being stopped): the migration ends with this error. */
+  abandon(err: MigrationError): void;
 }
 
 export interface DestinationHooks {
@@ -66,6 +92,12 @@ export interface DestinationHooks {
   onFinished?(migration: IncomingMigration): void;
   /** Refuses a guest id the agent already hosts. */
   acceptGuestId?(guestId: string): boolean;
+  /**
+   * Post-copy recovery: a broken post-copy waits for its source (register it); and a RECOVER connection looks up
+   * the one it names (return it, or undefined to refuse). Without these hooks a broken post-copy link ends it.
+   */
+  onPostcopyPaused?(paused: PausedIncoming): void;
+  findPaused?(migrationId: string): PausedIncoming | undefined;
 }
 
 const STRATEGY_NAMES = {
@@ -81,16 +113,55 @@ const SUPPORTED_CAPS =
   Capability.DEFLATE |
   Capability.ZSTD |
   Capability.LZ4 |
-  Capability.POSTCOPY;
+  Capability.POSTCOPY |
+  Capability.POSTCOPY_RECOVER;
 
-/** Serves one incoming migration on `conn` until it completes or fails. Never throws. */
+/**
+ * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
+ * connection to a paused post-copy (then resolves undefined at once). Never throws.
+ */
 export async function runDestination(
   conn: FrameConnection,
   hooks: DestinationHooks,
   limits: DestinationLimits = DEFAULT_DESTINATION_LIMITS,
-): Promise<IncomingMigration> {
+): Promise<IncomingMigration | undefined> {
+  let first: Frame | MigrationError;
+  try {
+    first = await conn.receive(limits.idleTimeoutMs, 'HELLO');
+  } catch (err) {
+    first =
+      err instanceof MigrationError
+        ? err
+        : new MigrationError('INTERNAL', `incoming connection: ${String(err)}`);
+  }
+  if (!(first instanceof MigrationError) && first.command === Command.RECOVER) {
+    let paused: PausedIncoming | undefined;
+    try {
+      const rec = decodeRecover(first.payload);
+      paused = hooks.findPaused?.(rec.migrationId);
+      const a = Buffer.from(rec.token, 'hex');
+      const b = Buffer.from(paused?.token ?? '', 'hex');
+      if (!paused || a.length !== b.length || !timingSafeEqual(a, b)) paused = undefined;
+    } catch (err) {
+      await conn.sendErrorAndClose(
+        err instanceof MigrationError ? err : new MigrationError('PROTOCOL', String(err)),
+      );
+      return undefined;
+    }
+    if (!paused) {
+      await conn.sendErrorAndClose(
+        new MigrationError(
+          'RECOVER_REFUSED',
+          'no post-copy migration with that id and token waits on this agent for recovery',
+        ),
+      );
+      return undefined;
+    }
+    paused.attach(conn);
+    return undefined;
+  }
   const d = new Destination(conn, hooks, limits);
-  return d.run();
+  return d.run(first);
 }
 
 class Destination {
@@ -115,6 +186,7 @@ class Destination {
     bytesReceived: 0,
     rounds: 0,
     faults: 0,
+    recoveries: 0,
   };
   private postcopyMode = false;
   private faultTimes = new Map<number, number>();
@@ -122,22 +194,27 @@ class Destination {
   private requestBatch: number[] = [];
   private requestScheduled = false;
 
+  /** From HELLO when the source can recover a broken post-copy link. */
+  private recoveryToken: string | undefined;
+  /** Bytes received over connections that broke during post-copy. */
+  private bytesBeforeRecovery = 0;
+
   constructor(
-    private readonly conn: FrameConnection,
+    private conn: FrameConnection,
     private readonly hooks: DestinationHooks,
     private readonly limits: DestinationLimits,
   ) {}
 
   private async next(): Promise<Frame> {
     const f = await this.conn.receive(this.limits.idleTimeoutMs, 'the next frame from the source');
-    this.m.bytesReceived = this.conn.bytesReceived;
+    this.m.bytesReceived = this.bytesBeforeRecovery + this.conn.bytesReceived;
     return f;
   }
 
-  async run(): Promise<IncomingMigration> {
+  async run(first: Frame | MigrationError): Promise<IncomingMigration> {
     this.hooks.onStart?.(this.m);
     try {
-      await this.setup();
+      await this.setup(first);
       await this.receive();
       this.m.phase = 'done';
     } catch (err) {
@@ -169,8 +246,11 @@ class Destination {
     return this.m;
   }
 
-  private async setup(): Promise<void> {
-    const f = await this.conn.expect(Command.HELLO, this.limits.idleTimeoutMs);
+  private async setup(f: Frame | MigrationError): Promise<void> {
+    if (f instanceof MigrationError) throw f;
+    if (f.command !== Command.HELLO) {
+      throw new MigrationError('PROTOCOL', `expected HELLO but the peer sent ${Command[f.command]}`);
+    }
     const h = decodeHello(f.payload);
     this.m.id = h.migrationId;
     this.m.strategy = STRATEGY_NAMES[h.strategy];
@@ -193,7 +273,7 @@ class Destination {
         `the source announced a guest of ${ramBytes} bytes; this agent accepts at most ${this.limits.maxRamBytes} (--max-ram)`,
       );
     }
-    const g = h.guest as { id?: unknown; config?: unknown };
+    const g = h.guest as { id?: unknown; config?: unknown; recoveryToken?: unknown };
     if (
       !g ||
       typeof g.id !== 'string' ||
@@ -213,6 +293,15 @@ class Destination {
       throw new MigrationError('GUEST_BUSY', `this agent already hosts a guest named ${g.id}`);
     }
     this.m.guestId = g.id;
+    if (h.capabilities & Capability.POSTCOPY_RECOVER) {
+      if (typeof g.recoveryToken !== 'string' || !/^[0-9a-f]{32}$/.test(g.recoveryToken)) {
+        throw new MigrationError(
+          'PROTOCOL',
+          'HELLO: post-copy recovery offered without a 32-hex-digit token',
+        );
+      }
+      this.recoveryToken = g.recoveryToken;
+    }
     this.postcopyMode =
       h.strategy === StrategyCode.POSTCOPY ||
       h.strategy === StrategyCode.HYBRID ||
@@ -423,7 +512,14 @@ class Destination {
     await this.handOver();
     this.m.phase = 'postcopy';
     for (;;) {
-      const fr = await this.next();
+      let fr: Frame;
+      try {
+        fr = await this.next();
+      } catch (err) {
+        if (!this.canRecover(err)) throw err;
+        await this.awaitRecovery(err as MigrationError);
+        continue;
+      }
       if (fr.command === Command.PAGES) {
         this.verifyPages(fr);
         this.applyPages(fr);
@@ -450,6 +546,53 @@ class Destination {
       } else {
         throw new MigrationError('PROTOCOL', `unexpected ${Command[fr.command]} frame during post-copy`);
       }
+    }
+  }
+
+  /** A broken link (not an error the source reported) during post-copy, with a source that can reconnect. */
+  private canRecover(err: unknown): boolean {
+    return (
+      this.recoveryToken !== undefined &&
+      this.hooks.onPostcopyPaused !== undefined &&
+      err instanceof MigrationError &&
+      !err.context.remote &&
+      (err.code === 'CONNECTION_LOST' || err.code === 'TIMEOUT')
+    );
+  }
+
+  /**
+   * Post-copy recovery, destination side: the guest keeps running here and waits on its faults; this migration
+   * waits for its source to reconnect with RECOVER, answers with the pages it holds, and asks again for every page
+   * a vCPU still waits for.
+   */
+  private async awaitRecovery(cause: MigrationError): Promise<void> {
+    this.m.phase = 'postcopy-paused';
+    this.m.error = { code: cause.code, message: `post-copy paused: ${cause.message}` };
+    this.bytesBeforeRecovery += this.conn.bytesReceived;
+    this.conn.destroy(cause);
+    const conn = await new Promise<FrameConnection>((resolve, reject) => {
+      this.hooks.onPostcopyPaused!({
+        migrationId: this.m.id,
+        guestId: this.m.guestId,
+        token: this.recoveryToken!,
+        attach: resolve,
+        abandon: reject,
+      });
+    });
+    this.conn = conn;
+    conn.reader.deferChecksum(Command.PAGES);
+    const guest = this.guest!;
+    const present = new Uint8Array(Math.ceil(this.pageCount / 8));
+    for (let p = 0; p < this.pageCount; p++) if (guest.isPresent(p)) present[p >> 3]! |= 1 << (p & 7);
+    await conn.sendFrame(Command.RECOVER_ACK, encodeRecoverAck(present));
+    this.m.phase = 'postcopy';
+    this.m.recoveries++;
+    this.m.error = undefined;
+    const waiting = [...this.faultTimes.keys()];
+    for (let i = 0; i < waiting.length; i += MAX_REQUEST_PAGES) {
+      conn
+        .sendFrame(Command.PAGE_REQUEST, encodePageRequest(waiting.slice(i, i + MAX_REQUEST_PAGES)))
+        .catch(() => undefined);
     }
   }
 

@@ -8,6 +8,7 @@ export {
   type DestinationHooks,
   type DestinationLimits,
   type IncomingMigration,
+  type PausedIncoming,
   runDestination,
 } from './destination.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';

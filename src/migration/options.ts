@@ -61,6 +61,11 @@ export const migrationOptionsSchema = z.strictObject({
   timeoutMs: z.number().min(0),
   /** Give up after this long without progress; 0 = never. KubeVirt: 150 s. */
   progressTimeoutMs: z.number().min(0),
+  /**
+   * Post-copy recovery: how long the source keeps reconnecting after the link broke during post-copy; 0 = until
+   * cancelled (QEMU waits in postcopy-paused for the operator).
+   */
+  recoverTimeoutMs: z.number().min(0),
   verify: z.enum(VERIFY_METHODS),
   pageOrder: z.enum(PAGE_ORDERS),
   /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
@@ -112,6 +117,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   postcopyAfterRounds: 2,
   timeoutMs: 0,
   progressTimeoutMs: 0,
+  recoverTimeoutMs: 0,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

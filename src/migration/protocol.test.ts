@@ -1,6 +1,6 @@
+import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '@node-rs/crc32';
 import { MigrationError } from '../errors.js';
 import { Crc32cShifter } from './crc.js';
 import {
@@ -21,9 +21,9 @@ import {
   forEachPageEntry,
   PageEncoding,
   PagesFrameBuilder,
-  verifyPagesFrame,
   PREAMBLE,
   StrategyCode,
+  verifyPagesFrame,
 } from './protocol.js';
 
 const commands = Object.values(Command).filter((v): v is Command => typeof v === 'number');

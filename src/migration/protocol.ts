@@ -101,6 +101,10 @@ export enum Command {
   COMPLETE = 13,
   ERROR = 14,
   CANCEL = 15,
+  /** First frame of a new connection that resumes a post-copy whose link broke (instead of HELLO). */
+  RECOVER = 16,
+  /** The destination's answer to RECOVER: the bitmap of pages it holds. */
+  RECOVER_ACK = 17,
 }
 
 /** How one page travels inside a PAGES frame (the value is the byte on the wire). */
@@ -126,6 +130,8 @@ export const Capability = {
   ZSTD: 1 << 3,
   LZ4: 1 << 4,
   POSTCOPY: 1 << 5,
+  /** The source can reconnect after a broken post-copy link (RECOVER); HELLO's guest JSON carries the token. */
+  POSTCOPY_RECOVER: 1 << 6,
 } as const;
 
 export enum StrategyCode {
@@ -637,6 +643,34 @@ export function decodePostcopyStart(payload: Buffer, pageCount: number): Uint8Ar
   const bitmap = new Uint8Array(r.bytes(n));
   r.end();
   return bitmap;
+}
+
+/** RECOVER: which migration to resume, and the secret the source gave in HELLO (proves it is the same source). */
+export interface Recover {
+  migrationId: string;
+  token: string;
+}
+export function encodeRecover(r: Recover): Buffer {
+  return encodeJson(r);
+}
+export function decodeRecover(payload: Buffer): Recover {
+  const v = decodeJson(payload, 'RECOVER') as Partial<Recover> | null;
+  if (
+    !v ||
+    typeof v.migrationId !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(v.migrationId) ||
+    typeof v.token !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(v.token)
+  ) {
+    throw protocolError('RECOVER: expected {migrationId, token} as 32 hex digits each');
+  }
+  return { migrationId: v.migrationId, token: v.token };
+}
+
+/** RECOVER_ACK: the pages the destination holds, in POSTCOPY_START's bitmap layout. */
+export const encodeRecoverAck = encodePostcopyStart;
+export function decodeRecoverAck(payload: Buffer, pageCount: number): Uint8Array {
+  return decodePostcopyStart(payload, pageCount);
 }
 
 /** JSON-carrying frames (VCPU_STATE, ERROR, COMPLETE, RESUMED, READY). */

@@ -37,10 +37,12 @@ import {
   decodeHelloAck,
   decodeJson,
   decodePageRequest,
+  decodeRecoverAck,
   encodeDigest,
   encodeHello,
   encodeJson,
   encodePostcopyStart,
+  encodeRecover,
   encodeRound,
   MIN_PROTOCOL_VERSION,
   PageEncoding,
@@ -64,6 +66,12 @@ export interface SourceRun {
    * guest from here. The engine's own auto-converge runs before it.
    */
   onRound?: (round: { report: MigrationReport; guest: Guest; sample: RoundSample }) => void;
+  /**
+   * Post-copy recovery: when the link breaks after switch-over, called (repeatedly, while it throws
+   * CONNECTION_REFUSED / CONNECTION_LOST) for a new connection to the destination. Throwing anything else gives up.
+   * Absent: a broken post-copy link fails the migration with POSTCOPY_LINK_LOST.
+   */
+  recover?: (cause: MigrationError, report: MigrationReport) => Promise<FrameConnection>;
 }
 
 const STRATEGY_CODES = {
@@ -94,7 +102,11 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
 
 class Source {
   private readonly guest: Guest;
-  private readonly conn: FrameConnection;
+  private conn: FrameConnection;
+  /** Secret shared with the destination in HELLO; a RECOVER connection must present it. */
+  private readonly recoveryToken = randomBytes(16).toString('hex');
+  /** Bytes sent over connections that broke during post-copy (recovered). */
+  private bytesBeforeRecovery = 0;
   private readonly o: MigrationOptions;
   private readonly r: MigrationReport;
   private readonly pageSize: number;
@@ -228,7 +240,7 @@ class Source {
     if (!force && now - this.lastEmit < 100) return;
     this.lastEmit = now;
     this.r.totalTimeMs = this.elapsed();
-    this.r.transferredBytes = this.conn.bytesSent;
+    this.r.transferredBytes = this.bytesBeforeRecovery + this.conn.bytesSent;
     if (this.cache) {
       const st = this.cache.stats();
       this.r.xbzrle.cacheHits = st.hits;
@@ -291,7 +303,7 @@ class Source {
       if (timer) clearTimeout(timer);
       if (this.pausedAt === 0) this.measureGuestRate();
       r.totalTimeMs = this.elapsed();
-      r.transferredBytes = this.conn.bytesSent;
+      r.transferredBytes = this.bytesBeforeRecovery + this.conn.bytesSent;
       r.throughputMbps = mbps(r.transferredBytes, r.totalTimeMs - r.setupTimeMs);
       if (this.cache) {
         const st = this.cache.stats();
@@ -320,7 +332,7 @@ class Source {
       (this.o.strategy === 'postcopy' ||
       this.o.strategy === 'hybrid' ||
       this.o.onNonConvergence === 'postcopy'
-        ? Capability.POSTCOPY
+        ? Capability.POSTCOPY | (this.spec.recover ? Capability.POSTCOPY_RECOVER : 0)
         : 0);
     const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
     this.conn.writeRaw(PREAMBLE);
@@ -335,7 +347,11 @@ class Source {
         capabilities: caps,
         blocks,
         vcpus: this.guest.config.vcpus ?? 1,
-        guest: { id: this.spec.guestId, config: this.guest.config },
+        guest: {
+          id: this.spec.guestId,
+          config: this.guest.config,
+          ...(caps & Capability.POSTCOPY_RECOVER ? { recoveryToken: this.recoveryToken } : {}),
+        },
       }),
     );
     const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
@@ -907,32 +923,35 @@ class Source {
     let wake: (() => void) | undefined;
     let completeFrame: Buffer | undefined;
     let remoteError: MigrationError | undefined;
-    this.conn.onFrame = (f) => {
-      if (f.command === Command.PAGE_REQUEST) {
-        for (const p of decodePageRequest(f.payload, this.pageCount)) requests.push(p);
-      } else if (f.command === Command.COMPLETE) {
-        completeFrame = f.payload;
-      } else if (f.command === Command.ERROR) {
-        remoteError = new MigrationError(
-          'POSTCOPY_LINK_LOST',
-          `destination reported an error during post-copy`,
-        );
-      }
-      wake?.();
+    const listen = (): void => {
+      this.conn.onFrame = (f) => {
+        if (f.command === Command.PAGE_REQUEST) {
+          for (const p of decodePageRequest(f.payload, this.pageCount)) requests.push(p);
+        } else if (f.command === Command.COMPLETE) {
+          completeFrame = f.payload;
+        } else if (f.command === Command.ERROR) {
+          remoteError = new MigrationError(
+            'POSTCOPY_LINK_LOST',
+            `destination reported an error during post-copy`,
+          );
+        }
+        wake?.();
+      };
     };
-    // Small frames keep a faulting vCPU's page from queueing behind megabytes of pushed pages.
-    await this.pendingSends;
-    this.newBuilder(64 * 1024);
-    this.conn.queueLimit = 256 * 1024;
+    listen();
     let remaining = 0;
     for (let i = 0; i < this.pageCount; i++) remaining += needed[i]!;
-    r.remainingBytes = remaining * this.pageSize;
     let next = 0;
-    let sinceYield = 0;
-    try {
+    const push = async (): Promise<void> => {
+      // Small frames keep a faulting vCPU's page from queueing behind megabytes of pushed pages.
+      await this.pendingSends;
+      this.newBuilder(64 * 1024);
+      this.conn.queueLimit = 256 * 1024;
+      r.remainingBytes = remaining * this.pageSize;
+      let sinceYield = 0;
       while (remaining > 0) {
         if (remoteError) throw remoteError;
-        if (this.conn.error) throw this.postcopyLinkLost(this.conn.error);
+        if (this.conn.error) throw this.conn.error;
         let p = -1;
         let requested = false;
         while (requests.length > 0) {
@@ -964,19 +983,42 @@ class Source {
       }
       this.builder.finishFrame();
       await this.pendingSends;
-      const digest = this.digest(state);
-      await this.conn.sendFrame(Command.POSTCOPY_END, encodeDigest(digest));
-      // Wait for COMPLETE (the destination verified the ledger of what it received).
-      const deadline = performance.now() + SWITCHOVER_TIMEOUT_MS;
-      while (!completeFrame) {
-        if (remoteError) throw remoteError;
-        if (this.conn.error) throw this.postcopyLinkLost(this.conn.error);
-        if (performance.now() > deadline)
-          throw new MigrationError('TIMEOUT', 'no COMPLETE from the destination');
-        await new Promise<void>((res) => {
-          wake = res;
-          setTimeout(res, 50);
-        });
+    };
+    try {
+      let digest: Digest;
+      for (;;) {
+        try {
+          await push();
+          digest = this.digest(state);
+          await this.conn.sendFrame(Command.POSTCOPY_END, encodeDigest(digest));
+          // Wait for COMPLETE (the destination verified the ledger of what it received).
+          const deadline = performance.now() + SWITCHOVER_TIMEOUT_MS;
+          while (!completeFrame) {
+            if (remoteError) throw remoteError;
+            if (this.conn.error) throw this.conn.error;
+            if (performance.now() > deadline)
+              throw new MigrationError('TIMEOUT', 'no COMPLETE from the destination');
+            await new Promise<void>((res) => {
+              wake = res;
+              setTimeout(res, 50);
+            });
+          }
+          break;
+        } catch (err) {
+          // Only a broken link is recovered; an error the destination reported, or our own, is final.
+          const lost = this.conn.error;
+          if (remoteError || !lost || lost.code === 'CANCELLED') throw err;
+          if (!this.spec.recover) throw this.postcopyLinkLost(lost);
+          const present = await this.recoverLink(lost);
+          remaining = 0;
+          for (let p = 0; p < this.pageCount; p++) {
+            needed[p] = present[p >> 3]! & (1 << (p & 7)) ? 0 : 1;
+            remaining += needed[p]!;
+          }
+          next = 0;
+          requests.length = 0;
+          listen();
+        }
       }
       const body = decodeJson(completeFrame, 'COMPLETE') as {
         verified?: boolean;
@@ -996,6 +1038,54 @@ class Source {
       this.conn.socket.end();
     } finally {
       this.conn.onFrame = undefined;
+    }
+  }
+
+  /**
+   * The post-copy link broke: both sides keep their state (the guest runs on the destination and waits on faults;
+   * only this source holds the missing pages). Get a new connection from `recover`, present the migration's token,
+   * and learn which pages the destination holds. Returns that bitmap.
+   */
+  private async recoverLink(cause: MigrationError): Promise<Uint8Array> {
+    const r = this.r;
+    const pausedAt = performance.now();
+    const bytesBefore = this.conn.bytesSent;
+    this.conn.destroy(cause);
+    r.status = 'postcopy-paused';
+    this.event(`post-copy paused: ${cause.message}`);
+    this.emit(true);
+    try {
+      for (;;) {
+        const conn = await this.spec.recover!(cause, r);
+        r.status = 'postcopy-recover';
+        this.emit(true);
+        try {
+          conn.writeRaw(PREAMBLE);
+          await conn.sendFrame(
+            Command.RECOVER,
+            encodeRecover({ migrationId: r.id, token: this.recoveryToken }),
+          );
+          const ack = await conn.expect(Command.RECOVER_ACK, HANDSHAKE_TIMEOUT_MS);
+          const present = decodeRecoverAck(ack.payload, this.pageCount);
+          // The bytes of every connection count towards the report.
+          this.bytesBeforeRecovery += bytesBefore;
+          this.conn = conn;
+          this.pendingSends = Promise.resolve();
+          r.postcopy.recoveries = (r.postcopy.recoveries ?? 0) + 1;
+          r.status = 'postcopy-active';
+          this.event(`post-copy resumed over a new connection (recovery ${r.postcopy.recoveries})`);
+          return present;
+        } catch (err) {
+          // The destination refused (it does not know this migration) or the new link broke too.
+          conn.destroy();
+          if (err instanceof MigrationError && err.code === 'RECOVER_REFUSED') throw err;
+          cause = err instanceof MigrationError ? err : cause;
+          r.status = 'postcopy-paused';
+          this.emit(true);
+        }
+      }
+    } finally {
+      r.postcopy.pausedMs = (r.postcopy.pausedMs ?? 0) + (performance.now() - pausedAt);
     }
   }
 

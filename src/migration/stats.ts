@@ -5,7 +5,17 @@
 import type { MigrationErrorCode } from '../errors.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
 
-export type MigrationStatus = 'setup' | 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelled';
+export type MigrationStatus =
+  | 'setup'
+  | 'active'
+  | 'postcopy-active'
+  /** Post-copy whose link broke: both sides wait, the source reconnects (QEMU's name). */
+  | 'postcopy-paused'
+  /** Post-copy reconnecting: the RECOVER handshake is under way. */
+  | 'postcopy-recover'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
 export type MigrationPhase = 'setup' | 'precopy' | 'stop-and-copy' | 'switchover' | 'postcopy' | 'done';
 
 export interface RoundRow {
@@ -131,6 +141,10 @@ export interface MigrationReport {
     faultLatencyMs: { p50: number; p99: number; max: number };
     pushedPages: number;
     requestedPages: number;
+    /** Times the link broke during post-copy and the migration resumed over a new connection. */
+    recoveries?: number;
+    /** Time spent in postcopy-paused / postcopy-recover, summed. */
+    pausedMs?: number;
   };
   cap: CapChange[];
   /** Guest progress rate (steps/s, all vCPUs) before migration and during it: the slowdown the guest paid. */
@@ -203,7 +217,14 @@ export function emptyReport(init: {
     dirtyRatePagesPerSec: 0,
     throughputMbps: 0,
     maxBandwidth: init.maxBandwidth,
-    postcopy: { faults: 0, faultLatencyMs: { p50: 0, p99: 0, max: 0 }, pushedPages: 0, requestedPages: 0 },
+    postcopy: {
+      faults: 0,
+      faultLatencyMs: { p50: 0, p99: 0, max: 0 },
+      pushedPages: 0,
+      requestedPages: 0,
+      recoveries: 0,
+      pausedMs: 0,
+    },
     cap: [],
     guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
     switchoverReason: '',
