@@ -280,6 +280,10 @@ function notApplied(o: MigrationOptions, explicit: Partial<MigrationOptions>): s
   if (explicit.verify !== undefined && explicit.verify !== 'none')
     out.push(`verify ${explicit.verify}: QEMU sends no RAM digest; check the guest itself`);
   if (o.progressTimeoutMs > 0) out.push('progressTimeoutMs: not applied to QEMU (use timeoutMs)');
+  if (explicit.recoverTimeoutMs !== undefined)
+    out.push(
+      "recoverTimeoutMs: QEMU's post-copy recovery (migrate-recover, migrate resume) is not driven by the bridge",
+    );
   if (o.capping !== 'none' && o.capControl === 'adaptive' && o.completionTargetMs > 0 && o.powerCap === 0)
     out.push('completionTargetMs without a power budget: the adaptive CAP needs --power-cap here');
   return out;
