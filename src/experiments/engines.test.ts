@@ -91,6 +91,9 @@ describe('engines experiment', () => {
         downtimeLimitMs: c.downtimeLimitMs,
         xbzrle: c.xbzrle,
       });
+      if (c.cacheSizing === 'dynamic')
+        expect(o).toMatchObject({ cacheSizing: 'dynamic', xbzrleCacheMaxBytes: c.xbzrleCacheBytes });
+      else if (c.xbzrle) expect(o.xbzrleCacheBytes).toBe(c.xbzrleCacheBytes);
     }
   });
 

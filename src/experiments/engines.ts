@@ -50,6 +50,8 @@ export interface EngineConfig {
   downtimeLimitMs: number;
   xbzrle: boolean;
   xbzrleCacheBytes: number;
+  /** dynamic: livemig's cache-sizing policy on both engines, with xbzrleCacheBytes as the budget. */
+  cacheSizing?: 'static' | 'dynamic';
 }
 
 export type EngineName = 'qemu' | 'livemig';
@@ -119,6 +121,12 @@ export function enginesPlan(o: { quick?: boolean; tiny?: boolean } = {}): Engine
     small,
     { ...whole, id: 'whole-page, 5000 pages/s', rate: 5000 },
     { ...small, id: 'small-writes+xbzrle, 30 ms limit', downtimeLimitMs: 30 },
+    {
+      ...small,
+      id: 'small-writes+xbzrle, dynamic cache, 30 ms limit',
+      downtimeLimitMs: 30,
+      cacheSizing: 'dynamic',
+    },
   ];
 }
 
@@ -148,7 +156,10 @@ export function engineOptions(c: EngineConfig): Partial<MigrationOptions> {
     maxBandwidth: c.bandwidth,
     downtimeLimitMs: c.downtimeLimitMs,
     xbzrle: c.xbzrle,
-    ...(c.xbzrle ? { xbzrleCacheBytes: c.xbzrleCacheBytes } : {}),
+    ...(c.xbzrle && c.cacheSizing !== 'dynamic' ? { xbzrleCacheBytes: c.xbzrleCacheBytes } : {}),
+    ...(c.xbzrle && c.cacheSizing === 'dynamic'
+      ? { cacheSizing: 'dynamic' as const, xbzrleCacheMaxBytes: c.xbzrleCacheBytes }
+      : {}),
     timeoutMs: 120_000,
   };
 }
@@ -660,7 +671,9 @@ async function writeEngines(
             c.bytesPerWrite,
             c.bandwidth / MiB,
             c.downtimeLimitMs,
-            c.xbzrle ? `${c.xbzrleCacheBytes / MiB} MiB` : 'off',
+            c.xbzrle
+              ? `${c.xbzrleCacheBytes / MiB} MiB${c.cacheSizing === 'dynamic' ? ' budget, dynamic' : ''}`
+              : 'off',
           ]),
         },
       },
