@@ -161,7 +161,7 @@ async function main(): Promise<void> {
       seed: 9,
       workload: {
         name: 'gap',
-        params: { workingSetBytes: 64 * MiB, writeRate: 30_000, bytesPerWrite: 8, wholePageFraction: 0.02 },
+        params: { workingSetBytes: 64 * MiB, writeRate: 60_000, bytesPerWrite: 8, wholePageFraction: 0.02 },
       },
     };
     const link = { maxBandwidth: 128 * MiB, maxRounds: 10 }; // QEMU's default bandwidth and downtime limit
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
     ],
     [
       'write-heavy guest: bytes sent, plain vs XBZRLE',
-      `${formatBytes(xb!.plainBytes!)} vs ${formatBytes(xb!.xbzrleBytes!)} (${xb!.reduction!.toFixed(2)}×; resent pages ${xb!.resentReduction!.toFixed(1)}×)`,
+      `${formatBytes(xb!.plainBytes!)} vs ${formatBytes(xb!.xbzrleBytes!)} (${xb!.reduction!.toFixed(2)}×; resent pages ${xb!.resentReduction!.toFixed(1)}×; rounds ${xb!.plainRounds} vs ${xb!.xbzrleRounds})`,
       '≥ 2×',
     ],
     [
