@@ -13,7 +13,6 @@
  * seed's twolf migration (~8 s).
  */
 
-import { writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../agent/index.js';
@@ -29,6 +28,7 @@ import {
   writeCsv,
   writeHtml,
   writeJson,
+  writeResultFile,
 } from '../report/index.js';
 import { VERSION } from '../version.js';
 import { type Pair, startPair } from './scenario.js';
@@ -508,7 +508,7 @@ async function writePowerReport(
   if (o.svgDir) {
     for (const ch of charts) {
       const p = join(o.svgDir, `${ch.name}.svg`);
-      await writeFile(p, await renderSvg(ch.spec));
+      await writeResultFile(p, await renderSvg(ch.spec));
       files.push(p);
     }
   }
