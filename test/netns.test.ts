@@ -8,7 +8,9 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
 import { cliCommand } from '../src/cli/spawn.js';
+import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
+import { Command } from '../src/migration/protocol.js';
 import { expectOracle, isAdvancing, MiB, sleep, waitFor } from './helpers.js';
 
 const NS = `lmB${process.pid % 100000}`;
@@ -137,6 +139,28 @@ describe.skipIf(reason !== undefined)('two hosts joined by a shaped veth link', 
     expect(r.perRound[0]!.throughputMbps).toBeLessThan(260);
     await expectOracle(cb, 'n1', config);
     await cb.stopGuest('n1');
+  });
+
+  it('through the fault proxy on host A: delay, a spike and a stall across the link slow the migration, the oracle passes', async () => {
+    // The proxy listens on host A's veth address and relays to host B over the shaped link.
+    const proxy = await FaultProxy.start({
+      listen: `${ADDR_A}:0`,
+      target: b.address,
+      faults: { delayMs: 2 },
+    });
+    try {
+      proxy.at({ atFrame: Command.PAGES, nth: 3 }, { kind: 'spike', ms: 300, forMs: 500 });
+      proxy.at({ atFrame: Command.ROUND }, { kind: 'stall', ms: 1000 });
+      await ca.startGuest(config, 'n0');
+      const m = await ca.migrate('n0', proxy.address, { maxBandwidth: 0 });
+      const r = await ca.follow(m.id, undefined, 100);
+      expect(r.status).toBe('completed');
+      expect(proxy.stats.events.map((e) => e.action)).toEqual(['spike', 'stall']);
+      await expectOracle(cb, 'n0', config);
+      await cb.stopGuest('n0');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('a link cut mid-round: the migration times out, the guest runs on the source, a retry after repair succeeds', async () => {
