@@ -342,4 +342,30 @@ describe('migrateQemu', () => {
     expect(readFileSync(join(group, 'cpu.cfs_quota_us'), 'utf8')).toBe('1000');
     expect(r.energy?.capping.caps).toEqual([1]);
   });
+
+  it('power: the adaptive controller re-chooses the CAP after every round', async () => {
+    const script: QmpMigrationInfo[] = [];
+    for (let i = 1; i < 6; i++) script.push({ status: 'active', ram: ram(i, 40 * i, 100 - 15 * i) });
+    script.push({ status: 'completed', ram: ram(6, 250, 0) });
+    const src = await fakeQemu(script, { 'query-cpus-fast': [{ 'cpu-index': 0, 'thread-id': process.pid }] });
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
+    mkdirSync(join(root, 'cpu'));
+    writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
+    writeFileSync(join(root, 'cpu', 'tasks'), '');
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      capping: 'cap',
+      capControl: 'adaptive',
+      powerCap: 1,
+      cgroupRoot: root,
+      raplRoot: null,
+      pollMs: 20,
+    });
+    // The first decision CAPs the vCPU threads (the budget cannot be met); every CAP given is in the report.
+    expect(r.cap.length).toBeGreaterThanOrEqual(1);
+    expect(r.cap[0]?.reason).toMatch(/^power budget, adaptive: power .* W \(budget 1 W\) allows CAP 1/);
+    expect(r.cap[0]?.cap).toBe(1);
+    expect(r.energy?.capping).toMatchObject({ mode: 'cap', control: 'adaptive', powerCapWatts: 1 });
+  });
 });
