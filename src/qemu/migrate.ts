@@ -161,7 +161,6 @@ export async function migrateQemu(
             'dvfs-ghz',
           );
         dvfs = await setCpufreq(opts.dvfsGhz, cpufreqRoot);
-        r.energy = undefined;
         r.events.push(`0.000s power: DVFS ${(dvfs.khz / 1e6).toFixed(3)} GHz on every core (cpufreq)`);
         if (power && isDvfsModel(power.model))
           power.meter.setDvfsState(nearestState(power.model, dvfs.khz / 1e6));
@@ -222,7 +221,7 @@ function finishPower(
   cap: CpuCap | undefined,
   dvfs: CpufreqControl | undefined,
 ): void {
-  p.meter.sample();
+  sampleSafely(p.meter);
   const to = Date.now();
   const samples = p.meter.samples(p.from);
   let vcpuMs = 0;
@@ -251,6 +250,15 @@ function finishPower(
     },
     vms: [],
   };
+}
+
+/** A sample of the QEMU's threads; none when the process has gone meanwhile (killed, quit after the migration). */
+function sampleSafely(meter: PowerMeter): void {
+  try {
+    meter.sample();
+  } catch {
+    // keep the samples taken so far
+  }
 }
 
 function nearestState(model: { states: readonly { ghz: number }[] }, ghz: number): number {
@@ -360,7 +368,7 @@ async function run(
   for (;;) {
     const info: QmpMigrationInfo = await source.execute('query-migrate');
     applyQueryMigrate(r, info, Date.now() - t0);
-    ctl.power?.meter.sample();
+    if (ctl.power) sampleSafely(ctl.power.meter);
     const t = info['cpu-throttle-percentage'] ?? 0;
     if (t !== throttle && info.status === 'active') {
       throttle = t;

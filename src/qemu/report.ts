@@ -55,7 +55,7 @@ export interface QemuExtras {
 
 export type QemuMigrationReport = MigrationReport & { engine: 'qemu'; qemu: QemuExtras };
 
-/** livemig's strategy names for QEMU's modes. */
+/** The report of a QEMU migration about to start with these options (counters filled by applyQueryMigrate). */
 export function emptyQemuReport(init: {
   options: MigrationOptions;
   source: string;
