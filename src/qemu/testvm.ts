@@ -108,8 +108,9 @@ async function fetchKernel(
     const vmlinuz = (await readdir(join(work, 'boot'))).find((f) => f.startsWith('vmlinuz-'));
     if (!vmlinuz) throw new MigrationError('RESOURCE_LIMIT', `${pkg} holds no boot/vmlinuz-*`);
     const elf = await extractVmlinux(await readFile(join(work, 'boot', vmlinuz)));
-    await writeFile(`${kernel}.tmp`, elf);
-    await tool('mv', [`${kernel}.tmp`, kernel]);
+    // A name of our own: two test files may build the same cache at once; the rename makes the result atomic.
+    await writeFile(`${kernel}.${process.pid}.tmp`, elf);
+    await tool('mv', [`${kernel}.${process.pid}.tmp`, kernel]);
     log(`kernel ${kernel} (${(elf.length / 2 ** 20).toFixed(1)} MiB ELF)`);
     return { kernel, kernelPackage: pkg };
   } finally {
@@ -163,8 +164,8 @@ async function buildInitramfs(dir: string, log: (line: string) => void): Promise
       { name: 'bin/dirtier', mode: S_IFREG | 0o755, data: program },
       { name: 'init', mode: S_IFREG | 0o755, data: Buffer.from(INIT) },
     ]);
-    await writeFile(`${initrd}.tmp`, archive);
-    await tool('mv', [`${initrd}.tmp`, initrd]);
+    await writeFile(`${initrd}.${process.pid}.tmp`, archive);
+    await tool('mv', [`${initrd}.${process.pid}.tmp`, initrd]);
     log(`initramfs ${initrd} (${(archive.length / 2 ** 20).toFixed(1)} MiB)`);
     return initrd;
   } finally {
