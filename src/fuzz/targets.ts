@@ -33,6 +33,7 @@ import {
   StrategyCode,
 } from '../migration/protocol.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
+import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
 
 export interface TargetCounts {
@@ -343,7 +344,15 @@ const traceTarget: Target = {
   name: 'trace file (TraceReader)',
   run: (rng) => {
     const valid = validTraces()[rng.int(TRACE_COMPRESSIONS.length)]!;
-    const r = TraceReader.open(rng.int(10) === 0 ? Buffer.from(rng.bytes(rng.int(200))) : mutate(rng, valid));
+    const k = rng.int(10);
+    // Half the mutations get their checksums recomputed, to reach the bounds checks behind them.
+    const input =
+      k === 0
+        ? Buffer.from(rng.bytes(rng.int(200)))
+        : k < 5
+          ? mutate(rng, valid)
+          : resealTrace(mutate(rng, valid));
+    const r = TraceReader.open(input);
     for (let i = 0; i < r.records.length; i++) r.forEachPage(i, () => {});
   },
 };

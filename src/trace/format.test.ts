@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../errors.js';
 import { encodeHeader, HEADER_BYTES, type TraceCompression, TraceReader } from './format.js';
+import { resealTrace } from './reseal.js';
 import { TraceWriter } from './writer.js';
 
 interface Rec {
@@ -101,6 +102,22 @@ describe('trace format', () => {
         }).toThrow(CodecError);
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it('refuses corruptions with recomputed checksums by its bounds alone (CodecError or a valid trace, nothing else)', () => {
+    fc.assert(
+      fc.property(arbTrace(SMALL), fc.nat(), fc.integer({ min: 1, max: 255 }), (t, at, x) => {
+        const bad = Buffer.from(build(t, SMALL));
+        bad[at % bad.length] = bad[at % bad.length]! ^ x;
+        try {
+          const r = TraceReader.open(resealTrace(bad));
+          for (let i = 0; i < r.records.length; i++) r.forEachPage(i, () => {});
+        } catch (err) {
+          if (!(err instanceof CodecError)) throw err;
+        }
+      }),
+      { numRuns: 120 },
     );
   });
 
