@@ -86,7 +86,7 @@ describe('engines experiment', () => {
       expect(p.distribution).toBe('uniform');
       const o = engineOptions(c);
       expect(o).toMatchObject({
-        strategy: 'precopy',
+        strategy: c.strategy ?? 'precopy',
         maxBandwidth: c.bandwidth,
         downtimeLimitMs: c.downtimeLimitMs,
         xbzrle: c.xbzrle,
@@ -151,6 +151,33 @@ describe('engines experiment', () => {
     // A failed run is reported, not compared.
     const failed = { ...l, measured: { ...l.measured, status: 'failed', errorCode: 'TIMEOUT' } };
     expect(explain([q, failed]).findings[0]).toMatch(/not compared/);
+  });
+
+  it('post-copy configs are explained by page requests and switch-over, not by a stop-and-copy', () => {
+    const c = enginesPlan().find((x) => x.strategy === 'postcopy')!;
+    const q = run('qemu', c, {
+      totalMs: 3400,
+      downtimeMs: 1,
+      bytes: 120 * MiB,
+      rounds: 1,
+      stopMiB: 117,
+      cpuMs: 2100,
+    });
+    const l = run('livemig', c, {
+      totalMs: 5600,
+      downtimeMs: 189,
+      bytes: 65 * MiB,
+      rounds: 0,
+      stopMiB: 65,
+      cpuMs: 670,
+    });
+    const { findings, qemuBetter } = explain([q, l]);
+    expect(findings.some((x) => x.includes('asked for'))).toBe(true);
+    expect(findings.some((x) => x.includes('stop-and-copy of'))).toBe(false);
+    expect(qemuBetter.some((x) => x.includes('post-copy downtime is shorter (1.0 vs 189.0 ms)'))).toBe(true);
+    expect(
+      findings.some((x) => x.startsWith('Where livemig is better') && x.includes('less CPU per MiB')),
+    ).toBe(true);
   });
 
   it('modelled energy grows with CPU time and duration', () => {
