@@ -8,16 +8,25 @@
 
 const MAX_RUN: i32 = 0x3fff;
 
-// First offset >= i where the pages differ, or n: 64 bytes per step while equal, then 16, then bytes.
+// First offset >= i where the pages differ, or n: 128 then 64 bytes per step while equal, then 16, then bytes.
+// Equality of a block is one any_true over OR-ed XORs (PTEST on x86): cheaper than all_true over AND-ed eqs.
 function unchangedEnd(prev: usize, cur: usize, i: i32, n: i32): i32 {
+  while (i + 128 <= n) {
+    const p = prev + <usize>i;
+    const c = cur + <usize>i;
+    const x0 = v128.or(v128.xor(v128.load(p), v128.load(c)), v128.xor(v128.load(p, 16), v128.load(c, 16)));
+    const x1 = v128.or(v128.xor(v128.load(p, 32), v128.load(c, 32)), v128.xor(v128.load(p, 48), v128.load(c, 48)));
+    const x2 = v128.or(v128.xor(v128.load(p, 64), v128.load(c, 64)), v128.xor(v128.load(p, 80), v128.load(c, 80)));
+    const x3 = v128.or(v128.xor(v128.load(p, 96), v128.load(c, 96)), v128.xor(v128.load(p, 112), v128.load(c, 112)));
+    if (v128.any_true(v128.or(v128.or(x0, x1), v128.or(x2, x3)))) break;
+    i += 128;
+  }
   while (i + 64 <= n) {
     const p = prev + <usize>i;
     const c = cur + <usize>i;
-    const e0 = i8x16.eq(v128.load(p), v128.load(c));
-    const e1 = i8x16.eq(v128.load(p, 16), v128.load(c, 16));
-    const e2 = i8x16.eq(v128.load(p, 32), v128.load(c, 32));
-    const e3 = i8x16.eq(v128.load(p, 48), v128.load(c, 48));
-    if (!i8x16.all_true(v128.and(v128.and(e0, e1), v128.and(e2, e3)))) break;
+    const x0 = v128.or(v128.xor(v128.load(p), v128.load(c)), v128.xor(v128.load(p, 16), v128.load(c, 16)));
+    const x1 = v128.or(v128.xor(v128.load(p, 32), v128.load(c, 32)), v128.xor(v128.load(p, 48), v128.load(c, 48)));
+    if (v128.any_true(v128.or(x0, x1))) break;
     i += 64;
   }
   while (i + 16 <= n) {
