@@ -66,8 +66,8 @@ function accessError(pid: number, what: string, err: unknown): MigrationError {
 export class ProcessMemory {
   readonly pid: number;
   private readonly dir: string;
-  private readonly memFd: number;
-  private readonly pagemapFd: number;
+  private memFd: number;
+  private pagemapFd: number;
   readonly pageSize: number;
 
   constructor(pid: number, opts: { procRoot?: string; pageSize?: number } = {}) {
@@ -81,6 +81,32 @@ export class ProcessMemory {
       closeSync(this.memFd);
       throw err;
     }
+  }
+
+  /**
+   * Opens mem and pagemap afresh. An open /proc/PID/mem is bound to the address space the process had when it was
+   * opened, so after an exec (a shell wrapper exec-ing the real program) the old descriptors read nothing. The
+   * recorder reopens at every snapshot; false when the process has gone.
+   */
+  reopen(): boolean {
+    let mem: number;
+    let pagemap: number;
+    try {
+      mem = this.open('mem');
+      try {
+        pagemap = this.open('pagemap');
+      } catch (err) {
+        closeSync(mem);
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof MigrationError && err.code === 'PROCESS_NOT_FOUND') return false;
+      throw err;
+    }
+    this.close();
+    this.memFd = mem;
+    this.pagemapFd = pagemap;
+    return true;
   }
 
   private open(name: string): number {
@@ -149,7 +175,12 @@ export class ProcessMemory {
   }
 
   close(): void {
-    closeSync(this.memFd);
-    closeSync(this.pagemapFd);
+    for (const fd of [this.memFd, this.pagemapFd]) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
   }
 }

@@ -202,6 +202,37 @@ describe('recorder on a fake /proc', () => {
 });
 
 describe('recorder on a real process (this machine: page-compare)', () => {
+  it('follows the process across an exec (a wrapper shell replaced by the real program)', async () => {
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        `sleep 0.3; exec ${JSON.stringify(process.execPath)} -e "const b = Buffer.alloc(64 * 4096, 0x42); process.stdout.write('ready\\n'); setInterval(() => b[0]++, 50)"`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const rec = new Recorder({
+        pid: child.pid!,
+        intervalMs: 100,
+        meta: { program: 'sh', command: ['sh'] },
+      });
+      expect(rec.snapshot(0)).not.toBeNull(); // the shell
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      const after = rec.snapshot(400)!;
+      // The shell's pages are gone and node's are read through freshly opened /proc files.
+      expect(after.dirtyPages).toBeGreaterThan(64);
+      const r = TraceReader.open(rec.finish().trace!);
+      let markers = 0;
+      r.forEachPage(1, (_p, d) => {
+        if (d[100] === 0x42 && d[PS - 1] === 0x42) markers++;
+      });
+      expect(markers).toBeGreaterThanOrEqual(60);
+    } finally {
+      child.kill();
+    }
+  });
+
   it('records a child that writes a known page pattern', async () => {
     // The child fills 64 pages with a marker, then bumps one byte in page k of 64 every 20 ms.
     const child = spawn(

@@ -188,6 +188,7 @@ export class Recorder {
     const t0 = performance.now();
     const ps = this.pageSize;
     const first = this.snapshots === 0;
+    if (!this.proc.reopen()) return null;
     const maps = this.proc.maps();
     // An exited process that is not yet reaped (a zombie) has no mappings: it is gone, not emptied.
     if (maps === null || maps.length === 0) return null;
