@@ -9,6 +9,7 @@ import { parseGuestRequest, parseMigrationRequest } from '../agent/requests.js';
 import { Rng } from '../codec/fuzz.js';
 import { CodecError, MigrationError, UsageError } from '../errors.js';
 import { resolveConfig } from '../guest/config.js';
+import { Crc32cShifter } from '../migration/crc.js';
 import {
   Command,
   decodeDigest,
@@ -17,6 +18,7 @@ import {
   decodeJson,
   decodePageRequest,
   decodePostcopyStart,
+  decodeRecover,
   decodeRound,
   encodeDigest,
   encodeFrame,
@@ -25,12 +27,14 @@ import {
   encodeJson,
   encodePageRequest,
   encodePostcopyStart,
+  encodeRecover,
   encodeRound,
   FrameReader,
   forEachPageEntry,
   PageEncoding,
   PREAMBLE,
   StrategyCode,
+  verifyPagesFrame,
 } from '../migration/protocol.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
@@ -210,7 +214,32 @@ const payloadTargets: Target[] = [
       void n;
     },
   },
+  {
+    name: 'RECOVER',
+    run: (rng) =>
+      void decodeRecover(
+        payload(rng, () => encodeRecover({ migrationId: hex(rng, 16), token: hex(rng, 16) })),
+      ),
+  },
+  {
+    // The destination's path: the reader leaves PAGES checksums to verifyPagesFrame (one pass for the CRC and
+    // the bounds). Whatever arrives, it is refused with a typed error or every entry is in bounds and the CRC holds.
+    name: 'PAGES frames, deferred checksum',
+    run: (rng) => {
+      const pageSize = 512;
+      const pages = 1 + rng.int(64);
+      const valid = Buffer.concat([PREAMBLE, encodeFrame(Command.PAGES, validPages(rng, pages, pageSize))]);
+      const stream = mutate(rng, valid);
+      const reader = new FrameReader(64 * 1024, { expectPreamble: true });
+      reader.deferChecksum(Command.PAGES);
+      for (const f of reader.push(stream)) {
+        if (f.command !== Command.PAGES) continue;
+        verifyPagesFrame(f, pages, pageSize, SHIFTER_512, new Uint32Array(1));
+      }
+    },
+  },
 ];
+const SHIFTER_512 = new Crc32cShifter(512);
 
 // ---- JSON bodies: structure-aware values for the control API and the guest configuration.
 
