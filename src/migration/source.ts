@@ -719,6 +719,9 @@ class Source {
         this.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
         await this.pause();
         r.phase = 'stop-and-copy';
+        // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
+        // downtime, so the last pages go unlimited (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
+        this.conn.pacer = undefined;
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(dirty, held), last);
         r.dirtyPages = lastPages.length;
