@@ -39,9 +39,15 @@ const factsCache = new Map<string, { key: string; facts: TraceFacts }>();
 export function traceFacts(file: string): TraceFacts {
   const path = resolve(file);
   let key: string;
+  let bytes: Buffer;
   try {
     const st = statSync(path);
+    // Not a FIFO or a device: reading one could block or never end.
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     key = `${st.size}:${st.mtimeMs}`;
+    const hit = factsCache.get(path);
+    if (hit && hit.key === key) return hit.facts;
+    bytes = readFileSync(path);
   } catch (err) {
     throw new UsageError(
       `trace ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}); record one with ` +
@@ -49,9 +55,6 @@ export function traceFacts(file: string): TraceFacts {
       'workload',
     );
   }
-  const hit = factsCache.get(path);
-  if (hit && hit.key === key) return hit.facts;
-  const bytes = readFileSync(path);
   let reader: TraceReader;
   try {
     reader = TraceReader.open(bytes);
