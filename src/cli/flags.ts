@@ -6,7 +6,13 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { AgentClient, loadTls } from '../agent/index.js';
 import { UsageError } from '../errors.js';
-import { DISTRIBUTIONS, type GuestConfig, WORKLOAD_NAMES, type WorkloadParams } from '../guest/index.js';
+import {
+  DISTRIBUTIONS,
+  type GuestConfig,
+  resolveConfig,
+  WORKLOAD_NAMES,
+  type WorkloadParams,
+} from '../guest/index.js';
 import {
   CAPPING_MODES,
   COMPRESS_METHODS,
@@ -115,6 +121,9 @@ export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig;
     seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
     workload: { name: workload, params },
   };
+  // Fail here, before any agent starts, on what the guest would refuse (a missing trace file, a working set too
+  // small for the vCPUs); the agents resolve the same config again.
+  resolveConfig(config);
   return { config, cap: int(f.cap, '--cap', 0, 100) };
 }
 
