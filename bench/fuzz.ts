@@ -1,6 +1,7 @@
 /**
  * `npm run fuzz`: hostile inputs against every parser — migration frames and payload decoders, control-API
- * bodies, guest configuration, the page codecs (src/codec/fuzz.ts) and the simulator's trace loader.
+ * bodies, guest configuration, recorded trace files (src/trace), the page codecs (src/codec/fuzz.ts) and the
+ * simulator's trace loader.
  *   npm run fuzz -- [--iterations N (per target, default 250000)] [--codec N (default 1000000)] [--traces N] [--seed S]
  * Prints a table, writes results/fuzz.json, exits 1 on any failure (an untyped exception, a slow input).
  */
