@@ -153,6 +153,47 @@ describe('PageCache LRU within a set', () => {
   });
 });
 
+describe('PageCache admission (insert with admit = false)', () => {
+  it('takes only an empty way, never evicts, and is the first to go when an admitted page needs the way', () => {
+    const c = new PageCache({ bytes: 2 * PS, pageSize: PS }); // one set, 2 ways
+    const [hot, cold, cold2, hot2] = [1, 2, 3, 4];
+    c.insert(hot, content(hot));
+    expect(c.insert(cold, content(cold), false)).toBeGreaterThanOrEqual(0); // a free way: kept
+    expect(c.insert(cold2, content(cold2), false)).toBe(-1); // set full: not stored, nothing evicted
+    expect(c.has(cold2)).toBe(false);
+    expect(c.stats()).toMatchObject({ evictions: 0, inserts: 2 });
+    // The cold entry was inserted last, yet it is the least recently used: the admitted page replaces it.
+    c.insert(hot2, content(hot2));
+    expect(c.has(cold)).toBe(false);
+    expect(c.has(hot)).toBe(true);
+    expect(c.has(hot2)).toBe(true);
+  });
+
+  it('a cold entry that hits becomes an ordinary recently used entry', () => {
+    const c = new PageCache({ bytes: 2 * PS, pageSize: PS });
+    c.insert(1, content(1));
+    c.insert(2, content(2), false);
+    expect(c.lookup(2)).toBeGreaterThanOrEqual(0); // resent after all: now the most recently used
+    c.insert(3, content(3));
+    expect(c.has(1)).toBe(false);
+    expect(c.slotView(c.lookup(2))).toEqual(content(2));
+  });
+
+  it('a cold entry loses to admitted ones when a shrink merges sets', () => {
+    const c = new PageCache({ bytes: 4 * PS, pageSize: PS }); // two sets
+    const a = 0;
+    const b = [...Array(64).keys()].find((p) => c.setOf(p) !== c.setOf(a))!;
+    c.insert(a, content(a), false);
+    c.insert(b, content(b));
+    const other = sameSet(c, b, 1)[0]!;
+    c.insert(other, content(other));
+    c.resize(2 * PS); // one set, 2 ways, 3 entries: the cold one goes
+    expect(c.has(a)).toBe(false);
+    expect(c.has(b)).toBe(true);
+    expect(c.has(other)).toBe(true);
+  });
+});
+
 describe('PageCache statistics', () => {
   it('counts hits, misses, inserts, evictions, bytes used', () => {
     const c = new PageCache({ bytes: 2 * PS, pageSize: PS });

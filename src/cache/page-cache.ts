@@ -215,8 +215,12 @@ export class PageCache {
   /**
    * Stores `data` as the content of `page` and returns its slot: the page's own slot if cached, else an empty way
    * of its set, else the least recently used way (an eviction).
+   *
+   * `admit = false` is for a page not expected to come back (cache admission): it takes only an empty way, never
+   * evicts, and enters as its set's least recently used entry, so the next admitted page replaces it first; -1 when
+   * the set is full (nothing stored, and any copy of the page is left as it was: the caller has just missed it).
    */
-  insert(page: number, data: Uint8Array): number {
+  insert(page: number, data: Uint8Array, admit = true): number {
     if (!(Number.isSafeInteger(page) && page >= 0)) this.badPage(page);
     if (data.length !== this.pageSize) this.badData(data);
     const base = this.setBase(page);
@@ -244,6 +248,8 @@ export class PageCache {
       if (empty >= 0) {
         victim = empty;
         this.used++;
+      } else if (!admit) {
+        return -1;
       } else {
         victim = lru;
         this.evictions++;
@@ -251,7 +257,8 @@ export class PageCache {
     }
     this.data.set(data, victim * this.pageSize);
     tags[victim] = page;
-    stamps[victim] = ++this.clock;
+    // Stamp 0 sorts below every used entry (the clock starts at 1): first to go.
+    stamps[victim] = admit ? ++this.clock : 0;
     this.inserts++;
     return victim;
   }

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_OPTIONS, presetOptions, resolveOptions } from './options.js';
 import {
+  admitToCache,
+  admittedCacheGrowth,
   autoConvergeStep,
   type CacheRoundSample,
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
+  initialAdmittedCacheSize,
   initialCacheSize,
   isNotConverging,
   isStalled,
@@ -189,5 +192,47 @@ describe('dynamic XBZRLE cache sizing', () => {
     expect(initialCacheSize({ ...base, ramBytes: 64 << 20, maxBytes: 256 << 20 })).toBe(64 << 20);
     expect(initialCacheSize({ ...base, ramBytes: 48 << 20, maxBytes: 256 << 20 })).toBe(64 << 20); // power of two
     expect(initialCacheSize({ ...base, ramBytes: 4096, maxBytes: 256 << 20 })).toBe(4096 * 64 * 2);
+  });
+});
+
+describe('XBZRLE cache admission (dynamic sizing that starts small)', () => {
+  const o = { pageSize: 4096, maxBytes: 64 << 20 };
+  it('admits a page written recently, written since migration started, or dirty again as it is sent', () => {
+    expect(admitToCache({ warm: false, writtenSince: 0, dirtyNow: false })).toBe(false);
+    expect(admitToCache({ warm: true, writtenSince: 0, dirtyNow: false })).toBe(true);
+    expect(admitToCache({ warm: false, writtenSince: 3, dirtyNow: false })).toBe(true);
+    expect(admitToCache({ warm: false, writtenSince: 0, dirtyNow: true })).toBe(true);
+  });
+  it('starts at the warm set with a margin of 2, a power of two, within [min, max]', () => {
+    const base = { pageSize: 4096, minBytes: 512 << 10, maxBytes: 64 << 20 };
+    expect(initialAdmittedCacheSize({ ...base, warmPages: 2500 })).toBe(32 << 20); // 20 MB → 32 MiB
+    expect(initialAdmittedCacheSize({ ...base, warmPages: 0 })).toBe(512 << 10);
+    expect(initialAdmittedCacheSize({ ...base, warmPages: 100_000 })).toBe(64 << 20);
+  });
+  const at = (progress: number, writtenPages: number, earlier: [number, number], admittedPages = 0) => ({
+    admittedPages,
+    writtenPages,
+    progress,
+    earlier: { progress: earlier[0], writtenPages: earlier[1] },
+  });
+  it('doubles when admitted pages fill more than 3/4 of the slots', () => {
+    expect(admittedCacheGrowth(4 << 20, at(0.1, 0, [0, 0], 768), o)).toBe(4 << 20); // 3 MiB of 4: fits
+    expect(admittedCacheGrowth(4 << 20, at(0.1, 0, [0, 0], 769), o)).toBe(8 << 20);
+    expect(admittedCacheGrowth(64 << 20, at(0.1, 0, [0, 0], 100_000), o)).toBe(64 << 20); // the budget
+  });
+  it('projects the written pages to the end of round 1 at their recent rate, once a quarter is sent', () => {
+    // Uniform writer: 2000 written at 25%, 1000 at 12.5% → 8000 at the end × 1.25 → 40 MB → 64 MiB.
+    expect(admittedCacheGrowth(16 << 20, at(0.25, 2000, [0.125, 1000]), o)).toBe(64 << 20);
+    // Skewed writer: new pages appear slowly now (1700 vs 1500) → 2900 × 1.25 → 14 MB: 16 MiB is enough.
+    expect(admittedCacheGrowth(16 << 20, at(0.25, 1700, [0.125, 1500]), o)).toBe(16 << 20);
+    // Too early, or too short a span to measure a rate: no projection.
+    expect(admittedCacheGrowth(1 << 20, at(0.2, 2000, [0.075, 0]), o)).toBe(1 << 20);
+    expect(admittedCacheGrowth(1 << 20, at(0.25, 2000, [0.2, 0]), o)).toBe(1 << 20);
+  });
+  it('never shrinks and never exceeds the budget', () => {
+    expect(admittedCacheGrowth(32 << 20, at(0.5, 10, [0.25, 5]), o)).toBe(32 << 20);
+    expect(admittedCacheGrowth(16 << 20, at(0.25, 50_000, [0, 0]), { ...o, maxBytes: 48 << 20 })).toBe(
+      48 << 20,
+    );
   });
 });

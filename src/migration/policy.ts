@@ -193,3 +193,59 @@ export function nextCacheSize(
   if (wanted < current / 2 && s.hits > 0) return clamp(Math.max(wanted, current / 2));
   return clamp(current);
 }
+
+/**
+ * Cache admission (livemig's addition; QEMU caches every page it sends): a page earns a cache slot only if it is
+ * likely to be resent — it was written in the window before migration (`warm`), has been written since migration
+ * started (`writtenSince`), or is dirty again in the log as it is sent (`dirtyNow`: it *will* be resent). A cold page
+ * that is never resent would only take the slot of one that is.
+ */
+export function admitToCache(page: { warm: boolean; writtenSince: number; dirtyNow: boolean }): boolean {
+  return page.dirtyNow || page.warm || page.writtenSince > 0;
+}
+
+/**
+ * Where dynamic sizing starts with admission: the pages written in the window before migration (the warm set) with
+ * a margin of 2 (the set keeps growing while round 1 runs), within [minBytes, maxBytes].
+ */
+export function initialAdmittedCacheSize(o: {
+  pageSize: number;
+  warmPages: number;
+  minBytes: number;
+  maxBytes: number;
+}): number {
+  const wanted = 2 ** Math.ceil(Math.log2(Math.max(o.pageSize, o.warmPages * o.pageSize * 2)));
+  return Math.max(o.minBytes, Math.min(o.maxBytes, wanted));
+}
+
+/**
+ * Growth during round 1 with admission, from two kinds of evidence. (1) The admitted pages (copies the resends will
+ * need) must fit in 3/4 of the slots, beyond which a 2-way cache evicts them for one another. (2) Every page written
+ * since migration started is resent in round 2, and a copy not cached by then costs a whole page. Once a quarter of
+ * round 1 is sent, the written pages are projected to the round's end at the rate new ones appeared over the last
+ * eighth of the round or more (`earlier`): a skewed writer's rate falls as its hot set is covered, a uniform
+ * writer's does not. A quarter of headroom on top. A uniform writer's next pages cannot be told apart, so only a
+ * cache that holds them all (free slots take the pages not admitted) catches its resends: this rule is what lets
+ * the cache reach that size before round 1 has passed those pages by.
+ */
+export function admittedCacheGrowth(
+  current: number,
+  s: {
+    admittedPages: number;
+    /** Pages written since migration started, and the fraction of round 1 sent, now and at an earlier check. */
+    writtenPages: number;
+    progress: number;
+    earlier: { writtenPages: number; progress: number };
+  },
+  o: { pageSize: number; maxBytes: number },
+): number {
+  const pow2 = (b: number) => 2 ** Math.ceil(Math.log2(Math.max(o.pageSize, b)));
+  let wanted = s.admittedPages * o.pageSize > current * 0.75 ? current * 2 : current;
+  const span = s.progress - s.earlier.progress;
+  if (s.progress >= 0.25 && span >= 0.125) {
+    const rate = Math.max(0, s.writtenPages - s.earlier.writtenPages) / span;
+    const projected = s.writtenPages + rate * Math.max(0, 1 - s.progress);
+    wanted = Math.max(wanted, pow2(projected * 1.25 * o.pageSize));
+  }
+  return wanted > current ? Math.max(current, Math.min(o.maxBytes, wanted)) : current;
+}

@@ -19,11 +19,13 @@ import type { FrameConnection } from './connection.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import type { MigrationOptions } from './options.js';
 import {
+  admitToCache,
+  admittedCacheGrowth,
   autoConvergeStep,
   type ConvergenceState,
   decideAfterRound,
   expectedDowntimeMs,
-  initialCacheSize,
+  initialAdmittedCacheSize,
   isNotConverging,
   isStalled,
   nextCacheSize,
@@ -141,6 +143,21 @@ class Source {
   private readonly blockPages: number;
   /** While true, pages already dirty again are skipped (they will be in the next sync). */
   private skipRedirtied = false;
+  /**
+   * Cache admission (dynamic sizing): the pages written before migration (dirty at its first sync), the write
+   * counters then, and how many pages round 1 admitted. Undefined until pre-copy starts, or without admission.
+   */
+  private admission:
+    | {
+        warm: Uint8Array;
+        countsAtStart: Uint32Array;
+        admitted: number;
+        seen: number;
+        /** (pages written since migration start, fraction of round 1 sent) at recent growth checks. */
+        samples: { writtenPages: number; progress: number }[];
+      }
+    | undefined;
+  private readonly useAdmission: boolean;
 
   constructor(private readonly spec: SourceRun) {
     this.guest = spec.guest;
@@ -150,16 +167,12 @@ class Source {
     this.pageSize = this.guest.ram.pageSize;
     this.pageCount = this.guest.ram.pageCount;
     this.ledger = new PageLedger(this.pageCount, this.pageSize);
-    // Dynamic sizing starts at the budget (or RAM) and gives back what resends do not use (policy.ts).
-    const cacheBytes =
-      this.o.cacheSizing === 'dynamic'
-        ? initialCacheSize({
-            pageSize: this.pageSize,
-            ways: this.o.cacheWays,
-            ramBytes: this.pageCount * this.pageSize,
-            maxBytes: this.o.xbzrleCacheMaxBytes,
-          })
-        : this.o.xbzrleCacheBytes;
+    // Dynamic sizing starts small: the smallest cache here, the warm set when pre-copy starts (startAdmission), then
+    // growth from what round 1 measures, with cache admission deciding which pages take a slot (policy.ts).
+    this.useAdmission = this.o.xbzrle && this.o.cacheSizing === 'dynamic';
+    const cacheBytes = this.useAdmission
+      ? Math.min(this.cacheMinBytes(), this.o.xbzrleCacheMaxBytes)
+      : this.o.xbzrleCacheBytes;
     // The cache's copies and the scratch copy of the page being encoded share one WebAssembly arena, so the
     // SIMD XBZRLE encoder reads both in place (docs/codecs.md): the scratch copy is the only copy per page.
     this.scratch = new Uint8Array(this.pageSize);
@@ -458,11 +471,92 @@ class Source {
         return;
       }
       r.xbzrle.overflows++;
-    } else {
-      cache.insert(p, scratch);
-      if (crc !== undefined) this.ledger.set(p, crc);
+      this.sendWhole(p, scratch, crc);
+      return;
     }
+    // A miss: no copy of p is cached, so sending it uncached keeps the cache = what the destination holds.
+    const a = this.admission;
+    const admit = a === undefined || this.admits(p, a);
+    cache.insert(p, scratch, admit);
+    if (crc !== undefined) this.ledger.set(p, crc);
     this.sendWhole(p, scratch, crc);
+    // Round 1 with admission: the cache grows with what is measured (after the send: a resize moves scratch).
+    if (a !== undefined && fresh) {
+      if (admit) a.admitted++;
+      if ((++a.seen & 511) === 0) this.growAdmitted(a);
+    }
+  }
+
+  private growAdmitted(a: NonNullable<Source['admission']>): void {
+    const cache = this.cache!;
+    const pg = this.r.pages;
+    const progress = (pg.zero + pg.raw + pg.rle + pg.compressed + pg.redirtied) / this.pageCount;
+    const writtenPages = this.guest.dirtyLog.count();
+    // The earliest check at least an eighth of the round back: the rate of new written pages over that span.
+    const samples = a.samples;
+    while (samples.length > 1 && samples[1]!.progress <= progress - 0.125) samples.shift();
+    const earlier = samples[0] ?? { writtenPages: 0, progress: 0 };
+    samples.push({ writtenPages, progress });
+    const next = admittedCacheGrowth(
+      cache.capacityBytes,
+      { admittedPages: a.admitted, writtenPages, progress, earlier },
+      { pageSize: this.pageSize, maxBytes: this.o.xbzrleCacheMaxBytes },
+    );
+    if (next > cache.capacityBytes) {
+      this.setCacheSize(
+        next,
+        `${a.admitted} pages admitted, ${writtenPages} written at ${(progress * 100).toFixed(0)}% of round 1`,
+      );
+    }
+  }
+
+  private admits(p: number, a: { warm: Uint8Array; countsAtStart: Uint32Array }): boolean {
+    return admitToCache({
+      warm: a.warm[p] === 1,
+      writtenSince: this.guest.dirtyLog.writeCounts()[p]! - a.countsAtStart[p]!,
+      dirtyNow: this.isDirtyNow(p),
+    });
+  }
+
+  /**
+   * Admission starts with pre-copy: `warm` = the pages the first sync returned (written in the window before
+   * migration). The cache grows from its smallest size to the warm set with a margin.
+   */
+  private startAdmission(warm: Uint32Array): void {
+    if (!this.useAdmission || !this.cache) return;
+    const flags = new Uint8Array(this.pageCount);
+    for (const p of warm) flags[p] = 1;
+    this.admission = {
+      warm: flags,
+      countsAtStart: this.guest.dirtyLog.writeCounts().slice(),
+      admitted: 0,
+      seen: 0,
+      samples: [{ writtenPages: 0, progress: 0 }],
+    };
+    const size = initialAdmittedCacheSize({
+      pageSize: this.pageSize,
+      warmPages: warm.length,
+      minBytes: this.cacheMinBytes(),
+      maxBytes: this.o.xbzrleCacheMaxBytes,
+    });
+    this.setCacheSize(size, `${warm.length} pages written before migration`);
+  }
+
+  private cacheMinBytes(): number {
+    return this.pageSize * 64 * this.o.cacheWays;
+  }
+
+  /** Resizes the cache, recording the resize and the peak. */
+  private setCacheSize(bytes: number, why: string): void {
+    const cache = this.cache!;
+    const before = cache.capacityBytes;
+    cache.resize(bytes);
+    if (cache.capacityBytes !== before) {
+      this.r.xbzrle.cacheBytes = cache.capacityBytes;
+      this.r.xbzrle.cacheResizes.push({ round: this.r.rounds, bytes: cache.capacityBytes });
+      this.event(`XBZRLE cache resized ${before} → ${cache.capacityBytes} bytes (${why})`);
+    }
+    this.r.xbzrle.cacheBytesPeak = Math.max(this.r.xbzrle.cacheBytesPeak, cache.capacityBytes);
   }
 
   /** Sends the page without a previous copy: raw, RLE or through the generic compressor, whichever is smaller. */
@@ -603,18 +697,11 @@ class Source {
       },
       {
         pageSize: this.pageSize,
-        minBytes: this.pageSize * 64 * this.o.cacheWays,
+        minBytes: this.cacheMinBytes(),
         maxBytes: this.o.xbzrleCacheMaxBytes,
       },
     );
-    if (next !== this.cache.capacityBytes) {
-      const before = this.cache.capacityBytes;
-      this.cache.resize(next);
-      this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
-      this.r.xbzrle.cacheResizes.push({ round: this.r.rounds, bytes: this.cache.capacityBytes });
-      this.event(`XBZRLE cache resized ${before} → ${this.cache.capacityBytes} bytes`);
-    }
-    this.r.xbzrle.cacheBytesPeak = Math.max(this.r.xbzrle.cacheBytesPeak, this.cache.capacityBytes);
+    this.setCacheSize(next, 'between rounds');
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -655,7 +742,8 @@ class Source {
     this.stepsAtStart = this.totalSteps();
     this.stepsAtStartTime = performance.now();
     const log = this.guest.dirtyLog;
-    log.sync(); // start tracking from here: round 1 sends everything anyway
+    // Start tracking from here (round 1 sends everything anyway); what was written before feeds cache admission.
+    this.startAdmission(log.sync());
     let pages = this.allPages();
     let held: Uint32Array = new Uint32Array(0);
     const samples: RoundSample[] = [];
