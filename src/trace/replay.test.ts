@@ -135,6 +135,10 @@ describe('trace replay workload', () => {
     const stale = structuredClone(r);
     stale.workload.params.traceCrc = (r.workload.params.traceCrc! + 1) >>> 0;
     expect(() => resolveConfig(stale)).toThrow(/has changed/);
+    // 48 vCPUs own one page each; page 16 is the first never written after the snapshot.
+    expect(() => cfg(`trace:${file}`, { vcpus: 48 })).toThrow(
+      /vCPU 16's share \(pages 16\.\.16\) is never written after the snapshot; use fewer vCPUs \(at most 14\)/,
+    );
     const junk = join(dir, 'junk.lmtrace');
     writeFileSync(junk, 'not a trace at all, but long enough to hold a header......');
     expect(() => cfg(`trace:${junk}`)).toThrow(/not a livemig trace/);

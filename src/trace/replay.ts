@@ -28,6 +28,8 @@ export interface TraceFacts {
   crc: number;
   /** Page writes after the snapshot. */
   dirtyPages: number;
+  /** The distinct pages written after the snapshot, ascending. */
+  dirtied: Uint32Array;
   durationMs: number;
   /** Mean recorded dirty rate, pages per second (0 if the trace has no interval). */
   dirtyPagesPerSecond: number;
@@ -63,13 +65,23 @@ export function traceFacts(file: string): TraceFacts {
     throw err;
   }
   let dirtyPages = 0;
-  for (let r = 1; r < reader.records.length; r++) dirtyPages += reader.records[r]!.pageCount;
+  const distinct = new Set<number>();
+  try {
+    for (let r = 1; r < reader.records.length; r++) {
+      dirtyPages += reader.records[r]!.pageCount;
+      for (const p of reader.pages(r)) distinct.add(p);
+    }
+  } catch (err) {
+    if (err instanceof CodecError) throw new UsageError(`${path}: ${err.message}`, 'workload');
+    throw err;
+  }
   const durationMs = reader.records.at(-1)?.timestampMs ?? 0;
   const facts: TraceFacts = {
     path,
     header: reader.header,
     crc: traceChecksum(bytes),
     dirtyPages,
+    dirtied: Uint32Array.from(distinct).sort(),
     durationMs,
     dirtyPagesPerSecond: durationMs > 0 ? (dirtyPages * 1000) / durationMs : 0,
   };
@@ -125,10 +137,53 @@ export function resolveTraceParams(
   p.traceFile = facts.path;
   p.traceCrc = facts.crc;
   p.workingSetBytes = need;
+  // A vCPU whose share is never written after the snapshot would spin on no-op steps (pacing counts writes).
+  if (facts.dirtied.length === 0) {
+    throw new UsageError(
+      `trace ${facts.path} has no page writes after its snapshot: nothing to replay`,
+      'workload',
+    );
+  }
+  const total = need / header.pageSize;
+  for (let i = 0; i < ram.vcpus; i++) {
+    const lo = Math.floor((total * i) / ram.vcpus);
+    const hi = Math.floor((total * (i + 1)) / ram.vcpus);
+    if (!hasPageIn(facts.dirtied, lo, hi)) {
+      throw new UsageError(
+        `trace ${facts.path}: vCPU ${i}'s share (pages ${lo}..${hi - 1}) is never written after the snapshot; ` +
+          `use fewer vCPUs (at most ${maxVcpus(facts.dirtied, total)})`,
+        'vcpus',
+      );
+    }
+  }
   if (given.writeRate === undefined) {
     // Per vCPU: each walks every record but writes only its share of the pages.
     p.writeRate = speed === 0 ? 0 : Math.max(1, (facts.dirtyPagesPerSecond * speed) / ram.vcpus);
   }
+}
+
+/** Whether some page in ascending `pages` lies in [lo, hi). */
+function hasPageIn(pages: Uint32Array, lo: number, hi: number): boolean {
+  let a = 0;
+  let b = pages.length;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    if (pages[m]! < lo) a = m + 1;
+    else b = m;
+  }
+  return a < pages.length && pages[a]! < hi;
+}
+
+/** The most vCPUs for which every share holds a page written after the snapshot (at least 1). */
+function maxVcpus(pages: Uint32Array, total: number): number {
+  for (let n = Math.min(64, total); n > 1; n--) {
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      ok = hasPageIn(pages, Math.floor((total * i) / n), Math.floor((total * (i + 1)) / n));
+    }
+    if (ok) return n;
+  }
+  return 1;
 }
 
 const REGISTERS = ['pos', 'laps'] as const;
