@@ -30,6 +30,9 @@ describe('fault matrix plan', () => {
 
   it('injects switch-over faults before the vCPU state and post-copy faults after GO', () => {
     expect(phaseTrigger('switchover')).toEqual({ atFrame: Command.VCPU_STATE });
-    expect(phaseTrigger('postcopy')).toMatchObject({ after: { frame: Command.GO } });
+    expect(phaseTrigger('postcopy')).toMatchObject({
+      atFrame: [Command.PAGES, Command.POSTCOPY_END],
+      after: { frame: Command.GO },
+    });
   });
 });

@@ -67,7 +67,7 @@ export type FaultTrigger =
   | { afterMs: number }
   | { atByte: number }
   /** The nth frame of a command; with `after`, counting only once the nth `after.frame` has been seen. */
-  | { atFrame: number; nth?: number; after?: { frame: number; nth?: number } };
+  | { atFrame: number | number[]; nth?: number; after?: { frame: number; nth?: number } };
 
 export interface FaultEvent {
   /** ms since the proxy started. */
@@ -433,7 +433,10 @@ export class FaultProxy {
         ? `after ${trigger.afterMs} ms`
         : 'atByte' in trigger
           ? `at byte ${trigger.atByte}`
-          : `at frame ${Command[trigger.atFrame] ?? trigger.atFrame} #${trigger.nth ?? 1}${
+          : `at frame ${[trigger.atFrame]
+              .flat()
+              .map((c) => Command[c] ?? c)
+              .join('|')} #${trigger.nth ?? 1}${
               trigger.after
                 ? ` after ${Command[trigger.after.frame] ?? trigger.after.frame} #${trigger.after.nth ?? 1}`
                 : ''
@@ -530,7 +533,8 @@ export class FaultProxy {
         if (command === after.frame) t.afterSeen++;
         continue;
       }
-      if (t.trigger.atFrame !== command) continue;
+      const at = t.trigger.atFrame;
+      if (Array.isArray(at) ? !at.includes(command) : at !== command) continue;
       if (++t.seen === (t.trigger.nth ?? 1)) pipe.marks.push({ at: offset, t });
     }
   }
