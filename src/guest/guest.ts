@@ -108,9 +108,24 @@ export class Guest {
    * `postcopy`, every page starts absent and a vCPU touching one faults and blocks until `placePage`.
    */
   static async createIncoming(config: GuestConfig, opts: { postcopy?: boolean } = {}): Promise<Guest> {
-    const guest = new Guest(resolveConfig(config), opts.postcopy ?? false);
-    await guest.#start(false);
+    const { guest, ready } = Guest.beginIncoming(config, opts);
+    await ready;
     return guest;
+  }
+
+  /**
+   * `createIncoming` without waiting for the vCPU threads: the RAM exists at once (pages can be written into it),
+   * and `ready` resolves once every vCPU has started and parked — await it before `loadState`/`resume`. Lets a
+   * migration destination answer the handshake while its vCPU threads start. On failure the guest is destroyed.
+   */
+  static beginIncoming(
+    config: GuestConfig,
+    opts: { postcopy?: boolean } = {},
+  ): { guest: Guest; ready: Promise<void> } {
+    const guest = new Guest(resolveConfig(config), opts.postcopy ?? false);
+    const ready = guest.#start(false);
+    ready.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+    return { guest, ready };
   }
 
   get running(): boolean {

@@ -166,6 +166,8 @@ export async function runDestination(
 
 class Destination {
   private guest: Guest | undefined;
+  /** Resolves when the incoming guest's vCPU threads have started (Guest.beginIncoming). */
+  private guestReady: Promise<void> = Promise.resolve();
   private ledger!: PageLedger;
   private pageCount = 0;
   private pageSize = 0;
@@ -307,7 +309,10 @@ class Destination {
       h.strategy === StrategyCode.HYBRID ||
       (h.capabilities & Capability.POSTCOPY) !== 0;
     try {
-      this.guest = await Guest.createIncoming(config, { postcopy: this.postcopyMode });
+      // The vCPU threads start while the pages stream in; the handshake does not wait for them (handOver does).
+      const { guest, ready } = Guest.beginIncoming(config, { postcopy: this.postcopyMode });
+      this.guest = guest;
+      this.guestReady = ready;
     } catch (err) {
       throw new MigrationError(
         'CAPABILITY',
@@ -461,6 +466,14 @@ class Destination {
   }
 
   private async handOver(): Promise<void> {
+    try {
+      await this.guestReady;
+    } catch (err) {
+      throw new MigrationError(
+        'CAPABILITY',
+        `cannot start the incoming guest's vCPUs: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
     this.loadState();
     await this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
     await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
