@@ -66,6 +66,25 @@ async function rawTcp(bytes: number): Promise<number> {
   return (r.bytes * 1000) / r.ms;
 }
 
+/**
+ * The destination writes every byte of a fresh guest into memory the kernel has never mapped: each 4 KiB page costs
+ * a page fault and zeroing before the copy. This measures that alone (one thread, 512 MiB of new shared memory,
+ * written page by page from a 1 MiB buffer), in a child process like the agents — a ceiling for any migration
+ * into a fresh destination on this machine, whatever the network.
+ */
+async function firstTouchRate(): Promise<number> {
+  const code = `
+const N = 512 << 20, src = Buffer.allocUnsafe(1 << 20);
+for (let i = 0; i < src.length; i++) src[i] = (i * 7) & 255;
+const u = new Uint8Array(new SharedArrayBuffer(N));
+const t = performance.now();
+for (let p = 0; p < N / 4096; p++) u.set(src.subarray((p & 255) * 4096, (p & 255) * 4096 + 4096), p * 4096);
+console.log(N * 1000 / (performance.now() - t));`;
+  const r = await runNode(code, []);
+  r.child.kill();
+  return Number(r.out);
+}
+
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
@@ -102,6 +121,8 @@ async function main(): Promise<void> {
   const rawBytes = quick ? 512 * MiB : 2 * GiB;
   process.stderr.write(`raw TCP, ${formatBytes(rawBytes)}...\n`);
   const raw = await rawTcp(rawBytes);
+  process.stderr.write('first-touch writes into fresh memory...\n');
+  const touch = await firstTouchRate();
 
   const [src, dst] = await Promise.all([
     spawnAgent('127.0.0.1', ['--quiet']),
@@ -128,6 +149,8 @@ async function main(): Promise<void> {
       rawTcpBytesPerSec: raw,
       migrationBytesPerSec: migrateRate,
       ratio: migrateRate / raw,
+      firstTouchBytesPerSec: touch,
+      firstTouchRatio: touch / raw,
       target: 0.7,
       totalTimeMs: t.report.totalTimeMs,
       downtimeMs: t.report.downtimeMs,
@@ -203,6 +226,11 @@ async function main(): Promise<void> {
   const [thr, idle, xb, mem] = rows as Record<string, number>[];
   table.push(
     ['raw TCP between two Node processes', `${formatBytes(thr!.rawTcpBytesPerSec!)}/s`, ''],
+    [
+      'first-touch writes into fresh memory (one thread)',
+      `${formatBytes(thr!.firstTouchBytesPerSec!)}/s = ${(thr!.firstTouchRatio! * 100).toFixed(0)}% of raw TCP`,
+      'ceiling for a fresh destination',
+    ],
     [
       `pre-copy of ${formatBytes(thr!.ram!)} non-zero pages (round 1)`,
       `${formatBytes(thr!.migrationBytesPerSec!)}/s = ${(thr!.ratio! * 100).toFixed(0)}% of raw TCP`,
