@@ -1,8 +1,8 @@
 /**
  * A representative slice of the fault matrix (the whole matrix: `npm run faults`, docs/reliability.md), one cell
  * per kind of outcome — a link cut mid-round, loss that only slows, a host killed at switch-over, a SIGSTOPped
- * destination caught by --timeout, and post-copy after GO (clean failure today, "needs recovery"; a SIGSTOP that
- * post-copy survives). Each cell checks the guest's single holder, the oracle, the error code and a retry.
+ * destination caught by --timeout, and post-copy after GO (a link cut that post-copy recovery repairs; a SIGSTOP
+ * that post-copy survives). Each cell checks the guest's single holder, the oracle, the error code and a retry.
  */
 import { describe, expect, it } from 'vitest';
 import { type Cell, cellId, runCell } from '../src/faults/index.js';
