@@ -153,6 +153,8 @@ class Source {
         countsAtStart: Uint32Array;
         admitted: number;
         seen: number;
+        /** Growth is checked every checkMask + 1 pages: 512, or 1/64 of RAM (a count reads the whole log). */
+        checkMask: number;
         /** (pages written since migration start, fraction of round 1 sent) at recent growth checks. */
         samples: { writtenPages: number; progress: number }[];
       }
@@ -483,7 +485,7 @@ class Source {
     // Round 1 with admission: the cache grows with what is measured (after the send: a resize moves scratch).
     if (a !== undefined && fresh) {
       if (admit) a.admitted++;
-      if ((++a.seen & 511) === 0) this.growAdmitted(a);
+      if ((++a.seen & a.checkMask) === 0) this.growAdmitted(a);
     }
   }
 
@@ -531,6 +533,7 @@ class Source {
       countsAtStart: this.guest.dirtyLog.writeCounts().slice(),
       admitted: 0,
       seen: 0,
+      checkMask: 2 ** Math.max(9, Math.ceil(Math.log2(this.pageCount / 64))) - 1,
       samples: [{ writtenPages: 0, progress: 0 }],
     };
     const size = initialAdmittedCacheSize({
