@@ -1,6 +1,7 @@
 /**
  * Model test: random sequences of cache operations, including resizes, against a plain Map-based N-way LRU cache
  * that uses the same set function. Every observable result (hit or miss, the bytes of a hit, statistics) must agree.
+ * Inserts include cache admission's cold inserts (insert(page, data, false)).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ function content(page: number, version: number): Uint8Array {
 class ModelCache {
   readonly entries = new Map<number, { data: Uint8Array; stamp: number }>();
   clock = 0;
+  coldClock = 0;
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -44,17 +46,20 @@ class ModelCache {
   update(page: number, data: Uint8Array): void {
     this.entries.set(page, { data, stamp: ++this.clock });
   }
-  insert(page: number, data: Uint8Array): void {
-    this.inserts++;
+  /** admit = false: only a free way, never an eviction, stamped below every admitted entry. False if not stored. */
+  insert(page: number, data: Uint8Array, admit = true): boolean {
     if (!this.entries.has(page)) {
       const same = [...this.entries].filter(([p]) => this.set(p) === this.set(page));
       if (same.length >= this.ways) {
+        if (!admit) return false;
         const lru = same.reduce((a, b) => (b[1].stamp < a[1].stamp ? b : a));
         this.entries.delete(lru[0]);
         this.evictions++;
       }
     }
-    this.entries.set(page, { data, stamp: ++this.clock });
+    this.inserts++;
+    this.entries.set(page, { data, stamp: admit ? ++this.clock : ++this.coldClock - 2 ** 52 });
+    return true;
   }
   resize(setBits: number): void {
     this.setBits = setBits;
@@ -77,6 +82,7 @@ type Op =
   | { t: 'lookup'; page: number }
   | { t: 'resend'; page: number; version: number } // the engine's pattern: lookup, then update or insert
   | { t: 'insert'; page: number; version: number }
+  | { t: 'insertCold'; page: number; version: number } // cache admission: a page not expected back
   | { t: 'has'; page: number }
   | { t: 'invalidate'; page: number }
   | { t: 'resize'; setBits: number; extra: number }
@@ -91,6 +97,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ t: fc.constant('lookup' as const), page }) },
   { weight: 6, arbitrary: fc.record({ t: fc.constant('resend' as const), page, version }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('insert' as const), page, version }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('insertCold' as const), page, version }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('has' as const), page }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('invalidate' as const), page }) },
   {
@@ -146,6 +153,13 @@ describe('PageCache against a Map-based N-way LRU model', () => {
                 const s = cache.insert(o.page, data);
                 model.insert(o.page, data);
                 expect(cache.pageOf(s)).toBe(o.page);
+                break;
+              }
+              case 'insertCold': {
+                const data = content(o.page, o.version);
+                const s = cache.insert(o.page, data, false);
+                expect(s >= 0).toBe(model.insert(o.page, data, false));
+                if (s >= 0) expect(cache.pageOf(s)).toBe(o.page);
                 break;
               }
               case 'has':

@@ -96,6 +96,9 @@ function makeViews(data: Uint8Array, slots: number, pageSize: number): Uint8Arra
   return views;
 }
 
+/** Cold entries (insert with admit = false) are stamped coldClock − 2^52: below every admitted stamp, still exact. */
+const COLD_BASE = 2 ** 52;
+
 export class PageCache {
   readonly pageSize: number;
   readonly ways: number;
@@ -114,6 +117,7 @@ export class PageCache {
   private stamps: Float64Array;
   private views: Uint8Array[];
   private clock = 0;
+  private coldClock = 0;
   private used = 0;
 
   private hits = 0;
@@ -257,8 +261,9 @@ export class PageCache {
     }
     this.data.set(data, victim * this.pageSize);
     tags[victim] = page;
-    // Stamp 0 sorts below every used entry (the clock starts at 1): first to go.
-    stamps[victim] = admit ? ++this.clock : 0;
+    // A cold entry's stamp sorts below every admitted one (the clock starts at 1), in insertion order among cold
+    // ones: first to go, and no ties, so eviction never depends on slot order.
+    stamps[victim] = admit ? ++this.clock : ++this.coldClock - COLD_BASE;
     this.inserts++;
     return victim;
   }
