@@ -5,12 +5,13 @@
  */
 
 import { timingSafeEqual } from 'node:crypto';
-import { type Compressor, type CompressorName, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
+import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
 import { CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import { decodePageInto } from './page-decode.js';
 import { PageSink } from './page-sink.js';
 import {
   Capability,
@@ -359,29 +360,7 @@ class Destination {
     const guest = this.guest!;
     if (this.resumed && guest.isPresent(p)) return; // post-copy: a push raced with a request; the first one won
     const page = guest.ram.page(p);
-    switch (encoding) {
-      case PageEncoding.ZERO:
-        page.fill(0);
-        break;
-      case PageEncoding.RAW:
-        page.set(data);
-        break;
-      case PageEncoding.XBZRLE:
-        decodeXbzrle(data, page);
-        break;
-      case PageEncoding.RLE:
-        decodeRle(data, page);
-        break;
-      default: {
-        const c = this.compressors.get(encoding);
-        if (!c) throw new MigrationError('PROTOCOL', `${PageEncoding[encoding]} page without the capability`);
-        const out = c.decompress(data, this.pageSize);
-        if (out.length !== this.pageSize) {
-          throw new MigrationError('PROTOCOL', `compressed page ${p} decompressed to ${out.length} bytes`);
-        }
-        page.set(out);
-      }
-    }
+    decodePageInto(p, encoding, data, page, this.compressors);
     // A raw page's CRC was computed from these very bytes while the frame was checked.
     this.ledger.set(p, encoding === PageEncoding.RAW ? this.entryCrcs[i]! : pageCrc(page));
     this.m.pagesReceived++;

@@ -5,8 +5,9 @@
  * the socket and verifies frames.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Compressor, compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
+import { type Compressor, compressor } from '../codec/index.js';
 import { crc32cNative } from './crc.js';
+import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply } from './page-sink.js';
 import { PAGE_ENTRY_HEADER_BYTES, PageEncoding } from './protocol.js';
 
@@ -39,30 +40,17 @@ function apply(batch: SinkBatch): number {
     const data = payload.subarray(offset, offset + length);
     offset += length;
     const target = page(p);
-    switch (encoding) {
-      case PageEncoding.ZERO:
-        target.fill(0);
-        ledger[p] = zeroCrc;
-        continue;
-      case PageEncoding.RAW:
-        target.set(data);
-        ledger[p] = crcs[i]!; // the CRC of these very bytes, computed while checking the frame
-        continue;
-      case PageEncoding.XBZRLE:
-        decodeXbzrle(data, target);
-        break;
-      case PageEncoding.RLE:
-        decodeRle(data, target);
-        break;
-      default: {
-        const c = compressors.get(encoding);
-        if (!c) throw new Error(`${PageEncoding[encoding]} page without the capability`);
-        const out = c.decompress(Buffer.from(data.buffer, data.byteOffset, data.length), pageSize);
-        if (out.length !== pageSize)
-          throw new Error(`compressed page ${p} decompressed to ${out.length} bytes`);
-        target.set(out);
-      }
+    if (encoding === PageEncoding.ZERO) {
+      target.fill(0);
+      ledger[p] = zeroCrc;
+      continue;
     }
+    if (encoding === PageEncoding.RAW) {
+      target.set(data);
+      ledger[p] = crcs[i]!; // the CRC of these very bytes, computed while checking the frame
+      continue;
+    }
+    decodePageInto(p, encoding, data, target, compressors);
     ledger[p] = crc32cNative(target);
   }
   return batch.count;

@@ -323,4 +323,18 @@ describe('payloads', () => {
       { numRuns: 300 },
     );
   });
+
+  it('a PAGES frame with a good checksum but truncated entries is a PROTOCOL error, never a RangeError', () => {
+    const raw = Buffer.alloc(4 + 9 + 512);
+    raw.writeUInt32BE(2, 0); // claims two entries; only one is there
+    raw.writeUInt32BE(3, 4);
+    raw[8] = PageEncoding.RAW;
+    raw.writeUInt32BE(512, 9);
+    const reader = new FrameReader(64 * 1024);
+    reader.deferChecksum(Command.PAGES);
+    const [f] = reader.push(encodeFrame(Command.PAGES, raw));
+    expect(() => verifyPagesFrame(f!, 10, 512, new Crc32cShifter(512), new Uint32Array(1))).toThrow(
+      expect.objectContaining({ code: 'PROTOCOL' }),
+    );
+  });
 });

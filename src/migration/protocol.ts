@@ -801,33 +801,53 @@ export function forEachPageEntry(
   const count = payload.readUInt32BE(0);
   let offset = 4;
   for (let i = 0; i < count; i++) {
-    if (offset + PAGE_ENTRY_HEADER_BYTES > payload.length) {
-      throw protocolError(`PAGES: entry ${i} of ${count} truncated`);
-    }
+    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
     const page = payload.readUInt32BE(offset);
-    const encoding = payload[offset + 4]!;
-    const length = payload.readUInt32BE(offset + 5);
+    const encoding = payload[offset + 4]! as PageEncoding;
     offset += PAGE_ENTRY_HEADER_BYTES;
-    if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
-    if (!(encoding in PageEncoding))
-      throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
-    const ok =
-      encoding === PageEncoding.ZERO
-        ? length === 0
-        : encoding === PageEncoding.RAW
-          ? length === pageSize
-          : length >= 1 && length <= pageSize + 64;
-    if (!ok) {
-      throw protocolError(
-        `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
-      );
-    }
-    if (offset + length > payload.length) throw protocolError(`PAGES: entry ${i} data truncated`, { page });
-    visit(page, encoding as PageEncoding, payload.subarray(offset, offset + length));
+    visit(page, encoding, payload.subarray(offset, offset + length));
     offset += length;
   }
   if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
   return count;
+}
+
+/**
+ * Checks every bound of the entry at `offset` (header and data inside the payload, page within the guest, known
+ * encoding, data length legal for it: zero 0, raw the page size, others 1..page size + 64) and returns its data
+ * length. The one place these rules live, for both ways of walking a PAGES payload.
+ */
+function checkPageEntry(
+  payload: Buffer,
+  offset: number,
+  i: number,
+  count: number,
+  pageCount: number,
+  pageSize: number,
+): number {
+  if (offset + PAGE_ENTRY_HEADER_BYTES > payload.length) {
+    throw protocolError(`PAGES: entry ${i} of ${count} truncated`);
+  }
+  const page = payload.readUInt32BE(offset);
+  const encoding = payload[offset + 4]!;
+  const length = payload.readUInt32BE(offset + 5);
+  if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
+  if (encoding > PageEncoding.LZ4) throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
+  const ok =
+    encoding === PageEncoding.ZERO
+      ? length === 0
+      : encoding === PageEncoding.RAW
+        ? length === pageSize
+        : length >= 1 && length <= pageSize + 64;
+  if (!ok) {
+    throw protocolError(
+      `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
+    );
+  }
+  if (offset + PAGE_ENTRY_HEADER_BYTES + length > payload.length) {
+    throw protocolError(`PAGES: entry ${i} data truncated`, { page });
+  }
+  return length;
 }
 
 /**
@@ -883,26 +903,9 @@ function walkPagesFrame(
   let crc = 0;
   let offset = 4;
   for (let i = 0; i < count; i++) {
-    const page = payload.readUInt32BE(offset);
-    const encoding = payload[offset + 4]!;
-    const length = payload.readUInt32BE(offset + 5);
+    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
     if (pending) crc = crc32cUpdate(crc, payload, offset, offset + PAGE_ENTRY_HEADER_BYTES);
     offset += PAGE_ENTRY_HEADER_BYTES;
-    if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
-    if (encoding > PageEncoding.LZ4)
-      throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
-    const ok =
-      encoding === PageEncoding.ZERO
-        ? length === 0
-        : encoding === PageEncoding.RAW
-          ? length === pageSize
-          : length >= 1 && length <= pageSize + 64;
-    if (!ok) {
-      throw protocolError(
-        `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
-      );
-    }
-    if (offset + length > payload.length) throw protocolError(`PAGES: entry ${i} data truncated`, { page });
     if (length > 0) {
       const c = crc32cNative(payload.subarray(offset, offset + length));
       entryCrcs[i] = c;
