@@ -152,9 +152,10 @@ class Source {
         warm: Uint8Array;
         countsAtStart: Uint32Array;
         admitted: number;
-        seen: number;
-        /** Growth is checked every checkMask + 1 pages: 512, or 1/64 of RAM (a count reads the whole log). */
-        checkMask: number;
+        /** Round 1's progress at which growth is checked next: every 1/64 of RAM (a count reads the whole log). */
+        nextCheck: number;
+        /** What the previous check wanted. */
+        lastWanted: number;
         /** (pages written since migration start, fraction of round 1 sent) at recent growth checks. */
         samples: { writtenPages: number; progress: number }[];
       }
@@ -485,25 +486,37 @@ class Source {
     // Round 1 with admission: the cache grows with what is measured (after the send: a resize moves scratch).
     if (a !== undefined && fresh) {
       if (admit) a.admitted++;
-      if ((++a.seen & a.checkMask) === 0) this.growAdmitted(a);
+      const progress = this.round1Progress();
+      if (progress >= a.nextCheck) {
+        a.nextCheck = progress + 1 / 64;
+        this.growAdmitted(a, progress);
+      }
     }
   }
 
-  private growAdmitted(a: NonNullable<Source['admission']>): void {
-    const cache = this.cache!;
+  /** Fraction of round 1's pages handled so far, zero pages (skipped in runs) included. */
+  private round1Progress(): number {
     const pg = this.r.pages;
-    const progress = (pg.zero + pg.raw + pg.rle + pg.compressed + pg.redirtied) / this.pageCount;
+    return (pg.zero + pg.raw + pg.rle + pg.compressed + pg.redirtied) / this.pageCount;
+  }
+
+  private growAdmitted(a: NonNullable<Source['admission']>, progress: number): void {
+    const cache = this.cache!;
     const writtenPages = this.guest.dirtyLog.count();
     // The earliest check at least an eighth of the round back: the rate of new written pages over that span.
     const samples = a.samples;
     while (samples.length > 1 && samples[1]!.progress <= progress - 0.125) samples.shift();
     const earlier = samples[0] ?? { writtenPages: 0, progress: 0 };
     samples.push({ writtenPages, progress });
-    const next = admittedCacheGrowth(
+    const wanted = admittedCacheGrowth(
       cache.capacityBytes,
       { admittedPages: a.admitted, writtenPages, progress, earlier },
       { pageSize: this.pageSize, maxBytes: this.o.xbzrleCacheMaxBytes },
     );
+    // Grow only when two checks in a row want it (to the smaller of the two): a send stall lets the guest write more
+    // pages per page sent for a moment, and growth is never undone within the round.
+    const next = Math.min(wanted, a.lastWanted);
+    a.lastWanted = wanted;
     if (next > cache.capacityBytes) {
       this.setCacheSize(
         next,
@@ -532,8 +545,8 @@ class Source {
       warm: flags,
       countsAtStart: this.guest.dirtyLog.writeCounts().slice(),
       admitted: 0,
-      seen: 0,
-      checkMask: 2 ** Math.max(9, Math.ceil(Math.log2(this.pageCount / 64))) - 1,
+      nextCheck: 0,
+      lastWanted: 0,
       samples: [{ writtenPages: 0, progress: 0 }],
     };
     const size = initialAdmittedCacheSize({
