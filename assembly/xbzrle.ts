@@ -15,9 +15,18 @@ function unchangedEnd(prev: usize, cur: usize, i: i32, n: i32): i32 {
     const p = prev + <usize>i;
     const c = cur + <usize>i;
     const x0 = v128.or(v128.xor(v128.load(p), v128.load(c)), v128.xor(v128.load(p, 16), v128.load(c, 16)));
-    const x1 = v128.or(v128.xor(v128.load(p, 32), v128.load(c, 32)), v128.xor(v128.load(p, 48), v128.load(c, 48)));
-    const x2 = v128.or(v128.xor(v128.load(p, 64), v128.load(c, 64)), v128.xor(v128.load(p, 80), v128.load(c, 80)));
-    const x3 = v128.or(v128.xor(v128.load(p, 96), v128.load(c, 96)), v128.xor(v128.load(p, 112), v128.load(c, 112)));
+    const x1 = v128.or(
+      v128.xor(v128.load(p, 32), v128.load(c, 32)),
+      v128.xor(v128.load(p, 48), v128.load(c, 48)),
+    );
+    const x2 = v128.or(
+      v128.xor(v128.load(p, 64), v128.load(c, 64)),
+      v128.xor(v128.load(p, 80), v128.load(c, 80)),
+    );
+    const x3 = v128.or(
+      v128.xor(v128.load(p, 96), v128.load(c, 96)),
+      v128.xor(v128.load(p, 112), v128.load(c, 112)),
+    );
     if (v128.any_true(v128.or(v128.or(x0, x1), v128.or(x2, x3)))) break;
     i += 128;
   }
@@ -25,7 +34,10 @@ function unchangedEnd(prev: usize, cur: usize, i: i32, n: i32): i32 {
     const p = prev + <usize>i;
     const c = cur + <usize>i;
     const x0 = v128.or(v128.xor(v128.load(p), v128.load(c)), v128.xor(v128.load(p, 16), v128.load(c, 16)));
-    const x1 = v128.or(v128.xor(v128.load(p, 32), v128.load(c, 32)), v128.xor(v128.load(p, 48), v128.load(c, 48)));
+    const x1 = v128.or(
+      v128.xor(v128.load(p, 32), v128.load(c, 32)),
+      v128.xor(v128.load(p, 48), v128.load(c, 48)),
+    );
     if (v128.any_true(v128.or(x0, x1))) break;
     i += 64;
   }
