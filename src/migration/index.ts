@@ -34,6 +34,8 @@ export {
   type VerifyMethod,
 } from './options.js';
 export {
+  admitToCache,
+  admittedCacheGrowth,
   autoConvergeStep,
   type CacheRoundSample,
   type ConvergenceState,
@@ -41,8 +43,6 @@ export {
   decideAfterRound,
   dirtyRate,
   expectedDowntimeMs,
-  admittedCacheGrowth,
-  admitToCache,
   initialAdmittedCacheSize,
   initialCacheSize,
   isNotConverging,
