@@ -23,7 +23,7 @@ export interface SendPacer {
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
 const SOCKET_QUEUE_BYTES = 4 << 20;
 /** Received frames waiting for the consumer beyond which the socket stops reading. */
-const RECEIVE_QUEUE_BYTES = 16 << 20;
+const RECEIVE_QUEUE_BYTES = 4 << 20;
 
 export interface RemoteError {
   code: string;

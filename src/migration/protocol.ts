@@ -320,7 +320,7 @@ export class FrameReader {
 
   /** Takes back a whole large-frame buffer (e.g. one that travelled to another thread and back). */
   recycleBuffer(whole: Buffer): void {
-    if (this.spare.length < 10 && whole.length >= 1 << 20) this.spare.push(whole);
+    if (this.spare.length < 16 && whole.length >= 1 << 20) this.spare.push(whole);
   }
 
   /** Verifies the CRC of the frame at `buf[start..]` and returns it (copied out unless `own`). */
