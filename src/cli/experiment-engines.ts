@@ -4,9 +4,9 @@
  * this name over to it.
  */
 import Table from 'cli-table3';
-import { UsageError } from '../errors.js';
 import { type EnginesResult, enginesPlan, runEngines } from '../experiments/engines.js';
 import { formatMs } from '../units.js';
+import { type ExperimentFlags, intFlag } from './experiment-flags.js';
 
 export const ENGINES_EXPERIMENT = 'engines';
 export const ENGINES_EXPERIMENT_TITLE =
@@ -25,18 +25,8 @@ export function printEngines(r: EnginesResult): string {
   ].join('\n');
 }
 
-export async function runEnginesCommand(f: {
-  quick?: boolean;
-  tiny?: boolean;
-  out: string;
-  seed: string;
-  json?: boolean;
-  progress?: boolean;
-  dryRun?: boolean;
-}): Promise<void> {
-  const seed = Number(f.seed);
-  if (!Number.isInteger(seed) || seed < 0)
-    throw new UsageError(`--seed: "${f.seed}" is not an integer ≥ 0`, '--seed');
+export async function runEnginesCommand(f: ExperimentFlags): Promise<void> {
+  const seed = intFlag(f.seed, '--seed', 0);
   const opts = { quick: f.quick === true, tiny: f.tiny === true };
   if (f.dryRun) {
     for (const c of enginesPlan(opts))

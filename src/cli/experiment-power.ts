@@ -4,7 +4,6 @@
  * `experiment.ts` hands this name over to it.
  */
 import Table from 'cli-table3';
-import { UsageError } from '../errors.js';
 import {
   CONTROLLER_COLUMNS,
   controllerRows,
@@ -15,6 +14,7 @@ import {
   summaryRows,
 } from '../experiments/power-capping.js';
 import { formatMs } from '../units.js';
+import { type ExperimentFlags, intFlag } from './experiment-flags.js';
 
 export const POWER_EXPERIMENT = 'power-capping';
 export const POWER_EXPERIMENT_TITLE =
@@ -47,18 +47,8 @@ export function printPowerCapping(r: PowerCappingResult): string {
   ].join('\n');
 }
 
-export async function runPowerCappingCommand(f: {
-  quick?: boolean;
-  tiny?: boolean;
-  out: string;
-  seed: string;
-  json?: boolean;
-  progress?: boolean;
-  dryRun?: boolean;
-}): Promise<void> {
-  const seed = Number(f.seed);
-  if (!Number.isInteger(seed) || seed < 0)
-    throw new UsageError(`--seed: "${f.seed}" is not an integer ≥ 0`, '--seed');
+export async function runPowerCappingCommand(f: ExperimentFlags): Promise<void> {
+  const seed = intFlag(f.seed, '--seed', 0);
   if (f.dryRun) {
     process.stdout.write(
       `${POWER_EXPERIMENT}: twolf-like and gap-like × none, dvfs, cap${f.tiny ? ' (tiny: gap-like × none, cap)' : ''}; ` +

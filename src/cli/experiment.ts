@@ -18,25 +18,8 @@ import {
 } from '../experiments/index.js';
 import { formatMs } from '../units.js';
 import { ENGINES_EXPERIMENT, ENGINES_EXPERIMENT_TITLE, runEnginesCommand } from './experiment-engines.js';
+import { type ExperimentFlags, intFlag as int } from './experiment-flags.js';
 import { POWER_EXPERIMENT, POWER_EXPERIMENT_TITLE, runPowerCappingCommand } from './experiment-power.js';
-
-interface ExperimentFlags {
-  quick?: boolean;
-  tiny?: boolean;
-  out: string;
-  seed: string;
-  repetitions?: string;
-  progress: boolean;
-  json?: boolean;
-  dryRun?: boolean;
-}
-
-function int(text: string, flag: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min)
-    throw new UsageError(`${flag}: "${text}" is not an integer ≥ ${min}`, flag);
-  return n;
-}
 
 /** A progress bar on stderr when it is a terminal, else one line per cell. */
 function progress(
@@ -149,7 +132,7 @@ export function registerExperiment(program: Command): void {
       const outputs: ExperimentOutput[] = [];
       const t0 = performance.now();
       for (const n of names) {
-        const bar = progress(n, f.progress);
+        const bar = progress(n, f.progress !== false);
         let out: ExperimentOutput;
         try {
           out = await runExperiment(n, { ...opts, onProgress: bar.update });
