@@ -547,9 +547,8 @@ export function explain(runs: readonly EngineRun[]): {
         `${id}: QEMU's post-copy downtime is shorter (${f(qm.downtimeMs)} vs ${f(lm.downtimeMs)} ms): at the switch it sends the device state and the dirty bitmap's discard list over an open stream, while livemig pauses its vCPU worker and sends the vCPU state before the destination resumes.`,
       );
     } else if (!post && clearly(qm.downtimeMs, lm.downtimeMs, 2)) {
-      const paced = (l.stopAndCopyBytes / l.config.bandwidth) * 1000;
       qemuBetter.push(
-        `${id}: QEMU's downtime is shorter (${f(qm.downtimeMs)} vs ${f(lm.downtimeMs)} ms). QEMU sends the stop-and-copy "regardless of rate limiting" (ram_save_complete), here at ${f(rate(q.stopAndCopyBytes, qm.downtimeMs))} MiB/s; livemig paces every frame, the stop-and-copy's too, with the live rounds' token bucket (${f(l.stopAndCopyBytes / MiB)} MiB ≈ ${r0(paced)} ms at the limit), and adds fixed switch-over work (pausing the vCPU worker, vCPU state, the RAM digest and its check, resuming the destination): ≈ ${r0(Math.max(0, lm.downtimeMs - paced))} ms here. The limit protects other traffic during the long live phase; lifting it for the stop-and-copy is QEMU's better choice.`,
+        `${id}: QEMU's downtime is shorter (${f(qm.downtimeMs)} vs ${f(lm.downtimeMs)} ms). Both engines send the stop-and-copy without the rate limit (QEMU's ram_save_complete "regardless of rate limiting", here at ${f(rate(q.stopAndCopyBytes, qm.downtimeMs))} MiB/s; livemig at ${f(rate(l.stopAndCopyBytes, lm.downtimeMs))} MiB/s over ${f(l.stopAndCopyBytes / MiB)} MiB). What livemig adds is per-page work in JavaScript while the guest is paused (copy, CRC32C, framing on the source; checking and applying on the destination) and its switch-over steps (parking the vCPU worker, vCPU state, the RAM digest and its check, resuming the destination's worker), each a few milliseconds; the source's report events time them.`,
       );
     } else if (clearly(lm.downtimeMs, qm.downtimeMs, 2)) {
       livemigBetter.push(

@@ -965,7 +965,9 @@ class Source {
     await this.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
     const digest = this.digest(state);
     await this.conn.sendFrame(Command.SWITCHOVER, encodeDigest(digest));
+    this.event('switch-over: last pages, vCPU state and digest sent');
     await this.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+    this.event('switch-over: the destination verified the digest (READY)');
     // From GO on, the destination owns the guest: the source must never resume it.
     this.handedOff = true;
     await this.conn.sendFrame(Command.GO);
