@@ -519,13 +519,16 @@ export class Agent {
         // not reachable yet: wait, unless `resume` says to try now
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        const now = () => {
+        // One listener per wait, removed when the wait ends: a long postcopy-paused must not pile them up.
+        const signal = entry.abort.signal;
+        const done = () => {
           clearTimeout(t);
+          signal.removeEventListener('abort', done);
           resolve();
         };
-        entry.retryNow = now;
-        entry.abort.signal.addEventListener('abort', now, { once: true });
+        const t = setTimeout(done, delay);
+        entry.retryNow = done;
+        signal.addEventListener('abort', done, { once: true });
       });
       entry.retryNow = undefined;
       delay = Math.min(delay * 2, 2000);
