@@ -3,20 +3,12 @@
  * `--tls-cert --tls-key --tls-ca` (certificates from `livemig certs`), the same commands refused without them, and
  * flag validation that names the flag and the accepted form.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildAgent } from '../src/cli/spawn.js';
-import { cliCommand } from '../src/cli/spawn.js';
-import { childAgent } from './helpers.js';
-
-function livemig(args: string[], timeout = 120_000) {
-  const { file, execArgv } = cliCommand();
-  const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { childAgent, runCli as livemig } from './helpers.js';
 
 let dir: string;
 let a: ChildAgent;

@@ -2,15 +2,8 @@
  * The CLI as a user runs it: `livemig run` starts two agent processes, migrates, verifies and reports; bad flags
  * get one clear line and exit code 2.
  */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { cliCommand } from '../src/cli/spawn.js';
-
-function livemig(args: string[], timeout = 120_000) {
-  const { file, execArgv } = cliCommand();
-  const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { runCli as livemig } from './helpers.js';
 
 describe('livemig CLI', () => {
   it('run --json migrates a guest between two processes and verifies it with the oracle', () => {

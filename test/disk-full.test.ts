@@ -4,14 +4,14 @@
  * that disk still prints its report and exits 1 with one clear line. Skipped, with the reason, unless root can
  * mount a tmpfs.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliCommand } from '../src/cli/spawn.js';
 import { MigrationError } from '../src/errors.js';
 import { writeJson } from '../src/report/index.js';
+import { runCli } from './helpers.js';
 
 const mnt = mkdtempSync(join(tmpdir(), 'livemig-full-'));
 
@@ -65,26 +65,19 @@ describe.skipIf(reason !== undefined)('result files on a full disk (64 KiB tmpfs
 
   it('livemig run --out on a full disk prints the report, then fails with [DISK_FULL] and the path', () => {
     const filler = fill('filler.bin');
-    const { file, execArgv } = cliCommand();
-    const r = spawnSync(
-      process.execPath,
-      [
-        ...execArgv,
-        file,
-        'run',
-        '--ram',
-        '8MiB',
-        '--workload',
-        'idle',
-        '--warmup',
-        '0s',
-        '--json',
-        '--out',
-        join(mnt, 'run'),
-      ],
-      { encoding: 'utf8', timeout: 120_000 },
-    );
-    expect(r.status).toBe(1);
+    const r = runCli([
+      'run',
+      '--ram',
+      '8MiB',
+      '--workload',
+      'idle',
+      '--warmup',
+      '0s',
+      '--json',
+      '--out',
+      join(mnt, 'run'),
+    ]);
+    expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       `livemig: [DISK_FULL] disk full: cannot write ${join(mnt, 'run', 'report.json')}`,
     );

@@ -2,12 +2,23 @@
  * Helpers for end-to-end tests: agents (in this process or as child processes), the determinism oracle over
  * the control API, and waiting for conditions without timing assertions.
  */
+import { spawnSync } from 'node:child_process';
 import { type Agent, AgentClient, startAgent } from '../src/agent/index.js';
-import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
+import { type ChildAgent, cliCommand, spawnAgent } from '../src/cli/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
 
 export const MiB = 1024 * 1024;
+
+/** Runs the `livemig` CLI in a child process (from source or dist, as the tests run) and returns what it printed. */
+export function runCli(
+  args: string[],
+  timeout = 120_000,
+): { code: number | null; stdout: string; stderr: string } {
+  const { file, execArgv } = cliCommand();
+  const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 export async function localAgent(
   opts: { maxRamBytes?: number } = {},

@@ -2,18 +2,11 @@
  * Traces end to end, as a user runs them: record a real program with `livemig trace record`, describe it with
  * `trace info`, and migrate a guest replaying a shipped trace with `livemig run --workload trace:FILE --oracle`.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliCommand } from '../src/cli/spawn.js';
-
-function livemig(args: string[], timeout = 120_000) {
-  const { file, execArgv } = cliCommand();
-  const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { runCli as livemig } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'livemig-trace-e2e-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
