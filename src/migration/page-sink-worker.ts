@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Compressor, compressor } from '../codec/index.js';
-import { crc32cNative } from './crc.js';
+import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply } from './page-sink.js';
 import { PAGE_ENTRY_HEADER_BYTES, PageEncoding } from './protocol.js';
@@ -16,7 +16,7 @@ const port = parentPort!;
 const views = init.blocks.map((b) => new Uint8Array(b));
 const ledger = new Uint32Array(init.ledger);
 const { pageSize, pagesPerBlock } = init;
-const zeroCrc = init.zeroCrc;
+const zeroCrc = zeroPageCrc(pageSize);
 const compressors = new Map<number, Compressor>();
 for (const [encoding, name] of init.compressors) compressors.set(encoding, compressor(name));
 
@@ -51,7 +51,7 @@ function apply(batch: SinkBatch): number {
       continue;
     }
     decodePageInto(p, encoding, data, target, compressors);
-    ledger[p] = crc32cNative(target);
+    ledger[p] = pageCrc(target);
   }
   return batch.count;
 }

@@ -7,7 +7,6 @@ import type { Worker } from 'node:worker_threads';
 import type { CompressorName } from '../codec/index.js';
 import { MigrationError } from '../errors.js';
 import { type Guest, startWorkerNextTo } from '../guest/index.js';
-import { zeroPageCrc } from './ledger.js';
 import type { PageEncoding } from './protocol.js';
 
 export interface SinkInit {
@@ -15,7 +14,6 @@ export interface SinkInit {
   pagesPerBlock: number;
   pageSize: number;
   ledger: SharedArrayBuffer;
-  zeroCrc: number;
   compressors: [PageEncoding, CompressorName][];
 }
 
@@ -62,7 +60,6 @@ export class PageSink {
       pagesPerBlock: guest.ram.pagesPerBlock,
       pageSize: guest.ram.pageSize,
       ledger: ledger.buffer,
-      zeroCrc: zeroPageCrc(guest.ram.pageSize),
       compressors,
     };
     this.worker = startWorkerNextTo(import.meta.url, 'page-sink-worker', { workerData: init }, true);
