@@ -18,7 +18,7 @@ import {
   FrameReader,
   forEachPageEntry,
 } from '../migration/protocol.js';
-import { fuzzTarget, TARGETS } from './index.js';
+import { fuzzTarget, JSON_FIELDS, TARGETS } from './index.js';
 
 function onlyTyped(fn: () => unknown, ...types: (new (...a: never[]) => Error)[]): void {
   try {
@@ -29,31 +29,7 @@ function onlyTyped(fn: () => unknown, ...types: (new (...a: never[]) => Error)[]
 }
 
 // What JSON.parse can produce, with the field names the parsers look for.
-const key = fc.oneof(
-  fc.constantFrom(
-    'id',
-    'run',
-    'config',
-    'ramBytes',
-    'pageSize',
-    'vcpus',
-    'seed',
-    'workload',
-    'name',
-    'params',
-  ),
-  fc.constantFrom(
-    'guest',
-    'destination',
-    'preset',
-    'options',
-    'strategy',
-    'xbzrle',
-    'maxBandwidth',
-    '__proto__',
-  ),
-  fc.string(),
-);
+const key = fc.oneof(fc.constantFrom(...JSON_FIELDS), fc.string());
 const json = fc.letrec((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },

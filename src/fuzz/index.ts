@@ -1,2 +1,2 @@
 /** Hostile-input fuzzing of every parser (docs/reliability.md): the targets and the driver for one target. */
-export { fuzzTarget, mutate, TARGETS, type TargetCounts } from './targets.js';
+export { fuzzTarget, JSON_FIELDS, mutate, TARGETS, type TargetCounts } from './targets.js';

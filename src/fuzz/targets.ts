@@ -267,7 +267,8 @@ const ODD: unknown[] = [
   '127.0.0.1:7070',
   'a'.repeat(70),
 ];
-const FIELDS = [
+/** Field names the control API and guest configuration parsers look for (and two that attack prototypes). */
+export const JSON_FIELDS = [
   'id',
   'run',
   'config',
@@ -301,7 +302,7 @@ function value(rng: Rng, depth: number): unknown {
   if (k === 1) return rng.int(2) ? rng.next() - 2 ** 31 : hex(rng, rng.int(6));
   if (k === 2) return Array.from({ length: rng.int(4) }, () => value(rng, depth + 1));
   const o: Record<string, unknown> = {};
-  for (let n = rng.int(5); n > 0; n--) o[FIELDS[rng.int(FIELDS.length)]!] = value(rng, depth + 1);
+  for (let n = rng.int(5); n > 0; n--) o[JSON_FIELDS[rng.int(JSON_FIELDS.length)]!] = value(rng, depth + 1);
   return o;
 }
 
@@ -317,7 +318,7 @@ function mutateBody(rng: Rng, valid: Record<string, unknown>, depth = 0): unknow
     else if (v && typeof v === 'object' && !Array.isArray(v) && depth < 3)
       o[key] = mutateBody(rng, v as Record<string, unknown>, depth + 1);
   }
-  if (rng.int(4) === 0) o[FIELDS[rng.int(FIELDS.length)]!] = value(rng, depth + 1);
+  if (rng.int(4) === 0) o[JSON_FIELDS[rng.int(JSON_FIELDS.length)]!] = value(rng, depth + 1);
   // Round-trip through JSON: the agent only ever sees what JSON.parse makes.
   return JSON.parse(JSON.stringify(o) ?? 'null');
 }
