@@ -3,12 +3,18 @@
  * the control API, and waiting for conditions without timing assertions.
  */
 import { spawnSync } from 'node:child_process';
-import { type Agent, AgentClient, startAgent } from '../src/agent/index.js';
+import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agent/index.js';
 import { type ChildAgent, cliCommand, spawnAgent } from '../src/cli/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
 
 export const MiB = 1024 * 1024;
+
+/** The `--tls-cert/--tls-key/--tls-ca` flags for agent `name` of a set made by `makeCerts`. */
+export function tlsFlags(files: CertFiles, name: string): string[] {
+  const agent = files.agents[name]!;
+  return ['--tls-cert', agent.cert, '--tls-key', agent.key, '--tls-ca', files.ca];
+}
 
 /** Runs the `livemig` CLI in a child process (from source or dist, as the tests run) and returns what it printed. */
 export function runCli(

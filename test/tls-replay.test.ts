@@ -16,7 +16,7 @@ import type { ChildAgent } from '../src/cli/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { Command, PageEncoding, PagesFrameBuilder } from '../src/migration/protocol.js';
-import { childAgent, expectOracle, isAdvancing, MiB } from './helpers.js';
+import { childAgent, expectOracle, isAdvancing, MiB, tlsFlags } from './helpers.js';
 
 const config: GuestConfig = {
   ramBytes: 16 * MiB,
@@ -32,14 +32,7 @@ let ca: AgentClient;
 let cb: AgentClient;
 const proxies: FaultProxy[] = [];
 
-const tlsArgs = (name: string) => [
-  '--tls-cert',
-  files.agents[name]!.cert,
-  '--tls-key',
-  files.agents[name]!.key,
-  '--tls-ca',
-  files.ca,
-];
+const tlsArgs = (name: string) => tlsFlags(files, name);
 const incomingCount = async (c: AgentClient) =>
   ((await c.status()) as unknown as { incoming: unknown[] }).incoming.length;
 

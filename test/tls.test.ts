@@ -13,7 +13,7 @@ import { type Agent, AgentClient, makeCerts, startAgent, type TlsMaterial } from
 import type { ChildAgent } from '../src/cli/spawn.js';
 import { MigrationError, UsageError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
-import { childAgent, expectOracle, isAdvancing, MiB } from './helpers.js';
+import { childAgent, expectOracle, isAdvancing, MiB, tlsFlags } from './helpers.js';
 
 const config: GuestConfig = {
   ramBytes: 16 * MiB,
@@ -34,14 +34,7 @@ const material = (f: { cert: string; key: string }, ca: string): TlsMaterial => 
   key: readFileSync(f.key),
   ca: readFileSync(ca),
 });
-const tlsArgs = (name: string) => [
-  '--tls-cert',
-  files.agents[name]!.cert,
-  '--tls-key',
-  files.agents[name]!.key,
-  '--tls-ca',
-  files.ca,
-];
+const tlsArgs = (name: string) => tlsFlags(files, name);
 
 async function rejected(p: Promise<unknown>): Promise<MigrationError> {
   const err = await p.then(
