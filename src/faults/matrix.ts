@@ -10,8 +10,9 @@
  *   failed with a precise error code;
  * - a retry (no proxy) completes and passes the oracle.
  *
- * Faults after GO in post-copy leave the guest split across two hosts; without post-copy recovery the engine can
- * only fail cleanly (POSTCOPY_LINK_LOST, source guest kept paused): those cells are "needs recovery".
+ * Faults after GO in post-copy leave the guest split across two hosts. A cut link is repaired by post-copy
+ * recovery (the cell must complete, "recovered after GO"); a killed host loses the guest with it, which no recovery
+ * can undo: those cells expect a clean failure (the source keeps its copy paused) and are labelled "host died".
  */
 import { AgentClient, type GuestInfo } from '../agent/index.js';
 import { type ChildAgent, spawnAgent } from '../cli/spawn.js';
@@ -153,7 +154,7 @@ export interface CellResult extends Cell {
   expected: Expectation;
   /** The fault was injected (the phase was reached). */
   injected: boolean;
-  /** A "needs recovery" cell that post-copy recovery finished (completed, verified, oracle-checked). */
+  /** A post-copy cell that post-copy recovery finished after GO (completed, verified, oracle-checked). */
   recovered: boolean;
   status: string;
   code: string | null;
@@ -453,7 +454,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
   return result;
 }
 
-/** The outcome label of a cell for the tables: completed, failed CODE, or needs recovery (CODE). */
+/** The outcome label of a cell for the tables: completed, recovered, failed CODE, or host died (CODE). */
 export function outcomeLabel(r: CellResult): string {
   const code = r.code ?? r.destinationCode ?? '';
   if (r.recovered) return 'recovered after GO (completed)';
