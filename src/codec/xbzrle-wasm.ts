@@ -34,6 +34,7 @@ const WASM_PAGE = 65536;
 const PREV = WASM_PAGE;
 const CUR = PREV + 16384;
 const OUT = PREV + 32768;
+const OUT_WORD = OUT >>> 2;
 const SCRATCH_PAGES = 2;
 /** Where an arena's page storage starts in its memory. */
 const ARENA_BASE = SCRATCH_PAGES * WASM_PAGE;
@@ -43,6 +44,7 @@ const MAX_ARENA_BYTES = 65536 * WASM_PAGE - ARENA_BASE;
 interface Instance {
   readonly buffer: ArrayBuffer;
   readonly mem: Uint8Array;
+  readonly words: Int32Array;
   readonly encode: XbzrleExports['encode'];
 }
 
@@ -59,7 +61,12 @@ const module = ((): object | undefined => {
 function instantiate(pages: number): Instance {
   const memory = new api!.Memory({ initial: pages, maximum: pages });
   const exports = new api!.Instance(module!, { env: { memory } }).exports as XbzrleExports;
-  return { buffer: memory.buffer, mem: new Uint8Array(memory.buffer), encode: exports.encode };
+  return {
+    buffer: memory.buffer,
+    mem: new Uint8Array(memory.buffer),
+    words: new Int32Array(memory.buffer),
+    encode: exports.encode,
+  };
 }
 
 /** Instances by the ArrayBuffer of their memory: the scratch one and one per arena. */
@@ -83,59 +90,85 @@ export function allocatePageArena(bytes: number): Uint8Array {
   return new Uint8Array(instance.buffer, ARENA_BASE, bytes);
 }
 
-let lastArenaBuffer: ArrayBufferLike | undefined;
-let lastArena: Instance | undefined;
+// The arena (or none) of the last two buffers seen: a page cache and the pages it is compared with are the same
+// couple of buffers call after call, and a WeakMap lookup costs about as much as the SIMD scan of a page in cache.
+// (This keeps at most two buffers alive until the next encode with others.)
+let seenA: ArrayBufferLike | undefined;
+let instA: Instance | undefined;
+let seenB: ArrayBufferLike | undefined;
+let instB: Instance | undefined;
+
+function arenaOf(view: Uint8Array): Instance | undefined {
+  if (view.byteOffset < ARENA_BASE) return undefined; // the scratch space, or not an arena at all
+  const buffer = view.buffer;
+  if (buffer === seenA) return instA;
+  if (buffer === seenB) return instB;
+  const inst = arenas.get(buffer);
+  seenB = seenA;
+  instB = instA;
+  seenA = buffer;
+  instA = inst;
+  return inst;
+}
 
 function encodeWasm(previous: Uint8Array, current: Uint8Array, out: Uint8Array, limit: number): number {
+  const pi = arenaCount > 0 ? arenaOf(previous) : undefined;
+  const ci =
+    arenaCount > 0
+      ? current.buffer === previous.buffer && pi !== undefined && current.byteOffset >= ARENA_BASE
+        ? pi
+        : arenaOf(current)
+      : undefined;
   // Both pages in one arena (the migration source's layout): nothing to copy, so the SIMD scan alone decides,
   // unchanged pages included — no memcmp first, which would read the same bytes twice.
-  if (
-    arenaCount > 0 &&
-    previous.buffer === current.buffer &&
-    previous.byteOffset >= ARENA_BASE &&
-    current.byteOffset >= ARENA_BASE
-  ) {
-    // The same arena call after call (the source's cache): remember it rather than look it up every page (this keeps
-    // at most one arena alive until the next encode in another one).
-    const inst = previous.buffer === lastArenaBuffer ? lastArena : arenas.get(previous.buffer);
-    lastArenaBuffer = previous.buffer;
-    lastArena = inst;
-    if (inst !== undefined)
-      return copyOut(
-        inst,
-        inst.encode(previous.byteOffset, current.byteOffset, current.length, limit, OUT),
-        out,
-      );
+  if (pi !== undefined && pi === ci) {
+    return copyOut(pi, pi.encode(previous.byteOffset, current.byteOffset, current.length, limit, OUT), out);
   }
   // An unchanged page is decided by one native memcmp, at memory speed and without any copy.
   if (Buffer.compare(previous, current) === 0) return limit >= 2 || current.length === 0 ? 0 : -1;
-  // Pages in an arena are read in place; a view reaching into the scratch space is copied like any other.
-  // (The map is consulted only once an arena exists: the lookup costs about as much as the wasm call.)
-  let inst = arenaCount > 0 && previous.byteOffset >= ARENA_BASE ? arenas.get(previous.buffer) : undefined;
+  // A page in an arena is read in place; any other is copied into the scratch space of the instance used.
+  const inst = pi ?? ci ?? scratch!;
   let prev = previous.byteOffset;
-  if (inst === undefined) {
-    inst =
-      (arenaCount > 0 && current.byteOffset >= ARENA_BASE ? arenas.get(current.buffer) : undefined) ??
-      scratch!;
+  if (inst !== pi) {
     inst.mem.set(previous, PREV);
     prev = PREV;
   }
   let cur = current.byteOffset;
-  if (current.buffer !== inst.buffer || cur < ARENA_BASE) {
+  if (inst !== ci) {
     inst.mem.set(current, CUR);
     cur = CUR;
   }
   return copyOut(inst, inst.encode(prev, cur, current.length, limit, OUT), out);
 }
 
-/** Copies an encoding of `len` bytes out of the instance's scratch space (a loop beats set() for short ones). */
+// Word views of the last output buffer: encodings are copied out 4 bytes a step (a byte loop costs ~1 ns a byte,
+// more than the SIMD scan of the page). One entry: the caller writes into the same frame buffer call after call.
+let outBuffer: ArrayBufferLike | undefined;
+let outWords: Int32Array | undefined;
+
+/** Copies an encoding of `len` bytes out of the instance's scratch space into out[0, len). */
 function copyOut(inst: Instance, len: number, out: Uint8Array): number {
-  if (len > 256) {
+  if (len > 512) {
     out.set(inst.mem.subarray(OUT, OUT + len));
-  } else {
-    const mem = inst.mem;
-    for (let k = 0; k < len; k++) out[k] = mem[OUT + k]!;
+    return len;
   }
+  const mem = inst.mem;
+  let k = 0;
+  const at = out.byteOffset;
+  if ((at & 3) === 0 && len >= 8) {
+    const buffer = out.buffer;
+    if (buffer !== outBuffer) {
+      outBuffer = buffer;
+      outWords = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    }
+    const dst = outWords!;
+    const src = inst.words;
+    const d = at >>> 2;
+    const words = len >>> 2;
+    for (let w = 0; w < words; w++) dst[d + w] = src[OUT_WORD + w]!;
+    k = words << 2;
+  }
+  for (; k < len; k++) out[k] = mem[OUT + k]!;
   return len;
 }
 

@@ -179,12 +179,17 @@ describe('XBZRLE encoder', () => {
           curInB.set(cur);
           const prevInB = arenaB.subarray(0, PAGE);
           prevInB.set(old);
+          // A view below the arena's pages reaches the encoder's own scratch (its output at 96 KiB): copied, never
+          // read in place, or the encoding would overwrite the page it reads.
+          const inScratch = new Uint8Array(arenaA.buffer, 96 * 1024, PAGE);
           for (const engine of XBZRLE_ENGINES) {
             expect(encodeXbzrle(prevInA, cur, limit, engine)).toEqual(expected);
             expect(encodeXbzrle(prevInA, curInA, limit, engine)).toEqual(expected);
             expect(encodeXbzrle(prevInA, curInB, limit, engine)).toEqual(expected);
             expect(encodeXbzrle(old, curInA, limit, engine)).toEqual(expected);
             expect(encodeXbzrle(prevInB, curInA, limit, engine)).toEqual(expected);
+            inScratch.set(cur);
+            expect(encodeXbzrle(prevInA, inScratch, limit, engine)).toEqual(expected);
           }
         },
       ),
