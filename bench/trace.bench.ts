@@ -3,14 +3,17 @@
  *  - recording: a child process holding N MiB of non-zero pages, dirtying 1000 random pages every 10 ms; the first
  *    snapshot (every page read) and the median later one (page-compare: still every page read and compared).
  *  - replay: a guest replaying each shipped trace as fast as it can (traceSpeed 0): page writes per second.
+ *  - pacing: each shipped trace replayed at speed 1 with recorded and with mean pacing, page writes counted per
+ *    100 ms window, against the recording's own writes per 100 ms over the same stretch: how bursty each is
+ *    (peak window / mean window, coefficient of variation) and how closely the replay follows the recording.
  * Prints tables and writes results/bench-trace.json.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import { SHIPPED_TRACES, shippedTracePath } from '../src/experiments/common.js';
 import { Guest } from '../src/guest/index.js';
-import { Recorder } from '../src/trace/index.js';
+import { Recorder, TraceReader } from '../src/trace/index.js';
 
 const quick = process.argv.includes('--quick');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -145,6 +148,147 @@ for (const r of replays) {
 console.log('replay (one vCPU, as fast as it can)');
 console.log(t2.toString());
 
+const WINDOW_MS = 100;
+
+/**
+ * The recording's page writes per 100 ms window from its first write on, laid out as the replay walks it: each
+ * record's writes spread evenly over its interval, then the walk back (the timeline mirrored), and round again.
+ */
+function recordedWindows(file: string, windows: number): number[] {
+  const reader = TraceReader.open(readFileSync(file));
+  const t0 = reader.records[0]?.timestampMs ?? 0;
+  const due: number[] = [];
+  for (let r = 1; r < reader.records.length; r++) {
+    const from = reader.records[r - 1]!.timestampMs - t0;
+    const span = reader.records[r]!.timestampMs - t0 - from;
+    const n = reader.records[r]!.pageCount;
+    for (let j = 0; j < n; j++) due.push(from + (span * (j + 1)) / n);
+  }
+  const out = new Array<number>(windows).fill(0);
+  const d = (reader.records.at(-1)?.timestampMs ?? 0) - t0;
+  if (due.length === 0 || d <= 0) return out;
+  const first = due[0]!;
+  const end = first + windows * WINDOW_MS;
+  for (let lap = 0; lap * 2 * d <= end; lap++) {
+    for (const t of due) {
+      for (const at of [lap * 2 * d + t, lap * 2 * d + 2 * d - t]) {
+        const w = Math.floor((at - first) / WINDOW_MS);
+        if (w >= 0 && w < windows) out[w]!++;
+      }
+    }
+  }
+  return out;
+}
+
+function burstiness(xs: number[]): { peakToMean: number; cv: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length);
+  return { peakToMean: mean > 0 ? Math.max(...xs) / mean : 0, cv: mean > 0 ? sd / mean : 0 };
+}
+
+/** Pearson correlation of two equally long series. */
+function correlation(a: number[], b: number[]): number {
+  const ma = a.reduce((x, y) => x + y, 0) / a.length;
+  const mb = b.reduce((x, y) => x + y, 0) / b.length;
+  let num = 0;
+  let da = 0;
+  let db = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - ma) * (b[i]! - mb);
+    da += (a[i]! - ma) ** 2;
+    db += (b[i]! - mb) ** 2;
+  }
+  return da > 0 && db > 0 ? num / Math.sqrt(da * db) : 0;
+}
+
+interface PacingRow {
+  trace: string;
+  pacing: 'recording' | 'recorded' | 'mean';
+  windows: number;
+  writes: number;
+  peakToMean: number;
+  cv: number;
+  /** Correlation of the replay's windows with the recording's (1 = the same shape). */
+  correlation: number;
+}
+
+async function pacingRows(name: string, windows: number): Promise<PacingRow[]> {
+  const file = shippedTracePath(name);
+  // The replay starts at the first page write (its clock starts there), so the recording is cut the same way.
+  const recording = recordedWindows(file, windows);
+  const rows: PacingRow[] = [
+    {
+      trace: name,
+      pacing: 'recording',
+      windows,
+      writes: recording.reduce((a, b) => a + b, 0),
+      ...burstiness(recording),
+      correlation: 1,
+    },
+  ];
+  for (const pacing of ['recorded', 'mean'] as const) {
+    const g = await Guest.create({
+      ramBytes: 16 * 2 ** 20,
+      workload: { name: 'trace', params: { traceFile: file, traceSpeed: 1, tracePacing: pacing } },
+    });
+    try {
+      const counts: number[] = [];
+      const start = performance.now();
+      g.resume();
+      let last = 0;
+      for (let w = 1; w <= windows; w++) {
+        const due = start + w * WINDOW_MS;
+        await sleep(Math.max(0, due - performance.now()));
+        const s = g.steps()[0]!;
+        counts.push(s - last);
+        last = s;
+      }
+      await g.pause();
+      rows.push({
+        trace: name,
+        pacing,
+        windows,
+        writes: last,
+        ...burstiness(counts),
+        correlation: correlation(recording, counts),
+      });
+    } finally {
+      await g.destroy();
+    }
+  }
+  return rows;
+}
+
+const pacing: PacingRow[] = [];
+for (const t of SHIPPED_TRACES) pacing.push(...(await pacingRows(t, quick ? 20 : 50)));
+const t3 = new Table({
+  head: [
+    'trace',
+    'writes per 100 ms from',
+    'windows',
+    'page writes',
+    'peak / mean',
+    'CV',
+    'correlation with recording',
+  ],
+});
+for (const r of pacing) {
+  t3.push([
+    r.trace,
+    r.pacing === 'recording' ? 'the recording' : `replay, ${r.pacing} pacing`,
+    r.windows,
+    r.writes,
+    r.peakToMean.toFixed(2),
+    r.cv.toFixed(2),
+    r.pacing === 'recording' ? '' : r.correlation.toFixed(2),
+  ]);
+}
+console.log('pacing (speed 1, one vCPU): page writes per 100 ms window, from the first write on');
+console.log(t3.toString());
+
 mkdirSync('results', { recursive: true });
-writeFileSync('results/bench-trace.json', `${JSON.stringify({ quick, records, replays }, null, 2)}\n`);
+writeFileSync(
+  'results/bench-trace.json',
+  `${JSON.stringify({ quick, records, replays, pacing }, null, 2)}\n`,
+);
 console.log('wrote results/bench-trace.json');

@@ -39,6 +39,23 @@ describe('livemig trace', () => {
     expect(report.oracle.steps[0]).toBeGreaterThan(0);
   });
 
+  it('--trace-pacing: refused with a mean --write-rate, and for a synthetic workload', () => {
+    const both = livemig([
+      'run',
+      '--workload',
+      'trace:traces/sqlite-tpcb.lmtrace',
+      '--trace-pacing',
+      'recorded',
+      '--write-rate',
+      '100',
+    ]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--write-rate sets a mean rate: use it with --trace-pacing mean/);
+    const synthetic = livemig(['run', '--workload', 'gap', '--trace-pacing', 'mean']);
+    expect(synthetic.code).toBe(2);
+    expect(synthetic.stderr).toMatch(/--trace-pacing: only with --workload trace:FILE/);
+  });
+
   it('record -- COMMAND writes a trace that info reads back; errors name the pid or the file', () => {
     const out = join(dir, 'node.lmtrace');
     const rec = livemig([

@@ -10,6 +10,7 @@ import {
   DISTRIBUTIONS,
   type GuestConfig,
   resolveConfig,
+  TRACE_PACINGS,
   WORKLOAD_NAMES,
   type WorkloadParams,
 } from '../guest/index.js';
@@ -39,7 +40,13 @@ export function addGuestFlags(cmd: Command): Command {
     )
     .option(
       '--trace-speed <x>',
-      'trace:FILE replay speed: 1 = the recorded dirty rate, 0 = as fast as it can',
+      'trace:FILE replay speed: 1 = as recorded, 2 = twice as fast, 0 = as fast as it can',
+    )
+    .addOption(
+      new Option(
+        '--trace-pacing <p>',
+        "trace:FILE: 'recorded' follows the recording's bursts and quiet spells, 'mean' writes evenly at its mean rate",
+      ).choices([...TRACE_PACINGS]),
     )
     .option('--working-set <size>', "bytes of RAM the workload touches (default: the workload's own)")
     .option('--write-rate <pages/s>', 'pages written per second per vCPU, 0 = as fast as it can')
@@ -81,6 +88,7 @@ export interface GuestFlagValues {
   zipfExponent?: string;
   recordBytes?: string;
   traceSpeed?: string;
+  tracePacing?: string;
   pageSize: string;
   seed: string;
   cap: string;
@@ -113,6 +121,17 @@ export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig;
     if (workload !== 'trace')
       throw new UsageError('--trace-speed: only with --workload trace:FILE', '--trace-speed');
     params.traceSpeed = num(f.traceSpeed, '--trace-speed', 0, 1e6);
+  }
+  if (f.tracePacing !== undefined) {
+    if (workload !== 'trace')
+      throw new UsageError('--trace-pacing: only with --workload trace:FILE', '--trace-pacing');
+    if (f.tracePacing === 'recorded' && f.writeRate !== undefined) {
+      throw new UsageError(
+        '--write-rate sets a mean rate: use it with --trace-pacing mean, or drop it to follow the recording',
+        '--write-rate',
+      );
+    }
+    params.tracePacing = f.tracePacing as WorkloadParams['tracePacing'];
   }
   const config: GuestConfig = {
     ramBytes: parseSize(f.ram, '--ram'),

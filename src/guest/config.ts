@@ -40,11 +40,17 @@ export interface WorkloadParams {
   recordBytes: number;
   /** trace: the trace file (resolved to an absolute path). */
   traceFile?: string;
-  /** trace: replay speed, 1 = the recorded mean dirty rate, 0 = as fast as it can. */
+  /** trace: replay speed, 1 = as recorded, 0 = as fast as it can. */
   traceSpeed?: number;
+  /** trace: `recorded` follows the recording's timestamps (its bursts and quiet spells), `mean` spreads the writes
+   *  evenly at the mean recorded rate (or at writeRate when given). */
+  tracePacing?: TracePacing;
   /** trace: checksum of the file, filled in by resolveConfig (a changed file is a different workload). */
   traceCrc?: number;
 }
+
+export type TracePacing = 'recorded' | 'mean';
+export const TRACE_PACINGS: readonly TracePacing[] = ['recorded', 'mean'];
 
 export interface WorkloadSpec {
   /** A workload name, or `trace:FILE` (short for name `trace` with params.traceFile = FILE). */
@@ -119,7 +125,7 @@ export const DEFAULT_PARAMS: Readonly<Record<WorkloadName, Readonly<WorkloadPara
   seq: { ...BASE, distribution: 'sequential' },
   kv: { ...BASE, distribution: 'zipf', wholePageFraction: 0.02 },
   // A recorded program: working set and write rate come from the trace (resolveTraceParams).
-  trace: { ...BASE, traceFile: '', traceSpeed: 1, traceCrc: 0 },
+  trace: { ...BASE, traceFile: '', traceSpeed: 1, tracePacing: 'recorded', traceCrc: 0 },
 };
 
 function bad(field: string, value: unknown, want: string): never {

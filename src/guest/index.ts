@@ -11,6 +11,8 @@ export {
   KV_MIN_RECORD,
   type ResolvedGuestConfig,
   resolveConfig,
+  TRACE_PACINGS,
+  type TracePacing,
   vcpuShare,
   WORKLOAD_NAMES,
   type WorkloadName,

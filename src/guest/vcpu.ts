@@ -11,6 +11,10 @@
  *  - writeRate pacing: a token bucket filled in guest time (scheduled time x frequency), so CAP and DVFS slow a
  *    rate-limited workload too. Waiting for a token sleeps but is charged as scheduled time: it models a program
  *    that computes between its writes, without burning the host's CPU.
+ *  - Recorded pacing (a trace replayed with tracePacing `recorded`): a guest clock advanced by the same guest time
+ *    x traceSpeed; a step runs once the clock reaches the workload's dueMs(), so the recording's bursts and quiet
+ *    spells come back. The clock restarts at the next step's due time whenever the vCPU resumes: guest time does
+ *    not pass while it is paused (or migrated), so a pause never turns into a catch-up burst.
  * Every wait is an Atomics.wait on the control generation, so a pause interrupts it at once; steps run in
  * batches of ~0.1 ms and the generation is checked after each batch, so a pause lands within one slice.
  */
@@ -50,6 +54,9 @@ export interface VcpuHooks {
 }
 
 const now = () => performance.now();
+/** How far (trace ms) a recorded-pacing vCPU may fall behind and still catch up at full speed; older lag (a loaded
+ *  host, a burst faster than this vCPU can write) is forgiven rather than replayed as a burst that never was. */
+const MAX_TRACE_LAG_MS = 250;
 
 export class Vcpu {
   step = 0;
@@ -97,11 +104,14 @@ export class Vcpu {
   /** The scheduling loop; returns when told to stop. */
   run(): void {
     const { ctl, v, base } = this;
-    const rate = this.params.writeRate;
+    const speed = this.params.traceSpeed ?? 0;
+    const clocked = this.params.tracePacing === 'recorded' && speed > 0 && this.workload.dueMs !== undefined;
+    const rate = clocked ? 0 : this.params.writeRate;
     const burst = Math.max(1, (rate * 2 * SLICE_MS) / 1000);
     let periodStart = now();
     let used = 0;
     let tokens = 0;
+    let clock = Number.NaN; // recorded pacing: the guest clock in trace ms, NaN until the vCPU (re)starts
     for (;;) {
       const gen = Atomics.load(ctl, GEN);
       const seq = Atomics.load(ctl, MSG_SEQ + this.index);
@@ -115,6 +125,7 @@ export class Vcpu {
         Atomics.wait(ctl, GEN, gen);
         periodStart = now();
         used = 0;
+        clock = Number.NaN;
         continue;
       }
       const cap = Atomics.load(ctl, CAP);
@@ -128,6 +139,17 @@ export class Vcpu {
       if (budget <= 0) {
         this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
         continue;
+      }
+      const timed = clocked && target < 0;
+      if (timed) {
+        const due = this.workload.dueMs!();
+        if (Number.isNaN(clock)) clock = due;
+        if (due > clock) {
+          const slept = this.sleep(gen, Math.min((due - clock) / (freq * speed), budget, CAP_PERIOD_MS));
+          clock += slept * freq * speed;
+          used += slept;
+          continue;
+        }
       }
       const paced = rate > 0 && target < 0;
       if (paced && tokens < 1) {
@@ -151,6 +173,8 @@ export class Vcpu {
         let k = 0;
         if (paced) {
           for (; k < n && mem.pageWrites - writes0 < tokens; k++) wl.step(mem, rng);
+        } else if (timed) {
+          for (; k < n && wl.dueMs!() <= clock; k++) wl.step(mem, rng);
         } else {
           for (; k < n; k++) wl.step(mem, rng);
         }
@@ -166,6 +190,7 @@ export class Vcpu {
       const stalled = freq < 1 ? this.stall(gen, (worked * (1 - freq)) / freq) : 0;
       used += worked + stalled;
       this.busyMs += worked + (this.dvfsStall === 'busy' ? stalled : 0);
+      if (timed) clock = Math.min(clock + (worked + stalled) * freq * speed, wl.dueMs!() + MAX_TRACE_LAG_MS);
       if (paced) {
         tokens = Math.min(
           burst,

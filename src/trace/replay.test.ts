@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
 import { copyRam, Guest, type GuestConfig, ramEquals, referenceRam, resolveConfig } from '../guest/index.js';
+import { TraceReplay } from './replay.js';
 import { TraceWriter } from './writer.js';
 
 const PS = 4096;
@@ -51,6 +52,31 @@ function makeTrace(): { file: string; states: Uint8Array[][]; writes: number } {
 }
 
 const { file, states, writes } = makeTrace();
+
+/**
+ * A quiet program with one burst: one page write per 100 ms record up to 1000 ms, 40 writes in the record ending
+ * at 1100 ms, then one write at 1200 and 1300 ms. 52 writes over 1300 ms: a mean of 40 writes/s.
+ */
+function makeBurstTrace(): string {
+  const w = new TraceWriter({
+    pageSize: PS,
+    intervalMs: 100,
+    method: 'page-compare',
+    compression: 'deflate',
+    meta: { program: 'burst', command: ['burst'] },
+  });
+  w.add(0, [0], Buffer.alloc(PS, 65));
+  const delta = (pages: number[]) => Buffer.alloc(pages.length * PS, 1);
+  for (let r = 1; r <= 10; r++) w.add(r * 100, [r], delta([r]));
+  const burst = Array.from({ length: 40 }, (_, k) => 11 + k);
+  w.add(1100, burst, delta(burst));
+  w.add(1200, [60], delta([60]));
+  w.add(1300, [61], delta([61]));
+  const out = join(dir, 'burst.lmtrace');
+  writeFileSync(out, w.finish(64).trace!);
+  return out;
+}
+const burstFile = makeBurstTrace();
 
 function ramIs(g: Guest, pages: Uint8Array[]): boolean {
   return pages.every((c, p) => Buffer.from(g.ram.page(p)).equals(Buffer.from(c)));
@@ -142,5 +168,81 @@ describe('trace replay workload', () => {
     const junk = join(dir, 'junk.lmtrace');
     writeFileSync(junk, 'not a trace at all, but long enough to hold a header......');
     expect(() => cfg(`trace:${junk}`)).toThrow(/not a livemig trace/);
+  });
+
+  it('times each page write at its place in the recording, and mirrors the timeline on the walk back', () => {
+    const r = resolveConfig({ ramBytes: 64 * PS, workload: { name: `trace:${burstFile}` } });
+    expect(r.workload.params.tracePacing).toBe('recorded');
+    const replay = new TraceReplay({
+      params: r.workload.params,
+      pageSize: PS,
+      firstPage: 0,
+      pageCount: 64,
+      corpus: undefined as never, // the trace workload writes recorded deltas, never generated content
+    });
+    const at = (pos: number, laps = 0) => {
+      replay.setRegisters({ pos, laps });
+      return replay.dueMs();
+    };
+    expect(at(0)).toBe(100); // the first record's one write, at the end of its interval
+    expect(at(9)).toBe(1000);
+    expect(at(10)).toBe(1002.5); // the burst: 40 writes spread over 1000..1100 ms
+    expect(at(49)).toBe(1100);
+    expect(at(51)).toBe(1300);
+    expect(at(52)).toBe(1300); // walking back: the mirror image of the forward walk
+    expect(at(103)).toBe(2500);
+    expect(at(0, 1)).toBe(2700);
+    let last = -1;
+    for (let pos = 0; pos < 104; pos++) {
+      expect(at(pos)).toBeGreaterThanOrEqual(last);
+      last = at(pos);
+    }
+  });
+
+  it('replays a quiet spell quietly and the burst after it (recorded pacing, speed 1)', async () => {
+    const g = await Guest.create({ ramBytes: 64 * PS, workload: { name: `trace:${burstFile}` } });
+    try {
+      const t0 = performance.now();
+      g.resume();
+      // The guest clock starts at the first write (100 ms) and runs no faster than the wall clock, so at wall time
+      // w at most the writes due by 100 + w ms can have run: 9 up to w = 850 ms. (A loaded host only lowers the
+      // count.) Mean pacing (40 writes/s from the start) would have run ~34 by then.
+      for (;;) {
+        const done = g.steps()[0]!;
+        const w = performance.now() - t0;
+        if (w > 850) break;
+        const due = Math.min(10, Math.floor((100 + w) / 100));
+        expect(done).toBeLessThanOrEqual(due);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      // Then the burst and the rest run.
+      const deadline = performance.now() + 20_000;
+      while (g.steps()[0]! < 52 && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(g.steps()[0]).toBeGreaterThanOrEqual(52);
+    } finally {
+      await g.destroy();
+    }
+  });
+
+  it('takes a given write rate as mean pacing; recorded pacing keeps the recorded mean as its write rate', () => {
+    const given = (params: Record<string, unknown>) =>
+      resolveConfig({
+        ramBytes: 64 * PS,
+        workload: { name: 'trace', params: { traceFile: burstFile, ...params } },
+      }).workload.params;
+    expect(given({}).writeRate).toBeCloseTo(40, 6);
+    expect(given({ tracePacing: 'mean' }).tracePacing).toBe('mean');
+    expect(given({ writeRate: 500 })).toMatchObject({ writeRate: 500, tracePacing: 'mean' });
+    expect(given({ writeRate: 500, tracePacing: 'mean' })).toMatchObject({
+      writeRate: 500,
+      tracePacing: 'mean',
+    });
+    expect(given({ writeRate: 500, tracePacing: 'recorded' })).toMatchObject({
+      writeRate: 40,
+      tracePacing: 'recorded',
+    });
+    expect(() => given({ tracePacing: 'bursty' })).toThrow(/use recorded or mean/);
   });
 });

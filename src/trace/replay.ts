@@ -8,14 +8,17 @@
  * applying the same XOR deltas in reverse order undoes them one by one, back to the snapshot, and then forward
  * again — so a replay never runs out and RAM only ever holds contents the program really had.
  *
- * Speed: the vCPU's writeRate pacing plays the trace at its mean recorded dirty rate times `traceSpeed` (0 = as
- * fast as the vCPU can). Bursts within the recording are smoothed to that mean: pacing is per page write, in guest
- * time, like every other workload, so CAP and DVFS slow a replay too.
+ * Speed (`traceSpeed`, 0 = as fast as the vCPU can) and pacing (`tracePacing`):
+ *  - `recorded` (the default): each page write is due at its time in the recording, spread evenly over the interval
+ *    of the record that holds it; the vCPU runs a step when its guest clock reaches the step's due time
+ *    (`dueMs`). Bursts and quiet spells are replayed as they were. Walking back mirrors the timeline.
+ *  - `mean`: the vCPU's writeRate token bucket, at the mean recorded rate: bursts are smoothed away.
+ * Both count guest time, like every other workload, so CAP and DVFS slow a replay too.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CodecError, UsageError } from '../errors.js';
-import type { WorkloadParams } from '../guest/config.js';
+import { TRACE_PACINGS, type TracePacing, type WorkloadParams } from '../guest/config.js';
 import type { VcpuMemory } from '../guest/memory.js';
 import type { Workload, WorkloadContext } from '../guest/workloads/types.js';
 import { readRegisters } from '../guest/workloads/types.js';
@@ -113,6 +116,15 @@ export function resolveTraceParams(
       'traceSpeed',
     );
   }
+  if (!TRACE_PACINGS.includes(p.tracePacing as TracePacing)) {
+    throw new UsageError(
+      `workload.params.tracePacing: ${JSON.stringify(p.tracePacing)} is not accepted; use ${TRACE_PACINGS.join(' or ')}`,
+      'tracePacing',
+    );
+  }
+  // A write rate given without a pacing is a mean rate to pace at. With recorded pacing writeRate is only the
+  // recording's mean (computed below, what models and reports read), so a resolved config resolves to itself.
+  if (given.writeRate !== undefined && given.tracePacing === undefined) p.tracePacing = 'mean';
   const facts = traceFacts(file);
   const { header } = facts;
   if (header.pageSize !== ram.pageSize) {
@@ -156,10 +168,13 @@ export function resolveTraceParams(
       );
     }
   }
-  if (given.writeRate === undefined) {
-    // Per vCPU: each walks every record but writes only its share of the pages.
+  if (given.writeRate === undefined || p.tracePacing === 'recorded') {
+    // Per vCPU: each walks every record but writes only its share of the pages. With recorded pacing this is the
+    // mean the timestamps give; the vCPU follows the timestamps themselves.
     p.writeRate = speed === 0 ? 0 : Math.max(1, (facts.dirtyPagesPerSecond * speed) / ram.vcpus);
   }
+  // A trace without duration has no timing to follow.
+  if (facts.durationMs <= 0) p.tracePacing = 'mean';
 }
 
 /** Whether some page in ascending `pages` lies in [lo, hi). */
@@ -195,6 +210,10 @@ export class TraceReplay implements Workload {
   private readonly entryRecord: Uint32Array;
   private readonly entryPos: Uint32Array;
   private readonly entryPage: Uint32Array;
+  /** Trace time (ms after the snapshot) at which each of this vCPU's page writes was made, ascending. */
+  private readonly entryDue: Float64Array;
+  /** The recording's length: one forward walk (and one walk back) takes this much trace time. */
+  private readonly durationMs: number;
   private pos = 0;
   private laps = 0;
   /** The last inflated chunk (record, chunk) and its deltas, 4-byte aligned for word XOR. */
@@ -217,17 +236,26 @@ export class TraceReplay implements Workload {
     const rec: number[] = [];
     const at: number[] = [];
     const pg: number[] = [];
-    for (let r = 1; r < this.reader.records.length; r++) {
+    const due: number[] = [];
+    const records = this.reader.records;
+    const t0 = records[0]?.timestampMs ?? 0;
+    for (let r = 1; r < records.length; r++) {
       const pages = this.reader.pages(r);
+      // A record holds what changed since the previous one: its writes are spread over that interval.
+      const from = Math.max(0, records[r - 1]!.timestampMs - t0);
+      const span = Math.max(0, records[r]!.timestampMs - t0 - from);
       for (let j = 0; j < pages.length; j++) {
         const p = pages[j]!;
         if (p >= lo && p < hi) {
           rec.push(r);
           at.push(j);
           pg.push(p);
+          due.push(from + (span * (j + 1)) / pages.length);
         }
       }
     }
+    this.entryDue = Float64Array.from(due);
+    this.durationMs = Math.max(0, (records.at(-1)?.timestampMs ?? 0) - t0);
     this.entryRecord = Uint32Array.from(rec);
     this.entryPos = Uint32Array.from(at);
     this.entryPage = Uint32Array.from(pg);
@@ -275,6 +303,15 @@ export class TraceReplay implements Workload {
       this.pos = 0;
       this.laps++;
     }
+  }
+
+  /** Trace time (ms, at speed 1) at which the next step is due: the forward walk, then its mirror image. */
+  dueMs(): number {
+    const n = this.entryDue.length;
+    const d = this.durationMs;
+    const lap = this.laps * 2 * d;
+    if (n === 0) return lap;
+    return this.pos < n ? lap + this.entryDue[this.pos]! : lap + 2 * d - this.entryDue[2 * n - 1 - this.pos]!;
   }
 
   registers(): Record<string, number> {

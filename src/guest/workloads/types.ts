@@ -21,6 +21,9 @@ export interface Workload {
   init(mem: VcpuMemory, rng: Rng): void;
   /** One unit of guest work: one write, one transaction, one annealing move. */
   step(mem: VcpuMemory, rng: Rng): void;
+  /** Replayed workloads only: the guest time (ms at full speed) at which the next step is due. A vCPU whose
+   *  params ask for recorded pacing runs a step only when its guest clock has reached this. */
+  dueMs?(): number;
   /** The workload's registers: small, JSON-safe integers. */
   registers(): Record<string, number>;
   setRegisters(registers: Readonly<Record<string, number>>): void;
