@@ -41,6 +41,10 @@ describe('CRC32C arithmetic', () => {
         }),
         { numRuns: 200 },
       );
+      for (let k = 0; k < 4; k++) {
+        for (let b = 0; b < 256; b++)
+          expect(s.shift((b << (8 * k)) >>> 0)).toBe(crc32cShift(b << (8 * k), size));
+      }
       const a = Buffer.from('frame header');
       const b = Buffer.alloc(size, 7);
       expect(s.combine(crc32c(a), crc32c(b))).toBe(crc32c(Buffer.concat([a, b])));

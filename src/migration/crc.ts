@@ -79,8 +79,16 @@ export function crc32cCombine(crcA: number, crcB: number, lengthB: number): numb
 export class Crc32cShifter {
   private readonly t = new Uint32Array(1024);
   constructor(readonly length: number) {
+    // The shift is linear over GF(2): a byte's entry is the XOR of the shifts of its set bits. So 32 general shifts
+    // (one per CRC bit) fill all 1024 entries; 1024 of them cost 2–20 ms, inside both ends' migration setup.
+    const t = this.t;
     for (let k = 0; k < 4; k++) {
-      for (let b = 0; b < 256; b++) this.t[k * 256 + b] = crc32cShift(b << (8 * k), length);
+      const lane = k * 256;
+      for (let i = 0; i < 8; i++) {
+        const bit = crc32cShift((1 << (8 * k + i)) >>> 0, length);
+        const high = 1 << i;
+        for (let b = high; b < 2 * high; b++) t[lane + b] = (t[lane + b - high]! ^ bit) >>> 0;
+      }
     }
   }
   shift(crc: number): number {
