@@ -26,6 +26,7 @@ import {
   runDestination,
 } from '../migration/destination.js';
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
+import { PageSinkPool } from '../migration/page-sink.js';
 import { PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source.js';
@@ -110,6 +111,8 @@ export class Agent {
   /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
   private readonly pausedIncoming = new Map<string, PausedIncoming>();
   private readonly finishedIncoming: IncomingMigration[] = [];
+  /** A page-sink thread started ahead of the next incoming migration, so that its setup does not wait for one. */
+  readonly pageSinks = new PageSinkPool();
   private readonly sockets = new Set<Socket>();
   private nextGuest = 1;
   private netServer = createNetServer();
@@ -166,6 +169,7 @@ export class Agent {
     });
     const a = this.netServer.address() as AddressInfo;
     this.power.start();
+    this.pageSinks.warm();
     this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     return this.address;
   }
@@ -273,6 +277,7 @@ export class Agent {
         },
       },
       { ...DEFAULT_DESTINATION_LIMITS, maxRamBytes: this.maxRamBytes },
+      this.pageSinks,
     );
   }
 
@@ -597,6 +602,7 @@ export class Agent {
     for (const g of this.guests.values()) await g.guest.destroy();
     this.guests.clear();
     for (const s of this.sockets) s.destroy();
+    await this.pageSinks.close();
     await new Promise<void>((resolve) => this.netServer.close(() => resolve()));
   }
 

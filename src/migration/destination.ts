@@ -12,7 +12,7 @@ import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
-import { PageSink } from './page-sink.js';
+import { PageSink, type PageSinkPool } from './page-sink.js';
 import {
   Capability,
   Command,
@@ -119,12 +119,14 @@ const SUPPORTED_CAPS =
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
- * connection to a paused post-copy (then resolves undefined at once). Never throws.
+ * connection to a paused post-copy (then resolves undefined at once). Never throws. `sinks`: where the page-sink
+ * thread comes from (an agent keeps one started); without it, one is started for this migration.
  */
 export async function runDestination(
   conn: FrameConnection,
   hooks: DestinationHooks,
   limits: DestinationLimits = DEFAULT_DESTINATION_LIMITS,
+  sinks?: PageSinkPool,
 ): Promise<IncomingMigration | undefined> {
   let first: Frame | MigrationError;
   try {
@@ -161,7 +163,7 @@ export async function runDestination(
     paused.attach(conn);
     return undefined;
   }
-  const d = new Destination(conn, hooks, limits);
+  const d = new Destination(conn, hooks, limits, sinks);
   return d.run(first);
 }
 
@@ -206,6 +208,7 @@ class Destination {
     private conn: FrameConnection,
     private readonly hooks: DestinationHooks,
     private readonly limits: DestinationLimits,
+    private readonly sinks: PageSinkPool | undefined,
   ) {}
 
   private async next(): Promise<Frame> {
@@ -309,6 +312,30 @@ class Destination {
       h.strategy === StrategyCode.POSTCOPY ||
       h.strategy === StrategyCode.HYBRID ||
       (h.capabilities & Capability.POSTCOPY) !== 0;
+    const sinkCompressors: [PageEncoding, CompressorName][] = [];
+    for (const [cap, enc, name] of [
+      [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
+      [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],
+      [Capability.LZ4, PageEncoding.LZ4, 'lz4'],
+    ] as const) {
+      if (h.capabilities & cap) {
+        this.compressors.set(enc, compressor(name));
+        sinkCompressors.push([enc, name]);
+      }
+    }
+    // The connection thread checks each PAGES frame's CRC in the same pass that yields the pages' ledger CRCs.
+    this.conn.reader.deferChecksum(Command.PAGES);
+    // Acknowledged before the guest is built: building it (RAM, dirty log, the workload's corpus, vCPU threads) takes
+    // 20-200 ms here, which then overlaps the source's first dirty-log sync and round 1 (its frames wait in the
+    // socket) instead of delaying both. A failure from here on still discards the guest; the source keeps its own.
+    await this.conn.sendFrame(
+      Command.HELLO_ACK,
+      encodeHelloAck({
+        version: Math.min(PROTOCOL_VERSION, h.versionMax),
+        capabilities: h.capabilities,
+        maxFrame: DEFAULT_MAX_FRAME,
+      }),
+    );
     try {
       // The vCPU threads start while the pages stream in; the handshake does not wait for them (handOver does).
       const { guest, ready } = Guest.beginIncoming(config, { postcopy: this.postcopyMode });
@@ -326,31 +353,14 @@ class Destination {
     }
     this.ledger = new PageLedger(this.pageCount, this.pageSize, true);
     this.shifter = new Crc32cShifter(this.pageSize);
-    const sinkCompressors: [PageEncoding, CompressorName][] = [];
-    for (const [cap, enc, name] of [
-      [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
-      [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],
-      [Capability.LZ4, PageEncoding.LZ4, 'lz4'],
-    ] as const) {
-      if (h.capabilities & cap) {
-        this.compressors.set(enc, compressor(name));
-        sinkCompressors.push([enc, name]);
-      }
-    }
-    // The connection thread checks each PAGES frame's CRC in the same pass that yields the pages' ledger CRCs.
-    this.conn.reader.deferChecksum(Command.PAGES);
-    this.sink = new PageSink(this.guest, this.ledger.crcs, sinkCompressors, (b) =>
-      this.conn.reader.recycleBuffer(b),
+    this.sink = new PageSink(
+      this.guest,
+      this.ledger.crcs,
+      sinkCompressors,
+      (b) => this.conn.reader.recycleBuffer(b),
+      this.sinks,
     );
     this.m.phase = 'receiving';
-    await this.conn.sendFrame(
-      Command.HELLO_ACK,
-      encodeHelloAck({
-        version: Math.min(PROTOCOL_VERSION, h.versionMax),
-        capabilities: h.capabilities,
-        maxFrame: DEFAULT_MAX_FRAME,
-      }),
-    );
   }
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */

@@ -33,6 +33,7 @@ export {
   VERIFY_METHODS,
   type VerifyMethod,
 } from './options.js';
+export { PageSinkPool } from './page-sink.js';
 export {
   admitToCache,
   admittedCacheGrowth,

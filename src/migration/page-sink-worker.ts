@@ -3,31 +3,57 @@
  * source sent them, and writes each page's CRC into the shared ledger. It exists so that the first-touch page
  * faults of fresh guest RAM (~3 µs a page here) and the copies run beside the connection thread, which only reads
  * the socket and verifies frames.
+ *
+ * The thread outlives one migration: `bind` points it at a guest's RAM and ledger, `release` drops them (answered
+ * with `released` after every batch before it), and it can be bound again. An agent keeps one started ahead of
+ * time (PageSinkPool), so an incoming migration does not wait for a thread to boot and load the codecs.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Compressor, compressor } from '../codec/index.js';
+import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
-import type { SinkBatch, SinkInit, SinkReply } from './page-sink.js';
+import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
 import { PAGE_ENTRY_HEADER_BYTES, PageEncoding } from './protocol.js';
 
-const init = workerData as SinkInit;
 const port = parentPort!;
-const views = init.blocks.map((b) => new Uint8Array(b));
-const ledger = new Uint32Array(init.ledger);
-const { pageSize, pagesPerBlock } = init;
-const zeroCrc = zeroPageCrc(pageSize);
-const compressors = new Map<number, Compressor>();
-for (const [encoding, name] of init.compressors) compressors.set(encoding, compressor(name));
 
-function page(p: number): Uint8Array {
-  const b = Math.floor(p / pagesPerBlock);
-  const at = (p - b * pagesPerBlock) * pageSize;
-  return views[b]!.subarray(at, at + pageSize);
+interface Target {
+  views: Uint8Array[];
+  ledger: Uint32Array;
+  pageSize: number;
+  pagesPerBlock: number;
+  zeroCrc: number;
+  compressors: Map<number, Compressor>;
+}
+
+/** The guest being received, or undefined between migrations. */
+let target: Target | undefined;
+/** Compressors by name, kept across migrations (zstd's context is built once). */
+const loaded = new Map<CompressorName, Compressor>();
+
+function bind(init: SinkInit): void {
+  const compressors = new Map<number, Compressor>();
+  for (const [encoding, name] of init.compressors) {
+    let c = loaded.get(name);
+    if (!c) {
+      c = compressor(name);
+      loaded.set(name, c);
+    }
+    compressors.set(encoding, c);
+  }
+  target = {
+    views: init.blocks.map((b) => new Uint8Array(b)),
+    ledger: new Uint32Array(init.ledger),
+    pageSize: init.pageSize,
+    pagesPerBlock: init.pagesPerBlock,
+    zeroCrc: zeroPageCrc(init.pageSize),
+    compressors,
+  };
 }
 
 /** Applies one batch; its entries were bound-checked and checksummed by the connection thread. */
-function apply(batch: SinkBatch): number {
+function apply(t: Target, batch: SinkBatch): number {
+  const { views, ledger, pageSize, pagesPerBlock, zeroCrc, compressors } = t;
   const payload = new Uint8Array(batch.buffer, batch.offset, batch.length);
   const dv = new DataView(batch.buffer, batch.offset, batch.length);
   const crcs = batch.crcs;
@@ -39,35 +65,51 @@ function apply(batch: SinkBatch): number {
     offset += PAGE_ENTRY_HEADER_BYTES;
     const data = payload.subarray(offset, offset + length);
     offset += length;
-    const target = page(p);
+    const b = Math.floor(p / pagesPerBlock);
+    const at = (p - b * pagesPerBlock) * pageSize;
+    const page = views[b]!.subarray(at, at + pageSize);
     if (encoding === PageEncoding.ZERO) {
-      target.fill(0);
+      page.fill(0);
       ledger[p] = zeroCrc;
       continue;
     }
     if (encoding === PageEncoding.RAW) {
-      target.set(data);
+      page.set(data);
       ledger[p] = crcs[i]!; // the CRC of these very bytes, computed while checking the frame
       continue;
     }
-    decodePageInto(p, encoding, data, target, compressors);
-    ledger[p] = pageCrc(target);
+    decodePageInto(p, encoding, data, page, compressors);
+    ledger[p] = pageCrc(page);
   }
   return batch.count;
 }
 
-port.on('message', (batch: SinkBatch) => {
+// Started for one migration (no pool): bound from the start.
+if (workerData) bind(workerData as SinkInit);
+
+port.on('message', (m: SinkRequest) => {
+  if (m.kind === 'bind') {
+    bind(m.init);
+    return;
+  }
+  if (m.kind === 'release') {
+    target = undefined; // the guest's RAM is no longer held by this thread
+    port.postMessage({ kind: 'released' } satisfies SinkReply);
+    return;
+  }
   let reply: SinkReply;
   try {
-    reply = { seq: batch.seq, pages: apply(batch), buffer: batch.buffer };
+    if (!target) throw new Error('page sink: a batch arrived before bind');
+    reply = { kind: 'applied', seq: m.seq, pages: apply(target, m), buffer: m.buffer };
   } catch (err) {
     reply = {
-      seq: batch.seq,
+      kind: 'applied',
+      seq: m.seq,
       pages: 0,
-      buffer: batch.buffer,
+      buffer: m.buffer,
       error: err instanceof Error ? err.message : String(err),
     };
   }
   // Hand the frame buffer back so the connection thread can reuse it for the next large frame.
-  port.postMessage(reply, batch.transfer ? [batch.buffer] : []);
+  port.postMessage(reply, m.transfer ? [m.buffer] : []);
 });

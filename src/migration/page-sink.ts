@@ -2,6 +2,9 @@
  * Main-thread side of the destination's page sink (see page-sink-worker.ts): hands checked PAGES payloads to the
  * sink thread, zero-copy when the payload owns its buffer, keeps at most a few in flight (so a slow sink slows the
  * socket instead of growing memory), and says when everything sent has been applied.
+ *
+ * Starting the thread costs tens of milliseconds of CPU (and far more on a busy host, where its first pages wait
+ * for it): a PageSinkPool keeps one thread started ahead of time and takes it back after each migration.
  */
 import type { Worker } from 'node:worker_threads';
 import type { CompressorName } from '../codec/index.js';
@@ -18,6 +21,7 @@ export interface SinkInit {
 }
 
 export interface SinkBatch {
+  kind: 'batch';
   seq: number;
   buffer: ArrayBuffer;
   offset: number;
@@ -28,21 +32,116 @@ export interface SinkBatch {
   transfer: boolean;
 }
 
-export interface SinkReply {
-  seq: number;
-  pages: number;
-  buffer: ArrayBuffer;
-  error?: string;
-}
+/** To the sink thread: point it at a guest, apply a batch, or let go of the guest. */
+export type SinkRequest = { kind: 'bind'; init: SinkInit } | SinkBatch | { kind: 'release' };
+
+/** From the sink thread: a batch applied (or refused), or the guest let go of (after every batch before it). */
+export type SinkReply =
+  | { kind: 'applied'; seq: number; pages: number; buffer: ArrayBuffer; error?: string }
+  | { kind: 'released' };
 
 /** Frames in flight before the connection thread waits: bounds memory at this many maximum frames. */
 const MAX_IN_FLIGHT = 8;
+
+function startSinkThread(init?: SinkInit): Worker {
+  return startWorkerNextTo(import.meta.url, 'page-sink-worker', { workerData: init ?? null }, true);
+}
+
+/**
+ * One page-sink thread kept started between incoming migrations (an agent holds one). `take` hands it out (or
+ * starts a thread when it is in use), `give` takes it back once it has let go of the guest, `close` stops every
+ * thread this pool started, idle or in use.
+ */
+export class PageSinkPool {
+  private idle: Worker | undefined;
+  private closed = false;
+  /** Every thread started by this pool that has not exited. */
+  private readonly live = new Set<Worker>();
+  private readonly broken = new WeakSet<Worker>();
+  /** Threads started so far (a reused thread counts once). */
+  started = 0;
+  /** Threads handed out so far (one per migration that used this pool). */
+  taken = 0;
+
+  /** Threads alive now, idle or in use. */
+  get liveThreads(): number {
+    return this.live.size;
+  }
+
+  /** True when a started thread waits for the next migration. */
+  get ready(): boolean {
+    return this.idle !== undefined;
+  }
+
+  /** Starts the spare thread now, if there is none, so that the next migration finds it booted. */
+  warm(): void {
+    if (this.closed || this.idle) return;
+    const w = this.start();
+    w.unref(); // an idle spare never keeps the process alive
+    this.idle = w;
+  }
+
+  private start(): Worker {
+    const w = startSinkThread();
+    this.started++;
+    this.live.add(w);
+    w.on('error', () => this.broken.add(w));
+    w.once('exit', () => {
+      this.live.delete(w);
+      this.broken.add(w);
+      if (this.idle === w) this.idle = undefined;
+    });
+    return w;
+  }
+
+  /** The spare thread, or a new one when it is in use (several migrations at once) or gone. */
+  take(): Worker {
+    if (this.closed) throw new MigrationError('CANCELLED', 'the page-sink pool is closed');
+    const w = this.idle ?? this.start();
+    this.idle = undefined;
+    this.taken++;
+    w.ref();
+    return w;
+  }
+
+  /**
+   * Takes a thread back from a finished migration. It becomes the spare once it has applied (or dropped) what it
+   * was sent and let go of the guest's RAM; a thread that failed, or one more than the single spare, is stopped.
+   */
+  give(w: Worker): void {
+    if (this.closed || this.idle || this.broken.has(w)) {
+      void w.terminate();
+      this.warm();
+      return;
+    }
+    const onReply = (r: SinkReply) => {
+      if (r.kind !== 'released') return; // replies to batches of the migration that just ended
+      w.off('message', onReply);
+      if (this.closed || this.idle || this.broken.has(w)) {
+        void w.terminate();
+        return;
+      }
+      w.unref();
+      this.idle = w;
+    };
+    w.on('message', onReply);
+    w.postMessage({ kind: 'release' } satisfies SinkRequest);
+  }
+
+  /** Stops every thread of this pool, idle or in use (a migration still using one then fails and is discarded). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.idle = undefined;
+    await Promise.all([...this.live].map((w) => w.terminate()));
+  }
+}
 
 export class PageSink {
   private readonly worker: Worker;
   private seq = 0;
   private done = 0;
   private failure: MigrationError | undefined;
+  private closed = false;
   private waiters: { until: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** Pages applied so far. */
   pagesApplied = 0;
@@ -53,6 +152,8 @@ export class PageSink {
     compressors: [PageEncoding, CompressorName][],
     /** Receives each transferred frame buffer back once it is applied. */
     private readonly recycle: (buffer: Buffer) => void,
+    /** Where the thread comes from and goes back to; without one, a thread is started and stopped here. */
+    private readonly pool?: PageSinkPool,
   ) {
     if (!(ledger.buffer instanceof SharedArrayBuffer)) throw new TypeError('the ledger must be shared');
     const init: SinkInit = {
@@ -62,17 +163,19 @@ export class PageSink {
       ledger: ledger.buffer,
       compressors,
     };
-    this.worker = startWorkerNextTo(import.meta.url, 'page-sink-worker', { workerData: init }, true);
-    this.worker.on('message', (r: SinkReply) => this.onReply(r));
-    this.worker.on('error', (err) =>
-      this.fail(new MigrationError('INTERNAL', `page sink failed: ${err.message}`)),
-    );
-    this.worker.on('exit', (code) => {
-      if (this.done < this.seq) this.fail(new MigrationError('INTERNAL', `page sink exited (code ${code})`));
-    });
+    if (pool) {
+      this.worker = pool.take();
+      this.worker.postMessage({ kind: 'bind', init } satisfies SinkRequest);
+    } else {
+      this.worker = startSinkThread(init);
+    }
+    this.worker.on('message', this.onReply);
+    this.worker.on('error', this.onError);
+    this.worker.on('exit', this.onExit);
   }
 
-  private onReply(r: SinkReply): void {
+  private readonly onReply = (r: SinkReply): void => {
+    if (r.kind !== 'applied') return;
     this.done = r.seq;
     this.pagesApplied += r.pages;
     if (r.error !== undefined) {
@@ -81,7 +184,15 @@ export class PageSink {
     }
     this.recycle(Buffer.from(r.buffer));
     this.wake();
-  }
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.fail(new MigrationError('INTERNAL', `page sink failed: ${err.message}`));
+  };
+
+  private readonly onExit = (code: number): void => {
+    if (this.done < this.seq) this.fail(new MigrationError('INTERNAL', `page sink exited (code ${code})`));
+  };
 
   private fail(e: MigrationError): void {
     if (this.failure) return;
@@ -117,6 +228,7 @@ export class PageSink {
       payload.byteLength >= 1 << 16 &&
       ab.byteLength < 2 * payload.byteLength + (1 << 16);
     const batch: SinkBatch = {
+      kind: 'batch',
       seq: ++this.seq,
       buffer: transfer ? ab : new Uint8Array(payload).buffer,
       offset: transfer ? payload.byteOffset : 0,
@@ -134,8 +246,15 @@ export class PageSink {
     return this.waitFor(this.seq);
   }
 
+  /** Ends this migration's use of the thread: back to the pool (which stops it if it is not wanted), or stopped. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.fail(new MigrationError('CANCELLED', 'page sink closed'));
-    await this.worker.terminate();
+    this.worker.off('message', this.onReply);
+    this.worker.off('error', this.onError);
+    this.worker.off('exit', this.onExit);
+    if (this.pool) this.pool.give(this.worker);
+    else await this.worker.terminate();
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * The destination agent's warm page-sink thread (docs/migration.md, "Setup time"): migrations in a row into one
+ * agent reuse the thread it started at start-up, a cancelled migration gives it back clean, and a stopped agent
+ * leaves no thread behind.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent, AgentClient } from '../src/agent/index.js';
+import type { GuestConfig } from '../src/guest/index.js';
+import { expectOracle, isAdvancing, localAgent, MiB, waitFor } from './helpers.js';
+
+let a: { agent: Agent; client: AgentClient };
+let b: { agent: Agent; client: AgentClient };
+
+beforeAll(async () => {
+  a = await localAgent();
+  b = await localAgent();
+});
+
+afterAll(async () => {
+  await a?.agent.close();
+  await b?.agent.close();
+});
+
+const zipf = (seed: number): GuestConfig => ({
+  ramBytes: 16 * MiB,
+  seed,
+  workload: { name: 'zipf', params: { workingSetBytes: 12 * MiB, writeRate: 3000 } },
+});
+
+/** The destination's sink thread is back in its pool (it is given back just after the migration ends). */
+const sinkReady = () =>
+  waitFor(async () => b.agent.pageSinks.ready, 10_000, 'the page-sink thread to be idle');
+
+describe('warm page-sink thread', () => {
+  it('two migrations in a row into one agent both verify, on the thread started with the agent', async () => {
+    expect(b.agent.pageSinks.started).toBe(1);
+    const taken = b.agent.pageSinks.taken;
+    for (const [i, options] of [{ xbzrle: true }, { compress: 'zstd' as const }].entries()) {
+      const id = `warm${i}`;
+      const config = zipf(20 + i);
+      await a.client.startGuest(config, id);
+      const started = await a.client.migrate(id, b.agent.address, { maxBandwidth: 0, ...options });
+      const report = await a.client.follow(started.id, undefined, 50);
+      expect(report.error).toBeUndefined();
+      expect(report.status).toBe('completed');
+      expect(report.verified).toBe(true);
+      expect(await isAdvancing(b.client, id)).toBe(true);
+      await expectOracle(b.client, id, config);
+      await b.client.stopGuest(id);
+      await sinkReady();
+    }
+    expect(b.agent.pageSinks.taken).toBe(taken + 2);
+    expect(b.agent.pageSinks.started).toBe(1);
+    expect(b.agent.pageSinks.liveThreads).toBe(1);
+  });
+
+  it('a cancelled migration discards what it received and gives the thread back for the next one', async () => {
+    const taken = b.agent.pageSinks.taken;
+    const config = zipf(30);
+    await a.client.startGuest(config, 'cut');
+    // Slow enough to be cancelled in round 1, while pages stream into the sink.
+    const started = await a.client.migrate('cut', b.agent.address, { maxBandwidth: 4 * MiB });
+    await waitFor(
+      async () => (await a.client.migration(started.id)).transferredBytes > 2 * MiB,
+      20_000,
+      'pages to flow',
+    );
+    await a.client.cancel(started.id);
+    const cut = await a.client.follow(started.id, undefined, 50);
+    expect(cut.status).toBe('cancelled');
+    await expect(b.client.guest('cut')).rejects.toThrow(/no guest/);
+    expect(await isAdvancing(a.client, 'cut')).toBe(true);
+    await sinkReady();
+    const again = await a.client.migrate('cut', b.agent.address, { maxBandwidth: 0 });
+    const report = await a.client.follow(again.id, undefined, 50);
+    expect(report.status).toBe('completed');
+    expect(report.verified).toBe(true);
+    await expectOracle(b.client, 'cut', config);
+    await b.client.stopGuest('cut');
+    await sinkReady();
+    expect(b.agent.pageSinks.taken).toBe(taken + 2);
+    expect(b.agent.pageSinks.started).toBe(1);
+  });
+
+  it('a stopped agent leaves no page-sink thread', async () => {
+    const c = await localAgent();
+    expect(c.agent.pageSinks.liveThreads).toBe(1);
+    await c.agent.close();
+    expect(c.agent.pageSinks.liveThreads).toBe(0);
+    expect(c.agent.pageSinks.ready).toBe(false);
+  });
+});
