@@ -253,7 +253,13 @@ describe('PageCache statistics', () => {
     bad(() => c.update(4, content(0)));
     bad(() => c.slotView(-1));
     bad(() => c.slotView(4));
+    bad(() => c.slotView(1.5));
+    bad(() => c.pageOf(4));
     expect(c.pageOf(s)).toBe(1);
+    // Views are made on first use, then the same object every time (until a resize).
+    expect(c.slotView(s)).toBe(c.slotView(s));
+    expect(c.slotView(s)).toEqual(content(1));
+    expect(c.pageOf(s === 0 ? 1 : 0)).toBe(-1);
   });
 });
 

@@ -10,7 +10,8 @@
  *   tags  : Float64Array, the page number in each slot, NaN when empty (NaN equals nothing, so a lookup of any
  *           number can never hit an empty slot without a separate valid bit)
  *   stamps: Float64Array, LRU clock value of each slot's last use (a counter; 2^53 uses before it loses precision)
- *   views : one Uint8Array view per slot, made at construction/resize, returned by slotView()
+ *   views : one Uint8Array view per slot, made on its first slotView() (making all of them up front cost a
+ *           migration's setup 2–100 ms for a 64 MiB cache) and kept until resize()
  *
  * Capacity: the byte budget is rounded DOWN to ways × pageSize × 2^k (a power-of-two number of sets, so the set
  * index is a shift and a mask), with at least one set, and at most 2^30 sets and buffer.constants.MAX_LENGTH
@@ -90,12 +91,6 @@ function allocate(capacityBytes: number, alloc?: (bytes: number) => Uint8Array):
   }
 }
 
-function makeViews(data: Uint8Array, slots: number, pageSize: number): Uint8Array[] {
-  const views = new Array<Uint8Array>(slots);
-  for (let s = 0; s < slots; s++) views[s] = data.subarray(s * pageSize, (s + 1) * pageSize);
-  return views;
-}
-
 /** Cold entries (insert with admit = false) are stamped coldClock − 2^52: below every admitted stamp, still exact. */
 const COLD_BASE = 2 ** 52;
 
@@ -115,7 +110,7 @@ export class PageCache {
   private data: Uint8Array;
   private tags: Float64Array;
   private stamps: Float64Array;
-  private views: Uint8Array[];
+  private views: (Uint8Array | undefined)[];
   private clock = 0;
   private coldClock = 0;
   private used = 0;
@@ -146,7 +141,7 @@ export class PageCache {
     this.data = allocate(g.capacityBytes, this.alloc);
     this.tags = new Float64Array(g.slots).fill(Number.NaN);
     this.stamps = new Float64Array(g.slots);
-    this.views = makeViews(this.data, g.slots, pageSize);
+    this.views = new Array<Uint8Array | undefined>(g.slots);
     this.setGeometry(g);
   }
 
@@ -195,14 +190,18 @@ export class PageCache {
    */
   slotView(slot: number): Uint8Array {
     const view = this.views[slot];
-    if (view === undefined) this.badSlot(slot);
-    return view;
+    if (view !== undefined) return view;
+    // An out-of-range (or fractional) slot reads undefined from tags.
+    if (this.tags[slot] === undefined) this.badSlot(slot);
+    const made = this.data.subarray(slot * this.pageSize, (slot + 1) * this.pageSize);
+    this.views[slot] = made;
+    return made;
   }
 
   /** Page number held in a slot, or -1 when the slot is empty. */
   pageOf(slot: number): number {
-    if (this.views[slot] === undefined) this.badSlot(slot);
-    const tag = this.tags[slot]!;
+    const tag = this.tags[slot];
+    if (tag === undefined) this.badSlot(slot);
     return Number.isNaN(tag) ? -1 : tag;
   }
 
@@ -336,7 +335,7 @@ export class PageCache {
     this.data = data;
     this.tags = tags;
     this.stamps = stamps;
-    this.views = makeViews(data, g.slots, ps);
+    this.views = new Array<Uint8Array | undefined>(g.slots);
     this.used = kept;
     this.resizeDrops += dropped;
   }
