@@ -13,6 +13,7 @@ export type MigrationErrorCode =
   | 'TIMEOUT'
   | 'PROTOCOL'
   | 'CHECKSUM'
+  | 'FOREIGN_FRAME'
   | 'VERSION'
   | 'CAPABILITY'
   | 'DIGEST_MISMATCH'

@@ -5,12 +5,15 @@
 import type { Socket } from 'node:net';
 import { MigrationError } from '../errors.js';
 import {
+  bindFrame,
   Command,
   decodeJson,
   encodeFrame,
   encodeJson,
   type Frame,
+  FrameBinding,
   FrameReader,
+  FrameSender,
   PREAMBLE,
 } from './protocol.js';
 import { tlsFailure } from './tls-error.js';
@@ -46,6 +49,12 @@ export class FrameConnection {
   onFrame: ((f: Frame) => void) | undefined;
   private closeListeners: ((err: MigrationError) => void)[] = [];
   queueLimit = SOCKET_QUEUE_BYTES;
+  /** We told the peer about a stream error (an ERROR frame, then our half of the close). */
+  private errorSent = false;
+  /** Frame binding of what we send (protocol.ts), once the handshake gave the nonce. */
+  private sendBinding: FrameBinding | undefined;
+  /** Binding that starts after we send a frame of this command (the destination's HELLO_ACK / RECOVER_ACK). */
+  private bindAfterSending: { command: Command; binding: FrameBinding } | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -87,6 +96,9 @@ export class FrameConnection {
 
   private onData(chunk: Buffer): void {
     this.bytesReceived += chunk.length;
+    // After a stream error we told the peer about, keep reading and drop what still comes: closing a socket with
+    // unread data resets the connection, and the reset could destroy our ERROR frame before the peer reads it.
+    if (this.failure) return;
     let frames: Frame[];
     try {
       frames = this.reader.push(chunk);
@@ -96,7 +108,10 @@ export class FrameConnection {
           ? err
           : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
       // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
-      this.socket.end(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message })));
+      this.socket.end(
+        this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message }))),
+      );
+      this.errorSent = true;
       this.fail(e);
       return;
     }
@@ -183,6 +198,54 @@ export class FrameConnection {
     return f;
   }
 
+  /**
+   * Binds every frame from here on, both ways, to `nonce` and its sequence number (capability FRAME_BINDING). `self`
+   * says which end we are. With `afterSending`, our own frames are bound only after we send the next frame of that
+   * command (the destination binds what the source sends after HELLO_ACK at once, and its own frames after it).
+   */
+  bindFrames(nonce: Uint8Array, self: FrameSender, afterSending?: Command): void {
+    if (this.queue.length > 0) {
+      // Frames the peer sent before it could know the nonce: not part of a bound stream.
+      const e = new MigrationError(
+        'FOREIGN_FRAME',
+        'migration stream: frames arrived before the handshake ended',
+      );
+      this.destroy(e);
+      throw e;
+    }
+    const peer = self === FrameSender.SOURCE ? FrameSender.DESTINATION : FrameSender.SOURCE;
+    this.reader.bindFrames(new FrameBinding(nonce, peer));
+    const mine = new FrameBinding(nonce, self);
+    if (afterSending === undefined) this.sendBinding = mine;
+    else this.bindAfterSending = { command: afterSending, binding: mine };
+  }
+
+  /**
+   * The source's side: frames are bound from the one after the peer's next `command` frame (HELLO_ACK, RECOVER_ACK),
+   * both ways, to the nonce `nonceOf` reads from it (undefined: the peer did not bind). Call before sending what the
+   * peer answers with that frame.
+   */
+  bindAfterReceiving(
+    command: Command,
+    nonceOf: (payload: Buffer) => Uint8Array | undefined,
+    self: FrameSender,
+  ): void {
+    const peer = self === FrameSender.SOURCE ? FrameSender.DESTINATION : FrameSender.SOURCE;
+    this.reader.bindAfter(command, nonceOf, peer, (nonce) => {
+      this.sendBinding = new FrameBinding(nonce, self);
+    });
+  }
+
+  /** Binds a frame as it goes on the wire (in write order, which is the order the peer checks). */
+  private outgoing(frame: Buffer): Buffer {
+    if (this.sendBinding) bindFrame(frame, this.sendBinding.next());
+    else if (this.bindAfterSending && frame[4] === this.bindAfterSending.command) {
+      this.sendBinding = this.bindAfterSending.binding;
+      this.bindAfterSending = undefined;
+    }
+    return frame;
+  }
+
   /** Writes raw bytes (the preamble) without pacing. */
   writeRaw(bytes: Uint8Array): void {
     this.socket.write(bytes);
@@ -200,7 +263,7 @@ export class FrameConnection {
     // Backpressure by bytes still queued in user space, resumed at half the limit as each write completes
     // (not at 'drain', which waits for an empty queue and leaves the link idle while we refill it).
     this.queued += frame.length;
-    this.socket.write(frame, () => {
+    this.socket.write(this.outgoing(frame), () => {
       this.queued -= frame.length;
       onWritten?.();
       if (this.queued <= this.queueLimit / 2) this.wakeDrain();
@@ -218,7 +281,13 @@ export class FrameConnection {
 
   /** Best effort: tells the peer why we stop, then closes. Never throws. */
   async sendErrorAndClose(err: MigrationError): Promise<void> {
+    if (this.failure && !this.errorSent) {
+      this.socket.destroy();
+      return;
+    }
     if (this.failure) {
+      // Our ERROR frame is on its way (a stream error): let the peer read it and close first.
+      await this.closedOrAfter(2000);
       this.socket.destroy();
       return;
     }
@@ -226,19 +295,27 @@ export class FrameConnection {
     // read it; a peer that is stopped or gone cannot hold us: the socket is destroyed after a grace period.
     this.fail(err);
     try {
-      this.socket.end(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message })));
+      this.socket.end(
+        this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message }))),
+      );
     } catch {
       // the link is already gone; nothing more to tell
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 2000);
+    await this.closedOrAfter(2000);
+    this.socket.destroy();
+  }
+
+  /** Resolves when the socket closes, or after `ms`. */
+  private closedOrAfter(ms: number): Promise<void> {
+    if (this.socket.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
       t.unref();
       this.socket.once('close', () => {
         clearTimeout(t);
         resolve();
       });
     });
-    this.socket.destroy();
   }
 
   destroy(err?: MigrationError): void {

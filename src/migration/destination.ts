@@ -4,7 +4,7 @@
  * before GO discards the incoming guest; the source still has it.
  */
 
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
 import { CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
@@ -14,6 +14,7 @@ import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
 import {
+  BINDING_NONCE_BYTES,
   Capability,
   Command,
   DEFAULT_MAX_FRAME,
@@ -28,6 +29,7 @@ import {
   encodePageRequest,
   encodeRecoverAck,
   type Frame,
+  FrameSender,
   forEachPageEntry,
   MAX_REQUEST_PAGES,
   MIN_PROTOCOL_VERSION,
@@ -115,7 +117,8 @@ const SUPPORTED_CAPS =
   Capability.ZSTD |
   Capability.LZ4 |
   Capability.POSTCOPY |
-  Capability.POSTCOPY_RECOVER;
+  Capability.POSTCOPY_RECOVER |
+  Capability.FRAME_BINDING;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -201,6 +204,8 @@ class Destination {
 
   /** From HELLO when the source can recover a broken post-copy link. */
   private recoveryToken: string | undefined;
+  /** The source asked for frame binding (FRAME_BINDING): every connection of this migration binds its frames. */
+  private framesBound = false;
   /** Bytes received over connections that broke during post-copy. */
   private bytesBeforeRecovery = 0;
 
@@ -328,12 +333,17 @@ class Destination {
     // Acknowledged before the guest is built: building it (RAM, dirty log, the workload's corpus, vCPU threads) takes
     // 20-200 ms here, which then overlaps the source's first dirty-log sync and round 1 (its frames wait in the
     // socket) instead of delaying both. A failure from here on still discards the guest; the source keeps its own.
+    // Frame binding: what the source sends from now on is bound to this nonce, and our frames after HELLO_ACK.
+    this.framesBound = (h.capabilities & Capability.FRAME_BINDING) !== 0;
+    const nonce = this.framesBound ? randomBytes(BINDING_NONCE_BYTES) : undefined;
+    if (nonce) this.conn.bindFrames(nonce, FrameSender.DESTINATION, Command.HELLO_ACK);
     await this.conn.sendFrame(
       Command.HELLO_ACK,
       encodeHelloAck({
         version: Math.min(PROTOCOL_VERSION, h.versionMax),
         capabilities: h.capabilities,
         maxFrame: DEFAULT_MAX_FRAME,
+        ...(nonce ? { nonce } : {}),
       }),
     );
     try {
@@ -586,7 +596,10 @@ class Destination {
     const guest = this.guest!;
     const present = new Uint8Array(Math.ceil(this.pageCount / 8));
     for (let p = 0; p < this.pageCount; p++) if (guest.isPresent(p)) present[p >> 3]! |= 1 << (p & 7);
-    await conn.sendFrame(Command.RECOVER_ACK, encodeRecoverAck(present));
+    // A new connection, a new nonce: frames of the broken one cannot be replayed into this one.
+    const nonce = this.framesBound ? randomBytes(BINDING_NONCE_BYTES) : undefined;
+    if (nonce) conn.bindFrames(nonce, FrameSender.DESTINATION, Command.RECOVER_ACK);
+    await conn.sendFrame(Command.RECOVER_ACK, encodeRecoverAck(present, nonce));
     this.m.phase = 'postcopy';
     this.m.recoveries++;
     this.m.error = undefined;

@@ -64,6 +64,13 @@
  * | 8 | L | payload |
  * | 8+L | 4 | CRC32C (Castagnoli) of bytes 0 .. 8+L, u32 big-endian |
  *
+ * Frame binding (capability FRAME_BINDING): HELLO_ACK (or RECOVER_ACK) carries a random 16-byte nonce, and every
+ * later frame's CRC32C, in both directions, is taken over (nonce ‖ sender ‖ sequence number ‖ frame) instead of the
+ * frame alone — sender 0 = source, 1 = destination, sequence u64 counting that sender's frames from 0. A frame of
+ * another migration, or one replayed, reordered or dropped, then fails its check on arrival (FOREIGN_FRAME) and is
+ * refused before it is used. It is an integrity check against mixed-up streams, not authentication: the nonce
+ * travels in clear. TLS authenticates; this catches what plain TCP cannot.
+ *
  * Versioning and compatibility: HELLO carries the range of protocol versions the source speaks; the destination
  * picks the highest it also speaks or refuses with ERROR(VERSION). A new optional feature is a new capability bit
  * (never a reinterpretation of an old field); a change to the meaning of an existing frame is a new version.
@@ -132,7 +139,93 @@ export const Capability = {
   POSTCOPY: 1 << 5,
   /** The source can reconnect after a broken post-copy link (RECOVER); HELLO's guest JSON carries the token. */
   POSTCOPY_RECOVER: 1 << 6,
+  /** Frames after HELLO_ACK / RECOVER_ACK are bound to the connection's nonce and their sequence number. */
+  FRAME_BINDING: 1 << 7,
 } as const;
+
+/** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */
+export const BINDING_NONCE_BYTES = 16;
+/** Who sent a frame, in the frame-binding prefix. */
+export enum FrameSender {
+  SOURCE = 0,
+  DESTINATION = 1,
+}
+
+/**
+ * The frame-binding state of one direction of one connection: yields, frame after frame, the CRC32C of
+ * (nonce ‖ sender ‖ sequence number) that the frame's CRC continues from.
+ */
+export class FrameBinding {
+  private readonly prefix = Buffer.alloc(BINDING_NONCE_BYTES + 9);
+  private seq = 0;
+
+  constructor(nonce: Uint8Array, sender: FrameSender) {
+    if (nonce.length !== BINDING_NONCE_BYTES) {
+      throw new RangeError(`frame binding: nonce of ${nonce.length} bytes, need ${BINDING_NONCE_BYTES}`);
+    }
+    this.prefix.set(nonce, 0);
+    this.prefix[BINDING_NONCE_BYTES] = sender;
+  }
+
+  /** The sequence number the next frame gets. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  /** The CRC the next frame's CRC continues from; advances the sequence. */
+  next(): number {
+    return this.seedAt(this.seq++);
+  }
+
+  /** The CRC a frame with sequence number `s` continues from. */
+  seedAt(s: number): number {
+    this.prefix.writeUInt32BE(Math.floor(s / 2 ** 32), BINDING_NONCE_BYTES + 1);
+    this.prefix.writeUInt32BE(s >>> 0, BINDING_NONCE_BYTES + 5);
+    return crc32cUpdate(0, this.prefix);
+  }
+
+  /**
+   * Why a frame whose trailer is not bound at `sequence` failed: FOREIGN_FRAME if its CRC is intact but bound
+   * elsewhere (not bound at all: another stream's; bound one place off: a frame was inserted or dropped before it),
+   * else undefined (damage: a checksum error).
+   */
+  explain(
+    command: Command,
+    expected: number,
+    plain: number,
+    length: number,
+    sequence: number,
+  ): MigrationError | undefined {
+    if (plain === expected) return foreignFrame(command, sequence, 'not bound to this connection');
+    for (const off of [-1, 1]) {
+      if (sequence + off >= 0 && crc32cCombine(this.seedAt(sequence + off), plain, length) === expected) {
+        return foreignFrame(
+          command,
+          sequence,
+          off < 0
+            ? 'bound one place earlier: a frame was inserted before it'
+            : 'bound one place later: a frame before it was dropped',
+        );
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Rewrites a complete frame's trailer from CRC(frame) to CRC(binding prefix ‖ frame). */
+export function bindFrame(frame: Buffer, seed: number): void {
+  const end = frame.length - FRAME_TRAILER_BYTES;
+  frame.writeUInt32BE(crc32cCombine(seed, frame.readUInt32BE(end), end), end);
+}
+
+function foreignFrame(command: Command, sequence: number, why: string): MigrationError {
+  return new MigrationError(
+    'FOREIGN_FRAME',
+    `migration stream: the ${Command[command]} frame at position ${sequence} does not belong here: its CRC32C is ` +
+      `intact but ${why} (a frame of another migration, replayed, reordered or dropped on the way); refused before use`,
+    { command: Command[command], sequence },
+  );
+}
 
 export enum StrategyCode {
   COLD = 0,
@@ -149,7 +242,11 @@ export interface Frame {
    * ({@link FrameReader.deferChecksum}): the trailer's value and the CRC32C of the 8 header bytes. The consumer
    * must verify the frame ({@link verifyPagesFrame}) before it believes a byte of the payload.
    */
-  unverified?: { expected: number; headerCrc: number };
+  unverified?: {
+    expected: number;
+    headerCrc: number;
+    binding?: { seed: number; sequence: number; of: FrameBinding };
+  };
 }
 
 function protocolError(message: string, context: Record<string, unknown> = {}): MigrationError {
@@ -214,6 +311,42 @@ export class FrameReader {
   }
   private readonly deferred = new Set<Command>();
 
+  /** Frame binding of what the peer sends: set once the handshake gave the nonce; frames after it must be bound. */
+  private binding: FrameBinding | undefined;
+  bindFrames(binding: FrameBinding): void {
+    this.binding = binding;
+  }
+  /**
+   * Binds the frames that follow the next frame of `command` (HELLO_ACK / RECOVER_ACK) to the nonce `nonceOf` finds
+   * in it, from the very next frame on, even one that arrived in the same chunk. `onBound` gets the nonce.
+   */
+  bindAfter(
+    command: Command,
+    nonceOf: (payload: Buffer) => Uint8Array | undefined,
+    sender: FrameSender,
+    onBound: (nonce: Uint8Array) => void,
+  ): void {
+    this.armed = { command, nonceOf, sender, onBound };
+  }
+  private armed:
+    | {
+        command: Command;
+        nonceOf: (payload: Buffer) => Uint8Array | undefined;
+        sender: FrameSender;
+        onBound: (nonce: Uint8Array) => void;
+      }
+    | undefined;
+
+  private afterFrame(f: Frame): void {
+    const a = this.armed;
+    if (a === undefined || f.command !== a.command) return;
+    this.armed = undefined;
+    const nonce = a.nonceOf(f.payload);
+    if (nonce === undefined) return;
+    this.binding = new FrameBinding(nonce, a.sender);
+    a.onBound(nonce);
+  }
+
   setMaxPayload(maxPayload: number): void {
     if (maxPayload > HARD_MAX_FRAME)
       throw new RangeError(`max frame ${maxPayload} exceeds ${HARD_MAX_FRAME}`);
@@ -239,6 +372,7 @@ export class FrameReader {
       this.big = undefined;
       this.bigFill = 0;
       frames.push(this.check(whole, 0, whole.length - FRAME_HEADER_BYTES - FRAME_TRAILER_BYTES, true));
+      if (this.armed) this.afterFrame(frames.at(-1)!);
     }
     this.append(at === 0 ? chunk : chunk.subarray(at));
     if (!this.preambleSeen) {
@@ -282,6 +416,7 @@ export class FrameReader {
         break;
       }
       frames.push(this.check(this.buf, this.start, length, false));
+      if (this.armed) this.afterFrame(frames.at(-1)!);
       this.start += total;
     }
     if (this.start === this.end) {
@@ -328,20 +463,30 @@ export class FrameReader {
     const command = buf[start + 4]! as Command;
     const bodyEnd = start + FRAME_HEADER_BYTES + length;
     const expected = buf.readUInt32BE(bodyEnd);
+    const b = this.binding;
+    const sequence = b ? b.sequence : 0;
+    const seed = b ? b.next() : undefined;
     if (this.deferred.size > 0 && this.deferred.has(command)) {
       const payload = own
         ? buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd)
         : Buffer.from(buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd));
       const headerCrc = crc32cUpdate(0, buf, start, start + FRAME_HEADER_BYTES);
-      return { command, payload, unverified: { expected, headerCrc } };
+      return {
+        command,
+        payload,
+        unverified: {
+          expected,
+          headerCrc,
+          ...(b && seed !== undefined ? { binding: { seed, sequence, of: b } } : {}),
+        },
+      };
     }
-    const actual = crc32c(buf.subarray(start, bodyEnd));
+    const plain = crc32c(buf.subarray(start, bodyEnd));
+    const actual = seed === undefined ? plain : crc32cCombine(seed, plain, bodyEnd - start);
     if (expected !== actual) {
-      throw new MigrationError('CHECKSUM', `migration stream: CRC32C mismatch in ${Command[command]} frame`, {
-        command: Command[command],
-        expected,
-        actual,
-      });
+      const why = b?.explain(command, expected, plain, bodyEnd - start, sequence);
+      if (why) throw why;
+      throw checksumError(command, expected, actual, b !== undefined);
     }
     const payload = own
       ? buf.subarray(start + FRAME_HEADER_BYTES, bodyEnd)
@@ -551,15 +696,24 @@ export interface HelloAck {
   version: number;
   capabilities: number;
   maxFrame: number;
+  /** The frame-binding nonce: present exactly when `capabilities` has FRAME_BINDING. */
+  nonce?: Buffer;
 }
 
 export function encodeHelloAck(a: HelloAck): Buffer {
-  return new PayloadWriter().u16(a.version).u32(a.capabilities).u32(a.maxFrame).finish();
+  const w = new PayloadWriter().u16(a.version).u32(a.capabilities).u32(a.maxFrame);
+  if ((a.capabilities & Capability.FRAME_BINDING) !== 0) {
+    if (a.nonce?.length !== BINDING_NONCE_BYTES)
+      throw new RangeError('HELLO_ACK: FRAME_BINDING needs a nonce');
+    w.bytes(a.nonce);
+  }
+  return w.finish();
 }
 
 export function decodeHelloAck(payload: Buffer): HelloAck {
   const r = new PayloadReader(payload, 'HELLO_ACK');
-  const a = { version: r.u16(), capabilities: r.u32(), maxFrame: r.u32() };
+  const a: HelloAck = { version: r.u16(), capabilities: r.u32(), maxFrame: r.u32() };
+  if ((a.capabilities & Capability.FRAME_BINDING) !== 0) a.nonce = Buffer.from(r.bytes(BINDING_NONCE_BYTES));
   r.end();
   if (a.maxFrame < 64 * 1024 || a.maxFrame > HARD_MAX_FRAME) {
     throw protocolError(`HELLO_ACK: max frame ${a.maxFrame} outside 64 KiB..${HARD_MAX_FRAME}`);
@@ -667,10 +821,29 @@ export function decodeRecover(payload: Buffer): Recover {
   return { migrationId: v.migrationId, token: v.token };
 }
 
-/** RECOVER_ACK: the pages the destination holds, in POSTCOPY_START's bitmap layout. */
-export const encodeRecoverAck = encodePostcopyStart;
-export function decodeRecoverAck(payload: Buffer, pageCount: number): Uint8Array {
-  return decodePostcopyStart(payload, pageCount);
+/**
+ * RECOVER_ACK: the pages the destination holds, in POSTCOPY_START's bitmap layout, then — when the migration's frames
+ * are bound (FRAME_BINDING in HELLO_ACK) — the new connection's 16-byte nonce.
+ */
+export function encodeRecoverAck(present: Uint8Array, nonce?: Uint8Array): Buffer {
+  const w = new PayloadWriter().u32(present.length).bytes(present);
+  if (nonce !== undefined) w.bytes(nonce);
+  return w.finish();
+}
+export function decodeRecoverAck(
+  payload: Buffer,
+  pageCount: number,
+  bound: boolean,
+): { present: Uint8Array; nonce?: Buffer } {
+  const r = new PayloadReader(payload, 'RECOVER_ACK');
+  const n = r.u32();
+  if (n !== Math.ceil(pageCount / 8)) {
+    throw protocolError(`RECOVER_ACK: bitmap of ${n} bytes for ${pageCount} pages`);
+  }
+  const present = new Uint8Array(r.bytes(n));
+  const nonce = bound ? Buffer.from(r.bytes(BINDING_NONCE_BYTES)) : undefined;
+  r.end();
+  return nonce === undefined ? { present } : { present, nonce };
 }
 
 /** JSON-carrying frames (VCPU_STATE, ERROR, COMPLETE, RESUMED, READY). */
@@ -868,20 +1041,47 @@ export function verifyPagesFrame(
   } catch (err) {
     // A corrupt frame is a checksum error first, as when the reader checks it, even if the damage broke a bound.
     const pending = frame.unverified;
-    if (pending && !(err instanceof MigrationError && err.code === 'CHECKSUM')) {
-      const actual = crc32cNative(frame.payload, pending.headerCrc);
-      if (actual !== pending.expected) throw checksumError(pending.expected, actual);
+    if (
+      pending &&
+      !(err instanceof MigrationError && (err.code === 'CHECKSUM' || err.code === 'FOREIGN_FRAME'))
+    ) {
+      checkDeferred(pending, crc32cNative(frame.payload, pending.headerCrc), frame.payload.length);
     }
     throw err;
   }
 }
 
-function checksumError(expected: number, actual: number): MigrationError {
-  return new MigrationError('CHECKSUM', 'migration stream: CRC32C mismatch in PAGES frame', {
-    command: 'PAGES',
-    expected,
-    actual,
-  });
+/** Checks a deferred frame's trailer against its plain CRC (of header ‖ payload), bound when the stream is bound. */
+function checkDeferred(
+  pending: NonNullable<Frame['unverified']>,
+  plain: number,
+  payloadLength: number,
+): void {
+  const bound = pending.binding;
+  const actual = bound ? crc32cCombine(bound.seed, plain, FRAME_HEADER_BYTES + payloadLength) : plain;
+  if (actual === pending.expected) return;
+  const why = bound?.of.explain(
+    Command.PAGES,
+    pending.expected,
+    plain,
+    FRAME_HEADER_BYTES + payloadLength,
+    bound.sequence,
+  );
+  throw why ?? checksumError(Command.PAGES, pending.expected, actual, bound !== undefined);
+}
+
+function checksumError(command: Command, expected: number, actual: number, bound: boolean): MigrationError {
+  // A frame bound to another nonce cannot be told from damage: say both.
+  const what = bound ? ' (damaged on the way, or a frame of another migration)' : '';
+  return new MigrationError(
+    'CHECKSUM',
+    `migration stream: CRC32C mismatch in ${Command[command]} frame${what}`,
+    {
+      command: Command[command],
+      expected,
+      actual,
+    },
+  );
 }
 
 function walkPagesFrame(
@@ -919,8 +1119,7 @@ function walkPagesFrame(
   if (pending) {
     // crc(header ‖ count ‖ entries)
     const head = crc32cUpdate(pending.headerCrc, payload, 0, 4);
-    const actual = crc32cCombine(head, crc, payload.length - 4);
-    if (actual !== pending.expected) throw checksumError(pending.expected, actual);
+    checkDeferred(pending, crc32cCombine(head, crc, payload.length - 4), payload.length);
   }
   return { count, entryCrcs };
 }

@@ -46,6 +46,7 @@ import {
   encodePostcopyStart,
   encodeRecover,
   encodeRound,
+  FrameSender,
   MIN_PROTOCOL_VERSION,
   PageEncoding,
   PagesFrameBuilder,
@@ -345,6 +346,7 @@ class Source {
       (this.o.compress === 'deflate' ? Capability.DEFLATE : 0) |
       (this.o.compress === 'zstd' ? Capability.ZSTD : 0) |
       (this.o.compress === 'lz4' ? Capability.LZ4 : 0) |
+      Capability.FRAME_BINDING |
       (this.o.strategy === 'postcopy' ||
       this.o.strategy === 'hybrid' ||
       this.o.onNonConvergence === 'postcopy'
@@ -352,6 +354,7 @@ class Source {
         : 0);
     const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
     this.conn.writeRaw(PREAMBLE);
+    this.conn.bindAfterReceiving(Command.HELLO_ACK, (p) => decodeHelloAck(p).nonce, FrameSender.SOURCE);
     await this.conn.sendFrame(
       Command.HELLO,
       encodeHello({
@@ -377,8 +380,12 @@ class Source {
         `the destination does not support every requested capability (asked 0x${caps.toString(16)}, got 0x${ack.capabilities.toString(16)})`,
       );
     }
+    this.framesBound = ack.nonce !== undefined;
     if (ack.maxFrame < this.o.framePayloadBytes) this.newBuilder(ack.maxFrame);
   }
+
+  /** The destination bound this migration's frames (FRAME_BINDING): a recovery connection binds its own too. */
+  private framesBound = false;
 
   // ------------------------------------------------------------------------------------------------------
   // Encoding one page
@@ -1170,12 +1177,19 @@ class Source {
         this.emit(true);
         try {
           conn.writeRaw(PREAMBLE);
+          if (this.framesBound) {
+            conn.bindAfterReceiving(
+              Command.RECOVER_ACK,
+              (p) => decodeRecoverAck(p, this.pageCount, true).nonce,
+              FrameSender.SOURCE,
+            );
+          }
           await conn.sendFrame(
             Command.RECOVER,
             encodeRecover({ migrationId: r.id, token: this.recoveryToken }),
           );
           const ack = await conn.expect(Command.RECOVER_ACK, HANDSHAKE_TIMEOUT_MS);
-          const present = decodeRecoverAck(ack.payload, this.pageCount);
+          const { present } = decodeRecoverAck(ack.payload, this.pageCount, this.framesBound);
           // The bytes of every connection count towards the report.
           this.bytesBeforeRecovery += bytesBefore;
           this.conn = conn;
