@@ -12,15 +12,20 @@ const PAGES = 48;
 const dir = mkdtempSync(join(tmpdir(), 'livemig-trace-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A small trace and the page contents after each record (what replay must reproduce). */
-function makeTrace(): { file: string; states: Uint8Array[][]; writes: number } {
-  const w = new TraceWriter({
+/** A trace writer for test programs recorded every `intervalMs`. */
+function writer(program: string, intervalMs: number): TraceWriter {
+  return new TraceWriter({
     pageSize: PS,
-    intervalMs: 50,
+    intervalMs,
     method: 'page-compare',
     compression: 'deflate',
-    meta: { program: 'test', command: ['test'] },
+    meta: { program, command: [program] },
   });
+}
+
+/** A small trace and the page contents after each record (what replay must reproduce). */
+function makeTrace(): { file: string; states: Uint8Array[][]; writes: number } {
+  const w = writer('test', 50);
   const cur = Array.from({ length: PAGES }, () => new Uint8Array(PS));
   const states: Uint8Array[][] = [];
   // Snapshot: every third page zero (left out), the rest text-like.
@@ -58,13 +63,7 @@ const { file, states, writes } = makeTrace();
  * at 1100 ms, then one write at 1200 and 1300 ms. 52 writes over 1300 ms: a mean of 40 writes/s.
  */
 function makeBurstTrace(): string {
-  const w = new TraceWriter({
-    pageSize: PS,
-    intervalMs: 100,
-    method: 'page-compare',
-    compression: 'deflate',
-    meta: { program: 'burst', command: ['burst'] },
-  });
+  const w = writer('burst', 100);
   w.add(0, [0], Buffer.alloc(PS, 65));
   const delta = (pages: number[]) => Buffer.alloc(pages.length * PS, 1);
   for (let r = 1; r <= 10; r++) w.add(r * 100, [r], delta([r]));
