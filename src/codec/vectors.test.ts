@@ -1,15 +1,26 @@
 /**
- * QEMU conformance: every record of the shared public vector file, and of any file named in
- * LIVEMIG_VECTORS (paths separated by the platform's path delimiter) — e.g. the larger acceptance set.
+ * QEMU conformance: every record of the shared public vector file, of any other `*.jsonl` file beside it in
+ * shared/vectors (a larger acceptance set dropped there is checked without configuration), and of any file named in
+ * LIVEMIG_VECTORS (paths separated by the platform's path delimiter).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { delimiter } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkVector, readVectors } from './vectors.js';
 import { XBZRLE_ENGINES } from './xbzrle.js';
 
 const PUBLIC = new URL('../../../shared/vectors/xbzrle-public.jsonl', import.meta.url);
-const extra = (process.env.LIVEMIG_VECTORS ?? '').split(delimiter).filter((p) => p !== '');
+const DIR = new URL('../../../shared/vectors/', import.meta.url);
+const beside = existsSync(DIR)
+  ? readdirSync(DIR)
+      .filter((f) => f.endsWith('.jsonl') && f !== 'xbzrle-public.jsonl')
+      .map((f) => fileURLToPath(new URL(f, DIR)))
+  : [];
+const extra = [
+  ...beside,
+  ...(process.env.LIVEMIG_VECTORS ?? '').split(delimiter).filter((p) => p !== '' && !beside.includes(p)),
+];
 
 describe('XBZRLE vectors from shared/vectors/xbzrle-public.jsonl', () => {
   // The file lives beside the clone (../shared); CI checks it out there too.
