@@ -115,7 +115,10 @@ class Source {
   private readonly pageSize: number;
   private readonly pageCount: number;
   private readonly ledger: PageLedger;
-  private readonly cache: PageCache | undefined;
+  /** The XBZRLE cache: allocated during the handshake (allocateCache), undefined without XBZRLE. */
+  private cache: PageCache | undefined;
+  /** Bytes the cache starts with; 0 = no cache (XBZRLE off, or a budget below one set). */
+  private readonly cacheBytesAtStart: number;
   private readonly compressor: Compressor | undefined;
   /** Copy of the page being encoded (never the live page, which a vCPU may be writing). */
   private scratch: Uint8Array;
@@ -180,20 +183,7 @@ class Source {
     // The cache's copies and the scratch copy of the page being encoded share one WebAssembly arena, so the
     // SIMD XBZRLE encoder reads both in place (docs/codecs.md): the scratch copy is the only copy per page.
     this.scratch = new Uint8Array(this.pageSize);
-    this.cache =
-      this.o.xbzrle && cacheBytes >= this.pageSize * this.o.cacheWays
-        ? new PageCache({
-            bytes: cacheBytes,
-            pageSize: this.pageSize,
-            ways: this.o.cacheWays,
-            allocate: (bytes) => {
-              const arena = allocatePageArena(bytes + this.pageSize);
-              this.scratch = arena.subarray(bytes, bytes + this.pageSize);
-              return arena.subarray(0, bytes);
-            },
-          })
-        : undefined;
-    if (this.cache) this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
+    this.cacheBytesAtStart = this.o.xbzrle && cacheBytes >= this.pageSize * this.o.cacheWays ? cacheBytes : 0;
     this.compressor =
       this.o.compress === 'deflate' || this.o.compress === 'zstd' || this.o.compress === 'lz4'
         ? compressor(this.o.compress)
@@ -339,9 +329,25 @@ class Source {
     this.r.guest.slowdown = before > 0 ? Math.max(0, 1 - this.r.guest.stepsPerSecDuring / before) : 0;
   }
 
+  /** Allocates the XBZRLE cache (the cache's copies and the scratch copy of the page being encoded share one arena). */
+  private allocateCache(): void {
+    if (this.cacheBytesAtStart === 0 || this.cache) return;
+    this.cache = new PageCache({
+      bytes: this.cacheBytesAtStart,
+      pageSize: this.pageSize,
+      ways: this.o.cacheWays,
+      allocate: (bytes) => {
+        const arena = allocatePageArena(bytes + this.pageSize);
+        this.scratch = arena.subarray(bytes, bytes + this.pageSize);
+        return arena.subarray(0, bytes);
+      },
+    });
+    this.r.xbzrle.cacheBytes = this.cache.capacityBytes;
+  }
+
   private async handshake(): Promise<void> {
     const caps =
-      (this.cache ? Capability.XBZRLE : 0) |
+      (this.cacheBytesAtStart > 0 ? Capability.XBZRLE : 0) |
       (this.o.compress === 'rle' ? Capability.RLE : 0) |
       (this.o.compress === 'deflate' ? Capability.DEFLATE : 0) |
       (this.o.compress === 'zstd' ? Capability.ZSTD : 0) |
@@ -355,7 +361,7 @@ class Source {
     const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
     this.conn.writeRaw(PREAMBLE);
     this.conn.bindAfterReceiving(Command.HELLO_ACK, (p) => decodeHelloAck(p).nonce, FrameSender.SOURCE);
-    await this.conn.sendFrame(
+    const hello = this.conn.sendFrame(
       Command.HELLO,
       encodeHello({
         versionMin: MIN_PROTOCOL_VERSION,
@@ -373,6 +379,11 @@ class Source {
         },
       }),
     );
+    hello.catch(() => undefined); // awaited below, unless the allocation throws first
+    // Allocating the cache (tens of MiB, and the garbage collection the allocation triggers: 5-80 ms here) overlaps
+    // HELLO's round trip and the destination's checks instead of preceding them.
+    this.allocateCache();
+    await hello;
     const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
     if ((ack.capabilities & caps) !== caps) {
       throw new MigrationError(
