@@ -531,7 +531,7 @@ export function explain(runs: readonly EngineRun[]): {
       `${id}: effective rate ${f(qRate)} MiB/s (QEMU) vs ${f(lRate)} MiB/s (livemig) against a ${f(q.config.bandwidth / MiB)} MiB/s limit.`,
     );
     findings.push(
-      `${id}: setup ${r0(qm.setupTimeMs)} ms (QEMU: the destination allocated its RAM when it started with -incoming) vs ${r0(lm.setupTimeMs)} ms (livemig: handshake and the destination agent creating the guest's RAM); without setup ${f(qm.migrationTimeMs / 1000)} s vs ${f(lm.migrationTimeMs / 1000)} s.`,
+      `${id}: setup ${r0(qm.setupTimeMs)} ms (QEMU: the destination allocated its RAM when it started with -incoming) vs ${r0(lm.setupTimeMs)} ms (livemig: its own allocations and the HELLO / HELLO_ACK round trip; the destination builds the guest after acknowledging, during round 1); without setup ${f(qm.migrationTimeMs / 1000)} s vs ${f(lm.migrationTimeMs / 1000)} s.`,
     );
     if (!post)
       findings.push(
