@@ -248,6 +248,9 @@ interface AgentStatus {
   incoming: { guestId: string; phase: string; error?: { code: string } }[];
 }
 
+/** Phases of an incoming migration that has not yet settled (before GO: it may still fail or resume). */
+const IN_FLIGHT = new Set(['setup', 'receiving', 'verifying']);
+
 async function incoming(a: ChildAgent): Promise<AgentStatus['incoming']> {
   const res = await fetch(`http://${a.address}/v1/status`, { signal: AbortSignal.timeout(5000) });
   return ((await res.json()) as AgentStatus).incoming;
@@ -359,7 +362,10 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
       await waitUntil(async () => (await guestOn(cd, id)) === null, 10_000);
     }
     if (dstAlive) {
-      await waitUntil(async () => (await incoming(dst)).every((m) => m.phase !== 'receiving'), 10_000);
+      // Settled means past 'verifying' too: a source killed at switch-over may already have sent SWITCHOVER, and
+      // the destination then verifies and starts the guest's vCPUs before it waits for GO and sees the stream
+      // end. Polled while still verifying (hundreds of ms on a loaded host), it had no error yet: "got null".
+      await waitUntil(async () => (await incoming(dst)).every((m) => !IN_FLIGHT.has(m.phase)), 10_000);
       const inc = await incoming(dst).catch(() => []);
       result.destinationCode = inc.find((m) => m.error)?.error?.code ?? null;
       const g = await guestOn(cd, id);
