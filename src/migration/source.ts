@@ -381,7 +381,9 @@ class Source {
     );
     hello.catch(() => undefined); // awaited below, unless the allocation throws first
     // Allocating the cache (tens of MiB, and the garbage collection the allocation triggers: 5-80 ms here) overlaps
-    // HELLO's round trip and the destination's checks instead of preceding them.
+    // HELLO's round trip and the destination's checks instead of preceding them. One turn of the event loop first:
+    // the send passes the rate limiter (an await) before it reaches the socket.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.allocateCache();
     await hello;
     const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
