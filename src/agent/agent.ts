@@ -268,6 +268,7 @@ export class Agent {
           this.events.changed();
         },
         onFinished: (m) => {
+          this.pageSinks.warm(); // the next migration's sink thread boots now, not during this one's switch-over
           this.incoming.delete(key);
           this.finishedIncoming.push(m);
           if (this.finishedIncoming.length > 50) this.finishedIncoming.shift();

@@ -4,12 +4,12 @@
  * faults of fresh guest RAM (~3 µs a page here) and the copies run beside the connection thread, which only reads
  * the socket and verifies frames.
  *
- * The thread outlives one migration: `bind` points it at a guest's RAM and ledger, `release` drops them (answered
- * with `released` after every batch before it), and it can be bound again. An agent keeps one started ahead of
- * time (PageSinkPool), so an incoming migration does not wait for a thread to boot and load the codecs.
+ * It can start before its migration does: `bind` then points it at the guest's RAM and ledger. An agent keeps one
+ * started ahead of time (PageSinkPool), so an incoming migration does not wait for a thread to boot and load the
+ * codecs.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
+import { type Compressor, compressor } from '../codec/index.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
@@ -26,21 +26,12 @@ interface Target {
   compressors: Map<number, Compressor>;
 }
 
-/** The guest being received, or undefined between migrations. */
+/** The guest being received; undefined until `bind`. */
 let target: Target | undefined;
-/** Compressors by name, kept across migrations (zstd's context is built once). */
-const loaded = new Map<CompressorName, Compressor>();
 
 function bind(init: SinkInit): void {
   const compressors = new Map<number, Compressor>();
-  for (const [encoding, name] of init.compressors) {
-    let c = loaded.get(name);
-    if (!c) {
-      c = compressor(name);
-      loaded.set(name, c);
-    }
-    compressors.set(encoding, c);
-  }
+  for (const [encoding, name] of init.compressors) compressors.set(encoding, compressor(name));
   target = {
     views: init.blocks.map((b) => new Uint8Array(b)),
     ledger: new Uint32Array(init.ledger),
@@ -90,11 +81,6 @@ if (workerData) bind(workerData as SinkInit);
 port.on('message', (m: SinkRequest) => {
   if (m.kind === 'bind') {
     bind(m.init);
-    return;
-  }
-  if (m.kind === 'release') {
-    target = undefined; // the guest's RAM is no longer held by this thread
-    port.postMessage({ kind: 'released' } satisfies SinkReply);
     return;
   }
   let reply: SinkReply;

@@ -4,7 +4,7 @@
  * socket instead of growing memory), and says when everything sent has been applied.
  *
  * Starting the thread costs tens of milliseconds of CPU (and far more on a busy host, where its first pages wait
- * for it): a PageSinkPool keeps one thread started ahead of time and takes it back after each migration.
+ * for it): a PageSinkPool keeps one thread started ahead of the next migration.
  */
 import type { Worker } from 'node:worker_threads';
 import type { CompressorName } from '../codec/index.js';
@@ -32,13 +32,17 @@ export interface SinkBatch {
   transfer: boolean;
 }
 
-/** To the sink thread: point it at a guest, apply a batch, or let go of the guest. */
-export type SinkRequest = { kind: 'bind'; init: SinkInit } | SinkBatch | { kind: 'release' };
+/** To the sink thread: point it at a guest (once), or apply a batch. */
+export type SinkRequest = { kind: 'bind'; init: SinkInit } | SinkBatch;
 
-/** From the sink thread: a batch applied (or refused), or the guest let go of (after every batch before it). */
-export type SinkReply =
-  | { kind: 'applied'; seq: number; pages: number; buffer: ArrayBuffer; error?: string }
-  | { kind: 'released' };
+/** From the sink thread: a batch applied (or refused). */
+export interface SinkReply {
+  kind: 'applied';
+  seq: number;
+  pages: number;
+  buffer: ArrayBuffer;
+  error?: string;
+}
 
 /** Frames in flight before the connection thread waits: bounds memory at this many maximum frames. */
 const MAX_IN_FLIGHT = 8;
@@ -48,20 +52,25 @@ function startSinkThread(init?: SinkInit): Worker {
 }
 
 /**
- * One page-sink thread kept started between incoming migrations (an agent holds one). `take` hands it out (or
- * starts a thread when it is in use), `give` takes it back once it has let go of the guest, `close` stops every
- * thread this pool started, idle or in use.
+ * A page-sink thread started ahead of the next incoming migration (an agent holds one). `take` hands it out (or
+ * starts one when there is none: several migrations at once), `give` stops it when its migration is done, `warm`
+ * starts the next spare (the agent calls it when an incoming migration has ended, not during its switch-over), and
+ * `close` stops every thread this pool started, idle or in use.
+ *
+ * A thread serves one migration only: its isolate may reference the guest's RAM until its next garbage collection,
+ * which an idle thread may never run, so reusing it could pin a departed guest's memory.
  */
 export class PageSinkPool {
   private idle: Worker | undefined;
   private closed = false;
   /** Every thread started by this pool that has not exited. */
   private readonly live = new Set<Worker>();
-  private readonly broken = new WeakSet<Worker>();
-  /** Threads started so far (a reused thread counts once). */
+  /** Threads started so far. */
   started = 0;
   /** Threads handed out so far (one per migration that used this pool). */
   taken = 0;
+  /** Of those, the ones started by `take` because no spare was ready (the migration waited for its boot). */
+  startedOnDemand = 0;
 
   /** Threads alive now, idle or in use. */
   get liveThreads(): number {
@@ -85,47 +94,31 @@ export class PageSinkPool {
     const w = startSinkThread();
     this.started++;
     this.live.add(w);
-    w.on('error', () => this.broken.add(w));
+    w.on('error', () => undefined); // the migration using it sees the failure through its own listener
     w.once('exit', () => {
       this.live.delete(w);
-      this.broken.add(w);
       if (this.idle === w) this.idle = undefined;
     });
     return w;
   }
 
-  /** The spare thread, or a new one when it is in use (several migrations at once) or gone. */
+  /** The spare thread, or a new one when there is none. */
   take(): Worker {
     if (this.closed) throw new MigrationError('CANCELLED', 'the page-sink pool is closed');
-    const w = this.idle ?? this.start();
+    let w = this.idle;
     this.idle = undefined;
+    if (!w) {
+      w = this.start();
+      this.startedOnDemand++;
+    }
     this.taken++;
     w.ref();
     return w;
   }
 
-  /**
-   * Takes a thread back from a finished migration. It becomes the spare once it has applied (or dropped) what it
-   * was sent and let go of the guest's RAM; a thread that failed, or one more than the single spare, is stopped.
-   */
-  give(w: Worker): void {
-    if (this.closed || this.idle || this.broken.has(w)) {
-      void w.terminate();
-      this.warm();
-      return;
-    }
-    const onReply = (r: SinkReply) => {
-      if (r.kind !== 'released') return; // replies to batches of the migration that just ended
-      w.off('message', onReply);
-      if (this.closed || this.idle || this.broken.has(w)) {
-        void w.terminate();
-        return;
-      }
-      w.unref();
-      this.idle = w;
-    };
-    w.on('message', onReply);
-    w.postMessage({ kind: 'release' } satisfies SinkRequest);
+  /** Takes back a thread whose migration is done: it is stopped (see the class comment). */
+  async give(w: Worker): Promise<void> {
+    await w.terminate();
   }
 
   /** Stops every thread of this pool, idle or in use (a migration still using one then fails and is discarded). */
@@ -175,7 +168,6 @@ export class PageSink {
   }
 
   private readonly onReply = (r: SinkReply): void => {
-    if (r.kind !== 'applied') return;
     this.done = r.seq;
     this.pagesApplied += r.pages;
     if (r.error !== undefined) {
@@ -246,7 +238,7 @@ export class PageSink {
     return this.waitFor(this.seq);
   }
 
-  /** Ends this migration's use of the thread: back to the pool (which stops it if it is not wanted), or stopped. */
+  /** Ends this migration's use of the thread, which stops. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -254,7 +246,7 @@ export class PageSink {
     this.worker.off('message', this.onReply);
     this.worker.off('error', this.onError);
     this.worker.off('exit', this.onExit);
-    if (this.pool) this.pool.give(this.worker);
+    if (this.pool) await this.pool.give(this.worker);
     else await this.worker.terminate();
   }
 }
