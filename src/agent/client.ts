@@ -2,6 +2,7 @@
  * A typed client of the agent's control API, used by the CLI, the tests and anyone scripting livemig.
  * Errors from the agent come back as MigrationError / UsageError with the agent's code and message.
  */
+import { request as httpRequestRaw } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequestRaw } from 'node:https';
 import { MigrationError, type MigrationErrorCode, UsageError } from '../errors.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
@@ -10,20 +11,27 @@ import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
-/** fetch cannot present a client certificate; with TLS the client speaks HTTPS through node:https instead. */
-async function httpsRequest(
-  agent: HttpsAgent,
+/**
+ * One request on a connection of its own (HTTP through node:http, HTTPS through node:https with the client
+ * certificate, which fetch cannot present). No keep-alive: the agent's HTTP server closes a connection idle for
+ * 5 s, and when its event loop stalls for longer than that (an in-process agent during a CPU-heavy migration on
+ * a loaded host: stalls of 6 s measured) it closes a kept-alive connection that already carries the client's
+ * next request, which then fails with ECONNRESET. A fresh connection per call costs well under a millisecond on
+ * the loopback.
+ */
+async function nodeRequest(
+  agent: HttpsAgent | undefined,
   url: string,
   method: string,
   body?: string,
 ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequestRaw(
+    const req = (agent ? httpsRequestRaw : httpRequestRaw)(
       url,
       {
         method,
-        agent,
-        // Like the fetch path: every non-GET request declares JSON (the agent requires it).
+        agent: agent ?? false,
+        // Every non-GET request declares JSON (the agent requires it).
         headers:
           method === 'GET'
             ? {}
@@ -53,24 +61,18 @@ export class AgentClient {
     this.base = (/^https?:\/\//.test(address) ? address : `${scheme}://${address}`).replace(/\/$/, '');
     if (options.tls) {
       const host = new URL(this.base).hostname.replace(/^\[|\]$/g, '');
-      this.https = new HttpsAgent({ ...clientTlsOptions(options.tls, host), keepAlive: true });
+      this.https = new HttpsAgent({ ...clientTlsOptions(options.tls, host), keepAlive: false });
     }
   }
 
-  /** One request; fetch for plain HTTP, node:https with the client certificate under TLS. */
+  /** One request, on a connection of its own (see nodeRequest); under TLS with the client certificate. */
   private async send(
     method: string,
     path: string,
     body?: string,
   ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
     try {
-      if (this.https) return await httpsRequest(this.https, `${this.base}${path}`, method, body);
-      const res = await fetch(`${this.base}${path}`, {
-        method,
-        headers: method === 'GET' ? {} : { 'content-type': 'application/json' },
-        body,
-      });
-      return { status: res.status, ok: res.ok, bytes: Buffer.from(await res.arrayBuffer()) };
+      return await nodeRequest(this.https, `${this.base}${path}`, method, body);
     } catch (err) {
       const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error);
       const auth = tlsFailure(cause as NodeJS.ErrnoException, `the agent at ${this.base}`);
@@ -82,7 +84,7 @@ export class AgentClient {
     }
   }
 
-  /** Closes kept-alive HTTPS connections (so a script can exit promptly). */
+  /** Closes the HTTPS agent's connections (so a script can exit promptly). */
   close(): void {
     this.https?.destroy();
   }
