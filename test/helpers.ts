@@ -3,6 +3,7 @@
  * the control API, and waiting for conditions without timing assertions.
  */
 import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agent/index.js';
 import { type ChildAgent, cliCommand, spawnAgent } from '../src/cli/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
@@ -31,6 +32,23 @@ export async function localAgent(
 ): Promise<{ agent: Agent; client: AgentClient }> {
   const agent = await startAgent({ host: '127.0.0.1', port: 0, ...opts });
   return { agent, client: new AgentClient(agent.address) };
+}
+
+export type LocalAgent = Awaited<ReturnType<typeof localAgent>>;
+
+/**
+ * Two in-process agents shared by a test file's tests: started before the first, closed after the last. The result's
+ * `a` and `b` are set once the file's beforeAll hook has run.
+ */
+export function agentPairForFile(): { a: LocalAgent; b: LocalAgent } {
+  const pair = {} as { a: LocalAgent; b: LocalAgent };
+  beforeAll(async () => {
+    [pair.a, pair.b] = await Promise.all([localAgent(), localAgent()]);
+  });
+  afterAll(async () => {
+    await Promise.all([pair.a?.agent.close(), pair.b?.agent.close()]);
+  });
+  return pair;
 }
 
 export async function childAgent(args: string[] = []): Promise<{ child: ChildAgent; client: AgentClient }> {

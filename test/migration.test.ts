@@ -3,24 +3,12 @@
  * each checked by the switch-over digest AND by the determinism oracle (the destination's RAM equals, byte for
  * byte, a guest that never moved run to the same vCPU steps).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Agent, AgentClient } from '../src/agent/index.js';
+import { describe, expect, it } from 'vitest';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../src/migration/index.js';
-import { expectOracle, isAdvancing, localAgent, MiB, sleep } from './helpers.js';
+import { agentPairForFile, expectOracle, isAdvancing, localAgent, MiB, sleep } from './helpers.js';
 
-let a: { agent: Agent; client: AgentClient };
-let b: { agent: Agent; client: AgentClient };
-
-beforeAll(async () => {
-  a = await localAgent();
-  b = await localAgent();
-});
-
-afterAll(async () => {
-  await a?.agent.close();
-  await b?.agent.close();
-});
+const agents = agentPairForFile();
 
 let n = 0;
 
@@ -30,10 +18,10 @@ async function migrateOnce(
   warmupMs = 300,
 ): Promise<{ report: MigrationReport; id: string }> {
   const id = `t${++n}`;
-  await a.client.startGuest(config, id);
+  await agents.a.client.startGuest(config, id);
   await sleep(warmupMs);
-  const started = await a.client.migrate(id, b.agent.address, options);
-  const report = await a.client.follow(started.id, undefined, 50);
+  const started = await agents.a.client.migrate(id, agents.b.agent.address, options);
+  const report = await agents.a.client.follow(started.id, undefined, 50);
   return { report, id };
 }
 
@@ -67,10 +55,10 @@ describe.each([
     expect(report.verified).toBe(true);
     expect(report.transferredBytes).toBeGreaterThan(0);
     // The guest left the source and runs on the destination.
-    await expect(a.client.guest(id)).rejects.toThrow(/no guest/);
-    expect(await isAdvancing(b.client, id)).toBe(true);
-    await expectOracle(b.client, id, config);
-    await b.client.stopGuest(id);
+    await expect(agents.a.client.guest(id)).rejects.toThrow(/no guest/);
+    expect(await isAdvancing(agents.b.client, id)).toBe(true);
+    await expectOracle(agents.b.client, id, config);
+    await agents.b.client.stopGuest(id);
   });
 });
 
@@ -87,8 +75,8 @@ describe('workloads', () => {
       const { report, id } = await migrateOnce(config, { xbzrle: true, maxBandwidth: 0 }, 200);
       expect(report.status).toBe('completed');
       expect(report.verified).toBe(true);
-      await expectOracle(b.client, id, config);
-      await b.client.stopGuest(id);
+      await expectOracle(agents.b.client, id, config);
+      await agents.b.client.stopGuest(id);
     },
   );
 });
@@ -110,9 +98,9 @@ describe('pre-copy behaviour', () => {
     // Compare bytes sent after round 1 (round 1 is the same bulk copy in both).
     const after1 = (r: MigrationReport) => r.perRound.slice(1).reduce((s, row) => s + row.bytes, 0);
     expect(after1(x.report)).toBeLessThan(after1(plain.report) / 2);
-    await expectOracle(b.client, x.id, config);
-    await b.client.stopGuest(plain.id);
-    await b.client.stopGuest(x.id);
+    await expectOracle(agents.b.client, x.id, config);
+    await agents.b.client.stopGuest(plain.id);
+    await agents.b.client.stopGuest(x.id);
   });
 
   it('hot-last holds hot pages for the stop-and-copy and skips pages dirtied again before their turn', async () => {
@@ -130,8 +118,8 @@ describe('pre-copy behaviour', () => {
     expect(report.pageOrder).toBe('hot-last');
     expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
     expect(report.pages.redirtied).toBeGreaterThan(0);
-    await expectOracle(b.client, id, config);
-    await b.client.stopGuest(id);
+    await expectOracle(agents.b.client, id, config);
+    await agents.b.client.stopGuest(id);
   });
 
   it('dynamic cache sizing starts small, resizes between rounds and stays within its budget', async () => {
@@ -154,39 +142,39 @@ describe('pre-copy behaviour', () => {
     expect(report.xbzrle.cacheResizes.length).toBeGreaterThan(0);
     expect(report.xbzrle.cacheBytesPeak).toBeLessThanOrEqual(16 * MiB);
     expect(report.pages.xbzrle).toBeGreaterThan(0);
-    await expectOracle(b.client, id, config);
-    await b.client.stopGuest(id);
+    await expectOracle(agents.b.client, id, config);
+    await agents.b.client.stopGuest(id);
   });
 
   it('auto-converge throttles a guest that outruns the link, and the migration completes', async () => {
     const config = gap({ workload: { name: 'gap', params: { workingSetBytes: 8 * MiB, writeRate: 0 } } });
     const id = `t${++n}`;
-    await a.client.startGuest(config, id);
+    await agents.a.client.startGuest(config, id);
     await sleep(200);
     // The guest's rate before the migration, over a whole second: the report's own "before" (stepsPerSecBefore,
     // and so guest.slowdown) is a 100 ms sample, which on a loaded host caught as little as 23k steps/s of a
     // guest doing 320k over the second around it, so slowdown read 0 for a guest throttled down to CAP 1.
-    const steps = async () => (await a.client.guest(id)).steps.reduce((x, y) => x + y, 0);
+    const steps = async () => (await agents.a.client.guest(id)).steps.reduce((x, y) => x + y, 0);
     const s0 = await steps();
     const t0 = performance.now();
     await sleep(1000);
     const before = ((await steps()) - s0) / ((performance.now() - t0) / 1000);
-    const started = await a.client.migrate(id, b.agent.address, {
+    const started = await agents.a.client.migrate(id, agents.b.agent.address, {
       maxBandwidth: 48 * MiB,
       autoConverge: true,
       maxRounds: 40,
       downtimeLimitMs: 50,
       throttleIncrement: 20,
     });
-    const report = await a.client.follow(started.id, undefined, 50);
+    const report = await agents.a.client.follow(started.id, undefined, 50);
     expect(report.status).toBe('completed');
     expect(report.cap.length).toBeGreaterThan(0);
     expect(report.cap[0]!.cap).toBe(80);
     expect(report.guest.stepsPerSecDuring, JSON.stringify({ before, guest: report.guest })).toBeLessThan(
       before,
     );
-    await expectOracle(b.client, id, config);
-    await b.client.stopGuest(id);
+    await expectOracle(agents.b.client, id, config);
+    await agents.b.client.stopGuest(id);
   });
 
   it('gives up on a guest that never converges when told to, and the guest keeps running on the source', async () => {
@@ -198,10 +186,10 @@ describe('pre-copy behaviour', () => {
     );
     expect(report.status).toBe('failed');
     expect(report.error?.code).toBe('NOT_CONVERGED');
-    expect(await isAdvancing(a.client, id)).toBe(true);
-    expect((await b.client.guests()).find((g) => g.id === id)).toBeUndefined();
-    await expectOracle(a.client, id, config);
-    await a.client.stopGuest(id);
+    expect(await isAdvancing(agents.a.client, id)).toBe(true);
+    expect((await agents.b.client.guests()).find((g) => g.id === id)).toBeUndefined();
+    await expectOracle(agents.a.client, id, config);
+    await agents.a.client.stopGuest(id);
   });
 
   it('stops after max rounds (stop-and-copy) and still verifies', async () => {
@@ -215,8 +203,8 @@ describe('pre-copy behaviour', () => {
     expect(report.rounds).toBe(3);
     expect(report.switchoverReason).toBe('max-rounds');
     expect(report.perRound).toHaveLength(3);
-    await expectOracle(b.client, id, config);
-    await b.client.stopGuest(id);
+    await expectOracle(agents.b.client, id, config);
+    await agents.b.client.stopGuest(id);
   });
 });
 
@@ -225,14 +213,14 @@ describe('failures before switch-over leave the guest on the source', () => {
     const small = await localAgent({ maxRamBytes: 8 * MiB });
     try {
       const id = `t${++n}`;
-      await a.client.startGuest(gap(), id);
-      const started = await a.client.migrate(id, small.agent.address, {});
-      const r = await a.client.follow(started.id, undefined, 50);
+      await agents.a.client.startGuest(gap(), id);
+      const started = await agents.a.client.migrate(id, small.agent.address, {});
+      const r = await agents.a.client.follow(started.id, undefined, 50);
       expect(r.status).toBe('failed');
       expect(r.error?.code).toBe('RESOURCE_LIMIT');
       expect(r.error?.message).toMatch(/max-ram/);
-      expect(await isAdvancing(a.client, id)).toBe(true);
-      await a.client.stopGuest(id);
+      expect(await isAdvancing(agents.a.client, id)).toBe(true);
+      await agents.a.client.stopGuest(id);
     } finally {
       await small.agent.close();
     }
@@ -241,26 +229,26 @@ describe('failures before switch-over leave the guest on the source', () => {
   it('cancel mid-round: CANCELLED, guest running on the source, nothing left on the destination', async () => {
     const id = `t${++n}`;
     const config = gap();
-    await a.client.startGuest(config, id);
-    const started = await a.client.migrate(id, b.agent.address, { maxBandwidth: 4 * MiB });
+    await agents.a.client.startGuest(config, id);
+    const started = await agents.a.client.migrate(id, agents.b.agent.address, { maxBandwidth: 4 * MiB });
     await sleep(400);
-    await a.client.cancel(started.id);
-    const r = await a.client.follow(started.id, undefined, 50);
+    await agents.a.client.cancel(started.id);
+    const r = await agents.a.client.follow(started.id, undefined, 50);
     expect(r.status).toBe('cancelled');
     expect(r.error?.code).toBe('CANCELLED');
-    expect(await isAdvancing(a.client, id)).toBe(true);
-    expect((await b.client.guests()).find((g) => g.id === id)).toBeUndefined();
-    await expectOracle(a.client, id, config);
-    await a.client.stopGuest(id);
+    expect(await isAdvancing(agents.a.client, id)).toBe(true);
+    expect((await agents.b.client.guests()).find((g) => g.id === id)).toBeUndefined();
+    await expectOracle(agents.a.client, id, config);
+    await agents.a.client.stopGuest(id);
   });
 
   it('a destination that is not listening: CONNECTION_REFUSED', async () => {
     const id = `t${++n}`;
-    await a.client.startGuest(gap(), id);
-    const started = await a.client.migrate(id, '127.0.0.1:1', {});
-    const r = await a.client.follow(started.id, undefined, 50);
+    await agents.a.client.startGuest(gap(), id);
+    const started = await agents.a.client.migrate(id, '127.0.0.1:1', {});
+    const r = await agents.a.client.follow(started.id, undefined, 50);
     expect(r.error?.code).toBe('CONNECTION_REFUSED');
-    expect(await isAdvancing(a.client, id)).toBe(true);
-    await a.client.stopGuest(id);
+    expect(await isAdvancing(agents.a.client, id)).toBe(true);
+    await agents.a.client.stopGuest(id);
   });
 });
