@@ -66,6 +66,15 @@ function ram(sync: number, transferredMiB: number, remainingMiB: number) {
   };
 }
 
+/** A fake cgroup v1 cpu hierarchy: plain files where the kernel has control files (as in cgroup.test.ts). */
+function fakeCgroupV1(): string {
+  const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
+  mkdirSync(join(root, 'cpu'));
+  writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
+  writeFileSync(join(root, 'cpu', 'tasks'), '');
+  return root;
+}
+
 describe('migrateQemu', () => {
   it('sets capabilities and parameters, polls to completion and maps query-migrate into the report', async () => {
     const src = await fakeQemu([
@@ -316,10 +325,7 @@ describe('migrateQemu', () => {
     script.push({ status: 'completed', ram: ram(5, 200, 0), 'total-time': 200 });
     const src = await fakeQemu(script, { 'query-cpus-fast': [{ 'cpu-index': 0, 'thread-id': process.pid }] });
     const dst = await fakeQemu([{ status: 'active' }]);
-    const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
-    mkdirSync(join(root, 'cpu'));
-    writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
-    writeFileSync(join(root, 'cpu', 'tasks'), '');
+    const root = fakeCgroupV1();
     const r = await migrateQemu(src.client, dst.client, {
       uri: 'tcp:x:1',
       capping: 'cap',
@@ -349,10 +355,7 @@ describe('migrateQemu', () => {
     script.push({ status: 'completed', ram: ram(6, 250, 0) });
     const src = await fakeQemu(script, { 'query-cpus-fast': [{ 'cpu-index': 0, 'thread-id': process.pid }] });
     const dst = await fakeQemu([{ status: 'active' }]);
-    const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
-    mkdirSync(join(root, 'cpu'));
-    writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
-    writeFileSync(join(root, 'cpu', 'tasks'), '');
+    const root = fakeCgroupV1();
     const r = await migrateQemu(src.client, dst.client, {
       uri: 'tcp:x:1',
       capping: 'cap',
