@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
 import { SHIPPED_TRACES, shippedTracePath } from '../src/experiments/common.js';
 import { Guest } from '../src/guest/index.js';
-import { Recorder, TraceReader } from '../src/trace/index.js';
+import { Recorder, recordedDurationMs, recordedWriteTime, TraceReader } from '../src/trace/index.js';
 
 const quick = process.argv.includes('--quick');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -155,17 +155,14 @@ const WINDOW_MS = 100;
  * record's writes spread evenly over its interval, then the walk back (the timeline mirrored), and round again.
  */
 function recordedWindows(file: string, windows: number): number[] {
-  const reader = TraceReader.open(readFileSync(file));
-  const t0 = reader.records[0]?.timestampMs ?? 0;
+  const { records } = TraceReader.open(readFileSync(file));
   const due: number[] = [];
-  for (let r = 1; r < reader.records.length; r++) {
-    const from = reader.records[r - 1]!.timestampMs - t0;
-    const span = reader.records[r]!.timestampMs - t0 - from;
-    const n = reader.records[r]!.pageCount;
-    for (let j = 0; j < n; j++) due.push(from + (span * (j + 1)) / n);
+  for (let r = 1; r < records.length; r++) {
+    const n = records[r]!.pageCount;
+    for (let j = 0; j < n; j++) due.push(recordedWriteTime(records, r, j, n));
   }
   const out = new Array<number>(windows).fill(0);
-  const d = (reader.records.at(-1)?.timestampMs ?? 0) - t0;
+  const d = recordedDurationMs(records);
   if (due.length === 0 || d <= 0) return out;
   const first = due[0]!;
   const end = first + windows * WINDOW_MS;

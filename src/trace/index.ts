@@ -23,6 +23,13 @@ export {
 } from './format.js';
 export { type Mapping, PM_PRESENT, PM_SOFT_DIRTY, PM_SWAPPED, ProcessMemory, parseMaps } from './procfs.js';
 export { Recorder, type RecorderOptions, type RecordingSummary, type SnapshotInfo } from './recorder.js';
-export { resolveTraceParams, type TraceFacts, TraceReplay, traceFacts } from './replay.js';
+export {
+  recordedDurationMs,
+  recordedWriteTime,
+  resolveTraceParams,
+  type TraceFacts,
+  TraceReplay,
+  traceFacts,
+} from './replay.js';
 export { type TraceStats, traceStats } from './stats.js';
 export { packTrace, TraceFileWriter, TraceWriter } from './writer.js';

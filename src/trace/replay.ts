@@ -22,7 +22,28 @@ import { TRACE_PACINGS, type TracePacing, type WorkloadParams } from '../guest/c
 import type { VcpuMemory } from '../guest/memory.js';
 import type { Workload, WorkloadContext } from '../guest/workloads/types.js';
 import { readRegisters } from '../guest/workloads/types.js';
-import { type TraceHeader, TraceReader, traceChecksum } from './format.js';
+import { type RecordEntry, type TraceHeader, TraceReader, traceChecksum } from './format.js';
+
+/**
+ * When the (j+1)-th of record r's `count` page writes was made, in ms after the snapshot. A record holds what changed
+ * since the one before, so its writes are spread evenly over that interval (the recorder saw no finer timing).
+ */
+export function recordedWriteTime(
+  records: readonly RecordEntry[],
+  r: number,
+  j: number,
+  count: number,
+): number {
+  const t0 = records[0]!.timestampMs;
+  const from = Math.max(0, records[r - 1]!.timestampMs - t0);
+  const span = Math.max(0, records[r]!.timestampMs - t0 - from);
+  return from + (span * (j + 1)) / count;
+}
+
+/** The recording's length in ms after its snapshot: the trace time of one forward walk of a replay. */
+export function recordedDurationMs(records: readonly RecordEntry[]): number {
+  return Math.max(0, (records.at(-1)?.timestampMs ?? 0) - (records[0]?.timestampMs ?? 0));
+}
 
 /** What a guest config needs to know about a trace file. */
 export interface TraceFacts {
@@ -78,7 +99,7 @@ export function traceFacts(file: string): TraceFacts {
     if (err instanceof CodecError) throw new UsageError(`${path}: ${err.message}`, 'workload');
     throw err;
   }
-  const durationMs = reader.records.at(-1)?.timestampMs ?? 0;
+  const durationMs = recordedDurationMs(reader.records);
   const facts: TraceFacts = {
     path,
     header: reader.header,
@@ -238,24 +259,20 @@ export class TraceReplay implements Workload {
     const pg: number[] = [];
     const due: number[] = [];
     const records = this.reader.records;
-    const t0 = records[0]?.timestampMs ?? 0;
     for (let r = 1; r < records.length; r++) {
       const pages = this.reader.pages(r);
-      // A record holds what changed since the previous one: its writes are spread over that interval.
-      const from = Math.max(0, records[r - 1]!.timestampMs - t0);
-      const span = Math.max(0, records[r]!.timestampMs - t0 - from);
       for (let j = 0; j < pages.length; j++) {
         const p = pages[j]!;
         if (p >= lo && p < hi) {
           rec.push(r);
           at.push(j);
           pg.push(p);
-          due.push(from + (span * (j + 1)) / pages.length);
+          due.push(recordedWriteTime(records, r, j, pages.length));
         }
       }
     }
     this.entryDue = Float64Array.from(due);
-    this.durationMs = Math.max(0, (records.at(-1)?.timestampMs ?? 0) - t0);
+    this.durationMs = recordedDurationMs(records);
     this.entryRecord = Uint32Array.from(rec);
     this.entryPos = Uint32Array.from(at);
     this.entryPage = Uint32Array.from(pg);
