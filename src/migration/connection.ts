@@ -2,9 +2,11 @@
  * A migration connection: a socket (TCP or TLS) carrying checked frames both ways, with backpressure, an
  * optional token bucket on the sending side, byte counters, and one error for every way the link can die.
  */
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { MigrationError } from '../errors.js';
 import {
+  BINDING_NONCE_BYTES,
   bindFrame,
   Command,
   decodeJson,
@@ -199,11 +201,11 @@ export class FrameConnection {
   }
 
   /**
-   * Binds every frame from here on, both ways, to `nonce` and its sequence number (capability FRAME_BINDING). `self`
-   * says which end we are. With `afterSending`, our own frames are bound only after we send the next frame of that
-   * command (the destination binds what the source sends after HELLO_ACK at once, and its own frames after it).
+   * The destination's side of frame binding (capability FRAME_BINDING): draws a fresh nonce for this connection,
+   * binds what the source sends from now on to it, and our own frames from the one after our next `ack` frame
+   * (HELLO_ACK or RECOVER_ACK, which carries the nonce to the source). Returns the nonce.
    */
-  bindFrames(nonce: Uint8Array, self: FrameSender, afterSending?: Command): void {
+  bindFramesWithNewNonce(ack: Command): Buffer {
     if (this.queue.length > 0) {
       // Frames the peer sent before it could know the nonce: not part of a bound stream.
       const e = new MigrationError(
@@ -213,26 +215,20 @@ export class FrameConnection {
       this.destroy(e);
       throw e;
     }
-    const peer = self === FrameSender.SOURCE ? FrameSender.DESTINATION : FrameSender.SOURCE;
-    this.reader.bindFrames(new FrameBinding(nonce, peer));
-    const mine = new FrameBinding(nonce, self);
-    if (afterSending === undefined) this.sendBinding = mine;
-    else this.bindAfterSending = { command: afterSending, binding: mine };
+    const nonce = randomBytes(BINDING_NONCE_BYTES);
+    this.reader.bindFrames(new FrameBinding(nonce, FrameSender.SOURCE));
+    this.bindAfterSending = { command: ack, binding: new FrameBinding(nonce, FrameSender.DESTINATION) };
+    return nonce;
   }
 
   /**
-   * The source's side: frames are bound from the one after the peer's next `command` frame (HELLO_ACK, RECOVER_ACK),
-   * both ways, to the nonce `nonceOf` reads from it (undefined: the peer did not bind). Call before sending what the
-   * peer answers with that frame.
+   * The source's side: frames are bound, both ways, from the one after the destination's next `ack` frame (HELLO_ACK,
+   * RECOVER_ACK) to the nonce `nonceOf` reads from it (undefined: the destination did not bind). Call before sending
+   * what the destination answers with that frame.
    */
-  bindAfterReceiving(
-    command: Command,
-    nonceOf: (payload: Buffer) => Uint8Array | undefined,
-    self: FrameSender,
-  ): void {
-    const peer = self === FrameSender.SOURCE ? FrameSender.DESTINATION : FrameSender.SOURCE;
-    this.reader.bindAfter(command, nonceOf, peer, (nonce) => {
-      this.sendBinding = new FrameBinding(nonce, self);
+  bindFramesAfterReceiving(ack: Command, nonceOf: (payload: Buffer) => Uint8Array | undefined): void {
+    this.reader.bindAfter(ack, nonceOf, FrameSender.DESTINATION, (nonce) => {
+      this.sendBinding = new FrameBinding(nonce, FrameSender.SOURCE);
     });
   }
 

@@ -4,7 +4,7 @@
  * before GO discards the incoming guest; the source still has it.
  */
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
 import { CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
@@ -14,7 +14,6 @@ import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
 import {
-  BINDING_NONCE_BYTES,
   Capability,
   Command,
   DEFAULT_MAX_FRAME,
@@ -29,7 +28,6 @@ import {
   encodePageRequest,
   encodeRecoverAck,
   type Frame,
-  FrameSender,
   forEachPageEntry,
   MAX_REQUEST_PAGES,
   MIN_PROTOCOL_VERSION,
@@ -335,8 +333,7 @@ class Destination {
     // socket) instead of delaying both. A failure from here on still discards the guest; the source keeps its own.
     // Frame binding: what the source sends from now on is bound to this nonce, and our frames after HELLO_ACK.
     this.framesBound = (h.capabilities & Capability.FRAME_BINDING) !== 0;
-    const nonce = this.framesBound ? randomBytes(BINDING_NONCE_BYTES) : undefined;
-    if (nonce) this.conn.bindFrames(nonce, FrameSender.DESTINATION, Command.HELLO_ACK);
+    const nonce = this.framesBound ? this.conn.bindFramesWithNewNonce(Command.HELLO_ACK) : undefined;
     await this.conn.sendFrame(
       Command.HELLO_ACK,
       encodeHelloAck({
@@ -597,8 +594,7 @@ class Destination {
     const present = new Uint8Array(Math.ceil(this.pageCount / 8));
     for (let p = 0; p < this.pageCount; p++) if (guest.isPresent(p)) present[p >> 3]! |= 1 << (p & 7);
     // A new connection, a new nonce: frames of the broken one cannot be replayed into this one.
-    const nonce = this.framesBound ? randomBytes(BINDING_NONCE_BYTES) : undefined;
-    if (nonce) conn.bindFrames(nonce, FrameSender.DESTINATION, Command.RECOVER_ACK);
+    const nonce = this.framesBound ? conn.bindFramesWithNewNonce(Command.RECOVER_ACK) : undefined;
     await conn.sendFrame(Command.RECOVER_ACK, encodeRecoverAck(present, nonce));
     this.m.phase = 'postcopy';
     this.m.recoveries++;

@@ -46,7 +46,6 @@ import {
   encodePostcopyStart,
   encodeRecover,
   encodeRound,
-  FrameSender,
   MIN_PROTOCOL_VERSION,
   PageEncoding,
   PagesFrameBuilder,
@@ -360,7 +359,7 @@ class Source {
         : 0);
     const blocks = this.guest.ram.blocks.map((b) => b.pageCount);
     this.conn.writeRaw(PREAMBLE);
-    this.conn.bindAfterReceiving(Command.HELLO_ACK, (p) => decodeHelloAck(p).nonce, FrameSender.SOURCE);
+    this.conn.bindFramesAfterReceiving(Command.HELLO_ACK, (p) => decodeHelloAck(p).nonce);
     const hello = this.conn.sendFrame(
       Command.HELLO,
       encodeHello({
@@ -1191,10 +1190,9 @@ class Source {
         try {
           conn.writeRaw(PREAMBLE);
           if (this.framesBound) {
-            conn.bindAfterReceiving(
+            conn.bindFramesAfterReceiving(
               Command.RECOVER_ACK,
               (p) => decodeRecoverAck(p, this.pageCount, true).nonce,
-              FrameSender.SOURCE,
             );
           }
           await conn.sendFrame(
