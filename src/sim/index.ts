@@ -2,6 +2,15 @@
  * The data-centre simulator: energy-aware VM consolidation by live migration on utilisation traces, with CloudSim
  * 3.0.3 compatibility (`mode: 'cloudsim'`) and a corrected model priced by the pre-copy model (`mode: 'livemig'`).
  */
+
+export {
+  isPlanetlabDay,
+  loadPlanetlabDay,
+  PLANETLAB_DAYS,
+  type PlanetlabDay,
+  planetlabDataDir,
+  planetlabDayFile,
+} from './bundled.js';
 export {
   type Datacenter,
   DEFAULT_PRICING,
@@ -22,6 +31,15 @@ export {
   type VmType,
   vmTypesByBlocks,
 } from './config.js';
+export {
+  checkInterval,
+  loadCsvDir,
+  loadCsvFile,
+  parseCsvColumns,
+  parseCsvVm,
+  resample,
+  SIM_INTERVAL_SECONDS,
+} from './csv.js';
 export { HISTORY_LENGTH, type SimResult, type SimSeries, simulate } from './engine.js';
 export {
   type BaselineKind,
@@ -38,5 +56,20 @@ export {
 } from './policies.js';
 export { medianTable, RESULT_COLUMNS, resultRow, SERIES_COLUMNS, seriesRows, simReport } from './report.js';
 export { medianOf, medians, runJob, runJobs, type SimJob, startSimWorker } from './run.js';
+export { loadTraceSource, loadTraceSourceCached, resolveTraces, type TraceSource } from './sources.js';
 export { iqr, linearFit, mad, median, rSquared } from './stats.js';
-export { loadTraceDir, syntheticWorkload, type Workload, workloadStats } from './workload.js';
+export { TraceFormatError, type TracePlace } from './trace-error.js';
+export {
+  decodeTracePack,
+  encodeTracePack,
+  loadTracePack,
+  TRACE_PACK_EXT,
+  workloadDigest,
+} from './tracepack.js';
+export {
+  loadTraceDir,
+  parseCloudSimTrace,
+  syntheticWorkload,
+  type Workload,
+  workloadStats,
+} from './workload.js';

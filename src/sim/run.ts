@@ -13,12 +13,13 @@ import {
   type SimMode,
 } from './config.js';
 import { type SimResult, simulate } from './engine.js';
-import { loadTraceDir, syntheticWorkload, type Workload } from './workload.js';
+import { loadTraceSourceCached, type TraceSource } from './sources.js';
+import { syntheticWorkload, type Workload } from './workload.js';
 
 /** One run, as plain data. */
 export interface SimJob {
-  /** A trace folder (one file per VM) or a synthetic workload. */
-  readonly workload: { readonly dir: string } | { readonly synthetic: { vms: number; seed: number } };
+  /** Traces (a bundled day, a folder, a CSV file or a pack: sources.ts) or a synthetic workload. */
+  readonly workload: TraceSource | { readonly synthetic: { vms: number; seed: number } };
   /** Number of PlanetLab hosts (G4/G5 alternating); default 800. */
   readonly hosts?: number;
   readonly mode: SimMode;
@@ -32,17 +33,18 @@ export interface SimJob {
   readonly series?: boolean;
 }
 
-const cache = new Map<string, Promise<Workload>>();
+const synthetic = new Map<string, Workload>();
 
 function workloadOf(job: SimJob): Promise<Workload> {
-  const key = JSON.stringify(job.workload);
-  let w = cache.get(key);
+  const spec = job.workload;
+  if (!('synthetic' in spec)) return loadTraceSourceCached(spec);
+  const key = JSON.stringify(spec);
+  let w = synthetic.get(key);
   if (!w) {
-    const spec = job.workload;
-    w = 'dir' in spec ? loadTraceDir(spec.dir) : Promise.resolve(syntheticWorkload(spec.synthetic));
-    cache.set(key, w);
+    w = syntheticWorkload(spec.synthetic);
+    synthetic.set(key, w);
   }
-  return w;
+  return Promise.resolve(w);
 }
 
 /** Runs one job in this thread. */

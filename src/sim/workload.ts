@@ -1,13 +1,15 @@
 /**
  * Workloads: CPU-utilisation traces, one per VM, one integer percentage per scheduling interval.
- * The PlanetLab loader reads any folder of that format (one file per VM, one value per line), mapping VMs to files
- * in byte-order of their names (CloudSim uses the unsorted directory listing, quirk Q3). Synthetic workloads are
- * seeded and have the same shape.
+ * The CloudSim loader reads any folder of that format (one file per VM, one value per line), mapping VMs to files
+ * in byte-order of their names (CloudSim uses the unsorted directory listing, quirk Q3). The bundled PlanetLab days
+ * (bundled.ts), trace packs (tracepack.ts) and CSV traces (csv.ts) give the same `Workload`; sources.ts picks the
+ * reader for a name or path. Synthetic workloads are seeded and have the same shape.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { Rng } from './stats.js';
+import { TraceFormatError } from './trace-error.js';
 
 export interface Workload {
   /** Name of the workload (day folder name or synthetic description). */
@@ -27,7 +29,11 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(x, y);
 }
 
-/** Loads a folder of traces. Every file must hold the same number of lines, each an integer 0–100. */
+/**
+ * Loads a folder in CloudSim's PlanetLab format: one file per VM, one integer 0–100 per line, one line per 5-minute
+ * sample. As CloudSim's reader, it takes the first `samplesPerVm` lines of each file (288 = one day) and ignores any
+ * further ones; blank lines are allowed only at the end. Anything else is a `TraceFormatError` naming file and line.
+ */
 export async function loadTraceDir(dir: string, samplesPerVm = 288): Promise<Workload> {
   let names: string[];
   try {
@@ -40,31 +46,59 @@ export async function loadTraceDir(dir: string, samplesPerVm = 288): Promise<Wor
   const samples = new Uint8Array(names.length * samplesPerVm);
   await Promise.all(
     names.map(async (name, vm) => {
-      const text = await readFile(join(dir, name), 'latin1');
-      let k = 0;
-      let value = -1;
-      const base = vm * samplesPerVm;
-      for (let i = 0; i <= text.length; i++) {
-        const c = i < text.length ? text.charCodeAt(i) : 10;
-        if (c >= 48 && c <= 57) {
-          value = (value < 0 ? 0 : value * 10) + (c - 48);
-        } else if (c === 10 || c === 13) {
-          if (value >= 0) {
-            if (k < samplesPerVm) samples[base + k] = Math.min(value, 100);
-            k++;
-            value = -1;
-          }
-        } else if (c !== 32 && c !== 9) {
-          throw new UsageError(`trace ${join(dir, name)} has a non-numeric line ${k + 1}`, '--day');
-        }
-      }
-      if (k < samplesPerVm) {
-        throw new UsageError(`trace ${join(dir, name)} has ${k} values, expected ${samplesPerVm}`, '--day');
-      }
+      const file = join(dir, name);
+      const text = await readFile(file, 'latin1');
+      parseCloudSimTrace(text, file, samples.subarray(vm * samplesPerVm, (vm + 1) * samplesPerVm));
     }),
   );
   const parts = dir.split(/[\\/]/).filter(Boolean);
   return { name: parts[parts.length - 1] ?? dir, vmNames: names, vms: names.length, samplesPerVm, samples };
+}
+
+/** Parses one CloudSim trace file into `out` (its length is the number of samples wanted). */
+export function parseCloudSimTrace(text: string, file: string, out: Uint8Array): void {
+  const want = out.length;
+  let k = 0;
+  let blankAt = 0; // first line of a run of blank lines: allowed only if nothing follows
+  let line = 0;
+  let start = 0;
+  while (start < text.length && k < want) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    line++;
+    const cell = text.slice(start, end).trim();
+    start = end + 1;
+    if (cell === '') {
+      if (blankAt === 0) blankAt = line;
+      continue;
+    }
+    if (blankAt > 0) {
+      throw new TraceFormatError(
+        { file, line: blankAt },
+        `empty line; expected one integer CPU utilisation 0–100 per line`,
+      );
+    }
+    if (!/^\d+$/.test(cell)) {
+      throw new TraceFormatError(
+        { file, line },
+        `"${cell.slice(0, 40)}" is not an integer; expected one whole CPU utilisation percentage 0–100 per line`,
+      );
+    }
+    const value = Number(cell);
+    if (value > 100) {
+      throw new TraceFormatError({ file, line }, `${cell} % is out of range; expected 0–100`);
+    }
+    out[k++] = value;
+  }
+  if (k === 0) {
+    throw new TraceFormatError({ file }, `the file is empty; expected ${want} lines, one integer 0–100 each`);
+  }
+  if (k < want) {
+    throw new TraceFormatError(
+      { file },
+      `${k} values, expected ${want} (one per 5-minute interval; CloudSim's format holds one day, 288 lines)`,
+    );
+  }
 }
 
 /**
