@@ -2,7 +2,6 @@
  * `livemig sim`: run consolidation policies on PlanetLab (or synthetic) traces, in CloudSim-compatible mode or
  * livemig's corrected mode, and write JSON / CSV / HTML reports.
  */
-import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
@@ -10,11 +9,15 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js';
 import {
+  checkInterval,
   FIX_NAMES,
+  loadTraceSourceCached,
   medianTable,
+  PLANETLAB_DAYS,
   type PolicySpec,
   parsePolicy,
   RESULT_COLUMNS,
+  resolveTraces,
   resultRow,
   runJobs,
   SERIES_COLUMNS,
@@ -43,6 +46,7 @@ interface SimFlags {
   day?: string;
   days?: string[];
   synthetic?: string;
+  interval?: string;
   hosts?: string;
   policy: string[];
   safety?: string;
@@ -69,18 +73,17 @@ function int(text: string, flag: string, min = 0): number {
   return n;
 }
 
-async function expandDays(dirs: string[]): Promise<string[]> {
-  // A folder of day folders (e.g. data/planetlab) expands to its days.
-  const out: string[] = [];
-  for (const d of dirs) {
-    const entries = await readdir(d, { withFileTypes: true }).catch(() => {
-      throw new UsageError(`--days: cannot read ${d}`, '--days');
-    });
-    const sub = entries.filter((e) => e.isDirectory()).map((e) => join(d, e.name));
-    // A folder with sub-folders is a folder of days (stray files such as a README are ignored).
-    out.push(...(sub.length > 0 ? sub.sort() : [d]));
+/** The CSV sample interval in whole seconds (`--interval 1m`; a bare number is milliseconds, as every duration). */
+function intervalSeconds(text: string): number {
+  const ms = parseDuration(text, '--interval');
+  if (ms % 1000 !== 0 || ms === 0) {
+    throw new UsageError(
+      `--interval: "${text}" is not a whole number of seconds; write e.g. 30s, 5m`,
+      '--interval',
+    );
   }
-  return out;
+  checkInterval(ms / 1000);
+  return ms / 1000;
 }
 
 export function registerSim(program: Command): void {
@@ -88,13 +91,24 @@ export function registerSim(program: Command): void {
     .command('sim')
     .description(
       'Simulate a data centre consolidating VMs by live migration (CloudSim PlanetLab setup: 800 hosts, ' +
-        'SPECpower models). Example: livemig sim --day ../shared/data/planetlab/20110303 --policy lr-mmt --compat cloudsim',
+        'SPECpower models) on the bundled PlanetLab days or your own traces. ' +
+        'Example: livemig sim --day 20110303 --policy lr-mmt --compat cloudsim',
     )
     .option('--preset <name>', 'data-centre preset (planetlab: 400 HP ML110 G4 + 400 G5)', 'planetlab')
-    .option('--day <dir>', 'one trace folder (one file per VM, one utilisation % per 5-min line)')
     .option(
-      '--days <dirs...>',
-      'several trace folders (or a folder of day folders); reports medians over days',
+      '--day <name|path>',
+      `a bundled PlanetLab day (${PLANETLAB_DAYS[0]} … ${PLANETLAB_DAYS[PLANETLAB_DAYS.length - 1]}), or your traces: ` +
+        'a CloudSim folder (one file per VM, one integer % per 5-min line), a .csv file (one VM per column), ' +
+        'a folder of per-VM .csv files (timestamp,cpu) or a .trace.br pack',
+    )
+    .option(
+      '--days <names|paths...>',
+      '"all" (the ten bundled days), day names (comma lists ok), folders, or a folder of day folders; ' +
+        'reports medians over days',
+    )
+    .option(
+      '--interval <duration>',
+      'sample interval of CSV traces (default 5m; finer ones are averaged to 5 min)',
     )
     .option('--synthetic <vms>', 'synthetic workload with this many VMs instead of traces')
     .option('--hosts <n>', 'number of hosts (default 800)')
@@ -146,15 +160,22 @@ export function registerSim(program: Command): void {
       let workloads: SimJob['workload'][];
       if (flags.synthetic !== undefined) {
         workloads = [{ synthetic: { vms: int(flags.synthetic, '--synthetic', 1), seed } }];
-      } else if (flags.days) {
-        workloads = (await expandDays(flags.days)).map((dir) => ({ dir }));
-      } else if (flags.day) {
-        if (!(await stat(flags.day).catch(() => undefined))?.isDirectory()) {
-          throw new UsageError(`--day: ${flags.day} is not a folder`, '--day');
-        }
-        workloads = [{ dir: flags.day }];
+      } else if (flags.days || flags.day) {
+        const interval = flags.interval === undefined ? undefined : intervalSeconds(flags.interval);
+        const many = flags.days !== undefined;
+        const args = flags.days ?? [flags.day!];
+        const sources = (
+          await Promise.all(args.map((a) => resolveTraces(a, { many, ...(interval ? { interval } : {}) })))
+        ).flat();
+        // Read every workload here first: a bad file is reported as a usage error before any run starts, also
+        // with --jobs N (the worker threads then read the traces again).
+        await Promise.all(sources.map(loadTraceSourceCached));
+        workloads = sources;
       } else {
-        throw new UsageError('say which workload: --day DIR, --days DIR…, or --synthetic VMS', '--day');
+        throw new UsageError(
+          `say which workload: --day ${PLANETLAB_DAYS[0]} (or a trace folder / .csv file), --days all, or --synthetic VMS`,
+          '--day',
+        );
       }
       const pricing = {
         ...(flags.dirtyRate ? { dirtyRateAtFullLoad: parseRate(flags.dirtyRate, '--dirty-rate') } : {}),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { predictPrecopy } from '../migration/model.js';
+import { loadPlanetlabDay } from './bundled.js';
 import {
   type Datacenter,
   DEFAULT_PRICING,
@@ -9,9 +10,8 @@ import {
   planetlabDatacenter,
 } from './config.js';
 import { simulate } from './engine.js';
-import { loadTraceDir, type Workload, workloadStats } from './workload.js';
+import type { Workload } from './workload.js';
 
-const PLANETLAB = '/work/shared/data/planetlab';
 const G5 = HP_ML110_G5.power;
 
 function constantWorkload(levels: number[]): Workload {
@@ -164,18 +164,8 @@ describe('simulator, livemig mode, hand-computed cases', () => {
 });
 
 describe('simulator on a real PlanetLab day', () => {
-  it('loads 20110303 in byte order with the published mean and st. dev.', async () => {
-    const w = await loadTraceDir(`${PLANETLAB}/20110303`);
-    expect(w.vms).toBe(1052);
-    const sorted = [...w.vmNames].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    expect(w.vmNames).toEqual(sorted);
-    const s = workloadStats(w);
-    expect(s.mean).toBeCloseTo(12.31, 2);
-    expect(s.stdev).toBeCloseTo(17.09, 2);
-  });
-
   it('deletes 532 of 1052 VMs through Q1 (DVFS baseline), and the NPA figure is 2410.80 kWh', async () => {
-    const w = await loadTraceDir(`${PLANETLAB}/20110303`);
+    const w = await loadPlanetlabDay('20110303');
     const dvfs = simulate(w, { mode: 'cloudsim', policy: parsePolicy('dvfs'), series: false });
     expect(dvfs.vmsDeleted).toBe(532);
     expect(dvfs.migrations).toBe(0);
@@ -184,7 +174,7 @@ describe('simulator on a real PlanetLab day', () => {
   });
 
   it('the pruned PABFD (representatives, cheapest-first) answers exactly like the plain scan', async () => {
-    const full = await loadTraceDir(`${PLANETLAB}/20110306`);
+    const full = await loadPlanetlabDay('20110306');
     const vms = 300;
     const w: Workload = {
       ...full,
@@ -217,7 +207,7 @@ describe('simulator on a real PlanetLab day', () => {
   });
 
   it('is deterministic for a seed (RS), and livemig mode never migrates a VM twice in a round', async () => {
-    const full = await loadTraceDir(`${PLANETLAB}/20110303`);
+    const full = await loadPlanetlabDay('20110303');
     // A quarter of the day's VMs on 200 hosts keeps this fast.
     const vms = 263;
     const w: Workload = {
