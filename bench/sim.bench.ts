@@ -2,6 +2,7 @@
  * Simulator benchmark (`npm run bench:sim`):
  *  1. speed — every policy combination on one PlanetLab day (20110303, 1052 VMs, 800 hosts) in CloudSim-compatible
  *     mode; target < 1.5 s per policy-day (CloudSim 3.0.3 takes 15–55 s on this machine kind);
+ *  0. load — reading one bundled PlanetLab day and all ten (data/planetlab, Brotli trace packs);
  *  2. scale — 100 000 VMs on 50 000 hosts for 24 h, synthetic traces, in a fresh process; target < 5 min, < 4 GiB.
  * Flags: --skip-scale, --scale-only, --vms N --hosts N (scale size), --candidates N (PABFD sample, default 64).
  * Writes results/sim-bench.json.
@@ -11,7 +12,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import {
-  loadTraceDir,
+  loadPlanetlabDay,
+  PLANETLAB_DAYS,
   parsePolicy,
   planetlabDatacenter,
   type SimResult,
@@ -25,7 +27,6 @@ const value = (name: string, def: number) => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : def;
 };
-const DAY = new URL('../../shared/data/planetlab/20110303', import.meta.url);
 
 function scaleRun(vms: number, hosts: number, candidates: number) {
   const t0 = performance.now();
@@ -58,7 +59,18 @@ const report: Record<string, unknown> = {
 };
 
 if (!flag('--scale-only')) {
-  const w = await loadTraceDir(fileURLToPath(DAY));
+  const loadStart = (await import('node:os')).loadavg()[0]!;
+  let t0 = performance.now();
+  const w = await loadPlanetlabDay('20110303');
+  const oneDayMs = performance.now() - t0;
+  t0 = performance.now();
+  for (const day of PLANETLAB_DAYS) await loadPlanetlabDay(day);
+  const tenDaysMs = performance.now() - t0;
+  console.log(
+    `load: 20110303 ${oneDayMs.toFixed(1)} ms (first, cold), all ten days ${tenDaysMs.toFixed(1)} ms ` +
+      `(load average ${loadStart.toFixed(2)})`,
+  );
+  report.load = { oneDayMs, tenDaysMs, loadAverage: loadStart };
   const names = ['npa', 'dvfs'];
   for (const o of ['thr', 'iqr', 'mad', 'lr', 'lrr'])
     for (const s of ['mmt', 'rs', 'mc']) names.push(`${o}-${s}`);
