@@ -1,8 +1,8 @@
 /**
  * Simulator benchmark (`npm run bench:sim`):
- *  1. speed — every policy combination on one PlanetLab day (20110303, 1052 VMs, 800 hosts) in CloudSim-compatible
- *     mode; target < 1.5 s per policy-day (CloudSim 3.0.3 takes 15–55 s on this machine kind);
- *  0. load — reading one bundled PlanetLab day and all ten (data/planetlab, Brotli trace packs);
+ *  1. speed — reading one bundled PlanetLab day and all ten (data/planetlab, Brotli trace packs), then every policy
+ *     combination on one day (20110303, 1052 VMs, 800 hosts) in CloudSim-compatible mode; target < 1.5 s per
+ *     policy-day (CloudSim 3.0.3 takes 15–55 s on this machine kind);
  *  2. scale — 100 000 VMs on 50 000 hosts for 24 h, synthetic traces, in a fresh process; target < 5 min, < 4 GiB.
  * Flags: --skip-scale, --scale-only, --vms N --hosts N (scale size), --candidates N (PABFD sample, default 64).
  * Writes results/sim-bench.json.
