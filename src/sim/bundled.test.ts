@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +83,20 @@ describe('bundled PlanetLab days', () => {
       expect(w.samples.length).toBe(w.vms * 288);
       expect(workloadDigest(w)).toEqual(ORIGINALS[day]);
     }
+  });
+
+  it("one file's worth: 20110303's first VM is its text file, byte for byte when rendered back", async () => {
+    const w = await loadPlanetlabDay('20110303');
+    // Recorded from the original file: its name (first in byte order), first values, sum and `sha256sum` of the file.
+    expect(w.vmNames[0]).toBe('146-179_surfsnel_dsl_internl_net_colostate_557');
+    const vm0 = Array.from(w.samples.subarray(0, 288));
+    expect(vm0.slice(0, 12)).toEqual([24, 34, 29, 26, 26, 21, 18, 25, 25, 20, 12, 40]);
+    expect(vm0.slice(-3)).toEqual([22, 20, 51]);
+    expect(vm0.reduce((a, b) => a + b, 0)).toBe(7484);
+    const text = `${vm0.join('\n')}\n`;
+    expect(createHash('sha256').update(text).digest('hex')).toBe(
+      'ac2b75e499540234398c8f8969d018ee2e9bad545d18c26bb7fc601a2cce8220',
+    );
   });
 
   it('20110303 has the published mean and st. dev., VMs in byte order of the file names', async () => {
