@@ -1,7 +1,7 @@
 /**
- * Conformance checker for XBZRLE vector files (JSON Lines, format in `shared/vectors/README.md`): each
+ * Conformance checker for XBZRLE vector files (JSON Lines, format in `fixtures/README.md`): each
  * `encode` record must give QEMU's exact bytes or overflow, each `decode` record QEMU's result or rejection.
- * Used by the unit test on the public file and by `npm run check:vectors -- <file.jsonl>` on any other.
+ * Used by the unit test on the public fixture and by `npm run check:vectors -- <file.jsonl>` on any other.
  */
 import { readFileSync } from 'node:fs';
 import { CodecError } from '../errors.js';
