@@ -99,6 +99,39 @@ describe('XBZRLE encoder', () => {
     expect(() => encodeXbzrle(old, cur, Number.NaN)).toThrow(CodecError);
   });
 
+  it('returns encodings the caller owns: right-sized, untouched by later calls; unchanged pages a frozen empty array', () => {
+    const old = new Uint8Array(PAGE);
+    const a = old.slice();
+    a[10] = 1;
+    const b = old.slice();
+    b.fill(7, 100, 200);
+    for (const engine of XBZRLE_ENGINES) {
+      const first = encodeXbzrle(old, a, PAGE, engine)!;
+      const firstBytes = [...first];
+      const second = encodeXbzrle(old, b, PAGE, engine)!;
+      expect(first.length).toBe(3);
+      expect(first.buffer.byteLength).toBe(3);
+      expect([...first]).toEqual(firstBytes);
+      expect(apply(old, second)).toEqual(b);
+      second[0] = 0xff; // the caller's to change: the next call is unaffected
+      expect(encodeXbzrle(old, b, PAGE, engine)).toEqual(modelEncodeXbzrle(old, b, PAGE));
+      const none = encodeXbzrle(old, old.slice(), PAGE, engine)!;
+      expect(none.length).toBe(0);
+      expect(Object.isFrozen(none)).toBe(true);
+    }
+  });
+
+  it('encodes the largest page the format allows, every byte changed, without a limit', () => {
+    const n = 16383;
+    const old = new Uint8Array(n);
+    const cur = new Uint8Array(n).fill(1);
+    for (const engine of XBZRLE_ENGINES) {
+      const got = encodeXbzrle(old, cur, Number.POSITIVE_INFINITY, engine)!;
+      expect(got).toEqual(modelEncodeXbzrle(old, cur, Number.POSITIVE_INFINITY));
+      expect(apply(old, got)).toEqual(cur);
+    }
+  });
+
   it('rejects pages of different sizes and pages too long for 14-bit runs', () => {
     expect(() => encodeXbzrle(new Uint8Array(8), new Uint8Array(16), 64)).toThrow(CodecError);
     expect(() => encodeXbzrle(new Uint8Array(16384), new Uint8Array(16384), 64)).toThrow(CodecError);

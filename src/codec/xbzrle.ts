@@ -209,16 +209,29 @@ export function encodeXbzrleInto(
   return encode(previous, current, out, limit);
 }
 
-/** Encodes `current` against `previous`; `undefined` when the encoding would exceed `maxLength`. */
+// encodeXbzrle encodes into this one buffer (big enough for any page the format allows) and returns a right-sized
+// copy: allocating and zeroing an output page per call cost more than encoding an unchanged page. Safe to share:
+// encoding is synchronous, and each worker thread has its own module instance.
+let scratchOut: Uint8Array | undefined;
+/** What encodeXbzrle returns for an unchanged page: one frozen zero-length array, nothing to own or to write. */
+const NO_CHANGE: Uint8Array = Object.freeze(new Uint8Array(0));
+
+/**
+ * Encodes `current` against `previous`; `undefined` when the encoding would exceed `maxLength`. A non-empty
+ * result is a new array of exactly the encoding's length, the caller's to keep; an unchanged page gives a shared,
+ * frozen empty array (check `.length === 0`, never identity). Hot paths that reuse a frame buffer call
+ * encodeXbzrleInto instead and copy nothing.
+ */
 export function encodeXbzrle(
   previous: Uint8Array,
   current: Uint8Array,
   maxLength: number,
   engine?: XbzrleEngine,
 ): Uint8Array | undefined {
-  const out = new Uint8Array(Math.max(0, Math.min(Math.floor(maxLength), maxEncodedLength(current.length))));
-  const len = encodeXbzrleInto(previous, current, out, maxLength, engine);
-  return len < 0 ? undefined : out.slice(0, len);
+  scratchOut ??= new Uint8Array(maxEncodedLength(XBZRLE_MAX_RUN) + 2);
+  const len = encodeXbzrleInto(previous, current, scratchOut, maxLength, engine);
+  if (len < 0) return undefined;
+  return len === 0 ? NO_CHANGE : scratchOut.slice(0, len);
 }
 
 /**
