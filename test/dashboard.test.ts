@@ -16,7 +16,7 @@ import { childAgent } from './helpers.js';
 
 const CHROMIUM = process.env.LIVEMIG_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
-// Flags from /work/shared/MACHINE.md: no sandbox (root in a container), no GPU, nothing that phones home.
+// Why these flags (docs/machine.md): no sandbox (root in a container), no GPU, nothing that phones home.
 const ARGS = [
   '--headless',
   '--no-sandbox',

@@ -36,7 +36,7 @@ function clonesParents(): string[] {
   return [...new Set(parents)].filter((p) => dirname(p) !== p);
 }
 
-function escape(s: string): string {
+function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
@@ -46,7 +46,7 @@ function escape(s: string): string {
  */
 function outsidePath(parents: readonly string[]): RegExp {
   return new RegExp(
-    [String.raw`\.\./shared(?=[/\\'"\x60)\]\s:]|$)`, ...parents.map((p) => `${escape(p)}/`)].join('|'),
+    [String.raw`\.\./shared(?=[/\\'"\x60)\]\s:]|$)`, ...parents.map((p) => `${escapeRegExp(p)}/`)].join('|'),
   );
 }
 
