@@ -75,7 +75,7 @@ const FIX =
 export function checkRequest(headers: IncomingHttpHeaders, access: Access, guard: ApiGuard): void {
   if (guard.checkHost) {
     const host = headers.host;
-    // No Host at all is not a browser (every browser sends one); a Host naming something else is refused.
+    // No Host at all is not a browser (Node itself refuses HTTP/1.1 without one); a Host naming something else is.
     if (host !== undefined && !allowedHost(hostOf(host), guard)) {
       throw new HttpError(403, `Host "${clip(host)}" does not name this agent: ${FIX}`, 'FORBIDDEN');
     }
