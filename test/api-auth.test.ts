@@ -26,7 +26,7 @@ import { MigrationError } from '../src/errors.js';
 import { listenDashboard } from '../src/web/index.js';
 import { runCli, tlsFlags } from './helpers.js';
 
-const GUEST = { config: { ramBytes: 1 << 20, seed: 1, workload: { name: 'idle' } } };
+const GUEST = { config: { ramBytes: 1 << 20, seed: 1, workload: { name: 'idle' as const } } };
 
 interface Answer {
   status: number;

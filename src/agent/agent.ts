@@ -3,12 +3,7 @@
  * outgoing ones, and answers a small HTTP+JSON control API — all on one TCP port. A connection that starts with
  * the migration preamble is a migration stream; anything else is handed to the HTTP server.
  */
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import {
   createServer as createTlsServer,
@@ -35,7 +30,7 @@ import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/inde
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
-import { answerClientErrors, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
+import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
 import {
   parseEmptyRequest,
   parseGuestRequest,
@@ -157,8 +152,7 @@ export class Agent {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
     this.maxIncoming = opts.maxIncoming ?? 4;
     this.log = opts.log ?? (() => undefined);
-    this.http = createHttpServer(this.handleHttp);
-    answerClientErrors(this.http);
+    this.http = createApiServer(this.handleHttp);
     if (opts.tls) {
       // TLS is terminated first; the decrypted stream is then sniffed like a plain one.
       const tls: TlsServer = createTlsServer(serverTlsOptions(opts.tls));

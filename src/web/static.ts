@@ -4,10 +4,12 @@
  * loopback listener that serves the page and the agent's read-only requests (the agent refuses the others there).
  */
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// A leaf module (no agent state): the listener answers malformed requests in JSON, as the agent's port does.
+import { createApiServer } from '../agent/http.js';
 import { UsageError } from '../errors.js';
 
 /** Where the dashboard lives on an agent's HTTP port. */
@@ -145,7 +147,7 @@ export async function listenDashboard(
   host: string,
   port: number,
 ): Promise<DashboardListener> {
-  const server = createServer((req, res) => {
+  const server = createApiServer((req, res) => {
     if ((req.url ?? '/') === '/') {
       res.writeHead(302, { location: DASHBOARD_PATH });
       res.end();
