@@ -110,6 +110,24 @@ describe('Host and Origin: a rebound DNS name or a foreign page is refused', () 
     }
   });
 
+  it('serves the names it was given: the --listen host and --allow-host', async () => {
+    const named = await startAgent({ host: 'localhost', port: 0, allowHosts: ['Agent-A.test'] });
+    try {
+      const at = named.address; // 127.0.0.1 or [::1], as localhost resolves here
+      for (const [host, status] of [
+        ['agent-a.test:7070', 200],
+        ['AGENT-A.TEST', 200],
+        ['localhost:1', 200],
+        ['agent-b.test', 403],
+        ['agent-a.test.evil.example', 403],
+      ] as const) {
+        expect((await call(at, 'GET', '/v1/status', { headers: { host } })).status, host).toBe(status);
+      }
+    } finally {
+      await named.close();
+    }
+  });
+
   it('refuses an Origin other than the agent itself, even with a good Host', async () => {
     for (const origin of ['http://evil.example', 'null', `http://localhost:1`, 'file://', 'garbage']) {
       const r = await call(agent.address, 'POST', '/v1/guests', {
