@@ -403,6 +403,19 @@ describe('livemig agent with mutual TLS, --dashboard PORT and --api-token-file',
     owner.close();
   });
 
+  it('livemig certs writes an API token beside the certificates, and keeps it when run again', () => {
+    const out = join(dir, 'certs-out');
+    const first = runCli(['certs', '--out', out, '--names', 'x']);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`API token: ${join(out, 'api-token')}\n`);
+    expect(statSync(join(out, 'api-token')).mode & 0o777).toBe(0o600);
+    const token = readApiToken(join(out, 'api-token'));
+    const again = runCli(['certs', '--out', out, '--names', 'y', '--reuse-ca']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('(kept)');
+    expect(readApiToken(join(out, 'api-token'))).toBe(token);
+  });
+
   it('the CLI sends the token from --api-token-file', () => {
     const common = ['--agent', ready.address, ...tlsFlags(files, 'c')];
     const without = runCli(['guest', 'pause', '--guest', 'g1', ...common]);
