@@ -64,6 +64,9 @@ describe('HTTP control API fuzz target', () => {
     expect(checkAnswer(x(503, 'text/plain; charset=utf-8', notBuilt, proto))).toMatch(/503/);
     expect(checkAnswer(x(404, 'text/plain', 'no dashboard file x', page))).toBeUndefined();
     expect(checkAnswer(x(404, 'text/plain', 'no such thing'))).toMatch(/content-type/);
+    expect(
+      checkAnswer(x(405, 'text/plain', 'read with GET', 'PATCH /dashboard\\x HTTP/1.1')),
+    ).toBeUndefined();
     // A server that never answers.
     const mute = createServer(() => undefined);
     await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));

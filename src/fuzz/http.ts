@@ -251,7 +251,8 @@ export function checkAnswer(x: HttpExchange): string | undefined {
     return x.headers.location ? undefined : `${x.status} without a location`;
   if (x.status === 200 && /^text\/event-stream|^application\/octet-stream/.test(type)) return undefined;
   // The dashboard's file server: the page's files, and its refusals in text.
-  const page = /^\S+ \/dashboard\//.test(x.request);
+  // (URL parsing reads a backslash as a slash, as browsers do: /dashboard\x is a page path too.)
+  const page = /^\S+ \/dashboard[/\\]/.test(x.request);
   if (page && x.status === 200 && /^text\/(html|javascript|css)/.test(type)) return undefined;
   if (page && x.status >= 400 && type.startsWith('text/plain')) return undefined;
   if (!type.startsWith('application/json')) return `status ${x.status} with content-type "${type}"`;
