@@ -1,8 +1,9 @@
 /**
  * `npm run fuzz`: hostile inputs against every parser — migration frames and payload decoders, control-API
- * bodies, guest configuration, recorded trace files (src/trace), the page codecs (src/codec/fuzz.ts) and the
- * simulator's trace loader.
- *   npm run fuzz -- [--iterations N (per target, default 250000)] [--codec N (default 1000000)] [--traces N] [--seed S]
+ * bodies, guest configuration, recorded trace files (src/trace), the page codecs (src/codec/fuzz.ts), the
+ * simulator's trace loader, and raw HTTP requests against a live agent (src/fuzz/http.ts).
+ *   npm run fuzz -- [--iterations N (per target, default 250000)] [--codec N (default 1000000)] [--traces N]
+ *                   [--http N (default 20000)] [--seed S]
  * Prints a table, writes results/fuzz.json, exits 1 on any failure (an untyped exception, a slow input).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuzzCodecs, Rng } from '../src/codec/fuzz.js';
 import { UsageError } from '../src/errors.js';
-import { fuzzTarget, mutate, TARGETS, type TargetCounts } from '../src/fuzz/index.js';
+import { fuzzHttpApi, fuzzTarget, mutate, TARGETS, type TargetCounts } from '../src/fuzz/index.js';
 import { loadTraceDir } from '../src/sim/workload.js';
 
 function flag(name: string, fallback: number): number {
@@ -23,6 +24,7 @@ function flag(name: string, fallback: number): number {
 const iterations = flag('iterations', 250_000);
 const codecIterations = flag('codec', 1_000_000);
 const traceIterations = flag('traces', 2000);
+const httpIterations = flag('http', 20_000);
 const seed = flag('seed', Date.now() % 0x7fffffff);
 const started = performance.now();
 const rows: TargetCounts[] = [];
@@ -32,6 +34,16 @@ for (const t of TARGETS) {
   rows.push(c);
   console.log(
     `${c.name.padEnd(38)} ${String(c.inputs).padStart(9)} inputs ${String(c.rejected).padStart(9)} typed errors  max ${c.maxMs.toFixed(1)} ms  ${c.failures.length} failures`,
+  );
+}
+
+// The control API over HTTP: one request at a time against a live in-process agent.
+{
+  const t0 = performance.now();
+  const c = await fuzzHttpApi({ iterations: httpIterations, seed });
+  rows.push(c);
+  console.log(
+    `${c.name.padEnd(38)} ${String(c.inputs).padStart(9)} inputs ${String(c.rejected).padStart(9)} refused (4xx)  max ${c.maxMs.toFixed(1)} ms  ${((performance.now() - t0) / 1000).toFixed(1)} s  ${c.failures.length} failures`,
   );
 }
 
@@ -112,7 +124,7 @@ writeFileSync(
   'results/fuzz.json',
   `${JSON.stringify(
     {
-      command: `npm run fuzz -- --iterations ${iterations} --codec ${codecIterations} --traces ${traceIterations} --seed ${seed}`,
+      command: `npm run fuzz -- --iterations ${iterations} --codec ${codecIterations} --traces ${traceIterations} --http ${httpIterations} --seed ${seed}`,
       date: new Date().toISOString(),
       seed,
       seconds: Number(seconds.toFixed(1)),

@@ -9,6 +9,7 @@ export type MigrationErrorCode =
   | 'CONNECTION_LOST'
   | 'CONNECTION_REFUSED'
   | 'AUTH_FAILED'
+  | 'FORBIDDEN'
   | 'PEER_CLOSED'
   | 'TIMEOUT'
   | 'PROTOCOL'

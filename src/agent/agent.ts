@@ -3,12 +3,7 @@
  * outgoing ones, and answers a small HTTP+JSON control API — all on one TCP port. A connection that starts with
  * the migration preamble is a migration stream; anything else is handed to the HTTP server.
  */
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import {
   createServer as createTlsServer,
@@ -34,7 +29,15 @@ import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
-import { parseGuestRequest, parseMigrationRequest } from './requests.js';
+import { type Access, accessOf, checkRequest } from './auth.js';
+import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
+import {
+  parseEmptyRequest,
+  parseGuestRequest,
+  parseMigrationRequest,
+  parseResumeRequest,
+  parseThrottleRequest,
+} from './requests.js';
 import {
   checkListenSecurity,
   clientTlsOptions,
@@ -57,6 +60,13 @@ export interface AgentOptions {
   tls?: TlsMaterial;
   /** Allow plain TCP on a non-loopback address. */
   insecure?: boolean;
+  /**
+   * Bearer token required by requests that change state or read guest memory (`--api-token-file`); without it,
+   * those need only pass the Host/Origin check (src/agent/auth.ts, docs/security.md).
+   */
+  apiToken?: string;
+  /** Host names (besides IP literals and localhost) that browsers may use to reach this agent's plain-HTTP API. */
+  allowHosts?: string[];
 }
 
 export type GuestStatus = 'running' | 'paused' | 'migrating' | 'incoming';
@@ -128,16 +138,21 @@ export class Agent {
   /** Live progress for `GET /v1/events` (what the dashboard draws), fed by the source's onProgress. */
   readonly events = new EventHub(() => this.status(), { power: this.power });
 
-  /** Answers one HTTP request (control API, dashboard); also serves the `--dashboard PORT` listener. */
+  /** Answers one HTTP request on the agent's port (control API, dashboard). */
   readonly handleHttp = (req: IncomingMessage, res: ServerResponse): void => {
-    this.handle(req, res).catch((err: unknown) => sendError(res, err));
+    this.handle(req, res, false).catch((err: unknown) => sendError(res, err));
+  };
+
+  /** Answers one request on the `--dashboard PORT` listener: the page and GET requests only (plain HTTP). */
+  readonly handleDashboardHttp = (req: IncomingMessage, res: ServerResponse): void => {
+    this.handle(req, res, true).catch((err: unknown) => sendError(res, err));
   };
 
   constructor(private readonly opts: AgentOptions) {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
     this.maxIncoming = opts.maxIncoming ?? 4;
     this.log = opts.log ?? (() => undefined);
-    this.http = createHttpServer(this.handleHttp);
+    this.http = createApiServer(this.handleHttp);
     if (opts.tls) {
       // TLS is terminated first; the decrypted stream is then sniffed like a plain one.
       const tls: TlsServer = createTlsServer(serverTlsOptions(opts.tls));
@@ -610,11 +625,23 @@ export class Agent {
   // ------------------------------------------------------------------------------------------------------
   // HTTP control API (documented in docs/agent.md)
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
+  /** Refuses what `access` may not do here: foreign Host/Origin, control on the dashboard listener, no token. */
+  private gate(req: IncomingMessage, access: Access, dashboardListener: boolean): void {
+    checkRequest(req.headers, access, {
+      // Under mutual TLS a rebound page cannot complete the handshake; the dashboard listener is always plain.
+      checkHost: dashboardListener || !this.opts.tls,
+      hostNames: [this.opts.host, ...(this.opts.allowHosts ?? [])].map((h) => h.toLowerCase()),
+      token: this.opts.apiToken,
+      readOnly: dashboardListener,
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, dashboardListener: boolean): Promise<void> {
+    const url = requestUrl(req);
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
-    if (this.opts.dashboard && (await serveDashboard(req, res, url))) return;
+    this.gate(req, 'read', dashboardListener);
+    if ((this.opts.dashboard || dashboardListener) && (await serveDashboard(req, res, url))) return;
     // Commands must say they are JSON: a web page elsewhere cannot send that cross-origin without a CORS
     // preflight, which this agent never grants, so a browser on this host cannot be used to drive it.
     if (
@@ -624,6 +651,7 @@ export class Agent {
     ) {
       throw new HttpError(415, `${method} requests must have content-type: application/json`);
     }
+    this.gate(req, accessOf(method, parts), dashboardListener);
     if (parts[0] !== 'v1') {
       if (url.pathname === '/' && method === 'GET') return sendJson(res, 200, this.status());
       throw new HttpError(
@@ -655,23 +683,19 @@ export class Agent {
       } else if (!action) {
         if (method === 'GET') return sendJson(res, 200, this.guestInfo(id));
         if (method === 'DELETE') {
+          parseEmptyRequest(await readJson(req), 'stop');
           await this.stopGuest(id);
           return sendJson(res, 200, { id, stopped: true });
         }
-      } else if (method === 'POST' && action === 'pause')
+      } else if (method === 'POST' && action === 'pause') {
+        parseEmptyRequest(await readJson(req), 'pause');
         return sendJson(res, 200, await this.pauseGuest(id));
-      else if (method === 'POST' && action === 'resume') return sendJson(res, 200, this.resumeGuest(id));
-      else if (method === 'POST' && action === 'throttle') {
-        const body = (await readJson(req)) as { cap?: unknown; frequency?: unknown };
-        const cap = body.cap === undefined ? undefined : Number(body.cap);
-        const frequency = body.frequency === undefined ? undefined : Number(body.frequency);
-        if (cap !== undefined && !(Number.isInteger(cap) && cap >= 0 && cap <= 100)) {
-          throw new UsageError('cap must be an integer 0..100 (0 = uncapped)', 'cap');
-        }
-        if (frequency !== undefined && !(frequency > 0 && frequency <= 1)) {
-          throw new UsageError('frequency must be a ratio in (0, 1]', 'frequency');
-        }
-        return sendJson(res, 200, this.setThrottle(id, cap, frequency));
+      } else if (method === 'POST' && action === 'resume') {
+        parseEmptyRequest(await readJson(req), 'resume');
+        return sendJson(res, 200, this.resumeGuest(id));
+      } else if (method === 'POST' && action === 'throttle') {
+        const body = parseThrottleRequest(await readJson(req));
+        return sendJson(res, 200, this.setThrottle(id, body.cap, body.frequency));
       } else if (method === 'GET' && action === 'state') return sendJson(res, 200, this.guestState(id));
       else if (method === 'GET' && action === 'ram') return streamRam(res, this.guestRam(id));
     }
@@ -692,14 +716,11 @@ export class Agent {
         if (url.searchParams.get('wait') === '1') return sendJson(res, 200, await this.waitMigration(id));
         return sendJson(res, 200, this.migration(id));
       } else if (action === 'cancel' && method === 'POST') {
+        parseEmptyRequest(await readJson(req), 'cancel');
         return sendJson(res, 202, this.cancelMigration(id));
       } else if (action === 'resume' && method === 'POST') {
-        const body = (await readJson(req)) as { destination?: unknown } | null;
-        const dest = body?.destination;
-        if (dest !== undefined && typeof dest !== 'string') {
-          throw new MigrationError('BAD_ARGUMENT', 'resume: "destination" must be a HOST:PORT string');
-        }
-        return sendJson(res, 202, this.resumeMigration(id, dest));
+        const body = parseResumeRequest(await readJson(req));
+        return sendJson(res, 202, this.resumeMigration(id, body.destination));
       }
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname} (see docs/agent.md)`);
@@ -709,58 +730,6 @@ export class Agent {
 function summary(r: MigrationReport): unknown {
   const { perRound: _p, events: _e, ...rest } = r;
   return rest;
-}
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const MAX_BODY = 1 << 20;
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > MAX_BODY) throw new HttpError(413, `request body larger than ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
-  }
-  if (n === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
-  }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const [status, body] = errorBody(err);
-  sendJson(res, status, { error: body });
-}
-
-function errorBody(err: unknown): [number, Record<string, unknown>] {
-  if (err instanceof HttpError) return [err.status, { code: 'BAD_REQUEST', message: err.message }];
-  if (err instanceof UsageError) return [400, { code: 'BAD_ARGUMENT', message: err.message, flag: err.flag }];
-  if (err instanceof MigrationError) {
-    const status = err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' ? 409 : 400;
-    return [status, { code: err.code, message: err.message }];
-  }
-  return [500, { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) }];
 }
 
 async function streamRam(res: ServerResponse, guest: Guest): Promise<void> {

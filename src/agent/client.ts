@@ -9,6 +9,7 @@ import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
+import { clientApiToken } from './auth.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
 /**
@@ -24,7 +25,9 @@ async function nodeRequest(
   url: string,
   method: string,
   body?: string,
+  token?: string,
 ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
+  const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve, reject) => {
     const req = (agent ? httpsRequestRaw : httpRequestRaw)(
       url,
@@ -34,8 +37,12 @@ async function nodeRequest(
         // Every non-GET request declares JSON (the agent requires it).
         headers:
           method === 'GET'
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body ?? '') },
+            ? auth
+            : {
+                ...auth,
+                'content-type': 'application/json',
+                'content-length': Buffer.byteLength(body ?? ''),
+              },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -55,8 +62,14 @@ async function nodeRequest(
 export class AgentClient {
   readonly base: string;
   private readonly https: HttpsAgent | undefined;
-  /** With `tls`, speaks HTTPS and presents the certificate (the agent requires it). */
-  constructor(address: string, options: { tls?: TlsMaterial } = {}) {
+  private readonly token: string | undefined;
+  /**
+   * With `tls`, speaks HTTPS and presents the certificate (the agent requires it). `token` is sent as
+   * `authorization: Bearer` (agents started with --api-token-file require it for commands); without it, the token
+   * in the file $LIVEMIG_API_TOKEN_FILE names, if that file exists.
+   */
+  constructor(address: string, options: { tls?: TlsMaterial; token?: string } = {}) {
+    this.token = options.token ?? clientApiToken();
     const scheme = options.tls ? 'https' : 'http';
     this.base = (/^https?:\/\//.test(address) ? address : `${scheme}://${address}`).replace(/\/$/, '');
     if (options.tls) {
@@ -72,7 +85,7 @@ export class AgentClient {
     body?: string,
   ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
     try {
-      return await nodeRequest(this.https, `${this.base}${path}`, method, body);
+      return await nodeRequest(this.https, `${this.base}${path}`, method, body, this.token);
     } catch (err) {
       const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error);
       const auth = tlsFailure(cause as NodeJS.ErrnoException, `the agent at ${this.base}`);

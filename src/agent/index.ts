@@ -7,6 +7,14 @@ export {
   splitHostPort,
   startAgent,
 } from './agent.js';
+export {
+  API_TOKEN_ENV,
+  apiTokenForAgent,
+  clientApiToken,
+  newApiToken,
+  readApiToken,
+  writeNewToken,
+} from './auth.js';
 export { type CertFiles, type CertsOptions, makeCerts } from './certs.js';
 export { AgentClient } from './client.js';
 export { checkListenSecurity, isLoopback, loadTls, type TlsMaterial } from './tls.js';

@@ -51,3 +51,35 @@ export function parseMigrationRequest(body: unknown): {
     options: r.data.options ?? {},
   };
 }
+
+// No coercion: `{"cap": "50"}` is refused, not read as 50.
+const throttleRequestSchema = z.strictObject({
+  cap: z.number().int('an integer').min(0).max(100, 'at most 100 (0 = uncapped)').optional(),
+  frequency: z.number().gt(0, 'a ratio in (0, 1]').lte(1, 'a ratio in (0, 1]').optional(),
+});
+
+/** POST /v1/guests/ID/throttle: `{cap?: 0..100, frequency?: (0, 1]}`. */
+export function parseThrottleRequest(body: unknown): { cap?: number; frequency?: number } {
+  const r = throttleRequestSchema.safeParse(body);
+  if (!r.success) throw explain(r.error, 'throttle request');
+  return r.data;
+}
+
+const resumeRequestSchema = z.strictObject({
+  destination: z.string().min(3, 'a HOST:PORT string').max(300).optional(),
+});
+
+/** POST /v1/migrations/ID/resume: `{destination?: "HOST:PORT"}`. */
+export function parseResumeRequest(body: unknown): { destination?: string } {
+  const r = resumeRequestSchema.safeParse(body);
+  if (!r.success) throw explain(r.error, 'resume request');
+  return r.data;
+}
+
+const emptyRequestSchema = z.strictObject({});
+
+/** Commands without parameters (pause, resume, cancel, stop): no body, or `{}`. */
+export function parseEmptyRequest(body: unknown, what: string): void {
+  const r = emptyRequestSchema.safeParse(body);
+  if (!r.success) throw explain(r.error, `${what} request (takes no fields)`);
+}

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadTls, splitHostPort, startAgent } from '../agent/index.js';
+import { apiTokenForAgent, loadTls, splitHostPort, startAgent } from '../agent/index.js';
 import { parseSize } from '../units.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
 
@@ -21,6 +21,15 @@ export function registerAgent(program: Command): void {
     .option(
       '--insecure',
       'allow plain TCP on a non-loopback --listen address (trusted, isolated networks only)',
+    )
+    .option(
+      '--api-token-file <file>',
+      'require the token in FILE (made, mode 0600, if missing) for commands and RAM reads; default ' +
+        '$LIVEMIG_API_TOKEN_FILE (docs/security.md)',
+    )
+    .option(
+      '--allow-host <names>',
+      'comma-separated host names browsers may use to reach this agent (besides IP addresses and localhost)',
     )
     .option(
       '--dashboard [port]',
@@ -45,8 +54,11 @@ export function registerAgent(program: Command): void {
         tlsKey?: string;
         tlsCa?: string;
         insecure?: boolean;
+        apiTokenFile?: string;
+        allowHost?: string;
       }) => {
         const tls = loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
+        const token = apiTokenForAgent(o.apiTokenFile);
         const { host, port } = splitHostPort(o.listen.replace(/:0$/, ':1'));
         const plan = planDashboard(o.dashboard, host);
         const agent = await startAgent({
@@ -58,10 +70,21 @@ export function registerAgent(program: Command): void {
           dashboard: plan.onAgentPort,
           tls,
           insecure: o.insecure,
+          apiToken: token?.token,
+          allowHosts: o.allowHost
+            ?.split(',')
+            .map((h) => h.trim())
+            .filter(Boolean),
         });
+        if (token?.created) process.stderr.write(`made a new API token in ${token.file}\n`);
         let extra: DashboardListener | undefined;
-        if (plan.listen) extra = await listenDashboard(agent.handleHttp, plan.listen.host, plan.listen.port);
-        const dashboard = extra?.url ?? (plan.onAgentPort ? `http://${agent.address}/dashboard/` : undefined);
+        if (plan.listen)
+          extra = await listenDashboard(agent.handleDashboardHttp, plan.listen.host, plan.listen.port);
+        // The page on the agent port sends commands: it takes the token from the URL's fragment (never sent to
+        // the server, nor in a Referer) and keeps it for the tab. The --dashboard PORT page is read-only.
+        const fragment = token ? `#token=${encodeURIComponent(token.token)}` : '';
+        const dashboard =
+          extra?.url ?? (plan.onAgentPort ? `http://${agent.address}/dashboard/${fragment}` : undefined);
         if (o.readyJson)
           process.stdout.write(
             `${JSON.stringify({ address: agent.address, pid: process.pid, ...(dashboard ? { dashboard } : {}) })}\n`,

@@ -1,5 +1,6 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { makeCerts } from '../agent/index.js';
+import { makeCerts, writeNewToken } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 
 export function registerCerts(program: Command): void {
@@ -9,7 +10,7 @@ export function registerCerts(program: Command): void {
       'Create a small CA and one certificate per agent for a test cluster (mutual TLS, docs/security.md). ' +
         'Uses the openssl command.',
     )
-    .option('--out <dir>', 'directory for ca.pem, ca-key.pem, NAME.pem, NAME-key.pem', 'certs')
+    .option('--out <dir>', 'directory for ca.pem, ca-key.pem, NAME.pem, NAME-key.pem and api-token', 'certs')
     .option('--names <list>', 'comma-separated agent names, one certificate each', 'agent-a,agent-b')
     .option(
       '--hosts <list>',
@@ -21,7 +22,8 @@ export function registerCerts(program: Command): void {
     .addHelpText(
       'after',
       '\nExample:\n  livemig certs --out certs --names a,b --hosts 127.0.0.1,10.0.0.1,10.0.0.2\n' +
-        '  livemig agent --listen 10.0.0.1:7070 --tls-cert certs/a.pem --tls-key certs/a-key.pem --tls-ca certs/ca.pem\n',
+        '  livemig agent --listen 10.0.0.1:7070 --tls-cert certs/a.pem --tls-key certs/a-key.pem --tls-ca certs/ca.pem \\\n' +
+        '    --api-token-file certs/api-token\n',
     )
     .action((o: { out: string; names: string; hosts: string; days: string; reuseCa?: boolean }) => {
       const days = Number(o.days);
@@ -38,5 +40,8 @@ export function registerCerts(program: Command): void {
       const files = makeCerts({ dir: o.out, names, hosts: split(o.hosts), days, reuseCa: o.reuseCa });
       process.stdout.write(`CA: ${files.ca}\n`);
       for (const [n, f] of Object.entries(files.agents)) process.stdout.write(`${n}: ${f.cert} ${f.key}\n`);
+      // The control API's bearer token (docs/security.md), kept if one is there already (agents may use it).
+      const token = join(o.out, 'api-token');
+      process.stdout.write(`API token: ${token}${writeNewToken(token) ? '' : ' (kept)'}\n`);
     });
 }

@@ -3,6 +3,7 @@
  * and the agents stay up after the migration so the report can be read, until the user quits.
  */
 import { createInterface } from 'node:readline';
+import { clientApiToken } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 import type { Pair } from '../experiments/scenario.js';
 import { planDashboard } from '../web/index.js';
@@ -17,6 +18,9 @@ export async function startPairWithDashboard(flag: string | true): Promise<{ pai
     spawnAgent(),
   ]);
   const base = plan.listen ? `http://${plan.listen.host}:${plan.listen.port}` : `http://${source.address}`;
+  // Agents inherit $LIVEMIG_API_TOKEN_FILE: the page on the agent's port then needs its token (docs/dashboard.md).
+  const token = plan.listen ? undefined : clientApiToken();
+  const fragment = token ? `#token=${encodeURIComponent(token)}` : '';
   return {
     pair: {
       source,
@@ -25,7 +29,7 @@ export async function startPairWithDashboard(flag: string | true): Promise<{ pai
         await Promise.all([source.stop(), destination.stop()]);
       },
     },
-    url: `${base}/dashboard/?destination=${encodeURIComponent(destination.address)}`,
+    url: `${base}/dashboard/?destination=${encodeURIComponent(destination.address)}${fragment}`,
   };
 }
 

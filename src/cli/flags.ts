@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { AgentClient, loadTls } from '../agent/index.js';
+import { AgentClient, clientApiToken, loadTls } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 import {
   DISTRIBUTIONS,
@@ -305,18 +305,23 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   return { options: o, preset: f.preset as Preset | undefined };
 }
 
-/** `--tls-cert --tls-key --tls-ca` for commands that talk to agents (docs/security.md). */
+/** `--tls-cert --tls-key --tls-ca --api-token-file` for commands that talk to agents (docs/security.md). */
 export function addTlsFlags(cmd: Command): Command {
   return cmd
     .option('--tls-cert <file>', 'client certificate (PEM) for agents that run with mutual TLS')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
-    .option('--tls-ca <file>', 'CA certificate (PEM) that signed the agents');
+    .option('--tls-ca <file>', 'CA certificate (PEM) that signed the agents')
+    .option(
+      '--api-token-file <file>',
+      "the agent's API token (its --api-token-file); default $LIVEMIG_API_TOKEN_FILE if that file exists",
+    );
 }
 
 export interface TlsFlagValues {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  apiTokenFile?: string;
 }
 
 /** HOST:PORT of an agent (IPv6 in brackets), or an http(s):// URL. */
@@ -335,5 +340,5 @@ export function agentAddress(value: string, flag: string): string {
 /** A control-API client for the agent at `address` (checked, named by `flag`), over mutual TLS when the flags say so. */
 export function agentClient(address: string, flag: string, f: TlsFlagValues): AgentClient {
   const tls = loadTls({ cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa });
-  return new AgentClient(agentAddress(address, flag), { tls });
+  return new AgentClient(agentAddress(address, flag), { tls, token: clientApiToken(f.apiTokenFile) });
 }

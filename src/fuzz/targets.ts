@@ -307,7 +307,7 @@ function value(rng: Rng, depth: number): unknown {
 }
 
 /** A valid body with a few fields replaced, removed or added. */
-function mutateBody(rng: Rng, valid: Record<string, unknown>, depth = 0): unknown {
+export function mutateBody(rng: Rng, valid: Record<string, unknown>, depth = 0): unknown {
   if (rng.int(12) === 0) return value(rng, 0);
   const o: Record<string, unknown> = { ...valid };
   for (const key of Object.keys(o)) {

@@ -1,24 +1,27 @@
 /**
  * Serving the dashboard: the bundle `npm run build:web` writes (index.html, app.js, app.css) from a fixed list of
  * files — no paths from the request reach the file system — and, for `livemig agent --dashboard PORT`, a second
- * loopback listener that answers the same API and the page.
+ * loopback listener that serves the page and the agent's read-only requests (the agent refuses the others there).
  */
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// A leaf module (no agent state): the listener answers malformed requests in JSON, as the agent's port does.
+import { createApiServer } from '../agent/http.js';
 import { UsageError } from '../errors.js';
 
 /** Where the dashboard lives on an agent's HTTP port. */
 export const DASHBOARD_PATH = '/dashboard/';
 
-const FILES: Record<string, string> = {
-  '': 'text/html; charset=utf-8',
-  'index.html': 'text/html; charset=utf-8',
-  'app.js': 'text/javascript; charset=utf-8',
-  'app.css': 'text/css; charset=utf-8',
-};
+// A Map, not an object literal: a request for /dashboard/constructor must not find Object.prototype's.
+const FILES = new Map<string, string>([
+  ['', 'text/html; charset=utf-8'],
+  ['index.html', 'text/html; charset=utf-8'],
+  ['app.js', 'text/javascript; charset=utf-8'],
+  ['app.css', 'text/css; charset=utf-8'],
+]);
 
 // Everything comes from the agent itself: the page works offline and cannot be framed or pull in other code.
 const CSP =
@@ -45,7 +48,7 @@ export async function serveDashboard(
   }
   if (!url.pathname.startsWith(DASHBOARD_PATH)) return false;
   const name = url.pathname.slice(DASHBOARD_PATH.length);
-  const type = FILES[name];
+  const type = FILES.get(name);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendText(res, 405, 'the dashboard is read with GET');
     return true;
@@ -97,14 +100,14 @@ export interface DashboardPlan {
 }
 
 /**
- * Decides where the dashboard goes, refusing addresses other machines can reach: the agent has no TLS or
- * authentication yet, so the page (which can start and migrate guests) stays on loopback. An SSH tunnel
+ * Decides where the dashboard goes, refusing addresses other machines can reach: the page is served over plain
+ * HTTP (a browser has no client certificate), so it stays on loopback. An SSH tunnel
  * (`ssh -L 8080:127.0.0.1:8080 host`) reaches it from elsewhere.
  */
 export function planDashboard(flag: string | boolean | undefined, agentHost: string): DashboardPlan {
   if (flag === undefined || flag === false) return { onAgentPort: false };
   const why =
-    'the dashboard is only served on loopback (the agent has no TLS or authentication yet); reach it from ' +
+    'the dashboard is only served on loopback (it is plain HTTP, without client certificates); reach it from ' +
     'another machine through an SSH tunnel';
   if (flag === true) {
     if (!isLoopback(agentHost)) {
@@ -135,25 +138,22 @@ export interface DashboardListener {
 }
 
 /**
- * A second HTTP listener for `--dashboard PORT`: `/` leads to the page, /dashboard/ serves it, everything else goes
- * to the agent's own request handler, so the page talks to the same API as the CLI, on the origin it came from.
+ * A second HTTP listener for `--dashboard PORT`: `/` leads to the page; everything else goes to `handler`, the
+ * agent's read-only handler (Agent.handleDashboardHttp), which serves the page and the GET requests it needs
+ * (status, the event stream) and refuses every command — this listener is plain HTTP, whatever the agent's TLS.
  */
 export async function listenDashboard(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   host: string,
   port: number,
 ): Promise<DashboardListener> {
-  const server = createServer((req, res) => {
+  const server = createApiServer((req, res) => {
     if ((req.url ?? '/') === '/') {
       res.writeHead(302, { location: DASHBOARD_PATH });
       res.end();
       return;
     }
-    serveDashboard(req, res, new URL(req.url ?? '/', 'http://dashboard'))
-      .then((served) => {
-        if (!served) handler(req, res);
-      })
-      .catch(() => res.destroy());
+    handler(req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

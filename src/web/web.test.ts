@@ -182,7 +182,7 @@ describe('EventHub (GET /v1/events)', () => {
 });
 
 describe('where the dashboard may be served', () => {
-  it('only on loopback: the agent has no TLS or authentication yet', () => {
+  it('only on loopback: the page and its listener are plain HTTP', () => {
     expect(planDashboard(undefined, '0.0.0.0')).toEqual({ onAgentPort: false });
     expect(planDashboard(true, '127.0.0.1')).toEqual({ onAgentPort: true });
     expect(planDashboard(true, '::1')).toEqual({ onAgentPort: true });
@@ -250,6 +250,9 @@ describe('serving the built page', () => {
       expect((await fetch(`${base}/dashboard`, { redirect: 'manual' })).status).toBe(308);
       expect((await fetch(`${base}/dashboard/secret.txt`)).status).toBe(404);
       expect((await fetch(`${base}/dashboard/%2e%2e%2fpackage.json`)).status).toBe(404);
+      // Names of Object.prototype's members are not files either (they were looked up on a plain object).
+      for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty'])
+        expect((await fetch(`${base}/dashboard/${name}`)).status).toBe(404);
       expect((await fetch(`${base}/v1/status`)).status).toBe(418);
       const missing = await fetch(`${base}/dashboard/app.js`);
       expect(missing.status).toBe(503);

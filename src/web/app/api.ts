@@ -46,10 +46,42 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = 'livemig-api-token';
+let memoryToken: string | undefined;
+
+/**
+ * The agent's API token (agents started with --api-token-file print the page's address as
+ * `/dashboard/#token=…`): taken from the URL fragment — which the browser never sends to a server, nor in a
+ * Referer — kept in this tab's sessionStorage, and removed from the address bar so it is not bookmarked or shared.
+ */
+export function takeToken(): string | undefined {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]!));
+    } catch {
+      // storage refused (private mode): the token lives until the page is reloaded
+      memoryToken = decodeURIComponent(m[1]!);
+    }
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return token();
+}
+
+function token(): string | undefined {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? memoryToken;
+  } catch {
+    return memoryToken;
+  }
+}
+
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const t = token();
+  const auth: Record<string, string> = t ? { authorization: `Bearer ${t}` } : {};
   const res = await fetch(path, {
     method,
-    headers: method === 'GET' ? {} : { 'content-type': 'application/json' },
+    headers: method === 'GET' ? auth : { ...auth, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

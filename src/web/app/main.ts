@@ -9,7 +9,7 @@ import './style.css';
 import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
 import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../shared.js';
 import { readEnergy } from '../shared.js';
-import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice } from './api.js';
+import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
 
@@ -584,6 +584,7 @@ function wireForms(): void {
   });
 }
 
+takeToken(); // first: takes the token out of the address bar
 wireForms();
 render();
 connect();
