@@ -2,6 +2,7 @@
  * The CLI as a user runs it: `livemig run` starts two agent processes, migrates, verifies and reports; bad flags
  * get one clear line and exit code 2.
  */
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { runCli as livemig } from './helpers.js';
 
@@ -89,6 +90,47 @@ describe('livemig CLI', () => {
     expect(run.stdout).toMatch(/--downtime-limit/);
     expect(run.stdout).toMatch(/--xbzrle-cache/);
     expect(run.stdout).toMatch(/Examples:/);
+  });
+
+  it('a failed migration exits 1 (run), with the failed report still printed', () => {
+    // --timeout 1ms: the migration gives up during setup, every time.
+    const r = livemig([
+      'run',
+      '--ram',
+      '16MiB',
+      '--workload',
+      'idle',
+      '--warmup',
+      '50ms',
+      '--timeout',
+      '1ms',
+      '--json',
+    ]);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'failed' });
+    expect(r.code).toBe(1);
+  });
+
+  it('commander refusals (unknown option, bad choice) are usage errors: exit 2; --help lists the exit codes', () => {
+    expect(livemig(['run', '--strategy', 'teleport']).code).toBe(2);
+    expect(livemig(['run', '--no-such-flag']).code).toBe(2);
+    expect(livemig(['--help']).stdout).toMatch(/Exit codes: 0 success.*1 failed.*2 usage error/s);
+  });
+
+  it('an agent on a port in use: one line naming the address and what to do, exit 1, no stack trace', async () => {
+    const busy = createServer();
+    await new Promise<void>((ok) => busy.listen(0, '127.0.0.1', ok));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = livemig(['agent', '--listen', `127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(`^livemig: listen 127\\.0\\.0\\.1:${port}: EADDRINUSE: .*--listen`),
+      );
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\s+at /);
+    } finally {
+      busy.close();
+    }
   });
 
   it('migrate to an agent that is not there says what to do', () => {

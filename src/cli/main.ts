@@ -8,6 +8,8 @@ import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
 import { registerCerts } from './certs.js';
 import { registerDemo } from './demo.js';
+import { environmentError } from './environment.js';
+import { EXIT, EXIT_CODES_HELP } from './exit.js';
 import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
 import { registerMigrate } from './migrate.js';
@@ -27,7 +29,10 @@ export function buildProgram(): Command {
         'simulate data centres that consolidate VMs.',
     )
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    // Before the subcommands are added, so they inherit it: their refusals come back to main() as exit code 2.
+    .exitOverride();
   registerAgent(program);
   registerCerts(program);
   registerGuest(program);
@@ -47,18 +52,25 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that ran but failed (a migration that did not complete) says so through process.exitCode.
+    return Number(process.exitCode ?? EXIT.ok);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Commander's own refusals (unknown option, bad choice, missing argument) are usage errors too.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof UsageError) {
       process.stderr.write(`livemig: ${err.message}\n`);
-      return 2;
+      return EXIT.usage;
     }
     if (err instanceof MigrationError || err instanceof CodecError) {
       process.stderr.write(
         `livemig: ${err.name === 'MigrationError' ? `[${(err as MigrationError).code}] ` : ''}${err.message}\n`,
       );
-      return 1;
+      return EXIT.failed;
+    }
+    const env = environmentError(err);
+    if (env) {
+      process.stderr.write(`livemig: ${env}\n`);
+      return EXIT.failed;
     }
     throw err;
   }

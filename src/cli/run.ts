@@ -4,6 +4,7 @@ import { runScenario, type ScenarioResult, startPair } from '../experiments/scen
 import { writeJson } from '../report/index.js';
 import { parseDuration } from '../units.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
+import { EXIT, migrationSucceeded } from './exit.js';
 import {
   addGuestFlags,
   addMigrationFlags,
@@ -91,8 +92,7 @@ export function registerRun(program: Command): void {
           );
         }
       }
-      if (report.status !== 'completed' || !report.verified || (oracle && !oracle.equal))
-        process.exitCode = 1;
+      if (!migrationSucceeded(report, oracle)) process.exitCode = EXIT.failed;
       // Written after the report is printed: a full disk fails the command (DISK_FULL) but loses no result.
       if (o.out) {
         const file = join(o.out, 'report.json');
