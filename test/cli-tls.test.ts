@@ -3,7 +3,7 @@
  * `--tls-cert --tls-key --tls-ca` (certificates from `livemig certs`), the same commands refused without them, and
  * flag validation that names the flag and the accepted form.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,5 +106,64 @@ describe('livemig guest / migrate with --tls-*', () => {
     const to = livemig(['migrate', '--from', a.address, '--guest', 'c1', '--to', 'host:99999']);
     expect(to.code).toBe(2);
     expect(to.stderr).toMatch(/--to: "host:99999" is not HOST:PORT/);
+  });
+});
+
+describe('bad TLS files and certs: refused at start, one line naming the file, nothing left behind', () => {
+  const agentWith = (files: { cert: string; key: string; ca: string }) =>
+    livemig([
+      'agent',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      files.cert,
+      '--tls-key',
+      files.key,
+      '--tls-ca',
+      files.ca,
+    ]);
+  const good = () => ({ cert: join(dir, 'a.pem'), key: join(dir, 'a-key.pem'), ca: join(dir, 'ca.pem') });
+
+  it('an agent refuses a key that does not match its certificate, a junk CA, cert or key: exit 2, no stack trace', () => {
+    const junk = join(dir, 'junk.pem');
+    writeFileSync(junk, 'not a certificate\n');
+    const cases: [{ cert: string; key: string; ca: string }, RegExp][] = [
+      [
+        { ...good(), key: join(dir, 'b-key.pem') },
+        /--tls-key .*b-key\.pem does not match the certificate in --tls-cert .*a\.pem/,
+      ],
+      [{ ...good(), ca: junk }, /--tls-ca .*junk\.pem: no PEM certificate in it/],
+      [{ ...good(), cert: junk }, /--tls-cert .*junk\.pem: no PEM certificate in it/],
+      [{ ...good(), key: junk }, /--tls-key .*junk\.pem: not a PEM private key/],
+      // A key file given as the CA: PEM, but no certificate in it.
+      [{ ...good(), ca: join(dir, 'ca-key.pem') }, /--tls-ca .*ca-key\.pem: no PEM certificate in it/],
+    ];
+    for (const [files, message] of cases) {
+      const r = agentWith(files);
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(message),
+      });
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('certs --days 99999999 is refused before anything is written', () => {
+    const out = join(dir, 'forever');
+    const r = livemig(['certs', '--out', out, '--days', '99999999']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--days: "99999999" is not an integer from 1 to 36500/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('certs that fail half-way (a CA that cannot sign) leave the folder as it was', () => {
+    const out = join(dir, 'half');
+    mkdirSync(out);
+    writeFileSync(join(out, 'ca.pem'), 'junk CA\n');
+    writeFileSync(join(out, 'ca-key.pem'), 'junk key\n');
+    const r = livemig(['certs', '--out', out, '--names', 'x', '--reuse-ca']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/openssl/);
+    expect(readdirSync(out).sort()).toEqual(['ca-key.pem', 'ca.pem']);
   });
 });

@@ -3,7 +3,10 @@
  * get one clear line and exit code 2.
  */
 import { type AddressInfo, createServer } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
 import { runCli as livemig } from './helpers.js';
 
 describe('livemig CLI', () => {
@@ -130,6 +133,46 @@ describe('livemig CLI', () => {
       expect(r.stderr).not.toMatch(/\s+at /);
     } finally {
       busy.close();
+    }
+  });
+
+  it('every numeric, size and duration flag is strict: junk, 0 and negatives are refused with exit 2, nothing starts', async () => {
+    // In-process (main() refuses before starting anything), so the table stays fast.
+    const cases: [string[], RegExp][] = [
+      [['agent', '--max-incoming', 'abc'], /--max-incoming: "abc" is not an integer from 1 to 1024/],
+      [['agent', '--max-incoming', '0'], /--max-incoming: "0"/],
+      [['agent', '--max-incoming', '-1'], /--max-incoming: "-1"/],
+      [['agent', '--max-ram', '0'], /--max-ram: "0" is out of range; use 1\.00 MiB to/],
+      [['agent', '--listen', '127.0.0.1:99999'], /--listen: "127\.0\.0\.1:99999" is not HOST:PORT/],
+      [['sim', '--synthetic', '1e12'], /--synthetic: "1e12" is not an integer from 1 to 1000000/],
+      [['sim', '--synthetic', '10', '--xbzrle-ratio', 'x'], /--xbzrle-ratio: "x"/],
+      [['run', '--vcpus', '0x2'], /--vcpus: "0x2"/],
+      [['run', '--seed', ''], /--seed: ""/],
+      [['run', '--warmup', '1e9h'], /--warmup: cannot read/],
+      [['run', '--downtime-limit', '0'], /--downtime-limit: "0" is out of range/],
+      [['run', '--xbzrle-cache', '0'], /--xbzrle-cache: "0" is out of range/],
+      [['run', '--max-rounds', '1.5'], /--max-rounds: "1\.5"/],
+      [['predict', '--compression', 'NaN'], /--compression: "NaN"/],
+      [['trace', 'record', '--pid', '12abc', '--out', 'x'], /--pid: "12abc"/],
+      [['certs', '--out', join(tmpdir(), 'livemig-never'), '--days', '99999999'], /--days: "99999999"/],
+      [['experiment', 'codecs', '--repetitions', '0', '--dry-run'], /--repetitions: "0"/],
+    ];
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      for (const [args, message] of cases) {
+        written.length = 0;
+        const code = await main(['node', 'livemig', ...args]);
+        expect({ args, code, stderr: written.join('') }).toMatchObject({
+          code: 2,
+          stderr: expect.stringMatching(message),
+        });
+      }
+    } finally {
+      spy.mockRestore();
     }
   });
 

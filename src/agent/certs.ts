@@ -5,9 +5,9 @@
  * arbitrary validity window, which the tests need for an expired certificate.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 export interface CertsOptions {
@@ -45,16 +45,66 @@ function openssl(args: string[], cwd: string): void {
   }
 }
 
-export function makeCerts(o: CertsOptions): CertFiles {
+/** Longest validity `livemig certs` makes (100 years): beyond it openssl's dates overflow. */
+export const MAX_CERT_DAYS = 36_500;
+
+/** A subject alternative name: an IP address or a DNS name (nothing that could reach openssl's config as syntax). */
+const DNS_NAME = /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/;
+
+function checkCertsOptions(o: CertsOptions): void {
+  if (o.names.length === 0)
+    throw new UsageError('--names needs at least one name (e.g. agent-a,agent-b)', '--names');
   for (const n of o.names)
     if (!NAME.test(n))
       throw new UsageError(`certificate name "${n}": letters, digits, ".", "_", "-"`, '--names');
-  const hosts = o.hosts?.length ? o.hosts : ['127.0.0.1', '::1', 'localhost'];
-  const dir = o.dir;
+  for (const h of o.hosts ?? []) {
+    if (!isIP(h) && !(h.length <= 253 && DNS_NAME.test(h)))
+      throw new UsageError(`--hosts: "${h}" is not an IP address or a DNS name`, '--hosts');
+  }
+  const days = o.days ?? 365;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_CERT_DAYS)
+    throw new UsageError(`--days: "${days}" is not an integer from 1 to ${MAX_CERT_DAYS}`, '--days');
+}
+
+/**
+ * Makes the set in a scratch folder inside `dir` and moves it into place only once every file is made, so a failure
+ * (openssl refusing, a full disk) leaves `dir` as it was: never a CA without its certificates, or half a key pair.
+ */
+export function makeCerts(o: CertsOptions): CertFiles {
+  checkCertsOptions(o);
+  const dir = resolve(o.dir);
+  const existed = existsSync(dir);
   mkdirSync(dir, { recursive: true });
-  const ca = join(dir, 'ca.pem');
-  const caKey = join(dir, 'ca-key.pem');
-  if (!o.reuseCa) {
+  const work = mkdtempSync(join(dir, '.livemig-certs-'));
+  try {
+    const made = makeCertsIn(work, dir, o);
+    // Agents' files first and the CA last: a CA in `dir` means the whole set is there.
+    for (const f of made) renameSync(join(work, f), join(dir, f));
+  } catch (err) {
+    if (!existed) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const agents: CertFiles['agents'] = {};
+  for (const name of o.names)
+    agents[name] = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) };
+  return { ca: join(dir, 'ca.pem'), caKey: join(dir, 'ca-key.pem'), agents };
+}
+
+/** Makes the files in `work` (signing with the CA of `dir` when reusing it); returns their names, CA last. */
+function makeCertsIn(work: string, dir: string, o: CertsOptions): string[] {
+  const hosts = o.hosts?.length ? o.hosts : ['127.0.0.1', '::1', 'localhost'];
+  const made: string[] = [];
+  const ca = join(o.reuseCa ? dir : work, 'ca.pem');
+  const caKey = join(o.reuseCa ? dir : work, 'ca-key.pem');
+  if (o.reuseCa) {
+    for (const f of [ca, caKey])
+      if (!existsSync(f))
+        throw new UsageError(
+          `--reuse-ca: ${f} does not exist; make a CA first (livemig certs without --reuse-ca)`,
+        );
+  } else {
     openssl(
       [
         'req',
@@ -77,11 +127,11 @@ export function makeCerts(o: CertsOptions): CertFiles {
         '-addext',
         'keyUsage=critical,keyCertSign,cRLSign',
       ],
-      dir,
+      work,
     );
   }
   // `openssl ca` keeps a tiny database; one per run, in a scratch folder.
-  const db = join(dir, '.ca-db');
+  const db = join(work, '.ca-db');
   mkdirSync(db, { recursive: true });
   writeFileSync(join(db, 'index.txt'), '');
   writeFileSync(join(db, 'serial'), `${Date.now().toString(16).padStart(16, '0')}\n`);
@@ -110,10 +160,9 @@ export function makeCerts(o: CertsOptions): CertFiles {
       '',
     ].join('\n'),
   );
-  const agents: CertFiles['agents'] = {};
   for (const name of o.names) {
-    const key = join(dir, `${name}-key.pem`);
-    const cert = join(dir, `${name}.pem`);
+    const key = join(work, `${name}-key.pem`);
+    const cert = join(work, `${name}.pem`);
     const csr = join(db, `${name}.csr`);
     openssl(
       [
@@ -131,7 +180,7 @@ export function makeCerts(o: CertsOptions): CertFiles {
         '-subj',
         `/CN=${name}`,
       ],
-      dir,
+      work,
     );
     const validity = o.startDate
       ? ['-startdate', o.startDate, '-enddate', o.endDate ?? '20991231235959Z']
@@ -155,9 +204,10 @@ export function makeCerts(o: CertsOptions): CertFiles {
         '-notext',
         ...validity,
       ],
-      dir,
+      work,
     );
-    agents[name] = { cert, key };
+    made.push(`${name}.pem`, `${name}-key.pem`);
   }
-  return { ca, caKey, agents };
+  if (!o.reuseCa) made.push('ca-key.pem', 'ca.pem');
+  return made;
 }

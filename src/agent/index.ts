@@ -15,6 +15,6 @@ export {
   readApiToken,
   writeNewToken,
 } from './auth.js';
-export { type CertFiles, type CertsOptions, makeCerts } from './certs.js';
+export { type CertFiles, type CertsOptions, MAX_CERT_DAYS, makeCerts } from './certs.js';
 export { AgentClient } from './client.js';
 export { checkListenSecurity, isLoopback, loadTls, type TlsMaterial } from './tls.js';

@@ -4,9 +4,10 @@
  * its certificate and checks the peer's against that CA. A peer without a certificate, with one from another
  * CA, or with an expired one is refused during the handshake.
  */
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { ConnectionOptions, TlsOptions } from 'node:tls';
+import { type ConnectionOptions, createSecureContext, type TlsOptions } from 'node:tls';
 import { UsageError } from '../errors.js';
 
 /** PEM material of one agent: its certificate and key, and the CA that signs every peer it trusts. */
@@ -33,11 +34,67 @@ export function loadTls(files: { cert?: string; key?: string; ca?: string }): Tl
       throw new UsageError(`${flag} ${file}: ${(err as Error).message}`, flag);
     }
   };
-  return {
+  const material = {
     cert: read(files.cert!, '--tls-cert'),
     key: read(files.key!, '--tls-key'),
     ca: read(files.ca!, '--tls-ca'),
   };
+  checkTlsMaterial(material, { cert: files.cert!, key: files.key!, ca: files.ca! });
+  return material;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Checks the three files at start, so a wrong file is one line naming it and what is wrong (not PEM, not a key, a key
+ * that does not match the certificate, a CA file with no certificate), instead of a failed start, or an agent that
+ * starts and then refuses every peer.
+ */
+export function checkTlsMaterial(t: TlsMaterial, files: { cert: string; key: string; ca: string }): void {
+  const hint = '(PEM; `livemig certs` makes a matching set)';
+  const certs = (buf: Buffer, flag: string, file: string): X509Certificate[] => {
+    const blocks = buf.toString('latin1').match(PEM_CERT) ?? [];
+    if (blocks.length === 0)
+      throw new UsageError(
+        `${flag} ${file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----) ${hint}`,
+        flag,
+      );
+    return blocks.map((b) => {
+      try {
+        return new X509Certificate(b);
+      } catch (err) {
+        throw new UsageError(
+          `${flag} ${file}: a certificate in it cannot be read: ${(err as Error).message} ${hint}`,
+          flag,
+        );
+      }
+    });
+  };
+  const [cert] = certs(t.cert, '--tls-cert', files.cert);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(t.key);
+  } catch (err) {
+    const why = /passphrase|encrypted/i.test((err as Error).message)
+      ? 'an encrypted key; give an unencrypted one'
+      : `not a PEM private key (${(err as Error).message})`;
+    throw new UsageError(`--tls-key ${files.key}: ${why} ${hint}`, '--tls-key');
+  }
+  if (!cert!.checkPrivateKey(key)) {
+    throw new UsageError(
+      `--tls-key ${files.key} does not match the certificate in --tls-cert ${files.cert}: give the key made with it ${hint}`,
+      '--tls-key',
+    );
+  }
+  certs(t.ca, '--tls-ca', files.ca);
+  try {
+    createSecureContext({ cert: t.cert, key: t.key, ca: t.ca });
+  } catch (err) {
+    throw new UsageError(
+      `--tls-cert/--tls-key/--tls-ca: refused by TLS: ${(err as Error).message} ${hint}`,
+      '--tls-cert',
+    );
+  }
 }
 
 /** Server side: a client certificate signed by our CA is requested; Agent refuses peers without one. */

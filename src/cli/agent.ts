@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { apiTokenForAgent, loadTls, splitHostPort, startAgent } from '../agent/index.js';
-import { parseSize } from '../units.js';
+import { apiTokenForAgent, loadTls, startAgent } from '../agent/index.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
+import { intFlag, LIMITS, listenFlag, sizeFlag } from './values.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -57,15 +57,18 @@ export function registerAgent(program: Command): void {
         apiTokenFile?: string;
         allowHost?: string;
       }) => {
+        // Every flag is checked before anything starts: a bad value is one line and exit code 2.
+        const { host, port } = listenFlag(o.listen, '--listen');
+        const maxRamBytes = sizeFlag(o.maxRam, '--max-ram', 2 ** 20, LIMITS.size);
+        const maxIncoming = intFlag(o.maxIncoming, '--max-incoming', 1, 1024);
         const tls = loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
         const token = apiTokenForAgent(o.apiTokenFile);
-        const { host, port } = splitHostPort(o.listen.replace(/:0$/, ':1'));
         const plan = planDashboard(o.dashboard, host);
         const agent = await startAgent({
           host,
-          port: o.listen.endsWith(':0') ? 0 : port,
-          maxRamBytes: parseSize(o.maxRam, '--max-ram'),
-          maxIncoming: Number(o.maxIncoming),
+          port,
+          maxRamBytes,
+          maxIncoming,
           log: o.quiet ? undefined : (line) => process.stderr.write(`[agent ${process.pid}] ${line}\n`),
           dashboard: plan.onAgentPort,
           tls,

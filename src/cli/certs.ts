@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { makeCerts, writeNewToken } from '../agent/index.js';
+import { MAX_CERT_DAYS, makeCerts, writeNewToken } from '../agent/index.js';
 import { UsageError } from '../errors.js';
+import { intFlag } from './values.js';
 
 export function registerCerts(program: Command): void {
   program
@@ -17,7 +18,7 @@ export function registerCerts(program: Command): void {
       'comma-separated IP addresses and DNS names the agents are reached at (certificate SANs)',
       '127.0.0.1,::1,localhost',
     )
-    .option('--days <n>', 'validity in days', '365')
+    .option('--days <n>', 'validity in days (1 to 36500)', '365')
     .option('--reuse-ca', 'sign with the CA already in --out instead of making a new one')
     .addHelpText(
       'after',
@@ -26,9 +27,7 @@ export function registerCerts(program: Command): void {
         '    --api-token-file certs/api-token\n',
     )
     .action((o: { out: string; names: string; hosts: string; days: string; reuseCa?: boolean }) => {
-      const days = Number(o.days);
-      if (!Number.isInteger(days) || days < 1)
-        throw new UsageError('--days must be a whole number ≥ 1', '--days');
+      const days = intFlag(o.days, '--days', 1, MAX_CERT_DAYS);
       const split = (v: string) =>
         v
           .split(',')

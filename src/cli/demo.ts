@@ -4,8 +4,9 @@ import { UsageError } from '../errors.js';
 import { runScenario, startPair } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../migration/index.js';
-import { formatBytes, formatMs, parseSize } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
 import { MigrationProgress } from './format.js';
+import { LIMITS, sizeFlag } from './values.js';
 
 const MiB = 1024 * 1024;
 
@@ -52,7 +53,7 @@ export function registerDemo(program: Command): void {
       const say = (text: string) => {
         if (!json) process.stdout.write(`${text}\n`);
       };
-      const ramBytes = parseSize(o.ram, '--ram');
+      const ramBytes = sizeFlag(o.ram, '--ram', 96 * MiB, LIMITS.size);
       if (ramBytes < 96 * MiB)
         throw new UsageError('--ram: the demo needs at least 96MiB (its heap is 64 MiB)', '--ram');
       const bandwidth = 128 * MiB;

@@ -26,7 +26,7 @@ export function printEngines(r: EnginesResult): string {
 }
 
 export async function runEnginesCommand(f: ExperimentFlags): Promise<void> {
-  const seed = intFlag(f.seed, '--seed', 0);
+  const seed = intFlag(f.seed, '--seed', 0, 2 ** 31 - 1);
   const opts = { quick: f.quick === true, tiny: f.tiny === true };
   if (f.dryRun) {
     for (const c of enginesPlan(opts))

@@ -48,7 +48,7 @@ export function printPowerCapping(r: PowerCappingResult): string {
 }
 
 export async function runPowerCappingCommand(f: ExperimentFlags): Promise<void> {
-  const seed = intFlag(f.seed, '--seed', 0);
+  const seed = intFlag(f.seed, '--seed', 0, 2 ** 31 - 1);
   if (f.dryRun) {
     process.stdout.write(
       `${POWER_EXPERIMENT}: twolf-like and gap-like × none, dvfs, cap${f.tiny ? ' (tiny: gap-like × none, cap)' : ''}; ` +

@@ -116,9 +116,9 @@ export function registerExperiment(program: Command): void {
       const opts = {
         quick: f.quick === true,
         tiny: f.tiny === true,
-        seed: int(f.seed, '--seed', 0),
+        seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
         out: f.out,
-        ...(f.repetitions !== undefined ? { repetitions: int(f.repetitions, '--repetitions', 1) } : {}),
+        ...(f.repetitions !== undefined ? { repetitions: int(f.repetitions, '--repetitions', 1, 1000) } : {}),
         command: `livemig experiment ${process.argv.slice(3).join(' ')}`.trim(),
       };
       if (f.dryRun) {

@@ -26,7 +26,15 @@ import {
   VERIFY_METHODS,
 } from '../migration/index.js';
 import { POWER_MODEL_NAMES } from '../power/index.js';
-import { parseDuration, parseRate, parseSize } from '../units.js';
+import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
+
+export { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
+
+const int = intFlag;
+const num = numberFlag;
+const size = (value: string, flag: string, min = 1) => sizeFlag(value, flag, min, LIMITS.size);
+/** 0 is accepted where it means "none" / "never" (timeouts, targets). */
+const duration = (value: string, flag: string, min = 0) => durationFlag(value, flag, min, LIMITS.duration);
 
 export function addGuestFlags(cmd: Command): Command {
   return cmd
@@ -60,22 +68,6 @@ export function addGuestFlags(cmd: Command): Command {
     .option('--cap <percent>', 'guest CPU cap, Xen credit-scheduler semantics (0 = uncapped)', '0');
 }
 
-function int(value: string, flag: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`${flag}: "${value}" is not an integer from ${min} to ${max}`, flag);
-  }
-  return n;
-}
-
-function num(value: string, flag: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`${flag}: "${value}" is not a number from ${min} to ${max}`, flag);
-  }
-  return n;
-}
-
 export interface GuestFlagValues {
   ram: string;
   vcpus: string;
@@ -96,7 +88,7 @@ export interface GuestFlagValues {
 
 export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig; cap: number } {
   const params: Partial<WorkloadParams> = {};
-  if (f.workingSet !== undefined) params.workingSetBytes = parseSize(f.workingSet, '--working-set');
+  if (f.workingSet !== undefined) params.workingSetBytes = size(f.workingSet, '--working-set');
   if (f.writeRate !== undefined) params.writeRate = num(f.writeRate, '--write-rate', 0, 1e9);
   if (f.bytesPerWrite !== undefined)
     params.bytesPerWrite = int(f.bytesPerWrite, '--bytes-per-write', 1, 65536);
@@ -134,8 +126,8 @@ export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig;
     params.tracePacing = f.tracePacing as WorkloadParams['tracePacing'];
   }
   const config: GuestConfig = {
-    ramBytes: parseSize(f.ram, '--ram'),
-    pageSize: parseSize(f.pageSize, '--page-size'),
+    ramBytes: size(f.ram, '--ram', 512),
+    pageSize: sizeFlag(f.pageSize, '--page-size', 512, 65536),
     vcpus: int(f.vcpus, '--vcpus', 1, 64),
     seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
     workload: { name: workload, params },
@@ -256,12 +248,14 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
 } {
   const o: Partial<MigrationOptions> = {};
   if (f.strategy) o.strategy = f.strategy as MigrationOptions['strategy'];
-  if (f.downtimeLimit !== undefined) o.downtimeLimitMs = parseDuration(f.downtimeLimit, '--downtime-limit');
+  if (f.downtimeLimit !== undefined)
+    o.downtimeLimitMs = durationFlag(f.downtimeLimit, '--downtime-limit', 1, 3_600_000);
   if (f.maxRounds !== undefined) o.maxRounds = int(f.maxRounds, '--max-rounds', 0, 100_000);
-  if (f.maxBandwidth !== undefined) o.maxBandwidth = parseRate(f.maxBandwidth, '--max-bandwidth');
+  if (f.maxBandwidth !== undefined)
+    o.maxBandwidth = rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate);
   if (f.xbzrle) o.xbzrle = true;
   if (f.xbzrleCache !== undefined) {
-    o.xbzrleCacheBytes = parseSize(f.xbzrleCache, '--xbzrle-cache');
+    o.xbzrleCacheBytes = size(f.xbzrleCache, '--xbzrle-cache', 4096);
     o.xbzrle = true;
   }
   if (f.cacheWays !== undefined) o.cacheWays = int(f.cacheWays, '--cache-ways', 1, 64);
@@ -270,7 +264,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     if (o.cacheSizing === 'dynamic') o.xbzrle = true;
   }
   if (f.xbzrleCacheMax !== undefined)
-    o.xbzrleCacheMaxBytes = parseSize(f.xbzrleCacheMax, '--xbzrle-cache-max');
+    o.xbzrleCacheMaxBytes = size(f.xbzrleCacheMax, '--xbzrle-cache-max', 4096);
   if (f.hotStreak !== undefined) o.hotStreak = int(f.hotStreak, '--hot-streak', 1, 255);
   if (f.compress) o.compress = f.compress as MigrationOptions['compress'];
   if (f.autoConverge) o.autoConverge = true;
@@ -284,9 +278,8 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.postcopyAfterRounds !== undefined) {
     o.postcopyAfterRounds = int(f.postcopyAfterRounds, '--postcopy-after-rounds', 1, 100_000);
   }
-  if (f.timeout !== undefined) o.timeoutMs = parseDuration(f.timeout, '--timeout');
-  if (f.recoverTimeout !== undefined)
-    o.recoverTimeoutMs = parseDuration(f.recoverTimeout, '--recover-timeout');
+  if (f.timeout !== undefined) o.timeoutMs = duration(f.timeout, '--timeout');
+  if (f.recoverTimeout !== undefined) o.recoverTimeoutMs = duration(f.recoverTimeout, '--recover-timeout');
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
   if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
   if (f.powerCap !== undefined) o.powerCap = num(f.powerCap, '--power-cap', 0, 1_000_000);
@@ -295,7 +288,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.migrationCap !== undefined) o.migrationCap = int(f.migrationCap, '--migration-cap', 0, 100);
   if (f.dvfsGhz !== undefined) o.dvfsGhz = num(f.dvfsGhz, '--dvfs-ghz', 0, 10);
   if (f.completionTarget !== undefined) {
-    o.completionTargetMs = parseDuration(f.completionTarget, '--completion-target');
+    o.completionTargetMs = duration(f.completionTarget, '--completion-target');
   }
   if (f.powerModel) o.powerModel = f.powerModel as MigrationOptions['powerModel'];
   // A budget or a fixed setting alone implies the mode that uses it.

@@ -6,7 +6,8 @@ import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { type PrecopyInput, type PrecopyPrediction, predictPrecopy } from '../migration/model.js';
-import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
+import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
 
 interface PredictFlags {
   ram: string;
@@ -23,16 +24,10 @@ interface PredictFlags {
   json?: boolean;
 }
 
-function number(text: string, flag: string, ok: (n: number) => boolean, want: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`${flag}: "${text}" is not ${want}`, flag);
-  return n;
-}
-
 /** Turns the flags into the model's input (bytes, bytes/s, seconds). */
 export function predictInput(f: PredictFlags): PrecopyInput {
-  const ramBytes = parseSize(f.ram, '--ram');
-  const pageSize = parseSize(f.pageSize, '--page-size');
+  const ramBytes = sizeFlag(f.ram, '--ram', 1, LIMITS.size);
+  const pageSize = sizeFlag(f.pageSize, '--page-size', 1, 2 ** 30);
   if (f.dirtyRate !== undefined && f.dirtyPages !== undefined) {
     throw new UsageError(
       'give the dirty rate once: --dirty-rate (bytes/s) or --dirty-pages (pages/s)',
@@ -41,22 +36,22 @@ export function predictInput(f: PredictFlags): PrecopyInput {
   }
   const dirtyRate =
     f.dirtyPages !== undefined
-      ? number(f.dirtyPages, '--dirty-pages', (n) => n >= 0, 'a number of pages/s ≥ 0') * pageSize
-      : parseRate(f.dirtyRate ?? '0', '--dirty-rate');
+      ? numberFlag(f.dirtyPages, '--dirty-pages', 0, 1e12) * pageSize
+      : rateFlag(f.dirtyRate ?? '0', '--dirty-rate', 0, LIMITS.rate);
   if (f.dirtySet !== 'linear' && f.dirtySet !== 'uniform') {
     throw new UsageError(`--dirty-set: "${f.dirtySet}" is not linear or uniform`, '--dirty-set');
   }
-  const bandwidth = parseRate(f.bandwidth, '--bandwidth');
-  if (!(bandwidth > 0)) throw new UsageError('--bandwidth: must be more than 0', '--bandwidth');
+  const bandwidth = rateFlag(f.bandwidth, '--bandwidth', 1, LIMITS.rate);
   return {
     ramBytes,
     dirtyRate,
-    workingSetBytes: f.workingSet !== undefined ? parseSize(f.workingSet, '--working-set') : ramBytes,
+    workingSetBytes:
+      f.workingSet !== undefined ? sizeFlag(f.workingSet, '--working-set', 1, LIMITS.size) : ramBytes,
     bandwidth,
-    compressionRatio: number(f.compression, '--compression', (n) => n > 0 && n <= 1, 'a ratio in (0, 1]'),
-    downtimeLimit: parseDuration(f.downtimeLimit, '--downtime-limit') / 1000,
-    maxRounds: number(f.maxRounds, '--max-rounds', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1'),
-    resumeOverhead: parseDuration(f.resumeOverhead, '--resume-overhead') / 1000,
+    compressionRatio: numberFlag(f.compression, '--compression', 0.001, 1),
+    downtimeLimit: durationFlag(f.downtimeLimit, '--downtime-limit', 0.001, 3_600_000) / 1000,
+    maxRounds: intFlag(f.maxRounds, '--max-rounds', 1, 100_000),
+    resumeOverhead: durationFlag(f.resumeOverhead, '--resume-overhead', 0, LIMITS.duration) / 1000,
     dirtySet: f.dirtySet,
   };
 }

@@ -22,9 +22,10 @@ import {
   waitForConsole,
   waitRunning,
 } from '../qemu/index.js';
-import { formatBytes, formatMs, parseSize } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
 import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
 import { MigrationProgress, reportTable } from './format.js';
+import { intFlag, sizeFlag } from './values.js';
 
 interface TestVmFlags {
   cache?: string;
@@ -48,15 +49,10 @@ interface MigrateFlags {
   json?: boolean;
 }
 
-function int(value: string, flag: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`${flag}: "${value}" is not an integer from ${min} to ${max}`, flag);
-  return n;
-}
+const int = intFlag;
 
 function mib(value: string, flag: string): number {
-  const bytes = parseSize(/^\d+$/.test(value) ? `${value}MiB` : value, flag);
+  const bytes = sizeFlag(/^\d+$/.test(value) ? `${value}MiB` : value, flag, 2 ** 20, 2 ** 40);
   if (bytes < 2 ** 20 || bytes % 2 ** 20 !== 0)
     throw new UsageError(`${flag}: "${value}" is not a whole number of MiB`, flag);
   return bytes / 2 ** 20;

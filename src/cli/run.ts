@@ -2,14 +2,15 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { writeJson } from '../report/index.js';
-import { parseDuration } from '../units.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
 import { EXIT, migrationSucceeded } from './exit.js';
 import {
   addGuestFlags,
   addMigrationFlags,
+  durationFlag,
   type GuestFlagValues,
   guestConfigFromFlags,
+  LIMITS,
   type MigrationFlagValues,
   migrationOptionsFromFlags,
 } from './flags.js';
@@ -54,7 +55,7 @@ export function registerRun(program: Command): void {
     ) => {
       const { config, cap } = guestConfigFromFlags(o);
       const { options, preset } = migrationOptionsFromFlags(o);
-      const warmupMs = parseDuration(o.warmup, '--warmup');
+      const warmupMs = durationFlag(o.warmup, '--warmup', 0, LIMITS.duration);
       const json = o.json === true;
       if (!json) process.stderr.write('starting a source and a destination agent on loopback...\n');
       const dash = o.dashboard ? await startPairWithDashboard(o.dashboard) : undefined;

@@ -27,7 +27,8 @@ import {
   seriesRows,
   simReport,
 } from '../sim/index.js';
-import { parseDuration, parseRate } from '../units.js';
+import { parseDuration } from '../units.js';
+import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag } from './values.js';
 
 /** The paper's Table V rows. */
 export const TABLE_V_POLICIES = [
@@ -66,12 +67,8 @@ interface SimFlags {
   capacityChecks?: string;
 }
 
-function int(text: string, flag: string, min = 0): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min)
-    throw new UsageError(`${flag}: "${text}" is not an integer ≥ ${min}`, flag);
-  return n;
-}
+/** The most VMs a synthetic day may have: ~290 bytes of samples each, so the day stays in memory (≈290 MB). */
+const MAX_SYNTHETIC_VMS = 1_000_000;
 
 /** The CSV sample interval in whole seconds (`--interval 1m`; a bare number is milliseconds, as every duration). */
 function intervalSeconds(text: string): number {
@@ -150,16 +147,19 @@ export function registerSim(program: Command): void {
         .flatMap((p) => p.split(','))
         .flatMap((p) => (p === 'table5' ? TABLE_V_POLICIES : [p]));
       const safetyText = flags.threshold ?? flags.safety;
-      const safety = safetyText === undefined ? undefined : Number(safetyText);
-      if (safety !== undefined && !Number.isFinite(safety))
-        throw new UsageError(`--safety: "${safetyText}" is not a number`);
+      const safety =
+        safetyText === undefined
+          ? undefined
+          : numberFlag(safetyText, flags.threshold !== undefined ? '--threshold' : '--safety', 0, 1000);
       const policies: PolicySpec[] = names.map((n) => parsePolicy(n, safety));
 
-      const seed = int(flags.seed, '--seed');
-      const hosts = flags.hosts === undefined ? undefined : int(flags.hosts, '--hosts', 1);
+      const seed = intFlag(flags.seed, '--seed', 0, 2 ** 31 - 1);
+      const hosts = flags.hosts === undefined ? undefined : intFlag(flags.hosts, '--hosts', 1, 1_000_000);
       let workloads: SimJob['workload'][];
       if (flags.synthetic !== undefined) {
-        workloads = [{ synthetic: { vms: int(flags.synthetic, '--synthetic', 1), seed } }];
+        workloads = [
+          { synthetic: { vms: intFlag(flags.synthetic, '--synthetic', 1, MAX_SYNTHETIC_VMS), seed } },
+        ];
       } else if (flags.days || flags.day) {
         const interval = flags.interval === undefined ? undefined : intervalSeconds(flags.interval);
         const many = flags.days !== undefined;
@@ -178,10 +178,14 @@ export function registerSim(program: Command): void {
         );
       }
       const pricing = {
-        ...(flags.dirtyRate ? { dirtyRateAtFullLoad: parseRate(flags.dirtyRate, '--dirty-rate') } : {}),
-        ...(flags.xbzrleRatio ? { compressionRatio: Number(flags.xbzrleRatio) } : {}),
+        ...(flags.dirtyRate
+          ? { dirtyRateAtFullLoad: rateFlag(flags.dirtyRate, '--dirty-rate', 0, LIMITS.rate) }
+          : {}),
+        ...(flags.xbzrleRatio
+          ? { compressionRatio: numberFlag(flags.xbzrleRatio, '--xbzrle-ratio', 0.001, 1) }
+          : {}),
         ...(flags.downtimeLimit
-          ? { downtimeLimit: parseDuration(flags.downtimeLimit, '--downtime-limit') / 1000 }
+          ? { downtimeLimit: durationFlag(flags.downtimeLimit, '--downtime-limit', 1, 3_600_000) / 1000 }
           : {}),
       };
       const fixes: Partial<Record<keyof SimFixes, boolean>> = {};
@@ -215,7 +219,14 @@ export function registerSim(program: Command): void {
               ...(cap ? { capacityChecks: cap } : {}),
               ...(hosts !== undefined ? { hosts } : {}),
               ...(flags.placementCandidates
-                ? { placementCandidates: int(flags.placementCandidates, '--placement-candidates', 1) }
+                ? {
+                    placementCandidates: intFlag(
+                      flags.placementCandidates,
+                      '--placement-candidates',
+                      1,
+                      1_000_000,
+                    ),
+                  }
                 : {}),
             });
           }
@@ -230,7 +241,7 @@ export function registerSim(program: Command): void {
         : undefined;
       bar?.start(jobs.length, 0, { last: '' });
       const results = await runJobs(jobs, {
-        jobs: int(flags.jobs, '--jobs', 1),
+        jobs: intFlag(flags.jobs, '--jobs', 1, 256),
         onDone: (done, _total, r) => bar?.update(done, { last: `${r.workload} ${r.mode} ${r.policy}` }),
       });
       bar?.stop();

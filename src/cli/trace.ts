@@ -17,7 +17,8 @@ import {
   TraceReader,
   traceStats,
 } from '../trace/index.js';
-import { formatBytes, formatMs, parseDuration } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
+import { durationFlag, intFlag, LIMITS, numberFlag } from './values.js';
 
 interface RecordFlags {
   pid?: string;
@@ -65,7 +66,9 @@ function thaw(pid: number): void {
 
 /** A bare number of seconds, or a duration with a unit (2s, 500ms, 1m). */
 function seconds(text: string, flag: string): number {
-  return /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) * 1000 : parseDuration(text, flag);
+  return /^\s*\d+(\.\d+)?\s*$/.test(text)
+    ? numberFlag(text, flag, 0, LIMITS.duration / 1000) * 1000
+    : durationFlag(text, flag, 0, LIMITS.duration);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -138,14 +141,10 @@ export function registerTrace(program: Command): void {
       '  livemig run --workload trace:redis.lmtrace --oracle\n',
   );
   rec.action(async (command: string[], f: RecordFlags) => {
-    const intervalMs = parseDuration(f.interval, '--interval');
+    const intervalMs = durationFlag(f.interval, '--interval', 1, 3_600_000);
     const durationMs = seconds(f.duration, '--duration');
-    const delayMs = parseDuration(f.delay, '--delay');
-    if (!(intervalMs >= 1 && intervalMs <= 3_600_000))
-      throw new UsageError('--interval: use 1 ms to 1 h', '--interval');
-    const maxPages = Number(f.maxPages);
-    if (!Number.isSafeInteger(maxPages) || maxPages < 1)
-      throw new UsageError('--max-pages: a positive integer', '--max-pages');
+    const delayMs = durationFlag(f.delay, '--delay', 0, LIMITS.duration);
+    const maxPages = intFlag(f.maxPages, '--max-pages', 1, 2 ** 31);
     if ((f.pid === undefined) === (command.length === 0)) {
       throw new UsageError('say what to record: --pid PID, or -- COMMAND ARGS (one of them)', '--pid');
     }
@@ -153,9 +152,7 @@ export function registerTrace(program: Command): void {
     let pid: number;
     let argv: string[];
     if (f.pid !== undefined) {
-      pid = Number(f.pid);
-      if (!Number.isSafeInteger(pid) || pid < 1)
-        throw new UsageError(`--pid: "${f.pid}" is not a process id`, '--pid');
+      pid = intFlag(f.pid, '--pid', 1, 2 ** 22);
       argv = cmdlineOf(pid);
     } else {
       argv = command;
