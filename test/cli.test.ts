@@ -2,12 +2,26 @@
  * The CLI as a user runs it: `livemig run` starts two agent processes, migrates, verifies and reports; bad flags
  * get one clear line and exit code 2.
  */
+import { execFile } from 'node:child_process';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { AgentClient } from '../src/agent/index.js';
 import { main } from '../src/cli/main.js';
-import { runCli as livemig } from './helpers.js';
+import { cliCommand, spawnAgent } from '../src/cli/spawn.js';
+import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
+import { runCli as livemig, waitFor } from './helpers.js';
+
+/** The CLI in a child process, without blocking this process (which may be serving the other end). */
+function livemigAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { file, execArgv } = cliCommand();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...execArgv, file, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    );
+  });
+}
 
 describe('livemig CLI', () => {
   it('run --json migrates a guest between two processes and verifies it with the oracle', () => {
@@ -173,6 +187,35 @@ describe('livemig CLI', () => {
       }
     } finally {
       spy.mockRestore();
+    }
+  });
+
+  it("a peer's ERROR text is escaped in the agent's log and in the CLI's report: no forged line, no escape sequence", async () => {
+    const evil = 'no\n[agent 1] guest g1 stopped (forged)\x1b]0;pwned\x07\x1b[2J';
+    // A destination that answers the source's HELLO with an ERROR frame carrying a hostile message.
+    const fake = createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.end(encodeFrame(Command.ERROR, encodeJson({ code: 'VERSION', message: evil }))));
+    });
+    await new Promise<void>((ok) => fake.listen(0, '127.0.0.1', ok));
+    const agent = await spawnAgent('127.0.0.1');
+    try {
+      await new AgentClient(agent.address).startGuest(
+        { ramBytes: 1 << 20, pageSize: 4096, vcpus: 1, seed: 1, workload: { name: 'idle', params: {} } },
+        'g1',
+      );
+      const to = `127.0.0.1:${(fake.address() as AddressInfo).port}`;
+      // Asynchronously: the fake destination lives in this process.
+      const r = await livemigAsync(['migrate', '--from', agent.address, '--guest', 'g1', '--to', to]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain('\\x0a[agent 1] guest g1 stopped (forged)\\x1b]0;pwned\\x07');
+      expect(r.stdout + r.stderr).not.toMatch(/\p{Cc}(?<!\n)/u);
+      await waitFor(async () => agent.log.some((l) => l.includes('pwned')), 20_000, 'the failure in the log');
+      expect(agent.log.join('')).not.toMatch(/\p{Cc}/u);
+      expect(agent.log.some((l) => l.startsWith('[agent 1]'))).toBe(false);
+    } finally {
+      await agent.stop();
+      fake.close();
     }
   });
 

@@ -13,6 +13,7 @@ import {
 } from 'node:tls';
 import { MigrationError, UsageError } from '../errors.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
+import { safeLine } from '../log-safe.js';
 import { FrameConnection } from '../migration/connection.js';
 import {
   DEFAULT_DESTINATION_LIMITS,
@@ -151,7 +152,9 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
     this.maxIncoming = opts.maxIncoming ?? 4;
-    this.log = opts.log ?? (() => undefined);
+    // Log lines carry peers' words (ERROR messages, guest ids from HELLO): escaped, one line each (log-safe.ts).
+    const log = opts.log;
+    this.log = log ? (line) => log(safeLine(line)) : () => undefined;
     this.http = createApiServer(this.handleHttp);
     if (opts.tls) {
       // TLS is terminated first; the decrypted stream is then sniffed like a plain one.

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiTokenForAgent, loadTls, startAgent } from '../agent/index.js';
+import { safeLine } from '../log-safe.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
 import { intFlag, LIMITS, listenFlag, sizeFlag } from './values.js';
 
@@ -69,7 +70,9 @@ export function registerAgent(program: Command): void {
           port,
           maxRamBytes,
           maxIncoming,
-          log: o.quiet ? undefined : (line) => process.stderr.write(`[agent ${process.pid}] ${line}\n`),
+          log: o.quiet
+            ? undefined
+            : (line) => process.stderr.write(`[agent ${process.pid}] ${safeLine(line)}\n`),
           dashboard: plan.onAgentPort,
           tls,
           insecure: o.insecure,

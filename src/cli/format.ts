@@ -3,6 +3,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import Table from 'cli-table3';
+import { safeText } from '../log-safe.js';
 import type { MigrationReport } from '../migration/index.js';
 import { formatBytes, formatMs } from '../units.js';
 
@@ -52,7 +53,7 @@ export function reportTable(r: MigrationReport): string {
   const t = new Table({ head: ['migration', r.id.slice(0, 12)], style: { head: [], border: [] } });
   const pages = r.pages;
   const rows: [string, string][] = [
-    ['status', r.error ? `${r.status}: ${r.error.code}` : r.status],
+    ['status', r.error ? `${r.status}: ${safeText(r.error.code, 40)}` : r.status],
     ['strategy', r.strategy],
     ['verified', r.verified ? `yes (${r.verify} digest)` : 'no'],
     ['total time', formatMs(r.totalTimeMs)],
@@ -108,7 +109,8 @@ export function reportTable(r: MigrationReport): string {
       `${r.guest.stepsPerSecBefore.toFixed(0)} steps/s before, ${r.guest.stepsPerSecDuring.toFixed(0)} during (${(100 * r.guest.slowdown).toFixed(0)}% slower)`,
     ]);
   }
-  if (r.error) rows.push(['error', r.error.message]);
+  // A report's error can quote the peer (ERROR frame) or come from a remote agent: escaped before the terminal.
+  if (r.error) rows.push(['error', safeText(r.error.message)]);
   for (const row of rows) t.push(row);
   let out = t.toString();
   if (r.perRound.length > 0) {

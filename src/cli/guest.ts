@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import type { AgentClient } from '../agent/index.js';
+import { safeText } from '../log-safe.js';
 import { formatBytes } from '../units.js';
 import {
   addGuestFlags,
@@ -65,10 +66,11 @@ export function registerGuest(program: Command): void {
       head: ['id', 'status', 'workload', 'RAM', 'vCPUs', 'steps', 'CAP', 'dirty pages'],
     });
     for (const g of list) {
+      // A migrated-in guest's id and workload came from the peer's HELLO.
       t.push([
-        g.id,
+        safeText(g.id, 80),
         g.status,
-        g.config.workload.name,
+        safeText(g.config.workload.name, 80),
         formatBytes(g.config.ramBytes),
         g.config.vcpus ?? 1,
         g.steps.join('/'),

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { CodecError, MigrationError, UsageError } from '../errors.js';
+import { safeLine, safeText } from '../log-safe.js';
 import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
 import { registerCerts } from './certs.js';
@@ -58,13 +59,13 @@ export async function main(argv: string[]): Promise<number> {
     // Commander's own refusals (unknown option, bad choice, missing argument) are usage errors too.
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof UsageError) {
-      process.stderr.write(`livemig: ${err.message}\n`);
+      process.stderr.write(`livemig: ${safeLine(err.message)}\n`);
       return EXIT.usage;
     }
     if (err instanceof MigrationError || err instanceof CodecError) {
-      process.stderr.write(
-        `livemig: ${err.name === 'MigrationError' ? `[${(err as MigrationError).code}] ` : ''}${err.message}\n`,
-      );
+      // The message may be an agent's or a peer's (an HTTP error body, an ERROR frame): escaped, one line.
+      const code = err.name === 'MigrationError' ? `[${safeText((err as MigrationError).code, 40)}] ` : '';
+      process.stderr.write(`livemig: ${code}${safeLine(err.message)}\n`);
       return EXIT.failed;
     }
     const env = environmentError(err);

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { MigrationError } from '../errors.js';
+import { safeText } from '../log-safe.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
@@ -327,10 +328,13 @@ export function remoteErrorToMigrationError(f: Frame): MigrationError {
   } catch {
     // an unreadable ERROR frame is still an error
   }
-  const code = (typeof body.code === 'string' ? body.code : 'PROTOCOL') as MigrationError['code'];
+  // The peer's words are escaped and bounded here, once, before they reach a report, a log line or a terminal.
+  const code = (
+    typeof body.code === 'string' && /^[A-Z][A-Z_]{0,39}$/.test(body.code) ? body.code : 'PROTOCOL'
+  ) as MigrationError['code'];
   return new MigrationError(
     code,
-    `peer reported: ${typeof body.message === 'string' ? body.message : 'an error'}`,
+    `peer reported: ${typeof body.message === 'string' ? safeText(body.message) : 'an error'}`,
     {
       remote: true,
     },
