@@ -2,7 +2,8 @@
  * The CLI as a user runs it: `livemig run` starts two agent processes, migrates, verifies and reports; bad flags
  * get one clear line and exit code 2.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { AgentClient } from '../src/agent/index.js';
 import { main } from '../src/cli/main.js';
 import { cliCommand, spawnAgent } from '../src/cli/spawn.js';
 import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
-import { runCli as livemig, waitFor } from './helpers.js';
+import { runCli as livemig, sleep, waitFor } from './helpers.js';
 
 /** The CLI in a child process, without blocking this process (which may be serving the other end). */
 function livemigAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -224,4 +225,61 @@ describe('livemig CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/CONNECTION_REFUSED.*livemig agent/);
   });
+});
+
+/** Whether process `pid` still runs (a zombie waiting for its parent to reap it does not). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('livemig run reaps both agents on every way out', () => {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`run killed with ${signal} mid-migration leaves no agent it started running`, async () => {
+      const { file, execArgv } = cliCommand();
+      // 1 byte/s: the migration is still running whenever the signal comes.
+      const run = spawn(
+        process.execPath,
+        [
+          ...execArgv,
+          file,
+          'run',
+          '--ram',
+          '4MiB',
+          '--workload',
+          'gap',
+          '--warmup',
+          '50ms',
+          '--max-bandwidth',
+          '1',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      run.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const exited = new Promise<number | null>((ok) => run.once('exit', (code) => ok(code)));
+      const pids = await waitFor(
+        async () => {
+          const m = /\(pid (\d+)\), destination .*\(pid (\d+)\)/.exec(stderr);
+          return m ? [Number(m[1]), Number(m[2])] : undefined;
+        },
+        60_000,
+        "run's agents",
+      );
+      await sleep(1000); // the migration has started (50 ms of warm-up)
+      expect(pids.every(alive)).toBe(true);
+      run.kill(signal);
+      const code = await exited;
+      if (signal === 'SIGTERM') expect(code).toBe(143);
+      // SIGTERM: run stops them before it exits; SIGKILL: their stdin closes and they stop themselves.
+      await waitFor(async () => !pids.some(alive), 30_000, `run's agents ${pids.join(', ')} to exit`);
+      expect(pids.some(alive)).toBe(false);
+    }, 120_000);
+  }
 });

@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { apiTokenForAgent, loadTls, startAgent } from '../agent/index.js';
 import { safeLine } from '../log-safe.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
+import { stopWithParent } from './parent-watch.js';
 import { intFlag, LIMITS, listenFlag, sizeFlag } from './values.js';
 
 export function registerAgent(program: Command): void {
@@ -16,6 +17,10 @@ export function registerAgent(program: Command): void {
     .option('--max-incoming <n>', 'concurrent incoming migrations', '4')
     .option('--ready-json', 'print {"address": ...} on stdout once listening (for scripts)')
     .option('--quiet', 'do not log events on stderr')
+    // For agents started by another livemig process (spawn.ts): stop when that process is gone (parent-watch.ts).
+    .addOption(
+      new Option('--exit-with-parent', 'stop when stdin closes (the parent process is gone)').hideHelp(),
+    )
     .option('--tls-cert <file>', "this agent's certificate (PEM); turns on mutual TLS (docs/security.md)")
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', 'CA certificate (PEM) that must sign every peer agent and client')
@@ -57,6 +62,7 @@ export function registerAgent(program: Command): void {
         insecure?: boolean;
         apiTokenFile?: string;
         allowHost?: string;
+        exitWithParent?: boolean;
       }) => {
         // Every flag is checked before anything starts: a bad value is one line and exit code 2.
         const { host, port } = listenFlag(o.listen, '--listen');
@@ -105,6 +111,7 @@ export function registerAgent(program: Command): void {
           const stop = () => resolve();
           process.once('SIGTERM', stop);
           process.once('SIGINT', stop);
+          if (o.exitWithParent) stopWithParent(stop);
         });
         await extra?.close();
         await agent.close();

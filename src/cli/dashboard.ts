@@ -7,16 +7,16 @@ import { clientApiToken } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 import type { Pair } from '../experiments/scenario.js';
 import { planDashboard } from '../web/index.js';
-import { spawnAgent } from './spawn.js';
+import { type ChildAgent, spawnAgents } from './spawn.js';
 
 /** Starts the source (with the dashboard) and the destination agent; returns the page's address. */
 export async function startPairWithDashboard(flag: string | true): Promise<{ pair: Pair; url: string }> {
   const plan = planDashboard(flag, '127.0.0.1');
   if (plan.listen?.port === 0) throw new UsageError('--dashboard: give a port other than 0', '--dashboard');
-  const [source, destination] = await Promise.all([
-    spawnAgent('127.0.0.1', flag === true ? ['--dashboard'] : ['--dashboard', flag]),
-    spawnAgent(),
-  ]);
+  const [source, destination] = (await spawnAgents([
+    { args: flag === true ? ['--dashboard'] : ['--dashboard', flag] },
+    {},
+  ])) as [ChildAgent, ChildAgent];
   const base = plan.listen ? `http://${plan.listen.host}:${plan.listen.port}` : `http://${source.address}`;
   // Agents inherit $LIVEMIG_API_TOKEN_FILE: the page on the agent's port then needs its token (docs/dashboard.md).
   const token = plan.listen ? undefined : clientApiToken();

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
+import { type Pair, runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { writeJson } from '../report/index.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
 import { EXIT, migrationSucceeded } from './exit.js';
@@ -15,6 +15,26 @@ import {
   migrationOptionsFromFlags,
 } from './flags.js';
 import { MigrationProgress, reportTable } from './format.js';
+import { stopSpawnedAgents } from './spawn.js';
+
+/**
+ * SIGINT/SIGTERM while `run` works: stop every agent it started (SIGTERM, then SIGKILL), then exit 130/143. Returns
+ * the function that takes the handlers off again.
+ */
+function stopAgentsOnSignal(): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    off();
+    process.stderr.write(`livemig: ${signal}: stopping the agents this run started\n`);
+    void stopSpawnedAgents().finally(() => process.exit(signal === 'SIGINT' ? EXIT.sigint : EXIT.sigterm));
+  };
+  const off = () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return off;
+}
 
 export function registerRun(program: Command): void {
   const cmd = program
@@ -57,9 +77,18 @@ export function registerRun(program: Command): void {
       const { options, preset } = migrationOptionsFromFlags(o);
       const warmupMs = durationFlag(o.warmup, '--warmup', 0, LIMITS.duration);
       const json = o.json === true;
+      // From before the first agent starts, so no signal can leave one behind.
+      const offSignals = stopAgentsOnSignal();
       if (!json) process.stderr.write('starting a source and a destination agent on loopback...\n');
-      const dash = o.dashboard ? await startPairWithDashboard(o.dashboard) : undefined;
-      const pair = dash?.pair ?? (await startPair());
+      let dash: Awaited<ReturnType<typeof startPairWithDashboard>> | undefined;
+      let pair: Pair;
+      try {
+        dash = o.dashboard ? await startPairWithDashboard(o.dashboard) : undefined;
+        pair = dash?.pair ?? (await startPair());
+      } catch (err) {
+        offSignals();
+        throw err;
+      }
       if (dash) process.stderr.write(`dashboard: ${dash.url}\n`);
       let result: ScenarioResult;
       let ran = false;
@@ -79,7 +108,10 @@ export function registerRun(program: Command): void {
         ran = true;
       } finally {
         progress?.stop();
-        if (!dash || !ran) await pair.close();
+        if (!dash || !ran) {
+          await pair.close();
+          offSignals();
+        }
       }
       const { report, oracle } = result;
       if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
@@ -101,6 +133,8 @@ export function registerRun(program: Command): void {
         if (!json) process.stderr.write(`wrote ${file}\n`);
       }
       if (dash) {
+        // Quitting the dashboard with Ctrl-C is its normal end: holdDashboard takes the signals from here.
+        offSignals();
         await holdDashboard(dash.url);
         await pair.close();
       }

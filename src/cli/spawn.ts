@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MigrationError } from '../errors.js';
+import { safeText } from '../log-safe.js';
 
 /** The command line that runs livemig's CLI in a child process. */
 export function cliCommand(): { file: string; execArgv: string[] } {
@@ -15,6 +16,52 @@ export function cliCommand(): { file: string; execArgv: string[] } {
   const fromSource = import.meta.url.endsWith('.ts');
   const file = fileURLToPath(new URL(fromSource ? './bin.ts' : './bin.js', import.meta.url));
   return { file, execArgv: fromSource ? ['--import', 'tsx'] : [] };
+}
+
+/** Agents this process started that have not exited yet: stopped on every way out (stopSpawnedAgents, 'exit'). */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // Last resort on any exit (an error, process.exit): 'exit' handlers run synchronously, so SIGKILL. The agents'
+    // stdin pipe (--exit-with-parent) covers the deaths that run no handler at all (SIGKILL of this process).
+    process.on('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+/** Stops (SIGTERM, then SIGKILL after `graceMs`) every agent this process started that still runs. */
+export async function stopSpawnedAgents(graceMs = 5000): Promise<void> {
+  await Promise.all(
+    [...live].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
+        }),
+    ),
+  );
+}
+
+/**
+ * Starts several agents at once; if one fails to start, the others are stopped before the error is thrown (no agent
+ * is left behind by a half-made pair).
+ */
+export async function spawnAgents(specs: { host?: string; args?: string[] }[]): Promise<ChildAgent[]> {
+  const settled = await Promise.allSettled(specs.map((s) => spawnAgent(s.host, s.args)));
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    throw failed.reason;
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<ChildAgent>).value);
 }
 
 export interface ChildAgent {
@@ -33,29 +80,43 @@ export async function spawnAgent(host = '127.0.0.1', extraArgs: string[] = []): 
   const nodeArgs = (process.env.LIVEMIG_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
-    [...nodeArgs, ...execArgv, file, 'agent', '--listen', `${host}:0`, '--ready-json', ...extraArgs],
+    [
+      ...nodeArgs,
+      ...execArgv,
+      file,
+      'agent',
+      '--listen',
+      `${host}:0`,
+      '--ready-json',
+      '--exit-with-parent',
+      ...extraArgs,
+    ],
     {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // stdin is the agent's lifeline (--exit-with-parent): it closes when this process dies, however it dies.
+      stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, FORCE_COLOR: '0' },
     },
   );
+  track(child);
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {
     log.push(l);
     if (log.length > 500) log.shift();
   });
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new MigrationError('TIMEOUT', `agent did not start in 30 s: ${log.join(' | ')}`)),
-      30_000,
-    );
+    // An agent that does not come up is not left behind.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new MigrationError('TIMEOUT', `agent did not start in 30 s: ${log.join(' | ')}`));
+    }, 30_000);
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => {
       clearTimeout(timer);
       try {
         resolve((JSON.parse(line) as { address: string }).address);
       } catch {
-        reject(new MigrationError('INTERNAL', `agent printed "${line}" instead of its address`));
+        child.kill('SIGKILL');
+        reject(new MigrationError('INTERNAL', `agent printed "${safeText(line)}" instead of its address`));
       }
     });
     child.once('exit', (code) => {
