@@ -141,6 +141,10 @@ describe('livemig CLI', () => {
     try {
       const r = livemig(['agent', '--listen', `127.0.0.1:${port}`]);
       expect(r.code).toBe(1);
+      // Its --dashboard PORT taken: the agent it had started is stopped, the command ends (it used to hang).
+      const d = livemig(['agent', '--listen', '127.0.0.1:0', '--dashboard', String(port)], 30_000);
+      expect(d.code).toBe(1);
+      expect(d.stderr).toMatch(new RegExp(`^livemig: listen 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
       expect(r.stderr).toMatch(
         new RegExp(`^livemig: listen 127\\.0\\.0\\.1:${port}: EADDRINUSE: .*--listen`),
       );

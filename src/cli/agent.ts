@@ -90,8 +90,15 @@ export function registerAgent(program: Command): void {
         });
         if (token?.created) process.stderr.write(`made a new API token in ${token.file}\n`);
         let extra: DashboardListener | undefined;
-        if (plan.listen)
-          extra = await listenDashboard(agent.handleDashboardHttp, plan.listen.host, plan.listen.port);
+        if (plan.listen) {
+          try {
+            extra = await listenDashboard(agent.handleDashboardHttp, plan.listen.host, plan.listen.port);
+          } catch (err) {
+            // The dashboard's port is taken: stop the agent, so the command ends with the one-line error.
+            await agent.close();
+            throw err;
+          }
+        }
         // The page on the agent port sends commands: it takes the token from the URL's fragment (never sent to
         // the server, nor in a Referer) and keeps it for the tab. The --dashboard PORT page is read-only.
         const fragment = token ? `#token=${encodeURIComponent(token.token)}` : '';
