@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { AgentClient } from '../agent/index.js';
 import { UsageError } from '../errors.js';
 import type { MigrationReport } from '../migration/index.js';
-import { EXIT, migrationSucceeded } from './exit.js';
+import { EXIT, EXIT_CODES_HELP, migrationSucceeded } from './exit.js';
 import {
   addMigrationFlags,
   addTlsFlags,
@@ -58,7 +58,7 @@ export function registerMigrate(program: Command): void {
       '  livemig migrate ... --strategy hybrid --postcopy-after-rounds 3 --max-bandwidth 1Gbit --json\n' +
       '  livemig migrate ... --tls-cert certs/admin.pem --tls-key certs/admin-key.pem --tls-ca certs/ca.pem\n' +
       '  livemig migrate --from 127.0.0.1:7070 --resume 3f2a…  (after the link broke during post-copy)\n' +
-      '\nThe exit code is 0 when the migration completed and was verified, 1 when it failed, 2 for a flag refused.',
+      EXIT_CODES_HELP,
   );
   cmd.action(
     async (

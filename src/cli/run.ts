@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { type Pair, runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { writeJson } from '../report/index.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
-import { EXIT, migrationSucceeded } from './exit.js';
+import { EXIT, EXIT_CODES_HELP, migrationSucceeded } from './exit.js';
 import {
   addGuestFlags,
   addMigrationFlags,
@@ -60,7 +60,8 @@ export function registerRun(program: Command): void {
       '  livemig run --workload gap --ram 256MiB --write-rate 20000 --max-bandwidth 256MiB\n' +
       '  livemig run --workload kv --xbzrle --xbzrle-cache 32MiB --oracle\n' +
       '  livemig run --workload gap --strategy postcopy --json\n' +
-      '  livemig run --workload gap --write-rate 0 --auto-converge   # a guest that outruns the link\n',
+      '  livemig run --workload gap --write-rate 0 --auto-converge   # a guest that outruns the link\n' +
+      EXIT_CODES_HELP,
   );
   cmd.action(
     async (
