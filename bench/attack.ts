@@ -926,17 +926,26 @@ async function main(): Promise<number> {
     const maxIncoming = 2;
     const timeoutFlag = [...flags].find((f) => /^--(first-byte|idle|hello)[a-z-]*timeout$/.test(f));
     const firstByteMs = timeoutFlag ? 2000 : 0;
-    const targetArgs = [
-      '--max-incoming',
-      String(maxIncoming),
-      '--max-ram',
-      '64MiB',
-      '--dashboard',
-      ...(flags.has('--max-ram-total') ? ['--max-ram-total', '96MiB'] : []),
-      ...(timeoutFlag ? [timeoutFlag, '2s'] : []),
-    ];
+    const base = ['--max-incoming', String(maxIncoming), '--max-ram', '64MiB', '--dashboard'];
+    const budget = flags.has('--max-ram-total') ? ['--max-ram-total', '96MiB'] : [];
     const partial = { dir, flags };
-    const target = await startLabAgent(partial, 'target', targetArgs);
+    // The timeout flag's value as a duration, else as seconds; without the extras if this build refuses both.
+    const tries = [
+      [...base, ...budget, ...(timeoutFlag ? [timeoutFlag, '2s'] : [])],
+      ...(timeoutFlag ? [[...base, ...budget, timeoutFlag, '2']] : []),
+      base,
+    ];
+    let target: (ChildAgent & Api) | undefined;
+    let targetArgs: string[] = base;
+    for (const t of tries) {
+      targetArgs = t;
+      target = await startLabAgent(partial, 'target', t).catch((err: Error) => {
+        say(`agent ${t.join(' ')}: ${short(err.message, 120)}`);
+        return undefined;
+      });
+      if (target) break;
+    }
+    if (!target) throw new Error('the target agent does not start');
     const dest = await startLabAgent(partial, 'dest', ['--quiet']);
     const lab: Lab = {
       ...partial,
@@ -944,7 +953,7 @@ async function main(): Promise<number> {
       dest,
       certs,
       tokenFile: target.token ? join(dir, 'target.token') : undefined,
-      limits: { maxIncoming, firstByteMs },
+      limits: { maxIncoming, firstByteMs: targetArgs.includes(timeoutFlag ?? '-') ? firstByteMs : 0 },
     };
     say(
       `target agent ${target.address} (pid ${target.pid}) ${targetArgs.join(' ')}; destination ${dest.address}`,
