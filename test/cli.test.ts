@@ -3,14 +3,14 @@
  * get one clear line and exit code 2.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
 import { main } from '../src/cli/main.js';
-import { cliCommand, spawnAgent } from '../src/cli/spawn.js';
+import { cliCommand, spawnAgent, spawnAgents } from '../src/cli/spawn.js';
 import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
 import { runCli as livemig, sleep, waitFor } from './helpers.js';
 
@@ -241,7 +241,33 @@ function alive(pid: number): boolean {
   }
 }
 
+/** This process's children that run `livemig agent`. */
+function agentChildren(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (Number(fields[1]) === process.pid && fields[0] !== 'Z' && cmd.includes('agent\0--listen'))
+        pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
 describe('livemig run reaps both agents on every way out', () => {
+  it('a pair whose second agent fails to start stops the first (no half pair left behind)', async () => {
+    expect.assertions(2);
+    await expect(spawnAgents([{ args: ['--quiet'] }, { args: ['--max-incoming', 'abc'] }])).rejects.toThrow(
+      /exited with code 2 before listening.*--max-incoming/,
+    );
+    expect(agentChildren()).toEqual([]);
+  }, 60_000);
+
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`run killed with ${signal} mid-migration leaves no agent it started running`, async () => {
       const { file, execArgv } = cliCommand();
