@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCerts } from '../src/agent/index.js';
 import type { ChildAgent } from '../src/cli/spawn.js';
 import { childAgent, runCli as livemig } from './helpers.js';
 
@@ -27,6 +28,9 @@ beforeAll(async () => {
   // The certificates come from the command a user runs.
   const made = livemig(['certs', '--out', dir, '--names', 'a,b,admin']);
   expect(made.code).toBe(0);
+  // Another CA, and an expired certificate of ours, for the refusals at start.
+  makeCerts({ dir: join(dir, 'other'), names: ['x'] });
+  makeCerts({ dir, names: ['old'], reuseCa: true, startDate: '20200101000000Z', endDate: '20200102000000Z' });
   [a, b] = await Promise.all([
     childAgent(cert('a')).then((x) => x.child),
     childAgent(cert('b')).then((x) => x.child),
@@ -137,6 +141,15 @@ describe('bad TLS files and certs: refused at start, one line naming the file, n
       [{ ...good(), key: junk }, /--tls-key .*junk\.pem: not a PEM private key/],
       // A key file given as the CA: PEM, but no certificate in it.
       [{ ...good(), ca: join(dir, 'ca-key.pem') }, /--tls-ca .*ca-key\.pem: no PEM certificate in it/],
+      // Another cluster's CA: every peer would refuse this agent.
+      [
+        { ...good(), ca: join(dir, 'other', 'ca.pem') },
+        /--tls-cert .*a\.pem is not signed by the CA in --tls-ca/,
+      ],
+      [
+        { cert: join(dir, 'old.pem'), key: join(dir, 'old-key.pem'), ca: join(dir, 'ca.pem') },
+        /old\.pem is valid only from .* to /,
+      ],
     ];
     for (const [files, message] of cases) {
       const r = agentWith(files);

@@ -70,7 +70,8 @@ export function checkTlsMaterial(t: TlsMaterial, files: { cert: string; key: str
       }
     });
   };
-  const [cert] = certs(t.cert, '--tls-cert', files.cert);
+  const chain = certs(t.cert, '--tls-cert', files.cert);
+  const cert = chain[0];
   let key: KeyObject;
   try {
     key = createPrivateKey(t.key);
@@ -86,7 +87,24 @@ export function checkTlsMaterial(t: TlsMaterial, files: { cert: string; key: str
       '--tls-key',
     );
   }
-  certs(t.ca, '--tls-ca', files.ca);
+  const cas = certs(t.ca, '--tls-ca', files.ca);
+  // Peers check this certificate against the same cluster CA: one that --tls-ca did not sign (directly or through
+  // an intermediate in either file) would be refused by every peer.
+  const issuers = [...cas, ...chain.slice(1)];
+  if (!issuers.some((ca) => cert!.checkIssued(ca) && cert!.verify(ca.publicKey))) {
+    throw new UsageError(
+      `--tls-cert ${files.cert} is not signed by the CA in --tls-ca ${files.ca}: give the CA that made it ${hint}`,
+      '--tls-ca',
+    );
+  }
+  const now = Date.now();
+  if (Date.parse(cert!.validTo) < now || Date.parse(cert!.validFrom) > now) {
+    throw new UsageError(
+      `--tls-cert ${files.cert} is valid only from ${cert!.validFrom} to ${cert!.validTo}: make a new one ` +
+        '(livemig certs --reuse-ca --names …)',
+      '--tls-cert',
+    );
+  }
   try {
     createSecureContext({ cert: t.cert, key: t.key, ca: t.ca });
   } catch (err) {
