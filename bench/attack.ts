@@ -834,10 +834,16 @@ async function runCase(c: Case, lab: Lab): Promise<Row> {
   say(`[${c.point}] ${c.name}...`);
   let outcome: Outcome;
   try {
+    let timer: NodeJS.Timeout | undefined;
     outcome = await Promise.race([
       c.run(lab),
-      sleep(CASE_MS).then(() => ({ pass: false, observed: `did not finish in ${CASE_MS / 1000} s` })),
-    ]);
+      new Promise<Outcome>((resolve) => {
+        timer = setTimeout(
+          () => resolve({ pass: false, observed: `did not finish in ${CASE_MS / 1000} s` }),
+          CASE_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
   } catch (err) {
     outcome = { pass: false, observed: `error: ${short(err instanceof Error ? err.message : String(err))}` };
   }
@@ -990,12 +996,11 @@ async function main(): Promise<number> {
   }
 }
 
+// Exit explicitly: a case that timed out may still hold a socket or a timer.
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`attack: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 2;
+    process.exit(2);
   },
 );
