@@ -167,6 +167,10 @@ describe('bad TLS files and certs: refused at start, one line naming the file, n
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--days: "99999999" is not an integer from 1 to 36500/);
     expect(existsSync(out)).toBe(false);
+    // A folder that cannot be made: one line, exit 1 (Node's recursive mkdir used to spin forever under /proc).
+    const proc = livemig(['certs', '--out', '/proc/livemig-certs'], 30_000);
+    expect(proc.code).toBe(1);
+    expect(proc.stderr).toMatch(/^livemig: mkdir \/proc\/livemig-certs: ENOENT/);
   });
 
   it('certs that fail half-way (a CA that cannot sign) leave the folder as it was', () => {

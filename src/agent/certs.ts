@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 export interface CertsOptions {
@@ -74,7 +74,8 @@ export function makeCerts(o: CertsOptions): CertFiles {
   checkCertsOptions(o);
   const dir = resolve(o.dir);
   const existed = existsSync(dir);
-  mkdirSync(dir, { recursive: true });
+  // Non-recursive when the parent exists: Node's recursive mkdir never returns under /proc (e.g. --out /proc/x).
+  if (!existed) mkdirSync(dir, { recursive: !existsSync(dirname(dir)) });
   const work = mkdtempSync(join(dir, '.livemig-certs-'));
   try {
     const made = makeCertsIn(work, dir, o);
