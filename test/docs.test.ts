@@ -2,7 +2,9 @@
  * The docs' TypeScript compiles as a package user would write it: every ```ts block of README.md and docs/*.md is
  * written to its own module in a folder inside the repository and type-checked by the repo's tsc, with `livemig`
  * and `livemig/<folder>` resolving to the sources (test/typecheck/tsconfig.json), together with the API's
- * type-level tests (test/typecheck/api.test-d.ts). A block marked "```ts skip-check" is left out; keep those rare.
+ * type-level tests (test/typecheck/api.test-d.ts) and the installed-package check (scripts/pack-test/check.ts, so
+ * that it follows the API between runs of the slow pack test). A block marked "```ts skip-check" is left out; keep
+ * those rare.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,7 +57,10 @@ describe('docs code', () => {
     }
     writeFileSync(
       join(dir, 'tsconfig.json'),
-      JSON.stringify({ extends: '../tsconfig.json', include: ['*.ts', '../api.test-d.ts'] }),
+      JSON.stringify({
+        extends: '../tsconfig.json',
+        include: ['*.ts', '../api.test-d.ts', '../../../scripts/pack-test/check.ts'],
+      }),
     );
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const r = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json'), '--pretty', 'false'], {
