@@ -19,6 +19,7 @@ import {
   Guest,
   type GuestConfig,
   isZeroPage,
+  loadPlanetlabDay,
   type MigrationOptions,
   type MigrationReport,
   parsePolicy,
@@ -101,6 +102,11 @@ const sim: SimResult = simulate(syntheticWorkload({ vms: 40, seed: 1 }), {
 });
 assert.ok(sim.energyKWh > 0);
 step(`simulate: ${sim.vms} VMs, ${sim.energyKWh.toFixed(2)} kWh, ${sim.migrations} migrations`);
+// A PlanetLab day bundled in the package (data/planetlab).
+const day = await loadPlanetlabDay('20110303');
+const cloudsim = simulate(day, { mode: 'cloudsim', policy: parsePolicy('lr-mmt'), series: false });
+assert.ok(day.vms > 1000 && cloudsim.energyKWh > 0);
+step(`simulate on the bundled day ${day.name}: ${day.vms} VMs, ${cloudsim.energyKWh.toFixed(1)} kWh`);
 
 // An experiment: it spawns two agent processes from the package's dist/cli/bin.js.
 const out = mkdtempSync(join(tmpdir(), 'livemig-pack-test-'));

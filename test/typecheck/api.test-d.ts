@@ -18,6 +18,7 @@ import {
   type GuestConfig,
   type GuestInfo,
   isZeroPage,
+  loadPlanetlabDay,
   loadTraceDir,
   type MigrationError,
   type MigrationOptions,
@@ -99,6 +100,8 @@ describe('sim', () => {
     expectTypeOf<SimResult['migrations']>().toEqualTypeOf<number>();
     expectTypeOf(syntheticWorkload).returns.toEqualTypeOf<Workload>();
     expectTypeOf(loadTraceDir).returns.toEqualTypeOf<Promise<Workload>>();
+    expectTypeOf(loadPlanetlabDay).parameters.toEqualTypeOf<[string]>();
+    expectTypeOf(loadPlanetlabDay).returns.toEqualTypeOf<Promise<Workload>>();
   });
 });
 
