@@ -14,6 +14,7 @@ import {
 import { MigrationError, UsageError } from '../errors.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
 import { safeLine } from '../log-safe.js';
+import { BufferBudget } from '../migration/buffer-budget.js';
 import { FrameConnection } from '../migration/connection.js';
 import {
   DEFAULT_DESTINATION_LIMITS,
@@ -23,13 +24,23 @@ import {
 } from '../migration/destination.js';
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
 import { PageSinkPool } from '../migration/page-sink.js';
-import { PREAMBLE } from '../migration/protocol.js';
+import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
+import {
+  type AdmissionLimits,
+  checkAdmissionLimits,
+  defaultAdmissionLimits,
+  guestMemoryBytes,
+  limitRequestTime,
+  PeerRate,
+  type Reservation,
+  ResourceBudget,
+} from './admission.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
 import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
 import {
@@ -54,6 +65,8 @@ export interface AgentOptions {
   maxRamBytes?: number;
   /** Concurrent incoming migrations accepted. */
   maxIncoming?: number;
+  /** What unauthenticated peers may make this agent hold (admission.ts, docs/security.md "Resource limits"). */
+  limits?: Partial<AdmissionLimits>;
   log?: (line: string) => void;
   /** Serve the dashboard page under /dashboard/ (docs/dashboard.md). */
   dashboard?: boolean;
@@ -131,6 +144,17 @@ export class Agent {
   private readonly maxRamBytes: number;
   private readonly maxIncoming: number;
   private readonly log: (line: string) => void;
+  /** Door limits (admission.ts). */
+  readonly limits: AdmissionLimits;
+  private readonly peerRate: PeerRate;
+  /** Guest RAM and vCPU threads of this agent: hosted guests plus reservations for those being created. */
+  readonly resources: ResourceBudget;
+  /** Frames being assembled across all incoming migration connections. */
+  readonly frameBudget: BufferBudget;
+  /** Open connections (from accept) and incoming migration streams (from their first bytes), until they close. */
+  private openConnections = 0;
+  private readonly openByPeer = new Map<string, number>();
+  private migrationStreams = 0;
   /** Power meter of this host (GET /v1/power) and capping of outgoing migrations (src/power). */
   readonly power = new HostPower({
     guests: () => [...this.guests.values()].map((g) => ({ id: g.id, guest: g.guest })),
@@ -151,14 +175,36 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
-    this.maxIncoming = opts.maxIncoming ?? 4;
+    this.limits = {
+      ...defaultAdmissionLimits(this.maxRamBytes),
+      ...opts.limits,
+      ...(opts.maxIncoming !== undefined ? { maxIncoming: opts.maxIncoming } : {}),
+    };
+    checkAdmissionLimits(this.limits);
+    this.maxIncoming = this.limits.maxIncoming;
+    this.peerRate = new PeerRate(this.limits.connectRate, this.limits.connectBurst);
+    this.resources = new ResourceBudget({ ...this.limits, maxRamBytes: this.maxRamBytes }, () => {
+      let ramBytes = 0;
+      let vcpus = 0;
+      for (const g of this.guests.values()) {
+        ramBytes += guestMemoryBytes(g.guest.ram.bytes, g.guest.config.vcpus, g.guest.trace?.length);
+        vcpus += g.guest.config.vcpus;
+      }
+      return { ramBytes, vcpus };
+    });
+    this.frameBudget = new BufferBudget(this.limits.maxBufferedBytes);
     // Log lines carry peers' words (ERROR messages, guest ids from HELLO): escaped, one line each (log-safe.ts).
     const log = opts.log;
     this.log = log ? (line) => log(safeLine(line)) : () => undefined;
     this.http = createApiServer(this.handleHttp);
+    // A request must be complete (headers and body) within --hello-timeout.
+    limitRequestTime(this.http, this.limits.helloTimeoutMs);
     if (opts.tls) {
       // TLS is terminated first; the decrypted stream is then sniffed like a plain one.
-      const tls: TlsServer = createTlsServer(serverTlsOptions(opts.tls));
+      const tls: TlsServer = createTlsServer({
+        ...serverTlsOptions(opts.tls),
+        handshakeTimeout: this.limits.firstByteTimeoutMs,
+      });
       // Verification is ours (rejectUnauthorized off in serverTlsOptions) so that a refused peer is told why,
       // in its own protocol, instead of seeing a bare reset.
       tls.on('secureConnection', (s: TLSSocket) => {
@@ -175,8 +221,55 @@ export class Agent {
         );
         s.destroy();
       });
-      this.netServer.on('connection', (socket) => this.sniffTls(socket, tls));
-    } else this.netServer.on('connection', (socket) => this.sniff(socket));
+      this.netServer.on('connection', (socket) => this.admit(socket) && this.sniffTls(socket, tls));
+    } else this.netServer.on('connection', (socket) => this.admit(socket) && this.sniff(socket));
+  }
+
+  /**
+   * Every accepted connection counts until it closes. Over --max-connections it is closed at once, without a word
+   * (waiting to learn its protocol would hold the descriptor the limit protects). Over its address's
+   * --connect-rate, a plain port says why in the peer's protocol if it speaks within a second; a TLS port closes it.
+   */
+  private admit(socket: Socket): boolean {
+    const peer = socket.remoteAddress ?? '?';
+    const fromPeer = (this.openByPeer.get(peer) ?? 0) + 1;
+    this.openConnections++;
+    this.openByPeer.set(peer, fromPeer);
+    socket.once('close', () => {
+      this.openConnections--;
+      const n = (this.openByPeer.get(peer) ?? 1) - 1;
+      if (n > 0) this.openByPeer.set(peer, n);
+      else this.openByPeer.delete(peer);
+    });
+    socket.on('error', () => undefined);
+    const full =
+      this.openConnections > this.limits.maxConnections
+        ? `${this.limits.maxConnections} open (--max-connections)`
+        : fromPeer > this.limits.maxConnectionsPerPeer
+          ? `${this.limits.maxConnectionsPerPeer} open from it (--max-connections-per-peer)`
+          : undefined;
+    if (full) {
+      this.log(`refused connection from ${peer}: ${full}`);
+      socket.destroy();
+      return false;
+    }
+    if (this.peerRate.take(peer)) return true;
+    const why = `too many new connections from ${peer} (--connect-rate ${this.limits.connectRate}/s): retry later`;
+    this.log(`refused connection from ${peer}: ${why}`);
+    // A TLS port: no words without a handshake, and a handshake is what it must not get.
+    if (this.opts.tls) socket.destroy();
+    else this.refuse(socket, why, 'RESOURCE_LIMIT', Math.min(1000, this.limits.firstByteTimeoutMs));
+    return false;
+  }
+
+  /** Closes a connection that sends nothing (a TLS one: completes no handshake) within --first-byte-timeout. */
+  private firstByteDeadline(socket: Socket): void {
+    socket.setTimeout(this.limits.firstByteTimeoutMs, () => {
+      this.log(
+        `closed connection from ${socket.remoteAddress ?? '?'}: no byte within ${this.limits.firstByteTimeoutMs} ms`,
+      );
+      socket.destroy();
+    });
   }
 
   async listen(): Promise<string> {
@@ -197,9 +290,11 @@ export class Agent {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.once('error', () => undefined);
+    this.firstByteDeadline(socket);
     socket.once('readable', () => {
       const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
       if (!head) return;
+      socket.setTimeout(0); // from here the HTTP server's or the migration's own timeouts apply
       const isMigration = head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4));
       socket.unshift(head);
       if (isMigration) this.acceptMigration(socket);
@@ -212,9 +307,11 @@ export class Agent {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.once('error', () => undefined);
+    this.firstByteDeadline(socket);
     socket.once('readable', () => {
       const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
       if (!head) return;
+      socket.setTimeout(0); // the TLS handshake has its own timeout (handshakeTimeout = --first-byte-timeout)
       socket.unshift(head);
       if (head[0] === 0x16) return void tls.emit('connection', socket); // TLS handshake record
       this.log(`refused plain connection from ${socket.remoteAddress ?? '?'}: not TLS`);
@@ -225,8 +322,16 @@ export class Agent {
     });
   }
 
-  /** Answers an unauthenticated peer with AUTH_FAILED in its own protocol (migration error frame or HTTP 403). */
-  private refuse(socket: Socket, why: string): void {
+  /**
+   * Answers a refused peer in its own protocol (migration error frame, or HTTP 403 for AUTH_FAILED and 429 for
+   * RESOURCE_LIMIT): an unauthenticated one, or one over a limit.
+   */
+  private refuse(
+    socket: Socket,
+    why: string,
+    code: 'AUTH_FAILED' | 'RESOURCE_LIMIT' = 'AUTH_FAILED',
+    silenceMs = this.limits.firstByteTimeoutMs,
+  ): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.once('error', () => undefined);
@@ -235,34 +340,55 @@ export class Agent {
       if (!head) return void socket.once('readable', answer);
       socket.unshift(head);
       if (head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4))) {
-        const conn = new FrameConnection(socket, { expectPreamble: true });
-        void conn.sendErrorAndClose(new MigrationError('AUTH_FAILED', why));
+        const conn = new FrameConnection(socket, { expectPreamble: true, maxPayload: MAX_HELLO_PAYLOAD });
+        void conn.sendErrorAndClose(new MigrationError(code, why));
         return;
       }
-      const body = JSON.stringify({ error: { code: 'AUTH_FAILED', message: why } });
+      const body = JSON.stringify({ error: { code, message: why } });
+      const status = code === 'AUTH_FAILED' ? '403 Forbidden' : '429 Too Many Requests';
       socket.end(
-        `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
+      // Discard the rest of the request: the peer's close is seen only once its bytes are read, and until then the
+      // connection would count against the limits for nothing.
+      socket.resume();
     };
     answer();
     // A peer that never speaks is dropped rather than held open.
-    socket.setTimeout(10_000, () => socket.destroy());
+    socket.setTimeout(silenceMs, () => socket.destroy());
   }
 
   private acceptMigration(socket: Socket): void {
-    const conn = new FrameConnection(socket, { expectPreamble: true });
-    if (this.incoming.size >= this.maxIncoming) {
+    // Until HELLO is accepted a frame may be at most MAX_HELLO_PAYLOAD; large frames reserve room in frameBudget.
+    const conn = new FrameConnection(socket, {
+      expectPreamble: true,
+      maxPayload: MAX_HELLO_PAYLOAD,
+      budget: this.frameBudget,
+    });
+    // A migration stream counts from its first bytes until its connection closes, whatever it has sent yet.
+    if (this.migrationStreams >= this.maxIncoming) {
+      this.log(`refused migration stream from ${socket.remoteAddress ?? '?'}: --max-incoming reached`);
       void conn.sendErrorAndClose(
-        new MigrationError('RESOURCE_LIMIT', `this agent already receives ${this.incoming.size} migrations`),
+        new MigrationError(
+          'RESOURCE_LIMIT',
+          `this agent already receives ${this.migrationStreams} migration streams (--max-incoming ${this.maxIncoming})`,
+        ),
       );
       return;
     }
+    this.migrationStreams++;
+    socket.once('close', () => this.migrationStreams--);
     const key = `in-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    let reservation: Reservation | undefined;
     void runDestination(
       conn,
       {
         onStart: (m) => this.incoming.set(key, m),
         acceptGuestId: (id) => !this.guests.has(id),
+        reserve: (req) => {
+          reservation = this.resources.reserve(req, 'the source announced');
+          return reservation;
+        },
         onPostcopyPaused: (p) => {
           this.pausedIncoming.set(p.migrationId, p);
           this.log(
@@ -276,6 +402,7 @@ export class Agent {
           return p;
         },
         onGuestResumed: (guestId, guest, m) => {
+          reservation?.release(); // the hosted guest counts from now on
           this.guests.set(guestId, {
             id: guestId,
             guest,
@@ -289,13 +416,17 @@ export class Agent {
           this.pageSinks.warm(); // the next migration's sink thread boots now, not during this one's switch-over
           this.incoming.delete(key);
           this.finishedIncoming.push(m);
-          if (this.finishedIncoming.length > 50) this.finishedIncoming.shift();
+          if (this.finishedIncoming.length > this.limits.historySize) this.finishedIncoming.shift();
           this.log(
             `incoming migration ${m.id || '?'} of ${m.guestId || '?'}: ${m.error ? `${m.error.code} ${m.error.message}` : m.phase}`,
           );
         },
       },
-      { ...DEFAULT_DESTINATION_LIMITS, maxRamBytes: this.maxRamBytes },
+      {
+        ...DEFAULT_DESTINATION_LIMITS,
+        maxRamBytes: this.maxRamBytes,
+        helloTimeoutMs: this.limits.helloTimeoutMs,
+      },
       this.pageSinks,
     );
   }
@@ -312,7 +443,18 @@ export class Agent {
     const gid = id ?? `g${this.nextGuest++}`;
     if (this.guests.has(gid))
       throw new MigrationError('GUEST_BUSY', `a guest named ${gid} already exists here`);
-    const guest = await Guest.create(config);
+    const vcpus = config.vcpus ?? 1;
+    // (A config whose sizes are not integers is refused by Guest.create, with the field named.)
+    const reservation =
+      Number.isSafeInteger(config.ramBytes) && Number.isSafeInteger(vcpus)
+        ? this.resources.reserve({ ramBytes: config.ramBytes, vcpus }, 'this request asks for')
+        : undefined;
+    let guest: Guest;
+    try {
+      guest = await Guest.create(config);
+    } finally {
+      reservation?.release(); // hosted (counted as such) below, or never created
+    }
     this.guests.set(gid, { id: gid, guest, createdAt: new Date().toISOString(), origin: 'started' });
     if (run) guest.resume();
     this.events.changed();
@@ -501,6 +643,7 @@ export class Agent {
     });
     entry.done = done;
     this.outgoing.set(id, entry);
+    this.pruneHistory();
     return report;
   }
 
@@ -576,6 +719,21 @@ export class Agent {
     }
     m.retryNow?.();
     return published(m);
+  }
+
+  /**
+   * Called as a migration is added: keeps the last --history − 1 settled outgoing migrations (oldest evicted first),
+   * so that with the new one, once it ends, at most --history are kept. Active ones always stay.
+   */
+  private pruneHistory(): void {
+    let settled = 0;
+    for (const m of this.outgoing.values()) if (m.settled) settled++;
+    for (const [id, m] of this.outgoing) {
+      if (settled < this.limits.historySize) break;
+      if (!m.settled) continue;
+      this.outgoing.delete(id);
+      settled--;
+    }
   }
 
   migration(id: string): MigrationReport {

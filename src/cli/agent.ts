@@ -2,11 +2,12 @@ import { type Command, Option } from 'commander';
 import { apiTokenForAgent, loadTls, startAgent } from '../agent/index.js';
 import { safeLine } from '../log-safe.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
+import { addLimitFlags, type LimitFlagValues, limitsFromFlags } from './agent-limits.js';
 import { stopWithParent } from './parent-watch.js';
 import { intFlag, LIMITS, listenFlag, sizeFlag } from './values.js';
 
 export function registerAgent(program: Command): void {
-  program
+  const command = program
     .command('agent')
     .description(
       'Run the livemig agent of this host: it hosts guests, accepts incoming migrations and serves the control ' +
@@ -68,6 +69,7 @@ export function registerAgent(program: Command): void {
         const { host, port } = listenFlag(o.listen, '--listen');
         const maxRamBytes = sizeFlag(o.maxRam, '--max-ram', 2 ** 20, LIMITS.size);
         const maxIncoming = intFlag(o.maxIncoming, '--max-incoming', 1, 1024);
+        const limits = limitsFromFlags(o as typeof o & LimitFlagValues);
         const tls = loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
         const token = apiTokenForAgent(o.apiTokenFile);
         const plan = planDashboard(o.dashboard, host);
@@ -76,6 +78,7 @@ export function registerAgent(program: Command): void {
           port,
           maxRamBytes,
           maxIncoming,
+          limits,
           log: o.quiet
             ? undefined
             : (line) => process.stderr.write(`[agent ${process.pid}] ${safeLine(line)}\n`),
@@ -124,4 +127,5 @@ export function registerAgent(program: Command): void {
         await agent.close();
       },
     );
+  addLimitFlags(command);
 }

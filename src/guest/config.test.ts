@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
-import { DEFAULT_PARAMS, KV_MIN_RECORD, resolveConfig, vcpuShare, WORKLOAD_NAMES } from './config.js';
+import { MAX_BLOCKS } from '../migration/protocol.js';
+import {
+  DEFAULT_PARAMS,
+  KV_MIN_RECORD,
+  MAX_RAM_BLOCKS,
+  resolveConfig,
+  vcpuShare,
+  WORKLOAD_NAMES,
+} from './config.js';
 import { Rng } from './rng.js';
 import { KV_NOTE_MIN } from './workloads/kv.js';
 
@@ -91,5 +99,16 @@ describe('Rng (xoshiro128**)', () => {
   it('rejects a broken state', () => {
     expect(() => new Rng([0, 0, 0, 0])).toThrow(RangeError);
     expect(() => new Rng([1, 2, 3])).toThrow(RangeError);
+  });
+});
+
+describe('RAM blocks', () => {
+  it('a guest has at most MAX_RAM_BLOCKS blocks, the most a migration HELLO describes', () => {
+    expect(MAX_RAM_BLOCKS).toBe(MAX_BLOCKS);
+    const at = resolveConfig({ ramBytes: 16 * MiB, blockBytes: 4096, workload: { name: 'idle' } });
+    expect(Math.ceil(at.ramBytes / at.blockBytes)).toBe(MAX_RAM_BLOCKS);
+    expect(() =>
+      resolveConfig({ ramBytes: 256 * MiB, blockBytes: 4096, workload: { name: 'idle' } }),
+    ).toThrow(/65536 RAM blocks; a guest may have at most 4096.*blockBytes of at least 65536/);
   });
 });

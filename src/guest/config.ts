@@ -136,8 +136,20 @@ function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v);
 }
 
-/** Resolves defaults, clamps the working set to RAM and validates everything. Throws UsageError. */
-export function resolveConfig(config: GuestConfig | ResolvedGuestConfig): ResolvedGuestConfig {
+/**
+ * Most RAM blocks a guest may have: what a migration's HELLO can describe (MAX_BLOCKS in migration/protocol.ts), so a
+ * guest that can be created can be migrated; also bounds the buffers and views creating a guest sets up.
+ */
+export const MAX_RAM_BLOCKS = 4096;
+
+/**
+ * Resolves defaults, clamps the working set to RAM and validates everything. Throws UsageError. `trace`: a trace
+ * workload's recording already in memory (then its file is not opened).
+ */
+export function resolveConfig(
+  config: GuestConfig | ResolvedGuestConfig,
+  opts: { trace?: Uint8Array } = {},
+): ResolvedGuestConfig {
   if (typeof config !== 'object' || config === null) bad('config', config, 'pass an object');
   const pageSize = config.pageSize ?? 4096;
   if (!isInt(pageSize) || pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
@@ -156,6 +168,15 @@ export function resolveConfig(config: GuestConfig | ResolvedGuestConfig): Resolv
   if (!isInt(blockBytes) || blockBytes < pageSize || blockBytes % pageSize !== 0) {
     bad('blockBytes', blockBytes, `use a positive multiple of the page size (${pageSize})`);
   }
+  if (Math.ceil(ramBytes / blockBytes) > MAX_RAM_BLOCKS) {
+    bad(
+      'blockBytes',
+      blockBytes,
+      `${ramBytes} bytes of RAM in blocks of ${blockBytes} would make ${Math.ceil(ramBytes / blockBytes)} RAM ` +
+        `blocks; a guest may have at most ${MAX_RAM_BLOCKS} (what a migration carries): use blockBytes of at ` +
+        `least ${Math.ceil(ramBytes / MAX_RAM_BLOCKS / pageSize) * pageSize}`,
+    );
+  }
   const dvfsStall = config.dvfsStall ?? 'busy';
   if (dvfsStall !== 'busy' && dvfsStall !== 'sleep') bad('dvfsStall', dvfsStall, 'use "busy" or "sleep"');
   const spec = config.workload;
@@ -168,7 +189,7 @@ export function resolveConfig(config: GuestConfig | ResolvedGuestConfig): Resolv
   }
   if (!WORKLOAD_NAMES.includes(name as WorkloadName) && name !== 'trace')
     bad('workload.name', spec.name, `use one of ${WORKLOAD_NAMES.join(', ')}, or trace:FILE`);
-  const params = resolveParams(name as WorkloadName, given, { ramBytes, pageSize, vcpus });
+  const params = resolveParams(name as WorkloadName, given, { ramBytes, pageSize, vcpus }, opts.trace);
   return {
     ramBytes,
     pageSize,
@@ -184,6 +205,7 @@ function resolveParams(
   name: WorkloadName,
   given: Partial<WorkloadParams>,
   ram: { ramBytes: number; pageSize: number; vcpus: number },
+  trace: Uint8Array | undefined,
 ): WorkloadParams {
   if (typeof given !== 'object' || given === null) bad('workload.params', given, 'pass an object');
   const defaults = DEFAULT_PARAMS[name];
@@ -210,7 +232,7 @@ function resolveParams(
   num('computePerStep', 0, 1e6, true);
   num('writeProbability', 0, 1, false);
   num('recordBytes', KV_MIN_RECORD, ram.pageSize, true);
-  if (name === 'trace') resolveTraceParams(p, given, ram);
+  if (name === 'trace') resolveTraceParams(p, given, ram, trace);
   if (!DISTRIBUTIONS.includes(p.distribution)) {
     bad(f('distribution'), p.distribution, `use one of ${DISTRIBUTIONS.join(', ')}`);
   }

@@ -30,6 +30,7 @@ import { DirtyLog } from './dirty-log.js';
 import type { SharedGuestMemory } from './memory.js';
 import { GuestRam } from './ram.js';
 import { startWorker } from './spawn.js';
+import { guestTrace, sharedTrace } from './trace-bytes.js';
 import type { VcpuState } from './vcpu.js';
 import type { MainToWorker, VcpuWorkerData, WorkerToMain } from './vcpu-worker.js';
 
@@ -73,10 +74,13 @@ export class Guest {
   #frequency = 1;
   #error: Error | null = null;
   #destroyed = false;
+  /** A `trace` guest's recording, read (or received by migration) once, shared with the vCPU threads. */
+  readonly #trace: Uint8Array | undefined;
 
-  private constructor(config: ResolvedGuestConfig, postcopy: boolean) {
+  private constructor(config: ResolvedGuestConfig, postcopy: boolean, trace?: Uint8Array) {
     this.config = config;
     this.postcopy = postcopy;
+    this.#trace = trace;
     this.ram = new GuestRam(config);
     this.dirtyLog = new DirtyLog(this.ram);
     this.#control = allocControl(config.vcpus);
@@ -96,7 +100,9 @@ export class Guest {
 
   /** A source guest: RAM zeroed, the workload's working set initialised deterministically, vCPUs paused. */
   static async create(config: GuestConfig): Promise<Guest> {
-    const guest = new Guest(resolveConfig(config), false);
+    const resolved = resolveConfig(config);
+    const trace = guestTrace(resolved);
+    const guest = new Guest(resolved, false, trace);
     await guest.#start(true);
     // Init writes are not migration-relevant history: the log starts clean.
     guest.dirtyLog.reset();
@@ -107,7 +113,10 @@ export class Guest {
    * A destination guest: same config, RAM zero, vCPUs paused until `resume()` (after `loadState`). With
    * `postcopy`, every page starts absent and a vCPU touching one faults and blocks until `placePage`.
    */
-  static async createIncoming(config: GuestConfig, opts: { postcopy?: boolean } = {}): Promise<Guest> {
+  static async createIncoming(
+    config: GuestConfig,
+    opts: { postcopy?: boolean; trace?: Uint8Array } = {},
+  ): Promise<Guest> {
     const { guest, ready } = Guest.beginIncoming(config, opts);
     await ready;
     return guest;
@@ -117,12 +126,17 @@ export class Guest {
    * `createIncoming` without waiting for the vCPU threads: the RAM exists at once (pages can be written into it),
    * and `ready` resolves once every vCPU has started and parked — await it before `loadState`/`resume`. Lets a
    * migration destination answer the handshake while its vCPU threads start. On failure the guest is destroyed.
+   * `trace`: a `trace` guest's recording as received (no file is opened); without it, the config's file is read.
    */
   static beginIncoming(
     config: GuestConfig,
-    opts: { postcopy?: boolean } = {},
+    opts: { postcopy?: boolean; trace?: Uint8Array } = {},
   ): { guest: Guest; ready: Promise<void> } {
-    const guest = new Guest(resolveConfig(config), opts.postcopy ?? false);
+    // Received bytes: resolved from them (no file is opened). Else as `create`: the operator's file.
+    const received = opts.trace ? sharedTrace(opts.trace) : undefined;
+    const resolved = resolveConfig(config, { trace: received });
+    const trace = received ?? guestTrace(resolved);
+    const guest = new Guest(resolved, opts.postcopy ?? false, trace);
     const ready = guest.#start(false);
     ready.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
     return { guest, ready };
@@ -130,6 +144,10 @@ export class Guest {
 
   get running(): boolean {
     return this.#running;
+  }
+  /** A `trace` guest's recording (what a migration carries to the destination); undefined for other workloads. */
+  get trace(): Uint8Array | undefined {
+    return this.#trace;
   }
   get cap(): number {
     return this.#cap;
@@ -159,6 +177,7 @@ export class Guest {
         init,
         port: port2,
         corpus: sharedCorpus(this.config.seed),
+        trace: this.#trace ?? null,
       };
       const worker = startWorker('vcpu-worker', {
         workerData: data,
@@ -309,7 +328,9 @@ export class Guest {
     if (!state || typeof state !== 'object' || !Array.isArray(state.vcpus)) {
       throw new MigrationError('BAD_ARGUMENT', 'loadState: expected { config, vcpus: [...] }');
     }
-    const config = resolveConfig(state.config);
+    // This guest's own trace bytes (none: an empty trace, which no state resolves with): a state never makes the
+    // guest open a file it names.
+    const config = resolveConfig(state.config, { trace: this.#trace ?? NO_TRACE });
     if (!sameConfig(config, this.config)) {
       throw new MigrationError(
         'BAD_ARGUMENT',
@@ -463,6 +484,8 @@ export class Guest {
     for (const p of this.#ports) p.close();
   }
 }
+
+const NO_TRACE = new Uint8Array(0);
 
 function checkVcpuState(s: VcpuState, index: number, current: VcpuState): VcpuState {
   const bad = (why: string): never => {

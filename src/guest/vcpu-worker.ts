@@ -23,6 +23,8 @@ export interface VcpuWorkerData {
   port: MessagePort;
   /** The content corpus of the guest's seed (shared memory, built once on the main thread). */
   corpus: Corpus;
+  /** The `trace` workload's recording (shared memory), else null. */
+  trace: Uint8Array | null;
 }
 
 export type MainToWorker = { type: 'load'; seq: number; state: VcpuState };
@@ -51,6 +53,7 @@ function main(): void {
     pageSize: config.pageSize,
     ...vcpuShare(config, index),
     corpus: data.corpus,
+    ...(data.trace ? { trace: data.trace } : {}),
   });
   let vcpu: Vcpu | null = null;
   const mem = new VcpuMemory(

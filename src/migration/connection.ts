@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { MigrationError } from '../errors.js';
 import { safeText } from '../log-safe.js';
+import type { BufferBudget } from './buffer-budget.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
@@ -30,6 +31,7 @@ export interface SendPacer {
 const SOCKET_QUEUE_BYTES = 4 << 20;
 /** Received frames waiting for the consumer beyond which the socket stops reading. */
 const RECEIVE_QUEUE_BYTES = 4 << 20;
+const EMPTY_CHUNK = Buffer.alloc(0);
 
 export interface RemoteError {
   code: string;
@@ -59,12 +61,24 @@ export class FrameConnection {
   /** Binding that starts after we send a frame of this command (the destination's HELLO_ACK / RECOVER_ACK). */
   private bindAfterSending: { command: Command; binding: FrameBinding } | undefined;
 
+  /** Waiting for room in the shared buffer budget (the socket is paused meanwhile): cancels the wait. */
+  private budgetWait: (() => void) | undefined;
+  /** Room the budget granted to the frame that waited for it, not yet taken by the reader. */
+  private budgetGrant = 0;
+
   constructor(
     readonly socket: Socket,
-    options: { maxPayload?: number; expectPreamble?: boolean; pacer?: SendPacer } = {},
+    options: {
+      maxPayload?: number;
+      expectPreamble?: boolean;
+      pacer?: SendPacer;
+      /** Large frames being assembled count against this budget, shared with other connections. */
+      budget?: BufferBudget;
+    } = {},
   ) {
     this.reader = new FrameReader(options.maxPayload, { expectPreamble: options.expectPreamble ?? false });
     this.pacer = options.pacer;
+    if (options.budget) this.useBudget(options.budget);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.wakeDrain());
@@ -95,6 +109,45 @@ export class FrameConnection {
   onClose(listener: (err: MigrationError) => void): void {
     if (this.failure) listener(this.failure);
     else this.closeListeners.push(listener);
+  }
+
+  /** Large frames reserve their size in `budget` before a byte of them is buffered (buffer-budget.ts). */
+  private useBudget(budget: BufferBudget): void {
+    this.reader.assembly = {
+      admit: (total) => {
+        if (this.budgetGrant > 0) {
+          const granted = this.budgetGrant;
+          this.budgetGrant = 0;
+          if (granted === total) return true;
+          budget.release(granted);
+        }
+        if (budget.tryAcquire(total)) return true;
+        if (!this.budgetWait) {
+          // Stop reading: the peer's bytes wait in TCP buffers (its sends slow down), not in our memory.
+          this.socket.pause();
+          this.budgetWait = budget.wait(total, () => {
+            this.budgetWait = undefined;
+            this.budgetGrant = total;
+            // Not inside the releasing connection's parse: continue on a fresh stack.
+            queueMicrotask(() => {
+              if (this.failure) return;
+              if (this.queuedIn <= RECEIVE_QUEUE_BYTES) this.socket.resume();
+              this.onData(EMPTY_CHUNK);
+            });
+          });
+        }
+        return false;
+      },
+      done: (total) => budget.release(total),
+    };
+    this.onClose(() => {
+      this.budgetWait?.();
+      this.budgetWait = undefined;
+      const held = this.reader.assembling + this.budgetGrant;
+      this.budgetGrant = 0;
+      if (held > 0) budget.release(held);
+      this.reader.assembly = undefined;
+    });
   }
 
   private onData(chunk: Buffer): void {
@@ -156,7 +209,12 @@ export class FrameConnection {
     if (this.queue.length > 0) {
       const f = this.queue.shift()!;
       this.queuedIn -= f.payload.length;
-      if (this.queuedIn <= RECEIVE_QUEUE_BYTES / 2 && this.socket.isPaused() && !this.failure)
+      if (
+        this.queuedIn <= RECEIVE_QUEUE_BYTES / 2 &&
+        this.socket.isPaused() &&
+        !this.failure &&
+        !this.budgetWait
+      )
         this.socket.resume();
       return this.checkRemoteError(f);
     }

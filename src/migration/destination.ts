@@ -36,17 +36,21 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol.js';
+import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
 export interface DestinationLimits {
   /** Largest guest RAM a peer may announce. */
   maxRamBytes: number;
   /** Longest silence from the source before the incoming migration is dropped. */
   idleTimeoutMs: number;
+  /** A connection whose first frame (HELLO or RECOVER) is not complete within this is refused. */
+  helloTimeoutMs?: number;
 }
 
 export const DEFAULT_DESTINATION_LIMITS: DestinationLimits = {
   maxRamBytes: 16 * 1024 ** 3,
   idleTimeoutMs: 60_000,
+  helloTimeoutMs: 30_000,
 };
 
 export interface IncomingMigration {
@@ -94,6 +98,11 @@ export interface DestinationHooks {
   /** Refuses a guest id the agent already hosts. */
   acceptGuestId?(guestId: string): boolean;
   /**
+   * Reserves what the announced guest will hold (RAM, its trace, vCPU threads) before anything is allocated, or
+   * throws (RESOURCE_LIMIT). Released when the migration ends: by then the guest is the agent's or gone.
+   */
+  reserve?(req: { ramBytes: number; vcpus: number; extraBytes: number }): { release(): void };
+  /**
    * Post-copy recovery: a broken post-copy waits for its source (register it); and a RECOVER connection looks up
    * the one it names (return it, or undefined to refuse). Without these hooks a broken post-copy link ends it.
    */
@@ -131,7 +140,7 @@ export async function runDestination(
 ): Promise<IncomingMigration | undefined> {
   let first: Frame | MigrationError;
   try {
-    first = await conn.receive(limits.idleTimeoutMs, 'HELLO');
+    first = await conn.receive(limits.helloTimeoutMs ?? limits.idleTimeoutMs, 'HELLO');
   } catch (err) {
     first =
       err instanceof MigrationError
@@ -161,6 +170,8 @@ export async function runDestination(
       );
       return undefined;
     }
+    // Accepted: from now on frames may be as large as the migration's (before, MAX_HELLO_PAYLOAD).
+    conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
     paused.attach(conn);
     return undefined;
   }
@@ -206,6 +217,8 @@ class Destination {
   private framesBound = false;
   /** Bytes received over connections that broke during post-copy. */
   private bytesBeforeRecovery = 0;
+  /** What the agent reserved for this guest at HELLO (released when the migration ends). */
+  private reservation: { release(): void } | undefined;
 
   constructor(
     private conn: FrameConnection,
@@ -250,6 +263,8 @@ class Destination {
     } finally {
       await this.sink?.close();
       this.sink = undefined;
+      this.reservation?.release();
+      this.reservation = undefined;
       this.hooks.onFinished?.(this.m);
     }
     return this.m;
@@ -301,6 +316,10 @@ class Destination {
     if (this.hooks.acceptGuestId && !this.hooks.acceptGuestId(g.id)) {
       throw new MigrationError('GUEST_BUSY', `this agent already hosts a guest named ${g.id}`);
     }
+    // A trace guest brings its recording; no name in a peer's config is ever opened as a file here.
+    const traceBytes = isTraceWorkload(config) ? announcedTraceBytes((g as { trace?: unknown }).trace) : 0;
+    // Everything the guest will hold is reserved before any of it is allocated (and before HELLO_ACK).
+    this.reservation = this.hooks.reserve?.({ ramBytes, vcpus: h.vcpus, extraBytes: traceBytes });
     this.m.guestId = g.id;
     if (h.capabilities & Capability.POSTCOPY_RECOVER) {
       if (typeof g.recoveryToken !== 'string' || !/^[0-9a-f]{32}$/.test(g.recoveryToken)) {
@@ -334,6 +353,8 @@ class Destination {
     // Frame binding: what the source sends from now on is bound to this nonce, and our frames after HELLO_ACK.
     this.framesBound = (h.capabilities & Capability.FRAME_BINDING) !== 0;
     const nonce = this.framesBound ? this.conn.bindFramesWithNewNonce(Command.HELLO_ACK) : undefined;
+    // HELLO accepted: from now on frames may be as large as HELLO_ACK allows (before, MAX_HELLO_PAYLOAD).
+    this.conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
     await this.conn.sendFrame(
       Command.HELLO_ACK,
       encodeHelloAck({
@@ -343,9 +364,17 @@ class Destination {
         ...(nonce ? { nonce } : {}),
       }),
     );
+    let trace: Buffer | undefined;
+    if (traceBytes > 0) {
+      trace = await receiveTrace(this.conn, traceBytes, this.limits.idleTimeoutMs);
+      checkReceivedTrace(trace, (config.workload as { params?: { traceCrc?: unknown } }).params?.traceCrc);
+    }
     try {
       // The vCPU threads start while the pages stream in; the handshake does not wait for them (handOver does).
-      const { guest, ready } = Guest.beginIncoming(config, { postcopy: this.postcopyMode });
+      const { guest, ready } = Guest.beginIncoming(config, {
+        postcopy: this.postcopyMode,
+        ...(trace ? { trace } : {}),
+      });
       this.guest = guest;
       this.guestReady = ready;
     } catch (err) {
@@ -622,4 +651,10 @@ class Destination {
       });
     }
   }
+}
+
+/** Whether a peer's guest config asks for the trace workload (`trace` or `trace:NAME`). */
+function isTraceWorkload(config: GuestConfig): boolean {
+  const name = (config.workload as { name?: unknown } | undefined)?.name;
+  return name === 'trace' || (typeof name === 'string' && name.startsWith('trace:'));
 }

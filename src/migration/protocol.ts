@@ -90,6 +90,11 @@ export const DEFAULT_MAX_FRAME = 4 << 20;
 export const HARD_MAX_FRAME = 64 << 20;
 /** Bound on JSON carried in HELLO / VCPU_STATE / ERROR / COMPLETE payloads. */
 export const MAX_JSON_BYTES = 1 << 20;
+/**
+ * Largest frame a destination reads before it has accepted a HELLO (HELLO or RECOVER: fixed fields, up to
+ * MAX_BLOCKS block sizes and the guest JSON): an unauthenticated peer cannot make it buffer a 4 MiB frame.
+ */
+export const MAX_HELLO_PAYLOAD = MAX_JSON_BYTES + 64 * 1024;
 
 /** Every command of the protocol, one enum (the value is the byte on the wire). */
 export enum Command {
@@ -112,6 +117,12 @@ export enum Command {
   RECOVER = 16,
   /** The destination's answer to RECOVER: the bitmap of pages it holds. */
   RECOVER_ACK = 17,
+  /**
+   * A piece of a `trace` guest's recording, sent right after HELLO_ACK (HELLO's guest JSON announces its size): the
+   * destination replays the trace it received, never a file a peer names. (Numbered apart from the commands above
+   * so that new handshake commands can take the next numbers.)
+   */
+  TRACE = 32,
 }
 
 /** How one page travels inside a PAGES frame (the value is the byte on the wire). */
@@ -353,6 +364,17 @@ export class FrameReader {
     this.maxPayload = maxPayload;
   }
 
+  /**
+   * Room for large frames being assembled (a budget shared by many connections): `admit` is asked before a frame's
+   * buffer is allocated (false = not now: push again once there is room), `done` when the frame is complete.
+   */
+  assembly: { admit(total: number): boolean; done(total: number): void } | undefined;
+
+  /** Size of the large frame being assembled now (0 if none): what `assembly` holds for this reader. */
+  get assembling(): number {
+    return this.big?.length ?? 0;
+  }
+
   /** Bytes received but not yet returned as frames. */
   get pending(): number {
     return this.end - this.start + this.bigFill;
@@ -371,6 +393,7 @@ export class FrameReader {
       const whole = this.big;
       this.big = undefined;
       this.bigFill = 0;
+      this.assembly?.done(whole.length);
       frames.push(this.check(whole, 0, whole.length - FRAME_HEADER_BYTES - FRAME_TRAILER_BYTES, true));
       if (this.armed) this.afterFrame(frames.at(-1)!);
     }
@@ -406,6 +429,8 @@ export class FrameReader {
       const total = FRAME_HEADER_BYTES + length + FRAME_TRAILER_BYTES;
       if (available < total) {
         if (total > this.buf.length / 2) {
+          // No room in the budget yet: the bytes stay where they are and the connection stops reading.
+          if (this.assembly && !this.assembly.admit(total)) break;
           // Assemble a large frame in its own buffer: each byte is copied once on its way to the consumer.
           this.big = this.takeBuffer(total);
           this.buf.copy(this.big, 0, this.start, this.end);

@@ -54,6 +54,7 @@ import {
   StrategyCode,
 } from './protocol.js';
 import { type MigrationReport, mbps, percentile } from './stats.js';
+import { sendTrace } from './trace-transfer.js';
 
 export interface SourceRun {
   guest: Guest;
@@ -375,6 +376,8 @@ class Source {
           id: this.spec.guestId,
           config: this.guest.config,
           ...(caps & Capability.POSTCOPY_RECOVER ? { recoveryToken: this.recoveryToken } : {}),
+          // A trace guest carries its recording (TRACE frames after HELLO_ACK, trace-transfer.ts).
+          ...(this.guest.trace ? { trace: { bytes: this.guest.trace.length } } : {}),
         },
       }),
     );
@@ -394,6 +397,7 @@ class Source {
     }
     this.framesBound = ack.nonce !== undefined;
     if (ack.maxFrame < this.o.framePayloadBytes) this.newBuilder(ack.maxFrame);
+    if (this.guest.trace) await sendTrace(this.conn, this.guest.trace);
   }
 
   /** The destination bound this migration's frames (FRAME_BINDING): a recovery connection binds its own too. */

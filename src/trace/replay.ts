@@ -60,27 +60,70 @@ export interface TraceFacts {
 }
 
 const factsCache = new Map<string, { key: string; facts: TraceFacts }>();
+/** Facts of trace bytes held in memory (a guest's own trace, one that arrived by migration), by identity. */
+const bytesFacts = new WeakMap<Uint8Array, TraceFacts>();
+
+/** Largest trace file a guest replays (read whole, once, when the guest is created), and carries when it migrates. */
+export const MAX_TRACE_BYTES = 256 << 20;
+
+function unreadable(path: string, why: string): UsageError {
+  return new UsageError(
+    `trace ${path}: cannot read it (${why}); record one with \`livemig trace record\` or use a shipped one under traces/`,
+    'workload',
+  );
+}
+
+/** Stats a trace file: a regular file of at most MAX_TRACE_BYTES. Throws UsageError naming the file. */
+function statTrace(path: string): { key: string } {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    throw unreadable(path, (err as NodeJS.ErrnoException).code ?? String(err));
+  }
+  // Not a FIFO or a device: reading one could block or never end.
+  if (!st.isFile()) throw unreadable(path, 'not a regular file');
+  if (st.size > MAX_TRACE_BYTES) throw unreadable(path, `larger than ${MAX_TRACE_BYTES} bytes`);
+  return { key: `${st.size}:${st.mtimeMs}` };
+}
+
+/** Reads a whole trace file (a regular file of at most MAX_TRACE_BYTES). Throws UsageError naming the file. */
+export function readTraceFile(file: string): { path: string; bytes: Buffer } {
+  const path = resolve(file);
+  statTrace(path);
+  try {
+    return { path, bytes: readFileSync(path) };
+  } catch (err) {
+    throw unreadable(path, (err as NodeJS.ErrnoException).code ?? String(err));
+  }
+}
 
 /** Reads and checks a trace file (cached by path, size and mtime). Throws UsageError naming the file. */
 export function traceFacts(file: string): TraceFacts {
   const path = resolve(file);
-  let key: string;
-  let bytes: Buffer;
-  try {
-    const st = statSync(path);
-    // Not a FIFO or a device: reading one could block or never end.
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    key = `${st.size}:${st.mtimeMs}`;
-    const hit = factsCache.get(path);
-    if (hit && hit.key === key) return hit.facts;
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new UsageError(
-      `trace ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}); record one with ` +
-        '`livemig trace record` or use a shipped one under traces/',
-      'workload',
-    );
-  }
+  const { key } = statTrace(path);
+  const hit = factsCache.get(path);
+  if (hit && hit.key === key) return hit.facts;
+  const facts = factsOf(readTraceFile(path).bytes, path);
+  factsCache.set(path, { key, facts });
+  return facts;
+}
+
+/** Checks trace bytes held in memory; `label` names them in errors and becomes `facts.path`. Throws UsageError. */
+export function traceFactsOf(bytes: Uint8Array, label: string): TraceFacts {
+  const hit = bytesFacts.get(bytes);
+  if (hit && hit.path === label) return hit;
+  const facts = factsOf(bytes, label);
+  bytesFacts.set(bytes, facts);
+  return facts;
+}
+
+/** Records that `bytes` are the trace `facts` describe (read from facts.path), so checking them again is free. */
+export function rememberTraceFacts(bytes: Uint8Array, facts: TraceFacts): void {
+  bytesFacts.set(bytes, facts);
+}
+
+function factsOf(bytes: Uint8Array, path: string): TraceFacts {
   let reader: TraceReader;
   try {
     reader = TraceReader.open(bytes);
@@ -100,7 +143,7 @@ export function traceFacts(file: string): TraceFacts {
     throw err;
   }
   const durationMs = recordedDurationMs(reader.records);
-  const facts: TraceFacts = {
+  return {
     path,
     header: reader.header,
     crc: traceChecksum(bytes),
@@ -109,19 +152,19 @@ export function traceFacts(file: string): TraceFacts {
     durationMs,
     dirtyPagesPerSecond: durationMs > 0 ? (dirtyPages * 1000) / durationMs : 0,
   };
-  factsCache.set(path, { key, facts });
-  return facts;
 }
 
 /**
  * Completes the trace workload's params (called by the guest's resolveConfig): the file as an absolute path and
  * its checksum (a changed file is a different workload), the working set = the trace's pages, the write rate
- * from the recording and `traceSpeed` unless given. Throws UsageError.
+ * from the recording and `traceSpeed` unless given. With `trace` (the trace's bytes, e.g. received by migration)
+ * no file is opened: `traceFile` is kept as given, a name. Throws UsageError.
  */
 export function resolveTraceParams(
   p: WorkloadParams,
   given: Partial<WorkloadParams>,
   ram: { ramBytes: number; pageSize: number; vcpus: number },
+  trace?: Uint8Array,
 ): void {
   const file = p.traceFile;
   if (typeof file !== 'string' || file === '') {
@@ -146,7 +189,7 @@ export function resolveTraceParams(
   // A write rate given without a pacing is a mean rate to pace at. With recorded pacing writeRate is only the
   // recording's mean (computed below, what models and reports read), so a resolved config resolves to itself.
   if (given.writeRate !== undefined && given.tracePacing === undefined) p.tracePacing = 'mean';
-  const facts = traceFacts(file);
+  const facts = trace ? traceFactsOf(trace, file) : traceFacts(file);
   const { header } = facts;
   if (header.pageSize !== ram.pageSize) {
     throw new UsageError(
@@ -245,7 +288,8 @@ export class TraceReplay implements Workload {
 
   constructor(private readonly ctx: WorkloadContext) {
     const file = ctx.params.traceFile ?? '';
-    const bytes = readFileSync(file);
+    // A guest read (or received) the trace once and shares it with every vCPU thread; used alone, read the file.
+    const bytes = ctx.trace ?? readTraceFile(file).bytes;
     if (traceChecksum(bytes) !== ctx.params.traceCrc) {
       throw new Error(`trace ${file} changed after the guest was configured (checksum differs)`);
     }

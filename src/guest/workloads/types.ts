@@ -14,6 +14,8 @@ export interface WorkloadContext {
   readonly firstPage: number;
   readonly pageCount: number;
   readonly corpus: Corpus;
+  /** The `trace` workload's recording (shared memory, read or received once by the guest). */
+  readonly trace?: Uint8Array;
 }
 
 export interface Workload {
