@@ -2,6 +2,7 @@
  * Traces end to end, as a user runs them: record a real program with `livemig trace record`, describe it with
  * `trace info`, and migrate a guest replaying a shipped trace with `livemig run --workload trace:FILE --oracle`.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,9 +93,14 @@ describe('livemig trace', () => {
     expect(stats.dirtyPages).toBeGreaterThan(0);
     expect(stats.header.method).toBe(summary.method);
 
-    const gone = livemig(['trace', 'record', '--pid', '999999999', '--out', join(dir, 'x.lmtrace')]);
+    // A pid the kernel cannot have is a bad flag (exit 2); a pid that could exist but does not is PROCESS_NOT_FOUND.
+    const impossible = livemig(['trace', 'record', '--pid', '999999999', '--out', join(dir, 'x.lmtrace')]);
+    expect(impossible.code).toBe(2);
+    expect(impossible.stderr).toMatch(/--pid/);
+    const exited = spawnSync(process.execPath, ['-e', '0']).pid;
+    const gone = livemig(['trace', 'record', '--pid', String(exited), '--out', join(dir, 'x.lmtrace')]);
     expect(gone.code).toBe(1);
-    expect(gone.stderr).toMatch(/PROCESS_NOT_FOUND.*process 999999999/);
+    expect(gone.stderr).toMatch(new RegExp(`PROCESS_NOT_FOUND.*process ${exited}`));
     const missing = livemig(['run', '--workload', `trace:${join(dir, 'missing.lmtrace')}`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing\.lmtrace: cannot read it \(ENOENT\)/);
