@@ -27,6 +27,10 @@ export type MigrationErrorCode =
   | 'POSTCOPY_LINK_LOST'
   | 'DISK_FULL'
   | 'RECOVER_REFUSED'
+  /** A cancel that came after GO: the guest already belongs to the destination. */
+  | 'TOO_LATE'
+  /** A fault after GO and no answer from the destination: the guest is paused on the source, owner unknown. */
+  | 'OWNER_UNKNOWN'
   | 'PROCESS_NOT_FOUND'
   | 'PROCESS_ACCESS'
   | 'INTERNAL';

@@ -3,6 +3,7 @@
  * outgoing ones, and answers a small HTTP+JSON control API — all on one TCP port. A connection that starts with
  * the migration preamble is a migration stream; anything else is handed to the HTTP server.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import {
@@ -23,6 +24,7 @@ import {
   runDestination,
 } from '../migration/destination.js';
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
+import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
 import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
@@ -43,6 +45,7 @@ import {
 } from './admission.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
 import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
+import { incomingOwnership, type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
 import {
   parseEmptyRequest,
   parseGuestRequest,
@@ -103,6 +106,13 @@ interface OutgoingMigration {
   destination: string;
   /** Wakes a waiting reconnect loop at once (`resume`). */
   retryNow?: () => void;
+  /** GO is (being) sent: cancel and --timeout no longer apply (docs/protocol.md). */
+  handedOff: boolean;
+  /** Aborted when the agent stops: ends even a handed-over migration's waits. */
+  shutdown: AbortController;
+  /** To settle the guest's owner later (`livemig migrate --reconcile`). */
+  ticket: OwnershipTicket;
+  guestId: string;
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -135,6 +145,8 @@ export class Agent {
   /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
   private readonly pausedIncoming = new Map<string, PausedIncoming>();
   private readonly finishedIncoming: IncomingMigration[] = [];
+  /** Incoming migrations a RECONCILE may name, and the fate of ended ones (src/migration/ownership.ts). */
+  readonly ownership = new OwnershipRegistry();
   /** A page-sink thread started ahead of the next incoming migration, so that its setup does not wait for one. */
   readonly pageSinks = new PageSinkPool();
   private readonly sockets = new Set<Socket>();
@@ -384,10 +396,15 @@ export class Agent {
       conn,
       {
         onStart: (m) => this.incoming.set(key, m),
-        acceptGuestId: (id) => !this.guests.has(id),
+        acceptGuestId: (id) => !this.guests.has(id) && !this.ownership.holdsGuest(id),
         reserve: (req) => {
           reservation = this.resources.reserve(req, 'the source announced');
           return reservation;
+        },
+        ownership: this.ownership,
+        onHeld: (m) => {
+          this.log(`guest ${m.guestId} (${m.id}) held here, paused: ${m.error?.message ?? ''}`);
+          this.events.changed();
         },
         onPostcopyPaused: (p) => {
           this.pausedIncoming.set(p.migrationId, p);
@@ -586,20 +603,46 @@ export class Agent {
     const power = this.power.beginMigration({ guestId, guest: h.guest, options: o, report });
     h.migrating = id;
     this.events.progress(report, h.guest);
+    const pacer = () => (o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined);
     const entry: OutgoingMigration = {
       report,
       abort,
       done: Promise.resolve(report),
       settled: false,
       destination,
+      handedOff: false,
+      shutdown: new AbortController(),
+      guestId,
+      ticket: {
+        token: randomBytes(16).toString('hex'),
+        handoverTimeoutMs: o.handoverTimeoutMs,
+        // Ownership after GO: a fresh connection (no pacer: RECONCILE is a few bytes, never rate limited).
+        redial: async () => {
+          const { host: h2, port: p2 } = splitHostPort(entry.destination);
+          try {
+            return new FrameConnection(await dial(h2, p2, this.opts.tls));
+          } catch (err) {
+            throw new MigrationError(
+              'CONNECTION_REFUSED',
+              `cannot reach the destination agent at ${entry.destination}: ${(err as Error).message}`,
+            );
+          }
+        },
+      },
     };
-    const pacer = () => (o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined);
     const done = (async () => {
       let socket: Socket;
       try {
-        socket = await dial(host, port, this.opts.tls);
+        socket = await dial(host, port, this.opts.tls, abort.signal);
       } catch (err) {
-        report.status = 'failed';
+        report.status = abort.signal.aborted ? 'cancelled' : 'failed';
+        if (abort.signal.aborted) {
+          report.error = {
+            code: 'CANCELLED',
+            message: 'migration cancelled by the operator while connecting',
+          };
+          return report;
+        }
         const auth = tlsFailure(err as NodeJS.ErrnoException, `the destination agent at ${destination}`);
         report.error = {
           code: auth ? auth.code : 'CONNECTION_REFUSED',
@@ -624,6 +667,12 @@ export class Agent {
         },
         onRound: power.onRound,
         recover: (cause) => this.reconnect(entry, cause, o.recoverTimeoutMs, pacer),
+        recoveryToken: entry.ticket.token,
+        redial: entry.ticket.redial,
+        onHandOff: () => {
+          entry.handedOff = true;
+        },
+        shutdown: entry.shutdown.signal,
       });
     })().then(async (r) => {
       try {
@@ -751,8 +800,48 @@ export class Agent {
   cancelMigration(id: string): MigrationReport {
     const m = this.outgoing.get(id);
     if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    const r = published(m);
+    if (TERMINAL.has(r.status)) {
+      throw new MigrationError(
+        'TOO_LATE',
+        `too late: migration ${id} already ended (${r.status}${r.error ? ` ${r.error.code}` : ''})`,
+      );
+    }
+    // After GO the guest belongs to the destination; only a post-copy waiting to reconnect can still be abandoned.
+    const recovering = r.status === 'postcopy-paused' || r.status === 'postcopy-recover';
+    if (m.handedOff && !recovering) {
+      throw new MigrationError(
+        'TOO_LATE',
+        `too late: switch-over under way (GO sent) for migration ${id}: the guest now belongs to the destination; ` +
+          `the migration ends by itself (GET /v1/migrations/${id}?wait=1)`,
+      );
+    }
     m.abort.abort();
     return published(m);
+  }
+
+  /** `livemig migrate --reconcile ID`: ask the destination again who runs the guest of a migration left OWNER_UNKNOWN. */
+  async reconcileMigration(id: string): Promise<MigrationReport> {
+    const m = this.outgoing.get(id);
+    if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
+    await m.done;
+    const h = this.guests.get(m.guestId);
+    const r = await reconcileOutgoing(
+      {
+        report: m.report,
+        ticket: m.ticket,
+        guestId: m.guestId,
+        guest: h?.guest,
+        dropHere: async () => {
+          this.guests.delete(m.guestId);
+          await h?.guest.destroy();
+          this.events.changed();
+        },
+      },
+      10_000,
+    );
+    this.log(`migration ${id} reconciled: ${r.status}${r.error ? ` ${r.error.code}` : ''}`);
+    return r;
   }
 
   status(): unknown {
@@ -773,9 +862,22 @@ export class Agent {
       p.abandon(new MigrationError('CANCELLED', 'the agent is shutting down'));
     }
     this.pausedIncoming.clear();
+    for (const h of this.ownership.close(
+      new MigrationError('CANCELLED', 'the agent is shutting down: the copy held here is discarded', {
+        remote: true,
+      }),
+    )) {
+      this.log(`guest ${h.guestId}: its held copy (migration ${h.migrationId}) discarded at shutdown`);
+    }
     this.events.close();
-    for (const m of this.outgoing.values()) m.abort.abort();
+    // Every wait of every outgoing migration ends now: before GO the guest goes back to running here, after GO
+    // the engine stops waiting and its report says where the guest was left.
+    for (const m of this.outgoing.values()) {
+      if (!TERMINAL.has(m.report.status)) m.abort.abort();
+      m.shutdown.abort();
+    }
     await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
+    for (const line of guestFates(this.guests.values(), this.outgoing.values())) this.log(line);
     for (const g of this.guests.values()) await g.guest.destroy();
     this.guests.clear();
     for (const s of this.sockets) s.destroy();
@@ -876,6 +978,10 @@ export class Agent {
       } else if (!action && method === 'GET') {
         if (url.searchParams.get('wait') === '1') return sendJson(res, 200, await this.waitMigration(id));
         return sendJson(res, 200, this.migration(id));
+      } else if (id === 'incoming') {
+        return sendJson(res, 200, incomingOwnership(this.ownership, method, action, parts[4]));
+      } else if (action === 'reconcile' && method === 'POST') {
+        return sendJson(res, 200, await this.reconcileMigration(id));
       } else if (action === 'cancel' && method === 'POST') {
         parseEmptyRequest(await readJson(req), 'cancel');
         return sendJson(res, 202, this.cancelMigration(id));
@@ -916,22 +1022,51 @@ export function splitHostPort(address: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-function dial(host: string, port: number, tls?: TlsMaterial): Promise<Socket> {
+function dial(host: string, port: number, tls?: TlsMaterial, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = tls ? tlsConnect({ host, port, ...clientTlsOptions(tls, host) }) : connect({ host, port });
-    const t = setTimeout(() => {
+    const fail = (e: Error) => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', onAbort);
       s.destroy();
-      reject(new Error('connect timed out after 10 s'));
-    }, 10_000);
+      reject(e);
+    };
+    const onAbort = () => fail(new Error('cancelled'));
+    const t = setTimeout(() => fail(new Error('connect timed out after 10 s')), 10_000);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     s.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', onAbort);
       resolve(s);
     });
-    s.once('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
+    s.once('error', fail);
   });
+}
+
+/** One line per guest at shutdown: where each stayed (docs/agent.md). */
+function guestFates(guests: Iterable<HostedGuest>, outgoing: Iterable<OutgoingMigration>): string[] {
+  const lines: string[] = [];
+  const byGuest = new Map<string, MigrationReport>();
+  for (const m of outgoing) byGuest.set(m.guestId, m.report);
+  for (const g of guests) {
+    const r = byGuest.get(g.id);
+    const last =
+      r && r.status !== 'completed'
+        ? ` (its migration ${r.id}: ${r.status}${r.error ? ` ${r.error.code}` : ''})`
+        : '';
+    lines.push(
+      `shutdown: guest ${g.id} was ${g.guest.running ? 'running' : 'paused'} here${last}; stopped with the agent`,
+    );
+  }
+  for (const m of outgoing) {
+    if (m.report.status === 'completed' && !lines.some((l) => l.includes(`guest ${m.guestId} `))) {
+      lines.push(
+        `shutdown: guest ${m.guestId} runs on ${m.destination} (migration ${m.report.id} completed)`,
+      );
+    }
+  }
+  return lines;
 }
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {

@@ -69,7 +69,8 @@ export function errorBody(err: unknown): [number, Record<string, unknown>] {
   if (err instanceof HttpError) return [err.status, { code: err.code, message: err.message }];
   if (err instanceof UsageError) return [400, { code: 'BAD_ARGUMENT', message: err.message, flag: err.flag }];
   if (err instanceof MigrationError) {
-    const status = err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' ? 409 : 400;
+    const status =
+      err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' || err.code === 'TOO_LATE' ? 409 : 400;
     return [status, { code: err.code, message: err.message }];
   }
   return [500, { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) }];

@@ -117,14 +117,30 @@ export function registerAgent(program: Command): void {
           );
           if (dashboard) process.stderr.write(`dashboard: ${dashboard}\n`);
         }
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          process.once('SIGTERM', stop);
-          process.once('SIGINT', stop);
-          if (o.exitWithParent) stopWithParent(stop);
+        const signal = await new Promise<string>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+          if (o.exitWithParent) stopWithParent(() => resolve('parent gone'));
         });
+        // Stop cleanly and promptly: migrations cancelled (or, after GO, left where they stand), each guest's fate
+        // logged by agent.close(). A second signal, or a close that hangs, ends the process at once.
+        const say = (line: string) => {
+          if (!o.quiet) process.stderr.write(`[agent ${process.pid}] ${line}\n`);
+        };
+        say(`${signal}: stopping (cancelling migrations, stopping guests)`);
+        const again = () => process.exit(1);
+        process.once('SIGTERM', again);
+        process.once('SIGINT', again);
+        const hung = setTimeout(() => {
+          say('shutdown did not finish within 10 s: exiting anyway');
+          process.exit(1);
+        }, 10_000);
         await extra?.close();
         await agent.close();
+        clearTimeout(hung);
+        say('stopped');
+        // Nothing of the agent is left; a stray handle (a peer's half-closed socket) must not keep the process.
+        setTimeout(() => process.exit(0), 1000).unref();
       },
     );
   addLimitFlags(command);

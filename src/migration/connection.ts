@@ -24,7 +24,8 @@ import { tlsFailure } from './tls-error.js';
 
 /** Something that can delay a send to hold a bandwidth limit (the source's token bucket). */
 export interface SendPacer {
-  consume(bytes: number): Promise<void>;
+  /** Resolves when `bytes` may go, or as soon as `signal` aborts (the connection died: cancel, timeout, peer gone). */
+  consume(bytes: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
@@ -53,6 +54,8 @@ export class FrameConnection {
   /** When set, frames go to this handler instead of the receive queue (post-copy page requests, errors). */
   onFrame: ((f: Frame) => void) | undefined;
   private closeListeners: ((err: MigrationError) => void)[] = [];
+  /** Aborted when the connection fails: wakes a send sleeping in the pacer (cancel and --timeout act at once). */
+  private readonly failed = new AbortController();
   queueLimit = SOCKET_QUEUE_BYTES;
   /** We told the peer about a stream error (an ERROR frame, then our half of the close). */
   private errorSent = false;
@@ -192,6 +195,7 @@ export class FrameConnection {
   private fail(err: MigrationError): void {
     if (this.failure) return;
     this.failure = err;
+    this.failed.abort();
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
       w.reject(err);
@@ -313,7 +317,7 @@ export class FrameConnection {
    */
   async send(frame: Buffer, onWritten?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.pacer) await this.pacer.consume(frame.length);
+    if (this.pacer) await this.pacer.consume(frame.length, this.failed.signal);
     if (this.failure) throw this.failure;
     // Backpressure by bytes still queued in user space, resumed at half the limit as each write completes
     // (not at 'drain', which waits for an empty queue and leaves the link idle while we refill it).

@@ -11,6 +11,7 @@ import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import type { OwnershipHandle, OwnershipRegistry } from './ownership.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
 import {
@@ -21,10 +22,12 @@ import {
   decodeHello,
   decodeJson,
   decodePostcopyStart,
+  decodeReconcile,
   decodeRecover,
   decodeRound,
   encodeHelloAck,
   encodeJson,
+  encodeOwner,
   encodePageRequest,
   encodeRecoverAck,
   type Frame,
@@ -33,6 +36,7 @@ import {
   MIN_PROTOCOL_VERSION,
   PageEncoding,
   PROTOCOL_VERSION,
+  type Reconcile,
   StrategyCode,
   verifyPagesFrame,
 } from './protocol.js';
@@ -65,6 +69,8 @@ export interface IncomingMigration {
     | 'running'
     | 'postcopy'
     | 'postcopy-paused'
+    /** Verified and paused here after a fault between READY and GO: waits for GO or a reconcile verdict. */
+    | 'held'
     | 'done'
     | 'discarded';
   pagesReceived: number;
@@ -108,6 +114,13 @@ export interface DestinationHooks {
    */
   onPostcopyPaused?(paused: PausedIncoming): void;
   findPaused?(migrationId: string): PausedIncoming | undefined;
+  /**
+   * Ownership after READY (capability OWNER_RECONCILE): where RECONCILE finds a live migration and the fate of an
+   * ended one. Without it the capability is not granted (the source then cannot reconcile, and says so).
+   */
+  ownership?: OwnershipRegistry;
+  /** A verified guest is held here, paused, after a fault between READY and GO (for the log). */
+  onHeld?(migration: IncomingMigration): void;
 }
 
 const STRATEGY_NAMES = {
@@ -125,7 +138,8 @@ const SUPPORTED_CAPS =
   Capability.LZ4 |
   Capability.POSTCOPY |
   Capability.POSTCOPY_RECOVER |
-  Capability.FRAME_BINDING;
+  Capability.FRAME_BINDING |
+  Capability.OWNER_RECONCILE;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -146,6 +160,10 @@ export async function runDestination(
       err instanceof MigrationError
         ? err
         : new MigrationError('INTERNAL', `incoming connection: ${String(err)}`);
+  }
+  if (!(first instanceof MigrationError) && first.command === Command.RECONCILE) {
+    await answerReconcile(conn, first, hooks.ownership);
+    return undefined;
   }
   if (!(first instanceof MigrationError) && first.command === Command.RECOVER) {
     let paused: PausedIncoming | undefined;
@@ -178,6 +196,50 @@ export async function runDestination(
   const d = new Destination(conn, hooks, limits, sinks);
   return d.run(first);
 }
+
+/**
+ * A RECONCILE connection: a live migration (token checked) takes the connection over; an ended or unknown one is
+ * answered from the registry (OWNER), then the connection closes.
+ */
+async function answerReconcile(
+  conn: FrameConnection,
+  first: Frame,
+  registry: OwnershipRegistry | undefined,
+): Promise<void> {
+  try {
+    const rec = decodeReconcile(first.payload);
+    if (!registry) {
+      throw new MigrationError(
+        'CAPABILITY',
+        'this agent keeps no ownership records: it cannot answer RECONCILE',
+      );
+    }
+    const live = registry.handle(rec.migrationId);
+    if (live) {
+      const a = Buffer.from(rec.token, 'hex');
+      const b = Buffer.from(live.token, 'hex');
+      if (a.length !== b.length || !timingSafeEqual(a, b)) {
+        throw new MigrationError(
+          'RECOVER_REFUSED',
+          'RECONCILE with a token that does not match the migration',
+        );
+      }
+      live.reconcile(conn, rec);
+      return;
+    }
+    const state = registry.record(rec.migrationId).state;
+    await conn.sendFrame(Command.OWNER, encodeOwner(state === 'in-flight' ? 'held' : state));
+    conn.socket.end();
+  } catch (err) {
+    await conn.sendErrorAndClose(
+      err instanceof MigrationError ? err : new MigrationError('PROTOCOL', String(err)),
+    );
+  }
+}
+
+/** Why a reconcile connection took over: the old one is closed so that nothing late on it can count. */
+const SUPERSEDED =
+  'the source reconnected to settle who runs the guest (RECONCILE): this connection is closed';
 
 class Destination {
   private guest: Guest | undefined;
@@ -219,6 +281,20 @@ class Destination {
   private bytesBeforeRecovery = 0;
   /** What the agent reserved for this guest at HELLO (released when the migration ends). */
   private reservation: { release(): void } | undefined;
+
+  // Ownership after READY (capability OWNER_RECONCILE; docs/protocol.md).
+  /** Registered with the agent's OwnershipRegistry: RECONCILE reaches this migration through it. */
+  private owner: OwnershipHandle | undefined;
+  /** How long to wait for GO after READY before holding the guest (the source's handover timeout, bounded here). */
+  private goTimeoutMs = 0;
+  private held = false;
+  /** Reconcile connections and operator verdicts not yet acted on, in arrival order. */
+  private verdicts: ({ conn: FrameConnection; rec: Reconcile } | 'adopt' | MigrationError)[] = [];
+  private wakeHold: (() => void) | undefined;
+  /** The reconcile connection being served (a newer one supersedes it). */
+  private reconcileConn: FrameConnection | undefined;
+  /** Resumed by this agent's operator while held: there is no source connection to answer. */
+  private adopted = false;
 
   constructor(
     private conn: FrameConnection,
@@ -265,6 +341,18 @@ class Destination {
       this.sink = undefined;
       this.reservation?.release();
       this.reservation = undefined;
+      if (this.owner) {
+        this.hooks.ownership?.settle(this.m.id, this.m.guestId, this.resumed ? 'resumed' : 'discarded');
+        this.answerAsResumed();
+        // Ended without resuming: a RECONCILE still waiting learns that the copy here is gone.
+        for (const v of this.verdicts.splice(0)) {
+          if (typeof v !== 'object' || !('conn' in v)) continue;
+          void v.conn
+            .sendFrame(Command.OWNER, encodeOwner('discarded'))
+            .then(() => v.conn.socket.end())
+            .catch(() => v.conn.destroy());
+        }
+      }
       this.hooks.onFinished?.(this.m);
     }
     return this.m;
@@ -321,14 +409,26 @@ class Destination {
     // Everything the guest will hold is reserved before any of it is allocated (and before HELLO_ACK).
     this.reservation = this.hooks.reserve?.({ ramBytes, vcpus: h.vcpus, extraBytes: traceBytes });
     this.m.guestId = g.id;
-    if (h.capabilities & Capability.POSTCOPY_RECOVER) {
+    if (h.capabilities & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE)) {
       if (typeof g.recoveryToken !== 'string' || !/^[0-9a-f]{32}$/.test(g.recoveryToken)) {
         throw new MigrationError(
           'PROTOCOL',
-          'HELLO: post-copy recovery offered without a 32-hex-digit token',
+          'HELLO: post-copy recovery or ownership reconcile offered without a 32-hex-digit token',
         );
       }
-      this.recoveryToken = g.recoveryToken;
+      if (h.capabilities & Capability.POSTCOPY_RECOVER) this.recoveryToken = g.recoveryToken;
+    }
+    const handover = (g as { handoverTimeoutMs?: unknown }).handoverTimeoutMs;
+    // The source's handover timeout, bounded: the sides then give up on GO / RESUMED at about the same time.
+    this.goTimeoutMs =
+      typeof handover === 'number' && Number.isFinite(handover)
+        ? Math.min(this.limits.idleTimeoutMs, Math.max(1000, handover))
+        : this.limits.idleTimeoutMs;
+    let capabilities = h.capabilities;
+    if (h.capabilities & Capability.OWNER_RECONCILE) {
+      if (this.hooks.ownership && typeof g.recoveryToken === 'string') {
+        this.registerOwnership(this.hooks.ownership, g.recoveryToken);
+      } else capabilities &= ~Capability.OWNER_RECONCILE; // not granted: the source knows it cannot reconcile
     }
     this.postcopyMode =
       h.strategy === StrategyCode.POSTCOPY ||
@@ -359,7 +459,7 @@ class Destination {
       Command.HELLO_ACK,
       encodeHelloAck({
         version: Math.min(PROTOCOL_VERSION, h.versionMax),
-        capabilities: h.capabilities,
+        capabilities,
         maxFrame: DEFAULT_MAX_FRAME,
         ...(nonce ? { nonce } : {}),
       }),
@@ -501,11 +601,159 @@ class Destination {
     }
     this.loadState();
     await this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
-    await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
+    if (this.owner) await this.awaitGo();
+    else await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
     this.resumed = true;
+    this.held = false;
     this.guest!.resume();
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
-    await this.conn.sendFrame(Command.RESUMED, encodeJson({ ok: true }));
+    this.answerAsResumed();
+    if (!this.adopted) await this.conn.sendFrame(Command.RESUMED, encodeJson({ ok: true }));
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Ownership after READY
+
+  private registerOwnership(registry: OwnershipRegistry, token: string): void {
+    this.owner = {
+      migrationId: this.m.id,
+      guestId: this.m.guestId,
+      token,
+      state: () => (this.resumed ? 'resumed' : this.held ? 'held' : 'in-flight'),
+      reconcile: (conn, rec) => this.onReconcile(conn, rec),
+      adopt: () => {
+        if (!this.held) throw new MigrationError('TOO_LATE', `migration ${this.m.id} holds no guest here`);
+        const missing = this.guest?.missingPages() ?? 0;
+        if (missing > 0) {
+          throw new MigrationError(
+            'GUEST_BUSY',
+            `guest ${this.m.guestId} lacks ${missing} pages that only its source holds (post-copy): it cannot run here`,
+          );
+        }
+        this.verdict('adopt');
+      },
+      discard: (why) => this.verdict(why),
+    };
+    registry.register(this.owner);
+  }
+
+  private verdict(v: (typeof this.verdicts)[number]): void {
+    this.verdicts.push(v);
+    this.wakeHold?.();
+  }
+
+  /**
+   * A RECONCILE for this migration. Before READY it ends the migration (the source keeps the guest). Between READY
+   * and GO the old connection is closed at once — a GO still travelling on it can then never arrive — and the hold
+   * loop answers. After resume the answer is `resumed`; a post-copy's old link is closed so that it pauses and waits
+   * for RECOVER, which the source sends next.
+   */
+  private onReconcile(conn: FrameConnection, rec: Reconcile): void {
+    this.conn.destroy(new MigrationError('CONNECTION_LOST', SUPERSEDED));
+    this.reconcileConn?.destroy(new MigrationError('CONNECTION_LOST', SUPERSEDED));
+    this.verdict({ conn, rec });
+    if (this.resumed) this.answerAsResumed();
+  }
+
+  /** Answers every waiting RECONCILE with `resumed` (a post-copy once it has paused for RECOVER). */
+  private answerAsResumed(): void {
+    if (!this.resumed) return;
+    const waiting = this.verdicts.filter((v) => typeof v === 'object' && 'conn' in v) as {
+      conn: FrameConnection;
+    }[];
+    this.verdicts = [];
+    for (const { conn } of waiting) {
+      void (async () => {
+        // Post-copy: the closed link makes it pause (postcopy-paused) and wait for RECOVER; say so only then.
+        const end = performance.now() + 5000;
+        while (this.m.phase === 'postcopy' && performance.now() < end) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await conn.sendFrame(Command.OWNER, encodeOwner('resumed')).catch(() => undefined);
+        conn.socket.end();
+      })();
+    }
+  }
+
+  /** Waits for GO after READY; on any fault but the source's own ERROR/CANCEL, holds the guest for a verdict. */
+  private async awaitGo(): Promise<void> {
+    try {
+      await this.conn.expect(Command.GO, this.goTimeoutMs);
+      return;
+    } catch (err) {
+      const e =
+        err instanceof MigrationError
+          ? err
+          : new MigrationError(
+              'INTERNAL',
+              `waiting for GO: ${err instanceof Error ? err.message : String(err)}`,
+            );
+      // The source said it keeps the guest (it sends ERROR or CANCEL only before GO): discard, as before READY.
+      if (e.context.remote || e.code === 'CANCELLED') throw e;
+      this.conn.destroy(e);
+      await this.hold(e);
+    }
+  }
+
+  /**
+   * The guest is complete, verified and paused here, and the source may or may not have sent GO. Wait — with no
+   * deadline: a timer must not decide ownership — for a RECONCILE (query: answer `held`, then GO on that
+   * connection resumes the guest; abort: discard) or this agent's operator (adopt or discard).
+   */
+  private async hold(cause: MigrationError): Promise<void> {
+    if (this.hooks.ownership?.closed) {
+      throw new MigrationError('CANCELLED', 'the agent is shutting down: the copy held here is discarded', {
+        remote: true,
+      });
+    }
+    this.held = true;
+    this.m.phase = 'held';
+    this.m.error = {
+      code: cause.code,
+      message:
+        `guest ${this.m.guestId} is complete, verified and paused here: the link to the source failed after READY ` +
+        `(${cause.message}). It resumes here only on GO or the source's reconcile; if the source host is gone for ` +
+        `good, resume it here with POST /v1/migrations/incoming/${this.m.id}/adopt (or drop it: .../discard)`,
+    };
+    this.hooks.onHeld?.(this.m);
+    for (;;) {
+      if (this.verdicts.length === 0) {
+        await new Promise<void>((resolve) => {
+          this.wakeHold = resolve;
+        });
+        this.wakeHold = undefined;
+        continue;
+      }
+      const v = this.verdicts.shift()!;
+      if (v === 'adopt') {
+        this.adopted = true;
+        this.m.error = undefined;
+        return;
+      }
+      if (v instanceof MigrationError) throw v;
+      const { conn, rec } = v;
+      if (rec.action === 'abort') {
+        await conn.sendFrame(Command.OWNER, encodeOwner('discarded')).catch(() => undefined);
+        conn.socket.end();
+        throw new MigrationError(
+          'CANCELLED',
+          'the source kept the guest (RECONCILE abort): the copy held here is discarded',
+          { remote: true },
+        );
+      }
+      this.reconcileConn = conn;
+      try {
+        await conn.sendFrame(Command.OWNER, encodeOwner('held'));
+        await conn.expect(Command.GO, this.goTimeoutMs);
+        this.conn = conn;
+        this.m.error = undefined;
+        return;
+      } catch {
+        conn.destroy(); // the source retries on a new connection: keep holding
+      } finally {
+        this.reconcileConn = undefined;
+      }
+    }
   }
 
   private async switchover(f: Frame): Promise<void> {
@@ -536,7 +784,7 @@ class Destination {
     await this.handOver();
     this.m.phase = 'running';
     // The source closes after RESUMED; wait for that so a late ERROR is still seen.
-    await this.conn.receive(5_000).catch(() => undefined);
+    if (!this.adopted) await this.conn.receive(5_000).catch(() => undefined);
   }
 
   private async postcopy(f: Frame): Promise<void> {

@@ -66,6 +66,16 @@ export const migrationOptionsSchema = z.strictObject({
    * cancelled (QEMU waits in postcopy-paused for the operator).
    */
   recoverTimeoutMs: z.number().min(0),
+  /**
+   * Switch-over: how long the source waits for RESUMED after GO (and the destination for GO after READY) before
+   * the two sides settle who runs the guest over a new connection (RECONCILE, docs/protocol.md).
+   */
+  handoverTimeoutMs: z.number().min(1000).max(600_000),
+  /**
+   * How long the source keeps trying to reach the destination to settle ownership after a fault at switch-over;
+   * then it reports OWNER_UNKNOWN ("paused on the source, destination unknown") and keeps the guest paused.
+   */
+  reconcileTimeoutMs: z.number().min(0).max(86_400_000),
   verify: z.enum(VERIFY_METHODS),
   pageOrder: z.enum(PAGE_ORDERS),
   /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
@@ -118,6 +128,8 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   timeoutMs: 0,
   progressTimeoutMs: 0,
   recoverTimeoutMs: 0,
+  handoverTimeoutMs: 15_000,
+  reconcileTimeoutMs: 60_000,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

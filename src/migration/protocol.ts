@@ -118,6 +118,13 @@ export enum Command {
   /** The destination's answer to RECOVER: the bitmap of pages it holds. */
   RECOVER_ACK = 17,
   /**
+   * First frame of a connection that settles who runs the guest after a fault between READY and RESUMED (instead
+   * of HELLO): "did the guest resume on your side?" (docs/protocol.md, "Who owns the guest after GO").
+   */
+  RECONCILE = 18,
+  /** The destination's answer to RECONCILE: resumed, held (verified, paused, waiting for GO) or gone. */
+  OWNER = 19,
+  /**
    * A piece of a `trace` guest's recording, sent right after HELLO_ACK (HELLO's guest JSON announces its size): the
    * destination replays the trace it received, never a file a peer names. (Numbered apart from the commands above
    * so that new handshake commands can take the next numbers.)
@@ -152,6 +159,11 @@ export const Capability = {
   POSTCOPY_RECOVER: 1 << 6,
   /** Frames after HELLO_ACK / RECOVER_ACK are bound to the connection's nonce and their sequence number. */
   FRAME_BINDING: 1 << 7,
+  /**
+   * After READY the destination holds a verified guest paused until GO or a RECONCILE verdict, never discarding it
+   * on a lost link; HELLO's guest JSON carries the token (recoveryToken) a RECONCILE must present.
+   */
+  OWNER_RECONCILE: 1 << 8,
 } as const;
 
 /** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */
@@ -1147,4 +1159,56 @@ function walkPagesFrame(
     checkDeferred(pending, crc32cCombine(head, crc, payload.length - 4), payload.length);
   }
   return { count, entryCrcs };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Ownership after GO (RECONCILE / OWNER)
+
+/**
+ * RECONCILE: which migration, the token from HELLO, and what the source asks for: `query` (tell me, and keep a held
+ * guest held: the source then sends GO on this connection) or `abort` (the source kept the guest: discard yours).
+ */
+export interface Reconcile {
+  migrationId: string;
+  token: string;
+  action: 'query' | 'abort';
+}
+export function encodeReconcile(r: Reconcile): Buffer {
+  return encodeJson(r);
+}
+export function decodeReconcile(payload: Buffer): Reconcile {
+  const v = decodeJson(payload, 'RECONCILE') as Partial<Reconcile> | null;
+  if (
+    !v ||
+    typeof v.migrationId !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(v.migrationId) ||
+    typeof v.token !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(v.token) ||
+    (v.action !== 'query' && v.action !== 'abort')
+  ) {
+    throw protocolError(
+      'RECONCILE: expected {migrationId, token, action: "query" | "abort"}, ids as 32 hex digits',
+    );
+  }
+  return { migrationId: v.migrationId, token: v.token, action: v.action };
+}
+
+/**
+ * Where the guest of a migration stands on the destination: `resumed` (it runs there, or ran: the destination owns
+ * it), `held` (complete, verified and paused, waiting for GO or a verdict), `discarded` (the destination dropped its
+ * copy and will never resume it), `unknown` (no such migration here: it never got past setup, or this agent
+ * restarted — a guest dies with its agent).
+ */
+export const OWNER_STATES = ['resumed', 'held', 'discarded', 'unknown'] as const;
+export type OwnerState = (typeof OWNER_STATES)[number];
+export function encodeOwner(state: OwnerState): Buffer {
+  return encodeJson({ state });
+}
+export function decodeOwner(payload: Buffer): OwnerState {
+  const v = decodeJson(payload, 'OWNER') as { state?: unknown } | null;
+  const state = v?.state;
+  if (typeof state !== 'string' || !(OWNER_STATES as readonly string[]).includes(state)) {
+    throw protocolError(`OWNER: expected {state: ${OWNER_STATES.join(' | ')}}`);
+  }
+  return state as OwnerState;
 }

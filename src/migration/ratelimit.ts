@@ -9,10 +9,24 @@
  */
 import { MigrationError, UsageError } from '../errors.js';
 
-/** Waits `ms` milliseconds (setTimeout by default; tests pass a fake that advances their clock). */
-export type Sleep = (ms: number) => Promise<void>;
+/**
+ * Waits `ms` milliseconds, or less when `signal` aborts (setTimeout by default; tests pass a fake that advances
+ * their clock).
+ */
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
-const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** An aborted wait ends at once: a 1 B/s limit must not keep a cancelled migration (or the agent) alive for days. */
+const realSleep: Sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 /** 10 ms worth of the rate, at least 256 KiB (one PAGES frame must fit). */
 export function defaultBurst(bytesPerSecond: number): number {
@@ -96,9 +110,9 @@ export class TokenBucket {
     return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
   }
 
-  /** Takes `bytes` and resolves when they may be sent. */
-  async consume(bytes: number): Promise<void> {
+  /** Takes `bytes` and resolves when they may be sent, or at once when `signal` aborts (the caller checks why). */
+  async consume(bytes: number, signal?: AbortSignal): Promise<void> {
     const wait = this.take(bytes);
-    if (wait > 0) await this.sleep(wait);
+    if (wait > 0 && !signal?.aborted) await this.sleep(wait, signal);
   }
 }

@@ -18,6 +18,7 @@ import type { Guest } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import type { MigrationOptions } from './options.js';
+import { type Handover, reconcileOwnership } from './ownership-source.js';
 import {
   admitToCache,
   admittedCacheGrowth,
@@ -75,6 +76,17 @@ export interface SourceRun {
    * Absent: a broken post-copy link fails the migration with POSTCOPY_LINK_LOST.
    */
   recover?: (cause: MigrationError, report: MigrationReport) => Promise<FrameConnection>;
+  /**
+   * Ownership after GO: one new connection to the destination (throws when it cannot be reached), for RECONCILE
+   * after a fault between READY and RESUMED. Absent: such a fault is reported as OWNER_UNKNOWN at once.
+   */
+  redial?: () => Promise<FrameConnection>;
+  /** The secret of RECOVER and RECONCILE (32 hex digits); drawn here when absent. */
+  recoveryToken?: string;
+  /** Called once, just before GO is sent: from here on cancel and --timeout no longer apply. */
+  onHandOff?: () => void;
+  /** The agent is stopping: even after GO, stop waiting (the report then says where the guest was left). */
+  shutdown?: AbortSignal;
 }
 
 const STRATEGY_CODES = {
@@ -106,8 +118,8 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
 class Source {
   private readonly guest: Guest;
   private conn: FrameConnection;
-  /** Secret shared with the destination in HELLO; a RECOVER connection must present it. */
-  private readonly recoveryToken = randomBytes(16).toString('hex');
+  /** Secret shared with the destination in HELLO; a RECOVER or RECONCILE connection must present it. */
+  private readonly recoveryToken: string;
   /** Bytes sent over connections that broke during post-copy (recovered). */
   private bytesBeforeRecovery = 0;
   private readonly o: MigrationOptions;
@@ -169,6 +181,7 @@ class Source {
   constructor(private readonly spec: SourceRun) {
     this.guest = spec.guest;
     this.conn = spec.conn;
+    this.recoveryToken = spec.recoveryToken ?? randomBytes(16).toString('hex');
     this.o = spec.options;
     this.r = spec.report;
     this.pageSize = this.guest.ram.pageSize;
@@ -261,6 +274,9 @@ class Source {
     const onAbort = () => this.stop(new MigrationError('CANCELLED', 'migration cancelled by the operator'));
     if (this.spec.signal.aborted) onAbort();
     this.spec.signal.addEventListener('abort', onAbort);
+    // The agent stopping ends even a handed-over migration's waits (the report says where the guest was left).
+    const onShutdown = () => this.conn.destroy(new MigrationError('CANCELLED', 'the agent is shutting down'));
+    this.spec.shutdown?.addEventListener('abort', onShutdown);
     const timer =
       this.o.timeoutMs > 0
         ? setTimeout(
@@ -301,12 +317,25 @@ class Source {
         // Still authoritative: put the guest back as it was. The destination discards what it received.
         if (this.guest.cap !== this.capBefore) this.guest.setCap(this.capBefore);
         if (this.wasRunning && !this.guest.running) this.guest.resume();
-        await this.conn.sendErrorAndClose(e);
+        this.event(`guest ${this.spec.guestId} runs on the source`);
+        // cancel / --timeout already sent ERROR (stop); the report does not wait for the peer to read it.
+        if (!this.stopReason) void this.conn.sendErrorAndClose(e);
+        // The destination may hold a verified copy (READY sent, our ERROR lost with the link): tell it to drop it,
+        // in the background. It never resumes without GO, so this is tidiness, not safety.
+        if (this.readyAsked && this.ownership && !e.context.remote) {
+          void this.settle('abort', e).catch(() => undefined);
+        }
       } else {
         this.conn.destroy(e);
+        this.event(
+          e.code === 'OWNER_UNKNOWN'
+            ? `guest ${this.spec.guestId} left paused on the source, destination unknown`
+            : `guest ${this.spec.guestId} handed over to the destination`,
+        );
       }
     } finally {
       this.spec.signal.removeEventListener('abort', onAbort);
+      this.spec.shutdown?.removeEventListener('abort', onShutdown);
       if (timer) clearTimeout(timer);
       if (this.pausedAt === 0) this.measureGuestRate();
       r.totalTimeMs = this.elapsed();
@@ -353,6 +382,7 @@ class Source {
       (this.o.compress === 'zstd' ? Capability.ZSTD : 0) |
       (this.o.compress === 'lz4' ? Capability.LZ4 : 0) |
       Capability.FRAME_BINDING |
+      (this.spec.redial ? Capability.OWNER_RECONCILE : 0) |
       (this.o.strategy === 'postcopy' ||
       this.o.strategy === 'hybrid' ||
       this.o.onNonConvergence === 'postcopy'
@@ -375,7 +405,10 @@ class Source {
         guest: {
           id: this.spec.guestId,
           config: this.guest.config,
-          ...(caps & Capability.POSTCOPY_RECOVER ? { recoveryToken: this.recoveryToken } : {}),
+          ...(caps & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE)
+            ? { recoveryToken: this.recoveryToken }
+            : {}),
+          handoverTimeoutMs: this.o.handoverTimeoutMs,
           // A trace guest carries its recording (TRACE frames after HELLO_ACK, trace-transfer.ts).
           ...(this.guest.trace ? { trace: { bytes: this.guest.trace.length } } : {}),
         },
@@ -389,7 +422,10 @@ class Source {
     this.allocateCache();
     await hello;
     const ack = decodeHelloAck((await this.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
-    if ((ack.capabilities & caps) !== caps) {
+    // Ownership reconcile is optional: without it a fault after GO is reported as OWNER_UNKNOWN.
+    this.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
+    const required = caps & ~Capability.OWNER_RECONCILE;
+    if ((ack.capabilities & required) !== required) {
       throw new MigrationError(
         'CAPABILITY',
         `the destination does not support every requested capability (asked 0x${caps.toString(16)}, got 0x${ack.capabilities.toString(16)})`,
@@ -402,6 +438,83 @@ class Source {
 
   /** The destination bound this migration's frames (FRAME_BINDING): a recovery connection binds its own too. */
   private framesBound = false;
+  /** The destination granted OWNER_RECONCILE: after a fault at switch-over it answers RECONCILE. */
+  private ownership = false;
+  /** SWITCHOVER or POSTCOPY_START was sent: the destination may come to hold a verified copy. */
+  private readyAsked = false;
+
+  /** The source's side of the handover (GO … RESUMED) and of RECONCILE (ownership-source.ts). */
+  private handover(): Handover {
+    return {
+      migrationId: this.r.id,
+      token: this.recoveryToken,
+      timeoutMs: this.o.handoverTimeoutMs,
+      reconcileTimeoutMs: this.o.reconcileTimeoutMs,
+      redial: this.ownership ? this.spec.redial : undefined,
+      shutdown: this.spec.shutdown,
+      event: (text) => this.event(text),
+    };
+  }
+
+  /**
+   * Settles who runs the guest after a fault between READY and RESUMED (or, with `abort`, tells a destination that
+   * may hold a copy to drop it). Returns who owns the guest.
+   */
+  private settle(action: 'query' | 'abort', cause: MigrationError) {
+    return reconcileOwnership(this.handover(), action, cause);
+  }
+
+  /**
+   * GO, then RESUMED. A fault in between is settled over a new connection (RECONCILE): returns 'destination' when the
+   * guest runs there; ownership back to the source (resumed here by execute) or unknown (left paused) throws.
+   */
+  private async go(action: 'query' | 'abort'): Promise<'destination' | 'source'> {
+    this.handedOff = true;
+    this.spec.onHandOff?.();
+    try {
+      await this.conn.sendFrame(Command.GO);
+      await this.conn.expect(Command.RESUMED, this.o.handoverTimeoutMs);
+      return 'destination';
+    } catch (err) {
+      const cause =
+        err instanceof MigrationError ? err : new MigrationError('INTERNAL', `switch-over: ${String(err)}`);
+      this.conn.destroy(cause);
+      if (this.spec.shutdown?.aborted) throw this.ownerUnknown(cause, 'the agent is shutting down');
+      this.event(`switch-over: ${cause.code} after GO (${cause.message}); settling who runs the guest`);
+      const owner = await this.settle(action, cause);
+      if (owner === 'destination') {
+        this.event('reconciled: the guest runs on the destination');
+        return 'destination';
+      }
+      if (owner === 'source') {
+        // The destination never resumed it and dropped its copy: ownership is back here (execute resumes it).
+        this.handedOff = false;
+        this.event('reconciled: the destination dropped its copy; the guest resumes on the source');
+        throw new MigrationError(
+          cause.code,
+          `${cause.message}; after GO the destination was asked (RECONCILE): it never resumed the guest and ` +
+            'dropped its copy, so the guest runs on the source again',
+          { ...cause.context, owner: 'source' },
+        );
+      }
+      throw this.ownerUnknown(cause, 'the destination could not be reached');
+    }
+  }
+
+  private ownerUnknown(cause: MigrationError, why: string): MigrationError {
+    const dst = this.r.destination;
+    const src = this.r.source || 'SOURCE';
+    const g = this.spec.guestId;
+    return new MigrationError(
+      'OWNER_UNKNOWN',
+      `paused on the source, destination unknown — resume with \`livemig migrate --reconcile ${this.r.id} --from ${src}\` ` +
+        `once ${dst} answers (it resumes the guest where it belongs), or, only after checking that ${dst} does not ` +
+        `run it (GET /v1/migrations/incoming/${this.r.id} there says discarded or unknown, or its host is gone), ` +
+        `\`livemig guest resume ${g} --agent ${src}\`. Cause: ${cause.code} after GO (${cause.message}); ${why}` +
+        (this.ownership ? '' : '; the destination does not support RECONCILE'),
+      { owner: 'unknown', cause: cause.code },
+    );
+  }
 
   // ------------------------------------------------------------------------------------------------------
   // Encoding one page
@@ -989,17 +1102,16 @@ class Source {
     const digest = this.digest(state);
     await this.conn.sendFrame(Command.SWITCHOVER, encodeDigest(digest));
     this.event('switch-over: last pages, vCPU state and digest sent');
+    this.readyAsked = true;
     await this.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
     this.event('switch-over: the destination verified the digest (READY)');
-    // From GO on, the destination owns the guest: the source must never resume it.
-    this.handedOff = true;
-    await this.conn.sendFrame(Command.GO);
-    await this.conn.expect(Command.RESUMED, SWITCHOVER_TIMEOUT_MS);
+    // From GO on, the source never resumes the guest unless the destination says it dropped its copy.
+    await this.go('query');
     r.downtimeMs = performance.now() - this.pausedAt;
     r.verified = digest.method !== 'none';
     r.remainingBytes = 0;
     this.event(`guest resumed on the destination; downtime ${r.downtimeMs.toFixed(1)} ms`);
-    this.conn.socket.end();
+    if (!this.conn.closed) this.conn.socket.end();
   }
 
   private digest(state: unknown): Digest {
@@ -1041,10 +1153,13 @@ class Source {
     const state = this.guest.state();
     await this.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
     await this.conn.sendFrame(Command.POSTCOPY_START, encodePostcopyStart(valid));
+    this.readyAsked = true;
     await this.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
-    this.handedOff = true;
-    await this.conn.sendFrame(Command.GO);
-    await this.conn.expect(Command.RESUMED, SWITCHOVER_TIMEOUT_MS);
+    // A fault before RESUMED: a destination that holds the guest is told to drop it (it lacks pages and never ran:
+    // the source takes it back); one that resumed it waits in postcopy-paused, and recovery below reconnects.
+    await this.go('abort');
+    // The handover's link broke but the guest resumed there: recover before pushing.
+    let lostAtHandover = this.conn.closed ? this.conn.error : undefined;
     r.downtimeMs = performance.now() - this.pausedAt;
     r.status = 'postcopy-active';
     r.phase = 'postcopy';
@@ -1116,10 +1231,26 @@ class Source {
       this.builder.finishFrame();
       await this.pendingSends;
     };
+    const applyPresent = (present: Uint8Array): void => {
+      remaining = 0;
+      for (let p = 0; p < this.pageCount; p++) {
+        needed[p] = present[p >> 3]! & (1 << (p & 7)) ? 0 : 1;
+        remaining += needed[p]!;
+      }
+      next = 0;
+      requests.length = 0;
+      listen();
+    };
     try {
       let digest: Digest;
       for (;;) {
         try {
+          if (lostAtHandover) {
+            const lost = lostAtHandover;
+            lostAtHandover = undefined;
+            if (!this.spec.recover) throw this.postcopyLinkLost(lost);
+            applyPresent(await this.recoverLink(lost));
+          }
           await push();
           digest = this.digest(state);
           await this.conn.sendFrame(Command.POSTCOPY_END, encodeDigest(digest));
@@ -1141,15 +1272,7 @@ class Source {
           const lost = this.conn.error;
           if (remoteError || !lost || lost.code === 'CANCELLED') throw err;
           if (!this.spec.recover) throw this.postcopyLinkLost(lost);
-          const present = await this.recoverLink(lost);
-          remaining = 0;
-          for (let p = 0; p < this.pageCount; p++) {
-            needed[p] = present[p >> 3]! & (1 << (p & 7)) ? 0 : 1;
-            remaining += needed[p]!;
-          }
-          next = 0;
-          requests.length = 0;
-          listen();
+          applyPresent(await this.recoverLink(lost));
         }
       }
       const body = decodeJson(completeFrame, 'COMPLETE') as {
