@@ -616,6 +616,7 @@ export class Agent {
       ticket: {
         token: randomBytes(16).toString('hex'),
         handoverTimeoutMs: o.handoverTimeoutMs,
+        reconcileTimeoutMs: o.reconcileTimeoutMs,
         // Ownership after GO: a fresh connection (no pacer: RECONCILE is a few bytes, never rate limited).
         redial: async () => {
           const { host: h2, port: p2 } = splitHostPort(entry.destination);
@@ -838,7 +839,7 @@ export class Agent {
           this.events.changed();
         },
       },
-      10_000,
+      Math.min(m.ticket.reconcileTimeoutMs, 30_000),
     );
     this.log(`migration ${id} reconciled: ${r.status}${r.error ? ` ${r.error.code}` : ''}`);
     return r;

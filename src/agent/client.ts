@@ -181,6 +181,19 @@ export class AgentClient {
     return this.call('POST', `/v1/migrations/${id}/resume`, destination === undefined ? {} : { destination });
   }
 
+  /** A migration that ended OWNER_UNKNOWN: ask the destination again and put the guest where it belongs. */
+  reconcile(id: string): Promise<MigrationReport> {
+    return this.call('POST', `/v1/migrations/${id}/reconcile`);
+  }
+  /** The destination's record of an incoming migration's guest (resumed, held, in-flight, discarded, unknown). */
+  incomingOwner(id: string): Promise<{ migrationId: string; guestId: string; state: string }> {
+    return this.call('GET', `/v1/migrations/incoming/${id}`);
+  }
+  /** Destination: resume (adopt) or drop (discard) a guest held here whose source is gone for good. */
+  settleIncoming(id: string, action: 'adopt' | 'discard'): Promise<{ state: string }> {
+    return this.call('POST', `/v1/migrations/incoming/${id}/${action}`);
+  }
+
   cancel(id: string): Promise<MigrationReport> {
     return this.call('POST', `/v1/migrations/${id}/cancel`);
   }

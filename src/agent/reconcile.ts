@@ -17,6 +17,7 @@ import type { MigrationReport } from '../migration/stats.js';
 export interface OwnershipTicket {
   token: string;
   handoverTimeoutMs: number;
+  reconcileTimeoutMs: number;
   redial: () => Promise<FrameConnection>;
 }
 

@@ -34,7 +34,7 @@ export const FAULTS = [
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
-export const PHASES = ['setup', 'early-round', 'late-round', 'switchover', 'postcopy'] as const;
+export const PHASES = ['setup', 'early-round', 'late-round', 'switchover', 'go', 'postcopy'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export const MATRIX_STRATEGIES: readonly Strategy[] = ['precopy', 'postcopy', 'hybrid', 'cold'];
@@ -43,13 +43,13 @@ export const MATRIX_STRATEGIES: readonly Strategy[] = ['precopy', 'postcopy', 'h
 export function phasesOf(strategy: Strategy): PhaseName[] {
   switch (strategy) {
     case 'precopy':
-      return ['setup', 'early-round', 'late-round', 'switchover'];
+      return ['setup', 'early-round', 'late-round', 'switchover', 'go'];
     case 'cold':
-      return ['setup', 'early-round', 'switchover'];
+      return ['setup', 'early-round', 'switchover', 'go'];
     case 'postcopy':
-      return ['setup', 'switchover', 'postcopy'];
+      return ['setup', 'switchover', 'go', 'postcopy'];
     case 'hybrid':
-      return ['setup', 'early-round', 'late-round', 'switchover', 'postcopy'];
+      return ['setup', 'early-round', 'late-round', 'switchover', 'go', 'postcopy'];
   }
 }
 
@@ -85,6 +85,9 @@ export function phaseTrigger(phase: PhaseName): FaultTrigger {
     case 'switchover':
       // Guest paused, last dirty pages sent; the vCPU state is next, then SWITCHOVER or POSTCOPY_START.
       return { atFrame: Command.VCPU_STATE };
+    case 'go':
+      // The destination verified the guest and sent READY; the source sent GO, which has not reached it yet.
+      return { atFrame: Command.GO };
     case 'postcopy':
       // After GO: the guest runs on the destination. The first pushed PAGES frame — or, when hybrid's pre-copy
       // rounds left nothing to push, POSTCOPY_END (the destination still waits for it to verify).
@@ -108,9 +111,68 @@ export interface Expectation {
   needsRecovery: boolean;
   /** The source died before the destination saw a migration at all: it may have nothing to report. */
   codeMayBeAbsent?: boolean;
+  /**
+   * A fault after GO that no side could settle by itself: the report says where the guest was left paused, and the
+   * cell then does what the report tells the operator to do. `source`: the source's report says "paused on the
+   * source, destination unknown" (then `livemig migrate --reconcile`, else `guest resume`); `destination`: the
+   * destination's record says the guest is held there (then adopt, or discard when it lacks pages). `holder` is
+   * who runs the guest after that.
+   */
+  pausedOn?: 'source' | 'destination';
+}
+
+/** The fault hits GO on its way: the source has given the guest up, the destination does not know yet. */
+function expectedAtGo(c: Cell): Expectation {
+  // Post-copy's destination lacks pages until the push: a held copy is dropped (RECONCILE abort) and the guest
+  // goes back to the source; a complete one (pre-copy, cold) is handed over with GO on the reconcile connection.
+  const partial = c.strategy === 'postcopy' || c.strategy === 'hybrid';
+  switch (c.fault) {
+    case 'loss':
+    case 'delay-spike':
+    case 'stop-source':
+    case 'stop-destination':
+      return { status: 'completed', holder: 'destination', needsRecovery: false };
+    case 'link-cut':
+    case 'stall':
+      return partial
+        ? {
+            status: 'failed',
+            code: c.fault === 'stall' ? 'TIMEOUT' : 'CONNECTION_LOST',
+            holder: 'source',
+            needsRecovery: false,
+          }
+        : { status: 'completed', holder: 'destination', needsRecovery: false };
+    case 'kill-destination':
+      // Nobody answers RECONCILE: the source keeps the guest paused and says so; the operator resumes it there.
+      return {
+        status: 'failed',
+        code: 'OWNER_UNKNOWN',
+        holder: 'source',
+        needsRecovery: false,
+        pausedOn: 'source',
+      };
+    case 'kill-source':
+      // The destination holds what it verified, paused, and says so; a complete guest is adopted there.
+      return partial
+        ? {
+            status: 'failed',
+            code: 'CONNECTION_LOST',
+            holder: 'none',
+            needsRecovery: true,
+            pausedOn: 'destination',
+          }
+        : {
+            status: 'failed',
+            code: 'CONNECTION_LOST',
+            holder: 'destination',
+            needsRecovery: false,
+            pausedOn: 'destination',
+          };
+  }
 }
 
 export function expected(c: Cell): Expectation {
+  if (c.phase === 'go') return expectedAtGo(c);
   const afterGo = c.phase === 'postcopy';
   switch (c.fault) {
     case 'loss':
@@ -171,6 +233,10 @@ export interface CellResult extends Cell {
   problems: string[];
   /** Findings that do not break the cell's guarantees (an imprecise error code after GO). */
   notes: string[];
+  /** Where a report said the guest was left paused (OWNER_UNKNOWN on the source, held on the destination). */
+  pausedOn: 'source' | 'destination' | null;
+  /** What the cell did as the operator to settle it (reconcile, resume, adopt, discard), if anything. */
+  settled: string | null;
 }
 
 export interface MatrixOptions {
@@ -181,6 +247,11 @@ export interface MatrixOptions {
   timeoutMs?: number;
   /** How long a SIGSTOP lasts when the migration is expected to survive it, and the stall. */
   pauseMs?: number;
+  /**
+   * The same at GO, and a SIGSTOP of the source across the switch-over: longer than the handover timeout
+   * (MATRIX_OPTIONS.handoverTimeoutMs), shorter than the reconcile timeout, so that the two sides must reconcile.
+   */
+  handoverPauseMs?: number;
   log?: (line: string) => void;
 }
 
@@ -200,16 +271,25 @@ export const MATRIX_OPTIONS: Partial<MigrationOptions> = {
   maxBandwidth: 64 * MiB,
   downtimeLimitMs: 10,
   postcopyAfterRounds: 2,
+  // A fault at GO is noticed after 2 s; the source keeps trying to reach the destination for 10 s.
+  handoverTimeoutMs: 2000,
+  reconcileTimeoutMs: 10_000,
 };
 
 function actionFor(
   c: Cell,
   src: ChildAgent,
   dst: ChildAgent,
-  pauseMs: number,
+  shortPauseMs: number,
+  handoverPauseMs: number,
   timers: NodeJS.Timeout[],
+  proxy: FaultProxy,
 ): FaultAction {
   const afterGo = c.phase === 'postcopy';
+  const pauseMs =
+    c.phase === 'go' || (c.phase === 'switchover' && c.fault === 'stop-source')
+      ? handoverPauseMs
+      : shortPauseMs;
   const signal = (a: ChildAgent, sig: NodeJS.Signals) => {
     if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill(sig);
   };
@@ -233,6 +313,17 @@ function actionFor(
     case 'stall':
       return { kind: 'stall', ms: pauseMs };
     case 'kill-source':
+      if (c.phase === 'go') {
+        // The source host dies before GO leaves it: what it had in flight dies with it (a killed process's socket
+        // buffer would still be sent, and the destination would simply resume on that GO).
+        return {
+          kind: 'call',
+          fn: async () => {
+            await killAndWait(src)();
+            proxy.cut();
+          },
+        };
+      }
       return { kind: 'call', fn: killAndWait(src) };
     case 'kill-destination':
       return { kind: 'call', fn: killAndWait(dst) };
@@ -240,12 +331,12 @@ function actionFor(
       return { kind: 'call', fn: stopFor(src, pauseMs) };
     case 'stop-destination':
       // Before GO it stays stopped until the source has given up (the cell sends SIGCONT then).
-      return { kind: 'call', fn: stopFor(dst, afterGo ? pauseMs : undefined) };
+      return { kind: 'call', fn: stopFor(dst, afterGo || c.phase === 'go' ? pauseMs : undefined) };
   }
 }
 
 interface AgentStatus {
-  incoming: { guestId: string; phase: string; error?: { code: string } }[];
+  incoming: { id: string; guestId: string; phase: string; error?: { code: string; message?: string } }[];
 }
 
 /** Phases of an incoming migration that has not yet settled (before GO: it may still fail or resume). */
@@ -277,6 +368,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
   const t0 = performance.now();
   const guest = mo.guest ?? MATRIX_GUEST;
   const pauseMs = mo.pauseMs ?? 1500;
+  const handoverPauseMs = mo.handoverPauseMs ?? 4000;
   const exp = expected(c);
   const problems: string[] = [];
   const notes: string[] = [];
@@ -299,6 +391,8 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     ok: false,
     problems,
     notes,
+    pausedOn: null,
+    settled: null,
   };
   const agents: ChildAgent[] = [];
   const timers: NodeJS.Timeout[] = [];
@@ -313,7 +407,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     const cs = new AgentClient(src.address);
     const cd = new AgentClient(dst.address);
     proxy = await FaultProxy.start({ target: dst.address, seed: 7 });
-    proxy.at(phaseTrigger(c.phase), actionFor(c, src, dst, pauseMs, timers));
+    proxy.at(phaseTrigger(c.phase), actionFor(c, src, dst, pauseMs, handoverPauseMs, timers, proxy));
     await cs.startGuest(guest, id);
     await sleep(300);
     const started = await cs.migrate(id, proxy.address, {
@@ -373,9 +467,67 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     }
     if (srcAlive) result.sourceGuest = (await guestOn(cs, id))?.status ?? null;
 
-    const onSource = result.sourceGuest === 'running';
-    const onDest = result.destinationGuest !== null;
+    let onSource = result.sourceGuest === 'running';
+    let onDest = result.destinationGuest !== null;
     result.holder = onSource && onDest ? 'both' : onSource ? 'source' : onDest ? 'destination' : 'none';
+    if (result.holder === 'both') problems.push('the guest runs on both hosts (before any settling)');
+
+    // A fault after GO that nobody could settle: the report must say where the guest waits, precisely; then the
+    // cell does what that report tells the operator to do.
+    const heldNow = async () =>
+      dstAlive ? (await incoming(dst).catch(() => [])).find((m) => m.phase === 'held') : undefined;
+    // A live source settles any copy held on the destination itself (GO or abort over RECONCILE) before long.
+    if (srcAlive && (await heldNow())) await waitUntil(async () => !(await heldNow()), 15_000);
+    const held = await heldNow();
+    if (held && srcAlive) problems.push('the destination still holds a copy its live source never settled');
+    if (report?.error?.code === 'OWNER_UNKNOWN') {
+      result.pausedOn = 'source';
+      if (!report.error.message.includes('paused on the source, destination unknown — resume with')) {
+        problems.push(`OWNER_UNKNOWN without the precise words: ${report.error.message}`);
+      }
+    } else if (held) {
+      result.pausedOn = 'destination';
+      if (!held.error?.message?.includes('source unknown')) {
+        problems.push(`a guest held on the destination without the precise words: ${held.error?.message}`);
+      }
+    }
+    if (
+      result.holder === 'none' &&
+      result.pausedOn === null &&
+      !(exp.holder === 'none' && srcAlive === false)
+    ) {
+      problems.push('the guest runs nowhere and no report says where it waits');
+    }
+    if ((exp.pausedOn ?? null) !== result.pausedOn) {
+      problems.push(
+        `expected a report of the guest paused on ${exp.pausedOn ?? 'no host'}, got ${result.pausedOn}`,
+      );
+    }
+    if (result.pausedOn === 'source' && srcAlive) {
+      // `livemig migrate --reconcile ID`; if the destination still cannot be reached, `livemig guest resume`.
+      const r = await cs.reconcile(started.id);
+      if (r.status === 'completed') result.settled = 'reconcile: runs on the destination';
+      else if (r.error?.code === 'OWNER_UNKNOWN') {
+        await cs.resume(id);
+        result.settled = 'reconcile: destination unreachable; guest resume on the source';
+      } else result.settled = `reconcile: ${r.error?.code ?? r.status}, runs on the source`;
+    } else if (result.pausedOn === 'destination' && !srcAlive) {
+      // The source host is gone for good: adopt the held guest, or drop it when it lacks pages (post-copy).
+      const adopted = await cd.settleIncoming(started.id, 'adopt').then(
+        () => true,
+        () => false,
+      );
+      if (!adopted) await cd.settleIncoming(started.id, 'discard');
+      result.settled = adopted ? 'adopted on the destination' : 'discarded on the destination (lacks pages)';
+      if (adopted) await waitUntil(async () => (await guestOn(cd, id))?.status === 'running', 10_000);
+    }
+    if (result.settled) {
+      if (srcAlive) result.sourceGuest = (await guestOn(cs, id))?.status ?? null;
+      if (dstAlive) result.destinationGuest = (await guestOn(cd, id))?.status ?? null;
+      onSource = result.sourceGuest === 'running';
+      onDest = result.destinationGuest !== null;
+      result.holder = onSource && onDest ? 'both' : onSource ? 'source' : onDest ? 'destination' : 'none';
+    }
 
     // Checks.
     const code = report ? result.code : result.destinationCode;
@@ -416,7 +568,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     }
 
     // Retry without faults, from whoever holds the guest (a fresh source if the source host died).
-    if (!exp.needsRecovery && result.status !== 'completed') {
+    if (!exp.needsRecovery && result.status !== 'completed' && result.holder !== 'destination') {
       let from = cs;
       let to = cd;
       let toAddress = dst.address;
@@ -464,6 +616,10 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
 export function outcomeLabel(r: CellResult): string {
   const code = r.code ?? r.destinationCode ?? '';
   if (r.recovered) return 'recovered after GO (completed)';
+  if (r.pausedOn === 'source')
+    return `paused on the source, destination unknown → ${r.settled ?? 'not settled'}`;
+  if (r.pausedOn === 'destination')
+    return `held on the destination, source unknown → ${r.settled ?? 'not settled'}`;
   if (r.expected.needsRecovery) return `host died after GO: guest lost (${code})`;
   if (r.status === 'completed') return 'completed';
   return code ? `failed ${code}` : 'source killed before the destination saw a stream';

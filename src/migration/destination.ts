@@ -708,12 +708,19 @@ class Destination {
     }
     this.held = true;
     this.m.phase = 'held';
+    const missing = this.guest?.missingPages() ?? 0;
+    const api = `/v1/migrations/incoming/${this.m.id}`;
     this.m.error = {
       code: cause.code,
       message:
-        `guest ${this.m.guestId} is complete, verified and paused here: the link to the source failed after READY ` +
-        `(${cause.message}). It resumes here only on GO or the source's reconcile; if the source host is gone for ` +
-        `good, resume it here with POST /v1/migrations/incoming/${this.m.id}/adopt (or drop it: .../discard)`,
+        missing === 0
+          ? `guest ${this.m.guestId} is complete, verified and paused here, source unknown: the link to the source ` +
+            `failed after READY (${cause.message}). It resumes here only on GO or the source's reconcile; if the ` +
+            `source host is gone for good, resume it here with POST ${api}/adopt (or drop it: POST ${api}/discard)`
+          : `guest ${this.m.guestId} is paused here without ${missing} pages that only its source holds ` +
+            `(post-copy), source unknown: the link to the source failed after READY (${cause.message}). The source ` +
+            `takes it back when it reconciles; if the source host is gone for good the guest is lost: drop this ` +
+            `copy with POST ${api}/discard`,
     };
     this.hooks.onHeld?.(this.m);
     for (;;) {
