@@ -6,6 +6,10 @@
  *   npm run faults                       # all cells (~15-20 min on 2 cores)
  *   npm run faults -- --only precopy/    # cells whose id contains the text (strategy/phase/fault)
  *   npm run faults -- --only /postcopy/ --merge   # rerun those cells, keep the others from results/faults.json
+ *   npm run faults -- --only /go/ --repeat 5      # each cell 5 times; a table of every run's guest placement
+ *
+ * Every run counts towards two totals that must stay 0: guests running nowhere without a report saying where they
+ * wait, and guests running on two hosts.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
@@ -28,12 +32,24 @@ const opt = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const only = opt('only');
+const repeat = Number(opt('repeat') ?? 1);
+if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) {
+  process.stderr.write(`--repeat: expected a whole number 1..1000, got "${opt('repeat')}"\n`);
+  process.exit(2);
+}
 const cells = allCells().filter((c) => !only || cellId(c).includes(only));
 const t0 = performance.now();
 const results: CellResult[] = [];
-for (const [i, c] of cells.entries()) {
-  process.stderr.write(`[${i + 1}/${cells.length}] ${cellId(c)} ... `);
+/** Every run of every cell (with --repeat, `results` keeps the last run of each). */
+const runs: CellResult[] = [];
+const total = cells.length * repeat;
+for (let n = 0; n < total; n++) {
+  const c = cells[n % cells.length]!;
+  process.stderr.write(`[${n + 1}/${total}] ${cellId(c)} ... `);
   const r = await runCell(c);
+  runs.push(r);
+  const old = results.findIndex((x) => x.id === r.id);
+  if (old >= 0) results.splice(old, 1);
   results.push(r);
   process.stderr.write(
     `${r.ok ? 'ok' : 'FAIL'} ${outcomeLabel(r)} (${(r.ms / 1000).toFixed(1)} s)${
@@ -67,6 +83,33 @@ for (const s of MATRIX_STRATEGIES) {
   for (const [p, ...rs] of rows) t.push([p, ...rs.map((r) => (r ? short(r) : '-'))]);
   process.stdout.write(`${t.toString()}\n`);
 }
+// Guest placement over every run: the two totals that must be 0, then each cell's outcomes.
+// (A host that died with the guest on it — expected holder none — is a lost guest, reported as such, not this.)
+const nowhere = (r: CellResult) => r.holder === 'none' && r.pausedOn === null && r.expected.holder !== 'none';
+const twice = (r: CellResult) => r.holder === 'both' || r.problems.some((p) => p.includes('both hosts'));
+if (repeat > 1 || runs.length !== results.length) {
+  const pt = new Table({
+    head: ['cell', 'runs', 'ok', 'outcomes (runs)', 'nowhere, unreported', 'on two hosts'],
+  });
+  for (const c of cells) {
+    const rs = runs.filter((r) => r.id === cellId(c));
+    const outcomes = new Map<string, number>();
+    for (const r of rs) outcomes.set(outcomeLabel(r), (outcomes.get(outcomeLabel(r)) ?? 0) + 1);
+    pt.push([
+      cellId(c),
+      rs.length,
+      rs.filter((r) => r.ok).length,
+      [...outcomes].map(([k, v]) => `${k} (${v})`).join('\n'),
+      rs.filter(nowhere).length,
+      rs.filter(twice).length,
+    ]);
+  }
+  process.stdout.write(`${pt.toString()}\n`);
+}
+process.stdout.write(
+  `${runs.length} runs: ${runs.filter(nowhere).length} guests running nowhere without a report saying so, ` +
+    `${runs.filter(twice).length} running on two hosts, ${runs.filter((r) => !r.ok).length} runs with a failed check\n`,
+);
 const counts = new Map<string, number>();
 for (const r of results) counts.set(outcomeLabel(r), (counts.get(outcomeLabel(r)) ?? 0) + 1);
 const ct = new Table({ head: ['outcome', 'cells'] });
@@ -86,6 +129,11 @@ writeFileSync(
   `${JSON.stringify(
     {
       command: `npm run faults${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+      repeat,
+      runs: runs.length,
+      runsNowhereUnreported: runs.filter(nowhere).length,
+      runsOnTwoHosts: runs.filter(twice).length,
+      runsFailedChecks: runs.filter((r) => !r.ok).length,
       date: new Date().toISOString(),
       wallMs: Math.round(wallMs),
       guest: MATRIX_GUEST,
@@ -99,4 +147,4 @@ writeFileSync(
   )}\n`,
 );
 process.stdout.write('wrote results/faults.json\n');
-process.exitCode = failed.length > 0 ? 1 : 0;
+process.exitCode = runs.some((r) => !r.ok) ? 1 : 0;
