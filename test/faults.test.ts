@@ -16,6 +16,22 @@ const cells: Cell[] = [
   { strategy: 'postcopy', phase: 'postcopy', fault: 'stop-destination' },
 ];
 
+/**
+ * Faults after GO (docs/protocol.md, "Who owns the guest after GO"), each once at small size with short timeouts
+ * (`npm run faults -- --only /go/ --repeat N` runs them all, repeatedly): GO stalled past both sides' handover
+ * timeout, GO lost with a killed destination or a killed source, a source SIGSTOPped across the switch-over for
+ * longer than the destination waits for GO, and post-copy's GO cut. Each ends with the guest running on exactly one
+ * host, or a report saying where it waits paused — which the cell then follows, as an operator would.
+ */
+const afterGo: Cell[] = [
+  { strategy: 'precopy', phase: 'go', fault: 'stall' },
+  { strategy: 'precopy', phase: 'go', fault: 'kill-destination' },
+  { strategy: 'cold', phase: 'go', fault: 'kill-source' },
+  { strategy: 'precopy', phase: 'switchover', fault: 'stop-source' },
+  { strategy: 'precopy', phase: 'go', fault: 'stop-destination' },
+  { strategy: 'postcopy', phase: 'go', fault: 'link-cut' },
+];
+
 describe('fault matrix (representative cells)', () => {
   it.each(cells.map((c) => [cellId(c), c] as const))('%s', async (_id, c) => {
     const r = await runCell(c, { timeoutMs: 5000, pauseMs: 1000 });
@@ -40,4 +56,29 @@ describe('fault matrix (representative cells)', () => {
       }
     }
   });
+});
+
+describe('fault matrix: ownership after GO', () => {
+  it.each(afterGo.map((c) => [cellId(c), c] as const))(
+    '%s',
+    async (_id, c) => {
+      const r = await runCell(c, {
+        timeoutMs: 5000,
+        pauseMs: 1000,
+        handoverPauseMs: 4000,
+        options: { handoverTimeoutMs: 2000, reconcileTimeoutMs: 8000 },
+      });
+      expect(r.injected).toBe(true);
+      expect(r.problems).toEqual([]);
+      // Never on two hosts; never nowhere unless a report says where it waits (then the cell settled it).
+      expect(r.holder).not.toBe('both');
+      expect(r.pausedOn).toBe(r.expected.pausedOn ?? null);
+      if (r.pausedOn !== null) expect(r.settled).not.toBeNull();
+      expect(r.holder).toBe(r.expected.holder);
+      expect(r.oracle).toBe(true);
+      if (r.expected.status === 'completed') expect(r.status).toBe('completed');
+      else expect(r.code ?? r.destinationCode).toBe(r.expected.code);
+    },
+    180_000,
+  );
 });
