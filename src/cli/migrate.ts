@@ -48,6 +48,11 @@ export function registerMigrate(program: Command): void {
       'post-copy recovery: reconnect a migration whose link broke during post-copy (status postcopy-paused) ' +
         'now, optionally to a new --to address, and follow it to the end',
     )
+    .option(
+      '--reconcile <migration-id>',
+      'a migration that ended OWNER_UNKNOWN (guest paused on the source, destination unknown): ask the destination ' +
+        'again and put the guest where it belongs (docs/protocol.md)',
+    )
     .option('--json', 'print the final report as JSON (no progress bar)');
   addMigrationFlags(cmd);
   addTlsFlags(cmd);
@@ -63,8 +68,29 @@ export function registerMigrate(program: Command): void {
   cmd.action(
     async (
       o: MigrationFlagValues &
-        TlsFlagValues & { from: string; guest?: string; to?: string; resume?: string; json?: boolean },
+        TlsFlagValues & {
+          from: string;
+          guest?: string;
+          to?: string;
+          resume?: string;
+          reconcile?: string;
+          json?: boolean;
+        },
     ) => {
+      if (o.reconcile !== undefined) {
+        if (!/^[0-9a-f]{32}$/.test(o.reconcile)) {
+          throw new UsageError(`--reconcile: expected a migration id (32 hex digits), got "${o.reconcile}"`);
+        }
+        const client = agentClient(o.from, '--from', o);
+        try {
+          const r = await client.reconcile(o.reconcile);
+          printReport(r, o.json === true);
+          if (r.status !== 'completed') process.exitCode = 1;
+        } finally {
+          client.close();
+        }
+        return;
+      }
       if (o.resume !== undefined) {
         if (!/^[0-9a-f]{32}$/.test(o.resume)) {
           throw new UsageError(`--resume: expected a migration id (32 hex digits), got "${o.resume}"`);
