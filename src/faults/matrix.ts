@@ -119,6 +119,11 @@ export interface Expectation {
    * who runs the guest after that.
    */
   pausedOn?: 'source' | 'destination';
+  /**
+   * A second outcome that is just as right, when the race it depends on is not the engine's to decide (a
+   * SIGCONTed process runs its expired timers before it reads its socket, or the other way round).
+   */
+  orElse?: { status: 'completed' | 'failed'; code?: string; holder: Holder };
 }
 
 /** The fault hits GO on its way: the source has given the guest up, the destination does not know yet. */
@@ -130,8 +135,19 @@ function expectedAtGo(c: Cell): Expectation {
     case 'loss':
     case 'delay-spike':
     case 'stop-source':
-    case 'stop-destination':
       return { status: 'completed', holder: 'destination', needsRecovery: false };
+    case 'stop-destination':
+      // Woken after the handover timeout, the destination holds the guest or resumes it on the GO in its socket,
+      // whichever it handles first. Pre-copy completes either way (held → GO over RECONCILE); post-copy's source,
+      // which asks a holder to drop its copy, then takes the guest back.
+      return partial
+        ? {
+            status: 'completed',
+            holder: 'destination',
+            needsRecovery: false,
+            orElse: { status: 'failed', code: 'TIMEOUT', holder: 'source' },
+          }
+        : { status: 'completed', holder: 'destination', needsRecovery: false };
     case 'link-cut':
     case 'stall':
       return partial
@@ -450,6 +466,11 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     const dstAlive = dst.process.exitCode === null && dst.process.signalCode === null;
     result.status = report ? report.status : 'source killed';
     result.code = report?.error?.code ?? null;
+    const alt = exp.orElse;
+    if (alt && result.status === alt.status && (result.code ?? undefined) === alt.code) {
+      Object.assign(exp, { status: alt.status, code: alt.code, holder: alt.holder });
+      notes.push(`the alternative outcome: ${alt.status} ${alt.code ?? ''} (guest on the ${alt.holder})`);
+    }
 
     // The destination settles: before GO it discards what it got; it must never hold a guest it did not resume.
     if (dstAlive && exp.holder !== 'destination' && !exp.needsRecovery) {
