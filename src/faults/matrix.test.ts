@@ -5,7 +5,7 @@ import { allCells, cellId, expected, FAULTS, phasesOf, phaseTrigger } from './ma
 describe('fault matrix plan', () => {
   it('covers every strategy × its phases × every fault, once', () => {
     const cells = allCells();
-    const phases = 4 + 3 + 3 + 5;
+    const phases = 5 + 4 + 4 + 6; // precopy, cold, postcopy, hybrid (each with 'go')
     expect(cells).toHaveLength(phases * FAULTS.length);
     expect(new Set(cells.map(cellId)).size).toBe(cells.length);
     expect(phasesOf('postcopy')).toContain('postcopy');
@@ -15,6 +15,7 @@ describe('fault matrix plan', () => {
   it('expects completion for faults that only slow a migration, a precise code for the rest', () => {
     for (const c of allCells()) {
       const e = expected(c);
+      if (c.phase === 'go') continue; // below
       if (['loss', 'delay-spike', 'stall', 'stop-source'].includes(c.fault)) {
         expect(e.status).toBe('completed');
       } else if (c.phase === 'postcopy' && ['stop-destination', 'link-cut'].includes(c.fault)) {
@@ -31,8 +32,25 @@ describe('fault matrix plan', () => {
     }
   });
 
+  it('at GO: one running guest, or a report of where it waits paused', () => {
+    for (const c of allCells().filter((x) => x.phase === 'go')) {
+      const e = expected(c);
+      const partial = c.strategy === 'postcopy' || c.strategy === 'hybrid';
+      // Never a guest nowhere without a report: either a holder, or a report that says where it waits.
+      expect(e.holder !== 'none' || e.pausedOn !== undefined).toBe(true);
+      if (c.fault === 'kill-destination')
+        expect(e).toMatchObject({ code: 'OWNER_UNKNOWN', pausedOn: 'source' });
+      if (c.fault === 'kill-source') expect(e.pausedOn).toBe('destination');
+      // A complete guest held after a stall or a cut is handed over by RECONCILE; a partial one goes back.
+      if (c.fault === 'stall' || c.fault === 'link-cut') {
+        expect(e.holder).toBe(partial ? 'source' : 'destination');
+      }
+    }
+  });
+
   it('injects switch-over faults before the vCPU state and post-copy faults after GO', () => {
     expect(phaseTrigger('switchover')).toEqual({ atFrame: Command.VCPU_STATE });
+    expect(phaseTrigger('go')).toEqual({ atFrame: Command.GO });
     expect(phaseTrigger('postcopy')).toMatchObject({
       atFrame: [Command.PAGES, Command.POSTCOPY_END],
       after: { frame: Command.GO },
