@@ -54,8 +54,12 @@ export async function reconcileOwnership(
   for (let attempt = 1; ; attempt++) {
     if (h.shutdown?.aborted) return 'unknown';
     let conn: FrameConnection | undefined;
+    // The agent stopping ends the attempt at once (the report then says the owner is unknown).
+    const onShutdown = () => conn?.destroy(new MigrationError('CANCELLED', 'the agent is shutting down'));
+    h.shutdown?.addEventListener('abort', onShutdown, { once: true });
     try {
       conn = await h.redial();
+      if (h.shutdown?.aborted) return 'unknown';
       const owner = await ask(conn, h, action);
       if (owner) {
         if (action === 'query' || attempt > 1) h.event(`RECONCILE (${action}): ${owner} owns the guest`);
@@ -65,6 +69,7 @@ export async function reconcileOwnership(
       const e = err instanceof MigrationError ? err : new MigrationError('INTERNAL', String(err));
       h.event(`RECONCILE attempt ${attempt} (${action}) after ${cause.code}: ${e.code} ${e.message}`);
     } finally {
+      h.shutdown?.removeEventListener('abort', onShutdown);
       conn?.destroy();
     }
     if (performance.now() + delay > deadline) return 'unknown';
