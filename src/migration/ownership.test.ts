@@ -1,14 +1,19 @@
+import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
+import { FrameConnection } from './connection.js';
+import { runDestination } from './destination.js';
 import { OwnershipRegistry } from './ownership.js';
 import {
+  Command,
   decodeOwner,
   decodeReconcile,
   encodeJson,
   encodeOwner,
   encodeReconcile,
   OWNER_STATES,
+  PREAMBLE,
 } from './protocol.js';
 
 const ID = 'ab'.repeat(16);
@@ -87,5 +92,58 @@ describe('OwnershipRegistry', () => {
     for (let i = 0; i < 5000; i++) reg.settle(i.toString(16).padStart(32, '0'), 'g', 'discarded');
     expect(reg.record('0'.padStart(32, '0')).state).toBe('unknown');
     expect(reg.record((4999).toString(16).padStart(32, '0')).state).toBe('discarded');
+  });
+});
+
+/** A loopback connection: the destination's end goes to runDestination, the source's end is returned. */
+async function pairThrough(serve: (conn: FrameConnection) => void): Promise<FrameConnection> {
+  const server = createServer((s: Socket) => serve(new FrameConnection(s, { expectPreamble: true })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const s = connect({ host: '127.0.0.1', port });
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  server.close();
+  return new FrameConnection(s);
+}
+
+describe('RECONCILE at the destination', () => {
+  it('hands the connection to the live migration only with its token; else refuses, or answers the fate', async () => {
+    const reg = new OwnershipRegistry();
+    const reached: string[] = [];
+    reg.register({
+      migrationId: ID,
+      guestId: 'g1',
+      token: TOKEN,
+      state: () => 'held',
+      reconcile: (conn, rec) => {
+        reached.push(rec.action);
+        conn.destroy();
+      },
+      adopt: () => undefined,
+      discard: () => undefined,
+    });
+    const ask = async (migrationId: string, token: string) => {
+      const c = await pairThrough(
+        (conn) => void runDestination(conn, { onGuestResumed: () => undefined, ownership: reg }),
+      );
+      c.writeRaw(PREAMBLE);
+      await c.sendFrame(Command.RECONCILE, encodeReconcile({ migrationId, token, action: 'query' }));
+      try {
+        return decodeOwner((await c.expect(Command.OWNER, 10_000)).payload);
+      } catch (err) {
+        return (err as MigrationError).code;
+      } finally {
+        c.destroy();
+      }
+    };
+    // A wrong token never reaches the held guest (it could otherwise send GO or abort).
+    expect(await ask(ID, 'ef'.repeat(16))).toBe('RECOVER_REFUSED');
+    expect(reached).toEqual([]);
+    expect(await ask(ID, TOKEN)).toBe('CONNECTION_LOST'); // taken over (the fake handle just closes it)
+    expect(reached).toEqual(['query']);
+    // Ended or never seen: answered from the record, no token needed to learn that.
+    expect(await ask('01'.repeat(16), TOKEN)).toBe('unknown');
+    reg.settle(ID, 'g1', 'discarded');
+    expect(await ask(ID, 'ef'.repeat(16))).toBe('discarded');
   });
 });
