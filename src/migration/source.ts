@@ -510,7 +510,7 @@ class Source {
       `paused on the source, destination unknown — resume with \`livemig migrate --reconcile ${this.r.id} --from ${src}\` ` +
         `once ${dst} answers (it resumes the guest where it belongs), or, only after checking that ${dst} does not ` +
         `run it (GET /v1/migrations/incoming/${this.r.id} there says discarded or unknown, or its host is gone), ` +
-        `\`livemig guest resume ${g} --agent ${src}\`. Cause: ${cause.code} after GO (${cause.message}); ${why}` +
+        `\`livemig guest resume --agent ${src} --guest ${g}\`. Cause: ${cause.code} after GO (${cause.message}); ${why}` +
         (this.ownership ? '' : '; the destination does not support RECONCILE'),
       { owner: 'unknown', cause: cause.code },
     );
