@@ -50,7 +50,8 @@ describe('fault matrix (representative cells)', () => {
     } else {
       expect(r.holder).toBe(r.expected.holder);
       if (r.holder !== 'none') expect(r.oracle).toBe(true);
-      if (r.status !== 'completed') {
+      // (A guest that outlived its killed source, adopted on the destination, has nothing to retry.)
+      if (r.status !== 'completed' && r.holder !== 'destination') {
         expect(r.retry).toBe('completed');
         expect(r.retryOracle).toBe(true);
       }

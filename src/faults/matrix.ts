@@ -123,7 +123,12 @@ export interface Expectation {
    * A second outcome that is just as right, when the race it depends on is not the engine's to decide (a
    * SIGCONTed process runs its expired timers before it reads its socket, or the other way round).
    */
-  orElse?: { status: 'completed' | 'failed'; code?: string; holder: Holder };
+  orElse?: {
+    status: 'completed' | 'failed';
+    code?: string;
+    holder: Holder;
+    pausedOn?: 'source' | 'destination';
+  };
 }
 
 /** The fault hits GO on its way: the source has given the guest up, the destination does not know yet. */
@@ -223,6 +228,19 @@ export function expected(c: Cell): Expectation {
             holder: 'none',
             needsRecovery: false,
             codeMayBeAbsent: c.phase === 'setup',
+            // At switch-over, SWITCHOVER / POSTCOPY_START may already be in flight when the source dies: then the
+            // destination verifies, sends READY and holds the guest (its source unknown), and the cell adopts a
+            // complete one — the guest outlives its source host — or drops a partial one.
+            ...(c.phase === 'switchover'
+              ? {
+                  orElse: {
+                    status: 'failed' as const,
+                    code: 'CONNECTION_LOST',
+                    holder: c.strategy === 'postcopy' || c.strategy === 'hybrid' ? 'none' : 'destination',
+                    pausedOn: 'destination' as const,
+                  },
+                }
+              : {}),
           };
   }
 }
@@ -467,7 +485,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     result.status = report ? report.status : 'source killed';
     result.code = report?.error?.code ?? null;
     const alt = exp.orElse;
-    if (alt && result.status === alt.status && (result.code ?? undefined) === alt.code) {
+    if (alt && !alt.pausedOn && result.status === alt.status && (result.code ?? undefined) === alt.code) {
       Object.assign(exp, { status: alt.status, code: alt.code, holder: alt.holder });
       notes.push(`the alternative outcome: ${alt.status} ${alt.code ?? ''} (guest on the ${alt.holder})`);
     }
@@ -515,6 +533,10 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     // (Expected holder none: a host died with the guest on it, which its report says.)
     if (result.holder === 'none' && result.pausedOn === null && exp.holder !== 'none') {
       problems.push('the guest runs nowhere and no report says where it waits');
+    }
+    if (alt?.pausedOn && result.pausedOn === alt.pausedOn) {
+      Object.assign(exp, { holder: alt.holder, pausedOn: alt.pausedOn });
+      notes.push(`the alternative outcome: held on the ${alt.pausedOn}, then the guest on ${alt.holder}`);
     }
     if ((exp.pausedOn ?? null) !== result.pausedOn) {
       problems.push(
