@@ -161,6 +161,11 @@ function expectedAtGo(c: Cell): Expectation {
             code: c.fault === 'stall' ? 'TIMEOUT' : 'CONNECTION_LOST',
             holder: 'source',
             needsRecovery: false,
+            // Stalled: the destination, which started waiting for GO first, may give up first and close the
+            // link, and the source then sees it end before its own wait for RESUMED times out.
+            ...(c.fault === 'stall'
+              ? { orElse: { status: 'failed' as const, code: 'CONNECTION_LOST', holder: 'source' as const } }
+              : {}),
           }
         : { status: 'completed', holder: 'destination', needsRecovery: false };
     case 'kill-destination':
