@@ -469,6 +469,8 @@ class Source {
    * guest runs there; ownership back to the source (resumed here by execute) or unknown (left paused) throws.
    */
   private async go(action: 'query' | 'abort'): Promise<'destination' | 'source'> {
+    // A cancel, a timeout or a dead link before this point keeps the guest here (no await until handedOff is set).
+    this.checkAbort();
     this.handedOff = true;
     this.spec.onHandOff?.();
     try {
