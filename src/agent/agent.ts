@@ -729,7 +729,7 @@ export class Agent {
       const target = entry.destination;
       try {
         const { host, port } = splitHostPort(target);
-        const socket = await dial(host, port, this.opts.tls);
+        const socket = await dial(host, port, this.opts.tls, entry.abort.signal);
         this.log(`migration ${id}: reconnected to ${target}`);
         return new FrameConnection(socket, { pacer: pacer() });
       } catch {
