@@ -204,8 +204,19 @@ export function expected(c: Cell): Expectation {
     case 'loss':
     case 'delay-spike':
     case 'stall':
-    case 'stop-source':
       return { status: 'completed', holder: 'destination', needsRecovery: false };
+    case 'stop-source':
+      // Across the switch-over (4 s, longer than the destination waits for GO) the destination holds the guest.
+      // Pre-copy and cold hand it over by RECONCILE; post-copy and hybrid, whose held copy lacks pages, may drop
+      // it (RECONCILE abort) and the source takes the guest back — unless GO arrived in time.
+      return c.phase === 'switchover' && (c.strategy === 'postcopy' || c.strategy === 'hybrid')
+        ? {
+            status: 'completed',
+            holder: 'destination',
+            needsRecovery: false,
+            orElse: { status: 'failed', code: 'CONNECTION_LOST', holder: 'source' },
+          }
+        : { status: 'completed', holder: 'destination', needsRecovery: false };
     case 'stop-destination':
       // Before GO the source's --timeout gives up; after GO nothing times out and post-copy resumes on SIGCONT.
       return afterGo
