@@ -85,7 +85,7 @@ export function registerMigrate(program: Command): void {
         try {
           const r = await client.reconcile(o.reconcile);
           printReport(r, o.json === true);
-          if (r.status !== 'completed') process.exitCode = 1;
+          if (!migrationSucceeded(r)) process.exitCode = EXIT.failed;
         } finally {
           client.close();
         }
