@@ -66,6 +66,8 @@ export async function reconcileOutgoing(t: ReconcileTarget, timeoutMs: number): 
     r.status = 'completed';
     r.phase = 'done';
     r.error = undefined;
+    // The destination checked the digest before READY; a pre-copy guest held there is complete and verified.
+    r.verified = r.verify !== 'none' && r.strategy !== 'postcopy' && r.strategy !== 'hybrid';
     r.events.push(`${at} reconciled by the operator: the guest runs on the destination`);
   } else if (owner === 'source') {
     if (!t.guest.running) t.guest.resume();
