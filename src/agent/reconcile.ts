@@ -61,7 +61,20 @@ export async function reconcileOutgoing(t: ReconcileTarget, timeoutMs: number): 
   );
   const at = `${(r.totalTimeMs / 1000).toFixed(3)}s+`;
   for (const e of events) r.events.push(`${at} ${e}`);
-  if (owner === 'destination') {
+  const partial = r.strategy === 'postcopy' || r.strategy === 'hybrid';
+  if (owner === 'destination' && partial) {
+    // It resumed there in post-copy and waits for pages only this copy holds: never drop it here.
+    r.error = {
+      code: 'POSTCOPY_LINK_LOST',
+      message:
+        'reconciled by the operator: the guest resumed on the destination in post-copy and waits there for pages ' +
+        'only the paused copy on this source holds; this migration has ended, so they cannot be sent — keep this ' +
+        'agent running and do not resume the copy here',
+    };
+    r.events.push(
+      `${at} reconciled by the operator: the guest runs on the destination (post-copy, pages missing)`,
+    );
+  } else if (owner === 'destination') {
     await t.dropHere();
     r.status = 'completed';
     r.phase = 'done';
