@@ -3,6 +3,7 @@
  * (proxy.ts), and the fault matrix that runs every strategy × phase × fault through it (matrix.ts).
  */
 export {
+  type Alternative,
   allCells,
   type Cell,
   type CellResult,

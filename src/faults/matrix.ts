@@ -123,12 +123,14 @@ export interface Expectation {
    * A second outcome that is just as right, when the race it depends on is not the engine's to decide (a
    * SIGCONTed process runs its expired timers before it reads its socket, or the other way round).
    */
-  orElse?: {
-    status: 'completed' | 'failed';
-    code?: string;
-    holder: Holder;
-    pausedOn?: 'source' | 'destination';
-  };
+  orElse?: Alternative[];
+}
+
+export interface Alternative {
+  status: 'completed' | 'failed';
+  code?: string;
+  holder: Holder;
+  pausedOn?: 'source' | 'destination';
 }
 
 /** The fault hits GO on its way: the source has given the guest up, the destination does not know yet. */
@@ -150,7 +152,7 @@ function expectedAtGo(c: Cell): Expectation {
             status: 'completed',
             holder: 'destination',
             needsRecovery: false,
-            orElse: { status: 'failed', code: 'TIMEOUT', holder: 'source' },
+            orElse: [{ status: 'failed', code: 'TIMEOUT', holder: 'source' }],
           }
         : { status: 'completed', holder: 'destination', needsRecovery: false };
     case 'link-cut':
@@ -164,7 +166,9 @@ function expectedAtGo(c: Cell): Expectation {
             // Stalled: the destination, which started waiting for GO first, may give up first and close the
             // link, and the source then sees it end before its own wait for RESUMED times out.
             ...(c.fault === 'stall'
-              ? { orElse: { status: 'failed' as const, code: 'CONNECTION_LOST', holder: 'source' as const } }
+              ? {
+                  orElse: [{ status: 'failed' as const, code: 'CONNECTION_LOST', holder: 'source' as const }],
+                }
               : {}),
           }
         : { status: 'completed', holder: 'destination', needsRecovery: false };
@@ -208,13 +212,19 @@ export function expected(c: Cell): Expectation {
     case 'stop-source':
       // Across the switch-over (4 s, longer than the destination waits for GO) the destination holds the guest.
       // Pre-copy and cold hand it over by RECONCILE; post-copy and hybrid, whose held copy lacks pages, may drop
-      // it (RECONCILE abort) and the source takes the guest back — unless GO arrived in time.
-      return c.phase === 'switchover' && (c.strategy === 'postcopy' || c.strategy === 'hybrid')
+      // it (RECONCILE abort) and the source takes the guest back — unless GO arrived in time. And the migration's
+      // own --timeout may fire as the source wakes, before GO: then the guest simply stays on the source.
+      return c.phase === 'switchover'
         ? {
             status: 'completed',
             holder: 'destination',
             needsRecovery: false,
-            orElse: { status: 'failed', code: 'CONNECTION_LOST', holder: 'source' },
+            orElse: [
+              { status: 'failed', code: 'TIMEOUT', holder: 'source' },
+              ...(c.strategy === 'postcopy' || c.strategy === 'hybrid'
+                ? [{ status: 'failed' as const, code: 'CONNECTION_LOST', holder: 'source' as const }]
+                : []),
+            ],
           }
         : { status: 'completed', holder: 'destination', needsRecovery: false };
     case 'stop-destination':
@@ -249,12 +259,14 @@ export function expected(c: Cell): Expectation {
             // complete one — the guest outlives its source host — or drops a partial one.
             ...(c.phase === 'switchover'
               ? {
-                  orElse: {
-                    status: 'failed' as const,
-                    code: 'CONNECTION_LOST',
-                    holder: c.strategy === 'postcopy' || c.strategy === 'hybrid' ? 'none' : 'destination',
-                    pausedOn: 'destination' as const,
-                  },
+                  orElse: [
+                    {
+                      status: 'failed' as const,
+                      code: 'CONNECTION_LOST',
+                      holder: c.strategy === 'postcopy' || c.strategy === 'hybrid' ? 'none' : 'destination',
+                      pausedOn: 'destination' as const,
+                    },
+                  ],
                 }
               : {}),
           };
@@ -500,8 +512,11 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     const dstAlive = dst.process.exitCode === null && dst.process.signalCode === null;
     result.status = report ? report.status : 'source killed';
     result.code = report?.error?.code ?? null;
-    const alt = exp.orElse;
-    if (alt && !alt.pausedOn && result.status === alt.status && (result.code ?? undefined) === alt.code) {
+    const alts = exp.orElse ?? [];
+    const alt = alts.find(
+      (a) => !a.pausedOn && result.status === a.status && (result.code ?? undefined) === a.code,
+    );
+    if (alt) {
       Object.assign(exp, { status: alt.status, code: alt.code, holder: alt.holder });
       notes.push(`the alternative outcome: ${alt.status} ${alt.code ?? ''} (guest on the ${alt.holder})`);
     }
@@ -550,9 +565,12 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
     if (result.holder === 'none' && result.pausedOn === null && exp.holder !== 'none') {
       problems.push('the guest runs nowhere and no report says where it waits');
     }
-    if (alt?.pausedOn && result.pausedOn === alt.pausedOn) {
-      Object.assign(exp, { holder: alt.holder, pausedOn: alt.pausedOn });
-      notes.push(`the alternative outcome: held on the ${alt.pausedOn}, then the guest on ${alt.holder}`);
+    const heldAlt = alts.find((a) => a.pausedOn && result.pausedOn === a.pausedOn);
+    if (heldAlt && exp.pausedOn !== heldAlt.pausedOn) {
+      Object.assign(exp, { holder: heldAlt.holder, pausedOn: heldAlt.pausedOn });
+      notes.push(
+        `the alternative outcome: held on the ${heldAlt.pausedOn}, then the guest on ${heldAlt.holder}`,
+      );
     }
     if ((exp.pausedOn ?? null) !== result.pausedOn) {
       problems.push(
