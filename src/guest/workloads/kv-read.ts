@@ -10,7 +10,7 @@
  */
 import type { VcpuMemory } from '../memory.js';
 import type { Rng } from '../rng.js';
-import { Kv, KV_FIELD_AT } from './kv.js';
+import { KV_FIELD_AT, Kv } from './kv.js';
 import { PagePicker } from './picker.js';
 import { readRegisters, type Workload, type WorkloadContext } from './types.js';
 
