@@ -12,7 +12,7 @@ export {
   type PausedIncoming,
   runDestination,
 } from './destination.js';
-export type { DirtyLimitReport, GuestReads } from './dirty-limit.js';
+export type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
 export {
   CAPPING_MODES,

@@ -4,7 +4,7 @@
  */
 
 import type { MigrationErrorCode } from '../errors.js';
-import type { DirtyLimitReport, GuestReads } from './dirty-limit.js';
+import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
 
 export type MigrationStatus =
