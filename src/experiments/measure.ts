@@ -143,6 +143,8 @@ export function flatten(
     readSlowdown: r.guest.readSlowdown ?? 0,
     dirtyLimitThrottleMs: (r.dirtyLimit?.throttleMs ?? []).reduce((a, x) => a + x, 0),
     dirtyLimitRateMBps: (r.dirtyLimit?.dirtyRateMBps ?? []).reduce((a, x) => a + x, 0),
+    heldMsVcpu0: r.guest.heldMs?.[0] ?? 0,
+    heldMsOtherVcpus: (r.guest.heldMs ?? []).slice(1).reduce((a, x) => a + x, 0),
     ...extra,
   };
 }

@@ -182,6 +182,8 @@ function emptyMeasured(): Measured {
     readSlowdown: 0,
     dirtyLimitThrottleMs: 0,
     dirtyLimitRateMBps: 0,
+    heldMsVcpu0: 0,
+    heldMsOtherVcpus: 0,
     sourceCpuMs: 0,
     sourceMainCpuMs: 0,
     destMainCpuMs: 0,

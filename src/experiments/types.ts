@@ -100,6 +100,10 @@ export interface Measured {
    *  while it applied (MB/s, all vCPUs). */
   dirtyLimitThrottleMs?: number;
   dirtyLimitRateMBps?: number;
+  /** Time a throttle held vCPU 0 back during the migration (CAP deschedules plus dirty-limit waits), ms; and the
+   *  other vCPUs together (kv-read: the reader). */
+  heldMsVcpu0?: number;
+  heldMsOtherVcpus?: number;
   /** CPU time of the whole source agent process (migration thread and the guest's vCPU threads), ms. */
   sourceCpuMs: number;
   /** CPU time of the source agent's main thread (where pages are read, encoded and sent), ms. */

@@ -38,6 +38,8 @@ export const V_DIRTY_WAIT_NS = 4;
 export const V_DIRTY_WAITS = 5;
 /** Pages this vCPU newly dirtied (set a clear dirty bit): the dirty ring's count, what dirty-limit caps. */
 export const V_NEW_DIRTY = 6;
+/** Nanoseconds the vCPU slept because its CAP budget for the period was used (descheduled by the CAP). */
+export const V_CAP_WAIT_NS = 7;
 
 /** Scheduling period of the CAP (Xen's credit scheduler accounts in 30 ms periods). */
 export const CAP_PERIOD_MS = 30;

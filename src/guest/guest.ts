@@ -24,6 +24,7 @@ import {
   MSG_SEQ,
   type SharedControl,
   V_BUSY_NS,
+  V_CAP_WAIT_NS,
   V_DIRTY_WAIT_NS,
   V_DIRTY_WAITS,
   V_NEW_DIRTY,
@@ -59,6 +60,8 @@ export interface DirtyLimitCounters {
   waits: number[];
   /** Pages newly dirtied (set a clear dirty bit). */
   newDirtyPages: number[];
+  /** Time descheduled by the CAP (auto-converge's throttle or a power CAP), ms: to set beside waitMs. */
+  capWaitMs: number[];
 }
 
 /** Everything needed to continue a paused guest elsewhere (JSON-serialisable). */
@@ -463,6 +466,7 @@ export class Guest {
       waitMs: field(V_DIRTY_WAIT_NS).map((ns) => ns / 1e6),
       waits: field(V_DIRTY_WAITS),
       newDirtyPages: field(V_NEW_DIRTY),
+      capWaitMs: field(V_CAP_WAIT_NS).map((ns) => ns / 1e6),
     };
   }
 

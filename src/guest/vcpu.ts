@@ -38,6 +38,7 @@ import {
   MSG_SEQ,
   SLICE_MS,
   V_BUSY_NS,
+  V_CAP_WAIT_NS,
   V_DIRTY_WAIT_NS,
   V_DIRTY_WAITS,
   V_NEW_DIRTY,
@@ -80,6 +81,8 @@ export class Vcpu {
   /** Time waited for a new dirty-limit period, and how many waits. */
   private dirtyWaitMs = 0;
   private dirtyWaits = 0;
+  /** Time descheduled by the CAP (budget used up). */
+  private capWaitMs = 0;
 
   constructor(
     readonly index: number,
@@ -173,7 +176,7 @@ export class Vcpu {
       }
       const budget = cap > 0 ? (cap / 100) * CAP_PERIOD_MS - used : Number.POSITIVE_INFINITY;
       if (budget <= 0) {
-        this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
+        this.capWaitMs += this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
         continue;
       }
       const timed = clocked && target < 0;
@@ -245,6 +248,7 @@ export class Vcpu {
     Atomics.store(this.v, this.base + V_DIRTY_WAIT_NS, BigInt(Math.round(this.dirtyWaitMs * 1e6)));
     Atomics.store(this.v, this.base + V_DIRTY_WAITS, BigInt(this.dirtyWaits));
     Atomics.store(this.v, this.base + V_NEW_DIRTY, BigInt(this.mem.newDirty));
+    Atomics.store(this.v, this.base + V_CAP_WAIT_NS, BigInt(Math.round(this.capWaitMs * 1e6)));
   }
 
   /** Sleeps up to `ms`, waking early on any new command; returns the time slept. */

@@ -30,4 +30,7 @@ export interface GuestReads {
   readsPerSecDuring: number;
   /** 1 − during ÷ before (0 when the guest did not slow down). */
   readSlowdown: number;
+  /** Per vCPU, during the migration: time held back by a throttle — descheduled by the CAP (auto-converge, power
+   *  capping) plus dirty-limit waits, ms. What the mechanism did, whatever else the host was running. */
+  heldMs: number[];
 }

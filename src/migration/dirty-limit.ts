@@ -25,6 +25,7 @@ export class DirtyLimiter {
   private counters: DirtyLimitCounters | undefined;
   private runAtApply = 0;
   private readonly reads0: number;
+  private readonly held0: DirtyLimitCounters;
   private readonly run0: number;
 
   constructor(
@@ -34,6 +35,7 @@ export class DirtyLimiter {
     // Reads before the migration: over all the time the guest has run until now.
     this.reads0 = sum(guest.reads());
     this.run0 = guest.runningMs();
+    this.held0 = guest.dirtyLimitCounters();
   }
 
   /** After a pre-copy round: applies the limit once the trigger rule fires. Returns an event line when it does. */
@@ -60,10 +62,13 @@ export class DirtyLimiter {
     const n = g.config.vcpus;
     const reads = sum(g.reads());
     const runMs = g.runningMs() - this.run0;
+    const now = g.dirtyLimitCounters();
+    const h0 = this.held0;
+    r.guest.heldMs = now.capWaitMs.map((ms, i) => ms - h0.capWaitMs[i]! + now.waitMs[i]! - h0.waitMs[i]!);
     if (reads > 0 || this.reads0 > 0) {
       const before = this.run0 > 0 ? (this.reads0 * 1000) / this.run0 : 0;
       const during = runMs > 0 ? ((reads - this.reads0) * 1000) / runMs : 0;
-      const reading: GuestReads = {
+      const reading: Omit<GuestReads, 'heldMs'> = {
         readsPerSecBefore: before,
         readsPerSecDuring: during,
         readSlowdown: before > 0 ? Math.max(0, 1 - during / before) : 0,
