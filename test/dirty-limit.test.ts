@@ -48,8 +48,8 @@ describe('dirty-limit', () => {
     expect(dl.pagesPerPeriod).toBe(12); // 1 MiB/s of 4 KiB pages over 50 ms
     expect(dl.throttleMs[0]).toBeGreaterThan(0);
     expect(dl.waits[0]).toBeGreaterThan(0);
-    // Held to the limit: at most a period's quota more than the rate over a window of at least one round.
-    expect(dl.dirtyRateMBps[0]).toBeLessThanOrEqual(2);
+    // Held to the limit (0.94 MB/s) within the partial periods at the ends of a window of at least one round.
+    expect(dl.dirtyRateMBps[0]).toBeLessThanOrEqual(1.5); // quota: 12 pages per 50 ms = 0.94 MB/s
     expect(r.events.some((e) => e.includes('dirty-limit: 1 MB/s per vCPU'))).toBe(true);
     await expectOracle(agents.b.client, limited.id, config);
     await agents.b.client.stopGuest(limited.id);

@@ -17,7 +17,8 @@ export interface DirtyLimitReport {
   appliedAfterRound: number;
   /** When it was applied, ms since the migration started; -1 = never. */
   appliedAtMs: number;
-  /** Per vCPU, while the limit was on: time held waiting for a new period (ms) and how often. */
+  /** Per vCPU, while the limit was on (from one period after it applied, when the vCPUs' published counters are
+   *  exact, to the end of pre-copy): time held waiting for a new period (ms) and how often. */
   throttleMs: number[];
   waits: number[];
   /** Per vCPU, while the limit was on: pages newly dirtied per second of running time, in MB/s. */

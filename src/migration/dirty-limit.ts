@@ -24,6 +24,7 @@ export class DirtyLimiter {
   private atMs = -1;
   private counters: DirtyLimitCounters | undefined;
   private runAtApply = 0;
+  private baseline: ReturnType<typeof setTimeout> | undefined;
   private readonly reads0: number;
   private readonly held0: DirtyLimitCounters;
   private readonly run0: number;
@@ -47,6 +48,18 @@ export class DirtyLimiter {
     this.guest.setDirtyLimit(this.o.vcpuDirtyLimit, this.o.dirtyLimitPeriodMs);
     this.counters = this.guest.dirtyLimitCounters();
     this.runAtApply = this.guest.runningMs();
+    // A vCPU publishes its counters once per time slice, so at this instant they can lag by a slice of
+    // unthrottled writing (hundreds of pages). Once held, it publishes at every wait: the achieved rate is
+    // measured from one period after the limit applied.
+    this.baseline = setTimeout(() => {
+      this.baseline = undefined;
+      try {
+        this.counters = this.guest.dirtyLimitCounters();
+        this.runAtApply = this.guest.runningMs();
+      } catch {
+        // the guest has gone: finish() reports from the counters taken at apply time
+      }
+    }, this.o.dirtyLimitPeriodMs + 5);
     this.round = sample.round;
     this.atMs = elapsedMs;
     const q = this.guest.dirtyLimit!.pagesPerPeriod;
@@ -76,6 +89,7 @@ export class DirtyLimiter {
       Object.assign(r.guest, reading);
     }
     if (!this.o.dirtyLimit) return;
+    if (this.baseline) clearTimeout(this.baseline);
     const end = g.dirtyLimitCounters();
     const c0 = this.counters ?? end;
     const heldMs = g.runningMs() - this.runAtApply;
