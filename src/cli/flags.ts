@@ -162,6 +162,14 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--throttle-initial <percent>', 'auto-converge: first throttle (QEMU: 20)')
     .option('--throttle-increment <percent>', 'auto-converge: step (QEMU: 10)')
     .option('--throttle-max <percent>', 'auto-converge: maximum (QEMU: 99)')
+    .option(
+      '--dirty-limit <MB/s>',
+      "instead of auto-converge: cap each vCPU's new dirty pages at this MB/s; readers are not slowed (QEMU's dirty-limit)",
+    )
+    .option(
+      '--dirty-limit-period <ms>',
+      'dirty-limit: the period the quota is counted over, 1..1000 ms (QEMU: 1000)',
+    )
     .addOption(
       new Option(
         '--on-non-convergence <action>',
@@ -226,6 +234,8 @@ export interface MigrationFlagValues {
   throttleInitial?: string;
   throttleIncrement?: string;
   throttleMax?: string;
+  dirtyLimit?: string;
+  dirtyLimitPeriod?: string;
   onNonConvergence?: string;
   onStall?: string;
   postcopyAfterRounds?: string;
@@ -273,6 +283,13 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.throttleIncrement !== undefined)
     o.throttleIncrement = int(f.throttleIncrement, '--throttle-increment', 1, 99);
   if (f.throttleMax !== undefined) o.throttleMax = int(f.throttleMax, '--throttle-max', 1, 99);
+  if (f.dirtyLimit !== undefined) {
+    o.dirtyLimit = true;
+    o.vcpuDirtyLimit = num(f.dirtyLimit, '--dirty-limit', 0.001, 1_000_000);
+  }
+  if (f.dirtyLimitPeriod !== undefined) {
+    o.dirtyLimitPeriodMs = Math.round(durationFlag(f.dirtyLimitPeriod, '--dirty-limit-period', 1, 1000));
+  }
   if (f.onNonConvergence) o.onNonConvergence = f.onNonConvergence as MigrationOptions['onNonConvergence'];
   if (f.onStall) o.onStall = f.onStall as MigrationOptions['onStall'];
   if (f.postcopyAfterRounds !== undefined) {

@@ -109,6 +109,14 @@ export function reportTable(r: MigrationReport): string {
       `${r.guest.stepsPerSecBefore.toFixed(0)} steps/s before, ${r.guest.stepsPerSecDuring.toFixed(0)} during (${(100 * r.guest.slowdown).toFixed(0)}% slower)`,
     ]);
   }
+  if (r.guest.readsPerSecBefore !== undefined && r.guest.readsPerSecBefore > 0) {
+    const g = r.guest;
+    rows.push([
+      'guest reads',
+      `${g.readsPerSecBefore!.toFixed(0)} reads/s before, ${(g.readsPerSecDuring ?? 0).toFixed(0)} during (${(100 * (g.readSlowdown ?? 0)).toFixed(0)}% slower)`,
+    ]);
+  }
+  if (r.dirtyLimit) rows.push(['dirty-limit', dirtyLimitLine(r.dirtyLimit)]);
   // A report's error can quote the peer (ERROR frame) or come from a remote agent: escaped before the terminal.
   if (r.error) rows.push(['error', safeText(r.error.message)]);
   for (const row of rows) t.push(row);
@@ -146,4 +154,13 @@ export function reportTable(r: MigrationReport): string {
 
 function fmtExpected(ms: number): string {
   return Number.isFinite(ms) ? formatMs(ms) : '∞';
+}
+
+function dirtyLimitLine(d: NonNullable<MigrationReport['dirtyLimit']>): string {
+  const head = `vcpu-dirty-limit ${d.vcpuDirtyLimit} MB/s, period ${d.dirtyLimitPeriodMs} ms`;
+  if (d.appliedAtMs < 0) return `${head}: never triggered`;
+  const per = d.throttleMs
+    .map((ms, i) => `vCPU ${i} held ${formatMs(ms)}, dirtied ${d.dirtyRateMBps[i]!.toFixed(2)} MB/s`)
+    .join('; ');
+  return `${head}, applied after round ${d.appliedAfterRound}: ${per}`;
 }

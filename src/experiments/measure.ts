@@ -138,6 +138,13 @@ export function flatten(
     faultP99Ms: r.postcopy.faultLatencyMs.p99,
     faultMaxMs: r.postcopy.faultLatencyMs.max,
     guestSlowdown: r.guest.slowdown,
+    readsPerSecBefore: r.guest.readsPerSecBefore ?? 0,
+    readsPerSecDuring: r.guest.readsPerSecDuring ?? 0,
+    readSlowdown: r.guest.readSlowdown ?? 0,
+    dirtyLimitThrottleMs: (r.dirtyLimit?.throttleMs ?? []).reduce((a, x) => a + x, 0),
+    dirtyLimitRateMBps: (r.dirtyLimit?.dirtyRateMBps ?? []).reduce((a, x) => a + x, 0),
+    heldMsVcpu0: r.guest.heldMs?.[0] ?? 0,
+    heldMsOtherVcpus: (r.guest.heldMs ?? []).slice(1).reduce((a, x) => a + x, 0),
     ...extra,
   };
 }

@@ -10,6 +10,7 @@ import { VERSION } from '../version.js';
 import { cacheSize } from './cache-size.js';
 import { codecs } from './codecs.js';
 import { convergence } from './convergence.js';
+import { dirtyLimit } from './dirty-limit.js';
 import { calibratedInput, measureCell, toPredicted } from './measure.js';
 import { modelExperiment } from './model.js';
 import { pageOrder } from './page-order.js';
@@ -34,6 +35,7 @@ export const EXPERIMENTS: Readonly<Record<ExperimentName, Experiment>> = {
   strategies,
   convergence,
   model: modelExperiment,
+  'dirty-limit': dirtyLimit,
 };
 
 export interface RunExperimentOptions {
@@ -175,6 +177,13 @@ function emptyMeasured(): Measured {
     faultMaxMs: 0,
     guestSlowdown: 0,
     guestSlowdownEndToEnd: 0,
+    readsPerSecBefore: 0,
+    readsPerSecDuring: 0,
+    readSlowdown: 0,
+    dirtyLimitThrottleMs: 0,
+    dirtyLimitRateMBps: 0,
+    heldMsVcpu0: 0,
+    heldMsOtherVcpus: 0,
     sourceCpuMs: 0,
     sourceMainCpuMs: 0,
     destMainCpuMs: 0,

@@ -14,6 +14,7 @@ export const EXPERIMENT_NAMES = [
   'strategies',
   'convergence',
   'model',
+  'dirty-limit',
 ] as const;
 export type ExperimentName = (typeof EXPERIMENT_NAMES)[number];
 
@@ -90,6 +91,19 @@ export interface Measured {
    * 1 − steps/s over the migration ÷ steps/s before it.
    */
   guestSlowdownEndToEnd: number;
+  /** Reads/s (kv-read's GETs) before the migration and while it ran on the source, and 1 − during ÷ before; absent
+   *  or 0 for workloads that do not count reads. */
+  readsPerSecBefore?: number;
+  readsPerSecDuring?: number;
+  readSlowdown?: number;
+  /** dirty-limit: time the vCPUs were held waiting for a new period (ms, all vCPUs) and the dirty rate they achieved
+   *  while it applied (MB/s, all vCPUs). */
+  dirtyLimitThrottleMs?: number;
+  dirtyLimitRateMBps?: number;
+  /** Time a throttle held vCPU 0 back during the migration (CAP deschedules plus dirty-limit waits), ms; and the
+   *  other vCPUs together (kv-read: the reader). */
+  heldMsVcpu0?: number;
+  heldMsOtherVcpus?: number;
   /** CPU time of the whole source agent process (migration thread and the guest's vCPU threads), ms. */
   sourceCpuMs: number;
   /** CPU time of the source agent's main thread (where pages are read, encoded and sent), ms. */

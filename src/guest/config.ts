@@ -7,8 +7,16 @@ import { UsageError } from '../errors.js';
 import { resolveTraceParams } from '../trace/replay.js';
 
 /** `trace` replays a recorded program (src/trace); the others are synthetic, listed in WORKLOAD_NAMES. */
-export type WorkloadName = 'idle' | 'twolf' | 'gap' | 'zipf' | 'seq' | 'kv' | 'trace';
-export const WORKLOAD_NAMES: readonly WorkloadName[] = ['idle', 'twolf', 'gap', 'zipf', 'seq', 'kv'];
+export type WorkloadName = 'idle' | 'twolf' | 'gap' | 'zipf' | 'seq' | 'kv' | 'kv-read' | 'trace';
+export const WORKLOAD_NAMES: readonly WorkloadName[] = [
+  'idle',
+  'twolf',
+  'gap',
+  'zipf',
+  'seq',
+  'kv',
+  'kv-read',
+];
 
 /** How a workload picks the page it touches next (within its vCPU's share of the working set). */
 export type Distribution = 'uniform' | 'zipf' | 'sequential';
@@ -124,6 +132,15 @@ export const DEFAULT_PARAMS: Readonly<Record<WorkloadName, Readonly<WorkloadPara
   zipf: { ...BASE, distribution: 'zipf' },
   seq: { ...BASE, distribution: 'sequential' },
   kv: { ...BASE, distribution: 'zipf', wholePageFraction: 0.02 },
+  // kv serving mostly GETs: vCPU 0 also takes the PUTs (a fifth of its steps, at most 2000 pages/s), the other
+  // vCPUs only read (workloads/kv-read.ts).
+  'kv-read': {
+    ...BASE,
+    distribution: 'zipf',
+    wholePageFraction: 0.02,
+    writeProbability: 0.2,
+    writeRate: 2000,
+  },
   // A recorded program: working set and write rate come from the trace (resolveTraceParams).
   trace: { ...BASE, traceFile: '', traceSpeed: 1, tracePacing: 'recorded', traceCrc: 0 },
 };

@@ -12,6 +12,9 @@ export const GEN = 0;
 export const CMD = 1;
 export const CAP = 2;
 export const FREQ_PPM = 3;
+/** Dirty-rate limit (QEMU's dirty-limit): new pages each vCPU may dirty per period, 0 = off; and the period, ms. */
+export const DIRTY_QUOTA = 4;
+export const DIRTY_PERIOD_MS = 5;
 /** Per-vCPU message sequence (main -> worker messages waiting on its port), at MSG_SEQ + index. */
 export const MSG_SEQ = 8;
 export const CTL_WORDS = MSG_SEQ + 64;
@@ -21,12 +24,22 @@ export const CMD_RUN = 1;
 export const CMD_STOP = 2;
 
 /** BigInt64 words per vCPU in `vcpu`: at index * VCPU_STRIDE + field. */
-export const VCPU_STRIDE = 4;
+export const VCPU_STRIDE = 8;
 export const V_STEP = 0;
 /** Run-to-step target, -1 = none. */
 export const V_TARGET = 1;
 /** Nanoseconds the worker spent on the CPU by its own clock (fallback for cpuTimeMs off Linux). */
 export const V_BUSY_NS = 2;
+/** Read-only operations done (workloads that count them, e.g. kv-read's GETs). */
+export const V_READS = 3;
+/** Nanoseconds the vCPU waited because it had used its dirty quota (dirty-limit). */
+export const V_DIRTY_WAIT_NS = 4;
+/** Waits for the next dirty-limit period. */
+export const V_DIRTY_WAITS = 5;
+/** Pages this vCPU newly dirtied (set a clear dirty bit): the dirty ring's count, what dirty-limit caps. */
+export const V_NEW_DIRTY = 6;
+/** Nanoseconds the vCPU slept because its CAP budget for the period was used (descheduled by the CAP). */
+export const V_CAP_WAIT_NS = 7;
 
 /** Scheduling period of the CAP (Xen's credit scheduler accounts in 30 ms periods). */
 export const CAP_PERIOD_MS = 30;

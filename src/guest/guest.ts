@@ -17,11 +17,18 @@ import {
   CMD_PAUSE,
   CMD_RUN,
   CMD_STOP,
+  DIRTY_PERIOD_MS,
+  DIRTY_QUOTA,
   FREQ_PPM,
   GEN,
   MSG_SEQ,
   type SharedControl,
   V_BUSY_NS,
+  V_CAP_WAIT_NS,
+  V_DIRTY_WAIT_NS,
+  V_DIRTY_WAITS,
+  V_NEW_DIRTY,
+  V_READS,
   V_STEP,
   V_TARGET,
   VCPU_STRIDE,
@@ -35,6 +42,27 @@ import type { VcpuState } from './vcpu.js';
 import type { MainToWorker, VcpuWorkerData, WorkerToMain } from './vcpu-worker.js';
 
 export type { VcpuState } from './vcpu.js';
+
+/** Dirty-rate limit in force (QEMU's vcpu-dirty-limit and dirty-limit period). */
+export interface DirtyLimitSetting {
+  /** MB/s per vCPU (MB = 2^20 bytes, as QEMU counts it). */
+  vcpuDirtyLimit: number;
+  periodMs: number;
+  /** The quota it comes to: new pages each vCPU may dirty per period. */
+  pagesPerPeriod: number;
+}
+
+/** What the dirty-rate limit did, per vCPU, since the guest started. */
+export interface DirtyLimitCounters {
+  /** Time held waiting for a new period, ms. */
+  waitMs: number[];
+  /** Number of such waits. */
+  waits: number[];
+  /** Pages newly dirtied (set a clear dirty bit). */
+  newDirtyPages: number[];
+  /** Time descheduled by the CAP (auto-converge's throttle or a power CAP), ms: to set beside waitMs. */
+  capWaitMs: number[];
+}
 
 /** Everything needed to continue a paused guest elsewhere (JSON-serialisable). */
 export interface GuestState {
@@ -72,6 +100,10 @@ export class Guest {
   #running = false;
   #cap = 0;
   #frequency = 1;
+  #dirtyLimit: DirtyLimitSetting | null = null;
+  /** Time spent running (resumed), ms, up to #runSince; and when the current run began (NaN while paused). */
+  #runMs = 0;
+  #runSince = Number.NaN;
   #error: Error | null = null;
   #destroyed = false;
   /** A `trace` guest's recording, read (or received by migration) once, shared with the vCPU threads. */
@@ -268,6 +300,17 @@ export class Guest {
     this.#usable('resume');
     this.#command(CMD_RUN, null);
     this.#running = true;
+    if (Number.isNaN(this.#runSince)) this.#runSince = performance.now();
+  }
+
+  #stoppedRunning(): void {
+    if (!Number.isNaN(this.#runSince)) this.#runMs += performance.now() - this.#runSince;
+    this.#runSince = Number.NaN;
+  }
+
+  /** Wall time the guest has spent resumed (running its workload), ms. */
+  runningMs(): number {
+    return this.#runMs + (Number.isNaN(this.#runSince) ? 0 : performance.now() - this.#runSince);
   }
 
   /** Resolves when every vCPU is parked between two steps (within about one time slice). */
@@ -277,6 +320,7 @@ export class Guest {
     this.#command(CMD_PAUSE, null);
     await this.#allParked();
     this.#running = false;
+    this.#stoppedRunning();
   }
 
   /**
@@ -379,6 +423,60 @@ export class Guest {
     Atomics.store(this.#ctl, CAP, percent);
   }
 
+  get dirtyLimit(): DirtyLimitSetting | null {
+    return this.#dirtyLimit ? { ...this.#dirtyLimit } : null;
+  }
+
+  /**
+   * Dirty-rate limit (QEMU's dirty-limit): each vCPU may newly dirty at most `vcpuDirtyLimit` MB/s, counted per
+   * `periodMs` period; a vCPU that has used its quota waits for the next period. Steps that only read never wait.
+   * 0 lifts the limit.
+   */
+  setDirtyLimit(vcpuDirtyLimit: number, periodMs = 1000): void {
+    this.#usable('setDirtyLimit');
+    if (!(Number.isFinite(vcpuDirtyLimit) && vcpuDirtyLimit >= 0)) {
+      throw new UsageError(
+        `dirty limit: ${vcpuDirtyLimit} is not accepted; use MB/s per vCPU >= 0 (0 = no limit)`,
+        'vcpuDirtyLimit',
+      );
+    }
+    if (!(Number.isInteger(periodMs) && periodMs >= 1 && periodMs <= 1000)) {
+      throw new UsageError(
+        `dirty-limit period: ${periodMs} is not accepted; use an integer 1..1000 ms (QEMU's range)`,
+        'dirtyLimitPeriodMs',
+      );
+    }
+    if (vcpuDirtyLimit === 0) {
+      this.#dirtyLimit = null;
+      Atomics.store(this.#ctl, DIRTY_QUOTA, 0);
+      return;
+    }
+    const perPeriod = (vcpuDirtyLimit * 1024 * 1024 * periodMs) / 1000 / this.config.pageSize;
+    const pagesPerPeriod = Math.min(2 ** 31 - 1, Math.max(1, Math.floor(perPeriod)));
+    this.#dirtyLimit = { vcpuDirtyLimit, periodMs, pagesPerPeriod };
+    Atomics.store(this.#ctl, DIRTY_PERIOD_MS, periodMs);
+    Atomics.store(this.#ctl, DIRTY_QUOTA, pagesPerPeriod);
+  }
+
+  /** Per-vCPU dirty-limit waits and newly-dirtied pages (updated every time slice). */
+  dirtyLimitCounters(): DirtyLimitCounters {
+    const field = (f: number) =>
+      Array.from({ length: this.config.vcpus }, (_, i) => Number(Atomics.load(this.#v, i * VCPU_STRIDE + f)));
+    return {
+      waitMs: field(V_DIRTY_WAIT_NS).map((ns) => ns / 1e6),
+      waits: field(V_DIRTY_WAITS),
+      newDirtyPages: field(V_NEW_DIRTY),
+      capWaitMs: field(V_CAP_WAIT_NS).map((ns) => ns / 1e6),
+    };
+  }
+
+  /** Read-only operations per vCPU (workloads that count them, e.g. kv-read's GETs; 0 for the others). */
+  reads(): number[] {
+    return Array.from({ length: this.config.vcpus }, (_, i) =>
+      Number(Atomics.load(this.#v, i * VCPU_STRIDE + V_READS)),
+    );
+  }
+
   /** Emulated DVFS: the fraction (0, 1] of the maximum frequency the vCPUs run at. */
   setFrequency(ratio: number): void {
     this.#usable('setFrequency');
@@ -468,6 +566,7 @@ export class Guest {
     this.#fail(new MigrationError('CANCELLED', 'the guest was destroyed'));
     this.#command(CMD_STOP, null);
     this.#running = false;
+    this.#stoppedRunning();
     await Promise.all(
       this.#workers.map(
         (w) =>

@@ -21,7 +21,13 @@ export {
 } from './config.js';
 export { CAP_PERIOD_MS, SLICE_MS } from './control.js';
 export { DirtyLog } from './dirty-log.js';
-export { Guest, type GuestState, type VcpuState } from './guest.js';
+export {
+  type DirtyLimitCounters,
+  type DirtyLimitSetting,
+  Guest,
+  type GuestState,
+  type VcpuState,
+} from './guest.js';
 export { copyRam, ramEquals, referenceRam, referenceRun } from './oracle.js';
 export { GuestRam, type RamBlock } from './ram.js';
 export { Rng } from './rng.js';

@@ -34,6 +34,9 @@ export class VcpuMemory {
   dv: DataView;
   /** Pages written so far (for write-rate pacing). */
   pageWrites = 0;
+  /** Writes that set a clear dirty bit: pages newly dirtied since the migration last synced them (QEMU's dirty
+   *  ring gets one entry per such write), what dirty-limit counts against a vCPU's quota. */
+  newDirty = 0;
   private readonly pagesPerBlock: number;
   private readonly bytes: Uint8Array[];
   private readonly views: DataView[];
@@ -76,7 +79,8 @@ export class VcpuMemory {
   dirty(page: number): void {
     const b = Math.floor(page / this.pagesPerBlock);
     const local = page - b * this.pagesPerBlock;
-    Atomics.or(this.bitmaps[b]!, local >>> 5, 1 << (local & 31));
+    const bit = 1 << (local & 31);
+    if ((Atomics.or(this.bitmaps[b]!, local >>> 5, bit) & bit) === 0) this.newDirty++;
     const c = this.counters[page]!;
     if (c !== MAX_COUNT) this.counters[page] = c + 1;
     this.pageWrites++;

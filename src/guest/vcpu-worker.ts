@@ -68,6 +68,7 @@ function main(): void {
   });
   post({ type: 'ready', tid: threadId() });
   if (data.init) workload.init(mem, rng);
+  mem.newDirty = 0; // init writes are not history (the guest resets its dirty log after them too)
   vcpu.run();
 }
 

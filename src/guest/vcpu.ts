@@ -11,6 +11,11 @@
  *  - writeRate pacing: a token bucket filled in guest time (scheduled time x frequency), so CAP and DVFS slow a
  *    rate-limited workload too. Waiting for a token sleeps but is charged as scheduled time: it models a program
  *    that computes between its writes, without burning the host's CPU.
+ *  - Dirty-rate limit (QEMU's dirty-limit): in every period the vCPU may newly dirty at most its quota of pages
+ *    (a write that sets a clear dirty bit, one dirty-ring entry in KVM). Before each step it checks what is left;
+ *    with nothing left it waits (Atomics.wait) until the next period. Steps that do not write never use the
+ *    quota, so a vCPU that only reads or computes never waits. A step writes one page or a few, so a period holds
+ *    at most quota + (pages of one step − 1).
  *  - Recorded pacing (a trace replayed with tracePacing `recorded`): a guest clock advanced by the same guest time
  *    x traceSpeed; a step runs once the clock reaches the workload's dueMs(), so the recording's bursts and quiet
  *    spells come back. The clock restarts at the next step's due time whenever the vCPU resumes: guest time does
@@ -26,11 +31,18 @@ import {
   CMD,
   CMD_PAUSE,
   CMD_STOP,
+  DIRTY_PERIOD_MS,
+  DIRTY_QUOTA,
   FREQ_PPM,
   GEN,
   MSG_SEQ,
   SLICE_MS,
   V_BUSY_NS,
+  V_CAP_WAIT_NS,
+  V_DIRTY_WAIT_NS,
+  V_DIRTY_WAITS,
+  V_NEW_DIRTY,
+  V_READS,
   V_STEP,
   V_TARGET,
   VCPU_STRIDE,
@@ -66,6 +78,11 @@ export class Vcpu {
   private appliedSeq = 0;
   private batch = 16;
   private busyMs = 0;
+  /** Time waited for a new dirty-limit period, and how many waits. */
+  private dirtyWaitMs = 0;
+  private dirtyWaits = 0;
+  /** Time descheduled by the CAP (budget used up). */
+  private capWaitMs = 0;
 
   constructor(
     readonly index: number,
@@ -112,6 +129,10 @@ export class Vcpu {
     let used = 0;
     let tokens = 0;
     let clock = Number.NaN; // recorded pacing: the guest clock in trace ms, NaN until the vCPU (re)starts
+    // Dirty-limit period: when it started and the vCPU's newly-dirtied count then. Wall-clock based and never
+    // restarted by a pause, so no sequence of commands lets a vCPU dirty more than its quota in a period.
+    let dlStart = Number.NEGATIVE_INFINITY;
+    let dlBase = 0;
     for (;;) {
       const gen = Atomics.load(ctl, GEN);
       const seq = Atomics.load(ctl, MSG_SEQ + this.index);
@@ -128,6 +149,24 @@ export class Vcpu {
         clock = Number.NaN;
         continue;
       }
+      const quota = Atomics.load(ctl, DIRTY_QUOTA);
+      let dirtyLimit = Number.POSITIVE_INFINITY; // the newDirty count at which this period's quota is used
+      if (quota > 0) {
+        const period = Math.max(1, Atomics.load(ctl, DIRTY_PERIOD_MS));
+        const t0 = now();
+        if (t0 - dlStart >= period) {
+          dlStart = t0;
+          dlBase = this.mem.newDirty;
+        }
+        dirtyLimit = dlBase + quota;
+        if (this.mem.newDirty >= dirtyLimit) {
+          // Quota used: held until the next period (not scheduled: no CAP budget or guest time passes).
+          this.dirtyWaitMs += this.sleep(gen, dlStart + period - t0);
+          this.dirtyWaits++;
+          this.publish();
+          continue;
+        }
+      }
       const cap = Atomics.load(ctl, CAP);
       const freq = Atomics.load(ctl, FREQ_PPM) / 1e6;
       let t = now();
@@ -137,7 +176,7 @@ export class Vcpu {
       }
       const budget = cap > 0 ? (cap / 100) * CAP_PERIOD_MS - used : Number.POSITIVE_INFINITY;
       if (budget <= 0) {
-        this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
+        this.capWaitMs += this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
         continue;
       }
       const timed = clocked && target < 0;
@@ -172,11 +211,12 @@ export class Vcpu {
         const b0 = now();
         let k = 0;
         if (paced) {
-          for (; k < n && mem.pageWrites - writes0 < tokens; k++) wl.step(mem, rng);
+          for (; k < n && mem.pageWrites - writes0 < tokens && mem.newDirty < dirtyLimit; k++)
+            wl.step(mem, rng);
         } else if (timed) {
-          for (; k < n && wl.dueMs!() <= clock; k++) wl.step(mem, rng);
+          for (; k < n && wl.dueMs!() <= clock && mem.newDirty < dirtyLimit; k++) wl.step(mem, rng);
         } else {
-          for (; k < n; k++) wl.step(mem, rng);
+          for (; k < n && mem.newDirty < dirtyLimit; k++) wl.step(mem, rng);
         }
         this.step += k;
         const b1 = now();
@@ -204,6 +244,11 @@ export class Vcpu {
   private publish(): void {
     Atomics.store(this.v, this.base + V_STEP, BigInt(this.step));
     Atomics.store(this.v, this.base + V_BUSY_NS, BigInt(Math.round(this.busyMs * 1e6)));
+    Atomics.store(this.v, this.base + V_READS, BigInt(this.workload.reads?.() ?? 0));
+    Atomics.store(this.v, this.base + V_DIRTY_WAIT_NS, BigInt(Math.round(this.dirtyWaitMs * 1e6)));
+    Atomics.store(this.v, this.base + V_DIRTY_WAITS, BigInt(this.dirtyWaits));
+    Atomics.store(this.v, this.base + V_NEW_DIRTY, BigInt(this.mem.newDirty));
+    Atomics.store(this.v, this.base + V_CAP_WAIT_NS, BigInt(Math.round(this.capWaitMs * 1e6)));
   }
 
   /** Sleeps up to `ms`, waking early on any new command; returns the time slept. */

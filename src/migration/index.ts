@@ -2,6 +2,7 @@
  * Migration: the protocol, the connection, the source and destination sides, options and policies, and the
  * report. The protocol is described in docs/protocol.md and at the top of protocol.ts.
  */
+
 export { FrameConnection, type SendPacer } from './connection.js';
 export {
   DEFAULT_DESTINATION_LIMITS,
@@ -11,6 +12,7 @@ export {
   type PausedIncoming,
   runDestination,
 } from './destination.js';
+export type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
 export {
   CAPPING_MODES,

@@ -47,6 +47,13 @@ export const migrationOptionsSchema = z.strictObject({
   throttleInitial: z.number().int().min(1).max(99),
   throttleIncrement: z.number().int().min(1).max(99),
   throttleMax: z.number().int().min(1).max(99),
+  /** QEMU's dirty-limit capability: when dirtying outruns the link (the auto-converge trigger), cap what each vCPU
+   *  may newly dirty instead of throttling its CPU (docs/dirty-limit.md). */
+  dirtyLimit: z.boolean(),
+  /** QEMU's vcpu-dirty-limit: MB/s (2^20 bytes) each vCPU may dirty once dirty-limit applies. QEMU: 1. */
+  vcpuDirtyLimit: z.number().positive().max(1_000_000),
+  /** QEMU's x-vcpu-dirty-limit-period: the period the quota is counted over, ms. QEMU: 1000. */
+  dirtyLimitPeriodMs: z.number().int().min(1).max(1000),
   /** QEMU's throttle-trigger-threshold: throttle when dirtying exceeds this percent of what was sent. */
   throttleTriggerThreshold: z.number().int().min(1).max(100),
   /** Rounds in a row in which the dirty rate outruns the throughput before pre-copy is declared not converging. */
@@ -120,6 +127,9 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   throttleIncrement: 10,
   throttleMax: 99,
   throttleTriggerThreshold: 50,
+  dirtyLimit: false,
+  vcpuDirtyLimit: 1,
+  dirtyLimitPeriodMs: 1000,
   nonConvergenceRounds: 3,
   onNonConvergence: 'continue',
   stallRounds: 5,
@@ -203,6 +213,15 @@ export function resolveOptions(
     throw new UsageError(
       `throttleInitial (${o.throttleInitial}) exceeds throttleMax (${o.throttleMax})`,
       'throttleInitial',
+    );
+  }
+  if (
+    o.dirtyLimit &&
+    (o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge')
+  ) {
+    throw new UsageError(
+      'dirty-limit and auto-converge are alternatives (QEMU refuses both): choose one',
+      'dirtyLimit',
     );
   }
   return o;

@@ -16,6 +16,7 @@ import {
 import { MigrationError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
+import { DirtyLimiter } from './dirty-limit.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import type { MigrationOptions } from './options.js';
 import { type Handover, reconcileOwnership } from './ownership-source.js';
@@ -143,6 +144,7 @@ class Source {
   private capBefore: number;
   private throttle = 0;
   private throttleTriggers = 0;
+  private readonly dirtyLimiter: DirtyLimiter;
   private lastProgressAt = performance.now();
   private bestDirty = Number.POSITIVE_INFINITY;
   private liveBytes = 0;
@@ -203,6 +205,7 @@ class Source {
         : undefined;
     this.wasRunning = this.guest.running;
     this.capBefore = this.guest.cap;
+    this.dirtyLimiter = new DirtyLimiter(this.guest, this.o);
     this.downtimeLimitMs = this.o.downtimeLimitMs;
     this.streak = new Uint8Array(this.pageCount);
     this.lastDirtyRound = new Uint32Array(this.pageCount);
@@ -338,6 +341,7 @@ class Source {
       this.spec.shutdown?.removeEventListener('abort', onShutdown);
       if (timer) clearTimeout(timer);
       if (this.pausedAt === 0) this.measureGuestRate();
+      this.dirtyLimiter.finish(r);
       r.totalTimeMs = this.elapsed();
       r.transferredBytes = this.bytesBeforeRecovery + this.conn.bytesSent;
       r.throughputMbps = mbps(r.transferredBytes, r.totalTimeMs - r.setupTimeMs);
@@ -1084,6 +1088,8 @@ class Source {
         this.event(`auto-converge: throttle ${this.throttle}% (CAP ${cap})`);
       }
     }
+    const limited = this.dirtyLimiter.afterRound(sample, this.pageSize, this.elapsed());
+    if (limited) this.event(limited);
     if (o.onStall === 'double-downtime' && samples.length >= 2) {
       const prev = samples[samples.length - 2]!;
       if (sample.round > 1 && sample.dirtyPages >= prev.dirtyPages) {

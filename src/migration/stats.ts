@@ -2,7 +2,9 @@
  * The migration report: what operators know from QEMU's `query-migrate`, in livemig's names. The same object is
  * the live status (while `status` is 'active') and the final report, in the CLI's --json and the control API.
  */
+
 import type { MigrationErrorCode } from '../errors.js';
+import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
 
 export type MigrationStatus =
@@ -148,7 +150,9 @@ export interface MigrationReport {
   };
   cap: CapChange[];
   /** Guest progress rate (steps/s, all vCPUs) before migration and during it: the slowdown the guest paid. */
-  guest: { stepsPerSecBefore: number; stepsPerSecDuring: number; slowdown: number };
+  guest: { stepsPerSecBefore: number; stepsPerSecDuring: number; slowdown: number } & Partial<GuestReads>;
+  /** Dirty-rate limiting (QEMU's dirty-limit), when on. */
+  dirtyLimit?: DirtyLimitReport;
   switchoverReason: string;
   events: string[];
   perRound: RoundRow[];

@@ -314,6 +314,12 @@ describe('migrateQemu', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(UsageError);
+    // dirty-limit needs KVM's dirty ring, which TCG has not: refused with QEMU's own reason.
+    const dl = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', dirtyLimit: true }).catch(
+      (e: unknown) => e,
+    );
+    expect(dl).toBeInstanceOf(UsageError);
+    expect(String((dl as Error).message)).toMatch(/dirty-ring-size/);
     const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', cacheWays: 4, pollMs: 1 });
     expect(r.qemu.notApplied.join(' ')).toMatch(/direct-mapped/);
   });

@@ -283,6 +283,13 @@ function notApplied(o: MigrationOptions, explicit: Partial<MigrationOptions>): s
     );
   if (o.pageOrder !== 'address')
     throw new UsageError('--page-order hot-last: QEMU sends pages in address order only', 'page-order');
+  if (o.dirtyLimit)
+    throw new UsageError(
+      "--dirty-limit: QEMU's dirty-limit needs KVM's dirty ring (-accel kvm,dirty-ring-size=N); the bridge runs " +
+        'QEMU under TCG, where QEMU refuses it ("dirty-limit requires KVM with accelerator property ' +
+        "'dirty-ring-size' set\"). Use --auto-converge with QEMU, or livemig's own engine for dirty-limit",
+      'dirty-limit',
+    );
   if (explicit.cacheWays !== undefined && explicit.cacheWays !== 1)
     out.push(`cacheWays ${explicit.cacheWays}: QEMU's XBZRLE cache is direct-mapped (1-way)`);
   if (explicit.verify !== undefined && explicit.verify !== 'none')

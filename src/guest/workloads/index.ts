@@ -4,6 +4,7 @@
 import { TraceReplay } from '../../trace/replay.js';
 import type { WorkloadName } from '../config.js';
 import { Kv } from './kv.js';
+import { KvRead } from './kv-read.js';
 import { Twolf } from './twolf.js';
 import type { Workload, WorkloadContext } from './types.js';
 import { Writer } from './writer.js';
@@ -24,6 +25,8 @@ export function createWorkload(name: WorkloadName, ctx: WorkloadContext): Worklo
       return new Twolf(ctx);
     case 'kv':
       return new Kv(ctx);
+    case 'kv-read':
+      return new KvRead(ctx);
     case 'trace':
       return new TraceReplay(ctx);
   }

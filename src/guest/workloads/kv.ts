@@ -45,6 +45,8 @@ const [KEY, NAME, EMAIL, CITY, VISITS, BALANCE, UPDATED, NOTE] = AT as [
   number,
   number,
 ];
+/** Byte offsets of the fields a reader parses (kv-read's GETs). */
+export const KV_FIELD_AT = { name: NAME, visits: VISITS, balance: BALANCE } as const;
 /** The note needs at least this many bytes, then `"}\n`. */
 export const KV_NOTE_MIN = KV_MIN_RECORD - NOTE! - 3;
 if (KV_NOTE_MIN < 8) throw new Error('KV_MIN_RECORD too small for the record layout');

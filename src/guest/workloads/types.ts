@@ -26,6 +26,8 @@ export interface Workload {
   /** Replayed workloads only: the guest time (ms at full speed) at which the next step is due. A vCPU whose
    *  params ask for recorded pacing runs a step only when its guest clock has reached this. */
   dueMs?(): number;
+  /** Read-only operations done so far (a kv store's GETs), for workloads that tell reads from writes. */
+  reads?(): number;
   /** The workload's registers: small, JSON-safe integers. */
   registers(): Record<string, number>;
   setRegisters(registers: Readonly<Record<string, number>>): void;
