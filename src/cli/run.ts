@@ -115,14 +115,15 @@ export function registerRun(program: Command): void {
         }
       }
       const { report, oracle } = result;
-      if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
       // An unreachable budget is said on the terminal even with --json (stderr).
       if (report.energy?.budget && !report.energy.budget.reachable) {
         process.stderr.write(
           `livemig: the power budget of ${report.energy.budget.budgetWatts} W is NOT reachable: even the lowest ` +
             `setting was predicted over it (see energy.budget.decisions)\n`,
         );
-      } else {
+      }
+      if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
+      else {
         process.stdout.write(`${reportTable(report)}\n`);
         if (oracle) {
           process.stdout.write(

@@ -31,6 +31,7 @@ import {
   writeResultFile,
 } from '../report/index.js';
 import { VERSION } from '../version.js';
+import { runSweeps, SWEEP_COLUMNS, type SweepPoint, sweepTable } from './power-sweep.js';
 import { type Pair, startPair } from './scenario.js';
 
 const MiB = 1024 * 1024;
@@ -57,6 +58,10 @@ export interface PowerCappingOptions {
   afterMs?: number;
   /** Also compare a fixed budget CAP with the adaptive controller on the gap-like guest (default true). */
   controller?: boolean;
+  /** The seed's claims swept (src/experiments/power-sweep.ts; default: not in tiny mode). */
+  sweeps?: boolean;
+  /** Repetitions per sweep point (default 2 quick, 5 full). */
+  repetitions?: number;
   seed?: number;
   /** Results folder: writes <out>/power-capping/. Default "results". */
   out?: string;
@@ -113,6 +118,8 @@ export interface PowerCappingResult {
     >
   > & { realCores: number; capHere: number; mode: string };
   runs: PowerRun[];
+  /** The seed's claims swept, with repetitions (empty when not run). */
+  sweeps: SweepPoint[];
   dir: string;
   files: string[];
   wallMs: number;
@@ -175,23 +182,23 @@ async function runOne(
   budgetBelow: number,
   seed: number,
   log: (l: string) => void,
+  /** How many guests (twolf-like and gap-like in turn) and each one's CPU limit (0 = uncapped); default 4 × baseCap. */
+  layout: { vms: number; baseCap: number } = { vms: 4, baseCap: c.baseCap },
 ): Promise<PowerRun> {
   const src = new AgentClient(pair.source.address);
   const dst = new AgentClient(pair.destination.address);
   const n = ++runCounter;
-  // Two of each kind; the first of `kind` migrates.
-  const vms: { id: string; kind: VmKind }[] = [
-    { id: `twolf-a-${n}`, kind: 'twolf-like' },
-    { id: `gap-a-${n}`, kind: 'gap-like' },
-    { id: `twolf-b-${n}`, kind: 'twolf-like' },
-    { id: `gap-b-${n}`, kind: 'gap-like' },
-  ];
+  // Kinds in turn; the first of `kind` migrates.
+  const vms: { id: string; kind: VmKind }[] = Array.from({ length: Math.max(2, layout.vms) }, (_, i) => {
+    const k: VmKind = i % 2 === 0 ? 'twolf-like' : 'gap-like';
+    return { id: `${k.split('-')[0]}-${String.fromCharCode(97 + Math.floor(i / 2))}-${n}`, kind: k };
+  });
   const migrating = vms.find((v) => v.kind === kind)!.id;
   await Promise.all(
     vms.map((v, i) => src.startGuest(guestConfig(v.kind, c.ramBytes, seed + i), v.id, false)),
   );
   for (const v of vms) {
-    await src.throttle(v.id, { cap: c.baseCap });
+    if (layout.baseCap > 0) await src.throttle(v.id, { cap: layout.baseCap });
     await src.resume(v.id);
   }
   let holder = new Map(vms.map((v) => [v.id, src]));
@@ -218,7 +225,7 @@ async function runOne(
     if (report.status === 'completed') {
       holder = new Map(holder).set(migrating, dst);
       // The VM keeps the load it had: a real VM's demand does not change with its host.
-      await dst.throttle(migrating, { cap: c.baseCap });
+      if (layout.baseCap > 0) await dst.throttle(migrating, { cap: layout.baseCap });
     }
     await sleep(c.afterMs);
     const t2 = Date.now();
@@ -326,6 +333,7 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
   const seed = o.seed ?? 1;
   const pair = o.pair ?? (await startPair());
   const runs: PowerRun[] = [];
+  let sweeps: SweepPoint[] = [];
   // The machine is shared: the 1-minute load average says how much other work competed with the guests.
   const loads: number[] = [loadavg()[0]!];
   try {
@@ -355,13 +363,32 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
         ),
       );
     }
+    if (o.sweeps ?? !tiny) {
+      sweeps = await runSweeps(
+        pair,
+        async (spec) => {
+          const r = await runOne(pair, c, 'gap-like', spec.mode, spec.extra, 0, spec.seed, log, {
+            vms: spec.vms,
+            baseCap: spec.baseCap,
+          });
+          return {
+            beforeWatts: r.before.watts,
+            duringWatts: r.during.watts,
+            seconds: r.migrationTimeMs / 1000,
+            joules: r.energy?.source.joules ?? Number.NaN,
+          };
+        },
+        { quick, repetitions: o.repetitions ?? (quick ? 2 : 5), realCores, seed, log },
+      );
+      loads.push(loadavg()[0]!);
+    }
   } finally {
     if (!o.pair) await pair.close();
   }
   const dir = join(o.out ?? 'results', 'power-capping');
   loads.push(loadavg()[0]!);
-  const files = await writePowerReport(dir, c, runs, o, loads);
-  return { config: c, runs, dir, files, wallMs: performance.now() - t0, loadAverage: loads };
+  const files = await writePowerReport(dir, c, runs, o, loads, sweeps);
+  return { config: c, runs, sweeps, dir, files, wallMs: performance.now() - t0, loadAverage: loads };
 }
 
 /** Rows of the main table: one per run. */
@@ -383,7 +410,10 @@ export function summaryRows(runs: readonly PowerRun[]): (string | number)[][] {
       none && r !== none ? change(r.during.watts, none.during.watts) : '',
       pct(mig.slowdownDuring),
       pct(mean(others.map((v) => v.slowdownDuring))),
-      r.caps.join(' ') || '-',
+      r.caps.length > 6 ? `${r.caps.length} changes` : r.caps.join(' ') || '-',
+      r.energy?.cost ? Math.round(r.energy.cost.sourceJoules) : '-',
+      r.energy?.cost ? Math.round(r.energy.cost.sourceJoulesPerGiB) : '-',
+      r.energy?.cost?.destinationJoules != null ? Math.round(r.energy.cost.destinationJoules) : '-',
     ];
   });
 }
@@ -402,6 +432,9 @@ export const SUMMARY_COLUMNS = [
   'migrating VM slowdown',
   'other VMs slowdown',
   'CAPs',
+  'source J per migration',
+  'source J/GiB',
+  'destination J per migration',
 ];
 
 async function writePowerReport(
@@ -410,6 +443,7 @@ async function writePowerReport(
   runs: PowerRun[],
   o: PowerCappingOptions,
   loads: readonly number[],
+  sweeps: readonly SweepPoint[] = [],
 ): Promise<string[]> {
   const files: string[] = [];
   const put = async (name: string, p: Promise<void>) => {
@@ -418,8 +452,10 @@ async function writePowerReport(
   };
   await put(
     'results.json',
-    writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs }),
+    writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs, sweeps }),
   );
+  if (sweeps.length > 0)
+    await put('sweeps.csv', writeCsv(join(dir, 'sweeps.csv'), SWEEP_COLUMNS, sweepTable(sweeps)));
   await put('summary.csv', writeCsv(join(dir, 'summary.csv'), SUMMARY_COLUMNS, summaryRows(runs)));
   const seriesRows = runs.flatMap((r) =>
     r.series.map((s) => [r.kind, r.mode, s.t, s.watts, s.utilisation, s.migrationCpuMs]),
@@ -530,6 +566,19 @@ async function writePowerReport(
         charts: charts.map((x) => x.spec),
       },
       { heading: 'Side by side with the seed', table: seedTable },
+      ...(sweeps.length > 0
+        ? [
+            {
+              heading: 'The seed’s claims, swept (repetitions, 95 % confidence intervals)',
+              text:
+                'Utilisation: four guests held to CAPs that make the host 40 … 100 % busy, the gap-like VM migrated ' +
+                'with no capping, DVFS 1.73 GHz and CAP 15. Contention: uncapped guests, as many as the cores and ' +
+                'three times as many, no capping vs CAP 15. Each run’s figure is the power it added during the ' +
+                'migration (during − before); the saving is that of no capping minus that of the mode (Welch).',
+              table: { columns: SWEEP_COLUMNS, rows: sweepTable(sweeps) },
+            },
+          ]
+        : []),
       {
         heading: 'The open problem: a CAP that bounds power and completion time',
         text:
@@ -604,6 +653,12 @@ export function seedComparison(runs: readonly PowerRun[]): {
       'gap migration time',
       `~${SEED_FIGURES.gapMigrationS} s`,
       `${(g.migrationTimeMs / 1000).toFixed(1)} s`,
+    ]);
+  if (t && g)
+    rows.push([
+      'migration time ratio gap / twolf',
+      `~${(SEED_FIGURES.gapMigrationS / SEED_FIGURES.twolfMigrationS).toFixed(1)}`,
+      (g.migrationTimeMs / t.migrationTimeMs).toFixed(2),
     ]);
   for (const kind of ['twolf-like', 'gap-like'] as const) {
     const none = get(kind, 'none');

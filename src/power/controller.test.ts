@@ -241,6 +241,28 @@ describe('closed-loop controller on a scripted host', () => {
   });
 });
 
+describe('a millisecond-long sample (a DVFS change closes the interval)', () => {
+  it('does not swing the decision: the load is taken over the last period', () => {
+    const ctl = new PowerController(
+      { mode: 'dvfs', model: i7, budgetWatts: 140, windowMs: 1000, periodMs: 100, capacity: 4, vmVcpus: 2 },
+      { state: TOP, cap: 0 },
+    );
+    let d = ctl.current;
+    for (let k = 1; k <= 30; k++) {
+      const watts = wattsAt(i7, 3 / 4, d.state);
+      const x = ctl.observe({ at: k * 100, intervalMs: 100, watts, cpus: 3, vmCpus: 2 });
+      d = { state: x.state, cap: x.cap };
+    }
+    const settled = d.state;
+    expect(settled).toBeLessThan(TOP);
+    // 1 ms in which, by chance, no thread was seen running.
+    const blip = ctl.observe({ at: 3001, intervalMs: 1, watts: wattsAt(i7, 0, settled), cpus: 0, vmCpus: 0 });
+    expect(blip.state).toBe(settled);
+    // The prediction still sees the 3 busy CPUs of the last 100 ms (an idle host would be 124.5 W).
+    expect(blip.predictedWatts).toBeGreaterThan(135);
+  });
+});
+
 describe('budgetCompliance', () => {
   it('counts time over budget by window, energy over budget by sample, and the worst window', () => {
     const samples = Array.from({ length: 30 }, (_, i) => ({

@@ -181,6 +181,24 @@ export class PowerController {
     return j;
   }
 
+  /** Time-weighted CPUs of the rest of the host and of the VM over [from, to]. */
+  #recentLoad(from: number, to: number): { ms: number; other: number; vm: number } {
+    let ms = 0;
+    let other = 0;
+    let vm = 0;
+    for (let i = this.#history.length - 1; i >= 0; i--) {
+      const s = this.#history[i]!;
+      const o = Math.min(to, s.at) - Math.max(from, s.at - s.intervalMs);
+      if (o > 0) {
+        ms += o;
+        other += s.otherCpus * o;
+        vm += s.vmCpus * o;
+      }
+      if (s.at - s.intervalMs <= from) break;
+    }
+    return ms > 0 ? { ms, other: other / ms, vm: vm / ms } : { ms: 0, other: 0, vm: 0 };
+  }
+
   /** Average over the window ending at `at`. */
   windowWatts(at: number): number {
     return (this.#energy(at - this.o.windowMs, at) * 1000) / this.o.windowMs;
@@ -208,16 +226,22 @@ export class PowerController {
 
     const now = sample.at;
     const p = o.periodMs;
-    let otherMax = other;
-    for (const h of this.#history) if (h.at > now - o.windowMs) otherMax = Math.max(otherMax, h.otherCpus);
-    const demand = this.#vmDemand(sample.vmCpus);
+    // The load now: averaged over the last period, not the last sample alone — a sample can be a millisecond
+    // long (applying a DVFS state closes the interval), and its CPU figures are then mostly noise.
+    const recent = this.#recentLoad(now - p, now);
+    const otherNow = recent.ms > 0 ? recent.other : other;
+    const vmNow = recent.ms > 0 ? recent.vm : sample.vmCpus;
+    let otherMax = otherNow;
+    for (const h of this.#history)
+      if (h.at > now - o.windowMs && h.intervalMs >= p / 2) otherMax = Math.max(otherMax, h.otherCpus);
+    const demand = this.#vmDemand(vmNow);
     const ceiling = this.#completionCeiling;
     const eff = (r: Setting): Setting => {
       if (ceiling <= 0) return r;
       const c = r.cap === 0 ? 100 : r.cap;
       return c > ceiling ? { ...r, cap: ceiling >= 100 ? 0 : ceiling } : r;
     };
-    const predicted = (r: Setting) => this.#watts(other + Math.min(demand, this.#vmLimit(r.cap)), r.state);
+    const predicted = (r: Setting) => this.#watts(otherNow + Math.min(demand, this.#vmLimit(r.cap)), r.state);
     const guard = (r: Setting) =>
       Math.max(predicted(r), this.#watts(otherMax + o.reserveCpus + this.#vmLimit(r.cap), r.state));
     const floor = eff(this.#ladder[this.#ladder.length - 1]!);
@@ -225,8 +249,9 @@ export class PowerController {
     const floorGuard = guard(floor);
     // The plan after the next period: the floor at its guard power when that fits the budget (then the plan can
     // always be followed); else the floor at the heaviest load of the window, at most the budget.
-    let vmMax = sample.vmCpus;
-    for (const h of this.#history) if (h.at > now - o.windowMs) vmMax = Math.max(vmMax, h.vmCpus);
+    let vmMax = vmNow;
+    for (const h of this.#history)
+      if (h.at > now - o.windowMs && h.intervalMs >= p / 2) vmMax = Math.max(vmMax, h.vmCpus);
     const floorPeak = Math.max(
       floorPredicted,
       this.#watts(otherMax + Math.min(Math.max(vmMax, demand), this.#vmLimit(floor.cap)), floor.state),
@@ -274,7 +299,7 @@ export class PowerController {
     const ghz = isDvfsModel(o.model) ? o.model.states[chosen.state]!.ghz : null;
     let reason =
       `window ${windowWatts.toFixed(1)} W (budget ${o.budgetWatts} W over ${o.windowMs} ms), ` +
-      `host ${sample.watts.toFixed(1)} W at ${sample.cpus.toFixed(2)} CPUs (VM ${sample.vmCpus.toFixed(2)}): `;
+      `host ${sample.watts.toFixed(1)} W, ${(otherNow + vmNow).toFixed(2)} CPUs busy (VM ${vmNow.toFixed(2)}): `;
     if (!reachable)
       reason += `budget NOT reachable — even ${describeSetting(o.model, floor)} is predicted at ${floorPredicted.toFixed(1)} W`;
     else if (!met) reason += `window nearly spent: floor ${describeSetting(o.model, floor)}`;
