@@ -12,6 +12,8 @@ import {
   SUMMARY_COLUMNS,
   seedComparison,
   summaryRows,
+  TRANSIENT_COLUMNS,
+  transientRows,
 } from '../experiments/power-capping.js';
 import { SWEEP_COLUMNS, sweepTable } from '../experiments/power-sweep.js';
 import { formatMs } from '../units.js';
@@ -42,6 +44,8 @@ export function printPowerCapping(r: PowerCappingResult): string {
           table(CONTROLLER_COLUMNS, controllerRows(r.runs)),
         ]
       : []),
+    'The transient around the start and the end (mean W per window, ~100 ms samples):',
+    table(TRANSIENT_COLUMNS, transientRows(r.runs)),
     ...(r.sweeps.length > 0
       ? ['The seed’s claims, swept (mean ± 95 % CI):', table(SWEEP_COLUMNS, sweepTable(r.sweeps))]
       : []),

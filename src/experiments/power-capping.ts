@@ -108,6 +108,8 @@ export interface PowerRun {
   vms: VmRates[];
   /** Source host power over time, t = seconds since migration start. */
   series: { t: number; watts: number; utilisation: number; migrationCpuMs: number }[];
+  /** Destination host power over time, same t. */
+  destSeries: { t: number; watts: number; utilisation: number }[];
 }
 
 export interface PowerCappingResult {
@@ -281,6 +283,9 @@ async function runOne(
           utilisation: x.utilisation,
           migrationCpuMs: x.mainCpuMs + x.otherCpuMs,
         })),
+      destSeries: d.samples
+        .filter((x) => x.at > t0 - c.beforeMs && x.at <= t2)
+        .map((x) => ({ t: (x.at - t0) / 1000, watts: x.watts, utilisation: x.utilisation })),
     };
     log(
       `${kind} ${mode}: ${report.status} in ${(report.totalTimeMs / 1000).toFixed(1)} s, ${report.rounds} rounds; ` +
@@ -582,11 +587,19 @@ async function writePowerReport(
       {
         heading: 'The open problem: a CAP that bounds power and completion time',
         text:
-          'Budget: 1 W under the host’s own power before the migration. Fixed: the largest CAP predicted to keep the ' +
-          'host under it, chosen when the transfer starts and held. Adaptive: after every pre-copy round, the largest ' +
-          'CAP that keeps the measured-and-modelled power under the budget AND lets pre-copy finish by the target (the ' +
-          'uncapped migration time), taking the dirty rate as proportional to the VM’s CPU share.',
+          'Budget: 1 W under the host’s own power before the migration, held over 1 s windows by the closed-loop ' +
+          'controller (src/power/controller.ts), which re-decides the CAP at every meter sample. cap-fixed-budget: ' +
+          'the budget alone; cap-adaptive: also, after every pre-copy round, no more than the CAP that lets pre-copy ' +
+          'finish by the target (the uncapped migration time), taking the dirty rate as proportional to the VM’s ' +
+          'CPU share.',
         table: { columns: CONTROLLER_COLUMNS, rows: controllerRows(runs) },
+      },
+      {
+        heading: 'The transient around the start and the end of each migration (Jeong et al. 2013)',
+        text:
+          'Mean modelled power in windows around the migration, from the meters’ ~100 ms samples. A rise in the ' +
+          'first seconds that the capping does not catch is what defeats a capper that decides once at the start.',
+        table: { columns: TRANSIENT_COLUMNS, rows: transientRows(runs) },
       },
       {
         heading: 'Each VM’s progress (steps/s) before, during and after the migration',
@@ -602,6 +615,56 @@ async function writePowerReport(
   return files;
 }
 
+export const TRANSIENT_COLUMNS = [
+  'VM migrated',
+  'capping',
+  'host',
+  'W −2…0 s',
+  'W 0…1 s',
+  'W 1…3 s',
+  'W last 1 s',
+  'W end…+1 s',
+  'W +1…+3 s',
+  'peak W in 0…3 s',
+];
+
+/**
+ * The transient (Jeong et al. 2013: the source's power stays high or overshoots for a few seconds after a
+ * migration starts): mean power in windows around the start and the end of each migration, from the ~100 ms series.
+ */
+export function transientRows(runs: readonly PowerRun[]): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const avg = (xs: readonly { t: number; watts: number }[], a: number, b: number) => {
+    const w = xs.filter((x) => x.t > a && x.t <= b).map((x) => x.watts);
+    return w.length ? +mean(w).toFixed(1) : '-';
+  };
+  const peak = (xs: readonly { t: number; watts: number }[], a: number, b: number) => {
+    const w = xs.filter((x) => x.t > a && x.t <= b).map((x) => x.watts);
+    return w.length ? +Math.max(...w).toFixed(1) : '-';
+  };
+  for (const r of runs) {
+    const end = r.migrationTimeMs / 1000;
+    for (const [host, xs] of [
+      ['source', r.series],
+      ['destination', r.destSeries ?? []],
+    ] as const) {
+      rows.push([
+        r.kind,
+        r.mode,
+        host,
+        avg(xs, -2, 0),
+        avg(xs, 0, 1),
+        avg(xs, 1, 3),
+        avg(xs, end - 1, end),
+        avg(xs, end, end + 1),
+        avg(xs, end + 1, end + 3),
+        peak(xs, 0, 3),
+      ]);
+    }
+  }
+  return rows;
+}
+
 export const CONTROLLER_COLUMNS = [
   'run',
   'budget W',
@@ -610,6 +673,9 @@ export const CONTROLLER_COLUMNS = [
   'W during',
   'peak W',
   'samples over budget',
+  'worst 1 s window W',
+  's over budget (windowed)',
+  'J over budget',
   'migration s',
   'migrating VM slowdown',
   'CAPs',
@@ -627,6 +693,9 @@ export function controllerRows(runs: readonly PowerRun[]): (string | number)[][]
       +r.during.watts.toFixed(1),
       +r.peakWattsDuring.toFixed(1),
       r.budgetWatts ? pct(r.overBudget) : '-',
+      r.energy?.budget ? +r.energy.budget.worstWindow.watts.toFixed(1) : '-',
+      r.energy?.budget ? +(r.energy.budget.overBudgetMs / 1000).toFixed(1) : '-',
+      r.energy?.budget ? +r.energy.budget.overBudgetJoules.toFixed(1) : '-',
       +(r.migrationTimeMs / 1000).toFixed(2),
       pct(r.vms.find((v) => v.migrating)!.slowdownDuring),
       r.caps.join(' ') || '-',
