@@ -146,6 +146,7 @@ export class MigrationPowerSession {
   readonly #queue: PowerSample[] = [];
   #busy = false;
   #report: MigrationReport | undefined;
+  #saidUnreachable = false;
 
   constructor(host: HostPower, spec: { guestId: string; guest: Guest; options: MigrationOptions }) {
     this.#host = host;
@@ -343,6 +344,13 @@ export class MigrationPowerSession {
     if (!report) return;
     const mode = this.#o.capping;
     const why = `closed loop: ${d.reason}`;
+    if (!d.reachable && !this.#saidUnreachable) {
+      // Said once, plainly (the CLI repeats it on the terminal).
+      this.#saidUnreachable = true;
+      report.events.push(
+        `${elapsed(report)} power: budget ${this.#o.powerCap} W NOT reachable (${d.reason})`,
+      );
+    }
     if (mode === 'cap' || mode === 'hybrid') this.#setCap(d.cap, report, why);
     if (mode === 'dvfs' || mode === 'hybrid') this.#setDvfs(d.state, report, why);
   }
