@@ -381,6 +381,7 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
             duringWatts: r.during.watts,
             seconds: r.migrationTimeMs / 1000,
             joules: r.energy?.source.joules ?? Number.NaN,
+            beforeUtilisation: r.before.utilisation,
           };
         },
         { quick, repetitions: o.repetitions ?? (quick ? 2 : 5), realCores, seed, log },

@@ -37,6 +37,7 @@ describe('power sweep statistics', () => {
         during: [150, 150, 150],
         seconds: [8, 8, 8],
         joules: [1200, 1200, 1200],
+        utilisation: [0.9, 0.9, 0.9],
         load: 1,
       },
       {
@@ -48,6 +49,7 @@ describe('power sweep statistics', () => {
         during: [136, 136, 136],
         seconds: [9, 9, 9],
         joules: [1220, 1220, 1220],
+        utilisation: [0.9, 0.9, 0.9],
         load: 1,
       },
     ]);

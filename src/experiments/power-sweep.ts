@@ -26,6 +26,8 @@ export interface SweepPoint {
   during: number[];
   seconds: number[];
   joules: number[];
+  /** Host utilisation measured before each migration (the target is what the guests' CAPs allow). */
+  utilisation: number[];
   /** 1-minute load average when the point started. */
   load: number;
 }
@@ -81,6 +83,7 @@ export interface SweepRow {
   resolved: string;
   migrationS: string;
   joules: string;
+  utilisation: string;
   load: string;
 }
 
@@ -113,6 +116,7 @@ export function sweepRows(points: readonly SweepPoint[]): SweepRow[] {
       resolved,
       migrationS: pm(p.seconds),
       joules: pm(p.joules),
+      utilisation: `${f1(100 * meanSd(p.utilisation).mean)} %`,
       load: p.load.toFixed(1),
     };
   });
@@ -121,6 +125,7 @@ export function sweepRows(points: readonly SweepPoint[]): SweepRow[] {
 export const SWEEP_COLUMNS = [
   'sweep',
   'point',
+  'measured utilisation before',
   'capping',
   'n',
   'W during (95% CI)',
@@ -136,6 +141,7 @@ export function sweepTable(points: readonly SweepPoint[]): (string | number)[][]
   return sweepRows(points).map((r) => [
     r.sweep,
     r.point,
+    r.utilisation,
     r.mode,
     r.n,
     r.wattsDuring,
@@ -156,7 +162,13 @@ export type SweepRunner = (spec: {
   mode: 'none' | 'dvfs' | 'cap';
   extra: Partial<MigrationOptions>;
   seed: number;
-}) => Promise<{ beforeWatts: number; duringWatts: number; seconds: number; joules: number }>;
+}) => Promise<{
+  beforeWatts: number;
+  duringWatts: number;
+  seconds: number;
+  joules: number;
+  beforeUtilisation: number;
+}>;
 
 export interface SweepOptions {
   quick: boolean;
@@ -217,6 +229,7 @@ export async function runSweeps(_pair: Pair, run: SweepRunner, o: SweepOptions):
         during: [],
         seconds: [],
         joules: [],
+        utilisation: [],
         load: loadavg()[0]!,
       };
       byMode.set(m, pt);
@@ -230,6 +243,7 @@ export async function runSweeps(_pair: Pair, run: SweepRunner, o: SweepOptions):
         pt.during.push(r.duringWatts);
         pt.seconds.push(r.seconds);
         pt.joules.push(r.joules);
+        pt.utilisation.push(r.beforeUtilisation);
         o.log(
           `sweep ${p.sweep} ${p.label} ${m} rep ${rep + 1}/${o.repetitions}: +${(r.duringWatts - r.beforeWatts).toFixed(2)} W in ${r.seconds.toFixed(1)} s`,
         );
