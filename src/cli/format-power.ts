@@ -21,7 +21,7 @@ export function powerRows(r: MigrationReport): [string, string][] {
     if (!b.reachable) {
       rows.push([
         'power budget',
-        'NOT REACHABLE: even the lowest setting was predicted over the budget at times',
+        'NOT REACHABLE at times: even the lowest setting was predicted over the budget then',
       ]);
     }
   }

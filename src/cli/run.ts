@@ -118,8 +118,8 @@ export function registerRun(program: Command): void {
       // An unreachable budget is said on the terminal even with --json (stderr).
       if (report.energy?.budget && !report.energy.budget.reachable) {
         process.stderr.write(
-          `livemig: the power budget of ${report.energy.budget.budgetWatts} W is NOT reachable: even the lowest ` +
-            `setting was predicted over it (see energy.budget.decisions)\n`,
+          `livemig: the power budget of ${report.energy.budget.budgetWatts} W was NOT reachable at times: even the lowest ` +
+            `setting was predicted over it then (see energy.budget.decisions)\n`,
         );
       }
       if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
