@@ -245,7 +245,7 @@ export async function runSweeps(_pair: Pair, run: SweepRunner, o: SweepOptions):
         pt.joules.push(r.joules);
         pt.utilisation.push(r.beforeUtilisation);
         o.log(
-          `sweep ${p.sweep} ${p.label} ${m} rep ${rep + 1}/${o.repetitions}: +${(r.duringWatts - r.beforeWatts).toFixed(2)} W in ${r.seconds.toFixed(1)} s`,
+          `sweep ${p.sweep} ${p.label} ${m} rep ${rep + 1}/${o.repetitions}: ${r.duringWatts >= r.beforeWatts ? '+' : ''}${(r.duringWatts - r.beforeWatts).toFixed(2)} W in ${r.seconds.toFixed(1)} s`,
         );
       }
     }
