@@ -117,6 +117,7 @@ export class HostPower {
 
 const BEFORE_WINDOW_MS = 2000;
 const GiB = 1024 ** 3;
+const MAX_LOOP_EVENTS = 20;
 
 /** True when the budget is held by the closed-loop controller (a budget, and no fixed setting for the mode). */
 export function closedLoop(o: MigrationOptions): boolean {
@@ -147,6 +148,7 @@ export class MigrationPowerSession {
   #busy = false;
   #report: MigrationReport | undefined;
   #saidUnreachable = false;
+  #events = 0;
 
   constructor(host: HostPower, spec: { guestId: string; guest: Guest; options: MigrationOptions }) {
     this.#host = host;
@@ -207,9 +209,22 @@ export class MigrationPowerSession {
       }
     }
     this.#dvfsGhz = state === m.states.length - 1 ? null : m.states[state]!.ghz;
-    report.events.push(
+    this.#event(
+      report,
       `${elapsed(report)} power: DVFS ${m.states[state]!.ghz.toFixed(3)} GHz on every core (${why})`,
     );
+  }
+
+  /** The closed loop can change the setting at every sample: the events keep the first ones, the report all. */
+  #event(report: MigrationReport, text: string): void {
+    if (this.#controller && this.#events >= MAX_LOOP_EVENTS) {
+      if (this.#events === MAX_LOOP_EVENTS)
+        report.events.push(`${elapsed(report)} power: further decisions only in energy.budget.decisions`);
+      this.#events++;
+      return;
+    }
+    this.#events++;
+    report.events.push(text);
   }
 
   #setCap(cap: number, report: MigrationReport, why: string): void {
@@ -221,7 +236,7 @@ export class MigrationPowerSession {
     }
     this.#caps.push(cap);
     report.cap.push({ atMs: report.totalTimeMs, cap, throttle: cap === 0 ? 0 : 100 - cap, reason: why });
-    report.events.push(`${elapsed(report)} power: CAP ${cap} on the migrating VM (${why})`);
+    this.#event(report, `${elapsed(report)} power: CAP ${cap} on the migrating VM (${why})`);
   }
 
   /** The first progress report of an active migration: the transfer starts, capping starts. */
