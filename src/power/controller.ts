@@ -100,6 +100,7 @@ export class PowerController {
   #current: Setting;
   #startAt: number | undefined;
   #completionCeiling = 0;
+  #period: number;
   readonly decisions: PowerDecision[] = [];
 
   constructor(o: ControllerOptions, initial: Setting) {
@@ -116,6 +117,7 @@ export class PowerController {
     this.#top = isDvfsModel(o.model) ? o.model.states.length - 1 : 0;
     this.#current = { ...initial };
     this.#ladder = this.#buildLadder(initial);
+    this.#period = o.periodMs;
   }
 
   get current(): Setting {
@@ -225,7 +227,9 @@ export class PowerController {
     while (this.#history.length > 1 && this.#history[0]!.at < keepFrom) this.#history.shift();
 
     const now = sample.at;
-    const p = o.periodMs;
+    // A loaded meter samples late: plan with the period it really keeps (tiny samples aside), never a shorter one.
+    if (sample.intervalMs >= o.periodMs / 2) this.#period = 0.8 * this.#period + 0.2 * sample.intervalMs;
+    const p = Math.max(o.periodMs, this.#period);
     // The load now: averaged over the last period, not the last sample alone — a sample can be a millisecond
     // long (applying a DVFS state closes the interval), and its CPU figures are then mostly noise.
     const recent = this.#recentLoad(now - p, now);
