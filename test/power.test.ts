@@ -11,7 +11,7 @@ import type { AgentClient } from '../src/agent/index.js';
 import type { ChildAgent } from '../src/cli/spawn.js';
 import { UsageError } from '../src/errors.js';
 import { runPowerCapping } from '../src/experiments/power-capping.js';
-import { fetchPowerSeries } from '../src/power/index.js';
+import { fetchPowerSeries, windowOver } from '../src/power/index.js';
 import { childAgent, MiB, sleep } from './helpers.js';
 
 describe('power during a migration (two agent processes)', () => {
@@ -68,6 +68,43 @@ describe('power during a migration (two agent processes)', () => {
     await dst.client.stopGuest('pm-a');
     await src.client.stopGuest('pm-b');
   });
+
+  for (const mode of ['cap', 'dvfs', 'hybrid'] as const) {
+    it(`${mode}: holds a budget 1 W under the host's own power by the 1 s windowed average (within 1 %)`, async () => {
+      expect.assertions(4);
+      const gap = { ramBytes: 16 * MiB, workload: { name: 'gap' as const } };
+      const twolf = { ramBytes: 16 * MiB, workload: { name: 'twolf' as const } };
+      const id = `pb-${mode}`;
+      await src.client.startGuest(gap, id, true);
+      await src.client.startGuest(twolf, `${id}-other`, true);
+      await sleep(1500);
+      // Relative to the host's own power just before: the uncapped migration would be over it.
+      const now = Date.now();
+      const pre = await fetchPowerSeries(src.child.address, now - 3000);
+      const budget = Math.round((windowOver(pre.samples, now - 1000, now).watts - 1) * 10) / 10;
+      const started = await src.client.migrate(id, dst.child.address, {
+        capping: mode,
+        powerCap: budget,
+        maxBandwidth: 8 * MiB,
+        // A gap guest may outrun the link on a loaded machine: the budget is what is tested, not convergence.
+        maxRounds: 4,
+      });
+      const r = await src.client.waitMigration(started.id);
+      const b = r.energy?.budget;
+      expect(r.status).toBe('completed');
+      expect(b?.decisions.length).toBeGreaterThan(0);
+      if (b?.reachable) {
+        expect(b.budgetWatts).toBe(budget);
+        expect(b.worstWindow.watts).toBeLessThanOrEqual(budget * 1.01);
+      } else {
+        // Said plainly: in the decisions and in the events.
+        expect(b?.decisions.some((d) => /NOT reachable/.test(d.reason))).toBe(true);
+        expect(r.events.some((e) => /NOT reachable/.test(e))).toBe(true);
+      }
+      await dst.client.stopGuest(id);
+      await src.client.stopGuest(`${id}-other`);
+    }, 180_000);
+  }
 
   it('runs the power-capping experiment (tiny) and writes its report', async () => {
     const out = mkdtempSync(join(tmpdir(), 'livemig-power-exp-'));

@@ -12,7 +12,10 @@ import {
   SUMMARY_COLUMNS,
   seedComparison,
   summaryRows,
+  TRANSIENT_COLUMNS,
+  transientRows,
 } from '../experiments/power-capping.js';
+import { SWEEP_COLUMNS, sweepTable } from '../experiments/power-sweep.js';
 import { formatMs } from '../units.js';
 import { type ExperimentFlags, intFlag } from './experiment-flags.js';
 
@@ -41,6 +44,11 @@ export function printPowerCapping(r: PowerCappingResult): string {
           table(CONTROLLER_COLUMNS, controllerRows(r.runs)),
         ]
       : []),
+    'The transient around the start and the end (mean W per window, ~100 ms samples):',
+    table(TRANSIENT_COLUMNS, transientRows(r.runs)),
+    ...(r.sweeps.length > 0
+      ? ['The seed’s claims, swept (mean ± 95 % CI):', table(SWEEP_COLUMNS, sweepTable(r.sweeps))]
+      : []),
     `1-minute load average (other work on the machine): ${r.loadAverage.map((l) => l.toFixed(1)).join(', ')}`,
     `wrote ${r.files.join(', ')} in ${formatMs(r.wallMs)}`,
     '',
@@ -52,13 +60,15 @@ export async function runPowerCappingCommand(f: ExperimentFlags): Promise<void> 
   if (f.dryRun) {
     process.stdout.write(
       `${POWER_EXPERIMENT}: twolf-like and gap-like × none, dvfs, cap${f.tiny ? ' (tiny: gap-like × none, cap)' : ''}; ` +
-        'then gap-like with a budget: fixed CAP vs adaptive controller\n',
+        'then gap-like with a budget: fixed CAP vs adaptive controller; then the sweeps (not tiny): utilisation ' +
+        '40→100 % × none, dvfs, cap and VMs ≤ cores vs VMs > cores × none, cap, --repetitions each\n',
     );
     return;
   }
   const r = await runPowerCapping({
     quick: f.quick === true,
     tiny: f.tiny === true,
+    ...(f.repetitions !== undefined ? { repetitions: intFlag(f.repetitions, '--repetitions', 1) } : {}),
     out: f.out,
     seed,
     log: f.progress === false ? undefined : (l) => process.stderr.write(`[${POWER_EXPERIMENT}] ${l}\n`),

@@ -197,6 +197,7 @@ export function addMigrationFlags(cmd: Command): Command {
     )
     .option('--hot-streak <n>', 'hot-last: a page dirty at this many syncs in a row is held back (default 2)')
     .option('--power-cap <watts>', 'keep the source host under this power while migrating (docs/power.md)')
+    .option('--power-window <duration>', 'the budget holds for the average over this window (default 1s)')
     .addOption(
       new Option(
         '--capping <mode>',
@@ -204,10 +205,10 @@ export function addMigrationFlags(cmd: Command): Command {
       ).choices([...CAPPING_MODES]),
     )
     .addOption(
-      new Option('--cap-control <c>', 'fixed: choose once; adaptive: re-choose after every round').choices([
-        'fixed',
-        'adaptive',
-      ]),
+      new Option(
+        '--cap-control <c>',
+        'with --power-cap the budget is always held closed-loop; adaptive: also bound the CAP by completion',
+      ).choices(['fixed', 'adaptive']),
     )
     .option('--migration-cap <percent>', 'CAP the migrating VM at this (instead of from --power-cap)')
     .option('--dvfs-ghz <GHz>', 'run every core at this frequency (instead of from --power-cap)')
@@ -244,6 +245,7 @@ export interface MigrationFlagValues {
   verify?: string;
   pageOrder?: string;
   powerCap?: string;
+  powerWindow?: string;
   capping?: string;
   capControl?: string;
   migrationCap?: string;
@@ -300,6 +302,9 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];
   if (f.pageOrder) o.pageOrder = f.pageOrder as MigrationOptions['pageOrder'];
   if (f.powerCap !== undefined) o.powerCap = num(f.powerCap, '--power-cap', 0, 1_000_000);
+  // RAPL's PL1 window is about a second; below 100 ms a window holds about one meter sample.
+  if (f.powerWindow !== undefined)
+    o.powerWindowMs = durationFlag(f.powerWindow, '--power-window', 100, 3_600_000);
   if (f.capping) o.capping = f.capping as MigrationOptions['capping'];
   if (f.capControl) o.capControl = f.capControl as MigrationOptions['capControl'];
   if (f.migrationCap !== undefined) o.migrationCap = int(f.migrationCap, '--migration-cap', 0, 100);

@@ -6,6 +6,7 @@ import Table from 'cli-table3';
 import { safeText } from '../log-safe.js';
 import type { MigrationReport } from '../migration/index.js';
 import { formatBytes, formatMs } from '../units.js';
+import { powerRows } from './format-power.js';
 
 /** A progress bar over the pages of the current round (or of post-copy), with the figures operators watch. */
 export class MigrationProgress {
@@ -93,7 +94,10 @@ export function reportTable(r: MigrationReport): string {
   }
   if (r.cap.length > 0) {
     // Auto-converge and power capping both set the migrating VM's CAP.
-    rows.push(['CAP', r.cap.map((c) => `CAP ${c.cap} (${c.reason.split(':')[0]})`).join(' → ')]);
+    const caps = r.cap.length > 8 ? [...r.cap.slice(0, 4), ...r.cap.slice(-3)] : r.cap;
+    const line = caps.map((c) => `CAP ${c.cap} (${c.reason.split(':')[0]})`);
+    if (r.cap.length > 8) line.splice(4, 0, `… ${r.cap.length - 7} more …`);
+    rows.push(['CAP', line.join(' → ')]);
   }
   if (r.energy) {
     const e = r.energy;
@@ -102,6 +106,7 @@ export function reportTable(r: MigrationReport): string {
     rows.push(['energy, source', `${fig(e.source)} [${e.model}]`]);
     if (e.sourceMeasured) rows.push(['energy, source RAPL', fig(e.sourceMeasured)]);
     rows.push(['energy, destination', e.destination ? fig(e.destination) : 'not available']);
+    rows.push(...powerRows(r));
   }
   if (r.guest.stepsPerSecBefore > 0) {
     rows.push([

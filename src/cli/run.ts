@@ -115,6 +115,13 @@ export function registerRun(program: Command): void {
         }
       }
       const { report, oracle } = result;
+      // An unreachable budget is said on the terminal even with --json (stderr).
+      if (report.energy?.budget && !report.energy.budget.reachable) {
+        process.stderr.write(
+          `livemig: the power budget of ${report.energy.budget.budgetWatts} W was NOT reachable at times: even the lowest ` +
+            `setting was predicted over it then (see energy.budget.decisions)\n`,
+        );
+      }
       if (json) process.stdout.write(`${JSON.stringify({ ...report, oracle }, null, 2)}\n`);
       else {
         process.stdout.write(`${reportTable(report)}\n`);

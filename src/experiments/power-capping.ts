@@ -31,6 +31,7 @@ import {
   writeResultFile,
 } from '../report/index.js';
 import { VERSION } from '../version.js';
+import { runSweeps, SWEEP_COLUMNS, type SweepPoint, sweepTable } from './power-sweep.js';
 import { type Pair, startPair } from './scenario.js';
 
 const MiB = 1024 * 1024;
@@ -57,6 +58,10 @@ export interface PowerCappingOptions {
   afterMs?: number;
   /** Also compare a fixed budget CAP with the adaptive controller on the gap-like guest (default true). */
   controller?: boolean;
+  /** The seed's claims swept (src/experiments/power-sweep.ts; default: not in tiny mode). */
+  sweeps?: boolean;
+  /** Repetitions per sweep point (default 2 quick, 5 full). */
+  repetitions?: number;
   seed?: number;
   /** Results folder: writes <out>/power-capping/. Default "results". */
   out?: string;
@@ -103,6 +108,8 @@ export interface PowerRun {
   vms: VmRates[];
   /** Source host power over time, t = seconds since migration start. */
   series: { t: number; watts: number; utilisation: number; migrationCpuMs: number }[];
+  /** Destination host power over time, same t. */
+  destSeries: { t: number; watts: number; utilisation: number }[];
 }
 
 export interface PowerCappingResult {
@@ -113,6 +120,8 @@ export interface PowerCappingResult {
     >
   > & { realCores: number; capHere: number; mode: string };
   runs: PowerRun[];
+  /** The seed's claims swept, with repetitions (empty when not run). */
+  sweeps: SweepPoint[];
   dir: string;
   files: string[];
   wallMs: number;
@@ -175,23 +184,23 @@ async function runOne(
   budgetBelow: number,
   seed: number,
   log: (l: string) => void,
+  /** How many guests (twolf-like and gap-like in turn) and each one's CPU limit (0 = uncapped); default 4 × baseCap. */
+  layout: { vms: number; baseCap: number } = { vms: 4, baseCap: c.baseCap },
 ): Promise<PowerRun> {
   const src = new AgentClient(pair.source.address);
   const dst = new AgentClient(pair.destination.address);
   const n = ++runCounter;
-  // Two of each kind; the first of `kind` migrates.
-  const vms: { id: string; kind: VmKind }[] = [
-    { id: `twolf-a-${n}`, kind: 'twolf-like' },
-    { id: `gap-a-${n}`, kind: 'gap-like' },
-    { id: `twolf-b-${n}`, kind: 'twolf-like' },
-    { id: `gap-b-${n}`, kind: 'gap-like' },
-  ];
+  // Kinds in turn; the first of `kind` migrates.
+  const vms: { id: string; kind: VmKind }[] = Array.from({ length: Math.max(2, layout.vms) }, (_, i) => {
+    const k: VmKind = i % 2 === 0 ? 'twolf-like' : 'gap-like';
+    return { id: `${k.split('-')[0]}-${String.fromCharCode(97 + Math.floor(i / 2))}-${n}`, kind: k };
+  });
   const migrating = vms.find((v) => v.kind === kind)!.id;
   await Promise.all(
     vms.map((v, i) => src.startGuest(guestConfig(v.kind, c.ramBytes, seed + i), v.id, false)),
   );
   for (const v of vms) {
-    await src.throttle(v.id, { cap: c.baseCap });
+    if (layout.baseCap > 0) await src.throttle(v.id, { cap: layout.baseCap });
     await src.resume(v.id);
   }
   let holder = new Map(vms.map((v) => [v.id, src]));
@@ -218,7 +227,7 @@ async function runOne(
     if (report.status === 'completed') {
       holder = new Map(holder).set(migrating, dst);
       // The VM keeps the load it had: a real VM's demand does not change with its host.
-      await dst.throttle(migrating, { cap: c.baseCap });
+      if (layout.baseCap > 0) await dst.throttle(migrating, { cap: layout.baseCap });
     }
     await sleep(c.afterMs);
     const t2 = Date.now();
@@ -274,6 +283,9 @@ async function runOne(
           utilisation: x.utilisation,
           migrationCpuMs: x.mainCpuMs + x.otherCpuMs,
         })),
+      destSeries: d.samples
+        .filter((x) => x.at > t0 - c.beforeMs && x.at <= t2)
+        .map((x) => ({ t: (x.at - t0) / 1000, watts: x.watts, utilisation: x.utilisation })),
     };
     log(
       `${kind} ${mode}: ${report.status} in ${(report.totalTimeMs / 1000).toFixed(1)} s, ${report.rounds} rounds; ` +
@@ -326,6 +338,7 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
   const seed = o.seed ?? 1;
   const pair = o.pair ?? (await startPair());
   const runs: PowerRun[] = [];
+  let sweeps: SweepPoint[] = [];
   // The machine is shared: the 1-minute load average says how much other work competed with the guests.
   const loads: number[] = [loadavg()[0]!];
   try {
@@ -355,13 +368,33 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
         ),
       );
     }
+    if (o.sweeps ?? !tiny) {
+      sweeps = await runSweeps(
+        pair,
+        async (spec) => {
+          const r = await runOne(pair, c, 'gap-like', spec.mode, spec.extra, 0, spec.seed, log, {
+            vms: spec.vms,
+            baseCap: spec.baseCap,
+          });
+          return {
+            beforeWatts: r.before.watts,
+            duringWatts: r.during.watts,
+            seconds: r.migrationTimeMs / 1000,
+            joules: r.energy?.source.joules ?? Number.NaN,
+            beforeUtilisation: r.before.utilisation,
+          };
+        },
+        { quick, repetitions: o.repetitions ?? (quick ? 2 : 5), realCores, seed, log },
+      );
+      loads.push(loadavg()[0]!);
+    }
   } finally {
     if (!o.pair) await pair.close();
   }
   const dir = join(o.out ?? 'results', 'power-capping');
   loads.push(loadavg()[0]!);
-  const files = await writePowerReport(dir, c, runs, o, loads);
-  return { config: c, runs, dir, files, wallMs: performance.now() - t0, loadAverage: loads };
+  const files = await writePowerReport(dir, c, runs, o, loads, sweeps);
+  return { config: c, runs, sweeps, dir, files, wallMs: performance.now() - t0, loadAverage: loads };
 }
 
 /** Rows of the main table: one per run. */
@@ -383,7 +416,10 @@ export function summaryRows(runs: readonly PowerRun[]): (string | number)[][] {
       none && r !== none ? change(r.during.watts, none.during.watts) : '',
       pct(mig.slowdownDuring),
       pct(mean(others.map((v) => v.slowdownDuring))),
-      r.caps.join(' ') || '-',
+      r.caps.length > 6 ? `${r.caps.length} changes` : r.caps.join(' ') || '-',
+      r.energy?.cost ? Math.round(r.energy.cost.sourceJoules) : '-',
+      r.energy?.cost ? Math.round(r.energy.cost.sourceJoulesPerGiB) : '-',
+      r.energy?.cost?.destinationJoules != null ? Math.round(r.energy.cost.destinationJoules) : '-',
     ];
   });
 }
@@ -402,6 +438,9 @@ export const SUMMARY_COLUMNS = [
   'migrating VM slowdown',
   'other VMs slowdown',
   'CAPs',
+  'source J per migration',
+  'source J/GiB',
+  'destination J per migration',
 ];
 
 async function writePowerReport(
@@ -410,6 +449,7 @@ async function writePowerReport(
   runs: PowerRun[],
   o: PowerCappingOptions,
   loads: readonly number[],
+  sweeps: readonly SweepPoint[] = [],
 ): Promise<string[]> {
   const files: string[] = [];
   const put = async (name: string, p: Promise<void>) => {
@@ -418,8 +458,10 @@ async function writePowerReport(
   };
   await put(
     'results.json',
-    writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs }),
+    writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs, sweeps }),
   );
+  if (sweeps.length > 0)
+    await put('sweeps.csv', writeCsv(join(dir, 'sweeps.csv'), SWEEP_COLUMNS, sweepTable(sweeps)));
   await put('summary.csv', writeCsv(join(dir, 'summary.csv'), SUMMARY_COLUMNS, summaryRows(runs)));
   const seriesRows = runs.flatMap((r) =>
     r.series.map((s) => [r.kind, r.mode, s.t, s.watts, s.utilisation, s.migrationCpuMs]),
@@ -530,14 +572,35 @@ async function writePowerReport(
         charts: charts.map((x) => x.spec),
       },
       { heading: 'Side by side with the seed', table: seedTable },
+      ...(sweeps.length > 0
+        ? [
+            {
+              heading: 'The seed’s claims, swept (repetitions, 95 % confidence intervals)',
+              text:
+                'Utilisation: four guests held to CAPs that make the host 40 … 100 % busy, the gap-like VM migrated ' +
+                'with no capping, DVFS 1.73 GHz and CAP 15. Contention: uncapped guests, as many as the cores and ' +
+                'three times as many, no capping vs CAP 15. Each run’s figure is the power it added during the ' +
+                'migration (during − before); the saving is that of no capping minus that of the mode (Welch).',
+              table: { columns: SWEEP_COLUMNS, rows: sweepTable(sweeps) },
+            },
+          ]
+        : []),
       {
         heading: 'The open problem: a CAP that bounds power and completion time',
         text:
-          'Budget: 1 W under the host’s own power before the migration. Fixed: the largest CAP predicted to keep the ' +
-          'host under it, chosen when the transfer starts and held. Adaptive: after every pre-copy round, the largest ' +
-          'CAP that keeps the measured-and-modelled power under the budget AND lets pre-copy finish by the target (the ' +
-          'uncapped migration time), taking the dirty rate as proportional to the VM’s CPU share.',
+          'Budget: 1 W under the host’s own power before the migration, held over 1 s windows by the closed-loop ' +
+          'controller (src/power/controller.ts), which re-decides the CAP at every meter sample. cap-fixed-budget: ' +
+          'the budget alone; cap-adaptive: also, after every pre-copy round, no more than the CAP that lets pre-copy ' +
+          'finish by the target (the uncapped migration time), taking the dirty rate as proportional to the VM’s ' +
+          'CPU share.',
         table: { columns: CONTROLLER_COLUMNS, rows: controllerRows(runs) },
+      },
+      {
+        heading: 'The transient around the start and the end of each migration (Jeong et al. 2013)',
+        text:
+          'Mean modelled power in windows around the migration, from the meters’ ~100 ms samples. A rise in the ' +
+          'first seconds that the capping does not catch is what defeats a capper that decides once at the start.',
+        table: { columns: TRANSIENT_COLUMNS, rows: transientRows(runs) },
       },
       {
         heading: 'Each VM’s progress (steps/s) before, during and after the migration',
@@ -553,6 +616,56 @@ async function writePowerReport(
   return files;
 }
 
+export const TRANSIENT_COLUMNS = [
+  'VM migrated',
+  'capping',
+  'host',
+  'W −2…0 s',
+  'W 0…1 s',
+  'W 1…3 s',
+  'W last 1 s',
+  'W end…+1 s',
+  'W +1…+3 s',
+  'peak W in 0…3 s',
+];
+
+/**
+ * The transient (Jeong et al. 2013: the source's power stays high or overshoots for a few seconds after a
+ * migration starts): mean power in windows around the start and the end of each migration, from the ~100 ms series.
+ */
+export function transientRows(runs: readonly PowerRun[]): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const avg = (xs: readonly { t: number; watts: number }[], a: number, b: number) => {
+    const w = xs.filter((x) => x.t > a && x.t <= b).map((x) => x.watts);
+    return w.length ? +mean(w).toFixed(1) : '-';
+  };
+  const peak = (xs: readonly { t: number; watts: number }[], a: number, b: number) => {
+    const w = xs.filter((x) => x.t > a && x.t <= b).map((x) => x.watts);
+    return w.length ? +Math.max(...w).toFixed(1) : '-';
+  };
+  for (const r of runs) {
+    const end = r.migrationTimeMs / 1000;
+    for (const [host, xs] of [
+      ['source', r.series],
+      ['destination', r.destSeries ?? []],
+    ] as const) {
+      rows.push([
+        r.kind,
+        r.mode,
+        host,
+        avg(xs, -2, 0),
+        avg(xs, 0, 1),
+        avg(xs, 1, 3),
+        avg(xs, end - 1, end),
+        avg(xs, end, end + 1),
+        avg(xs, end + 1, end + 3),
+        peak(xs, 0, 3),
+      ]);
+    }
+  }
+  return rows;
+}
+
 export const CONTROLLER_COLUMNS = [
   'run',
   'budget W',
@@ -561,6 +674,9 @@ export const CONTROLLER_COLUMNS = [
   'W during',
   'peak W',
   'samples over budget',
+  'worst 1 s window W',
+  's over budget (windowed)',
+  'J over budget',
   'migration s',
   'migrating VM slowdown',
   'CAPs',
@@ -578,6 +694,9 @@ export function controllerRows(runs: readonly PowerRun[]): (string | number)[][]
       +r.during.watts.toFixed(1),
       +r.peakWattsDuring.toFixed(1),
       r.budgetWatts ? pct(r.overBudget) : '-',
+      r.energy?.budget ? +r.energy.budget.worstWindow.watts.toFixed(1) : '-',
+      r.energy?.budget ? +(r.energy.budget.overBudgetMs / 1000).toFixed(1) : '-',
+      r.energy?.budget ? +r.energy.budget.overBudgetJoules.toFixed(1) : '-',
       +(r.migrationTimeMs / 1000).toFixed(2),
       pct(r.vms.find((v) => v.migrating)!.slowdownDuring),
       r.caps.join(' ') || '-',
@@ -604,6 +723,12 @@ export function seedComparison(runs: readonly PowerRun[]): {
       'gap migration time',
       `~${SEED_FIGURES.gapMigrationS} s`,
       `${(g.migrationTimeMs / 1000).toFixed(1)} s`,
+    ]);
+  if (t && g)
+    rows.push([
+      'migration time ratio gap / twolf',
+      `~${(SEED_FIGURES.gapMigrationS / SEED_FIGURES.twolfMigrationS).toFixed(1)}`,
+      (g.migrationTimeMs / t.migrationTimeMs).toFixed(2),
     ]);
   for (const kind of ['twolf-like', 'gap-like'] as const) {
     const none = get(kind, 'none');

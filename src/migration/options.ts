@@ -89,6 +89,8 @@ export const migrationOptionsSchema = z.strictObject({
   hotStreak: z.number().int().min(1).max(255),
   /** Source host power budget in watts (modelled, or measured where RAPL exists); 0 = none. */
   powerCap: z.number().min(0).max(1_000_000),
+  /** The budget holds for the average over this window (Intel RAPL's PL1 time window), ms. */
+  powerWindowMs: z.number().min(100).max(3_600_000),
   capping: z.enum(CAPPING_MODES),
   /** fixed: choose the CAP / DVFS state once when the transfer starts; adaptive: re-choose it after every round. */
   capControl: z.enum(['fixed', 'adaptive']),
@@ -145,6 +147,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   hotStreak: 2,
   framePayloadBytes: 1 * MiB,
   powerCap: 0,
+  powerWindowMs: 1000,
   capping: 'none',
   capControl: 'fixed',
   migrationCap: 0,

@@ -11,15 +11,24 @@ import { UsageError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
 import type { MigrationOptions } from '../migration/options.js';
 import type { RoundSample } from '../migration/policy.js';
-import type { EnergyFigure, MigrationEnergy, MigrationReport, VmProgress } from '../migration/stats.js';
+import type {
+  EnergyFigure,
+  MigrationEnergy,
+  MigrationEnergyCost,
+  MigrationReport,
+  PowerBudgetReport,
+  VmProgress,
+} from '../migration/stats.js';
 import {
   type ControllerDecision,
   capForBudget,
+  capForCompletion,
   chooseDvfsState,
   controllerStep,
   type HostLoad,
   predictWatts,
 } from './capping.js';
+import { budgetCompliance, PowerController, type PowerDecision } from './controller.js';
 import { energyOver, PowerMeter, type PowerSample, type PowerSeries, windowOver } from './meter.js';
 import {
   type DvfsPowerModel,
@@ -107,6 +116,16 @@ export class HostPower {
 }
 
 const BEFORE_WINDOW_MS = 2000;
+const GiB = 1024 ** 3;
+const MAX_LOOP_EVENTS = 20;
+
+/** True when the budget is held by the closed-loop controller (a budget, and no fixed setting for the mode). */
+export function closedLoop(o: MigrationOptions): boolean {
+  if (o.capping === 'none' || o.powerCap <= 0) return false;
+  if (o.capping === 'dvfs') return o.dvfsGhz === 0;
+  if (o.capping === 'cap') return o.migrationCap === 0;
+  return o.dvfsGhz === 0 && o.migrationCap === 0;
+}
 
 export class MigrationPowerSession {
   readonly #host: HostPower;
@@ -122,6 +141,14 @@ export class MigrationPowerSession {
   #applied = false;
   #lastRoundAt = Date.now();
   #dvfsGhz: number | null = null;
+  #controller: PowerController | undefined;
+  #controlStart = 0;
+  #unsubscribe: (() => void) | undefined;
+  readonly #queue: PowerSample[] = [];
+  #busy = false;
+  #report: MigrationReport | undefined;
+  #saidUnreachable = false;
+  #events = 0;
 
   constructor(host: HostPower, spec: { guestId: string; guest: Guest; options: MigrationOptions }) {
     this.#host = host;
@@ -182,9 +209,22 @@ export class MigrationPowerSession {
       }
     }
     this.#dvfsGhz = state === m.states.length - 1 ? null : m.states[state]!.ghz;
-    report.events.push(
+    this.#event(
+      report,
       `${elapsed(report)} power: DVFS ${m.states[state]!.ghz.toFixed(3)} GHz on every core (${why})`,
     );
+  }
+
+  /** The closed loop can change the setting at every sample: the events keep the first ones, the report all. */
+  #event(report: MigrationReport, text: string): void {
+    if (this.#controller && this.#events >= MAX_LOOP_EVENTS) {
+      if (this.#events === MAX_LOOP_EVENTS)
+        report.events.push(`${elapsed(report)} power: further decisions only in energy.budget.decisions`);
+      this.#events++;
+      return;
+    }
+    this.#events++;
+    report.events.push(text);
   }
 
   #setCap(cap: number, report: MigrationReport, why: string): void {
@@ -196,7 +236,7 @@ export class MigrationPowerSession {
     }
     this.#caps.push(cap);
     report.cap.push({ atMs: report.totalTimeMs, cap, throttle: cap === 0 ? 0 : 100 - cap, reason: why });
-    report.events.push(`${elapsed(report)} power: CAP ${cap} on the migrating VM (${why})`);
+    this.#event(report, `${elapsed(report)} power: CAP ${cap} on the migrating VM (${why})`);
   }
 
   /** The first progress report of an active migration: the transfer starts, capping starts. */
@@ -209,6 +249,10 @@ export class MigrationPowerSession {
   #applyInitial(report: MigrationReport): void {
     const o = this.#o;
     if (o.capping === 'none') return;
+    if (closedLoop(o)) {
+      this.#startController(report);
+      return;
+    }
     const { load, watts } = this.#load(Date.now() - 1000);
     const dvfs = this.#dvfs();
     const budget = o.powerCap;
@@ -240,6 +284,97 @@ export class MigrationPowerSession {
     }
   }
 
+  /**
+   * The closed-loop controller (src/power/controller.ts): primed with the load of the last second before the
+   * transfer (its energy counts at most at the budget), then fed every meter sample; each decision is applied at
+   * once.
+   */
+  #startController(report: MigrationReport): void {
+    const o = this.#o;
+    const mode = o.capping as 'dvfs' | 'cap' | 'hybrid';
+    const ctl = new PowerController(
+      {
+        mode,
+        model: this.#model,
+        budgetWatts: o.powerCap,
+        windowMs: o.powerWindowMs,
+        periodMs: this.#meter.intervalMs,
+        capacity: this.#meter.capacityCores,
+        vmVcpus: this.#guest.config.vcpus,
+        capCeiling: this.#capBefore,
+      },
+      { state: this.#meter.dvfsState, cap: this.#guest.cap },
+    );
+    this.#controller = ctl;
+    this.#report = report;
+    const last = this.#meter.sample();
+    const now = last.at;
+    const w = windowOver(withModel(this.#meter.samples(now - 2000), this.#model), now - 1000, now);
+    this.#controlStart = now;
+    this.#apply(
+      ctl.observe(
+        {
+          at: now,
+          intervalMs: 1000,
+          watts: w.watts,
+          cpus: w.cpus,
+          vmCpus: w.guests.get(this.#guestId)?.cpus ?? 0,
+        },
+        { before: true },
+      ),
+    );
+    this.#unsubscribe = this.#meter.onSample(this.#onSample);
+  }
+
+  /** Samples are queued: applying a DVFS state takes a sample itself (closing the interval in the old state). */
+  readonly #onSample = (s: PowerSample): void => {
+    this.#queue.push(s);
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      for (let x = this.#queue.shift(); x; x = this.#queue.shift()) this.#control(x);
+    } finally {
+      this.#busy = false;
+    }
+  };
+
+  #control(s: PowerSample): void {
+    const ctl = this.#controller;
+    if (!ctl) return;
+    const ms = Math.max(1, s.intervalMs);
+    const vm = s.guests.find((g) => g.id === this.#guestId);
+    this.#apply(
+      ctl.observe({
+        at: s.at,
+        intervalMs: s.intervalMs,
+        watts: wattsAt(this.#model, s.utilisation, s.dvfsState),
+        cpus: (s.vcpuCpuMs + s.mainCpuMs + s.otherCpuMs) / ms,
+        vmCpus: (vm?.cpuMs ?? 0) / ms,
+      }),
+    );
+  }
+
+  #apply(d: PowerDecision): void {
+    const report = this.#report;
+    if (!report) return;
+    const mode = this.#o.capping;
+    const why = `closed loop: ${d.reason}`;
+    if (!d.reachable && !this.#saidUnreachable) {
+      // Said once, plainly (the CLI repeats it on the terminal).
+      this.#saidUnreachable = true;
+      report.events.push(
+        `${elapsed(report)} power: budget ${this.#o.powerCap} W NOT reachable (${d.reason})`,
+      );
+    }
+    if (mode === 'cap' || mode === 'hybrid') this.#setCap(d.cap, report, why);
+    if (mode === 'dvfs' || mode === 'hybrid') this.#setDvfs(d.state, report, why);
+  }
+
+  #stopController(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+
   /** After every pre-copy round: the adaptive controller re-chooses the CAP (and, with DVFS, the state). */
   readonly onRound = (round: { report: MigrationReport; guest: Guest; sample: RoundSample }): void => {
     const o = this.#o;
@@ -249,6 +384,26 @@ export class MigrationPowerSession {
     this.#lastRoundAt = Date.now();
     if (o.capControl !== 'adaptive' || o.capping === 'none') return;
     const { load, watts } = this.#load(since);
+    if (this.#controller) {
+      // The budget is the controller's; adaptive adds the completion bound on the CAP.
+      if (o.capping === 'dvfs') return;
+      const s = round.sample;
+      this.#controller.setCapCeiling(
+        capForCompletion(
+          {
+            dirtyPagesPerSec: s.durationMs > 0 ? (s.dirtyPages * 1000) / s.durationMs : 0,
+            sendPagesPerSec:
+              s.durationMs > 0 ? (s.bytesSent * 1000) / s.durationMs / this.#guest.ram.pageSize : 0,
+            remainingPages: s.dirtyPages,
+            elapsedMs: report.totalTimeMs,
+            targetMs: o.completionTargetMs,
+          },
+          load,
+          this.#guest.cap,
+        ),
+      );
+      return;
+    }
     if (o.capping === 'cap' || o.capping === 'hybrid') {
       const s = round.sample;
       const d: ControllerDecision = controllerStep({
@@ -282,6 +437,7 @@ export class MigrationPowerSession {
   async finish(report: MigrationReport): Promise<void> {
     const end = Date.now();
     this.#meter.sample();
+    this.#stopController();
     const dvfs = this.#dvfs();
     if (dvfs && this.#meter.dvfsState !== dvfs.states.length - 1)
       this.#meter.setDvfsState(dvfs.states.length - 1);
@@ -314,9 +470,17 @@ export class MigrationPowerSession {
         slowdown: b > 0 ? Math.max(0, 1 - d.stepsPerSec / b) : 0,
       });
     }
+    // The source's own 100 ms sample of the guest's speed before the migration can see no step at all on a loaded
+    // host (the vCPU thread was not scheduled then): the meter's 2 s window is the steadier figure.
+    const mine = vms.find((v) => v.migrating);
+    if (report.guest.stepsPerSecBefore <= 0 && mine && mine.stepsPerSecBefore > 0) {
+      report.guest.stepsPerSecBefore = mine.stepsPerSecBefore;
+      report.guest.slowdown = Math.max(0, 1 - report.guest.stepsPerSecDuring / mine.stepsPerSecBefore);
+    }
+    const source = energyOver(samples, this.#start, end, 'modelled') ?? zero;
     const energy: MigrationEnergy = {
       model: this.#model.name,
-      source: energyOver(samples, this.#start, end, 'modelled') ?? zero,
+      source,
       destination: null,
       sourceMeasured: this.#meter.rapl ? energyOver(samples, this.#start, end, 'measured') : null,
       capping: {
@@ -327,12 +491,70 @@ export class MigrationPowerSession {
         caps: this.#caps,
       },
       vms,
+      series: samples
+        .filter((x) => x.at > this.#start - BEFORE_WINDOW_MS && x.at - x.intervalMs < end)
+        .map((x) => ({
+          atMs: x.at - this.#start,
+          watts: Math.round(x.watts * 100) / 100,
+          utilisation: Math.round(x.utilisation * 1000) / 1000,
+        })),
     };
+    const ctl = this.#controller;
+    if (ctl) energy.budget = this.#budgetReport(ctl, samples, end);
+    const sourceBefore = before.ms > 0 ? before.watts : source.averageWatts;
+    energy.cost = costOf(report, this.#model.name, source, sourceBefore, null, null);
     // Set before the await: a poller that sees the final status sees the source figures; the destination's
     // follows within milliseconds (GET /v1/migrations/ID?wait=1 returns only once it is in).
     report.energy = energy;
-    energy.destination = await remoteEnergy(report.destination, this.#start, end, this.#o.powerModel);
+    const dest = await remoteEnergy(report.destination, this.#start, end, this.#o.powerModel);
+    energy.destination = dest?.during ?? null;
+    if (dest)
+      energy.cost = costOf(report, this.#model.name, source, sourceBefore, dest.during, dest.beforeWatts);
   }
+
+  #budgetReport(ctl: PowerController, samples: readonly PowerSample[], end: number): PowerBudgetReport {
+    const o = this.#o;
+    const from = this.#controlStart;
+    const c = budgetCompliance(samples, o.powerCap, o.powerWindowMs, from, end);
+    return {
+      ...c,
+      reachable: ctl.decisions.every((d) => d.reachable),
+      decisions: ctl.decisions.map((d) => ({
+        atMs: d.at - this.#start,
+        ghz: d.ghz,
+        cap: d.cap,
+        windowWatts: Math.round(d.windowWatts * 100) / 100,
+        predictedWatts: Math.round(d.predictedWatts * 100) / 100,
+        reachable: d.reachable,
+        reason: d.reason,
+      })),
+    };
+  }
+}
+
+/** Energy per migration and per GiB moved; `extra` = above each host's power just before the migration. */
+export function costOf(
+  report: MigrationReport,
+  model: string,
+  source: EnergyFigure,
+  sourceBeforeWatts: number,
+  destination: EnergyFigure | null,
+  destinationBeforeWatts: number | null,
+): MigrationEnergyCost {
+  const gib = report.transferredBytes / GiB;
+  const per = (j: number) => (gib > 0 ? j / gib : 0);
+  const extra = (f: EnergyFigure, w: number) => f.joules - (w * f.durationMs) / 1000;
+  return {
+    model,
+    bytesMoved: report.transferredBytes,
+    sourceJoules: source.joules,
+    destinationJoules: destination?.joules ?? null,
+    sourceJoulesPerGiB: per(source.joules),
+    destinationJoulesPerGiB: destination ? per(destination.joules) : null,
+    sourceExtraJoules: extra(source, sourceBeforeWatts),
+    destinationExtraJoules:
+      destination && destinationBeforeWatts !== null ? extra(destination, destinationBeforeWatts) : null,
+  };
 }
 
 function elapsed(report: MigrationReport): string {
@@ -357,10 +579,13 @@ async function remoteEnergy(
   from: number,
   to: number,
   model: PowerModelName,
-): Promise<EnergyFigure | null> {
+): Promise<{ during: EnergyFigure; beforeWatts: number | null } | null> {
   try {
-    const s = await fetchPowerSeries(address, from - 1000, model);
-    return energyOver(s.samples, from, to, 'modelled');
+    const s = await fetchPowerSeries(address, from - BEFORE_WINDOW_MS - 1000, model);
+    const during = energyOver(s.samples, from, to, 'modelled');
+    if (!during) return null;
+    const before = windowOver(s.samples, from - BEFORE_WINDOW_MS, from);
+    return { during, beforeWatts: before.ms > 0 ? before.watts : null };
   } catch {
     return null;
   }

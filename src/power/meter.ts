@@ -82,7 +82,7 @@ export interface MeterOptions {
   model: PowerModel;
   /** Cores whose busy fraction is the utilisation; default: this machine's. */
   capacityCores?: number;
-  /** Sampling period of start(), ms (default 250). */
+  /** Sampling period of start(), ms (default 100: the controller decides per sample, the transient shows). */
   intervalMs?: number;
   /** How much history to keep, ms (default 15 min). */
   historyMs?: number;
@@ -94,7 +94,7 @@ export class PowerMeter {
   readonly model: PowerModel;
   readonly capacityCores: number;
   readonly #host: HostView;
-  readonly #intervalMs: number;
+  readonly intervalMs: number;
   readonly #historyMs: number;
   readonly #raplRoot: string | null;
   readonly #lastTid = new Map<number, number>();
@@ -103,12 +103,13 @@ export class PowerMeter {
   #samples: PowerSample[] = [];
   #timer: NodeJS.Timeout | undefined;
   #state: number;
+  readonly #listeners = new Set<(s: PowerSample) => void>();
 
   constructor(o: MeterOptions) {
     this.#host = o.host;
     this.model = o.model;
     this.capacityCores = o.capacityCores ?? availableParallelism();
-    this.#intervalMs = o.intervalMs ?? 250;
+    this.intervalMs = o.intervalMs ?? 100;
     this.#historyMs = o.historyMs ?? 15 * 60_000;
     this.#raplRoot = o.raplRoot === undefined ? '/sys/class/powercap' : o.raplRoot;
     this.#state = isDvfsModel(o.model) ? o.model.states.length - 1 : 0;
@@ -132,9 +133,15 @@ export class PowerMeter {
     this.#state = state;
   }
 
+  /** Calls `fn` with every sample as it is taken (the power controller decides on each); returns the unsubscriber. */
+  onSample(fn: (s: PowerSample) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => this.sample(), this.#intervalMs);
+    this.#timer = setInterval(() => this.sample(), this.intervalMs);
     this.#timer.unref();
   }
 
@@ -202,6 +209,7 @@ export class PowerMeter {
     let drop = 0;
     while (drop < this.#samples.length && this.#samples[drop]!.at < keepFrom) drop++;
     if (drop > 0) this.#samples.splice(0, drop);
+    for (const fn of this.#listeners) fn(s);
     return s;
   }
 

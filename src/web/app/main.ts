@@ -363,7 +363,12 @@ function renderCharts(): void {
   if (hasPower) {
     const samples = state.samples.get(id) ?? [];
     const label = samples.findLast((x) => x.powerLabel !== null)?.powerLabel ?? energy?.label ?? 'modelled';
-    power.setTitle(`Source host power (${label})`);
+    // Energy per migration (src/power/host.ts), once the migration has ended.
+    const cost = r?.energy?.cost;
+    const per = cost
+      ? ` · ${Math.round(cost.sourceJoules)} J per migration, ${Math.round(cost.sourceJoulesPerGiB)} J/GiB moved (modelled, ${cost.model})`
+      : '';
+    power.setTitle(`Source host power (${label})${per}`);
     power.set([c.tS, c.powerW]);
   }
   const rounds = roundColumns(r?.perRound ?? []);
