@@ -44,6 +44,7 @@ import {
   ResourceBudget,
 } from './admission.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
+import { syncDirtyLog } from './dirty-log-route.js';
 import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
 import { incomingOwnership, type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
 import {
@@ -957,6 +958,9 @@ export class Agent {
       } else if (method === 'POST' && action === 'resume') {
         parseEmptyRequest(await readJson(req), 'resume');
         return sendJson(res, 200, this.resumeGuest(id));
+      } else if (method === 'POST' && action === 'dirty-log') {
+        parseEmptyRequest(await readJson(req), 'dirty-log');
+        return sendJson(res, 200, syncDirtyLog(this.hosted(id)));
       } else if (method === 'POST' && action === 'throttle') {
         const body = parseThrottleRequest(await readJson(req));
         return sendJson(res, 200, this.setThrottle(id, body.cap, body.frequency));

@@ -10,6 +10,7 @@ import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
 import { clientApiToken } from './auth.js';
+import type { DirtyLogSync } from './dirty-log-route.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
 /**
@@ -145,6 +146,10 @@ export class AgentClient {
   }
   stopGuest(id: string): Promise<unknown> {
     return this.call('DELETE', `/v1/guests/${encodeURIComponent(id)}`);
+  }
+  /** Syncs the guest's dirty log and returns the pages written since the last sync (docs/agent.md). */
+  dirtyLog(id: string): Promise<DirtyLogSync> {
+    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/dirty-log`);
   }
   state(id: string): Promise<GuestState> {
     return this.call('GET', `/v1/guests/${encodeURIComponent(id)}/state`);

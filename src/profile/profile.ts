@@ -1,0 +1,184 @@
+/**
+ * Measuring a guest's profile (schema.ts): sync its dirty log every few milliseconds for a few seconds, then derive
+ * the working-set curve, the hot set, the zero pages and XBZRLE's compression on resent pages. Two sources: a guest
+ * run here, in this process (its RAM is readable: zero pages and XBZRLE are measured), or a guest already running
+ * on an agent (only its dirty log is synced, through POST /v1/guests/:id/dirty-log).
+ */
+import type { AgentClient } from '../agent/index.js';
+import { dirtyPagesOf } from '../agent/dirty-log-route.js';
+import { encodeXbzrleInto, isZeroPage } from '../codec/index.js';
+import { UsageError } from '../errors.js';
+import { Guest, type GuestConfig } from '../guest/index.js';
+import { type GuestProfile, PROFILE_VERSION } from './schema.js';
+import { byPage, distinctPagesPerWindow, hotSet, logSpacedWindows } from './working-set.js';
+
+export interface ProfileOptions {
+  /** How long to watch, ms (default 3000). */
+  durationMs?: number;
+  /** Step between dirty-log syncs, ms (default 5). */
+  tickMs?: number;
+  /** Let the guest run this long before watching, ms (default 200). */
+  warmupMs?: number;
+  /** Pages sampled for XBZRLE (default 512). */
+  xbzrleSample?: number;
+}
+
+/** Where the dirty log and (optionally) the pages come from. */
+interface Subject {
+  readonly pages: number;
+  readonly pageSize: number;
+  sync(): Promise<{ at: number; pages: Uint32Array }>;
+  /** A copy of page p's current contents (in-process only). */
+  readPage?(p: number): Uint8Array;
+  /** Fraction of RAM pages that are zero now (in-process only). */
+  zeroFraction?(): number;
+}
+
+const LAGS_MS = [20, 100, 500, 2000, 10000];
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function checked(o: ProfileOptions): Required<ProfileOptions> {
+  const full = { durationMs: 3000, tickMs: 5, warmupMs: 200, xbzrleSample: 512, ...o };
+  if (!(full.durationMs >= 100 && full.durationMs <= 600_000)) {
+    throw new UsageError(`profile duration must be from 100 ms to 10 min (got ${full.durationMs} ms)`, '--duration');
+  }
+  if (!(full.tickMs >= 1 && full.tickMs <= full.durationMs / 10)) {
+    throw new UsageError(`profile tick must be from 1 ms to a tenth of the duration (got ${full.tickMs} ms)`, '--tick');
+  }
+  return full;
+}
+
+async function watch(s: Subject, o: Required<ProfileOptions>, source: GuestProfile['source']): Promise<GuestProfile> {
+  await s.sync(); // start clean: what was written before the watch is not in the first tick
+  const ticks: Uint32Array[] = [];
+  const times: number[] = [];
+  const t0 = (await s.sync()).at;
+  ticks.length = 0;
+  // XBZRLE: a sample of pages, each assigned one lag; a sampled page dirty again at least its lag after its copy was
+  // taken is "resent": encoded against the copy (a cache hit), then the copy is refreshed, as the engine's cache is.
+  const copies = new Map<number, { data: Uint8Array; at: number; lag: number }>();
+  const acc = LAGS_MS.map(() => ({ n: 0, unchanged: 0, overflow: 0, encoded: 0 }));
+  const lags = LAGS_MS.filter((l) => l <= o.durationMs / 2);
+  let last = t0;
+  const out = new Uint8Array(s.pageSize * 2 + 16);
+  while (last - t0 < o.durationMs) {
+    await sleep(o.tickMs);
+    const { at, pages } = await s.sync();
+    ticks.push(pages);
+    times.push(at - last);
+    last = at;
+    if (!s.readPage || lags.length === 0) continue;
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i]!;
+      const c = copies.get(p);
+      if (!c) {
+        if (copies.size < o.xbzrleSample) {
+          copies.set(p, { data: s.readPage(p), at, lag: copies.size % lags.length });
+        }
+        continue;
+      }
+      if (at - c.at < lags[c.lag]!) continue;
+      const now = s.readPage(p);
+      const len = encodeXbzrleInto(c.data, now, out, s.pageSize);
+      const a = acc[c.lag]!;
+      a.n++;
+      if (len === 0) a.unchanged++;
+      else if (len < 0) a.overflow++;
+      else a.encoded += len;
+      c.data = now;
+      c.at = at;
+    }
+  }
+  const xbz: GuestProfile['xbzrle'] = [];
+  lags.forEach((lagMs, i) => {
+    const a = acc[i]!;
+    const sent = a.n - a.unchanged - a.overflow;
+    if (a.n > 0) {
+      xbz.push({
+        lagMs,
+        pages: a.n,
+        unchanged: a.unchanged / a.n,
+        overflow: a.overflow / a.n,
+        ratio: sent > 0 ? Math.min(1, a.encoded / (sent * s.pageSize)) : 0,
+      });
+    }
+  });
+  const tickMs = (last - t0) / ticks.length;
+  const pt = byPage({ ticks, pages: s.pages });
+  const ks = logSpacedWindows(ticks.length);
+  const w = distinctPagesPerWindow(pt, ticks.length, ks);
+  let events = 0;
+  for (const t of ticks) events += t.length;
+  return {
+    kind: 'livemig-profile',
+    version: PROFILE_VERSION,
+    source,
+    measuredAt: new Date().toISOString(),
+    pageSize: s.pageSize,
+    ramPages: s.pages,
+    durationMs: last - t0,
+    tickMs,
+    workingSet: ks.map((k, i) => ({ ms: k * tickMs, pages: w[i]! })),
+    pagesWritten: pt.start.length - 1 - countEmpty(pt.start),
+    dirtyPagesPerSec: (events * 1000) / (last - t0),
+    hotSet: hotSet(pt, [0.5, 0.9, 0.99]),
+    zeroFraction: s.zeroFraction ? s.zeroFraction() : null,
+    xbzrle: xbz,
+  };
+}
+
+function countEmpty(start: Uint32Array): number {
+  let n = 0;
+  for (let p = 0; p + 1 < start.length; p++) if (start[p + 1] === start[p]) n++;
+  return n;
+}
+
+/** Starts `config` here, lets it warm up, profiles it and destroys it. */
+export async function profileGuest(config: GuestConfig, opts: ProfileOptions = {}): Promise<GuestProfile> {
+  const o = checked(opts);
+  const guest = await Guest.create(config);
+  try {
+    guest.resume();
+    await sleep(o.warmupMs);
+    const ram = guest.ram;
+    const subject: Subject = {
+      pages: ram.pageCount,
+      pageSize: ram.pageSize,
+      sync: async () => ({ pages: guest.dirtyLog.sync(), at: performance.now() }),
+      readPage: (p) => ram.page(p).slice(),
+      zeroFraction: () => {
+        let z = 0;
+        for (let p = 0; p < ram.pageCount; p++) if (isZeroPage(ram.page(p))) z++;
+        return z / ram.pageCount;
+      },
+    };
+    const name = guest.config.workload.name;
+    const file = guest.config.workload.params.traceFile;
+    return await watch(subject, o, { workload: name === 'trace' && file ? `trace:${file}` : name });
+  } finally {
+    await guest.destroy();
+  }
+}
+
+/** Profiles guest `id` running on the agent behind `client`: syncs its dirty log, reads nothing else. */
+export async function profileAgentGuest(
+  client: AgentClient,
+  id: string,
+  opts: ProfileOptions = {},
+): Promise<GuestProfile> {
+  const o = checked({ warmupMs: 0, ...opts });
+  const info = await client.guest(id);
+  const pageSize = info.config.pageSize ?? 4096;
+  const pages = Math.floor(info.config.ramBytes / pageSize);
+  const subject: Subject = {
+    pages,
+    pageSize,
+    sync: async () => {
+      const s = await client.dirtyLog(id);
+      return { at: s.at, pages: dirtyPagesOf(s, pages) };
+    },
+  };
+  const name = info.config.workload.name;
+  return watch(subject, o, { workload: String(name), agent: client.base, guest: id });
+}
