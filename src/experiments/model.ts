@@ -1,34 +1,172 @@
 /**
- * model: the pre-copy model (src/migration/model.ts) against real migrations over a grid of bandwidths and dirty
- * rates. Two predictions per point: a priori (the configured bandwidth, write rate and working set) and calibrated
- * (the bandwidth, dirty rate and compression measured in the run itself), so the error of the model's inputs can
- * be told from the error of the model.
+ * model: the pre-copy model (src/migration/model.ts) against real migrations. Before any cell runs, every guest of
+ * the grid is profiled (`livemig profile`'s code: W(t), zero pages, XBZRLE deltas) and the engine's fixed and
+ * per-page costs are measured on a near-idle guest at unlimited bandwidth — neither on a cell of the grid. Each cell
+ * is then predicted from its guest's profile and the cell's own options (bandwidth, XBZRLE, stop rules), and
+ * migrated for real. Also shown: the papers' model a priori with the uniform dirty set (no profile), for comparison.
  */
-import type { MigrationOptions } from '../migration/index.js';
+import { existsSync } from 'node:fs';
+import type { GuestConfig } from '../guest/index.js';
+import type { MigrationOptions, MigrationReport } from '../migration/index.js';
+import {
+  DEFAULT_ENGINE_COSTS,
+  type EngineCosts,
+  type PrecopyInput,
+  predictPrecopy,
+} from '../migration/model.js';
+import { type GuestProfile, profileGuest } from '../profile/index.js';
 import type { VegaLiteSpec } from '../report/index.js';
-import { guest, MiB, mib, modelInput, ms, sizes, statusOf } from './common.js';
+import {
+  type ExperimentWorkload,
+  guest,
+  MiB,
+  mib,
+  modelInput,
+  ms,
+  SHIPPED_TRACES,
+  shippedTracePath,
+  sizes,
+  statusOf,
+} from './common.js';
+import { runScenario, startPair } from './scenario.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Predicted, Summary } from './types.js';
 
-function grid(cfg: ExperimentConfig): { bandwidths: number[]; rates: number[] } {
-  if (cfg.mode === 'tiny') return { bandwidths: [64], rates: [2000] };
-  if (cfg.mode === 'quick') return { bandwidths: [16, 32, 64], rates: [1000, 4000] };
-  return { bandwidths: [16, 32, 64], rates: [500, 2000, 4000, 8000] };
+interface Grid {
+  workloads: ExperimentWorkload[];
+  bandwidths: number[];
+  rates: number[];
+  xbzrle: boolean[];
+}
+
+function grid(cfg: ExperimentConfig): Grid {
+  const traces = SHIPPED_TRACES.filter((t) => existsSync(shippedTracePath(t))).map(
+    (t) => `trace:${t}` as const,
+  );
+  if (cfg.mode === 'tiny') return { workloads: ['gap'], bandwidths: [64], rates: [2000], xbzrle: [false] };
+  const workloads: ExperimentWorkload[] = ['idle', 'gap', 'zipf', 'kv', ...traces];
+  if (cfg.mode === 'quick')
+    return { workloads, bandwidths: [16, 64], rates: [1000, 4000], xbzrle: [false, true] };
+  return { workloads, bandwidths: [16, 32, 64, 128], rates: [500, 2000, 6000], xbzrle: [false, true] };
+}
+
+/** The guests of the grid: a trace plays at its recorded rate and idle at its own, so they take no write rate. */
+function guests(
+  cfg: ExperimentConfig,
+): { key: string; workload: string; rate: number | ''; config: GuestConfig }[] {
+  const g = grid(cfg);
+  const out: { key: string; workload: string; rate: number | ''; config: GuestConfig }[] = [];
+  for (const w of g.workloads) {
+    const fixed = w === 'idle' || w.startsWith('trace:');
+    for (const rate of fixed ? [undefined] : g.rates) {
+      const config = guest(cfg, w, rate === undefined ? {} : { writeRate: rate });
+      out.push({ key: JSON.stringify(config), workload: w.replace(/^trace:/, ''), rate: rate ?? '', config });
+    }
+  }
+  return out;
+}
+
+/** What `prepare` measured: a profile per guest, the engine's costs without and with XBZRLE. */
+let prepared:
+  | { mode: string; profiles: Map<string, GuestProfile>; engine: EngineCosts; engineXbzrle: EngineCosts }
+  | undefined;
+/** The a-priori input of each cell (papers' model, uniform dirty set), for the comparison column. */
+const classic = new Map<string, PrecopyInput>();
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : Number.NaN;
+}
+
+/**
+ * The engine's own costs from migrations of a near-idle guest (10 pages/s) at unlimited bandwidth: round 1's
+ * time per non-zero page, the fixed time before round 1, and the switch-over's fixed cost. Median of three.
+ */
+export function engineCostsOf(reports: readonly MigrationReport[], zeroPageSec: number): EngineCosts {
+  const page: number[] = [];
+  const start: number[] = [];
+  const switchover: number[] = [];
+  const header: number[] = [];
+  for (const r of reports) {
+    const first = r.perRound[0];
+    if (r.status !== 'completed' || !first) continue;
+    const zero = r.pages.zero; // zero pages, skipped in round 1 (a near-idle guest writes none later)
+    const nonZero = Math.max(1, first.pagesSent - zero);
+    const pageSec = Math.max(0, first.durationMs / 1000 - zero * zeroPageSec) / nonZero;
+    page.push(pageSec);
+    header.push(Math.max(0, first.bytes / nonZero - r.pageSize));
+    const rounds = r.perRound.reduce((a, x) => a + x.durationMs, 0);
+    start.push(Math.max(0, (r.totalTimeMs - r.setupTimeMs - rounds - r.downtimeMs) / 1000));
+    switchover.push(Math.max(0, r.downtimeMs / 1000 - r.dirtyPages * pageSec));
+  }
+  if (page.length === 0) return DEFAULT_ENGINE_COSTS;
+  return {
+    ...DEFAULT_ENGINE_COSTS,
+    pageSec: median(page),
+    startSec: median(start),
+    switchoverSec: median(switchover),
+    pageHeaderBytes: median(header),
+  };
+}
+
+async function prepare(cfg: ExperimentConfig): Promise<void> {
+  if (cfg.mode === 'tiny') return; // CI: the a-priori model only
+  const profiles = new Map<string, GuestProfile>();
+  const { warmupMs, ramBytes } = sizes(cfg);
+  const durationMs = cfg.mode === 'quick' ? 2000 : 5000;
+  for (const g of guests(cfg)) profiles.set(g.key, await profileGuest(g.config, { durationMs, warmupMs }));
+  const pair = await startPair();
+  const engine: EngineCosts[] = [];
+  try {
+    for (const xbzrle of [false, true]) {
+      const reports: MigrationReport[] = [];
+      for (let i = 0; i < 3; i++) {
+        const config: GuestConfig = {
+          ramBytes,
+          seed: cfg.seed,
+          workload: { name: 'gap', params: { workingSetBytes: ramBytes / 2, writeRate: 10 } },
+        };
+        const { report } = await runScenario(pair, {
+          guest: config,
+          warmupMs,
+          options: { maxBandwidth: 0, xbzrle },
+        });
+        reports.push(report);
+      }
+      engine.push(engineCostsOf(reports, DEFAULT_ENGINE_COSTS.zeroPageSec));
+    }
+  } finally {
+    await pair.close();
+  }
+  prepared = { mode: cfg.mode, profiles, engine: engine[0]!, engineXbzrle: engine[1]! };
 }
 
 function plan(cfg: ExperimentConfig): Cell[] {
   const { warmupMs } = sizes(cfg);
+  const g = grid(cfg);
   const cells: Cell[] = [];
-  const { bandwidths, rates } = grid(cfg);
-  for (const bw of bandwidths) {
-    for (const rate of rates) {
-      const g = guest(cfg, 'gap', { writeRate: rate });
-      const o: Partial<MigrationOptions> = { maxBandwidth: bw * MiB };
-      cells.push({
-        id: `${bw}/${rate}`,
-        labels: { 'MiB/s': bw, 'pages/s': rate },
-        spec: { guest: g, warmupMs, options: o },
-        model: modelInput(g, o),
-      });
+  const ready = prepared?.mode === cfg.mode ? prepared : undefined;
+  for (const gu of guests(cfg)) {
+    for (const bw of g.bandwidths) {
+      for (const xbzrle of g.xbzrle) {
+        const o: Partial<MigrationOptions> = { maxBandwidth: bw * MiB, ...(xbzrle ? { xbzrle: true } : {}) };
+        const id = `${gu.workload}/${gu.rate}/${bw}/${xbzrle ? 'xbzrle' : 'raw'}`;
+        const apriori = modelInput(gu.config, o);
+        classic.set(id, { ...apriori, dirtySet: 'uniform' });
+        const profile = ready?.profiles.get(gu.key);
+        cells.push({
+          id,
+          labels: { workload: gu.workload, 'pages/s': gu.rate, 'MiB/s': bw, xbzrle: xbzrle ? 'on' : 'off' },
+          spec: { guest: gu.config, warmupMs, options: o },
+          model: profile
+            ? {
+                ...apriori,
+                profile,
+                migration: xbzrle ? { xbzrle: true } : {},
+                engine: xbzrle ? ready!.engineXbzrle : ready!.engine,
+              }
+            : apriori,
+        });
+      }
     }
   }
   return cells;
@@ -42,90 +180,106 @@ function fmtErr(e: number): string {
   return Number.isFinite(e) ? `${e >= 0 ? '+' : '−'}${Math.abs(e * 100).toFixed(0)}%` : 'n/a';
 }
 
-function medianAbs(xs: number[]): number {
+/** The q-quantile (0..1) of |x| over the finite xs. */
+function quantileAbs(xs: number[], q: number): number {
   const s = xs
     .filter(Number.isFinite)
     .map(Math.abs)
     .sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
+}
+
+const pctOf = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : 'n/a');
+
+function toPred(i: PrecopyInput | undefined): Predicted | undefined {
+  if (!i) return undefined;
+  const p = predictPrecopy(i);
+  return {
+    totalTimeMs: p.totalTime * 1000,
+    downtimeMs: p.downtime * 1000,
+    bytes: p.bytes,
+    rounds: p.rounds,
+    converged: p.converged,
+    ratio: p.ratio,
+  };
 }
 
 function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summary {
   const rows: (string | number)[][] = [];
   const points: Record<string, string | number>[] = [];
-  type Which = 'priori' | 'uniform' | 'calibrated';
-  const total: Record<Which, number[]> = { priori: [], uniform: [], calibrated: [] };
-  const down: Record<Which, number[]> = { priori: [], uniform: [], calibrated: [] };
-  const downAbs: Record<Which, number[]> = { priori: [], uniform: [], calibrated: [] };
+  const err = { total: [] as number[], bytes: [] as number[], down: [] as number[], classic: [] as number[] };
+  let downOk = 0;
+  const downDelta: number[] = [];
+  const byWorkload = new Map<string, number[]>();
   for (const r of results) {
     const m = r.measured;
     const p = r.predicted;
     if (!p) continue;
     const done = m.status === 'completed';
-    const preds: Record<Which, Predicted | undefined> = {
-      priori: p,
-      uniform: r.uniform,
-      calibrated: r.calibrated,
-    };
-    const errT: Record<Which, number> = { priori: Number.NaN, uniform: Number.NaN, calibrated: Number.NaN };
-    for (const w of ['priori', 'uniform', 'calibrated'] as const) {
-      const q = preds[w];
-      if (!q || !done) continue;
-      errT[w] = relErr(q.totalTimeMs, m.migrationTimeMs);
-      total[w].push(errT[w]);
-      down[w].push(relErr(q.downtimeMs, m.downtimeMs));
-      downAbs[w].push(q.downtimeMs - m.downtimeMs);
-      points.push({
-        which: w === 'priori' ? 'a priori' : w === 'uniform' ? 'uniform dirty set' : 'calibrated',
-        measured: ms(m.migrationTimeMs),
-        predicted: ms(q.totalTimeMs),
-      });
+    const c = toPred(classic.get(r.id));
+    const eT = done ? relErr(p.totalTimeMs, m.migrationTimeMs) : Number.NaN;
+    const eB = done ? relErr(p.bytes, m.bytes) : Number.NaN;
+    const eD = done ? relErr(p.downtimeMs, m.downtimeMs) : Number.NaN;
+    const eC = done && c ? relErr(c.totalTimeMs, m.migrationTimeMs) : Number.NaN;
+    if (done) {
+      err.total.push(eT);
+      err.bytes.push(eB);
+      err.down.push(eD);
+      err.classic.push(eC);
+      const d = Math.abs(p.downtimeMs - m.downtimeMs);
+      downDelta.push(d);
+      if (d <= Math.max(0.1 * m.downtimeMs, 5)) downOk++;
+      const w = String(r.labels.workload);
+      byWorkload.set(w, [...(byWorkload.get(w) ?? []), eT]);
+      points.push({ workload: w, measured: ms(m.migrationTimeMs), predicted: ms(p.totalTimeMs) });
     }
-    const u = r.uniform;
-    const c = r.calibrated;
     rows.push([
-      r.labels['MiB/s']!,
+      r.labels.workload!,
       r.labels['pages/s']!,
-      Number(p.ratio.toFixed(2)),
+      r.labels['MiB/s']!,
+      r.labels.xbzrle!,
       ms(m.migrationTimeMs),
       ms(p.totalTimeMs),
-      fmtErr(errT.priori),
-      u ? ms(u.totalTimeMs) : '',
-      fmtErr(errT.uniform),
-      c ? ms(c.totalTimeMs) : '',
-      fmtErr(errT.calibrated),
+      fmtErr(eT),
+      mib(m.bytes),
+      mib(p.bytes),
+      fmtErr(eB),
       ms(m.downtimeMs),
       ms(p.downtimeMs),
-      u ? ms(u.downtimeMs) : '',
-      c ? ms(c.downtimeMs) : '',
-      `${m.rounds} / ${p.rounds} / ${u?.rounds ?? ''} / ${c?.rounds ?? ''}`,
-      `${mib(m.bytes)} / ${mib(p.bytes)}`,
+      fmtErr(eD),
+      `${m.rounds} / ${p.rounds}`,
+      c ? fmtErr(eC) : '',
       statusOf(r),
     ]);
   }
-  const pctOf = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : 'n/a');
-  const worst = (xs: number[]) => pctOf(Math.max(...xs.filter(Number.isFinite).map(Math.abs)));
+  const n = err.total.length;
+  const e = prepared?.engine;
+  const ex = prepared?.engineXbzrle;
+  const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`;
   const findings = [
-    `Migration time (total without setup), median |error| over ${total.priori.length} points: ` +
-      `${pctOf(medianAbs(total.priori))} a priori (worst ${worst(total.priori)}), ` +
-      `${pctOf(medianAbs(total.uniform))} a priori with the uniform dirty set (worst ${worst(total.uniform)}), ` +
-      `${pctOf(medianAbs(total.calibrated))} calibrated (worst ${worst(total.calibrated)}).`,
-    `Downtime, median |error|: ${pctOf(medianAbs(down.priori))} a priori (median |Δ| ` +
-      `${ms(medianAbs(downAbs.priori))} ms), ${pctOf(medianAbs(down.uniform))} uniform ` +
-      `(${ms(medianAbs(downAbs.uniform))} ms), ${pctOf(medianAbs(down.calibrated))} calibrated ` +
-      `(${ms(medianAbs(downAbs.calibrated))} ms). The model's downtime is the last dirty set over the bandwidth; ` +
-      'the switch-over itself (vCPU state, digest, READY/GO/RESUMED round trips, resuming the guest) is a fixed ' +
-      'cost it leaves out (resumeOverhead = 0).',
-    "A priori, the dirty rate is the configured write rate × page size, and the papers' model counts every " +
-      'write as a newly dirty page; a uniform writer over W pages really dirties W·(1 − e^(−rate·T/W)) distinct ' +
-      'pages in T seconds (the "uniform" columns, dirtySet: "uniform"). The calibrated columns feed the papers\' ' +
-      'model the bandwidth and dirty-page rate measured in round 1.',
+    `Over ${n} completed migrations, |error| of the profile-fed model: total time median ${pctOf(quantileAbs(err.total, 0.5))}, ` +
+      `p90 ${pctOf(quantileAbs(err.total, 0.9))}; bytes median ${pctOf(quantileAbs(err.bytes, 0.5))}, p90 ` +
+      `${pctOf(quantileAbs(err.bytes, 0.9))}; downtime median ${pctOf(quantileAbs(err.down, 0.5))} ` +
+      `(median |Δ| ${ms(quantileAbs(downDelta, 0.5))} ms; ${downOk} of ${n} within max(10 %, 5 ms)). ` +
+      'Targets: ≤ 10 % median and ≤ 25 % p90 for time and bytes; downtime within max(10 %, 5 ms) at the median.',
+    `The papers' model a priori (configured write rate, uniform dirty set, no profile): total time median |error| ` +
+      `${pctOf(quantileAbs(err.classic, 0.5))}, p90 ${pctOf(quantileAbs(err.classic, 0.9))}.`,
+    `Total time, median |error| per workload: ${[...byWorkload]
+      .map(([w, xs]) => `${w} ${pctOf(quantileAbs(xs, 0.5))}`)
+      .join(', ')}.`,
+    e && ex
+      ? `Engine costs measured before the grid (near-idle guest, unlimited bandwidth, median of 3): ${us(e.pageSec)} ` +
+        `per page (${us(ex.pageSec)} with XBZRLE), ${ms(e.startSec * 1000)} ms before round 1, switch-over ` +
+        `${ms(e.switchoverSec * 1000)} ms (${ms(ex.switchoverSec * 1000)} ms with XBZRLE), ${e.pageHeaderBytes.toFixed(1)} header bytes per page.`
+      : 'No profiles (tiny mode or a plan without prepare): the a-priori model only.',
   ];
   const scatter: VegaLiteSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: 'Predicted against measured migration time',
+    title: 'Predicted (from the profile) against measured migration time',
     width: 420,
     height: 300,
     data: { values: points },
@@ -133,9 +287,9 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
       {
         mark: { type: 'point', filled: true, size: 60 },
         encoding: {
-          x: { field: 'measured', type: 'quantitative', title: 'measured ms' },
-          y: { field: 'predicted', type: 'quantitative', title: 'predicted ms' },
-          color: { field: 'which', type: 'nominal' },
+          x: { field: 'measured', type: 'quantitative', title: 'measured ms', scale: { type: 'log' } },
+          y: { field: 'predicted', type: 'quantitative', title: 'predicted ms', scale: { type: 'log' } },
+          color: { field: 'workload', type: 'nominal' },
         },
       },
     ],
@@ -146,22 +300,21 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
         title: 'Measured against predicted',
         slug: 'model',
         columns: [
-          'MiB/s',
+          'workload',
           'pages/s',
-          'λ',
+          'MiB/s',
+          'XBZRLE',
           'measured ms',
           'predicted ms',
-          'error',
-          'uniform ms',
-          'uniform error',
-          'calibrated ms',
-          'cal. error',
+          'time error',
+          'MiB',
+          'predicted MiB',
+          'bytes error',
           'downtime ms',
           'predicted downtime',
-          'uniform downtime',
-          'calibrated downtime',
-          'rounds (meas/pred/unif/cal)',
-          'MiB (meas/pred)',
+          'downtime error',
+          'rounds (meas / pred)',
+          'a-priori time error',
           'status',
         ],
         rows,
@@ -176,10 +329,12 @@ export const modelExperiment: Experiment = {
   name: 'model',
   title: 'The pre-copy model against measurements',
   description:
-    'Migrates a gap guest (half of RAM in use, uniform writes) over a grid of link bandwidths and write rates ' +
-    'and sets each measured migration time (total without setup) and downtime beside the pre-copy model’s ' +
-    'prediction (src/migration/model.ts, also `livemig predict`): a priori, a priori with the uniform-writer ' +
-    'dirty set, and calibrated with the run’s own round-1 bandwidth, dirty rate and compression. Reports the error.',
+    'Profiles every guest of the grid first (working-set curve, zero pages, XBZRLE deltas: `livemig profile`) and ' +
+    'measures the engine’s fixed and per-page costs on a near-idle guest, then migrates idle, gap, zipf, kv and the ' +
+    'shipped traces over a grid of bandwidths and write rates, with and without XBZRLE, and sets each measured ' +
+    'migration time, bytes and downtime beside the profile-fed prediction (src/migration/model.ts, also ' +
+    '`livemig predict`). Reports median and p90 |error|.',
+  prepare,
   plan,
   summarise,
 };

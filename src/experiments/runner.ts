@@ -97,6 +97,7 @@ export async function runExperiment(
   }
   const exp = EXPERIMENTS[name];
   const config = experimentConfig(o);
+  await exp.prepare?.(config);
   const cells = exp.plan(config);
   const t0 = performance.now();
   const pair = o.pair ?? (await startPair());

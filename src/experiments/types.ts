@@ -159,6 +159,8 @@ export interface Experiment {
   readonly title: string;
   /** What it runs and what it shows (help text, report introduction). */
   readonly description: string;
+  /** Measurements the plan needs before any cell runs (e.g. the model experiment's guest profiles). */
+  prepare?(cfg: ExperimentConfig): Promise<void>;
   plan(cfg: ExperimentConfig): Cell[];
   summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summary;
 }

@@ -24,6 +24,16 @@
  * difference between "never converges" and converging in a few rounds (docs/experiments.md, model).
  */
 
+import { cacheRetention, type GuestProfile, workingSetAt, xbzrleAt } from '../profile/index.js';
+import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
+import {
+  autoConvergeStep,
+  type ConvergenceState,
+  decideAfterRound,
+  type RoundSample,
+  throttleToCap,
+} from './policy.js';
+
 export interface PrecopyInput {
   /** VM RAM in bytes. */
   readonly ramBytes: number;
@@ -46,6 +56,54 @@ export interface PrecopyInput {
    * `uniform` W·(1 − e^(−D·T/W)), the distinct pages of a writer choosing uniformly within W.
    */
   readonly dirtySet?: 'linear' | 'uniform';
+  /**
+   * A measured guest profile (`livemig profile`): when given, the rounds follow the engine (see `predictFromProfile`)
+   * and the dirty rate, working set and compression above are not used: W(t), the zero pages and the XBZRLE deltas
+   * come from the profile.
+   */
+  readonly profile?: GuestProfile;
+  /** With a profile: the migration's options (stop rules, XBZRLE cache, auto-converge); defaults from the fields above. */
+  readonly migration?: Partial<MigrationOptions>;
+  /** With a profile: this engine's fixed and per-page costs (defaults: `DEFAULT_ENGINE_COSTS`). */
+  readonly engine?: Partial<EngineCosts>;
+}
+
+/** What the engine itself costs, apart from the guest and the link (measured: docs/model.md). */
+export interface EngineCosts {
+  /** Fixed time from the start of pre-copy to its first page (the guest's rate is sampled for 100 ms), s. */
+  startSec: number;
+  /** Fixed cost of the switch-over: vCPU state, digest, READY/GO/RESUMED round trips, resuming the guest, s. */
+  switchoverSec: number;
+  /** Source time per non-zero page sent (copy, CRC, encode, frame, write): bounds the rate when the link does not, s. */
+  pageSec: number;
+  /** Source time per zero page found in round 1 (skipped in runs), s. */
+  zeroPageSec: number;
+  /** Wire bytes per page besides its payload (page header, frame overhead). */
+  pageHeaderBytes: number;
+  /** What the link carries with the limit lifted (the stop-and-copy runs unlimited), bytes/s. */
+  linkBandwidth: number;
+}
+
+/** Defaults: measured on the 2-core development machine, lightly loaded (docs/model.md says how to re-measure). */
+export const DEFAULT_ENGINE_COSTS: EngineCosts = {
+  startSec: 0.11,
+  switchoverSec: 0.012,
+  pageSec: 12e-6,
+  zeroPageSec: 0.3e-6,
+  pageHeaderBytes: 9,
+  linkBandwidth: 1.4e9,
+};
+
+/** One round of a profile-fed prediction. */
+export interface PredictedRound {
+  round: number;
+  pages: number;
+  bytes: number;
+  seconds: number;
+  /** Pages dirtied while it ran (the next round's work). */
+  dirtyPages: number;
+  /** Auto-converge throttle during the round, percent. */
+  throttle: number;
 }
 
 export interface PrecopyPrediction {
@@ -63,10 +121,17 @@ export interface PrecopyPrediction {
   readonly converged: boolean;
   /** λ = c·D/B, the per-round shrink ratio; ≥ 1 means pre-copy cannot converge without a working-set cap. */
   readonly ratio: number;
+  /** With a profile: each pre-copy round, and why pre-copy ended (as the engine's switchoverReason). */
+  readonly perRound?: readonly PredictedRound[];
+  readonly switchoverReason?: string;
+  /** With a profile and XBZRLE: the cache hit rate and wire bytes per resent page byte the model used. */
+  readonly xbzrle?: { hitRate: number; wireRatio: number };
 }
 
-function check(input: PrecopyInput): Required<PrecopyInput> {
-  const full: Required<PrecopyInput> = {
+type Classic = Required<Omit<PrecopyInput, 'profile' | 'migration' | 'engine'>>;
+
+function check(input: PrecopyInput): Classic {
+  const full: Classic = {
     workingSetBytes: input.ramBytes,
     compressionRatio: 1,
     downtimeLimit: 0.3,
@@ -95,6 +160,7 @@ function check(input: PrecopyInput): Required<PrecopyInput> {
 
 /** Iterates the rounds of the model above. Pure; O(rounds). */
 export function predictPrecopy(input: PrecopyInput): PrecopyPrediction {
+  if (input.profile) return predictFromProfile(input);
   const p = check(input);
   const c = p.compressionRatio;
   const B = p.bandwidth;
@@ -167,4 +233,159 @@ export function precopyClosedForm(input: {
  */
 export function cloudsimMigrationTime(ramMb: number, bwKbps: number): number {
   return ramMb / (bwKbps / (2 * 8000));
+}
+
+/** Rounds after which the model stops iterating a migration no stop rule ends (the engine would run on). */
+const MODEL_ROUND_BOUND = 10_000;
+
+/**
+ * The pre-copy model fed with a measured guest profile, round by round as the engine runs them
+ * (src/migration/source.ts), with the engine's own stop rules (src/migration/policy.ts: decideAfterRound,
+ * autoConvergeStep, the double-downtime rule) so every preset's rules apply as they do for real:
+ *
+ * ```
+ *   round 1 sends every page; non-zero pages go whole, zero pages are skipped:  V₁ = (1 − z)·N·(P + h)
+ *   a round of p pages and V wire bytes lasts     T = max(V / B, p·c_page + zeros·c_zero, V / L)
+ *   the pages it leaves dirty                      D = W(T · s)      (s = the CAP auto-converge leaves the guest)
+ *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
+ *   stop when decideAfterRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
+ *   downtime = max(D·c_page, V_D / L) + switch-over cost;  total = start cost + Σ T + downtime
+ * ```
+ *
+ * W = the profile's working-set curve (distinct pages dirtied in a window of T), z = its zero fraction, P = page
+ * size, h = per-page header bytes, B = the bandwidth limit, L = the unlimited link rate, c_page/c_zero = the source's
+ * time per page (`EngineCosts`). With XBZRLE, b(T) = hit·(delta at lag T) + (1 − hit)·(P + h), where hit is the
+ * fraction of round 1's non-zero pages a set-associative cache of the configured size and ways still holds
+ * (`cacheRetention`), and the delta (its unchanged, overflow and encoded shares) is the profile's at the lag nearest T.
+ */
+export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
+  const prof = input.profile;
+  if (!prof) throw new RangeError('pre-copy model: predictFromProfile needs a profile');
+  const e: EngineCosts = { ...DEFAULT_ENGINE_COSTS, ...input.engine };
+  const o: MigrationOptions = {
+    ...DEFAULT_OPTIONS,
+    downtimeLimitMs: (input.downtimeLimit ?? 0.3) * 1000,
+    maxRounds: input.maxRounds ?? 30,
+    maxBandwidth: Number.isFinite(input.bandwidth) ? input.bandwidth : 0,
+    ...input.migration,
+  };
+  if (!(o.maxBandwidth >= 0))
+    throw new RangeError(`pre-copy model: bandwidth must be ≥ 0 (got ${o.maxBandwidth})`);
+  const P = prof.pageSize;
+  const N = prof.ramPages;
+  const B = o.maxBandwidth > 0 ? o.maxBandwidth : Number.POSITIVE_INFINITY;
+  const nonZero = Math.round(N * (1 - (prof.zeroFraction ?? 0)));
+  const whole = P + e.pageHeaderBytes;
+
+  // XBZRLE: the share of resent pages whose copy is still cached after round 1 put every non-zero page through it.
+  let hit = 0;
+  if (o.xbzrle) {
+    const bytes = o.cacheSizing === 'dynamic' ? Math.min(o.xbzrleCacheMaxBytes, N * P) : o.xbzrleCacheBytes;
+    const sets = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(bytes / (P * o.cacheWays)))));
+    hit = cacheRetention(nonZero, sets, o.cacheWays);
+  }
+  /** Wire bytes per resent page whose previous copy was sent `ms` ago; and the share of such pages that travel. */
+  const perResent = (ms: number): number => {
+    if (!o.xbzrle) return whole;
+    const d = xbzrleAt(prof, ms) ?? { unchanged: 0, overflow: 0, ratio: 1 };
+    const delta = d.overflow * whole + (1 - d.unchanged - d.overflow) * (d.ratio * P + e.pageHeaderBytes);
+    return hit * delta + (1 - hit) * whole;
+  };
+  const roundSec = (pages: number, zeros: number, wire: number): number =>
+    Math.max(wire / B, pages * e.pageSec + zeros * e.zeroPageSec, wire / e.linkBandwidth);
+
+  const samples: RoundSample[] = [];
+  const perRound: PredictedRound[] = [];
+  let throttle = 0;
+  let triggers = 0;
+  let downtimeLimitMs = o.downtimeLimitMs;
+  let pages = N;
+  let wire = nonZero * whole;
+  let T = roundSec(nonZero, N - nonZero, wire);
+  let time = e.startSec;
+  let bytes = 0;
+  let liveBytes = 0;
+  let livePages = 0;
+  let best = Number.POSITIVE_INFINITY;
+  let progressAt = time;
+  let lastWireRatio = whole / P;
+  const autoConverge =
+    o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge';
+  for (let round = 1; ; round++) {
+    time += T;
+    bytes += wire;
+    const speed = throttle > 0 ? throttleToCap(throttle) / 100 : 1;
+    const dirty = Math.min(N, workingSetAt(prof, T * 1000 * speed));
+    const sample: RoundSample = {
+      round,
+      pagesSent: pages,
+      bytesSent: wire,
+      durationMs: T * 1000,
+      dirtyPages: dirty,
+    };
+    samples.push(sample);
+    perRound.push({ round, pages, bytes: wire, seconds: T, dirtyPages: dirty, throttle });
+    if (round > 1) {
+      liveBytes += wire;
+      livePages += pages;
+    }
+    if (dirty < best) {
+      best = dirty;
+      progressAt = time;
+    }
+    let sentBytes = 0;
+    let sentMs = 0;
+    for (const s of samples.slice(-3)) {
+      sentBytes += s.bytesSent;
+      sentMs += s.durationMs;
+    }
+    const rate = sentMs > 0 ? (sentBytes * 1000) / sentMs : 0;
+    const state: ConvergenceState = {
+      rounds: samples,
+      bandwidth: o.maxBandwidth > 0 ? Math.min(rate, o.maxBandwidth) : rate,
+      bytesPerPage: livePages > 0 ? Math.max(64, liveBytes / livePages) : P,
+      pageSize: P,
+      throttle,
+      throttleTriggers: triggers,
+      downtimeLimitMs,
+      elapsedMs: time * 1000,
+      msSinceProgress: (time - progressAt) * 1000,
+    };
+    const decision =
+      round >= MODEL_ROUND_BOUND
+        ? ({ action: 'abort', reason: 'not-converging' } as const)
+        : decideAfterRound(state, { ...o, downtimeLimitMs });
+    const resent = perResent(T * 1000);
+    lastWireRatio = resent / P;
+    if (decision.action !== 'next-round') {
+      // Stop-and-copy (or the post-copy hand-over, or an abort: priced as a stop-and-copy, flagged in the reason).
+      const stopCopyBytes = dirty * resent;
+      const downtime = Math.max(dirty * e.pageSec, stopCopyBytes / e.linkBandwidth) + e.switchoverSec;
+      const reason =
+        decision.action === 'switchover' ? decision.reason : `${decision.action}: ${decision.reason}`;
+      return {
+        rounds: round,
+        totalTime: time + downtime,
+        downtime,
+        bytes: bytes + stopCopyBytes,
+        stopCopyBytes,
+        converged: decision.action === 'switchover' && decision.reason !== 'max-rounds',
+        ratio: Number.isFinite(B) ? (lastWireRatio * prof.dirtyPagesPerSec * P) / B : 0,
+        perRound,
+        switchoverReason: reason,
+        ...(o.xbzrle ? { xbzrle: { hitRate: hit, wireRatio: lastWireRatio } } : {}),
+      };
+    }
+    if (autoConverge) {
+      const step = autoConvergeStep(sample, P, throttle, triggers, o);
+      throttle = step.throttle;
+      triggers = step.triggers;
+    }
+    if (o.onStall === 'double-downtime' && round > 1 && dirty >= samples[samples.length - 2]!.dirtyPages) {
+      downtimeLimitMs *= 2;
+    }
+    pages = dirty;
+    wire = dirty * resent;
+    T = roundSec(dirty, 0, wire);
+  }
 }

@@ -4,8 +4,9 @@
  * run here, in this process (its RAM is readable: zero pages and XBZRLE are measured), or a guest already running
  * on an agent (only its dirty log is synced, through POST /v1/guests/:id/dirty-log).
  */
-import type { AgentClient } from '../agent/index.js';
+
 import { dirtyPagesOf } from '../agent/dirty-log-route.js';
+import type { AgentClient } from '../agent/index.js';
 import { encodeXbzrleInto, isZeroPage } from '../codec/index.js';
 import { UsageError } from '../errors.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
@@ -41,15 +42,25 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function checked(o: ProfileOptions): Required<ProfileOptions> {
   const full = { durationMs: 3000, tickMs: 5, warmupMs: 200, xbzrleSample: 512, ...o };
   if (!(full.durationMs >= 100 && full.durationMs <= 600_000)) {
-    throw new UsageError(`profile duration must be from 100 ms to 10 min (got ${full.durationMs} ms)`, '--duration');
+    throw new UsageError(
+      `profile duration must be from 100 ms to 10 min (got ${full.durationMs} ms)`,
+      '--duration',
+    );
   }
   if (!(full.tickMs >= 1 && full.tickMs <= full.durationMs / 10)) {
-    throw new UsageError(`profile tick must be from 1 ms to a tenth of the duration (got ${full.tickMs} ms)`, '--tick');
+    throw new UsageError(
+      `profile tick must be from 1 ms to a tenth of the duration (got ${full.tickMs} ms)`,
+      '--tick',
+    );
   }
   return full;
 }
 
-async function watch(s: Subject, o: Required<ProfileOptions>, source: GuestProfile['source']): Promise<GuestProfile> {
+async function watch(
+  s: Subject,
+  o: Required<ProfileOptions>,
+  source: GuestProfile['source'],
+): Promise<GuestProfile> {
   await s.sync(); // start clean: what was written before the watch is not in the first tick
   const ticks: Uint32Array[] = [];
   const times: number[] = [];

@@ -29,9 +29,7 @@ export const profileSchema = z.strictObject({
    * The working-set curve: mean distinct pages dirtied in a window of `ms` milliseconds, log-spaced from one tick to
    * the whole run, ascending in ms (and non-decreasing in pages).
    */
-  workingSet: z
-    .array(z.strictObject({ ms: z.number().positive(), pages: z.number().min(0) }))
-    .min(1),
+  workingSet: z.array(z.strictObject({ ms: z.number().positive(), pages: z.number().min(0) })).min(1),
   /** Distinct pages dirtied at least once during the run, and dirty-page events per second (pages × ticks / s). */
   pagesWritten: count,
   dirtyPagesPerSec: z.number().min(0),
