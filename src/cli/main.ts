@@ -15,6 +15,7 @@ import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
 import { registerMigrate } from './migrate.js';
 import { registerPredict } from './predict.js';
+import { registerProfile } from './profile.js';
 import { registerQemu } from './qemu.js';
 import { registerRun } from './run.js';
 import { registerSim } from './sim.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerSim(program);
   registerPredict(program);
+  registerProfile(program);
   registerExperiment(program);
   registerQemu(program);
   registerTrace(program);

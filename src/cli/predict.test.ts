@@ -3,6 +3,10 @@ import { predictPrecopy } from '../migration/model.js';
 import { predictInput, predictionTable } from './predict.js';
 
 const defaults = {
+  vcpus: '1',
+  workload: 'gap',
+  seed: '1',
+  cap: '0',
   ram: '1GiB',
   pageSize: '4KiB',
   bandwidth: '128MiB',

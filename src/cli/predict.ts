@@ -1,74 +1,181 @@
 /**
  * `livemig predict`: the pre-copy model's answer (src/migration/model.ts) for a guest and a link, without running a
- * migration. `livemig experiment model` measures how far it is from real migrations.
+ * migration. With the guest flags of `livemig run` it profiles the guest first (or reads `--profile FILE` from
+ * `livemig profile`) and runs the model round by round with the migration flags' stop rules; with `--dirty-rate`
+ * (or `--dirty-pages`) it runs the papers' closed model on those numbers alone. `livemig experiment model` measures
+ * how far it is from real migrations (docs/model.md).
  */
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { type PrecopyInput, type PrecopyPrediction, predictPrecopy } from '../migration/model.js';
-import { formatBytes, formatMs } from '../units.js';
-import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
+import {
+  DEFAULT_ENGINE_COSTS,
+  type EngineCosts,
+  type PrecopyInput,
+  type PrecopyPrediction,
+  predictPrecopy,
+} from '../migration/model.js';
+import { resolveOptions } from '../migration/options.js';
+import { type GuestProfile, readProfile } from '../profile/index.js';
+import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
+import {
+  addGuestFlags,
+  addMigrationFlags,
+  type GuestFlagValues,
+  guestConfigFromFlags,
+  type MigrationFlagValues,
+  migrationOptionsFromFlags,
+} from './flags.js';
+import { type ProfileFlags, profileFromFlags } from './profile.js';
 
-interface PredictFlags {
-  ram: string;
+export interface PredictFlags extends GuestFlagValues, MigrationFlagValues {
+  profile?: string;
+  duration?: string;
   dirtyRate?: string;
   dirtyPages?: string;
-  pageSize: string;
-  workingSet?: string;
-  bandwidth: string;
+  bandwidth?: string;
   compression: string;
-  downtimeLimit: string;
-  maxRounds: string;
-  resumeOverhead: string;
   dirtySet: string;
+  resumeOverhead: string;
+  pageCost?: string;
+  startCost?: string;
+  switchoverCost?: string;
   json?: boolean;
 }
 
-/** Turns the flags into the model's input (bytes, bytes/s, seconds). */
+function number(text: string, flag: string, ok: (n: number) => boolean, want: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`${flag}: "${text}" is not ${want}`, flag);
+  return n;
+}
+
+/** The migration's bandwidth limit: --max-bandwidth, or --bandwidth, or QEMU's 128 MiB/s; 0 = unlimited. */
+function bandwidthOf(f: PredictFlags): number {
+  if (f.maxBandwidth !== undefined && f.bandwidth !== undefined) {
+    throw new UsageError('give the bandwidth once: --max-bandwidth or --bandwidth', '--bandwidth');
+  }
+  if (f.bandwidth !== undefined) {
+    const b = parseRate(f.bandwidth, '--bandwidth');
+    if (!(b > 0)) throw new UsageError('--bandwidth: must be more than 0', '--bandwidth');
+    return b;
+  }
+  return f.maxBandwidth !== undefined ? parseRate(f.maxBandwidth, '--max-bandwidth') : 128 * 1024 * 1024;
+}
+
+/** The engine's costs: the defaults, overridden by --page-cost, --start-cost, --switchover-cost. */
+function engineOf(f: PredictFlags): EngineCosts {
+  return {
+    ...DEFAULT_ENGINE_COSTS,
+    ...(f.pageCost !== undefined ? { pageSec: parseDuration(f.pageCost, '--page-cost') / 1000 } : {}),
+    ...(f.startCost !== undefined ? { startSec: parseDuration(f.startCost, '--start-cost') / 1000 } : {}),
+    ...(f.switchoverCost !== undefined
+      ? { switchoverSec: parseDuration(f.switchoverCost, '--switchover-cost') / 1000 }
+      : {}),
+  };
+}
+
+/** True when the flags give the dirty rate by hand (the papers' model, no profile). */
+export function isByHand(f: PredictFlags): boolean {
+  return f.dirtyRate !== undefined || f.dirtyPages !== undefined;
+}
+
+/** The papers' model from flags alone: --ram, --working-set, --dirty-rate or --dirty-pages, --bandwidth, … */
 export function predictInput(f: PredictFlags): PrecopyInput {
-  const ramBytes = sizeFlag(f.ram, '--ram', 1, LIMITS.size);
-  const pageSize = sizeFlag(f.pageSize, '--page-size', 1, 2 ** 30);
+  const ramBytes = parseSize(f.ram, '--ram');
+  const pageSize = parseSize(f.pageSize, '--page-size');
   if (f.dirtyRate !== undefined && f.dirtyPages !== undefined) {
     throw new UsageError(
       'give the dirty rate once: --dirty-rate (bytes/s) or --dirty-pages (pages/s)',
       '--dirty-rate',
     );
   }
+  if (f.profile !== undefined) {
+    throw new UsageError('--profile replaces --dirty-rate/--dirty-pages: give one or the other', '--profile');
+  }
   const dirtyRate =
     f.dirtyPages !== undefined
-      ? numberFlag(f.dirtyPages, '--dirty-pages', 0, 1e12) * pageSize
-      : rateFlag(f.dirtyRate ?? '0', '--dirty-rate', 0, LIMITS.rate);
+      ? number(f.dirtyPages, '--dirty-pages', (n) => n >= 0, 'a number of pages/s ≥ 0') * pageSize
+      : parseRate(f.dirtyRate ?? '0', '--dirty-rate');
   if (f.dirtySet !== 'linear' && f.dirtySet !== 'uniform') {
     throw new UsageError(`--dirty-set: "${f.dirtySet}" is not linear or uniform`, '--dirty-set');
   }
-  const bandwidth = rateFlag(f.bandwidth, '--bandwidth', 1, LIMITS.rate);
+  const limit = bandwidthOf(f);
+  const maxRounds =
+    f.maxRounds === undefined
+      ? 30
+      : number(f.maxRounds, '--max-rounds', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1');
   return {
     ramBytes,
     dirtyRate,
-    workingSetBytes:
-      f.workingSet !== undefined ? sizeFlag(f.workingSet, '--working-set', 1, LIMITS.size) : ramBytes,
-    bandwidth,
-    compressionRatio: numberFlag(f.compression, '--compression', 0.001, 1),
-    downtimeLimit: durationFlag(f.downtimeLimit, '--downtime-limit', 0.001, 3_600_000) / 1000,
-    maxRounds: intFlag(f.maxRounds, '--max-rounds', 1, 100_000),
-    resumeOverhead: durationFlag(f.resumeOverhead, '--resume-overhead', 0, LIMITS.duration) / 1000,
+    workingSetBytes: f.workingSet !== undefined ? parseSize(f.workingSet, '--working-set') : ramBytes,
+    bandwidth: limit > 0 ? limit : DEFAULT_ENGINE_COSTS.linkBandwidth,
+    compressionRatio: number(f.compression, '--compression', (n) => n > 0 && n <= 1, 'a ratio in (0, 1]'),
+    downtimeLimit: parseDuration(f.downtimeLimit ?? '300ms', '--downtime-limit') / 1000,
+    maxRounds,
+    resumeOverhead: parseDuration(f.resumeOverhead, '--resume-overhead') / 1000,
     dirtySet: f.dirtySet,
+  };
+}
+
+/** The profile-fed model: the guest's profile, the migration flags (preset included) and the engine's costs. */
+export function profiledInput(f: PredictFlags, profile: GuestProfile): PrecopyInput {
+  const { options, preset } = migrationOptionsFromFlags(f);
+  if (options.strategy && options.strategy !== 'precopy') {
+    throw new UsageError(
+      `--strategy ${options.strategy}: livemig predict models pre-copy only`,
+      '--strategy',
+    );
+  }
+  const ramBytes = profile.ramPages * profile.pageSize;
+  const limit = bandwidthOf(f);
+  const o = resolveOptions({ ...options, maxBandwidth: limit }, preset, ramBytes);
+  return {
+    ramBytes,
+    dirtyRate: profile.dirtyPagesPerSec * profile.pageSize,
+    bandwidth: o.maxBandwidth > 0 ? o.maxBandwidth : Number.POSITIVE_INFINITY,
+    downtimeLimit: o.downtimeLimitMs / 1000,
+    maxRounds: o.maxRounds,
+    profile,
+    migration: o,
+    engine: engineOf(f),
   };
 }
 
 export function predictionTable(i: PrecopyInput, p: PrecopyPrediction): string {
   const t = new Table({ head: ['pre-copy model', ''], style: { head: [], border: [] } });
-  const rate = (b: number) => `${formatBytes(b)}/s`;
+  const rate = (b: number) => (Number.isFinite(b) ? `${formatBytes(b)}/s` : 'unlimited');
+  if (i.profile) {
+    const prof = i.profile;
+    const o = i.migration ?? {};
+    t.push(
+      ['guest', `${prof.source.workload}, profiled ${formatMs(prof.durationMs)} (${prof.measuredAt})`],
+      ['RAM', `${formatBytes(i.ramBytes)}, ${(100 * (prof.zeroFraction ?? 0)).toFixed(1)} % zero pages`],
+      ['dirtying', `${prof.dirtyPagesPerSec.toFixed(0)} dirty pages/s, ${prof.pagesWritten} pages written`],
+      ['bandwidth limit', rate(i.bandwidth)],
+      ['downtime limit', formatMs((o.downtimeLimitMs ?? 300) * 1)],
+      ['max rounds', o.maxRounds === 0 ? 'no limit' : String(o.maxRounds ?? 30)],
+      [
+        'XBZRLE',
+        o.xbzrle && p.xbzrle
+          ? `cache ${formatBytes(o.xbzrleCacheBytes ?? 0)}, ${o.cacheWays}-way: ${(p.xbzrle.hitRate * 100).toFixed(0)} % hits, ` +
+            `${p.xbzrle.wireRatio.toFixed(3)} wire bytes per resent page byte`
+          : 'off',
+      ],
+    );
+  } else {
+    t.push(
+      ['RAM', formatBytes(i.ramBytes)],
+      ['dirty rate', rate(i.dirtyRate)],
+      ['working set', formatBytes(i.workingSetBytes ?? i.ramBytes)],
+      ['bandwidth', rate(i.bandwidth)],
+      ['compression ratio', String(i.compressionRatio ?? 1)],
+      ['downtime limit', formatMs((i.downtimeLimit ?? 0.3) * 1000)],
+      ['max rounds', String(i.maxRounds ?? 30)],
+      ['dirty set', i.dirtySet === 'uniform' ? 'uniform: W·(1 − e^(−D·T/W))' : 'linear: min(D·T, W)'],
+      ['λ = c·D/B', p.ratio.toFixed(3)],
+    );
+  }
   t.push(
-    ['RAM', formatBytes(i.ramBytes)],
-    ['dirty rate', rate(i.dirtyRate)],
-    ['working set', formatBytes(i.workingSetBytes ?? i.ramBytes)],
-    ['bandwidth', rate(i.bandwidth)],
-    ['compression ratio', String(i.compressionRatio ?? 1)],
-    ['downtime limit', formatMs((i.downtimeLimit ?? 0.3) * 1000)],
-    ['max rounds', String(i.maxRounds ?? 30)],
-    ['dirty set', i.dirtySet === 'uniform' ? 'uniform: W·(1 − e^(−D·T/W))' : 'linear: min(D·T, W)'],
-    ['λ = c·D/B', p.ratio.toFixed(3)],
     ['rounds', `${p.rounds} (+ stop-and-copy)`],
     ['total time', formatMs(p.totalTime * 1000)],
     ['downtime', formatMs(p.downtime * 1000)],
@@ -76,47 +183,110 @@ export function predictionTable(i: PrecopyInput, p: PrecopyPrediction): string {
     ['stop-and-copy bytes', formatBytes(p.stopCopyBytes)],
     [
       'converged',
-      p.converged
-        ? 'yes: the downtime limit was met'
-        : 'no: the round bound or a dirty set that stopped shrinking forced the switch-over',
+      p.switchoverReason !== undefined
+        ? `${p.converged ? 'yes' : 'no'}: ${p.switchoverReason}`
+        : p.converged
+          ? 'yes: the downtime limit was met'
+          : 'no: the round bound or a dirty set that stopped shrinking forced the switch-over',
     ],
   );
-  return t.toString();
+  let out = t.toString();
+  if (p.perRound && p.perRound.length > 0) {
+    const r = new Table({
+      head: ['round', 'pages', 'bytes', 'time', 'dirtied meanwhile', 'throttle'],
+      style: { head: [], border: [] },
+    });
+    for (const x of p.perRound.slice(0, 40)) {
+      r.push([
+        x.round,
+        Math.round(x.pages),
+        formatBytes(x.bytes),
+        formatMs(x.seconds * 1000),
+        Math.round(x.dirtyPages),
+        x.throttle ? `${x.throttle} %` : '',
+      ]);
+    }
+    out += `\n${r.toString()}`;
+  }
+  return out;
 }
 
 export function registerPredict(program: Command): void {
-  program
+  const cmd = program
     .command('predict')
     .description(
-      'Predict a pre-copy migration with the model (rounds, total time, downtime, bytes) without running one. ' +
-        'Example: livemig predict --ram 1GiB --dirty-rate 32MiB --bandwidth 128MiB',
+      'Predict a pre-copy migration (rounds, total time, downtime, bytes) without running one: profiles the guest ' +
+        'given by the guest flags of `livemig run` (or reads --profile FILE from `livemig profile`) and runs the ' +
+        'model with the migration flags; or, with --dirty-rate, the papers’ model on the numbers given.',
     )
-    .option('--ram <size>', 'guest RAM', '1GiB')
-    .option('--dirty-rate <rate>', 'bytes dirtied per second (e.g. 32MiB)')
-    .option('--dirty-pages <pages/s>', 'or: pages dirtied per second (× --page-size)')
-    .option('--page-size <size>', 'page size, for --dirty-pages', '4KiB')
-    .option('--working-set <size>', 'writable working set: the most one round can find dirty (default: RAM)')
-    .option('--bandwidth <rate>', 'link bandwidth for the migration (e.g. 128MiB, 1Gbit)', '128MiB')
-    .option('--compression <ratio>', 'wire bytes per re-sent page byte (XBZRLE), 0 < c ≤ 1', '1')
-    .option('--downtime-limit <duration>', 'switch over when the expected downtime is below this', '300ms')
-    .option('--max-rounds <n>', 'round bound before forced stop-and-copy (round 1 included)', '30')
-    .option('--resume-overhead <duration>', 'fixed cost of the switch-over itself', '0ms')
+    .option(
+      '--profile <file>',
+      'a profile from `livemig profile --out FILE` (else the guest is profiled first)',
+    )
+    .option('--duration <duration>', 'when profiling first: how long to watch the guest', '3s')
+    .option('--dirty-rate <rate>', "the papers' model instead: bytes dirtied per second (e.g. 32MiB)")
+    .option('--dirty-pages <pages/s>', "the papers' model instead: pages dirtied per second (× --page-size)")
+    .option(
+      '--bandwidth <rate>',
+      'link bandwidth for the migration (same as --max-bandwidth; default 128MiB)',
+    )
+    .option('--compression <ratio>', "papers' model: wire bytes per re-sent page byte, 0 < c ≤ 1", '1')
+    .option('--resume-overhead <duration>', "papers' model: fixed cost of the switch-over itself", '0ms')
     .option(
       '--dirty-set <model>',
-      'linear: every write dirties a new page (the papers); uniform: a uniform writer re-dirties pages, W·(1 − e^(−D·T/W))',
+      "papers' model: linear (every write dirties a new page) or uniform, W·(1 − e^(−D·T/W))",
       'linear',
     )
-    .option('--json', 'print input and prediction as JSON')
-    .action((f: PredictFlags) => {
-      const input = predictInput(f);
-      let p: PrecopyPrediction;
-      try {
-        p = predictPrecopy(input);
-      } catch (err) {
-        if (err instanceof RangeError) throw new UsageError(err.message);
-        throw err;
+    .option(
+      '--page-cost <duration>',
+      `engine: source time per page sent (default ${DEFAULT_ENGINE_COSTS.pageSec * 1e6} µs)`,
+    )
+    .option(
+      '--start-cost <duration>',
+      `engine: fixed time before round 1 (default ${DEFAULT_ENGINE_COSTS.startSec * 1000} ms)`,
+    )
+    .option(
+      '--switchover-cost <duration>',
+      `engine: fixed cost of the switch-over (default ${DEFAULT_ENGINE_COSTS.switchoverSec * 1000} ms)`,
+    )
+    .option('--json', 'print input and prediction as JSON');
+  addGuestFlags(cmd);
+  addMigrationFlags(cmd);
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  livemig predict --workload zipf --ram 256MiB --write-rate 4000 --max-bandwidth 64MiB\n' +
+      '  livemig profile --workload kv --out kv.json && livemig predict --profile kv.json --xbzrle --preset proxmox\n' +
+      '  livemig predict --ram 1GiB --dirty-rate 32MiB --bandwidth 128MiB        # the papers’ model by hand\n',
+  );
+  cmd.action(async (f: PredictFlags) => {
+    let input: PrecopyInput;
+    if (isByHand(f)) input = predictInput(f);
+    else {
+      let profile: GuestProfile;
+      if (f.profile !== undefined) profile = await readProfile(f.profile);
+      else {
+        guestConfigFromFlags(f); // fail on bad guest flags before the watch
+        if (!f.json) process.stderr.write(`profiling the guest for ${f.duration}...\n`);
+        profile = await profileFromFlags({
+          ...f,
+          duration: f.duration ?? '3s',
+          tick: '5ms',
+          warmup: '200ms',
+        } as ProfileFlags);
       }
-      if (f.json) process.stdout.write(`${JSON.stringify({ input, prediction: p }, null, 2)}\n`);
-      else process.stdout.write(`${predictionTable(input, p)}\n`);
-    });
+      input = profiledInput(f, profile);
+    }
+    let p: PrecopyPrediction;
+    try {
+      p = predictPrecopy(input);
+    } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(err.message);
+      throw err;
+    }
+    if (f.json) {
+      const { profile: _p, ...rest } = input;
+      process.stdout.write(`${JSON.stringify({ input: rest, prediction: p }, null, 2)}\n`);
+    } else process.stdout.write(`${predictionTable(input, p)}\n`);
+  });
 }

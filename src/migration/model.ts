@@ -236,7 +236,7 @@ export function cloudsimMigrationTime(ramMb: number, bwKbps: number): number {
 }
 
 /** Rounds after which the model stops iterating a migration no stop rule ends (the engine would run on). */
-const MODEL_ROUND_BOUND = 10_000;
+const MODEL_ROUND_BOUND = 1000;
 
 /**
  * The pre-copy model fed with a measured guest profile, round by round as the engine runs them

@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { cacheRetention, type GuestProfile, PROFILE_VERSION, workingSetAt } from '../profile/index.js';
+import { type EngineCosts, predictPrecopy } from './model.js';
+
+const P = 4096;
+const MiB = 1024 * 1024;
+
+/** A synthetic profile whose W(t) is `w(ms)`, sampled log-spaced from 1 ms to 100 s. */
+function profile(w: (ms: number) => number, o: Partial<GuestProfile> = {}): GuestProfile {
+  const points: { ms: number; pages: number }[] = [];
+  for (let e = 0; e <= 50; e++) {
+    const ms = 10 ** (e / 10);
+    points.push({ ms, pages: w(ms) });
+  }
+  return {
+    kind: 'livemig-profile',
+    version: PROFILE_VERSION,
+    source: { workload: 'synthetic' },
+    measuredAt: '2026-01-01T00:00:00.000Z',
+    pageSize: P,
+    ramPages: 16384,
+    durationMs: 100_000,
+    tickMs: 1,
+    workingSet: points,
+    pagesWritten: Math.round(w(100_000)),
+    dirtyPagesPerSec: w(1000),
+    hotSet: [],
+    zeroFraction: 0,
+    xbzrle: [],
+    ...o,
+  };
+}
+
+/** An engine with no costs of its own: only the link limits, so the answers are exact. */
+const free: EngineCosts = {
+  startSec: 0,
+  switchoverSec: 0,
+  pageSec: 0,
+  zeroPageSec: 0,
+  pageHeaderBytes: 0,
+  linkBandwidth: Number.POSITIVE_INFINITY,
+};
+
+describe('predictPrecopy with a profile', () => {
+  it('an idle guest: one round of the non-zero pages, then the switch-over costs', () => {
+    const p = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      profile: profile(() => 0, { zeroFraction: 0.5 }),
+      engine: { ...free, startSec: 0.1, switchoverSec: 0.02 },
+    });
+    expect(p.rounds).toBe(1);
+    expect(p.bytes).toBe(8192 * P);
+    expect(p.totalTime).toBeCloseTo(0.1 + 1 + 0.02, 9); // 32 MiB at 32 MiB/s
+    expect(p.downtime).toBeCloseTo(0.02, 9);
+    expect(p.converged).toBe(true);
+  });
+
+  it('a W(t) that saturates at a hot set: the rounds converge to the hot set, and stop there at the round bound', () => {
+    const hot = 2000;
+    // Saturates within ~50 ms; every round lasts longer, so each finds the whole hot set dirty.
+    const p = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      downtimeLimit: 0.001,
+      maxRounds: 12,
+      profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
+      engine: free,
+    });
+    expect(p.rounds).toBe(12);
+    expect(p.switchoverReason).toBe('max-rounds');
+    expect(p.converged).toBe(false);
+    for (const r of p.perRound!.slice(1)) expect(r.dirtyPages).toBeCloseTo(hot, 0);
+    expect(p.stopCopyBytes).toBeCloseTo(hot * P, -2);
+    // A downtime limit above the hot set's send time: converges after round 2 (round 1's estimate uses whole pages).
+    const q = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      downtimeLimit: 0.3,
+      profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
+      engine: { ...free, linkBandwidth: 1024 * MiB },
+    });
+    expect(q.converged).toBe(true);
+    expect(q.rounds).toBe(1);
+    // The stop-and-copy goes unlimited (as the engine's does): at the link's rate, not the limit's.
+    expect(q.downtime).toBeCloseTo((hot * P) / (1024 * MiB), 6);
+  });
+
+  it('λ ≥ 1 (a guest dirtying new pages faster than the link sends) never converges without a stop rule', () => {
+    const rate = 10_000; // pages/s = 39 MiB/s against a 32 MiB/s link
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: rate * P,
+      bandwidth: 32 * MiB,
+      profile: profile((ms) => Math.min(16384, (rate * ms) / 1000)),
+      engine: free,
+    };
+    const bounded = predictPrecopy({ ...input, maxRounds: 30 });
+    expect(bounded.converged).toBe(false);
+    expect(bounded.rounds).toBe(30);
+    expect(bounded.switchoverReason).toBe('max-rounds');
+    const unbounded = predictPrecopy({ ...input, maxRounds: 30, migration: { maxRounds: 0 } });
+    expect(unbounded.converged).toBe(false);
+    expect(unbounded.switchoverReason).toMatch(/not-converging/);
+    // Auto-converge throttles the guest until it does converge.
+    const throttled = predictPrecopy({ ...input, migration: { maxRounds: 0, autoConverge: true } });
+    expect(throttled.converged).toBe(true);
+    expect(Math.max(...throttled.perRound!.map((r) => r.throttle))).toBeGreaterThan(0);
+  });
+
+  it("a preset's stop rules apply: xen switches over after 5 rounds", () => {
+    const rate = 10_000;
+    const p = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: rate * P,
+      bandwidth: 32 * MiB,
+      profile: profile((ms) => Math.min(16384, (rate * ms) / 1000)),
+      migration: { maxRounds: 5, minDirtyPages: 50, maxBandwidth: 32 * MiB },
+      engine: free,
+    });
+    expect(p.rounds).toBe(5);
+  });
+
+  it('XBZRLE: resent pages cost the measured delta on cache hits', () => {
+    const w = (ms: number) => Math.min(16384, ms); // 1000 pages/s
+    const base = {
+      ramBytes: 16384 * P,
+      dirtyRate: 1000 * P,
+      bandwidth: 32 * MiB,
+      downtimeLimit: 0.001,
+      maxRounds: 3,
+      engine: free,
+    };
+    const xbz = [{ lagMs: 100, pages: 100, unchanged: 0, overflow: 0, ratio: 0.1 }];
+    const raw = predictPrecopy({ ...base, profile: profile(w, { xbzrle: xbz }) });
+    const big = predictPrecopy({
+      ...base,
+      profile: profile(w, { xbzrle: xbz }),
+      migration: { xbzrle: true, xbzrleCacheBytes: 1024 * MiB, cacheWays: 2 },
+    });
+    expect(big.xbzrle!.hitRate).toBeGreaterThan(0.99);
+    expect(big.xbzrle!.wireRatio).toBeCloseTo(0.1, 2);
+    expect(big.bytes - 16384 * P).toBeLessThan((raw.bytes - 16384 * P) * 0.2);
+    // A cache of a quarter of RAM keeps at most a quarter of round 1's pages.
+    const small = predictPrecopy({
+      ...base,
+      profile: profile(w, { xbzrle: xbz }),
+      migration: { xbzrle: true, xbzrleCacheBytes: 16 * MiB, cacheWays: 2 },
+    });
+    expect(small.xbzrle!.hitRate).toBeLessThanOrEqual(0.25);
+    expect(small.xbzrle!.hitRate).toBeGreaterThan(0.2);
+  });
+});
+
+describe('profile curves', () => {
+  it('cacheRetention: what a set-associative cache keeps of n random pages', () => {
+    expect(cacheRetention(1000, 1000, 1)).toBeCloseTo(-Math.expm1(-1), 6); // direct-mapped, load 1
+    expect(cacheRetention(100, 1_000_000, 2)).toBeCloseTo(1, 3);
+    // 2000 slots for 4000 pages: at most half, less the slots of sets that drew fewer than 2 pages.
+    expect(cacheRetention(4000, 1000, 2)).toBeLessThan(0.5);
+    expect(cacheRetention(4000, 1000, 2)).toBeGreaterThan(0.45);
+    expect(cacheRetention(0, 10, 2)).toBe(1);
+  });
+
+  it('workingSetAt interpolates, goes through 0 at 0 and extrapolates the last slope up to RAM', () => {
+    const p = {
+      ramPages: 1000,
+      workingSet: [
+        { ms: 10, pages: 10 },
+        { ms: 100, pages: 50 },
+      ],
+    };
+    expect(workingSetAt(p, 0)).toBe(0);
+    expect(workingSetAt(p, 5)).toBe(5);
+    expect(workingSetAt(p, 55)).toBeCloseTo(30, 9);
+    expect(workingSetAt(p, 1000)).toBeCloseTo(50 + (40 / 90) * 900, 9);
+    expect(workingSetAt(p, 1e9)).toBe(1000);
+  });
+});
