@@ -25,7 +25,11 @@ export function syncDirtyLog(h: { id: string; guest: Guest; migrating?: string }
   }
   const pages = h.guest.dirtyLog.sync();
   const at = performance.timeOrigin + performance.now();
-  return { at, count: pages.length, pages: Buffer.from(pages.buffer, pages.byteOffset, pages.byteLength).toString('base64') };
+  return {
+    at,
+    count: pages.length,
+    pages: Buffer.from(pages.buffer, pages.byteOffset, pages.byteLength).toString('base64'),
+  };
 }
 
 /** The page numbers of a DirtyLogSync (client side), checked against the guest's page count. */
@@ -37,7 +41,8 @@ export function dirtyPagesOf(s: DirtyLogSync, ramPages: number): Uint32Array {
   const out = new Uint32Array(s.count);
   for (let i = 0; i < s.count; i++) {
     const p = bytes.readUInt32LE(i * 4);
-    if (p >= ramPages) throw new MigrationError('PROTOCOL', `dirty-log: page ${p} beyond RAM (${ramPages} pages)`);
+    if (p >= ramPages)
+      throw new MigrationError('PROTOCOL', `dirty-log: page ${p} beyond RAM (${ramPages} pages)`);
     out[i] = p;
   }
   return out;
