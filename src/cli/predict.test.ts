@@ -1,6 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { predictPrecopy } from '../migration/model.js';
-import { predictInput, predictionTable } from './predict.js';
+import { type GuestProfile, PROFILE_VERSION, readProfile } from '../profile/index.js';
+import { predictInput, predictionTable, profiledInput } from './predict.js';
 
 const defaults = {
   vcpus: '1',
@@ -50,5 +54,53 @@ describe('livemig predict', () => {
     const text = predictionTable(i, predictPrecopy(i));
     expect(text).toContain('2.000'); // λ = 256/128
     expect(text).toContain('no: the round bound');
+  });
+});
+
+describe('livemig predict with a profile', () => {
+  const profile: GuestProfile = {
+    kind: 'livemig-profile',
+    version: PROFILE_VERSION,
+    source: { workload: 'synthetic' },
+    measuredAt: '2026-01-01T00:00:00.000Z',
+    pageSize: 4096,
+    ramPages: 16384,
+    durationMs: 10_000,
+    tickMs: 5,
+    // 10 000 new pages/s up to all of RAM: outruns a 16 MiB/s link (4096 pages/s).
+    workingSet: [
+      { ms: 5, pages: 50 },
+      { ms: 1000, pages: 10_000 },
+      { ms: 1638.4, pages: 16384 },
+    ],
+    pagesWritten: 16384,
+    dirtyPagesPerSec: 10_000,
+    hotSet: [],
+    zeroFraction: 0,
+    xbzrle: [],
+  };
+
+  it("applies the migration flags and a preset's stop rules", () => {
+    const flags = { ...defaults, bandwidth: undefined, maxRounds: undefined, maxBandwidth: '16MiB' };
+    const qemu = predictPrecopy(profiledInput(flags, profile));
+    expect(qemu.rounds).toBe(30);
+    const xen = predictPrecopy(profiledInput({ ...flags, preset: 'xen' }, profile));
+    expect(xen.rounds).toBe(5);
+    const throttled = predictPrecopy(
+      profiledInput({ ...flags, maxRounds: '0', autoConverge: true }, profile),
+    );
+    expect(throttled.converged).toBe(true);
+    expect(() => profiledInput({ ...flags, strategy: 'postcopy' }, profile)).toThrow(/pre-copy only/);
+    expect(() => profiledInput({ ...flags, bandwidth: '1MiB' }, profile)).toThrow(/once/);
+  });
+
+  it('refuses a file that is not a profile, saying what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'livemig-predict-'));
+    const file = join(dir, 'p.json');
+    writeFileSync(file, JSON.stringify({ ...profile, version: 2 }));
+    await expect(readProfile(file)).rejects.toThrow(/not a livemig profile \(version 1\): version/);
+    writeFileSync(file, 'nope');
+    await expect(readProfile(file)).rejects.toThrow(/livemig profile --out FILE/);
+    await expect(readProfile(join(dir, 'missing.json'))).rejects.toThrow(/cannot read/);
   });
 });
