@@ -8,6 +8,7 @@
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { measureEngineCosts } from '../experiments/model.js';
 import {
   DEFAULT_ENGINE_COSTS,
   type EngineCosts,
@@ -40,6 +41,7 @@ export interface PredictFlags extends GuestFlagValues, MigrationFlagValues {
   pageCost?: string;
   startCost?: string;
   switchoverCost?: string;
+  calibrate?: boolean;
   json?: boolean;
 }
 
@@ -62,10 +64,10 @@ function bandwidthOf(f: PredictFlags): number {
   return f.maxBandwidth !== undefined ? parseRate(f.maxBandwidth, '--max-bandwidth') : 128 * 1024 * 1024;
 }
 
-/** The engine's costs: the defaults, overridden by --page-cost, --start-cost, --switchover-cost. */
-function engineOf(f: PredictFlags): EngineCosts {
+/** The engine's costs: the defaults (or `measured`), overridden by --page-cost, --start-cost, --switchover-cost. */
+function engineOf(f: PredictFlags, measured: EngineCosts = DEFAULT_ENGINE_COSTS): EngineCosts {
   return {
-    ...DEFAULT_ENGINE_COSTS,
+    ...measured,
     ...(f.pageCost !== undefined ? { pageSec: parseDuration(f.pageCost, '--page-cost') / 1000 } : {}),
     ...(f.startCost !== undefined ? { startSec: parseDuration(f.startCost, '--start-cost') / 1000 } : {}),
     ...(f.switchoverCost !== undefined
@@ -118,7 +120,11 @@ export function predictInput(f: PredictFlags): PrecopyInput {
 }
 
 /** The profile-fed model: the guest's profile, the migration flags (preset included) and the engine's costs. */
-export function profiledInput(f: PredictFlags, profile: GuestProfile): PrecopyInput {
+export function profiledInput(
+  f: PredictFlags,
+  profile: GuestProfile,
+  measured?: { plain: EngineCosts; xbzrle: EngineCosts },
+): PrecopyInput {
   const { options, preset } = migrationOptionsFromFlags(f);
   if (options.strategy && options.strategy !== 'precopy') {
     throw new UsageError(
@@ -137,7 +143,7 @@ export function profiledInput(f: PredictFlags, profile: GuestProfile): PrecopyIn
     maxRounds: o.maxRounds,
     profile,
     migration: o,
-    engine: engineOf(f),
+    engine: engineOf(f, measured ? (o.xbzrle ? measured.xbzrle : measured.plain) : undefined),
   };
 }
 
@@ -249,6 +255,10 @@ export function registerPredict(program: Command): void {
       '--switchover-cost <duration>',
       `engine: fixed cost of the switch-over (default ${DEFAULT_ENGINE_COSTS.switchoverSec * 1000} ms)`,
     )
+    .option(
+      '--calibrate',
+      "measure the engine's costs on this machine first: 10 short migrations of a near-idle guest on loopback",
+    )
     .option('--json', 'print input and prediction as JSON');
   addGuestFlags(cmd);
   addMigrationFlags(cmd);
@@ -275,7 +285,12 @@ export function registerPredict(program: Command): void {
           warmup: '200ms',
         } as ProfileFlags);
       }
-      input = profiledInput(f, profile);
+      let measured: { plain: EngineCosts; xbzrle: EngineCosts } | undefined;
+      if (f.calibrate) {
+        if (!f.json) process.stderr.write("measuring the engine's costs (10 migrations on loopback)...\n");
+        measured = await measureEngineCosts({ ramBytes: 64 * 1024 * 1024 });
+      }
+      input = profiledInput(f, profile, measured);
     }
     let p: PrecopyPrediction;
     try {

@@ -129,20 +129,35 @@ async function prepare(cfg: ExperimentConfig): Promise<void> {
   const { warmupMs, ramBytes } = sizes(cfg);
   const durationMs = cfg.mode === 'quick' ? 2000 : 5000;
   for (const g of guests(cfg)) profiles.set(g.key, await profileGuest(g.config, { durationMs, warmupMs }));
+  const engine = await measureEngineCosts({ ramBytes, warmupMs, seed: cfg.seed });
+  prepared = { mode: cfg.mode, profiles, engine: engine.plain, engineXbzrle: engine.xbzrle };
+}
+
+/**
+ * This engine's costs on this machine (`EngineCosts`), without and with XBZRLE: `runs` migrations each of a
+ * near-idle guest (half of `ramBytes` in use, 10 pages/s) at unlimited bandwidth on a fresh pair of agents on
+ * loopback, alternated so a burst of load spreads over both. Per-page cost per variant; the fixed costs, which do
+ * not depend on the codec, pooled. Medians.
+ */
+export async function measureEngineCosts(o: {
+  ramBytes: number;
+  warmupMs?: number;
+  seed?: number;
+  runs?: number;
+}): Promise<{ plain: EngineCosts; xbzrle: EngineCosts }> {
   const pair = await startPair();
   const runs: [MigrationReport[], MigrationReport[]] = [[], []];
   try {
-    // Alternated, so a burst of load on the machine spreads over both variants.
-    for (let i = 0; i < CALIBRATION_RUNS * 2; i++) {
+    for (let i = 0; i < (o.runs ?? CALIBRATION_RUNS) * 2; i++) {
       const xbzrle = i % 2 === 1;
       const config: GuestConfig = {
-        ramBytes,
-        seed: cfg.seed,
-        workload: { name: 'gap', params: { workingSetBytes: ramBytes / 2, writeRate: 10 } },
+        ramBytes: o.ramBytes,
+        seed: o.seed ?? 1,
+        workload: { name: 'gap', params: { workingSetBytes: o.ramBytes / 2, writeRate: 10 } },
       };
       const { report } = await runScenario(pair, {
         guest: config,
-        warmupMs,
+        warmupMs: o.warmupMs ?? 300,
         options: { maxBandwidth: 0, xbzrle },
       });
       runs[i % 2]!.push(report);
@@ -151,14 +166,11 @@ async function prepare(cfg: ExperimentConfig): Promise<void> {
     await pair.close();
   }
   const zeroSec = DEFAULT_ENGINE_COSTS.zeroPageSec;
-  // The fixed costs do not depend on the codec: pooled over all runs. The per-page cost does.
   const all = engineSamples([...runs[0], ...runs[1]], zeroSec);
   const fixed = { startSec: median(all.start), switchoverSec: median(all.switchover) };
-  prepared = {
-    mode: cfg.mode,
-    profiles,
-    engine: { ...engineCostsOf(runs[0], zeroSec), ...fixed },
-    engineXbzrle: { ...engineCostsOf(runs[1], zeroSec), ...fixed },
+  return {
+    plain: { ...engineCostsOf(runs[0], zeroSec), ...fixed },
+    xbzrle: { ...engineCostsOf(runs[1], zeroSec), ...fixed },
   };
 }
 
