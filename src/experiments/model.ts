@@ -269,8 +269,9 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
     const eB = done ? relErr(p.bytes, m.bytes) : Number.NaN;
     const eD = done ? relErr(p.downtimeMs, m.downtimeMs) : Number.NaN;
     const eC = done && c ? relErr(c.totalTimeMs, m.migrationTimeMs) : Number.NaN;
-    // The same model with this run's own round-1 throughput in place of the engine's measured per-page cost: what
-    // is left is the error of the dirty sets, the stop rule and the fixed costs, not of the machine's speed.
+    // The same model with this run's own round-1 throughput in place of the engine's measured per-page cost, and the
+    // guest's speed during the migration as the engine measured it: what is left is the error of the dirty sets, the
+    // stop rule and the fixed costs, not of the machine's speed.
     const input = fed.get(r.id);
     const t1 = m.round1MiBps > 0 ? m.round1Bytes / (m.round1MiBps * MiB) : Number.NaN;
     const tp =
@@ -279,6 +280,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
             ...input,
             bandwidth: m.round1MiBps * MiB,
             engine: { ...input.engine, pageSec: 0, zeroPageSec: 0 },
+            guestSpeed: Math.min(1, Math.max(0.05, 1 - m.guestSlowdown)),
           })
         : undefined;
     const eP = tp ? relErr(tp.totalTimeMs, m.migrationTimeMs) : Number.NaN;
@@ -318,6 +320,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
       fmtErr(eD),
       `${m.rounds} / ${p.rounds}`,
       Number.isFinite(d1) ? `${Math.round(d1)} / ${Number.isFinite(w1) ? Math.round(w1) : ''}` : '',
+      `${Math.round(m.guestSlowdown * 100)}%`,
       tp ? fmtErr(eP) : '',
       c ? fmtErr(eC) : '',
       statusOf(r),
@@ -333,7 +336,8 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
       `${pctOf(quantileAbs(err.bytes, 0.9))}; downtime median ${pctOf(quantileAbs(err.down, 0.5))} ` +
       `(median |Δ| ${ms(quantileAbs(downDelta, 0.5))} ms; ${downOk} of ${n} within max(10 %, 5 ms)). ` +
       'Targets: ≤ 10 % median and ≤ 25 % p90 for time and bytes; downtime within max(10 %, 5 ms) at the median.',
-    `With each run's own round-1 throughput instead of the engine's per-page cost (the machine's speed taken out): ` +
+    `With each run's own round-1 throughput instead of the engine's per-page cost, and the guest's measured speed ` +
+      `during the migration (the machine's speed taken out): ` +
       `total time median |error| ${pctOf(quantileAbs(err.throughput, 0.5))}, p90 ${pctOf(quantileAbs(err.throughput, 0.9))}; ` +
       `bytes median ${pctOf(quantileAbs(err.throughputBytes, 0.5))}, p90 ${pctOf(quantileAbs(err.throughputBytes, 0.9))}. ` +
       `Round 1's dirty set against the profile's W(T₁) at round 1's measured duration (cells with > 20 dirty pages): ` +
@@ -422,7 +426,8 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
           'downtime error',
           'rounds (meas / pred)',
           'round-1 dirty pages (meas / W(T₁))',
-          'time error, measured throughput',
+          'guest slowdown',
+          'time error, measured throughput and guest speed',
           'a-priori time error',
           'status',
         ],

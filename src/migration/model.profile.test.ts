@@ -180,3 +180,23 @@ describe('profile curves', () => {
     expect(workingSetAt(p, 1e9)).toBe(1000);
   });
 });
+
+describe('guest speed while migrated', () => {
+  it('a guest slowed to half its profiled speed dirties W(T/2) per round', () => {
+    const w = (ms: number) => Math.min(16384, ms); // 1000 pages/s
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: 1000 * P,
+      bandwidth: 32 * MiB,
+      downtimeLimit: 0.001,
+      maxRounds: 2,
+      profile: profile(w),
+      engine: free,
+    };
+    const full = predictPrecopy(input).perRound![0]!;
+    const half = predictPrecopy({ ...input, guestSpeed: 0.5 }).perRound![0]!;
+    expect(full.dirtyPages).toBeCloseTo(full.seconds * 1000, 6);
+    expect(half.dirtyPages).toBeCloseTo(full.dirtyPages / 2, 6);
+    expect(() => predictPrecopy({ ...input, guestSpeed: 0 })).toThrow(/guest speed/);
+  });
+});

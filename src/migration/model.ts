@@ -66,6 +66,11 @@ export interface PrecopyInput {
   readonly migration?: Partial<MigrationOptions>;
   /** With a profile: this engine's fixed and per-page costs (defaults: `DEFAULT_ENGINE_COSTS`). */
   readonly engine?: Partial<EngineCosts>;
+  /**
+   * With a profile: the share (0, 1] of its profiled speed the guest keeps while it is migrated (its vCPUs share
+   * the host with the migration). Default 1; the engine reports the real figure as `guest.slowdown` = 1 − this.
+   */
+  readonly guestSpeed?: number;
 }
 
 /** What the engine itself costs, apart from the guest and the link (measured: docs/model.md). */
@@ -128,7 +133,7 @@ export interface PrecopyPrediction {
   readonly xbzrle?: { hitRate: number; wireRatio: number };
 }
 
-type Classic = Required<Omit<PrecopyInput, 'profile' | 'migration' | 'engine'>>;
+type Classic = Required<Omit<PrecopyInput, 'profile' | 'migration' | 'engine' | 'guestSpeed'>>;
 
 function check(input: PrecopyInput): Classic {
   const full: Classic = {
@@ -246,7 +251,8 @@ const MODEL_ROUND_BOUND = 1000;
  * ```
  *   round 1 sends every page; non-zero pages go whole, zero pages are skipped:  V₁ = (1 − z)·N·(P + h)
  *   a round of p pages and V wire bytes lasts     T = max(V / B, p·c_page + zeros·c_zero, V / L)
- *   the pages it leaves dirty                      D = W(T · s)      (s = the CAP auto-converge leaves the guest)
+ *   the pages it leaves dirty                      D = W(T · s · g)  (s = the CAP auto-converge leaves the guest,
+ *                                                                      g = the guest's speed while migrated)
  *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
  *   stop when decideAfterRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
  *   downtime = max(D·c_page, V_D / L) + switch-over cost;  total = start cost + Σ T + downtime
@@ -271,6 +277,10 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   };
   if (!(o.maxBandwidth >= 0))
     throw new RangeError(`pre-copy model: bandwidth must be ≥ 0 (got ${o.maxBandwidth})`);
+  const guestSpeed = input.guestSpeed ?? 1;
+  if (!(guestSpeed > 0 && guestSpeed <= 1)) {
+    throw new RangeError(`pre-copy model: guest speed must be in (0, 1] (got ${guestSpeed})`);
+  }
   const P = prof.pageSize;
   const N = prof.ramPages;
   const B = o.maxBandwidth > 0 ? o.maxBandwidth : Number.POSITIVE_INFINITY;
@@ -314,7 +324,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   for (let round = 1; ; round++) {
     time += T;
     bytes += wire;
-    const speed = throttle > 0 ? throttleToCap(throttle) / 100 : 1;
+    const speed = (throttle > 0 ? throttleToCap(throttle) / 100 : 1) * guestSpeed;
     const dirty = Math.min(N, workingSetAt(prof, T * 1000 * speed));
     const sample: RoundSample = {
       round,
