@@ -74,8 +74,8 @@ const classic = new Map<string, PrecopyInput>();
 /** The profile-fed input of each cell, to re-run the model with what the run measured (summarise). */
 const fed = new Map<string, PrecopyInput>();
 
-/** Calibration migrations per variant (without and with XBZRLE). */
-const CALIBRATION_RUNS = 5;
+/** Calibration migrations per variant (without and with XBZRLE) and per kind (fast, slow). */
+const CALIBRATION_RUNS = 3;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -134,10 +134,14 @@ async function prepare(cfg: ExperimentConfig): Promise<void> {
 }
 
 /**
- * This engine's costs on this machine (`EngineCosts`), without and with XBZRLE: `runs` migrations each of a
- * near-idle guest (half of `ramBytes` in use, 10 pages/s) at unlimited bandwidth on a fresh pair of agents on
- * loopback, alternated so a burst of load spreads over both. Per-page cost per variant; the fixed costs, which do
- * not depend on the codec, pooled. Medians.
+ * This engine's costs on this machine (`EngineCosts`), without and with XBZRLE, on a fresh pair of agents on
+ * loopback, each variant alternated with the other so a burst of load spreads over both:
+ * - per-page cost and the fixed time before round 1: `runs` migrations each of a near-idle guest (half of
+ *   `ramBytes` in use, 10 pages/s) at unlimited bandwidth — round 1 then runs as fast as the source can send;
+ * - the switch-over's fixed cost: `runs` migrations each of a quarter of that guest at 8 MiB/s — at unlimited
+ *   bandwidth the destination still has pages to apply when the switch-over starts, which a limited link does not
+ *   leave (the grid's links are limited).
+ * Per-page cost per variant; the fixed costs, which do not depend on the codec, pooled. Medians.
  */
 export async function measureEngineCosts(o: {
   ramBytes: number;
@@ -146,31 +150,48 @@ export async function measureEngineCosts(o: {
   runs?: number;
 }): Promise<{ plain: EngineCosts; xbzrle: EngineCosts }> {
   const pair = await startPair();
-  const runs: [MigrationReport[], MigrationReport[]] = [[], []];
+  const fast: [MigrationReport[], MigrationReport[]] = [[], []];
+  const slow: MigrationReport[] = [];
+  const guestOf = (ramBytes: number): GuestConfig => ({
+    ramBytes,
+    seed: o.seed ?? 1,
+    workload: { name: 'gap', params: { workingSetBytes: ramBytes / 2, writeRate: 10 } },
+  });
   try {
-    for (let i = 0; i < (o.runs ?? CALIBRATION_RUNS) * 2; i++) {
+    const n = (o.runs ?? CALIBRATION_RUNS) * 2;
+    for (let i = 0; i < n; i++) {
       const xbzrle = i % 2 === 1;
-      const config: GuestConfig = {
-        ramBytes: o.ramBytes,
-        seed: o.seed ?? 1,
-        workload: { name: 'gap', params: { workingSetBytes: o.ramBytes / 2, writeRate: 10 } },
-      };
       const { report } = await runScenario(pair, {
-        guest: config,
+        guest: guestOf(o.ramBytes),
         warmupMs: o.warmupMs ?? 300,
         options: { maxBandwidth: 0, xbzrle },
       });
-      runs[i % 2]!.push(report);
+      fast[i % 2]!.push(report);
+    }
+    for (let i = 0; i < n; i++) {
+      const { report } = await runScenario(pair, {
+        guest: guestOf(Math.max(1024 * 1024, o.ramBytes / 4)),
+        warmupMs: o.warmupMs ?? 300,
+        options: { maxBandwidth: 8 * MiB, xbzrle: i % 2 === 1 },
+      });
+      slow.push(report);
     }
   } finally {
     await pair.close();
   }
   const zeroSec = DEFAULT_ENGINE_COSTS.zeroPageSec;
-  const all = engineSamples([...runs[0], ...runs[1]], zeroSec);
-  const fixed = { startSec: median(all.start), switchoverSec: median(all.switchover) };
+  const plain = engineCostsOf(fast[0], zeroSec);
+  const fixed = {
+    startSec: median(engineSamples([...fast[0], ...fast[1]], zeroSec).start),
+    switchoverSec: median(
+      slow
+        .filter((r) => r.status === 'completed')
+        .map((r) => Math.max(0, r.downtimeMs / 1000 - r.dirtyPages * plain.pageSec)),
+    ),
+  };
   return {
-    plain: { ...engineCostsOf(runs[0], zeroSec), ...fixed },
-    xbzrle: { ...engineCostsOf(runs[1], zeroSec), ...fixed },
+    plain: { ...plain, ...fixed },
+    xbzrle: { ...engineCostsOf(fast[1], zeroSec), ...fixed },
   };
 }
 
@@ -348,7 +369,8 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
       .map(([w, xs]) => `${w} ${pctOf(quantileAbs(xs, 0.5))}`)
       .join(', ')}.`,
     e && ex
-      ? `Engine costs measured before the grid (near-idle guest, unlimited bandwidth, median of 3): ${us(e.pageSec)} ` +
+      ? `Engine costs measured before the grid (near-idle guest at unlimited bandwidth, and a quarter of it at 8 MiB/s ` +
+        `for the switch-over; medians of ${CALIBRATION_RUNS} each): ${us(e.pageSec)} ` +
         `per page (${us(ex.pageSec)} with XBZRLE), ${ms(e.startSec * 1000)} ms before round 1, switch-over ` +
         `${ms(e.switchoverSec * 1000)} ms (${ms(ex.switchoverSec * 1000)} ms with XBZRLE), ${e.pageHeaderBytes.toFixed(1)} header bytes per page.`
       : 'No profiles (tiny mode or a plan without prepare): the a-priori model only.',
@@ -386,6 +408,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
         p.hotSet.find((h) => h.share === 0.9)?.pages ?? '',
         p.zeroFraction === null ? '' : `${(p.zeroFraction * 100).toFixed(0)}%`,
         x ? x.ratio.toFixed(3) : '',
+        p.incomingMs == null ? '' : Math.round(p.incomingMs),
       ]);
     }
   }
@@ -404,6 +427,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
           'hot set (90 %)',
           'zero pages',
           'XBZRLE delta ÷ page',
+          'destination start ms',
         ],
         rows: profileRows,
       },

@@ -200,3 +200,19 @@ describe('guest speed while migrated', () => {
     expect(() => predictPrecopy({ ...input, guestSpeed: 0 })).toThrow(/guest speed/);
   });
 });
+
+describe("the destination's start", () => {
+  it('a migration that ends before the destination guest is up waits for it in the downtime', () => {
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 64 * MiB, // 64 MiB in 1 s
+      profile: profile(() => 0),
+      engine: free,
+    };
+    expect(predictPrecopy({ ...input, profile: profile(() => 0, { incomingMs: 400 }) }).downtime).toBe(0);
+    const late = predictPrecopy({ ...input, profile: profile(() => 0, { incomingMs: 1500 }) });
+    expect(late.downtime).toBeCloseTo(0.5, 9);
+    expect(late.totalTime).toBeCloseTo(1.5, 9);
+  });
+});

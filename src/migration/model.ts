@@ -255,7 +255,8 @@ const MODEL_ROUND_BOUND = 1000;
  *                                                                      g = the guest's speed while migrated)
  *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
  *   stop when decideAfterRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
- *   downtime = max(D·c_page, V_D / L) + switch-over cost;  total = start cost + Σ T + downtime
+ *   downtime = max(D·c_page, V_D / L) + switch-over cost + max(0, destination start − time so far)
+ *   total = start cost + Σ T + downtime
  * ```
  *
  * W = the profile's working-set curve (distinct pages dirtied in a window of T), z = its zero fraction, P = page
@@ -370,7 +371,10 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
     if (decision.action !== 'next-round') {
       // Stop-and-copy (or the post-copy hand-over, or an abort: priced as a stop-and-copy, flagged in the reason).
       const stopCopyBytes = dirty * resent;
-      const downtime = Math.max(dirty * e.pageSec, stopCopyBytes / e.linkBandwidth) + e.switchoverSec;
+      // The switch-over also waits for the destination's guest to be up if pre-copy ended first (a trace loads).
+      const waitDestination = Math.max(0, (prof.incomingMs ?? 0) / 1000 - time);
+      const downtime =
+        Math.max(dirty * e.pageSec, stopCopyBytes / e.linkBandwidth) + e.switchoverSec + waitDestination;
       const reason =
         decision.action === 'switchover' ? decision.reason : `${decision.action}: ${decision.reason}`;
       return {

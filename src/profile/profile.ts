@@ -166,10 +166,27 @@ export async function profileGuest(config: GuestConfig, opts: ProfileOptions = {
     };
     const name = guest.config.workload.name;
     const file = guest.config.workload.params.traceFile;
-    return await watch(subject, o, { workload: name === 'trace' && file ? `trace:${file}` : name });
+    const profile = await watch(subject, o, { workload: name === 'trace' && file ? `trace:${file}` : name });
+    return { ...profile, incomingMs: await incomingMs(config) };
   } finally {
     await guest.destroy();
   }
+}
+
+/** Time for a destination's copy of this guest to be ready (Guest.beginIncoming), mean of two. */
+async function incomingMs(config: GuestConfig): Promise<number> {
+  let sum = 0;
+  for (let i = 0; i < 2; i++) {
+    const t = performance.now();
+    const { guest, ready } = Guest.beginIncoming(config);
+    try {
+      await ready;
+      sum += performance.now() - t;
+    } finally {
+      await guest.destroy();
+    }
+  }
+  return sum / 2;
 }
 
 /** Profiles guest `id` running on the agent behind `client`: syncs its dirty log, reads nothing else. */

@@ -42,6 +42,12 @@ export const profileSchema = z.strictObject({
    * (`lagMs` later), as a cache hit would be. `unchanged`: identical again (skipped), `overflow`: delta larger than
    * a page (sent whole), `ratio`: mean encoded bytes ÷ page bytes of the others. Empty when contents were not read.
    */
+  /**
+   * How long a guest like this one takes to start on a destination (vCPU threads up, workload state such as a
+   * trace loaded), ms; the switch-over waits for it when pre-copy ends sooner. Null when not measured (a guest on
+   * an agent).
+   */
+  incomingMs: z.number().min(0).nullable().optional(),
   xbzrle: z.array(
     z.strictObject({
       lagMs: z.number().positive(),
