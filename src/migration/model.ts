@@ -24,7 +24,9 @@
  * difference between "never converges" and converging in a few rounds (docs/experiments.md, model).
  */
 
-import { cacheRetention, type GuestProfile, workingSetAt, xbzrleAt } from '../profile/index.js';
+// The pure parts of src/profile only: the simulator imports this model and needs no guest machinery.
+import { cacheRetention, workingSetAt, xbzrleAt } from '../profile/curve.js';
+import type { GuestProfile } from '../profile/schema.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
 import {
   autoConvergeStep,
