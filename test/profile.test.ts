@@ -2,6 +2,9 @@
  * `livemig profile` end to end: a guest run in this process and a guest running on an agent (through
  * POST /v1/guests/:id/dirty-log), each profiled briefly; the answers are checked for what cannot depend on timing.
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GuestConfig } from '../src/guest/index.js';
 import { type GuestProfile, profileAgentGuest, profileGuest, profileSchema } from '../src/profile/index.js';
@@ -52,6 +55,36 @@ describe('livemig profile', () => {
       await agent.close();
     }
   }, 60_000);
+
+  it('livemig profile --out FILE, then livemig predict --profile FILE --json', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'livemig-profile-'));
+    const file = join(dir, 'idle.json');
+    const made = runCli([
+      'profile',
+      '--workload',
+      'idle',
+      '--ram',
+      '16MiB',
+      '--duration',
+      '300ms',
+      '--out',
+      file,
+    ]);
+    expect(made.code).toBe(0);
+    expect(made.stdout).toMatch(/W\(t\)/);
+    const saved = profileSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+    expect(saved.ramPages).toBe(4096);
+    const r = runCli(['predict', '--profile', file, '--max-bandwidth', '32MiB', '--xbzrle', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      prediction: { rounds: number; bytes: number };
+      input: { bandwidth: number };
+    };
+    expect(out.input.bandwidth).toBe(32 * MiB);
+    expect(out.prediction.rounds).toBeGreaterThanOrEqual(1);
+    // idle fills 64 KiB: round 1 sends those pages, not the zero ones.
+    expect(out.prediction.bytes).toBeLessThan(1 * MiB);
+  }, 240_000);
 
   it('the CLI refuses --agent without --guest, naming the flags', () => {
     const r = runCli(['profile', '--agent', '127.0.0.1:1']);
