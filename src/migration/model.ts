@@ -91,11 +91,15 @@ export interface EngineCosts {
   linkBandwidth: number;
 }
 
-/** Defaults: measured on the 2-core development machine, lightly loaded (docs/model.md says how to re-measure). */
+/**
+ * Defaults: measured by `livemig experiment model --quick` (before its grid) on the 2-core development machine at a
+ * load average of ~20 (other jobs running): the per-page cost is the machine's speed and moves with its load.
+ * `livemig predict --calibrate` measures them on the machine it runs on.
+ */
 export const DEFAULT_ENGINE_COSTS: EngineCosts = {
   startSec: 0.11,
-  switchoverSec: 0.012,
-  pageSec: 12e-6,
+  switchoverSec: 0.011,
+  pageSec: 96e-6,
   zeroPageSec: 0.3e-6,
   pageHeaderBytes: 9,
   linkBandwidth: 1.4e9,

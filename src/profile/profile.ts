@@ -62,6 +62,8 @@ async function watch(
   source: GuestProfile['source'],
 ): Promise<GuestProfile> {
   await s.sync(); // start clean: what was written before the watch is not in the first tick
+  // Zero pages at the start and at the end of the watch: a program that allocates or frees memory changes them.
+  const zeroAtStart = s.zeroFraction?.();
   const ticks: Uint32Array[] = [];
   const times: number[] = [];
   const t0 = (await s.sync()).at;
@@ -134,7 +136,7 @@ async function watch(
     pagesWritten: pt.start.length - 1 - countEmpty(pt.start),
     dirtyPagesPerSec: (events * 1000) / (last - t0),
     hotSet: hotSet(pt, [0.5, 0.9, 0.99]),
-    zeroFraction: s.zeroFraction ? s.zeroFraction() : null,
+    zeroFraction: s.zeroFraction && zeroAtStart !== undefined ? (zeroAtStart + s.zeroFraction()) / 2 : null,
     xbzrle: xbz,
   };
 }

@@ -35,7 +35,7 @@ export const profileSchema = z.strictObject({
   dirtyPagesPerSec: z.number().min(0),
   /** The hot set: the fewest pages that take `share` of the dirty-page events (a page dirty in many ticks is hot). */
   hotSet: z.array(z.strictObject({ share: fraction, pages: count })),
-  /** Fraction of RAM pages that are all zero at the end of the run (they do not travel in the first round). */
+  /** Fraction of RAM pages that are all zero, the mean of the watch's start and end (they do not travel in round 1). */
   zeroFraction: fraction.nullable(),
   /**
    * XBZRLE on resent pages: a sample of dirty pages copied at one sync and encoded against that copy at a later one
