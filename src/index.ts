@@ -13,6 +13,7 @@ export * from './experiments/index.js';
 export * from './guest/index.js';
 export * from './migration/index.js';
 export * from './power/index.js';
+export * from './profile/index.js';
 export * from './qemu/index.js';
 export * from './report/index.js';
 export * from './sim/index.js';

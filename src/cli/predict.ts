@@ -18,7 +18,7 @@ import {
 } from '../migration/model.js';
 import { resolveOptions } from '../migration/options.js';
 import { type GuestProfile, readProfile } from '../profile/index.js';
-import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
 import {
   addGuestFlags,
   addMigrationFlags,
@@ -28,6 +28,7 @@ import {
   migrationOptionsFromFlags,
 } from './flags.js';
 import { type ProfileFlags, profileFromFlags } from './profile.js';
+import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
 
 export interface PredictFlags extends GuestFlagValues, MigrationFlagValues {
   profile?: string;
@@ -45,33 +46,29 @@ export interface PredictFlags extends GuestFlagValues, MigrationFlagValues {
   json?: boolean;
 }
 
-function number(text: string, flag: string, ok: (n: number) => boolean, want: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`${flag}: "${text}" is not ${want}`, flag);
-  return n;
-}
-
 /** The migration's bandwidth limit: --max-bandwidth, or --bandwidth, or QEMU's 128 MiB/s; 0 = unlimited. */
 function bandwidthOf(f: PredictFlags): number {
   if (f.maxBandwidth !== undefined && f.bandwidth !== undefined) {
     throw new UsageError('give the bandwidth once: --max-bandwidth or --bandwidth', '--bandwidth');
   }
   if (f.bandwidth !== undefined) {
-    const b = parseRate(f.bandwidth, '--bandwidth');
-    if (!(b > 0)) throw new UsageError('--bandwidth: must be more than 0', '--bandwidth');
-    return b;
+    return rateFlag(f.bandwidth, '--bandwidth', 1, LIMITS.rate);
   }
-  return f.maxBandwidth !== undefined ? parseRate(f.maxBandwidth, '--max-bandwidth') : 128 * 1024 * 1024;
+  return f.maxBandwidth !== undefined
+    ? rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate)
+    : 128 * 1024 * 1024;
 }
 
 /** The engine's costs: the defaults (or `measured`), overridden by --page-cost, --start-cost, --switchover-cost. */
 function engineOf(f: PredictFlags, measured: EngineCosts = DEFAULT_ENGINE_COSTS): EngineCosts {
   return {
     ...measured,
-    ...(f.pageCost !== undefined ? { pageSec: parseDuration(f.pageCost, '--page-cost') / 1000 } : {}),
-    ...(f.startCost !== undefined ? { startSec: parseDuration(f.startCost, '--start-cost') / 1000 } : {}),
+    ...(f.pageCost !== undefined ? { pageSec: numberFlag(f.pageCost, '--page-cost', 0, 1e6) / 1e6 } : {}),
+    ...(f.startCost !== undefined
+      ? { startSec: durationFlag(f.startCost, '--start-cost', 0, LIMITS.duration) / 1000 }
+      : {}),
     ...(f.switchoverCost !== undefined
-      ? { switchoverSec: parseDuration(f.switchoverCost, '--switchover-cost') / 1000 }
+      ? { switchoverSec: durationFlag(f.switchoverCost, '--switchover-cost', 0, LIMITS.duration) / 1000 }
       : {}),
   };
 }
@@ -83,8 +80,8 @@ export function isByHand(f: PredictFlags): boolean {
 
 /** The papers' model from flags alone: --ram, --working-set, --dirty-rate or --dirty-pages, --bandwidth, … */
 export function predictInput(f: PredictFlags): PrecopyInput {
-  const ramBytes = parseSize(f.ram, '--ram');
-  const pageSize = parseSize(f.pageSize, '--page-size');
+  const ramBytes = sizeFlag(f.ram, '--ram', 1, LIMITS.size);
+  const pageSize = sizeFlag(f.pageSize, '--page-size', 1, 2 ** 30);
   if (f.dirtyRate !== undefined && f.dirtyPages !== undefined) {
     throw new UsageError(
       'give the dirty rate once: --dirty-rate (bytes/s) or --dirty-pages (pages/s)',
@@ -96,25 +93,23 @@ export function predictInput(f: PredictFlags): PrecopyInput {
   }
   const dirtyRate =
     f.dirtyPages !== undefined
-      ? number(f.dirtyPages, '--dirty-pages', (n) => n >= 0, 'a number of pages/s ≥ 0') * pageSize
-      : parseRate(f.dirtyRate ?? '0', '--dirty-rate');
+      ? numberFlag(f.dirtyPages, '--dirty-pages', 0, 1e12) * pageSize
+      : rateFlag(f.dirtyRate ?? '0', '--dirty-rate', 0, LIMITS.rate);
   if (f.dirtySet !== 'linear' && f.dirtySet !== 'uniform') {
     throw new UsageError(`--dirty-set: "${f.dirtySet}" is not linear or uniform`, '--dirty-set');
   }
   const limit = bandwidthOf(f);
-  const maxRounds =
-    f.maxRounds === undefined
-      ? 30
-      : number(f.maxRounds, '--max-rounds', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1');
+  const maxRounds = f.maxRounds === undefined ? 30 : intFlag(f.maxRounds, '--max-rounds', 1, 100_000);
   return {
     ramBytes,
     dirtyRate,
-    workingSetBytes: f.workingSet !== undefined ? parseSize(f.workingSet, '--working-set') : ramBytes,
+    workingSetBytes:
+      f.workingSet !== undefined ? sizeFlag(f.workingSet, '--working-set', 1, LIMITS.size) : ramBytes,
     bandwidth: limit > 0 ? limit : DEFAULT_ENGINE_COSTS.linkBandwidth,
-    compressionRatio: number(f.compression, '--compression', (n) => n > 0 && n <= 1, 'a ratio in (0, 1]'),
-    downtimeLimit: parseDuration(f.downtimeLimit ?? '300ms', '--downtime-limit') / 1000,
+    compressionRatio: numberFlag(f.compression, '--compression', 0.001, 1),
+    downtimeLimit: durationFlag(f.downtimeLimit ?? '300ms', '--downtime-limit', 0.001, 3_600_000) / 1000,
     maxRounds,
-    resumeOverhead: parseDuration(f.resumeOverhead, '--resume-overhead') / 1000,
+    resumeOverhead: durationFlag(f.resumeOverhead, '--resume-overhead', 0, LIMITS.duration) / 1000,
     dirtySet: f.dirtySet,
   };
 }
@@ -244,8 +239,8 @@ export function registerPredict(program: Command): void {
       'linear',
     )
     .option(
-      '--page-cost <duration>',
-      `engine: source time per page sent (default ${DEFAULT_ENGINE_COSTS.pageSec * 1e6} µs)`,
+      '--page-cost <µs>',
+      `engine: source time per page sent, microseconds (default ${DEFAULT_ENGINE_COSTS.pageSec * 1e6})`,
     )
     .option(
       '--start-cost <duration>',

@@ -15,7 +15,7 @@ import {
   writeProfile,
   xbzrleAt,
 } from '../profile/index.js';
-import { formatBytes, formatMs, parseDuration } from '../units.js';
+import { formatBytes, formatMs } from '../units.js';
 import {
   addGuestFlags,
   addTlsFlags,
@@ -24,6 +24,7 @@ import {
   guestConfigFromFlags,
   type TlsFlagValues,
 } from './flags.js';
+import { durationFlag, LIMITS } from './values.js';
 
 export interface ProfileFlags extends GuestFlagValues, TlsFlagValues {
   agent?: string;
@@ -38,9 +39,9 @@ export interface ProfileFlags extends GuestFlagValues, TlsFlagValues {
 /** Measures the profile the flags ask for: of a guest run here, or of `--guest` on `--agent`. */
 export async function profileFromFlags(f: ProfileFlags): Promise<GuestProfile> {
   const opts = {
-    durationMs: parseDuration(f.duration, '--duration'),
-    tickMs: parseDuration(f.tick, '--tick'),
-    warmupMs: parseDuration(f.warmup, '--warmup'),
+    durationMs: durationFlag(f.duration, '--duration', 100, 600_000),
+    tickMs: durationFlag(f.tick, '--tick', 1, 60_000),
+    warmupMs: durationFlag(f.warmup, '--warmup', 0, LIMITS.duration),
   };
   if ((f.agent === undefined) !== (f.guest === undefined)) {
     throw new UsageError('give --agent and --guest together (a guest running on an agent)', '--guest');

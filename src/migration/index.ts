@@ -15,6 +15,17 @@ export {
 export type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
 export {
+  cloudsimMigrationTime,
+  DEFAULT_ENGINE_COSTS,
+  type EngineCosts,
+  type PrecopyInput,
+  type PrecopyPrediction,
+  type PredictedRound,
+  precopyClosedForm,
+  predictFromProfile,
+  predictPrecopy,
+} from './model.js';
+export {
   CAPPING_MODES,
   type CappingMode,
   COMPRESS_METHODS,
