@@ -291,7 +291,8 @@ function toPred(i: PrecopyInput | undefined): Predicted | undefined {
   };
 }
 
-function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summary {
+function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summary {
+  const ready = prepared?.mode === cfg.mode ? prepared : undefined;
   const rows: (string | number)[][] = [];
   const points: Record<string, string | number>[] = [];
   const err = {
@@ -307,13 +308,13 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
   const downDelta: number[] = [];
   const byWorkload = new Map<string, number[]>();
   // The engine's per-page cost from the latest check before each cell (results come in plan order).
-  const local = { off: prepared?.engine.pageSec, on: prepared?.engineXbzrle.pageSec };
+  const local = { off: ready?.engine.pageSec, on: ready?.engineXbzrle.pageSec };
   const localErr: number[] = [];
   const localBytesErr: number[] = [];
   for (const r of results) {
     const m = r.measured;
     if (r.labels.workload === ENGINE_CHECK) {
-      const hdr = prepared?.engine.pageHeaderBytes ?? DEFAULT_ENGINE_COSTS.pageHeaderBytes;
+      const hdr = ready?.engine.pageHeaderBytes ?? DEFAULT_ENGINE_COSTS.pageHeaderBytes;
       if (m.status === 'completed' && m.round1MiBps > 0 && m.round1Bytes > 0) {
         const t1 = m.round1Bytes / (m.round1MiBps * MiB);
         local[r.labels.xbzrle === 'on' ? 'on' : 'off'] = t1 / (m.round1Bytes / (PAGE + hdr));
@@ -397,11 +398,11 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
     ]);
   }
   const n = err.total.length;
-  const e = prepared?.engine;
-  const ex = prepared?.engineXbzrle;
+  const e = ready?.engine;
+  const ex = ready?.engineXbzrle;
   const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`;
   const findings = [
-    `Over ${n} completed migrations, |error| of the profile-fed model: total time median ${pctOf(quantileAbs(err.total, 0.5))}, ` +
+    `Over ${n} completed migrations, |error| of the ${ready ? 'profile-fed' : 'a-priori'} model: total time median ${pctOf(quantileAbs(err.total, 0.5))}, ` +
       `p90 ${pctOf(quantileAbs(err.total, 0.9))}; bytes median ${pctOf(quantileAbs(err.bytes, 0.5))}, p90 ` +
       `${pctOf(quantileAbs(err.bytes, 0.9))}; downtime median ${pctOf(quantileAbs(err.down, 0.5))} ` +
       `(median |Δ| ${ms(quantileAbs(downDelta, 0.5))} ms; ${downOk} of ${n} within max(10 %, 5 ms)). ` +
@@ -446,9 +447,9 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
     ],
   };
   const profileRows: (string | number)[][] = [];
-  if (prepared) {
-    for (const g of guests(_cfg)) {
-      const p = prepared.profiles.get(g.key);
+  if (ready) {
+    for (const g of guests(cfg)) {
+      const p = ready.profiles.get(g.key);
       if (!p) continue;
       const x = xbzrleAt(p, 100);
       profileRows.push([
