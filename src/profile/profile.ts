@@ -65,9 +65,7 @@ async function watch(
   // Zero pages at the start and at the end of the watch: a program that allocates or frees memory changes them.
   const zeroAtStart = s.zeroFraction?.();
   const ticks: Uint32Array[] = [];
-  const times: number[] = [];
   const t0 = (await s.sync()).at;
-  ticks.length = 0;
   // XBZRLE: a sample of pages, each assigned one lag; a sampled page dirty again at least its lag after its copy was
   // taken is "resent": encoded against the copy (a cache hit), then the copy is refreshed, as the engine's cache is.
   const copies = new Map<number, { data: Uint8Array; at: number; lag: number }>();
@@ -79,7 +77,6 @@ async function watch(
     await sleep(o.tickMs);
     const { at, pages } = await s.sync();
     ticks.push(pages);
-    times.push(at - last);
     last = at;
     if (!s.readPage || lags.length === 0) continue;
     for (let i = 0; i < pages.length; i++) {
