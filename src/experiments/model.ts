@@ -146,6 +146,8 @@ async function prepare(cfg: ExperimentConfig): Promise<void> {
  * - the switch-over's fixed cost: `runs` migrations each of a quarter of that guest at 8 MiB/s — at unlimited
  *   bandwidth the destination still has pages to apply when the switch-over starts, which a limited link does not
  *   leave (the grid's links are limited).
+ * - the stop-and-copy's per-page cost: `runs` migrations each of a fast writer (20 000 pages/s) with a 60 s downtime
+ *   limit, so that the switch-over follows round 1 with thousands of pages to send while the guest is paused.
  * Per-page cost per variant; the fixed costs, which do not depend on the codec, pooled. Medians.
  */
 export async function measureEngineCosts(o: {
@@ -157,6 +159,7 @@ export async function measureEngineCosts(o: {
   const pair = await startPair();
   const fast: [MigrationReport[], MigrationReport[]] = [[], []];
   const slow: MigrationReport[] = [];
+  const stop: [MigrationReport[], MigrationReport[]] = [[], []];
   const guestOf = (ramBytes: number): GuestConfig => ({
     ramBytes,
     seed: o.seed ?? 1,
@@ -181,6 +184,19 @@ export async function measureEngineCosts(o: {
       });
       slow.push(report);
     }
+    // The stop-and-copy's per-page cost: a fast writer and a downtime limit so high that the switch-over follows
+    // round 1 with thousands of pages left to send while the guest is paused.
+    for (let i = 0; i < n; i++) {
+      const { report } = await runScenario(pair, {
+        guest: {
+          ...guestOf(o.ramBytes),
+          workload: { name: 'gap', params: { workingSetBytes: o.ramBytes / 2, writeRate: 20_000 } },
+        },
+        warmupMs: o.warmupMs ?? 300,
+        options: { maxBandwidth: 0, downtimeLimitMs: 60_000, xbzrle: i % 2 === 1 },
+      });
+      stop[i % 2]!.push(report);
+    }
   } finally {
     await pair.close();
   }
@@ -194,9 +210,19 @@ export async function measureEngineCosts(o: {
         .map((r) => Math.max(0, r.downtimeMs / 1000 - r.dirtyPages * plain.pageSec)),
     ),
   };
+  const stopPageSec = (reports: readonly MigrationReport[]) =>
+    median(
+      reports
+        .filter((r) => r.status === 'completed' && r.dirtyPages > 100)
+        .map((r) => Math.max(0, r.downtimeMs / 1000 - fixed.switchoverSec) / r.dirtyPages),
+    );
+  const withStop = (c: EngineCosts, reports: readonly MigrationReport[]): EngineCosts => {
+    const s = stopPageSec(reports);
+    return Number.isFinite(s) ? { ...c, stopPageSec: s } : c;
+  };
   return {
-    plain: { ...plain, ...fixed },
-    xbzrle: { ...engineCostsOf(fast[1], zeroSec), ...fixed },
+    plain: withStop({ ...plain, ...fixed }, stop[0]),
+    xbzrle: withStop({ ...engineCostsOf(fast[1], zeroSec), ...fixed }, stop[1]),
   };
 }
 
@@ -426,7 +452,8 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
       ? `Engine costs measured before the grid (near-idle guest at unlimited bandwidth, and a quarter of it at 8 MiB/s ` +
         `for the switch-over; medians of ${CALIBRATION_RUNS} each): ${us(e.pageSec)} ` +
         `per page (${us(ex.pageSec)} with XBZRLE), ${ms(e.startSec * 1000)} ms before round 1, switch-over ` +
-        `${ms(e.switchoverSec * 1000)} ms (${ms(ex.switchoverSec * 1000)} ms with XBZRLE), ${e.pageHeaderBytes.toFixed(1)} header bytes per page.`
+        `${ms(e.switchoverSec * 1000)} ms (${ms(ex.switchoverSec * 1000)} ms with XBZRLE), ${e.pageHeaderBytes.toFixed(1)} header bytes per page, ` +
+        `${us(e.stopPageSec ?? e.pageSec)} per page in the stop-and-copy (${us(ex.stopPageSec ?? ex.pageSec)} with XBZRLE).`
       : 'No profiles (tiny mode or a plan without prepare): the a-priori model only.',
   ];
   const scatter: VegaLiteSpec = {

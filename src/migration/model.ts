@@ -83,6 +83,11 @@ export interface EngineCosts {
   switchoverSec: number;
   /** Source time per non-zero page sent (copy, CRC, encode, frame, write): bounds the rate when the link does not, s. */
   pageSec: number;
+  /**
+   * Time per page of the stop-and-copy, s (the guest is paused, so the source does not share the host with it);
+   * defaults to `pageSec`.
+   */
+  stopPageSec?: number;
   /** Source time per zero page found in round 1 (skipped in runs), s. */
   zeroPageSec: number;
   /** Wire bytes per page besides its payload (page header, frame overhead). */
@@ -380,7 +385,9 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
       // The switch-over also waits for the destination's guest to be up if pre-copy ended first (a trace loads).
       const waitDestination = Math.max(0, (prof.incomingMs ?? 0) / 1000 - time);
       const downtime =
-        Math.max(dirty * e.pageSec, stopCopyBytes / e.linkBandwidth) + e.switchoverSec + waitDestination;
+        Math.max(dirty * (e.stopPageSec ?? e.pageSec), stopCopyBytes / e.linkBandwidth) +
+        e.switchoverSec +
+        waitDestination;
       const reason =
         decision.action === 'switchover' ? decision.reason : `${decision.action}: ${decision.reason}`;
       return {
