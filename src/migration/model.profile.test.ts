@@ -216,3 +216,19 @@ describe("the destination's start", () => {
     expect(late.totalTime).toBeCloseTo(1.5, 9);
   });
 });
+
+describe('the stop-and-copy', () => {
+  it('costs its own per-page time when given (the guest is paused), else the rounds’', () => {
+    const hot = 2000;
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
+    };
+    const rounds = predictPrecopy({ ...input, engine: { ...free, pageSec: 100e-6 } });
+    expect(rounds.downtime).toBeCloseTo(hot * 100e-6, 6);
+    const own = predictPrecopy({ ...input, engine: { ...free, pageSec: 100e-6, stopPageSec: 20e-6 } });
+    expect(own.downtime).toBeCloseTo(hot * 20e-6, 6);
+  });
+});
