@@ -118,7 +118,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     // Host power from the agent's meter, labelled (modelled here: this machine has no RAPL).
     expect(await points('power')).toBeGreaterThanOrEqual(3);
     expect(await page.locator('figure[data-chart="power"] figcaption').textContent()).toMatch(
-      /^Source host power \((modelled|measured)\)$/,
+      /^Source host power \((modelled|measured)\)( · \d+ J per migration, \d+ J\/GiB moved \(modelled, .+\))?$/,
     );
     expect(await field('power').textContent()).toMatch(/W mean \((modelled|measured)\)/);
     const latest = await page.locator('figure[data-chart="transfer"] .latest').textContent();
