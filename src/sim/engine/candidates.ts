@@ -41,14 +41,14 @@ export class Candidates {
   private readonly cursor: Int32Array;
 
   constructor(
-    private readonly sim: SimState,
+    private readonly state: SimState,
     private readonly pool: number[],
     private readonly excluded: Uint8Array,
     private readonly includeEmpty: boolean,
     private readonly k: number,
   ) {
-    this.cursor = new Int32Array(sim.typeHosts.length);
-    if (includeEmpty) for (let t = 0; t < sim.typeHosts.length; t++) this.advance(t);
+    this.cursor = new Int32Array(state.typeHosts.length);
+    if (includeEmpty) for (let t = 0; t < state.typeHosts.length; t++) this.advance(t);
     if (k <= 0) {
       this.exact = [...pool, ...this.reps.filter((h) => h >= 0)].sort((a, b) => a - b);
     }
@@ -56,9 +56,9 @@ export class Candidates {
 
   /** Moves type t's representative to its first empty, non-excluded host (or -1). */
   private advance(t: number): void {
-    const hs = this.sim.typeHosts[t]!;
+    const hs = this.state.typeHosts[t]!;
     let i = this.cursor[t]!;
-    while (i < hs.length && (this.excluded[hs[i]!] === 1 || !isEmpty(this.sim, hs[i]!))) i++;
+    while (i < hs.length && (this.excluded[hs[i]!] === 1 || !isEmpty(this.state, hs[i]!))) i++;
     this.cursor[t] = i;
     this.reps[t] = i < hs.length ? hs[i]! : -1;
   }
@@ -68,13 +68,13 @@ export class Candidates {
     const out: number[] = [];
     for (const r of this.reps) if (r >= 0) out.push(r);
     if (this.pool.length <= this.k) out.push(...this.pool);
-    else for (let i = 0; i < this.k; i++) out.push(this.pool[this.sim.rng.int(this.pool.length)]!);
+    else for (let i = 0; i < this.k; i++) out.push(this.pool[this.state.rng.int(this.pool.length)]!);
     return out; // order does not matter: findHost breaks ties by host index
   }
 
   /** Host h just received its first VM. */
   woke(h: number): void {
-    const t = this.sim.hostType[h]!;
+    const t = this.state.hostType[h]!;
     if (!this.includeEmpty || this.reps[t] !== h) return;
     this.advance(t);
     if (this.k > 0) {

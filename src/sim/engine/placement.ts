@@ -58,16 +58,19 @@ export function placeFirstFit(s: SimState): void {
 
 /** Recomputes every host's demand and RAM sums from its VM list. */
 export function refreshSums(s: SimState): void {
-  for (let h = 0; h < s.H; h++) {
-    let sum = 0;
-    let ram = 0;
-    for (const v of s.hostVms[h]!) {
-      sum += s.demand[v]!;
-      ram += s.vmRam[v]!;
-    }
-    s.reqSum[h] = sum;
-    s.ramUsed[h] = ram;
+  for (let h = 0; h < s.H; h++) sumHost(s, h);
+}
+
+/** Host h's demand and RAM sums from its VM list, in list order. */
+function sumHost(s: SimState, h: number): void {
+  let sum = 0;
+  let ram = 0;
+  for (const v of s.hostVms[h]!) {
+    sum += s.demand[v]!;
+    ram += s.vmRam[v]!;
   }
+  s.reqSum[h] = sum;
+  s.ramUsed[h] = ram;
 }
 
 /** Tentatively places VM v on host h (undo-logged). */
@@ -105,16 +108,7 @@ export function restore(s: SimState): void {
     touched.add(h);
   }
   s.undo = [];
-  for (const h of touched) {
-    let sum = 0;
-    let ram = 0;
-    for (const v of s.hostVms[h]!) {
-      sum += s.demand[v]!;
-      ram += s.vmRam[v]!;
-    }
-    s.reqSum[h] = sum;
-    s.ramUsed[h] = ram;
-  }
+  for (const h of touched) sumHost(s, h);
 }
 
 /** PE MIPS, RAM, bandwidth (VM count) and free MIPS (`Host.isSuitableForVm`). */
