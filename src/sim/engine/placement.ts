@@ -143,13 +143,13 @@ export function findHost(
     if (excluded[h] === 1 || !suitable(s, h, v)) continue;
     const sum = s.reqSum[h]!;
     const total = s.hostMips[h]!;
-    const after = s.power[h]!((sum + d) / total);
+    const after = s.power[h]!(atLeast0((sum + d) / total));
     let before: number;
     if (!s.fix.wakeCost) {
       before = s.measuredPower[h]!;
     } else {
       // livemig: the real marginal cost — waking an empty host costs its idle power too.
-      before = s.hostVms[h]!.length === 0 ? 0 : s.power[h]!(Math.min(1, sum / total));
+      before = s.hostVms[h]!.length === 0 ? 0 : s.power[h]!(Math.min(1, atLeast0(sum / total)));
     }
     costs[m] = after - before;
     hosts[m++] = h;
@@ -198,12 +198,20 @@ function findHostScan(
       ? s.measuredPower[h]!
       : s.hostVms[h]!.length === 0
         ? 0
-        : s.power[h]!(Math.min(1, sum / total));
-    const cost = s.power[h]!((sum + d) / total) - before;
+        : s.power[h]!(Math.min(1, atLeast0(sum / total)));
+    const cost = s.power[h]!(atLeast0((sum + d) / total)) - before;
     if (cost < minCost) {
       minCost = cost;
       best = h;
     }
   }
   return best;
+}
+
+/**
+ * A tentative utilisation for the power model. Undoing a tentative placement subtracts the VM's demand again, so a
+ * host left with only zero-demand VMs (livemig keeps them) can sum to −1e-17: that is 0, not an invalid utilisation.
+ */
+function atLeast0(u: number): number {
+  return Math.max(u, 0);
 }
