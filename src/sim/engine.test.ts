@@ -9,7 +9,7 @@ import {
   parsePolicy,
   planetlabDatacenter,
 } from './config.js';
-import { simulate } from './engine.js';
+import { simulate } from './engine/index.js';
 import type { Workload } from './workload.js';
 
 const G5 = HP_ML110_G5.power;

@@ -40,7 +40,7 @@ export {
   resample,
   SIM_INTERVAL_SECONDS,
 } from './csv.js';
-export { HISTORY_LENGTH, type SimResult, type SimSeries, simulate } from './engine.js';
+export { HISTORY_LENGTH, type SimResult, type SimSeries, simulate } from './engine/index.js';
 export {
   type BaselineKind,
   DEFAULT_SAFETY,

@@ -1,6 +1,6 @@
 /** Turns simulation results into a report (tables, time-series charts) and flat rows for CSV. */
 import { barChart, lineChart, type Report, type ReportSection } from '../report/index.js';
-import type { SimResult } from './engine.js';
+import type { SimResult } from './engine/index.js';
 import { medians } from './run.js';
 
 export const RESULT_COLUMNS = [

@@ -12,7 +12,7 @@ import {
   type SimFixes,
   type SimMode,
 } from './config.js';
-import { type SimResult, simulate } from './engine.js';
+import { type SimResult, simulate } from './engine/index.js';
 import { loadTraceSourceCached, type TraceSource } from './sources.js';
 import { syntheticWorkload, type Workload } from './workload.js';
 

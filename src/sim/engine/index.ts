@@ -1,0 +1,140 @@
+/**
+ * The data-centre simulator: hosts and VMs in typed arrays, a 300-s scheduling step, migrations as timed events.
+ *
+ * Event order follows CloudSim 3.0.3's PowerDatacenter exactly (CLOUDSIM.md §2–§6), because its numbers depend on it:
+ *
+ * ```
+ * t_k = k·300 + 0.1 (k ≥ 1)       update all hosts at t_k:  energy of [t_prev, t_k] (trapezoid), VM history += u(t_k),
+ *                                  delete VMs whose demand is exactly 0 (Q1), then plan: overloaded hosts → select VMs
+ *                                  → PABFD; underloaded hosts → all-or-nothing PABFD; start migrations (counted now)
+ * t_k + RAM/(BW/2)                 each distinct completion time: update all hosts (energy), move the VMs, update again
+ * ```
+ *
+ * `livemig` mode keeps the structure but fixes the defects listed in docs/simulator.md and prices each migration with
+ * the pre-copy model.
+ *
+ * The engine's rooms: `state` (the one object every other file works on), `accounting` (demand, host updates,
+ * energy and SLA metrics), `overload` (detection), `candidates` and `placement` (PABFD), `planning` (one round's
+ * migration plan), `migrations` (start, price, complete). This file is the event loop.
+ */
+import { policyLabel, type SimOptions } from '../config.js';
+import type { Workload } from '../workload.js';
+import { deleteIdleVms, finishMetrics, updateAll } from './accounting.js';
+import { completeMigrations, type Pending, startMigrations } from './migrations.js';
+import { placeFirstFit, placeInitial } from './placement.js';
+import { plan } from './planning.js';
+import type { SimResult } from './result.js';
+import { SimState } from './state.js';
+
+export type { SimResult, SimSeries } from './result.js';
+export { HISTORY_LENGTH } from './state.js';
+
+/** CloudSim 3.0.3 runs its updates 0.1 s after each interval boundary. */
+const EPSILON = 0.1;
+
+/** Runs one policy on one workload. Deterministic for given options and seed. */
+export function simulate(workload: Workload, options: SimOptions): SimResult {
+  const s = new SimState(workload, options);
+  const wallStart = performance.now();
+  run(s);
+  return result(s, performance.now() - wallStart);
+}
+
+function run(s: SimState): void {
+  const p = s.options.policy;
+  const duration = s.spv * s.interval;
+  const offset = s.compat ? EPSILON : 0;
+  if (p.kind === 'baseline') placeFirstFit(s);
+  else placeInitial(s);
+  s.capacityChecks = s.capacityMode === 'always';
+  if (!s.compat) {
+    // livemig: sample the initial state so that the first interval is billed too.
+    updateAll(s, 0, false);
+  }
+  const npa = p.kind === 'baseline' && p.baseline === 'npa';
+  let npaWatts = 0;
+  if (npa) for (let h = 0; h < s.H; h++) npaWatts += s.power[h]!(1);
+  let pending: Pending[] = [];
+  let seq = 0;
+  for (let k = 1; ; k++) {
+    const t = k * s.interval + offset;
+    // CloudSim stops at 86400 s: the update at 86400.1 never runs. livemig samples the end of the day too.
+    const last = s.compat ? t >= duration : t > duration;
+    if (last) break;
+    const energyBefore = s.energyWs;
+    let started = 0;
+    const violationBefore = s.violationTime;
+    const activeBefore = s.activeTime;
+    // Migrations from the previous step complete before this update (they all take < one interval).
+    completeMigrations(s, pending);
+    pending = [];
+    if (npa) {
+      // Non-power-aware: every host at full power all the time, counted from the first update (CloudSim: 86 100 s).
+      updateAll(s, t, true);
+      s.energyWs = npaWatts * (t - offset);
+    } else {
+      updateAll(s, t, true);
+      deleteIdleVms(s);
+    }
+    let overloaded = 0;
+    if (p.kind === 'migration' && (s.compat ? true : t < duration)) {
+      const round = plan(s);
+      overloaded = round.overloaded;
+      started = round.entries.length / 2;
+      pending = startMigrations(s, t, round.entries, seq);
+      seq += pending.length;
+    }
+    if (s.series) {
+      const series = s.series;
+      series.time.push(t);
+      series.energyKWh.push((s.energyWs - energyBefore) / 3.6e6);
+      let active = 0;
+      let vms = 0;
+      for (let h = 0; h < s.H; h++) {
+        if (s.measuredU[h]! > 0 || (s.fix.idleVms && s.hostVms[h]!.length > 0)) active++;
+        vms += s.hostVms[h]!.length;
+      }
+      series.activeHosts.push(active);
+      series.overloadedHosts.push(overloaded);
+      series.migrations.push(started);
+      const act = s.activeTime - activeBefore;
+      series.slaViolation.push(act > 0 ? (s.violationTime - violationBefore) / act : 0);
+      series.vms.push(vms);
+    }
+  }
+  // Migrations started at the last update still complete before the simulation limit.
+  completeMigrations(s, pending);
+  finishMetrics(s);
+}
+
+function result(s: SimState, wallMs: number): SimResult {
+  const slatah = s.activeTime > 0 ? s.violationTime / s.activeTime : 0;
+  const pdm = s.requestedMipsSeconds > 0 ? s.degradedMipsSeconds / s.requestedMipsSeconds : 0;
+  const energyKWh = s.energyWs / 3.6e6;
+  const slav = slatah * pdm;
+  return {
+    policy: policyLabel(s.options.policy),
+    mode: s.options.mode,
+    workload: '',
+    hosts: s.H,
+    vms: s.N,
+    seed: s.options.seed ?? 42,
+    energyKWh,
+    migrations: s.migrations,
+    slatah,
+    pdm,
+    slav,
+    esv: energyKWh * slav,
+    hostShutdowns: s.shutdownCount,
+    meanTimeBeforeHostShutdown: s.shutdownCount > 0 ? s.shutdownTimeSum / s.shutdownCount : 0,
+    meanTimeBeforeVmMigration: s.vmMigCount > 0 ? s.vmMigTimeSum / s.vmMigCount : 0,
+    meanMigrationTime: s.migrations > 0 ? s.migrationTimeSum / s.migrations : 0,
+    meanDowntime: s.migrations > 0 ? s.downtimeSum / s.migrations : 0,
+    migrationBytes: s.migrationBytes,
+    vmsDeleted: s.vmsDeleted,
+    vmsUnplaced: s.vmsUnplaced,
+    duplicateMigrations: s.duplicateMigrations,
+    wallMs,
+    ...(s.series ? { series: s.series } : {}),
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * Migrations: starting the planned ones (the VM appears on its target as an incoming copy, CloudSim counts it at
+ * once) with their price — CloudSim's RAM / (BW / 2), or livemig's pre-copy model with downtime, rounds and bytes —
+ * and completing them, grouped by identical completion time, when the VM moves for good.
+ */
+import { predictPrecopy } from '../../migration/model.js';
+import { recomputeHost, updateAll, updateHosts } from './accounting.js';
+import type { SimState } from './state.js';
+
+/** A migration in flight: completes at `time`; `seq` keeps the start order among equal times. */
+export interface Pending {
+  time: number;
+  vm: number;
+  target: number;
+  seq: number;
+}
+
+/** Starts the plan's migrations ([vm, target, …]) at time t; returns them sorted by completion time. */
+export function startMigrations(s: SimState, t: number, entries: number[], seq0: number): Pending[] {
+  const pending: Pending[] = [];
+  const touched = new Set<number>();
+  const seen = new Set<number>();
+  for (let j = 0; j < entries.length; j += 2) {
+    const v = entries[j]!;
+    const target = entries[j + 1]!;
+    const source = s.vmHost[v]!;
+    if (seen.has(v)) s.duplicateMigrations++;
+    seen.add(v);
+    s.inMig[v] = 1;
+    if (!s.hostMigIn[target]!.includes(v)) {
+      s.hostMigIn[target]!.push(v);
+      s.hostVms[target]!.push(v);
+    }
+    s.migrations++;
+    const bw = s.hostBwKbps[target]!;
+    let time: number;
+    let downtime = 0;
+    let bytes = s.vmRam[v]! * 1e6;
+    if (!s.fix.precopy) {
+      time = s.vmRam[v]! / (bw / (2 * 8000));
+    } else {
+      const pr = s.pricing;
+      const ramBytes = s.vmRam[v]! * 1e6;
+      const u = s.demand[v]! / s.vmMips[v]!;
+      const pred = predictPrecopy({
+        ramBytes,
+        dirtyRate: pr.dirtyRateAtFullLoad * u,
+        workingSetBytes: ramBytes * pr.workingSetFraction,
+        bandwidth: (bw * 1000 * pr.bandwidthShare) / 8,
+        compressionRatio: pr.compressionRatio,
+        downtimeLimit: pr.downtimeLimit,
+        maxRounds: pr.maxRounds,
+      });
+      time = pred.totalTime;
+      downtime = pred.downtime;
+      bytes = pred.bytes;
+      // During the downtime the VM gets nothing: all of its demand is lost to the migration.
+      s.degradedMipsSeconds += s.demand[v]! * downtime;
+    }
+    s.migrationTimeSum += time;
+    s.downtimeSum += downtime;
+    s.migrationBytes += bytes;
+    pending.push({ time: t + time, vm: v, target, seq: seq0 + pending.length });
+    touched.add(target);
+    if (source >= 0) touched.add(source);
+  }
+  for (const h of [...touched].sort((a, b) => a - b)) recomputeHost(s, h, t);
+  pending.sort((a, b) => a.time - b.time || a.seq - b.seq);
+  return pending;
+}
+
+/** Processes completions grouped by identical time: update all, move the VMs, update the hosts involved. */
+export function completeMigrations(s: SimState, pending: Pending[]): void {
+  let i = 0;
+  while (i < pending.length) {
+    const t = pending[i]!.time;
+    let j = i;
+    while (j < pending.length && pending[j]!.time === t) j++;
+    const touched = new Set<number>();
+    if (!s.fix.precopy) {
+      // CloudSim updates every host at every event (completion times coincide, so this stays cheap).
+      updateAll(s, t, false);
+    } else {
+      for (let x = i; x < j; x++) {
+        const { vm, target } = pending[x]!;
+        if (s.vmHost[vm]! >= 0) touched.add(s.vmHost[vm]!);
+        touched.add(target);
+      }
+      updateHosts(
+        s,
+        [...touched].sort((a, b) => a - b),
+        t,
+      );
+    }
+    for (let x = i; x < j; x++) {
+      const { vm, target } = pending[x]!;
+      const current = s.vmHost[vm]!;
+      if (current >= 0) {
+        const list = s.hostVms[current]!;
+        const at = list.indexOf(vm);
+        if (at >= 0) list.splice(at, 1);
+        touched.add(current);
+      }
+      const tl = s.hostVms[target]!;
+      const at = tl.indexOf(vm);
+      if (at >= 0) tl.splice(at, 1);
+      const mi = s.hostMigIn[target]!;
+      const k = mi.indexOf(vm);
+      if (k >= 0) mi.splice(k, 1);
+      tl.push(vm);
+      s.vmHost[vm] = target;
+      s.inMig[vm] = 0;
+      touched.add(target);
+    }
+    for (const h of [...touched].sort((a, b) => a - b)) recomputeHost(s, h, t);
+    i = j;
+  }
+}

@@ -1,0 +1,49 @@
+/** What a simulation run returns: the totals CloudSim prints, the livemig additions, and per-interval series. */
+import type { SimOptions } from '../config.js';
+
+export interface SimSeries {
+  /** End time of each interval, seconds. */
+  readonly time: number[];
+  readonly energyKWh: number[];
+  readonly activeHosts: number[];
+  readonly overloadedHosts: number[];
+  readonly migrations: number[];
+  /** Fraction of active host-time with SLA violation within the interval. */
+  readonly slaViolation: number[];
+  readonly vms: number[];
+}
+
+export interface SimResult {
+  readonly policy: string;
+  readonly mode: SimOptions['mode'];
+  readonly workload: string;
+  readonly hosts: number;
+  readonly vms: number;
+  readonly seed: number;
+  readonly energyKWh: number;
+  readonly migrations: number;
+  /** SLA violation time per active host (pooled ratio, as CloudSim prints it). */
+  readonly slatah: number;
+  /** Performance degradation due to migration (pooled ratio). */
+  readonly pdm: number;
+  readonly slav: number;
+  readonly esv: number;
+  readonly hostShutdowns: number;
+  /** Mean active time before a host switches off, seconds. */
+  readonly meanTimeBeforeHostShutdown: number;
+  /** CloudSim's "mean time before a VM migration": in fact the mean migration duration, seconds. */
+  readonly meanTimeBeforeVmMigration: number;
+  /** Mean modelled migration time and downtime, seconds (downtime is 0 in CloudSim's model). */
+  readonly meanMigrationTime: number;
+  readonly meanDowntime: number;
+  /** Bytes the migrations moved (CloudSim: whole RAM each). */
+  readonly migrationBytes: number;
+  /** VMs removed because their demand hit exactly 0 (CloudSim quirk Q1; 0 in livemig mode). */
+  readonly vmsDeleted: number;
+  /** VMs no host could take at t = 0. */
+  readonly vmsUnplaced: number;
+  /** Duplicate migrations of one VM in one round (CloudSim's underload pass can re-place a just-placed VM). */
+  readonly duplicateMigrations: number;
+  readonly wallMs: number;
+  readonly series?: SimSeries;
+}

@@ -1,0 +1,212 @@
+/**
+ * The simulator's whole state in one object: hosts and VMs in typed arrays, the metric accumulators, and the planning
+ * scratch buffers. The other files of the engine are functions over it (accounting, placement, planning, migrations);
+ * one class, built by one constructor, keeps every run's state the same shape for the hot loops.
+ */
+import {
+  DEFAULT_PRICING,
+  fixesFor,
+  type MigrationPricing,
+  planetlabDatacenter,
+  type SimFixes,
+  type SimOptions,
+  vmTypesByBlocks,
+} from '../config.js';
+import type { OverloadPolicy } from '../policies.js';
+import { Rng } from '../stats.js';
+import type { Workload } from '../workload.js';
+import type { SimSeries } from './result.js';
+
+/** VM utilisation history length (CloudSim `PowerVm.HISTORY_LENGTH`). */
+export const HISTORY_LENGTH = 30;
+
+export class SimState {
+  readonly options: SimOptions;
+  /** CloudSim-compatible event timing (all hosts updated at every event, 0.1-s offset). */
+  readonly compat: boolean;
+  readonly fix: SimFixes;
+  readonly H: number;
+  readonly N: number;
+  readonly interval: number;
+  readonly spv: number;
+  readonly samples: Uint8Array;
+  readonly pricing: MigrationPricing;
+  readonly overload: OverloadPolicy | undefined;
+  readonly capacityMode: 'initial' | 'always' | 'never';
+  /** Whether RAM and the bandwidth cap are checked right now (see `SimOptions.capacityChecks`). */
+  capacityChecks: boolean;
+  /** PE fit tested against the VM's current demand (true) or its full MIPS (false). */
+  readonly peCheckDemand: boolean;
+
+  // Hosts
+  readonly hostMips: Float64Array;
+  readonly peMips: Float64Array;
+  readonly hostRam: Float64Array;
+  readonly maxVms: Int32Array;
+  readonly hostBwKbps: Float64Array;
+  readonly hostType: Uint8Array;
+  /** Host indices of each host type, ascending. */
+  readonly typeHosts: Int32Array[];
+  readonly rng: Rng;
+  readonly power: ((u: number) => number)[];
+  readonly hostVms: number[][];
+  readonly hostMigIn: number[][];
+  /** Utilisation at the last update of the host (CloudSim's `getUtilizationOfCpu()`). */
+  readonly measuredU: Float64Array;
+  readonly reqSum: Float64Array;
+  readonly ramUsed: Float64Array;
+
+  // VMs
+  readonly vmMips: Float64Array;
+  readonly vmRam: Float64Array;
+  readonly vmHost: Int32Array;
+  readonly vmAlive: Uint8Array;
+  readonly inMig: Uint8Array;
+  readonly demand: Float64Array;
+  readonly vmHist: Float64Array;
+  readonly vmHistLen: Uint8Array;
+
+  // Metrics: host state-history entries (pending = the latest entry, replaced if another comes at the same time)
+  readonly hTime: Float64Array;
+  readonly hAlloc: Float64Array;
+  readonly hReq: Float64Array;
+  readonly hActive: Uint8Array;
+  readonly hPrevActive: Uint8Array;
+  readonly hSwitchedOn: Float64Array;
+  readonly vTime: Float64Array;
+  readonly vAlloc: Float64Array;
+  readonly vReq: Float64Array;
+  readonly vMig: Uint8Array;
+  readonly vPrevMig: Uint8Array;
+  readonly vMigStart: Float64Array;
+  activeTime = 0;
+  violationTime = 0;
+  requestedMipsSeconds = 0;
+  degradedMipsSeconds = 0;
+  energyWs = 0;
+  migrations = 0;
+  duplicateMigrations = 0;
+  migrationTimeSum = 0;
+  downtimeSum = 0;
+  migrationBytes = 0;
+  vmsDeleted = 0;
+  vmsUnplaced = 0;
+  shutdownCount = 0;
+  shutdownTimeSum = 0;
+  vmMigCount = 0;
+  vmMigTimeSum = 0;
+  /** Time of each host's last update (energy segments are per host). */
+  readonly hostLast: Float64Array;
+
+  // Planning scratch
+  readonly histScratch = new Float64Array(HISTORY_LENGTH);
+  costScratch = new Float64Array(1024);
+  hostScratch = new Int32Array(1024);
+  readonly histCache: Float64Array;
+  readonly histValid: Uint8Array;
+  /** P(measured utilisation) per host: constant during a planning round (CloudSim's `host.getPower()`). */
+  readonly measuredPower: Float64Array;
+  /** Tentative placements of the current round, as (host, vm, list index or −1 for an add) triples. */
+  undo: number[] = [];
+  readonly series: SimSeries | undefined;
+  /** livemig: host held at least one VM at its last update (on); off hosts draw nothing. */
+  readonly hostOn: Uint8Array;
+
+  constructor(workload: Workload, options: SimOptions) {
+    this.options = options;
+    this.fix = fixesFor(options.mode, options.fixes);
+    this.compat = !this.fix.wholeDay;
+    const dc = options.datacenter ?? planetlabDatacenter();
+    this.H = dc.hostTypeOf.length;
+    this.N = workload.vms;
+    this.interval = options.interval ?? 300;
+    this.spv = workload.samplesPerVm;
+    this.samples = workload.samples;
+    this.pricing = { ...DEFAULT_PRICING, ...options.pricing };
+    this.rng = new Rng(options.seed ?? 42);
+    this.capacityMode = options.capacityChecks ?? (options.mode === 'cloudsim' ? 'initial' : 'never');
+    this.capacityChecks = this.capacityMode !== 'never';
+    this.peCheckDemand = options.peCheck === 'demand';
+    const p = options.policy;
+    this.overload =
+      p.kind === 'migration'
+        ? { kind: p.overload, safety: p.safety, robust: this.fix.robustLrr && p.overload === 'lrr' }
+        : undefined;
+
+    const H = this.H;
+    this.hostMips = new Float64Array(H);
+    this.peMips = new Float64Array(H);
+    this.hostRam = new Float64Array(H);
+    this.maxVms = new Int32Array(H);
+    this.hostBwKbps = new Float64Array(H);
+    this.hostType = Uint8Array.from(dc.hostTypeOf);
+    this.typeHosts = dc.hostTypes.map((_, t) => {
+      const hs: number[] = [];
+      for (let h = 0; h < H; h++) if (dc.hostTypeOf[h] === t) hs.push(h);
+      return Int32Array.from(hs);
+    });
+    this.power = [];
+    const vmBw = dc.vmTypes[0]?.bwKbps ?? 1;
+    for (let h = 0; h < H; h++) {
+      const t = dc.hostTypes[dc.hostTypeOf[h]!]!;
+      this.hostMips[h] = t.pes * t.peMips;
+      this.peMips[h] = t.peMips;
+      this.hostRam[h] = t.ramMb;
+      this.maxVms[h] = Math.floor(t.bwKbps / vmBw);
+      this.hostBwKbps[h] = t.bwKbps;
+      const model = t.power;
+      this.power.push((u: number) => model.power(u));
+    }
+    this.hostVms = Array.from({ length: H }, () => []);
+    this.hostMigIn = Array.from({ length: H }, () => []);
+    this.measuredU = new Float64Array(H);
+    this.reqSum = new Float64Array(H);
+    this.ramUsed = new Float64Array(H);
+    this.hostOn = new Uint8Array(H);
+    this.hostLast = new Float64Array(H).fill(-1);
+    this.histCache = new Float64Array(H * HISTORY_LENGTH);
+    this.histValid = new Uint8Array(H);
+    this.measuredPower = new Float64Array(H);
+
+    const N = this.N;
+    const types = vmTypesByBlocks(N, dc.vmTypes.length);
+    this.vmMips = new Float64Array(N);
+    this.vmRam = new Float64Array(N);
+    for (let v = 0; v < N; v++) {
+      const t = dc.vmTypes[types[v]!]!;
+      this.vmMips[v] = t.mips;
+      this.vmRam[v] = t.ramMb;
+    }
+    this.vmHost = new Int32Array(N).fill(-1);
+    this.vmAlive = new Uint8Array(N);
+    this.inMig = new Uint8Array(N);
+    this.demand = new Float64Array(N);
+    this.vmHist = new Float64Array(N * HISTORY_LENGTH);
+    this.vmHistLen = new Uint8Array(N);
+
+    this.hTime = new Float64Array(H).fill(-1);
+    this.hAlloc = new Float64Array(H);
+    this.hReq = new Float64Array(H);
+    this.hActive = new Uint8Array(H);
+    this.hPrevActive = new Uint8Array(H).fill(1);
+    this.hSwitchedOn = new Float64Array(H);
+    this.vTime = new Float64Array(N).fill(-1);
+    this.vAlloc = new Float64Array(N);
+    this.vReq = new Float64Array(N);
+    this.vMig = new Uint8Array(N);
+    this.vPrevMig = new Uint8Array(N);
+    this.vMigStart = new Float64Array(N);
+    this.series =
+      options.series === false
+        ? undefined
+        : {
+            time: [],
+            energyKWh: [],
+            activeHosts: [],
+            overloadedHosts: [],
+            migrations: [],
+            slaViolation: [],
+            vms: [],
+          };
+  }
+}
