@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { makeCerts } from '../src/agent/index.js';
-import { type ChildAgent, cliCommand, spawnAgent, stopSpawnedAgents } from '../src/cli/spawn.js';
+import { type ChildAgent, cliCommand, spawnAgent, stopSpawnedAgents } from '../src/agent/spawn.js';
 import { type Cell, type CellResult, PHASES, type PhaseName, runCell } from '../src/faults/index.js';
 import { type GuestConfig, referenceRam } from '../src/guest/index.js';
 import {

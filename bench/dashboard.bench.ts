@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import Table from 'cli-table3';
 import { AgentClient } from '../src/agent/index.js';
-import { spawnAgent } from '../src/cli/spawn.js';
+import { spawnAgent } from '../src/agent/spawn.js';
 import { buildDashboard } from '../src/web/build.js';
 
 const MiB = 1024 * 1024;

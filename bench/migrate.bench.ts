@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { AgentClient } from '../src/agent/index.js';
-import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
+import { type ChildAgent, spawnAgent } from '../src/agent/spawn.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../src/migration/index.js';
 import { formatBytes, formatMs } from '../src/units.js';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { AgentClient, type CertFiles, loadTls, makeCerts } from '../src/agent/index.js';
-import { spawnAgent } from '../src/cli/spawn.js';
+import { spawnAgent } from '../src/agent/spawn.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions } from '../src/migration/index.js';
 

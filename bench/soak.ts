@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../src/agent/index.js';
-import { type ChildAgent, spawnAgent } from '../src/cli/spawn.js';
+import { type ChildAgent, spawnAgent } from '../src/agent/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions, Strategy } from '../src/migration/index.js';

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AgentClient } from '../src/agent/index.js';
-import { spawnAgent } from '../src/cli/spawn.js';
+import { spawnAgent } from '../src/agent/spawn.js';
 import type { GuestConfig } from '../src/guest/index.js';
 
 process.env.LIVEMIG_CLI ??= fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));

@@ -21,7 +21,7 @@ import {
   startAgent,
   type TlsMaterial,
 } from '../src/agent/index.js';
-import { cliCommand } from '../src/cli/spawn.js';
+import { cliCommand } from '../src/agent/spawn.js';
 import { MigrationError } from '../src/errors.js';
 import { listenDashboard } from '../src/web/index.js';
 import { runCli, tlsFlags } from './helpers.js';

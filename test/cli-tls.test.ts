@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import { childAgent, runCli as livemig } from './helpers.js';
 
 let dir: string;

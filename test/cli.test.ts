@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
+import { cliCommand, spawnAgent, spawnAgents } from '../src/agent/spawn.js';
 import { main } from '../src/cli/main.js';
-import { cliCommand, spawnAgent, spawnAgents } from '../src/cli/spawn.js';
 import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
 import { runCli as livemig, sleep, waitFor } from './helpers.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import { buildDashboard } from '../src/web/build.js';
 import { childAgent } from './helpers.js';
 

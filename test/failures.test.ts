@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
 import { fullRamDigest, vcpuDigest } from '../src/migration/ledger.js';

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll } from 'vitest';
 import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agent/index.js';
-import { type ChildAgent, cliCommand, spawnAgent } from '../src/cli/spawn.js';
+import { type ChildAgent, cliCommand, spawnAgent } from '../src/agent/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
 

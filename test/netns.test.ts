@@ -7,7 +7,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
-import { cliCommand } from '../src/cli/spawn.js';
+import { cliCommand } from '../src/agent/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { Command } from '../src/migration/protocol.js';

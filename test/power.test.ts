@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import { UsageError } from '../src/errors.js';
 import { runPowerCapping } from '../src/experiments/power-capping.js';
 import { fetchPowerSeries, windowOver } from '../src/power/index.js';

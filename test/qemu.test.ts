@@ -16,7 +16,7 @@ import { access } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliCommand } from '../src/cli/spawn.js';
+import { cliCommand } from '../src/agent/spawn.js';
 import { MigrationError } from '../src/errors.js';
 import {
   buildTestVm,

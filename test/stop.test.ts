@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
-import { spawnAgent } from '../src/cli/spawn.js';
+import { spawnAgent } from '../src/agent/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { Command } from '../src/migration/protocol.js';

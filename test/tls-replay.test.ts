@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient, makeCerts, type TlsMaterial } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { Command, PageEncoding, PagesFrameBuilder } from '../src/migration/protocol.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, AgentClient, makeCerts, startAgent, type TlsMaterial } from '../src/agent/index.js';
-import type { ChildAgent } from '../src/cli/spawn.js';
+import type { ChildAgent } from '../src/agent/spawn.js';
 import { MigrationError, UsageError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { childAgent, expectOracle, isAdvancing, MiB, tlsFlags } from './helpers.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
-import { type ChildAgent, cliCommand, spawnAgent } from '../src/cli/spawn.js';
+import { type ChildAgent, cliCommand, spawnAgent } from '../src/agent/spawn.js';
 import { parseSize } from '../src/units.js';
 import { codeBlocks, ROOT } from './markdown.js';
 

@@ -4,10 +4,10 @@
  */
 import { createInterface } from 'node:readline';
 import { clientApiToken } from '../agent/index.js';
+import { type ChildAgent, spawnAgents } from '../agent/spawn.js';
 import { UsageError } from '../errors.js';
 import type { Pair } from '../experiments/scenario.js';
 import { planDashboard } from '../web/index.js';
-import { type ChildAgent, spawnAgents } from './spawn.js';
 
 /** Starts the source (with the dashboard) and the destination agent; returns the page's address. */
 export async function startPairWithDashboard(flag: string | true): Promise<{ pair: Pair; url: string }> {

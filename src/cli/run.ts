@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { stopSpawnedAgents } from '../agent/spawn.js';
 import { type Pair, runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { writeJson } from '../report/index.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
@@ -15,7 +16,6 @@ import {
   migrationOptionsFromFlags,
 } from './flags.js';
 import { MigrationProgress, reportTable } from './format.js';
-import { stopSpawnedAgents } from './spawn.js';
 
 /**
  * SIGINT/SIGTERM while `run` works: stop every agent it started (SIGTERM, then SIGKILL), then exit 130/143. Returns

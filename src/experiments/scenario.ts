@@ -4,7 +4,7 @@
  * the demo and the experiments are all built from this.
  */
 import { AgentClient } from '../agent/index.js';
-import { type ChildAgent, spawnAgents } from '../cli/spawn.js';
+import { type ChildAgent, spawnAgents } from '../agent/spawn.js';
 import { MigrationError } from '../errors.js';
 import { type GuestConfig, type GuestState, referenceRam } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport, Preset } from '../migration/index.js';

@@ -15,7 +15,7 @@
  * can undo: those cells expect a clean failure (the source keeps its copy paused) and are labelled "host died".
  */
 import { AgentClient, type GuestInfo } from '../agent/index.js';
-import { type ChildAgent, spawnAgent } from '../cli/spawn.js';
+import { type ChildAgent, spawnAgent } from '../agent/spawn.js';
 import { checkOracle } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport, Strategy } from '../migration/index.js';

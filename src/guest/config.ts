@@ -4,7 +4,7 @@
  * Two guests with equal resolved configs and equal vCPU states run identically (the determinism oracle).
  */
 import { UsageError } from '../errors.js';
-import { resolveTraceParams } from '../trace/replay.js';
+import { resolveTraceParams } from './workloads/trace.js';
 
 /** `trace` replays a recorded program (src/trace); the others are synthetic, listed in WORKLOAD_NAMES. */
 export type WorkloadName = 'idle' | 'twolf' | 'gap' | 'zipf' | 'seq' | 'kv' | 'kv-read' | 'trace';

@@ -3,8 +3,8 @@
  * created (instead of once per vCPU thread), or taken as received by a migration (then no file is opened).
  */
 import { UsageError } from '../errors.js';
+import { readTraceFile, rememberTraceFacts, traceFacts } from '../trace/facts.js';
 import { traceChecksum } from '../trace/format.js';
-import { readTraceFile, rememberTraceFacts, traceFacts } from '../trace/replay.js';
 import type { ResolvedGuestConfig } from './config.js';
 
 /** A copy of `bytes` in a SharedArrayBuffer (vCPU threads read it without copies of their own). */

@@ -2,6 +2,8 @@
  * Traces of real programs: how a process's memory changed, interval by interval, recorded from /proc and replayed
  * as a guest workload (`trace:FILE`). See docs/traces.md.
  */
+
+export { recordedDurationMs, recordedWriteTime, type TraceFacts, traceFacts } from './facts.js';
 export {
   decodeHeader,
   encodeHeader,
@@ -23,13 +25,5 @@ export {
 } from './format.js';
 export { type Mapping, PM_PRESENT, PM_SOFT_DIRTY, PM_SWAPPED, ProcessMemory, parseMaps } from './procfs.js';
 export { Recorder, type RecorderOptions, type RecordingSummary, type SnapshotInfo } from './recorder.js';
-export {
-  recordedDurationMs,
-  recordedWriteTime,
-  resolveTraceParams,
-  type TraceFacts,
-  TraceReplay,
-  traceFacts,
-} from './replay.js';
 export { type TraceStats, traceStats } from './stats.js';
 export { packTrace, TraceFileWriter, TraceWriter } from './writer.js';

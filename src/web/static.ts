@@ -8,9 +8,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-// A leaf module (no agent state): the listener answers malformed requests in JSON, as the agent's port does.
-import { createApiServer } from '../agent/http.js';
 import { UsageError } from '../errors.js';
+// The listener answers malformed requests in JSON, as the agent's port does.
+import { createApiServer } from '../http-server.js';
 
 /** Where the dashboard lives on an agent's HTTP port. */
 export const DASHBOARD_PATH = '/dashboard/';

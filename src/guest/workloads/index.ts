@@ -1,10 +1,10 @@
 /**
  * The workloads a vCPU can run, by name. See docs/guest.md for what each models and its parameters.
  */
-import { TraceReplay } from '../../trace/replay.js';
 import type { WorkloadName } from '../config.js';
 import { Kv } from './kv.js';
 import { KvRead } from './kv-read.js';
+import { TraceReplay } from './trace.js';
 import { Twolf } from './twolf.js';
 import type { Workload, WorkloadContext } from './types.js';
 import { Writer } from './writer.js';

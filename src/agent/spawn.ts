@@ -1,6 +1,8 @@
 /**
- * Starting livemig agents as child processes (for `livemig run`, the demo and the end-to-end tests), whether
- * livemig runs from its TypeScript sources (tsx) or from the built dist/.
+ * Starting livemig agents as child processes (for `livemig run`, the demo, the experiments, the fault matrix and
+ * the end-to-end tests), whether livemig runs from its TypeScript sources (tsx) or from the built dist/. It lives
+ * with the agent, not the CLI, so that experiments and faults can start agents without importing the CLI (which
+ * imports them): the agent process is started by running the CLI's bin, a path, not an import.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -14,7 +16,7 @@ export function cliCommand(): { file: string; execArgv: string[] } {
   const override = process.env.LIVEMIG_CLI;
   if (override) return { file: override, execArgv: [] };
   const fromSource = import.meta.url.endsWith('.ts');
-  const file = fileURLToPath(new URL(fromSource ? './bin.ts' : './bin.js', import.meta.url));
+  const file = fileURLToPath(new URL(fromSource ? '../cli/bin.ts' : '../cli/bin.js', import.meta.url));
   return { file, execArgv: fromSource ? ['--import', 'tsx'] : [] };
 }
 

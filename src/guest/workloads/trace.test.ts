@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../errors.js';
-import { copyRam, Guest, type GuestConfig, ramEquals, referenceRam, resolveConfig } from '../guest/index.js';
-import { TraceReplay } from './replay.js';
-import { TraceWriter } from './writer.js';
+import { UsageError } from '../../errors.js';
+import { TraceWriter } from '../../trace/writer.js';
+import { copyRam, Guest, type GuestConfig, ramEquals, referenceRam, resolveConfig } from '../index.js';
+import { TraceReplay } from './trace.js';
 
 const PS = 4096;
 const PAGES = 48;
