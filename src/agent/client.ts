@@ -5,12 +5,12 @@
 import { request as httpRequestRaw } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequestRaw } from 'node:https';
 import { MigrationError, type MigrationErrorCode, UsageError } from '../errors.js';
+import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
 import { clientApiToken } from './auth.js';
-import type { DirtyLogSync } from './dirty-log-route.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
 /**

@@ -5,16 +5,8 @@
  * guest migrates: the migration owns the log then.
  */
 import { MigrationError } from '../errors.js';
+import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { Guest } from '../guest/index.js';
-
-export interface DirtyLogSync {
-  /** When the sync happened, ms since the Unix epoch (fractional), on the agent's clock. */
-  at: number;
-  /** Number of pages in `pages`. */
-  count: number;
-  /** The dirty page numbers, ascending, as little-endian uint32, base64. */
-  pages: string;
-}
 
 export function syncDirtyLog(h: { id: string; guest: Guest; migrating?: string }): DirtyLogSync {
   if (h.migrating) {
@@ -30,20 +22,4 @@ export function syncDirtyLog(h: { id: string; guest: Guest; migrating?: string }
     count: pages.length,
     pages: Buffer.from(pages.buffer, pages.byteOffset, pages.byteLength).toString('base64'),
   };
-}
-
-/** The page numbers of a DirtyLogSync (client side), checked against the guest's page count. */
-export function dirtyPagesOf(s: DirtyLogSync, ramPages: number): Uint32Array {
-  const bytes = Buffer.from(s.pages, 'base64');
-  if (bytes.length !== s.count * 4) {
-    throw new MigrationError('PROTOCOL', `dirty-log: ${bytes.length} bytes for ${s.count} pages`);
-  }
-  const out = new Uint32Array(s.count);
-  for (let i = 0; i < s.count; i++) {
-    const p = bytes.readUInt32LE(i * 4);
-    if (p >= ramPages)
-      throw new MigrationError('PROTOCOL', `dirty-log: page ${p} beyond RAM (${ramPages} pages)`);
-    out[i] = p;
-  }
-  return out;
 }

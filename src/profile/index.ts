@@ -4,6 +4,6 @@
  */
 export { cacheRetention, workingSetAt, xbzrleAt } from './curve.js';
 export { readProfile, writeProfile } from './io.js';
-export { type ProfileOptions, profileAgentGuest, profileGuest } from './profile.js';
+export { type DirtyLogClient, type ProfileOptions, profileAgentGuest, profileGuest } from './profile.js';
 export { type GuestProfile, PROFILE_VERSION, profileSchema } from './schema.js';
 export { byPage, distinctPagesPerWindow, hotSet, logSpacedWindows, type TickLog } from './working-set.js';

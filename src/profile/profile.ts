@@ -5,10 +5,9 @@
  * on an agent (only its dirty log is synced, through POST /v1/guests/:id/dirty-log).
  */
 
-import { dirtyPagesOf } from '../agent/dirty-log-route.js';
-import type { AgentClient } from '../agent/index.js';
 import { encodeXbzrleInto, isZeroPage } from '../codec/index.js';
 import { UsageError } from '../errors.js';
+import { type DirtyLogSync, dirtyPagesOf } from '../guest/dirty-log-sync.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
 import { type GuestProfile, PROFILE_VERSION } from './schema.js';
 import { byPage, distinctPagesPerWindow, hotSet, logSpacedWindows } from './working-set.js';
@@ -188,9 +187,19 @@ async function incomingMs(config: GuestConfig): Promise<number> {
   return sum / 2;
 }
 
+/**
+ * What profileAgentGuest needs of an agent's client (livemig/agent's AgentClient): the guest's config and its
+ * dirty-log sync. Declared here so that profile/ does not import agent/ (docs/architecture.md).
+ */
+export interface DirtyLogClient {
+  readonly base: string;
+  guest(id: string): Promise<{ config: GuestConfig }>;
+  dirtyLog(id: string): Promise<DirtyLogSync>;
+}
+
 /** Profiles guest `id` running on the agent behind `client`: syncs its dirty log, reads nothing else. */
 export async function profileAgentGuest(
-  client: AgentClient,
+  client: DirtyLogClient,
   id: string,
   opts: ProfileOptions = {},
 ): Promise<GuestProfile> {
