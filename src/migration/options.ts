@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { POWER_MODEL_NAMES } from '../power/models.js';
+import { CAP_CONTROLS, CAPPING_MODES } from '../power/session-view.js';
 
 export const STRATEGIES = ['cold', 'precopy', 'postcopy', 'hybrid'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -17,9 +18,8 @@ export const VERIFY_METHODS = ['ledger', 'full', 'none'] as const;
 export type VerifyMethod = (typeof VERIFY_METHODS)[number];
 export const PAGE_ORDERS = ['address', 'hot-last'] as const;
 export type PageOrder = (typeof PAGE_ORDERS)[number];
-/** Power capping during a migration (docs/power.md): none, DVFS on every core, CAP on the migrating VM, or both. */
-export const CAPPING_MODES = ['none', 'dvfs', 'cap', 'hybrid'] as const;
-export type CappingMode = (typeof CAPPING_MODES)[number];
+// Power capping modes are power's (src/power/session-view.ts): the options re-export them.
+export { CAP_CONTROLS, CAPPING_MODES, type CapControl, type CappingMode } from '../power/session-view.js';
 export const PRESETS = ['qemu', 'libvirt', 'proxmox', 'nova', 'kubevirt', 'xen'] as const;
 export type Preset = (typeof PRESETS)[number];
 
@@ -93,7 +93,7 @@ export const migrationOptionsSchema = z.strictObject({
   powerWindowMs: z.number().min(100).max(3_600_000),
   capping: z.enum(CAPPING_MODES),
   /** fixed: choose the CAP / DVFS state once when the transfer starts; adaptive: re-choose it after every round. */
-  capControl: z.enum(['fixed', 'adaptive']),
+  capControl: z.enum(CAP_CONTROLS),
   /** CAP for the migrating VM (percent of one CPU per vCPU); 0 = derive it from powerCap. The seed used 15. */
   migrationCap: z.number().int().min(0).max(100),
   /** DVFS frequency for every core during the migration, GHz; 0 = derive it from powerCap. The seed used 1.7. */

@@ -4,8 +4,6 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../guest/index.js';
-import { DEFAULT_OPTIONS, type MigrationOptions } from '../migration/options.js';
-import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import {
   capForBudget,
   capForCompletion,
@@ -17,11 +15,33 @@ import {
 import { HostPower } from './host.js';
 import { windowOver } from './meter.js';
 import { i7920DvfsModel } from './models.js';
+import type { PowerSessionOptions, PowerSessionReport } from './session-view.js';
 
 const i7 = i7920DvfsModel();
 const TOP = i7.states.length - 1;
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The option fields a session applies, at MigrationOptions' defaults (src/migration/options.ts). */
+const OPTIONS: PowerSessionOptions = {
+  capping: 'none',
+  capControl: 'fixed',
+  powerCap: 0,
+  powerWindowMs: 1000,
+  migrationCap: 0,
+  dvfsGhz: 0,
+  completionTargetMs: 0,
+  powerModel: 'i7-920',
+};
+/** The report fields a session reads and fills, as a new migration report has them. */
+const newReport = (destination: string): PowerSessionReport => ({
+  status: 'setup',
+  totalTimeMs: 0,
+  transferredBytes: 0,
+  destination,
+  events: [],
+  cap: [],
+  guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
+});
 
 describe('DVFS state for a budget', () => {
   it('keeps the fastest state that fits, down to the seed’s 1.73 GHz for a busy host at 136 W', () => {
@@ -162,7 +182,7 @@ describe('capping a real guest through a migration session', () => {
     for (const g of guests.splice(0)) await g.destroy();
   });
 
-  const begin = async (options: Partial<MigrationOptions>) => {
+  const begin = async (options: Partial<PowerSessionOptions>) => {
     const vm = await Guest.create({ ramBytes: 4 * MiB, workload: { name: 'twolf' } });
     const other = await Guest.create({ ramBytes: 4 * MiB, workload: { name: 'twolf' } });
     guests.push(vm, other);
@@ -173,25 +193,9 @@ describe('capping a real guest through a migration session', () => {
       ],
       raplRoot: null,
     });
-    const o: MigrationOptions = { ...DEFAULT_OPTIONS, ...options };
-    const report: MigrationReport = emptyReport({
-      id: 'm',
-      guestId: 'vm',
-      strategy: 'precopy',
-      source: 'here',
-      destination: '127.0.0.1:1', // nobody: the destination figure must come back null
-      verify: 'ledger',
-      ramBytes: vm.ram.bytes,
-      pageSize: vm.ram.pageSize,
-      downtimeLimitMs: 300,
-      xbzrle: false,
-      xbzrleCacheBytes: 0,
-      cacheWays: 2,
-      cacheSizing: 'static',
-      pageOrder: 'address',
-      compress: 'none',
-      maxBandwidth: 0,
-    });
+    const o: PowerSessionOptions = { ...OPTIONS, ...options };
+    // Nobody at the destination: its figure must come back null.
+    const report = newReport('127.0.0.1:1');
     vm.resume();
     other.resume();
     const session = host.beginMigration({ guestId: 'vm', guest: vm, options: o, report });

@@ -4,12 +4,32 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../guest/index.js';
-import { DEFAULT_OPTIONS, type MigrationOptions } from '../migration/options.js';
-import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { HostPower } from './host.js';
+import type { PowerSessionOptions, PowerSessionReport } from './session-view.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The option fields a session applies, at MigrationOptions' defaults (src/migration/options.ts). */
+const OPTIONS: PowerSessionOptions = {
+  capping: 'none',
+  capControl: 'fixed',
+  powerCap: 0,
+  powerWindowMs: 1000,
+  migrationCap: 0,
+  dvfsGhz: 0,
+  completionTargetMs: 0,
+  powerModel: 'i7-920',
+};
+/** The report fields a session reads and fills, as a new migration report has them. */
+const newReport = (destination: string): PowerSessionReport => ({
+  status: 'setup',
+  totalTimeMs: 0,
+  transferredBytes: 0,
+  destination,
+  events: [],
+  cap: [],
+  guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
+});
 
 describe('migration power session', () => {
   const guests: Guest[] = [];
@@ -19,7 +39,7 @@ describe('migration power session', () => {
     for (const g of guests.splice(0)) await g.destroy();
   });
 
-  const setup = async (options: Partial<MigrationOptions>) => {
+  const setup = async (options: Partial<PowerSessionOptions>) => {
     const vm = await Guest.create({ ramBytes: 4 * MiB, workload: { name: 'twolf' } });
     guests.push(vm);
     const host = new HostPower({ guests: () => [{ id: 'vm', guest: vm }], raplRoot: null });
@@ -28,28 +48,11 @@ describe('migration power session', () => {
     vm.resume();
     // A window before the migration for the "before" figures.
     await sleep(1200);
-    const report: MigrationReport = emptyReport({
-      id: 'm',
-      guestId: 'vm',
-      strategy: 'precopy',
-      source: 'here',
-      destination: '127.0.0.1:1',
-      verify: 'ledger',
-      ramBytes: vm.ram.bytes,
-      pageSize: vm.ram.pageSize,
-      downtimeLimitMs: 300,
-      xbzrle: false,
-      xbzrleCacheBytes: 0,
-      cacheWays: 2,
-      cacheSizing: 'static',
-      pageOrder: 'address',
-      compress: 'none',
-      maxBandwidth: 0,
-    });
+    const report = newReport('127.0.0.1:1');
     const session = host.beginMigration({
       guestId: 'vm',
       guest: vm,
-      options: { ...DEFAULT_OPTIONS, ...options },
+      options: { ...OPTIONS, ...options },
       report,
     });
     return { vm, host, report, session };

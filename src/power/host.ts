@@ -9,16 +9,6 @@
  */
 import { UsageError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
-import type { MigrationOptions } from '../migration/options.js';
-import type { RoundSample } from '../migration/policy.js';
-import type {
-  EnergyFigure,
-  MigrationEnergy,
-  MigrationEnergyCost,
-  MigrationReport,
-  PowerBudgetReport,
-  VmProgress,
-} from '../migration/stats.js';
 import {
   type ControllerDecision,
   capForBudget,
@@ -29,6 +19,13 @@ import {
   predictWatts,
 } from './capping.js';
 import { budgetCompliance, PowerController, type PowerDecision } from './controller.js';
+import type {
+  EnergyFigure,
+  MigrationEnergy,
+  MigrationEnergyCost,
+  PowerBudgetReport,
+  VmProgress,
+} from './energy.js';
 import { energyOver, PowerMeter, type PowerSample, type PowerSeries, windowOver } from './meter.js';
 import {
   type DvfsPowerModel,
@@ -38,6 +35,7 @@ import {
   type PowerModelName,
   wattsAt,
 } from './models.js';
+import type { PowerRound, PowerSessionOptions, PowerSessionReport } from './session-view.js';
 
 export interface HostedGuestRef {
   id: string;
@@ -108,8 +106,8 @@ export class HostPower {
   beginMigration(spec: {
     guestId: string;
     guest: Guest;
-    options: MigrationOptions;
-    report: MigrationReport;
+    options: PowerSessionOptions;
+    report: PowerSessionReport;
   }): MigrationPowerSession {
     return new MigrationPowerSession(this, spec);
   }
@@ -120,7 +118,7 @@ const GiB = 1024 ** 3;
 const MAX_LOOP_EVENTS = 20;
 
 /** True when the budget is held by the closed-loop controller (a budget, and no fixed setting for the mode). */
-export function closedLoop(o: MigrationOptions): boolean {
+export function closedLoop(o: PowerSessionOptions): boolean {
   if (o.capping === 'none' || o.powerCap <= 0) return false;
   if (o.capping === 'dvfs') return o.dvfsGhz === 0;
   if (o.capping === 'cap') return o.migrationCap === 0;
@@ -132,7 +130,7 @@ export class MigrationPowerSession {
   readonly #meter: PowerMeter;
   readonly #guestId: string;
   readonly #guest: Guest;
-  readonly #o: MigrationOptions;
+  readonly #o: PowerSessionOptions;
   readonly #model: PowerModel;
   readonly #start = Date.now();
   readonly #capBefore: number;
@@ -146,11 +144,11 @@ export class MigrationPowerSession {
   #unsubscribe: (() => void) | undefined;
   readonly #queue: PowerSample[] = [];
   #busy = false;
-  #report: MigrationReport | undefined;
+  #report: PowerSessionReport | undefined;
   #saidUnreachable = false;
   #events = 0;
 
-  constructor(host: HostPower, spec: { guestId: string; guest: Guest; options: MigrationOptions }) {
+  constructor(host: HostPower, spec: { guestId: string; guest: Guest; options: PowerSessionOptions }) {
     this.#host = host;
     this.#meter = host.meter;
     this.#guestId = spec.guestId;
@@ -193,7 +191,7 @@ export class MigrationPowerSession {
     return { load, watts: predictWatts(this.#model, this.#meter.dvfsState, load) };
   }
 
-  #setDvfs(state: number, report: MigrationReport, why: string): void {
+  #setDvfs(state: number, report: PowerSessionReport, why: string): void {
     const m = this.#dvfs();
     if (!m || state === this.#meter.dvfsState) return;
     const top = m.states[m.states.length - 1]!;
@@ -216,7 +214,7 @@ export class MigrationPowerSession {
   }
 
   /** The closed loop can change the setting at every sample: the events keep the first ones, the report all. */
-  #event(report: MigrationReport, text: string): void {
+  #event(report: PowerSessionReport, text: string): void {
     if (this.#controller && this.#events >= MAX_LOOP_EVENTS) {
       if (this.#events === MAX_LOOP_EVENTS)
         report.events.push(`${elapsed(report)} power: further decisions only in energy.budget.decisions`);
@@ -227,7 +225,7 @@ export class MigrationPowerSession {
     report.events.push(text);
   }
 
-  #setCap(cap: number, report: MigrationReport, why: string): void {
+  #setCap(cap: number, report: PowerSessionReport, why: string): void {
     if (cap === this.#guest.cap) return;
     try {
       this.#guest.setCap(cap);
@@ -240,13 +238,13 @@ export class MigrationPowerSession {
   }
 
   /** The first progress report of an active migration: the transfer starts, capping starts. */
-  readonly onProgress = (report: MigrationReport): void => {
+  readonly onProgress = (report: PowerSessionReport): void => {
     if (this.#applied || report.status !== 'active') return;
     this.#applied = true;
     this.#applyInitial(report);
   };
 
-  #applyInitial(report: MigrationReport): void {
+  #applyInitial(report: PowerSessionReport): void {
     const o = this.#o;
     if (o.capping === 'none') return;
     if (closedLoop(o)) {
@@ -289,7 +287,7 @@ export class MigrationPowerSession {
    * transfer (its energy counts at most at the budget), then fed every meter sample; each decision is applied at
    * once.
    */
-  #startController(report: MigrationReport): void {
+  #startController(report: PowerSessionReport): void {
     const o = this.#o;
     const mode = o.capping as 'dvfs' | 'cap' | 'hybrid';
     const ctl = new PowerController(
@@ -376,7 +374,7 @@ export class MigrationPowerSession {
   }
 
   /** After every pre-copy round: the adaptive controller re-chooses the CAP (and, with DVFS, the state). */
-  readonly onRound = (round: { report: MigrationReport; guest: Guest; sample: RoundSample }): void => {
+  readonly onRound = (round: { report: PowerSessionReport; guest: Guest; sample: PowerRound }): void => {
     const o = this.#o;
     const report = round.report;
     if (!this.#applied) this.onProgress(report);
@@ -434,7 +432,7 @@ export class MigrationPowerSession {
   };
 
   /** Ends the session: undoes DVFS (and a CAP the guest keeps on the source), then fills `report.energy`. */
-  async finish(report: MigrationReport): Promise<void> {
+  async finish(report: PowerSessionReport): Promise<void> {
     const end = Date.now();
     this.#meter.sample();
     this.#stopController();
@@ -534,7 +532,7 @@ export class MigrationPowerSession {
 
 /** Energy per migration and per GiB moved; `extra` = above each host's power just before the migration. */
 export function costOf(
-  report: MigrationReport,
+  report: PowerSessionReport,
   model: string,
   source: EnergyFigure,
   sourceBeforeWatts: number,
@@ -557,7 +555,7 @@ export function costOf(
   };
 }
 
-function elapsed(report: MigrationReport): string {
+function elapsed(report: PowerSessionReport): string {
   return `${(report.totalTimeMs / 1000).toFixed(3)}s`;
 }
 

@@ -24,6 +24,15 @@ export {
   threadCpuTimes,
   threadIds,
 } from './cputime.js';
+export type {
+  EnergyFigure,
+  MigrationEnergy,
+  MigrationEnergyCost,
+  PowerBudgetReport,
+  PowerDecisionRow,
+  PowerPoint,
+  VmProgress,
+} from './energy.js';
 export {
   fetchPowerSeries,
   type HostedGuestRef,
@@ -65,3 +74,12 @@ export {
   wattsAt,
 } from './models.js';
 export { energyDeltaUj, type RaplReading, type RaplZone, readRapl } from './rapl.js';
+export {
+  CAP_CONTROLS,
+  CAPPING_MODES,
+  type CapControl,
+  type CappingMode,
+  type PowerRound,
+  type PowerSessionOptions,
+  type PowerSessionReport,
+} from './session-view.js';

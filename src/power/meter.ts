@@ -9,8 +9,8 @@
  * another machine (the seed's 4-core i7-920) is driven by the same busy fraction this machine sees.
  */
 import { availableParallelism } from 'node:os';
-import type { EnergyFigure } from '../migration/stats.js';
 import { threadCpuMs, threadIds } from './cputime.js';
+import type { EnergyFigure } from './energy.js';
 import { isDvfsModel, type PowerModel, wattsAt } from './models.js';
 import { energyDeltaUj, type RaplReading, readRapl } from './rapl.js';
 
