@@ -45,6 +45,7 @@ import * as codecPath from 'livemig/codec';
 import * as experimentsPath from 'livemig/experiments';
 import { FaultProxy } from 'livemig/faults';
 import type * as migrationPath from 'livemig/migration';
+import type * as powerPath from 'livemig/power';
 import * as simPath from 'livemig/sim';
 import { EventHub } from 'livemig/web';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -135,6 +136,24 @@ describe('errors, units, version', () => {
     expectTypeOf(parseSize).returns.toEqualTypeOf<number>();
     expectTypeOf(parseRate).returns.toEqualTypeOf<number>();
     expectTypeOf(VERSION).toBeString();
+  });
+});
+
+describe('power', () => {
+  it('a migration power session takes the migration options, rounds and report as they are', () => {
+    // power/ declares the narrow view it needs so that it never imports migration/ (docs/architecture.md).
+    expectTypeOf<MigrationOptions>().toExtend<powerPath.PowerSessionOptions>();
+    expectTypeOf<MigrationReport>().toExtend<powerPath.PowerSessionReport>();
+    expectTypeOf<migrationPath.RoundSample>().toExtend<powerPath.PowerRound>();
+    expectTypeOf<powerPath.HostPower['beginMigration']>()
+      .parameter(0)
+      .toExtend<{ options: powerPath.PowerSessionOptions; report: powerPath.PowerSessionReport }>();
+  });
+  it('the energy figures and capping modes are the same names from migration and power', () => {
+    expectTypeOf<migrationPath.MigrationEnergy>().toEqualTypeOf<powerPath.MigrationEnergy>();
+    expectTypeOf<migrationPath.EnergyFigure>().toEqualTypeOf<powerPath.EnergyFigure>();
+    expectTypeOf<migrationPath.CappingMode>().toEqualTypeOf<powerPath.CappingMode>();
+    expectTypeOf<NonNullable<MigrationReport['energy']>>().toEqualTypeOf<powerPath.MigrationEnergy>();
   });
 });
 
