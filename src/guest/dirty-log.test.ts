@@ -114,4 +114,34 @@ describe('dirty log under a running guest', () => {
     // Write counters agree with the log: counted pages are exactly the reported ones.
     for (let p = 0; p < ram.pageCount; p++) expect(dirtyLog.writeCount(p) > 0).toBe(union.has(p));
   });
+  it('isDirty agrees with sync for every page, blocks of one size or not', () => {
+    const { ram, log, write } = layout(100, 33);
+    const written = [0, 31, 32, 33, 64, 65, 98, 99];
+    for (const p of written) write(p);
+    for (let p = 0; p < ram.pageCount; p++) expect(log.isDirty(p)).toBe(written.includes(p));
+    expect([...log.sync()]).toEqual(written);
+    for (let p = 0; p < ram.pageCount; p++) expect(log.isDirty(p)).toBe(false);
+
+    // Blocks of different sizes (10, 40, 5 pages): the block is not page / (first block's size).
+    const sizes = [10, 40, 5];
+    let first = 0;
+    const blocks = sizes.map((pageCount) => {
+      const b = { buffer: new SharedArrayBuffer(pageCount * 4 * KiB), firstPage: first, pageCount };
+      first += pageCount;
+      return b;
+    });
+    const uneven = new GuestRam(
+      { ramBytes: first * 4 * KiB, pageSize: 4 * KiB, blockBytes: 10 * 4 * KiB },
+      blocks,
+    );
+    const log2 = new DirtyLog(uneven);
+    const pages = [3, 9, 10, 25, 41, 49, 50, 54];
+    for (const p of pages) {
+      const b = blocks.findIndex((x) => p >= x.firstPage && p < x.firstPage + x.pageCount);
+      const i = p - blocks[b]!.firstPage;
+      Atomics.or(new Int32Array(log2.buffers.bitmaps[b]!), i >>> 5, 1 << (i & 31));
+    }
+    for (let p = 0; p < first; p++) expect(log2.isDirty(p)).toBe(pages.includes(p));
+    expect([...log2.sync()]).toEqual(pages);
+  });
 });

@@ -29,6 +29,8 @@ export class DirtyLog {
   private readonly firstPages: number[];
   private readonly pageCounts: number[];
   private readonly counters: Uint32Array;
+  /** Pages per block when every block but the last has that many (block = page / blockPages); else 0. */
+  private readonly blockPages: number;
   private out = new Uint32Array(1024);
 
   constructor(ram: GuestRam, buffers: DirtyLogBuffers = allocDirtyLogBuffers(ram)) {
@@ -37,6 +39,30 @@ export class DirtyLog {
     this.firstPages = ram.blocks.map((b) => b.firstPage);
     this.pageCounts = ram.blocks.map((b) => b.pageCount);
     this.counters = new Uint32Array(buffers.counters);
+    const first = this.pageCounts[0] ?? 0;
+    const uniform = ram.blocks.every(
+      (b, i) => b.firstPage === i * first && (b.pageCount === first || i === ram.blocks.length - 1),
+    );
+    this.blockPages = uniform ? first : 0;
+  }
+
+  /** Whether page `p` was written since the last sync (a plain read: a racing write may be seen at the next call). */
+  isDirty(p: number): boolean {
+    const b = this.blockPages > 0 ? Math.floor(p / this.blockPages) : this.blockOf(p);
+    const i = p - this.firstPages[b]!;
+    return (this.words[b]![i >>> 5]! & (1 << (i & 31))) !== 0;
+  }
+
+  /** The block holding page `p`, for layouts whose blocks differ in size (binary search over first pages). */
+  private blockOf(p: number): number {
+    let lo = 0;
+    let hi = this.firstPages.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.firstPages[mid]! <= p) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   /** Fetch-and-clear of every block's bitmap: the pages dirtied since the last sync, ascending. */
