@@ -159,7 +159,7 @@ const oldPages = pagesOf(oldBuf);
 // The same old pages in a page arena, as a page cache kept there would hold them: read in place by the
 // WebAssembly engine (one copy per page instead of two).
 const WITH_ARENA = ENGINES.includes('wasm-simd');
-// The engine's layout (src/migration/source.ts): the cache's old copies and the scratch copy of the page being
+// The engine's layout (src/migration/source/cache-sizing.ts): the cache's old copies and the scratch copy of the page being
 // encoded live in one arena, so both are read in place. The second half holds this profile's current pages.
 const arenaAll = WITH_ARENA ? allocatePageArena(2 * BYTES) : new Uint8Array(2 * BYTES);
 const arena = arenaAll.subarray(0, BYTES);

@@ -28,7 +28,7 @@ import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
 import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
-import { newMigrationId, runSource } from '../migration/source.js';
+import { newMigrationId, runSource } from '../migration/source/index.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 import { VERSION } from '../version.js';

@@ -30,6 +30,8 @@ export interface SendPacer {
 
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
 const SOCKET_QUEUE_BYTES = 4 << 20;
+/** The socket queue in low-latency mode (post-copy): 256 KiB. */
+const LOW_LATENCY_QUEUE_BYTES = 256 * 1024;
 /** Received frames waiting for the consumer beyond which the socket stops reading. */
 const RECEIVE_QUEUE_BYTES = 4 << 20;
 const EMPTY_CHUNK = Buffer.alloc(0);
@@ -51,12 +53,12 @@ export class FrameConnection {
   private drainWaiters: (() => void)[] = [];
   /** Bytes handed to the socket whose write has not completed yet. */
   private queued = 0;
-  /** When set, frames go to this handler instead of the receive queue (post-copy page requests, errors). */
-  onFrame: ((f: Frame) => void) | undefined;
+  /** When set, frames go to this handler instead of the receive queue (divertFrames). */
+  private onFrame: ((f: Frame) => void) | undefined;
   private closeListeners: ((err: MigrationError) => void)[] = [];
   /** Aborted when the connection fails: wakes a send sleeping in the pacer (cancel and --timeout act at once). */
   private readonly failed = new AbortController();
-  queueLimit = SOCKET_QUEUE_BYTES;
+  private queueLimit = SOCKET_QUEUE_BYTES;
   /** We told the peer about a stream error (an ERROR frame, then our half of the close). */
   private errorSent = false;
   /** Frame binding of what we send (protocol.ts), once the handshake gave the nonce. */
@@ -98,7 +100,29 @@ export class FrameConnection {
     });
   }
 
-  pacer: SendPacer | undefined;
+  private pacer: SendPacer | undefined;
+
+  /**
+   * Stop pacing sends (--max-bandwidth): the guest is paused and every millisecond is downtime
+   * (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
+   */
+  disableRateLimit(): void {
+    this.pacer = undefined;
+  }
+
+  /** Post-copy: a small socket queue, so that a page the destination faulted on does not wait behind pushed ones. */
+  lowLatency(): void {
+    this.queueLimit = LOW_LATENCY_QUEUE_BYTES;
+  }
+
+  /** Frames go to `handler` instead of the receive queue until stopDiverting (post-copy page requests, errors). */
+  divertFrames(handler: (f: Frame) => void): void {
+    this.onFrame = handler;
+  }
+
+  stopDiverting(): void {
+    this.onFrame = undefined;
+  }
 
   get closed(): boolean {
     return this.failure !== undefined;

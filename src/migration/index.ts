@@ -67,7 +67,7 @@ export {
 } from './policy.js';
 export * as protocol from './protocol.js';
 export { TokenBucket } from './ratelimit.js';
-export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source.js';
+export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source/index.js';
 export {
   type CapChange,
   type EnergyFigure,

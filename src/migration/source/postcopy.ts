@@ -1,0 +1,257 @@
+/**
+ * Post-copy: hand the guest over now and push its pages behind it, the destination's page requests first; when the
+ * link breaks after switch-over, recover over a new connection (RECOVER) and go on from what the destination holds.
+ */
+import { MigrationError } from '../../errors.js';
+import {
+  Command,
+  type Digest,
+  decodeJson,
+  decodePageRequest,
+  decodeRecoverAck,
+  encodeDigest,
+  encodeJson,
+  encodePostcopyStart,
+  encodeRecover,
+  PREAMBLE,
+} from '../protocol.js';
+import { percentile } from '../stats.js';
+import { digest, go } from './handover.js';
+import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
+import type { SourceState } from './state.js';
+
+/** Frames this small keep a faulting vCPU's page from queueing behind megabytes of pushed pages. */
+const POSTCOPY_FRAME_BYTES = 64 * 1024;
+
+/**
+ * `stale` = pages dirtied since they were last sent (hybrid), or null when nothing was sent before (pure
+ * post-copy).
+ */
+export async function postcopy(s: SourceState, stale: Uint32Array | null): Promise<void> {
+  const r = s.r;
+  const pageCount = s.pageCount;
+  if (s.pausedAt === 0) {
+    r.guest.stepsPerSecBefore = await s.sampleRate();
+    await s.pause();
+  }
+  r.phase = 'switchover';
+  s.guest.dirtyLog.sync();
+  // Pages valid at the destination: everything sent in pre-copy and not dirtied since.
+  const valid = new Uint8Array(Math.ceil(pageCount / 8));
+  const needed = new Uint8Array(pageCount);
+  if (stale) {
+    valid.fill(0xff);
+    for (let i = pageCount; i < valid.length * 8; i++) valid[i >> 3]! &= ~(1 << (i & 7));
+    for (const p of stale) {
+      valid[p >> 3]! &= ~(1 << (p & 7));
+      needed[p] = 1;
+    }
+  } else {
+    needed.fill(1);
+  }
+  const state = s.guest.state();
+  await s.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
+  await s.conn.sendFrame(Command.POSTCOPY_START, encodePostcopyStart(valid));
+  s.readyAsked = true;
+  await s.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+  // A fault before RESUMED: a destination that holds the guest is told to drop it (it lacks pages and never ran:
+  // the source takes it back); one that resumed it waits in postcopy-paused, and recovery below reconnects.
+  await go(s, 'abort');
+  // The handover's link broke but the guest resumed there: recover before pushing.
+  let lostAtHandover = s.conn.closed ? s.conn.error : undefined;
+  r.downtimeMs = performance.now() - s.pausedAt;
+  r.status = 'postcopy-active';
+  r.phase = 'postcopy';
+  s.event(`post-copy: guest running on the destination after ${r.downtimeMs.toFixed(1)} ms`);
+
+  // Requests from the destination's faults jump the queue; everything else is pushed in address order.
+  const requests: number[] = [];
+  let wake: (() => void) | undefined;
+  let completeFrame: Buffer | undefined;
+  let remoteError: MigrationError | undefined;
+  const listen = (): void => {
+    s.conn.divertFrames((f) => {
+      if (f.command === Command.PAGE_REQUEST) {
+        for (const p of decodePageRequest(f.payload, pageCount)) requests.push(p);
+      } else if (f.command === Command.COMPLETE) {
+        completeFrame = f.payload;
+      } else if (f.command === Command.ERROR) {
+        remoteError = new MigrationError(
+          'POSTCOPY_LINK_LOST',
+          `destination reported an error during post-copy`,
+        );
+      }
+      wake?.();
+    });
+  };
+  listen();
+  let remaining = 0;
+  for (let i = 0; i < pageCount; i++) remaining += needed[i]!;
+  let next = 0;
+  const push = async (): Promise<void> => {
+    await s.frames.pending;
+    s.frames.newBuilder(POSTCOPY_FRAME_BYTES);
+    s.conn.lowLatency();
+    r.remainingBytes = remaining * s.pageSize;
+    const encoder = s.encoder;
+    let sinceYield = 0;
+    while (remaining > 0) {
+      if (remoteError) throw remoteError;
+      if (s.conn.error) throw s.conn.error;
+      let p = -1;
+      let requested = false;
+      while (requests.length > 0) {
+        const q = requests.shift()!;
+        if (needed[q]) {
+          p = q;
+          requested = true;
+          break;
+        }
+      }
+      if (p < 0) {
+        while (next < pageCount && !needed[next]) next++;
+        p = next;
+      }
+      needed[p] = 0;
+      remaining--;
+      encoder.encode(p, false, false);
+      const builder = s.frames.builder;
+      if (requested) {
+        r.postcopy.requestedPages++;
+        builder.finishFrame();
+      } else r.postcopy.pushedPages++;
+      if (++sinceYield >= 64 || requested) {
+        sinceYield = 0;
+        if (builder.entries > 0 && requests.length > 0) builder.finishFrame();
+        await s.frames.pending;
+        r.remainingBytes = remaining * s.pageSize;
+        s.emit();
+      }
+    }
+    await s.frames.flush();
+  };
+  const applyPresent = (present: Uint8Array): void => {
+    remaining = 0;
+    for (let p = 0; p < pageCount; p++) {
+      needed[p] = present[p >> 3]! & (1 << (p & 7)) ? 0 : 1;
+      remaining += needed[p]!;
+    }
+    next = 0;
+    requests.length = 0;
+    listen();
+  };
+  try {
+    let d: Digest;
+    for (;;) {
+      try {
+        if (lostAtHandover) {
+          const lost = lostAtHandover;
+          lostAtHandover = undefined;
+          if (!s.spec.recover) throw postcopyLinkLost(lost);
+          applyPresent(await recoverLink(s, lost));
+        }
+        await push();
+        d = digest(s, state);
+        await s.conn.sendFrame(Command.POSTCOPY_END, encodeDigest(d));
+        // Wait for COMPLETE (the destination verified the ledger of what it received).
+        const deadline = performance.now() + SWITCHOVER_TIMEOUT_MS;
+        while (!completeFrame) {
+          if (remoteError) throw remoteError;
+          if (s.conn.error) throw s.conn.error;
+          if (performance.now() > deadline)
+            throw new MigrationError('TIMEOUT', 'no COMPLETE from the destination');
+          await new Promise<void>((res) => {
+            wake = res;
+            setTimeout(res, 50);
+          });
+        }
+        break;
+      } catch (err) {
+        // Only a broken link is recovered; an error the destination reported, or our own, is final.
+        const lost = s.conn.error;
+        if (remoteError || !lost || lost.code === 'CANCELLED') throw err;
+        if (!s.spec.recover) throw postcopyLinkLost(lost);
+        applyPresent(await recoverLink(s, lost));
+      }
+    }
+    const body = decodeJson(completeFrame, 'COMPLETE') as {
+      verified?: boolean;
+      faults?: number;
+      faultLatencyMs?: number[];
+    };
+    const lat = (body.faultLatencyMs ?? []).slice().sort((a, b) => a - b);
+    r.postcopy.faults = body.faults ?? r.postcopy.faults;
+    r.postcopy.faultLatencyMs = {
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      max: lat.length > 0 ? lat[lat.length - 1]! : 0,
+    };
+    r.verified = body.verified === true && d.method !== 'none';
+    r.remainingBytes = 0;
+    s.event('post-copy complete');
+    s.conn.socket.end();
+  } finally {
+    s.conn.stopDiverting();
+  }
+}
+
+/**
+ * The post-copy link broke: both sides keep their state (the guest runs on the destination and waits on faults;
+ * only this source holds the missing pages). Get a new connection from `recover`, present the migration's token,
+ * and learn which pages the destination holds. Returns that bitmap.
+ */
+async function recoverLink(s: SourceState, cause: MigrationError): Promise<Uint8Array> {
+  const r = s.r;
+  const pausedAt = performance.now();
+  const bytesBefore = s.conn.bytesSent;
+  s.conn.destroy(cause);
+  r.status = 'postcopy-paused';
+  s.event(`post-copy paused: ${cause.message}`);
+  s.emit(true);
+  try {
+    for (;;) {
+      const conn = await s.spec.recover!(cause, r);
+      r.status = 'postcopy-recover';
+      s.emit(true);
+      try {
+        conn.writeRaw(PREAMBLE);
+        if (s.framesBound) {
+          conn.bindFramesAfterReceiving(
+            Command.RECOVER_ACK,
+            (p) => decodeRecoverAck(p, s.pageCount, true).nonce,
+          );
+        }
+        await conn.sendFrame(Command.RECOVER, encodeRecover({ migrationId: r.id, token: s.recoveryToken }));
+        const ack = await conn.expect(Command.RECOVER_ACK, HANDSHAKE_TIMEOUT_MS);
+        const { present } = decodeRecoverAck(ack.payload, s.pageCount, s.framesBound);
+        // The bytes of every connection count towards the report.
+        s.bytesBeforeRecovery += bytesBefore;
+        s.conn = conn;
+        s.frames.resetSends();
+        r.postcopy.recoveries = (r.postcopy.recoveries ?? 0) + 1;
+        r.status = 'postcopy-active';
+        s.event(`post-copy resumed over a new connection (recovery ${r.postcopy.recoveries})`);
+        return present;
+      } catch (err) {
+        // The destination refused (it does not know this migration) or the new link broke too.
+        conn.destroy();
+        if (err instanceof MigrationError && err.code === 'RECOVER_REFUSED') throw err;
+        cause = err instanceof MigrationError ? err : cause;
+        r.status = 'postcopy-paused';
+        s.emit(true);
+      }
+    }
+  } finally {
+    r.postcopy.pausedMs = (r.postcopy.pausedMs ?? 0) + (performance.now() - pausedAt);
+  }
+}
+
+function postcopyLinkLost(cause: MigrationError): MigrationError {
+  return new MigrationError(
+    'POSTCOPY_LINK_LOST',
+    'the link broke during post-copy, after switch-over: the guest now runs on the destination and waits there ' +
+      'for pages only this source holds. It cannot be resumed on the source. Keep this source agent running; ' +
+      `the migration cannot be completed by this version without recovery (cause: ${cause.message})`,
+    { cause: cause.code },
+  );
+}

@@ -1,0 +1,67 @@
+/** Sending a list of pages through the encoder, yielding to the socket as frames fill (every strategy uses it). */
+import type { SourceState } from './state.js';
+
+/** Pages checked at once for zero in the first round (a power of two). */
+const ZERO_RUN_PAGES = 32;
+
+/** Sends the given pages (ascending), yielding to the socket as frames fill. */
+export async function sendPages(
+  s: SourceState,
+  pages: ArrayLike<number>,
+  fresh: boolean,
+  allowXbzrle: boolean,
+): Promise<void> {
+  const run = ZERO_RUN_PAGES;
+  const encoder = s.encoder;
+  for (let i = 0; i < pages.length; i++) {
+    const p = pages[i]!;
+    // First round: skip runs of untouched (zero) pages with one native compare per run. The check reads the
+    // live pages; a vCPU that writes one afterwards sets its dirty bit, so it is sent in the next round.
+    if (
+      fresh &&
+      (p & (run - 1)) === 0 &&
+      i + run <= pages.length &&
+      pages[i + run - 1] === p + run - 1 &&
+      zeroRun(s, p)
+    ) {
+      s.r.pages.zero += run;
+      const cache = encoder.cache;
+      if (cache) for (let q = p; q < p + run; q++) cache.invalidate(q);
+      i += run - 1;
+      continue;
+    }
+    encoder.encode(p, fresh, allowXbzrle);
+    if ((i & 255) === 255) {
+      s.checkAbort();
+      await s.frames.pending;
+      s.emit();
+    }
+  }
+  await s.frames.flush();
+}
+
+/** Runs of zeros to compare with, one per run size (page size), shared by every migration (read-only). */
+const zeroRuns = new Map<number, Uint8Array>();
+
+/** True when the ZERO_RUN_PAGES pages from `p` (aligned, inside one RAM block) are all zero. */
+function zeroRun(s: SourceState, p: number): boolean {
+  const ram = s.guest.ram;
+  const b = Math.floor(p / ram.pagesPerBlock);
+  if (Math.floor((p + ZERO_RUN_PAGES - 1) / ram.pagesPerBlock) !== b) return false;
+  const block = ram.blocks[b]!;
+  const bytes = ZERO_RUN_PAGES * s.pageSize;
+  const offset = (p - block.firstPage) * s.pageSize;
+  let zeros = zeroRuns.get(bytes);
+  if (zeros === undefined) {
+    zeros = new Uint8Array(bytes);
+    zeroRuns.set(bytes, zeros);
+  }
+  return Buffer.compare(new Uint8Array(block.buffer, offset, bytes), zeros) === 0;
+}
+
+/** Every page number of the guest, ascending. */
+export function allPages(pageCount: number): Uint32Array {
+  const pages = new Uint32Array(pageCount);
+  for (let i = 0; i < pages.length; i++) pages[i] = i;
+  return pages;
+}
