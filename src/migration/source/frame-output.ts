@@ -5,13 +5,16 @@
 import type { FrameConnection } from '../connection.js';
 import { PagesFrameBuilder } from '../protocol.js';
 
+/** Where sealed frames go: the migration connection (or a test's sink). */
+export type FrameSink = Pick<FrameConnection, 'send'>;
+
 export class FrameOutput {
   builder!: PagesFrameBuilder;
   pending: Promise<void> = Promise.resolve();
 
   /** `conn` is read at each send: after a post-copy recovery the frames go to the new connection. */
   constructor(
-    private readonly conn: () => FrameConnection,
+    private readonly conn: () => FrameSink,
     private readonly pageSize: number,
     maxPayload: number,
   ) {

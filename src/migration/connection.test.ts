@@ -1,0 +1,61 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameConnection, type SendPacer } from './connection.js';
+import { Command } from './protocol.js';
+
+const open: { destroy: () => void }[] = [];
+afterEach(() => {
+  for (const x of open.splice(0)) x.destroy();
+});
+
+/** Two connected FrameConnections over loopback; `pacer` on the first. */
+async function pair(pacer?: SendPacer): Promise<[FrameConnection, FrameConnection]> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect(port, '127.0.0.1');
+  await once(client, 'connect');
+  const [socket] = await accepted;
+  server.close();
+  const a = new FrameConnection(client, { pacer });
+  const b = new FrameConnection(socket);
+  open.push(a, b);
+  return [a, b];
+}
+
+describe('FrameConnection modes', () => {
+  it('disableRateLimit: sends stop passing the pacer', async () => {
+    let paced = 0;
+    const [a, b] = await pair({ consume: async () => void paced++ });
+    await a.sendFrame(Command.GO);
+    expect(paced).toBe(1);
+    a.disableRateLimit();
+    await a.sendFrame(Command.GO);
+    expect(paced).toBe(1);
+    await b.expect(Command.GO, 10_000);
+    await b.expect(Command.GO, 10_000);
+  });
+
+  it('divertFrames: frames go to the handler until stopDiverting, then to the receive queue', async () => {
+    const [a, b] = await pair();
+    const diverted: Command[] = [];
+    let seen: () => void = () => undefined;
+    b.divertFrames((f) => {
+      diverted.push(f.command);
+      seen();
+    });
+    const got = new Promise<void>((resolve) => {
+      seen = resolve;
+    });
+    await a.sendFrame(Command.GO);
+    await got;
+    expect(diverted).toEqual([Command.GO]);
+    b.stopDiverting();
+    await a.sendFrame(Command.RESUMED);
+    expect((await b.expect(Command.RESUMED, 10_000)).command).toBe(Command.RESUMED);
+    expect(diverted).toEqual([Command.GO]);
+  });
+});

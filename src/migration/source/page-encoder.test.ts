@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { PageCache } from '../../cache/index.js';
+import { allocatePageArena } from '../../codec/index.js';
+import { DirtyLog, GuestRam } from '../../guest/index.js';
+import { PageLedger, pageCrc } from '../ledger.js';
+import type { CompressMethod } from '../options.js';
+import { FrameOutput } from './frame-output.js';
+import { type PageCounters, PageEncoder } from './page-encoder.js';
+
+const PAGE = 4096;
+const PAGES = 64;
+
+/** An encoder over a fresh 64-page guest; frames are counted and released at once. */
+function setup(compress: CompressMethod, xbzrle: boolean) {
+  const ram = new GuestRam({ ramBytes: PAGES * PAGE, pageSize: PAGE, blockBytes: 16 * PAGE });
+  const dirtyLog = new DirtyLog(ram);
+  const ledger = new PageLedger(PAGES, PAGE);
+  let frames = 0;
+  const out = new FrameOutput(
+    () => ({
+      send: async (_frame: Buffer, release?: () => void) => {
+        frames++;
+        release?.();
+      },
+    }),
+    PAGE,
+    256 * 1024,
+  );
+  const counters: PageCounters = {
+    pages: { zero: 0, raw: 0, xbzrle: 0, rle: 0, compressed: 0, skipped: 0, redirtied: 0 },
+    xbzrle: { encodedBytes: 0, pageBytes: 0, overflows: 0 },
+  };
+  const encoder = new PageEncoder({
+    ram,
+    dirtyLog,
+    ledger,
+    compressor: undefined,
+    frames: out,
+    counters,
+    compress,
+    verify: 'ledger',
+  });
+  if (xbzrle) {
+    // As cache-sizing.ts does: the cache's copies and the scratch copy in one arena.
+    encoder.cache = new PageCache({
+      bytes: 16 * PAGE,
+      pageSize: PAGE,
+      ways: 2,
+      allocate: (bytes) => {
+        const arena = allocatePageArena(bytes + PAGE);
+        encoder.scratch = arena.subarray(bytes, bytes + PAGE);
+        return arena.subarray(0, bytes);
+      },
+    });
+  }
+  const sent = async () => {
+    await out.flush();
+    return frames;
+  };
+  return { ram, dirtyLog, ledger, encoder, counters, sent };
+}
+
+function random(seed: number): Uint8Array {
+  const page = new Uint8Array(PAGE);
+  let x = seed;
+  for (let i = 0; i < PAGE; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
+    page[i] = x >>> 16;
+  }
+  return page;
+}
+
+describe('PageEncoder: the savers, tried in order', () => {
+  it('zero pages travel only when the destination may hold something else; others go raw, in the ledger', async () => {
+    const { ram, encoder, counters, ledger, sent } = setup('none', false);
+    ram.writePage(1, random(1));
+    encoder.encode(0, true, false); // zero, fresh: nothing to send
+    expect(await sent()).toBe(0);
+    encoder.encode(0, false, false); // zero, not fresh: a ZERO entry
+    encoder.encode(1, true, false);
+    expect(await sent()).toBe(1);
+    expect(counters.pages).toMatchObject({ zero: 2, raw: 1 });
+    const other = new PageLedger(PAGES, PAGE);
+    other.set(1, pageCrc(random(1)));
+    expect(ledger.digest()).toBe(other.digest());
+  });
+
+  it('XBZRLE: a miss goes whole, an unchanged page is skipped, a small change is a delta, a rewrite overflows', async () => {
+    const { ram, encoder, counters, sent } = setup('none', true);
+    const page = random(7);
+    ram.writePage(3, page);
+    encoder.encode(3, true, true);
+    expect(counters.pages.raw).toBe(1);
+    encoder.encode(3, false, true);
+    expect(counters.pages.skipped).toBe(1);
+    page[100] ^= 0xff;
+    ram.writePage(3, page);
+    encoder.encode(3, false, true);
+    expect(counters.pages.xbzrle).toBe(1);
+    expect(counters.xbzrle.encodedBytes).toBeGreaterThan(0);
+    expect(counters.xbzrle.encodedBytes).toBeLessThan(64);
+    ram.writePage(3, random(8));
+    encoder.encode(3, false, true);
+    expect(counters.xbzrle.overflows).toBe(1);
+    expect(counters.pages.raw).toBe(2);
+    expect(await sent()).toBe(1);
+  });
+
+  it('RLE when smaller than the page, raw otherwise; a page dirty again is left for the next sync', async () => {
+    const { ram, dirtyLog, encoder, counters } = setup('rle', false);
+    const runs = new Uint8Array(PAGE).fill(7);
+    ram.writePage(5, runs);
+    ram.writePage(6, random(2));
+    encoder.encode(5, true, false);
+    encoder.encode(6, true, false);
+    expect(counters.pages).toMatchObject({ rle: 1, raw: 1 });
+    const bitmap = new Int32Array(dirtyLog.buffers.bitmaps[0]!);
+    Atomics.or(bitmap, 0, 1 << 5);
+    encoder.skipRedirtied = true;
+    encoder.encode(5, false, false);
+    encoder.encode(6, false, false);
+    expect(counters.pages).toMatchObject({ rle: 1, raw: 2, redirtied: 1 });
+  });
+});
