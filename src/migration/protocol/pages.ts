@@ -1,0 +1,256 @@
+/** PAGES frames: built in place at the source, walked and verified in one pass at the destination. */
+import { MigrationError } from '../../errors.js';
+import { Crc32cShifter, crc32cCombine, crc32cNative, crc32cUpdate } from '../crc.js';
+import { checksumError, protocolError } from './errors.js';
+import { type Frame, writeFrameHeader } from './reader.js';
+import { Command, FRAME_HEADER_BYTES, FRAME_TRAILER_BYTES, PageEncoding } from './wire.js';
+
+/** Entry header inside a PAGES payload: page index u32, encoding u8, data length u32. */
+export const PAGE_ENTRY_HEADER_BYTES = 9;
+
+/**
+ * Builds PAGES frames in place, without intermediate copies: the caller asks for room for one page entry, writes
+ * the page's data straight into the frame buffer, and commits. When the frame is full it is sealed and handed to
+ * `flush`.
+ */
+export class PagesFrameBuilder {
+  private frame: Buffer;
+  private offset = FRAME_HEADER_BYTES + 4;
+  private count = 0;
+  /** CRC32C of the committed entries (everything after the count), kept as they are committed. */
+  private entriesCrc = 0;
+  /** Combines a whole page's CRC into `entriesCrc` with four table lookups. */
+  private readonly shifter: Crc32cShifter | undefined;
+  /** Frame buffers the socket has finished with, reused so that a stream of frames does not churn the GC. */
+  private readonly pool: Buffer[] = [];
+
+  constructor(
+    private readonly maxPayload: number,
+    private readonly flush: (frame: Buffer, release: () => void) => void,
+    pageSize?: number,
+  ) {
+    this.shifter = pageSize === undefined ? undefined : new Crc32cShifter(pageSize);
+    this.frame = this.take();
+  }
+
+  private take(): Buffer {
+    return this.pool.pop() ?? Buffer.allocUnsafe(FRAME_HEADER_BYTES + this.maxPayload + FRAME_TRAILER_BYTES);
+  }
+
+  get entries(): number {
+    return this.count;
+  }
+
+  /** Returns a view of `maxData` writable bytes for the next entry's data, flushing first if it would not fit. */
+  reserve(maxData: number): Buffer {
+    const needed = PAGE_ENTRY_HEADER_BYTES + maxData;
+    if (needed + 4 > this.maxPayload)
+      throw new RangeError(`page entry of ${needed} bytes exceeds the frame limit`);
+    if (this.offset + needed > FRAME_HEADER_BYTES + this.maxPayload) this.finishFrame();
+    const dataStart = this.offset + PAGE_ENTRY_HEADER_BYTES;
+    return this.frame.subarray(dataStart, dataStart + maxData);
+  }
+
+  /**
+   * Commits the entry whose data (of `length` bytes) was written into the last reserved view. `dataCrc`, when the
+   * caller already has the CRC32C of exactly those bytes (the ledger's page CRC of a raw page), spares the frame
+   * trailer a second pass over them.
+   */
+  commit(page: number, encoding: PageEncoding, length: number, dataCrc?: number): void {
+    const f = this.frame;
+    const at = this.offset;
+    f.writeUInt32BE(page, at);
+    f[at + 4] = encoding;
+    f.writeUInt32BE(length, at + 5);
+    let crc = crc32cUpdate(this.entriesCrc, f, at, at + PAGE_ENTRY_HEADER_BYTES);
+    if (length > 0) {
+      const dataAt = at + PAGE_ENTRY_HEADER_BYTES;
+      if (dataCrc === undefined) crc = crc32cNative(f.subarray(dataAt, dataAt + length), crc);
+      else if (length === this.shifter?.length) crc = this.shifter.combine(crc, dataCrc);
+      else crc = crc32cCombine(crc, dataCrc, length);
+    }
+    this.entriesCrc = crc;
+    this.offset = at + PAGE_ENTRY_HEADER_BYTES + length;
+    this.count++;
+  }
+
+  /** Seals and flushes the current frame if it holds any entry. */
+  finishFrame(): void {
+    if (this.count === 0) return;
+    const payloadLength = this.offset - FRAME_HEADER_BYTES;
+    writeFrameHeader(this.frame, Command.PAGES, payloadLength);
+    this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
+    // crc(header ‖ count ‖ entries), from the entries' running CRC: no pass over the page data here.
+    const head = crc32cUpdate(0, this.frame, 0, FRAME_HEADER_BYTES + 4);
+    const entriesLength = payloadLength - 4;
+    this.frame.writeUInt32BE(crc32cCombine(head, this.entriesCrc, entriesLength), this.offset);
+    const full = this.frame;
+    const out = full.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
+    // The socket holds `out` until it is written; the next frame takes another buffer.
+    this.frame = this.take();
+    this.offset = FRAME_HEADER_BYTES + 4;
+    this.count = 0;
+    this.entriesCrc = 0;
+    let released = false;
+    this.flush(out, () => {
+      if (!released && this.pool.length < 16) this.pool.push(full);
+      released = true;
+    });
+  }
+}
+
+export interface PageEntry {
+  page: number;
+  encoding: PageEncoding;
+  data: Buffer;
+}
+
+/**
+ * Walks the entries of a PAGES payload, checking every bound before the caller touches RAM: page index within the
+ * guest, known encoding, data length legal for the encoding (zero: 0; raw: page size; others: 1..page size + 64).
+ */
+export function forEachPageEntry(
+  payload: Buffer,
+  pageCount: number,
+  pageSize: number,
+  visit: (page: number, encoding: PageEncoding, data: Buffer) => void,
+): number {
+  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  const count = payload.readUInt32BE(0);
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
+    const page = payload.readUInt32BE(offset);
+    const encoding = payload[offset + 4]! as PageEncoding;
+    offset += PAGE_ENTRY_HEADER_BYTES;
+    visit(page, encoding, payload.subarray(offset, offset + length));
+    offset += length;
+  }
+  if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
+  return count;
+}
+
+/**
+ * Checks every bound of the entry at `offset` (header and data inside the payload, page within the guest, known
+ * encoding, data length legal for it: zero 0, raw the page size, others 1..page size + 64) and returns its data
+ * length. The one place these rules live, for both ways of walking a PAGES payload.
+ */
+function checkPageEntry(
+  payload: Buffer,
+  offset: number,
+  i: number,
+  count: number,
+  pageCount: number,
+  pageSize: number,
+): number {
+  if (offset + PAGE_ENTRY_HEADER_BYTES > payload.length) {
+    throw protocolError(`PAGES: entry ${i} of ${count} truncated`);
+  }
+  const page = payload.readUInt32BE(offset);
+  const encoding = payload[offset + 4]!;
+  const length = payload.readUInt32BE(offset + 5);
+  if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
+  if (encoding > PageEncoding.LZ4) throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
+  const ok =
+    encoding === PageEncoding.ZERO
+      ? length === 0
+      : encoding === PageEncoding.RAW
+        ? length === pageSize
+        : length >= 1 && length <= pageSize + 64;
+  if (!ok) {
+    throw protocolError(
+      `PAGES: ${PageEncoding[encoding]} entry for page ${page} has illegal length ${length}`,
+    );
+  }
+  if (offset + PAGE_ENTRY_HEADER_BYTES + length > payload.length) {
+    throw protocolError(`PAGES: entry ${i} data truncated`, { page });
+  }
+  return length;
+}
+
+/**
+ * Checks a PAGES frame whose checksum the reader deferred, in one pass: every bound (as {@link forEachPageEntry}),
+ * then the frame's CRC32C assembled from each entry's data CRC. `entryCrcs[i]` receives the CRC32C of entry i's
+ * data (for a RAW entry, the page's ledger CRC); it is grown if too small and returned. Throws
+ * MigrationError(PROTOCOL | CHECKSUM); nothing in the payload may be used if it throws.
+ */
+export function verifyPagesFrame(
+  frame: Frame,
+  pageCount: number,
+  pageSize: number,
+  shifter: Crc32cShifter,
+  entryCrcs: Uint32Array,
+): { count: number; entryCrcs: Uint32Array } {
+  try {
+    return walkPagesFrame(frame, pageCount, pageSize, shifter, entryCrcs);
+  } catch (err) {
+    // A corrupt frame is a checksum error first, as when the reader checks it, even if the damage broke a bound.
+    const pending = frame.unverified;
+    if (
+      pending &&
+      !(err instanceof MigrationError && (err.code === 'CHECKSUM' || err.code === 'FOREIGN_FRAME'))
+    ) {
+      checkDeferred(pending, crc32cNative(frame.payload, pending.headerCrc), frame.payload.length);
+    }
+    throw err;
+  }
+}
+
+/** Checks a deferred frame's trailer against its plain CRC (of header ‖ payload), bound when the stream is bound. */
+function checkDeferred(
+  pending: NonNullable<Frame['unverified']>,
+  plain: number,
+  payloadLength: number,
+): void {
+  const bound = pending.binding;
+  const actual = bound ? crc32cCombine(bound.seed, plain, FRAME_HEADER_BYTES + payloadLength) : plain;
+  if (actual === pending.expected) return;
+  const why = bound?.of.explain(
+    Command.PAGES,
+    pending.expected,
+    plain,
+    FRAME_HEADER_BYTES + payloadLength,
+    bound.sequence,
+  );
+  throw why ?? checksumError(Command.PAGES, pending.expected, actual, bound !== undefined);
+}
+
+function walkPagesFrame(
+  frame: Frame,
+  pageCount: number,
+  pageSize: number,
+  shifter: Crc32cShifter,
+  entryCrcs: Uint32Array,
+): { count: number; entryCrcs: Uint32Array } {
+  const payload = frame.payload;
+  const pending = frame.unverified;
+  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  const count = payload.readUInt32BE(0);
+  // Every entry takes at least its header: bound the CRC array by the bytes actually received.
+  if (count > (payload.length - 4) / PAGE_ENTRY_HEADER_BYTES) {
+    throw protocolError(`PAGES: ${count} entries cannot fit in ${payload.length} bytes`);
+  }
+  if (entryCrcs.length < count) entryCrcs = new Uint32Array(Math.max(count, entryCrcs.length * 2));
+  let crc = 0;
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
+    if (pending) crc = crc32cUpdate(crc, payload, offset, offset + PAGE_ENTRY_HEADER_BYTES);
+    offset += PAGE_ENTRY_HEADER_BYTES;
+    if (length > 0) {
+      const c = crc32cNative(payload.subarray(offset, offset + length));
+      entryCrcs[i] = c;
+      if (pending) crc = length === shifter.length ? shifter.combine(crc, c) : crc32cCombine(crc, c, length);
+    } else {
+      entryCrcs[i] = 0;
+    }
+    offset += length;
+  }
+  if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
+  if (pending) {
+    // crc(header ‖ count ‖ entries)
+    const head = crc32cUpdate(pending.headerCrc, payload, 0, 4);
+    checkDeferred(pending, crc32cCombine(head, crc, payload.length - 4), payload.length);
+  }
+  return { count, entryCrcs };
+}

@@ -1,0 +1,178 @@
+/**
+ * The livemig migration protocol: one TCP (or TLS) connection per migration, source → destination, with
+ * post-copy page requests flowing back on the same connection. The whole conversation, before any code:
+ *
+ * ```mermaid
+ * sequenceDiagram
+ *   participant S as source agent
+ *   participant D as destination agent
+ *   S->>D: preamble "LVMGMIG1"
+ *   S->>D: HELLO (versions, strategy, page size, RAM layout, codecs, guest config)
+ *   D-->>S: HELLO_ACK (chosen version, accepted codecs, max frame) — or ERROR
+ *   loop pre-copy round r = 1..n (none for cold / pure post-copy)
+ *     S->>D: PAGES* (zero / raw / XBZRLE / RLE / compressed entries)
+ *     S->>D: ROUND (r, pages sent, dirty pages left)
+ *   end
+ *   Note over S: pause guest, last dirty pages
+ *   S->>D: PAGES* , VCPU_STATE
+ *   alt pre-copy / cold
+ *     S->>D: SWITCHOVER (digest of RAM and vCPU state)
+ *     D-->>S: READY (digest verified) — or ERROR (DIGEST_MISMATCH)
+ *     S->>D: GO (the source gives the guest up)
+ *     D-->>S: RESUMED (guest running on the destination)
+ *   else post-copy / hybrid
+ *     S->>D: POSTCOPY_START (pages already valid at the destination)
+ *     D-->>S: READY
+ *     S->>D: GO
+ *     D-->>S: RESUMED
+ *     par background push and demand faults
+ *       S->>D: PAGES* (pushed in address order)
+ *       D-->>S: PAGE_REQUEST (pages the guest faulted on)
+ *       S->>D: PAGES (requested pages first)
+ *     end
+ *     S->>D: POSTCOPY_END (digest of the RAM the source sent)
+ *     D-->>S: COMPLETE (digest verified, destination statistics)
+ *   end
+ * ```
+ *
+ * Receiver (destination) states:
+ *
+ * ```mermaid
+ * stateDiagram-v2
+ *   [*] --> AwaitHello
+ *   AwaitHello --> Receiving: HELLO accepted
+ *   Receiving --> Receiving: PAGES / ROUND / VCPU_STATE
+ *   Receiving --> Verifying: SWITCHOVER
+ *   Verifying --> AwaitGo: digest ok, READY sent
+ *   Receiving --> AwaitGo: POSTCOPY_START, READY sent
+ *   AwaitGo --> Running: GO (guest resumed, RESUMED sent)
+ *   Running --> Running: PAGES (post-copy)
+ *   Running --> Done: POSTCOPY_END verified / after RESUMED (pre-copy)
+ *   AwaitHello --> Discarded: error, cancel, lost connection
+ *   Receiving --> Discarded: error, cancel, lost connection
+ *   Verifying --> Discarded: digest mismatch
+ *   AwaitGo --> Discarded: lost connection (source keeps the guest)
+ * ```
+ *
+ * Framing. After an 8-byte preamble, everything is a frame:
+ *
+ * | offset | size | field |
+ * | --- | --- | --- |
+ * | 0 | 4 | payload length L, u32 big-endian, ≤ the negotiated maximum |
+ * | 4 | 1 | command (enum {@link Command}) |
+ * | 5 | 3 | reserved, must be 0 |
+ * | 8 | L | payload |
+ * | 8+L | 4 | CRC32C (Castagnoli) of bytes 0 .. 8+L, u32 big-endian |
+ *
+ * Frame binding (capability FRAME_BINDING): HELLO_ACK (or RECOVER_ACK) carries a random 16-byte nonce, and every
+ * later frame's CRC32C, in both directions, is taken over (nonce ‖ sender ‖ sequence number ‖ frame) instead of the
+ * frame alone — sender 0 = source, 1 = destination, sequence u64 counting that sender's frames from 0. A frame of
+ * another migration, or one replayed, reordered or dropped, then fails its check on arrival (FOREIGN_FRAME) and is
+ * refused before it is used. It is an integrity check against mixed-up streams, not authentication: the nonce
+ * travels in clear. TLS authenticates; this catches what plain TCP cannot.
+ *
+ * Versioning and compatibility: HELLO carries the range of protocol versions the source speaks; the destination
+ * picks the highest it also speaks or refuses with ERROR(VERSION). A new optional feature is a new capability bit
+ * (never a reinterpretation of an old field); a change to the meaning of an existing frame is a new version.
+ * Unknown commands, non-zero reserved bytes, bad checksums and out-of-bound fields are errors, never skipped.
+ */
+export const PREAMBLE = Buffer.from('LVMGMIG1', 'latin1');
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+export const FRAME_HEADER_BYTES = 8;
+export const FRAME_TRAILER_BYTES = 4;
+/** Default and hard ceiling on a frame's payload: bounds what a peer can make us buffer. */
+export const DEFAULT_MAX_FRAME = 4 << 20;
+export const HARD_MAX_FRAME = 64 << 20;
+/** Bound on JSON carried in HELLO / VCPU_STATE / ERROR / COMPLETE payloads. */
+export const MAX_JSON_BYTES = 1 << 20;
+/**
+ * Largest frame a destination reads before it has accepted a HELLO (HELLO or RECOVER: fixed fields, up to
+ * MAX_BLOCKS block sizes and the guest JSON): an unauthenticated peer cannot make it buffer a 4 MiB frame.
+ */
+export const MAX_HELLO_PAYLOAD = MAX_JSON_BYTES + 64 * 1024;
+
+/** Every command of the protocol, one enum (the value is the byte on the wire). */
+export enum Command {
+  HELLO = 1,
+  HELLO_ACK = 2,
+  PAGES = 3,
+  ROUND = 4,
+  VCPU_STATE = 5,
+  SWITCHOVER = 6,
+  READY = 7,
+  GO = 8,
+  RESUMED = 9,
+  POSTCOPY_START = 10,
+  PAGE_REQUEST = 11,
+  POSTCOPY_END = 12,
+  COMPLETE = 13,
+  ERROR = 14,
+  CANCEL = 15,
+  /** First frame of a new connection that resumes a post-copy whose link broke (instead of HELLO). */
+  RECOVER = 16,
+  /** The destination's answer to RECOVER: the bitmap of pages it holds. */
+  RECOVER_ACK = 17,
+  /**
+   * First frame of a connection that settles who runs the guest after a fault between READY and RESUMED (instead
+   * of HELLO): "did the guest resume on your side?" (docs/protocol.md, "Who owns the guest after GO").
+   */
+  RECONCILE = 18,
+  /** The destination's answer to RECONCILE: resumed, held (verified, paused, waiting for GO) or gone. */
+  OWNER = 19,
+  /**
+   * A piece of a `trace` guest's recording, sent right after HELLO_ACK (HELLO's guest JSON announces its size): the
+   * destination replays the trace it received, never a file a peer names. (Numbered apart from the commands above
+   * so that new handshake commands can take the next numbers.)
+   */
+  TRACE = 32,
+}
+
+/** How one page travels inside a PAGES frame (the value is the byte on the wire). */
+export enum PageEncoding {
+  /** All bytes zero; no data. */
+  ZERO = 0,
+  /** The page as is; data length = page size. */
+  RAW = 1,
+  /** QEMU's XBZRLE delta against the copy the destination already holds; 1 ≤ length < page size. */
+  XBZRLE = 2,
+  /** livemig's RLE of the page alone (no previous copy needed). */
+  RLE = 3,
+  DEFLATE = 4,
+  ZSTD = 5,
+  LZ4 = 6,
+}
+
+/** Capability bits offered in HELLO and accepted in HELLO_ACK. */
+export const Capability = {
+  XBZRLE: 1 << 0,
+  RLE: 1 << 1,
+  DEFLATE: 1 << 2,
+  ZSTD: 1 << 3,
+  LZ4: 1 << 4,
+  POSTCOPY: 1 << 5,
+  /** The source can reconnect after a broken post-copy link (RECOVER); HELLO's guest JSON carries the token. */
+  POSTCOPY_RECOVER: 1 << 6,
+  /** Frames after HELLO_ACK / RECOVER_ACK are bound to the connection's nonce and their sequence number. */
+  FRAME_BINDING: 1 << 7,
+  /**
+   * After READY the destination holds a verified guest paused until GO or a RECONCILE verdict, never discarding it
+   * on a lost link; HELLO's guest JSON carries the token (recoveryToken) a RECONCILE must present.
+   */
+  OWNER_RECONCILE: 1 << 8,
+} as const;
+
+/** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */
+export const BINDING_NONCE_BYTES = 16;
+/** Who sent a frame, in the frame-binding prefix. */
+export enum FrameSender {
+  SOURCE = 0,
+  DESTINATION = 1,
+}
+
+export enum StrategyCode {
+  COLD = 0,
+  PRECOPY = 1,
+  POSTCOPY = 2,
+  HYBRID = 3,
+}
