@@ -13,7 +13,13 @@ import { type Compressor, compressor } from '../codec/index.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
-import { PAGE_ENTRY_HEADER_BYTES, PageEncoding } from './protocol.js';
+import {
+  PAGE_ENTRY_HEADER_BYTES,
+  PAGES_COUNT_BYTES,
+  PageEncoding,
+  pageEntryScratch,
+  readPageEntryHeader,
+} from './protocol.js';
 
 const port = parentPort!;
 
@@ -42,17 +48,20 @@ function bind(init: SinkInit): void {
   };
 }
 
+/** The entry header `apply` reads into: one for the thread, so the loop allocates nothing per entry. */
+const entry = pageEntryScratch();
+
 /** Applies one batch; its entries were bound-checked and checksummed by the connection thread. */
 function apply(t: Target, batch: SinkBatch): number {
   const { views, ledger, pageSize, pagesPerBlock, zeroCrc, compressors } = t;
   const payload = new Uint8Array(batch.buffer, batch.offset, batch.length);
-  const dv = new DataView(batch.buffer, batch.offset, batch.length);
   const crcs = batch.crcs;
-  let offset = 4;
+  let offset = PAGES_COUNT_BYTES;
   for (let i = 0; i < batch.count; i++) {
-    const p = dv.getUint32(offset);
-    const encoding = payload[offset + 4]! as PageEncoding;
-    const length = dv.getUint32(offset + 5);
+    readPageEntryHeader(payload, offset, entry);
+    const p = entry.page;
+    const encoding = entry.encoding as PageEncoding;
+    const length = entry.length;
     offset += PAGE_ENTRY_HEADER_BYTES;
     const data = payload.subarray(offset, offset + length);
     offset += length;

@@ -2,7 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../guest/index.js';
 import { PageLedger, pageCrc } from './ledger.js';
 import { PageSink, PageSinkPool } from './page-sink.js';
-import { PAGE_ENTRY_HEADER_BYTES, PageEncoding } from './protocol.js';
+import {
+  PAGE_ENTRY_HEADER_BYTES,
+  PAGES_COUNT_BYTES,
+  PageEncoding,
+  writePageEntryHeader,
+} from './protocol.js';
 
 const pools: PageSinkPool[] = [];
 afterEach(async () => {
@@ -23,14 +28,12 @@ async function until(check: () => boolean): Promise<void> {
 /** A PAGES payload (count, then entries) of raw pages filled with `fill`, and each entry's data CRC. */
 function rawPages(pages: number[], pageSize: number, fill: number): { payload: Buffer; crcs: Uint32Array } {
   const entry = PAGE_ENTRY_HEADER_BYTES + pageSize;
-  const payload = Buffer.alloc(4 + pages.length * entry);
+  const payload = Buffer.alloc(PAGES_COUNT_BYTES + pages.length * entry);
   payload.writeUInt32BE(pages.length, 0);
   const crcs = new Uint32Array(pages.length);
   pages.forEach((p, i) => {
-    const at = 4 + i * entry;
-    payload.writeUInt32BE(p, at);
-    payload[at + 4] = PageEncoding.RAW;
-    payload.writeUInt32BE(pageSize, at + 5);
+    const at = PAGES_COUNT_BYTES + i * entry;
+    writePageEntryHeader(payload, at, p, PageEncoding.RAW, pageSize);
     const data = payload.subarray(at + PAGE_ENTRY_HEADER_BYTES, at + entry).fill(fill);
     crcs[i] = pageCrc(data);
   });

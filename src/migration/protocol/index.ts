@@ -4,6 +4,7 @@
  */
 export * from './binding.js';
 export * from './messages.js';
+export * from './page-entry.js';
 export * from './pages.js';
 export * from './payload.js';
 export * from './reader.js';

@@ -2,11 +2,16 @@
 import { MigrationError } from '../../errors.js';
 import { Crc32cShifter, crc32cCombine, crc32cNative, crc32cUpdate } from '../crc.js';
 import { checksumError, protocolError } from './errors.js';
+import {
+  PAGE_ENTRY_HEADER_BYTES,
+  PAGES_COUNT_BYTES,
+  type PageEntryHeader,
+  pageEntryScratch,
+  readPageEntryHeader,
+  writePageEntryHeader,
+} from './page-entry.js';
 import { type Frame, writeFrameHeader } from './reader.js';
 import { Command, FRAME_HEADER_BYTES, FRAME_TRAILER_BYTES, PageEncoding } from './wire.js';
-
-/** Entry header inside a PAGES payload: page index u32, encoding u8, data length u32. */
-export const PAGE_ENTRY_HEADER_BYTES = 9;
 
 /**
  * Builds PAGES frames in place, without intermediate copies: the caller asks for room for one page entry, writes
@@ -15,7 +20,7 @@ export const PAGE_ENTRY_HEADER_BYTES = 9;
  */
 export class PagesFrameBuilder {
   private frame: Buffer;
-  private offset = FRAME_HEADER_BYTES + 4;
+  private offset = FRAME_HEADER_BYTES + PAGES_COUNT_BYTES;
   private count = 0;
   /** CRC32C of the committed entries (everything after the count), kept as they are committed. */
   private entriesCrc = 0;
@@ -59,9 +64,7 @@ export class PagesFrameBuilder {
   commit(page: number, encoding: PageEncoding, length: number, dataCrc?: number): void {
     const f = this.frame;
     const at = this.offset;
-    f.writeUInt32BE(page, at);
-    f[at + 4] = encoding;
-    f.writeUInt32BE(length, at + 5);
+    writePageEntryHeader(f, at, page, encoding, length);
     let crc = crc32cUpdate(this.entriesCrc, f, at, at + PAGE_ENTRY_HEADER_BYTES);
     if (length > 0) {
       const dataAt = at + PAGE_ENTRY_HEADER_BYTES;
@@ -81,14 +84,14 @@ export class PagesFrameBuilder {
     writeFrameHeader(this.frame, Command.PAGES, payloadLength);
     this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
     // crc(header ‖ count ‖ entries), from the entries' running CRC: no pass over the page data here.
-    const head = crc32cUpdate(0, this.frame, 0, FRAME_HEADER_BYTES + 4);
-    const entriesLength = payloadLength - 4;
+    const head = crc32cUpdate(0, this.frame, 0, FRAME_HEADER_BYTES + PAGES_COUNT_BYTES);
+    const entriesLength = payloadLength - PAGES_COUNT_BYTES;
     this.frame.writeUInt32BE(crc32cCombine(head, this.entriesCrc, entriesLength), this.offset);
     const full = this.frame;
     const out = full.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
     // The socket holds `out` until it is written; the next frame takes another buffer.
     this.frame = this.take();
-    this.offset = FRAME_HEADER_BYTES + 4;
+    this.offset = FRAME_HEADER_BYTES + PAGES_COUNT_BYTES;
     this.count = 0;
     this.entriesCrc = 0;
     let released = false;
@@ -115,15 +118,14 @@ export function forEachPageEntry(
   pageSize: number,
   visit: (page: number, encoding: PageEncoding, data: Buffer) => void,
 ): number {
-  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  if (payload.length < PAGES_COUNT_BYTES) throw protocolError('PAGES payload truncated');
   const count = payload.readUInt32BE(0);
-  let offset = 4;
+  let offset = PAGES_COUNT_BYTES;
+  const e = pageEntryScratch();
   for (let i = 0; i < count; i++) {
-    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
-    const page = payload.readUInt32BE(offset);
-    const encoding = payload[offset + 4]! as PageEncoding;
+    const { page, encoding, length } = checkPageEntry(payload, offset, i, count, pageCount, pageSize, e);
     offset += PAGE_ENTRY_HEADER_BYTES;
-    visit(page, encoding, payload.subarray(offset, offset + length));
+    visit(page, encoding as PageEncoding, payload.subarray(offset, offset + length));
     offset += length;
   }
   if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
@@ -132,8 +134,9 @@ export function forEachPageEntry(
 
 /**
  * Checks every bound of the entry at `offset` (header and data inside the payload, page within the guest, known
- * encoding, data length legal for it: zero 0, raw the page size, others 1..page size + 64) and returns its data
- * length. The one place these rules live, for both ways of walking a PAGES payload.
+ * encoding, data length legal for it: zero 0, raw the page size, others 1..page size + 64), reading its header
+ * into `into`, which it returns. The one place these rules live, for both ways of walking a PAGES
+ * payload (the page-sink thread applies only entries that passed here).
  */
 function checkPageEntry(
   payload: Buffer,
@@ -142,13 +145,12 @@ function checkPageEntry(
   count: number,
   pageCount: number,
   pageSize: number,
-): number {
+  into: PageEntryHeader,
+): PageEntryHeader {
   if (offset + PAGE_ENTRY_HEADER_BYTES > payload.length) {
     throw protocolError(`PAGES: entry ${i} of ${count} truncated`);
   }
-  const page = payload.readUInt32BE(offset);
-  const encoding = payload[offset + 4]!;
-  const length = payload.readUInt32BE(offset + 5);
+  const { page, encoding, length } = readPageEntryHeader(payload, offset, into);
   if (page >= pageCount) throw protocolError(`PAGES: page ${page} beyond the guest's ${pageCount} pages`);
   if (encoding > PageEncoding.LZ4) throw protocolError(`PAGES: unknown page encoding ${encoding}`, { page });
   const ok =
@@ -165,7 +167,7 @@ function checkPageEntry(
   if (offset + PAGE_ENTRY_HEADER_BYTES + length > payload.length) {
     throw protocolError(`PAGES: entry ${i} data truncated`, { page });
   }
-  return length;
+  return into;
 }
 
 /**
@@ -215,6 +217,9 @@ function checkDeferred(
   throw why ?? checksumError(Command.PAGES, pending.expected, actual, bound !== undefined);
 }
 
+/** walkPagesFrame's entry header: it calls out to nothing while using it, so one is enough. */
+const walkScratch = pageEntryScratch();
+
 function walkPagesFrame(
   frame: Frame,
   pageCount: number,
@@ -224,17 +229,18 @@ function walkPagesFrame(
 ): { count: number; entryCrcs: Uint32Array } {
   const payload = frame.payload;
   const pending = frame.unverified;
-  if (payload.length < 4) throw protocolError('PAGES payload truncated');
+  if (payload.length < PAGES_COUNT_BYTES) throw protocolError('PAGES payload truncated');
   const count = payload.readUInt32BE(0);
   // Every entry takes at least its header: bound the CRC array by the bytes actually received.
-  if (count > (payload.length - 4) / PAGE_ENTRY_HEADER_BYTES) {
+  if (count > (payload.length - PAGES_COUNT_BYTES) / PAGE_ENTRY_HEADER_BYTES) {
     throw protocolError(`PAGES: ${count} entries cannot fit in ${payload.length} bytes`);
   }
   if (entryCrcs.length < count) entryCrcs = new Uint32Array(Math.max(count, entryCrcs.length * 2));
   let crc = 0;
-  let offset = 4;
+  let offset = PAGES_COUNT_BYTES;
+  const e = walkScratch;
   for (let i = 0; i < count; i++) {
-    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize);
+    const length = checkPageEntry(payload, offset, i, count, pageCount, pageSize, e).length;
     if (pending) crc = crc32cUpdate(crc, payload, offset, offset + PAGE_ENTRY_HEADER_BYTES);
     offset += PAGE_ENTRY_HEADER_BYTES;
     if (length > 0) {
@@ -249,8 +255,8 @@ function walkPagesFrame(
   if (offset !== payload.length) throw protocolError('PAGES: trailing bytes after the last entry');
   if (pending) {
     // crc(header ‖ count ‖ entries)
-    const head = crc32cUpdate(pending.headerCrc, payload, 0, 4);
-    checkDeferred(pending, crc32cCombine(head, crc, payload.length - 4), payload.length);
+    const head = crc32cUpdate(pending.headerCrc, payload, 0, PAGES_COUNT_BYTES);
+    checkDeferred(pending, crc32cCombine(head, crc, payload.length - PAGES_COUNT_BYTES), payload.length);
   }
   return { count, entryCrcs };
 }
