@@ -35,6 +35,42 @@ export type MigrationErrorCode =
   | 'PROCESS_ACCESS'
   | 'INTERNAL';
 
+/** Every MigrationErrorCode, for checking a code that arrives from a peer (an ERROR frame) before it is believed. */
+export const MIGRATION_ERROR_CODES = [
+  'BAD_ARGUMENT',
+  'CONNECTION_LOST',
+  'CONNECTION_REFUSED',
+  'AUTH_FAILED',
+  'FORBIDDEN',
+  'PEER_CLOSED',
+  'TIMEOUT',
+  'PROTOCOL',
+  'CHECKSUM',
+  'FOREIGN_FRAME',
+  'VERSION',
+  'CAPABILITY',
+  'DIGEST_MISMATCH',
+  'CANCELLED',
+  'NOT_CONVERGED',
+  'STALLED',
+  'GUEST_NOT_FOUND',
+  'GUEST_BUSY',
+  'RESOURCE_LIMIT',
+  'POSTCOPY_LINK_LOST',
+  'DISK_FULL',
+  'RECOVER_REFUSED',
+  'TOO_LATE',
+  'OWNER_UNKNOWN',
+  'PROCESS_NOT_FOUND',
+  'PROCESS_ACCESS',
+  'INTERNAL',
+] as const satisfies readonly MigrationErrorCode[];
+// Fails to compile if a code is added to MigrationErrorCode but not to the list above.
+const everyCodeListed: Exclude<MigrationErrorCode, (typeof MIGRATION_ERROR_CODES)[number]> extends never
+  ? true
+  : false = true;
+void everyCodeListed;
+
 export class MigrationError extends Error {
   override readonly name = 'MigrationError';
   constructor(

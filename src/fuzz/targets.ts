@@ -12,21 +12,28 @@ import { resolveConfig } from '../guest/config.js';
 import { Crc32cShifter } from '../migration/crc.js';
 import {
   Command,
+  decodeCompleteBody,
   decodeDigest,
+  decodeErrorBody,
   decodeHello,
   decodeHelloAck,
   decodeJson,
+  decodeOwner,
   decodePageRequest,
   decodePostcopyStart,
+  decodeReconcile,
   decodeRecover,
   decodeRound,
+  decodeVcpuState,
   encodeDigest,
   encodeFrame,
   encodeHello,
   encodeHelloAck,
   encodeJson,
+  encodeOwner,
   encodePageRequest,
   encodePostcopyStart,
+  encodeReconcile,
   encodeRecover,
   encodeRound,
   FrameReader,
@@ -219,6 +226,51 @@ const payloadTargets: Target[] = [
     run: (rng) =>
       void decodeRecover(
         payload(rng, () => encodeRecover({ migrationId: hex(rng, 16), token: hex(rng, 16) })),
+      ),
+  },
+  {
+    name: 'RECONCILE',
+    run: (rng) =>
+      void decodeReconcile(
+        payload(rng, () =>
+          encodeReconcile({
+            migrationId: hex(rng, 16),
+            token: hex(rng, 16),
+            action: rng.int(2) ? 'query' : 'abort',
+          }),
+        ),
+      ),
+  },
+  {
+    name: 'OWNER',
+    run: (rng) => void decodeOwner(payload(rng, () => encodeOwner(rng.int(2) ? 'held' : 'resumed'))),
+  },
+  {
+    name: 'ERROR body',
+    run: (rng) =>
+      void decodeErrorBody(
+        payload(rng, () => encodeJson({ code: rng.int(2) ? 'VERSION' : 'TIMEOUT', message: hex(rng, 4) })),
+      ),
+  },
+  {
+    name: 'COMPLETE body',
+    run: (rng) =>
+      void decodeCompleteBody(
+        payload(rng, () =>
+          encodeJson({ verified: true, faults: rng.int(9), faultLatencyMs: [rng.int(50)], missing: 0 }),
+        ),
+      ),
+  },
+  {
+    name: 'VCPU_STATE body',
+    run: (rng) =>
+      void decodeVcpuState(
+        payload(rng, () =>
+          encodeJson({
+            config: { workload: 'idle', ramMiB: 1 + rng.int(8) },
+            vcpus: [{ index: 0, step: rng.int(1000), rng: [1, 2, 3, 4], registers: { a: rng.int(9) } }],
+          }),
+        ),
       ),
   },
   {

@@ -11,7 +11,8 @@ import {
   BINDING_NONCE_BYTES,
   bindFrame,
   Command,
-  decodeJson,
+  decodeErrorBody,
+  type ErrorBody,
   encodeFrame,
   encodeJson,
   type Frame,
@@ -35,11 +36,6 @@ const LOW_LATENCY_QUEUE_BYTES = 256 * 1024;
 /** Received frames waiting for the consumer beyond which the socket stops reading. */
 const RECEIVE_QUEUE_BYTES = 4 << 20;
 const EMPTY_CHUNK = Buffer.alloc(0);
-
-export interface RemoteError {
-  code: string;
-  message: string;
-}
 
 export class FrameConnection {
   readonly reader: FrameReader;
@@ -408,22 +404,22 @@ export class FrameConnection {
 }
 
 export function remoteErrorToMigrationError(f: Frame): MigrationError {
-  let body: Partial<RemoteError> = {};
+  let body: ErrorBody;
   try {
-    body = decodeJson(f.payload, 'ERROR') as Partial<RemoteError>;
-  } catch {
-    // an unreadable ERROR frame is still an error
+    body = decodeErrorBody(f.payload);
+  } catch (err) {
+    // A malformed ERROR frame is still an error: a PROTOCOL one, saying what was wrong with the frame.
+    const why = err instanceof MigrationError ? err.message : 'unreadable';
+    return new MigrationError('PROTOCOL', `peer reported: an error, in a malformed ERROR frame (${why})`, {
+      remote: true,
+      ...(err instanceof MigrationError ? err.context : {}),
+    });
   }
   // The peer's words are escaped and bounded here, once, before they reach a report, a log line or a terminal.
-  const code = (
-    typeof body.code === 'string' && /^[A-Z][A-Z_]{0,39}$/.test(body.code) ? body.code : 'PROTOCOL'
-  ) as MigrationError['code'];
   return new MigrationError(
-    code,
-    `peer reported: ${typeof body.message === 'string' ? safeText(body.message) : 'an error'}`,
-    {
-      remote: true,
-    },
+    body.code,
+    `peer reported: ${body.message !== undefined ? safeText(body.message) : 'an error'}`,
+    { remote: true },
   );
 }
 

@@ -20,11 +20,11 @@ import {
   DEFAULT_MAX_FRAME,
   decodeDigest,
   decodeHello,
-  decodeJson,
   decodePostcopyStart,
   decodeReconcile,
   decodeRecover,
   decodeRound,
+  decodeVcpuState,
   encodeHelloAck,
   encodeJson,
   encodeOwner,
@@ -561,7 +561,7 @@ class Destination {
           this.m.rounds = decodeRound(f.payload).round;
           break;
         case Command.VCPU_STATE:
-          this.vcpuState = decodeJson(f.payload, 'VCPU_STATE') as GuestState;
+          this.vcpuState = decodeVcpuState(f.payload);
           break;
         case Command.SWITCHOVER:
           await this.switchover(f);

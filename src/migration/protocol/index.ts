@@ -3,6 +3,7 @@
  * the frame reader, payload fields and messages, PAGES frames. This file is the folder's public surface.
  */
 export * from './binding.js';
+export * from './bodies.js';
 export * from './messages.js';
 export * from './page-entry.js';
 export * from './pages.js';

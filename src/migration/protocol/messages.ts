@@ -188,28 +188,6 @@ export function decodePostcopyStart(payload: Buffer, pageCount: number): Uint8Ar
   return bitmap;
 }
 
-/** RECOVER: which migration to resume, and the secret the source gave in HELLO (proves it is the same source). */
-export interface Recover {
-  migrationId: string;
-  token: string;
-}
-export function encodeRecover(r: Recover): Buffer {
-  return encodeJson(r);
-}
-export function decodeRecover(payload: Buffer): Recover {
-  const v = decodeJson(payload, 'RECOVER') as Partial<Recover> | null;
-  if (
-    !v ||
-    typeof v.migrationId !== 'string' ||
-    !/^[0-9a-f]{32}$/.test(v.migrationId) ||
-    typeof v.token !== 'string' ||
-    !/^[0-9a-f]{32}$/.test(v.token)
-  ) {
-    throw protocolError('RECOVER: expected {migrationId, token} as 32 hex digits each');
-  }
-  return { migrationId: v.migrationId, token: v.token };
-}
-
 /**
  * RECOVER_ACK: the pages the destination holds, in POSTCOPY_START's bitmap layout, then — when the migration's frames
  * are bound (FRAME_BINDING in HELLO_ACK) — the new connection's 16-byte nonce.
@@ -233,64 +211,4 @@ export function decodeRecoverAck(
   const nonce = bound ? Buffer.from(r.bytes(BINDING_NONCE_BYTES)) : undefined;
   r.end();
   return nonce === undefined ? { present } : { present, nonce };
-}
-
-/** JSON-carrying frames (VCPU_STATE, ERROR, COMPLETE, RESUMED, READY). */
-export function encodeJson(value: unknown): Buffer {
-  return new PayloadWriter().json(value).finish();
-}
-export function decodeJson(payload: Buffer, what: string): unknown {
-  const r = new PayloadReader(payload, what);
-  const v = r.json();
-  r.end();
-  return v;
-}
-
-/**
- * RECONCILE: which migration, the token from HELLO, and what the source asks for: `query` (tell me, and keep a held
- * guest held: the source then sends GO on this connection) or `abort` (the source kept the guest: discard yours).
- */
-export interface Reconcile {
-  migrationId: string;
-  token: string;
-  action: 'query' | 'abort';
-}
-export function encodeReconcile(r: Reconcile): Buffer {
-  return encodeJson(r);
-}
-export function decodeReconcile(payload: Buffer): Reconcile {
-  const v = decodeJson(payload, 'RECONCILE') as Partial<Reconcile> | null;
-  if (
-    !v ||
-    typeof v.migrationId !== 'string' ||
-    !/^[0-9a-f]{32}$/.test(v.migrationId) ||
-    typeof v.token !== 'string' ||
-    !/^[0-9a-f]{32}$/.test(v.token) ||
-    (v.action !== 'query' && v.action !== 'abort')
-  ) {
-    throw protocolError(
-      'RECONCILE: expected {migrationId, token, action: "query" | "abort"}, ids as 32 hex digits',
-    );
-  }
-  return { migrationId: v.migrationId, token: v.token, action: v.action };
-}
-
-/**
- * Where the guest of a migration stands on the destination: `resumed` (it runs there, or ran: the destination owns
- * it), `held` (complete, verified and paused, waiting for GO or a verdict), `discarded` (the destination dropped its
- * copy and will never resume it), `unknown` (no such migration here: it never got past setup, or this agent
- * restarted — a guest dies with its agent).
- */
-export const OWNER_STATES = ['resumed', 'held', 'discarded', 'unknown'] as const;
-export type OwnerState = (typeof OWNER_STATES)[number];
-export function encodeOwner(state: OwnerState): Buffer {
-  return encodeJson({ state });
-}
-export function decodeOwner(payload: Buffer): OwnerState {
-  const v = decodeJson(payload, 'OWNER') as { state?: unknown } | null;
-  const state = v?.state;
-  if (typeof state !== 'string' || !(OWNER_STATES as readonly string[]).includes(state)) {
-    throw protocolError(`OWNER: expected {state: ${OWNER_STATES.join(' | ')}}`);
-  }
-  return state as OwnerState;
 }

@@ -100,3 +100,14 @@ export class PayloadWriter {
     return Buffer.concat(this.parts);
   }
 }
+
+/** JSON-carrying frames (VCPU_STATE, ERROR, COMPLETE, RESUMED, READY). */
+export function encodeJson(value: unknown): Buffer {
+  return new PayloadWriter().json(value).finish();
+}
+export function decodeJson(payload: Buffer, what: string): unknown {
+  const r = new PayloadReader(payload, what);
+  const v = r.json();
+  r.end();
+  return v;
+}
