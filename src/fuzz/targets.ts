@@ -1,6 +1,6 @@
 /**
  * Hostile-input targets for every parser a peer or a user can feed: the migration frame reader and each
- * payload decoder (src/migration/protocol.ts), the control-API bodies (src/agent/requests.ts) and the guest
+ * payload decoder (src/migration/protocol/), the control-API bodies (src/agent/requests.ts) and the guest
  * configuration (src/guest/config.ts). Each input is either a mutation of a valid input (so the parser gets
  * past its first checks) or random bytes/values. The contract: a parser accepts, or throws its typed error
  * (MigrationError, UsageError, CodecError) — anything else, or a slow input, is a failure.

@@ -57,7 +57,7 @@ export class FrameConnection {
   private queueLimit = SOCKET_QUEUE_BYTES;
   /** We told the peer about a stream error (an ERROR frame, then our half of the close). */
   private errorSent = false;
-  /** Frame binding of what we send (protocol.ts), once the handshake gave the nonce. */
+  /** Frame binding of what we send (protocol/binding.ts), once the handshake gave the nonce. */
   private sendBinding: FrameBinding | undefined;
   /** Binding that starts after we send a frame of this command (the destination's HELLO_ACK / RECOVER_ACK). */
   private bindAfterSending: { command: Command; binding: FrameBinding } | undefined;

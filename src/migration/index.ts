@@ -1,6 +1,6 @@
 /**
  * Migration: the protocol, the connection, the source and destination sides, options and policies, and the
- * report. The protocol is described in docs/protocol.md and at the top of protocol.ts.
+ * report. The protocol is described in docs/protocol.md and at the top of protocol/wire.ts.
  */
 
 export { FrameConnection, type SendPacer } from './connection.js';
