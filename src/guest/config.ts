@@ -154,8 +154,9 @@ function isInt(v: unknown): v is number {
 }
 
 /**
- * Most RAM blocks a guest may have: what a migration's HELLO can describe (MAX_BLOCKS in migration/protocol/messages.ts), so a
- * guest that can be created can be migrated; also bounds the buffers and views creating a guest sets up.
+ * Most RAM blocks a guest may have: what a migration's HELLO can describe (MAX_BLOCKS in
+ * migration/protocol/messages.ts), so a guest that can be created can be migrated; also bounds the buffers and views
+ * creating a guest sets up.
  */
 export const MAX_RAM_BLOCKS = 4096;
 
