@@ -6,7 +6,7 @@ import { MigrationError } from '../../errors.js';
 import {
   Command,
   type Digest,
-  decodeJson,
+  decodeCompleteBody,
   decodePageRequest,
   decodeRecoverAck,
   encodeDigest,
@@ -174,11 +174,7 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
         applyPresent(await recoverLink(s, lost));
       }
     }
-    const body = decodeJson(completeFrame, 'COMPLETE') as {
-      verified?: boolean;
-      faults?: number;
-      faultLatencyMs?: number[];
-    };
+    const body = decodeCompleteBody(completeFrame);
     const lat = (body.faultLatencyMs ?? []).slice().sort((a, b) => a - b);
     r.postcopy.faults = body.faults ?? r.postcopy.faults;
     r.postcopy.faultLatencyMs = {
