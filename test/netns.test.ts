@@ -183,7 +183,9 @@ describe.skipIf(reason !== undefined)('two hosts joined by a shaped veth link', 
     );
     const m2 = await ca.migrate('n2', b.address, { maxBandwidth: 0 });
     const r2 = await ca.follow(m2.id, undefined, 100);
-    expect(r2.status).toBe('completed');
+    // B still has the first, half-received copy (the source's FIN is lost with the link): the newer HELLO from
+    // the same host supersedes it instead of waiting for B's idle timeout.
+    expect(r2.status, JSON.stringify(r2.error)).toBe('completed');
     await expectOracle(cb, 'n2', config);
     await cb.stopGuest('n2');
   });

@@ -108,7 +108,8 @@ describe('replayed and spliced streams over mutual TLS', () => {
     expect(await isAdvancing(ca, 'r2')).toBe(true);
     expect(await cb.guests()).toEqual([]);
     const m2 = await ca.migrate('r2', b.address, { maxBandwidth: 0 });
-    expect((await ca.waitMigration(m2.id)).status).toBe('completed');
+    const r2 = await ca.waitMigration(m2.id);
+    expect(r2.status, JSON.stringify(r2.error)).toBe('completed');
     await expectOracle(cb, 'r2', config);
     await cb.stopGuest('r2');
   }, 60_000);

@@ -104,5 +104,5 @@ describe('livemig trace', () => {
     const missing = livemig(['run', '--workload', `trace:${join(dir, 'missing.lmtrace')}`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing\.lmtrace: cannot read it \(ENOENT\)/);
-  });
+  }, 180_000); // five CLI processes in a row, one recording for seconds: slow on a loaded 2-core host
 });

@@ -401,6 +401,9 @@ class Destination {
     }
     if ((config.vcpus ?? 1) !== h.vcpus)
       throw new MigrationError('PROTOCOL', 'HELLO: vCPU count disagrees with config');
+    if (this.hooks.ownership && this.conn.socket.remoteAddress) {
+      this.hooks.ownership.supersedeStale(g.id, this.conn.socket.remoteAddress);
+    }
     if (this.hooks.acceptGuestId && !this.hooks.acceptGuestId(g.id)) {
       throw new MigrationError('GUEST_BUSY', `this agent already hosts a guest named ${g.id}`);
     }
@@ -633,6 +636,16 @@ class Destination {
         this.verdict('adopt');
       },
       discard: (why) => this.verdict(why),
+      peer: this.conn.socket.remoteAddress ?? '',
+      supersede: () => {
+        if (this.resumed || this.held) return;
+        this.conn.destroy(
+          new MigrationError(
+            'CONNECTION_LOST',
+            'superseded: its source started a newer migration of this guest',
+          ),
+        );
+      },
     };
     registry.register(this.owner);
   }

@@ -56,14 +56,41 @@ describe('RECONCILE and OWNER payloads', () => {
 });
 
 describe('OwnershipRegistry', () => {
-  const handle = (state: 'in-flight' | 'held' | 'resumed', onDiscard?: (e: MigrationError) => void) => ({
-    migrationId: ID,
+  const handle = (
+    state: 'in-flight' | 'held' | 'resumed',
+    onDiscard?: (e: MigrationError) => void,
+    extra: { migrationId?: string; peer?: string; onSupersede?: () => void } = {},
+  ) => ({
+    migrationId: extra.migrationId ?? ID,
     guestId: 'g1',
     token: TOKEN,
     state: () => state,
     reconcile: () => undefined,
     adopt: () => undefined,
     discard: (e: MigrationError) => onDiscard?.(e),
+    peer: extra.peer ?? '10.0.0.1',
+    supersede: () => extra.onSupersede?.(),
+  });
+
+  it("a newer HELLO from the same host supersedes an in-flight copy, never a held one or another host's", () => {
+    const reg = new OwnershipRegistry();
+    const superseded: string[] = [];
+    const id = (n: number) => n.toString(16).padStart(32, '0');
+    const mark = (n: number) => () => superseded.push(id(n));
+    reg.register(
+      handle('in-flight', undefined, { migrationId: id(1), peer: '10.0.0.1', onSupersede: mark(1) }),
+    );
+    reg.register(handle('held', undefined, { migrationId: id(2), peer: '10.0.0.1', onSupersede: mark(2) }));
+    reg.register(
+      handle('in-flight', undefined, { migrationId: id(3), peer: '10.0.0.2', onSupersede: mark(3) }),
+    );
+    reg.supersedeStale('g1', '10.0.0.1');
+    reg.supersedeStale('g1', '10.0.0.1'); // once only
+    expect(superseded).toEqual([id(1)]);
+    expect(reg.holdsGuest('g1')).toBe(true); // the held copy and the other host's stream still hold the name
+    reg.settle(id(2), 'g1', 'discarded');
+    reg.settle(id(3), 'g1', 'discarded');
+    expect(reg.holdsGuest('g1')).toBe(false); // the superseded one, still tearing down, does not
   });
 
   it('answers from the live migration, then from its recorded fate; unknown ids are unknown', () => {
@@ -121,6 +148,8 @@ describe('RECONCILE at the destination', () => {
       },
       adopt: () => undefined,
       discard: () => undefined,
+      peer: '127.0.0.1',
+      supersede: () => undefined,
     });
     const ask = async (migrationId: string, token: string) => {
       const c = await pairThrough(

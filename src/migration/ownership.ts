@@ -24,6 +24,13 @@ export interface OwnershipHandle {
   adopt(): void;
   /** The operator of this agent drops a held guest (only when the source runs it, or must keep it). */
   discard(why: MigrationError): void;
+  /** The address the migration's stream comes from (its source host). */
+  readonly peer: string;
+  /**
+   * A newer HELLO for the same guest came from the same host while this one is still before READY: its source has
+   * given up on it (a source runs one migration of a guest at a time), so its stream is closed and its copy dropped.
+   */
+  supersede(): void;
 }
 
 export interface OwnershipRecord {
@@ -49,6 +56,7 @@ export class OwnershipRegistry {
   /** The migration ended: it resumed here (the destination owns the guest) or its copy was discarded. */
   settle(migrationId: string, guestId: string, state: 'resumed' | 'discarded'): void {
     this.live.delete(migrationId);
+    this.superseded.delete(migrationId);
     this.fates.delete(migrationId);
     this.fates.set(migrationId, { migrationId, guestId, state, since: new Date().toISOString() });
     if (this.fates.size > MAX_FATES) this.fates.delete(this.fates.keys().next().value!);
@@ -74,10 +82,28 @@ export class OwnershipRegistry {
     );
   }
 
+  private readonly superseded = new Set<string>();
+
   /** A guest name reserved by a live incoming migration (held guests included): a second copy must not arrive. */
   holdsGuest(guestId: string): boolean {
-    for (const h of this.live.values()) if (h.guestId === guestId) return true;
+    for (const h of this.live.values()) {
+      if (h.guestId === guestId && !this.superseded.has(h.migrationId)) return true;
+    }
     return false;
+  }
+
+  /**
+   * A HELLO for `guestId` from `peer`: an incoming migration of that guest from the same host that has not reached
+   * READY is stale (its source timed out or lost the link, and the stream has not ended here yet); it gives way, so
+   * a retry need not wait for the idle timeout. A copy past READY never gives way: only GO or a verdict decides it.
+   */
+  supersedeStale(guestId: string, peer: string): void {
+    for (const h of this.live.values()) {
+      if (h.guestId !== guestId || h.peer !== peer || h.state() !== 'in-flight') continue;
+      if (this.superseded.has(h.migrationId)) continue;
+      this.superseded.add(h.migrationId);
+      h.supersede();
+    }
   }
 
   /** The agent is shutting down: no new hold; `close` discards the held guests (their sources keep theirs). */
