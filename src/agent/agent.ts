@@ -13,6 +13,7 @@ import {
   connect as tlsConnect,
 } from 'node:tls';
 import { MigrationError, UsageError } from '../errors.js';
+import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import { Guest, type GuestConfig } from '../guest/index.js';
 import { safeLine } from '../log-safe.js';
 import { BufferBudget } from '../migration/buffer-budget.js';
@@ -30,7 +31,7 @@ import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source/index.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
-import { HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
+import { HostPower } from '../power/index.js';
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
 import {
@@ -45,15 +46,9 @@ import {
 } from './admission.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
 import { syncDirtyLog } from './dirty-log-route.js';
-import { createApiServer, HttpError, readJson, requestUrl, sendError, sendJson } from './http.js';
-import { incomingOwnership, type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
-import {
-  parseEmptyRequest,
-  parseGuestRequest,
-  parseMigrationRequest,
-  parseResumeRequest,
-  parseThrottleRequest,
-} from './requests.js';
+import { createApiServer, HttpError, requestUrl, sendError } from './http.js';
+import { type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
+import { type AgentApi, dispatch } from './routes.js';
 import {
   checkListenSecurity,
   clientTlsOptions,
@@ -139,7 +134,7 @@ export interface GuestInfo {
   migration?: string;
 }
 
-export class Agent {
+export class Agent implements AgentApi {
   private readonly guests = new Map<string, HostedGuest>();
   private readonly outgoing = new Map<string, OutgoingMigration>();
   private readonly incoming = new Map<string, IncomingMigration>();
@@ -568,6 +563,11 @@ export class Agent {
     return h.guest;
   }
 
+  /** Syncs a guest's dirty log: the pages written since the last sync (dirty-log-route.ts). */
+  guestDirtyLog(id: string): DirtyLogSync {
+    return syncDirtyLog(this.hosted(id));
+  }
+
   // ------------------------------------------------------------------------------------------------------
   // Outgoing migrations
 
@@ -846,6 +846,11 @@ export class Agent {
     return r;
   }
 
+  /** Outgoing migrations as `GET /v1/migrations` lists them (without per-round detail). */
+  listMigrations(): unknown[] {
+    return [...this.outgoing.values()].map((m) => summary(published(m)));
+  }
+
   status(): unknown {
     return {
       agent: 'livemig',
@@ -853,7 +858,7 @@ export class Agent {
       address: this.address,
       pid: process.pid,
       guests: this.listGuests(),
-      outgoing: [...this.outgoing.values()].map((m) => summary(published(m))),
+      outgoing: this.listMigrations(),
       incoming: [...this.incoming.values(), ...this.finishedIncoming],
     };
   }
@@ -917,103 +922,13 @@ export class Agent {
       throw new HttpError(415, `${method} requests must have content-type: application/json`);
     }
     this.gate(req, accessOf(method, parts), dashboardListener);
-    if (parts[0] !== 'v1') {
-      if (url.pathname === '/' && method === 'GET') return sendJson(res, 200, this.status());
-      throw new HttpError(
-        404,
-        `no such endpoint ${url.pathname}; the API lives under /v1 (see docs/agent.md)`,
-      );
-    }
-    const [, resource, id, action] = parts;
-    if (resource === 'status' && method === 'GET') return sendJson(res, 200, this.status());
-    if (resource === 'power' && method === 'GET') {
-      const model = url.searchParams.get('model') ?? undefined;
-      if (model !== undefined && !(POWER_MODEL_NAMES as readonly string[]).includes(model)) {
-        throw new UsageError(`model must be one of ${POWER_MODEL_NAMES.join(', ')}`, 'model');
-      }
-      const series = this.power.series(Number(url.searchParams.get('since') ?? 0) || 0, {
-        sample: url.searchParams.get('sample') === '1',
-        model: model as PowerModelName | undefined,
-      });
-      return sendJson(res, 200, series);
-    }
-    if (resource === 'events' && method === 'GET') return this.events.subscribe(req, res);
-    if (resource === 'guests') {
-      if (!id) {
-        if (method === 'GET') return sendJson(res, 200, this.listGuests());
-        if (method === 'POST') {
-          const body = parseGuestRequest(await readJson(req));
-          return sendJson(res, 201, await this.startGuest(body.config, body.id, body.run));
-        }
-      } else if (!action) {
-        if (method === 'GET') return sendJson(res, 200, this.guestInfo(id));
-        if (method === 'DELETE') {
-          parseEmptyRequest(await readJson(req), 'stop');
-          await this.stopGuest(id);
-          return sendJson(res, 200, { id, stopped: true });
-        }
-      } else if (method === 'POST' && action === 'pause') {
-        parseEmptyRequest(await readJson(req), 'pause');
-        return sendJson(res, 200, await this.pauseGuest(id));
-      } else if (method === 'POST' && action === 'resume') {
-        parseEmptyRequest(await readJson(req), 'resume');
-        return sendJson(res, 200, this.resumeGuest(id));
-      } else if (method === 'POST' && action === 'dirty-log') {
-        parseEmptyRequest(await readJson(req), 'dirty-log');
-        return sendJson(res, 200, syncDirtyLog(this.hosted(id)));
-      } else if (method === 'POST' && action === 'throttle') {
-        const body = parseThrottleRequest(await readJson(req));
-        return sendJson(res, 200, this.setThrottle(id, body.cap, body.frequency));
-      } else if (method === 'GET' && action === 'state') return sendJson(res, 200, this.guestState(id));
-      else if (method === 'GET' && action === 'ram') return streamRam(res, this.guestRam(id));
-    }
-    if (resource === 'migrations') {
-      if (!id) {
-        if (method === 'GET')
-          return sendJson(
-            res,
-            200,
-            [...this.outgoing.values()].map((m) => summary(published(m))),
-          );
-        if (method === 'POST') {
-          const body = parseMigrationRequest(await readJson(req));
-          const r = await this.migrate(body.guest, body.destination, body.options, body.preset);
-          return sendJson(res, 202, r);
-        }
-      } else if (!action && method === 'GET') {
-        if (url.searchParams.get('wait') === '1') return sendJson(res, 200, await this.waitMigration(id));
-        return sendJson(res, 200, this.migration(id));
-      } else if (id === 'incoming') {
-        return sendJson(res, 200, incomingOwnership(this.ownership, method, action, parts[4]));
-      } else if (action === 'reconcile' && method === 'POST') {
-        return sendJson(res, 200, await this.reconcileMigration(id));
-      } else if (action === 'cancel' && method === 'POST') {
-        parseEmptyRequest(await readJson(req), 'cancel');
-        return sendJson(res, 202, this.cancelMigration(id));
-      } else if (action === 'resume' && method === 'POST') {
-        const body = parseResumeRequest(await readJson(req));
-        return sendJson(res, 202, this.resumeMigration(id, body.destination));
-      }
-    }
-    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname} (see docs/agent.md)`);
+    return dispatch(this, req, res, url);
   }
 }
 
 function summary(r: MigrationReport): unknown {
   const { perRound: _p, events: _e, ...rest } = r;
   return rest;
-}
-
-async function streamRam(res: ServerResponse, guest: Guest): Promise<void> {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': guest.ram.bytes });
-  for (const b of guest.ram.blocks) {
-    const bytes = new Uint8Array(b.buffer, 0, b.pageCount * guest.ram.pageSize);
-    for (let off = 0; off < bytes.length; off += 1 << 20) {
-      const ok = res.write(Buffer.from(bytes.subarray(off, Math.min(bytes.length, off + (1 << 20)))));
-      if (!ok) await new Promise<void>((r) => res.once('drain', () => r()));
-    }
-  }
-  res.end();
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {
