@@ -5,16 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
-import {
-  createServer as createTlsServer,
-  type TLSSocket,
-  type Server as TlsServer,
-  connect as tlsConnect,
-} from 'node:tls';
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { MigrationError, UsageError } from '../errors.js';
 import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
-import { Guest, type GuestConfig } from '../guest/index.js';
+import type { Guest, GuestConfig } from '../guest/index.js';
 import { safeLine } from '../log-safe.js';
 import { BufferBudget } from '../migration/buffer-budget.js';
 import { FrameConnection } from '../migration/connection.js';
@@ -27,7 +22,7 @@ import {
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
 import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
-import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
+import { MAX_HELLO_PAYLOAD } from '../migration/protocol.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source/index.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
@@ -38,24 +33,20 @@ import {
   type AdmissionLimits,
   checkAdmissionLimits,
   defaultAdmissionLimits,
-  guestMemoryBytes,
   limitRequestTime,
-  PeerRate,
   type Reservation,
   ResourceBudget,
 } from './admission.js';
 import { type Access, accessOf, checkRequest } from './auth.js';
 import { syncDirtyLog } from './dirty-log-route.js';
+import { type GuestInfo, GuestRegistry, type HostedGuest } from './guests.js';
 import { createApiServer, HttpError, requestUrl, sendError } from './http.js';
+import { Listener } from './listener.js';
 import { type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
 import { type AgentApi, dispatch } from './routes.js';
-import {
-  checkListenSecurity,
-  clientTlsOptions,
-  serverTlsOptions,
-  type TlsMaterial,
-  tlsFailure,
-} from './tls.js';
+import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
+
+export type { GuestInfo, GuestStatus } from './guests.js';
 
 export interface AgentOptions {
   host: string;
@@ -80,16 +71,6 @@ export interface AgentOptions {
   apiToken?: string;
   /** Host names (besides IP literals and localhost) that browsers may use to reach this agent's plain-HTTP API. */
   allowHosts?: string[];
-}
-
-export type GuestStatus = 'running' | 'paused' | 'migrating' | 'incoming';
-
-interface HostedGuest {
-  id: string;
-  guest: Guest;
-  createdAt: string;
-  origin: 'started' | 'migrated-in';
-  migrating?: string;
 }
 
 interface OutgoingMigration {
@@ -121,21 +102,8 @@ function published(m: OutgoingMigration): MigrationReport {
   return !m.settled && TERMINAL.has(m.report.status) ? { ...m.report, status: 'active' } : m.report;
 }
 
-export interface GuestInfo {
-  id: string;
-  status: GuestStatus;
-  origin: 'started' | 'migrated-in';
-  createdAt: string;
-  config: GuestConfig;
-  steps: number[];
-  cap: number;
-  frequency: number;
-  dirtyPages: number;
-  migration?: string;
-}
-
 export class Agent implements AgentApi {
-  private readonly guests = new Map<string, HostedGuest>();
+  private readonly guests: GuestRegistry;
   private readonly outgoing = new Map<string, OutgoingMigration>();
   private readonly incoming = new Map<string, IncomingMigration>();
   /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
@@ -145,23 +113,18 @@ export class Agent implements AgentApi {
   readonly ownership = new OwnershipRegistry();
   /** A page-sink thread started ahead of the next incoming migration, so that its setup does not wait for one. */
   readonly pageSinks = new PageSinkPool();
-  private readonly sockets = new Set<Socket>();
-  private nextGuest = 1;
-  private netServer = createNetServer();
+  private readonly listener: Listener;
   private http: Server;
   private readonly maxRamBytes: number;
   private readonly maxIncoming: number;
   private readonly log: (line: string) => void;
   /** Door limits (admission.ts). */
   readonly limits: AdmissionLimits;
-  private readonly peerRate: PeerRate;
   /** Guest RAM and vCPU threads of this agent: hosted guests plus reservations for those being created. */
   readonly resources: ResourceBudget;
   /** Frames being assembled across all incoming migration connections. */
   readonly frameBudget: BufferBudget;
-  /** Open connections (from accept) and incoming migration streams (from their first bytes), until they close. */
-  private openConnections = 0;
-  private readonly openByPeer = new Map<string, number>();
+  /** Incoming migration streams (from their first bytes), until they close. */
   private migrationStreams = 0;
   /** Power meter of this host (GET /v1/power) and capping of outgoing migrations (src/power). */
   readonly power = new HostPower({
@@ -183,6 +146,12 @@ export class Agent implements AgentApi {
 
   constructor(private readonly opts: AgentOptions) {
     this.maxRamBytes = opts.maxRamBytes ?? DEFAULT_DESTINATION_LIMITS.maxRamBytes;
+    this.guests = new GuestRegistry({
+      maxRamBytes: this.maxRamBytes,
+      resources: () => this.resources,
+      changed: () => this.events.changed(),
+      log: (line) => this.log(line),
+    });
     this.limits = {
       ...defaultAdmissionLimits(this.maxRamBytes),
       ...opts.limits,
@@ -190,16 +159,9 @@ export class Agent implements AgentApi {
     };
     checkAdmissionLimits(this.limits);
     this.maxIncoming = this.limits.maxIncoming;
-    this.peerRate = new PeerRate(this.limits.connectRate, this.limits.connectBurst);
-    this.resources = new ResourceBudget({ ...this.limits, maxRamBytes: this.maxRamBytes }, () => {
-      let ramBytes = 0;
-      let vcpus = 0;
-      for (const g of this.guests.values()) {
-        ramBytes += guestMemoryBytes(g.guest.ram.bytes, g.guest.config.vcpus, g.guest.trace?.length);
-        vcpus += g.guest.config.vcpus;
-      }
-      return { ramBytes, vcpus };
-    });
+    this.resources = new ResourceBudget({ ...this.limits, maxRamBytes: this.maxRamBytes }, () =>
+      this.guests.inUse(),
+    );
     this.frameBudget = new BufferBudget(this.limits.maxBufferedBytes);
     // Log lines carry peers' words (ERROR messages, guest ids from HELLO): escaped, one line each (log-safe.ts).
     const log = opts.log;
@@ -207,163 +169,24 @@ export class Agent implements AgentApi {
     this.http = createApiServer(this.handleHttp);
     // A request must be complete (headers and body) within --hello-timeout.
     limitRequestTime(this.http, this.limits.helloTimeoutMs);
-    if (opts.tls) {
-      // TLS is terminated first; the decrypted stream is then sniffed like a plain one.
-      const tls: TlsServer = createTlsServer({
-        ...serverTlsOptions(opts.tls),
-        handshakeTimeout: this.limits.firstByteTimeoutMs,
-      });
-      // Verification is ours (rejectUnauthorized off in serverTlsOptions) so that a refused peer is told why,
-      // in its own protocol, instead of seeing a bare reset.
-      tls.on('secureConnection', (s: TLSSocket) => {
-        if (s.authorized) return this.sniff(s);
-        const why = s.getPeerCertificate()?.raw
-          ? `this agent does not accept your certificate (${String(s.authorizationError)}): it must be valid and signed by the agent's --tls-ca`
-          : 'this agent requires a client certificate (--tls-cert, --tls-key) signed by its --tls-ca';
-        this.log(`refused ${s.remoteAddress ?? '?'}: ${why}`);
-        this.refuse(s, why);
-      });
-      tls.on('tlsClientError', (err, s) => {
-        this.log(
-          `refused ${s.remoteAddress ?? '?'}: ${tlsFailure(err, 'the client')?.message ?? err.message}`,
-        );
-        s.destroy();
-      });
-      this.netServer.on('connection', (socket) => this.admit(socket) && this.sniffTls(socket, tls));
-    } else this.netServer.on('connection', (socket) => this.admit(socket) && this.sniff(socket));
-  }
-
-  /**
-   * Every accepted connection counts until it closes. Over --max-connections it is closed at once, without a word
-   * (waiting to learn its protocol would hold the descriptor the limit protects). Over its address's
-   * --connect-rate, a plain port says why in the peer's protocol if it speaks within a second; a TLS port closes it.
-   */
-  private admit(socket: Socket): boolean {
-    const peer = socket.remoteAddress ?? '?';
-    const fromPeer = (this.openByPeer.get(peer) ?? 0) + 1;
-    this.openConnections++;
-    this.openByPeer.set(peer, fromPeer);
-    socket.once('close', () => {
-      this.openConnections--;
-      const n = (this.openByPeer.get(peer) ?? 1) - 1;
-      if (n > 0) this.openByPeer.set(peer, n);
-      else this.openByPeer.delete(peer);
-    });
-    socket.on('error', () => undefined);
-    const full =
-      this.openConnections > this.limits.maxConnections
-        ? `${this.limits.maxConnections} open (--max-connections)`
-        : fromPeer > this.limits.maxConnectionsPerPeer
-          ? `${this.limits.maxConnectionsPerPeer} open from it (--max-connections-per-peer)`
-          : undefined;
-    if (full) {
-      this.log(`refused connection from ${peer}: ${full}`);
-      socket.destroy();
-      return false;
-    }
-    if (this.peerRate.take(peer)) return true;
-    const why = `too many new connections from ${peer} (--connect-rate ${this.limits.connectRate}/s): retry later`;
-    this.log(`refused connection from ${peer}: ${why}`);
-    // A TLS port: no words without a handshake, and a handshake is what it must not get.
-    if (this.opts.tls) socket.destroy();
-    else this.refuse(socket, why, 'RESOURCE_LIMIT', Math.min(1000, this.limits.firstByteTimeoutMs));
-    return false;
-  }
-
-  /** Closes a connection that sends nothing (a TLS one: completes no handshake) within --first-byte-timeout. */
-  private firstByteDeadline(socket: Socket): void {
-    socket.setTimeout(this.limits.firstByteTimeoutMs, () => {
-      this.log(
-        `closed connection from ${socket.remoteAddress ?? '?'}: no byte within ${this.limits.firstByteTimeoutMs} ms`,
-      );
-      socket.destroy();
+    this.listener = new Listener({
+      host: opts.host,
+      port: opts.port,
+      tls: opts.tls,
+      insecure: opts.insecure === true,
+      limits: this.limits,
+      log: this.log,
+      onHttp: (socket) => this.http.emit('connection', socket),
+      onMigration: (socket) => this.acceptMigration(socket),
     });
   }
 
   async listen(): Promise<string> {
-    checkListenSecurity(this.opts.host, this.opts.tls !== undefined, this.opts.insecure === true);
-    await new Promise<void>((resolve, reject) => {
-      this.netServer.once('error', reject);
-      this.netServer.listen(this.opts.port, this.opts.host, () => resolve());
-    });
-    const a = this.netServer.address() as AddressInfo;
+    const a = await this.listener.listen();
     this.power.start();
     this.pageSinks.warm();
     this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     return this.address;
-  }
-
-  /** First bytes decide: the migration preamble, or HTTP. */
-  private sniff(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.once('error', () => undefined);
-    this.firstByteDeadline(socket);
-    socket.once('readable', () => {
-      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
-      if (!head) return;
-      socket.setTimeout(0); // from here the HTTP server's or the migration's own timeouts apply
-      const isMigration = head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4));
-      socket.unshift(head);
-      if (isMigration) this.acceptMigration(socket);
-      else this.http.emit('connection', socket);
-    });
-  }
-
-  /** A TLS port: a ClientHello goes to the TLS server; plain migration or HTTP gets a clear refusal. */
-  private sniffTls(socket: Socket, tls: TlsServer): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.once('error', () => undefined);
-    this.firstByteDeadline(socket);
-    socket.once('readable', () => {
-      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
-      if (!head) return;
-      socket.setTimeout(0); // the TLS handshake has its own timeout (handshakeTimeout = --first-byte-timeout)
-      socket.unshift(head);
-      if (head[0] === 0x16) return void tls.emit('connection', socket); // TLS handshake record
-      this.log(`refused plain connection from ${socket.remoteAddress ?? '?'}: not TLS`);
-      this.refuse(
-        socket,
-        'this agent requires TLS with a client certificate (--tls-cert, --tls-key, --tls-ca)',
-      );
-    });
-  }
-
-  /**
-   * Answers a refused peer in its own protocol (migration error frame, or HTTP 403 for AUTH_FAILED and 429 for
-   * RESOURCE_LIMIT): an unauthenticated one, or one over a limit.
-   */
-  private refuse(
-    socket: Socket,
-    why: string,
-    code: 'AUTH_FAILED' | 'RESOURCE_LIMIT' = 'AUTH_FAILED',
-    silenceMs = this.limits.firstByteTimeoutMs,
-  ): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.once('error', () => undefined);
-    const answer = (): void => {
-      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
-      if (!head) return void socket.once('readable', answer);
-      socket.unshift(head);
-      if (head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4))) {
-        const conn = new FrameConnection(socket, { expectPreamble: true, maxPayload: MAX_HELLO_PAYLOAD });
-        void conn.sendErrorAndClose(new MigrationError(code, why));
-        return;
-      }
-      const body = JSON.stringify({ error: { code, message: why } });
-      const status = code === 'AUTH_FAILED' ? '403 Forbidden' : '429 Too Many Requests';
-      socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-      // Discard the rest of the request: the peer's close is seen only once its bytes are read, and until then the
-      // connection would count against the limits for nothing.
-      socket.resume();
-    };
-    answer();
-    // A peer that never speaks is dropped rather than held open.
-    socket.setTimeout(silenceMs, () => socket.destroy());
   }
 
   private acceptMigration(socket: Socket): void {
@@ -416,12 +239,7 @@ export class Agent implements AgentApi {
         },
         onGuestResumed: (guestId, guest, m) => {
           reservation?.release(); // the hosted guest counts from now on
-          this.guests.set(guestId, {
-            id: guestId,
-            guest,
-            createdAt: new Date().toISOString(),
-            origin: 'migrated-in',
-          });
+          this.guests.addMigratedIn(guestId, guest);
           this.log(`guest ${guestId} resumed here (migration ${m.id})`);
           this.events.changed();
         },
@@ -447,125 +265,56 @@ export class Agent implements AgentApi {
   // ------------------------------------------------------------------------------------------------------
   // Guests
 
-  async startGuest(config: GuestConfig, id?: string, run = true): Promise<GuestInfo> {
-    if (config.ramBytes > this.maxRamBytes) {
-      throw new UsageError(
-        `guest of ${config.ramBytes} bytes exceeds this agent's --max-ram (${this.maxRamBytes})`,
-      );
-    }
-    const gid = id ?? `g${this.nextGuest++}`;
-    if (this.guests.has(gid))
-      throw new MigrationError('GUEST_BUSY', `a guest named ${gid} already exists here`);
-    const vcpus = config.vcpus ?? 1;
-    // (A config whose sizes are not integers is refused by Guest.create, with the field named.)
-    const reservation =
-      Number.isSafeInteger(config.ramBytes) && Number.isSafeInteger(vcpus)
-        ? this.resources.reserve({ ramBytes: config.ramBytes, vcpus }, 'this request asks for')
-        : undefined;
-    let guest: Guest;
-    try {
-      guest = await Guest.create(config);
-    } finally {
-      reservation?.release(); // hosted (counted as such) below, or never created
-    }
-    this.guests.set(gid, { id: gid, guest, createdAt: new Date().toISOString(), origin: 'started' });
-    if (run) guest.resume();
-    this.events.changed();
-    this.log(`guest ${gid} started (${config.workload.name}, ${config.ramBytes} bytes)`);
-    return this.guestInfo(gid);
-  }
-
-  private hosted(id: string): HostedGuest {
-    const g = this.guests.get(id);
-    if (!g)
-      throw new MigrationError(
-        'GUEST_NOT_FOUND',
-        `no guest named ${id} on this agent (GET /v1/guests lists them)`,
-      );
-    return g;
+  startGuest(config: GuestConfig, id?: string, run = true): Promise<GuestInfo> {
+    return this.guests.startGuest(config, id, run);
   }
 
   guestInfo(id: string): GuestInfo {
-    const h = this.hosted(id);
-    const g = h.guest;
-    return {
-      id,
-      status: h.migrating ? 'migrating' : g.running ? 'running' : 'paused',
-      origin: h.origin,
-      createdAt: h.createdAt,
-      config: g.config,
-      steps: g.steps(),
-      cap: g.cap,
-      frequency: g.frequency,
-      dirtyPages: g.dirtyLog.count(),
-      ...(h.migrating ? { migration: h.migrating } : {}),
-    };
+    return this.guests.guestInfo(id);
   }
 
   listGuests(): GuestInfo[] {
-    return [...this.guests.keys()].map((id) => this.guestInfo(id));
+    return this.guests.listGuests();
   }
 
-  private notMigrating(h: HostedGuest): void {
-    if (h.migrating)
-      throw new MigrationError('GUEST_BUSY', `guest ${h.id} is being migrated (${h.migrating})`);
-  }
-
-  async pauseGuest(id: string): Promise<GuestInfo> {
-    const h = this.hosted(id);
-    this.notMigrating(h);
-    await h.guest.pause();
-    return this.guestInfo(id);
+  pauseGuest(id: string): Promise<GuestInfo> {
+    return this.guests.pauseGuest(id);
   }
 
   resumeGuest(id: string): GuestInfo {
-    const h = this.hosted(id);
-    this.notMigrating(h);
-    h.guest.resume();
-    return this.guestInfo(id);
+    return this.guests.resumeGuest(id);
   }
 
   setThrottle(id: string, cap?: number, frequency?: number): GuestInfo {
-    const h = this.hosted(id);
-    if (cap !== undefined) h.guest.setCap(cap);
-    if (frequency !== undefined) h.guest.setFrequency(frequency);
-    return this.guestInfo(id);
+    return this.guests.setThrottle(id, cap, frequency);
   }
 
-  async stopGuest(id: string): Promise<void> {
-    const h = this.hosted(id);
-    this.notMigrating(h);
-    for (const [mid, p] of this.pausedIncoming) {
-      if (p.guestId !== id) continue;
-      this.pausedIncoming.delete(mid);
-      p.abandon(
-        new MigrationError('CANCELLED', `guest ${id} was stopped while its post-copy waited for recovery`),
-      );
-    }
-    this.guests.delete(id);
-    await h.guest.destroy();
-    this.events.changed();
+  /** Stops a guest; a post-copy into it that waits for its source to reconnect is abandoned. */
+  stopGuest(id: string): Promise<void> {
+    return this.guests.stopGuest(id, () => {
+      for (const [mid, p] of this.pausedIncoming) {
+        if (p.guestId !== id) continue;
+        this.pausedIncoming.delete(mid);
+        p.abandon(
+          new MigrationError('CANCELLED', `guest ${id} was stopped while its post-copy waited for recovery`),
+        );
+      }
+    });
   }
 
   /** vCPU state of a paused guest (for the determinism oracle). */
   guestState(id: string): unknown {
-    const h = this.hosted(id);
-    if (h.guest.running)
-      throw new MigrationError('GUEST_BUSY', `pause guest ${id} first (POST /v1/guests/${id}/pause)`);
-    return h.guest.state();
+    return this.guests.guestState(id);
   }
 
   /** The RAM of a paused guest, page by page (for byte-for-byte verification in tests and tools). */
   guestRam(id: string): Guest {
-    const h = this.hosted(id);
-    if (h.guest.running)
-      throw new MigrationError('GUEST_BUSY', `pause guest ${id} first (POST /v1/guests/${id}/pause)`);
-    return h.guest;
+    return this.guests.guestRam(id);
   }
 
   /** Syncs a guest's dirty log: the pages written since the last sync (dirty-log-route.ts). */
   guestDirtyLog(id: string): DirtyLogSync {
-    return syncDirtyLog(this.hosted(id));
+    return syncDirtyLog(this.guests.hosted(id));
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -577,8 +326,8 @@ export class Agent implements AgentApi {
     explicit: Partial<MigrationOptions>,
     preset?: Preset,
   ): Promise<MigrationReport> {
-    const h = this.hosted(guestId);
-    this.notMigrating(h);
+    const h = this.guests.hosted(guestId);
+    this.guests.notMigrating(h);
     const o = resolveOptions(explicit, preset, h.guest.ram.bytes);
     const { host, port } = splitHostPort(destination);
     const id = newMigrationId();
@@ -885,11 +634,10 @@ export class Agent implements AgentApi {
     }
     await Promise.allSettled([...this.outgoing.values()].map((m) => m.done));
     for (const line of guestFates(this.guests.values(), this.outgoing.values())) this.log(line);
-    for (const g of this.guests.values()) await g.guest.destroy();
-    this.guests.clear();
-    for (const s of this.sockets) s.destroy();
+    await this.guests.destroyAll();
+    this.listener.destroyConnections();
     await this.pageSinks.close();
-    await new Promise<void>((resolve) => this.netServer.close(() => resolve()));
+    await this.listener.close();
   }
 
   // ------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import type { OwnershipRegistry } from '../migration/ownership.js';
 import type { MigrationReport } from '../migration/stats.js';
 import { type HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 import type { EventHub } from '../web/index.js';
-import type { GuestInfo } from './agent.js';
+import type { GuestInfo } from './guests.js';
 import { HttpError, readJson, sendJson } from './http.js';
 import { incomingOwnership } from './reconcile.js';
 import {
