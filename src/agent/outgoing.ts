@@ -63,7 +63,7 @@ function published(m: OutgoingMigration): MigrationReport {
 export class OutgoingMigrations {
   private readonly map = new Map<string, OutgoingMigration>();
 
-  constructor(private readonly o: OutgoingOptions) {}
+  constructor(private readonly deps: OutgoingOptions) {}
 
   async migrate(
     guestId: string,
@@ -71,8 +71,8 @@ export class OutgoingMigrations {
     explicit: Partial<MigrationOptions>,
     preset?: Preset,
   ): Promise<MigrationReport> {
-    const h = this.o.guests.hosted(guestId);
-    this.o.guests.notMigrating(h);
+    const h = this.deps.guests.hosted(guestId);
+    this.deps.guests.notMigrating(h);
     const o = resolveOptions(explicit, preset, h.guest.ram.bytes);
     const { host, port } = splitHostPort(destination);
     const id = newMigrationId();
@@ -80,7 +80,7 @@ export class OutgoingMigrations {
       id,
       guestId,
       strategy: o.strategy,
-      source: this.o.address(),
+      source: this.deps.address(),
       destination,
       verify: o.verify,
       ramBytes: h.guest.ram.bytes,
@@ -95,9 +95,9 @@ export class OutgoingMigrations {
       maxBandwidth: o.maxBandwidth,
     });
     const abort = new AbortController();
-    const power = this.o.power.beginMigration({ guestId, guest: h.guest, options: o, report });
+    const power = this.deps.power.beginMigration({ guestId, guest: h.guest, options: o, report });
     h.migrating = id;
-    this.o.events.progress(report, h.guest);
+    this.deps.events.progress(report, h.guest);
     const pacer = () => (o.maxBandwidth > 0 ? new TokenBucket(o.maxBandwidth) : undefined);
     const entry: OutgoingMigration = {
       report,
@@ -116,7 +116,7 @@ export class OutgoingMigrations {
         redial: async () => {
           const { host: h2, port: p2 } = splitHostPort(entry.destination);
           try {
-            return new FrameConnection(await dial(h2, p2, this.o.tls));
+            return new FrameConnection(await dial(h2, p2, this.deps.tls));
           } catch (err) {
             throw new MigrationError(
               'CONNECTION_REFUSED',
@@ -129,7 +129,7 @@ export class OutgoingMigrations {
     const done = (async () => {
       let socket: Socket;
       try {
-        socket = await dial(host, port, this.o.tls, abort.signal);
+        socket = await dial(host, port, this.deps.tls, abort.signal);
       } catch (err) {
         report.status = abort.signal.aborted ? 'cancelled' : 'failed';
         if (abort.signal.aborted) {
@@ -149,7 +149,7 @@ export class OutgoingMigrations {
         return report;
       }
       const conn = new FrameConnection(socket, { pacer: pacer() });
-      this.o.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
+      this.deps.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
       return runSource({
         guest: h.guest,
         guestId,
@@ -159,7 +159,7 @@ export class OutgoingMigrations {
         signal: abort.signal,
         onProgress: (r) => {
           power.onProgress(r);
-          this.o.events.progress(r, h.guest);
+          this.deps.events.progress(r, h.guest);
         },
         onRound: power.onRound,
         recover: (cause) => this.reconnect(entry, cause, o.recoverTimeoutMs, pacer),
@@ -175,15 +175,15 @@ export class OutgoingMigrations {
         h.migrating = undefined;
         if (r.status === 'completed') {
           // The guest lives on the destination now.
-          this.o.guests.delete(guestId);
+          this.deps.guests.delete(guestId);
           await h.guest.destroy();
         }
         await power.finish(r);
       } finally {
         entry.settled = true;
       }
-      this.o.events.end(r);
-      this.o.log(`migration ${id}: ${r.status}${r.error ? ` ${r.error.code} ${r.error.message}` : ''}`);
+      this.deps.events.end(r);
+      this.deps.log(`migration ${id}: ${r.status}${r.error ? ` ${r.error.code} ${r.error.message}` : ''}`);
       return r;
     });
     entry.done = done;
@@ -203,7 +203,7 @@ export class OutgoingMigrations {
     pacer: () => TokenBucket | undefined,
   ): Promise<FrameConnection> {
     const id = entry.report.id;
-    this.o.log(
+    this.deps.log(
       `migration ${id}: post-copy link lost (${cause.message}); reconnecting to ${entry.destination}`,
     );
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Number.POSITIVE_INFINITY;
@@ -226,8 +226,8 @@ export class OutgoingMigrations {
       const target = entry.destination;
       try {
         const { host, port } = splitHostPort(target);
-        const socket = await dial(host, port, this.o.tls, entry.abort.signal);
-        this.o.log(`migration ${id}: reconnected to ${target}`);
+        const socket = await dial(host, port, this.deps.tls, entry.abort.signal);
+        this.deps.log(`migration ${id}: reconnected to ${target}`);
         return new FrameConnection(socket, { pacer: pacer() });
       } catch {
         // not reachable yet: wait, unless `resume` says to try now
@@ -276,7 +276,7 @@ export class OutgoingMigrations {
     let settled = 0;
     for (const m of this.map.values()) if (m.settled) settled++;
     for (const [id, m] of this.map) {
-      if (settled < this.o.historySize) break;
+      if (settled < this.deps.historySize) break;
       if (!m.settled) continue;
       this.map.delete(id);
       settled--;
@@ -323,7 +323,7 @@ export class OutgoingMigrations {
     const m = this.map.get(id);
     if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
     await m.done;
-    const h = this.o.guests.get(m.guestId);
+    const h = this.deps.guests.get(m.guestId);
     const r = await reconcileOutgoing(
       {
         report: m.report,
@@ -331,14 +331,14 @@ export class OutgoingMigrations {
         guestId: m.guestId,
         guest: h?.guest,
         dropHere: async () => {
-          this.o.guests.delete(m.guestId);
+          this.deps.guests.delete(m.guestId);
           await h?.guest.destroy();
-          this.o.events.changed();
+          this.deps.events.changed();
         },
       },
       Math.min(m.ticket.reconcileTimeoutMs, 30_000),
     );
-    this.o.log(`migration ${id} reconciled: ${r.status}${r.error ? ` ${r.error.code}` : ''}`);
+    this.deps.log(`migration ${id} reconciled: ${r.status}${r.error ? ` ${r.error.code}` : ''}`);
     return r;
   }
 
@@ -358,7 +358,7 @@ export class OutgoingMigrations {
       m.shutdown.abort();
     }
     await Promise.allSettled([...this.map.values()].map((m) => m.done));
-    return guestFates(this.o.guests.values(), this.map.values());
+    return guestFates(this.deps.guests.values(), this.map.values());
   }
 }
 
