@@ -265,6 +265,10 @@ export function registerPredict(program: Command): void {
       '  livemig predict --ram 1GiB --dirty-rate 32MiB --bandwidth 128MiB        # the papers’ model by hand\n',
   );
   cmd.action(async (f: PredictFlags) => {
+    // Every flag is checked before seconds of profiling or calibration: a typo fails at once.
+    numberFlag(f.compression, '--compression', 0.001, 1);
+    engineOf(f);
+    bandwidthOf(f);
     let input: PrecopyInput;
     if (isByHand(f)) input = predictInput(f);
     else {
