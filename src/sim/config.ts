@@ -212,8 +212,11 @@ export interface SimOptions {
    */
   readonly capacityChecks?: 'initial' | 'always' | 'never';
   /**
-   * Which MIPS a VM must fit in one PE: its full MIPS (`vm`, default; CLOUDSIM.md §2) or its current demand
-   * (`demand`; CloudSim's `Host.isSuitableForVm` compares `getCurrentRequestedMaxMips()`).
+   * Which MIPS a VM must fit in one PE. `demand` (default in cloudsim mode): its current demand, as CloudSim's
+   * `Host.isSuitableForVm` compares `getCurrentRequestedMaxMips()` — the full MIPS only while the VM is being
+   * instantiated (t = 0), so later a lightly loaded 2000- or 2500-MIPS VM may move to a G4 host (1860-MIPS PEs)
+   * when that is the cheaper host; measured against CloudSim 3.0.3 (docs/simulator.md). `vm` (default in livemig
+   * mode): its full MIPS, so a VM can always run at its full size.
    */
   readonly peCheck?: 'vm' | 'demand';
   /** Record per-interval time series (default true). */

@@ -126,7 +126,7 @@ export class SimState {
     this.rng = new Rng(options.seed ?? 42);
     this.capacityMode = options.capacityChecks ?? (options.mode === 'cloudsim' ? 'initial' : 'never');
     this.capacityChecks = this.capacityMode !== 'never';
-    this.peCheckDemand = options.peCheck === 'demand';
+    this.peCheckDemand = (options.peCheck ?? (options.mode === 'cloudsim' ? 'demand' : 'vm')) === 'demand';
     const p = options.policy;
     this.overload =
       p.kind === 'migration'
