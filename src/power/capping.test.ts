@@ -15,33 +15,11 @@ import {
 import { HostPower } from './host.js';
 import { windowOver } from './meter.js';
 import { i7920DvfsModel } from './models.js';
-import type { PowerSessionOptions, PowerSessionReport } from './session-view.js';
+import { MiB, newReport, OPTIONS, sleep } from './session.fixtures.js';
+import type { PowerSessionOptions } from './session-view.js';
 
 const i7 = i7920DvfsModel();
 const TOP = i7.states.length - 1;
-const MiB = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The option fields a session applies, at MigrationOptions' defaults (src/migration/options.ts). */
-const OPTIONS: PowerSessionOptions = {
-  capping: 'none',
-  capControl: 'fixed',
-  powerCap: 0,
-  powerWindowMs: 1000,
-  migrationCap: 0,
-  dvfsGhz: 0,
-  completionTargetMs: 0,
-  powerModel: 'i7-920',
-};
-/** The report fields a session reads and fills, as a new migration report has them. */
-const newReport = (destination: string): PowerSessionReport => ({
-  status: 'setup',
-  totalTimeMs: 0,
-  transferredBytes: 0,
-  destination,
-  events: [],
-  cap: [],
-  guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
-});
 
 describe('DVFS state for a budget', () => {
   it('keeps the fastest state that fits, down to the seed’s 1.73 GHz for a busy host at 136 W', () => {

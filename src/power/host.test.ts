@@ -5,31 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../guest/index.js';
 import { HostPower } from './host.js';
-import type { PowerSessionOptions, PowerSessionReport } from './session-view.js';
-
-const MiB = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The option fields a session applies, at MigrationOptions' defaults (src/migration/options.ts). */
-const OPTIONS: PowerSessionOptions = {
-  capping: 'none',
-  capControl: 'fixed',
-  powerCap: 0,
-  powerWindowMs: 1000,
-  migrationCap: 0,
-  dvfsGhz: 0,
-  completionTargetMs: 0,
-  powerModel: 'i7-920',
-};
-/** The report fields a session reads and fills, as a new migration report has them. */
-const newReport = (destination: string): PowerSessionReport => ({
-  status: 'setup',
-  totalTimeMs: 0,
-  transferredBytes: 0,
-  destination,
-  events: [],
-  cap: [],
-  guest: { stepsPerSecBefore: 0, stepsPerSecDuring: 0, slowdown: 0 },
-});
+import { MiB, newReport, OPTIONS, sleep } from './session.fixtures.js';
+import type { PowerSessionOptions } from './session-view.js';
 
 describe('migration power session', () => {
   const guests: Guest[] = [];
