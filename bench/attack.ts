@@ -12,7 +12,7 @@
  * Each case is bounded in time (CASE_MS) and traffic (a few hundred MiB at most, loopback only). A case whose fix
  * is not in this build reports FAIL; the exit code is 1 when any case fails.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -35,6 +35,7 @@ import {
   PROTOCOL_VERSION,
   StrategyCode,
 } from '../src/migration/protocol.js';
+import { spawnSlowRun } from '../test/slow-run.js';
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
@@ -257,6 +258,21 @@ async function startLabAgent(
   return Object.assign(a, { token });
 }
 
+/** A quiet agent of its own with the lab's mTLS certificates of agent a; the caller stops it. */
+function startTlsAgent(lab: Lab, extra: string[] = []): Promise<ChildAgent> {
+  const a = lab.certs.agents.a!;
+  return spawnAgent('127.0.0.1', [
+    '--quiet',
+    '--tls-cert',
+    a.cert,
+    '--tls-key',
+    a.key,
+    '--tls-ca',
+    lab.certs.ca,
+    ...extra,
+  ]);
+}
+
 const WITNESS: GuestConfig = {
   ramBytes: 16 * MiB,
   pageSize: 4096,
@@ -330,18 +346,7 @@ const CASES: Case[] = [
       await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
       const port = (probe.address() as AddressInfo).port;
       await new Promise<void>((r) => probe.close(() => r()));
-      const c = lab.certs;
-      const tlsAgent = await spawnAgent('127.0.0.1', [
-        '--quiet',
-        '--tls-cert',
-        c.agents.a!.cert,
-        '--tls-key',
-        c.agents.a!.key,
-        '--tls-ca',
-        c.ca,
-        '--dashboard',
-        String(port),
-      ]);
+      const tlsAgent = await startTlsAgent(lab, ['--dashboard', String(port)]);
       try {
         const r = await http({ address: `127.0.0.1:${port}` }, 'POST', '/v1/guests', {
           config: { ...WITNESS, ramBytes: MiB },
@@ -479,16 +484,7 @@ const CASES: Case[] = [
     name: 'connections that never send a byte (20 plain, 10 TLS)',
     expected: 'refused',
     async run(lab) {
-      const c = lab.certs;
-      const tlsAgent = await spawnAgent('127.0.0.1', [
-        '--quiet',
-        '--tls-cert',
-        c.agents.a!.cert,
-        '--tls-key',
-        c.agents.a!.key,
-        '--tls-ca',
-        c.ca,
-      ]);
+      const tlsAgent = await startTlsAgent(lab);
       try {
         const plain = await Promise.all(Array.from({ length: 20 }, () => openSocket(lab.target.address)));
         const tls = await Promise.all(Array.from({ length: 10 }, () => openSocket(tlsAgent.address)));
@@ -727,33 +723,12 @@ const CASES: Case[] = [
     name: '`livemig run` killed with SIGTERM mid-migration leaves an agent running',
     expected: 'refused',
     async run() {
-      const { file, execArgv } = cliCommand();
-      const run = spawn(
-        process.execPath,
-        [
-          ...execArgv,
-          file,
-          'run',
-          '--ram',
-          '4MiB',
-          '--workload',
-          'gap',
-          '--warmup',
-          '50ms',
-          '--max-bandwidth',
-          '1',
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      let stderr = '';
-      run.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
+      const { run, agentPids } = spawnSlowRun();
       const pids: number[] = [];
       await until(() => {
-        const m = /\(pid (\d+)\), destination .*\(pid (\d+)\)/.exec(stderr);
-        if (m) pids.push(Number(m[1]), Number(m[2]));
-        return m !== null;
+        const p = agentPids();
+        if (p) pids.push(...p);
+        return p !== undefined;
       }, 60_000);
       await sleep(1000);
       run.kill('SIGTERM');

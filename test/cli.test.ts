@@ -2,7 +2,7 @@
  * The CLI as a user runs it: `livemig run` starts two agent processes, migrates, verifies and reports; bad flags
  * get one clear line and exit code 2.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { cliCommand, spawnAgent, spawnAgents } from '../src/agent/spawn.js';
 import { main } from '../src/cli/main.js';
 import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
 import { runCli as livemig, sleep, waitFor } from './helpers.js';
+import { spawnSlowRun } from './slow-run.js';
 
 /** The CLI in a child process, without blocking this process (which may be serving the other end). */
 function livemigAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -270,38 +271,9 @@ describe('livemig run reaps both agents on every way out', () => {
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`run killed with ${signal} mid-migration leaves no agent it started running`, async () => {
-      const { file, execArgv } = cliCommand();
-      // 1 byte/s: the migration is still running whenever the signal comes.
-      const run = spawn(
-        process.execPath,
-        [
-          ...execArgv,
-          file,
-          'run',
-          '--ram',
-          '4MiB',
-          '--workload',
-          'gap',
-          '--warmup',
-          '50ms',
-          '--max-bandwidth',
-          '1',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      run.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
+      const { run, agentPids } = spawnSlowRun();
       const exited = new Promise<number | null>((ok) => run.once('exit', (code) => ok(code)));
-      const pids = await waitFor(
-        async () => {
-          const m = /\(pid (\d+)\), destination .*\(pid (\d+)\)/.exec(stderr);
-          return m ? [Number(m[1]), Number(m[2])] : undefined;
-        },
-        60_000,
-        "run's agents",
-      );
+      const pids = await waitFor(async () => agentPids(), 60_000, "run's agents");
       await sleep(1000); // the migration has started (50 ms of warm-up)
       expect(pids.every(alive)).toBe(true);
       run.kill(signal);
