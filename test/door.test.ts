@@ -16,9 +16,9 @@ import type { MigrationError } from '../src/errors.js';
 import { exchange } from '../src/fuzz/http.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
-import { Command, encodeHello, PREAMBLE, StrategyCode } from '../src/migration/protocol.js';
+import { Command, PREAMBLE } from '../src/migration/protocol.js';
 import { traceChecksum } from '../src/trace/index.js';
-import { expectOracle, MiB, runCli, waitFor } from './helpers.js';
+import { expectOracle, MiB, rawHello, runCli, waitFor } from './helpers.js';
 
 const agents: Agent[] = [];
 const sockets: Socket[] = [];
@@ -64,21 +64,6 @@ async function source(address: string): Promise<FrameConnection> {
   return c;
 }
 
-function hello(guest: { id: string; config: GuestConfig; trace?: unknown }, vcpus = 1): Buffer {
-  const pages = guest.config.ramBytes / 4096;
-  return encodeHello({
-    versionMin: 1,
-    versionMax: 1,
-    migrationId: '00'.repeat(16),
-    strategy: StrategyCode.PRECOPY,
-    pageSize: 4096,
-    capabilities: 0,
-    blocks: [pages],
-    vcpus,
-    guest,
-  });
-}
-
 /** Sends a HELLO and returns the error the destination answers with (undefined: it answered HELLO_ACK). */
 async function answerTo(address: string, payload: Buffer): Promise<MigrationError | undefined> {
   const c = await source(address);
@@ -106,7 +91,7 @@ describe('connections at the door', () => {
     // Closing one frees its place: a real HELLO is then accepted.
     admitted[0]!.destroy();
     await waitFor(
-      async () => (await answerTo(agent.address, hello({ id: 'x1', config: small(1) }))) === undefined,
+      async () => (await answerTo(agent.address, rawHello({ id: 'x1', config: small(1) }))) === undefined,
       30_000,
       'a freed slot',
     );
@@ -234,7 +219,7 @@ describe('budgets', () => {
   it('a HELLO asking for 64 vCPUs in a 256 KiB guest is refused with RESOURCE_LIMIT before HELLO_ACK', async () => {
     const { agent } = await agentWith({});
     const config: GuestConfig = { ramBytes: 256 * 1024, vcpus: 64, workload: { name: 'idle' } };
-    const err = await answerTo(agent.address, hello({ id: 'v64', config }, 64));
+    const err = await answerTo(agent.address, rawHello({ id: 'v64', config }, 64));
     expect(err?.code).toBe('RESOURCE_LIMIT');
     expect(err?.message).toMatch(/64 vCPUs.*one vCPU per 1(\.00)? MiB/);
     // Nothing was reserved or created (the guest is built only after HELLO_ACK).
@@ -250,10 +235,10 @@ describe('budgets', () => {
     const third = await errorOf(client.startGuest(small(2), 'c'));
     expect(third?.code).toBe('RESOURCE_LIMIT');
     expect(third?.message).toMatch(/--max-ram-total/);
-    const incoming = await answerTo(agent.address, hello({ id: 'in1', config: small(2) }));
+    const incoming = await answerTo(agent.address, rawHello({ id: 'in1', config: small(2) }));
     expect(incoming?.code).toBe('RESOURCE_LIMIT');
     await client.stopGuest('b');
-    expect(await answerTo(agent.address, hello({ id: 'in2', config: small(2) }))).toBeUndefined();
+    expect(await answerTo(agent.address, rawHello({ id: 'in2', config: small(2) }))).toBeUndefined();
     // The refused HELLO and the abandoned one leave no reservation behind.
     await waitFor(
       async () => agent.resources.usage().reservedRamBytes === 0,
@@ -300,7 +285,7 @@ describe('files and history', () => {
     const answers: string[] = [];
     for (const file of ['/etc/passwd', '/root', '/nonexistent', 'traces/sqlite-tpcb.lmtrace']) {
       const config: GuestConfig = { ramBytes: MiB, workload: { name: `trace:${file}` } };
-      const err = await answerTo(agent.address, hello({ id: 't1', config }));
+      const err = await answerTo(agent.address, rawHello({ id: 't1', config }));
       answers.push(`${err?.code} ${err?.message}`);
     }
     expect(new Set(answers).size).toBe(1);
@@ -321,7 +306,7 @@ describe('files and history', () => {
         workload: { name: 'trace', params: { traceFile: 'x', traceCrc } },
       };
       const c = await source(agent.address);
-      await c.sendFrame(Command.HELLO, hello({ id: 'tc', config, trace: { bytes: bytes.length } }));
+      await c.sendFrame(Command.HELLO, rawHello({ id: 'tc', config, trace: { bytes: bytes.length } }));
       await c.expect(Command.HELLO_ACK, 20_000);
       for (let off = 0; off < bytes.length; off += 1 << 20)
         await c.sendFrame(Command.TRACE, bytes.subarray(off, off + (1 << 20)));

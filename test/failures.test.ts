@@ -14,14 +14,12 @@ import {
   Command,
   encodeDigest,
   encodeFrame,
-  encodeHello,
   encodeJson,
   PageEncoding,
   PagesFrameBuilder,
   PREAMBLE,
-  StrategyCode,
 } from '../src/migration/protocol.js';
-import { childAgent, expectOracle, isAdvancing, MiB, sleep, waitFor } from './helpers.js';
+import { childAgent, expectOracle, isAdvancing, MiB, rawHello, sleep, waitFor } from './helpers.js';
 
 const config: GuestConfig = {
   ramBytes: 32 * MiB,
@@ -154,17 +152,7 @@ async function fakeSource(address: string): Promise<FrameConnection> {
 }
 
 function hello(id: string, pages = 16): Buffer {
-  return encodeHello({
-    versionMin: 1,
-    versionMax: 1,
-    migrationId: '00'.repeat(16),
-    strategy: StrategyCode.PRECOPY,
-    pageSize: 4096,
-    capabilities: 0,
-    blocks: [pages],
-    vcpus: 1,
-    guest: { id, config: { ramBytes: pages * 4096, workload: { name: 'idle' } } },
-  });
+  return rawHello({ id, config: { ramBytes: pages * 4096, workload: { name: 'idle' } } });
 }
 
 describe('hostile or broken peers', () => {

@@ -8,6 +8,7 @@ import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agen
 import { type ChildAgent, cliCommand, spawnAgent } from '../src/agent/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
+import { encodeHello, StrategyCode } from '../src/migration/protocol.js';
 
 export const MiB = 1024 * 1024;
 
@@ -15,6 +16,21 @@ export const MiB = 1024 * 1024;
 export function tlsFlags(files: CertFiles, name: string): string[] {
   const agent = files.agents[name]!;
   return ['--tls-cert', agent.cert, '--tls-key', agent.key, '--tls-ca', files.ca];
+}
+
+/** A HELLO for a hand-driven source: protocol 1, pre-copy, one block of 4 KiB pages covering the guest's RAM. */
+export function rawHello(guest: { id: string; config: GuestConfig; trace?: unknown }, vcpus = 1): Buffer {
+  return encodeHello({
+    versionMin: 1,
+    versionMax: 1,
+    migrationId: '00'.repeat(16),
+    strategy: StrategyCode.PRECOPY,
+    pageSize: 4096,
+    capabilities: 0,
+    blocks: [guest.config.ramBytes / 4096],
+    vcpus,
+    guest,
+  });
 }
 
 /** Runs the `livemig` CLI in a child process (from source or dist, as the tests run) and returns what it printed. */
