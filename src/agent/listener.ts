@@ -131,34 +131,42 @@ export class Listener {
     });
   }
 
-  /** First bytes decide: the migration preamble, or HTTP. */
-  private sniff(socket: Socket): void {
+  /** Keeps a socket among those stop() ends, until it closes; its errors only close it. */
+  private track(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.once('error', () => undefined);
+  }
+
+  /**
+   * Tracks a new connection, closes it if no byte comes within --first-byte-timeout, and hands its first bytes to
+   * `route` once they come (pushed back first, so whoever reads next sees the whole stream).
+   */
+  private onFirstBytes(socket: Socket, route: (head: Buffer) => void): void {
+    this.track(socket);
     this.firstByteDeadline(socket);
     socket.once('readable', () => {
       const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
       if (!head) return;
-      socket.setTimeout(0); // from here the HTTP server's or the migration's own timeouts apply
-      const isMigration = head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4));
+      // From here the HTTP server's, the migration's or the TLS handshake's own timeouts apply (the handshake's is
+      // handshakeTimeout = --first-byte-timeout).
+      socket.setTimeout(0);
       socket.unshift(head);
-      if (isMigration) this.o.onMigration(socket);
+      route(head);
+    });
+  }
+
+  /** First bytes decide: the migration preamble, or HTTP. */
+  private sniff(socket: Socket): void {
+    this.onFirstBytes(socket, (head) => {
+      if (startsLikeMigration(head)) this.o.onMigration(socket);
       else this.o.onHttp(socket);
     });
   }
 
   /** A TLS port: a ClientHello goes to the TLS server; plain migration or HTTP gets a clear refusal. */
   private sniffTls(socket: Socket, tls: TlsServer): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.once('error', () => undefined);
-    this.firstByteDeadline(socket);
-    socket.once('readable', () => {
-      const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
-      if (!head) return;
-      socket.setTimeout(0); // the TLS handshake has its own timeout (handshakeTimeout = --first-byte-timeout)
-      socket.unshift(head);
+    this.onFirstBytes(socket, (head) => {
       if (head[0] === 0x16) return void tls.emit('connection', socket); // TLS handshake record
       this.log(`refused plain connection from ${socket.remoteAddress ?? '?'}: not TLS`);
       this.refuse(
@@ -178,14 +186,12 @@ export class Listener {
     code: 'AUTH_FAILED' | 'RESOURCE_LIMIT' = 'AUTH_FAILED',
     silenceMs = this.limits.firstByteTimeoutMs,
   ): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.once('error', () => undefined);
+    this.track(socket);
     const answer = (): void => {
       const head: Buffer | null = socket.read(Math.min(PREAMBLE.length, socket.readableLength));
       if (!head) return void socket.once('readable', answer);
       socket.unshift(head);
-      if (head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4))) {
+      if (startsLikeMigration(head)) {
         const conn = new FrameConnection(socket, { expectPreamble: true, maxPayload: MAX_HELLO_PAYLOAD });
         void conn.sendErrorAndClose(new MigrationError(code, why));
         return;
@@ -203,4 +209,9 @@ export class Listener {
     // A peer that never speaks is dropped rather than held open.
     socket.setTimeout(silenceMs, () => socket.destroy());
   }
+}
+
+/** A migration stream starts with the preamble's magic (its first 4 bytes); anything else is taken for HTTP. */
+function startsLikeMigration(head: Buffer): boolean {
+  return head.length >= 4 && head.subarray(0, 4).equals(PREAMBLE.subarray(0, 4));
 }
