@@ -87,6 +87,12 @@ export class MigrationError extends Error {
 }
 
 /** A malformed encoded page (XBZRLE, RLE, compressed) or a codec given impossible arguments. */
+/** `err` as a MigrationError: itself if it is one, else INTERNAL with what was going on (`doing`) and its message. */
+export function asMigrationError(err: unknown, doing: string): MigrationError {
+  if (err instanceof MigrationError) return err;
+  return new MigrationError('INTERNAL', `${doing}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
 export class CodecError extends Error {
   override readonly name = 'CodecError';
   constructor(

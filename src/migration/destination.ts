@@ -6,7 +6,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
-import { CodecError, MigrationError } from '../errors.js';
+import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
@@ -694,13 +694,7 @@ class Destination {
       await this.conn.expect(Command.GO, this.goTimeoutMs);
       return;
     } catch (err) {
-      const e =
-        err instanceof MigrationError
-          ? err
-          : new MigrationError(
-              'INTERNAL',
-              `waiting for GO: ${err instanceof Error ? err.message : String(err)}`,
-            );
+      const e = asMigrationError(err, 'waiting for GO');
       // The source said it keeps the guest (it sends ERROR or CANCEL only before GO): discard, as before READY.
       if (e.context.remote || e.code === 'CANCELLED') throw e;
       this.conn.destroy(e);

@@ -4,7 +4,7 @@
  * until the destination has verified the guest and the source has sent GO.
  */
 import { randomBytes } from 'node:crypto';
-import { MigrationError } from '../../errors.js';
+import { asMigrationError, MigrationError } from '../../errors.js';
 import { type MigrationReport, mbps } from '../stats.js';
 import { settle } from './handover.js';
 import { handshake } from './handshake.js';
@@ -54,13 +54,7 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
     r.status = 'completed';
     r.phase = 'done';
   } catch (err) {
-    const e =
-      err instanceof MigrationError
-        ? err
-        : new MigrationError(
-            'INTERNAL',
-            `migration failed: ${err instanceof Error ? err.message : String(err)}`,
-          );
+    const e = asMigrationError(err, 'migration failed');
     r.status = e.code === 'CANCELLED' ? 'cancelled' : 'failed';
     r.error = { code: e.code, message: e.message };
     s.event(`failed: ${e.code} ${e.message}`);
