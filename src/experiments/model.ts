@@ -8,12 +8,7 @@
 import { existsSync } from 'node:fs';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../migration/index.js';
-import {
-  DEFAULT_ENGINE_COSTS,
-  type EngineCosts,
-  type PrecopyInput,
-  predictPrecopy,
-} from '../migration/model.js';
+import { DEFAULT_ENGINE_COSTS, type EngineCosts, type PrecopyInput } from '../migration/model.js';
 import { type GuestProfile, profileGuest, workingSetAt, xbzrleAt } from '../profile/index.js';
 import type { VegaLiteSpec } from '../report/index.js';
 import {
@@ -29,6 +24,7 @@ import {
   sizes,
   statusOf,
 } from './common.js';
+import { toPredicted } from './measure.js';
 import { runScenario, startPair } from './scenario.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Predicted, Summary } from './types.js';
 
@@ -304,18 +300,7 @@ function quantileAbs(xs: number[], q: number): number {
 
 const pctOf = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : 'n/a');
 
-function toPred(i: PrecopyInput | undefined): Predicted | undefined {
-  if (!i) return undefined;
-  const p = predictPrecopy(i);
-  return {
-    totalTimeMs: p.totalTime * 1000,
-    downtimeMs: p.downtime * 1000,
-    bytes: p.bytes,
-    rounds: p.rounds,
-    converged: p.converged,
-    ratio: p.ratio,
-  };
-}
+const toPred = (i: PrecopyInput | undefined): Predicted | undefined => (i ? toPredicted(i) : undefined);
 
 function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summary {
   const ready = prepared?.mode === cfg.mode ? prepared : undefined;
