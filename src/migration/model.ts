@@ -32,6 +32,7 @@ import {
   autoConvergeStep,
   type ConvergenceState,
   decideAfterRound,
+  measuredBandwidth,
   type RoundSample,
   throttleToCap,
 } from './policy.js';
@@ -355,16 +356,9 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
       best = dirty;
       progressAt = time;
     }
-    let sentBytes = 0;
-    let sentMs = 0;
-    for (const s of samples.slice(-3)) {
-      sentBytes += s.bytesSent;
-      sentMs += s.durationMs;
-    }
-    const rate = sentMs > 0 ? (sentBytes * 1000) / sentMs : 0;
     const state: ConvergenceState = {
       rounds: samples,
-      bandwidth: o.maxBandwidth > 0 ? Math.min(rate, o.maxBandwidth) : rate,
+      bandwidth: measuredBandwidth(samples, o.maxBandwidth),
       bytesPerPage: livePages > 0 ? Math.max(64, liveBytes / livePages) : P,
       pageSize: P,
       throttle,

@@ -12,6 +12,7 @@ import {
   initialCacheSize,
   isNotConverging,
   isStalled,
+  measuredBandwidth,
   nextCacheSize,
   type RoundSample,
   throttleToCap,
@@ -234,5 +235,17 @@ describe('XBZRLE cache admission (dynamic sizing that starts small)', () => {
     expect(admittedCacheGrowth(16 << 20, at(0.25, 50_000, [0, 0]), { ...o, maxBytes: 48 << 20 })).toBe(
       48 << 20,
     );
+  });
+});
+
+describe('measuredBandwidth', () => {
+  it('is what the last three rounds sent over their time, capped by --max-bandwidth when set', () => {
+    expect(measuredBandwidth([], 0)).toBe(0);
+    expect(measuredBandwidth([round(1, 100, 0, 500)], 0)).toBe(819_200);
+    // Round 1 (1000 pages in 1 s) is older than the last three: 3 × 10 pages × 4096 B in 3 × 100 ms.
+    const rounds = [round(1, 1000, 0), round(2, 10, 0, 100), round(3, 10, 0, 100), round(4, 10, 0, 100)];
+    expect(measuredBandwidth(rounds, 0)).toBe(409_600);
+    expect(measuredBandwidth(rounds, 100_000)).toBe(100_000);
+    expect(measuredBandwidth(rounds, 1e9)).toBe(409_600);
   });
 });

@@ -48,6 +48,21 @@ export function dirtyRate(sample: RoundSample): number {
   return sample.durationMs > 0 ? (sample.dirtyPages * 1000) / sample.durationMs : 0;
 }
 
+/**
+ * Measured bandwidth, bytes/s: what was really sent in the last three rounds (round 1 alone at the start), no more
+ * than --max-bandwidth when one is set (`maxBandwidth` > 0). The engine and the model both decide with it.
+ */
+export function measuredBandwidth(samples: readonly RoundSample[], maxBandwidth: number): number {
+  let bytes = 0;
+  let ms = 0;
+  for (const x of samples.slice(-3)) {
+    bytes += x.bytesSent;
+    ms += x.durationMs;
+  }
+  const rate = ms > 0 ? (bytes * 1000) / ms : 0;
+  return maxBandwidth > 0 ? Math.min(rate, maxBandwidth) : rate;
+}
+
 /** True when, for the last `rounds` rounds, pages were dirtied at least as fast as they were sent. */
 export function isNotConverging(samples: readonly RoundSample[], rounds: number): boolean {
   if (samples.length < rounds + 1) return false; // round 1 (the bulk copy) says nothing about convergence

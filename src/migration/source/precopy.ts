@@ -10,6 +10,7 @@ import {
   expectedDowntimeMs,
   isNotConverging,
   isStalled,
+  measuredBandwidth,
   type RoundSample,
   throttleToCap,
 } from '../policy.js';
@@ -182,19 +183,11 @@ class PrecopyLoop {
 
   private convergenceState(samples: RoundSample[]): ConvergenceState {
     const s = this.s;
-    let bytes = 0;
-    let ms = 0;
-    // Bandwidth from what was really sent in the last rounds (round 1 alone at the start).
-    for (const x of samples.slice(-3)) {
-      bytes += x.bytesSent;
-      ms += x.durationMs;
-    }
-    const bandwidth = ms > 0 ? (bytes * 1000) / ms : 0;
     // Wire bytes per dirty page: measured on resent pages once there are some, else a full page.
     const bytesPerPage = this.livePages > 0 ? Math.max(64, this.liveBytes / this.livePages) : s.pageSize;
     return {
       rounds: samples,
-      bandwidth: s.o.maxBandwidth > 0 ? Math.min(bandwidth, s.o.maxBandwidth) : bandwidth,
+      bandwidth: measuredBandwidth(samples, s.o.maxBandwidth),
       bytesPerPage,
       pageSize: s.pageSize,
       throttle: this.throttle,
