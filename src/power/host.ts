@@ -17,6 +17,7 @@ import {
   controllerStep,
   type HostLoad,
   predictWatts,
+  type RoundView,
 } from './capping.js';
 import { budgetCompliance, PowerController, type PowerDecision } from './controller.js';
 import type {
@@ -373,6 +374,18 @@ export class MigrationPowerSession {
     this.#unsubscribe = undefined;
   }
 
+  /** A finished round as the CAP's completion bound reads it: its rates, what is owed, and the time left. */
+  #roundView(s: PowerRound, report: PowerSessionReport): RoundView {
+    const perSec = (x: number) => (s.durationMs > 0 ? (x * 1000) / s.durationMs : 0);
+    return {
+      dirtyPagesPerSec: perSec(s.dirtyPages),
+      sendPagesPerSec: perSec(s.bytesSent) / this.#guest.ram.pageSize,
+      remainingPages: s.dirtyPages,
+      elapsedMs: report.totalTimeMs,
+      targetMs: this.#o.completionTargetMs,
+    };
+  }
+
   /** After every pre-copy round: the adaptive controller re-chooses the CAP (and, with DVFS, the state). */
   readonly onRound = (round: { report: PowerSessionReport; guest: Guest; sample: PowerRound }): void => {
     const o = this.#o;
@@ -385,25 +398,12 @@ export class MigrationPowerSession {
     if (this.#controller) {
       // The budget is the controller's; adaptive adds the completion bound on the CAP.
       if (o.capping === 'dvfs') return;
-      const s = round.sample;
       this.#controller.setCapCeiling(
-        capForCompletion(
-          {
-            dirtyPagesPerSec: s.durationMs > 0 ? (s.dirtyPages * 1000) / s.durationMs : 0,
-            sendPagesPerSec:
-              s.durationMs > 0 ? (s.bytesSent * 1000) / s.durationMs / this.#guest.ram.pageSize : 0,
-            remainingPages: s.dirtyPages,
-            elapsedMs: report.totalTimeMs,
-            targetMs: o.completionTargetMs,
-          },
-          load,
-          this.#guest.cap,
-        ),
+        capForCompletion(this.#roundView(round.sample, report), load, this.#guest.cap),
       );
       return;
     }
     if (o.capping === 'cap' || o.capping === 'hybrid') {
-      const s = round.sample;
       const d: ControllerDecision = controllerStep({
         model: this.#model,
         state: this.#meter.dvfsState,
@@ -412,14 +412,7 @@ export class MigrationPowerSession {
         budget: o.powerCap,
         currentCap: this.#guest.cap,
         ceiling: this.#capBefore,
-        round: {
-          dirtyPagesPerSec: s.durationMs > 0 ? (s.dirtyPages * 1000) / s.durationMs : 0,
-          sendPagesPerSec:
-            s.durationMs > 0 ? (s.bytesSent * 1000) / s.durationMs / this.#guest.ram.pageSize : 0,
-          remainingPages: s.dirtyPages,
-          elapsedMs: report.totalTimeMs,
-          targetMs: o.completionTargetMs,
-        },
+        round: this.#roundView(round.sample, report),
       });
       this.#setCap(d.cap, report, `adaptive, ${d.bound}-bound: ${d.reason}`);
     }
