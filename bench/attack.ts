@@ -35,7 +35,7 @@ import {
   PROTOCOL_VERSION,
   StrategyCode,
 } from '../src/migration/protocol.js';
-import { spawnSlowRun } from '../test/slow-run.js';
+import { alive, spawnSlowRun } from '../test/processes.js';
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
@@ -189,15 +189,6 @@ async function sendHello(address: string, guest: unknown, vcpus: number, pages: 
 function procStatus(pid: number, field: 'VmRSS' | 'Threads'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * (field === 'VmRSS' ? 1024 : 1) : Number.NaN;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 async function until(f: () => boolean | Promise<boolean>, ms: number, step = 100): Promise<boolean> {

@@ -13,7 +13,7 @@ import { cliCommand, spawnAgent, spawnAgents } from '../src/agent/spawn.js';
 import { main } from '../src/cli/main.js';
 import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
 import { runCli as livemig, sleep, waitFor } from './helpers.js';
-import { spawnSlowRun } from './slow-run.js';
+import { alive, spawnSlowRun } from './processes.js';
 
 /** The CLI in a child process, without blocking this process (which may be serving the other end). */
 function livemigAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -231,16 +231,6 @@ describe('livemig CLI', () => {
     expect(r.stderr).toMatch(/CONNECTION_REFUSED.*livemig agent/);
   });
 });
-
-/** Whether process `pid` still runs (a zombie waiting for its parent to reap it does not). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** This process's children that run `livemig agent`. */
 function agentChildren(): number[] {

@@ -1,8 +1,9 @@
 /**
- * `livemig run` kept mid-migration, for tests and bench/attack.ts that signal it and check its agents are gone.
+ * Child processes for tests and bench/attack.ts: `livemig run` kept mid-migration, and whether a pid still runs.
  * No vitest import: the bench runs outside vitest.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { cliCommand } from '../src/agent/spawn.js';
 
@@ -43,4 +44,14 @@ export function spawnSlowRun(): SlowRun {
       return m ? [Number(m[1]), Number(m[2])] : undefined;
     },
   };
+}
+
+/** Whether process `pid` still runs (a zombie waiting for its parent to reap it does not). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
