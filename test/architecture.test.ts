@@ -80,7 +80,7 @@ describe('the import parser', () => {
     // The source is a folder (migration/source/): its job files import the guest.
     expect(has('migration/source/state.ts', 'guest/index.ts')).toBe(true);
     // `import type { MigrationReport } from '../migration/stats.js'`: type-only, still an edge.
-    expect(has('web/shared.ts', 'migration/stats.ts')).toBe(true);
+    expect(has('web/live-events.ts', 'migration/stats.ts')).toBe(true);
     expect(edges.length).toBeGreaterThan(500);
   });
 

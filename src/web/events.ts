@@ -1,11 +1,11 @@
 /**
- * The agent's live event stream, `GET /v1/events` (server-sent events; payloads in shared.ts). The agent feeds it
+ * The agent's live event stream, `GET /v1/events` (server-sent events; payloads in live-events.ts). The agent feeds it
  * from the source's `onProgress` hook; it turns each report into a time-series sample, keeps the samples of recent
  * migrations (a page opened late still draws the whole run) and pushes them to every subscriber.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MigrationReport } from '../migration/stats.js';
-import { type EndEvent, type HelloEvent, type LiveSample, type ProgressEvent, readEnergy } from './shared.js';
+import { type EndEvent, type HelloEvent, type LiveSample, type ProgressEvent, readEnergy } from './live-events.js';
 
 /** What the hub reads from the migrating guest: its CAP and vCPU steps (for the progress rate). */
 export interface GuestGauge {

@@ -11,8 +11,8 @@ export type {
   LiveSample,
   ProgressEvent,
   SeriesSnapshot,
-} from './shared.js';
-export { readEnergy } from './shared.js';
+} from './live-events.js';
+export { readEnergy } from './live-events.js';
 export {
   DASHBOARD_PATH,
   type DashboardListener,

@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import { EventHub } from './events.js';
-import type { HelloEvent, ProgressEvent } from './shared.js';
-import { readEnergy } from './shared.js';
+import type { HelloEvent, ProgressEvent } from './live-events.js';
+import { readEnergy } from './live-events.js';
 import { isLoopback, planDashboard } from './static.js';
 
 function report(id = 'm1'): MigrationReport {

@@ -7,8 +7,8 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
-import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../shared.js';
-import { readEnergy } from '../shared.js';
+import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../live-events.js';
+import { readEnergy } from '../live-events.js';
 import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emptyReport } from '../../migration/stats.js';
-import type { LiveSample } from '../shared.js';
+import type { LiveSample } from '../live-events.js';
 import { COMPARE_ROWS, compareTable, roundColumns, timeColumns } from './series.js';
 
 const MiB = 1024 * 1024;

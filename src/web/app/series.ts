@@ -4,7 +4,7 @@
  */
 import type { MigrationReport, RoundRow } from '../../migration/stats.js';
 import { formatBytes, formatMs } from '../../units.js';
-import { type LiveSample, readEnergy } from '../shared.js';
+import { type LiveSample, readEnergy } from '../live-events.js';
 
 const MiB = 1024 * 1024;
 
