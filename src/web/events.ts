@@ -5,7 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MigrationReport } from '../migration/stats.js';
-import { type EndEvent, type HelloEvent, type LiveSample, type ProgressEvent, readEnergy } from './live-events.js';
+import {
+  type EndEvent,
+  type HelloEvent,
+  type LiveSample,
+  type ProgressEvent,
+  readEnergy,
+} from './live-events.js';
 
 /** What the hub reads from the migrating guest: its CAP and vCPU steps (for the progress rate). */
 export interface GuestGauge {
