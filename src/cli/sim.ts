@@ -2,6 +2,7 @@
  * `livemig sim`: run consolidation policies on PlanetLab (or synthetic) traces, in CloudSim-compatible mode or
  * livemig's corrected mode, and write JSON / CSV / HTML reports.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
@@ -13,9 +14,11 @@ import {
   FIX_NAMES,
   loadTraceSourceCached,
   medianTable,
+  migrationDistributionTable,
   PLANETLAB_DAYS,
   type PolicySpec,
   parsePolicy,
+  parseSimProfileSet,
   RESULT_COLUMNS,
   resolveTraces,
   resultRow,
@@ -24,11 +27,26 @@ import {
   type SimFixes,
   type SimJob,
   type SimMode,
+  type SimProfileSet,
   seriesRows,
   simReport,
 } from '../sim/index.js';
 import { parseDuration } from '../units.js';
 import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag } from './values.js';
+
+/** Reads a `--profiles` file: a usage error naming the file when it is missing or not a profile set. */
+async function readSimProfiles(file: string): Promise<SimProfileSet> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `--profiles: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      '--profiles',
+    );
+  }
+  return parseSimProfileSet(text, file);
+}
 
 /** The paper's Table V rows. */
 export const TABLE_V_POLICIES = [
@@ -61,6 +79,9 @@ interface SimFlags {
   progress: boolean;
   dirtyRate?: string;
   xbzrleRatio?: string;
+  pricing?: string;
+  profiles?: string;
+  zeroFraction?: string;
   downtimeLimit?: string;
   placementCandidates?: string;
   fixes?: string;
@@ -123,8 +144,29 @@ export function registerSim(program: Command): void {
     .option('--out <dir>', 'write results.json, results.csv, series.csv and report.html here')
     .option('--json', 'print the results as JSON on stdout')
     .option('--no-progress', 'no progress bar')
-    .option('--dirty-rate <rate>', 'livemig mode: page dirty rate of a VM at 100 % CPU (default 32MiB/s)')
-    .option('--xbzrle-ratio <r>', 'livemig mode: XBZRLE wire bytes per re-sent byte (default 0.4)')
+    .option(
+      '--pricing <model>',
+      'livemig mode: how migrations are priced. profile (default): each VM gets a guest profile measured on the ' +
+        'engine (by RAM size and trace class) and the profile-fed pre-copy model prices it, charging the ' +
+        "engine's energy per GiB; rate: the papers' model with --dirty-rate and --xbzrle-ratio (docs/simulator.md)",
+    )
+    .option(
+      '--profiles <file>',
+      'with --pricing profile: a livemig-sim-profiles file instead of the bundled one',
+    )
+    .option(
+      '--zero-fraction <f>',
+      "with --pricing profile: share 0..1 of a VM's RAM that is zero pages (default 0: a long-running VM's RAM is " +
+        "full), or 'profile' for the profiled guests' own (freshly started, mostly zero)",
+    )
+    .option(
+      '--dirty-rate <rate>',
+      'livemig mode, --pricing rate: page dirty rate of a VM at 100 % CPU (default 32MiB/s)',
+    )
+    .option(
+      '--xbzrle-ratio <r>',
+      'livemig mode, --pricing rate: XBZRLE wire bytes per re-sent byte (default 0.4)',
+    )
     .option('--downtime-limit <duration>', 'livemig mode: pre-copy downtime limit (default 300ms)')
     .option('--placement-candidates <n>', 'PABFD looks at N sampled active hosts instead of all (huge runs)')
     .option(
@@ -177,7 +219,34 @@ export function registerSim(program: Command): void {
           '--day',
         );
       }
+      const pricingModel: string = flags.pricing ?? 'profile';
+      if (pricingModel !== 'profile' && pricingModel !== 'rate') {
+        throw new UsageError(`--pricing: use profile or rate (got "${pricingModel}")`, '--pricing');
+      }
+      if (pricingModel === 'profile' && (flags.dirtyRate || flags.xbzrleRatio)) {
+        throw new UsageError(
+          "--dirty-rate and --xbzrle-ratio describe the papers' model: add --pricing rate (the default, profile, " +
+            'takes them from the measured profiles)',
+          flags.dirtyRate ? '--dirty-rate' : '--xbzrle-ratio',
+        );
+      }
+      if (flags.profiles && pricingModel !== 'profile') {
+        throw new UsageError('--profiles needs --pricing profile', '--profiles');
+      }
+      if (flags.zeroFraction !== undefined && pricingModel !== 'profile') {
+        throw new UsageError('--zero-fraction needs --pricing profile', '--zero-fraction');
+      }
+      const profiles = flags.profiles ? await readSimProfiles(flags.profiles) : undefined;
       const pricing = {
+        model: pricingModel as 'profile' | 'rate',
+        ...(flags.zeroFraction === undefined
+          ? {}
+          : {
+              zeroFraction:
+                flags.zeroFraction === 'profile'
+                  ? null
+                  : numberFlag(flags.zeroFraction, '--zero-fraction', 0, 1),
+            }),
         ...(flags.dirtyRate
           ? { dirtyRateAtFullLoad: rateFlag(flags.dirtyRate, '--dirty-rate', 0, LIMITS.rate) }
           : {}),
@@ -214,6 +283,7 @@ export function registerSim(program: Command): void {
               policy,
               seed,
               pricing,
+              ...(profiles ? { profiles } : {}),
               series: Boolean(flags.out),
               fixes,
               ...(cap ? { capacityChecks: cap } : {}),
@@ -294,6 +364,12 @@ export function registerSim(program: Command): void {
         ]);
       }
       process.stdout.write(`${perRun.toString()}\n`);
+      const dist = migrationDistributionTable(results);
+      if (dist.rows.length > 0 && results.some((r) => r.mode === 'livemig')) {
+        const t = new Table({ head: dist.columns });
+        for (const row of dist.rows) t.push(row.map(String));
+        process.stdout.write(`migrations as the model priced them (modelled)\n${t.toString()}\n`);
+      }
       if (workloads.length > 1) {
         const m = medianTable(results);
         const t = new Table({ head: m.columns });

@@ -116,8 +116,24 @@ export function policyLabel(p: PolicySpec): string {
   return `${p.overload.toUpperCase()}-${p.selection.toUpperCase()}-${s}`;
 }
 
+import type { SimProfileSet } from './profiles.js';
+
 /** How the default (livemig) mode prices a migration with the pre-copy model. */
 export interface MigrationPricing {
+  /**
+   * `profile` (default): each VM gets a guest profile measured on the engine (by memory size and trace class,
+   * src/sim/profiles.ts) and the profile-fed model prices its migration, which also charges the engine's measured
+   * energy per GiB moved. `rate`: the papers' model with the dirty rate, working set and compression below.
+   */
+  readonly model: 'profile' | 'rate';
+  /** `profile`: XBZRLE on (QEMU's default 64 MiB cache, 16 ways) for resent pages. */
+  readonly xbzrle: boolean;
+  /**
+   * `profile`: the share of a VM's RAM that is zero pages (skipped in round 1). Default 0: a VM that has run for days
+   * has filled its RAM (page cache, heap), while the profiled guests were freshly started and mostly zero, which
+   * would make every migration look several times cheaper. `null`: the profile's own measured share.
+   */
+  readonly zeroFraction: number | null;
   /** Share of the target host's bandwidth a migration gets (CloudSim: 0.5). */
   readonly bandwidthShare: number;
   /** Page dirty rate of a VM at 100 % CPU, bytes/s; scaled by its current utilisation. */
@@ -129,11 +145,17 @@ export interface MigrationPricing {
   /** Seconds. */
   readonly downtimeLimit: number;
   readonly maxRounds: number;
-  /** CPU the migration costs on each of the two hosts, as a fraction of the VM's MIPS (CloudSim: 0.1, target only). */
+  /**
+   * CPU the migration costs on the source host, as a fraction of the VM's MIPS (the target's 10 % is CloudSim's own);
+   * `rate` only: with `profile` pricing the migration's energy is charged per GiB instead (no double count).
+   */
   readonly cpuOverhead: number;
 }
 
 export const DEFAULT_PRICING: MigrationPricing = {
+  model: 'profile',
+  xbzrle: true,
+  zeroFraction: 0,
   bandwidthShare: 0.5,
   dirtyRateAtFullLoad: 32 * 1024 * 1024,
   workingSetFraction: 0.25,
@@ -197,6 +219,8 @@ export interface SimOptions {
   readonly interval?: number;
   readonly datacenter?: Datacenter;
   readonly pricing?: Partial<MigrationPricing>;
+  /** `profile` pricing: the guest profiles (default: the set bundled with livemig, `loadBundledProfiles`). */
+  readonly profiles?: SimProfileSet;
   /**
    * 0 (default): PABFD scans every host, as CloudSim. N > 0: it scans N random active hosts plus the first switched-off
    * host of each type (all switched-off hosts of a type cost the same) — an approximation for very large runs.

@@ -10,6 +10,7 @@ import {
   planetlabDatacenter,
 } from './config.js';
 import { simulate } from './engine/index.js';
+import { loadBundledProfiles, profileFor } from './profiles.js';
 import type { Workload } from './workload.js';
 
 const G5 = HP_ML110_G5.power;
@@ -138,10 +139,44 @@ describe('simulator, livemig mode, hand-computed cases', () => {
     expect(r.slatah).toBe(0);
   });
 
-  it('prices an overload migration with the pre-copy model (time, downtime lost to PDM)', () => {
+  it('prices an overload migration with the profile-fed model: the VM class’s profile at its utilisation', () => {
     const w = constantWorkload([100, 50]);
     w.samples.fill(100, 288 + 10, 2 * 288); // VM1 rises to 100 % at t = 3000 s: 4500/5320 = 0.846 > 0.8
     const r = simulate(w, { mode: 'livemig', policy: parsePolicy('thr-mmt'), datacenter: twoG5 });
+    expect(r.migrations).toBe(1); // MMT picks VM0 (870 MB, 100 % all day: the heavy class)
+    const set = loadBundledProfiles();
+    // A long-running VM's RAM is full: the default prices it with no zero pages (DEFAULT_PRICING.zeroFraction).
+    const profile = { ...profileFor(set, 870, 'heavy'), zeroFraction: DEFAULT_PRICING.zeroFraction };
+    const expected = predictPrecopy({
+      ramBytes: 870e6,
+      dirtyRate: 0,
+      bandwidth: (1_000_000 * 1000 * DEFAULT_PRICING.bandwidthShare) / 8,
+      downtimeLimit: DEFAULT_PRICING.downtimeLimit,
+      maxRounds: DEFAULT_PRICING.maxRounds,
+      profile,
+      guestSpeed: 1,
+      engine: set.engine,
+      migration: { xbzrle: true },
+    });
+    expect(r.meanMigrationTime).toBeCloseTo(expected.totalTime, 9);
+    expect(r.meanDowntime).toBeCloseTo(expected.downtime, 9);
+    expect(r.migrationBytes).toBeCloseTo(expected.bytes, 0);
+    const joules = (expected.bytes / 2 ** 30) * (set.energy.sourceJPerGiB + set.energy.destinationJPerGiB);
+    expect(r.migrationEnergyKWh).toBeCloseTo(kWh(joules), 12);
+    const requested = 2500 * 86_400 + 1000 * 3000 + 2000 * (86_400 - 3000);
+    const lost = 250 * expected.totalTime + 2500 * expected.downtime;
+    expect(r.pdm).toBeCloseTo(lost / requested, 6);
+  });
+
+  it("prices an overload migration with the papers' rate model (time, downtime lost to PDM)", () => {
+    const w = constantWorkload([100, 50]);
+    w.samples.fill(100, 288 + 10, 2 * 288); // VM1 rises to 100 % at t = 3000 s: 4500/5320 = 0.846 > 0.8
+    const r = simulate(w, {
+      mode: 'livemig',
+      policy: parsePolicy('thr-mmt'),
+      datacenter: twoG5,
+      pricing: { model: 'rate' },
+    });
     expect(r.migrations).toBe(1); // MMT picks VM0 (870 MB), the only place is host 1
     const p = DEFAULT_PRICING;
     const expected = predictPrecopy({

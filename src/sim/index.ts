@@ -40,7 +40,14 @@ export {
   resample,
   SIM_INTERVAL_SECONDS,
 } from './csv.js';
-export { HISTORY_LENGTH, type SimResult, type SimSeries, simulate } from './engine/index.js';
+export {
+  distributionOf,
+  HISTORY_LENGTH,
+  type SimDistribution,
+  type SimResult,
+  type SimSeries,
+  simulate,
+} from './engine/index.js';
 export {
   type BaselineKind,
   DEFAULT_SAFETY,
@@ -54,7 +61,28 @@ export {
   selectMinimumUtilisation,
   selectRandom,
 } from './policies.js';
-export { medianTable, RESULT_COLUMNS, resultRow, SERIES_COLUMNS, seriesRows, simReport } from './report.js';
+export {
+  bundledProfilesFile,
+  loadBundledProfiles,
+  parseSimProfileSet,
+  profileFor,
+  type SimProfileClass,
+  type SimProfileSet,
+  scaleProfile,
+  simProfileSetSchema,
+  TRACE_CLASSES,
+  type TraceClass,
+  traceClassOf,
+} from './profiles.js';
+export {
+  medianTable,
+  migrationDistributionTable,
+  RESULT_COLUMNS,
+  resultRow,
+  SERIES_COLUMNS,
+  seriesRows,
+  simReport,
+} from './report.js';
 export { medianOf, medians, runJob, runJobs, type SimJob, startSimWorker } from './run.js';
 export { loadTraceSource, loadTraceSourceCached, resolveTraces, type TraceSource } from './sources.js';
 export { iqr, linearFit, mad, median, rSquared } from './stats.js';

@@ -21,6 +21,9 @@ export const RESULT_COLUMNS = [
   'migration_gib',
   'vms_deleted',
   'duplicate_migrations',
+  'migration_time_p99_s',
+  'downtime_p99_s',
+  'migration_energy_kwh',
   'wall_ms',
 ] as const;
 
@@ -43,8 +46,49 @@ export function resultRow(r: SimResult): (string | number)[] {
     r.migrationBytes / 2 ** 30,
     r.vmsDeleted,
     r.duplicateMigrations,
+    r.migrationTime?.p99 ?? 0,
+    r.downtime?.p99 ?? 0,
+    r.migrationEnergyKWh,
     Math.round(r.wallMs),
   ];
+}
+
+/** One row per run: the distribution of its modelled migration times and downtimes, and their energy. */
+export function migrationDistributionTable(results: readonly SimResult[]): {
+  columns: string[];
+  rows: (string | number)[][];
+} {
+  const q = (x: number): number => +x.toPrecision(4);
+  return {
+    columns: [
+      'workload',
+      'mode',
+      'policy',
+      'migrations',
+      'time p50 s',
+      'time p99 s',
+      'time max s',
+      'downtime p50 ms',
+      'downtime p99 ms',
+      'downtime max ms',
+      'migration kWh',
+    ],
+    rows: results
+      .filter((r) => r.migrationTime !== undefined)
+      .map((r) => [
+        r.workload,
+        r.mode,
+        r.policy,
+        r.migrations,
+        q(r.migrationTime!.p50),
+        q(r.migrationTime!.p99),
+        q(r.migrationTime!.max),
+        q((r.downtime?.p50 ?? 0) * 1000),
+        q((r.downtime?.p99 ?? 0) * 1000),
+        q((r.downtime?.max ?? 0) * 1000),
+        q(r.migrationEnergyKWh),
+      ]),
+  };
 }
 
 /** Per-interval rows: workload, mode, policy, time, energy, active hosts, … */
@@ -172,6 +216,18 @@ export function simReport(
       }),
     ],
   });
+  const dist = migrationDistributionTable(results);
+  if (dist.rows.length > 0) {
+    sections.push({
+      heading: 'Migrations as the model priced them',
+      text:
+        "Each run's modelled migration time and downtime, seconds (nearest-rank quantiles over its migrations). " +
+        'CloudSim mode: RAM ÷ half the bandwidth, no downtime. livemig mode with profile pricing: the profile-fed ' +
+        "pre-copy model on guest profiles measured on the engine; the energy is the engine's J per GiB moved " +
+        '(modelled, data/profiles/README.md).',
+      table: dist,
+    });
+  }
   sections.push({
     heading: 'Every run',
     table: {

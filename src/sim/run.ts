@@ -2,6 +2,7 @@
  * Running many simulations: jobs (policy × day × mode) described by plain data so they can cross a worker-thread
  * boundary, a pool that spreads them over N worker threads, and the ten-day medians the paper reports.
  */
+
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -13,6 +14,7 @@ import {
   type SimMode,
 } from './config.js';
 import { type SimResult, simulate } from './engine/index.js';
+import type { SimProfileSet } from './profiles.js';
 import { loadTraceSourceCached, type TraceSource } from './sources.js';
 import { syntheticWorkload, type Workload } from './workload.js';
 
@@ -26,6 +28,8 @@ export interface SimJob {
   readonly policy: PolicySpec;
   readonly seed?: number;
   readonly pricing?: Partial<MigrationPricing>;
+  /** `profile` pricing: the guest profiles (default: the bundled set). */
+  readonly profiles?: SimProfileSet;
   readonly placementCandidates?: number;
   readonly capacityChecks?: 'initial' | 'always' | 'never';
   readonly peCheck?: 'vm' | 'demand';
@@ -56,6 +60,7 @@ export async function runJob(job: SimJob): Promise<SimResult> {
     datacenter: planetlabDatacenter(job.hosts ?? 800),
     ...(job.seed !== undefined ? { seed: job.seed } : {}),
     ...(job.pricing ? { pricing: job.pricing } : {}),
+    ...(job.profiles ? { profiles: job.profiles } : {}),
     ...(job.placementCandidates !== undefined ? { placementCandidates: job.placementCandidates } : {}),
     ...(job.capacityChecks ? { capacityChecks: job.capacityChecks } : {}),
     ...(job.peCheck ? { peCheck: job.peCheck } : {}),

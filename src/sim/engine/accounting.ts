@@ -124,7 +124,7 @@ export function recomputeHost(s: SimState, h: number, t: number): number {
       allocNonMig += full;
       reqNonMig += req;
       // livemig: the migration costs CPU on the source as well (the target's 10 % is counted above).
-      if (s.fix.precopy && outgoing) util += s.pricing.cpuOverhead * c;
+      if (s.fix.precopy && outgoing && s.pricing.model === 'rate') util += s.pricing.cpuOverhead * c;
     }
     requested += req;
   }

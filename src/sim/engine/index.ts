@@ -23,10 +23,11 @@ import { deleteIdleVms, finishMetrics, updateAll } from './accounting.js';
 import { completeMigrations, type Pending, startMigrations } from './migrations.js';
 import { placeFirstFit, placeInitial } from './placement.js';
 import { plan } from './planning.js';
-import type { SimResult } from './result.js';
+import { distributionOf, type SimResult } from './result.js';
 import { SimState } from './state.js';
 
-export type { SimResult, SimSeries } from './result.js';
+export type { SimDistribution, SimResult, SimSeries } from './result.js';
+export { distributionOf } from './result.js';
 export { HISTORY_LENGTH } from './state.js';
 
 /** CloudSim 3.0.3 runs its updates 0.1 s after each interval boundary. */
@@ -107,6 +108,10 @@ function run(s: SimState): void {
   finishMetrics(s);
 }
 
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
 function result(s: SimState, wallMs: number): SimResult {
   const slatah = s.activeTime > 0 ? s.violationTime / s.activeTime : 0;
   const pdm = s.requestedMipsSeconds > 0 ? s.degradedMipsSeconds / s.requestedMipsSeconds : 0;
@@ -130,6 +135,9 @@ function result(s: SimState, wallMs: number): SimResult {
     meanTimeBeforeVmMigration: s.vmMigCount > 0 ? s.vmMigTimeSum / s.vmMigCount : 0,
     meanMigrationTime: s.migrations > 0 ? s.migrationTimeSum / s.migrations : 0,
     meanDowntime: s.migrations > 0 ? s.downtimeSum / s.migrations : 0,
+    ...optional('migrationTime', distributionOf(s.migrationTimes)),
+    ...optional('downtime', distributionOf(s.downtimes)),
+    migrationEnergyKWh: s.migrationEnergyJ / 3.6e6,
     migrationBytes: s.migrationBytes,
     vmsDeleted: s.vmsDeleted,
     vmsUnplaced: s.vmsUnplaced,

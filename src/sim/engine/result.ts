@@ -13,6 +13,33 @@ export interface SimSeries {
   readonly vms: number[];
 }
 
+/** Order statistics of a set of durations, seconds. */
+export interface SimDistribution {
+  readonly count: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Nearest-rank quantiles of `values` (unsorted; not modified). */
+export function distributionOf(values: readonly number[]): SimDistribution | undefined {
+  if (values.length === 0) return undefined;
+  const v = Float64Array.from(values).sort();
+  const at = (q: number): number => v[Math.min(v.length - 1, Math.max(0, Math.ceil(q * v.length) - 1))]!;
+  let sum = 0;
+  for (const x of v) sum += x;
+  return {
+    count: v.length,
+    mean: sum / v.length,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: v[v.length - 1]!,
+  };
+}
+
 export interface SimResult {
   readonly policy: string;
   readonly mode: SimOptions['mode'];
@@ -36,6 +63,17 @@ export interface SimResult {
   /** Mean modelled migration time and downtime, seconds (downtime is 0 in CloudSim's model). */
   readonly meanMigrationTime: number;
   readonly meanDowntime: number;
+  /**
+   * SimDistribution of the modelled migration times and downtimes, s (CloudSim: RAM ÷ bandwidth and no downtime).
+   * Absent when no migration happened.
+   */
+  readonly migrationTime?: SimDistribution;
+  readonly downtime?: SimDistribution;
+  /**
+   * livemig mode with `profile` pricing: the energy the migrations add, kWh (included in `energyKWh`), from the
+   * engine's measured J per GiB moved (modelled: the meter's power model, data/profiles/README.md).
+   */
+  readonly migrationEnergyKWh: number;
   /** Bytes the migrations moved (CloudSim: whole RAM each). */
   readonly migrationBytes: number;
   /** VMs removed because their demand hit exactly 0 (CloudSim quirk Q1; 0 in livemig mode). */

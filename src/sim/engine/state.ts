@@ -3,6 +3,9 @@
  * scratch buffers. The other files of the engine are functions over it (accounting, placement, planning, migrations);
  * one class, built by one constructor, keeps every run's state the same shape for the hot loops.
  */
+
+import type { EngineCosts } from '../../migration/model.js';
+import type { GuestProfile } from '../../profile/schema.js';
 import {
   DEFAULT_PRICING,
   fixesFor,
@@ -13,6 +16,7 @@ import {
   vmTypesByBlocks,
 } from '../config.js';
 import type { OverloadPolicy } from '../policies.js';
+import { engineCostsOf, loadBundledProfiles, profileFor, traceClassOf } from '../profiles.js';
 import { Rng } from '../stats.js';
 import type { Workload } from '../workload.js';
 import type { SimSeries } from './result.js';
@@ -95,6 +99,18 @@ export class SimState {
   shutdownTimeSum = 0;
   vmMigCount = 0;
   vmMigTimeSum = 0;
+  /** Each migration's modelled time and downtime, s (the report's distributions). */
+  readonly migrationTimes: number[] = [];
+  readonly downtimes: number[] = [];
+  /** `profile` pricing: energy the migrations add on their two hosts (the engine's J/GiB), J. */
+  migrationEnergyJ = 0;
+  /** `profile` pricing: each VM's profile (by memory size and trace class), the engine's costs, J per GiB. */
+  readonly vmProfile: GuestProfile[] = [];
+  readonly engineCosts: Partial<EngineCosts> = {};
+  readonly joulesPerGiB: number = 0;
+  /** `profile` pricing: predictions by (VM profile, utilisation in 1 % steps, bandwidth). */
+  readonly profileIds = new Map<GuestProfile, number>();
+  readonly priceCache = new Map<string, { time: number; downtime: number; bytes: number }>();
   /** Time of each host's last update (energy segments are per host). */
   readonly hostLast: Float64Array;
 
@@ -176,6 +192,27 @@ export class SimState {
       const t = dc.vmTypes[types[v]!]!;
       this.vmMips[v] = t.mips;
       this.vmRam[v] = t.ramMb;
+    }
+    if (this.fix.precopy && this.pricing.model === 'profile') {
+      const set = options.profiles ?? loadBundledProfiles();
+      this.engineCosts = engineCostsOf(set);
+      this.joulesPerGiB = set.energy.sourceJPerGiB + set.energy.destinationJPerGiB;
+      const byKey = new Map<string, GuestProfile>();
+      const spv = workload.samplesPerVm;
+      for (let v = 0; v < N; v++) {
+        let sum = 0;
+        for (let k = 0; k < spv; k++) sum += workload.samples[v * spv + k]!;
+        const cls = traceClassOf(spv > 0 ? sum / spv : 0);
+        const key = `${cls}:${this.vmRam[v]}`;
+        let prof = byKey.get(key);
+        if (!prof) {
+          prof = profileFor(set, this.vmRam[v]!, cls);
+          const z = this.pricing.zeroFraction;
+          if (z !== null) prof = { ...prof, zeroFraction: z };
+          byKey.set(key, prof);
+        }
+        this.vmProfile.push(prof);
+      }
     }
     this.vmHost = new Int32Array(N).fill(-1);
     this.vmAlive = new Uint8Array(N);
