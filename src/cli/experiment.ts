@@ -19,6 +19,11 @@ import {
 import { formatMs } from '../units.js';
 import { ENGINES_EXPERIMENT, ENGINES_EXPERIMENT_TITLE, runEnginesCommand } from './experiment-engines.js';
 import { type ExperimentFlags, intFlag as int } from './experiment-flags.js';
+import {
+  MODEL_QEMU_EXPERIMENT,
+  MODEL_QEMU_EXPERIMENT_TITLE,
+  runModelQemuCommand,
+} from './experiment-model-qemu.js';
 import { POWER_EXPERIMENT, POWER_EXPERIMENT_TITLE, runPowerCappingCommand } from './experiment-power.js';
 
 /** A progress bar on stderr when it is a terminal, else one line per cell. */
@@ -74,10 +79,14 @@ export function registerExperiment(program: Command): void {
     ...EXPERIMENT_NAMES.map((n) => `  ${n.padEnd(12)} ${EXPERIMENTS[n].title}`),
     `  ${POWER_EXPERIMENT} ${POWER_EXPERIMENT_TITLE}`,
     `  ${ENGINES_EXPERIMENT.padEnd(12)} ${ENGINES_EXPERIMENT_TITLE}`,
+    `  ${MODEL_QEMU_EXPERIMENT.padEnd(12)} ${MODEL_QEMU_EXPERIMENT_TITLE}`,
   ].join('\n');
   program
     .command('experiment')
-    .argument('<name>', `${EXPERIMENT_NAMES.join(' | ')} | ${POWER_EXPERIMENT} | ${ENGINES_EXPERIMENT} | all`)
+    .argument(
+      '<name>',
+      `${EXPERIMENT_NAMES.join(' | ')} | ${POWER_EXPERIMENT} | ${ENGINES_EXPERIMENT} | ${MODEL_QEMU_EXPERIMENT} | all`,
+    )
     .description(
       'Run a named, seeded experiment on the real engine (two agent processes over loopback TCP, one pair per ' +
         'experiment) and write results/<name>/results.json, CSV files and a self-contained report.html with SVG ' +
@@ -95,13 +104,14 @@ export function registerExperiment(program: Command): void {
     .option('--dry-run', 'list the cells that would run, run nothing')
     .addHelpText(
       'after',
-      `\nExperiments:\n${list}\n  all          ${EXPERIMENT_NAMES.join(', ')}, in this order (not ${POWER_EXPERIMENT}, ${ENGINES_EXPERIMENT})\n`,
+      `\nExperiments:\n${list}\n  all          ${EXPERIMENT_NAMES.join(', ')}, in this order (not ${POWER_EXPERIMENT}, ${ENGINES_EXPERIMENT}, ${MODEL_QEMU_EXPERIMENT})\n`,
     )
     .action(async (name: string, f: ExperimentFlags) => {
       // Several guests per host and power over time: its own runner (src/experiments/power-capping.ts).
       if (name === POWER_EXPERIMENT) return runPowerCappingCommand(f);
       // Real QEMU guests beside the engine: its own runner too (src/experiments/engines.ts).
       if (name === ENGINES_EXPERIMENT) return runEnginesCommand(f);
+      if (name === MODEL_QEMU_EXPERIMENT) return runModelQemuCommand(f);
       const names: ExperimentName[] =
         name === 'all'
           ? [...EXPERIMENT_NAMES]

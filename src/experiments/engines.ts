@@ -20,6 +20,7 @@ import {
   findQemu,
   migrateQemu,
   type QemuMigrationReport,
+  type QmpClient,
   qemuUnfitReason,
   startTestVm,
   type TestVmImage,
@@ -222,7 +223,12 @@ async function freePort(): Promise<number> {
   return a.port;
 }
 
-async function runQemu(image: TestVmImage, c: EngineConfig): Promise<EngineRun> {
+/** One QEMU migration of the test VM with `c`'s settings; `beforeMigrate` runs once the guest program is up. */
+export async function runQemu(
+  image: TestVmImage,
+  c: EngineConfig,
+  hooks: { beforeMigrate?: (source: QmpClient) => Promise<void> } = {},
+): Promise<EngineRun> {
   const t = performance.now();
   const workload = { image, memMiB: c.ramMiB, mib: c.dirtyMiB, rate: c.rate, bytes: c.bytesPerWrite, hot: 0 };
   const uri = `tcp:127.0.0.1:${await freePort()}`;
@@ -235,6 +241,7 @@ async function runQemu(image: TestVmImage, c: EngineConfig): Promise<EngineRun> 
   const dq = await dst.connect();
   try {
     await waitForConsole(src.consolePath, (g) => g.sweeps.length >= 1, 60_000);
+    await hooks.beforeMigrate?.(sq);
     let report: QemuMigrationReport | undefined;
     let error = '';
     try {

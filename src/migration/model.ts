@@ -74,6 +74,11 @@ export interface PrecopyInput {
    * the host with the migration). Default 1; the engine reports the real figure as `guest.slowdown` = 1 − this.
    */
   readonly guestSpeed?: number;
+  /**
+   * With a profile: when the switch-over may happen. `round-end` (default, this engine): after a round, by the stop
+   * rules. `qemu`: QEMU's rule, as soon as what is pending fits the downtime limit, also in the middle of a round.
+   */
+  readonly switchover?: 'round-end' | 'qemu';
 }
 
 /** What the engine itself costs, apart from the guest and the link (measured: docs/model.md). */
@@ -145,7 +150,7 @@ export interface PrecopyPrediction {
   readonly xbzrle?: { hitRate: number; wireRatio: number };
 }
 
-type Classic = Required<Omit<PrecopyInput, 'profile' | 'migration' | 'engine' | 'guestSpeed'>>;
+type Classic = Required<Omit<PrecopyInput, 'profile' | 'migration' | 'engine' | 'guestSpeed' | 'switchover'>>;
 
 function check(input: PrecopyInput): Classic {
   const full: Classic = {
@@ -256,6 +261,35 @@ export function cloudsimMigrationTime(ramMb: number, bwKbps: number): number {
 const MODEL_ROUND_BOUND = 1000;
 
 /**
+ * QEMU's switch-over rule, checked as it sends rather than at the end of a round (migration_iteration_run): it
+ * switches over as soon as the bytes still pending — the rest of this round plus the pages dirtied again after
+ * they were sent — would go within the downtime limit at the bandwidth it measures. A round sends `wire` bytes in
+ * `T` s; `t` into it, R·t are sent and W(t) pages were dirtied, the sent share R·t/wire of them pending again.
+ * Returns the first such t (scanned in 1/256 steps of the round), or undefined when the round ends first.
+ */
+function qemuSwitchover(x: {
+  wire: number;
+  T: number;
+  speed: number;
+  limitSec: number;
+  prof: GuestProfile;
+  perResent: (ms: number) => number;
+}): { t: number; sentBytes: number; pendingBytes: number } | undefined {
+  const R = x.wire / x.T;
+  const threshold = R * x.limitSec;
+  const steps = 256;
+  for (let k = 0; k <= steps; k++) {
+    const t = (x.T * k) / steps;
+    const sent = R * t;
+    const again =
+      workingSetAt(x.prof, t * 1000 * x.speed) * (sent / x.wire) * x.perResent(Math.max(1, t * 1000));
+    const pending = x.wire - sent + again;
+    if (pending <= threshold) return { t, sentBytes: sent, pendingBytes: pending };
+  }
+  return undefined;
+}
+
+/**
  * The pre-copy model fed with a measured guest profile, round by round as the engine runs them
  * (src/migration/source.ts), with the engine's own stop rules (src/migration/policy.ts: decideAfterRound,
  * autoConvergeStep, the double-downtime rule) so every preset's rules apply as they do for real:
@@ -335,9 +369,32 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   const autoConverge =
     o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge';
   for (let round = 1; ; round++) {
+    const speed = (throttle > 0 ? throttleToCap(throttle) / 100 : 1) * guestSpeed;
+    if (input.switchover === 'qemu' && T > 0 && wire > 0) {
+      const early = qemuSwitchover({ wire, T, speed, limitSec: downtimeLimitMs / 1000, prof, perResent });
+      if (early) {
+        // The stop-and-copy is not rate-limited: the pending bytes go at the engine's own speed.
+        const pendingPages = early.pendingBytes / whole;
+        const downtime =
+          Math.max(pendingPages * (e.stopPageSec ?? e.pageSec), early.pendingBytes / e.linkBandwidth) +
+          e.switchoverSec;
+        perRound.push({ round, pages, bytes: early.sentBytes, seconds: early.t, dirtyPages: 0, throttle });
+        return {
+          rounds: round,
+          totalTime: time + early.t + downtime,
+          downtime,
+          bytes: bytes + early.sentBytes + early.pendingBytes,
+          stopCopyBytes: early.pendingBytes,
+          converged: true,
+          ratio: Number.isFinite(B) ? (lastWireRatio * prof.dirtyPagesPerSec * P) / B : 0,
+          perRound,
+          switchoverReason: 'downtime-limit (QEMU: pending bytes fit the limit at the measured bandwidth)',
+          ...(o.xbzrle ? { xbzrle: { hitRate: hit, wireRatio: lastWireRatio } } : {}),
+        };
+      }
+    }
     time += T;
     bytes += wire;
-    const speed = (throttle > 0 ? throttleToCap(throttle) / 100 : 1) * guestSpeed;
     const dirty = Math.min(N, workingSetAt(prof, T * 1000 * speed));
     const sample: RoundSample = {
       round,
