@@ -68,6 +68,8 @@ export {
   stopRules,
   throttleToCap,
 } from './policy.js';
+export * as protocol from './protocol.js';
+export { TokenBucket } from './ratelimit.js';
 export {
   abortCode,
   type DowntimeRaise,
@@ -84,8 +86,6 @@ export {
   rampStep,
   usesAutoConverge,
 } from './round-decision.js';
-export * as protocol from './protocol.js';
-export { TokenBucket } from './ratelimit.js';
 export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source/index.js';
 export {
   type CapChange,

@@ -6,8 +6,8 @@
 import type { MigrationErrorCode } from '../errors.js';
 import type { MigrationEnergy } from '../power/energy.js';
 import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
-import type { DowntimeRaise } from './round-decision.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
+import type { DowntimeRaise } from './round-decision.js';
 
 // The energy figures are power's (src/power/energy.ts); the report carries them and re-exports their names.
 export type {

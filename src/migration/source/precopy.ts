@@ -5,6 +5,7 @@
  */
 import { MigrationError } from '../../errors.js';
 import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
+import { Command, encodeRound } from '../protocol.js';
 import {
   abortCode,
   decideRound,
@@ -13,7 +14,6 @@ import {
   type RoundOutcome,
   type RoundState,
 } from '../round-decision.js';
-import { Command, encodeRound } from '../protocol.js';
 import { mbps } from '../stats.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
