@@ -29,7 +29,7 @@ import { isDvfsModel, processCpuTimeMs } from '../power/index.js';
 import { type CpuCap, capQemu } from './cgroup.js';
 import { type CpufreqControl, setCpufreq } from './cpufreq.js';
 import { drive } from './drive.js';
-import { capEvent, finishPower, nearestState, startPower } from './power.js';
+import { capEvent, finishPower, nearestState, type Power, startPower } from './power.js';
 import type { QmpClient } from './qmp.js';
 import { emptyQemuReport, type QemuMigrationReport } from './report.js';
 import { qemuCacheBytes } from './xbzrle-sizing.js';
@@ -69,6 +69,45 @@ export async function migrateQemu(
   const r = emptyQemuReport({ options: opts, source: sourceName ?? 'qemu', destination: uri, guestId });
   r.qemu.notApplied = notApplied(opts, explicit);
   const pid = await qemuPid(source, r);
+  await configure(source, dest, r, opts, ramBytes);
+  const power = pid ? startPower(pid, r.qemu.vcpuThreads, opts, raplRoot) : undefined;
+  const destPid = await qemuPid(dest, undefined);
+  const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
+  const held: Capping = {};
+  try {
+    await startCapping(held, pid, r, opts, power, { cgroupRoot, cpufreqRoot });
+    const { cap, dvfs } = held;
+    await drive(source, dest, r, opts, { pollMs: pollMs ?? 50, onProgress, power, cap });
+    if (cap) {
+      const st = await cap.stat();
+      r.qemu.cgroupCap = {
+        cgroup: cap.version,
+        throttledPeriods: st.throttled,
+        throttledMs: st.throttledNs / 1e6,
+      };
+    }
+    if (power) {
+      finishPower(r, power, opts, cap, dvfs);
+      if (destPid && destCpuBefore !== undefined) {
+        const after = safeCpuMs(destPid);
+        if (after !== undefined) r.qemu.cpu.destination = { totalMs: after - destCpuBefore };
+      }
+    }
+    return r;
+  } finally {
+    await held.cap?.release();
+    await held.dvfs?.restore();
+  }
+}
+
+/** Capabilities on both sides (post-copy must be agreed before the stream starts) and the source's parameters. */
+async function configure(
+  source: QmpClient,
+  dest: QmpClient,
+  r: QemuMigrationReport,
+  opts: MigrationOptions,
+  ramBytes: number,
+): Promise<void> {
   const postcopy =
     opts.strategy === 'postcopy' ||
     opts.strategy === 'hybrid' ||
@@ -90,6 +129,7 @@ export async function migrateQemu(
     });
   r.qemu.capabilities = capabilities;
   const params: Record<string, number> = {
+    // With a downtime ramp, its START (resolveOptions makes it the limit); drive.ts raises it.
     'downtime-limit': Math.round(opts.downtimeLimitMs),
     // 0 is "no limit" for both (QEMU ≥ 8.1); post-copy gets the same limit so that strategies compare fairly.
     'max-bandwidth': Math.round(opts.maxBandwidth),
@@ -113,59 +153,44 @@ export async function migrateQemu(
   await source.execute('migrate-set-parameters', params);
   r.qemu.parameters = await source.execute('query-migrate-parameters');
   r.xbzrle.cacheBytes = opts.xbzrle ? Number(r.qemu.parameters['xbzrle-cache-size'] ?? cacheBytes) : 0;
+}
 
-  const power = pid ? startPower(pid, r.qemu.vcpuThreads, opts, raplRoot) : undefined;
-  const destPid = await qemuPid(dest, undefined);
-  const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
-  let cap: CpuCap | undefined;
-  let dvfs: CpufreqControl | undefined;
-  try {
-    if (opts.capping !== 'none' || opts.migrationCap > 0) {
-      if (!pid)
-        throw new MigrationError(
-          'GUEST_NOT_FOUND',
-          'power capping needs the source QEMU on this host (/proc)',
-        );
-      if (opts.capping === 'cap' || opts.capping === 'hybrid' || opts.migrationCap > 0) {
-        cap = await capQemu({ pid, threadIds: r.qemu.vcpuThreads }, opts.migrationCap, {
-          name: `qemu-${pid}`,
-          ...(cgroupRoot ? { root: cgroupRoot } : {}),
-        });
-        if (opts.migrationCap > 0)
-          capEvent(r, opts.migrationCap, 'migration-cap: fixed, cgroup CPU controller');
-      }
-      if (opts.capping === 'dvfs' || opts.capping === 'hybrid') {
-        if (opts.dvfsGhz <= 0)
-          throw new UsageError(
-            'DVFS on a QEMU host needs --dvfs-ghz (budget-driven DVFS is engine-only)',
-            'dvfs-ghz',
-          );
-        dvfs = await setCpufreq(opts.dvfsGhz, cpufreqRoot);
-        r.events.push(`0.000s power: DVFS ${(dvfs.khz / 1e6).toFixed(3)} GHz on every core (cpufreq)`);
-        if (power && isDvfsModel(power.model))
-          power.meter.setDvfsState(nearestState(power.model, dvfs.khz / 1e6));
-      }
-    }
-    await drive(source, dest, r, opts, { pollMs: pollMs ?? 50, onProgress, power, cap });
-    if (cap) {
-      const st = await cap.stat();
-      r.qemu.cgroupCap = {
-        cgroup: cap.version,
-        throttledPeriods: st.throttled,
-        throttledMs: st.throttledNs / 1e6,
-      };
-    }
-    if (power) {
-      finishPower(r, power, opts, cap, dvfs);
-      if (destPid && destCpuBefore !== undefined) {
-        const after = safeCpuMs(destPid);
-        if (after !== undefined) r.qemu.cpu.destination = { totalMs: after - destCpuBefore };
-      }
-    }
-    return r;
-  } finally {
-    await cap?.release();
-    await dvfs?.restore();
+/** The CAP and DVFS in force during the migration; released by the caller whatever happens. */
+interface Capping {
+  cap?: CpuCap;
+  dvfs?: CpufreqControl;
+}
+
+/** A fixed CAP of the source's vCPU threads (cgroup) and DVFS (cpufreq), as the options ask; filled into `held`. */
+async function startCapping(
+  held: Capping,
+  pid: number | null,
+  r: QemuMigrationReport,
+  opts: MigrationOptions,
+  power: Power | undefined,
+  roots: { cgroupRoot: string | undefined; cpufreqRoot: string | undefined },
+): Promise<void> {
+  if (opts.capping === 'none' && opts.migrationCap <= 0) return;
+  if (!pid)
+    throw new MigrationError('GUEST_NOT_FOUND', 'power capping needs the source QEMU on this host (/proc)');
+  if (opts.capping === 'cap' || opts.capping === 'hybrid' || opts.migrationCap > 0) {
+    held.cap = await capQemu({ pid, threadIds: r.qemu.vcpuThreads }, opts.migrationCap, {
+      name: `qemu-${pid}`,
+      ...(roots.cgroupRoot ? { root: roots.cgroupRoot } : {}),
+    });
+    if (opts.migrationCap > 0) capEvent(r, opts.migrationCap, 'migration-cap: fixed, cgroup CPU controller');
+  }
+  if (opts.capping === 'dvfs' || opts.capping === 'hybrid') {
+    if (opts.dvfsGhz <= 0)
+      throw new UsageError(
+        'DVFS on a QEMU host needs --dvfs-ghz (budget-driven DVFS is engine-only)',
+        'dvfs-ghz',
+      );
+    held.dvfs = await setCpufreq(opts.dvfsGhz, roots.cpufreqRoot);
+    const dvfs = held.dvfs;
+    r.events.push(`0.000s power: DVFS ${(dvfs.khz / 1e6).toFixed(3)} GHz on every core (cpufreq)`);
+    if (power && isDvfsModel(power.model))
+      power.meter.setDvfsState(nearestState(power.model, dvfs.khz / 1e6));
   }
 }
 
