@@ -5,7 +5,9 @@
  * The flag parses strictly.
  */
 import { describe, expect, it } from 'vitest';
+import { parseMigrationRequest } from '../src/agent/requests.js';
 import { migrationOptionsFromFlags } from '../src/cli/flags.js';
+import { UsageError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import type { MigrationOptions } from '../src/migration/index.js';
 import { agentPairForFile, expectOracle, MiB, sleep } from './helpers.js';
@@ -47,6 +49,25 @@ describe('downtime ramp', () => {
     expect(r.switchoverReason).toBe('converged');
     await expectOracle(agents.b.client, id, config);
     await agents.b.client.stopGuest(id);
+  });
+
+  it("the control API's migrate body takes options.downtimeRamp, schema-checked", () => {
+    const body = (downtimeRamp: unknown) => ({
+      guest: 'g',
+      destination: '127.0.0.1:7071',
+      options: { downtimeRamp },
+    });
+    const ramp = { startMs: 150, stepMs: 150, maxMs: 1050 };
+    expect(parseMigrationRequest(body(ramp)).options.downtimeRamp).toEqual(ramp);
+    expect(parseMigrationRequest(body(null)).options.downtimeRamp).toBeNull();
+    for (const bad of [
+      { ...ramp, startMs: 2000 },
+      { ...ramp, stepMs: 0 },
+      { ...ramp, extra: 1 },
+      '150ms:150ms:1s',
+    ]) {
+      expect(() => parseMigrationRequest(body(bad)), JSON.stringify(bad)).toThrow(UsageError);
+    }
   });
 
   it('--downtime-ramp parses strictly: three durations, START ≤ MAX; the flag and the form are named', () => {
