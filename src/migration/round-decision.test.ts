@@ -134,7 +134,9 @@ describe('round decision', () => {
       expect(x.decision.action).toBe('next-round');
       expect(x.throttle).toBeUndefined();
       expect(x.stalled).toBe(false);
+      expect(x.rampHolds).toBe(true); // the engine's dirty limit waits too
     }
+    expect(outcomes.at(-1)!.rampHolds).toBe(false);
     expect(outcomes.at(-1)!.decision).toEqual({ action: 'postcopy', reason: 'stalled' });
     expect(outcomes.length).toBe(atMax + 2);
   });

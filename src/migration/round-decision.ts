@@ -10,7 +10,8 @@
  *
  * The downtime ramp (KubeVirt VEP 248/291) comes first: while its limit is below MAX, a round that did not shrink
  * the dirty set raises the limit by STEP, and no other stall action runs (non-convergence and stall detection and
- * their actions, auto-converge, double-downtime). Once the ramp is at MAX the other rules act as without it.
+ * their actions, auto-converge, double-downtime; the engine's dirty limit, told by `rampHolds`). Once the ramp is at
+ * MAX the other rules act as without it.
  */
 import type { DowntimeRamp, MigrationOptions } from './options.js';
 import {
@@ -76,6 +77,8 @@ export interface RoundOutcome {
   downtime?: DowntimeRaise & { cause: 'ramp' | 'double-downtime' };
   /** auto-converge moved the throttle (engine only): apply `cap` to the guest. */
   throttle?: { throttle: number; cap: number };
+  /** The downtime ramp had room this round: the engine's own convergence aids (the dirty limit) wait too. */
+  rampHolds: boolean;
 }
 
 export function initialRoundState(o: Pick<MigrationOptions, 'downtimeLimitMs' | 'downtimeRamp'>): RoundState {
@@ -128,7 +131,8 @@ export function abortCode(
 export function decideRound(state: RoundState, input: RoundInput, o: MigrationOptions): RoundOutcome {
   const { samples } = input;
   const last = samples[samples.length - 1];
-  if (!last) return { decision: { action: 'next-round' }, state, events: [], stalled: false };
+  if (!last)
+    return { decision: { action: 'next-round' }, state, events: [], stalled: false, rampHolds: false };
   const events: string[] = [];
   let next: RoundState = state;
   let stalled = false;
@@ -165,9 +169,9 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
         rules,
       )
     : stopRules(samples, rules);
-  if (decision.action !== 'next-round') return { decision, state: next, events, stalled };
+  if (decision.action !== 'next-round') return { decision, state: next, events, stalled, rampHolds: holding };
 
-  const out: RoundOutcome = { decision, state: next, events, stalled };
+  const out: RoundOutcome = { decision, state: next, events, stalled, rampHolds: holding };
   if (!holding && input.autoConverge === 'engine' && usesAutoConverge(o)) {
     const step = autoConvergeStep(last, input.pageSize, state.throttle, state.throttleTriggers, o);
     next = { ...next, throttle: step.throttle, throttleTriggers: step.triggers };

@@ -196,7 +196,10 @@ class PrecopyLoop {
       s.r.downtimeLimitMs = d.toMs;
       if (d.cause === 'ramp') s.r.downtimeRamp?.push({ round: d.round, fromMs: d.fromMs, toMs: d.toMs });
     }
-    const limited = s.dirtyLimiter.afterRound(sample, s.pageSize, s.elapsed());
+    // The downtime ramp goes first: the dirty limit waits while it has room, as auto-converge does.
+    const limited = outcome.rampHolds
+      ? undefined
+      : s.dirtyLimiter.afterRound(sample, s.pageSize, s.elapsed());
     if (limited) s.event(limited);
   }
 }
