@@ -222,6 +222,9 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
         `unix:${src.vm.qmpPath}`,
         '--dest',
         dest.vm.qmpPath,
+        // The ramp's START becomes QEMU's downtime-limit; raises (if rounds stall) go through the same parameter.
+        '--downtime-ramp',
+        '250ms:250ms:1s',
         '--json',
       ];
       const { stdout } = await run(process.execPath, [...execArgv, file, ...args], { timeout: 60_000 });
@@ -232,5 +235,8 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     });
     expect(r.engine).toBe('qemu');
     expect(r.destination).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
+    expect(r.qemu.parameters['downtime-limit']).toBe(250);
+    expect(r.downtimeRamp).toBeInstanceOf(Array);
+    for (const x of r.downtimeRamp ?? []) expect(x.toMs - x.fromMs).toBeLessThanOrEqual(250);
   });
 });

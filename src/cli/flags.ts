@@ -26,7 +26,7 @@ import {
   VERIFY_METHODS,
 } from '../migration/index.js';
 import { POWER_MODEL_NAMES } from '../power/index.js';
-import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
+import { downtimeRampFlag, durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
 
 export { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
 
@@ -145,6 +145,10 @@ export function addMigrationFlags(cmd: Command): Command {
       new Option('--preset <tool>', "apply another tool's defaults and stop rules").choices([...PRESETS]),
     )
     .option('--downtime-limit <ms>', 'switch over when the expected downtime is below this (QEMU: 300ms)')
+    .option(
+      '--downtime-ramp <START:STEP:MAX>',
+      "start the downtime limit at START and raise it by STEP after each round that did not shrink the dirty set, up to MAX, before any other stall action (KubeVirt's ramp; e.g. 150ms:150ms:1050ms)",
+    )
     .option('--max-rounds <n>', 'stop-and-copy after this many pre-copy rounds (0 = no limit; default 30)')
     .option('--max-bandwidth <rate>', 'bandwidth limit, e.g. 128MiB, 1Gbit, 0 = unlimited (QEMU: 128MiB/s)')
     .option('--xbzrle', 'send resent pages as XBZRLE deltas against a cache of what was sent')
@@ -222,6 +226,7 @@ export interface MigrationFlagValues {
   strategy?: string;
   preset?: string;
   downtimeLimit?: string;
+  downtimeRamp?: string;
   maxRounds?: string;
   maxBandwidth?: string;
   xbzrle?: boolean;
@@ -262,6 +267,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.strategy) o.strategy = f.strategy as MigrationOptions['strategy'];
   if (f.downtimeLimit !== undefined)
     o.downtimeLimitMs = durationFlag(f.downtimeLimit, '--downtime-limit', 1, 3_600_000);
+  if (f.downtimeRamp !== undefined) o.downtimeRamp = downtimeRampFlag(f.downtimeRamp, '--downtime-ramp');
   if (f.maxRounds !== undefined) o.maxRounds = int(f.maxRounds, '--max-rounds', 0, 100_000);
   if (f.maxBandwidth !== undefined)
     o.maxBandwidth = rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate);

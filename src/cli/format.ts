@@ -122,6 +122,13 @@ export function reportTable(r: MigrationReport): string {
     ]);
   }
   if (r.dirtyLimit) rows.push(['dirty-limit', dirtyLimitLine(r.dirtyLimit)]);
+  if (r.downtimeRamp) {
+    const raises = r.downtimeRamp.map((x) => `round ${x.round}: ${formatMs(x.fromMs)} → ${formatMs(x.toMs)}`);
+    rows.push([
+      'downtime ramp',
+      raises.length > 0 ? raises.join(', ') : 'no raise (every round made progress)',
+    ]);
+  }
   // A report's error can quote the peer (ERROR frame) or come from a remote agent: escaped before the terminal.
   if (r.error) rows.push(['error', safeText(r.error.message)]);
   for (const row of rows) t.push(row);

@@ -4,6 +4,7 @@
  * and the accepted range, as a UsageError (exit code 2).
  */
 import { UsageError } from '../errors.js';
+import { type DowntimeRamp, downtimeRampSchema } from '../migration/options.js';
 import { formatBytes, formatMs, parseDuration, parseRate, parseSize } from '../units.js';
 
 const INTEGER = /^[+-]?\d+$/;
@@ -59,6 +60,27 @@ export function durationFlag(value: string, flag: string, min: number, max: numb
 /** A bandwidth in bytes/s (`128MiB`, `1Gbit`), from `min` to `max`; 0 means unlimited where `min` is 0. */
 export function rateFlag(value: string, flag: string, min: number, max: number): number {
   return range(parseRate(value, flag), value, flag, min, max, (x) => (x === 0 ? '0' : `${formatBytes(x)}/s`));
+}
+
+/**
+ * `--downtime-ramp START:STEP:MAX`: three durations (`150ms:150ms:1050ms`), each parsed as `durationFlag` parses one,
+ * then checked by the options' own schema (START ≤ MAX).
+ */
+export function downtimeRampFlag(value: string, flag: string): DowntimeRamp {
+  const form = 'START:STEP:MAX, three durations from 1ms to 1h, START ≤ MAX (e.g. 150ms:150ms:1050ms)';
+  const parts = value.split(':');
+  if (parts.length !== 3) throw new UsageError(`${flag}: "${value}" is not ${form}`, flag);
+  let ms: number[];
+  try {
+    ms = parts.map((p) => durationFlag(p, flag, 1, 3_600_000));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    throw new UsageError(`${e.message}; ${flag} takes ${form}`, flag);
+  }
+  const parsed = downtimeRampSchema.safeParse({ startMs: ms[0], stepMs: ms[1], maxMs: ms[2] });
+  if (!parsed.success)
+    throw new UsageError(`${flag}: "${value}": ${parsed.error.issues[0]!.message}; use ${form}`, flag);
+  return parsed.data;
 }
 
 /** Upper bounds that no real run comes near but that keep arithmetic and allocations sane. */

@@ -1,14 +1,22 @@
 /**
  * convergence: the dirty rate swept past the link's bandwidth. Where plain pre-copy stops converging (it ends at the
- * round bound with a long stop-and-copy), and what auto-converge (throttle the guest), hybrid (finish by post-copy)
- * and XBZRLE (send deltas) each do about it. The pre-copy model's λ = D/B and its verdict stand beside each rate.
+ * round bound with a long stop-and-copy), and what auto-converge (throttle the guest), hybrid (finish by post-copy),
+ * XBZRLE (send deltas), Proxmox's double-downtime and KubeVirt's downtime ramp (accept a longer pause, step by step)
+ * each do about it. The pre-copy model's λ = D/B and its verdict stand beside each rate.
  */
 import type { MigrationOptions } from '../migration/index.js';
 import { lineChart } from '../report/index.js';
 import { find, guest, MiB, mib, modelInput, ms, PAGE, sizes, statusOf } from './common.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Summary } from './types.js';
 
-const VARIANTS = ['precopy', 'auto-converge', 'hybrid', 'xbzrle'] as const;
+const VARIANTS = [
+  'precopy',
+  'auto-converge',
+  'hybrid',
+  'xbzrle',
+  'double-downtime',
+  'downtime-ramp',
+] as const;
 type Variant = (typeof VARIANTS)[number];
 
 function rates(cfg: ExperimentConfig): number[] {
@@ -35,6 +43,12 @@ function options(v: Variant, cfg: ExperimentConfig): Partial<MigrationOptions> {
       return { ...base, strategy: 'hybrid', postcopyAfterRounds: 3 };
     case 'xbzrle':
       return { ...base, xbzrle: true, xbzrleCacheBytes: sizes(cfg).ramBytes };
+    case 'double-downtime':
+      // Proxmox's rule: every round that does not shrink the dirty set doubles the limit (from QEMU's 300 ms).
+      return { ...base, onStall: 'double-downtime' };
+    case 'downtime-ramp':
+      // KubeVirt's proposal (VEP 248/291), the issue's example: from 150 ms by 150 ms up to 1050 ms.
+      return { ...base, downtimeRamp: { startMs: 150, stepMs: 150, maxMs: 1050 } };
   }
 }
 
@@ -81,6 +95,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
         ms(m.migrationTimeMs),
         mib(m.bytes),
         m.throttleMax,
+        ms(m.downtimeLimitEndMs ?? 0),
         m.postcopyFaults,
         v === 'precopy' && p
           ? `λ ${p.ratio.toFixed(2)}, ${p.converged ? 'converges' : 'does not converge'}`
@@ -129,6 +144,15 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
           `(p99 ${ms(hy.measured.faultP99Ms)} ms), ${mib(hy.measured.bytes)} MiB`,
       );
     }
+    for (const v of ['double-downtime', 'downtime-ramp'] as const) {
+      const d = get(v);
+      if (!d) continue;
+      parts.push(
+        `${v}: ${d.measured.switchoverReason || statusOf(d)} after ${d.measured.rounds} rounds with the limit at ` +
+          `${ms(d.measured.downtimeLimitEndMs ?? 0)} ms, ${ms(d.measured.downtimeMs)} ms downtime, ` +
+          `${mib(d.measured.bytes)} MiB`,
+      );
+    }
     const x = get('xbzrle');
     if (x) {
       parts.push(
@@ -154,6 +178,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
           'migration ms',
           'MiB sent',
           'max throttle %',
+          'limit ms',
           'faults',
           'model',
           'status',
@@ -180,8 +205,9 @@ export const convergence: Experiment = {
   description:
     'A gap guest using a quarter of RAM (uniform writes) is migrated over a 32 MiB/s link at dirty rates from ' +
     'well below to about 3× the link, with at most 20 rounds: plain pre-copy, auto-converge (QEMU rule, 20% ' +
-    'steps), hybrid (post-copy after 3 rounds) and XBZRLE (cache = RAM). Shows where pre-copy stops converging ' +
-    'and what each remedy costs: downtime, time, bytes, throttle, remote faults.',
+    "steps), hybrid (post-copy after 3 rounds), XBZRLE (cache = RAM), Proxmox's double-downtime and KubeVirt's " +
+    'downtime ramp (150 ms by 150 ms up to 1050 ms). Shows where pre-copy stops converging and what each remedy ' +
+    'costs: downtime, time, bytes, throttle, the downtime limit accepted, remote faults.',
   plan,
   summarise,
 };

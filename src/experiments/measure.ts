@@ -145,6 +145,7 @@ export function flatten(
     dirtyLimitRateMBps: (r.dirtyLimit?.dirtyRateMBps ?? []).reduce((a, x) => a + x, 0),
     heldMsVcpu0: r.guest.heldMs?.[0] ?? 0,
     heldMsOtherVcpus: (r.guest.heldMs ?? []).slice(1).reduce((a, x) => a + x, 0),
+    downtimeLimitEndMs: r.downtimeLimitMs,
     ...extra,
   };
 }

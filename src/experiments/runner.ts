@@ -185,6 +185,7 @@ function emptyMeasured(): Measured {
     dirtyLimitRateMBps: 0,
     heldMsVcpu0: 0,
     heldMsOtherVcpus: 0,
+    downtimeLimitEndMs: 0,
     sourceCpuMs: 0,
     sourceMainCpuMs: 0,
     destMainCpuMs: 0,

@@ -104,6 +104,8 @@ export interface Measured {
    *  other vCPUs together (kv-read: the reader). */
   heldMsVcpu0?: number;
   heldMsOtherVcpus?: number;
+  /** The downtime limit in force at the end (raised by a downtime ramp or doubled on stalls), ms. */
+  downtimeLimitEndMs?: number;
   /** CPU time of the whole source agent process (migration thread and the guest's vCPU threads), ms. */
   sourceCpuMs: number;
   /** CPU time of the source agent's main thread (where pages are read, encoded and sent), ms. */

@@ -31,6 +31,8 @@ export {
   COMPRESS_METHODS,
   type CompressMethod,
   DEFAULT_OPTIONS,
+  type DowntimeRamp,
+  downtimeRampSchema,
   type MigrationOptions,
   migrationOptionsSchema,
   NON_CONVERGENCE_ACTIONS,
@@ -63,10 +65,27 @@ export {
   isStalled,
   nextCacheSize,
   type RoundSample,
+  stopRules,
   throttleToCap,
 } from './policy.js';
 export * as protocol from './protocol.js';
 export { TokenBucket } from './ratelimit.js';
+export {
+  abortCode,
+  type DowntimeRaise,
+  decideRound,
+  doubledLimit,
+  initialRoundState,
+  MAX_DOWNTIME_LIMIT_MS,
+  madeNoProgress,
+  type RoundEstimate,
+  type RoundInput,
+  type RoundOutcome,
+  type RoundState,
+  rampHolds,
+  rampStep,
+  usesAutoConverge,
+} from './round-decision.js';
 export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source/index.js';
 export {
   type CapChange,

@@ -28,14 +28,8 @@
 import { cacheRetention, workingSetAt, xbzrleAt } from '../profile/curve.js';
 import type { GuestProfile } from '../profile/schema.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
-import {
-  autoConvergeStep,
-  type ConvergenceState,
-  decideAfterRound,
-  measuredBandwidth,
-  type RoundSample,
-  throttleToCap,
-} from './policy.js';
+import { measuredBandwidth, type RoundSample, throttleToCap } from './policy.js';
+import { decideRound, initialRoundState } from './round-decision.js';
 
 export interface PrecopyInput {
   /** VM RAM in bytes. */
@@ -291,8 +285,8 @@ function qemuSwitchover(x: {
 
 /**
  * The pre-copy model fed with a measured guest profile, round by round as the engine runs them
- * (src/migration/source.ts), with the engine's own stop rules (src/migration/policy.ts: decideAfterRound,
- * autoConvergeStep, the double-downtime rule) so every preset's rules apply as they do for real:
+ * (src/migration/source/), with the engine's own per-round decision (src/migration/round-decision.ts: the stop
+ * rules, auto-converge, the downtime ramp, the double-downtime rule) so every preset's rules apply as they do for real:
  *
  * ```
  *   round 1 sends every page; non-zero pages go whole, zero pages are skipped:  V₁ = (1 − z)·N·(P + h)
@@ -300,7 +294,7 @@ function qemuSwitchover(x: {
  *   the pages it leaves dirty                      D = W(T · s · g)  (s = the CAP auto-converge leaves the guest,
  *                                                                      g = the guest's speed while migrated)
  *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
- *   stop when decideAfterRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
+ *   stop when decideRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
  *   downtime = max(D·c_page, V_D / L) + switch-over cost + max(0, destination start − time so far)
  *   total = start cost + Σ T + downtime
  * ```
@@ -353,9 +347,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
 
   const samples: RoundSample[] = [];
   const perRound: PredictedRound[] = [];
-  let throttle = 0;
-  let triggers = 0;
-  let downtimeLimitMs = o.downtimeLimitMs;
+  let state = initialRoundState(o);
   let pages = N;
   let wire = nonZero * whole;
   let T = roundSec(nonZero, N - nonZero, wire);
@@ -366,12 +358,12 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   let best = Number.POSITIVE_INFINITY;
   let progressAt = time;
   let lastWireRatio = whole / P;
-  const autoConverge =
-    o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge';
   for (let round = 1; ; round++) {
+    const throttle = state.throttle;
     const speed = (throttle > 0 ? throttleToCap(throttle) / 100 : 1) * guestSpeed;
     if (input.switchover === 'qemu' && T > 0 && wire > 0) {
-      const early = qemuSwitchover({ wire, T, speed, limitSec: downtimeLimitMs / 1000, prof, perResent });
+      const limitSec = state.downtimeLimitMs / 1000;
+      const early = qemuSwitchover({ wire, T, speed, limitSec, prof, perResent });
       if (early) {
         // The stop-and-copy is not rate-limited: the pending bytes go at the engine's own speed.
         const pendingPages = early.pendingBytes / whole;
@@ -413,21 +405,25 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
       best = dirty;
       progressAt = time;
     }
-    const state: ConvergenceState = {
-      rounds: samples,
-      bandwidth: measuredBandwidth(samples, o.maxBandwidth),
-      bytesPerPage: livePages > 0 ? Math.max(64, liveBytes / livePages) : P,
-      pageSize: P,
-      throttle,
-      throttleTriggers: triggers,
-      downtimeLimitMs,
-      elapsedMs: time * 1000,
-      msSinceProgress: (time - progressAt) * 1000,
-    };
+    const outcome = decideRound(
+      state,
+      {
+        samples,
+        pageSize: P,
+        estimate: {
+          bandwidth: measuredBandwidth(samples, o.maxBandwidth),
+          bytesPerPage: livePages > 0 ? Math.max(64, liveBytes / livePages) : P,
+          elapsedMs: time * 1000,
+          msSinceProgress: (time - progressAt) * 1000,
+        },
+        autoConverge: 'engine',
+      },
+      o,
+    );
     const decision =
       round >= MODEL_ROUND_BOUND
         ? ({ action: 'abort', reason: 'not-converging' } as const)
-        : decideAfterRound(state, { ...o, downtimeLimitMs });
+        : outcome.decision;
     const resent = perResent(T * 1000);
     lastWireRatio = resent / P;
     if (decision.action !== 'next-round') {
@@ -454,14 +450,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
         ...(o.xbzrle ? { xbzrle: { hitRate: hit, wireRatio: lastWireRatio } } : {}),
       };
     }
-    if (autoConverge) {
-      const step = autoConvergeStep(sample, P, throttle, triggers, o);
-      throttle = step.throttle;
-      triggers = step.triggers;
-    }
-    if (o.onStall === 'double-downtime' && round > 1 && dirty >= samples[samples.length - 2]!.dirtyPages) {
-      downtimeLimitMs *= 2;
-    }
+    state = outcome.state;
     pages = dirty;
     wire = dirty * resent;
     T = roundSec(dirty, 0, wire);

@@ -25,10 +25,25 @@ export type Preset = (typeof PRESETS)[number];
 
 const MiB = 1024 * 1024;
 
+/**
+ * KubeVirt's downtime ramp (VEP 248/291): the downtime limit starts at `startMs` and, after each round that did not
+ * shrink the dirty set, rises by `stepMs` up to `maxMs`, before any other stall action may act.
+ */
+export const downtimeRampSchema = z
+  .strictObject({
+    startMs: z.number().positive().max(3_600_000),
+    stepMs: z.number().positive().max(3_600_000),
+    maxMs: z.number().positive().max(3_600_000),
+  })
+  .refine((r) => r.startMs <= r.maxMs, { message: 'START must not exceed MAX' });
+export type DowntimeRamp = z.infer<typeof downtimeRampSchema>;
+
 export const migrationOptionsSchema = z.strictObject({
   strategy: z.enum(STRATEGIES),
   /** Switch over when the expected downtime is at most this (ms). QEMU: 300. */
   downtimeLimitMs: z.number().positive().max(3_600_000),
+  /** Downtime ramp (KubeVirt VEP 248/291); null = off. Its start replaces downtimeLimitMs. */
+  downtimeRamp: downtimeRampSchema.nullable(),
   /** Stop-and-copy after this many pre-copy rounds regardless of convergence (0 = no limit). */
   maxRounds: z.number().int().min(0).max(100_000),
   /** Switch over once fewer than this many pages are dirty (Xen: 50; 0 = off). */
@@ -115,6 +130,7 @@ export type MigrationOptions = z.infer<typeof migrationOptionsSchema>;
 export const DEFAULT_OPTIONS: MigrationOptions = {
   strategy: 'precopy',
   downtimeLimitMs: 300,
+  downtimeRamp: null,
   maxRounds: 30,
   minDirtyPages: 0,
   maxBandwidth: 128 * MiB,
@@ -212,6 +228,17 @@ export function resolveOptions(
     );
   }
   const o = parsed.data;
+  if (o.downtimeRamp) {
+    // The ramp's START is the downtime limit; a different explicit limit is a contradiction, not a preference.
+    if (explicit.downtimeLimitMs !== undefined && explicit.downtimeLimitMs !== o.downtimeRamp.startMs) {
+      throw new UsageError(
+        `downtimeLimitMs (${explicit.downtimeLimitMs}) and downtimeRamp (starting at ${o.downtimeRamp.startMs}) both set ` +
+          'the first downtime limit: drop --downtime-limit, the ramp starts at its START',
+        'downtimeRamp',
+      );
+    }
+    o.downtimeLimitMs = o.downtimeRamp.startMs;
+  }
   if (o.throttleInitial > o.throttleMax) {
     throw new UsageError(
       `throttleInitial (${o.throttleInitial}) exceeds throttleMax (${o.throttleMax})`,

@@ -120,6 +120,16 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
   }
   const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, s.bandwidth);
   if (expected <= s.downtimeLimitMs) return { action: 'switchover', reason: 'converged' };
+  return stopRules(s.rounds, o);
+}
+
+/**
+ * The stop rules after the convergence check: min-dirty-pages, hybrid's round count, max-rounds, then the
+ * non-convergence and stall actions. The QEMU bridge decides with these alone (QEMU checks convergence itself).
+ */
+export function stopRules(rounds: readonly RoundSample[], o: MigrationOptions): Decision {
+  const last = rounds[rounds.length - 1];
+  if (!last) return { action: 'next-round' };
   if (o.minDirtyPages > 0 && last.dirtyPages < o.minDirtyPages)
     return { action: 'switchover', reason: 'min-dirty-pages' };
   if (o.strategy === 'hybrid' && last.round >= o.postcopyAfterRounds) {
@@ -134,11 +144,11 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
     if (action === 'abort') return { action: 'abort', reason };
     return { action: 'next-round' }; // continue, auto-converge and double-downtime are handled by the engine
   };
-  if (isNotConverging(s.rounds, o.nonConvergenceRounds)) {
+  if (isNotConverging(rounds, o.nonConvergenceRounds)) {
     const d = act(o.onNonConvergence, 'not-converging');
     if (d.action !== 'next-round') return d;
   }
-  if (isStalled(s.rounds, o.stallRounds)) {
+  if (isStalled(rounds, o.stallRounds)) {
     const d = act(o.onStall, 'stalled');
     if (d.action !== 'next-round') return d;
   }

@@ -7,6 +7,7 @@ import type { MigrationErrorCode } from '../errors.js';
 import type { MigrationEnergy } from '../power/energy.js';
 import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
+import type { DowntimeRaise } from './round-decision.js';
 
 // The energy figures are power's (src/power/energy.ts); the report carries them and re-exports their names.
 export type {
@@ -126,6 +127,8 @@ export interface MigrationReport {
   guest: { stepsPerSecBefore: number; stepsPerSecDuring: number; slowdown: number } & Partial<GuestReads>;
   /** Dirty-rate limiting (QEMU's dirty-limit), when on. */
   dirtyLimit?: DirtyLimitReport;
+  /** Downtime ramp (KubeVirt VEP 248/291), when on: each raise of the downtime limit. */
+  downtimeRamp?: DowntimeRaise[];
   switchoverReason: string;
   events: string[];
   perRound: RoundRow[];

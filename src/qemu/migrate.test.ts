@@ -292,6 +292,37 @@ describe('migrateQemu', () => {
     expect(r.events.some((e) => e.includes('no progress in round 2'))).toBe(true);
   });
 
+  it('downtime ramp: downtime-limit raised by STEP on rounds without progress up to MAX, then the stall action', async () => {
+    const script: QmpMigrationInfo[] = [{ status: 'active', ram: ram(1, 10, 200) }];
+    for (let i = 2; i < 9; i++) script.push({ status: 'active', ram: ram(i, 100 + 10 * i, 60) });
+    script.push({ status: 'completed', ram: ram(9, 300, 0) });
+    const src = await fakeQemu(script);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      downtimeRamp: { startMs: 150, stepMs: 150, maxMs: 450 },
+      onStall: 'postcopy',
+      stallRounds: 1,
+      pollMs: 1,
+    });
+    const limits = src.log
+      .filter((m) => m.execute === 'migrate-set-parameters')
+      .map((m) => (m.arguments as Record<string, number>)['downtime-limit']);
+    expect(limits).toEqual([150, 300, 450]);
+    expect(r.downtimeRamp).toEqual([
+      { round: 2, fromMs: 150, toMs: 300 },
+      { round: 3, fromMs: 300, toMs: 450 },
+    ]);
+    expect(r.downtimeLimitMs).toBe(450);
+    expect(r.events.some((e) => e.includes('downtime ramp: no progress in round 2'))).toBe(true);
+    // The stall action waited for the ramp to reach its maximum.
+    const order = src.log.map((m) => m.execute);
+    expect(order.indexOf('migrate-start-postcopy')).toBeGreaterThan(
+      order.lastIndexOf('migrate-set-parameters'),
+    );
+    expect(r.qemu.postcopyReason).toBe('stalled');
+  });
+
   it('cold: stops the source first, resumes the destination after the copy; all of it is downtime', async () => {
     const src = await fakeQemu([
       { status: 'active', ram: ram(1, 10, 200) },

@@ -1,20 +1,19 @@
 /**
- * Cold migration and the pre-copy loop: rounds of dirty pages until policy.ts decides to switch over, to go
- * post-copy (hybrid) or to give up; between rounds, auto-converge, the dirty limit and "double the downtime".
+ * Cold migration and the pre-copy loop: rounds of dirty pages until round-decision.ts decides to switch over, to go
+ * post-copy (hybrid) or to give up; between rounds, what it decides (auto-converge, the downtime ramp, "double the
+ * downtime") and the dirty limit.
  */
 import { MigrationError } from '../../errors.js';
-import {
-  autoConvergeStep,
-  type ConvergenceState,
-  decideAfterRound,
-  expectedDowntimeMs,
-  isNotConverging,
-  isStalled,
-  measuredBandwidth,
-  type RoundSample,
-  throttleToCap,
-} from '../policy.js';
+import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
 import { Command, encodeRound } from '../protocol.js';
+import {
+  abortCode,
+  decideRound,
+  initialRoundState,
+  type RoundEstimate,
+  type RoundOutcome,
+  type RoundState,
+} from '../round-decision.js';
 import { mbps } from '../stats.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
@@ -39,17 +38,17 @@ export function precopy(s: SourceState): Promise<void> {
 }
 
 class PrecopyLoop {
-  private throttle = 0;
-  private throttleTriggers = 0;
+  /** The per-round decision's state: downtime limit, throttle, what was reported. */
+  private state: RoundState;
   private lastProgressAt = performance.now();
   private bestDirty = Number.POSITIVE_INFINITY;
   /** Bytes and pages sent after round 1 (resent pages): the wire cost of a dirty page. */
   private liveBytes = 0;
   private livePages = 0;
-  private downtimeLimitMs: number;
 
   constructor(private readonly s: SourceState) {
-    this.downtimeLimitMs = s.o.downtimeLimitMs;
+    this.state = initialRoundState(s.o);
+    if (s.o.downtimeRamp) s.r.downtimeRamp = [];
   }
 
   async run(): Promise<void> {
@@ -66,8 +65,6 @@ class PrecopyLoop {
     let pages = allPages(s.pageCount);
     let held: Uint32Array = new Uint32Array(0);
     const samples: RoundSample[] = [];
-    let stallReported = false;
-    let divergenceReported = false;
     for (let round = 1; ; round++) {
       s.checkAbort();
       const t = performance.now();
@@ -92,23 +89,19 @@ class PrecopyLoop {
       samples.push(sample);
       this.recordRound(sample);
       s.xbzrle.afterRound(cacheBefore, s.xbzrle.counters(), next.hot, synced.length);
-      const state = this.convergenceState(samples);
-      const expected = expectedDowntimeMs(owed, state.bytesPerPage, state.bandwidth);
+      const estimate = this.estimate(samples);
+      const expected = expectedDowntimeMs(owed, estimate.bytesPerPage, estimate.bandwidth);
       r.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
-      if (!divergenceReported && isNotConverging(samples, o.nonConvergenceRounds)) {
-        divergenceReported = true;
-        s.event(
-          `not converging: the guest dirtied pages as fast as they were sent for ${o.nonConvergenceRounds} rounds (action: ${o.onNonConvergence})`,
-        );
-      }
-      if (!stallReported && isStalled(samples, o.stallRounds)) {
-        stallReported = true;
-        r.stalled = true;
-        s.event(`stalled: no progress for ${o.stallRounds} rounds (action: ${o.onStall})`);
-      }
-      const decision = decideAfterRound(state, { ...o, downtimeLimitMs: this.downtimeLimitMs });
+      const outcome = decideRound(
+        this.state,
+        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine' },
+        o,
+      );
+      const { decision } = outcome;
+      if (outcome.stalled) r.stalled = true;
+      for (const e of outcome.events) s.event(e);
       s.emit(true);
       if (decision.action === 'switchover') {
         r.switchoverReason = decision.reason;
@@ -134,21 +127,15 @@ class PrecopyLoop {
         return;
       }
       if (decision.action === 'abort') {
-        const code =
-          decision.reason === 'stalled'
-            ? 'STALLED'
-            : decision.reason === 'not-converging'
-              ? 'NOT_CONVERGED'
-              : 'TIMEOUT';
         throw new MigrationError(
-          code,
+          abortCode(decision.reason),
           `pre-copy gave up (${decision.reason}) after ${round} rounds: ${owed} pages still dirty at ` +
-            `${Math.round(state.bandwidth / 1024 / 1024)} MiB/s; the guest keeps running on the source. ` +
+            `${Math.round(estimate.bandwidth / 1024 / 1024)} MiB/s; the guest keeps running on the source. ` +
             'Try --auto-converge, --strategy hybrid, --xbzrle, a higher --max-bandwidth or --downtime-limit.',
           { round, dirtyPages: owed },
         );
       }
-      this.adjustAfterRound(sample, samples);
+      this.adjustAfterRound(sample, outcome);
       s.spec.onRound?.({ report: r, guest: s.guest, sample });
       pages = dirty;
     }
@@ -168,7 +155,7 @@ class PrecopyLoop {
       durationMs: rs.durationMs,
       throughputMbps: mbps(rs.bytesSent, rs.durationMs),
       expectedDowntimeMs: 0,
-      throttle: this.throttle,
+      throttle: this.state.throttle,
       heldPages: 0,
     });
     if (rs.round > 1) {
@@ -181,48 +168,38 @@ class PrecopyLoop {
     }
   }
 
-  private convergenceState(samples: RoundSample[]): ConvergenceState {
+  /** The engine's estimate of a stop-and-copy now, for the decision. */
+  private estimate(samples: RoundSample[]): RoundEstimate {
     const s = this.s;
     // Wire bytes per dirty page: measured on resent pages once there are some, else a full page.
     const bytesPerPage = this.livePages > 0 ? Math.max(64, this.liveBytes / this.livePages) : s.pageSize;
     return {
-      rounds: samples,
       bandwidth: measuredBandwidth(samples, s.o.maxBandwidth),
       bytesPerPage,
-      pageSize: s.pageSize,
-      throttle: this.throttle,
-      throttleTriggers: this.throttleTriggers,
-      downtimeLimitMs: this.downtimeLimitMs,
       elapsedMs: s.elapsed(),
       msSinceProgress: performance.now() - this.lastProgressAt,
     };
   }
 
-  /** Auto-converge, the dirty limit and "double the downtime on stall" act between rounds. */
-  private adjustAfterRound(sample: RoundSample, samples: RoundSample[]): void {
+  /** Between rounds: what the decision changed (auto-converge's CAP, the downtime limit; its events are out), and
+   *  the dirty limit. */
+  private adjustAfterRound(sample: RoundSample, outcome: RoundOutcome): void {
     const s = this.s;
-    const o = s.o;
-    const autoConverge =
-      o.autoConverge || o.onNonConvergence === 'auto-converge' || o.onStall === 'auto-converge';
-    if (autoConverge) {
-      const step = autoConvergeStep(sample, s.pageSize, this.throttle, this.throttleTriggers, o);
-      this.throttleTriggers = step.triggers;
-      if (step.throttle !== this.throttle) {
-        this.throttle = step.throttle;
-        const cap = throttleToCap(this.throttle);
-        s.guest.setCap(cap);
-        s.r.cap.push({ atMs: s.elapsed(), cap, throttle: this.throttle, reason: 'auto-converge' });
-        s.event(`auto-converge: throttle ${this.throttle}% (CAP ${cap})`);
-      }
+    this.state = outcome.state;
+    if (outcome.throttle) {
+      const { cap, throttle } = outcome.throttle;
+      s.guest.setCap(cap);
+      s.r.cap.push({ atMs: s.elapsed(), cap, throttle, reason: 'auto-converge' });
     }
-    const limited = s.dirtyLimiter.afterRound(sample, s.pageSize, s.elapsed());
+    const d = outcome.downtime;
+    if (d) {
+      s.r.downtimeLimitMs = d.toMs;
+      if (d.cause === 'ramp') s.r.downtimeRamp?.push({ round: d.round, fromMs: d.fromMs, toMs: d.toMs });
+    }
+    // The downtime ramp goes first: the dirty limit waits while it has room, as auto-converge does.
+    const limited = outcome.rampHolds
+      ? undefined
+      : s.dirtyLimiter.afterRound(sample, s.pageSize, s.elapsed());
     if (limited) s.event(limited);
-    if (o.onStall === 'double-downtime' && samples.length >= 2) {
-      const prev = samples[samples.length - 2]!;
-      if (sample.round > 1 && sample.dirtyPages >= prev.dirtyPages) {
-        this.downtimeLimitMs *= 2;
-        s.event(`no progress in round ${sample.round}: downtime limit doubled to ${this.downtimeLimitMs} ms`);
-      }
-    }
   }
 }
