@@ -3,7 +3,7 @@
  * optional token bucket on the sending side, byte counters, and one error for every way the link can die.
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { MigrationError } from '../errors.js';
 import { safeText } from '../log-safe.js';
 import type { BufferBudget } from './buffer-budget.js';
@@ -28,6 +28,20 @@ export interface SendPacer {
   /** Resolves when `bytes` may go, or as soon as `signal` aborts (the connection died: cancel, timeout, peer gone). */
   consume(bytes: number, signal?: AbortSignal): Promise<void>;
 }
+
+/**
+ * What a connection needs of its byte stream: a `net.Socket` or `tls.TLSSocket` in production, one end of an
+ * in-memory link in tests (testing/link-pair.ts). Narrow on purpose, so that both fit.
+ */
+export type LinkSocket = Pick<
+  Duplex,
+  'on' | 'once' | 'write' | 'end' | 'destroy' | 'pause' | 'resume' | 'isPaused' | 'closed'
+> & {
+  /** TCP's Nagle switch; absent on a stream that has none. */
+  setNoDelay?(noDelay?: boolean): unknown;
+  /** The peer's address (an agent keys stale migrations by it); absent or undefined when unknown. */
+  readonly remoteAddress?: string | undefined;
+};
 
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
 const SOCKET_QUEUE_BYTES = 4 << 20;
@@ -68,7 +82,7 @@ export class FrameConnection {
   private budgetGrant = 0;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: LinkSocket,
     options: {
       maxPayload?: number;
       expectPreamble?: boolean;
@@ -80,7 +94,7 @@ export class FrameConnection {
     this.reader = new FrameReader(options.maxPayload, { expectPreamble: options.expectPreamble ?? false });
     this.pacer = options.pacer;
     if (options.budget) this.useBudget(options.budget);
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.wakeDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
