@@ -99,14 +99,17 @@ export class FrameConnection {
     socket.on('drain', () => this.wakeDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.fail(
-        tlsFailure(err, 'the peer') ??
+        this.toldByPeer() ??
+          tlsFailure(err, 'the peer') ??
           new MigrationError('CONNECTION_LOST', `migration connection failed: ${err.message}`, {
             errno: err.code,
           }),
       );
     });
     socket.on('close', () => {
-      this.fail(new MigrationError('CONNECTION_LOST', 'migration connection closed by the peer'));
+      this.fail(
+        this.toldByPeer() ?? new MigrationError('CONNECTION_LOST', 'migration connection closed by the peer'),
+      );
     });
   }
 
@@ -128,6 +131,10 @@ export class FrameConnection {
   /** Frames go to `handler` instead of the receive queue until stopDiverting (post-copy page requests, errors). */
   divertFrames(handler: (f: Frame) => void): void {
     this.onFrame = handler;
+    // Frames that arrived before (a PAGE_REQUEST right behind RESUMED or RECOVER_ACK, in the same read) go first.
+    for (const f of this.queue.splice(0)) handler(f);
+    this.queuedIn = 0;
+    if (this.socket.isPaused() && !this.failure && !this.budgetWait) this.socket.resume();
   }
 
   stopDiverting(): void {
@@ -224,6 +231,15 @@ export class FrameConnection {
       }
       if (this.failure) return;
     }
+  }
+
+  /**
+   * The peer's ERROR still waiting unread: a peer sends ERROR and then closes, so when the close comes first to a
+   * side busy sending (a pre-copy round), the ERROR's code, not CONNECTION_LOST, is why the link ended.
+   */
+  private toldByPeer(): MigrationError | undefined {
+    const told = this.queue.find((f) => f.command === Command.ERROR);
+    return told ? remoteErrorToMigrationError(told) : undefined;
   }
 
   private fail(err: MigrationError): void {
