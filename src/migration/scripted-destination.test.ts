@@ -9,12 +9,8 @@ import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
 import type { IncomingMigration } from './destination.js';
 import { Capability, Command, type Hello } from './protocol.js';
-import {
-  DestinationHarness,
-  FakeSource,
-  type FakeSourceOptions,
-  type SourceStep,
-} from './testing/fake-source.js';
+import { expireWhenWaiting, useFakeClock } from './testing/clock.js';
+import { DestinationHarness, FakeSource, type FakeSourceOptions } from './testing/fake-source.js';
 import { destroyTestGuests, testGuest } from './testing/fixtures.js';
 
 const harnesses: DestinationHarness[] = [];
@@ -74,14 +70,6 @@ async function sameAsSource(o: Outcome): Promise<void> {
   expect(moved!.state()).toEqual(o.fake.guest.state());
 }
 
-/** Once `step` is reached and the destination waits on a timer, jumps the fake clock by `ms`. */
-function expireAt(fake: FakeSource, step: SourceStep, ms: number): void {
-  void fake.script.reached(step).then(async () => {
-    while (vi.getTimerCount() === 0) await new Promise((r) => setImmediate(r));
-    vi.advanceTimersByTime(ms);
-  });
-}
-
 describe('real destination, scripted source: the happy paths verify byte for byte', () => {
   it('pre-copy: resumed once, after GO; equal to the source guest run to the same steps', async () => {
     const o = await migrate();
@@ -131,9 +119,9 @@ describe('real destination, scripted source: HELLO', () => {
   });
 
   it('no HELLO: TIMEOUT after the hello timeout (fake time)', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    useFakeClock();
     const o = await migrate({ script: [{ at: 'HELLO', do: 'silence' }] }, undefined, (fake) =>
-      expireAt(fake, 'HELLO', 30_000),
+      expireWhenWaiting(fake.script.reached('HELLO'), 30_000),
     );
     discarded(o, 'TIMEOUT');
   });
@@ -169,9 +157,9 @@ describe('real destination, scripted source: pages and rounds', () => {
   });
 
   it('the source goes silent mid-round: TIMEOUT after the idle timeout (fake time)', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    useFakeClock();
     const o = await migrate({ script: [{ at: 'PAGES', nth: 2, do: 'silence' }] }, undefined, (fake) =>
-      expireAt(fake, 'PAGES', 60_000),
+      expireWhenWaiting(fake.script.reached('PAGES', 2), 60_000),
     );
     discarded(o, 'TIMEOUT');
   });
@@ -231,12 +219,12 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('no GO after READY: held once the handover timeout passes (fake time), never resumed on its own', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    useFakeClock();
     const h = new DestinationHarness();
     harnesses.push(h);
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'silence' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
-    expireAt(fake, 'GO', 15_000);
+    expireWhenWaiting(fake.script.reached('GO'), 15_000);
     void fake.run(h.connect().conn);
     await vi.waitFor(() => expect(h.held).toHaveLength(1), { timeout: 30_000 });
     expect(h.held[0]!.error?.code).toBe('TIMEOUT');
