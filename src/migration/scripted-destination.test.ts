@@ -172,6 +172,24 @@ describe('real destination, scripted source: switch-over', () => {
     expect(o.fake.result.error?.code).toBe('DIGEST_MISMATCH');
   });
 
+  it('SWITCHOVER late (after an explicit event): the destination waits, verifies and resumes once', async () => {
+    let release: () => void = () => undefined;
+    const until = new Promise<void>((r) => {
+      release = r;
+    });
+    let waiting: string | undefined;
+    const o = await migrate({ script: [{ at: 'SWITCHOVER', do: 'delay', until }] }, undefined, (fake, h) => {
+      void fake.script.reached('SWITCHOVER').then(() => {
+        waiting = h.migration?.phase;
+        release();
+      });
+    });
+    expect(waiting).toBe('receiving'); // nothing verified or resumed while the source was late
+    expect(o.m?.phase).toBe('done');
+    expect(o.h.resumed).toHaveLength(1);
+    expect(o.resumes).toBe(1);
+  });
+
   it('a corrupt VCPU_STATE: CHECKSUM', async () => {
     discarded(await migrate({ script: [{ at: 'VCPU_STATE', do: 'corrupt' }] }), 'CHECKSUM');
   });
