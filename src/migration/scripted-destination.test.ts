@@ -286,6 +286,24 @@ describe('real destination, scripted source: post-copy', () => {
     await sameAsSource({ m, fake, h, resumes: 1 });
   });
 
+  it('the source goes silent mid-push: after the idle timeout (fake time) the guest waits here, postcopy-paused', async () => {
+    useFakeClock();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const fake = new FakeSource(await pausedGuest(), {
+      strategy: 'postcopy',
+      script: [{ at: 'PAGES', nth: 3, do: 'silence' }],
+    });
+    const resume = vi.spyOn(Guest.prototype, 'resume');
+    expireWhenWaiting(fake.script.reached('PAGES', 3), 60_000);
+    void fake.run(h.connect().conn);
+    await vi.waitFor(() => expect(h.paused.size).toBe(1), { timeout: 30_000 });
+    expect(h.migration?.phase).toBe('postcopy-paused');
+    expect(h.migration?.error?.code).toBe('TIMEOUT');
+    expect(h.resumed).toHaveLength(1); // it ran before the push stopped, and it stays
+    expect(resume).toHaveBeenCalledTimes(1);
+  });
+
   it('RECOVER with the wrong token: RECOVER_REFUSED; the paused migration keeps waiting', async () => {
     const h = new DestinationHarness();
     harnesses.push(h);

@@ -217,6 +217,20 @@ describe('real source, scripted destination: switch-over (SWITCHOVER → READY)'
     expect(o.report.downtimeMs).toBeGreaterThanOrEqual(40);
   });
 
+  it('--timeout while the destination does not answer READY: TIMEOUT, the destination is told, the guest resumes here', async () => {
+    useFakeClock();
+    const o = await migrate(
+      { script: [{ at: 'SWITCHOVER', do: 'silence' }] },
+      { timeoutMs: 20_000 },
+      undefined,
+      {
+        during: (d) => expireWhenWaiting(d.script.reached('SWITCHOVER'), 20_000),
+      },
+    );
+    keptOnSource(o, 'TIMEOUT');
+    expect(o.report.error?.message).toMatch(/--timeout/);
+  });
+
   it('no READY: TIMEOUT after the switch-over timeout (60 s of fake time), the guest resumes on the source', async () => {
     useFakeClock();
     const o = await migrate({ script: [{ at: 'SWITCHOVER', do: 'silence' }] }, {}, undefined, {
@@ -279,6 +293,41 @@ describe('real source, scripted destination: GO → RESUMED and ownership (RECON
     expect(o.resumes).toBe(0);
   });
 
+  it('RESUMED corrupt: the source settles it by RECONCILE (the guest runs there): completed, never resumed here', async () => {
+    const o = await migrate({ script: [{ at: 'GO', do: 'corrupt' }] }, {}, (d) => ({
+      redial: async () => d.connect(),
+    }));
+    expect(o.report.status).toBe('completed');
+    expect(o.fake.script.count('RECONCILE')).toBe(1);
+    expect(o.guest.running).toBe(false);
+    expect(o.resumes).toBe(0);
+  });
+
+  it('READY instead of RESUMED, no way to reconcile: OWNER_UNKNOWN, the guest stays paused here', async () => {
+    const o = await migrate({ script: [{ at: 'GO', do: 'wrong', command: Command.READY }] });
+    expect(o.report.error?.code).toBe('OWNER_UNKNOWN');
+    expect(o.report.error?.message).toMatch(/PROTOCOL after GO/);
+    expect(o.guest.running).toBe(false);
+    expect(o.resumes).toBe(0);
+  });
+
+  it('cancel once GO is on its way is too late: completed, the guest runs on the destination', async () => {
+    let release: () => void = () => undefined;
+    const until = new Promise<void>((r) => {
+      release = r;
+    });
+    const o = await migrate({ script: [{ at: 'GO', do: 'delay', until }] }, {}, undefined, {
+      during: (d, run) => {
+        void d.script.reached('GO').then(() => {
+          run.abort.abort();
+          release();
+        });
+      },
+    });
+    expect(o.report.status).toBe('completed');
+    expect(o.resumes).toBe(0);
+  });
+
   it('the destination unreachable after GO: OWNER_UNKNOWN once reconcileTimeoutMs passes (fake time)', async () => {
     useFakeClock({ performance: true });
     let dials = 0;
@@ -333,6 +382,18 @@ describe('real source, scripted destination: post-copy', () => {
     expect(o.report.verified).toBe(true);
     expect(o.fake.script.trail).toContain('POSTCOPY_START');
     expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
+  });
+
+  it('COMPLETE corrupt: handled as a broken link, recovered over a new one, completed', async () => {
+    const o = await migrate(
+      { script: [{ at: 'POSTCOPY_END', do: 'corrupt' }] },
+      { strategy: 'postcopy' },
+      (d) => ({ recover: async () => d.connect() }),
+    );
+    expect(o.report.status).toBe('completed');
+    expect(o.report.postcopy.recoveries).toBe(1);
+    expect(o.fake.script.trail.slice(-2)).toEqual(['RECOVER', 'POSTCOPY_END#2']);
+    expect(o.resumes).toBe(0);
   });
 
   it('ERROR instead of READY at POSTCOPY_START: the guest resumes on the source', async () => {
