@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection, type SendPacer } from './connection.js';
 import { Command } from './protocol.js';
-import { createLinkPair } from './testing/link-pair.js';
+import { createLinkPair } from './testing/index.js';
 
 const open: { destroy: () => void }[] = [];
 afterEach(() => {

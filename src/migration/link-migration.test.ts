@@ -7,8 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ramEquals } from '../guest/oracle.js';
 import type { MigrationOptions } from './options.js';
 import { runSource } from './source/index.js';
-import { DestinationHarness } from './testing/fake-source.js';
-import { destroyTestGuests, sourceRun, testGuest } from './testing/fixtures.js';
+import { DestinationHarness, destroyTestGuests, sourceRun, testGuest } from './testing/index.js';
 
 const harnesses: DestinationHarness[] = [];
 afterEach(async () => {

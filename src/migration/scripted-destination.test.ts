@@ -9,9 +9,15 @@ import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
 import type { IncomingMigration } from './destination.js';
 import { Capability, Command, type Hello } from './protocol.js';
-import { expireWhenWaiting, useFakeClock } from './testing/clock.js';
-import { DestinationHarness, FakeSource, type FakeSourceOptions } from './testing/fake-source.js';
-import { destroyTestGuests, testGuest } from './testing/fixtures.js';
+import {
+  DestinationHarness,
+  destroyTestGuests,
+  expireWhenWaiting,
+  FakeSource,
+  type FakeSourceOptions,
+  testGuest,
+  useFakeClock,
+} from './testing/index.js';
 
 const harnesses: DestinationHarness[] = [];
 afterEach(async () => {

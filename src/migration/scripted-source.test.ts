@@ -11,9 +11,17 @@ import type { MigrationOptions } from './options.js';
 import { Capability, Command } from './protocol.js';
 import { runSource, type SourceRun } from './source/index.js';
 import type { MigrationReport } from './stats.js';
-import { expireWhenWaiting, useFakeClock } from './testing/clock.js';
-import { FakeDestination, type FakeDestinationOptions } from './testing/fake-destination.js';
-import { destroyTestGuests, differingPages, ramImage, sourceRun, testGuest } from './testing/fixtures.js';
+import {
+  destroyTestGuests,
+  differingPages,
+  expireWhenWaiting,
+  FakeDestination,
+  type FakeDestinationOptions,
+  ramImage,
+  sourceRun,
+  testGuest,
+  useFakeClock,
+} from './testing/index.js';
 
 const fakes: FakeDestination[] = [];
 afterEach(async () => {
@@ -83,6 +91,17 @@ describe('real source, scripted destination: the happy paths verify byte for byt
     expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
     expect(o.fake.script.trail[0]).toBe('HELLO');
     expect(o.fake.script.trail.slice(-3)).toEqual(['VCPU_STATE', 'SWITCHOVER', 'GO']);
+  });
+
+  it.each<[string, Partial<MigrationOptions>]>([
+    ['XBZRLE and zstd', { xbzrle: true, xbzrleCacheBytes: 1 << 20, compress: 'zstd' }],
+    ['lz4, hot-last', { compress: 'lz4', pageOrder: 'hot-last' }],
+    ['RLE, full verify', { compress: 'rle', verify: 'full' }],
+  ])('pre-copy, %s: completed, verified, byte for byte', async (_name, options) => {
+    const o = await migrate({}, { ...options, maxRounds: 4 });
+    expect(o.report.status).toBe('completed');
+    expect(o.fake.verified).toBe(true);
+    expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
   });
 });
 

@@ -5,6 +5,7 @@
  * one or an ERROR (script.ts). Left to itself it is a correct, honest destination: it rebuilds RAM from the PAGES it
  * receives, checks the digest at switch-over and answers ERROR DIGEST_MISMATCH when it does not match.
  */
+import { type Compressor, compressor } from '../../codec/index.js';
 import { MigrationError } from '../../errors.js';
 import { FrameConnection } from '../connection.js';
 import { PageLedger, pageCrc, vcpuDigest } from '../ledger.js';
@@ -30,6 +31,7 @@ import {
   type Hello,
   MAX_HELLO_PAYLOAD,
   type OwnerState,
+  PageEncoding,
   PROTOCOL_VERSION,
 } from '../protocol.js';
 import { createLinkPair } from './link-pair.js';
@@ -83,6 +85,8 @@ export class FakeDestination {
   /** While false, `connect` throws CONNECTION_REFUSED (the destination host is unreachable). */
   reachable = true;
   private ledger: PageLedger | undefined;
+  /** Decoders of the compressed encodings HELLO_ACK granted. */
+  private readonly compressors = new Map<PageEncoding, Compressor>();
   private vcpuState: unknown;
   private bound = false;
   private readonly open: FrameConnection[] = [];
@@ -189,6 +193,13 @@ export class FakeDestination {
         this.present = new Uint8Array(this.pageCount);
         this.ledger = new PageLedger(this.pageCount, this.pageSize);
         const capabilities = h.capabilities & ~(this.options.withhold ?? 0);
+        for (const [cap, encoding, name] of [
+          [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
+          [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],
+          [Capability.LZ4, PageEncoding.LZ4, 'lz4'],
+        ] as const) {
+          if (capabilities & cap) this.compressors.set(encoding, compressor(name));
+        }
         this.bound = (capabilities & Capability.FRAME_BINDING) !== 0;
         const nonce = this.bound ? conn.bindFramesWithNewNonce(Command.HELLO_ACK) : undefined;
         conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
@@ -205,7 +216,7 @@ export class FakeDestination {
       case Command.PAGES:
         forEachPageEntry(f.payload, this.pageCount, this.pageSize, (p, encoding, data) => {
           const page = this.page(p);
-          decodePageInto(p, encoding, data, page, new Map());
+          decodePageInto(p, encoding, data, page, this.compressors);
           this.ledger!.set(p, pageCrc(page));
           this.present[p] = 1;
         });
