@@ -132,7 +132,10 @@ export class FrameConnection {
   divertFrames(handler: (f: Frame) => void): void {
     this.onFrame = handler;
     // Frames that arrived before (a PAGE_REQUEST right behind RESUMED or RECOVER_ACK, in the same read) go first.
-    for (const f of this.queue.splice(0)) handler(f);
+    for (const f of this.queue.splice(0)) {
+      this.divert(handler, f);
+      if (this.failure) break;
+    }
     this.queuedIn = 0;
     if (this.socket.isPaused() && !this.failure && !this.budgetWait) this.socket.resume();
   }
@@ -203,20 +206,11 @@ export class FrameConnection {
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
-      const e =
-        err instanceof MigrationError
-          ? err
-          : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
-      // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
-      this.socket.end(
-        this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message }))),
-      );
-      this.errorSent = true;
-      this.fail(e);
+      this.refuse(err);
       return;
     }
     for (const f of frames) {
-      if (this.onFrame) this.onFrame(f);
+      if (this.onFrame) this.divert(this.onFrame, f);
       else {
         const w = this.waiters.shift();
         if (w) {
@@ -230,6 +224,32 @@ export class FrameConnection {
         }
       }
       if (this.failure) return;
+    }
+  }
+
+  /** Refuses the stream: tells the peer why (an ERROR frame, then our half of the close) and fails. */
+  private refuse(err: unknown): void {
+    const e =
+      err instanceof MigrationError
+        ? err
+        : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
+    // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
+    this.socket.end(
+      this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message }))),
+    );
+    this.errorSent = true;
+    this.fail(e);
+  }
+
+  /**
+   * Hands a frame to the diverting handler. A frame it cannot accept (it throws: a malformed PAGE_REQUEST) refuses
+   * the stream like a corrupt one; thrown from a socket's 'data' event it would have crashed the process.
+   */
+  private divert(handler: (f: Frame) => void, f: Frame): void {
+    try {
+      handler(f);
+    } catch (err) {
+      this.refuse(err);
     }
   }
 

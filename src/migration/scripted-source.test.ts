@@ -415,6 +415,28 @@ describe('real source, scripted destination: post-copy', () => {
     expect(o.resumes).toBe(0);
   });
 
+  it('a malformed PAGE_REQUEST mid-push: the stream is refused (PROTOCOL), not the process crashed; no recovery: POSTCOPY_LINK_LOST', async () => {
+    const o = await migrate(
+      { script: [{ at: 'PAGES', nth: 2, do: 'wrong', command: Command.PAGE_REQUEST }] },
+      { strategy: 'postcopy' },
+    );
+    expect(o.report.error?.code).toBe('POSTCOPY_LINK_LOST');
+    expect(o.report.error?.message).toMatch(/PAGE_REQUEST/);
+    expect(o.guest.running).toBe(false);
+    expect(o.resumes).toBe(0);
+  });
+
+  it('a malformed PAGE_REQUEST mid-push, with recovery: a new link (RECOVER), completed byte for byte', async () => {
+    const o = await migrate(
+      { script: [{ at: 'PAGES', nth: 2, do: 'wrong', command: Command.PAGE_REQUEST }] },
+      { strategy: 'postcopy' },
+      (d) => ({ recover: async () => d.connect() }),
+    );
+    expect(o.report.status).toBe('completed');
+    expect(o.report.postcopy.recoveries).toBe(1);
+    expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
+  });
+
   it('ERROR instead of READY at POSTCOPY_START: the guest resumes on the source', async () => {
     const o = await migrate(
       { script: [{ at: 'POSTCOPY_START', do: 'error', code: 'RESOURCE_LIMIT' }] },

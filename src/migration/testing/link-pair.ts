@@ -38,8 +38,18 @@ export class LinkEnd extends Duplex {
       callback();
       return;
     }
-    // A copy: the writer may reuse its buffer once the callback ran, as after a TCP write reached the kernel.
-    if (peer.push(Buffer.from(chunk))) callback();
+    let more = true;
+    try {
+      // A copy: the writer may reuse its buffer once the callback ran, as after a TCP write reached the kernel.
+      more = peer.push(Buffer.from(chunk));
+    } catch (err) {
+      // The reader's 'data' handler threw: with a socket that is an uncaught exception in the reading process,
+      // never the writer's error. So it is here too (a test sees it as an unhandled error).
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+    if (more) callback();
     else peer.blockedWrite = () => callback();
   }
 
