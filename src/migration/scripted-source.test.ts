@@ -481,7 +481,7 @@ describe('real source, scripted destination: post-copy', () => {
     expect(o.resumes).toBe(0);
   });
 
-  it('COMPLETE says not verified: the report says so', async () => {
+  it('ERROR instead of COMPLETE (DIGEST_MISMATCH): failed, unverified, the peer’s code said; not resumed here', async () => {
     const o = await migrate(
       { script: [{ at: 'POSTCOPY_END', do: 'error', code: 'DIGEST_MISMATCH' }] },
       {
@@ -490,6 +490,8 @@ describe('real source, scripted destination: post-copy', () => {
     );
     expect(o.report.status).toBe('failed');
     expect(o.report.verified).toBe(false);
+    expect(o.report.error?.code).toBe('POSTCOPY_LINK_LOST');
+    expect(o.report.error?.message).toMatch(/DIGEST_MISMATCH/);
     expect(o.guest.running).toBe(false);
     expect(o.resumes).toBe(0);
   });
