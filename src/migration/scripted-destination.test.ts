@@ -5,6 +5,7 @@
  * GO any fault discards the partial copy; after READY a lost link holds the verified copy until a verdict.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MigrationError } from '../errors.js';
 import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
 import type { IncomingMigration } from './destination.js';
@@ -235,6 +236,40 @@ describe('real destination, scripted source: switch-over', () => {
     void fake.run(first.conn);
     await vi.waitFor(() => expect(h.held).toHaveLength(1), { timeout: 30_000 });
     expect(await fake.reconcile(h.connect().conn, 'abort')).toBe('discarded');
+    const m = await first.done;
+    expect(m?.phase).toBe('discarded');
+    expect(h.resumed).toEqual([]);
+    expect(resume).not.toHaveBeenCalled();
+    expect(await fake.reconcile(h.connect().conn, 'query')).toBe('discarded');
+  });
+
+  it('held, then its operator adopts it (the source host is gone): resumed here once; RECONCILE then says resumed', async () => {
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
+    const resume = vi.spyOn(Guest.prototype, 'resume');
+    const first = h.connect();
+    void fake.run(first.conn);
+    await vi.waitFor(() => expect(h.held).toHaveLength(1), { timeout: 30_000 });
+    h.ownership.handle(fake.migrationId)!.adopt();
+    const m = await first.done;
+    expect(m?.phase).toBe('done');
+    expect(h.resumed).toHaveLength(1);
+    expect(resume).toHaveBeenCalledTimes(1);
+    expect(await fake.reconcile(h.connect().conn, 'query')).toBe('resumed');
+  });
+
+  it('held, then its operator discards it: never resumed; RECONCILE then says discarded', async () => {
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
+    const resume = vi.spyOn(Guest.prototype, 'resume');
+    const first = h.connect();
+    void fake.run(first.conn);
+    await vi.waitFor(() => expect(h.held).toHaveLength(1), { timeout: 30_000 });
+    h.ownership
+      .handle(fake.migrationId)!
+      .discard(new MigrationError('CANCELLED', 'the operator discarded it'));
     const m = await first.done;
     expect(m?.phase).toBe('discarded');
     expect(h.resumed).toEqual([]);

@@ -279,6 +279,23 @@ describe('real source, scripted destination: GO → RESUMED and ownership (RECON
     expect(o.resumes).toBe(0);
   });
 
+  it('GO on the RECONCILE link lost too: the source asks again, and completes on the second', async () => {
+    const o = await migrate(
+      {
+        script: [
+          { at: 'GO', do: 'drop' },
+          { at: 'GO', nth: 2, do: 'drop' },
+        ],
+      },
+      {},
+      (d) => ({ redial: async () => d.connect() }),
+    );
+    expect(o.report.status).toBe('completed');
+    expect(o.fake.script.count('RECONCILE')).toBe(2);
+    expect(o.fake.script.count('GO')).toBe(3);
+    expect(o.resumes).toBe(0);
+  });
+
   it('link lost after GO, the destination dropped its copy (OWNER discarded): the guest resumes on the source, once', async () => {
     const o = await migrate({ owner: 'discarded', script: [{ at: 'GO', do: 'drop' }] }, {}, (d) => ({
       redial: async () => d.connect(),
