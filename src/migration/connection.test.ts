@@ -1,8 +1,10 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MigrationError } from '../errors.js';
 import { FrameConnection, type SendPacer } from './connection.js';
 import { Command } from './protocol.js';
+import { createLinkPair } from './testing/index.js';
 
 const open: { destroy: () => void }[] = [];
 afterEach(() => {
@@ -57,5 +59,34 @@ describe('FrameConnection modes', () => {
     await a.sendFrame(Command.RESUMED);
     expect((await b.expect(Command.RESUMED, 10_000)).command).toBe(Command.RESUMED);
     expect(diverted).toEqual([Command.GO]);
+  });
+});
+
+describe('FrameConnection over an in-memory link', () => {
+  it('divertFrames hands over frames that arrived before it, in order', async () => {
+    const [x, y] = createLinkPair();
+    const a = new FrameConnection(x);
+    const b = new FrameConnection(y);
+    open.push(a, b);
+    await a.sendFrame(Command.RESUMED);
+    await a.sendFrame(Command.PAGE_REQUEST, Buffer.from([0, 0, 0, 1, 0, 0, 0, 7]));
+    expect((await b.expect(Command.RESUMED, 10_000)).command).toBe(Command.RESUMED);
+    await new Promise((r) => setImmediate(r)); // the PAGE_REQUEST is queued by now
+    const diverted: Command[] = [];
+    b.divertFrames((f) => diverted.push(f.command));
+    expect(diverted).toEqual([Command.PAGE_REQUEST]);
+  });
+
+  it("the peer's ERROR followed by its close fails the connection with the ERROR's code, not CONNECTION_LOST", async () => {
+    const [x, y] = createLinkPair();
+    const a = new FrameConnection(x);
+    const b = new FrameConnection(y);
+    open.push(a, b);
+    const told = new Promise<MigrationError>((resolve) => b.onClose(resolve));
+    await a.sendErrorAndClose(new MigrationError('RESOURCE_LIMIT', 'no room'));
+    const e = await told;
+    expect(e.code).toBe('RESOURCE_LIMIT');
+    expect(e.context.remote).toBe(true);
+    await expect(b.sendFrame(Command.GO)).rejects.toMatchObject({ code: 'RESOURCE_LIMIT' });
   });
 });

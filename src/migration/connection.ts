@@ -3,7 +3,7 @@
  * optional token bucket on the sending side, byte counters, and one error for every way the link can die.
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { MigrationError } from '../errors.js';
 import { safeText } from '../log-safe.js';
 import type { BufferBudget } from './buffer-budget.js';
@@ -28,6 +28,20 @@ export interface SendPacer {
   /** Resolves when `bytes` may go, or as soon as `signal` aborts (the connection died: cancel, timeout, peer gone). */
   consume(bytes: number, signal?: AbortSignal): Promise<void>;
 }
+
+/**
+ * What a connection needs of its byte stream: a `net.Socket` or `tls.TLSSocket` in production, one end of an
+ * in-memory link in tests (testing/link-pair.ts). Narrow on purpose, so that both fit.
+ */
+export type LinkSocket = Pick<
+  Duplex,
+  'on' | 'once' | 'write' | 'end' | 'destroy' | 'pause' | 'resume' | 'isPaused' | 'closed'
+> & {
+  /** TCP's Nagle switch; absent on a stream that has none. */
+  setNoDelay?(noDelay?: boolean): unknown;
+  /** The peer's address (an agent keys stale migrations by it); absent or undefined when unknown. */
+  readonly remoteAddress?: string | undefined;
+};
 
 /** Bytes the connection lets pile up in the socket before waiting for 'drain'. */
 const SOCKET_QUEUE_BYTES = 4 << 20;
@@ -68,7 +82,7 @@ export class FrameConnection {
   private budgetGrant = 0;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: LinkSocket,
     options: {
       maxPayload?: number;
       expectPreamble?: boolean;
@@ -80,19 +94,22 @@ export class FrameConnection {
     this.reader = new FrameReader(options.maxPayload, { expectPreamble: options.expectPreamble ?? false });
     this.pacer = options.pacer;
     if (options.budget) this.useBudget(options.budget);
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.wakeDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.fail(
-        tlsFailure(err, 'the peer') ??
+        this.toldByPeer() ??
+          tlsFailure(err, 'the peer') ??
           new MigrationError('CONNECTION_LOST', `migration connection failed: ${err.message}`, {
             errno: err.code,
           }),
       );
     });
     socket.on('close', () => {
-      this.fail(new MigrationError('CONNECTION_LOST', 'migration connection closed by the peer'));
+      this.fail(
+        this.toldByPeer() ?? new MigrationError('CONNECTION_LOST', 'migration connection closed by the peer'),
+      );
     });
   }
 
@@ -114,6 +131,13 @@ export class FrameConnection {
   /** Frames go to `handler` instead of the receive queue until stopDiverting (post-copy page requests, errors). */
   divertFrames(handler: (f: Frame) => void): void {
     this.onFrame = handler;
+    // Frames that arrived before (a PAGE_REQUEST right behind RESUMED or RECOVER_ACK, in the same read) go first.
+    for (const f of this.queue.splice(0)) {
+      this.divert(handler, f);
+      if (this.failure) break;
+    }
+    this.queuedIn = 0;
+    if (this.socket.isPaused() && !this.failure && !this.budgetWait) this.socket.resume();
   }
 
   stopDiverting(): void {
@@ -182,20 +206,11 @@ export class FrameConnection {
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
-      const e =
-        err instanceof MigrationError
-          ? err
-          : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
-      // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
-      this.socket.end(
-        this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message }))),
-      );
-      this.errorSent = true;
-      this.fail(e);
+      this.refuse(err);
       return;
     }
     for (const f of frames) {
-      if (this.onFrame) this.onFrame(f);
+      if (this.onFrame) this.divert(this.onFrame, f);
       else {
         const w = this.waiters.shift();
         if (w) {
@@ -210,6 +225,41 @@ export class FrameConnection {
       }
       if (this.failure) return;
     }
+  }
+
+  /** Refuses the stream: tells the peer why (an ERROR frame, then our half of the close) and fails. */
+  private refuse(err: unknown): void {
+    const e =
+      err instanceof MigrationError
+        ? err
+        : new MigrationError('PROTOCOL', `migration stream: ${String(err)}`);
+    // Tell the peer why before hanging up: a corrupt stream is a fault it must report, not a silent close.
+    this.socket.end(
+      this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: e.code, message: e.message }))),
+    );
+    this.errorSent = true;
+    this.fail(e);
+  }
+
+  /**
+   * Hands a frame to the diverting handler. A frame it cannot accept (it throws: a malformed PAGE_REQUEST) refuses
+   * the stream like a corrupt one; thrown from a socket's 'data' event it would have crashed the process.
+   */
+  private divert(handler: (f: Frame) => void, f: Frame): void {
+    try {
+      handler(f);
+    } catch (err) {
+      this.refuse(err);
+    }
+  }
+
+  /**
+   * The peer's ERROR still waiting unread: a peer sends ERROR and then closes, so when the close comes first to a
+   * side busy sending (a pre-copy round), the ERROR's code, not CONNECTION_LOST, is why the link ended.
+   */
+  private toldByPeer(): MigrationError | undefined {
+    const told = this.queue.find((f) => f.command === Command.ERROR);
+    return told ? remoteErrorToMigrationError(told) : undefined;
   }
 
   private fail(err: MigrationError): void {

@@ -75,6 +75,13 @@ export async function handshake(s: SourceState): Promise<void> {
   s.xbzrle.allocate();
   await hello;
   const ack = decodeHelloAck((await s.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
+  // The destination picks a version from the range HELLO offered: anything else is a peer we cannot understand.
+  if (ack.version < MIN_PROTOCOL_VERSION || ack.version > PROTOCOL_VERSION) {
+    throw new MigrationError(
+      'VERSION',
+      `the destination chose protocol version ${ack.version}, outside the ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION} this source offered`,
+    );
+  }
   // Ownership reconcile is optional: without it a fault after GO is reported as OWNER_UNKNOWN.
   s.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
   const required = caps & ~Capability.OWNER_RECONCILE;

@@ -3,6 +3,7 @@
  * link breaks after switch-over, recover over a new connection (RECOVER) and go on from what the destination holds.
  */
 import { MigrationError } from '../../errors.js';
+import { remoteErrorToMigrationError } from '../connection.js';
 import {
   Command,
   type Digest,
@@ -76,9 +77,12 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
       } else if (f.command === Command.COMPLETE) {
         completeFrame = f.payload;
       } else if (f.command === Command.ERROR) {
+        // The peer's code and words (escaped and bounded by remoteErrorToMigrationError) say what went wrong there.
+        const peer = remoteErrorToMigrationError(f);
         remoteError = new MigrationError(
           'POSTCOPY_LINK_LOST',
-          `destination reported an error during post-copy`,
+          `destination reported an error during post-copy: ${peer.code} (${peer.message})`,
+          { cause: peer.code, remote: true },
         );
       }
       wake?.();
