@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { LivemigError } from '../errors.js';
 
 /** Where a QMP monitor listens. */
 export type QmpAddress = { path: string } | { host: string; port: number };
@@ -34,36 +35,42 @@ export function formatQmpAddress(a: QmpAddress): string {
 }
 
 /** QEMU answered a command with an error object. `errorClass` is QEMU's class, e.g. `GenericError`. */
-export class QmpError extends Error {
+export class QmpError extends LivemigError<'QMP_ERROR'> {
   override readonly name = 'QmpError';
   constructor(
     readonly errorClass: string,
     readonly desc: string,
     readonly command: string,
   ) {
-    super(`QMP ${command}: ${errorClass}: ${desc}`);
+    super('QMP_ERROR', `QMP ${command}: ${errorClass}: ${desc}`, { class: errorClass, command });
   }
 }
 
 /** A command (or the greeting) got no answer within its timeout. */
-export class QmpTimeoutError extends Error {
+export class QmpTimeoutError extends LivemigError<'TIMEOUT'> {
   override readonly name = 'QmpTimeoutError';
   constructor(
     readonly command: string,
     readonly timeoutMs: number,
   ) {
-    super(`QMP ${command}: no answer within ${timeoutMs} ms`);
+    super('TIMEOUT', `QMP ${command}: no answer within ${timeoutMs} ms`, { command, timeoutMs });
   }
 }
 
 /** The peer sent something that is not QMP (bad JSON, no greeting, an answer to no command). */
-export class QmpProtocolError extends Error {
+export class QmpProtocolError extends LivemigError<'PROTOCOL'> {
   override readonly name = 'QmpProtocolError';
+  constructor(message: string) {
+    super('PROTOCOL', message);
+  }
 }
 
 /** The connection is closed (peer hung up, or close() was called) before the answer came. */
-export class QmpClosedError extends Error {
+export class QmpClosedError extends LivemigError<'PEER_CLOSED'> {
   override readonly name = 'QmpClosedError';
+  constructor(message: string) {
+    super('PEER_CLOSED', message);
+  }
 }
 
 export interface QmpGreeting {
