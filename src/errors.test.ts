@@ -1,14 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   asMigrationError,
-  CodecError,
   isLivemigErrorCode,
   isMigrationErrorCode,
   LIVEMIG_ERROR_CODES,
-  LivemigError,
   MIGRATION_ERROR_CODES,
   MigrationError,
-  UsageError,
 } from './errors.js';
 
 describe('asMigrationError', () => {

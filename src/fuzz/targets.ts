@@ -42,7 +42,7 @@ import {
   PREAMBLE,
   StrategyCode,
   verifyPagesFrame,
-} from '../migration/protocol.js';
+} from '../migration/protocol/index.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';

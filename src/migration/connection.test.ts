@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameConnection, type SendPacer } from './connection.js';
-import { Command } from './protocol.js';
+import { Command } from './protocol/index.js';
 
 const open: { destroy: () => void }[] = [];
 afterEach(() => {

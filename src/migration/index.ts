@@ -65,7 +65,7 @@ export {
   type RoundSample,
   throttleToCap,
 } from './policy.js';
-export * as protocol from './protocol.js';
+export * as protocol from './protocol/index.js';
 export { TokenBucket } from './ratelimit.js';
 export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source/index.js';
 export {

@@ -14,7 +14,7 @@ import {
   encodeReconcile,
   OWNER_STATES,
   PREAMBLE,
-} from './protocol.js';
+} from './protocol/index.js';
 
 const ID = 'ab'.repeat(16);
 const TOKEN = 'cd'.repeat(16);

@@ -14,7 +14,7 @@ import {
   type RoundSample,
   throttleToCap,
 } from '../policy.js';
-import { Command, encodeRound } from '../protocol.js';
+import { Command, encodeRound } from '../protocol/index.js';
 import { mbps } from '../stats.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';

@@ -1,8 +1,8 @@
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MigrationError } from '../errors.js';
-import { Crc32cShifter } from './crc.js';
+import { MigrationError } from '../../errors.js';
+import { Crc32cShifter } from '../crc.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
@@ -31,7 +31,7 @@ import {
   PREAMBLE,
   StrategyCode,
   verifyPagesFrame,
-} from './protocol.js';
+} from './index.js';
 
 const commands = Object.values(Command).filter((v): v is Command => typeof v === 'number');
 
