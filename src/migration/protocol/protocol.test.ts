@@ -178,6 +178,26 @@ describe('payloads', () => {
     expect(() => decodeHello(bad)).toThrow(/magic/);
     expect(() => decodeHello(encodeHello({ ...h, pageSize: 2 ** 20 }))).toThrow(/page size/);
     expect(() => decodeHello(encodeHello(h).subarray(0, 20))).toThrow(MigrationError);
+    // The guest description is schema-checked as it is decoded: {id, config} at least, kept loose beyond that.
+    const guests: unknown[] = [
+      null,
+      'g1',
+      [],
+      { id: 'g1' },
+      { config: {} },
+      { id: 7, config: {} },
+      { id: 'g 1', config: {} },
+      { id: 'x'.repeat(65), config: {} },
+      { id: 'g1', config: 'gap' },
+      { id: 'g1', config: null },
+    ];
+    for (const guest of guests) {
+      expect(() => decodeHello(encodeHello({ ...h, guest })), JSON.stringify(guest)).toThrow(
+        /HELLO: guest description must be \{id, config\}/,
+      );
+    }
+    const extra = { id: 'g1', config: { ramBytes: 4096 }, recoveryToken: 'ab'.repeat(16), later: true };
+    expect(decodeHello(encodeHello({ ...h, guest: extra })).guest).toEqual(extra);
   });
 
   it('HELLO decoding of arbitrary bytes only ever throws MigrationError', () => {
