@@ -53,6 +53,7 @@ import {
   verifyPagesFrame,
 } from '../migration/protocol/index.js';
 import { parsePowerSeries } from '../power/series-schema.js';
+import { parseQmpMessage } from '../qemu/qmp-messages.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
@@ -469,6 +470,19 @@ const bodyTargets: Target[] = [
         }),
         '127.0.0.1:1',
       ),
+  },
+  {
+    name: 'QMP message from QEMU (QmpClient)',
+    run: (rng) => {
+      const valid = [
+        { QMP: { version: { qemu: { major: 10, minor: 0, micro: 2 }, package: '' }, capabilities: ['oob'] } },
+        { event: 'STOP', data: { reason: 'x' }, timestamp: { seconds: 1, microseconds: 2 } },
+        { return: { status: 'active' }, id: '1' },
+        { error: { class: 'GenericError', desc: 'no' }, id: 2 },
+      ][rng.int(4)]!;
+      const m = parseQmpMessage(mutateBody(rng, valid));
+      if (typeof m === 'string' || m.kind === 'malformed') throw new MigrationError('PROTOCOL', 'not QMP');
+    },
   },
   {
     name: 'guest configuration (resolveConfig)',
