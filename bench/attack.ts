@@ -34,7 +34,7 @@ import {
   PREAMBLE,
   PROTOCOL_VERSION,
   StrategyCode,
-} from '../src/migration/protocol.js';
+} from '../src/migration/protocol/index.js';
 import { alive, spawnSlowRun } from '../test/processes.js';
 
 const args = new Set(process.argv.slice(2));

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { LivemigErrorCode } from './errors.js';
 
 /**
  * An HTTP server for the control API (the agent's port, the dashboard listener) whose every answer is JSON: Node's
@@ -25,7 +26,10 @@ export function answerClientErrors(server: Server): void {
   // CONNECT never reaches the request handler: without this Node closes the connection without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     const body = JSON.stringify({
-      error: { code: 'BAD_REQUEST', message: 'CONNECT: this agent is not a proxy (see docs/agent.md)' },
+      error: {
+        code: 'BAD_REQUEST' satisfies LivemigErrorCode,
+        message: 'CONNECT: this agent is not a proxy (see docs/agent.md)',
+      },
     });
     socket.on('error', () => undefined);
     socket.end(
@@ -41,7 +45,10 @@ export function answerClientErrors(server: Server): void {
           ? [408, 'Request Timeout']
           : [400, 'Bad Request'];
     const body = JSON.stringify({
-      error: { code: 'BAD_REQUEST', message: `malformed HTTP request (${err.code ?? 'parse error'})` },
+      error: {
+        code: 'BAD_REQUEST' satisfies LivemigErrorCode,
+        message: `malformed HTTP request (${err.code ?? 'parse error'})`,
+      },
     });
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -11,7 +11,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
 import { cliCommand, spawnAgent, spawnAgents } from '../src/agent/spawn.js';
 import { main } from '../src/cli/main.js';
-import { Command, encodeFrame, encodeJson } from '../src/migration/protocol.js';
+import { Command, encodeFrame, encodeJson } from '../src/migration/protocol/index.js';
 import { runCli as livemig, sleep, waitFor } from './helpers.js';
 import { alive, spawnSlowRun } from './processes.js';
 

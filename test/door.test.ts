@@ -16,7 +16,7 @@ import type { MigrationError } from '../src/errors.js';
 import { exchange } from '../src/fuzz/http.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
-import { Command, PREAMBLE } from '../src/migration/protocol.js';
+import { Command, PREAMBLE } from '../src/migration/protocol/index.js';
 import { traceChecksum } from '../src/trace/index.js';
 import { expectOracle, MiB, rawHello, runCli, waitFor } from './helpers.js';
 

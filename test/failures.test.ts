@@ -18,7 +18,7 @@ import {
   PageEncoding,
   PagesFrameBuilder,
   PREAMBLE,
-} from '../src/migration/protocol.js';
+} from '../src/migration/protocol/index.js';
 import { childAgent, expectOracle, isAdvancing, MiB, rawHello, sleep, waitFor } from './helpers.js';
 
 const config: GuestConfig = {

@@ -8,7 +8,7 @@ import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agen
 import { type ChildAgent, cliCommand, spawnAgent } from '../src/agent/spawn.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
-import { encodeHello, StrategyCode } from '../src/migration/protocol.js';
+import { encodeHello, StrategyCode } from '../src/migration/protocol/index.js';
 
 export const MiB = 1024 * 1024;
 

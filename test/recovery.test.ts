@@ -10,7 +10,7 @@ import type { Agent, AgentClient } from '../src/agent/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
 import type { MigrationReport } from '../src/migration/index.js';
-import { Command, encodeRecover, PREAMBLE } from '../src/migration/protocol.js';
+import { Command, encodeRecover, PREAMBLE } from '../src/migration/protocol/index.js';
 import { expectOracle, localAgent, MiB, sleep, waitFor } from './helpers.js';
 
 class Relay {

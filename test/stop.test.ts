@@ -9,7 +9,7 @@ import { AgentClient } from '../src/agent/index.js';
 import { spawnAgent } from '../src/agent/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
-import { Command } from '../src/migration/protocol.js';
+import { Command } from '../src/migration/protocol/index.js';
 import { agentPairForFile, expectOracle, isAdvancing, MiB, sleep, waitFor } from './helpers.js';
 
 const config: GuestConfig = {

@@ -16,7 +16,7 @@ import { AgentClient, makeCerts, type TlsMaterial } from '../src/agent/index.js'
 import type { ChildAgent } from '../src/agent/spawn.js';
 import { FaultProxy } from '../src/faults/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
-import { Command, PageEncoding, PagesFrameBuilder } from '../src/migration/protocol.js';
+import { Command, PageEncoding, PagesFrameBuilder } from '../src/migration/protocol/index.js';
 import { childAgent, expectOracle, isAdvancing, MiB, tlsFlags } from './helpers.js';
 
 const config: GuestConfig = {

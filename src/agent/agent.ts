@@ -22,7 +22,7 @@ import {
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
-import { MAX_HELLO_PAYLOAD } from '../migration/protocol.js';
+import { MAX_HELLO_PAYLOAD } from '../migration/protocol/index.js';
 import type { MigrationReport } from '../migration/stats.js';
 import { HostPower } from '../power/index.js';
 import { VERSION } from '../version.js';

@@ -1,15 +1,17 @@
 /**
  * A typed client of the agent's control API, used by the CLI, the tests and anyone scripting livemig.
- * Errors from the agent come back as MigrationError / UsageError with the agent's code and message.
+ * Errors from the agent come back as MigrationError / UsageError / HttpError with the agent's code and message
+ * (answer-error.ts checks the body and the code).
  */
 import { request as httpRequestRaw } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequestRaw } from 'node:https';
-import { MigrationError, type MigrationErrorCode, UsageError } from '../errors.js';
+import { MigrationError } from '../errors.js';
 import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { GuestInfo } from './agent.js';
+import { answerError } from './answer-error.js';
 import { clientApiToken } from './auth.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
@@ -105,20 +107,13 @@ export class AgentClient {
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
+    if (!res.ok) throw answerError(res.status, res.bytes, this.base);
     const text = res.bytes.toString('utf8');
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       throw new MigrationError('PROTOCOL', `the agent at ${this.base} answered ${res.status} with non-JSON`);
-    }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string; flag?: string } })?.error ?? {};
-      if (e.code === 'BAD_ARGUMENT') throw new UsageError(e.message ?? 'bad argument', e.flag);
-      throw new MigrationError(
-        (e.code ?? 'INTERNAL') as MigrationErrorCode,
-        e.message ?? `HTTP ${res.status}`,
-      );
     }
     return json as T;
   }
@@ -156,15 +151,7 @@ export class AgentClient {
   }
   async ram(id: string): Promise<Uint8Array> {
     const res = await this.send('GET', `/v1/guests/${encodeURIComponent(id)}/ram`);
-    if (!res.ok) {
-      const e =
-        (JSON.parse(res.bytes.toString('utf8')) as { error?: { code?: string; message?: string } }).error ??
-        {};
-      throw new MigrationError(
-        (e.code ?? 'INTERNAL') as MigrationErrorCode,
-        e.message ?? `HTTP ${res.status}`,
-      );
-    }
+    if (!res.ok) throw answerError(res.status, res.bytes, this.base);
     return new Uint8Array(res.bytes.buffer, res.bytes.byteOffset, res.bytes.length);
   }
   migrate(

@@ -4,18 +4,20 @@
  * request, however malformed, gets anything but a JSON answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MigrationError, UsageError } from '../errors.js';
+import { LivemigError, type LivemigErrorCode, MigrationError, UsageError } from '../errors.js';
 
 // The server itself is shared with the dashboard's own listener (web/static.ts), which must not import the agent.
 export { answerClientErrors, createApiServer } from '../http-server.js';
 
-export class HttpError extends Error {
+/** A control-API request refused with an HTTP status; the body is `{error: {code, message}}`. */
+export class HttpError extends LivemigError {
+  override readonly name = 'HttpError';
   constructor(
     readonly status: number,
     message: string,
-    readonly code = 'BAD_REQUEST',
+    code: LivemigErrorCode = 'BAD_REQUEST',
   ) {
-    super(message);
+    super(code, message, { status });
   }
 }
 

@@ -7,7 +7,7 @@ import { type AddressInfo, createServer as createNetServer, type Socket } from '
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { MigrationError } from '../errors.js';
 import { FrameConnection } from '../migration/connection.js';
-import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol.js';
+import { MAX_HELLO_PAYLOAD, PREAMBLE } from '../migration/protocol/index.js';
 import { type AdmissionLimits, PeerRate } from './admission.js';
 import { checkListenSecurity, serverTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 

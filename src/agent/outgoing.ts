@@ -387,8 +387,8 @@ function dial(host: string, port: number, tls?: TlsMaterial, signal?: AbortSigna
       s.destroy();
       reject(e);
     };
-    const onAbort = () => fail(new Error('cancelled'));
-    const t = setTimeout(() => fail(new Error('connect timed out after 10 s')), 10_000);
+    const onAbort = () => fail(new MigrationError('CANCELLED', 'cancelled'));
+    const t = setTimeout(() => fail(new MigrationError('TIMEOUT', 'connect timed out after 10 s')), 10_000);
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     s.once(tls ? 'secureConnect' : 'connect', () => {

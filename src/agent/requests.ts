@@ -1,11 +1,13 @@
 /**
  * Validation of control-API request bodies: every field checked, every message naming the field and the form
- * it accepts. The CLI builds the same bodies, so a request the CLI can make is one the API accepts.
+ * it accepts. The CLI builds the same bodies, so a request the CLI can make is one the API accepts. Query strings
+ * go through a schema too (their values are strings: numbers are parsed from digits, never coerced from junk).
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { GuestConfig } from '../guest/index.js';
 import { type MigrationOptions, migrationOptionsSchema, PRESETS, type Preset } from '../migration/options.js';
+import { POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
 
 const guestRequestSchema = z.strictObject({
   id: z
@@ -82,4 +84,45 @@ const emptyRequestSchema = z.strictObject({});
 export function parseEmptyRequest(body: unknown, what: string): void {
   const r = emptyRequestSchema.safeParse(body);
   if (!r.success) throw explain(r.error, `${what} request (takes no fields)`);
+}
+
+/** A query string as a plain object; a repeated parameter keeps its first value, as URLSearchParams.get does. */
+function queryObject(params: URLSearchParams): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of params) if (!(k in o)) o[k] = v;
+  return o;
+}
+
+// Unknown parameters are ignored (a cache-buster, a newer client's option); known ones are checked.
+const powerQuerySchema = z.looseObject({
+  since: z
+    .string()
+    .regex(/^\d{1,16}(\.\d+)?$/, 'epoch milliseconds, e.g. 1700000000000')
+    .optional(),
+  sample: z.enum(['0', '1'], '0 or 1').optional(),
+  model: z.enum(POWER_MODEL_NAMES, `must be one of ${POWER_MODEL_NAMES.join(', ')}`).optional(),
+});
+
+/** GET /v1/power?since=MS&sample=0|1&model=NAME: all optional. */
+export function parsePowerQuery(params: URLSearchParams): {
+  since: number;
+  sample: boolean;
+  model?: PowerModelName;
+} {
+  const r = powerQuerySchema.safeParse(queryObject(params));
+  if (!r.success) throw explain(r.error, 'power query');
+  return {
+    since: r.data.since === undefined ? 0 : Number(r.data.since),
+    sample: r.data.sample === '1',
+    ...(r.data.model === undefined ? {} : { model: r.data.model }),
+  };
+}
+
+const migrationQuerySchema = z.looseObject({ wait: z.enum(['0', '1'], '0 or 1').optional() });
+
+/** GET /v1/migrations/ID?wait=1: answer once the migration has ended. */
+export function parseMigrationQuery(params: URLSearchParams): { wait: boolean } {
+  const r = migrationQuerySchema.safeParse(queryObject(params));
+  if (!r.success) throw explain(r.error, 'migration query');
+  return { wait: r.data.wait === '1' };
 }

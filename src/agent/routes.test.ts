@@ -44,8 +44,11 @@ const CASES: Case[] = [
     path: '/v1/power?model=nope',
     status: 400,
     code: 'BAD_ARGUMENT',
-    message: /model must be/,
+    message: /model: must be one of/,
   },
+  // Query strings and the bodies of commands without parameters go through a schema too.
+  { method: 'GET', path: '/v1/power?since=abc', status: 400, code: 'BAD_ARGUMENT', message: /since/ },
+  { method: 'GET', path: '/v1/power?since=1700000000000&sample=1&x=y', status: 200 },
   { method: 'GET', path: '/v1/events', status: 200 },
   { method: 'GET', path: '/v1/guests', status: 200 },
   {
@@ -113,6 +116,7 @@ const CASES: Case[] = [
     message: /no migration abc/,
   },
   { method: 'GET', path: '/v1/migrations/abc?wait=1', status: 404, code: 'GUEST_NOT_FOUND' },
+  { method: 'GET', path: '/v1/migrations/abc?wait=yes', status: 400, code: 'BAD_ARGUMENT', message: /wait/ },
   // As before: GET .../incoming is read as a migration named "incoming".
   { method: 'GET', path: '/v1/migrations/incoming', status: 404, code: 'GUEST_NOT_FOUND' },
   {
@@ -140,6 +144,22 @@ const CASES: Case[] = [
     message: /no such endpoint: DELETE/,
   },
   { method: 'POST', path: '/v1/migrations/abc/reconcile', body: {}, status: 404, code: 'GUEST_NOT_FOUND' },
+  {
+    method: 'POST',
+    path: '/v1/migrations/abc/reconcile',
+    body: { force: true },
+    status: 400,
+    code: 'BAD_ARGUMENT',
+    message: /reconcile request \(takes no fields\)/,
+  },
+  {
+    method: 'POST',
+    path: `/v1/migrations/incoming/${MIGRATION}/discard`,
+    body: { now: 1 },
+    status: 400,
+    code: 'BAD_ARGUMENT',
+    message: /takes no fields/,
+  },
   { method: 'POST', path: '/v1/migrations/abc/cancel', body: {}, status: 404, code: 'GUEST_NOT_FOUND' },
   { method: 'POST', path: '/v1/migrations/abc/resume', body: {}, status: 404, code: 'GUEST_NOT_FOUND' },
   {

@@ -5,13 +5,12 @@
  * (`//v1//guests/` is `/v1/guests`). The gate (Host/Origin, token, content-type) runs before, in agent.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UsageError } from '../errors.js';
 import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { Guest, GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { OwnershipRegistry } from '../migration/ownership.js';
 import type { MigrationReport } from '../migration/stats.js';
-import { type HostPower, POWER_MODEL_NAMES, type PowerModelName } from '../power/index.js';
+import type { HostPower } from '../power/index.js';
 import type { EventHub } from '../web/index.js';
 import type { GuestInfo } from './guests.js';
 import { HttpError, readJson, sendJson } from './http.js';
@@ -19,7 +18,9 @@ import { incomingOwnership } from './reconcile.js';
 import {
   parseEmptyRequest,
   parseGuestRequest,
+  parseMigrationQuery,
   parseMigrationRequest,
+  parsePowerQuery,
   parseResumeRequest,
   parseThrottleRequest,
 } from './requests.js';
@@ -80,15 +81,8 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/v1/power/*',
     handle: (a, { url, res }) => {
-      const model = url.searchParams.get('model') ?? undefined;
-      if (model !== undefined && !(POWER_MODEL_NAMES as readonly string[]).includes(model)) {
-        throw new UsageError(`model must be one of ${POWER_MODEL_NAMES.join(', ')}`, 'model');
-      }
-      const series = a.power.series(Number(url.searchParams.get('since') ?? 0) || 0, {
-        sample: url.searchParams.get('sample') === '1',
-        model: model as PowerModelName | undefined,
-      });
-      sendJson(res, 200, series);
+      const q = parsePowerQuery(url.searchParams);
+      sendJson(res, 200, a.power.series(q.since, { sample: q.sample, model: q.model }));
     },
   },
   { method: 'GET', path: '/v1/events/*', handle: (a, r) => a.events.subscribe(r.req, r.res) },
@@ -166,7 +160,8 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/migrations/:id',
     handle: async (a, r) => {
       const id = p(r, 'id');
-      if (r.url.searchParams.get('wait') === '1') return sendJson(r.res, 200, await a.waitMigration(id));
+      if (parseMigrationQuery(r.url.searchParams).wait)
+        return sendJson(r.res, 200, await a.waitMigration(id));
       sendJson(r.res, 200, a.migration(id));
     },
   },
@@ -174,12 +169,18 @@ export const ROUTES: readonly Route[] = [
   {
     method: '*',
     path: '/v1/migrations/incoming/*',
-    handle: (a, r) => sendJson(r.res, 200, incomingOwnership(a.ownership, r.method, r.rest[0], r.rest[1])),
+    handle: async (a, r) => {
+      parseEmptyRequest(await readJson(r.req), 'incoming migration');
+      sendJson(r.res, 200, incomingOwnership(a.ownership, r.method, r.rest[0], r.rest[1]));
+    },
   },
   {
     method: 'POST',
     path: '/v1/migrations/:id/reconcile/*',
-    handle: async (a, r) => sendJson(r.res, 200, await a.reconcileMigration(p(r, 'id'))),
+    handle: async (a, r) => {
+      parseEmptyRequest(await readJson(r.req), 'reconcile');
+      sendJson(r.res, 200, await a.reconcileMigration(p(r, 'id')));
+    },
   },
   {
     method: 'POST',

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { MigrationError } from '../errors.js';
 import { safeText } from '../log-safe.js';
 
@@ -115,7 +116,8 @@ export async function spawnAgent(host = '127.0.0.1', extraArgs: string[] = []): 
     rl.once('line', (line) => {
       clearTimeout(timer);
       try {
-        resolve((JSON.parse(line) as { address: string }).address);
+        const { address } = z.object({ address: z.string().min(3) }).parse(JSON.parse(line));
+        resolve(address);
       } catch {
         child.kill('SIGKILL');
         reject(new MigrationError('INTERNAL', `agent printed "${safeText(line)}" instead of its address`));

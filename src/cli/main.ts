@@ -3,7 +3,7 @@
  * printed as one line that says what went wrong and what to do, with a non-zero exit code.
  */
 import { Command, CommanderError } from 'commander';
-import { CodecError, MigrationError, UsageError } from '../errors.js';
+import { CodecError, LivemigError, UsageError } from '../errors.js';
 import { safeLine, safeText } from '../log-safe.js';
 import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
@@ -64,9 +64,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`livemig: ${safeLine(err.message)}\n`);
       return EXIT.usage;
     }
-    if (err instanceof MigrationError || err instanceof CodecError) {
+    if (err instanceof LivemigError) {
       // The message may be an agent's or a peer's (an HTTP error body, an ERROR frame): escaped, one line.
-      const code = err.name === 'MigrationError' ? `[${safeText((err as MigrationError).code, 40)}] ` : '';
+      const code = err instanceof CodecError ? '' : `[${safeText(err.code, 40)}] `;
       process.stderr.write(`livemig: ${code}${safeLine(err.message)}\n`);
       return EXIT.failed;
     }

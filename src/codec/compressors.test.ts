@@ -28,6 +28,7 @@ describe.each(COMPRESSOR_NAMES.map((name) => [name]))('%s', (name) => {
   });
 
   it('malformed input gives CodecError, never another exception', () => {
+    expect.assertions(500);
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (data) => {
         try {

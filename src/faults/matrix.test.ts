@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Command } from '../migration/protocol.js';
+import { Command } from '../migration/protocol/index.js';
 import { allCells, cellId, expected, FAULTS, phasesOf, phaseTrigger } from './matrix.js';
 
 describe('fault matrix plan', () => {

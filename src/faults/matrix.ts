@@ -19,7 +19,7 @@ import { type ChildAgent, spawnAgent } from '../agent/spawn.js';
 import { checkOracle } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport, Strategy } from '../migration/index.js';
-import { Command } from '../migration/protocol.js';
+import { Command } from '../migration/protocol/index.js';
 import { type FaultAction, FaultProxy, type FaultTrigger } from './proxy.js';
 
 export const FAULTS = [

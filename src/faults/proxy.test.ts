@@ -3,7 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
-import { Command, encodeFrame, PREAMBLE } from '../migration/protocol.js';
+import { Command, encodeFrame, PREAMBLE } from '../migration/protocol/index.js';
 import { FaultProxy, FrameWatcher } from './proxy.js';
 
 /** A server that records what it receives per connection and can answer. */

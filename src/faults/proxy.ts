@@ -21,7 +21,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { MigrationError, UsageError } from '../errors.js';
-import { Command, PREAMBLE } from '../migration/protocol.js';
+import { Command, PREAMBLE } from '../migration/protocol/index.js';
 
 export interface LinkFaults {
   /** One-way latency added to every chunk, ms. */

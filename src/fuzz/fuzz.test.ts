@@ -17,7 +17,7 @@ import {
   decodeRound,
   FrameReader,
   forEachPageEntry,
-} from '../migration/protocol.js';
+} from '../migration/protocol/index.js';
 import { fuzzTarget, JSON_FIELDS, TARGETS } from './index.js';
 
 function onlyTyped(fn: () => unknown, ...types: (new (...a: never[]) => Error)[]): void {

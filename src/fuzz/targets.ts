@@ -5,9 +5,18 @@
  * past its first checks) or random bytes/values. The contract: a parser accepts, or throws its typed error
  * (MigrationError, UsageError, CodecError) — anything else, or a slow input, is a failure.
  */
-import { parseGuestRequest, parseMigrationRequest } from '../agent/requests.js';
+import { answerError } from '../agent/answer-error.js';
+import {
+  parseEmptyRequest,
+  parseGuestRequest,
+  parseMigrationQuery,
+  parseMigrationRequest,
+  parsePowerQuery,
+  parseResumeRequest,
+  parseThrottleRequest,
+} from '../agent/requests.js';
 import { Rng } from '../codec/fuzz.js';
-import { CodecError, MigrationError, UsageError } from '../errors.js';
+import { CodecError, LivemigError, MigrationError, UsageError } from '../errors.js';
 import { resolveConfig } from '../guest/config.js';
 import { Crc32cShifter } from '../migration/crc.js';
 import {
@@ -42,7 +51,9 @@ import {
   PREAMBLE,
   StrategyCode,
   verifyPagesFrame,
-} from '../migration/protocol.js';
+} from '../migration/protocol/index.js';
+import { parsePowerSeries } from '../power/series-schema.js';
+import { parseQmpMessage } from '../qemu/qmp-messages.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
@@ -96,7 +107,10 @@ function validHello(rng: Rng): Buffer {
     capabilities: rng.int(16),
     blocks: [1 + rng.int(1000), 1 + rng.int(1000)].slice(0, 1 + rng.int(2)),
     vcpus: 1 + rng.int(4),
-    guest: { ramBytes: 4096 * 16, seed: rng.int(100), workload: { name: 'gap' } },
+    guest: {
+      id: `g${rng.int(9)}`,
+      config: { ramBytes: 4096 * 16, seed: rng.int(100), workload: { name: 'gap' } },
+    },
   });
 }
 
@@ -397,6 +411,82 @@ const bodyTargets: Target[] = [
           options: { strategy: 'precopy', xbzrle: true, maxBandwidth: 1 << 20 },
         }),
       ),
+  },
+  {
+    name: 'POST .../throttle, .../resume and parameterless bodies',
+    run: (rng) => {
+      const k = rng.int(3);
+      if (k === 0) void parseThrottleRequest(mutateBody(rng, { cap: 50, frequency: 0.5 }));
+      else if (k === 1) void parseResumeRequest(mutateBody(rng, { destination: '127.0.0.1:7071' }));
+      else parseEmptyRequest(mutateBody(rng, {}), 'pause');
+    },
+  },
+  {
+    name: 'query strings (/v1/power, /v1/migrations/ID)',
+    run: (rng) => {
+      const q = new URLSearchParams();
+      const v = () => (rng.int(3) ? String(rng.int(2 ** 20)) : hex(rng, 1 + rng.int(4)));
+      for (const key of ['since', 'sample', 'model', 'wait', 'x']) if (rng.int(2)) q.append(key, v());
+      if (rng.int(2)) q.set('model', rng.int(2) ? 'cubic' : 'linear');
+      void parsePowerQuery(q);
+      void parseMigrationQuery(q);
+    },
+  },
+  {
+    name: "an agent's error answer (AgentClient)",
+    run: (rng) => {
+      const valid = {
+        error: { code: rng.int(2) ? 'GUEST_BUSY' : 'BAD_REQUEST', message: hex(rng, 4), flag: 'x' },
+      };
+      const body = rng.int(4)
+        ? Buffer.from(JSON.stringify(mutateBody(rng, valid)))
+        : Buffer.from(rng.bytes(rng.int(40)));
+      const e = answerError(400 + rng.int(200), body, 'http://127.0.0.1:1');
+      if (!(e instanceof LivemigError)) throw new Error(`answerError gave ${String(e)}`);
+      // A body it could not believe is a refusal; a documented code kept is an acceptance.
+      if (e.code === 'PROTOCOL') throw e;
+    },
+  },
+  {
+    name: "another agent's GET /v1/power body",
+    run: (rng) =>
+      void parsePowerSeries(
+        mutateBody(rng, {
+          model: 'cubic',
+          capacityCores: 2,
+          rapl: false,
+          labels: { cpuMs: 'measured', utilisation: 'measured', watts: 'modelled', raplWatts: 'measured' },
+          samples: [
+            {
+              at: 1,
+              intervalMs: 100,
+              vcpuCpuMs: 5,
+              mainCpuMs: 1,
+              otherCpuMs: 0,
+              utilisation: 0.1,
+              dvfsState: 0,
+              ghz: null,
+              watts: 90,
+              raplWatts: null,
+              guests: [],
+            },
+          ],
+        }),
+        '127.0.0.1:1',
+      ),
+  },
+  {
+    name: 'QMP message from QEMU (QmpClient)',
+    run: (rng) => {
+      const valid = [
+        { QMP: { version: { qemu: { major: 10, minor: 0, micro: 2 }, package: '' }, capabilities: ['oob'] } },
+        { event: 'STOP', data: { reason: 'x' }, timestamp: { seconds: 1, microseconds: 2 } },
+        { return: { status: 'active' }, id: '1' },
+        { error: { class: 'GenericError', desc: 'no' }, id: 2 },
+      ][rng.int(4)]!;
+      const m = parseQmpMessage(mutateBody(rng, valid));
+      if (typeof m === 'string' || m.kind === 'malformed') throw new MigrationError('PROTOCOL', 'not QMP');
+    },
   },
   {
     name: 'guest configuration (resolveConfig)',

@@ -6,6 +6,7 @@
  * - after writing, `dirty(page)`: data first, then the dirty bit (Atomics.or), then the write counter. The
  *   counter is a plain increment because only the owning vCPU ever writes a page.
  */
+import { LivemigError } from '../errors.js';
 
 export interface SharedGuestMemory {
   readonly pageSize: number;
@@ -21,8 +22,11 @@ export interface SharedGuestMemory {
 }
 
 /** Thrown out of a blocked access when the guest is being destroyed. */
-export class StopSignal extends Error {
+export class StopSignal extends LivemigError<'GUEST_STOPPED'> {
   override readonly name = 'StopSignal';
+  constructor(message = 'the guest is being destroyed') {
+    super('GUEST_STOPPED', message);
+  }
 }
 
 const MAX_COUNT = 0xffffffff;

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BufferBudget } from './buffer-budget.js';
 import { FrameConnection } from './connection.js';
-import { Command, encodeFrame } from './protocol.js';
+import { Command, encodeFrame } from './protocol/index.js';
 
 describe('BufferBudget', () => {
   it('grants in arrival order, admits a frame larger than the budget once it is empty, and cancels', () => {

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection, type SendPacer } from './connection.js';
-import { Command } from './protocol.js';
+import { Command } from './protocol/index.js';
 import { createLinkPair } from './testing/index.js';
 
 const open: { destroy: () => void }[] = [];

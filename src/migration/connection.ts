@@ -20,7 +20,7 @@ import {
   FrameReader,
   FrameSender,
   PREAMBLE,
-} from './protocol.js';
+} from './protocol/index.js';
 import { tlsFailure } from './tls-error.js';
 
 /** Something that can delay a send to hold a bandwidth limit (the source's token bucket). */

@@ -39,7 +39,7 @@ import {
   type Reconcile,
   StrategyCode,
   verifyPagesFrame,
-} from './protocol.js';
+} from './protocol/index.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
 export interface DestinationLimits {

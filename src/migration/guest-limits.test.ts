@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_RAM_BLOCKS } from '../guest/config.js';
-import { MAX_BLOCKS } from './protocol.js';
+import { MAX_BLOCKS } from './protocol/index.js';
 
 describe('guest limits', () => {
   it('a HELLO describes as many RAM blocks as a guest may have', () => {

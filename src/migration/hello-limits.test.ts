@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection } from './connection.js';
 import { type PausedIncoming, runDestination } from './destination.js';
-import { Command, encodeFrame, encodeRecover, MAX_HELLO_PAYLOAD, PREAMBLE } from './protocol.js';
+import { Command, encodeFrame, encodeRecover, MAX_HELLO_PAYLOAD, PREAMBLE } from './protocol/index.js';
 
 const open: Socket[] = [];
 afterAll(() => {

@@ -68,7 +68,7 @@ export {
   stopRules,
   throttleToCap,
 } from './policy.js';
-export * as protocol from './protocol.js';
+export * as protocol from './protocol/index.js';
 export { TokenBucket } from './ratelimit.js';
 export {
   abortCode,

@@ -13,7 +13,7 @@
  */
 import { MigrationError } from '../errors.js';
 import type { FrameConnection } from './connection.js';
-import { Command, decodeOwner, encodeReconcile, PREAMBLE } from './protocol.js';
+import { Command, decodeOwner, encodeReconcile, PREAMBLE } from './protocol/index.js';
 
 export interface Handover {
   migrationId: string;

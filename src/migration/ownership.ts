@@ -8,7 +8,7 @@
  */
 import type { MigrationError } from '../errors.js';
 import type { FrameConnection } from './connection.js';
-import type { OwnerState, Reconcile } from './protocol.js';
+import type { OwnerState, Reconcile } from './protocol/index.js';
 
 /** A live incoming migration that RECONCILE can reach (registered at HELLO, removed when it ends). */
 export interface OwnershipHandle {

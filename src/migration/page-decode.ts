@@ -4,7 +4,7 @@
  */
 import { type Compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
 import { MigrationError } from '../errors.js';
-import { PageEncoding } from './protocol.js';
+import { PageEncoding } from './protocol/index.js';
 
 /** Writes the page that `data` (an entry of `encoding`) describes into `target` (one page of RAM). */
 export function decodePageInto(

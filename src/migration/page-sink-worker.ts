@@ -19,7 +19,7 @@ import {
   PageEncoding,
   pageEntryScratch,
   readPageEntryHeader,
-} from './protocol.js';
+} from './protocol/index.js';
 
 const port = parentPort!;
 

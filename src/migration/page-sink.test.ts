@@ -7,7 +7,7 @@ import {
   PAGES_COUNT_BYTES,
   PageEncoding,
   writePageEntryHeader,
-} from './protocol.js';
+} from './protocol/index.js';
 
 const pools: PageSinkPool[] = [];
 afterEach(async () => {

@@ -10,7 +10,7 @@ import type { Worker } from 'node:worker_threads';
 import type { CompressorName } from '../codec/index.js';
 import { MigrationError } from '../errors.js';
 import { type Guest, startWorkerNextTo } from '../guest/index.js';
-import type { PageEncoding } from './protocol.js';
+import type { PageEncoding } from './protocol/index.js';
 
 export interface SinkInit {
   blocks: SharedArrayBuffer[];

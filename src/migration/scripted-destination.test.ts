@@ -9,7 +9,7 @@ import { MigrationError } from '../errors.js';
 import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
 import type { IncomingMigration } from './destination.js';
-import { Capability, Command, type Hello } from './protocol.js';
+import { Capability, Command, type Hello } from './protocol/index.js';
 import {
   DestinationHarness,
   destroyTestGuests,

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
 import type { MigrationOptions } from './options.js';
-import { Capability, Command } from './protocol.js';
+import { Capability, Command } from './protocol/index.js';
 import { runSource, type SourceRun } from './source/index.js';
 import type { MigrationReport } from './stats.js';
 import {

@@ -7,7 +7,7 @@
 import { CodecError, MigrationError } from '../errors.js';
 import { TraceReader, traceChecksum } from '../trace/format.js';
 import type { FrameConnection } from './connection.js';
-import { Command } from './protocol.js';
+import { Command } from './protocol/index.js';
 
 /** Largest trace a guest may carry over a migration (the shipped traces are 0.7-1.6 MB). */
 export const MAX_MIGRATED_TRACE_BYTES = 64 << 20;

@@ -7,7 +7,7 @@
  * Why the destination is asked over HTTP: the migration port is also the destination's control port, so the
  * source can ask it for its series once the migration ends without any change to the migration protocol.
  */
-import { UsageError } from '../errors.js';
+import { MigrationError, UsageError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
 import {
   type ControllerDecision,
@@ -36,6 +36,7 @@ import {
   type PowerModelName,
   wattsAt,
 } from './models.js';
+import { parsePowerSeries } from './series-schema.js';
 import type { PowerRound, PowerSessionOptions, PowerSessionReport } from './session-view.js';
 
 export interface HostedGuestRef {
@@ -561,8 +562,8 @@ export async function fetchPowerSeries(
   const base = /^https?:\/\//.test(address) ? address : `http://${address}`;
   const q = new URLSearchParams({ since: String(since), sample: '1', ...(model ? { model } : {}) });
   const res = await fetch(`${base.replace(/\/$/, '')}/v1/power?${q}`, { signal: AbortSignal.timeout(3000) });
-  if (!res.ok) throw new Error(`GET /v1/power answered ${res.status}`);
-  return (await res.json()) as PowerSeries;
+  if (!res.ok) throw new MigrationError('PROTOCOL', `GET /v1/power of ${address} answered ${res.status}`);
+  return parsePowerSeries(await res.json(), address);
 }
 
 async function remoteEnergy(

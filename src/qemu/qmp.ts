@@ -14,6 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { LivemigError } from '../errors.js';
+import { parseQmpMessage } from './qmp-messages.js';
 
 /** Where a QMP monitor listens. */
 export type QmpAddress = { path: string } | { host: string; port: number };
@@ -34,36 +36,42 @@ export function formatQmpAddress(a: QmpAddress): string {
 }
 
 /** QEMU answered a command with an error object. `errorClass` is QEMU's class, e.g. `GenericError`. */
-export class QmpError extends Error {
+export class QmpError extends LivemigError<'QMP_ERROR'> {
   override readonly name = 'QmpError';
   constructor(
     readonly errorClass: string,
     readonly desc: string,
     readonly command: string,
   ) {
-    super(`QMP ${command}: ${errorClass}: ${desc}`);
+    super('QMP_ERROR', `QMP ${command}: ${errorClass}: ${desc}`, { class: errorClass, command });
   }
 }
 
 /** A command (or the greeting) got no answer within its timeout. */
-export class QmpTimeoutError extends Error {
+export class QmpTimeoutError extends LivemigError<'TIMEOUT'> {
   override readonly name = 'QmpTimeoutError';
   constructor(
     readonly command: string,
     readonly timeoutMs: number,
   ) {
-    super(`QMP ${command}: no answer within ${timeoutMs} ms`);
+    super('TIMEOUT', `QMP ${command}: no answer within ${timeoutMs} ms`, { command, timeoutMs });
   }
 }
 
 /** The peer sent something that is not QMP (bad JSON, no greeting, an answer to no command). */
-export class QmpProtocolError extends Error {
+export class QmpProtocolError extends LivemigError<'PROTOCOL'> {
   override readonly name = 'QmpProtocolError';
+  constructor(message: string) {
+    super('PROTOCOL', message);
+  }
 }
 
 /** The connection is closed (peer hung up, or close() was called) before the answer came. */
-export class QmpClosedError extends Error {
+export class QmpClosedError extends LivemigError<'PEER_CLOSED'> {
   override readonly name = 'QmpClosedError';
+  constructor(message: string) {
+    super('PEER_CLOSED', message);
+  }
 }
 
 export interface QmpGreeting {
@@ -386,45 +394,41 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
   }
 
   private onMessage(line: string): void {
-    let msg: unknown;
+    let json: unknown;
     try {
-      msg = JSON.parse(line);
+      json = JSON.parse(line);
     } catch {
       this.shutdown(new QmpProtocolError(`malformed JSON from QMP peer: ${line.slice(0, 120)}`));
       return;
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      this.shutdown(new QmpProtocolError(`QMP message is not an object: ${line.slice(0, 120)}`));
+    const m = parseQmpMessage(json);
+    if (typeof m === 'string') {
+      this.shutdown(new QmpProtocolError(`${m}: ${line.slice(0, 120)}`));
       return;
     }
-    const m = msg as Record<string, unknown>;
-    if ('QMP' in m) {
-      this.greetingWaiter?.resolve(m as unknown as QmpGreeting);
+    if (m.kind === 'greeting') {
+      this.greetingWaiter?.resolve(m.greeting);
       this.greetingWaiter = undefined;
       return;
     }
-    if (typeof m.event === 'string') {
-      this.emit('event', {
-        event: m.event,
-        data: (m.data as Record<string, unknown> | undefined) ?? {},
-        timestamp: (m.timestamp as QmpEvent['timestamp'] | undefined) ?? { seconds: 0, microseconds: 0 },
-      });
+    if (m.kind === 'event') {
+      this.emit('event', m.event);
       return;
     }
     if (this.greetingWaiter) {
       this.shutdown(new QmpProtocolError(`expected a QMP greeting, got: ${line.slice(0, 120)}`));
       return;
     }
-    const id = m.id === undefined ? undefined : String(m.id);
-    const p = id === undefined ? undefined : this.pending.get(id);
+    const p = m.id === undefined ? undefined : this.pending.get(m.id);
     if (!p) return; // the answer to a command that already timed out
-    this.pending.delete(id as string);
+    this.pending.delete(m.id as string);
     clearTimeout(p.timer);
-    if ('return' in m) p.resolve(m.return);
-    else if (typeof m.error === 'object' && m.error !== null) {
-      const e = m.error as { class?: unknown; desc?: unknown };
-      p.reject(new QmpError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command));
-    } else p.reject(new QmpProtocolError(`QMP answer to ${p.command} has neither return nor error`));
+    if (m.kind === 'return') p.resolve(m.value);
+    else if (m.kind === 'error') p.reject(new QmpError(m.errorClass, m.desc, p.command));
+    else
+      p.reject(
+        new QmpProtocolError(`QMP answer to ${p.command} has neither return nor {error: {class, desc}}`),
+      );
   }
 
   private shutdown(err: Error): void {

@@ -395,7 +395,9 @@ function pipeThrough(cmd: string, args: string[], input: Buffer): Promise<Buffer
     child.on('error', reject);
     child.stdin.on('error', () => {}); // xz stops reading after the stream's end; EPIPE is expected
     child.on('close', (code) =>
-      code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${cmd} exited ${code}`)),
+      code === 0
+        ? resolve(Buffer.concat(out))
+        : reject(new MigrationError('INTERNAL', `${cmd} exited ${code} while building the test VM`)),
     );
     child.stdin.end(input);
   });

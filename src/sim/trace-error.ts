@@ -16,7 +16,7 @@ export interface TracePlace {
  * `code` and the place, so scripts and tests can check where the problem is.
  */
 export class TraceFormatError extends UsageError {
-  readonly code = 'TRACE_FORMAT';
+  declare readonly code: 'TRACE_FORMAT';
   readonly file: string;
   readonly line: number | undefined;
   readonly column: number | undefined;
@@ -27,7 +27,7 @@ export class TraceFormatError extends UsageError {
       place.column === undefined ? '' : `, column ${place.column}`,
       place.vm === undefined ? '' : ` (VM "${place.vm}")`,
     ].join('');
-    super(`trace ${place.file}${where}: ${problem}`, flag);
+    super(`trace ${place.file}${where}: ${problem}`, flag, 'TRACE_FORMAT', { flag, ...place });
     this.file = place.file;
     this.line = place.line;
     this.column = place.column;

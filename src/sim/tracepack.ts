@@ -29,7 +29,9 @@ const HEADER = 24;
 export function encodeTracePack(w: Workload, intervalSeconds = 300): Buffer {
   for (const name of w.vmNames) {
     if (name.length === 0 || name.includes('\n'))
-      throw new Error(`VM name ${JSON.stringify(name)} cannot be packed`);
+      throw new UsageError(
+        `VM name ${JSON.stringify(name)} cannot be packed: a name must be one non-empty line`,
+      );
   }
   const names = Buffer.from(w.vmNames.map((n) => `${n}\n`).join(''), 'utf8');
   const raw = Buffer.alloc(HEADER + names.length + w.vms * w.samplesPerVm);

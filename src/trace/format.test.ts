@@ -187,3 +187,31 @@ describe('trace format', () => {
     expect(() => w.add(5, [1], new Uint8Array(SMALL))).toThrow(/back in time/);
   });
 });
+
+describe('trace meta', () => {
+  it('is schema-checked: program a string, command strings, the optional fields strings', () => {
+    const metas: unknown[] = [
+      { program: 'x', command: [1, 2] },
+      { program: 7, command: [] },
+      { program: 'x' },
+      { program: 'x', command: [], kernel: 6 },
+      [],
+    ];
+    const ok = { program: 'sqlite3', command: ['sqlite3', 'db'], kernel: '6.1', extra: { n: 1 } };
+    const open = (meta: unknown) => {
+      const w = new TraceWriter({
+        pageSize: 512,
+        intervalMs: 10,
+        method: 'page-compare',
+        compression: 'deflate',
+        chunkPages: 2,
+        meta: meta as { program: string; command: string[] },
+      });
+      w.add(0, [0], new Uint8Array(512).fill(1));
+      return TraceReader.open(w.finish(1).trace!);
+    };
+    expect(open(ok).header.meta).toEqual(ok);
+    expect.assertions(1 + metas.length);
+    for (const m of metas) expect(() => open(m), JSON.stringify(m)).toThrow(CodecError);
+  });
+});

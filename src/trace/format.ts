@@ -39,6 +39,7 @@ import {
   deflateRawSync,
   inflateRawSync,
 } from 'node:zlib';
+import { z } from 'zod';
 import { CodecError } from '../errors.js';
 
 export const TRACE_MAGIC = 'LMTRACE\0';
@@ -71,6 +72,15 @@ export interface TraceMeta {
   notes?: string;
   [key: string]: unknown;
 }
+
+/** TraceMeta as a file must hold it; loose: a newer recorder's extra fields are kept. */
+const metaSchema = z.looseObject({
+  program: z.string(),
+  command: z.array(z.string()),
+  startedAt: z.string().optional(),
+  kernel: z.string().optional(),
+  notes: z.string().optional(),
+});
 
 export interface TraceHeader {
   version: number;
@@ -201,19 +211,16 @@ export function decodeHeader(bytes: Uint8Array): { header: TraceHeader; length: 
   // cannot hold is a lie.
   if (recordCount > (b.length - length) / (RECORD_FIXED + 1))
     bad(`${recordCount} records cannot fit in the file`, 28);
-  let meta: TraceMeta;
+  let json: unknown;
   try {
-    meta = JSON.parse(b.toString('utf8', HEADER_BYTES, length)) as TraceMeta;
+    json = JSON.parse(b.toString('utf8', HEADER_BYTES, length));
   } catch {
     bad('meta is not JSON', HEADER_BYTES);
   }
-  if (
-    typeof meta !== 'object' ||
-    meta === null ||
-    typeof meta.program !== 'string' ||
-    !Array.isArray(meta.command)
-  )
-    bad('meta needs { program, command }', HEADER_BYTES);
+  const parsed = metaSchema.safeParse(json);
+  if (!parsed.success)
+    bad('meta needs { program, command: string[] } (startedAt, kernel, notes: strings)', HEADER_BYTES);
+  const meta: TraceMeta = parsed.data;
   return {
     header: { version, pageSize, intervalMs, method, compression, chunkPages, pageCount, recordCount, meta },
     length,

@@ -190,6 +190,7 @@ describe('recorder on a fake /proc', () => {
   });
 
   it('names the pid and what to do when the process does not exist', () => {
+    expect.assertions(3);
     try {
       new Recorder({ pid: 999999, intervalMs: 10, procRoot: root, meta: { program: 'x', command: [] } });
       expect.unreachable();

@@ -4,6 +4,7 @@
  * migrations (a page opened late still draws the whole run) and pushes them to every subscriber.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LivemigErrorCode } from '../errors.js';
 import type { MigrationReport } from '../migration/stats.js';
 import {
   type EndEvent,
@@ -89,7 +90,10 @@ export class EventHub {
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
-          error: { code: 'RESOURCE_LIMIT', message: `at most ${this.o.maxClients} event subscribers` },
+          error: {
+            code: 'RESOURCE_LIMIT' satisfies LivemigErrorCode,
+            message: `at most ${this.o.maxClients} event subscribers`,
+          },
         }),
       );
       return;

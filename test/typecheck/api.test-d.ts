@@ -17,10 +17,16 @@ import {
   Guest,
   type GuestConfig,
   type GuestInfo,
+  type HttpError,
   isZeroPage,
+  type LIVEMIG_ERROR_CODES,
+  LivemigError,
+  type LivemigErrorCode,
   loadPlanetlabDay,
   loadTraceDir,
+  type MIGRATION_ERROR_CODES,
   type MigrationError,
+  type MigrationErrorCode,
   type MigrationOptions,
   type MigrationReport,
   type MigrationStatus,
@@ -133,6 +139,15 @@ describe('errors, units, version', () => {
     expectTypeOf<MigrationError['code']>().toBeString();
     expectTypeOf<UsageError>().toExtend<Error>();
     expectTypeOf<CodecError>().toExtend<Error>();
+    // One family: every error class extends LivemigError, every code is in the one list.
+    expectTypeOf<MigrationError>().toExtend<LivemigError>();
+    expectTypeOf<UsageError>().toExtend<LivemigError>();
+    expectTypeOf<CodecError>().toExtend<LivemigError>();
+    expectTypeOf<HttpError>().toExtend<LivemigError>();
+    expectTypeOf<MigrationErrorCode>().toExtend<LivemigErrorCode>();
+    expectTypeOf<(typeof LIVEMIG_ERROR_CODES)[number]>().toEqualTypeOf<LivemigErrorCode>();
+    expectTypeOf<(typeof MIGRATION_ERROR_CODES)[number]>().toEqualTypeOf<MigrationErrorCode>();
+    expectTypeOf(new LivemigError('TIMEOUT', 'x').toJSON().code).toEqualTypeOf<'TIMEOUT'>();
     expectTypeOf(parseSize).returns.toEqualTypeOf<number>();
     expectTypeOf(parseRate).returns.toEqualTypeOf<number>();
     expectTypeOf(VERSION).toBeString();

@@ -166,7 +166,10 @@ export class TraceReplay implements Workload {
     // A guest read (or received) the trace once and shares it with every vCPU thread; used alone, read the file.
     const bytes = ctx.trace ?? readTraceFile(file).bytes;
     if (traceChecksum(bytes) !== ctx.params.traceCrc) {
-      throw new Error(`trace ${file} changed after the guest was configured (checksum differs)`);
+      throw new UsageError(
+        `trace ${file} changed after the guest was configured (checksum differs): start the guest again to use the new trace`,
+        'workload',
+      );
     }
     this.reader = TraceReader.open(bytes);
     const { header } = this.reader;

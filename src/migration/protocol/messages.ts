@@ -1,4 +1,5 @@
 /** The payloads of the handshake and control frames: HELLO, HELLO_ACK, ROUND, digests, post-copy, RECOVER, JSON. */
+import { z } from 'zod';
 import { protocolError } from './errors.js';
 import { PayloadReader, PayloadWriter } from './payload.js';
 import { BINDING_NONCE_BYTES, Capability, HARD_MAX_FRAME, StrategyCode } from './wire.js';
@@ -24,6 +25,21 @@ export interface Hello {
   guest: unknown;
 }
 
+/**
+ * HELLO's guest description as the destination reads it: the guest's id and configuration (whose fields the guest
+ * module checks when it resolves it), and optional fields the destination checks where it uses them
+ * (`recoveryToken`, `handoverTimeoutMs`, `trace`). Loose: fields a newer source adds are kept.
+ */
+export interface HelloGuest {
+  id: string;
+  config: Record<string, unknown>;
+  [field: string]: unknown;
+}
+const helloGuestSchema = z.looseObject({
+  id: z.string().regex(/^[\w.-]{1,64}$/),
+  config: z.looseObject({}),
+});
+
 export function encodeHello(h: Hello): Buffer {
   const w = new PayloadWriter()
     .u32(HELLO_MAGIC)
@@ -39,7 +55,7 @@ export function encodeHello(h: Hello): Buffer {
   return w.json(h.guest).finish();
 }
 
-export function decodeHello(payload: Buffer): Hello {
+export function decodeHello(payload: Buffer): Hello & { guest: HelloGuest } {
   const r = new PayloadReader(payload, 'HELLO');
   if (r.u32() !== HELLO_MAGIC) throw protocolError('HELLO: bad magic');
   const versionMin = r.u16();
@@ -66,8 +82,10 @@ export function decodeHello(payload: Buffer): Hello {
     if (pages < 1) throw protocolError(`HELLO: RAM block ${i} is empty`);
     blocks.push(pages);
   }
-  const guest = r.json();
+  const described = helloGuestSchema.safeParse(r.json());
   r.end();
+  if (!described.success) throw protocolError('HELLO: guest description must be {id, config}');
+  const guest: HelloGuest = described.data;
   return {
     versionMin,
     versionMax,

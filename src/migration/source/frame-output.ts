@@ -3,7 +3,7 @@
  * queued on the current connection, and the loops await `pending` at their yield points.
  */
 import type { FrameConnection } from '../connection.js';
-import { PagesFrameBuilder } from '../protocol.js';
+import { PagesFrameBuilder } from '../protocol/index.js';
 
 /** Where sealed frames go: the migration connection (or a test's sink). */
 export type FrameSink = Pick<FrameConnection, 'send'>;

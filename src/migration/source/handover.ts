@@ -5,7 +5,7 @@
 import { MigrationError } from '../../errors.js';
 import { fullRamDigest, vcpuDigest } from '../ledger.js';
 import { type Handover, reconcileOwnership } from '../ownership-source.js';
-import { Command, type Digest, encodeDigest, encodeJson } from '../protocol.js';
+import { Command, type Digest, encodeDigest, encodeJson } from '../protocol/index.js';
 import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 

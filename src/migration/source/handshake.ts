@@ -9,7 +9,7 @@ import {
   PREAMBLE,
   PROTOCOL_VERSION,
   StrategyCode,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { sendTrace } from '../trace-transfer.js';
 import { HANDSHAKE_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';

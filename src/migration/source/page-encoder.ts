@@ -12,7 +12,7 @@ import { type Compressor, encodeRleInto, encodeXbzrleInto, isZeroPage } from '..
 import type { DirtyLog, GuestRam } from '../../guest/index.js';
 import { type PageLedger, pageCrc } from '../ledger.js';
 import type { CompressMethod, VerifyMethod } from '../options.js';
-import { PageEncoding } from '../protocol.js';
+import { PageEncoding } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
 import type { FrameOutput } from './frame-output.js';
 

@@ -15,7 +15,7 @@ import {
   encodePostcopyStart,
   encodeRecover,
   PREAMBLE,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { percentile } from '../stats.js';
 import { digest, go } from './handover.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';

@@ -5,7 +5,7 @@
  */
 import { MigrationError } from '../../errors.js';
 import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
-import { Command, encodeRound } from '../protocol.js';
+import { Command, encodeRound } from '../protocol/index.js';
 import {
   abortCode,
   decideRound,

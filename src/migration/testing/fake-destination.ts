@@ -33,7 +33,7 @@ import {
   type OwnerState,
   PageEncoding,
   PROTOCOL_VERSION,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { createLinkPair } from './link-pair.js';
 import { corruptFrame, Script, type ScriptLine } from './script.js';
 

@@ -44,7 +44,7 @@ import {
   PREAMBLE,
   PROTOCOL_VERSION,
   StrategyCode,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { newMigrationId } from '../source/index.js';
 import { createLinkPair } from './link-pair.js';
 import { corruptFrame, Script, type ScriptLine } from './script.js';

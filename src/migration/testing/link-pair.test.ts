@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationError } from '../../errors.js';
 import { FrameConnection } from '../connection.js';
-import { Command, encodeFrame, PREAMBLE } from '../protocol.js';
+import { Command, encodeFrame, PREAMBLE } from '../protocol/index.js';
 import { createLinkPair } from './link-pair.js';
 
 const open: FrameConnection[] = [];

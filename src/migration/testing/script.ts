@@ -4,7 +4,7 @@
  * faults below bend them.
  */
 import type { MigrationErrorCode } from '../../errors.js';
-import { type Command, encodeFrame, FRAME_TRAILER_BYTES } from '../protocol.js';
+import { type Command, encodeFrame, FRAME_TRAILER_BYTES } from '../protocol/index.js';
 
 export type PeerAction =
   /** What a correct peer does here (answer, or send the next frame). */

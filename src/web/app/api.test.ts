@@ -4,7 +4,8 @@
  * objects are stood in for (the browser test, test/dashboard.test.ts, needs Chromium).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { api, takeToken } from './api.js';
+import { LivemigError } from '../../errors.js';
+import { ApiError, api, apiError, takeToken } from './api.js';
 
 function browser(hash: string) {
   const store = new Map<string, string>();
@@ -47,5 +48,18 @@ describe('the dashboard page and the API token', () => {
     expect(b.replaced).toEqual([]);
     await api.cancel('m1');
     expect((b.calls[0]!.init.headers as Record<string, string>).authorization).toBeUndefined();
+  });
+});
+
+describe("the page's errors", () => {
+  it('keeps a documented code and makes anything else PROTOCOL', () => {
+    const busy = apiError(409, { error: { code: 'GUEST_BUSY', message: 'migrating' } });
+    expect([busy.code, busy.message, busy.context]).toEqual(['GUEST_BUSY', 'migrating', { status: 409 }]);
+    for (const json of [{ error: { code: 'NOPE' } }, { error: 'x' }, undefined, null, 'text']) {
+      const e = apiError(502, json);
+      expect(e).toBeInstanceOf(ApiError);
+      expect(e).toBeInstanceOf(LivemigError);
+      expect(e.code).toBe('PROTOCOL');
+    }
   });
 });

@@ -2,6 +2,7 @@
  * The page's client of the agent's control API (docs/agent.md): the same endpoints and bodies the CLI uses, on
  * the origin the page came from. Nothing here can do what the API does not allow.
  */
+import { isLivemigErrorCode, LivemigError } from '../../errors.js';
 import type { MigrationReport } from '../../migration/stats.js';
 
 /** A guest as GET /v1/guests describes it (the fields the page shows). */
@@ -37,13 +38,23 @@ export interface MigrationChoice {
   capping?: string;
 }
 
-export class ApiError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** The agent refused a request: its `{error: {code, message}}` body, the code checked against livemig's list. */
+export class ApiError extends LivemigError {
+  override readonly name = 'ApiError';
+}
+
+/** The error an agent's answer `status` with body `json` means; a code livemig does not know is PROTOCOL. */
+export function apiError(status: number, json: unknown): ApiError {
+  const e = typeof json === 'object' && json !== null && 'error' in json ? json.error : undefined;
+  const field = (k: string): unknown =>
+    typeof e === 'object' && e !== null && k in e ? (e as Record<string, unknown>)[k] : undefined;
+  const code = field('code');
+  const message = field('message');
+  const text = typeof message === 'string' ? message : `HTTP ${status}`;
+  if (isLivemigErrorCode(code)) return new ApiError(code, text, { status });
+  return new ApiError('PROTOCOL', `the agent answered ${status} without a known error code: ${text}`, {
+    status,
+  });
 }
 
 const TOKEN_KEY = 'livemig-api-token';
@@ -91,10 +102,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     throw new ApiError('PROTOCOL', `the agent answered ${res.status} with something other than JSON`);
   }
-  if (!res.ok) {
-    const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error ?? {};
-    throw new ApiError(e.code ?? String(res.status), e.message ?? `HTTP ${res.status}`);
-  }
+  if (!res.ok) throw apiError(res.status, json);
   return json as T;
 }
 

@@ -1,8 +1,8 @@
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MigrationError } from '../errors.js';
-import { Crc32cShifter } from './crc.js';
+import { MigrationError } from '../../errors.js';
+import { Crc32cShifter } from '../crc.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
@@ -31,7 +31,7 @@ import {
   PREAMBLE,
   StrategyCode,
   verifyPagesFrame,
-} from './protocol.js';
+} from './index.js';
 
 const commands = Object.values(Command).filter((v): v is Command => typeof v === 'number');
 
@@ -47,6 +47,22 @@ function chunked(bytes: Buffer, cuts: number[]): Buffer[] {
   out.push(bytes.subarray(prev));
   return out;
 }
+
+/** What `fn` threw, or undefined: for a check that makes one assertion whichever way `fn` goes. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return err;
+  }
+}
+
+/** Nothing thrown, or an instance of `type`. */
+const noneOr =
+  (type: abstract new (...a: never[]) => Error) =>
+  (err: unknown): boolean =>
+    err === undefined || err instanceof type;
 
 describe('frames', () => {
   it('round-trip any sequence of frames however TCP splits them', () => {
@@ -101,6 +117,8 @@ describe('frames', () => {
   });
 
   it('detects any single corrupted byte with a typed error', () => {
+    // Two assertions per run, whichever way it goes.
+    expect.assertions(2 * 500);
     fc.assert(
       fc.property(
         fc.constantFrom(...commands),
@@ -123,6 +141,7 @@ describe('frames', () => {
           }
         },
       ),
+      { numRuns: 500 },
     );
   });
 
@@ -146,11 +165,11 @@ describe('frames', () => {
         fc.boolean(),
         (chunks, pre) => {
           const reader = new FrameReader(4096, { expectPreamble: pre });
-          try {
-            for (const c of chunks) reader.push(c);
-          } catch (err) {
-            expect(err).toBeInstanceOf(MigrationError);
-          }
+          expect(
+            thrown(() => {
+              for (const c of chunks) reader.push(c);
+            }),
+          ).toSatisfy(noneOr(MigrationError));
           expect(reader.pending).toBeLessThanOrEqual(4096 + 12 + 200 * 10);
         },
       ),
@@ -178,16 +197,32 @@ describe('payloads', () => {
     expect(() => decodeHello(bad)).toThrow(/magic/);
     expect(() => decodeHello(encodeHello({ ...h, pageSize: 2 ** 20 }))).toThrow(/page size/);
     expect(() => decodeHello(encodeHello(h).subarray(0, 20))).toThrow(MigrationError);
+    // The guest description is schema-checked as it is decoded: {id, config} at least, kept loose beyond that.
+    const guests: unknown[] = [
+      null,
+      'g1',
+      [],
+      { id: 'g1' },
+      { config: {} },
+      { id: 7, config: {} },
+      { id: 'g 1', config: {} },
+      { id: 'x'.repeat(65), config: {} },
+      { id: 'g1', config: 'gap' },
+      { id: 'g1', config: null },
+    ];
+    for (const guest of guests) {
+      expect(() => decodeHello(encodeHello({ ...h, guest })), JSON.stringify(guest)).toThrow(
+        /HELLO: guest description must be \{id, config\}/,
+      );
+    }
+    const extra = { id: 'g1', config: { ramBytes: 4096 }, recoveryToken: 'ab'.repeat(16), later: true };
+    expect(decodeHello(encodeHello({ ...h, guest: extra })).guest).toEqual(extra);
   });
 
   it('HELLO decoding of arbitrary bytes only ever throws MigrationError', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-        try {
-          decodeHello(Buffer.from(bytes));
-        } catch (err) {
-          expect(err).toBeInstanceOf(MigrationError);
-        }
+        expect(thrown(() => decodeHello(Buffer.from(bytes)))).toSatisfy(noneOr(MigrationError));
       }),
       { numRuns: 3000 },
     );
@@ -265,11 +300,9 @@ describe('payloads', () => {
     );
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-        try {
-          forEachPageEntry(Buffer.from(bytes), 10, 512, visit);
-        } catch (err) {
-          expect(err).toBeInstanceOf(MigrationError);
-        }
+        expect(thrown(() => forEachPageEntry(Buffer.from(bytes), 10, 512, visit))).toSatisfy(
+          noneOr(MigrationError),
+        );
       }),
       { numRuns: 3000 },
     );
