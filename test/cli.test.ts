@@ -166,6 +166,13 @@ describe('livemig CLI', () => {
       [['agent', '--listen', '127.0.0.1:99999'], /--listen: "127\.0\.0\.1:99999" is not HOST:PORT/],
       [['sim', '--synthetic', '1e12'], /--synthetic: "1e12" is not an integer from 1 to 1000000/],
       [['sim', '--synthetic', '10', '--xbzrle-ratio', 'x'], /--xbzrle-ratio: "x"/],
+      [['sim', '--synthetic', '10', '--pricing', 'guess'], /--pricing: use profile or rate \(got "guess"\)/],
+      [
+        ['sim', '--synthetic', '10', '--dirty-rate', '32MiB'],
+        /describe the papers' model: add --pricing rate/,
+      ],
+      [['sim', '--synthetic', '10', '--zero-fraction', '2'], /--zero-fraction: "2"/],
+      [['sim', '--synthetic', '10', '--profiles', '/nonexistent/p.json'], /--profiles: cannot read/],
       [['run', '--vcpus', '0x2'], /--vcpus: "0x2"/],
       [['run', '--seed', ''], /--seed: ""/],
       [['run', '--warmup', '1e9h'], /--warmup: cannot read/],

@@ -223,13 +223,6 @@ export function registerSim(program: Command): void {
       if (pricingModel !== 'profile' && pricingModel !== 'rate') {
         throw new UsageError(`--pricing: use profile or rate (got "${pricingModel}")`, '--pricing');
       }
-      if (pricingModel === 'profile' && (flags.dirtyRate || flags.xbzrleRatio)) {
-        throw new UsageError(
-          "--dirty-rate and --xbzrle-ratio describe the papers' model: add --pricing rate (the default, profile, " +
-            'takes them from the measured profiles)',
-          flags.dirtyRate ? '--dirty-rate' : '--xbzrle-ratio',
-        );
-      }
       if (flags.profiles && pricingModel !== 'profile') {
         throw new UsageError('--profiles needs --pricing profile', '--profiles');
       }
@@ -257,6 +250,14 @@ export function registerSim(program: Command): void {
           ? { downtimeLimit: durationFlag(flags.downtimeLimit, '--downtime-limit', 1, 3_600_000) / 1000 }
           : {}),
       };
+      // After the values are parsed: a malformed number is reported as such first.
+      if (pricingModel === 'profile' && (flags.dirtyRate || flags.xbzrleRatio)) {
+        throw new UsageError(
+          "--dirty-rate and --xbzrle-ratio describe the papers' model: add --pricing rate (the default, profile, " +
+            'takes them from the measured profiles)',
+          flags.dirtyRate ? '--dirty-rate' : '--xbzrle-ratio',
+        );
+      }
       const fixes: Partial<Record<keyof SimFixes, boolean>> = {};
       for (const item of (flags.fixes ?? '').split(',').filter(Boolean)) {
         if (item === 'all' || item === 'none') {
