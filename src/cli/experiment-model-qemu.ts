@@ -47,7 +47,8 @@ export function printModelQemu(r: ModelQemuResult): string {
   const s = r.summary;
   return [
     `\n== ${MODEL_QEMU_EXPERIMENT_TITLE} (QEMU ${r.qemu}, TCG)`,
-    `QEMU's costs (calibrated on two migrations outside the grid): ${(r.engine.pageSec * 1e6).toFixed(1)} µs per page, ` +
+    `QEMU's costs (calibrated on three migrations outside the grid): ${(r.engine.pageSec * 1e6).toFixed(1)} µs per page, ` +
+      `${((r.engine.stopPageSec ?? r.engine.pageSec) * 1e6).toFixed(1)} µs per page in the stop-and-copy, ` +
       `start ${(r.engine.startSec * 1000).toFixed(0)} ms, switch-over ${(r.engine.switchoverSec * 1000).toFixed(1)} ms; ` +
       `RAM ${(r.zeroFraction * 100).toFixed(0)} % zero pages`,
     t.toString(),

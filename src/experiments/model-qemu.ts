@@ -119,19 +119,26 @@ export function guestProgramProfile(c: EngineConfig, zeroFraction: number): Gues
 }
 
 /**
- * QEMU's costs from its calibration migrations, as `EngineCosts` for the model. `fast`: a near-idle VM at 1 GiB/s,
- * so QEMU's own speed bounds the transfer — QEMU switches over in the middle of round 1 once the rest fits the
- * downtime limit, so its time per page is the whole transfer over the non-zero pages, downtime included. `slow`: the
- * same VM at 8 MiB/s with a 20 ms limit, so that almost nothing is left at the switch-over: its downtime is the
- * fixed cost, and the time before round 1 is what its rounds and downtime leave of the total.
+ * QEMU's costs from three calibration migrations of a near-idle VM, none a cell of the grid:
+ * - `fast` at 1 GiB/s: round 1 runs at QEMU's own speed — its time per page (`pageSec`);
+ * - `whole` at 8 MiB/s with a 60 s limit: everything fits the limit at once, so QEMU sends the whole RAM in the
+ *   stop-and-copy, unthrottled — its time per page while the guest is paused (`stopPageSec`), and the zero pages;
+ * - `slow` at 8 MiB/s with a 20 ms limit: almost nothing is left at the switch-over, so its downtime is the fixed
+ *   cost, and what its rounds and downtime leave of the total is the time before round 1.
  */
-export function qemuEngineCosts(fast: MigrationReport, slow: MigrationReport): EngineCosts {
-  const nonZero = nonZeroPages(fast);
-  const pageSec = Math.max(0, fast.totalTimeMs - fast.setupTimeMs) / 1000 / nonZero;
+export function qemuEngineCosts(
+  fast: MigrationReport,
+  whole: MigrationReport,
+  slow: MigrationReport,
+): EngineCosts {
+  const first = fast.perRound[0];
+  const pageSec =
+    first && first.pagesSent > 0 ? first.durationMs / 1000 / first.pagesSent : DEFAULT_ENGINE_COSTS.pageSec;
   const rounds = slow.perRound.reduce((a, r) => a + r.durationMs, 0);
   return {
     ...DEFAULT_ENGINE_COSTS,
     pageSec,
+    stopPageSec: whole.downtimeMs / 1000 / nonZeroPages(whole),
     startSec: Math.max(0, (slow.totalTimeMs - slow.setupTimeMs - rounds - slow.downtimeMs) / 1000),
     switchoverSec: Math.max(0, slow.downtimeMs / 1000),
   };
@@ -174,8 +181,16 @@ export async function runModelQemu(o: ModelQemuOptions = {}): Promise<ModelQemuR
   const image = await buildTestVm({ log });
   const plan = modelQemuPlan(o);
   const calib = { ...plan[0]!, rate: 10, bytesPerWrite: PAGE, xbzrle: false, downtimeLimitMs: 300 };
-  log('calibration: a near-idle VM at 1 GiB/s (time per page), and at 8 MiB/s (fixed costs)');
+  log(
+    'calibration: a near-idle VM at 1 GiB/s (time per page), all in the stop-and-copy, and at 8 MiB/s (fixed costs)',
+  );
   const fast = await runQemu(image, { ...calib, id: 'calibration, 1 GiB/s', bandwidth: 1024 * MiB });
+  const whole = await runQemu(image, {
+    ...calib,
+    id: 'calibration, stop-and-copy',
+    bandwidth: 8 * MiB,
+    downtimeLimitMs: 60_000,
+  });
   const slow = await runQemu(image, {
     ...calib,
     id: 'calibration, 8 MiB/s',
@@ -183,18 +198,14 @@ export async function runModelQemu(o: ModelQemuOptions = {}): Promise<ModelQemuR
     downtimeLimitMs: 20,
   });
   if (
-    !fast.report ||
-    !slow.report ||
-    fast.report.status !== 'completed' ||
-    slow.report.status !== 'completed'
+    fast.report?.status !== 'completed' ||
+    whole.report?.status !== 'completed' ||
+    slow.report?.status !== 'completed'
   ) {
     throw new MigrationError('INTERNAL', 'model-qemu: a calibration migration of the test VM failed');
   }
-  const engine = qemuEngineCosts(fast.report, slow.report);
-  const zeroFraction = Math.min(
-    1,
-    fast.report.pages.zero / Math.max(1, fast.report.perRound[0]?.pagesSent ?? 1),
-  );
+  const engine = qemuEngineCosts(fast.report, whole.report, slow.report);
+  const zeroFraction = 1 - nonZeroPages(whole.report) / (whole.report.ramBytes / PAGE);
   const rows: ModelQemuRow[] = [];
   for (const c of plan) {
     log(`${c.id}: QEMU`);
