@@ -19,6 +19,7 @@ import {
   type PausedIncoming,
   runDestination,
 } from '../migration/destination.js';
+import { ChannelRegistry } from '../migration/multifd/registry.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
@@ -81,6 +82,8 @@ export class Agent implements AgentApi {
   private readonly finishedIncoming: IncomingMigration[] = [];
   /** Incoming migrations a RECONCILE may name, and the fate of ended ones (src/migration/ownership.ts). */
   readonly ownership = new OwnershipRegistry();
+  /** Incoming migrations waiting for their parallel channels (multifd). */
+  private readonly channels = new ChannelRegistry();
   /** A page-sink thread started ahead of the next incoming migration, so that its setup does not wait for one. */
   readonly pageSinks = new PageSinkPool();
   private readonly listener: Listener;
@@ -176,7 +179,8 @@ export class Agent implements AgentApi {
       budget: this.frameBudget,
     });
     // A migration stream counts from its first bytes until its connection closes, whatever it has sent yet.
-    if (this.migrationStreams >= this.maxIncoming) {
+    // Channels announced by admitted migrations (multifd) get places of their own beyond --max-incoming.
+    if (this.migrationStreams >= this.maxIncoming + this.channels.pending) {
       this.log(`refused migration stream from ${socket.remoteAddress ?? '?'}: --max-incoming reached`);
       void conn.sendErrorAndClose(
         new MigrationError(
@@ -187,7 +191,12 @@ export class Agent implements AgentApi {
       return;
     }
     this.migrationStreams++;
-    socket.once('close', () => this.migrationStreams--);
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.migrationStreams--;
+      counted = false;
+    };
+    socket.once('close', uncount);
     const key = `in-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     let reservation: Reservation | undefined;
     void runDestination(
@@ -200,6 +209,9 @@ export class Agent implements AgentApi {
           return reservation;
         },
         ownership: this.ownership,
+        // A parallel channel of an admitted migration counts with it, not against --max-incoming.
+        channels: this.channels,
+        onChannel: uncount,
         onHeld: (m) => {
           this.log(`guest ${m.guestId} (${m.id}) held here, paused: ${m.error?.message ?? ''}`);
           this.events.changed();

@@ -148,7 +148,9 @@ export class OutgoingMigrations {
         };
         return report;
       }
-      const conn = new FrameConnection(socket, { pacer: pacer() });
+      // One bandwidth budget for the migration: the main connection and every parallel channel share the bucket.
+      const bucket = pacer();
+      const conn = new FrameConnection(socket, { pacer: bucket });
       this.deps.log(`migrating ${guestId} to ${destination} (${id}, ${o.strategy})`);
       return runSource({
         guest: h.guest,
@@ -169,6 +171,22 @@ export class OutgoingMigrations {
           entry.handedOff = true;
         },
         shutdown: entry.shutdown.signal,
+        openChannel: async (index) => {
+          try {
+            return new FrameConnection(await dial(host, port, this.deps.tls, abort.signal), {
+              pacer: bucket,
+            });
+          } catch (err) {
+            const auth = tlsFailure(err as NodeJS.ErrnoException, `the destination agent at ${destination}`);
+            throw (
+              auth ??
+              new MigrationError(
+                'CONNECTION_REFUSED',
+                `multifd channel ${index}: cannot connect to ${destination}: ${(err as Error).message}`,
+              )
+            );
+          }
+        },
       });
     })().then(async (r) => {
       try {

@@ -162,6 +162,10 @@ export function addMigrationFlags(cmd: Command): Command {
     )
     .option('--xbzrle-cache-max <size>', 'dynamic sizing: memory budget of the cache (default 256MiB)')
     .addOption(new Option('--compress <method>', 'compress whole pages').choices([...COMPRESS_METHODS]))
+    .option(
+      '--multifd-channels <n>',
+      "QEMU's multifd: shard pages across N extra connections, one thread each (1 = one connection; default 1)",
+    )
     .option('--auto-converge', 'throttle the guest step by step when it dirties faster than the link sends')
     .option('--throttle-initial <percent>', 'auto-converge: first throttle (QEMU: 20)')
     .option('--throttle-increment <percent>', 'auto-converge: step (QEMU: 10)')
@@ -236,6 +240,7 @@ export interface MigrationFlagValues {
   xbzrleCacheMax?: string;
   hotStreak?: string;
   compress?: string;
+  multifdChannels?: string;
   autoConverge?: boolean;
   throttleInitial?: string;
   throttleIncrement?: string;
@@ -285,6 +290,8 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
     o.xbzrleCacheMaxBytes = size(f.xbzrleCacheMax, '--xbzrle-cache-max', 4096);
   if (f.hotStreak !== undefined) o.hotStreak = int(f.hotStreak, '--hot-streak', 1, 255);
   if (f.compress) o.compress = f.compress as MigrationOptions['compress'];
+  if (f.multifdChannels !== undefined)
+    o.multifdChannels = int(f.multifdChannels, '--multifd-channels', 1, 16);
   if (f.autoConverge) o.autoConverge = true;
   if (f.throttleInitial !== undefined)
     o.throttleInitial = int(f.throttleInitial, '--throttle-initial', 1, 99);

@@ -11,6 +11,8 @@ import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
+import { MultifdSink } from './multifd/channel-sink.js';
+import type { ChannelRegistry } from './multifd/registry.js';
 import type { OwnershipHandle, OwnershipRegistry } from './ownership.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
@@ -20,10 +22,12 @@ import {
   DEFAULT_MAX_FRAME,
   decodeDigest,
   decodeHello,
+  decodeMultifdRequest,
   decodePostcopyStart,
   decodeReconcile,
   decodeRecover,
   decodeRound,
+  decodeSync,
   decodeVcpuState,
   encodeHelloAck,
   encodeJson,
@@ -121,6 +125,12 @@ export interface DestinationHooks {
   ownership?: OwnershipRegistry;
   /** A verified guest is held here, paused, after a fault between READY and GO (for the log). */
   onHeld?(migration: IncomingMigration): void;
+  /**
+   * Parallel channels (capability MULTIFD): where a CHANNEL connection finds its migration. Without it the
+   * capability is not granted. `onChannel`: a connection was accepted as a channel of an admitted migration.
+   */
+  channels?: ChannelRegistry;
+  onChannel?(conn: FrameConnection): void;
 }
 
 const STRATEGY_NAMES = {
@@ -139,7 +149,8 @@ const SUPPORTED_CAPS =
   Capability.POSTCOPY |
   Capability.POSTCOPY_RECOVER |
   Capability.FRAME_BINDING |
-  Capability.OWNER_RECONCILE;
+  Capability.OWNER_RECONCILE |
+  Capability.MULTIFD;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -163,6 +174,14 @@ export async function runDestination(
   }
   if (!(first instanceof MigrationError) && first.command === Command.RECONCILE) {
     await answerReconcile(conn, first, hooks.ownership);
+    return undefined;
+  }
+  if (!(first instanceof MigrationError) && first.command === Command.CHANNEL) {
+    if (!hooks.channels) {
+      await conn.sendErrorAndClose(
+        new MigrationError('CAPABILITY', 'this agent does not accept parallel channels (multifd)'),
+      );
+    } else if (await hooks.channels.accept(conn, first)) hooks.onChannel?.(conn);
     return undefined;
   }
   if (!(first instanceof MigrationError) && first.command === Command.RECOVER) {
@@ -296,6 +315,13 @@ class Destination {
   /** Resumed by this agent's operator while held: there is no source connection to answer. */
   private adopted = false;
 
+  // Parallel channels (capability MULTIFD; multifd/).
+  private multifd: MultifdSink | undefined;
+  /** Channels announced in HELLO (0: none). */
+  private channelCount = 0;
+  /** Channels that arrived before the guest was built: attached once it is. */
+  private earlyChannels: { conn: FrameConnection; index: number }[] = [];
+
   constructor(
     private conn: FrameConnection,
     private readonly hooks: DestinationHooks,
@@ -305,7 +331,8 @@ class Destination {
 
   private async next(): Promise<Frame> {
     const f = await this.conn.receive(this.limits.idleTimeoutMs, 'the next frame from the source');
-    this.m.bytesReceived = this.bytesBeforeRecovery + this.conn.bytesReceived;
+    this.m.bytesReceived =
+      this.bytesBeforeRecovery + this.conn.bytesReceived + (this.multifd?.bytesReceived ?? 0);
     return f;
   }
 
@@ -337,6 +364,7 @@ class Destination {
         this.conn.destroy(e);
       }
     } finally {
+      this.endChannels();
       await this.sink?.close();
       this.sink = undefined;
       this.reservation?.release();
@@ -412,7 +440,7 @@ class Destination {
     // Everything the guest will hold is reserved before any of it is allocated (and before HELLO_ACK).
     this.reservation = this.hooks.reserve?.({ ramBytes, vcpus: h.vcpus, extraBytes: traceBytes });
     this.m.guestId = g.id;
-    if (h.capabilities & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE)) {
+    if (h.capabilities & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE | Capability.MULTIFD)) {
       if (typeof g.recoveryToken !== 'string' || !/^[0-9a-f]{32}$/.test(g.recoveryToken)) {
         throw new MigrationError(
           'PROTOCOL',
@@ -432,6 +460,12 @@ class Destination {
       if (this.hooks.ownership && typeof g.recoveryToken === 'string') {
         this.registerOwnership(this.hooks.ownership, g.recoveryToken);
       } else capabilities &= ~Capability.OWNER_RECONCILE; // not granted: the source knows it cannot reconcile
+    }
+    if (h.capabilities & Capability.MULTIFD) {
+      const { channels } = decodeMultifdRequest((g as { multifd?: unknown }).multifd);
+      if (this.hooks.channels && typeof g.recoveryToken === 'string')
+        this.acceptChannels(channels, g.recoveryToken);
+      else capabilities &= ~Capability.MULTIFD; // not granted: the source reports CAPABILITY
     }
     this.postcopyMode =
       h.strategy === StrategyCode.POSTCOPY ||
@@ -499,7 +533,70 @@ class Destination {
       (b) => this.conn.reader.recycleBuffer(b),
       this.sinks,
     );
+    if (this.channelCount > 0) this.startChannels(sinkCompressors);
     this.m.phase = 'receiving';
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Parallel channels
+
+  /** Registers this migration for its CHANNEL connections (before HELLO_ACK: the source dials them right after). */
+  private acceptChannels(channels: number, token: string): void {
+    this.channelCount = channels;
+    this.hooks.channels!.register(
+      {
+        migrationId: this.m.id,
+        token,
+        peer: this.conn.socket.remoteAddress ?? '',
+        attach: (conn, index) => {
+          if (this.multifd) return this.multifd.attach(conn, index);
+          if (index >= channels || this.earlyChannels.some((e) => e.index === index)) {
+            throw new MigrationError(
+              'PROTOCOL',
+              `CHANNEL refused: channel ${index} is out of range or taken`,
+            );
+          }
+          this.earlyChannels.push({ conn, index });
+        },
+      },
+      channels,
+    );
+  }
+
+  /** The guest exists: channels get their page-sink threads (those that came early are attached now). */
+  private startChannels(compressors: [PageEncoding, CompressorName][]): void {
+    this.multifd = new MultifdSink({
+      channels: this.channelCount,
+      guest: this.guest!,
+      ledger: this.ledger.crcs,
+      compressors,
+      pageCount: this.pageCount,
+      bound: this.framesBound,
+      idleTimeoutMs: this.limits.idleTimeoutMs,
+      // A channel lost is the migration lost: the main connection fails with its error (the source keeps the guest).
+      onFail: (e) => void this.conn.sendErrorAndClose(e),
+    });
+    for (const { conn, index } of this.earlyChannels.splice(0)) {
+      try {
+        this.multifd.attach(conn, index);
+      } catch (err) {
+        void conn.sendErrorAndClose(asMigrationError(err, 'CHANNEL'));
+      }
+    }
+  }
+
+  /** SYNC on the main connection: every channel has applied its pages up to the same sync point. */
+  private async sync(f: Frame): Promise<void> {
+    if (!this.multifd) throw new MigrationError('PROTOCOL', 'SYNC without parallel channels');
+    await this.multifd.waitSync(decodeSync(f.payload));
+    this.m.pagesReceived = this.multifd.pagesApplied;
+  }
+
+  private endChannels(): void {
+    if (this.channelCount === 0) return;
+    this.hooks.channels?.unregister(this.m.id);
+    for (const { conn } of this.earlyChannels.splice(0)) conn.destroy();
+    void this.multifd?.close();
   }
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */
@@ -566,7 +663,12 @@ class Destination {
         case Command.VCPU_STATE:
           this.vcpuState = decodeVcpuState(f.payload);
           break;
+        case Command.SYNC:
+          await this.sync(f);
+          break;
         case Command.SWITCHOVER:
+          // Every page came before the last SYNC: the channels have done their work.
+          this.endChannels();
           await this.switchover(f);
           return;
         case Command.POSTCOPY_START:

@@ -117,6 +117,11 @@ export const migrationOptionsSchema = z.strictObject({
   completionTargetMs: z.number().min(0),
   /** Host power model for modelled watts and capping decisions. */
   powerModel: z.enum(POWER_MODEL_NAMES),
+  /**
+   * QEMU's multifd-channels: 1 = every page on the migration's one connection; N ≥ 2 = pages sharded across N extra
+   * connections, each encoded and applied on its own thread, the main one keeping the control stream (docs/multifd.md).
+   */
+  multifdChannels: z.number().int().min(1).max(16),
   /** Largest PAGES frame payload the source builds. */
   framePayloadBytes: z
     .number()
@@ -161,6 +166,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,
+  multifdChannels: 1,
   framePayloadBytes: 1 * MiB,
   powerCap: 0,
   powerWindowMs: 1000,
@@ -252,6 +258,19 @@ export function resolveOptions(
     throw new UsageError(
       'dirty-limit and auto-converge are alternatives (QEMU refuses both): choose one',
       'dirtyLimit',
+    );
+  }
+  if (
+    o.multifdChannels > 1 &&
+    (o.strategy === 'postcopy' ||
+      o.strategy === 'hybrid' ||
+      o.onNonConvergence === 'postcopy' ||
+      o.onStall === 'postcopy')
+  ) {
+    throw new UsageError(
+      'multifd channels carry pre-copy and cold migrations only: post-copy pages travel on the main connection ' +
+        '(use --multifd-channels 1 with post-copy)',
+      'multifdChannels',
     );
   }
   return o;

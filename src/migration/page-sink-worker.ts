@@ -10,15 +10,20 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Compressor, compressor } from '../codec/index.js';
+import { Crc32cShifter } from './crc.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
 import {
+  Command,
+  FrameBinding,
+  FrameSender,
   PAGE_ENTRY_HEADER_BYTES,
   PAGES_COUNT_BYTES,
   PageEncoding,
   pageEntryScratch,
   readPageEntryHeader,
+  verifyPagesFrame,
 } from './protocol/index.js';
 
 const port = parentPort!;
@@ -30,6 +35,8 @@ interface Target {
   pagesPerBlock: number;
   zeroCrc: number;
   compressors: Map<number, Compressor>;
+  /** A multifd channel's sink: checks each frame before applying it. */
+  verify?: { pageCount: number; shifter: Crc32cShifter; binding?: FrameBinding; entryCrcs: Uint32Array };
 }
 
 /** The guest being received; undefined until `bind`. */
@@ -45,7 +52,45 @@ function bind(init: SinkInit): void {
     pagesPerBlock: init.pagesPerBlock,
     zeroCrc: zeroPageCrc(init.pageSize),
     compressors,
+    ...(init.verify
+      ? {
+          verify: {
+            pageCount: init.verify.pageCount,
+            shifter: new Crc32cShifter(init.pageSize),
+            ...(init.verify.nonce
+              ? { binding: new FrameBinding(init.verify.nonce, FrameSender.SOURCE) }
+              : {}),
+            entryCrcs: new Uint32Array(1024),
+          },
+        }
+      : {}),
   };
+}
+
+/** Checks a channel's frame (bounds, CRC, binding) as the connection thread does for the main stream. */
+function check(v: NonNullable<Target['verify']>, pageSize: number, batch: SinkBatch): void {
+  const u = batch.unverified!;
+  const payload = Buffer.from(batch.buffer, batch.offset, batch.length);
+  const r = verifyPagesFrame(
+    {
+      command: Command.PAGES,
+      payload,
+      unverified: {
+        expected: u.expected,
+        headerCrc: u.headerCrc,
+        ...(v.binding && u.seed !== undefined
+          ? { binding: { seed: u.seed, sequence: u.sequence, of: v.binding } }
+          : {}),
+      },
+    },
+    v.pageCount,
+    pageSize,
+    v.shifter,
+    v.entryCrcs,
+  );
+  v.entryCrcs = r.entryCrcs;
+  batch.count = r.count;
+  batch.crcs = r.entryCrcs;
 }
 
 /** The entry header `apply` reads into: one for the thread, so the loop allocates nothing per entry. */
@@ -54,6 +99,10 @@ const entry = pageEntryScratch();
 /** Applies one batch; its entries were bound-checked and checksummed by the connection thread. */
 function apply(t: Target, batch: SinkBatch): number {
   const { views, ledger, pageSize, pagesPerBlock, zeroCrc, compressors } = t;
+  if (batch.unverified) {
+    if (!t.verify) throw new Error('page sink: an unchecked frame for a sink that does not check');
+    check(t.verify, pageSize, batch);
+  }
   const payload = new Uint8Array(batch.buffer, batch.offset, batch.length);
   const crcs = batch.crcs;
   let offset = PAGES_COUNT_BYTES;
@@ -97,12 +146,14 @@ port.on('message', (m: SinkRequest) => {
     if (!target) throw new Error('page sink: a batch arrived before bind');
     reply = { kind: 'applied', seq: m.seq, pages: apply(target, m), buffer: m.buffer };
   } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
     reply = {
       kind: 'applied',
       seq: m.seq,
       pages: 0,
       buffer: m.buffer,
       error: err instanceof Error ? err.message : String(err),
+      ...(typeof code === 'string' ? { code } : {}),
     };
   }
   // Hand the frame buffer back so the connection thread can reuse it for the next large frame.

@@ -18,6 +18,11 @@ export interface SinkInit {
   pageSize: number;
   ledger: SharedArrayBuffer;
   compressors: [PageEncoding, CompressorName][];
+  /**
+   * A multifd channel's sink also checks its frames (bounds, CRC32C, binding), which the channel's connection left
+   * unverified: the guest's page count, and the channel's binding nonce when its frames are bound.
+   */
+  verify?: { pageCount: number; nonce?: Uint8Array };
 }
 
 export interface SinkBatch {
@@ -30,6 +35,8 @@ export interface SinkBatch {
   crcs: Uint32Array;
   /** True when `buffer` was transferred (and must come back the same way). */
   transfer: boolean;
+  /** A frame to check first (SinkInit.verify): its trailer, header CRC and binding seed; `count`/`crcs` come from it. */
+  unverified?: { expected: number; headerCrc: number; seed?: number; sequence: number };
 }
 
 /** To the sink thread: point it at a guest (once), or apply a batch. */
@@ -42,6 +49,8 @@ export interface SinkReply {
   pages: number;
   buffer: ArrayBuffer;
   error?: string;
+  /** The error's code when the frame was refused by its check (CHECKSUM, FOREIGN_FRAME, PROTOCOL). */
+  code?: string;
 }
 
 /** Frames in flight before the connection thread waits: bounds memory at this many maximum frames. */
@@ -147,6 +156,8 @@ export class PageSink {
     private readonly recycle: (buffer: Buffer) => void,
     /** Where the thread comes from and goes back to; without one, a thread is started and stopped here. */
     private readonly pool?: PageSinkPool,
+    /** A multifd channel's sink checks its frames too (SinkInit.verify). */
+    verify?: SinkInit['verify'],
   ) {
     if (!(ledger.buffer instanceof SharedArrayBuffer)) throw new TypeError('the ledger must be shared');
     const init: SinkInit = {
@@ -155,6 +166,7 @@ export class PageSink {
       pageSize: guest.ram.pageSize,
       ledger: ledger.buffer,
       compressors,
+      ...(verify ? { verify } : {}),
     };
     if (pool) {
       this.worker = pool.take();
@@ -171,7 +183,12 @@ export class PageSink {
     this.done = r.seq;
     this.pagesApplied += r.pages;
     if (r.error !== undefined) {
-      this.fail(new MigrationError('PROTOCOL', `corrupt page data: ${r.error}`));
+      const checked = r.code === 'CHECKSUM' || r.code === 'FOREIGN_FRAME' || r.code === 'PROTOCOL';
+      this.fail(
+        checked
+          ? new MigrationError(r.code as 'CHECKSUM' | 'FOREIGN_FRAME' | 'PROTOCOL', r.error)
+          : new MigrationError('PROTOCOL', `corrupt page data: ${r.error}`),
+      );
       return;
     }
     this.recycle(Buffer.from(r.buffer));
@@ -211,7 +228,12 @@ export class PageSink {
    * Queues a checked PAGES payload (its `count` entries, `crcs[i]` the CRC of entry i's data). Resolves once there is
    * room for the next one. The payload must not be used by the caller afterwards.
    */
-  async submit(payload: Buffer, count: number, crcs: Uint32Array): Promise<void> {
+  async submit(
+    payload: Buffer,
+    count: number,
+    crcs: Uint32Array,
+    unverified?: SinkBatch['unverified'],
+  ): Promise<void> {
     if (this.failure) throw this.failure;
     const ab = payload.buffer;
     // A payload that owns its whole buffer (large frames) moves to the sink thread without a copy.
@@ -228,6 +250,7 @@ export class PageSink {
       count,
       crcs: crcs.slice(0, count),
       transfer,
+      ...(unverified ? { unverified } : {}),
     };
     this.worker.postMessage(batch, transfer ? [batch.buffer] : []);
     await this.waitFor(this.seq - MAX_IN_FLIGHT + 1);

@@ -83,6 +83,52 @@ export function decodeReconcile(payload: Buffer): Reconcile {
   return { migrationId, token, action };
 }
 
+/** Most parallel channels one migration may open (QEMU's multifd-channels allows 1..255; livemig: 2..16). */
+export const MAX_MULTIFD_CHANNELS = 16;
+
+/**
+ * CHANNEL: which migration an extra connection belongs to, the token from HELLO (proves it comes from that source)
+ * and its index among the migration's channels (a page travels on the channel its address maps to).
+ */
+export interface ChannelHello {
+  migrationId: string;
+  token: string;
+  channel: number;
+}
+const channelSchema = z.strictObject({
+  migrationId: hex32,
+  token: hex32,
+  channel: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_MULTIFD_CHANNELS - 1),
+});
+export function encodeChannelHello(c: ChannelHello): Buffer {
+  return encodeJson(c);
+}
+export function decodeChannelHello(payload: Buffer): ChannelHello {
+  const { migrationId, token, channel } = decodeBody(
+    payload,
+    'CHANNEL',
+    channelSchema,
+    `{migrationId, token, channel: 0..${MAX_MULTIFD_CHANNELS - 1}}, ids as 32 hex digits`,
+  );
+  return { migrationId, token, channel };
+}
+
+/** HELLO's `multifd` field: how many channels the source opens after HELLO_ACK. */
+const multifdSchema = z.strictObject({
+  channels: z.number().int().min(2).max(MAX_MULTIFD_CHANNELS),
+});
+export function decodeMultifdRequest(value: unknown): { channels: number } {
+  const r = multifdSchema.safeParse(value);
+  if (r.success) return r.data;
+  throw protocolError(`HELLO: multifd must be {channels: 2..${MAX_MULTIFD_CHANNELS}}`, {
+    field: `multifd.${fieldOf(r.error.issues[0]?.path ?? [])}`,
+  });
+}
+
 /**
  * Where the guest of a migration stands on the destination: `resumed` (it runs there, or ran: the destination owns
  * it), `held` (complete, verified and paused, waiting for GO or a verdict), `discarded` (the destination dropped its

@@ -230,3 +230,27 @@ export function decodeRecoverAck(
   r.end();
   return nonce === undefined ? { present } : { present, nonce };
 }
+
+/** SYNC: a sync point of a migration with parallel channels (capability MULTIFD). */
+export function encodeSync(seq: number): Buffer {
+  return new PayloadWriter().u32(seq).finish();
+}
+export function decodeSync(payload: Buffer): number {
+  const r = new PayloadReader(payload, 'SYNC');
+  const seq = r.u32();
+  r.end();
+  return seq;
+}
+
+/** CHANNEL_ACK: the channel's frame-binding nonce when the migration's frames are bound, else nothing. */
+export function encodeChannelAck(nonce?: Uint8Array): Buffer {
+  const w = new PayloadWriter();
+  if (nonce !== undefined) w.bytes(nonce);
+  return w.finish();
+}
+export function decodeChannelAck(payload: Buffer, bound: boolean): Buffer | undefined {
+  const r = new PayloadReader(payload, 'CHANNEL_ACK');
+  const nonce = bound ? Buffer.from(r.bytes(BINDING_NONCE_BYTES)) : undefined;
+  r.end();
+  return nonce;
+}

@@ -126,6 +126,18 @@ export enum Command {
    * so that new handshake commands can take the next numbers.)
    */
   TRACE = 32,
+  /**
+   * Parallel channels (capability MULTIFD, QEMU's multifd): first frame of an extra connection that carries a share
+   * of a migration's pages, `{migrationId, token, channel}` (bodies.ts).
+   */
+  CHANNEL = 40,
+  /** The destination's answer to CHANNEL: the channel's frame-binding nonce (empty if the migration is unbound). */
+  CHANNEL_ACK = 41,
+  /**
+   * A sync point (u32): on a channel, every page the source queued on it before this sync point precedes it; on the
+   * main connection, the destination waits until every channel has applied its pages up to the same sync point.
+   */
+  SYNC = 42,
 }
 
 /** How one page travels inside a PAGES frame (the value is the byte on the wire). */
@@ -160,6 +172,11 @@ export const Capability = {
    * on a lost link; HELLO's guest JSON carries the token (recoveryToken) a RECONCILE must present.
    */
   OWNER_RECONCILE: 1 << 8,
+  /**
+   * Parallel channels (QEMU's multifd): pages travel on extra connections (CHANNEL), the main one keeps the control
+   * stream; HELLO's guest JSON says how many (`multifd: {channels}`) and carries the token a CHANNEL must present.
+   */
+  MULTIFD: 1 << 10,
 } as const;
 
 /** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */

@@ -1,5 +1,6 @@
 /** HELLO → HELLO_ACK: capabilities, the guest's shape, frame binding; the XBZRLE cache is allocated meanwhile. */
 import { MigrationError } from '../../errors.js';
+import { MultifdSource } from '../multifd/source-channels.js';
 import {
   Capability,
   Command,
@@ -32,6 +33,7 @@ function requestedCapabilities(s: SourceState): number {
     (o.compress === 'lz4' ? Capability.LZ4 : 0) |
     Capability.FRAME_BINDING |
     (s.spec.redial ? Capability.OWNER_RECONCILE : 0) |
+    (o.multifdChannels > 1 ? Capability.MULTIFD : 0) |
     (o.strategy === 'postcopy' || o.strategy === 'hybrid' || o.onNonConvergence === 'postcopy'
       ? Capability.POSTCOPY | (s.spec.recover ? Capability.POSTCOPY_RECOVER : 0)
       : 0)
@@ -58,9 +60,10 @@ export async function handshake(s: SourceState): Promise<void> {
       guest: {
         id: s.spec.guestId,
         config: guest.config,
-        ...(caps & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE)
+        ...(caps & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE | Capability.MULTIFD)
           ? { recoveryToken: s.recoveryToken }
           : {}),
+        ...(caps & Capability.MULTIFD ? { multifd: { channels: s.o.multifdChannels } } : {}),
         handoverTimeoutMs: s.o.handoverTimeoutMs,
         // A trace guest carries its recording (TRACE frames after HELLO_ACK, trace-transfer.ts).
         ...(guest.trace ? { trace: { bytes: guest.trace.length } } : {}),
@@ -72,9 +75,10 @@ export async function handshake(s: SourceState): Promise<void> {
   // HELLO's round trip and the destination's checks instead of preceding them. One turn of the event loop first:
   // the send passes the rate limiter (an await) before it reaches the socket.
   await new Promise<void>((resolve) => setImmediate(resolve));
-  s.xbzrle.allocate();
+  // With parallel channels each channel's thread keeps its own cache: none here.
+  if (!(caps & Capability.MULTIFD)) s.xbzrle.allocate();
   await hello;
-  const ack = decodeHelloAck((await s.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS)).payload);
+  const ack = decodeHelloAck((await expectAck(s, caps)).payload);
   // The destination picks a version from the range HELLO offered: anything else is a peer we cannot understand.
   if (ack.version < MIN_PROTOCOL_VERSION || ack.version > PROTOCOL_VERSION) {
     throw new MigrationError(
@@ -85,6 +89,12 @@ export async function handshake(s: SourceState): Promise<void> {
   // Ownership reconcile is optional: without it a fault after GO is reported as OWNER_UNKNOWN.
   s.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
   const required = caps & ~Capability.OWNER_RECONCILE;
+  if (caps & Capability.MULTIFD && !(ack.capabilities & Capability.MULTIFD)) {
+    throw new MigrationError(
+      'CAPABILITY',
+      `the destination does not accept parallel channels (multifd): migrate with --multifd-channels 1`,
+    );
+  }
   if ((ack.capabilities & required) !== required) {
     throw new MigrationError(
       'CAPABILITY',
@@ -93,5 +103,52 @@ export async function handshake(s: SourceState): Promise<void> {
   }
   s.framesBound = ack.nonce !== undefined;
   if (ack.maxFrame < s.o.framePayloadBytes) s.frames.newBuilder(ack.maxFrame);
+  if (caps & Capability.MULTIFD) await openChannels(s, Math.min(ack.maxFrame, s.o.framePayloadBytes));
   if (guest.trace) await sendTrace(s.conn, guest.trace);
+}
+
+/** Parallel channels: each dialled and presented to the destination (CHANNEL), each with its encoding thread. */
+async function openChannels(s: SourceState, maxPayload: number): Promise<void> {
+  const dial = s.spec.openChannel;
+  if (!dial) {
+    throw new MigrationError(
+      'CAPABILITY',
+      'this source cannot open parallel channels (no channel dialer): use --multifd-channels 1',
+    );
+  }
+  const ram = s.guest.ram;
+  s.multifd = await MultifdSource.open({
+    migrationId: s.r.id,
+    token: s.recoveryToken,
+    channels: s.o.multifdChannels,
+    bound: s.framesBound,
+    blocks: ram.blocks.map((b) => b.buffer),
+    pagesPerBlock: ram.pagesPerBlock,
+    pageSize: s.pageSize,
+    ledger: s.ledger.crcs,
+    options: s.o,
+    maxPayload,
+    report: s.r,
+    dial,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  });
+  // The main connection failing (cancel, --timeout, the peer gone) ends the channels too.
+  s.conn.onClose((e) => s.multifd?.fail(e));
+  s.event(`multifd: ${s.o.multifdChannels} channels open`);
+}
+
+/** HELLO_ACK; an older destination refuses the MULTIFD bit as unknown: say what to do about it. */
+async function expectAck(s: SourceState, caps: number) {
+  try {
+    return await s.conn.expect(Command.HELLO_ACK, HANDSHAKE_TIMEOUT_MS);
+  } catch (err) {
+    if (err instanceof MigrationError && err.code === 'CAPABILITY' && caps & Capability.MULTIFD) {
+      throw new MigrationError(
+        'CAPABILITY',
+        `${err.message}; this destination may not know parallel channels (multifd): migrate with --multifd-channels 1`,
+        err.context,
+      );
+    }
+    throw err;
+  }
 }

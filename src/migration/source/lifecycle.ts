@@ -74,7 +74,8 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
     if (s.pausedAt === 0) s.measureGuestRate();
     s.dirtyLimiter.finish(r);
     r.totalTimeMs = s.elapsed();
-    r.transferredBytes = s.bytesBeforeRecovery + s.conn.bytesSent;
+    r.transferredBytes = s.bytesBeforeRecovery + s.sentBytes();
+    void s.multifd?.close();
     r.throughputMbps = mbps(r.transferredBytes, r.totalTimeMs - r.setupTimeMs);
     s.xbzrle.report();
     s.emit(true);

@@ -30,11 +30,12 @@ export interface CacheAdmission {
 }
 
 export interface PageEncoderDeps {
-  ram: GuestRam;
-  dirtyLog: DirtyLog;
-  ledger: PageLedger;
+  /** What the encoder reads of the guest (a multifd channel's thread passes views of the shared RAM). */
+  ram: Pick<GuestRam, 'page' | 'pageSize'>;
+  dirtyLog: Pick<DirtyLog, 'isDirty'>;
+  ledger: Pick<PageLedger, 'set' | 'setZero'>;
   compressor: Compressor | undefined;
-  frames: FrameOutput;
+  frames: Pick<FrameOutput, 'builder'>;
   counters: PageCounters;
   compress: CompressMethod;
   verify: VerifyMethod;
@@ -54,11 +55,11 @@ export class PageEncoder {
   admission: CacheAdmission | undefined;
   /** While true, pages already dirty again are skipped (they will be in the next sync). */
   skipRedirtied = false;
-  private readonly ram: GuestRam;
-  private readonly dirtyLog: DirtyLog;
-  private readonly ledger: PageLedger;
+  private readonly ram: PageEncoderDeps['ram'];
+  private readonly dirtyLog: PageEncoderDeps['dirtyLog'];
+  private readonly ledger: PageEncoderDeps['ledger'];
   private readonly compressor: Compressor | undefined;
-  private readonly frames: FrameOutput;
+  private readonly frames: PageEncoderDeps['frames'];
   private readonly pages: PageCounters['pages'];
   private readonly xbzrle: PageCounters['xbzrle'];
   private readonly compress: CompressMethod;

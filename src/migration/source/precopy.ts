@@ -68,14 +68,14 @@ class PrecopyLoop {
     for (let round = 1; ; round++) {
       s.checkAbort();
       const t = performance.now();
-      const sentBefore = s.conn.bytesSent;
+      const sentBefore = s.sentBytes();
       const cacheBefore = s.xbzrle.counters();
       // hot-last only: a page written again since the sync that listed it waits for the next round.
       s.encoder.skipRedirtied = o.pageOrder === 'hot-last';
       const redirtiedBefore = r.pages.redirtied;
       await sendPages(s, s.hotLast.order(pages), round === 1, true);
       s.encoder.skipRedirtied = false;
-      const bytes = s.conn.bytesSent - sentBefore;
+      const bytes = s.sentBytes() - sentBefore;
       const synced = log.sync();
       const durationMs = performance.now() - t;
       const next = s.hotLast.afterSync(round, synced);
@@ -111,6 +111,7 @@ class PrecopyLoop {
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
         // downtime, so the last pages go unlimited (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
         s.conn.disableRateLimit();
+        s.multifd?.disableRateLimit();
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(dirty, held), last);
         r.dirtyPages = lastPages.length;

@@ -36,6 +36,11 @@ export interface SourceRun {
   onHandOff?: () => void;
   /** The agent is stopping: even after GO, stop waiting (the report then says where the guest was left). */
   shutdown?: AbortSignal;
+  /**
+   * Parallel channels (--multifd-channels N ≥ 2): opens channel `index`'s connection to the destination, sharing
+   * the migration's pacer (one bandwidth budget). Absent: multifd is refused (CAPABILITY).
+   */
+  openChannel?: (index: number) => Promise<FrameConnection>;
 }
 
 export const HANDSHAKE_TIMEOUT_MS = 15_000;

@@ -11,6 +11,8 @@ export async function sendPages(
   fresh: boolean,
   allowXbzrle: boolean,
 ): Promise<void> {
+  // Parallel channels: each channel's thread encodes its share, then a sync point (multifd/source-channels.ts).
+  if (s.multifd) return s.multifd.sendPages(s.conn, pages, fresh, allowXbzrle);
   const run = ZERO_RUN_PAGES;
   const encoder = s.encoder;
   for (let i = 0; i < pages.length; i++) {

@@ -9,6 +9,7 @@ import type { Guest } from '../../guest/index.js';
 import type { FrameConnection } from '../connection.js';
 import { DirtyLimiter } from '../dirty-limit.js';
 import { PageLedger } from '../ledger.js';
+import type { MultifdSource } from '../multifd/source-channels.js';
 import type { MigrationOptions } from '../options.js';
 import type { MigrationReport } from '../stats.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
@@ -50,6 +51,8 @@ export class SourceState {
   readyAsked = false;
   stepsAtStart = 0;
   stepsAtStartTime = 0;
+  /** Parallel channels, once opened (--multifd-channels ≥ 2): every page batch goes through them. */
+  multifd: MultifdSource | undefined;
   private lastEmit = 0;
 
   constructor(readonly spec: SourceRun) {
@@ -61,7 +64,8 @@ export class SourceState {
     this.r = spec.report;
     this.pageSize = guest.ram.pageSize;
     this.pageCount = guest.ram.pageCount;
-    this.ledger = new PageLedger(this.pageCount, this.pageSize);
+    // Shared with the multifd channel threads, which record the CRCs of the pages they send.
+    this.ledger = new PageLedger(this.pageCount, this.pageSize, this.o.multifdChannels > 1);
     this.frames = new FrameOutput(() => this.conn, this.pageSize, this.o.framePayloadBytes);
     const c = this.o.compress;
     const generic: Compressor | undefined =
@@ -83,6 +87,11 @@ export class SourceState {
     this.wasRunning = guest.running;
     this.capBefore = guest.cap;
     this.dirtyLimiter = new DirtyLimiter(guest, this.o);
+  }
+
+  /** Bytes sent on this connection and on the parallel channels. */
+  sentBytes(): number {
+    return this.conn.bytesSent + (this.multifd?.bytesSent ?? 0);
   }
 
   elapsed(): number {
@@ -119,7 +128,7 @@ export class SourceState {
     if (!force && now - this.lastEmit < 100) return;
     this.lastEmit = now;
     this.r.totalTimeMs = this.elapsed();
-    this.r.transferredBytes = this.bytesBeforeRecovery + this.conn.bytesSent;
+    this.r.transferredBytes = this.bytesBeforeRecovery + this.sentBytes();
     this.xbzrle.report();
     this.spec.onProgress?.(this.r);
   }
