@@ -109,6 +109,8 @@ export interface MigrationReport {
   /** A stall (no progress across rounds) was detected. */
   stalled: boolean;
   compress: CompressMethod;
+  /** Parallel channels (--multifd-channels ≥ 2): how many, and the bytes each carried. Absent with one connection. */
+  multifd?: { channels: number; bytes: number[] };
   dirtyRatePagesPerSec: number;
   throughputMbps: number;
   maxBandwidth: number;

@@ -218,6 +218,7 @@ export class MultifdSource {
 
   private merge(all: EncoderCounters[]): void {
     const r = this.init.report;
+    r.multifd = { channels: this.channels.length, bytes: this.channels.map((c) => c.conn.bytesSent) };
     for (const c of all) {
       for (const k of Object.keys(c.pages) as (keyof EncoderCounters['pages'])[]) r.pages[k] += c.pages[k];
       r.xbzrle.encodedBytes += c.xbzrle.encodedBytes;

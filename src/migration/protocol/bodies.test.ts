@@ -3,14 +3,19 @@ import { describe, expect, it } from 'vitest';
 import { MIGRATION_ERROR_CODES, MigrationError } from '../../errors.js';
 import { remoteErrorToMigrationError } from '../connection.js';
 import {
+  decodeChannelHello,
   decodeCompleteBody,
   decodeErrorBody,
+  decodeMultifdRequest,
   decodeOwner,
   decodeReconcile,
   decodeRecover,
   decodeVcpuState,
+  encodeChannelHello,
+  MAX_MULTIFD_CHANNELS,
 } from './bodies.js';
-import { encodeJson } from './payload.js';
+import { decodeChannelAck, decodeSync, encodeChannelAck, encodeSync } from './messages.js';
+import { decodeJson, encodeJson } from './payload.js';
 import { Command } from './wire.js';
 
 /** What JSON.parse can produce, with the field names these bodies look for. */
@@ -32,6 +37,8 @@ const key = fc.oneof(
     'token',
     'action',
     'state',
+    'channel',
+    'channels',
   ),
   fc.string(),
 );
@@ -56,6 +63,8 @@ const DECODERS: [string, (payload: Buffer) => unknown][] = [
   ['RECOVER', decodeRecover],
   ['RECONCILE', decodeReconcile],
   ['OWNER', decodeOwner],
+  ['CHANNEL', decodeChannelHello],
+  ['HELLO multifd', (p) => decodeMultifdRequest(decodeJson(p, 'HELLO'))],
 ];
 
 /** Runs `fn`; returns 'ok', or 'PROTOCOL' for the one refusal allowed. Anything else propagates and fails the test. */
@@ -108,6 +117,14 @@ describe('JSON bodies from the peer: a value, or MigrationError(PROTOCOL), never
       [decodeRecover, { migrationId: 'x', token: 'y' }],
       [decodeReconcile, { migrationId: '0'.repeat(32), token: '0'.repeat(32), action: 'steal' }],
       [decodeOwner, { state: 'mine' }],
+      [
+        decodeChannelHello,
+        { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: MAX_MULTIFD_CHANNELS },
+      ],
+      [decodeChannelHello, { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: -1 }],
+      [decodeChannelHello, { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: 0.5 }],
+      [decodeChannelHello, { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: 0, extra: 1 }],
+      [decodeChannelHello, { migrationId: '0'.repeat(32), channel: 0 }],
     ];
     expect.assertions(bad.length);
     for (const [decode, v] of bad) expect(outcome(() => decode(encodeJson(v)))).toBe('PROTOCOL');
@@ -143,6 +160,42 @@ describe('JSON bodies from the peer: a value, or MigrationError(PROTOCOL), never
       expect(decodeErrorBody(encodeJson({ code, message: 'm' }))).toEqual({ code, message: 'm' });
     }
     expect(decodeErrorBody(encodeJson({ code: 'TIMEOUT' }))).toEqual({ code: 'TIMEOUT' });
+    const channel = { migrationId: 'ab'.repeat(16), token: 'cd'.repeat(16), channel: 3 };
+    expect(decodeChannelHello(encodeChannelHello(channel))).toEqual(channel);
+    expect(decodeMultifdRequest({ channels: 4 })).toEqual({ channels: 4 });
+  });
+});
+
+describe('multifd: HELLO request, SYNC, CHANNEL_ACK', () => {
+  it('HELLO multifd: 2..16 channels, nothing else', () => {
+    for (const v of [
+      undefined,
+      {},
+      { channels: 1 },
+      { channels: 17 },
+      { channels: 2, more: 1 },
+      { channels: '4' },
+    ]) {
+      expect(outcome(() => decodeMultifdRequest(v))).toBe('PROTOCOL');
+    }
+  });
+
+  it('SYNC and CHANNEL_ACK round-trip; any other length is PROTOCOL', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), (seq) => {
+        expect(decodeSync(encodeSync(seq))).toBe(seq);
+      }),
+    );
+    const nonce = Buffer.alloc(16, 7);
+    expect(decodeChannelAck(encodeChannelAck(nonce), true)).toEqual(nonce);
+    expect(decodeChannelAck(encodeChannelAck(), false)).toBeUndefined();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.boolean(), (b, bound) => {
+        const ok = b.length === (bound ? 16 : 0);
+        expect(outcome(() => decodeChannelAck(Buffer.from(b), bound))).toBe(ok ? 'ok' : 'PROTOCOL');
+        expect(outcome(() => decodeSync(Buffer.from(b)))).toBe(b.length === 4 ? 'ok' : 'PROTOCOL');
+      }),
+    );
   });
 });
 
