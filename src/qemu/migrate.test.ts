@@ -173,6 +173,44 @@ describe('migrateQemu', () => {
     });
   });
 
+  it("multifd: QEMU's multifd capability and multifd-channels on both sides, zstd as multifd-compression", async () => {
+    const src = await fakeQemu([{ status: 'completed', ram: ram(2, 150, 0) }]);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      multifdChannels: 4,
+      compress: 'zstd',
+      pollMs: 1,
+    });
+    expect(src.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments).toEqual({
+      capabilities: [
+        { capability: 'xbzrle', state: false },
+        { capability: 'auto-converge', state: false },
+        { capability: 'postcopy-ram', state: false },
+        { capability: 'multifd', state: true },
+      ],
+    });
+    expect(dst.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments).toEqual({
+      capabilities: [{ capability: 'multifd', state: true }],
+    });
+    const mf = { 'multifd-channels': 4, 'multifd-compression': 'zstd' };
+    expect(dst.log.find((m) => m.execute === 'migrate-set-parameters')?.arguments).toEqual(mf);
+    expect(
+      src.log.filter((m) => m.execute === 'migrate-set-parameters').map((m) => m.arguments),
+    ).toContainEqual(mf);
+    // Both sides are set before the stream starts.
+    const order = src.log.map((m) => m.execute);
+    expect(order.indexOf('migrate')).toBeGreaterThan(order.lastIndexOf('migrate-set-parameters'));
+    // lz4 has no QEMU multifd counterpart.
+    const lz4 = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      multifdChannels: 2,
+      compress: 'lz4',
+    }).catch((e: unknown) => e);
+    expect(lz4).toBeInstanceOf(UsageError);
+    expect(String((lz4 as Error).message)).toMatch(/zstd or zlib/);
+  });
+
   it('stall detection: a dirty set that stops shrinking is cancelled with STALLED', async () => {
     const script: QmpMigrationInfo[] = [{ status: 'active', ram: ram(1, 10, 200) }];
     for (let i = 2; i < 12; i++) script.push({ status: 'active', ram: ram(i, 100 + 10 * i, 60 + (i % 2)) });
