@@ -330,7 +330,7 @@ class Destination {
   ) {}
 
   private async next(): Promise<Frame> {
-    const f = await this.conn.receive(this.limits.idleTimeoutMs, 'the next frame from the source');
+    const f = await this.receiveMain();
     this.m.bytesReceived =
       this.bytesBeforeRecovery + this.conn.bytesReceived + (this.multifd?.bytesReceived ?? 0);
     return f;
@@ -573,6 +573,7 @@ class Destination {
       pageCount: this.pageCount,
       bound: this.framesBound,
       idleTimeoutMs: this.limits.idleTimeoutMs,
+      activity: () => this.conn.bytesReceived,
       // A channel lost is the migration lost: the main connection fails with its error (the source keeps the guest).
       onFail: (e) => void this.conn.sendErrorAndClose(e),
     });
@@ -581,6 +582,27 @@ class Destination {
         this.multifd.attach(conn, index);
       } catch (err) {
         void conn.sendErrorAndClose(asMigrationError(err, 'CHANNEL'));
+      }
+    }
+  }
+
+  /**
+   * The next frame on the main connection. With parallel channels the main connection is silent while a round's
+   * pages flow on the channels: the source is idle only when no connection has brought a byte for the idle timeout.
+   */
+  private async receiveMain(): Promise<Frame> {
+    for (;;) {
+      const seen = this.multifd?.bytesReceived;
+      try {
+        return await this.conn.receive(this.limits.idleTimeoutMs, 'the next frame from the source');
+      } catch (err) {
+        const busy =
+          err instanceof MigrationError &&
+          err.code === 'TIMEOUT' &&
+          !err.context.remote &&
+          this.multifd !== undefined &&
+          this.multifd.bytesReceived !== seen;
+        if (!busy) throw err;
       }
     }
   }

@@ -22,8 +22,8 @@ export type EncoderRequest =
   | { kind: 'pages'; pages: Uint32Array; fresh: boolean; allowXbzrle: boolean }
   /** Seal the frame being filled; answer `synced` once every frame before it was posted. */
   | { kind: 'sync'; seq: number }
-  /** A frame was written to the socket: one more may be in flight. */
-  | { kind: 'written' };
+  /** A frame was written to the socket: one more may be in flight; its buffer comes back for the next frame. */
+  | { kind: 'written'; buffer: ArrayBuffer };
 
 /** Counters a channel thread adds to the report at each sync point. */
 export interface EncoderCounters {
@@ -33,6 +33,8 @@ export interface EncoderCounters {
 
 /** Source, channel thread → main. */
 export type EncoderReply =
+  /** The thread has loaded and allocated what it needs: pages may come. */
+  | { kind: 'ready' }
   | { kind: 'frame'; buffer: ArrayBuffer; offset: number; length: number }
   | { kind: 'synced'; seq: number; counters: EncoderCounters; cacheBytes: number }
   | { kind: 'error'; message: string };

@@ -25,6 +25,8 @@ export interface MultifdSinkInit {
   pageCount: number;
   bound: boolean;
   idleTimeoutMs: number;
+  /** Bytes the main connection has received so far: a channel without pages is not idle while the migration is not. */
+  activity: () => number;
   /** A channel failed: the migration fails with this error. */
   onFail: (e: MigrationError) => void;
 }
@@ -86,10 +88,7 @@ export class MultifdSink {
   private async serve(ch: Channel, index: number): Promise<void> {
     try {
       for (;;) {
-        const f = await ch.conn.receive(
-          this.init.idleTimeoutMs,
-          `the next frame on multifd channel ${index}`,
-        );
+        const f = await this.receive(ch, index);
         if (f.command === Command.PAGES) {
           const u = f.unverified!;
           await ch.sink.submit(f.payload, 0, new Uint32Array(0), {
@@ -128,6 +127,23 @@ export class MultifdSink {
     }
   }
 
+  /** The channel's next frame; a channel that has no pages to carry waits as long as the migration moves. */
+  private async receive(ch: Channel, index: number) {
+    for (;;) {
+      const seen = this.init.activity() + this.bytesReceived;
+      try {
+        return await ch.conn.receive(this.init.idleTimeoutMs, `the next frame on multifd channel ${index}`);
+      } catch (err) {
+        const moving =
+          err instanceof MigrationError &&
+          err.code === 'TIMEOUT' &&
+          !err.context.remote &&
+          this.init.activity() + this.bytesReceived !== seen;
+        if (!moving) throw err;
+      }
+    }
+  }
+
   private fail(e: MigrationError): void {
     if (this.failure || this.done) return;
     this.failure = e;
@@ -149,7 +165,7 @@ export class MultifdSink {
 
   /**
    * The main connection's SYNC `seq`: resolves once every channel has applied its pages up to its SYNC `seq`.
-   * A channel that never comes, or stops, within the idle timeout fails the migration.
+   * Channels that bring no byte and apply no page for the idle timeout (one never came, or stopped) fail the migration.
    */
   waitSync(seq: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -157,16 +173,22 @@ export class MultifdSink {
     return new Promise<void>((resolve, reject) => {
       const w = { seq, resolve, reject };
       this.waiters.push(w);
-      const t = setTimeout(() => {
+      const progress = () => this.bytesReceived + this.pagesApplied;
+      let seen = progress();
+      const t = setInterval(() => {
+        if (progress() !== seen) {
+          seen = progress();
+          return;
+        }
         const missing = this.channels.findIndex((c) => c === undefined || c.synced < seq);
         this.fail(
           new MigrationError(
             'TIMEOUT',
-            `multifd channel ${missing} did not reach sync point ${seq} within ${this.init.idleTimeoutMs} ms`,
+            `multifd channel ${missing} did not reach sync point ${seq}: nothing moved for ${this.init.idleTimeoutMs} ms`,
           ),
         );
       }, this.init.idleTimeoutMs);
-      const clear = () => clearTimeout(t);
+      const clear = () => clearInterval(t);
       const { resolve: res, reject: rej } = w;
       w.resolve = () => {
         clear();

@@ -179,6 +179,8 @@ async function serve(): Promise<void> {
 port.on('message', (m: EncoderRequest) => {
   if (m.kind === 'written') {
     inFlight--;
+    // Fresh frame buffers cost a page fault per 4 KiB: the ones the socket is done with are reused.
+    builder.recycle(Buffer.from(m.buffer));
     const w = wakeCredit;
     wakeCredit = undefined;
     w?.();
@@ -187,3 +189,5 @@ port.on('message', (m: EncoderRequest) => {
   queue.push(m);
   void serve();
 });
+
+post({ kind: 'ready' });

@@ -8,10 +8,13 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../../guest/index.js';
 import { FrameConnection } from '../connection.js';
-import { runDestination } from '../destination.js';
-import { resolveOptions } from '../options.js';
+import { DEFAULT_DESTINATION_LIMITS, runDestination } from '../destination.js';
+import { type MigrationOptions, resolveOptions } from '../options.js';
+import { MAX_HELLO_PAYLOAD } from '../protocol.js';
+import { TokenBucket } from '../ratelimit.js';
 import { newMigrationId, runSource } from '../source/index.js';
 import { emptyReport } from '../stats.js';
+import { ChannelRegistry } from './registry.js';
 import { channelOf, SHARD_PAGES, shardPages } from './shard.js';
 
 const MiB = 1 << 20;
@@ -46,14 +49,95 @@ describe('shard: the channel a page travels on', () => {
   });
 });
 
-describe('capability negotiation', () => {
-  const guests: Guest[] = [];
-  const sockets: Socket[] = [];
-  afterEach(async () => {
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const g of guests.splice(0)) await g.destroy();
-  });
+const guests: Guest[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const g of guests.splice(0)) await g.destroy();
+});
 
+async function dial(port: number): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port });
+  sockets.push(socket);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return socket;
+}
+
+function newReport(options: MigrationOptions, ramBytes: number, port: number) {
+  return emptyReport({
+    id: newMigrationId(),
+    guestId: 'g',
+    strategy: options.strategy,
+    source: 'test',
+    destination: `127.0.0.1:${port}`,
+    verify: options.verify,
+    ramBytes,
+    pageSize: 4096,
+    downtimeLimitMs: options.downtimeLimitMs,
+    xbzrle: options.xbzrle,
+    xbzrleCacheBytes: options.xbzrleCacheBytes,
+    cacheWays: options.cacheWays,
+    cacheSizing: options.cacheSizing,
+    pageOrder: options.pageOrder,
+    compress: options.compress,
+    maxBandwidth: options.maxBandwidth,
+  });
+}
+
+describe('a long round on the channels', () => {
+  it('the silent main connection is not idle while channels carry pages (destination idle timeout 4 s, round 1 ≈ 10 s)', async () => {
+    const config = {
+      ramBytes: 32 * MiB,
+      seed: 2,
+      workload: { name: 'gap' as const, params: { workingSetBytes: 24 * MiB, writeRate: 200 } },
+    };
+    const guest = await Guest.create(config);
+    guests.push(guest);
+    guest.resume();
+    const channels = new ChannelRegistry();
+    let incoming: Guest | undefined;
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      void runDestination(
+        new FrameConnection(socket, { expectPreamble: true, maxPayload: MAX_HELLO_PAYLOAD }),
+        {
+          onGuestResumed: (_id, g) => {
+            incoming = g;
+            guests.push(g);
+          },
+          channels,
+        },
+        { ...DEFAULT_DESTINATION_LIMITS, idleTimeoutMs: 4000 },
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    // 24 MiB of data at 2.5 MiB/s (about 10 s), one budget for the main connection and both channels.
+    const options = resolveOptions(
+      { multifdChannels: 2, maxBandwidth: 2.5 * MiB, maxRounds: 3 },
+      undefined,
+      config.ramBytes,
+    );
+    const bucket = new TokenBucket(options.maxBandwidth);
+    const r = await runSource({
+      guest,
+      guestId: 'g',
+      conn: new FrameConnection(await dial(port), { pacer: bucket }),
+      options,
+      report: newReport(options, config.ramBytes, port),
+      signal: new AbortController().signal,
+      openChannel: async () => new FrameConnection(await dial(port), { pacer: bucket }),
+    });
+    server.close();
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe('completed');
+    expect(r.verified).toBe(true);
+    expect(r.perRound[0]!.durationMs).toBeGreaterThan(4000);
+    expect(incoming?.running).toBe(true);
+  }, 120_000);
+});
+
+describe('capability negotiation', () => {
   it('a destination that does not grant MULTIFD: CAPABILITY, "use --multifd-channels 1", the guest runs on', async () => {
     const config = {
       ramBytes: 4 * MiB,
@@ -72,9 +156,7 @@ describe('capability negotiation', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
-    const socket = connect({ host: '127.0.0.1', port });
-    sockets.push(socket);
-    await new Promise((resolve) => socket.once('connect', resolve));
+    const socket = await dial(port);
     const options = resolveOptions({ multifdChannels: 2, maxBandwidth: 0 }, undefined, config.ramBytes);
     let dialled = 0;
     const report = await runSource({
@@ -82,24 +164,7 @@ describe('capability negotiation', () => {
       guestId: 'g',
       conn: new FrameConnection(socket),
       options,
-      report: emptyReport({
-        id: newMigrationId(),
-        guestId: 'g',
-        strategy: 'precopy',
-        source: 'test',
-        destination: `127.0.0.1:${port}`,
-        verify: options.verify,
-        ramBytes: config.ramBytes,
-        pageSize: 4096,
-        downtimeLimitMs: options.downtimeLimitMs,
-        xbzrle: false,
-        xbzrleCacheBytes: 0,
-        cacheWays: options.cacheWays,
-        cacheSizing: options.cacheSizing,
-        pageOrder: options.pageOrder,
-        compress: options.compress,
-        maxBandwidth: 0,
-      }),
+      report: newReport(options, config.ramBytes, port),
       signal: new AbortController().signal,
       openChannel: () => {
         dialled++;

@@ -55,10 +55,10 @@ class SourceChannel {
   constructor(
     readonly index: number,
     readonly conn: FrameConnection,
-    init: EncoderInit,
+    worker: Worker,
     private readonly fail: (e: MigrationError) => void,
   ) {
-    this.worker = startWorkerNextTo(import.meta.url, 'channel-worker', { workerData: init }, true);
+    this.worker = worker;
     this.worker.on('message', (m: EncoderReply) => this.onReply(m));
     this.worker.on('error', (err) =>
       this.fail(new MigrationError('INTERNAL', `multifd channel ${index} thread failed: ${err.message}`)),
@@ -76,7 +76,10 @@ class SourceChannel {
   private onReply(m: EncoderReply): void {
     if (m.kind === 'frame') {
       const frame = Buffer.from(m.buffer, m.offset, m.length);
-      this.chain = this.chain.then(() => this.conn.send(frame, () => this.post({ kind: 'written' })));
+      // Once the socket is done with the bytes, the buffer goes back to the thread for its next frame.
+      this.chain = this.chain.then(() =>
+        this.conn.send(frame, () => this.post({ kind: 'written', buffer: m.buffer }, [m.buffer])),
+      );
       this.chain.catch(() => undefined); // the connection's failure reaches fail() through onClose
       return;
     }
@@ -95,7 +98,8 @@ class SourceChannel {
       );
       return;
     }
-    this.fail(new MigrationError('INTERNAL', `multifd channel ${this.index}: ${m.message}`));
+    if (m.kind === 'error')
+      this.fail(new MigrationError('INTERNAL', `multifd channel ${this.index}: ${m.message}`));
   }
 
   post(m: EncoderRequest, transfer: ArrayBuffer[] = []): void {
@@ -139,14 +143,23 @@ export class MultifdSource {
       cacheWays: o.cacheWays,
       maxPayload: init.maxPayload,
     };
-    const opened = await Promise.allSettled(Array.from({ length: init.channels }, (_, i) => m.handshake(i)));
-    const lost = opened.find((r) => r.status === 'rejected');
+    // The threads boot (tens of ms, far more on a loaded host) while the channels are dialled and presented; pages
+    // flow only once both are ready, so the destination never waits on a channel whose thread is still loading.
+    const workers = Array.from({ length: init.channels }, () =>
+      startWorkerNextTo(import.meta.url, 'channel-worker', { workerData: encoder }, true),
+    );
+    const [booted, opened] = await Promise.all([
+      Promise.allSettled(workers.map(ready)),
+      Promise.allSettled(Array.from({ length: init.channels }, (_, i) => m.handshake(i))),
+    ]);
+    const lost = [...opened, ...booted].find((r) => r.status === 'rejected');
     if (lost) {
       for (const r of opened) if (r.status === 'fulfilled') r.value.destroy();
+      for (const w of workers) void w.terminate();
       throw lost.reason;
     }
     const conns = opened.map((r) => (r as PromiseFulfilledResult<FrameConnection>).value);
-    m.channels = conns.map((conn, i) => new SourceChannel(i, conn, encoder, (e) => m.fail(e)));
+    m.channels = conns.map((conn, i) => new SourceChannel(i, conn, workers[i]!, (e) => m.fail(e)));
     return m;
   }
 
@@ -249,4 +262,22 @@ export class MultifdSource {
     await Promise.all(this.channels.map((c) => c.worker.terminate()));
     for (const c of this.channels) setTimeout(() => c.conn.socket.destroy(), 2000).unref();
   }
+}
+
+/** Resolves once a channel thread has loaded its codecs and allocated its cache (its `ready` message). */
+function ready(w: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onMessage = (m: EncoderReply) => {
+      if (m.kind !== 'ready') return;
+      w.off('message', onMessage);
+      resolve();
+    };
+    w.on('message', onMessage);
+    w.once('error', (err) =>
+      reject(new MigrationError('INTERNAL', `multifd channel thread: ${err.message}`)),
+    );
+    w.once('exit', (code) =>
+      reject(new MigrationError('INTERNAL', `multifd channel thread exited (${code})`)),
+    );
+  });
 }

@@ -46,6 +46,12 @@ export class PagesFrameBuilder {
     return this.count;
   }
 
+  /** Takes back a frame buffer that was handed on without its release (it went to another thread and came back). */
+  recycle(full: Buffer): void {
+    const size = FRAME_HEADER_BYTES + this.maxPayload + FRAME_TRAILER_BYTES;
+    if (full.length === size && this.pool.length < 16) this.pool.push(full);
+  }
+
   /** Returns a view of `maxData` writable bytes for the next entry's data, flushing first if it would not fit. */
   reserve(maxData: number): Buffer {
     const needed = PAGE_ENTRY_HEADER_BYTES + maxData;
