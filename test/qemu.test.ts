@@ -183,6 +183,13 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     expect(r.pages.xbzrle + r.xbzrle.cacheMisses).toBeGreaterThan(0);
   });
 
+  it("multifd: QEMU's multifd with 2 channels (and zstd) completes and the guest stays healthy", async () => {
+    const r = await hop(library({ strategy: 'precopy', multifdChannels: 2, compress: 'zstd' }));
+    expect(r.qemu.capabilities.multifd).toBe(true);
+    expect(r.qemu.parameters['multifd-channels']).toBe(2);
+    expect(r.qemu.parameters['multifd-compression']).toBe('zstd');
+  });
+
   it('post-copy: switches after the first round and the guest stays healthy', async () => {
     const r = await hop(library({ strategy: 'postcopy' }));
     expect(r.qemu.switchedToPostcopy).toBe(true);

@@ -21,6 +21,8 @@ import { resolveConfig } from '../guest/config.js';
 import { Crc32cShifter } from '../migration/crc.js';
 import {
   Command,
+  decodeChannelAck,
+  decodeChannelHello,
   decodeCompleteBody,
   decodeDigest,
   decodeErrorBody,
@@ -33,7 +35,10 @@ import {
   decodeReconcile,
   decodeRecover,
   decodeRound,
+  decodeSync,
   decodeVcpuState,
+  encodeChannelAck,
+  encodeChannelHello,
   encodeDigest,
   encodeFrame,
   encodeHello,
@@ -45,6 +50,7 @@ import {
   encodeReconcile,
   encodeRecover,
   encodeRound,
+  encodeSync,
   FrameReader,
   forEachPageEntry,
   PageEncoding,
@@ -242,6 +248,24 @@ const payloadTargets: Target[] = [
         payload(rng, () => encodeRecover({ migrationId: hex(rng, 16), token: hex(rng, 16) })),
       ),
   },
+  {
+    name: 'CHANNEL',
+    run: (rng) =>
+      void decodeChannelHello(
+        payload(rng, () =>
+          encodeChannelHello({ migrationId: hex(rng, 16), token: hex(rng, 16), channel: rng.int(16) }),
+        ),
+      ),
+  },
+  {
+    name: 'CHANNEL_ACK',
+    run: (rng) =>
+      void decodeChannelAck(
+        payload(rng, () => encodeChannelAck(rng.bytes(16))),
+        rng.int(2) === 1,
+      ),
+  },
+  { name: 'SYNC', run: (rng) => void decodeSync(payload(rng, () => encodeSync(rng.next()))) },
   {
     name: 'RECONCILE',
     run: (rng) =>
