@@ -6,7 +6,11 @@
  * writes). Each configuration runs --repeat times (default 3), interleaved; the table gives medians and the load
  * average before and after.
  *
- * Options: --ram <MiB> (default 256), --repeat <n> (default 3), --channels 1,2,4, --compress none,zstd.
+ * Each run also migrates a small guest (--small, 32 MiB) with the same settings: the CPU difference between the two
+ * sizes is the marginal CPU per MiB, the rest the fixed cost of a migration (threads started, handshake, setup).
+ *
+ * Options: --ram <MiB> (default 256), --small <MiB> (32), --repeat <n> (default 3), --channels 1,2,4,
+ * --compress none,zstd.
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -26,6 +30,8 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 const ramMiB = Number(arg('--ram', '256'));
+/** A second, small guest per run: the difference gives CPU per MiB without the per-migration fixed cost. */
+const smallMiB = Number(arg('--small', '32'));
 const repeat = Number(arg('--repeat', '3'));
 const channelsList = arg('--channels', '1,2,4').split(',').map(Number);
 const compressList = arg('--compress', 'none,zstd').split(',') as MigrationOptions['compress'][];
@@ -38,21 +44,25 @@ function cpuSeconds(pid: number): number {
 }
 
 interface Sample {
+  /** Guest RAM round 1 moved per second (its pages over its duration). */
+  round1RamPerSec: number;
+  /** Bytes round 1 put on the wire per second. */
   round1BytesPerSec: number;
-  srcCpuPerMiB: number;
-  dstCpuPerMiB: number;
-  totalMs: number;
+  /** CPU seconds of the source and destination agent processes over the whole migration. */
+  srcCpu: number;
+  dstCpu: number;
 }
 
 async function once(
   src: ChildAgent,
   dst: ChildAgent,
+  mib: number,
   options: Partial<MigrationOptions>,
   k: number,
 ): Promise<Sample> {
   const a = new AgentClient(src.address);
   const b = new AgentClient(dst.address);
-  const ram = ramMiB * MiB;
+  const ram = mib * MiB;
   const config: GuestConfig = {
     ramBytes: ram,
     seed: 5,
@@ -73,10 +83,10 @@ async function once(
   }
   const r1 = report.perRound[0]!;
   return {
+    round1RamPerSec: (r1.pagesSent * 4096 * 1000) / r1.durationMs,
     round1BytesPerSec: (r1.bytes * 1000) / r1.durationMs,
-    srcCpuPerMiB: ((s1 - s0) * 1000) / ramMiB,
-    dstCpuPerMiB: ((d1 - d0) * 1000) / ramMiB,
-    totalMs: report.totalTimeMs,
+    srcCpu: s1 - s0,
+    dstCpu: d1 - d0,
   };
 }
 
@@ -95,7 +105,7 @@ async function main(): Promise<void> {
   const configs = compressList.flatMap((compress) =>
     channelsList.map((channels) => ({ compress, channels })),
   );
-  const samples = new Map<string, Sample[]>();
+  const samples = new Map<string, { big: Sample; small: Sample }[]>();
   let k = 0;
   try {
     // Interleaved: a change of the machine's load hits every configuration alike.
@@ -103,8 +113,10 @@ async function main(): Promise<void> {
       for (const c of configs) {
         const key = `${c.compress}/${c.channels}`;
         process.stderr.write(`run ${r + 1}/${repeat}: ${key} channels...\n`);
-        const s = await once(src, dst, { compress: c.compress, multifdChannels: c.channels }, k++);
-        samples.set(key, [...(samples.get(key) ?? []), s]);
+        const o = { compress: c.compress, multifdChannels: c.channels };
+        const big = await once(src, dst, ramMiB, o, k++);
+        const small = await once(src, dst, smallMiB, o, k++);
+        samples.set(key, [...(samples.get(key) ?? []), { big, small }]);
       }
     }
   } finally {
@@ -115,27 +127,42 @@ async function main(): Promise<void> {
     head: [
       'compress',
       'channels',
-      'round 1 (median)',
+      'round 1: guest RAM/s (median)',
       'range',
-      'source CPU ms/MiB',
-      'destination CPU ms/MiB',
+      'wire/s',
+      'CPU ms/MiB src + dst (whole migration)',
+      'marginal CPU ms/MiB src + dst',
+      'fixed CPU ms per migration src + dst',
     ],
   });
   for (const c of configs) {
     const ss = samples.get(`${c.compress}/${c.channels}`)!;
-    const thr = ss.map((s) => s.round1BytesPerSec);
+    const thr = ss.map((s) => s.big.round1RamPerSec);
+    // The CPU of a migration = fixed (threads, handshake, setup) + marginal × MiB: from the two guest sizes.
+    const marginal = (side: 'srcCpu' | 'dstCpu') =>
+      median(ss.map((s) => ((s.big[side] - s.small[side]) * 1000) / (ramMiB - smallMiB)));
+    const fixed = (side: 'srcCpu' | 'dstCpu') =>
+      median(
+        ss.map(
+          (s) =>
+            s.small[side] * 1000 - ((s.big[side] - s.small[side]) * 1000 * smallMiB) / (ramMiB - smallMiB),
+        ),
+      );
+    const f1 = (x: number) => x.toFixed(1);
     table.push([
       c.compress,
       String(c.channels),
       `${formatBytes(median(thr))}/s`,
       `${formatBytes(Math.min(...thr))}–${formatBytes(Math.max(...thr))}/s`,
-      median(ss.map((s) => s.srcCpuPerMiB)).toFixed(2),
-      median(ss.map((s) => s.dstCpuPerMiB)).toFixed(2),
+      `${formatBytes(median(ss.map((s) => s.big.round1BytesPerSec)))}/s`,
+      `${median(ss.map((s) => (s.big.srcCpu * 1000) / ramMiB)).toFixed(2)} + ${median(ss.map((s) => (s.big.dstCpu * 1000) / ramMiB)).toFixed(2)}`,
+      `${marginal('srcCpu').toFixed(2)} + ${marginal('dstCpu').toFixed(2)}`,
+      `${f1(fixed('srcCpu'))} + ${f1(fixed('dstCpu'))}`,
     ]);
   }
   const fmt = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   process.stdout.write(
-    `${table.toString()}\n${ramMiB} MiB guest of non-zero pages, unlimited bandwidth, ${repeat} runs each, medians; ` +
+    `${table.toString()}\n${ramMiB} MiB (and ${smallMiB} MiB) guests of non-zero pages, unlimited bandwidth, ${repeat} runs each, medians; ` +
       `load average before ${fmt(load0)}, after ${fmt(load1)}\n`,
   );
 }
