@@ -109,11 +109,12 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
     (src, dest, uri) =>
       migrateQemu(src.qmp, dest.qmp, { uri, timeoutMs: 40_000, ...options });
 
-  async function hop(driver: Driver) {
+  /** `defer`: the destination starts without a listener (`-incoming defer`; multifd needs it), the driver starts it. */
+  async function hop(driver: Driver, incoming?: 'defer') {
     const src = await source();
     const port = await freePort();
     const uri = `tcp:127.0.0.1:${port}`;
-    const dest = await boot(uri);
+    const dest = await boot(incoming ?? uri);
     const report = await driver(src, dest, uri);
     const before = await readGuestConsole(src.vm.consolePath);
     expect(report.status, report.error?.message).toBe('completed');
@@ -184,7 +185,7 @@ describe.skipIf(skipReason !== undefined)('QEMU live migration of the test VM', 
   });
 
   it("multifd: QEMU's multifd with 2 channels (and zstd) completes and the guest stays healthy", async () => {
-    const r = await hop(library({ strategy: 'precopy', multifdChannels: 2, compress: 'zstd' }));
+    const r = await hop(library({ strategy: 'precopy', multifdChannels: 2, compress: 'zstd' }), 'defer');
     expect(r.qemu.capabilities.multifd).toBe(true);
     expect(r.qemu.parameters['multifd-channels']).toBe(2);
     expect(r.qemu.parameters['multifd-compression']).toBe('zstd');

@@ -238,7 +238,8 @@ export async function runQemu(
   const workload = { image, memMiB: c.ramMiB, mib: c.dirtyMiB, rate: c.rate, bytes: c.bytesPerWrite, hot: 0 };
   const uri = `tcp:127.0.0.1:${await freePort()}`;
   const src = await startTestVm(workload);
-  const dst = await startTestVm({ ...workload, incoming: uri }).catch(async (e: unknown) => {
+  // QEMU sets multifd before its destination listens: that one starts deferred, migrateQemu starts the listener.
+  const dst = await startTestVm({ ...workload, incoming: c.multifdChannels ? 'defer' : uri }).catch(async (e: unknown) => {
     await src.stop();
     throw e;
   });

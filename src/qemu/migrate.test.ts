@@ -195,6 +195,10 @@ describe('migrateQemu', () => {
     });
     const mf = { 'multifd-channels': 4, 'multifd-compression': 'zstd' };
     expect(dst.log.find((m) => m.execute === 'migrate-set-parameters')?.arguments).toEqual(mf);
+    // The destination (started with -incoming defer) listens only once multifd is set.
+    const dstOrder = dst.log.map((m) => m.execute);
+    expect(dstOrder.indexOf('migrate-incoming')).toBeGreaterThan(dstOrder.indexOf('migrate-set-parameters'));
+    expect(dst.log.find((m) => m.execute === 'migrate-incoming')?.arguments).toEqual({ uri: 'tcp:x:1' });
     expect(
       src.log.filter((m) => m.execute === 'migrate-set-parameters').map((m) => m.arguments),
     ).toContainEqual(mf);

@@ -125,13 +125,22 @@ async function configure(
     capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
   });
   // QEMU's multifd: both sides need the capability and the same channel count (and compression) before the
-  // stream starts; the destination's listener then accepts the extra channels.
+  // stream starts, and the destination before it listens: it must be started with `-incoming defer`; the bridge
+  // then starts its listener (migrate-incoming) on the migration's address.
   if (multifd) {
     const mf = multifdParameters(opts);
-    await dest.execute('migrate-set-capabilities', {
-      capabilities: [{ capability: 'multifd', state: true }],
-    });
+    await dest
+      .execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })
+      .catch((err: unknown) => {
+        throw new UsageError(
+          `--multifd-channels: the destination QEMU refused multifd (${(err as Error).message}): QEMU sets multifd ` +
+            'before the destination listens, so start it with `-incoming defer` and pass --uri; the bridge then ' +
+            'starts the listener (migrate-incoming)',
+          'multifd-channels',
+        );
+      });
     await dest.execute('migrate-set-parameters', mf);
+    await dest.execute('migrate-incoming', { uri });
     await source.execute('migrate-set-parameters', mf);
   }
   // The destination must agree on post-copy before the stream starts.

@@ -133,6 +133,10 @@ describe('a long round on the channels', () => {
     expect(r.status).toBe('completed');
     expect(r.verified).toBe(true);
     expect(r.perRound[0]!.durationMs).toBeGreaterThan(4000);
+    // One budget for all connections: round 1's wire rate stays at the limit (two budgets would allow twice it).
+    const r1 = r.perRound[0]!;
+    expect((r1.bytes * 1000) / r1.durationMs).toBeLessThan(options.maxBandwidth * 1.2);
+    expect(r.multifd?.bytes.every((b) => b > 4 * MiB)).toBe(true);
     expect(incoming?.running).toBe(true);
   }, 120_000);
 });
