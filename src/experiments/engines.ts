@@ -239,10 +239,12 @@ export async function runQemu(
   const uri = `tcp:127.0.0.1:${await freePort()}`;
   const src = await startTestVm(workload);
   // QEMU sets multifd before its destination listens: that one starts deferred, migrateQemu starts the listener.
-  const dst = await startTestVm({ ...workload, incoming: c.multifdChannels ? 'defer' : uri }).catch(async (e: unknown) => {
-    await src.stop();
-    throw e;
-  });
+  const dst = await startTestVm({ ...workload, incoming: c.multifdChannels ? 'defer' : uri }).catch(
+    async (e: unknown) => {
+      await src.stop();
+      throw e;
+    },
+  );
   const sq = await src.connect();
   const dq = await dst.connect();
   try {
