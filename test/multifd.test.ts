@@ -14,7 +14,7 @@ import { MigrationError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
 import type { MigrationOptions, MigrationReport } from '../src/migration/index.js';
-import { Command, encodeChannelHello, PREAMBLE } from '../src/migration/protocol.js';
+import { Command, encodeChannelHello, PREAMBLE } from '../src/migration/protocol/index.js';
 import { agentPairForFile, expectOracle, isAdvancing, MiB, sleep, waitFor } from './helpers.js';
 
 const agents = agentPairForFile();

@@ -140,7 +140,7 @@ async function configure(
         );
       });
     await dest.execute('migrate-set-parameters', mf);
-    await dest.execute('migrate-incoming', { uri });
+    await dest.execute('migrate-incoming', { uri: r.destination });
     await source.execute('migrate-set-parameters', mf);
   }
   // The destination must agree on post-copy before the stream starts.

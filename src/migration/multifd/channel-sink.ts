@@ -9,7 +9,13 @@ import { MigrationError } from '../../errors.js';
 import type { Guest } from '../../guest/index.js';
 import type { FrameConnection } from '../connection.js';
 import { PageSink } from '../page-sink.js';
-import { Command, DEFAULT_MAX_FRAME, decodeSync, encodeChannelAck, type PageEncoding } from '../protocol.js';
+import {
+  Command,
+  DEFAULT_MAX_FRAME,
+  decodeSync,
+  encodeChannelAck,
+  type PageEncoding,
+} from '../protocol/index.js';
 
 interface Channel {
   conn: FrameConnection;

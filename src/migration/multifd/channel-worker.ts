@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PageCache } from '../../cache/index.js';
 import { allocatePageArena, type Compressor, compressor } from '../../codec/index.js';
 import { zeroPageCrc } from '../ledger.js';
-import { PagesFrameBuilder } from '../protocol.js';
+import { PagesFrameBuilder } from '../protocol/index.js';
 import { PageEncoder } from '../source/page-encoder.js';
 import type { EncoderCounters, EncoderInit, EncoderReply, EncoderRequest } from './channel-protocol.js';
 import { SHARD_PAGES } from './shard.js';

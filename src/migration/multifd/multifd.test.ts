@@ -10,7 +10,7 @@ import { Guest } from '../../guest/index.js';
 import { FrameConnection } from '../connection.js';
 import { DEFAULT_DESTINATION_LIMITS, runDestination } from '../destination.js';
 import { type MigrationOptions, resolveOptions } from '../options.js';
-import { MAX_HELLO_PAYLOAD } from '../protocol.js';
+import { MAX_HELLO_PAYLOAD } from '../protocol/index.js';
 import { TokenBucket } from '../ratelimit.js';
 import { newMigrationId, runSource } from '../source/index.js';
 import { emptyReport } from '../stats.js';

@@ -7,7 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { MigrationError } from '../../errors.js';
 import type { FrameConnection } from '../connection.js';
-import { type ChannelHello, decodeChannelHello, type Frame } from '../protocol.js';
+import { type ChannelHello, decodeChannelHello, type Frame } from '../protocol/index.js';
 
 /** A migration waiting for (or holding) its channels. */
 export interface ChannelHost {

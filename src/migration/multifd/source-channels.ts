@@ -10,7 +10,7 @@ import { MigrationError } from '../../errors.js';
 import { startWorkerNextTo } from '../../guest/index.js';
 import type { FrameConnection } from '../connection.js';
 import type { MigrationOptions } from '../options.js';
-import { Command, decodeChannelAck, encodeChannelHello, encodeSync, PREAMBLE } from '../protocol.js';
+import { Command, decodeChannelAck, encodeChannelHello, encodeSync, PREAMBLE } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
 import type { EncoderCounters, EncoderInit, EncoderReply, EncoderRequest } from './channel-protocol.js';
 import { shardPages } from './shard.js';
