@@ -55,7 +55,7 @@ describe('live snapshot', () => {
     expect(result.zeroPages).toBeGreaterThanOrEqual(result.pages / 2);
     expect(result.fileBytes).toBe(statSync(file).size);
     expect(result.stepsPerSecBefore).toBeGreaterThan(0);
-    expect(Number.isFinite(result.stepsPerSecDuring)).toBe(true);
+    expect(result.stepsPerSecDuring).toBeGreaterThanOrEqual(0);
 
     const reference = await referenceRun(config, result.steps);
     const restored = await restoreSnapshot(file, { run: false });

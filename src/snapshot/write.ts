@@ -39,11 +39,12 @@ export interface SnapshotResult {
   pauseMs: number;
   /** From the request to the file in place, ms. */
   snapshotMs: number;
-  /** Guest steps per second (all vCPUs) before the snapshot and while it was written; NaN if paused. */
-  stepsPerSecBefore: number;
-  stepsPerSecDuring: number;
-  /** 1 - during / before (0 = not slowed at all). */
-  slowdown: number;
+  /** Guest steps per second (all vCPUs) before the snapshot (over `baselineMs`) and while it was written; null
+   *  when not measured (a paused guest, no baseline). */
+  stepsPerSecBefore: number | null;
+  stepsPerSecDuring: number | null;
+  /** 1 - during / before (0 = not slowed at all), null when not measured. */
+  slowdown: number | null;
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
@@ -158,7 +159,7 @@ export async function writeSnapshot(
     await link(temp, file); // never replaces a file that appeared meanwhile
     await unlink(temp);
     const st = await stat(file);
-    const during = live ? (stepsDuring * 1000) / writeMs : Number.NaN;
+    const during = live ? (stepsDuring * 1000) / writeMs : null;
     return {
       file,
       fileBytes: st.size,
@@ -170,9 +171,9 @@ export async function writeSnapshot(
       live,
       pauseMs,
       snapshotMs: performance.now() - t0,
-      stepsPerSecBefore: before,
+      stepsPerSecBefore: Number.isFinite(before) ? before : null,
       stepsPerSecDuring: during,
-      slowdown: Number.isFinite(before) && before > 0 ? 1 - during / before : Number.NaN,
+      slowdown: during !== null && Number.isFinite(before) && before > 0 ? 1 - during / before : null,
     };
   } catch (err) {
     await fh.close().catch(() => undefined);
