@@ -22,7 +22,7 @@ export const SNAPSHOT_MAGIC = Buffer.from('LIVEMIG SNAPSHOT', 'latin1');
 export const SNAPSHOT_VERSION = 1;
 export const PREFIX_BYTES = 64;
 /** A header longer than this is not one livemig wrote (a config and a few vCPU states are a few KiB). */
-export const MAX_HEADER_BYTES = 1 << 20;
+export const MAX_SNAPSHOT_HEADER_BYTES = 1 << 20;
 
 export interface SnapshotLayout {
   pageSize: number;
@@ -120,7 +120,7 @@ export interface Prefix {
 }
 
 /** Checks the prefix (the first 64 bytes); `fileBytes` = the file's size. */
-export function decodePrefix(b: Uint8Array, fileBytes: number, file?: string): Prefix {
+export function decodeSnapshotPrefix(b: Uint8Array, fileBytes: number, file?: string): Prefix {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   if (buf.length < PREFIX_BYTES || !buf.subarray(0, 16).equals(SNAPSHOT_MAGIC)) {
     if (buf.length > 0 && buf.subarray(0, 16).every((x) => x === 0))
@@ -134,14 +134,14 @@ export function decodePrefix(b: Uint8Array, fileBytes: number, file?: string): P
     throw notSnapshot(`format version ${version}; this livemig reads version ${SNAPSHOT_VERSION}`, file);
   }
   const headerBytes = buf.readUInt32LE(20);
-  if (headerBytes < 2 || headerBytes > MAX_HEADER_BYTES || PREFIX_BYTES + headerBytes > fileBytes) {
+  if (headerBytes < 2 || headerBytes > MAX_SNAPSHOT_HEADER_BYTES || PREFIX_BYTES + headerBytes > fileBytes) {
     throw corrupt(`header length ${headerBytes} does not fit a ${fileBytes}-byte file`, file);
   }
   return { headerBytes, headerCrc: buf.readUInt32LE(24), tablesCrc: buf.readUInt32LE(28) };
 }
 
 /** Parses and checks the header JSON against its checksum, the schema, the guest config and the layout. */
-export function decodeHeader(
+export function decodeSnapshotHeader(
   json: Uint8Array,
   prefix: Prefix,
   fileBytes: number,
@@ -271,8 +271,8 @@ export function encodeHeader(state: GuestState, createdAt: string): { json: Buff
  * reads the file in parallel pieces instead, read.ts). Returns the header and the present pages' contents.
  */
 export function parseSnapshot(bytes: Uint8Array): { header: SnapshotHeader; pages: Map<number, Uint8Array> } {
-  const prefix = decodePrefix(bytes.subarray(0, PREFIX_BYTES), bytes.length);
-  const header = decodeHeader(
+  const prefix = decodeSnapshotPrefix(bytes.subarray(0, PREFIX_BYTES), bytes.length);
+  const header = decodeSnapshotHeader(
     bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + prefix.headerBytes),
     prefix,
     bytes.length,

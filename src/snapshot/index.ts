@@ -4,9 +4,9 @@
  */
 export {
   buildSnapshot,
-  decodeHeader,
-  decodePrefix,
-  MAX_HEADER_BYTES,
+  decodeSnapshotHeader,
+  decodeSnapshotPrefix,
+  MAX_SNAPSHOT_HEADER_BYTES,
   parseSnapshot,
   SNAPSHOT_MAGIC,
   SNAPSHOT_VERSION,

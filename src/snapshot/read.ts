@@ -10,8 +10,8 @@ import { Guest, type ResolvedGuestConfig } from '../guest/index.js';
 import {
   checkPage,
   corrupt,
-  decodeHeader,
-  decodePrefix,
+  decodeSnapshotHeader,
+  decodeSnapshotPrefix,
   decodeTables,
   isPresent,
   type PageTables,
@@ -77,10 +77,10 @@ export async function openSnapshot(file: string): Promise<OpenedSnapshot> {
     const size = st.size;
     const prefixBytes = new Uint8Array(Math.min(PREFIX_BYTES, size));
     await readFully(fh, prefixBytes, 0, file);
-    const prefix = decodePrefix(prefixBytes, size, file);
+    const prefix = decodeSnapshotPrefix(prefixBytes, size, file);
     const json = new Uint8Array(prefix.headerBytes);
     await readFully(fh, json, PREFIX_BYTES, file);
-    const header = decodeHeader(json, prefix, size, file);
+    const header = decodeSnapshotHeader(json, prefix, size, file);
     const tb = new Uint8Array(tablesBytes(header.layout));
     await readFully(fh, tb, header.layout.bitmapOffset, file);
     const tables = decodeTables(tb, header.layout, prefix.tablesCrc, file);
