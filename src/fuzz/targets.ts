@@ -57,6 +57,7 @@ import { parseQmpMessage } from '../qemu/qmp-messages.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
+import { snapshotTarget } from './snapshot.js';
 
 export interface TargetCounts {
   name: string;
@@ -533,7 +534,13 @@ const traceTarget: Target = {
   },
 };
 
-export const TARGETS: readonly Target[] = [frameTarget, ...payloadTargets, ...bodyTargets, traceTarget];
+export const TARGETS: readonly Target[] = [
+  frameTarget,
+  ...payloadTargets,
+  ...bodyTargets,
+  traceTarget,
+  snapshotTarget(mutate),
+];
 
 function typed(err: unknown): boolean {
   return err instanceof MigrationError || err instanceof UsageError || err instanceof CodecError;
