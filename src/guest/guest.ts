@@ -412,16 +412,17 @@ export class Guest {
   /**
    * A live snapshot begins (write-protect.ts): every page is protected from now on, so that the snapshot writer
    * saves RAM as it is at this instant. Needs a paused guest (its vCPU state is the same instant's); the vCPUs apply
-   * the protection before their next step. One at a time; `stopWriteProtect` ends it.
+   * the protection before their next step. One at a time; `stopWriteProtect` ends it. `wp`: one made beforehand
+   * for this guest's RAM (its copy pool committed before the instant), else a default one is made now.
    */
-  startWriteProtect(): WriteProtect {
+  startWriteProtect(wp: WriteProtect = new WriteProtect(this.ram)): WriteProtect {
     this.#usable('startWriteProtect');
     if (this.#running) throw new MigrationError('GUEST_BUSY', 'startWriteProtect() needs a paused guest');
     if (this.#wp) throw new MigrationError('GUEST_BUSY', 'a snapshot of this guest is already being taken');
     if (this.#missing > 0) {
       throw new MigrationError('GUEST_BUSY', `${this.#missing} pages have not arrived yet (post-copy)`);
     }
-    const wp = new WriteProtect(this.ram);
+    if (wp.ram !== this.ram) throw new UsageError('startWriteProtect: that protection is for another guest');
     this.#wp = wp;
     for (let i = 0; i < this.config.vcpus; i++)
       this.#post(i, (seq) => ({ type: 'protect', seq, shared: wp.shared }));

@@ -85,7 +85,7 @@ export class VcpuMemory {
 
   /** Turns a live snapshot's write protection on (shared buffers) or off (null), between two steps. */
   protect(shared: SharedWriteProtect | null): void {
-    this.wp = shared ? new VcpuWriteProtect(shared, this.bytes, this.pagesPerBlock, this.pageSize) : null;
+    this.wp = shared ? new VcpuWriteProtect(shared, this.bytes) : null;
   }
 
   /** Records a write to `page` (after the data is in place). */

@@ -10,7 +10,7 @@ import { constants, type FileHandle, link, open, stat, unlink } from 'node:fs/pr
 import { basename, dirname, join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { MigrationError, UsageError } from '../errors.js';
-import type { Guest, GuestState, WriteProtect } from '../guest/index.js';
+import { type Guest, type GuestState, WriteProtect } from '../guest/index.js';
 import { encodeHeader, encodePrefix, PREFIX_BYTES } from './format.js';
 
 export interface SnapshotOptions {
@@ -18,6 +18,8 @@ export interface SnapshotOptions {
   baselineMs?: number;
   /** Pages copied per batch (one positional write per run of non-zero pages in it). */
   batchPages?: number;
+  /** Pre-write copies the vCPUs may hold at once (the copy pool, committed up front; default 4096 pages). */
+  copySlots?: number;
 }
 
 /** What a snapshot took and cost (printed by `livemig guest snapshot`, returned by the agent). */
@@ -92,6 +94,8 @@ export async function writeSnapshot(
   }
   let protecting = false;
   try {
+    // The copy pool is committed before the instant, so that the pause is only the pause.
+    const prepared = new WriteProtect(guest.ram, opts.copySlots);
     // The instant: vCPUs parked, their state taken, every page protected, then the guest runs on.
     const p0 = performance.now();
     await guest.pause();
@@ -100,7 +104,7 @@ export async function writeSnapshot(
     try {
       state = guest.state();
       encodeHeader(state, ''); // refuses what cannot be stored before anything is protected
-      wp = guest.startWriteProtect();
+      wp = guest.startWriteProtect(prepared);
       protecting = true;
     } finally {
       if (live) guest.resume();
@@ -119,7 +123,34 @@ export async function writeSnapshot(
     const zero = Buffer.alloc(pageSize);
     let zeroPages = 0;
     let copiedPages = 0;
+    /** Records page `p` (its start-instant bytes in `slot`); false for a zero page (a hole: nothing to write). */
+    const record = (p: number, slot: Buffer): boolean => {
+      if (slot.equals(zero)) {
+        zeroPages++;
+        return false;
+      }
+      present[p >>> 3]! |= 1 << (p & 7);
+      tables.writeUInt32LE(crc32c(slot), layout.bitmapBytes + p * 4);
+      return true;
+    };
+    /** Saves the pages the vCPUs copied since last time, first: it frees their slots for the next copies. */
+    const saveCopies = async () => {
+      for (let copied = wp.takeCopied(); copied.length > 0; ) {
+        const writes: Promise<unknown>[] = [];
+        const n = Math.min(batch, copied.length);
+        for (let i = 0; i < n; i++) {
+          const p = copied[i]!;
+          const slot = buf.subarray(i * pageSize, (i + 1) * pageSize);
+          if (wp.save(p, slot) !== 'copy') continue; // saved in order already
+          copiedPages++;
+          if (record(p, slot)) writes.push(fh.write(buf, i * pageSize, pageSize, ramOffset + p * pageSize));
+        }
+        await Promise.all(writes);
+        copied = copied.subarray(n);
+      }
+    };
     for (let first = 0; first < pageCount; first += batch) {
+      await saveCopies();
       const n = Math.min(batch, pageCount - first);
       let runStart = -1;
       const flush = async (end: number) => {
@@ -131,14 +162,12 @@ export async function writeSnapshot(
       for (let i = 0; i < n; i++) {
         const p = first + i;
         const slot = buf.subarray(i * pageSize, (i + 1) * pageSize);
-        if (wp.save(p, slot)) copiedPages++;
-        if (slot.equals(zero)) {
-          zeroPages++;
+        const from = wp.save(p, slot);
+        if (from === 'copy') copiedPages++;
+        if (from === 'done' || !record(p, slot)) {
           await flush(p);
           continue;
         }
-        present[p >>> 3]! |= 1 << (p & 7);
-        tables.writeUInt32LE(crc32c(slot), layout.bitmapBytes + p * 4);
         if (runStart < 0) runStart = p;
       }
       await flush(first + n);
