@@ -5,7 +5,7 @@
  * instant, pages saved from pre-write copies, guest steps/s before and during, file size (logical and on disk),
  * restore time to the first instruction. Every restored guest must start at the snapshot's steps.
  *
- *   node --import tsx bench/snapshot.bench.ts [--runs N (per row, default 1)] [--quick (64 MiB only)]
+ *   node --import tsx bench/snapshot.bench.ts [--runs N (per configuration, default 3)] [--quick (64 MiB only)]
  * (run `npm run build` first: the agents run from dist/). Prints a Markdown table with the load average of each row.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { formatBytes } from '../src/units.js';
 process.env.LIVEMIG_CLI ??= fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
 const MiB = 1 << 20;
 const runsAt = process.argv.indexOf('--runs');
-const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 1;
+const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
 const sizes = process.argv.includes('--quick') ? [64 * MiB] : [64 * MiB, 256 * MiB];
 const load = () => loadavg()[0]!.toFixed(1);
 
@@ -42,7 +42,7 @@ try {
         await ca.startGuest(config, id);
         await new Promise((r) => setTimeout(r, 2000));
         const loadBefore = load();
-        const s = await ca.snapshot(id, `${id}.snap`);
+        const s = await ca.snapshot(id, `${id}.snap`, { baselineMs: 1000 });
         const r = await cb.restore(`${id}.snap`, { id });
         if (JSON.stringify(r.steps) !== JSON.stringify(s.steps))
           throw new Error(`${id}: restored at other steps`);

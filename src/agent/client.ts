@@ -157,8 +157,8 @@ export class AgentClient {
     return new Uint8Array(res.bytes.buffer, res.bytes.byteOffset, res.bytes.length);
   }
   /** Writes the guest (left running or paused) to `file` in the agent's --snapshot-dir (docs/snapshot.md). */
-  snapshot(id: string, file: string): Promise<SnapshotResult> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/snapshot`, { file });
+  snapshot(id: string, file: string, opts: { baselineMs?: number } = {}): Promise<SnapshotResult> {
+    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/snapshot`, { file, ...opts });
   }
   /** Starts a guest from `file` in the agent's --snapshot-dir; `run: false` leaves it paused at the instant. */
   restore(file: string, opts: { id?: string; run?: boolean } = {}): Promise<RestoreAnswer> {

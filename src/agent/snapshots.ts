@@ -12,15 +12,17 @@ import { MigrationError, UsageError } from '../errors.js';
 import { restoreSnapshot, type SnapshotResult, writeSnapshot } from '../snapshot/index.js';
 import type { ResourceBudget } from './admission.js';
 import type { GuestInfo, GuestRegistry } from './guests.js';
+import { HttpError } from './http.js';
 
 const NAME = /^[\w][\w.-]{0,127}$/;
 
 /** The file `given` names in `dir`: a bare name, or an absolute path whose folder is `dir` itself. */
 export function snapshotFile(dir: string | undefined, given: string): string {
   if (dir === undefined) {
-    throw new MigrationError(
-      'FORBIDDEN',
+    throw new HttpError(
+      403,
       'this agent keeps no snapshots: start it with --snapshot-dir DIR to allow snapshots to files in DIR',
+      'FORBIDDEN',
     );
   }
   const root = realpathSync(dir);
@@ -44,7 +46,11 @@ export function snapshotFile(dir: string | undefined, given: string): string {
   return resolve(root, name);
 }
 
-const snapshotRequestSchema = z.strictObject({ file: z.string().min(1).max(4096) });
+const snapshotRequestSchema = z.strictObject({
+  file: z.string().min(1).max(4096),
+  /** How long to measure the guest's step rate before the snapshot (the slowdown's baseline), ms. */
+  baselineMs: z.number().int().min(0).max(10_000).optional(),
+});
 const restoreRequestSchema = z.strictObject({
   file: z.string().min(1).max(4096),
   id: z
@@ -85,13 +91,13 @@ export class AgentSnapshots {
   ) {}
 
   async snapshot(id: string, body: unknown): Promise<SnapshotResult> {
-    const { file } = parse(snapshotRequestSchema, body, 'snapshot request');
+    const { file, baselineMs = 250 } = parse(snapshotRequestSchema, body, 'snapshot request');
     const path = snapshotFile(this.o.dir, file);
     const h = this.o.guests.hosted(id);
     this.o.guests.notMigrating(h);
     h.snapshot = basename(path);
     try {
-      const result = await writeSnapshot(h.guest, path, { baselineMs: h.guest.running ? 250 : 0 });
+      const result = await writeSnapshot(h.guest, path, { baselineMs: h.guest.running ? baselineMs : 0 });
       this.o.log(
         `guest ${id}: snapshot ${basename(path)} written (${result.fileBytes} bytes, ${Math.round(result.snapshotMs)} ms)`,
       );

@@ -8,6 +8,7 @@ import { MigrationError } from '../errors.js';
 import { safeText } from '../log-safe.js';
 import { formatBytes } from '../units.js';
 import { addTlsFlags, agentClient, type TlsFlagValues } from './flags.js';
+import { intFlag } from './values.js';
 
 async function withClient<T>(
   address: string,
@@ -36,25 +37,35 @@ export function registerSnapshot(guest: Command): void {
     .requiredOption('--agent <host:port>', 'the agent hosting the guest')
     .requiredOption('--guest <id>', 'the guest')
     .requiredOption('--to <file>', "file name in the agent's --snapshot-dir (must not exist)")
+    .option(
+      '--baseline <ms>',
+      "measure the guest's steps/s for this long first (the slowdown's baseline)",
+      '250',
+    )
     .option('--json', 'print the result as JSON');
   addTlsFlags(snapshot);
-  snapshot.action(async (o: TlsFlagValues & { agent: string; guest: string; to: string; json?: boolean }) => {
-    const r = await withClient(o.agent, '--agent', o, (c) => c.snapshot(o.guest, o.to));
-    if (o.json) {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      return;
-    }
-    process.stdout.write(
-      `snapshot of ${safeText(o.guest, 80)} written to ${safeText(r.file, 200)}: ${formatBytes(r.fileBytes)} ` +
-        `(${formatBytes(r.diskBytes)} on disk), ${r.pages} pages, ${r.zeroPages} zero, ${r.copiedPages} saved from ` +
-        'pre-write copies\n' +
-        `  snapshot time ${ms(r.snapshotMs)} (guest paused ${ms(r.pauseMs)}); vCPU steps ${r.steps.join('/')}\n` +
-        (r.live
-          ? `  guest ${rate(r.stepsPerSecBefore)} before, ${rate(r.stepsPerSecDuring)} during` +
-            (r.slowdown === null ? '\n' : ` (slowdown ${Math.round(r.slowdown * 100)}%)\n`)
-          : '  the guest was paused throughout (cold snapshot)\n'),
-    );
-  });
+  snapshot.action(
+    async (
+      o: TlsFlagValues & { agent: string; guest: string; to: string; baseline: string; json?: boolean },
+    ) => {
+      const baselineMs = intFlag(o.baseline, '--baseline', 0, 10_000);
+      const r = await withClient(o.agent, '--agent', o, (c) => c.snapshot(o.guest, o.to, { baselineMs }));
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      process.stdout.write(
+        `snapshot of ${safeText(o.guest, 80)} written to ${safeText(r.file, 200)}: ${formatBytes(r.fileBytes)} ` +
+          `(${formatBytes(r.diskBytes)} on disk), ${r.pages} pages, ${r.zeroPages} zero, ${r.copiedPages} saved from ` +
+          'pre-write copies\n' +
+          `  snapshot time ${ms(r.snapshotMs)} (guest paused ${ms(r.pauseMs)}); vCPU steps ${r.steps.join('/')}\n` +
+          (r.live
+            ? `  guest ${rate(r.stepsPerSecBefore)} before, ${rate(r.stepsPerSecDuring)} during` +
+              (r.slowdown === null ? '\n' : ` (slowdown ${Math.round(r.slowdown * 100)}%)\n`)
+            : '  the guest was paused throughout (cold snapshot)\n'),
+      );
+    },
+  );
 
   const restore = guest
     .command('restore')
