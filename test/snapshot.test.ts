@@ -13,7 +13,7 @@ import { coldMigrate } from '../src/cli/snapshot.js';
 import { MigrationError, UsageError } from '../src/errors.js';
 import { type GuestConfig, referenceRun } from '../src/guest/index.js';
 import { parseSnapshot } from '../src/snapshot/index.js';
-import { expectOracle, isAdvancing, MiB, waitFor } from './helpers.js';
+import { childAgent, expectOracle, isAdvancing, MiB, runCli, waitFor } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'livemig-snapshots-'));
 const config: GuestConfig = {
@@ -128,13 +128,28 @@ describe('snapshot and restore through the agents', () => {
     expect((await rejection(ca.snapshot('tiny', 'tiny.snap'))).message).toMatch(/exists/);
     await ca.stopGuest('tiny');
     const plain = await startAgent({ host: '127.0.0.1', port: 0 });
+    // With an API token, both need it (they write and read guest memory).
+    const guarded = await startAgent({
+      host: '127.0.0.1',
+      port: 0,
+      snapshotDir: dir,
+      apiToken: 'sesame-0123456789',
+    });
     try {
       const c = new AgentClient(plain.address);
       await c.startGuest({ ...config, ramBytes: 4 * MiB }, 'g');
       const err = await rejection(c.snapshot('g', 'x.snap'));
       expect((err as MigrationError).code).toBe('FORBIDDEN');
+      const owner = new AgentClient(guarded.address, { token: 'sesame-0123456789' });
+      await owner.startGuest({ ...config, ramBytes: 4 * MiB }, 'g');
+      const stranger = new AgentClient(guarded.address, { token: 'wrong-token-000000' });
+      expect(((await rejection(stranger.snapshot('g', 'y.snap'))) as MigrationError).code).toBe(
+        'AUTH_FAILED',
+      );
+      expect(((await rejection(stranger.restore('tiny.snap'))) as MigrationError).code).toBe('AUTH_FAILED');
+      expect((await owner.snapshot('g', 'y.snap')).file).toBe('y.snap');
     } finally {
-      await plain.close();
+      await Promise.all([plain.close(), guarded.close()]);
     }
   }, 120_000);
 
@@ -155,5 +170,74 @@ describe('snapshot and restore through the agents', () => {
     expect((await ca.guest('stay')).status).toBe('running');
     expect((await cb.guest('stay')).config.ramBytes).toBe(4 * MiB);
     await Promise.all([ca.stopGuest('stay'), cb.stopGuest('stay')]);
+  }, 180_000);
+});
+
+describe('the livemig commands', () => {
+  it('guest snapshot / restore print their figures (and --json); a damaged file exits 1 with its code', async () => {
+    // Agents as child processes: runCli blocks this process while the command runs.
+    const cliDir = mkdtempSync(join(tmpdir(), 'livemig-snapshots-cli-'));
+    const [x, y] = await Promise.all([
+      childAgent(['--snapshot-dir', cliDir]),
+      childAgent(['--snapshot-dir', cliDir]),
+    ]);
+    try {
+      await x.client.startGuest({ ...config, ramBytes: 8 * MiB }, 'c1');
+      const text = runCli([
+        'guest',
+        'snapshot',
+        '--agent',
+        x.child.address,
+        '--guest',
+        'c1',
+        '--to',
+        'c1.snap',
+      ]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(/snapshot of c1 written to c1\.snap: .*2048 pages/);
+      expect(text.stdout).toMatch(/snapshot time \d+.*guest paused/);
+      expect(text.stdout).toMatch(/steps\/s before, .* during \(slowdown -?\d+%\)/);
+      const json = runCli([
+        'guest',
+        'snapshot',
+        '--agent',
+        x.child.address,
+        '--guest',
+        'c1',
+        '--to',
+        'c2.snap',
+        '--json',
+      ]);
+      const snap = JSON.parse(json.stdout) as { live: boolean; fileBytes: number; steps: number[] };
+      expect(snap.live).toBe(true);
+      const restored = runCli([
+        'guest',
+        'restore',
+        'c2.snap',
+        '--agent',
+        y.child.address,
+        '--id',
+        'c2',
+        '--json',
+      ]);
+      expect(restored.code).toBe(0);
+      const r = JSON.parse(restored.stdout) as {
+        steps: number[];
+        restoreMs: number;
+        guest: { status: string };
+      };
+      expect(r.steps).toEqual(snap.steps);
+      expect(r.guest.status).toBe('running');
+      expect(r.restoreMs).toBeGreaterThan(0);
+      const bytes = readFileSync(join(cliDir, 'c1.snap'));
+      writeFileSync(join(cliDir, 'cut.snap'), bytes.subarray(0, bytes.length - 4096));
+      const bad = runCli(['guest', 'restore', 'cut.snap', '--agent', y.child.address]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/\[SNAPSHOT_CORRUPT\] .*truncated/);
+      expect((await y.client.guests()).map((g) => g.id)).toEqual(['c2']);
+    } finally {
+      await Promise.all([x.child.stop(), y.child.stop()]);
+      rmSync(cliDir, { recursive: true, force: true });
+    }
   }, 180_000);
 });
