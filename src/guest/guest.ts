@@ -429,9 +429,10 @@ export class Guest {
     return wp;
   }
 
-  /** Ends the write protection (the snapshot is written, or given up). */
+  /** Ends the write protection (the snapshot is written, or given up: vCPUs waiting on it go on at once). */
   stopWriteProtect(): void {
     if (!this.#wp) return;
+    this.#wp.abandon();
     this.#wp = null;
     if (this.#destroyed) return;
     for (let i = 0; i < this.config.vcpus; i++)

@@ -4,6 +4,7 @@
  * nobody touched are saved from RAM; a page is saved once.
  */
 import { describe, expect, it } from 'vitest';
+import { Guest } from './guest.js';
 import { GuestRam } from './ram.js';
 import { VcpuWriteProtect, WriteProtect } from './write-protect.js';
 
@@ -47,4 +48,31 @@ describe('write protection', () => {
     expect(vcpu.copies).toBe(3);
     expect(ram.page(0)[0]).toBe(0xa0);
   });
+
+  it('a snapshot given up half way releases a vCPU that waits for a slot', async () => {
+    const guest = await Guest.create({
+      ramBytes: 1 << 20,
+      seed: 2,
+      workload: { name: 'gap', params: { writeRate: 0 } },
+    });
+    try {
+      // One slot and no writer: the vCPU copies one page, then waits for a slot that nobody frees.
+      const wp = guest.startWriteProtect(new WriteProtect(guest.ram, 1));
+      guest.resume();
+      while (wp.freeSlots() > 0) await new Promise((r) => setTimeout(r, 5));
+      // Held: its step count stops moving (within a few polls; a loaded host only makes this take longer).
+      let stuck = -1;
+      for (let i = 0; i < 200 && stuck < 0; i++) {
+        const s = guest.steps()[0]!;
+        await new Promise((r) => setTimeout(r, 50));
+        if (guest.steps()[0] === s) stuck = s;
+      }
+      expect(stuck).toBeGreaterThanOrEqual(0);
+      guest.stopWriteProtect();
+      await guest.pause(); // would never resolve if the vCPU were still waiting
+      expect(guest.steps()[0]).toBeGreaterThan(stuck);
+    } finally {
+      await guest.destroy();
+    }
+  }, 60_000);
 });

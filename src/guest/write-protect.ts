@@ -147,6 +147,22 @@ export class WriteProtect {
     return out;
   }
 
+  /**
+   * Lifts the protection from every page (the snapshot is finished, or given up half way): a vCPU waiting for a
+   * page or for a free slot sees its page unprotected and goes on. Nothing is saved after this.
+   */
+  abandon(): void {
+    const s = this.states;
+    for (let p = 0; p < s.length; p++) {
+      if (Atomics.load(s, p) !== WP_DONE) {
+        Atomics.store(s, p, WP_DONE);
+        Atomics.notify(s, p);
+      }
+    }
+    Atomics.add(this.ctl, FREED, 1);
+    Atomics.notify(this.ctl, FREED);
+  }
+
   /** Free slots now (the pool's size when no copy is waiting to be saved). */
   freeSlots(): number {
     return Atomics.load(this.ctl, FREE_TOP);
