@@ -114,6 +114,7 @@ export class WriteProtect {
    */
   save(p: number, out: Uint8Array): 'ram' | 'copy' | 'done' {
     const s = this.states;
+    let waits = 0;
     for (;;) {
       const was = Atomics.compareExchange(s, p, WP_PROTECTED, WP_SAVING);
       if (was === WP_PROTECTED) {
@@ -131,7 +132,9 @@ export class WriteProtect {
         return 'copy';
       }
       if (was === WP_COPYING) {
-        Atomics.wait(s, p, WP_COPYING, 1); // a vCPU is in the middle of a 4 KiB copy
+        // A vCPU is in the middle of a 4 KiB copy; one that never finishes it has died (its guest is being destroyed).
+        if (++waits > 5000) throw new Error(`write protection: page ${p} was never copied (a vCPU stopped)`);
+        Atomics.wait(s, p, WP_COPYING, 1);
         continue;
       }
       if (was === WP_DONE) return 'done';
