@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Agent, AgentClient, startAgent } from '../src/agent/index.js';
 import { coldMigrate } from '../src/cli/snapshot.js';
-import { MigrationError, UsageError } from '../src/errors.js';
+import { LivemigError, type MigrationError, UsageError } from '../src/errors.js';
 import { type GuestConfig, referenceRun } from '../src/guest/index.js';
 import { parseSnapshot } from '../src/snapshot/index.js';
 import { childAgent, expectOracle, isAdvancing, MiB, runCli, waitFor } from './helpers.js';
@@ -98,8 +98,8 @@ describe('snapshot and restore through the agents', () => {
       ['short.snap', 'SNAPSHOT_CORRUPT', /truncated/],
     ] as const) {
       const err = await rejection(cb.restore(file, { id: 'nope' }));
-      expect(err).toBeInstanceOf(MigrationError);
-      expect((err as MigrationError).code).toBe(code);
+      expect(err).toBeInstanceOf(LivemigError);
+      expect((err as LivemigError).code).toBe(code);
       expect(err.message).toMatch(words);
     }
     expect((await cb.guests()).map((g) => g.id)).not.toContain('nope');

@@ -54,6 +54,7 @@ import {
 } from '../migration/protocol/index.js';
 import { parsePowerSeries } from '../power/series-schema.js';
 import { parseQmpMessage } from '../qemu/qmp-messages.js';
+import { SnapshotError } from '../snapshot/index.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
@@ -543,7 +544,12 @@ export const TARGETS: readonly Target[] = [
 ];
 
 function typed(err: unknown): boolean {
-  return err instanceof MigrationError || err instanceof UsageError || err instanceof CodecError;
+  return (
+    err instanceof MigrationError ||
+    err instanceof UsageError ||
+    err instanceof CodecError ||
+    err instanceof SnapshotError
+  );
 }
 
 /** Runs `iterations` inputs against one target from `seed`; slow inputs (> slowMs) count as failures. */

@@ -15,7 +15,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { z } from 'zod';
-import { MigrationError, UsageError } from '../errors.js';
+import { LivemigError, UsageError } from '../errors.js';
 import { type GuestState, type ResolvedGuestConfig, resolveConfig } from '../guest/index.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('LIVEMIG SNAPSHOT', 'latin1');
@@ -90,14 +90,20 @@ const headerSchema = z.strictObject({
   }),
 });
 
-export function corrupt(why: string, file = 'the snapshot'): MigrationError {
-  return new MigrationError('SNAPSHOT_CORRUPT', `${file} is damaged: ${why}; nothing was restored`);
+/** A snapshot file refused: damaged (SNAPSHOT_CORRUPT) or not one this version reads (SNAPSHOT_FORMAT). */
+export class SnapshotError extends LivemigError<'SNAPSHOT_CORRUPT' | 'SNAPSHOT_FORMAT'> {
+  override readonly name = 'SnapshotError';
 }
 
-export function notSnapshot(why: string, file = 'the file'): MigrationError {
-  return new MigrationError(
+export function corrupt(why: string, file = 'the snapshot'): SnapshotError {
+  return new SnapshotError('SNAPSHOT_CORRUPT', `${file} is damaged: ${why}; nothing was restored`, { file });
+}
+
+export function notSnapshot(why: string, file = 'the file'): SnapshotError {
+  return new SnapshotError(
     'SNAPSHOT_FORMAT',
     `${file} is not a livemig snapshot this version reads: ${why}`,
+    { file },
   );
 }
 

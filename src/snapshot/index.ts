@@ -10,6 +10,7 @@ export {
   parseSnapshot,
   SNAPSHOT_MAGIC,
   SNAPSHOT_VERSION,
+  SnapshotError,
   type SnapshotHeader,
   type SnapshotLayout,
   snapshotLayout,

@@ -8,9 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, ramEquals, referenceRun } from '../guest/index.js';
-import { parseSnapshot, restoreSnapshot, writeSnapshot } from './index.js';
+import { parseSnapshot, restoreSnapshot, SnapshotError, writeSnapshot } from './index.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'livemig-snapshot-test-'));
@@ -191,9 +190,9 @@ describe('restore refuses a bad file, and starts nothing', () => {
           },
         });
       } catch (err) {
-        expect(err).toBeInstanceOf(MigrationError);
-        expect((err as MigrationError).code).toBe(code);
-        expect((err as MigrationError).message).toMatch(message);
+        expect(err).toBeInstanceOf(SnapshotError);
+        expect((err as SnapshotError).code).toBe(code);
+        expect((err as SnapshotError).message).toMatch(message);
       }
       expect(released).toBe(admitted); // any reservation taken was given back
       // The good file is untouched and still restores.
