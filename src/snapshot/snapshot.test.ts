@@ -215,3 +215,38 @@ function flipInPage(b: Buffer): Buffer {
   const p = [...pages.keys()][3]!;
   return flip(b, header.layout.ramOffset + p * header.layout.pageSize + 123);
 }
+
+describe('live snapshot of other workloads (reads through the MMU are protected too)', () => {
+  it.each([
+    ['twolf', { writeProbability: 0.3 }],
+    ['kv', {}],
+    ['kv-read', {}],
+  ] as const)(
+    '%s: the file equals the guest at the instant',
+    async (name, params) => {
+      const other: GuestConfig = { ramBytes: 4 * MiB, vcpus: 2, seed: 4, workload: { name, params } };
+      const guest = await Guest.create(other);
+      const file = fresh();
+      try {
+        guest.resume();
+        await until(() => Math.min(...guest.steps()) > 500);
+        const result = await writeSnapshot(guest, file, { batchPages: 8, copySlots: 4 });
+        expect(guest.running).toBe(true);
+        const reference = await referenceRun(other, result.steps);
+        const restored = await restoreSnapshot(file, { run: false });
+        try {
+          expect(restored.guest.state().vcpus).toEqual(reference.state.vcpus);
+          expect(ramEquals(restored.guest.ram, reference.ram)).toEqual({
+            equal: true,
+            firstDifferentPage: -1,
+          });
+        } finally {
+          await restored.guest.destroy();
+        }
+      } finally {
+        await guest.destroy();
+      }
+    },
+    120_000,
+  );
+});
