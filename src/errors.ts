@@ -77,7 +77,11 @@ export type LivemigErrorCode =
   /** QEMU answered a QMP command with an error (its class and description are in the message). */
   | 'QMP_ERROR'
   /** The guest was destroyed while a vCPU waited on a page; internal, never shown to a user. */
-  | 'GUEST_STOPPED';
+  | 'GUEST_STOPPED'
+  /** A snapshot file whose bytes do not match their checksums, or cut short (docs/snapshot.md). */
+  | 'SNAPSHOT_CORRUPT'
+  /** A file that is not a livemig snapshot, or one of a format version this livemig does not read. */
+  | 'SNAPSHOT_FORMAT';
 
 /** Every LivemigErrorCode, for checking a code that arrives from a peer (an HTTP error body) before it is believed. */
 export const LIVEMIG_ERROR_CODES = [
@@ -113,10 +117,19 @@ export const LIVEMIG_ERROR_CODES = [
   'CODEC',
   'QMP_ERROR',
   'GUEST_STOPPED',
+  'SNAPSHOT_CORRUPT',
+  'SNAPSHOT_FORMAT',
 ] as const satisfies readonly LivemigErrorCode[];
 
 /** The codes that are not a migration's: the control API's, the CLI's inputs', traces', codecs', QEMU's, the guest's. */
-type NonMigrationCode = 'BAD_REQUEST' | 'TRACE_FORMAT' | 'CODEC' | 'QMP_ERROR' | 'GUEST_STOPPED';
+type NonMigrationCode =
+  | 'BAD_REQUEST'
+  | 'TRACE_FORMAT'
+  | 'CODEC'
+  | 'QMP_ERROR'
+  | 'GUEST_STOPPED'
+  | 'SNAPSHOT_CORRUPT'
+  | 'SNAPSHOT_FORMAT';
 
 /** Error codes of a migration, as they appear in the report's `error.code` and in ERROR frames. */
 export type MigrationErrorCode = Exclude<LivemigErrorCode, NonMigrationCode>;

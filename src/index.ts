@@ -17,6 +17,7 @@ export * from './profile/index.js';
 export * from './qemu/index.js';
 export * from './report/index.js';
 export * from './sim/index.js';
+export * from './snapshot/index.js';
 export * from './trace/index.js';
 export * from './units.js';
 export { VERSION } from './version.js';

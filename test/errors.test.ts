@@ -18,6 +18,7 @@ import {
 import { StopSignal } from '../src/guest/memory.js';
 import { QmpClosedError, QmpError, QmpProtocolError, QmpTimeoutError } from '../src/qemu/qmp.js';
 import { TraceFormatError } from '../src/sim/trace-error.js';
+import { SnapshotError } from '../src/snapshot/index.js';
 import { ROOT } from './markdown.js';
 
 describe('one error family', () => {
@@ -35,6 +36,7 @@ describe('one error family', () => {
       [new QmpProtocolError('bad JSON'), 'QmpProtocolError', 'PROTOCOL'],
       [new QmpClosedError('closed'), 'QmpClosedError', 'PEER_CLOSED'],
       [new StopSignal(), 'StopSignal', 'GUEST_STOPPED'],
+      [new SnapshotError('SNAPSHOT_CORRUPT', 'page 5'), 'SnapshotError', 'SNAPSHOT_CORRUPT'],
     ];
     for (const [e, name, code] of all) {
       expect(e).toBeInstanceOf(LivemigError);

@@ -26,6 +26,7 @@ import { PageSinkPool } from '../migration/page-sink.js';
 import { MAX_HELLO_PAYLOAD } from '../migration/protocol/index.js';
 import type { MigrationReport } from '../migration/stats.js';
 import { HostPower } from '../power/index.js';
+import type { SnapshotResult } from '../snapshot/index.js';
 import { VERSION } from '../version.js';
 import { EventHub, serveDashboard } from '../web/index.js';
 import {
@@ -43,6 +44,7 @@ import { createApiServer, HttpError, requestUrl, sendError } from './http.js';
 import { Listener } from './listener.js';
 import { OutgoingMigrations, splitHostPort } from './outgoing.js';
 import { type AgentApi, dispatch } from './routes.js';
+import { AgentSnapshots, type RestoreAnswer } from './snapshots.js';
 import type { TlsMaterial } from './tls.js';
 
 export type { GuestInfo, GuestStatus } from './guests.js';
@@ -71,11 +73,14 @@ export interface AgentOptions {
   apiToken?: string;
   /** Host names (besides IP literals and localhost) that browsers may use to reach this agent's plain-HTTP API. */
   allowHosts?: string[];
+  /** The folder snapshots are written to and restored from (`--snapshot-dir`); without it, both are refused. */
+  snapshotDir?: string;
 }
 
 export class Agent implements AgentApi {
   private readonly guests: GuestRegistry;
   private readonly outgoing: OutgoingMigrations;
+  private readonly snapshots: AgentSnapshots;
   private readonly incoming = new Map<string, IncomingMigration>();
   /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
   private readonly pausedIncoming = new Map<string, PausedIncoming>();
@@ -150,6 +155,12 @@ export class Agent implements AgentApi {
       tls: opts.tls,
       address: () => this.address,
       historySize: this.limits.historySize,
+    });
+    this.snapshots = new AgentSnapshots({
+      dir: opts.snapshotDir,
+      guests: this.guests,
+      resources: () => this.resources,
+      log: this.log,
     });
     this.listener = new Listener({
       host: opts.host,
@@ -306,6 +317,16 @@ export class Agent implements AgentApi {
   /** Syncs a guest's dirty log: the pages written since the last sync (dirty-log-route.ts). */
   guestDirtyLog(id: string): DirtyLogSync {
     return syncDirtyLog(this.guests.hosted(id));
+  }
+
+  /** Writes a guest (left running or paused) to a file in --snapshot-dir (snapshots.ts). */
+  snapshotGuest(id: string, body: unknown): Promise<SnapshotResult> {
+    return this.snapshots.snapshot(id, body);
+  }
+
+  /** Starts a guest from a snapshot file in --snapshot-dir (snapshots.ts). */
+  restoreSnapshot(body: unknown): Promise<RestoreAnswer> {
+    return this.snapshots.restore(body);
   }
 
   // ------------------------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
+import type { SnapshotResult } from '../snapshot/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
 import { clientApiToken } from './auth.js';
+import type { RestoreAnswer } from './snapshots.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
 /**
@@ -153,6 +155,14 @@ export class AgentClient {
     const res = await this.send('GET', `/v1/guests/${encodeURIComponent(id)}/ram`);
     if (!res.ok) throw answerError(res.status, res.bytes, this.base);
     return new Uint8Array(res.bytes.buffer, res.bytes.byteOffset, res.bytes.length);
+  }
+  /** Writes the guest (left running or paused) to `file` in the agent's --snapshot-dir (docs/snapshot.md). */
+  snapshot(id: string, file: string, opts: { baselineMs?: number } = {}): Promise<SnapshotResult> {
+    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/snapshot`, { file, ...opts });
+  }
+  /** Starts a guest from `file` in the agent's --snapshot-dir; `run: false` leaves it paused at the instant. */
+  restore(file: string, opts: { id?: string; run?: boolean } = {}): Promise<RestoreAnswer> {
+    return this.call('POST', '/v1/snapshots/restore', { file, ...opts });
   }
   migrate(
     guest: string,

@@ -13,14 +13,16 @@ export interface HostedGuest {
   id: string;
   guest: Guest;
   createdAt: string;
-  origin: 'started' | 'migrated-in';
+  origin: 'started' | 'migrated-in' | 'restored';
   migrating?: string;
+  /** A snapshot being written (its file name): the guest is neither migrated nor paused, resumed or stopped. */
+  snapshot?: string;
 }
 
 export interface GuestInfo {
   id: string;
   status: GuestStatus;
-  origin: 'started' | 'migrated-in';
+  origin: 'started' | 'migrated-in' | 'restored';
   createdAt: string;
   config: GuestConfig;
   steps: number[];
@@ -60,6 +62,19 @@ export class GuestRegistry {
   /** A guest that arrived by migration (its memory already counted by the migration's reservation until now). */
   addMigratedIn(id: string, guest: Guest): void {
     this.map.set(id, { id, guest, createdAt: new Date().toISOString(), origin: 'migrated-in' });
+  }
+
+  /** A guest restored from a snapshot (its memory counted by the restore's reservation until now). */
+  addRestored(id: string, guest: Guest): void {
+    this.map.set(id, { id, guest, createdAt: new Date().toISOString(), origin: 'restored' });
+    this.o.changed();
+  }
+
+  /** The next free default name (g1, g2, ...). */
+  nextId(): string {
+    let id = `g${this.nextGuest++}`;
+    while (this.map.has(id)) id = `g${this.nextGuest++}`;
+    return id;
   }
 
   /** Forgets a guest (migrated away, or reconciled to the destination) without destroying it. */
@@ -145,6 +160,8 @@ export class GuestRegistry {
   notMigrating(h: HostedGuest): void {
     if (h.migrating)
       throw new MigrationError('GUEST_BUSY', `guest ${h.id} is being migrated (${h.migrating})`);
+    if (h.snapshot)
+      throw new MigrationError('GUEST_BUSY', `guest ${h.id} is being snapshotted to ${h.snapshot}`);
   }
 
   async pauseGuest(id: string): Promise<GuestInfo> {

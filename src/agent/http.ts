@@ -77,5 +77,7 @@ export function errorBody(err: unknown): [number, Record<string, unknown>] {
       err.code === 'GUEST_NOT_FOUND' ? 404 : err.code === 'GUEST_BUSY' || err.code === 'TOO_LATE' ? 409 : 400;
     return [status, { code: err.code, message: err.message }];
   }
+  // The other codes of the family (a snapshot file refused, …): the request could not be carried out as asked.
+  if (err instanceof LivemigError) return [400, { code: err.code, message: err.message }];
   return [500, { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) }];
 }

@@ -78,6 +78,16 @@ const CASES: Case[] = [
   },
   { method: 'POST', path: '/v1/guests/g1/throttle', body: { cap: 50 }, status: 200 },
   { method: 'POST', path: '/v1/guests/g1/dirty-log', body: {}, status: 200 },
+  // Snapshots (snapshots.ts): this agent has no --snapshot-dir.
+  {
+    method: 'POST',
+    path: '/v1/guests/g1/snapshot',
+    body: { file: 'x.snap' },
+    status: 403,
+    code: 'FORBIDDEN',
+    message: /--snapshot-dir/,
+  },
+  { method: 'POST', path: '/v1/snapshots/restore', body: { file: 'x.snap' }, status: 403, code: 'FORBIDDEN' },
   {
     method: 'GET',
     path: '/v1/guests/g1/dirty-log',

@@ -11,6 +11,7 @@ import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { OwnershipRegistry } from '../migration/ownership.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { HostPower } from '../power/index.js';
+import type { SnapshotResult } from '../snapshot/index.js';
 import type { EventHub } from '../web/index.js';
 import type { GuestInfo } from './guests.js';
 import { HttpError, readJson, sendJson } from './http.js';
@@ -24,6 +25,7 @@ import {
   parseResumeRequest,
   parseThrottleRequest,
 } from './requests.js';
+import type { RestoreAnswer } from './snapshots.js';
 
 /** What the routes need of the agent. */
 export interface AgentApi {
@@ -41,6 +43,8 @@ export interface AgentApi {
   guestState(id: string): unknown;
   guestRam(id: string): Guest;
   guestDirtyLog(id: string): DirtyLogSync;
+  snapshotGuest(id: string, body: unknown): Promise<SnapshotResult>;
+  restoreSnapshot(body: unknown): Promise<RestoreAnswer>;
   listMigrations(): unknown[];
   migrate(
     guestId: string,
@@ -144,6 +148,17 @@ export const ROUTES: readonly Route[] = [
     handle: (a, r) => sendJson(r.res, 200, a.guestState(p(r, 'id'))),
   },
   { method: 'GET', path: '/v1/guests/:id/ram/*', handle: (a, r) => streamRam(r.res, a.guestRam(p(r, 'id'))) },
+  // Snapshots to and from files in the agent's --snapshot-dir (snapshots.ts, docs/snapshot.md).
+  {
+    method: 'POST',
+    path: '/v1/guests/:id/snapshot/*',
+    handle: async (a, r) => sendJson(r.res, 200, await a.snapshotGuest(p(r, 'id'), await readJson(r.req))),
+  },
+  {
+    method: 'POST',
+    path: '/v1/snapshots/restore/*',
+    handle: async (a, r) => sendJson(r.res, 201, await a.restoreSnapshot(await readJson(r.req))),
+  },
 
   { method: 'GET', path: '/v1/migrations', handle: (a, r) => sendJson(r.res, 200, a.listMigrations()) },
   {

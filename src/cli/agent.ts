@@ -1,10 +1,22 @@
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { apiTokenForAgent, loadTls, startAgent } from '../agent/index.js';
+import { UsageError } from '../errors.js';
 import { safeLine } from '../log-safe.js';
 import { type DashboardListener, listenDashboard, planDashboard } from '../web/index.js';
 import { addLimitFlags, type LimitFlagValues, limitsFromFlags } from './agent-limits.js';
 import { stopWithParent } from './parent-watch.js';
 import { intFlag, LIMITS, listenFlag, sizeFlag } from './values.js';
+
+/** --snapshot-dir: an existing folder, made absolute (the agent names files in it). */
+function snapshotDirFlag(dir: string): string {
+  const path = resolve(dir);
+  if (!existsSync(path) || !statSync(path).isDirectory()) {
+    throw new UsageError(`--snapshot-dir ${dir}: no such folder; create it first`, '--snapshot-dir');
+  }
+  return path;
+}
 
 export function registerAgent(program: Command): void {
   const command = program
@@ -39,6 +51,10 @@ export function registerAgent(program: Command): void {
       'comma-separated host names browsers may use to reach this agent (besides IP addresses and localhost)',
     )
     .option(
+      '--snapshot-dir <dir>',
+      'allow `guest snapshot` / `guest restore` with files in DIR (and only there; docs/snapshot.md)',
+    )
+    .option(
       '--dashboard [port]',
       'serve the live dashboard (loopback only): under /dashboard/ on the agent port, or on PORT / HOST:PORT of ' +
         'its own (docs/dashboard.md)',
@@ -64,6 +80,7 @@ export function registerAgent(program: Command): void {
         apiTokenFile?: string;
         allowHost?: string;
         exitWithParent?: boolean;
+        snapshotDir?: string;
       }) => {
         // Every flag is checked before anything starts: a bad value is one line and exit code 2.
         const { host, port } = listenFlag(o.listen, '--listen');
@@ -73,6 +90,7 @@ export function registerAgent(program: Command): void {
         const tls = loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
         const token = apiTokenForAgent(o.apiTokenFile);
         const plan = planDashboard(o.dashboard, host);
+        const snapshotDir = o.snapshotDir === undefined ? undefined : snapshotDirFlag(o.snapshotDir);
         const agent = await startAgent({
           host,
           port,
@@ -86,6 +104,7 @@ export function registerAgent(program: Command): void {
           tls,
           insecure: o.insecure,
           apiToken: token?.token,
+          snapshotDir,
           allowHosts: o.allowHost
             ?.split(',')
             .map((h) => h.trim())

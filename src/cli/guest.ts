@@ -11,6 +11,7 @@ import {
   guestConfigFromFlags,
   type TlsFlagValues,
 } from './flags.js';
+import { registerSnapshot } from './snapshot.js';
 
 /** Runs `fn` with a client of `--agent` (TLS from the flags) and closes it, so the command exits promptly. */
 async function withAgent<T>(
@@ -28,7 +29,8 @@ async function withAgent<T>(
 export function registerGuest(program: Command): void {
   const guest = program
     .command('guest')
-    .description('Start, list, pause, resume and stop guests on an agent.');
+    .description('Start, list, pause, resume, stop, snapshot and restore guests on an agent.');
+  registerSnapshot(guest);
   const start = guest
     .command('start')
     .description('Start a guest running a workload on an agent')

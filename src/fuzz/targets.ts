@@ -60,9 +60,11 @@ import {
 } from '../migration/protocol/index.js';
 import { parsePowerSeries } from '../power/series-schema.js';
 import { parseQmpMessage } from '../qemu/qmp-messages.js';
+import { SnapshotError } from '../snapshot/index.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
+import { snapshotTarget } from './snapshot.js';
 
 export interface TargetCounts {
   name: string;
@@ -557,10 +559,21 @@ const traceTarget: Target = {
   },
 };
 
-export const TARGETS: readonly Target[] = [frameTarget, ...payloadTargets, ...bodyTargets, traceTarget];
+export const TARGETS: readonly Target[] = [
+  frameTarget,
+  ...payloadTargets,
+  ...bodyTargets,
+  traceTarget,
+  snapshotTarget(mutate),
+];
 
 function typed(err: unknown): boolean {
-  return err instanceof MigrationError || err instanceof UsageError || err instanceof CodecError;
+  return (
+    err instanceof MigrationError ||
+    err instanceof UsageError ||
+    err instanceof CodecError ||
+    err instanceof SnapshotError
+  );
 }
 
 /** Runs `iterations` inputs against one target from `seed`; slow inputs (> slowMs) count as failures. */

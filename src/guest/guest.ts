@@ -40,6 +40,7 @@ import { startWorker } from './spawn.js';
 import { guestTrace, sharedTrace } from './trace-bytes.js';
 import type { VcpuState } from './vcpu.js';
 import type { MainToWorker, VcpuWorkerData, WorkerToMain } from './vcpu-worker.js';
+import { WriteProtect } from './write-protect.js';
 
 export type { VcpuState } from './vcpu.js';
 
@@ -106,6 +107,8 @@ export class Guest {
   #runSince = Number.NaN;
   #error: Error | null = null;
   #destroyed = false;
+  /** A live snapshot's write protection, while one runs (startWriteProtect). */
+  #wp: WriteProtect | null = null;
   /** A `trace` guest's recording, read (or received by migration) once, shared with the vCPU threads. */
   readonly #trace: Uint8Array | undefined;
 
@@ -393,13 +396,47 @@ export class Guest {
     }
     const states = state.vcpus.map((s, i) => checkVcpuState(s, i, this.#states[i]!));
     states.forEach((s, i) => {
-      const seq = ++this.#msgSeq[i]!;
-      const msg: MainToWorker = { type: 'load', seq, state: s };
-      this.#ports[i]!.postMessage(msg);
-      Atomics.store(this.#ctl, MSG_SEQ + i, seq);
+      this.#post(i, (seq) => ({ type: 'load', seq, state: s }));
       Atomics.store(this.#v, i * VCPU_STRIDE + V_STEP, BigInt(s.step));
       this.#states[i] = s;
     });
+  }
+
+  /** Queues a message for vCPU `i`, applied before its next step (the sequence word announces it). */
+  #post(i: number, msg: (seq: number) => MainToWorker): void {
+    const seq = ++this.#msgSeq[i]!;
+    this.#ports[i]!.postMessage(msg(seq));
+    Atomics.store(this.#ctl, MSG_SEQ + i, seq);
+  }
+
+  /**
+   * A live snapshot begins (write-protect.ts): every page is protected from now on, so that the snapshot writer
+   * saves RAM as it is at this instant. Needs a paused guest (its vCPU state is the same instant's); the vCPUs apply
+   * the protection before their next step. One at a time; `stopWriteProtect` ends it. `wp`: one made beforehand
+   * for this guest's RAM (its copy pool committed before the instant), else a default one is made now.
+   */
+  startWriteProtect(wp: WriteProtect = new WriteProtect(this.ram)): WriteProtect {
+    this.#usable('startWriteProtect');
+    if (this.#running) throw new MigrationError('GUEST_BUSY', 'startWriteProtect() needs a paused guest');
+    if (this.#wp) throw new MigrationError('GUEST_BUSY', 'a snapshot of this guest is already being taken');
+    if (this.#missing > 0) {
+      throw new MigrationError('GUEST_BUSY', `${this.#missing} pages have not arrived yet (post-copy)`);
+    }
+    if (wp.ram !== this.ram) throw new UsageError('startWriteProtect: that protection is for another guest');
+    this.#wp = wp;
+    for (let i = 0; i < this.config.vcpus; i++)
+      this.#post(i, (seq) => ({ type: 'protect', seq, shared: wp.shared }));
+    return wp;
+  }
+
+  /** Ends the write protection (the snapshot is written, or given up: vCPUs waiting on it go on at once). */
+  stopWriteProtect(): void {
+    if (!this.#wp) return;
+    this.#wp.abandon();
+    this.#wp = null;
+    if (this.#destroyed) return;
+    for (let i = 0; i < this.config.vcpus; i++)
+      this.#post(i, (seq) => ({ type: 'protect', seq, shared: null }));
   }
 
   /** Live step counts per vCPU (updated every time slice). */

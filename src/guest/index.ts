@@ -34,3 +34,4 @@ export { Rng } from './rng.js';
 export { startWorkerNextTo } from './spawn.js';
 // The `trace` workload: livemig/trace records and reads traces, the guest replays them.
 export { resolveTraceParams, TraceReplay } from './workloads/trace.js';
+export { type SharedWriteProtect, WriteProtect } from './write-protect.js';

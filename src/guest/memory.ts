@@ -7,6 +7,7 @@
  *   counter is a plain increment because only the owning vCPU ever writes a page.
  */
 import { LivemigError } from '../errors.js';
+import { type SharedWriteProtect, VcpuWriteProtect } from './write-protect.js';
 
 export interface SharedGuestMemory {
   readonly pageSize: number;
@@ -48,6 +49,8 @@ export class VcpuMemory {
   private readonly counters: Uint32Array;
   private readonly presence: Int32Array | null;
   private readonly requested: Int32Array | null;
+  /** A live snapshot's write protection while one runs (write-protect.ts), else null. */
+  private wp: VcpuWriteProtect | null = null;
 
   constructor(
     shared: SharedGuestMemory,
@@ -73,10 +76,16 @@ export class VcpuMemory {
       const bit = 1 << (page & 31);
       if ((Atomics.load(this.presence, w) & bit) === 0) this.fault(page, w, bit);
     }
+    if (this.wp !== null) this.wp.access(page);
     const b = Math.floor(page / this.pagesPerBlock);
     this.buf = this.bytes[b]!;
     this.dv = this.views[b]!;
     return (page - b * this.pagesPerBlock) * this.pageSize;
+  }
+
+  /** Turns a live snapshot's write protection on (shared buffers) or off (null), between two steps. */
+  protect(shared: SharedWriteProtect | null): void {
+    this.wp = shared ? new VcpuWriteProtect(shared, this.bytes) : null;
   }
 
   /** Records a write to `page` (after the data is in place). */

@@ -12,6 +12,7 @@ import { type SharedGuestMemory, StopSignal, VcpuMemory } from './memory.js';
 import { Rng } from './rng.js';
 import { Vcpu, type VcpuState } from './vcpu.js';
 import { createWorkload } from './workloads/index.js';
+import type { SharedWriteProtect } from './write-protect.js';
 
 export interface VcpuWorkerData {
   config: ResolvedGuestConfig;
@@ -27,7 +28,10 @@ export interface VcpuWorkerData {
   trace: Uint8Array | null;
 }
 
-export type MainToWorker = { type: 'load'; seq: number; state: VcpuState };
+export type MainToWorker =
+  | { type: 'load'; seq: number; state: VcpuState }
+  /** A live snapshot's write protection on (buffers) or off (null): applied before the vCPU's next step. */
+  | { type: 'protect'; seq: number; shared: SharedWriteProtect | null };
 export type WorkerToMain =
   | { type: 'ready'; tid: number }
   | { type: 'parked'; gen: number; state: VcpuState }
@@ -64,7 +68,7 @@ function main(): void {
   const rng = Rng.seeded(config.seed, index);
   vcpu = new Vcpu(index, data.control.ctl, data.control.vcpu, rng, workload, mem, params, config.dvfsStall, {
     parked: (gen, state) => post({ type: 'parked', gen, state }),
-    drain: (seq) => drain(vcpu!, seq),
+    drain: (seq) => drain(vcpu!, mem, seq),
   });
   post({ type: 'ready', tid: threadId() });
   if (data.init) workload.init(mem, rng);
@@ -72,7 +76,7 @@ function main(): void {
   vcpu.run();
 }
 
-function drain(vcpu: Vcpu, seq: number): void {
+function drain(vcpu: Vcpu, mem: VcpuMemory, seq: number): void {
   // The main thread posts before it bumps the sequence word, so the message is already queued.
   for (let tries = 0; tries < 1000; tries++) {
     const got = receiveMessageOnPort(data.port);
@@ -85,9 +89,11 @@ function drain(vcpu: Vcpu, seq: number): void {
       vcpu.step = m.state.step;
       vcpu.rng = new Rng(m.state.rng);
       vcpu.workload.setRegisters(m.state.registers);
-      vcpu.applied(m.seq);
-      if (m.seq === seq) return;
+    } else {
+      mem.protect(m.shared);
     }
+    vcpu.applied(m.seq);
+    if (m.seq === seq) return;
   }
   throw new Error(`vCPU ${data.index}: message ${seq} announced but never arrived`);
 }
