@@ -209,6 +209,7 @@ describe('PageCache statistics', () => {
       evictions: 1,
       inserts: 3,
       resizeDrops: 0,
+      pinned: 0,
       bytesUsed: 2 * PS,
       capacityBytes: 2 * PS,
       entries: 2,

@@ -12,6 +12,7 @@
  *   stamps: Float64Array, LRU clock value of each slot's last use (a counter; 2^53 uses before it loses precision)
  *   views : one Uint8Array view per slot, made on its first slotView() (making all of them up front cost a
  *           migration's setup 2–100 ms for a 64 MiB cache) and kept until resize()
+ *   pinned: Uint8Array, 1 for a pinned slot (pin(): hot-last's held pages, whose old copy the stop-and-copy needs)
  *
  * Capacity: the byte budget is rounded DOWN to ways × pageSize × 2^k (a power-of-two number of sets, so the set
  * index is a shift and a mask), with at least one set, and at most 2^30 sets and buffer.constants.MAX_LENGTH
@@ -49,6 +50,8 @@ export interface PageCacheStats {
   inserts: number;
   /** Valid entries dropped by resize() because they no longer fit. */
   resizeDrops: number;
+  /** Entries pinned now (pin()). */
+  pinned: number;
   /** entries × pageSize. */
   bytesUsed: number;
   capacityBytes: number;
@@ -111,6 +114,8 @@ export class PageCache {
   private tags: Float64Array;
   private stamps: Float64Array;
   private views: (Uint8Array | undefined)[];
+  private pinned: Uint8Array;
+  private pinnedCount = 0;
   private clock = 0;
   private coldClock = 0;
   private used = 0;
@@ -142,7 +147,18 @@ export class PageCache {
     this.tags = new Float64Array(g.slots).fill(Number.NaN);
     this.stamps = new Float64Array(g.slots);
     this.views = new Array<Uint8Array | undefined>(g.slots);
+    this.pinned = new Uint8Array(g.slots);
     this.setGeometry(g);
+  }
+
+  /** Most pinned entries in one set: all ways but one (a set keeps a way for other pages), 1 when direct-mapped. */
+  get maxPinnedPerSet(): number {
+    return Math.max(1, this.ways - 1);
+  }
+
+  /** Most pinned entries in the whole cache: half of its slots (the cache keeps working for the other pages). */
+  get maxPinned(): number {
+    return Math.max(1, Math.floor(this.slots / 2));
   }
 
   /** Number of sets (a power of two). Changes on resize(). */
@@ -185,6 +201,51 @@ export class PageCache {
   }
 
   /**
+   * Pins `page`'s cached copy: insert() never evicts it and resize() keeps it before unpinned entries, until
+   * unpin(), invalidate(), clear() or a shrink that cannot keep it. For a page whose next send must find its old
+   * copy (hot-last holds a hot page for the stop-and-copy, where XBZRLE sends it as a delta against that copy).
+   * Bounded (maxPinnedPerSet, maxPinned) so other pages still find room. True when the page is pinned after the
+   * call; false when it is not cached or a bound is reached. No statistics, no LRU change.
+   */
+  pin(page: number): boolean {
+    const base = this.setBase(page);
+    const end = base + this.ways;
+    let slot = -1;
+    let inSet = 0;
+    for (let s = base; s < end; s++) {
+      if (this.tags[s] === page) slot = s;
+      inSet += this.pinned[s]!;
+    }
+    if (slot < 0) return false;
+    if (this.pinned[slot] === 1) return true;
+    if (inSet >= this.maxPinnedPerSet || this.pinnedCount >= this.maxPinned) return false;
+    this.pinned[slot] = 1;
+    this.pinnedCount++;
+    return true;
+  }
+
+  /** Unpins `page` if pinned: its copy becomes an ordinary entry (it keeps its place in the LRU order). */
+  unpin(page: number): void {
+    const base = this.setBase(page);
+    for (let s = base; s < base + this.ways; s++) {
+      if (this.tags[s] === page) {
+        if (this.pinned[s] === 1) {
+          this.pinned[s] = 0;
+          this.pinnedCount--;
+        }
+        return;
+      }
+    }
+  }
+
+  /** Whether `page` is cached and pinned. */
+  isPinned(page: number): boolean {
+    const base = this.setBase(page);
+    for (let s = base; s < base + this.ways; s++) if (this.tags[s] === page) return this.pinned[s] === 1;
+    return false;
+  }
+
+  /**
    * The bytes of a slot, as a view into the cache (the same object on every call; valid until resize()).
    * Read it to XBZRLE-encode; do not keep it across an insert() that may reuse the slot.
    */
@@ -222,6 +283,8 @@ export class PageCache {
    * `admit = false` is for a page not expected to come back (cache admission): it takes only an empty way, never
    * evicts, and enters as its set's least recently used entry, so the next admitted page replaces it first; -1 when
    * the set is full (nothing stored, and any copy of the page is left as it was: the caller has just missed it).
+   * A pinned entry is never the victim: -1 too when every way of a full set is pinned (direct-mapped only, given
+   * maxPinnedPerSet).
    */
   insert(page: number, data: Uint8Array, admit = true): number {
     if (!(Number.isSafeInteger(page) && page >= 0)) this.badPage(page);
@@ -242,7 +305,7 @@ export class PageCache {
       }
       if (Number.isNaN(tag)) {
         if (empty < 0) empty = s;
-      } else if (stamps[s]! < oldest) {
+      } else if (stamps[s]! < oldest && this.pinned[s] === 0) {
         lru = s;
         oldest = stamps[s]!;
       }
@@ -251,7 +314,7 @@ export class PageCache {
       if (empty >= 0) {
         victim = empty;
         this.used++;
-      } else if (!admit) {
+      } else if (!admit || oldest === Number.POSITIVE_INFINITY) {
         return -1;
       } else {
         victim = lru;
@@ -275,6 +338,10 @@ export class PageCache {
       if (this.tags[s] === page) {
         this.tags[s] = Number.NaN;
         this.used--;
+        if (this.pinned[s] === 1) {
+          this.pinned[s] = 0;
+          this.pinnedCount--;
+        }
         return;
       }
     }
@@ -282,19 +349,22 @@ export class PageCache {
 
   /**
    * Changes the byte budget (rounded as in the constructor). Entries whose new set has room stay, contents intact;
-   * where more entries map to a set than it has ways, the most recently used stay and the rest are dropped
-   * (counted in resizeDrops). Old slot numbers and slot views are invalid afterwards. Needs old + new capacity
-   * in memory while it copies.
+   * where more entries map to a set than it has ways, pinned entries stay first, then the most recently used, and
+   * the rest are dropped (counted in resizeDrops); pins beyond the bounds of the new geometry (a shrink merges sets)
+   * are undone, least recently used first. Old slot numbers and slot views are invalid afterwards. Needs old + new
+   * capacity in memory while it copies.
    */
   resize(bytes: number): void {
     const g = geometry(bytes, this.pageSize, this.ways);
     if (g.setBits === this.setBits) return;
     const oldTags = this.tags;
     const oldStamps = this.stamps;
+    const oldPinned = this.pinned;
     const oldData = this.data;
     const data = allocate(g.capacityBytes, this.alloc);
     const tags = new Float64Array(g.slots).fill(Number.NaN);
     const stamps = new Float64Array(g.slots);
+    const pinned = new Uint8Array(g.slots);
     // For each new slot, the old slot whose entry moves there (-1 = none); decided before any byte is copied.
     const source = new Int32Array(g.slots).fill(-1);
     this.setGeometry(g);
@@ -304,16 +374,21 @@ export class PageCache {
       const page = oldTags[old]!;
       if (Number.isNaN(page)) continue;
       const stamp = oldStamps[old]!;
+      const pin = oldPinned[old]!;
       const base = this.setBase(page);
       let victim = -1;
-      let oldest = stamp; // only a less recently used entry can be displaced
+      // Only an entry of lower rank can be displaced: unpinned below pinned, then less recently used.
+      let lowestPin = pin;
+      let oldest = stamp;
       for (let s = base; s < base + this.ways; s++) {
         if (source[s] === -1) {
           victim = s;
           break;
         }
-        if (stamps[s]! < oldest) {
+        const sp = pinned[s]!;
+        if (sp < lowestPin || (sp === lowestPin && stamps[s]! < oldest)) {
           victim = s;
+          lowestPin = sp;
           oldest = stamps[s]!;
         }
       }
@@ -326,6 +401,7 @@ export class PageCache {
       source[victim] = old;
       tags[victim] = page;
       stamps[victim] = stamp;
+      pinned[victim] = pin;
     }
     const ps = this.pageSize;
     for (let s = 0; s < g.slots; s++) {
@@ -336,13 +412,39 @@ export class PageCache {
     this.tags = tags;
     this.stamps = stamps;
     this.views = new Array<Uint8Array | undefined>(g.slots);
+    this.pinned = pinned;
     this.used = kept;
     this.resizeDrops += dropped;
+    this.boundPins();
+  }
+
+  /** After a resize: undoes the pins beyond maxPinnedPerSet in each set, then beyond maxPinned, least recent first. */
+  private boundPins(): void {
+    const pinned = this.pinned;
+    const stamps = this.stamps;
+    const perSet = this.maxPinnedPerSet;
+    const kept: number[] = [];
+    for (let base = 0; base < this.slots; base += this.ways) {
+      const inSet: number[] = [];
+      for (let s = base; s < base + this.ways; s++) if (pinned[s] === 1) inSet.push(s);
+      if (inSet.length > perSet) {
+        inSet.sort((a, b) => stamps[b]! - stamps[a]!);
+        for (const s of inSet.splice(perSet)) pinned[s] = 0;
+      }
+      kept.push(...inSet);
+    }
+    if (kept.length > this.maxPinned) {
+      kept.sort((a, b) => stamps[b]! - stamps[a]!);
+      for (const s of kept.splice(this.maxPinned)) pinned[s] = 0;
+    }
+    this.pinnedCount = kept.length;
   }
 
   /** Drops every entry; statistics are kept (see resetStats()). */
   clear(): void {
     this.tags.fill(Number.NaN);
+    this.pinned.fill(0);
+    this.pinnedCount = 0;
     this.used = 0;
   }
 
@@ -353,6 +455,7 @@ export class PageCache {
       evictions: this.evictions,
       inserts: this.inserts,
       resizeDrops: this.resizeDrops,
+      pinned: this.pinnedCount,
       bytesUsed: this.used * this.pageSize,
       capacityBytes: this.capacityBytes,
       entries: this.used,

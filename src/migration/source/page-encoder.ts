@@ -53,8 +53,10 @@ export class PageEncoder {
   /** The XBZRLE cache, once allocated (cache-sizing.ts). */
   cache: PageCache | undefined;
   admission: CacheAdmission | undefined;
-  /** While true, pages already dirty again are skipped (they will be in the next sync). */
+  /** While true, pages already dirty again are skipped (they will be in the next sync)... */
   skipRedirtied = false;
+  /** ...those of them this allows (hot-last: with XBZRLE, only pages whose old copy is cached; hot-last.ts). */
+  mayDefer: ((p: number) => boolean) | undefined;
   private readonly ram: PageEncoderDeps['ram'];
   private readonly dirtyLog: PageEncoderDeps['dirtyLog'];
   private readonly ledger: PageEncoderDeps['ledger'];
@@ -85,7 +87,7 @@ export class PageEncoder {
    * not travel; `allowXbzrle` = a delta may be sent (never in post-copy, whose pages replace nothing).
    */
   encode(p: number, fresh: boolean, allowXbzrle: boolean): void {
-    if (this.skipRedirtied && this.dirtyLog.isDirty(p)) {
+    if (this.skipRedirtied && this.dirtyLog.isDirty(p) && (this.mayDefer === undefined || this.mayDefer(p))) {
       // Written again since the sync that listed it: sending it now would be wasted, the next sync has it.
       this.pages.redirtied++;
       return;

@@ -80,7 +80,7 @@ class PrecopyLoop {
       const durationMs = performance.now() - t;
       const next = s.hotLast.afterSync(round, synced);
       // Held-back hot pages stay owed: they count in the remaining work and go at the latest at stop-and-copy.
-      held = mergeSorted(held, next.held);
+      held = next.held;
       const dirty = next.send;
       const owed = dirty.length + held.length;
       const pagesSent = pages.length - (r.pages.redirtied - redirtiedBefore);

@@ -83,7 +83,8 @@ export class SourceState {
     this.xbzrle = new XbzrleCacheSizing(this.o, this.r, guest.dirtyLog, this.encoder, this.pageCount, (t) =>
       this.event(t),
     );
-    this.hotLast = new HotLast(this.pageCount, guest.dirtyLog, this.o);
+    this.hotLast = new HotLast(this.pageCount, guest.dirtyLog, this.o, () => this.encoder.cache);
+    this.encoder.mayDefer = (p) => this.hotLast.mayDefer(p);
     this.wasRunning = guest.running;
     this.capBefore = guest.cap;
     this.dirtyLimiter = new DirtyLimiter(guest, this.o);
