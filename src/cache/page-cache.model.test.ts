@@ -186,6 +186,7 @@ describe('PageCache against a Map-based N-way LRU model', () => {
               evictions: model.evictions,
               inserts: model.inserts,
               resizeDrops: model.resizeDrops,
+              pinned: 0,
               bytesUsed: model.entries.size * PS,
               capacityBytes: 2 ** model.setBits * setBytes,
               entries: model.entries.size,

@@ -194,6 +194,91 @@ describe('PageCache admission (insert with admit = false)', () => {
   });
 });
 
+describe('PageCache pinning (hot-last: held pages keep their old copy)', () => {
+  it('a pinned entry is never evicted, even as the least recently used; unpin makes it ordinary again', () => {
+    const c = new PageCache({ bytes: 2 * PS, pageSize: PS }); // one set, 2 ways
+    c.insert(1, content(1));
+    c.insert(2, content(2));
+    expect(c.pin(1)).toBe(true);
+    expect(c.pin(1)).toBe(true); // already pinned
+    expect(c.isPinned(1)).toBe(true);
+    for (let p = 3; p < 10; p++) c.insert(p, content(p));
+    expect(c.has(1)).toBe(true);
+    expect(c.slotView(c.lookup(1))).toEqual(content(1));
+    c.unpin(1);
+    expect(c.isPinned(1)).toBe(false);
+    c.lookup(9);
+    c.insert(10, content(10));
+    expect(c.has(1)).toBe(false);
+    expect(c.stats().pinned).toBe(0);
+  });
+
+  it('is bounded: ways − 1 per set, half of all slots; an uncached page cannot be pinned', () => {
+    const c = new PageCache({ bytes: 16 * PS, pageSize: PS, ways: 4 }); // 4 sets of 4 ways
+    expect(c.maxPinnedPerSet).toBe(3);
+    expect(c.maxPinned).toBe(8);
+    expect(c.pin(1)).toBe(false);
+    const set = [0, ...sameSet(c, 0, 3)];
+    for (const p of set) c.insert(p, content(p));
+    expect(set.map((p) => c.pin(p))).toEqual([true, true, true, false]);
+    // A fully pinned set but for one way still takes new pages in that way.
+    const more = sameSet(c, set[3]!, 2);
+    for (const p of more) c.insert(p, content(p));
+    expect(set.slice(0, 3).every((p) => c.has(p))).toBe(true);
+    let pinned = 3;
+    for (let p = 100; p < 400 && pinned < 20; p++) {
+      c.insert(p, content(p));
+      if (c.pin(p)) pinned++;
+    }
+    expect(pinned).toBe(8);
+    expect(c.stats().pinned).toBe(8);
+  });
+
+  it('direct-mapped: a pinned set refuses other pages instead of evicting', () => {
+    const c = new PageCache({ bytes: 4 * PS, pageSize: PS, ways: 1 });
+    c.insert(0, content(0));
+    expect(c.pin(0)).toBe(true);
+    const other = sameSet(c, 0, 1)[0]!;
+    expect(c.insert(other, content(other))).toBe(-1);
+    expect(c.has(0)).toBe(true);
+    expect(c.has(other)).toBe(false);
+  });
+
+  it('invalidate and clear drop pins; a re-insert of the pinned page keeps its pin', () => {
+    const c = new PageCache({ bytes: 4 * PS, pageSize: PS });
+    c.insert(1, content(1));
+    c.pin(1);
+    c.insert(1, content(1, 2));
+    expect(c.isPinned(1)).toBe(true);
+    c.invalidate(1);
+    expect(c.isPinned(1)).toBe(false);
+    expect(c.stats().pinned).toBe(0);
+    c.insert(1, content(1));
+    c.pin(1);
+    c.clear();
+    expect(c.stats().pinned).toBe(0);
+    c.insert(1, content(1));
+    expect(c.isPinned(1)).toBe(false);
+  });
+
+  it('a shrink keeps pinned entries before more recently used ones, and undoes pins beyond the new bounds', () => {
+    const c = new PageCache({ bytes: 8 * PS, pageSize: PS }); // 4 sets of 2 ways
+    const pages = [...Array(64).keys()].slice(0, 8);
+    for (const p of pages) c.insert(p, content(p));
+    const pinned = pages.filter((p) => c.pin(p));
+    expect(pinned.length).toBeGreaterThan(1);
+    for (const p of pages) if (!pinned.includes(p)) c.lookup(p); // unpinned ones most recently used
+    c.resize(2 * PS); // one set of 2 ways: one pin allowed
+    const st = c.stats();
+    expect(st.pinned).toBe(1);
+    // The pinned pages outranked the recently used ones: both survivors were pinned before the shrink.
+    const kept = pages.filter((p) => c.has(p));
+    expect(kept.length).toBe(2);
+    expect(kept.every((p) => pinned.includes(p))).toBe(true);
+    for (const p of kept) expect(c.slotView(c.lookup(p))).toEqual(content(p));
+  });
+});
+
 describe('PageCache statistics', () => {
   it('counts hits, misses, inserts, evictions, bytes used', () => {
     const c = new PageCache({ bytes: 2 * PS, pageSize: PS });

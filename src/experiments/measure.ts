@@ -132,6 +132,10 @@ export function flatten(
     round1DirtyPagesPerSec: first && first.durationMs > 0 ? (first.dirtyPages * 1000) / first.durationMs : 0,
     resendRatio: laterPages > 0 ? laterBytes / (laterPages * r.pageSize) : 1,
     heldPagesMax: r.perRound.reduce((a, x) => Math.max(a, x.heldPages), 0),
+    stopCopyBytes:
+      r.perRound.length > 0
+        ? Math.max(0, r.transferredBytes - r.perRound.reduce((a, x) => a + x.bytes, 0))
+        : 0,
     throttleMax: r.cap.reduce((a, c) => Math.max(a, c.throttle), 0),
     postcopyFaults: r.postcopy.faults,
     faultP50Ms: r.postcopy.faultLatencyMs.p50,

@@ -171,6 +171,7 @@ function emptyMeasured(): Measured {
     round1DirtyPagesPerSec: 0,
     resendRatio: 0,
     heldPagesMax: 0,
+    stopCopyBytes: 0,
     throttleMax: 0,
     postcopyFaults: 0,
     faultP50Ms: 0,

@@ -79,6 +79,11 @@ export interface Measured {
   /** Wire bytes per page byte in rounds ≥ 2 (1 = raw). */
   resendRatio: number;
   heldPagesMax: number;
+  /**
+   * Bytes sent after the last pre-copy round (the stop-and-copy's pages, device state, digest): what the downtime
+   * carries, independent of the machine's load.
+   */
+  stopCopyBytes: number;
   throttleMax: number;
   postcopyFaults: number;
   faultP50Ms: number;
