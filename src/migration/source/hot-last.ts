@@ -79,6 +79,17 @@ export class HotLast {
   }
 
   /**
+   * Stops holding every held page (just before the pause: flush-held.ts sends them). Their copies stay pinned: one
+   * written again during that pass goes in the stop-and-copy, as a delta against it.
+   */
+  releaseAll(): Uint32Array {
+    const held = this.held;
+    for (const p of held) this.isHeld[p] = 0;
+    this.held = new Uint32Array(0);
+    return held;
+  }
+
+  /**
    * After a sync (`dirty`: the pages it returned, ascending): updates each page's dirty streak and, with hot-last,
    * holds the pages dirty at `hotStreak` syncs in a row that may wait (pinning their cached copy with XBZRLE), and
    * releases the held pages this sync did not list.

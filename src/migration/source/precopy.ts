@@ -16,6 +16,7 @@ import {
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
 import { switchover } from './handover.js';
+import { flushHeld } from './flush-held.js';
 import { mergeSorted } from './hot-last.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
@@ -106,6 +107,7 @@ class PrecopyLoop {
       if (decision.action === 'switchover') {
         r.switchoverReason = decision.reason;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
+        held = await flushHeld(s, held);
         await s.pause();
         r.phase = 'stop-and-copy';
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is

@@ -1,0 +1,53 @@
+/**
+ * End to end, hot-last with XBZRLE (`--page-order hot-last --xbzrle`): hot pages sent once early, their resends held
+ * for the stop-and-copy with their cached copies pinned. The destination must continue the guest exactly: the
+ * switch-over digest and the determinism oracle (its RAM equals, byte for byte, a guest that never moved).
+ */
+import { describe, expect, it } from 'vitest';
+import type { GuestConfig } from '../src/guest/index.js';
+import { agentPairForFile, expectOracle, isAdvancing, MiB, sleep } from './helpers.js';
+
+const agents = agentPairForFile();
+
+describe('hot-last + XBZRLE', () => {
+  it.each([
+    ['a static cache', { cacheSizing: 'static' as const, xbzrleCacheBytes: 32 * MiB }],
+    // A small dynamic cache resizes between rounds: pins must survive it or release their pages.
+    [
+      'a small dynamic cache',
+      { cacheSizing: 'dynamic' as const, xbzrleCacheBytes: 2 * MiB, xbzrleCacheMaxBytes: 4 * MiB },
+    ],
+  ])(
+    'holds hot pages and the destination continues the guest byte for byte (%s)',
+    { timeout: 120_000 },
+    async (_n, cache) => {
+      const config: GuestConfig = {
+        ramBytes: 32 * MiB,
+        seed: 7,
+        workload: { name: 'zipf', params: { workingSetBytes: 16 * MiB, writeRate: 20000 } },
+      };
+      const id = `hl-${cache.cacheSizing}`;
+      await agents.a.client.startGuest(config, id);
+      await sleep(300);
+      // downtimeLimitMs 1: no early switch-over, so every round runs and hot pages are held.
+      const started = await agents.a.client.migrate(id, agents.b.agent.address, {
+        maxBandwidth: 32 * MiB,
+        pageOrder: 'hot-last',
+        xbzrle: true,
+        ...cache,
+        maxRounds: 6,
+        downtimeLimitMs: 1,
+      });
+      const report = await agents.a.client.follow(started.id, undefined, 50);
+      expect(report.error).toBeUndefined();
+      expect(report.status).toBe('completed');
+      expect(report.verified).toBe(true);
+      expect(report.pageOrder).toBe('hot-last');
+      expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
+      expect(report.pages.xbzrle).toBeGreaterThan(0);
+      expect(await isAdvancing(agents.b.client, id)).toBe(true);
+      await expectOracle(agents.b.client, id, config);
+      await agents.b.client.stopGuest(id);
+    },
+  );
+});
