@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SVARD } from './page-order.js';
 import { cellRecords, medianMeasured, planOf, runExperiment } from './runner.js';
 import { EXPERIMENT_NAMES, type Measured } from './types.js';
 
@@ -49,7 +50,9 @@ describe('experiment runner', () => {
       expect(new Set(quick.map((c) => c.id)).size).toBe(quick.length);
       expect(tiny.length).toBeGreaterThan(0);
       expect(quick.length).toBeGreaterThanOrEqual(tiny.length);
-      for (const c of quick) expect(c.spec.guest.ramBytes).toBeLessThanOrEqual(64 * 1024 * 1024);
+      // page-order's Svärd yardstick is a fixed 128 MiB guest in every mode (issue 17: the workload named there).
+      for (const c of quick.filter((c) => !c.id.startsWith(`${SVARD}/`)))
+        expect(c.spec.guest.ramBytes).toBeLessThanOrEqual(64 * 1024 * 1024);
     }
   });
 
