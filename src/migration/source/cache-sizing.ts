@@ -146,7 +146,10 @@ export class XbzrleCacheSizing {
       },
       { pageSize: this.pageSize, minBytes: this.minBytes(), maxBytes: this.o.xbzrleCacheMaxBytes },
     );
-    this.setSize(next, 'between rounds');
+    this.setSize(
+      keepPinned(next, cache.stats().pinned, this.pageSize, this.o.xbzrleCacheMaxBytes),
+      'between rounds',
+    );
   }
 
   private minBytes(): number {
@@ -166,6 +169,17 @@ export class XbzrleCacheSizing {
     }
     x.cacheBytesPeak = Math.max(x.cacheBytesPeak, cache.capacityBytes);
   }
+}
+
+/**
+ * A size between rounds that keeps the pinned copies (hot-last's held pages, whose stop-and-copy deltas need them):
+ * never below twice them (pins are bounded to half the cache), as a power of two, within the budget. A shrink below
+ * would undo pins and release those pages into the next round.
+ */
+export function keepPinned(bytes: number, pinned: number, pageSize: number, maxBytes: number): number {
+  if (pinned === 0) return bytes;
+  const floor = 2 ** Math.ceil(Math.log2(2 * pinned * pageSize));
+  return Math.max(bytes, Math.min(floor, maxBytes));
 }
 
 /**

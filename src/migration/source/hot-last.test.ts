@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PageCache } from '../../cache/index.js';
+import { keepPinned } from './cache-sizing.js';
 import { HotLast, mergeSorted } from './hot-last.js';
 
 const PS = 8;
@@ -118,6 +119,18 @@ describe('HotLast with XBZRLE', () => {
     expect(r.held.length).toBe(1);
     expect(cache.stats().pinned).toBe(1);
     expect(r.send.length + r.held.length).toBe(8);
+  });
+});
+
+describe('dynamic cache sizing keeps the held pages pinned', () => {
+  it('never shrinks below twice the pinned copies (a power of two, within the budget)', () => {
+    expect(keepPinned(1 << 20, 0, 4096, 1 << 30)).toBe(1 << 20);
+    expect(keepPinned(1 << 20, 1000, 4096, 1 << 30)).toBe(8 << 20); // 2 × 1000 pages → 8 MiB
+    expect(keepPinned(16 << 20, 1000, 4096, 1 << 30)).toBe(16 << 20);
+    expect(keepPinned(1 << 20, 1000, 4096, 4 << 20)).toBe(4 << 20);
+    // The floor keeps every pin: a cache of that size allows as many as half its slots.
+    const bytes = keepPinned(64 * PS, 100, PS, 1 << 30);
+    expect(new PageCache({ bytes, pageSize: PS }).maxPinned).toBeGreaterThanOrEqual(100);
   });
 });
 

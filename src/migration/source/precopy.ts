@@ -15,8 +15,8 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
-import { switchover } from './handover.js';
 import { flushHeld } from './flush-held.js';
+import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
