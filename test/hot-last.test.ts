@@ -45,9 +45,8 @@ describe('hot-last + XBZRLE', () => {
       expect(report.pageOrder).toBe('hot-last');
       expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
       expect(report.pages.xbzrle).toBeGreaterThan(0);
-      // Pages still held at the switch-over went once more before the pause (flush-held.ts).
-      const heldAtEnd = report.perRound[report.perRound.length - 1]!.heldPages;
-      expect(report.events.some((e) => e.includes('held pages sent before the pause'))).toBe(heldAtEnd > 0);
+      // The pages still owed at the switch-over went in a last pass before the pause (flush-held.ts).
+      expect(report.events.some((e) => e.includes('last pass before the pause'))).toBe(true);
       expect(await isAdvancing(agents.b.client, id)).toBe(true);
       await expectOracle(agents.b.client, id, config);
       await agents.b.client.stopGuest(id);

@@ -1,27 +1,37 @@
 /**
- * Hot-last with XBZRLE, once pre-copy has decided to switch over: the held pages go once more, as deltas, while the
- * guest still runs, hottest last, and only those written again before the pause are left for the stop-and-copy.
+ * Hot-last with XBZRLE, once pre-copy has decided to switch over: one last pass while the guest still runs sends the
+ * pages still owed (those the last sync listed and the held ones) as deltas, least-written first and hottest last,
+ * and only those written again before the pause are left for the stop-and-copy — the hottest pages go as late as
+ * possible, just before the pause, which is the point of sending hot pages last.
  *
  * Why: a held page's copy is the one sent early, so its delta at the stop-and-copy carries every change made since
- * (on a write-heavy guest about a quarter of a page), where XBZRLE alone resends the page each round and only the
- * last round's changes remain. Sending the held pages just before the pause costs one short live pass (deltas at
- * link rate: about 30 ms for 1000 held pages of a write-heavy guest over 32 MiB/s) and keeps what hot-last saved in
- * the rounds before. Without XBZRLE the pass would resend whole pages that are mostly written again during it, so
- * the held pages stay for the stop-and-copy (the switch-over decision counted them: docs/guide.md).
+ * (on a write-heavy guest about a quarter of a page), and hot-last's ordering lets pre-copy converge a round earlier
+ * than address order, with more pages left. Sent in this pass, they cost the guest nothing: one short pass of deltas
+ * at link rate (about 30 ms for 1000 pages of a write-heavy guest over 32 MiB/s). A page already written again at
+ * its turn is skipped, as in a round. Without XBZRLE the pass would resend whole pages that are mostly written again
+ * during it, so everything owed stays for the stop-and-copy (the switch-over decision counted it: docs/guide.md).
  */
 import { sendPages } from './send-pages.js';
 import type { SourceState } from './state.js';
 
-/** Sends the held pages before the pause (XBZRLE only); returns the pages still owed outside the next sync. */
-export async function flushHeld(s: SourceState, held: Uint32Array): Promise<Uint32Array> {
-  if (held.length === 0 || s.encoder.cache === undefined) return held;
-  const pages = s.hotLast.releaseAll();
+/** What is still owed outside the next sync: the last sync's pages not held, and the held pages. */
+export interface Owed {
+  dirty: Uint32Array;
+  held: Uint32Array;
+}
+
+/** The last live pass (hot-last + XBZRLE only); returns what is still owed outside the sync at the pause. */
+export async function finalPass(s: SourceState, owed: Owed): Promise<Owed> {
+  if (!s.hotLast.enabled || s.encoder.cache === undefined) return owed;
+  if (owed.dirty.length + owed.held.length === 0) return owed;
+  const held = s.hotLast.releaseAll();
+  const pages = s.hotLast.order(mergeAscending(owed.dirty, held));
   const before = s.conn.bytesSent;
   // A page already written again at its turn is skipped: the sync at the pause lists it (its copy stays cached).
   s.encoder.skipRedirtied = true;
   const redirtied = s.r.pages.redirtied;
   try {
-    await sendPages(s, s.hotLast.order(pages), false, true);
+    await sendPages(s, pages, false, true);
   } finally {
     s.encoder.skipRedirtied = false;
   }
@@ -34,8 +44,15 @@ export async function flushHeld(s: SourceState, held: Uint32Array): Promise<Uint
     last.pagesSent += pages.length - skipped;
   }
   s.event(
-    `hot-last: ${pages.length} held pages sent before the pause (${bytes} bytes, ` +
-      `${skipped} written again first: left for the stop-and-copy)`,
+    `hot-last: last pass before the pause sent ${pages.length - skipped} of ${pages.length} owed pages ` +
+      `(${held.length} held; ${bytes} bytes; ${skipped} written again first: left for the stop-and-copy)`,
   );
-  return new Uint32Array(0);
+  return { dirty: new Uint32Array(0), held: new Uint32Array(0) };
+}
+
+function mergeAscending(a: Uint32Array, b: Uint32Array): Uint32Array {
+  const out = new Uint32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out.sort();
 }

@@ -202,13 +202,13 @@ function simulate(
     maxHeld = Math.max(maxHeld, held.length);
     pages = next.send;
   }
-  // Switch-over. With XBZRLE the held pages go once more before the pause (flush-held.ts), skipping those written
-  // again first, while the guest still writes (`tail`); the stop-and-copy then has what the last round left, the
-  // held pages (none after a flush) and the last sync.
+  // Switch-over. With XBZRLE the pages still owed (the last round's and the held ones) go in a last pass before the
+  // pause (flush-held.ts), skipping those written again first, while the guest still writes (`tail`); the
+  // stop-and-copy then has what is left (nothing after the pass) and the last sync.
   const heldAtDecision = held;
   if (cache) {
     held = h.releaseAll();
-    const ordered = h.order(held);
+    const ordered = h.order(mergeSorted(pages, held));
     for (let i = 0; i < ordered.length; i++) {
       if (i < tail.length) write(tail[i]!);
       const p = ordered[i]!;
@@ -216,6 +216,7 @@ function simulate(
       send(p);
     }
     held = new Uint32Array(0);
+    pages = new Uint32Array(0);
   }
   for (const p of tail) write(p);
   const last = mergeSorted(mergeSorted(pages, held), sync());

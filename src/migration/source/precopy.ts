@@ -15,7 +15,7 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
-import { flushHeld } from './flush-held.js';
+import { finalPass } from './flush-held.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { postcopy } from './postcopy.js';
@@ -107,7 +107,7 @@ class PrecopyLoop {
       if (decision.action === 'switchover') {
         r.switchoverReason = decision.reason;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
-        held = await flushHeld(s, held);
+        const owedNow = await finalPass(s, { dirty, held });
         await s.pause();
         r.phase = 'stop-and-copy';
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
@@ -115,7 +115,7 @@ class PrecopyLoop {
         s.conn.disableRateLimit();
         s.multifd?.disableRateLimit();
         const last = log.sync();
-        const lastPages = mergeSorted(mergeSorted(dirty, held), last);
+        const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
         r.dirtyPages = lastPages.length;
         await sendPages(s, lastPages, false, true);
         await switchover(s);
