@@ -1,6 +1,6 @@
 /**
  * Hot-last with XBZRLE, once pre-copy has decided to switch over: one last pass while the guest still runs sends the
- * pages still owed (those the last sync listed and the held ones) as deltas, least-written first and hottest last,
+ * pages still owed (those the last sync listed and the held ones) that have a cached copy, as deltas, least-written first and hottest last,
  * and only those written again before the pause are left for the stop-and-copy — the hottest pages go as late as
  * possible, just before the pause, which is the point of sending hot pages last.
  *
@@ -24,8 +24,15 @@ export interface Owed {
 export async function finalPass(s: SourceState, owed: Owed): Promise<Owed> {
   if (!s.hotLast.enabled || s.encoder.cache === undefined) return owed;
   if (owed.dirty.length + owed.held.length === 0) return owed;
+  const cache = s.encoder.cache;
   const held = s.hotLast.releaseAll();
-  const pages = s.hotLast.order(mergeAscending(owed.dirty, held));
+  // Only pages with a cached copy (deltas) go in the pass: a page without one would go whole at link rate and keep
+  // the guest running longer, dirtying more (a guest filling new memory, like gcc-cc1, has many); it waits for the
+  // stop-and-copy, which sends it unlimited.
+  const withCopy: number[] = [];
+  const without: number[] = [];
+  for (const p of mergeAscending(owed.dirty, held)) (cache.has(p) ? withCopy : without).push(p);
+  const pages = s.hotLast.order(Uint32Array.from(withCopy));
   const before = s.conn.bytesSent;
   // A page already written again at its turn is skipped: the sync at the pause lists it (its copy stays cached).
   s.encoder.skipRedirtied = true;
@@ -44,10 +51,11 @@ export async function finalPass(s: SourceState, owed: Owed): Promise<Owed> {
     last.pagesSent += pages.length - skipped;
   }
   s.event(
-    `hot-last: last pass before the pause sent ${pages.length - skipped} of ${pages.length} owed pages ` +
-      `(${held.length} held; ${bytes} bytes; ${skipped} written again first: left for the stop-and-copy)`,
+    `hot-last: last pass before the pause sent ${pages.length - skipped} of ${pages.length} owed pages with a ` +
+      `cached copy (${held.length} held; ${bytes} bytes; ${skipped} written again first and ${without.length} ` +
+      'without a copy: left for the stop-and-copy)',
   );
-  return { dirty: new Uint32Array(0), held: new Uint32Array(0) };
+  return { dirty: Uint32Array.from(without), held: new Uint32Array(0) };
 }
 
 function mergeAscending(a: Uint32Array, b: Uint32Array): Uint32Array {

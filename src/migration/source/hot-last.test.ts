@@ -208,7 +208,10 @@ function simulate(
   const heldAtDecision = held;
   if (cache) {
     held = h.releaseAll();
-    const ordered = h.order(mergeSorted(pages, held));
+    const owed = mergeSorted(pages, held);
+    // Only pages with a cached copy go in the pass; the others wait for the stop-and-copy.
+    const ordered = h.order(owed.filter((p) => cache.has(p)));
+    const without = owed.filter((p) => !cache.has(p));
     for (let i = 0; i < ordered.length; i++) {
       if (i < tail.length) write(tail[i]!);
       const p = ordered[i]!;
@@ -216,7 +219,7 @@ function simulate(
       send(p);
     }
     held = new Uint32Array(0);
-    pages = new Uint32Array(0);
+    pages = without;
   }
   for (const p of tail) write(p);
   const last = mergeSorted(mergeSorted(pages, held), sync());
