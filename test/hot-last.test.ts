@@ -45,7 +45,7 @@ describe('hot-last + XBZRLE', () => {
       expect(report.pageOrder).toBe('hot-last');
       expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
       expect(report.pages.xbzrle).toBeGreaterThan(0);
-      // The pages still owed at the switch-over went in a last pass before the pause (flush-held.ts).
+      // The pages still owed at the switch-over went in a last pass before the pause (final-pass.ts).
       expect(report.events.some((e) => e.includes('last pass before the pause'))).toBe(true);
       expect(await isAdvancing(agents.b.client, id)).toBe(true);
       await expectOracle(agents.b.client, id, config);

@@ -203,7 +203,7 @@ function simulate(
     pages = next.send;
   }
   // Switch-over. With XBZRLE the pages still owed (the last round's and the held ones) go in a last pass before the
-  // pause (flush-held.ts), skipping those written again first, while the guest still writes (`tail`); the
+  // pause (final-pass.ts), skipping those written again first, while the guest still writes (`tail`); the
   // stop-and-copy then has what is left (nothing after the pass) and the last sync.
   const heldAtDecision = held;
   if (cache) {

@@ -79,7 +79,7 @@ export class HotLast {
   }
 
   /**
-   * Stops holding every held page (just before the pause: flush-held.ts sends them). Their copies stay pinned: one
+   * Stops holding every held page (just before the pause: final-pass.ts sends them). Their copies stay pinned: one
    * written again during that pass goes in the stop-and-copy, as a delta against it.
    */
   releaseAll(): Uint32Array {

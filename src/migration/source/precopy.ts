@@ -15,7 +15,7 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
-import { finalPass } from './flush-held.js';
+import { finalPass } from './final-pass.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { postcopy } from './postcopy.js';
