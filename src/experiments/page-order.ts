@@ -300,7 +300,8 @@ export const pageOrder: Experiment = {
     'Migrates guests (half of RAM in use, 7000 pages/s written, ~27 MiB/s of dirtying; the shipped traces at their ' +
     `recorded rate; and ${SVARD}: 128 MiB, 64 MiB written at 6000 pages/s) over a 32 MiB/s link, at most 10 ` +
     'rounds, in address order and hot-last order (pages dirty at 2 syncs in a row held for the stop-and-copy, ' +
-    're-dirtied pages skipped; with XBZRLE only once their old copy is cached, held copies pinned), each with and ' +
+    're-dirtied pages skipped; with XBZRLE only once their old copy is cached, held copies pinned, and a last pass ' +
+    'of deltas before the pause), each with and ' +
     'without XBZRLE (cache = RAM). Compares downtime, migration time and traffic with plain pre-copy, against the ' +
     'bar of Svärd et al. (CloudCom 2011), and hot-last + XBZRLE against XBZRLE alone.',
   plan,
