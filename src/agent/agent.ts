@@ -23,6 +23,7 @@ import { ChannelRegistry } from '../migration/multifd/registry.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import { OwnershipRegistry } from '../migration/ownership.js';
 import { PageSinkPool } from '../migration/page-sink.js';
+import { PreemptRegistry } from '../migration/preempt.js';
 import { MAX_HELLO_PAYLOAD } from '../migration/protocol/index.js';
 import type { MigrationReport } from '../migration/stats.js';
 import { HostPower } from '../power/index.js';
@@ -82,6 +83,8 @@ export class Agent implements AgentApi {
   private readonly outgoing: OutgoingMigrations;
   private readonly snapshots: AgentSnapshots;
   private readonly incoming = new Map<string, IncomingMigration>();
+  /** Incoming post-copies a PREEMPT connection may join (postcopy-preempt). */
+  private readonly preempt = new PreemptRegistry();
   /** Post-copies whose link broke, waiting for their source to reconnect, by migration id. */
   private readonly pausedIncoming = new Map<string, PausedIncoming>();
   private readonly finishedIncoming: IncomingMigration[] = [];
@@ -223,6 +226,7 @@ export class Agent implements AgentApi {
         // A parallel channel of an admitted migration counts with it, not against --max-incoming.
         channels: this.channels,
         onChannel: uncount,
+        preempt: this.preempt,
         onHeld: (m) => {
           this.log(`guest ${m.guestId} (${m.id}) held here, paused: ${m.error?.message ?? ''}`);
           this.events.changed();

@@ -166,6 +166,18 @@ export class OutgoingMigrations {
         onRound: power.onRound,
         recover: (cause) => this.reconnect(entry, cause, o.recoverTimeoutMs, pacer),
         recoveryToken: entry.ticket.token,
+        // postcopy-preempt's channel: never paced (--max-bandwidth applies to the main connection).
+        preempt: async () => {
+          const { host: h2, port: p2 } = splitHostPort(entry.destination);
+          try {
+            return new FrameConnection(await dial(h2, p2, this.deps.tls, abort.signal));
+          } catch (err) {
+            throw new MigrationError(
+              'CONNECTION_REFUSED',
+              `cannot open the postcopy-preempt channel to ${entry.destination}: ${(err as Error).message}`,
+            );
+          }
+        },
         redial: entry.ticket.redial,
         onHandOff: () => {
           entry.handedOff = true;

@@ -196,6 +196,10 @@ export function addMigrationFlags(cmd: Command): Command {
       '--recover-timeout <duration>',
       'post-copy: keep reconnecting this long after the link breaks (0 = until cancelled; default 0)',
     )
+    .option(
+      '--postcopy-preempt',
+      "post-copy: send the answers to the destination's page faults on a second connection of their own, never behind the background push (QEMU's postcopy-preempt)",
+    )
     .addOption(new Option('--verify <method>', 'switch-over digest').choices([...VERIFY_METHODS]))
     .addOption(
       new Option(
@@ -250,6 +254,7 @@ export interface MigrationFlagValues {
   onNonConvergence?: string;
   onStall?: string;
   postcopyAfterRounds?: string;
+  postcopyPreempt?: boolean;
   timeout?: string;
   recoverTimeout?: string;
   verify?: string;
@@ -310,6 +315,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.postcopyAfterRounds !== undefined) {
     o.postcopyAfterRounds = int(f.postcopyAfterRounds, '--postcopy-after-rounds', 1, 100_000);
   }
+  if (f.postcopyPreempt) o.postcopyPreempt = true;
   if (f.timeout !== undefined) o.timeoutMs = duration(f.timeout, '--timeout');
   if (f.recoverTimeout !== undefined) o.recoverTimeoutMs = duration(f.recoverTimeout, '--recover-timeout');
   if (f.verify) o.verify = f.verify as MigrationOptions['verify'];

@@ -16,6 +16,7 @@ import type { ChannelRegistry } from './multifd/registry.js';
 import type { OwnershipHandle, OwnershipRegistry } from './ownership.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
+import type { PreemptEndpoint, PreemptRegistry } from './preempt.js';
 import {
   Capability,
   Command,
@@ -33,6 +34,7 @@ import {
   encodeJson,
   encodeOwner,
   encodePageRequest,
+  encodePreemptAck,
   encodeRecoverAck,
   type Frame,
   forEachPageEntry,
@@ -83,6 +85,8 @@ export interface IncomingMigration {
   faults: number;
   /** Post-copy links that broke and were resumed over a new connection. */
   recoveries: number;
+  /** postcopy-preempt: pages received on the preempt channel (answers to this side's faults). */
+  preemptPages?: number;
   error?: { code: string; message: string };
 }
 
@@ -131,6 +135,11 @@ export interface DestinationHooks {
    */
   channels?: ChannelRegistry;
   onChannel?(conn: FrameConnection): void;
+  /**
+   * postcopy-preempt: where PREEMPT connections find their migration. Without it the capability is not granted
+   * (the source then refuses to start with CAPABILITY).
+   */
+  preempt?: PreemptRegistry;
 }
 
 const STRATEGY_NAMES = {
@@ -150,7 +159,8 @@ const SUPPORTED_CAPS =
   Capability.POSTCOPY_RECOVER |
   Capability.FRAME_BINDING |
   Capability.OWNER_RECONCILE |
-  Capability.MULTIFD;
+  Capability.MULTIFD |
+  Capability.POSTCOPY_PREEMPT;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -182,6 +192,17 @@ export async function runDestination(
         new MigrationError('CAPABILITY', 'this agent does not accept parallel channels (multifd)'),
       );
     } else if (await hooks.channels.accept(conn, first)) hooks.onChannel?.(conn);
+    return undefined;
+  }
+  if (!(first instanceof MigrationError) && first.command === Command.PREEMPT) {
+    // Accepted as the preempt channel of an admitted migration: it counts with it, like a multifd channel.
+    if (hooks.preempt) {
+      if (await hooks.preempt.accept(conn, first)) hooks.onChannel?.(conn);
+    } else {
+      await conn.sendErrorAndClose(
+        new MigrationError('CAPABILITY', 'this agent does not accept postcopy-preempt channels'),
+      );
+    }
     return undefined;
   }
   if (!(first instanceof MigrationError) && first.command === Command.RECOVER) {
@@ -322,6 +343,14 @@ class Destination {
   /** Channels that arrived before the guest was built: attached once it is. */
   private earlyChannels: { conn: FrameConnection; index: number }[] = [];
 
+  // postcopy-preempt (capability POSTCOPY_PREEMPT; docs/protocol.md).
+  /** Registered with the agent's PreemptRegistry while the migration lives. */
+  private preemptEndpoint: PreemptEndpoint | undefined;
+  /** The preempt channel being read (a newer one, after a recovery, replaces it). */
+  private preemptConn: FrameConnection | undefined;
+  /** POSTCOPY_END arrived: the source closing its preempt channel now is the normal end. */
+  private postcopyEnded = false;
+
   constructor(
     private conn: FrameConnection,
     private readonly hooks: DestinationHooks,
@@ -365,6 +394,9 @@ class Destination {
       }
     } finally {
       this.endChannels();
+      if (this.preemptEndpoint) this.hooks.preempt?.unregister(this.m.id, this.preemptEndpoint);
+      this.postcopyEnded = true;
+      this.preemptConn?.destroy();
       await this.sink?.close();
       this.sink = undefined;
       this.reservation?.release();
@@ -440,7 +472,13 @@ class Destination {
     // Everything the guest will hold is reserved before any of it is allocated (and before HELLO_ACK).
     this.reservation = this.hooks.reserve?.({ ramBytes, vcpus: h.vcpus, extraBytes: traceBytes });
     this.m.guestId = g.id;
-    if (h.capabilities & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE | Capability.MULTIFD)) {
+    if (
+      h.capabilities &
+      (Capability.POSTCOPY_RECOVER |
+        Capability.OWNER_RECONCILE |
+        Capability.MULTIFD |
+        Capability.POSTCOPY_PREEMPT)
+    ) {
       if (typeof g.recoveryToken !== 'string' || !/^[0-9a-f]{32}$/.test(g.recoveryToken)) {
         throw new MigrationError(
           'PROTOCOL',
@@ -466,6 +504,12 @@ class Destination {
       if (this.hooks.channels && typeof g.recoveryToken === 'string')
         this.acceptChannels(channels, g.recoveryToken);
       else capabilities &= ~Capability.MULTIFD; // not granted: the source reports CAPABILITY
+    }
+    if (h.capabilities & Capability.POSTCOPY_PREEMPT) {
+      if (this.hooks.preempt && typeof g.recoveryToken === 'string') {
+        this.preemptEndpoint = { token: g.recoveryToken, attach: (conn) => void this.servePreempt(conn) };
+        this.hooks.preempt.register(this.m.id, this.preemptEndpoint);
+      } else capabilities &= ~Capability.POSTCOPY_PREEMPT; // not granted: the source refuses with CAPABILITY
     }
     this.postcopyMode =
       h.strategy === StrategyCode.POSTCOPY ||
@@ -650,10 +694,64 @@ class Destination {
   }
 
   /** Applies a checked PAGES frame on this thread (post-copy, where the guest runs and each page is awaited). */
-  private applyPages(f: Frame): void {
+  private applyPages(f: Frame, conn: FrameConnection = this.conn): void {
     this.entryIndex = 0;
     forEachPageEntry(f.payload, this.pageCount, this.pageSize, this.applyPage);
-    this.conn.reader.recycle(f.payload); // every page was copied or decoded into RAM above
+    conn.reader.recycle(f.payload); // every page was copied or decoded into RAM above
+  }
+
+  /**
+   * The preempt channel: PREEMPT_ACK (with the channel's own frame-binding nonce), then PAGES frames only, each
+   * checked (bounds, CRC, binding) and applied as they come — the answers to this side's faults, which never wait
+   * behind the push on the main connection. Anything else on it, or losing it before POSTCOPY_END, breaks the main
+   * connection too: the loss is then handled as the main link's (post-copy: pause and wait for RECOVER).
+   */
+  private async servePreempt(conn: FrameConnection): Promise<void> {
+    const lost = (why: string): void => {
+      if (this.preemptConn !== conn || this.postcopyEnded) return;
+      this.preemptConn = undefined;
+      this.conn.destroy(
+        new MigrationError('CONNECTION_LOST', `the post-copy preempt channel was lost: ${why}`),
+      );
+    };
+    if (this.postcopyEnded || this.m.phase === 'done' || this.m.phase === 'discarded') {
+      await conn.sendErrorAndClose(new MigrationError('TOO_LATE', `migration ${this.m.id} has ended`));
+      return;
+    }
+    this.preemptConn?.destroy(new MigrationError('CONNECTION_LOST', 'replaced by a newer preempt channel'));
+    this.preemptConn = conn;
+    conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
+    conn.reader.deferChecksum(Command.PAGES);
+    try {
+      const nonce = this.framesBound ? conn.bindFramesWithNewNonce(Command.PREEMPT_ACK) : undefined;
+      await conn.sendFrame(Command.PREEMPT_ACK, encodePreemptAck(nonce));
+    } catch (err) {
+      return lost(err instanceof Error ? err.message : String(err));
+    }
+    for (;;) {
+      let f: Frame;
+      try {
+        f = await conn.receive(0, 'a page on the preempt channel');
+      } catch (err) {
+        return lost(err instanceof Error ? err.message : String(err));
+      }
+      if (this.preemptConn !== conn) return;
+      try {
+        if (f.command !== Command.PAGES || !this.resumed) {
+          throw new MigrationError(
+            'PROTOCOL',
+            `unexpected ${Command[f.command]} frame on the preempt channel${this.resumed ? '' : ' before post-copy'}`,
+          );
+        }
+        const count = this.verifyPages(f);
+        this.applyPages(f, conn);
+        this.m.preemptPages = (this.m.preemptPages ?? 0) + count;
+      } catch (err) {
+        const e = asMigrationError(err, 'preempt channel');
+        void conn.sendErrorAndClose(e);
+        return lost(e.message);
+      }
+    }
   }
 
   /** Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete. */
@@ -949,6 +1047,8 @@ class Destination {
         this.applyPages(fr);
       } else if (fr.command === Command.POSTCOPY_END) {
         const digest = decodeDigest(fr.payload, 'POSTCOPY_END');
+        await this.preemptDrained();
+        this.postcopyEnded = true;
         const missing = guest.missingPages();
         const ram = this.ledger.digest();
         const verified =
@@ -973,6 +1073,22 @@ class Destination {
     }
   }
 
+  /**
+   * POSTCOPY_END came on the main connection; the last answers the source sent on the preempt channel before it may
+   * still be in flight there. Wait (bounded by the idle timeout) until they have landed or the channel is gone.
+   */
+  private async preemptDrained(): Promise<void> {
+    const deadline = performance.now() + this.limits.idleTimeoutMs;
+    while (
+      this.preemptConn &&
+      !this.preemptConn.closed &&
+      this.guest!.missingPages() > 0 &&
+      performance.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   /** A broken link (not an error the source reported) during post-copy, with a source that can reconnect. */
   private canRecover(err: unknown): boolean {
     return (
@@ -994,6 +1110,10 @@ class Destination {
     this.m.error = { code: cause.code, message: `post-copy paused: ${cause.message}` };
     this.bytesBeforeRecovery += this.conn.bytesReceived;
     this.conn.destroy(cause);
+    // The preempt channel went with it (the source opens a new one after RECOVER).
+    const preempt = this.preemptConn;
+    this.preemptConn = undefined;
+    preempt?.destroy(cause);
     const conn = await new Promise<FrameConnection>((resolve, reject) => {
       this.hooks.onPostcopyPaused!({
         migrationId: this.m.id,

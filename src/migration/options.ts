@@ -89,6 +89,11 @@ export const migrationOptionsSchema = z.strictObject({
    */
   recoverTimeoutMs: z.number().min(0),
   /**
+   * QEMU's postcopy-preempt: in post-copy, the answers to the destination's page faults travel on a second
+   * connection of their own, unthrottled and never behind the background push (docs/postcopy-recovery.md).
+   */
+  postcopyPreempt: z.boolean(),
+  /**
    * Switch-over: how long the source waits for RESUMED after GO (and the destination for GO after READY) before
    * the two sides settle who runs the guest over a new connection (RECONCILE, docs/protocol.md).
    */
@@ -161,6 +166,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   timeoutMs: 0,
   progressTimeoutMs: 0,
   recoverTimeoutMs: 0,
+  postcopyPreempt: false,
   handoverTimeoutMs: 15_000,
   reconcileTimeoutMs: 60_000,
   verify: 'ledger',
@@ -249,6 +255,19 @@ export function resolveOptions(
     throw new UsageError(
       `throttleInitial (${o.throttleInitial}) exceeds throttleMax (${o.throttleMax})`,
       'throttleInitial',
+    );
+  }
+  if (
+    o.postcopyPreempt &&
+    o.strategy !== 'postcopy' &&
+    o.strategy !== 'hybrid' &&
+    o.onNonConvergence !== 'postcopy'
+  ) {
+    // QEMU refuses postcopy-preempt without postcopy-ram too.
+    throw new UsageError(
+      'postcopyPreempt speeds up the answers to post-copy page faults: it needs --strategy postcopy or hybrid ' +
+        '(or --on-non-convergence postcopy)',
+      'postcopyPreempt',
     );
   }
   if (

@@ -119,6 +119,8 @@ export interface MigrationReport {
     faultLatencyMs: { p50: number; p99: number; max: number };
     pushedPages: number;
     requestedPages: number;
+    /** postcopy-preempt: requested pages that travelled on the preempt channel (part of requestedPages). */
+    preemptPages?: number;
     /** Times the link broke during post-copy and the migration resumed over a new connection. */
     recoveries?: number;
     /** Time spent in postcopy-paused / postcopy-recover, summed. */

@@ -60,6 +60,20 @@ export function decodeRecover(payload: Buffer): Recover {
   return { migrationId, token };
 }
 
+/** PREEMPT: the migration whose post-copy preempt channel this connection is, and its token from HELLO. */
+export function encodePreempt(r: Recover): Buffer {
+  return encodeJson(r);
+}
+export function decodePreempt(payload: Buffer): Recover {
+  const { migrationId, token } = decodeBody(
+    payload,
+    'PREEMPT',
+    recoverSchema,
+    '{migrationId, token} as 32 hex digits each',
+  );
+  return { migrationId, token };
+}
+
 /**
  * RECONCILE: which migration, the token from HELLO, and what the source asks for: `query` (tell me, and keep a held
  * guest held: the source then sends GO on this connection) or `abort` (the source kept the guest: discard yours).

@@ -254,3 +254,16 @@ export function decodeChannelAck(payload: Buffer, bound: boolean): Buffer | unde
   r.end();
   return nonce;
 }
+
+/** PREEMPT_ACK: the preempt channel's frame-binding nonce, or nothing when the migration does not bind frames. */
+export function encodePreemptAck(nonce?: Uint8Array): Buffer {
+  const w = new PayloadWriter();
+  if (nonce) w.bytes(nonce);
+  return w.finish();
+}
+export function decodePreemptAck(payload: Buffer, bound: boolean): { nonce?: Buffer } {
+  const r = new PayloadReader(payload, 'PREEMPT_ACK');
+  const nonce = bound ? Buffer.from(r.bytes(BINDING_NONCE_BYTES)) : undefined;
+  r.end();
+  return nonce === undefined ? {} : { nonce };
+}

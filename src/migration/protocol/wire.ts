@@ -121,6 +121,14 @@ export enum Command {
   /** The destination's answer to RECONCILE: resumed, held (verified, paused, waiting for GO) or gone. */
   OWNER = 19,
   /**
+   * First frame of the post-copy preempt channel (capability POSTCOPY_PREEMPT, QEMU's postcopy-preempt): a second
+   * connection of the same migration, `{migrationId, token}` as RECOVER, that carries only the pages answering the
+   * destination's PAGE_REQUESTs.
+   */
+  PREEMPT = 22,
+  /** The destination's answer to PREEMPT: the channel's frame-binding nonce (empty without FRAME_BINDING). */
+  PREEMPT_ACK = 23,
+  /**
    * A piece of a `trace` guest's recording, sent right after HELLO_ACK (HELLO's guest JSON announces its size): the
    * destination replays the trace it received, never a file a peer names. (Numbered apart from the commands above
    * so that new handshake commands can take the next numbers.)
@@ -177,6 +185,11 @@ export const Capability = {
    * stream; HELLO's guest JSON says how many (`multifd: {channels}`) and carries the token a CHANNEL must present.
    */
   MULTIFD: 1 << 10,
+  /**
+   * QEMU's postcopy-preempt: the source opens a second connection (PREEMPT) that carries only the answers to
+   * PAGE_REQUEST, unthrottled and never queued behind the background push; HELLO's guest JSON carries the token.
+   */
+  POSTCOPY_PREEMPT: 1 << 12,
 } as const;
 
 /** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */

@@ -12,6 +12,7 @@ import {
   StrategyCode,
 } from '../protocol/index.js';
 import { sendTrace } from '../trace-transfer.js';
+import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
@@ -21,6 +22,12 @@ const STRATEGY_CODES = {
   postcopy: StrategyCode.POSTCOPY,
   hybrid: StrategyCode.HYBRID,
 } as const;
+
+/** This migration may go into post-copy (by strategy, or as its answer to non-convergence). */
+function usesPostcopy(s: SourceState): boolean {
+  const o = s.o;
+  return o.strategy === 'postcopy' || o.strategy === 'hybrid' || o.onNonConvergence === 'postcopy';
+}
 
 /** The capabilities this migration asks for. */
 function requestedCapabilities(s: SourceState): number {
@@ -34,8 +41,10 @@ function requestedCapabilities(s: SourceState): number {
     Capability.FRAME_BINDING |
     (s.spec.redial ? Capability.OWNER_RECONCILE : 0) |
     (o.multifdChannels > 1 ? Capability.MULTIFD : 0) |
-    (o.strategy === 'postcopy' || o.strategy === 'hybrid' || o.onNonConvergence === 'postcopy'
-      ? Capability.POSTCOPY | (s.spec.recover ? Capability.POSTCOPY_RECOVER : 0)
+    (usesPostcopy(s)
+      ? Capability.POSTCOPY |
+        (s.spec.recover ? Capability.POSTCOPY_RECOVER : 0) |
+        (o.postcopyPreempt ? Capability.POSTCOPY_PREEMPT : 0)
       : 0)
   );
 }
@@ -60,7 +69,11 @@ export async function handshake(s: SourceState): Promise<void> {
       guest: {
         id: s.spec.guestId,
         config: guest.config,
-        ...(caps & (Capability.POSTCOPY_RECOVER | Capability.OWNER_RECONCILE | Capability.MULTIFD)
+        ...(caps &
+        (Capability.POSTCOPY_RECOVER |
+          Capability.OWNER_RECONCILE |
+          Capability.MULTIFD |
+          Capability.POSTCOPY_PREEMPT)
           ? { recoveryToken: s.recoveryToken }
           : {}),
         ...(caps & Capability.MULTIFD ? { multifd: { channels: s.o.multifdChannels } } : {}),
@@ -88,6 +101,13 @@ export async function handshake(s: SourceState): Promise<void> {
   }
   // Ownership reconcile is optional: without it a fault after GO is reported as OWNER_UNKNOWN.
   s.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
+  if (caps & Capability.POSTCOPY_PREEMPT && !(ack.capabilities & Capability.POSTCOPY_PREEMPT)) {
+    throw new MigrationError(
+      'CAPABILITY',
+      'the destination does not support postcopy-preempt (a second connection for the answers to page faults): ' +
+        'run without --postcopy-preempt, or upgrade the destination agent',
+    );
+  }
   const required = caps & ~Capability.OWNER_RECONCILE;
   if (caps & Capability.MULTIFD && !(ack.capabilities & Capability.MULTIFD)) {
     throw new MigrationError(
@@ -105,6 +125,11 @@ export async function handshake(s: SourceState): Promise<void> {
   if (ack.maxFrame < s.o.framePayloadBytes) s.frames.newBuilder(ack.maxFrame);
   if (caps & Capability.MULTIFD) await openChannels(s, Math.min(ack.maxFrame, s.o.framePayloadBytes));
   if (guest.trace) await sendTrace(s.conn, guest.trace);
+  // The preempt channel opens now, as QEMU's does at setup: not inside the downtime of a later switch-over.
+  if (caps & Capability.POSTCOPY_PREEMPT) {
+    s.preempt = await openPreempt(s);
+    s.event('postcopy-preempt: fault answers travel on their own connection');
+  }
 }
 
 /** Parallel channels: each dialled and presented to the destination (CHANNEL), each with its encoding thread. */

@@ -74,7 +74,14 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
     if (s.pausedAt === 0) s.measureGuestRate();
     s.dirtyLimiter.finish(r);
     r.totalTimeMs = s.elapsed();
-    r.transferredBytes = s.bytesBeforeRecovery + s.sentBytes();
+    if (s.preempt) {
+      // Ended (or failed): a deliberate close, never taken for a lost link.
+      s.preemptBytesBefore += s.preempt.conn.bytesSent;
+      if (r.status === 'completed') s.preempt.close();
+      else s.preempt.destroy();
+      s.preempt = undefined;
+    }
+    r.transferredBytes = s.bytesBeforeRecovery + s.sentBytes() + s.preemptBytesBefore;
     void s.multifd?.close();
     r.throughputMbps = mbps(r.transferredBytes, r.totalTimeMs - r.setupTimeMs);
     s.xbzrle.report();

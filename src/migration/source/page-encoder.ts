@@ -61,7 +61,7 @@ export class PageEncoder {
   private readonly dirtyLog: PageEncoderDeps['dirtyLog'];
   private readonly ledger: PageEncoderDeps['ledger'];
   private readonly compressor: Compressor | undefined;
-  private readonly frames: PageEncoderDeps['frames'];
+  private frames: PageEncoderDeps['frames'];
   private readonly pages: PageCounters['pages'];
   private readonly xbzrle: PageCounters['xbzrle'];
   private readonly compress: CompressMethod;
@@ -80,6 +80,17 @@ export class PageEncoder {
     this.verify = d.verify !== 'none';
     this.pageSize = d.ram.pageSize;
     this.scratch = new Uint8Array(this.pageSize);
+  }
+
+  /** Encodes post-copy page `p` into `out`'s frames instead of the main ones (the postcopy-preempt channel). */
+  encodeInto(out: FrameOutput, p: number): void {
+    const main = this.frames;
+    this.frames = out;
+    try {
+      this.encode(p, false, false);
+    } finally {
+      this.frames = main;
+    }
   }
 
   /**

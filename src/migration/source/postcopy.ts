@@ -18,6 +18,7 @@ import {
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
 import { digest, go } from './handover.js';
+import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
@@ -73,7 +74,18 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
   const listen = (): void => {
     s.conn.divertFrames((f) => {
       if (f.command === Command.PAGE_REQUEST) {
-        for (const p of decodePageRequest(f.payload, pageCount)) requests.push(p);
+        const preempt = s.preempt?.open ? s.preempt : undefined;
+        for (const p of decodePageRequest(f.payload, pageCount)) {
+          if (!preempt) requests.push(p);
+          else if (needed[p]) {
+            // postcopy-preempt: answered now, on its own connection, whatever the push loop is waiting for.
+            needed[p] = 0;
+            remaining--;
+            preempt.answer(s, p);
+            r.postcopy.requestedPages++;
+            r.postcopy.preemptPages = (r.postcopy.preemptPages ?? 0) + 1;
+          }
+        }
       } else if (f.command === Command.COMPLETE) {
         completeFrame = f.payload;
       } else if (f.command === Command.ERROR) {
@@ -115,6 +127,7 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
       if (p < 0) {
         while (next < pageCount && !needed[next]) next++;
         p = next;
+        if (p >= pageCount) break; // the last pages were answered on the preempt channel
       }
       needed[p] = 0;
       remaining--;
@@ -133,6 +146,8 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
       }
     }
     await s.frames.flush();
+    // Answers on the preempt channel are on their way too before POSTCOPY_END claims every page was sent.
+    if (s.preempt) await s.preempt.frames.pending;
   };
   const applyPresent = (present: Uint8Array): void => {
     remaining = 0;
@@ -153,6 +168,7 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
           lostAtHandover = undefined;
           if (!s.spec.recover) throw postcopyLinkLost(lost);
           applyPresent(await recoverLink(s, lost));
+          await reopenPreempt(s);
         }
         await push();
         d = digest(s, state);
@@ -176,6 +192,7 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
         if (remoteError || !lost || lost.code === 'CANCELLED') throw err;
         if (!s.spec.recover) throw postcopyLinkLost(lost);
         applyPresent(await recoverLink(s, lost));
+        await reopenPreempt(s);
       }
     }
     const body = decodeCompleteBody(completeFrame);
@@ -205,6 +222,11 @@ async function recoverLink(s: SourceState, cause: MigrationError): Promise<Uint8
   const pausedAt = performance.now();
   const bytesBefore = s.conn.bytesSent;
   s.conn.destroy(cause);
+  // The preempt channel goes with the main link; a new one is opened once the migration has reconnected.
+  if (s.preempt) {
+    s.preemptBytesBefore += s.preempt.conn.bytesSent;
+    s.preempt.destroy();
+  }
   r.status = 'postcopy-paused';
   s.event(`post-copy paused: ${cause.message}`);
   s.emit(true);
@@ -243,6 +265,24 @@ async function recoverLink(s: SourceState, cause: MigrationError): Promise<Uint8
     }
   } finally {
     r.postcopy.pausedMs = (r.postcopy.pausedMs ?? 0) + (performance.now() - pausedAt);
+  }
+}
+
+/**
+ * After a recovery: a new preempt channel. If it cannot be opened the migration goes on with the answers on the
+ * main connection (as without postcopy-preempt), rather than pausing again for a channel that only speeds it up.
+ */
+async function reopenPreempt(s: SourceState): Promise<void> {
+  if (!s.preempt) return;
+  s.preempt = undefined;
+  try {
+    s.preempt = await openPreempt(s);
+    s.event('post-copy preempt channel reopened');
+  } catch (err) {
+    s.event(
+      `post-copy preempt channel not reopened (${err instanceof Error ? err.message : String(err)}): ` +
+        'fault answers travel on the main connection',
+    );
   }
 }
 

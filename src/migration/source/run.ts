@@ -30,6 +30,11 @@ export interface SourceRun {
    * after a fault between READY and RESUMED. Absent: such a fault is reported as OWNER_UNKNOWN at once.
    */
   redial?: () => Promise<FrameConnection>;
+  /**
+   * postcopy-preempt: one new, unpaced connection to the destination for the preempt channel (source/preempt.ts).
+   * Absent: --postcopy-preempt fails with CAPABILITY.
+   */
+  preempt?: () => Promise<FrameConnection>;
   /** The secret of RECOVER and RECONCILE (32 hex digits); drawn here when absent. */
   recoveryToken?: string;
   /** Called once, just before GO is sent: from here on cancel and --timeout no longer apply. */

@@ -16,6 +16,7 @@ import { XbzrleCacheSizing } from './cache-sizing.js';
 import { FrameOutput } from './frame-output.js';
 import { HotLast } from './hot-last.js';
 import { PageEncoder } from './page-encoder.js';
+import type { PreemptChannel } from './preempt.js';
 import type { SourceRun } from './run.js';
 
 export class SourceState {
@@ -47,6 +48,10 @@ export class SourceState {
   framesBound = false;
   /** The destination granted OWNER_RECONCILE: after a fault at switch-over it answers RECONCILE. */
   ownership = false;
+  /** postcopy-preempt: the channel the answers to page faults travel on (source/preempt.ts). */
+  preempt: PreemptChannel | undefined;
+  /** Bytes sent on preempt channels already closed (a recovery replaces the channel). */
+  preemptBytesBefore = 0;
   /** SWITCHOVER or POSTCOPY_START was sent: the destination may come to hold a verified copy. */
   readyAsked = false;
   stepsAtStart = 0;
