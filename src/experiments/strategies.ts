@@ -7,7 +7,15 @@ import { barChart } from '../report/index.js';
 import { find, guest, MiB, mib, modelInput, ms, ok, pct, sizes, statusOf, workloadsOf } from './common.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Summary } from './types.js';
 
-const STRATS: readonly Strategy[] = ['cold', 'precopy', 'postcopy', 'hybrid'];
+/** Each strategy, and post-copy again with postcopy-preempt (the fault answers on their own connection). */
+const VARIANTS: readonly { label: string; strategy: Strategy; preempt?: true }[] = [
+  { label: 'cold', strategy: 'cold' },
+  { label: 'precopy', strategy: 'precopy' },
+  { label: 'postcopy', strategy: 'postcopy' },
+  { label: 'postcopy+preempt', strategy: 'postcopy', preempt: true },
+  { label: 'hybrid', strategy: 'hybrid' },
+];
+const STRATS = VARIANTS.map((v) => v.label);
 
 function plan(cfg: ExperimentConfig): Cell[] {
   const { warmupMs } = sizes(cfg);
@@ -16,8 +24,13 @@ function plan(cfg: ExperimentConfig): Cell[] {
   const wl = cfg.mode === 'quick' ? (['gap', 'kv'] as const) : workloadsOf(cfg);
   for (const w of wl) {
     const g = guest(cfg, w, { writeRate: 4000 });
-    for (const s of STRATS) {
-      const options: Partial<MigrationOptions> = { strategy: s, maxBandwidth: bw, postcopyAfterRounds: 1 };
+    for (const { label: s, strategy, preempt } of VARIANTS) {
+      const options: Partial<MigrationOptions> = {
+        strategy,
+        maxBandwidth: bw,
+        postcopyAfterRounds: 1,
+        ...(preempt ? { postcopyPreempt: true } : {}),
+      };
       cells.push({
         id: `${w}/${s}`,
         labels: { workload: w, strategy: s },
@@ -65,6 +78,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
     const pre = ok(find(results, { workload: w, strategy: 'precopy' }));
     const post = ok(find(results, { workload: w, strategy: 'postcopy' }));
     const hyb = ok(find(results, { workload: w, strategy: 'hybrid' }));
+    const preempt = ok(find(results, { workload: w, strategy: 'postcopy+preempt' }));
     if (cold && pre) {
       findings.push(
         `${w}: cold migration paused the guest for ${ms(cold.measured.downtimeMs)} ms (its whole migration); ` +
@@ -83,6 +97,14 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
             ? `; hybrid (1 pre-copy round, then post-copy): ${ms(hyb.measured.downtimeMs)} ms downtime, ` +
               `${hyb.measured.postcopyFaults} faults.`
             : '.'),
+      );
+    }
+    if (post && preempt) {
+      findings.push(
+        `${w}: with postcopy-preempt (fault answers on their own connection, not behind the rate-limited push) ` +
+          `the fault latency was p50 ${ms(preempt.measured.faultP50Ms)} ms, p99 ${ms(preempt.measured.faultP99Ms)} ms ` +
+          `(${preempt.measured.postcopyFaults} faults), against p50 ${ms(post.measured.faultP50Ms)} ms, p99 ` +
+          `${ms(post.measured.faultP99Ms)} ms without.`,
       );
     }
     if (pre?.predicted) {
@@ -137,10 +159,11 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
 
 export const strategies: Experiment = {
   name: 'strategies',
-  title: 'Strategies: cold, pre-copy, post-copy, hybrid',
+  title: 'Strategies: cold, pre-copy, post-copy (with and without preempt), hybrid',
   description:
     'Migrates the same guests (half of RAM in use, 4000 pages/s written) over a 32 MiB/s link with each strategy: ' +
-    'cold (pause, copy, resume), pre-copy, post-copy (resume at once, fault pages in), and hybrid (one pre-copy ' +
+    'cold (pause, copy, resume), pre-copy, post-copy (resume at once, fault pages in), post-copy with ' +
+    "postcopy-preempt (the faults' answers on a second connection), and hybrid (one pre-copy " +
     'round, then post-copy). Reports downtime, migration time, bytes, post-copy faults with their latency, and ' +
     "the guest's lost progress from migration start to end wherever it ran (steps/s against its rate before). " +
     'The pre-copy row shows the model’s prediction.',
