@@ -248,9 +248,18 @@ export function qemuReportTable(r: QemuMigrationReport): string {
     [
       'post-copy',
       q.switchedToPostcopy
-        ? `switched (${q.postcopyReason ?? 'strategy'}), ${formatBytes(q.postcopyBytes)} in post-copy`
+        ? `switched (${q.postcopyReason ?? 'strategy'}), ${formatBytes(q.postcopyBytes)} in post-copy` +
+          (q.capabilities['postcopy-preempt'] ? ', postcopy-preempt on' : '')
         : 'no',
     ],
+    ...(q.postcopyBlocktime
+      ? [
+          [
+            'postcopy-blocktime',
+            `${formatMs(q.postcopyBlocktime.totalMs)} (per vCPU: ${q.postcopyBlocktime.vcpuMs.map((v) => formatMs(v)).join(', ')})`,
+          ],
+        ]
+      : []),
     [
       'auto-converge',
       q.capabilities['auto-converge'] ? `on (throttle up to ${q.cpuThrottlePercent}%)` : 'off',

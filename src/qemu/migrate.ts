@@ -78,6 +78,7 @@ export async function migrateQemu(
     await startCapping(held, pid, r, opts, power, { cgroupRoot, cpufreqRoot });
     const { cap, dvfs } = held;
     await drive(source, dest, r, opts, { pollMs: pollMs ?? 50, onProgress, power, cap });
+    if (r.qemu.switchedToPostcopy) await readBlocktime(dest, r);
     if (cap) {
       const st = await cap.stat();
       r.qemu.cgroupCap = {
@@ -120,6 +121,8 @@ async function configure(
     'auto-converge': autoConverge,
     'postcopy-ram': postcopy,
     ...(multifd ? { multifd: true } : {}),
+    // QEMU's postcopy-preempt: a second channel for the pages the destination faults on (both sides).
+    ...(postcopy && opts.postcopyPreempt ? { 'postcopy-preempt': true } : {}),
   };
   await source.execute('migrate-set-capabilities', {
     capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
@@ -144,9 +147,14 @@ async function configure(
     await source.execute('migrate-set-parameters', mf);
   }
   // The destination must agree on post-copy before the stream starts.
+  // postcopy-blocktime: the destination then reports how long vCPUs waited on faults (report.ts).
   if (postcopy)
     await dest.execute('migrate-set-capabilities', {
-      capabilities: [{ capability: 'postcopy-ram', state: true }],
+      capabilities: [
+        { capability: 'postcopy-ram', state: true },
+        { capability: 'postcopy-blocktime', state: true },
+        ...(opts.postcopyPreempt ? [{ capability: 'postcopy-preempt', state: true }] : []),
+      ],
     });
   r.qemu.capabilities = capabilities;
   const params: Record<string, number> = {
@@ -174,6 +182,26 @@ async function configure(
   await source.execute('migrate-set-parameters', params);
   r.qemu.parameters = await source.execute('query-migrate-parameters');
   r.xbzrle.cacheBytes = opts.xbzrle ? Number(r.qemu.parameters['xbzrle-cache-size'] ?? cacheBytes) : 0;
+}
+
+/** The destination's postcopy-blocktime figures (capability set in configure), when it reports them. */
+async function readBlocktime(dest: QmpClient, r: QemuMigrationReport): Promise<void> {
+  try {
+    const info = (await dest.execute('query-migrate')) as {
+      'postcopy-blocktime'?: unknown;
+      'postcopy-vcpu-blocktime'?: unknown;
+    };
+    const total = info['postcopy-blocktime'];
+    const vcpu = info['postcopy-vcpu-blocktime'];
+    if (typeof total === 'number') {
+      r.qemu.postcopyBlocktime = {
+        totalMs: total,
+        vcpuMs: Array.isArray(vcpu) ? vcpu.filter((v): v is number => typeof v === 'number') : [],
+      };
+    }
+  } catch {
+    // A destination that already quit: the figures are simply absent from the report.
+  }
 }
 
 /** The CAP and DVFS in force during the migration; released by the caller whatever happens. */

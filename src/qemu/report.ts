@@ -34,6 +34,12 @@ export interface QemuExtras {
   switchedToPostcopy: boolean;
   postcopyReason?: 'strategy' | 'hybrid-rounds' | 'stalled' | 'not-converging';
   postcopyBytes: number;
+  /**
+   * The destination's `postcopy-blocktime` capability (set whenever post-copy may run): total time, ms, that vCPUs
+   * were blocked on page faults (`postcopy-blocktime`, the overlap of all vCPUs blocked) and per vCPU
+   * (`postcopy-vcpu-blocktime`). QEMU 10.0 reports no per-fault latency; these are what it gives.
+   */
+  postcopyBlocktime?: { totalMs: number; vcpuMs: number[] };
   /** QEMU's own miss rate of its last sync period. */
   xbzrleCacheMissRate: number;
   /** CPU time the source (and destination) QEMU processes used during the migration, ms (measured, /proc). */
