@@ -89,7 +89,7 @@ export function reportTable(r: MigrationReport): string {
     const p = r.postcopy;
     rows.push([
       'post-copy',
-      `faults ${p.faults} (latency p50 ${formatMs(p.faultLatencyMs.p50)}, p99 ${formatMs(p.faultLatencyMs.p99)}), pushed ${p.pushedPages}, requested ${p.requestedPages}`,
+      `faults ${p.faults} (latency p50 ${formatMs(p.faultLatencyMs.p50)}, p99 ${formatMs(p.faultLatencyMs.p99)}), pushed ${p.pushedPages}, requested ${p.requestedPages}${p.preemptPages ? ` (${p.preemptPages} on the preempt channel)` : ''}`,
     ]);
   }
   if (r.cap.length > 0) {

@@ -161,7 +161,10 @@ describe('migrateQemu', () => {
     const dst = await fakeQemu([{ status: 'active' }]);
     const r = await migrateQemu(src.client, dst.client, { uri: 'tcp:x:1', strategy: 'postcopy', pollMs: 1 });
     expect(dst.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments).toEqual({
-      capabilities: [{ capability: 'postcopy-ram', state: true }],
+      capabilities: [
+        { capability: 'postcopy-ram', state: true },
+        { capability: 'postcopy-blocktime', state: true },
+      ],
     });
     expect(src.log.filter((m) => m.execute === 'migrate-start-postcopy')).toHaveLength(1);
     expect(r.qemu.switchedToPostcopy).toBe(true);
@@ -213,6 +216,30 @@ describe('migrateQemu', () => {
     }).catch((e: unknown) => e);
     expect(lz4).toBeInstanceOf(UsageError);
     expect(String((lz4 as Error).message)).toMatch(/zstd or zlib/);
+  });
+
+  it('postcopy-preempt: the capability on both sides; the destination reports postcopy-blocktime', async () => {
+    const src = await fakeQemu([
+      { status: 'active', ram: ram(1, 1, 250) },
+      { status: 'postcopy-active', ram: ram(2, 100, 100) },
+      { status: 'completed', ram: ram(2, 200, 0) },
+    ]);
+    const dst = await fakeQemu([
+      { status: 'active', 'postcopy-blocktime': 120, 'postcopy-vcpu-blocktime': [120] } as QmpMigrationInfo,
+    ]);
+    const r = await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:x:1',
+      strategy: 'postcopy',
+      postcopyPreempt: true,
+      pollMs: 1,
+    });
+    type Caps = { capabilities: { capability: string; state: boolean }[] } | undefined;
+    const caps = (c: { log: { execute: string; arguments?: unknown }[] }) =>
+      (c.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments as Caps)?.capabilities;
+    expect(caps(src)).toContainEqual({ capability: 'postcopy-preempt', state: true });
+    expect(caps(dst)).toContainEqual({ capability: 'postcopy-preempt', state: true });
+    expect(caps(dst)).toContainEqual({ capability: 'postcopy-blocktime', state: true });
+    expect(r.qemu.postcopyBlocktime).toEqual({ totalMs: 120, vcpuMs: [120] });
   });
 
   it('stall detection: a dirty set that stops shrinking is cancelled with STALLED', async () => {
