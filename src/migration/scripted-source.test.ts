@@ -402,6 +402,33 @@ describe('real source, scripted destination: post-copy', () => {
     expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
   });
 
+  it('postcopy-preempt: requests (even one right behind RESUMED) are answered on the preempt link; byte for byte', async () => {
+    const o = await migrate(
+      { faults: [1000, 1001, 700] },
+      { strategy: 'postcopy', postcopyPreempt: true },
+      (d) => ({ preempt: async () => d.connect() }),
+    );
+    expect(o.report.error).toBeUndefined();
+    expect(o.report.status).toBe('completed');
+    expect(o.report.verified).toBe(true);
+    expect(o.report.postcopy.requestedPages).toBe(3);
+    expect(o.report.postcopy.preemptPages).toBe(3);
+    expect(o.fake.script.trail).toContain('PREEMPT');
+    expect(o.fake.connections).toBe(2);
+    expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
+  });
+
+  it('postcopy-preempt refused by the destination: CAPABILITY before any page, the guest stays here', async () => {
+    const o = await migrate(
+      { withhold: Capability.POSTCOPY_PREEMPT },
+      { strategy: 'postcopy', postcopyPreempt: true },
+      (d) => ({ preempt: async () => d.connect() }),
+    );
+    keptOnSource(o, 'CAPABILITY');
+    expect(o.report.error?.message).toMatch(/postcopy-preempt/);
+    expect(o.fake.script.trail).not.toContain('PAGES');
+  });
+
   it('hybrid: pre-copy rounds, then post-copy; byte for byte', async () => {
     // Round 1 cannot converge: every page is dirty again when it ends (marked while its first frame is read).
     const o = await migrate(

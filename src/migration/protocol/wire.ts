@@ -1,5 +1,6 @@
 /**
- * The livemig migration protocol: one TCP (or TLS) connection per migration, source → destination, with
+ * The livemig migration protocol: one TCP (or TLS) connection per migration (a post-copy with POSTCOPY_PREEMPT adds
+ * a second one, PREEMPT, for the answers to page faults), source → destination, with
  * post-copy page requests flowing back on the same connection. The whole conversation, before any code:
  *
  * ```mermaid

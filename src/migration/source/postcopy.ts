@@ -100,10 +100,12 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
       wake?.();
     });
   };
-  listen();
+  // Counted before listen(): a PAGE_REQUEST already queued behind RESUMED is handled at once, and with
+  // postcopy-preempt answered there and then.
   let remaining = 0;
   for (let i = 0; i < pageCount; i++) remaining += needed[i]!;
   let next = 0;
+  listen();
   const push = async (): Promise<void> => {
     await s.frames.pending;
     s.frames.newBuilder(POSTCOPY_FRAME_BYTES);

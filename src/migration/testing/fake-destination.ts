@@ -17,6 +17,7 @@ import {
   decodeDigest,
   decodeHello,
   decodePostcopyStart,
+  decodePreempt,
   decodeReconcile,
   decodeRecover,
   decodeVcpuState,
@@ -25,6 +26,7 @@ import {
   encodeJson,
   encodeOwner,
   encodePageRequest,
+  encodePreemptAck,
   encodeRecoverAck,
   type Frame,
   forEachPageEntry,
@@ -48,7 +50,8 @@ export type DestinationStep =
   | 'GO'
   | 'POSTCOPY_END'
   | 'RECOVER'
-  | 'RECONCILE';
+  | 'RECONCILE'
+  | 'PREEMPT';
 
 export interface FakeDestinationOptions {
   script?: ScriptLine<DestinationStep>[];
@@ -280,6 +283,13 @@ export class FakeDestination {
         for (let p = 0; p < this.pageCount; p++) if (this.present[p]) bitmap[p >> 3]! |= 1 << (p & 7);
         const nonce = this.bound ? conn.bindFramesWithNewNonce(Command.RECOVER_ACK) : undefined;
         return plain(Command.RECOVER_ACK, encodeRecoverAck(bitmap, nonce));
+      }
+      case Command.PREEMPT: {
+        // postcopy-preempt: this link then carries PAGES only (handled above like the main link's).
+        decodePreempt(f.payload);
+        conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
+        const nonce = this.bound ? conn.bindFramesWithNewNonce(Command.PREEMPT_ACK) : undefined;
+        return plain(Command.PREEMPT_ACK, encodePreemptAck(nonce));
       }
       case Command.RECONCILE: {
         decodeReconcile(f.payload);
