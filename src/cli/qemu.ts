@@ -174,11 +174,14 @@ export function registerQemu(program: Command): void {
     });
     const progress = f.json ? undefined : new MigrationProgress();
     try {
-      const uri = f.uri ?? (await incomingUri(dest));
+      // A destination started with -incoming defer listens only once told where (after its capabilities are set).
+      const listening = await incomingAddress(dest);
+      const uri = f.uri ?? listening ?? (await incomingUri(dest));
       const report = await migrateQemu(source, dest, {
         ...options,
         ...(preset ? { preset } : {}),
         uri,
+        ...(listening === undefined ? { listen: true } : {}),
         sourceName: f.source,
         onProgress: (r) => progress?.update(r),
       }).finally(() => progress?.stop());
@@ -222,6 +225,18 @@ async function connectQmp(text: string, flag: string): Promise<QmpClient> {
       { cause: err },
     );
   }
+}
+
+/** Where the destination listens (`query-migrate`'s `socket-address`), or undefined (-incoming defer). */
+async function incomingAddress(dest: QmpClient): Promise<string | undefined> {
+  const info = await dest.execute<{
+    'socket-address'?: { type: string; host?: string; port?: string; path?: string }[];
+  }>('query-migrate');
+  const a = info['socket-address']?.[0];
+  if (a?.type === 'inet' && a.host && a.port)
+    return `tcp:${a.host === '0.0.0.0' ? '127.0.0.1' : a.host}:${a.port}`;
+  if (a?.type === 'unix' && a.path) return `unix:${a.path}`;
+  return undefined;
 }
 
 /** The destination's listening address, from its `query-migrate` (`socket-address`) during -incoming. */

@@ -242,6 +242,24 @@ describe('migrateQemu', () => {
     expect(r.qemu.postcopyBlocktime).toEqual({ totalMs: 120, vcpuMs: [120] });
   });
 
+  it('a destination started with -incoming defer is told to listen once its capabilities are set', async () => {
+    const src = await fakeQemu([{ status: 'completed', ram: ram(1, 100, 0) }]);
+    const dst = await fakeQemu([{ status: 'active' }]);
+    await migrateQemu(src.client, dst.client, {
+      uri: 'tcp:127.0.0.1:4444',
+      listen: true,
+      strategy: 'postcopy',
+      postcopyPreempt: true,
+      pollMs: 1,
+    });
+    const order = dst.log.map((m) => m.execute);
+    expect(order.indexOf('migrate-incoming')).toBeGreaterThan(order.indexOf('migrate-set-capabilities'));
+    expect(dst.log.find((m) => m.execute === 'migrate-incoming')?.arguments).toEqual({
+      uri: 'tcp:127.0.0.1:4444',
+    });
+    expect(src.log.findIndex((m) => m.execute === 'migrate')).toBeGreaterThanOrEqual(0);
+  });
+
   it('stall detection: a dirty set that stops shrinking is cancelled with STALLED', async () => {
     const script: QmpMigrationInfo[] = [{ status: 'active', ram: ram(1, 10, 200) }];
     for (let i = 2; i < 12; i++) script.push({ status: 'active', ram: ram(i, 100 + 10 * i, 60 + (i % 2)) });

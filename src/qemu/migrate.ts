@@ -41,6 +41,11 @@ export interface QemuMigrateOptions extends Partial<MigrationOptions> {
   uri: string;
   /** Another tool's defaults and stop rules, as for `livemig migrate`. */
   preset?: Preset;
+  /**
+   * The destination was started with `-incoming defer`: once its capabilities are set, `migrate-incoming` makes it
+   * listen on `uri` (QEMU takes `postcopy-preempt` only before its incoming migration starts).
+   */
+  listen?: boolean;
   /** How often `query-migrate` is polled, ms (default 50): rounds shorter than this are merged. */
   pollMs?: number;
   /** Called after every poll with the report so far (the CLI's progress bar). */
@@ -59,8 +64,19 @@ export async function migrateQemu(
   dest: QmpClient,
   o: QemuMigrateOptions,
 ): Promise<QemuMigrationReport> {
-  const { uri, preset, pollMs, onProgress, sourceName, guestId, cgroupRoot, raplRoot, cpufreqRoot, ...rest } =
-    o;
+  const {
+    uri,
+    listen,
+    preset,
+    pollMs,
+    onProgress,
+    sourceName,
+    guestId,
+    cgroupRoot,
+    raplRoot,
+    cpufreqRoot,
+    ...rest
+  } = o;
   const explicit = Object.fromEntries(
     Object.entries(rest).filter(([, v]) => v !== undefined),
   ) as Partial<MigrationOptions>;
@@ -70,6 +86,7 @@ export async function migrateQemu(
   r.qemu.notApplied = notApplied(opts, explicit);
   const pid = await qemuPid(source, r);
   await configure(source, dest, r, opts, ramBytes);
+  if (listen) await dest.execute('migrate-incoming', { uri });
   const power = pid ? startPower(pid, r.qemu.vcpuThreads, opts, raplRoot) : undefined;
   const destPid = await qemuPid(dest, undefined);
   const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
@@ -148,14 +165,26 @@ async function configure(
   }
   // The destination must agree on post-copy before the stream starts.
   // postcopy-blocktime: the destination then reports how long vCPUs waited on faults (report.ts).
-  if (postcopy)
-    await dest.execute('migrate-set-capabilities', {
-      capabilities: [
-        { capability: 'postcopy-ram', state: true },
-        { capability: 'postcopy-blocktime', state: true },
-        ...(opts.postcopyPreempt ? [{ capability: 'postcopy-preempt', state: true }] : []),
-      ],
-    });
+  if (postcopy) {
+    try {
+      await dest.execute('migrate-set-capabilities', {
+        capabilities: [
+          { capability: 'postcopy-ram', state: true },
+          { capability: 'postcopy-blocktime', state: true },
+          ...(opts.postcopyPreempt ? [{ capability: 'postcopy-preempt', state: true }] : []),
+        ],
+      });
+    } catch (err) {
+      if (opts.postcopyPreempt && err instanceof Error && /before incoming/i.test(err.message)) {
+        throw new UsageError(
+          'QEMU takes postcopy-preempt only before its incoming migration starts: start the destination with ' +
+            '-incoming defer (livemig qemu testvm --incoming defer) and give --uri tcp:HOST:PORT to listen on',
+          'postcopy-preempt',
+        );
+      }
+      throw err;
+    }
+  }
   r.qemu.capabilities = capabilities;
   const params: Record<string, number> = {
     // With a downtime ramp, its START (resolveOptions makes it the limit); drive.ts raises it.
