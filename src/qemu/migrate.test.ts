@@ -167,6 +167,11 @@ describe('migrateQemu', () => {
       ],
     });
     expect(src.log.filter((m) => m.execute === 'migrate-start-postcopy')).toHaveLength(1);
+    // Said off explicitly: a QEMU that arrived by a migration with postcopy-preempt keeps it on otherwise.
+    const srcCaps = src.log.find((m) => m.execute === 'migrate-set-capabilities')?.arguments as
+      | { capabilities: unknown[] }
+      | undefined;
+    expect(srcCaps?.capabilities).toContainEqual({ capability: 'postcopy-preempt', state: false });
     expect(r.qemu.switchedToPostcopy).toBe(true);
     expect(r.qemu.postcopyReason).toBe('strategy');
     expect(r.switchoverReason).toBe('postcopy: strategy');

@@ -86,7 +86,8 @@ export async function migrateQemu(
   r.qemu.notApplied = notApplied(opts, explicit);
   const pid = await qemuPid(source, r);
   await configure(source, dest, r, opts, ramBytes);
-  if (listen) await dest.execute('migrate-incoming', { uri });
+  // (with multifd, configure has already started the listener)
+  if (listen && opts.multifdChannels <= 1) await dest.execute('migrate-incoming', { uri });
   const power = pid ? startPower(pid, r.qemu.vcpuThreads, opts, raplRoot) : undefined;
   const destPid = await qemuPid(dest, undefined);
   const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
@@ -138,30 +139,23 @@ async function configure(
     'auto-converge': autoConverge,
     'postcopy-ram': postcopy,
     ...(multifd ? { multifd: true } : {}),
-    // QEMU's postcopy-preempt: a second channel for the pages the destination faults on (both sides).
-    ...(postcopy && opts.postcopyPreempt ? { 'postcopy-preempt': true } : {}),
+    // QEMU's postcopy-preempt: a second channel for the pages the destination faults on (both sides). Said either
+    // way: a QEMU that arrived by a migration with it keeps it on otherwise, and its peer would not expect it.
+    ...(postcopy ? { 'postcopy-preempt': opts.postcopyPreempt } : {}),
   };
-  await source.execute('migrate-set-capabilities', {
-    capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
-  });
-  // QEMU's multifd: both sides need the capability and the same channel count (and compression) before the
-  // stream starts, and the destination before it listens: it must be started with `-incoming defer`; the bridge
-  // then starts its listener (migrate-incoming) on the migration's address.
-  if (multifd) {
-    const mf = multifdParameters(opts);
-    await dest
-      .execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })
-      .catch((err: unknown) => {
-        throw new UsageError(
-          `--multifd-channels: the destination QEMU refused multifd (${(err as Error).message}): QEMU sets multifd ` +
-            'before the destination listens, so start it with `-incoming defer` and pass --uri; the bridge then ' +
-            'starts the listener (migrate-incoming)',
-          'multifd-channels',
-        );
-      });
-    await dest.execute('migrate-set-parameters', mf);
-    await dest.execute('migrate-incoming', { uri: r.destination });
-    await source.execute('migrate-set-parameters', mf);
+  try {
+    await source.execute('migrate-set-capabilities', {
+      capabilities: Object.entries(capabilities).map(([capability, state]) => ({ capability, state })),
+    });
+  } catch (err) {
+    if (postcopy && !opts.postcopyPreempt && err instanceof Error && /preempt/i.test(err.message)) {
+      throw new UsageError(
+        `the source QEMU cannot turn postcopy-preempt off (${err.message}): it arrived by a migration with it on; ` +
+          'migrate it with --postcopy-preempt',
+        'postcopy-preempt',
+      );
+    }
+    throw err;
   }
   // The destination must agree on post-copy before the stream starts.
   // postcopy-blocktime: the destination then reports how long vCPUs waited on faults (report.ts).
@@ -184,6 +178,25 @@ async function configure(
       }
       throw err;
     }
+  }
+  // QEMU's multifd: both sides need the capability and the same channel count (and compression) before the
+  // stream starts, and the destination before it listens: it must be started with `-incoming defer`; the bridge
+  // then starts its listener (migrate-incoming) on the migration's address, after every capability above.
+  if (multifd) {
+    const mf = multifdParameters(opts);
+    await dest
+      .execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })
+      .catch((err: unknown) => {
+        throw new UsageError(
+          `--multifd-channels: the destination QEMU refused multifd (${(err as Error).message}): QEMU sets multifd ` +
+            'before the destination listens, so start it with `-incoming defer` and pass --uri; the bridge then ' +
+            'starts the listener (migrate-incoming)',
+          'multifd-channels',
+        );
+      });
+    await dest.execute('migrate-set-parameters', mf);
+    await dest.execute('migrate-incoming', { uri: r.destination });
+    await source.execute('migrate-set-parameters', mf);
   }
   r.qemu.capabilities = capabilities;
   const params: Record<string, number> = {
