@@ -6,7 +6,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Agent, AgentClient } from '../src/agent/index.js';
+import { type Agent, AgentClient, startAgent } from '../src/agent/index.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { FrameConnection } from '../src/migration/connection.js';
 import { runDestination } from '../src/migration/destination.js';
@@ -120,6 +120,27 @@ describe('postcopy-preempt', () => {
       await a.client.stopGuest('pre-cap');
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('the preempt channel has a place of its own beyond --max-incoming', async () => {
+    const agent = await startAgent({ host: '127.0.0.1', port: 0, maxIncoming: 1 });
+    const client = new AgentClient(agent.address);
+    try {
+      await a.client.startGuest(config(26), 'pre-max');
+      const started = await a.client.migrate('pre-max', agent.address, {
+        strategy: 'postcopy',
+        maxBandwidth: 12 * MiB,
+        postcopyPreempt: true,
+      });
+      const r = await a.client.follow(started.id, () => undefined);
+      expect(r.error).toBeUndefined();
+      expect(r.status).toBe('completed');
+      expect(r.verified).toBe(true);
+      await expectOracle(client, 'pre-max', config(26));
+      await client.stopGuest('pre-max');
+    } finally {
+      await agent.close();
     }
   });
 

@@ -193,8 +193,9 @@ export class Agent implements AgentApi {
       budget: this.frameBudget,
     });
     // A migration stream counts from its first bytes until its connection closes, whatever it has sent yet.
-    // Channels announced by admitted migrations (multifd) get places of their own beyond --max-incoming.
-    if (this.migrationStreams >= this.maxIncoming + this.channels.pending) {
+    // Channels announced by admitted migrations (multifd, postcopy-preempt) get places of their own beyond
+    // --max-incoming.
+    if (this.migrationStreams >= this.maxIncoming + this.channels.pending + this.preempt.pending) {
       this.log(`refused migration stream from ${socket.remoteAddress ?? '?'}: --max-incoming reached`);
       void conn.sendErrorAndClose(
         new MigrationError(

@@ -17,13 +17,22 @@ export interface PreemptEndpoint {
 
 export class PreemptRegistry {
   private readonly byId = new Map<string, PreemptEndpoint>();
+  /** Registered migrations whose first preempt channel has not come yet (the agent keeps a place for each). */
+  private readonly waiting = new Set<PreemptEndpoint>();
+
+  /** Preempt channels announced and not yet arrived: places beyond --max-incoming, as for multifd channels. */
+  get pending(): number {
+    return this.waiting.size;
+  }
 
   register(migrationId: string, e: PreemptEndpoint): void {
     this.byId.set(migrationId, e);
+    this.waiting.add(e);
   }
 
   unregister(migrationId: string, e: PreemptEndpoint): void {
     if (this.byId.get(migrationId) === e) this.byId.delete(migrationId);
+    this.waiting.delete(e);
   }
 
   /**
@@ -54,6 +63,7 @@ export class PreemptRegistry {
       );
       return false;
     }
+    this.waiting.delete(e);
     e.attach(conn);
     return true;
   }
