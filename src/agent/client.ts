@@ -14,6 +14,7 @@ import type { SnapshotResult } from '../snapshot/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
 import { clientApiToken } from './auth.js';
+import type { EvacuationReport, EvacuationRequest } from './evacuate.js';
 import type { RestoreAnswer } from './snapshots.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
@@ -194,6 +195,11 @@ export class AgentClient {
   /** Destination: resume (adopt) or drop (discard) a guest held here whose source is gone for good. */
   settleIncoming(id: string, action: 'adopt' | 'discard'): Promise<{ state: string }> {
     return this.call('POST', `/v1/migrations/incoming/${id}/${action}`);
+  }
+
+  /** Moves every guest of this agent to the given destinations; answers when all have moved (evacuate.ts). */
+  evacuate(request: Partial<EvacuationRequest> & { to: string[] }): Promise<EvacuationReport> {
+    return this.call('POST', '/v1/evacuate', request);
   }
 
   cancel(id: string): Promise<MigrationReport> {

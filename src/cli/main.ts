@@ -10,6 +10,7 @@ import { registerAgent } from './agent.js';
 import { registerCerts } from './certs.js';
 import { registerDemo } from './demo.js';
 import { environmentError } from './environment.js';
+import { registerEvacuate } from './evacuate.js';
 import { EXIT, EXIT_CODES_HELP } from './exit.js';
 import { registerExperiment } from './experiment.js';
 import { registerGuest } from './guest.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerCerts(program);
   registerGuest(program);
   registerMigrate(program);
+  registerEvacuate(program);
   registerRun(program);
   registerDemo(program);
   registerSim(program);
