@@ -10,6 +10,7 @@ import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
+import type { PowerSeries } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
@@ -195,6 +196,11 @@ export class AgentClient {
   /** Destination: resume (adopt) or drop (discard) a guest held here whose source is gone for good. */
   settleIncoming(id: string, action: 'adopt' | 'discard'): Promise<{ state: string }> {
     return this.call('POST', `/v1/migrations/incoming/${id}/${action}`);
+  }
+
+  /** The agent's power meter: samples after `since` (epoch ms), each with every hosted guest's CPU ms. */
+  power(since = 0): Promise<PowerSeries> {
+    return this.call('GET', `/v1/power?since=${Math.floor(since)}`);
   }
 
   /** Moves every guest of this agent to the given destinations; answers when all have moved (evacuate.ts). */

@@ -8,6 +8,7 @@ import { safeLine, safeText } from '../log-safe.js';
 import { VERSION } from '../version.js';
 import { registerAgent } from './agent.js';
 import { registerCerts } from './certs.js';
+import { registerCluster } from './cluster.js';
 import { registerDemo } from './demo.js';
 import { environmentError } from './environment.js';
 import { registerEvacuate } from './evacuate.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerDemo(program);
   registerSim(program);
+  registerCluster(program);
   registerPredict(program);
   registerProfile(program);
   registerExperiment(program);

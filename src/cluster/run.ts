@@ -1,0 +1,664 @@
+/**
+ * `livemig cluster`: a data centre in miniature. N agents (child processes on loopback) are the hosts, each with an
+ * emulated capacity and SPECpower model (CloudSim's PlanetLab hosts); M guests are the VMs, their CPU following
+ * PlanetLab traces through the guest CAP; every scheduling interval the simulator's own policy code
+ * (`PlanningSession`: the engine's placeInitial and plan) decides on the utilisation measured from the agents'
+ * power meters, and its decisions are carried out as live migrations through the agents' API, bounded per host and
+ * per cluster. Every migration is checked (digest verified at switch-over, the guest running on its target and gone
+ * from its source), and every interval the inventory: a guest lost or duplicated stops the run with an error. At the
+ * end the simulator runs on the same hosts, VMs, window and policy, and both are compared.
+ */
+import { AgentClient } from '../agent/index.js';
+import { type ChildAgent, spawnAgents } from '../agent/spawn.js';
+import { MigrationError, UsageError } from '../errors.js';
+import { predictPrecopy } from '../migration/model.js';
+import { DEFAULT_OPTIONS } from '../migration/options.js';
+import type { MigrationReport } from '../migration/stats.js';
+import {
+  HISTORY_LENGTH,
+  isPlanetlabDay,
+  loadPlanetlabDay,
+  loadTraceSource,
+  type PlannedMigration,
+  PlanningSession,
+  parsePolicy,
+  planetlabDatacenter,
+  policyLabel,
+  type SimOptions,
+  type SimResult,
+  simulate,
+} from '../sim/index.js';
+import {
+  type ClusterMetrics,
+  type ClusterMigration,
+  type ComparisonRow,
+  compareWithSim,
+  MetricsAccumulator,
+} from './metrics.js';
+import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
+import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
+
+export type VmState = 'running' | 'lost-with-host' | 'unplaced';
+
+export interface ClusterVm {
+  index: number;
+  guest: string;
+  /** The trace file (VM) of the day it replays. */
+  trace: string;
+  ramMiB: number;
+  workload: string;
+  mips: number;
+  initialHost: number;
+  finalHost: number;
+  state: VmState;
+  migrations: number;
+}
+
+export interface ClusterHost {
+  index: number;
+  type: string;
+  mips: number;
+  address: string;
+  pid: number;
+  alive: boolean;
+}
+
+export interface ClusterInterval {
+  interval: number;
+  /** Trace seconds at the end of the interval. */
+  time: number;
+  activeHosts: number;
+  /** Whole-cluster power at the end of the interval (modelled from measured utilisation), W. */
+  watts: number;
+  overloaded: number;
+  started: number;
+  deferred: number;
+  inFlight: number;
+  /** Σ demand of the running VMs, MIPS: measured (CPU ÷ cpuScale) and what the trace asked (interval mean). */
+  demandMeasured: number;
+  demandTrace: number;
+  /** The same from the kernel's CPU time of the vCPU threads (falls short of the cap on a loaded machine). */
+  demandCpu: number;
+}
+
+export interface ClusterEvent {
+  kind: 'started' | 'interval' | 'migration' | 'host-killed' | 'finished';
+  message: string;
+  interval?: ClusterInterval;
+  migration?: ClusterMigration;
+}
+
+export interface ClusterReport {
+  policy: string;
+  day: string;
+  window: { startSec: number; durationSec: number; intervals: number };
+  speed: number;
+  hosts: ClusterHost[];
+  vms: ClusterVm[];
+  intervals: ClusterInterval[];
+  migrations: ClusterMigration[];
+  killed: { host: number; interval: number; guests: string[] }[];
+  metrics: ClusterMetrics;
+  sim: Omit<SimResult, 'series'>;
+  simSeries: { time: number[]; activeHosts: number[]; migrations: number[] };
+  comparison: ComparisonRow[];
+  /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
+  deferred: number;
+  wallMs: number;
+}
+
+const SUBSTEPS = 8;
+
+interface Inventory {
+  /** Guest id → the live hosts that run it. */
+  seen: Map<string, number[]>;
+  answered: boolean[];
+  /** `guest@host` → the guest's scheduled vCPU time there so far, ms. */
+  busy: Map<string, number>;
+}
+const sleepUntil = (at: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+
+/** Checks the options a user can get wrong, with messages that say what to use. */
+export function checkClusterOptions(o: ClusterOptions): void {
+  const bad = (flag: string, msg: string): never => {
+    throw new UsageError(`${flag}: ${msg}`, flag);
+  };
+  if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 64) bad('--hosts', 'use 1..64 hosts');
+  if (!Number.isInteger(o.vms) || o.vms < 1 || o.vms > 256) bad('--vms', 'use 1..256 VMs');
+  if (o.durationSec < SCHEDULING_INTERVAL * 2 || o.durationSec % SCHEDULING_INTERVAL !== 0)
+    bad('--duration', 'use a multiple of 5m, at least 10m');
+  if (o.startSec < 0 || o.startSec % SCHEDULING_INTERVAL !== 0) bad('--start', 'use a multiple of 5m');
+  if (!(o.speed >= 1 && o.speed <= 3000)) bad('--speed', 'use 1..3000');
+  if (!(o.cpuScale > 0 && o.cpuScale <= 1)) bad('--cpu-scale', 'use a fraction in (0, 1]');
+  const [lo, hi] = o.ramMiB;
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 4 && hi >= lo && hi <= 4096))
+    bad('--ram', 'use MIN-MAX MiB, 4 ≤ MIN ≤ MAX ≤ 4096 (e.g. 64-128)');
+  for (const w of o.workloads) {
+    if (!(CLUSTER_WORKLOADS as readonly string[]).includes(w))
+      bad('--workloads', `"${w}"; use a comma-separated list of ${CLUSTER_WORKLOADS.join(', ')}`);
+  }
+  if (o.workloads.length === 0) bad('--workloads', 'name at least one');
+}
+
+/** Runs the miniature data centre to the end of its window and compares it with the simulator. */
+export async function runCluster(
+  o: ClusterOptions,
+  onEvent: (e: ClusterEvent) => void = () => {},
+): Promise<ClusterReport> {
+  checkClusterOptions(o);
+  const wall0 = performance.now();
+  const day = isPlanetlabDay(o.day) ? await loadPlanetlabDay(o.day) : await loadTraceSource({ dir: o.day });
+  if (o.startSec + o.durationSec > day.samplesPerVm * SCHEDULING_INTERVAL) {
+    throw new UsageError(
+      `--start + --duration: the window ends after the trace (${(day.samplesPerVm * SCHEDULING_INTERVAL) / 3600} h)`,
+      '--duration',
+    );
+  }
+  if (o.vms > day.vms) throw new UsageError(`--vms: the trace has only ${day.vms} VMs`, '--vms');
+  const { workload, picked } = clusterWorkload(day, o.vms, o.startSec, o.durationSec);
+  const K = workload.samplesPerVm;
+  const M = o.vms;
+  const N = o.hosts;
+  const dc = planetlabDatacenter(N);
+  const simOptions: SimOptions = {
+    mode: 'livemig',
+    policy: parsePolicy(o.policy),
+    datacenter: dc,
+    seed: o.seed,
+    interval: SCHEDULING_INTERVAL,
+  };
+  const session = new PlanningSession(workload, simOptions);
+  const placement = session.initialPlacement();
+  const hostMips = Array.from({ length: N }, (_, h) => session.hostSpec(h).mips);
+  const watts = Array.from({ length: N }, (_, h) => session.hostSpec(h).watts);
+  const vmMips = Array.from({ length: M }, (_, v) => session.vmSpec(v).mips);
+  const sample = (v: number, k: number): number => workload.samples[v * K + Math.min(k, K - 1)]!;
+  const vms: ClusterVm[] = Array.from({ length: M }, (_, v) => ({
+    index: v,
+    guest: `vm${v}`,
+    trace: workload.vmNames[v]!,
+    ramMiB: guestRamMiB(v, o.ramMiB),
+    workload: o.workloads[v % o.workloads.length]!,
+    mips: vmMips[v]!,
+    initialHost: placement[v]!,
+    finalHost: placement[v]!,
+    state: placement[v]! >= 0 ? 'running' : 'unplaced',
+    migrations: 0,
+  }));
+  void picked;
+
+  const agents: ChildAgent[] = await spawnAgents(
+    Array.from({ length: N }, () => ({ args: ['--quiet', '--max-incoming', '8'] })),
+  );
+  const clients = agents.map((a) => new AgentClient(a.address));
+  const alive = agents.map(() => true);
+  const hosts: ClusterHost[] = agents.map((a, h) => ({
+    index: h,
+    type: dc.hostTypes[dc.hostTypeOf[h]!]!.name,
+    mips: hostMips[h]!,
+    address: a.address,
+    pid: a.pid,
+    alive: true,
+  }));
+  const location = Int32Array.from(placement);
+  const inFlight = new Map<number, { from: number; target: number; done: Promise<void> }>();
+  const outbound = new Array<number>(N).fill(0);
+  const migrations: ClusterMigration[] = [];
+  const killed: ClusterReport['killed'] = [];
+  const intervals: ClusterInterval[] = [];
+  const history: number[][] = Array.from({ length: M }, () => []);
+  const demand = new Float64Array(M);
+  let fatal: Error | undefined;
+  let stopping = false;
+  let k = 0;
+  let queue: PlannedMigration[] = [];
+  let deferredTotal = 0;
+  let acc: MetricsAccumulator | undefined;
+
+  const onHostDied = (h: number): void => {
+    if (stopping || !alive[h]) return;
+    alive[h] = false;
+    hosts[h]!.alive = false;
+    const lost: string[] = [];
+    for (let v = 0; v < M; v++) {
+      if (location[v] === h && !inFlight.has(v)) {
+        vms[v]!.state = 'lost-with-host';
+        location[v] = -1;
+        lost.push(vms[v]!.guest);
+      }
+    }
+    killed.push({ host: h, interval: k, guests: lost });
+    onEvent({
+      kind: 'host-killed',
+      message: `host ${h} (${agents[h]!.address}) died at interval ${k}; its guests ${lost.join(', ') || '(none)'} are lost with it`,
+    });
+  };
+  agents.forEach((a, h) => {
+    a.process.once('exit', () => onHostDied(h));
+  });
+
+  // CAP is a whole percent (0 = uncapped): the wanted fraction is dithered over the substeps (error diffusion per
+  // VM), so that the interval's mean follows the trace finer than 1 % of a core; at least 1 %.
+  const carry = new Float64Array(M);
+  const capFor = (v: number, u: number): number => {
+    const want = u * o.cpuScale + carry[v]!;
+    const cap = Math.max(1, Math.min(100, Math.round(want)));
+    carry[v] = Math.max(-1, Math.min(1, want - cap));
+    return cap;
+  };
+  const applyCaps = async (pos: number): Promise<void> => {
+    const k0 = Math.floor(pos);
+    const f = pos - k0;
+    await Promise.all(
+      vms.map(async (vm, v) => {
+        const h = location[v]!;
+        if (vm.state !== 'running' || h < 0 || !alive[h] || inFlight.has(v)) return;
+        const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
+        try {
+          await clients[h]!.throttle(vm.guest, { cap: capFor(v, u) });
+        } catch {
+          // Busy (a migration just started) or the host just died: the next step sets it again.
+        }
+      }),
+    );
+  };
+
+  /**
+   * Guests seen on the live hosts (not counting a destination's incoming copy): id → hosts, and the hosts that
+   * answered. A loaded agent may not answer at once: each is asked up to three times; one that still does not answer
+   * is left out of this check (its guests are checked at the next one), not taken for empty.
+   */
+  const inventory = async (): Promise<Inventory> => {
+    const seen = new Map<string, number[]>();
+    const busy = new Map<string, number>();
+    const answered = clients.map(() => false);
+    await Promise.all(
+      clients.map(async (c, h) => {
+        for (let attempt = 0; attempt < 3 && alive[h] && !answered[h]; attempt++) {
+          try {
+            const list = await c.guests();
+            answered[h] = true;
+            for (const g of list) {
+              if (g.status === 'incoming') continue;
+              seen.set(g.id, [...(seen.get(g.id) ?? []), h]);
+              busy.set(`${g.id}@${h}`, g.busyMs ?? 0);
+            }
+          } catch {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }),
+    );
+    return { seen, answered, busy };
+  };
+
+  const checkInventory = async (inv?: Inventory): Promise<void> => {
+    const { seen, answered } = inv ?? (await inventory());
+    for (const vm of vms) {
+      if (vm.state !== 'running' || inFlight.has(vm.index)) continue;
+      const where = (seen.get(vm.guest) ?? []).filter((h) => alive[h]);
+      const expected = location[vm.index]!;
+      if (!alive[expected]) continue; // its host died: the exit handler accounts for it
+      if (!answered[expected] && where.length === 0) continue; // its host did not answer this time
+      if (where.length === 0) {
+        throw new MigrationError(
+          'GUEST_NOT_FOUND',
+          `guest ${vm.guest} is on no host (expected on host ${expected}): lost. The run stops here.`,
+        );
+      }
+      if (where.length > 1) {
+        throw new MigrationError(
+          'OWNER_UNKNOWN',
+          `guest ${vm.guest} runs on hosts ${where.join(' and ')}: duplicated. The run stops here.`,
+        );
+      }
+      if (where[0] !== expected) {
+        throw new MigrationError(
+          'OWNER_UNKNOWN',
+          `guest ${vm.guest} runs on host ${where[0]}, expected on host ${expected}. The run stops here.`,
+        );
+      }
+    }
+  };
+
+  const lastBusy = new Map<string, number>();
+  /** Each guest's kernel CPU time (ms) between `since` and `until`, from the agents' power meters. */
+  const kernelCpu = async (since: number, until: number): Promise<Map<string, number>> => {
+    const cpu = new Map<string, number>();
+    await Promise.all(
+      clients.map(async (c, h) => {
+        if (!alive[h]) return;
+        try {
+          const series = await c.power(since);
+          for (const s of series.samples) {
+            if (s.at > until) continue;
+            for (const g of s.guests) cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+          }
+        } catch {
+          // died meanwhile
+        }
+      }),
+    );
+    return cpu;
+  };
+
+  const bandwidth = o.migration.maxBandwidth ?? DEFAULT_OPTIONS.maxBandwidth;
+  const finishMigration = async (
+    v: number,
+    from: number,
+    target: number,
+    interval: number,
+    demandAtStart: number,
+    report: MigrationReport | undefined,
+    error: string | undefined,
+  ): Promise<void> => {
+    const vm = vms[v]!;
+    let status = report?.status ?? 'failed';
+    if (status === 'completed') {
+      if (!report!.verified) {
+        fatal ??= new MigrationError(
+          'DIGEST_MISMATCH',
+          `migration of ${vm.guest} to host ${target} completed unverified (verify ${report!.verify}); the run stops`,
+        );
+      }
+      // On its target, running; gone from its source.
+      try {
+        const info = await clients[target]!.guest(vm.guest);
+        if (info.status !== 'running' && info.status !== 'paused') throw new Error(info.status);
+      } catch (err) {
+        if (alive[target]) {
+          fatal ??= new MigrationError(
+            'GUEST_NOT_FOUND',
+            `guest ${vm.guest} completed its migration to host ${target} but is not running there (${(err as Error).message})`,
+          );
+        }
+      }
+      if (alive[from]) {
+        const still = await clients[from]!.guest(vm.guest).then(
+          () => true,
+          () => false,
+        );
+        if (still) {
+          fatal ??= new MigrationError(
+            'OWNER_UNKNOWN',
+            `guest ${vm.guest} migrated to host ${target} is still on its source host ${from}: duplicated`,
+          );
+        }
+      }
+      location[v] = alive[target] ? target : -1;
+      if (!alive[target]) vm.state = 'lost-with-host';
+      vm.migrations++;
+    } else {
+      // Failed or cancelled: the guest must still be on its source (or the source died with it).
+      if (!alive[from]) {
+        location[v] = -1;
+        vm.state = 'lost-with-host';
+        const entry = killed.find((x) => x.host === from);
+        entry?.guests.push(vm.guest);
+      }
+      status = report?.status ?? 'failed';
+    }
+    const speed = o.speed;
+    const totalTimeMs = report?.totalTimeMs ?? 0;
+    const downtimeMs = report?.downtimeMs ?? 0;
+    const before = report?.guest.stepsPerSecBefore ?? 0;
+    const during = report?.guest.stepsPerSecDuring ?? 0;
+    const slow = before > 0 ? Math.min(1, Math.max(0, 1 - during / before)) : 0;
+    if (status === 'completed' && acc) {
+      acc.degradedMipsSeconds +=
+        demandAtStart * (slow * (totalTimeMs / 1000) * speed + (downtimeMs / 1000) * speed);
+    }
+    const ramBytes = vm.ramMiB * 1024 * 1024;
+    const model = predictPrecopy({
+      ramBytes,
+      dirtyRate: (report?.dirtyRatePagesPerSec ?? 0) * (report?.pageSize ?? 4096),
+      workingSetBytes: ramBytes,
+      bandwidth: bandwidth > 0 ? bandwidth : 1e9,
+      compressionRatio: o.migration.xbzrle ? 0.4 : 1,
+      downtimeLimit: (o.migration.downtimeLimitMs ?? DEFAULT_OPTIONS.downtimeLimitMs) / 1000,
+      maxRounds: Math.max(1, o.migration.maxRounds ?? DEFAULT_OPTIONS.maxRounds),
+    });
+    const m: ClusterMigration = {
+      vm: v,
+      guest: vm.guest,
+      from,
+      to: target,
+      interval,
+      status,
+      totalTimeMs,
+      downtimeMs,
+      transferredBytes: report?.transferredBytes ?? 0,
+      verified: report?.verified ?? false,
+      traceTime: (totalTimeMs / 1000) * speed,
+      traceDowntime: (downtimeMs / 1000) * speed,
+      modelTimeMs: Math.round(model.totalTime * 1000),
+      ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
+    };
+    migrations.push(m);
+    onEvent({
+      kind: 'migration',
+      message: `${vm.guest}: host ${from} → ${target} ${status} in ${totalTimeMs.toFixed(0)} ms, downtime ${downtimeMs.toFixed(1)} ms${m.verified ? ', verified' : ''}`,
+      migration: m,
+    });
+  };
+
+  const startMigration = (p: PlannedMigration): void => {
+    const v = p.vm;
+    const from = location[v]!;
+    const target = p.target;
+    const interval = k;
+    const demandAtStart = demand[v]!;
+    outbound[from]!++;
+    const run = async (): Promise<void> => {
+      let report: MigrationReport | undefined;
+      let error: string | undefined;
+      try {
+        const started = await clients[from]!.migrate(vms[v]!.guest, agents[target]!.address, o.migration);
+        report = await clients[from]!.waitMigration(started.id);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      try {
+        await finishMigration(v, from, target, interval, demandAtStart, report, error);
+      } catch (err) {
+        fatal ??= err as Error;
+      } finally {
+        outbound[from]!--;
+        inFlight.delete(v);
+        pump();
+      }
+    };
+    inFlight.set(v, { from, target, done: run() });
+  };
+
+  const pump = (): void => {
+    if (stopping) return;
+    const rest: PlannedMigration[] = [];
+    for (const p of queue) {
+      const from = location[p.vm]!;
+      const ok =
+        inFlight.size < o.parallelPerCluster &&
+        from >= 0 &&
+        alive[from] &&
+        alive[p.target] &&
+        !inFlight.has(p.vm) &&
+        vms[p.vm]!.state === 'running' &&
+        from !== p.target &&
+        outbound[from]! < o.parallelOutboundPerHost;
+      if (ok) startMigration(p);
+      else if (from >= 0 && alive[from] && alive[p.target] && !inFlight.has(p.vm) && from !== p.target)
+        rest.push(p);
+    }
+    queue = rest;
+  };
+
+  try {
+    // Guests on the initial placement (the engine's PABFD at t = 0), capped at their t = 0 demand.
+    for (const vm of vms) {
+      if (vm.state !== 'running') continue;
+      await clients[location[vm.index]!]!.startGuest(guestConfig(vm.index, vm.ramMiB, vm.workload), vm.guest);
+    }
+    await applyCaps(0);
+    onEvent({
+      kind: 'started',
+      message:
+        `${N} hosts, ${vms.filter((x) => x.state === 'running').length} guests placed by PABFD; ` +
+        `${policyLabel(simOptions.policy)}, ${workload.name}, ${K} intervals of ${(SCHEDULING_INTERVAL / o.speed).toFixed(2)} s`,
+    });
+    const periodMs = (SCHEDULING_INTERVAL / o.speed) * 1000;
+    const requestedAt = (useDemand: (v: number) => number): Float64Array => {
+      const r = new Float64Array(N);
+      for (let v = 0; v < M; v++) {
+        const h = location[v]!;
+        if (h >= 0 && vms[v]!.state === 'running') r[h] = r[h]! + useDemand(v);
+      }
+      return r;
+    };
+    let prevU = requestedAt((v) => (sample(v, 0) / 100) * vmMips[v]!).map((x, h) => x / hostMips[h]!);
+    const onAt = (): boolean[] =>
+      Array.from({ length: N }, (_, h) => {
+        if (!alive[h]) return false;
+        for (let v = 0; v < M; v++) if (location[v] === h && vms[v]!.state === 'running') return true;
+        for (const f of inFlight.values()) if (f.target === h) return true;
+        return false;
+      });
+    acc = new MetricsAccumulator(N, onAt());
+    const t0 = Date.now();
+    let last = t0;
+    for (k = 1; k <= K; k++) {
+      if (o.killHost && o.killHost.atInterval === k && alive[o.killHost.host]) {
+        agents[o.killHost.host]!.process.kill('SIGKILL');
+      }
+      for (let j = 1; j < SUBSTEPS; j++) {
+        await sleepUntil(t0 + (k - 1 + j / SUBSTEPS) * periodMs);
+        await applyCaps(k - 1 + j / SUBSTEPS);
+      }
+      await sleepUntil(t0 + k * periodMs);
+      if (fatal) throw fatal;
+      const now = Date.now();
+      // Utilisation measured from the agents: each guest's scheduled vCPU time over the interval ÷ cpuScale (the
+      // listing is also the inventory), and the kernel's CPU time of its threads from the power meters.
+      const [inv, cpu] = await Promise.all([inventory(), kernelCpu(last, now)]);
+      const elapsed = Math.max(1, now - last);
+      last = now;
+      let demandCpu = 0;
+      for (let v = 0; v < M; v++) {
+        const vm = vms[v]!;
+        let busyDelta = 0;
+        for (const h of inv.seen.get(vm.guest) ?? []) {
+          const key = `${vm.guest}@${h}`;
+          const b = inv.busy.get(key) ?? 0;
+          const before = lastBusy.get(key) ?? 0;
+          busyDelta += b >= before ? b - before : b;
+          lastBusy.set(key, b);
+        }
+        const u = vm.state === 'running' ? Math.min(1, busyDelta / elapsed / o.cpuScale) : 0;
+        demand[v] = u * vmMips[v]!;
+        if (vm.state === 'running')
+          demandCpu += Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) * vmMips[v]!;
+        history[v]!.unshift(u);
+        if (history[v]!.length > HISTORY_LENGTH) history[v]!.length = HISTORY_LENGTH;
+      }
+      const requested = requestedAt((v) => demand[v]!);
+      const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
+      const on = onAt();
+      acc.interval(SCHEDULING_INTERVAL, watts, prevU, u1, requested, hostMips, on);
+      prevU = Float64Array.from(u1);
+      await checkInventory(inv);
+      if (fatal) throw fatal;
+      const deferred = queue.length;
+      deferredTotal += deferred;
+      queue = [];
+      let overloaded = 0;
+      let started = 0;
+      if (k < K) {
+        const round = session.plan({
+          vmHost: Int32Array.from(location, (h, v) => (vms[v]!.state === 'running' ? h : -1)),
+          demand,
+          history,
+          hostUtilisation: u1,
+          inFlight: [...inFlight.entries()].map(([vm, f]) => ({ vm, target: f.target })),
+        });
+        overloaded = round.overloaded;
+        queue = round.migrations.filter((p) => alive[p.target]);
+        const before = migrations.length + inFlight.size;
+        pump();
+        started = migrations.length + inFlight.size - before;
+      }
+      let demandMeasured = 0;
+      let demandTrace = 0;
+      for (let v = 0; v < M; v++) {
+        if (vms[v]!.state !== 'running') continue;
+        demandMeasured += demand[v]!;
+        demandTrace += ((sample(v, k - 1) + sample(v, k)) / 200) * vmMips[v]!;
+      }
+      let w = 0;
+      let active = 0;
+      for (let h = 0; h < N; h++) {
+        if (on[h]) {
+          active++;
+          w += watts[h]!(Math.min(1, u1[h]!));
+        }
+      }
+      const row: ClusterInterval = {
+        interval: k,
+        time: k * SCHEDULING_INTERVAL,
+        activeHosts: active,
+        watts: w,
+        overloaded,
+        started,
+        deferred,
+        inFlight: inFlight.size,
+        demandMeasured,
+        demandTrace,
+        demandCpu,
+      };
+      intervals.push(row);
+      onEvent({
+        kind: 'interval',
+        message: `interval ${k}/${K}: ${active} hosts on, ${w.toFixed(0)} W, ${overloaded} overloaded, ${started} migrations started, ${inFlight.size} in flight; demand ${demandMeasured.toFixed(0)} MIPS measured (${demandCpu.toFixed(0)} by kernel CPU time), ${demandTrace.toFixed(0)} traced`,
+        interval: row,
+      });
+      if (k < K) await applyCaps(k);
+    }
+    // Migrations still in flight finish (they were started inside the window).
+    stopping = true;
+    queue = [];
+    await Promise.all([...inFlight.values()].map((f) => f.done));
+    if (fatal) throw fatal;
+    await checkInventory();
+    const started = migrations.length;
+    const metrics = acc.result(migrations);
+    const simRun = simulate(workload, { ...simOptions, series: true });
+    const { series, ...sim } = simRun;
+    for (const vm of vms) vm.finalHost = location[vm.index]!;
+    onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
+    return {
+      policy: policyLabel(simOptions.policy),
+      day: day.name,
+      window: { startSec: o.startSec, durationSec: o.durationSec, intervals: K },
+      speed: o.speed,
+      hosts,
+      vms,
+      intervals,
+      migrations,
+      killed,
+      metrics,
+      sim,
+      simSeries: {
+        time: series?.time ?? [],
+        activeHosts: series?.activeHosts ?? [],
+        migrations: series?.migrations ?? [],
+      },
+      comparison: compareWithSim(metrics, simRun),
+      deferred: deferredTotal,
+      wallMs: Math.round(performance.now() - wall0),
+    };
+  } finally {
+    stopping = true;
+    await Promise.allSettled([...inFlight.values()].map((f) => f.done));
+    for (const c of clients) c.close();
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
