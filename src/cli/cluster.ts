@@ -31,6 +31,7 @@ interface ClusterFlags extends MigrationFlagValues {
   policy?: string;
   seed?: string;
   cpuScale?: string;
+  measure?: string;
   parallelOutboundPerHost?: string;
   parallelPerCluster?: string;
   workloads?: string;
@@ -62,6 +63,11 @@ export function clusterOptionsFromFlags(f: ClusterFlags): ClusterOptions {
   if (f.policy !== undefined) o.policy = f.policy;
   if (f.seed !== undefined) o.seed = intFlag(f.seed, '--seed', 0);
   if (f.cpuScale !== undefined) o.cpuScale = numberFlag(f.cpuScale, '--cpu-scale', 0.01, 1);
+  if (f.measure !== undefined) {
+    if (f.measure !== 'cpu' && f.measure !== 'scheduled')
+      throw new UsageError(`--measure: "${f.measure}"; use cpu or scheduled`, '--measure');
+    o.measure = f.measure;
+  }
   if (f.parallelOutboundPerHost !== undefined)
     o.parallelOutboundPerHost = intFlag(f.parallelOutboundPerHost, '--parallel-outbound-per-host', 1, 64);
   if (f.parallelPerCluster !== undefined)
@@ -140,7 +146,11 @@ export function registerCluster(program: Command): void {
     .option('--seed <n>', 'seed for RS and planning (default 42)')
     .option(
       '--cpu-scale <f>',
-      'real CPU per unit of emulated demand (default 0.25: a VM at 100 % burns 25 % of a core)',
+      'real CPU per unit of emulated demand (default 0.05: a VM at 100 % may use 5 % of a core)',
+    )
+    .option(
+      '--measure <cpu|scheduled>',
+      'utilisation from the kernel CPU time of the vCPU threads (default) or the vCPUs’ own scheduled time',
     )
     .option('--parallel-outbound-per-host <n>', 'migrations out of one host at once (KubeVirt default 2)')
     .option('--parallel-per-cluster <n>', 'migrations in the whole cluster at once (KubeVirt default 5)')

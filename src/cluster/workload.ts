@@ -65,21 +65,25 @@ export function guestRamMiB(i: number, range: readonly [number, number]): number
 export function guestConfig(i: number, ramMiB: number, workload: string): GuestConfig {
   const ramBytes = ramMiB * MiB;
   const seed = i + 1;
+  // The run sets each guest's frequency to its traced utilisation: stalls must sleep, not spin.
+  const dvfsStall = 'sleep' as const;
   switch (workload as ClusterWorkload) {
     case 'twolf':
-      return { ramBytes, seed, workload: { name: 'twolf' } };
+      return { ramBytes, seed, dvfsStall, workload: { name: 'twolf' } };
     case 'kv-read':
-      return { ramBytes, seed, workload: { name: 'kv-read', params: { writeRate: 0 } } };
+      return { ramBytes, seed, dvfsStall, workload: { name: 'kv-read', params: { writeRate: 0 } } };
     case 'twolf-wide':
       return {
         ramBytes,
         seed,
+        dvfsStall,
         workload: { name: 'twolf', params: { workingSetBytes: ramBytes / 2, writeProbability: 0.3 } },
       };
     case 'zipf':
       return {
         ramBytes,
         seed,
+        dvfsStall,
         workload: { name: 'zipf', params: { writeRate: 0, workingSetBytes: ramBytes / 2 } },
       };
   }
