@@ -349,24 +349,33 @@ export async function runCluster(
   };
 
   const lastBusy = new Map<string, number>();
-  /** Each guest's kernel CPU time (ms) between `since` and `until`, from the agents' power meters. */
-  const kernelCpu = async (since: number, until: number): Promise<Map<string, number>> => {
+  /**
+   * Each guest's kernel CPU time (ms) between `since` and `until`, from the agents' power meters, and the hosts that
+   * answered (each is asked up to three times: a loaded agent may drop a connection).
+   */
+  const kernelCpu = async (
+    since: number,
+    until: number,
+  ): Promise<{ cpu: Map<string, number>; answered: boolean[] }> => {
     const cpu = new Map<string, number>();
+    const answered = clients.map(() => false);
     await Promise.all(
       clients.map(async (c, h) => {
-        if (!alive[h]) return;
-        try {
-          const series = await c.power(since);
-          for (const s of series.samples) {
-            if (s.at > until) continue;
-            for (const g of s.guests) cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+        for (let attempt = 0; attempt < 3 && alive[h] && !answered[h]; attempt++) {
+          try {
+            const series = await c.power(since);
+            answered[h] = true;
+            for (const s of series.samples) {
+              if (s.at > until) continue;
+              for (const g of s.guests) cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+            }
+          } catch {
+            await new Promise((r) => setTimeout(r, 200));
           }
-        } catch {
-          // died meanwhile
         }
       }),
     );
-    return cpu;
+    return { cpu, answered };
   };
 
   const bandwidth = o.migration.maxBandwidth ?? DEFAULT_OPTIONS.maxBandwidth;
@@ -565,7 +574,8 @@ export async function runCluster(
       const now = Date.now();
       // Utilisation measured from the agents: each guest's scheduled vCPU time over the interval ÷ cpuScale (the
       // listing is also the inventory), and the kernel's CPU time of its threads from the power meters.
-      const [inv, cpu] = await Promise.all([inventory(), kernelCpu(last, now)]);
+      const [inv, meters] = await Promise.all([inventory(), kernelCpu(last, now)]);
+      const cpu = meters.cpu;
       const elapsed = Math.max(1, now - last);
       last = now;
       let demandCpu = 0;
@@ -583,7 +593,9 @@ export async function runCluster(
         const scheduled = vm.state === 'running' ? Math.min(1, busyDelta / elapsed / o.cpuScale) : 0;
         const kernel =
           vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) : 0;
-        const u = o.measure === 'scheduled' ? scheduled : kernel;
+        // A host whose meter did not answer: its VMs keep their last measured value (not 0).
+        const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
+        const u = unmeasured ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
         demand[v] = u * vmMips[v]!;
         demandCpu += kernel * vmMips[v]!;
         demandScheduled += scheduled * vmMips[v]!;
