@@ -85,9 +85,9 @@ export function clusterOptionsFromFlags(f: ClusterFlags): ClusterOptions {
 const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
 
 /** The side-by-side table: cluster, simulator, relative difference. */
-export function comparisonTable(r: ClusterReport): string {
-  const t = new Table({ head: ['metric', 'cluster (measured)', 'simulator', 'difference'] });
-  for (const row of r.comparison) {
+export function comparisonTable(r: ClusterReport, rows = r.comparison, simLabel = 'simulator'): string {
+  const t = new Table({ head: ['metric', 'cluster (measured)', simLabel, 'difference'] });
+  for (const row of rows) {
     const fmt = (x: number): string =>
       ['SLATAH', 'PDM'].includes(row.metric)
         ? pct(x)
@@ -181,5 +181,12 @@ export function registerCluster(program: Command): void {
       return;
     }
     process.stdout.write(`${summary(r)}\n${comparisonTable(r)}\n`);
+    if (r.calibrated) {
+      process.stdout.write(
+        `\nThe simulator with migrations as slow as measured (${r.calibrated.migrationTime.toFixed(0)} trace s each` +
+          `${r.calibrated.capped ? ', capped below one interval: the engine completes every migration before the next step' : ''}):\n` +
+          `${comparisonTable(r, r.calibrated.comparison.slice(0, 7), 'sim (calibrated)')}\n`,
+      );
+    }
   });
 }
