@@ -57,6 +57,9 @@ export class MetricsAccumulator {
 
   constructor(hosts: number, initiallyOn: boolean[]) {
     this.#wasOn = Array.from({ length: hosts }, (_, h) => initiallyOn[h] ?? false);
+    // The simulator (CloudSim's state history) starts every host active: one left empty at t = 0 counts as a
+    // shutdown at its first entry. Counted the same way here.
+    this.shutdowns = this.#wasOn.filter((on) => !on).length;
   }
 
   /**
