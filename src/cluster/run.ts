@@ -246,19 +246,40 @@ export async function runCluster(
   let deferredTotal = 0;
   let acc: MetricsAccumulator | undefined;
 
+  /** VM v went down with host h: accounted for as lost with it. */
+  const loseWithHost = (v: number, h: number): void => {
+    vms[v]!.state = 'lost-with-host';
+    location[v] = -1;
+    let entry = killed.find((x) => x.host === h);
+    if (!entry) {
+      entry = { host: h, interval: k, guests: [] };
+      killed.push(entry);
+    }
+    if (!entry.guests.includes(vms[v]!.guest)) entry.guests.push(vms[v]!.guest);
+  };
+  /** Whether host h is dead: its agent exited, or does so within 2 s (an unanswered call may be its death). */
+  const hostDead = async (h: number): Promise<boolean> => {
+    if (!alive[h]) return true;
+    const p = agents[h]!.process;
+    if (p.exitCode === null && p.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        p.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return !alive[h] || p.exitCode !== null || p.signalCode !== null;
+  };
+
   const onHostDied = (h: number): void => {
     if (stopping || !alive[h]) return;
     alive[h] = false;
     hosts[h]!.alive = false;
-    const lost: string[] = [];
-    for (let v = 0; v < M; v++) {
-      if (location[v] === h && !inFlight.has(v)) {
-        vms[v]!.state = 'lost-with-host';
-        location[v] = -1;
-        lost.push(vms[v]!.guest);
-      }
-    }
-    killed.push({ host: h, interval: k, guests: lost });
+    if (!killed.some((x) => x.host === h)) killed.push({ host: h, interval: k, guests: [] });
+    for (let v = 0; v < M; v++) if (location[v] === h && !inFlight.has(v)) loseWithHost(v, h);
+    const lost = killed.find((x) => x.host === h)!.guests;
     onEvent({
       kind: 'host-killed',
       message: `host ${h} (${agents[h]!.address}) died at interval ${k}; its guests ${lost.join(', ') || '(none)'} are lost with it`,
@@ -413,7 +434,7 @@ export async function runCluster(
         const info = await clients[target]!.guest(vm.guest);
         if (info.status !== 'running' && info.status !== 'paused') throw new Error(info.status);
       } catch (err) {
-        if (alive[target]) {
+        if (!(await hostDead(target))) {
           fatal ??= new MigrationError(
             'GUEST_NOT_FOUND',
             `guest ${vm.guest} completed its migration to host ${target} but is not running there (${(err as Error).message})`,
@@ -432,17 +453,12 @@ export async function runCluster(
           );
         }
       }
-      location[v] = alive[target] ? target : -1;
-      if (!alive[target]) vm.state = 'lost-with-host';
       vm.migrations++;
+      if (alive[target]) location[v] = target;
+      else loseWithHost(v, target);
     } else {
       // Failed or cancelled: the guest must still be on its source (or the source died with it).
-      if (!alive[from]) {
-        location[v] = -1;
-        vm.state = 'lost-with-host';
-        const entry = killed.find((x) => x.host === from);
-        entry?.guests.push(vm.guest);
-      }
+      if (await hostDead(from)) loseWithHost(v, from);
       status = report?.status ?? 'failed';
     }
     const speed = o.speed;
@@ -512,6 +528,9 @@ export async function runCluster(
       } finally {
         outbound[from]!--;
         inFlight.delete(v);
+        // Its host died while the migration was being settled: lost with it.
+        const at = location[v]!;
+        if (at >= 0 && !alive[at] && vms[v]!.state === 'running') loseWithHost(v, at);
         pump();
       }
     };
