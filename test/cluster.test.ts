@@ -26,7 +26,15 @@ describe('livemig cluster --quick', () => {
     expect(r.sim.hosts).toBe(QUICK_CLUSTER.hosts);
     expect(r.sim.vms).toBe(QUICK_CLUSTER.vms);
     expect(r.comparison.map((c) => c.metric)).toEqual(
-      expect.arrayContaining(['energy (kWh)', 'migrations', 'SLATAH', 'PDM', 'SLAV', 'ESV', 'host shutdowns']),
+      expect.arrayContaining([
+        'energy (kWh)',
+        'migrations',
+        'SLATAH',
+        'PDM',
+        'SLAV',
+        'ESV',
+        'host shutdowns',
+      ]),
     );
     expect(r.metrics.energyKWh).toBeGreaterThan(0);
     expect(r.metrics.migrations).toBe(r.migrations.length);

@@ -15,7 +15,11 @@ function workload(percent: number[]): Workload {
 }
 
 describe('PlanningSession: the engine planning on a measured state', () => {
-  const options = { mode: 'livemig' as const, policy: parsePolicy('thr-mmt-0.8'), datacenter: planetlabDatacenter(4) };
+  const options = {
+    mode: 'livemig' as const,
+    policy: parsePolicy('thr-mmt-0.8'),
+    datacenter: planetlabDatacenter(4),
+  };
 
   it('places initially with PABFD (light VMs packed on one host)', () => {
     const s = new PlanningSession(workload([10, 10, 10, 10]), options);
