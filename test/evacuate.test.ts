@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planEvacuation } from '../src/agent/evacuate.js';
+import { newApiToken, startAgent } from '../src/agent/index.js';
 import { type LocalAgent, localAgent, MiB } from './helpers.js';
 
 describe('planEvacuation (smart order)', () => {
@@ -74,6 +75,22 @@ describe('livemig evacuate (POST /v1/evacuate)', () => {
     expect((await d1.client.guests()).length).toBeGreaterThan(0);
     expect((await d2.client.guests()).length).toBeGreaterThan(0);
   }, 180_000);
+
+  it('needs the API token like every other command', async () => {
+    const token = newApiToken();
+    const guarded = await startAgent({ host: '127.0.0.1', port: 0, apiToken: token });
+    try {
+      const res = await fetch(`http://${guarded.address}/v1/evacuate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ to: ['127.0.0.1:1'] }),
+      });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('AUTH_FAILED');
+    } finally {
+      await guarded.close();
+    }
+  });
 
   it('refuses a request without destinations, naming the field', async () => {
     await expect(src.client.evacuate({ to: [] })).rejects.toThrow(/to: at least one destination/);
