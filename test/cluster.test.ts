@@ -6,7 +6,8 @@
  * second, shorter run kills a host mid-run: its guests are reported lost with it, the others still accounted for.
  */
 import { describe, expect, it } from 'vitest';
-import { QUICK_CLUSTER, runCluster } from '../src/cluster/index.js';
+import { clusterHtmlReport, QUICK_CLUSTER, runCluster } from '../src/cluster/index.js';
+import { renderReport } from '../src/report/index.js';
 import { runCli } from './helpers.js';
 
 describe('livemig cluster --quick', () => {
@@ -38,6 +39,10 @@ describe('livemig cluster --quick', () => {
     );
     expect(r.metrics.energyKWh).toBeGreaterThan(0);
     expect(r.metrics.migrations).toBe(r.migrations.length);
+    // The HTML report: comparison table, power curve, hosts on, migration timeline.
+    const html = await renderReport(clusterHtmlReport(r, 'livemig cluster --quick'));
+    expect(html.match(/<svg/g)).toHaveLength(3);
+    expect(html).toContain('Migration timeline');
   }, 600_000);
 
   it('reports a host killed mid-run and accounts for its guests', async () => {

@@ -10,11 +10,13 @@ import {
   CLUSTER_WORKLOADS,
   type ClusterOptions,
   type ClusterReport,
+  clusterHtmlReport,
   DEFAULT_CLUSTER,
   QUICK_CLUSTER,
   runCluster,
 } from '../cluster/index.js';
 import { UsageError } from '../errors.js';
+import { renderReport, writeHtml } from '../report/index.js';
 import { formatBytes, parseDuration } from '../units.js';
 import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
 import { intFlag, numberFlag } from './values.js';
@@ -156,7 +158,10 @@ export function registerCluster(program: Command): void {
     .option('--parallel-per-cluster <n>', 'migrations in the whole cluster at once (KubeVirt default 5)')
     .option('--workloads <list>', `guest workloads, cycled over the VMs (${CLUSTER_WORKLOADS.join(',')})`)
     .option('--kill-host <HOST@INTERVAL>', 'fault drill: SIGKILL a host’s agent at that interval')
-    .option('--out <dir>', 'write cluster.json (the whole report) there')
+    .option(
+      '--out <dir>',
+      'write cluster.json (the whole report) and report.html (power curve, migration timeline) there',
+    )
     .option('--json', 'print the whole report as JSON (progress still on stderr)');
   addMigrationFlags(cmd);
   cmd.addHelpText(
@@ -175,6 +180,8 @@ export function registerCluster(program: Command): void {
     if (f.out) {
       mkdirSync(f.out, { recursive: true });
       writeFileSync(join(f.out, 'cluster.json'), JSON.stringify(r, null, 2));
+      const command = `livemig ${process.argv.slice(2).join(' ')}`;
+      await writeHtml(join(f.out, 'report.html'), await renderReport(clusterHtmlReport(r, command)));
     }
     if (f.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

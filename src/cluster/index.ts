@@ -10,6 +10,7 @@ export {
   MetricsAccumulator,
 } from './metrics.js';
 export { type ClusterOptions, DEFAULT_CLUSTER, QUICK_CLUSTER, SCHEDULING_INTERVAL } from './options.js';
+export { clusterHtmlReport } from './report.js';
 export {
   type ClusterEvent,
   type ClusterHost,
