@@ -10,10 +10,12 @@ import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
+import type { PowerSeries } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
 import { clientApiToken } from './auth.js';
+import type { EvacuationReport, EvacuationRequest } from './evacuate.js';
 import type { RestoreAnswer } from './snapshots.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
 
@@ -194,6 +196,16 @@ export class AgentClient {
   /** Destination: resume (adopt) or drop (discard) a guest held here whose source is gone for good. */
   settleIncoming(id: string, action: 'adopt' | 'discard'): Promise<{ state: string }> {
     return this.call('POST', `/v1/migrations/incoming/${id}/${action}`);
+  }
+
+  /** The agent's power meter: samples after `since` (epoch ms), each with every hosted guest's CPU ms. */
+  power(since = 0): Promise<PowerSeries> {
+    return this.call('GET', `/v1/power?since=${Math.floor(since)}`);
+  }
+
+  /** Moves every guest of this agent to the given destinations; answers when all have moved (evacuate.ts). */
+  evacuate(request: Partial<EvacuationRequest> & { to: string[] }): Promise<EvacuationReport> {
+    return this.call('POST', '/v1/evacuate', request);
   }
 
   cancel(id: string): Promise<MigrationReport> {

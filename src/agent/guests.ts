@@ -26,6 +26,8 @@ export interface GuestInfo {
   createdAt: string;
   config: GuestConfig;
   steps: number[];
+  /** Scheduled time of all vCPUs so far, ms, by the vCPUs' own clock (what CAP budgets; not the kernel's CPU time). */
+  busyMs: number;
   cap: number;
   frequency: number;
   dirtyPages: number;
@@ -146,6 +148,7 @@ export class GuestRegistry {
       createdAt: h.createdAt,
       config: g.config,
       steps: g.steps(),
+      busyMs: g.busyTimeMs(),
       cap: g.cap,
       frequency: g.frequency,
       dirtyPages: g.dirtyLog.count(),

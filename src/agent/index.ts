@@ -17,6 +17,15 @@ export {
 } from './auth.js';
 export { type CertFiles, type CertsOptions, MAX_CERT_DAYS, makeCerts } from './certs.js';
 export { AgentClient } from './client.js';
+export {
+  EVACUATION_ORDERS,
+  type EvacuationCandidate,
+  type EvacuationMove,
+  type EvacuationOrder,
+  type EvacuationReport,
+  type EvacuationRequest,
+  planEvacuation,
+} from './evacuate.js';
 /** What the control API refused (its HTTP status and code); AgentClient throws it for the API's own codes. */
 export { HttpError } from './http.js';
 export { checkListenSecurity, isLoopback, loadTls, type TlsMaterial } from './tls.js';

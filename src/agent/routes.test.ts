@@ -187,6 +187,14 @@ const CASES: Case[] = [
     code: 'BAD_REQUEST',
     message: /POST \/v1\/unknown/,
   },
+  {
+    method: 'POST',
+    path: '/v1/evacuate',
+    body: { to: [] },
+    status: 400,
+    code: 'BAD_ARGUMENT',
+    message: /^evacuation request: to: at least one destination$/,
+  },
   { method: 'DELETE', path: '/v1/guests/g1', body: {}, status: 200 },
 ];
 

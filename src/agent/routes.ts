@@ -13,6 +13,7 @@ import type { MigrationReport } from '../migration/stats.js';
 import type { HostPower } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import type { EventHub } from '../web/index.js';
+import { evacuateAgent, parseEvacuationRequest } from './evacuate.js';
 import type { GuestInfo } from './guests.js';
 import { HttpError, readJson, sendJson } from './http.js';
 import { incomingOwnership } from './reconcile.js';
@@ -212,6 +213,13 @@ export const ROUTES: readonly Route[] = [
       const body = parseResumeRequest(await readJson(r.req));
       sendJson(r.res, 202, a.resumeMigration(p(r, 'id'), body.destination));
     },
+  },
+  // Host evacuation: answers when every guest has been moved (or failed to), with the report (evacuate.ts).
+  {
+    method: 'POST',
+    path: '/v1/evacuate',
+    handle: async (a, { req, res }) =>
+      sendJson(res, 200, await evacuateAgent(a, parseEvacuationRequest(await readJson(req)))),
   },
 ];
 

@@ -6,6 +6,7 @@
  * (MigrationError, UsageError, CodecError) — anything else, or a slow input, is a failure.
  */
 import { answerError } from '../agent/answer-error.js';
+import { parseEvacuationRequest } from '../agent/evacuate.js';
 import {
   parseEmptyRequest,
   parseGuestRequest,
@@ -435,6 +436,18 @@ const bodyTargets: Target[] = [
           destination: '127.0.0.1:7071',
           preset: 'qemu',
           options: { strategy: 'precopy', xbzrle: true, maxBandwidth: 1 << 20 },
+        }),
+      ),
+  },
+  {
+    name: 'POST /v1/evacuate body',
+    run: (rng) =>
+      void parseEvacuationRequest(
+        mutateBody(rng, {
+          to: ['127.0.0.1:7071'],
+          maxParallel: 2,
+          order: 'smart',
+          options: { xbzrle: true },
         }),
       ),
   },

@@ -548,6 +548,18 @@ export class Guest {
     return [...this.#cpuMs];
   }
 
+  /**
+   * Scheduled time of all vCPUs, ms, by their own clock: the time CAP budgets (a vCPU preempted by the host kernel
+   * inside its slice still spends budget), so on a loaded machine it stays at cap × wall time where the kernel's CPU
+   * time falls short. Counts from this guest's start here (a migrated-in guest starts at 0).
+   */
+  busyTimeMs(): number {
+    let ms = 0;
+    for (let i = 0; i < this.config.vcpus; i++)
+      ms += Number(Atomics.load(this.#v, i * VCPU_STRIDE + V_BUSY_NS)) / 1e6;
+    return ms;
+  }
+
   /** OS thread id (TID) of each vCPU worker, -1 until it has reported; the power meter reads /proc by it. */
   threadIds(): number[] {
     return [...this.#tids];

@@ -43,6 +43,9 @@ export {
 export {
   distributionOf,
   HISTORY_LENGTH,
+  type MeasuredState,
+  type PlannedMigration,
+  PlanningSession,
   type SimDistribution,
   type SimResult,
   type SimSeries,

@@ -28,6 +28,7 @@ import { SimState } from './state.js';
 
 export type { SimDistribution, SimResult, SimSeries } from './result.js';
 export { distributionOf } from './result.js';
+export { type MeasuredState, type PlannedMigration, PlanningSession } from './session.js';
 export { HISTORY_LENGTH } from './state.js';
 
 /** CloudSim 3.0.3 runs its updates 0.1 s after each interval boundary. */

@@ -1,0 +1,24 @@
+/**
+ * A data centre in miniature (docs/cluster.md): the simulator's consolidation policies run on real agents with
+ * real live migrations, and the simulator checked against it. Only the CLI imports this folder.
+ */
+export {
+  type ClusterMetrics,
+  type ClusterMigration,
+  type ComparisonRow,
+  compareWithSim,
+  MetricsAccumulator,
+} from './metrics.js';
+export { type ClusterOptions, DEFAULT_CLUSTER, QUICK_CLUSTER, SCHEDULING_INTERVAL } from './options.js';
+export { clusterHtmlReport } from './report.js';
+export {
+  type ClusterEvent,
+  type ClusterHost,
+  type ClusterInterval,
+  type ClusterReport,
+  type ClusterVm,
+  checkClusterOptions,
+  runCluster,
+  type VmState,
+} from './run.js';
+export { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';

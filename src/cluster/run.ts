@@ -1,0 +1,769 @@
+/**
+ * `livemig cluster`: a data centre in miniature. N agents (child processes on loopback) are the hosts, each with an
+ * emulated capacity and SPECpower model (CloudSim's PlanetLab hosts); M guests are the VMs, their CPU following
+ * PlanetLab traces through the guest CAP; every scheduling interval the simulator's own policy code
+ * (`PlanningSession`: the engine's placeInitial and plan) decides on the utilisation measured from the agents'
+ * power meters, and its decisions are carried out as live migrations through the agents' API, bounded per host and
+ * per cluster. Every migration is checked (digest verified at switch-over, the guest running on its target and gone
+ * from its source), and every interval the inventory: a guest lost or duplicated stops the run with an error. At the
+ * end the simulator runs on the same hosts, VMs, window and policy, and both are compared.
+ */
+import { AgentClient } from '../agent/index.js';
+import { type ChildAgent, spawnAgents } from '../agent/spawn.js';
+import { MigrationError, UsageError } from '../errors.js';
+import { predictPrecopy } from '../migration/model.js';
+import { DEFAULT_OPTIONS } from '../migration/options.js';
+import type { MigrationReport } from '../migration/stats.js';
+import {
+  HISTORY_LENGTH,
+  isPlanetlabDay,
+  loadPlanetlabDay,
+  loadTraceSource,
+  type PlannedMigration,
+  PlanningSession,
+  parsePolicy,
+  planetlabDatacenter,
+  policyLabel,
+  type SimOptions,
+  type SimResult,
+  simulate,
+} from '../sim/index.js';
+import {
+  type ClusterMetrics,
+  type ClusterMigration,
+  type ComparisonRow,
+  compareWithSim,
+  MetricsAccumulator,
+} from './metrics.js';
+import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
+import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
+
+export type VmState = 'running' | 'lost-with-host' | 'unplaced';
+
+export interface ClusterVm {
+  index: number;
+  guest: string;
+  /** The trace file (VM) of the day it replays. */
+  trace: string;
+  ramMiB: number;
+  workload: string;
+  mips: number;
+  initialHost: number;
+  finalHost: number;
+  state: VmState;
+  migrations: number;
+}
+
+export interface ClusterHost {
+  index: number;
+  type: string;
+  mips: number;
+  address: string;
+  pid: number;
+  alive: boolean;
+}
+
+export interface ClusterInterval {
+  interval: number;
+  /** Trace seconds at the end of the interval. */
+  time: number;
+  activeHosts: number;
+  /** Whole-cluster power at the end of the interval (modelled from measured utilisation), W. */
+  watts: number;
+  overloaded: number;
+  started: number;
+  deferred: number;
+  inFlight: number;
+  /** Σ demand of the running VMs, MIPS: as measured for planning (see ClusterOptions.measure), and what the trace
+   *  asked (interval mean). */
+  demandMeasured: number;
+  demandTrace: number;
+  /** The same from the kernel's CPU time of the vCPU threads (short of the cap when this machine is oversubscribed). */
+  demandCpu: number;
+  /** The same from the vCPUs' own scheduled time (over the cap when this machine is oversubscribed: preemption counts). */
+  demandScheduled: number;
+}
+
+export interface ClusterEvent {
+  kind: 'started' | 'interval' | 'migration' | 'host-killed' | 'finished';
+  message: string;
+  interval?: ClusterInterval;
+  migration?: ClusterMigration;
+}
+
+export interface ClusterReport {
+  policy: string;
+  day: string;
+  window: { startSec: number; durationSec: number; intervals: number };
+  speed: number;
+  hosts: ClusterHost[];
+  vms: ClusterVm[];
+  intervals: ClusterInterval[];
+  migrations: ClusterMigration[];
+  killed: { host: number; interval: number; guests: string[] }[];
+  metrics: ClusterMetrics;
+  sim: Omit<SimResult, 'series'>;
+  simSeries: { time: number[]; activeHosts: number[]; migrations: number[] };
+  comparison: ComparisonRow[];
+  /**
+   * The simulator again with its migrations as slow as the cluster's (the pre-copy model's bandwidth set so that the
+   * mean VM's copy takes the measured mean time × speed, capped below one interval: the engine completes every
+   * migration before the next step), and the comparison with it. Absent when no migration completed.
+   */
+  calibrated?: {
+    migrationTime: number;
+    capped: boolean;
+    sim: Omit<SimResult, 'series'>;
+    comparison: ComparisonRow[];
+  };
+  /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
+  deferred: number;
+  wallMs: number;
+}
+
+const SUBSTEPS = 8;
+
+interface Inventory {
+  /** Guest id → the live hosts that run it. */
+  seen: Map<string, number[]>;
+  answered: boolean[];
+  /** `guest@host` → the guest's scheduled vCPU time there so far, ms. */
+  busy: Map<string, number>;
+}
+const sleepUntil = (at: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+
+/**
+ * Migration time per VM against the engine's pre-copy model for the same guest (its RAM, measured dirty rate, the
+ * bandwidth limit): wall seconds, mean over the completed migrations; the model's figure is in the `sim` column.
+ */
+function migrationVsModel(done: readonly ClusterMigration[]): ComparisonRow {
+  const n = Math.max(1, done.length);
+  const cluster = done.reduce((a, m) => a + m.totalTimeMs, 0) / n / 1000;
+  const sim = done.reduce((a, m) => a + m.modelTimeMs, 0) / n / 1000;
+  return {
+    metric: 'migration time per VM, wall s (sim column: pre-copy model)',
+    cluster,
+    sim,
+    relative: sim > 0 ? (cluster - sim) / sim : null,
+  };
+}
+
+/** Checks the options a user can get wrong, with messages that say what to use. */
+export function checkClusterOptions(o: ClusterOptions): void {
+  const bad = (flag: string, msg: string): never => {
+    throw new UsageError(`${flag}: ${msg}`, flag);
+  };
+  if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > 64) bad('--hosts', 'use 1..64 hosts');
+  if (!Number.isInteger(o.vms) || o.vms < 1 || o.vms > 256) bad('--vms', 'use 1..256 VMs');
+  if (o.durationSec < SCHEDULING_INTERVAL * 2 || o.durationSec % SCHEDULING_INTERVAL !== 0)
+    bad('--duration', 'use a multiple of 5m, at least 10m');
+  if (o.startSec < 0 || o.startSec % SCHEDULING_INTERVAL !== 0) bad('--start', 'use a multiple of 5m');
+  if (!(o.speed >= 1 && o.speed <= 3000)) bad('--speed', 'use 1..3000');
+  if (!(o.cpuScale > 0 && o.cpuScale <= 1)) bad('--cpu-scale', 'use a fraction in (0, 1]');
+  const [lo, hi] = o.ramMiB;
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 4 && hi >= lo && hi <= 4096))
+    bad('--ram', 'use MIN-MAX MiB, 4 ≤ MIN ≤ MAX ≤ 4096 (e.g. 64-128)');
+  for (const w of o.workloads) {
+    if (!(CLUSTER_WORKLOADS as readonly string[]).includes(w))
+      bad('--workloads', `"${w}"; use a comma-separated list of ${CLUSTER_WORKLOADS.join(', ')}`);
+  }
+  if (o.workloads.length === 0) bad('--workloads', 'name at least one');
+}
+
+/** Runs the miniature data centre to the end of its window and compares it with the simulator. */
+export async function runCluster(
+  o: ClusterOptions,
+  onEvent: (e: ClusterEvent) => void = () => {},
+): Promise<ClusterReport> {
+  checkClusterOptions(o);
+  const wall0 = performance.now();
+  const day = isPlanetlabDay(o.day) ? await loadPlanetlabDay(o.day) : await loadTraceSource({ dir: o.day });
+  if (o.startSec + o.durationSec > day.samplesPerVm * SCHEDULING_INTERVAL) {
+    throw new UsageError(
+      `--start + --duration: the window ends after the trace (${(day.samplesPerVm * SCHEDULING_INTERVAL) / 3600} h)`,
+      '--duration',
+    );
+  }
+  if (o.vms > day.vms) throw new UsageError(`--vms: the trace has only ${day.vms} VMs`, '--vms');
+  const { workload, picked } = clusterWorkload(day, o.vms, o.startSec, o.durationSec);
+  const K = workload.samplesPerVm;
+  const M = o.vms;
+  const N = o.hosts;
+  const dc = planetlabDatacenter(N);
+  const simOptions: SimOptions = {
+    mode: 'livemig',
+    policy: parsePolicy(o.policy),
+    datacenter: dc,
+    seed: o.seed,
+    interval: SCHEDULING_INTERVAL,
+  };
+  const session = new PlanningSession(workload, simOptions);
+  const placement = session.initialPlacement();
+  const hostMips = Array.from({ length: N }, (_, h) => session.hostSpec(h).mips);
+  const watts = Array.from({ length: N }, (_, h) => session.hostSpec(h).watts);
+  const vmMips = Array.from({ length: M }, (_, v) => session.vmSpec(v).mips);
+  const sample = (v: number, k: number): number => workload.samples[v * K + Math.min(k, K - 1)]!;
+  const vms: ClusterVm[] = Array.from({ length: M }, (_, v) => ({
+    index: v,
+    guest: `vm${v}`,
+    trace: workload.vmNames[v]!,
+    ramMiB: guestRamMiB(v, o.ramMiB),
+    workload: o.workloads[v % o.workloads.length]!,
+    mips: vmMips[v]!,
+    initialHost: placement[v]!,
+    finalHost: placement[v]!,
+    state: placement[v]! >= 0 ? 'running' : 'unplaced',
+    migrations: 0,
+  }));
+  void picked;
+
+  const agents: ChildAgent[] = await spawnAgents(
+    // The manager is every agent's one client, from one address: well above the per-address connection limits.
+    Array.from({ length: N }, () => ({
+      args: ['--quiet', '--max-incoming', '8', '--connect-rate', '2000', '--connect-burst', '4000'],
+    })),
+  );
+  const clients = agents.map((a) => new AgentClient(a.address));
+  const alive = agents.map(() => true);
+  const hosts: ClusterHost[] = agents.map((a, h) => ({
+    index: h,
+    type: dc.hostTypes[dc.hostTypeOf[h]!]!.name,
+    mips: hostMips[h]!,
+    address: a.address,
+    pid: a.pid,
+    alive: true,
+  }));
+  const location = Int32Array.from(placement);
+  const inFlight = new Map<number, { from: number; target: number; done: Promise<void> }>();
+  const outbound = new Array<number>(N).fill(0);
+  const migrations: ClusterMigration[] = [];
+  const killed: ClusterReport['killed'] = [];
+  const intervals: ClusterInterval[] = [];
+  const history: number[][] = Array.from({ length: M }, () => []);
+  const demand = new Float64Array(M);
+  let fatal: Error | undefined;
+  let stopping = false;
+  let k = 0;
+  let queue: PlannedMigration[] = [];
+  let deferredTotal = 0;
+  let acc: MetricsAccumulator | undefined;
+
+  /** VM v went down with host h: accounted for as lost with it. */
+  const loseWithHost = (v: number, h: number): void => {
+    vms[v]!.state = 'lost-with-host';
+    location[v] = -1;
+    let entry = killed.find((x) => x.host === h);
+    if (!entry) {
+      entry = { host: h, interval: k, guests: [] };
+      killed.push(entry);
+    }
+    if (!entry.guests.includes(vms[v]!.guest)) entry.guests.push(vms[v]!.guest);
+  };
+  /** Whether host h is dead: its agent exited, or does so within 2 s (an unanswered call may be its death). */
+  const hostDead = async (h: number): Promise<boolean> => {
+    if (!alive[h]) return true;
+    const p = agents[h]!.process;
+    if (p.exitCode === null && p.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        p.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return !alive[h] || p.exitCode !== null || p.signalCode !== null;
+  };
+
+  const onHostDied = (h: number): void => {
+    if (stopping || !alive[h]) return;
+    alive[h] = false;
+    hosts[h]!.alive = false;
+    if (!killed.some((x) => x.host === h)) killed.push({ host: h, interval: k, guests: [] });
+    for (let v = 0; v < M; v++) if (location[v] === h && !inFlight.has(v)) loseWithHost(v, h);
+    const lost = killed.find((x) => x.host === h)!.guests;
+    onEvent({
+      kind: 'host-killed',
+      message: `host ${h} (${agents[h]!.address}) died at interval ${k}; its guests ${lost.join(', ') || '(none)'} are lost with it`,
+    });
+  };
+  agents.forEach((a, h) => {
+    a.process.once('exit', () => onHostDied(h));
+  });
+
+  // The CPU a VM may use, c = u × cpuScale % of a core, is set by CAP (whole percents, dithered over the substeps by
+  // error diffusion per VM so the interval's mean follows c) and, below 1 %, by CAP 1 at emulated frequency c
+  // (guests stall by sleeping, so a lower frequency burns less CPU). Measured on this machine: CAP tracks within a few
+  // percent up to about 5 % of a core even under load, higher CAPs and very low frequencies less well (docs/cluster.md).
+  const carry = new Float64Array(M);
+  const throttleFor = (v: number, u: number): { cap: number; frequency: number } => {
+    const c = u * o.cpuScale;
+    if (c < 1) {
+      carry[v] = 0;
+      return { cap: 1, frequency: Math.max(0.001, c) };
+    }
+    const want = c + carry[v]!;
+    const cap = Math.max(1, Math.min(100, Math.round(want)));
+    carry[v] = Math.max(-1, Math.min(1, want - cap));
+    return { cap, frequency: 1 };
+  };
+  const applyCaps = async (pos: number): Promise<void> => {
+    const k0 = Math.floor(pos);
+    const f = pos - k0;
+    await Promise.all(
+      vms.map(async (vm, v) => {
+        const h = location[v]!;
+        if (vm.state !== 'running' || h < 0 || !alive[h] || inFlight.has(v)) return;
+        const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
+        try {
+          await clients[h]!.throttle(vm.guest, throttleFor(v, u));
+        } catch {
+          // Busy (a migration just started) or the host just died: the next step sets it again.
+        }
+      }),
+    );
+  };
+
+  /**
+   * Guests seen on the live hosts (not counting a destination's incoming copy): id → hosts, and the hosts that
+   * answered. A loaded agent may not answer at once: each is asked up to three times; one that still does not answer
+   * is left out of this check (its guests are checked at the next one), not taken for empty.
+   */
+  const inventory = async (): Promise<Inventory> => {
+    const seen = new Map<string, number[]>();
+    const busy = new Map<string, number>();
+    const answered = clients.map(() => false);
+    await Promise.all(
+      clients.map(async (c, h) => {
+        for (let attempt = 0; attempt < 3 && alive[h] && !answered[h]; attempt++) {
+          try {
+            const list = await c.guests();
+            answered[h] = true;
+            for (const g of list) {
+              if (g.status === 'incoming') continue;
+              seen.set(g.id, [...(seen.get(g.id) ?? []), h]);
+              busy.set(`${g.id}@${h}`, g.busyMs ?? 0);
+            }
+          } catch {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }),
+    );
+    return { seen, answered, busy };
+  };
+
+  const checkInventory = async (inv?: Inventory): Promise<void> => {
+    const { seen, answered } = inv ?? (await inventory());
+    for (const vm of vms) {
+      if (vm.state !== 'running' || inFlight.has(vm.index)) continue;
+      const where = (seen.get(vm.guest) ?? []).filter((h) => alive[h]);
+      const expected = location[vm.index]!;
+      if (!alive[expected]) continue; // its host died: the exit handler accounts for it
+      if (!answered[expected] && where.length === 0) continue; // its host did not answer this time
+      if (where.length === 0) {
+        throw new MigrationError(
+          'GUEST_NOT_FOUND',
+          `guest ${vm.guest} is on no host (expected on host ${expected}): lost. The run stops here.`,
+        );
+      }
+      if (where.length > 1) {
+        throw new MigrationError(
+          'OWNER_UNKNOWN',
+          `guest ${vm.guest} runs on hosts ${where.join(' and ')}: duplicated. The run stops here.`,
+        );
+      }
+      if (where[0] !== expected) {
+        throw new MigrationError(
+          'OWNER_UNKNOWN',
+          `guest ${vm.guest} runs on host ${where[0]}, expected on host ${expected}. The run stops here.`,
+        );
+      }
+    }
+  };
+
+  const lastBusy = new Map<string, number>();
+  /**
+   * Each guest's kernel CPU time (ms) between `since` and `until`, from the agents' power meters, and the hosts that
+   * answered (each is asked up to three times: a loaded agent may drop a connection).
+   */
+  const kernelCpu = async (
+    since: number,
+    until: number,
+  ): Promise<{ cpu: Map<string, number>; answered: boolean[] }> => {
+    const cpu = new Map<string, number>();
+    const answered = clients.map(() => false);
+    await Promise.all(
+      clients.map(async (c, h) => {
+        for (let attempt = 0; attempt < 3 && alive[h] && !answered[h]; attempt++) {
+          try {
+            const series = await c.power(since);
+            answered[h] = true;
+            for (const s of series.samples) {
+              if (s.at > until) continue;
+              for (const g of s.guests) cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+            }
+          } catch {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }),
+    );
+    return { cpu, answered };
+  };
+
+  const bandwidth = o.migration.maxBandwidth ?? DEFAULT_OPTIONS.maxBandwidth;
+  const finishMigration = async (
+    v: number,
+    from: number,
+    target: number,
+    interval: number,
+    demandAtStart: number,
+    report: MigrationReport | undefined,
+    error: string | undefined,
+  ): Promise<void> => {
+    const vm = vms[v]!;
+    let status = report?.status ?? 'failed';
+    if (status === 'completed') {
+      if (!report!.verified) {
+        fatal ??= new MigrationError(
+          'DIGEST_MISMATCH',
+          `migration of ${vm.guest} to host ${target} completed unverified (verify ${report!.verify}); the run stops`,
+        );
+      }
+      // On its target, running; gone from its source. Only a definite answer counts (GUEST_NOT_FOUND, or the guest
+      // listed): a refused or dropped call (a busy agent) is asked again, and left to the inventory if it persists.
+      const ask = async (h: number): Promise<'here' | 'absent' | 'unknown'> => {
+        for (let attempt = 0; attempt < 5 && alive[h]; attempt++) {
+          try {
+            const info = await clients[h]!.guest(vm.guest);
+            return info.status === 'incoming' ? 'absent' : 'here';
+          } catch (err) {
+            if ((err as { code?: string }).code === 'GUEST_NOT_FOUND') return 'absent';
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        }
+        return 'unknown';
+      };
+      const onTarget = await ask(target);
+      if (onTarget === 'absent' && !(await hostDead(target))) {
+        fatal ??= new MigrationError(
+          'GUEST_NOT_FOUND',
+          `guest ${vm.guest} completed its migration to host ${target} but is not there; the run stops`,
+        );
+      }
+      if (alive[from] && (await ask(from)) === 'here') {
+        fatal ??= new MigrationError(
+          'OWNER_UNKNOWN',
+          `guest ${vm.guest} migrated to host ${target} is still on its source host ${from}: duplicated`,
+        );
+      }
+      vm.migrations++;
+      if (alive[target]) location[v] = target;
+      else loseWithHost(v, target);
+    } else {
+      // Failed or cancelled: the guest must still be on its source (or the source died with it).
+      if (await hostDead(from)) loseWithHost(v, from);
+      status = report?.status ?? 'failed';
+    }
+    const speed = o.speed;
+    const totalTimeMs = report?.totalTimeMs ?? 0;
+    const downtimeMs = report?.downtimeMs ?? 0;
+    const before = report?.guest.stepsPerSecBefore ?? 0;
+    const during = report?.guest.stepsPerSecDuring ?? 0;
+    const slow = before > 0 ? Math.min(1, Math.max(0, 1 - during / before)) : 0;
+    if (status === 'completed' && acc) {
+      acc.degradedMipsSeconds +=
+        demandAtStart * (slow * (totalTimeMs / 1000) * speed + (downtimeMs / 1000) * speed);
+    }
+    const ramBytes = vm.ramMiB * 1024 * 1024;
+    const model = predictPrecopy({
+      ramBytes,
+      dirtyRate: (report?.dirtyRatePagesPerSec ?? 0) * (report?.pageSize ?? 4096),
+      workingSetBytes: ramBytes,
+      bandwidth: bandwidth > 0 ? bandwidth : 1e9,
+      compressionRatio: o.migration.xbzrle ? 0.4 : 1,
+      downtimeLimit: (o.migration.downtimeLimitMs ?? DEFAULT_OPTIONS.downtimeLimitMs) / 1000,
+      maxRounds: Math.max(1, o.migration.maxRounds ?? DEFAULT_OPTIONS.maxRounds),
+    });
+    const m: ClusterMigration = {
+      vm: v,
+      guest: vm.guest,
+      from,
+      to: target,
+      interval,
+      status,
+      totalTimeMs,
+      downtimeMs,
+      transferredBytes: report?.transferredBytes ?? 0,
+      verified: report?.verified ?? false,
+      traceTime: (totalTimeMs / 1000) * speed,
+      traceDowntime: (downtimeMs / 1000) * speed,
+      modelTimeMs: Math.round(model.totalTime * 1000),
+      ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
+    };
+    migrations.push(m);
+    onEvent({
+      kind: 'migration',
+      message: `${vm.guest}: host ${from} → ${target} ${status} in ${totalTimeMs.toFixed(0)} ms, downtime ${downtimeMs.toFixed(1)} ms${m.verified ? ', verified' : ''}`,
+      migration: m,
+    });
+  };
+
+  const startMigration = (p: PlannedMigration): void => {
+    const v = p.vm;
+    const from = location[v]!;
+    const target = p.target;
+    const interval = k;
+    const demandAtStart = demand[v]!;
+    outbound[from]!++;
+    const run = async (): Promise<void> => {
+      let report: MigrationReport | undefined;
+      let error: string | undefined;
+      try {
+        const started = await clients[from]!.migrate(vms[v]!.guest, agents[target]!.address, o.migration);
+        report = await clients[from]!.waitMigration(started.id);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      try {
+        await finishMigration(v, from, target, interval, demandAtStart, report, error);
+      } catch (err) {
+        fatal ??= err as Error;
+      } finally {
+        outbound[from]!--;
+        inFlight.delete(v);
+        // Its host died while the migration was being settled: lost with it.
+        const at = location[v]!;
+        if (at >= 0 && !alive[at] && vms[v]!.state === 'running') loseWithHost(v, at);
+        pump();
+      }
+    };
+    inFlight.set(v, { from, target, done: run() });
+  };
+
+  const pump = (): void => {
+    if (stopping) return;
+    const rest: PlannedMigration[] = [];
+    for (const p of queue) {
+      const from = location[p.vm]!;
+      const ok =
+        inFlight.size < o.parallelPerCluster &&
+        from >= 0 &&
+        alive[from] &&
+        alive[p.target] &&
+        !inFlight.has(p.vm) &&
+        vms[p.vm]!.state === 'running' &&
+        from !== p.target &&
+        outbound[from]! < o.parallelOutboundPerHost;
+      if (ok) startMigration(p);
+      else if (from >= 0 && alive[from] && alive[p.target] && !inFlight.has(p.vm) && from !== p.target)
+        rest.push(p);
+    }
+    queue = rest;
+  };
+
+  try {
+    // Guests on the initial placement (the engine's PABFD at t = 0), capped at their t = 0 demand.
+    for (const vm of vms) {
+      if (vm.state !== 'running') continue;
+      await clients[location[vm.index]!]!.startGuest(guestConfig(vm.index, vm.ramMiB, vm.workload), vm.guest);
+    }
+    await applyCaps(0);
+    onEvent({
+      kind: 'started',
+      message:
+        `${N} hosts, ${vms.filter((x) => x.state === 'running').length} guests placed by PABFD; ` +
+        `${policyLabel(simOptions.policy)}, ${workload.name}, ${K} intervals of ${(SCHEDULING_INTERVAL / o.speed).toFixed(2)} s`,
+    });
+    const periodMs = (SCHEDULING_INTERVAL / o.speed) * 1000;
+    const requestedAt = (useDemand: (v: number) => number): Float64Array => {
+      const r = new Float64Array(N);
+      for (let v = 0; v < M; v++) {
+        const h = location[v]!;
+        if (h >= 0 && vms[v]!.state === 'running') r[h] = r[h]! + useDemand(v);
+      }
+      return r;
+    };
+    let prevU = requestedAt((v) => (sample(v, 0) / 100) * vmMips[v]!).map((x, h) => x / hostMips[h]!);
+    const onAt = (): boolean[] =>
+      Array.from({ length: N }, (_, h) => {
+        if (!alive[h]) return false;
+        for (let v = 0; v < M; v++) if (location[v] === h && vms[v]!.state === 'running') return true;
+        for (const f of inFlight.values()) if (f.target === h) return true;
+        return false;
+      });
+    acc = new MetricsAccumulator(N, onAt());
+    const t0 = Date.now();
+    let last = t0;
+    for (k = 1; k <= K; k++) {
+      if (o.killHost && o.killHost.atInterval === k && alive[o.killHost.host]) {
+        agents[o.killHost.host]!.process.kill('SIGKILL');
+      }
+      for (let j = 1; j < SUBSTEPS; j++) {
+        await sleepUntil(t0 + (k - 1 + j / SUBSTEPS) * periodMs);
+        await applyCaps(k - 1 + j / SUBSTEPS);
+      }
+      await sleepUntil(t0 + k * periodMs);
+      if (fatal) throw fatal;
+      const now = Date.now();
+      // Utilisation measured from the agents: each guest's scheduled vCPU time over the interval ÷ cpuScale (the
+      // listing is also the inventory), and the kernel's CPU time of its threads from the power meters.
+      const [inv, meters] = await Promise.all([inventory(), kernelCpu(last, now)]);
+      const cpu = meters.cpu;
+      const elapsed = Math.max(1, now - last);
+      last = now;
+      let demandCpu = 0;
+      let demandScheduled = 0;
+      for (let v = 0; v < M; v++) {
+        const vm = vms[v]!;
+        let busyDelta = 0;
+        for (const h of inv.seen.get(vm.guest) ?? []) {
+          const key = `${vm.guest}@${h}`;
+          const b = inv.busy.get(key) ?? 0;
+          const before = lastBusy.get(key) ?? 0;
+          busyDelta += b >= before ? b - before : b;
+          lastBusy.set(key, b);
+        }
+        const scheduled = vm.state === 'running' ? Math.min(1, busyDelta / elapsed / o.cpuScale) : 0;
+        const kernel =
+          vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) : 0;
+        // A host whose meter did not answer: its VMs keep their last measured value (not 0).
+        const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
+        const u = unmeasured ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
+        demand[v] = u * vmMips[v]!;
+        demandCpu += kernel * vmMips[v]!;
+        demandScheduled += scheduled * vmMips[v]!;
+        history[v]!.unshift(u);
+        if (history[v]!.length > HISTORY_LENGTH) history[v]!.length = HISTORY_LENGTH;
+      }
+      const requested = requestedAt((v) => demand[v]!);
+      const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
+      const on = onAt();
+      acc.interval(SCHEDULING_INTERVAL, watts, prevU, u1, requested, hostMips, on);
+      prevU = Float64Array.from(u1);
+      await checkInventory(inv);
+      if (fatal) throw fatal;
+      const deferred = queue.length;
+      deferredTotal += deferred;
+      queue = [];
+      let overloaded = 0;
+      let started = 0;
+      if (k < K) {
+        const round = session.plan({
+          vmHost: Int32Array.from(location, (h, v) => (vms[v]!.state === 'running' ? h : -1)),
+          demand,
+          history,
+          hostUtilisation: u1,
+          inFlight: [...inFlight.entries()].map(([vm, f]) => ({ vm, target: f.target })),
+        });
+        overloaded = round.overloaded;
+        queue = round.migrations.filter((p) => alive[p.target]);
+        const before = migrations.length + inFlight.size;
+        pump();
+        started = migrations.length + inFlight.size - before;
+      }
+      let demandMeasured = 0;
+      let demandTrace = 0;
+      for (let v = 0; v < M; v++) {
+        if (vms[v]!.state !== 'running') continue;
+        demandMeasured += demand[v]!;
+        demandTrace += ((sample(v, k - 1) + sample(v, k)) / 200) * vmMips[v]!;
+      }
+      let w = 0;
+      let active = 0;
+      for (let h = 0; h < N; h++) {
+        if (on[h]) {
+          active++;
+          w += watts[h]!(Math.min(1, u1[h]!));
+        }
+      }
+      const row: ClusterInterval = {
+        interval: k,
+        time: k * SCHEDULING_INTERVAL,
+        activeHosts: active,
+        watts: w,
+        overloaded,
+        started,
+        deferred,
+        inFlight: inFlight.size,
+        demandMeasured,
+        demandTrace,
+        demandCpu,
+        demandScheduled,
+      };
+      intervals.push(row);
+      onEvent({
+        kind: 'interval',
+        message: `interval ${k}/${K}: ${active} hosts on, ${w.toFixed(0)} W, ${overloaded} overloaded, ${started} migrations started, ${inFlight.size} in flight; demand ${demandMeasured.toFixed(0)} MIPS measured, ${demandTrace.toFixed(0)} traced`,
+        interval: row,
+      });
+      if (k < K) await applyCaps(k);
+    }
+    // Migrations still in flight finish (they were started inside the window).
+    stopping = true;
+    queue = [];
+    await Promise.all([...inFlight.values()].map((f) => f.done));
+    if (fatal) throw fatal;
+    await checkInventory();
+    const started = migrations.length;
+    const metrics = acc.result(migrations);
+    const simRun = simulate(workload, { ...simOptions, series: true });
+    const { series, ...sim } = simRun;
+    for (const vm of vms) vm.finalHost = location[vm.index]!;
+    const completed = migrations.filter((m) => m.status === 'completed');
+    let calibrated: ClusterReport['calibrated'];
+    if (completed.length > 0) {
+      const measured = completed.reduce((a, m) => a + m.traceTime, 0) / completed.length;
+      const migrationTime = Math.min(measured, 0.95 * SCHEDULING_INTERVAL);
+      let ramMb = 0;
+      for (let v = 0; v < M; v++) ramMb += session.vmSpec(v).ramMb / M;
+      // Copy time = RAM / (bandwidth · share); all hosts have CloudSim's 1 Gbit/s.
+      const hostBytesPerSec = (dc.hostTypes[0]!.bwKbps * 1000) / 8;
+      const share = (ramMb * 1e6) / migrationTime / hostBytesPerSec;
+      const { series: _s, ...calSim } = simulate(workload, {
+        ...simOptions,
+        series: false,
+        pricing: { bandwidthShare: share, dirtyRateAtFullLoad: 0 },
+      });
+      calibrated = {
+        migrationTime,
+        capped: migrationTime < measured,
+        sim: calSim,
+        comparison: compareWithSim(metrics, { ...calSim }),
+      };
+    }
+    onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
+    return {
+      policy: policyLabel(simOptions.policy),
+      day: day.name,
+      window: { startSec: o.startSec, durationSec: o.durationSec, intervals: K },
+      speed: o.speed,
+      hosts,
+      vms,
+      intervals,
+      migrations,
+      killed,
+      metrics,
+      sim,
+      simSeries: {
+        time: series?.time ?? [],
+        activeHosts: series?.activeHosts ?? [],
+        migrations: series?.migrations ?? [],
+      },
+      comparison: [
+        ...compareWithSim(metrics, simRun),
+        migrationVsModel(migrations.filter((m) => m.status === 'completed')),
+      ],
+      ...(calibrated ? { calibrated } : {}),
+      deferred: deferredTotal,
+      wallMs: Math.round(performance.now() - wall0),
+    };
+  } finally {
+    stopping = true;
+    await Promise.allSettled([...inFlight.values()].map((f) => f.done));
+    for (const c of clients) c.close();
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}

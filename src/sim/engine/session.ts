@@ -1,0 +1,98 @@
+/**
+ * The engine's policy code for a caller that is not the simulator: a real cluster (src/cluster) that measures its
+ * hosts and VMs and asks, each scheduling interval, what to migrate where. A `PlanningSession` holds one `SimState`
+ * for the data centre; `initialPlacement()` runs the engine's own `placeInitial` (PABFD at t = 0) and `plan()` loads
+ * the measured state into the SimState and runs the engine's own `plan` (overload detection, VM selection, PABFD,
+ * underload draining) — the very functions `simulate` runs, not a copy.
+ */
+import type { SimOptions } from '../config.js';
+import type { Workload } from '../workload.js';
+import { placeInitial } from './placement.js';
+import { plan } from './planning.js';
+import { HISTORY_LENGTH, SimState } from './state.js';
+
+/** What the cluster measured at a scheduling step. */
+export interface MeasuredState {
+  /** Host index of each VM (−1: the VM is nowhere, e.g. lost with a killed host). */
+  readonly vmHost: ArrayLike<number>;
+  /** Each VM's current demand, MIPS. */
+  readonly demand: ArrayLike<number>;
+  /** Each VM's utilisation history (fraction of its MIPS), newest first; at most HISTORY_LENGTH values are used. */
+  readonly history: readonly (readonly number[])[];
+  /** Each host's measured utilisation, 0–1. */
+  readonly hostUtilisation: ArrayLike<number>;
+  /** Migrations still in flight: the VM counts on its source and, as an incoming copy, on its target. */
+  readonly inFlight: readonly { readonly vm: number; readonly target: number }[];
+}
+
+export interface PlannedMigration {
+  readonly vm: number;
+  readonly target: number;
+}
+
+export class PlanningSession {
+  readonly #s: SimState;
+
+  /** `workload` gives the VM count and (for the initial placement) the demand at t = 0. */
+  constructor(workload: Workload, options: SimOptions) {
+    this.#s = new SimState(workload, { ...options, series: false });
+  }
+
+  get hosts(): number {
+    return this.#s.H;
+  }
+
+  /** Each VM's MIPS and RAM (MB) as the engine sees them (CloudSim's VM types in blocks). */
+  vmSpec(v: number): { mips: number; ramMb: number } {
+    return { mips: this.#s.vmMips[v]!, ramMb: this.#s.vmRam[v]! };
+  }
+
+  /** Each host's MIPS and power at utilisation u (W). */
+  hostSpec(h: number): { mips: number; watts: (u: number) => number } {
+    return { mips: this.#s.hostMips[h]!, watts: this.#s.power[h]! };
+  }
+
+  /** PABFD at t = 0, exactly as `simulate` starts: the host of each VM (−1: unplaced). */
+  initialPlacement(): Int32Array {
+    const s = this.#s;
+    placeInitial(s);
+    s.capacityChecks = s.capacityMode === 'always';
+    return Int32Array.from(s.vmHost);
+  }
+
+  /** One planning round on the measured state: the migrations to start now, in the engine's order. */
+  plan(m: MeasuredState): { migrations: PlannedMigration[]; overloaded: number } {
+    const s = this.#s;
+    const L = HISTORY_LENGTH;
+    for (let h = 0; h < s.H; h++) {
+      s.hostVms[h]!.length = 0;
+      s.hostMigIn[h]!.length = 0;
+      s.measuredU[h] = Math.min(1, Math.max(0, m.hostUtilisation[h] ?? 0));
+    }
+    s.inMig.fill(0);
+    for (let v = 0; v < s.N; v++) {
+      const h = m.vmHost[v] ?? -1;
+      s.vmHost[v] = h;
+      s.vmAlive[v] = h >= 0 ? 1 : 0;
+      s.demand[v] = m.demand[v] ?? 0;
+      const hist = m.history[v] ?? [];
+      const n = Math.min(L, hist.length);
+      s.vmHist.fill(0, v * L, v * L + L);
+      for (let i = 0; i < n; i++) s.vmHist[v * L + i] = hist[i]!;
+      s.vmHistLen[v] = n;
+      if (h >= 0) s.hostVms[h]!.push(v);
+    }
+    for (const { vm, target } of m.inFlight) {
+      if (s.vmHost[vm]! < 0) continue;
+      s.inMig[vm] = 1;
+      s.hostMigIn[target]!.push(vm);
+      s.hostVms[target]!.push(vm);
+    }
+    const round = plan(s);
+    const migrations: PlannedMigration[] = [];
+    for (let j = 0; j < round.entries.length; j += 2) {
+      migrations.push({ vm: round.entries[j]!, target: round.entries[j + 1]! });
+    }
+    return { migrations, overloaded: round.overloaded };
+  }
+}
