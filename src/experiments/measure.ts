@@ -3,6 +3,7 @@
  * flattens the migration report into the figures the experiments compare. Also the model's predictions, a priori
  * (configured inputs) and calibrated (inputs measured in the run).
  */
+import { loadavg } from 'node:os';
 import { AgentClient } from '../agent/index.js';
 import type { MigrationReport } from '../migration/index.js';
 import { type PrecopyInput, predictPrecopy } from '../migration/model.js';
@@ -33,6 +34,7 @@ function processCpuMs(pid: number): number {
 interface CpuSnapshot {
   source: number;
   sourceMain: number;
+  dest: number;
   destMain: number;
 }
 
@@ -40,6 +42,7 @@ function cpuSnapshot(pair: Pair): CpuSnapshot {
   return {
     source: processCpuMs(pair.source.pid),
     sourceMain: mainThreadCpuMs(pair.source.pid),
+    dest: processCpuMs(pair.destination.pid),
     destMain: mainThreadCpuMs(pair.destination.pid),
   };
 }
@@ -54,7 +57,7 @@ export async function measureCell(pair: Pair, cell: Cell): Promise<Measured> {
   // The first progress report arrives right after the migration was accepted: CPU from here on is the migration's
   // (guest start-up and warm-up are not counted). The guest's steps here and at the end, on whichever host runs it,
   // give its progress rate across the whole migration, post-copy included.
-  const { report } = await runScenario(
+  const { report, oracle } = await runScenario(
     pair,
     {
       ...cell.spec,
@@ -73,13 +76,21 @@ export async function measureCell(pair: Pair, cell: Cell): Promise<Measured> {
   const s = await start;
   const before_ = report.guest.stepsPerSecBefore;
   const during = s && end && end.at > s.at ? ((end.steps - s.steps) * 1000) / (end.at - s.at) : 0;
-  return flatten(report, {
+  const m = flatten(report, {
     sourceCpuMs: after.source - b.source,
     sourceMainCpuMs: after.sourceMain - b.sourceMain,
     destMainCpuMs: after.destMain - b.destMain,
     wallMs: performance.now() - t,
     guestSlowdownEndToEnd: before_ > 0 && during > 0 ? Math.max(0, 1 - during / before_) : 0,
   });
+  m.destCpuMs = after.dest - b.dest;
+  m.loadAvg1 = loadavg()[0] ?? 0;
+  // A cell that asked for the oracle is verified only if the oracle agreed too.
+  if (oracle) {
+    m.oracleChecked = oracle.checked;
+    m.verified = m.verified && oracle.equal;
+  }
+  return m;
 }
 
 async function stepsOf(agent: AgentClient, id: string): Promise<{ steps: number; at: number } | undefined> {

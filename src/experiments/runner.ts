@@ -12,6 +12,7 @@ import { codecs } from './codecs.js';
 import { convergence } from './convergence.js';
 import { dirtyLimit } from './dirty-limit.js';
 import { calibratedInput, measureCell, toPredicted } from './measure.js';
+import { mechanisms } from './mechanisms.js';
 import { modelExperiment } from './model.js';
 import { pageOrder } from './page-order.js';
 import { type Pair, startPair } from './scenario.js';
@@ -36,6 +37,7 @@ export const EXPERIMENTS: Readonly<Record<ExperimentName, Experiment>> = {
   convergence,
   model: modelExperiment,
   'dirty-limit': dirtyLimit,
+  mechanisms,
 };
 
 export interface RunExperimentOptions {
@@ -131,7 +133,7 @@ function describe(cell: Pick<Cell, 'labels'>): string {
 /** A cell whose scenario throws (rather than reporting a failed migration) is recorded, not fatal. */
 async function measureSafely(pair: Pair, cell: Cell): Promise<Measured> {
   try {
-    return await measureCell(pair, cell);
+    return await (cell.measure ? cell.measure(pair) : measureCell(pair, cell));
   } catch (err) {
     const m = emptyMeasured();
     m.status = 'error';
@@ -190,6 +192,13 @@ function emptyMeasured(): Measured {
     sourceCpuMs: 0,
     sourceMainCpuMs: 0,
     destMainCpuMs: 0,
+    destCpuMs: 0,
+    oracleChecked: false,
+    snapshotMs: 0,
+    snapshotPauseMs: 0,
+    snapshotFileBytes: 0,
+    restoreMs: 0,
+    loadAvg1: 0,
     wallMs: 0,
   };
 }

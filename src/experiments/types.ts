@@ -5,7 +5,7 @@
  */
 import type { PrecopyInput } from '../migration/model.js';
 import type { VegaLiteSpec } from '../report/index.js';
-import type { ScenarioSpec } from './scenario.js';
+import type { Pair, ScenarioSpec } from './scenario.js';
 
 export const EXPERIMENT_NAMES = [
   'codecs',
@@ -15,6 +15,7 @@ export const EXPERIMENT_NAMES = [
   'convergence',
   'model',
   'dirty-limit',
+  'mechanisms',
 ] as const;
 export type ExperimentName = (typeof EXPERIMENT_NAMES)[number];
 
@@ -40,6 +41,8 @@ export interface Cell {
   readonly spec: ScenarioSpec;
   /** Where the pre-copy model applies: its inputs, as configured (a priori). */
   readonly model?: PrecopyInput;
+  /** A cell that is not one migration (e.g. a snapshot and its restore) measures itself on the pair. */
+  readonly measure?: (pair: Pair) => Promise<Measured>;
 }
 
 /** The figures measured for one cell (medians over repetitions), flat, for tables and CSV. */
@@ -117,6 +120,18 @@ export interface Measured {
   sourceMainCpuMs: number;
   /** CPU time of the destination agent's main thread (decoding), ms. */
   destMainCpuMs: number;
+  /** CPU time of the whole destination agent process (multifd: its page-sink threads too), ms. */
+  destCpuMs?: number;
+  /** The determinism oracle ran on the guest where it ended (verified then also means the oracle agreed). */
+  oracleChecked?: boolean;
+  /** Snapshot cells: time to write the file, the guest's pause at the instant, file size, restore time to the first
+   *  instruction. */
+  snapshotMs?: number;
+  snapshotPauseMs?: number;
+  snapshotFileBytes?: number;
+  restoreMs?: number;
+  /** 1-minute load average when the cell ended (the machine is shared: figures carry it). */
+  loadAvg1?: number;
   /** Wall time of the whole cell (guest start, warm-up, migration, clean-up), ms. */
   wallMs: number;
 }
