@@ -133,7 +133,8 @@ function describe(cell: Pick<Cell, 'labels'>): string {
 /** A cell whose scenario throws (rather than reporting a failed migration) is recorded, not fatal. */
 async function measureSafely(pair: Pair, cell: Cell): Promise<Measured> {
   try {
-    return await (cell.measure ? cell.measure(pair) : measureCell(pair, cell));
+    if (cell.measure) return { ...emptyMeasured(), ...(await cell.measure(pair)) };
+    return await measureCell(pair, cell);
   } catch (err) {
     const m = emptyMeasured();
     m.status = 'error';

@@ -41,8 +41,9 @@ export interface Cell {
   readonly spec: ScenarioSpec;
   /** Where the pre-copy model applies: its inputs, as configured (a priori). */
   readonly model?: PrecopyInput;
-  /** A cell that is not one migration (e.g. a snapshot and its restore) measures itself on the pair. */
-  readonly measure?: (pair: Pair) => Promise<Measured>;
+  /** A cell that is not one migration (e.g. a snapshot and its restore) measures itself on the pair; the figures
+   *  it does not give are 0. */
+  readonly measure?: (pair: Pair) => Promise<Partial<Measured>>;
 }
 
 /** The figures measured for one cell (medians over repetitions), flat, for tables and CSV. */
