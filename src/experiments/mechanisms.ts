@@ -356,13 +356,15 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
     });
     const plain = rs.find((r) => r.labels.variant === 'post-copy');
     const pre = rs.find((r) => r.labels.variant === 'post-copy + preempt');
+    const latency = (r: CellResult) =>
+      r.measured.status === 'completed'
+        ? `${r.measured.postcopyFaults} remote faults, p50 ${ms(r.measured.faultP50Ms)} ms, ` +
+          `p99 ${ms(r.measured.faultP99Ms)} ms`
+        : statusOf(r);
     if (plain) {
       findings.push(
-        `post-copy: ${plain.measured.postcopyFaults} remote faults, p50 ${ms(plain.measured.faultP50Ms)} ms, ` +
-          `p99 ${ms(plain.measured.faultP99Ms)} ms` +
-          (pre
-            ? `; with preempt p50 ${ms(pre.measured.faultP50Ms)} ms, p99 ${ms(pre.measured.faultP99Ms)} ms.`
-            : `; preempt ${NOT_ON_BUILD.preempt}.`),
+        `post-copy: ${latency(plain)}; ` +
+          (pre ? `with preempt: ${latency(pre)}.` : `preempt ${NOT_ON_BUILD.preempt}.`),
       );
     }
   }
