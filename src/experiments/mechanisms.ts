@@ -150,6 +150,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
         ms(m.downtimeMs),
         pct(m.guestSlowdown),
         reads ? pct(m.readSlowdown ?? 0) : '',
+        reads ? ms(m.heldMsOtherVcpus ?? 0) : '',
         statusOf(r),
       ]);
       if (m.status === 'completed') {
@@ -172,6 +173,7 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
         'downtime ms',
         'guest slowdown',
         'reads slowdown',
+        'reader held ms',
         'status',
       ],
       rows,
@@ -197,10 +199,14 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
         if (r)
           others.push(`${v} ${converged(r) === 'yes' ? 'converged' : 'did not converge'}, ${pct(slow(r))}`);
       }
+      // The reader's held time is the throttle's own share of the reads' slowdown; the rest is the host's.
+      const held =
+        w === 'kv-read' ? `, the reader vCPU held ${ms(dl.measured.heldMsOtherVcpus ?? 0)} ms by it` : '';
       findings.push(
         `dirty-limit on ${w}: ${converged(dl) === 'yes' ? 'converged' : 'did not converge'} in ` +
           `${dl.measured.rounds} rounds, ${ms(dl.measured.totalTimeMs)} ms, ${ms(dl.measured.downtimeMs)} ms ` +
-          `downtime, ${w === 'kv-read' ? 'reads' : 'guest'} slowed ${pct(slow(dl))} (${others.join('; ')}).`,
+          `downtime, ${w === 'kv-read' ? 'reads' : 'guest'} slowed ${pct(slow(dl))}${held} ` +
+          `(${others.join('; ')}).`,
       );
     }
   }
@@ -354,6 +360,21 @@ function summarise(results: readonly CellResult[], _cfg: ExperimentConfig): Summ
       columns,
       rows,
     });
+    charts.push(
+      barChart({
+        title: 'Post-copy fault latency',
+        values: rs
+          .filter((r) => r.measured.status === 'completed')
+          .flatMap((r) => [
+            { variant: String(r.labels.variant), percentile: 'p50', ms: ms(r.measured.faultP50Ms) },
+            { variant: String(r.labels.variant), percentile: 'p99', ms: ms(r.measured.faultP99Ms) },
+          ]),
+        category: 'variant',
+        value: 'ms',
+        series: 'percentile',
+        valueTitle: 'fault latency ms',
+      }),
+    );
     const plain = rs.find((r) => r.labels.variant === 'post-copy');
     const pre = rs.find((r) => r.labels.variant === 'post-copy + preempt');
     const latency = (r: CellResult) =>
