@@ -112,6 +112,8 @@ describe('migrateQemu', () => {
         { capability: 'xbzrle', state: true },
         { capability: 'auto-converge', state: false },
         { capability: 'postcopy-ram', state: false },
+        // Always said: a QEMU that arrived by a multifd migration keeps multifd on otherwise.
+        { capability: 'multifd', state: false },
       ],
     });
     expect(src.log.find((m) => m.execute === 'migrate-set-parameters')?.arguments).toEqual({

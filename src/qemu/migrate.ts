@@ -138,7 +138,9 @@ async function configure(
     xbzrle: opts.xbzrle,
     'auto-converge': autoConverge,
     'postcopy-ram': postcopy,
-    ...(multifd ? { multifd: true } : {}),
+    // Said either way too: a QEMU that arrived by a multifd migration keeps multifd on, and QEMU refuses post-copy
+    // with it ("Postcopy is not yet compatible with multifd") and a destination without it breaks the stream.
+    multifd,
     // QEMU's postcopy-preempt: a second channel for the pages the destination faults on (both sides). Said either
     // way: a QEMU that arrived by a migration with it keeps it on otherwise, and its peer would not expect it.
     ...(postcopy ? { 'postcopy-preempt': opts.postcopyPreempt } : {}),
