@@ -576,6 +576,8 @@ class Destination {
       sinkCompressors,
       (b) => this.conn.reader.recycleBuffer(b),
       this.sinks,
+      undefined,
+      this.ledger.sums,
     );
     if (this.channelCount > 0) this.startChannels(sinkCompressors);
     this.m.phase = 'receiving';
@@ -613,6 +615,7 @@ class Destination {
       channels: this.channelCount,
       guest: this.guest!,
       ledger: this.ledger.crcs,
+      ledgerSums: this.ledger.sums,
       compressors,
       pageCount: this.pageCount,
       bound: this.framesBound,

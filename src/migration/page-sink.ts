@@ -17,6 +17,8 @@ export interface SinkInit {
   pagesPerBlock: number;
   pageSize: number;
   ledger: SharedArrayBuffer;
+  /** The ledger digest's running sums (digest.ts), updated with every CRC the sink writes; absent: kept privately. */
+  ledgerSums?: SharedArrayBuffer;
   compressors: [PageEncoding, CompressorName][];
   /**
    * A multifd channel's sink also checks its frames (bounds, CRC32C, binding), which the channel's connection left
@@ -158,13 +160,18 @@ export class PageSink {
     private readonly pool?: PageSinkPool,
     /** A multifd channel's sink checks its frames too (SinkInit.verify). */
     verify?: SinkInit['verify'],
+    /** The ledger's digest sums (shared): the sink keeps them in step with the CRCs it writes. */
+    ledgerSums?: Int32Array,
   ) {
     if (!(ledger.buffer instanceof SharedArrayBuffer)) throw new TypeError('the ledger must be shared');
+    if (ledgerSums && !(ledgerSums.buffer instanceof SharedArrayBuffer))
+      throw new TypeError('the ledger digest sums must be shared');
     const init: SinkInit = {
       blocks: guest.ram.blocks.map((b) => b.buffer),
       pagesPerBlock: guest.ram.pagesPerBlock,
       pageSize: guest.ram.pageSize,
       ledger: ledger.buffer,
+      ...(ledgerSums ? { ledgerSums: ledgerSums.buffer as SharedArrayBuffer } : {}),
       compressors,
       ...(verify ? { verify } : {}),
     };
