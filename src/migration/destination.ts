@@ -10,6 +10,7 @@ import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
+import { SwitchoverClock } from './destination-times.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { MultifdSink } from './multifd/channel-sink.js';
 import type { ChannelRegistry } from './multifd/registry.js';
@@ -36,6 +37,7 @@ import {
   encodePageRequest,
   encodePreemptAck,
   encodeRecoverAck,
+  encodeResumedBody,
   type Frame,
   forEachPageEntry,
   MAX_REQUEST_PAGES,
@@ -757,13 +759,16 @@ class Destination {
     }
   }
 
-  /** Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete. */
-  private async drainSink(): Promise<void> {
+  /**
+   * Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete.
+   * `close`: stop its thread now (else the caller does, once the guest runs).
+   */
+  private async drainSink(close = true): Promise<void> {
     const sink = this.sink;
     if (!sink) return;
     await sink.drain();
     this.sink = undefined;
-    void sink.close(); // stopping the thread takes milliseconds: not inside the downtime
+    if (close) void sink.close(); // stopping the thread takes milliseconds: not inside the downtime
   }
 
   private async receive(): Promise<void> {
@@ -818,7 +823,12 @@ class Destination {
     }
   }
 
-  private async handOver(): Promise<void> {
+  /**
+   * READY, GO, resume, RESUMED. When GO is already here (the source sent it with the digest), READY and RESUMED
+   * leave in one write and the guest resumes between them, as soon as the check passed. `times`: the
+   * destination's account of its part, sent back in RESUMED.
+   */
+  private async handOver(times?: SwitchoverClock): Promise<void> {
     try {
       await this.guestReady;
     } catch (err) {
@@ -828,15 +838,33 @@ class Destination {
       );
     }
     this.loadState();
-    await this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
-    if (this.owner) await this.awaitGo();
-    else await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
-    this.resumed = true;
-    this.held = false;
-    this.guest!.resume();
+    times?.mark('loadStateMs');
+    const goHere = this.conn.peekCommand() === Command.GO;
+    const socket = this.conn.socket;
+    // GO is already here: corked across the (immediate) wait for it, READY and RESUMED leave together.
+    if (goHere) socket.cork?.();
+    let ready: Promise<void>;
+    try {
+      ready = this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
+      ready.catch(() => undefined); // awaited below
+      if (this.owner) await this.awaitGo();
+      else await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
+      times?.mark('goMs');
+      this.resumed = true;
+      this.held = false;
+      this.guest!.resume();
+      times?.mark('resumeMs');
+      if (!this.adopted) {
+        const body = encodeResumedBody({ ok: true, ...(times ? { times: times.result() } : {}) });
+        void this.conn.sendFrame(Command.RESUMED, body).catch(() => undefined);
+      }
+    } finally {
+      if (goHere) socket.uncork?.();
+    }
+    // The guest runs: what follows is bookkeeping, outside the downtime.
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();
-    if (!this.adopted) await this.conn.sendFrame(Command.RESUMED, encodeJson({ ok: true }));
+    await ready.catch(() => undefined);
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -996,8 +1024,11 @@ class Destination {
   }
 
   private async switchover(f: Frame): Promise<void> {
+    const times = new SwitchoverClock();
     this.m.phase = 'verifying';
-    await this.drainSink();
+    const sink = this.sink;
+    await this.drainSink(false);
+    times.mark('drainMs');
     const digest = decodeDigest(f.payload);
     const guest = this.guest!;
     if (digest.method !== 'none') {
@@ -1020,7 +1051,12 @@ class Destination {
       // Created ready for post-copy, but the source converged: every page is here.
       for (let p = 0; p < this.pageCount; p++) guest.markPresent(p);
     }
-    await this.handOver();
+    times.mark('verifyMs');
+    try {
+      await this.handOver(times);
+    } finally {
+      void sink?.close(); // stopping the thread takes milliseconds: after the guest runs, not inside the downtime
+    }
     this.m.phase = 'running';
     // The source closes after RESUMED; wait for that so a late ERROR is still seen.
     if (!this.adopted) await this.conn.receive(5_000).catch(() => undefined);

@@ -28,17 +28,20 @@ describe('incremental ledger digest', () => {
 
   it('starts from the full combination of whatever the CRCs hold', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 200 }), (xs) => {
-        const crcs = Uint32Array.from(xs);
-        const sums = new Int32Array(DIGEST_WORDS);
-        initDigestSums(crcs, sums);
-        expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
-        // Rewriting every page with its own value changes nothing; rewriting one changes the digest.
-        for (let i = 0; i < crcs.length; i++) recordCrc(crcs, sums, i, crcs[i]!);
-        expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
-        recordCrc(crcs, sums, 0, (crcs[0]! ^ 1) >>> 0);
-        expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 200 }),
+        (xs) => {
+          const crcs = Uint32Array.from(xs);
+          const sums = new Int32Array(DIGEST_WORDS);
+          initDigestSums(crcs, sums);
+          expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
+          // Rewriting every page with its own value changes nothing; rewriting one changes the digest.
+          for (let i = 0; i < crcs.length; i++) recordCrc(crcs, sums, i, crcs[i]!);
+          expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
+          recordCrc(crcs, sums, 0, (crcs[0]! ^ 1) >>> 0);
+          expect(sumsDigest(sums)).toBe(combineCrcs(crcs));
+        },
+      ),
     );
   });
 

@@ -38,6 +38,8 @@ export class SourceState {
   readonly dirtyLimiter: DirtyLimiter;
   readonly t0 = performance.now();
   pausedAt = 0;
+  /** When every vCPU had parked (performance.now()); 0 before the pause. */
+  parkedAt = 0;
   /** GO is about to be or was sent: the guest belongs to the destination unless RECONCILE says otherwise. */
   handedOff = false;
   readonly wasRunning: boolean;
@@ -105,7 +107,8 @@ export class SourceState {
   }
 
   event(text: string): void {
-    this.r.events.push(`${(this.elapsed() / 1000).toFixed(3)}s ${text}`);
+    // Seconds with µs resolution: the switch-over's steps are fractions of a millisecond.
+    this.r.events.push(`${(this.elapsed() / 1000).toFixed(6)}s ${text}`);
   }
 
   checkAbort(): void {
@@ -150,6 +153,7 @@ export class SourceState {
     this.measureGuestRate();
     this.pausedAt = performance.now();
     if (this.guest.running) await this.guest.pause();
+    this.parkedAt = performance.now();
     this.event('guest paused');
   }
 
