@@ -12,8 +12,10 @@
  * `--baseline CLI`: also run agents from another build (e.g. the previous release's dist/cli/bin.js), alternating
  * migrations between the two pairs within each phase, so both see the same load; the table gives both and the ratio.
  *
+ * `--go-with-digest`: also a pair of this build migrating with `goWithDigest` (GO in the digest's write).
+ *
  * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
- * (default 50), --full (also a 256 MiB guest), --baseline CLI.
+ * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -45,6 +47,7 @@ if (!Number.isInteger(count) || count < 1) {
   process.exit(2);
 }
 const baselineCli = argOf('--baseline');
+const goWithDigest = process.argv.includes('--go-with-digest');
 const sizes = full ? [64 * MiB, 256 * MiB] : [64 * MiB];
 
 /** The switch-over's steps (ms), from the report's `switchover` (µs resolution). */
@@ -129,27 +132,33 @@ function steps(r: MigrationReport): Run['steps'] {
 }
 
 interface Pair {
-  name: 'new' | 'baseline';
+  name: 'new' | 'new, GO with digest' | 'baseline';
+  /** Migration options beyond the bench's own. */
+  options: Record<string, unknown>;
   src: ChildAgent;
   dst: ChildAgent;
   a: AgentClient;
   b: AgentClient;
 }
 
-async function startPair(name: Pair['name'], cli: string): Promise<Pair> {
+async function startPair(
+  name: Pair['name'],
+  cli: string,
+  options: Record<string, unknown> = {},
+): Promise<Pair> {
   process.env.LIVEMIG_CLI = cli;
   const [src, dst] = await Promise.all([
     spawnAgent('127.0.0.1', ['--quiet']),
     spawnAgent('127.0.0.1', ['--quiet']),
   ]);
-  return { name, src, dst, a: new AgentClient(src.address), b: new AgentClient(dst.address) };
+  return { name, options, src, dst, a: new AgentClient(src.address), b: new AgentClient(dst.address) };
 }
 
 async function migrateOnce(p: Pair, ramBytes: number, n: number): Promise<MigrationReport> {
-  const id = `downtime-${p.name}-${n}`;
+  const id = `downtime-${p.name.replace(/\W+/g, '-')}-${n}`;
   await p.a.startGuest({ ramBytes, seed: n, workload: { name: 'idle' } }, id);
   await new Promise((r) => setTimeout(r, 100));
-  const started = await p.a.migrate(id, p.dst.address, { maxBandwidth: 0 });
+  const started = await p.a.migrate(id, p.dst.address, { maxBandwidth: 0, ...p.options });
   const report = await p.a.follow(started.id, undefined, 50);
   await (report.status === 'completed' ? p.b : p.a).stopGuest(id).catch(() => undefined);
   if (report.status !== 'completed' || !report.verified) {
@@ -254,7 +263,9 @@ async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Pro
 }
 
 async function main(): Promise<void> {
-  const pairs = [await startPair('new', process.env.LIVEMIG_CLI ?? ownCli)];
+  const cli = process.env.LIVEMIG_CLI ?? ownCli;
+  const pairs = [await startPair('new', cli)];
+  if (goWithDigest) pairs.push(await startPair('new, GO with digest', cli, { goWithDigest: true }));
   if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
   const results: Phase[] = [];
   try {
@@ -326,7 +337,7 @@ async function main(): Promise<void> {
         ? `${missing} migration(s) lacked switch-over steps and are left out of the steps\n`
         : '') +
       `${count} migrations per row; GO with the digest in ${results
-        .filter((p) => p.build === 'new')
+        .filter((p) => p.build !== 'baseline')
         .map((p) => `${p.goWithDigest}/${p.runs.length}`)
         .join(', ')}; written to results/bench-downtime.json\n`,
   );

@@ -162,7 +162,8 @@ const SUPPORTED_CAPS =
   Capability.FRAME_BINDING |
   Capability.OWNER_RECONCILE |
   Capability.MULTIFD |
-  Capability.POSTCOPY_PREEMPT;
+  Capability.POSTCOPY_PREEMPT |
+  Capability.SWITCHOVER_ACK;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -560,6 +561,7 @@ class Destination {
       });
       this.guest = guest;
       this.guestReady = ready;
+      if (h.capabilities & Capability.SWITCHOVER_ACK) this.ackSwitchover(ready);
     } catch (err) {
       throw new MigrationError(
         'CAPABILITY',
@@ -668,6 +670,23 @@ class Destination {
     this.hooks.channels?.unregister(this.m.id);
     for (const { conn } of this.earlyChannels.splice(0)) conn.destroy();
     void this.multifd?.close();
+  }
+
+  /**
+   * SWITCHOVER_ACK once the vCPU threads are up (the source pauses the guest only after it); if they cannot start,
+   * the migration ends here (the source still runs the guest).
+   */
+  private ackSwitchover(ready: Promise<void>): void {
+    ready.then(
+      () => this.conn.sendFrame(Command.SWITCHOVER_ACK).catch(() => undefined),
+      (err: unknown) =>
+        this.conn.destroy(
+          new MigrationError(
+            'CAPABILITY',
+            `cannot start the incoming guest's vCPUs: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        ),
+    );
   }
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */

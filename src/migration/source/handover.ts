@@ -17,8 +17,9 @@ import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
 /**
- * Sends vCPU state and the digest in one write; waits for READY and RESUMED. When a fault after handing the guest
- * over can be settled (the destination granted OWNER_RECONCILE and we can redial it), GO rides in the same write:
+ * Sends vCPU state and the digest in one write; waits for READY and RESUMED. With `goWithDigest`, when a fault after
+ * handing the guest over can be settled (the destination granted OWNER_RECONCILE and we can redial it), GO rides in
+ * the same write:
  * the destination resumes the guest as soon as its check passes, saving a round trip (and two wake-ups) of
  * downtime. Verification is unchanged: the destination never resumes a guest whose digest does not match.
  */
@@ -32,7 +33,7 @@ export async function switchover(s: SourceState): Promise<void> {
   const d = digest(s, state);
   const digestBody = encodeDigest(d);
   const t2 = performance.now();
-  const withGo = s.ownership && s.spec.redial !== undefined;
+  const withGo = s.o.goWithDigest && s.ownership && s.spec.redial !== undefined;
   if (withGo) handOff(s);
   // One write: corked, the frames leave together (with the last pages' frame already on its way before them).
   const sent = s.conn.corked(() =>
