@@ -280,6 +280,9 @@ async function answerReconcile(
   }
 }
 
+/** How long a switch-over waits for the page sink synchronously (then on the event loop). */
+const SWITCHOVER_DRAIN_SYNC_MS = 200;
+
 /** Why a reconcile connection took over: the old one is closed so that nothing late on it can count. */
 const SUPERSEDED =
   'the source reconnected to settle who runs the guest (RECONCILE): this connection is closed';
@@ -782,10 +785,10 @@ class Destination {
    * Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete.
    * `close`: stop its thread now (else the caller does, once the guest runs).
    */
-  private async drainSink(close = true): Promise<void> {
+  private async drainSink(close = true, syncMs = 0): Promise<void> {
     const sink = this.sink;
     if (!sink) return;
-    await sink.drain();
+    await sink.drain(syncMs);
     this.sink = undefined;
     if (close) void sink.close(); // stopping the thread takes milliseconds: not inside the downtime
   }
@@ -1046,7 +1049,8 @@ class Destination {
     const times = new SwitchoverClock();
     this.m.phase = 'verifying';
     const sink = this.sink;
-    await this.drainSink(false);
+    // The guest is paused on the source: wait for the sink's last pages by Atomics.wait, not the event loop.
+    await this.drainSink(false, SWITCHOVER_DRAIN_SYNC_MS);
     times.mark('drainMs');
     const digest = decodeDigest(f.payload);
     const guest = this.guest!;

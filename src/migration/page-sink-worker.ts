@@ -34,6 +34,8 @@ interface Target {
   ledger: Uint32Array;
   /** The ledger digest's running sums, updated with every CRC written here (digest.ts). */
   sums: Int32Array;
+  /** Last batch applied without error (SinkInit.progress), if the main thread gave a word for it. */
+  progress: Int32Array | undefined;
   pageSize: number;
   pagesPerBlock: number;
   zeroCrc: number;
@@ -59,6 +61,7 @@ function bind(init: SinkInit): void {
     views: init.blocks.map((b) => new Uint8Array(b)),
     ledger,
     sums,
+    progress: init.progress ? new Int32Array(init.progress) : undefined,
     pageSize: init.pageSize,
     pagesPerBlock: init.pagesPerBlock,
     zeroCrc: zeroPageCrc(init.pageSize),
@@ -156,6 +159,10 @@ port.on('message', (m: SinkRequest) => {
   try {
     if (!target) throw new Error('page sink: a batch arrived before bind');
     reply = { kind: 'applied', seq: m.seq, pages: apply(target, m), buffer: m.buffer };
+    if (target.progress) {
+      Atomics.store(target.progress, 0, m.seq);
+      Atomics.notify(target.progress, 0);
+    }
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     reply = {
