@@ -11,7 +11,7 @@ import { DirtyLimiter } from '../dirty-limit.js';
 import { PageLedger } from '../ledger.js';
 import type { MultifdSource } from '../multifd/source-channels.js';
 import type { MigrationOptions } from '../options.js';
-import { Command } from '../protocol.js';
+import { Command } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
 import { FrameOutput } from './frame-output.js';
