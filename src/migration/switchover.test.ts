@@ -49,4 +49,23 @@ describe('switch-over accounting', () => {
       expect(d[k]).toBeGreaterThanOrEqual(0);
     }
   });
+
+  it('goWithDigest with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const redial = async () => h.connect().conn;
+    const r = await runSource(sourceRun(guest, conn, { goWithDigest: true }, { redial }));
+    await done;
+    expect(r.status).toBe('completed');
+    expect(r.verified).toBe(true);
+    expect(r.switchover?.goWithDigest).toBe(true);
+    expect(h.resumed).toHaveLength(1);
+    expect(guest.running).toBe(false);
+    expect(
+      eventIndex(r.events, 'switch-over: last pages, vCPU state and digest sent (with GO)'),
+    ).toBeGreaterThan(0);
+  });
 });
