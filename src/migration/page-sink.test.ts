@@ -102,7 +102,7 @@ describe('PageSink at switch-over', () => {
     const guest = await Guest.createIncoming({ ramBytes: 1 << 20, workload: { name: 'idle' } });
     try {
       const ledger = new PageLedger(guest.ram.pageCount, pageSize, true);
-      const sink = new PageSink(guest, ledger.crcs, [], () => undefined, undefined, ledger.sums);
+      const sink = new PageSink(guest, ledger.crcs, [], () => undefined, undefined, undefined, ledger.sums);
       const { payload, crcs } = rawPages([1, 2, 9], pageSize, 0x5a);
       await sink.submit(payload, 3, crcs);
       const drained = sink.drain(60_000);
