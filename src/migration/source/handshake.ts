@@ -154,6 +154,7 @@ async function openChannels(s: SourceState, maxPayload: number): Promise<void> {
     pagesPerBlock: ram.pagesPerBlock,
     pageSize: s.pageSize,
     ledger: s.ledger.crcs,
+    ledgerSums: s.ledger.sums,
     options: s.o,
     maxPayload,
     report: s.r,
