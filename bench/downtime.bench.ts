@@ -1,15 +1,21 @@
 /**
- * Downtime of an idle guest (`npm run bench:downtime`), the baseline for issue 17: real agents as separate processes
- * on loopback, N pre-copy migrations of an idle guest, first on a quiet machine, then while two busy-loop processes
- * keep both cores busy. Every migration must end `completed` and verified, or the bench fails.
+ * Downtime of an idle guest (`npm run bench:downtime`), issue 17: real agents as separate processes on loopback, N
+ * pre-copy migrations of an idle guest, first on a quiet machine, then while a second process keeps both cores
+ * busy (two spinning threads). Every migration must end `completed` and verified, or the bench fails.
  *
- * For each phase it prints downtime median, p90, p99 and max, the load average, and where the downtime goes: the
- * steps between the source's report events (guest paused, last pages + vCPU state + digest sent, READY, resumed).
- * The events carry millisecond timestamps; the moment of the pause itself is the resume event minus `downtimeMs`.
- * Steps are therefore quantised to 1 ms: the table gives their median and their mean (the mean of quantised steps
- * is not biased by the rounding, so it is the sub-millisecond figure).
+ * For each phase it prints downtime median, p90, p99 and max, the load average, the production anchor (Google's
+ * fleet, VEE 2018: 50 ms median, 300 ms p99), and where the downtime goes: the report's `switchover` steps, timed
+ * with performance.now() (µs resolution) on the source — pause → last pages → state → digest → send → destination
+ * check → resume + ack — and the destination's own account of its part (drain, verify, state load, GO, resume),
+ * sent back in RESUMED. Agents whose reports lack those steps (an older build) fall back to the report's events.
  *
- * One warm-up migration (not counted) comes first. Writes results/bench-downtime.json. Options: --count N (default 50), --full (also a 256 MiB guest).
+ * `--baseline CLI`: also run agents from another build (e.g. the previous release's dist/cli/bin.js), alternating
+ * migrations between the two pairs within each phase, so both see the same load; the table gives both and the ratio.
+ *
+ * `--go-with-digest`: also a pair of this build migrating with `goWithDigest` (GO in the digest's write).
+ *
+ * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
+ * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,41 +24,74 @@ import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { AgentClient } from '../src/agent/index.js';
 import { type ChildAgent, spawnAgent } from '../src/agent/spawn.js';
-import type { MigrationReport } from '../src/migration/index.js';
+import {
+  describeDowntime,
+  downtimeDistribution,
+  type MigrationReport,
+  type SwitchoverTimes,
+} from '../src/migration/index.js';
 import { percentile } from '../src/migration/stats.js';
 
 // Agents run from the built dist/ (`bench:downtime` builds first): what users run, without the TypeScript loader.
-process.env.LIVEMIG_CLI ??= fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
+const ownCli = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
 
 const MiB = 1024 * 1024;
 const full = process.argv.includes('--full');
-const countAt = process.argv.indexOf('--count');
-const count = countAt > 0 ? Number(process.argv[countAt + 1]) : 50;
+const argOf = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const count = Number(argOf('--count') ?? 50);
 if (!Number.isInteger(count) || count < 1) {
   process.stderr.write('--count takes a whole number of migrations, e.g. --count 20\n');
   process.exit(2);
 }
+const baselineCli = argOf('--baseline');
+const goWithDigest = process.argv.includes('--go-with-digest');
 const sizes = full ? [64 * MiB, 256 * MiB] : [64 * MiB];
 
-/** The switch-over's steps, as the source's report events delimit them (ms). */
-const STEPS = ['pause', 'lastPagesStateDigest', 'destinationCheck', 'goResumed'] as const;
+/** The switch-over's steps (ms), from the report's `switchover` (µs resolution). */
+const STEPS = [
+  'pauseMs',
+  'lastPagesMs',
+  'stateMs',
+  'digestMs',
+  'sendMs',
+  'checkMs',
+  'ackMs',
+  'dst.drainMs',
+  'dst.verifyMs',
+  'dst.loadStateMs',
+  'dst.goMs',
+  'dst.resumeMs',
+  'dst.totalMs',
+] as const;
 type Step = (typeof STEPS)[number];
 const STEP_NAMES: Record<Step, string> = {
-  pause: 'pause the vCPUs (paused → "guest paused")',
-  lastPagesStateDigest: 'last pages + vCPU state + digest sent',
-  destinationCheck: 'destination: receive, verify digest, READY',
-  goResumed: 'GO → RESUMED (destination resumes, acknowledges)',
+  pauseMs: 'source: pause the vCPUs (requested → all parked)',
+  lastPagesMs: 'source: last dirty-log sync + last pages written',
+  stateMs: 'source: vCPU state taken and encoded',
+  digestMs: 'source: RAM + vCPU digest',
+  sendMs: 'source: state + digest (+ GO) written, one write',
+  checkMs: 'written → READY read (link + destination check)',
+  ackMs: 'READY → RESUMED read (resume + acknowledgement)',
+  'dst.drainMs': '  destination: page sink drained',
+  'dst.verifyMs': '  destination: digests compared',
+  'dst.loadStateMs': '  destination: vCPU state loaded',
+  'dst.goMs': '  destination: READY written, GO taken',
+  'dst.resumeMs': '  destination: vCPUs woken',
+  'dst.totalMs': '  destination: SWITCHOVER taken → resumed',
 };
 
 interface Run {
   downtimeMs: number;
-  status: string;
-  verify: string;
   verified: boolean;
-  steps: Record<Step, number> | undefined;
+  verify: string;
+  goWithDigest: boolean | undefined;
+  steps: Partial<Record<Step, number>> | undefined;
 }
 
-/** Seconds of an event (`"1.234s text"`) that starts with `prefix` after its timestamp; the last such one. */
+/** Seconds of the last event (`"1.234s text"`) that starts with `prefix` after its timestamp. */
 function eventAt(events: readonly string[], prefix: string): number | undefined {
   for (let i = events.length - 1; i >= 0; i--) {
     const m = /^(\d+\.\d+)s (.*)$/.exec(events[i]!);
@@ -62,6 +101,21 @@ function eventAt(events: readonly string[], prefix: string): number | undefined 
 }
 
 function steps(r: MigrationReport): Run['steps'] {
+  const s: SwitchoverTimes | undefined = r.switchover;
+  if (s) {
+    const out: Partial<Record<Step, number>> = {
+      pauseMs: s.pauseMs,
+      lastPagesMs: s.lastPagesMs,
+      stateMs: s.stateMs,
+      digestMs: s.digestMs,
+      sendMs: s.sendMs,
+      checkMs: s.checkMs,
+      ackMs: s.ackMs,
+    };
+    for (const [k, v] of Object.entries(s.destination ?? {})) out[`dst.${k}` as Step] = v;
+    return out;
+  }
+  // An older build: its events (1 ms resolution) delimit fewer steps.
   const paused = eventAt(r.events, 'guest paused');
   const sent = eventAt(r.events, 'switch-over: last pages, vCPU state and digest sent');
   const ready = eventAt(r.events, 'switch-over: the destination verified the digest');
@@ -70,45 +124,65 @@ function steps(r: MigrationReport): Run['steps'] {
     return undefined;
   const pausedAt = resumed - r.downtimeMs;
   return {
-    pause: paused - pausedAt,
-    lastPagesStateDigest: sent - paused,
-    destinationCheck: ready - sent,
-    goResumed: resumed - ready,
+    pauseMs: paused - pausedAt,
+    lastPagesMs: sent - paused,
+    checkMs: ready - sent,
+    ackMs: resumed - ready,
   };
 }
 
-async function migrateOnce(a: AgentClient, b: AgentClient, dst: ChildAgent, ramBytes: number, n: number) {
-  const id = `downtime-${n}`;
-  await a.startGuest({ ramBytes, seed: n, workload: { name: 'idle' } }, id);
+interface Pair {
+  name: 'new' | 'new, GO with digest' | 'baseline';
+  /** Migration options beyond the bench's own. */
+  options: Record<string, unknown>;
+  src: ChildAgent;
+  dst: ChildAgent;
+  a: AgentClient;
+  b: AgentClient;
+}
+
+async function startPair(
+  name: Pair['name'],
+  cli: string,
+  options: Record<string, unknown> = {},
+): Promise<Pair> {
+  process.env.LIVEMIG_CLI = cli;
+  const [src, dst] = await Promise.all([
+    spawnAgent('127.0.0.1', ['--quiet']),
+    spawnAgent('127.0.0.1', ['--quiet']),
+  ]);
+  return { name, options, src, dst, a: new AgentClient(src.address), b: new AgentClient(dst.address) };
+}
+
+async function migrateOnce(p: Pair, ramBytes: number, n: number): Promise<MigrationReport> {
+  const id = `downtime-${p.name.replace(/\W+/g, '-')}-${n}`;
+  await p.a.startGuest({ ramBytes, seed: n, workload: { name: 'idle' } }, id);
   await new Promise((r) => setTimeout(r, 100));
-  const started = await a.migrate(id, dst.address, { maxBandwidth: 0 });
-  const report = await a.follow(started.id, undefined, 50);
-  await (report.status === 'completed' ? b : a).stopGuest(id).catch(() => undefined);
+  const started = await p.a.migrate(id, p.dst.address, { maxBandwidth: 0, ...p.options });
+  const report = await p.a.follow(started.id, undefined, 50);
+  await (report.status === 'completed' ? p.b : p.a).stopGuest(id).catch(() => undefined);
   if (report.status !== 'completed' || !report.verified) {
     throw new Error(
-      `migration ${n} ended ${report.status}, verified ${report.verified} (verify ${report.verify})` +
+      `${p.name} migration ${n} ended ${report.status}, verified ${report.verified} (verify ${report.verify})` +
         (report.error ? `: ${report.error.code} ${report.error.message}` : ''),
     );
   }
   return report;
 }
 
-/** Two processes spinning on the CPU: the "loaded" machine of issue 17. */
-function busyLoops(): ChildProcess[] {
-  return [0, 1].map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+/** A second process keeping both cores busy: its main thread and one worker thread spin. */
+function busyProcess(): ChildProcess {
+  const code =
+    "const { Worker } = require('node:worker_threads'); new Worker('for (;;) {}', { eval: true }); for (;;) {}";
+  return spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
 }
 
-async function stopAll(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((res) => {
-          if (c.exitCode !== null || c.signalCode !== null) return res();
-          c.once('exit', () => res());
-          c.kill('SIGKILL');
-        }),
-    ),
-  );
+async function stop(c: ChildProcess | undefined): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((res) => {
+    c.once('exit', () => res());
+    c.kill('SIGKILL');
+  });
 }
 
 const median = (xs: number[]) =>
@@ -116,126 +190,156 @@ const median = (xs: number[]) =>
     [...xs].sort((x, y) => x - y),
     50,
   );
-const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
 
 interface Phase {
   ramBytes: number;
   load: 'quiet' | 'loaded';
+  build: Pair['name'];
   loadBefore: number;
   loadAfter: number;
   downtimeMs: { median: number; p90: number; p99: number; max: number };
-  stepsMedianMs: Record<Step, number>;
-  stepsMeanMs: Record<Step, number>;
+  stepsMedianMs: Partial<Record<Step, number>>;
+  stepsP99Ms: Partial<Record<Step, number>>;
   runsWithoutSteps: number;
-  verify: string[];
+  goWithDigest: number;
   runs: Run[];
 }
 
-async function phase(ramBytes: number, load: Phase['load'], a: AgentClient, b: AgentClient, dst: ChildAgent) {
-  const busy = load === 'loaded' ? busyLoops() : [];
-  const runs: Run[] = [];
+async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Promise<Phase[]> {
+  const busy = load === 'loaded' ? busyProcess() : undefined;
+  const runs = new Map<Pair['name'], Run[]>(pairs.map((p) => [p.name, []]));
   try {
-    if (busy.length > 0) await new Promise((r) => setTimeout(r, 2000)); // let the load average start to rise
+    if (busy) await new Promise((r) => setTimeout(r, 2000)); // let the load average start to rise
     const loadBefore = loadavg()[0]!;
     for (let n = 0; n < count; n++) {
-      process.stderr.write(`\r${ramBytes / MiB} MiB, ${load}: ${n + 1}/${count}`);
-      const r = await migrateOnce(a, b, dst, ramBytes, n);
-      runs.push({
-        downtimeMs: r.downtimeMs,
-        status: r.status,
-        verify: r.verify,
-        verified: r.verified,
-        steps: steps(r),
-      });
+      for (const p of pairs) {
+        process.stderr.write(`\r${ramBytes / MiB} MiB, ${load}: ${n + 1}/${count} (${p.name})   `);
+        const r = await migrateOnce(p, ramBytes, n);
+        runs.get(p.name)!.push({
+          downtimeMs: r.downtimeMs,
+          verified: r.verified,
+          verify: r.verify,
+          goWithDigest: r.switchover?.goWithDigest,
+          steps: steps(r),
+        });
+      }
     }
     process.stderr.write('\n');
     const loadAfter = loadavg()[0]!;
-    const d = runs.map((r) => r.downtimeMs).sort((x, y) => x - y);
-    const withSteps = runs.flatMap((r) => (r.steps ? [r.steps] : []));
-    const per = (f: (xs: number[]) => number) =>
-      Object.fromEntries(STEPS.map((k) => [k, f(withSteps.map((s) => s[k]))])) as Record<Step, number>;
-    const result: Phase = {
-      ramBytes,
-      load,
-      loadBefore,
-      loadAfter,
-      downtimeMs: {
-        median: percentile(d, 50),
-        p90: percentile(d, 90),
-        p99: percentile(d, 99),
-        max: d.at(-1)!,
-      },
-      stepsMedianMs: per(median),
-      stepsMeanMs: per(mean),
-      runsWithoutSteps: runs.length - withSteps.length,
-      verify: [...new Set(runs.map((r) => `${r.verify}${r.verified ? ' (verified)' : ''}`))],
-      runs,
-    };
-    return result;
+    return pairs.map((p) => {
+      const rs = runs.get(p.name)!;
+      const d = downtimeDistribution(rs.map((r) => r.downtimeMs));
+      const withSteps = rs.flatMap((r) => (r.steps ? [r.steps] : []));
+      const per = (f: (xs: number[]) => number) => {
+        const out: Partial<Record<Step, number>> = {};
+        for (const k of STEPS) {
+          const xs = withSteps.flatMap((s) => (s[k] === undefined ? [] : [s[k]!]));
+          if (xs.length > 0) out[k] = f(xs);
+        }
+        return out;
+      };
+      return {
+        ramBytes,
+        load,
+        build: p.name,
+        loadBefore,
+        loadAfter,
+        downtimeMs: { median: d.medianMs, p90: d.p90Ms, p99: d.p99Ms, max: d.maxMs },
+        stepsMedianMs: per(median),
+        stepsP99Ms: per((xs) =>
+          percentile(
+            [...xs].sort((x, y) => x - y),
+            99,
+          ),
+        ),
+        runsWithoutSteps: rs.length - withSteps.length,
+        goWithDigest: rs.filter((r) => r.goWithDigest).length,
+        runs: rs,
+      };
+    });
   } finally {
-    await stopAll(busy);
+    await stop(busy);
   }
 }
 
 async function main(): Promise<void> {
-  const [src, dst] = await Promise.all([
-    spawnAgent('127.0.0.1', ['--quiet']),
-    spawnAgent('127.0.0.1', ['--quiet']),
-  ]);
-  const a = new AgentClient(src.address);
-  const b = new AgentClient(dst.address);
-  const phases: Phase[] = [];
+  const cli = process.env.LIVEMIG_CLI ?? ownCli;
+  const pairs = [await startPair('new', cli)];
+  if (goWithDigest) pairs.push(await startPair('new, GO with digest', cli, { goWithDigest: true }));
+  if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
+  const results: Phase[] = [];
   try {
     // The first migration into a fresh agent pays for its worker threads' start-up; it is not counted.
-    await migrateOnce(a, b, dst, sizes[0]!, -1);
+    for (const p of pairs) await migrateOnce(p, sizes[0]!, -1);
     for (const ram of sizes) {
-      for (const load of ['quiet', 'loaded'] as const) phases.push(await phase(ram, load, a, b, dst));
+      for (const load of ['quiet', 'loaded'] as const) results.push(...(await phases(ram, load, pairs)));
     }
   } finally {
-    await Promise.all([src.stop(), dst.stop()]);
+    await Promise.all(pairs.flatMap((p) => [p.src.stop(), p.dst.stop()]));
   }
 
-  const f = (x: number) => x.toFixed(2);
+  const f = (x: number | undefined) => (x === undefined ? '–' : x >= 10 ? x.toFixed(1) : x.toFixed(3));
   const table = new Table({
-    head: ['guest', 'machine', 'load avg (1 min)', 'downtime ms: median', 'p90', 'p99', 'max', 'verified'],
+    head: ['guest', 'build', 'machine', 'load avg (1 min)', 'downtime ms: median', 'p90', 'p99', 'max'],
   });
-  for (const p of phases) {
+  for (const p of results) {
+    const base = baselineCli
+      ? results.find((q) => q.build === 'baseline' && q.ramBytes === p.ramBytes && q.load === p.load)
+      : undefined;
+    const ratio =
+      base && p.build === 'new'
+        ? ` (${(base.downtimeMs.median / p.downtimeMs.median).toFixed(1)}× shorter)`
+        : '';
     table.push([
       `idle ${p.ramBytes / MiB} MiB`,
-      p.load === 'quiet' ? 'no added load' : '+ 2 busy loops',
+      p.build,
+      p.load === 'quiet' ? 'no added load' : '+ a process spinning on both cores',
       `${p.loadBefore.toFixed(1)} → ${p.loadAfter.toFixed(1)}`,
-      f(p.downtimeMs.median),
+      f(p.downtimeMs.median) + ratio,
       f(p.downtimeMs.p90),
       f(p.downtimeMs.p99),
       f(p.downtimeMs.max),
-      `${p.runs.filter((r) => r.verified).length}/${p.runs.length} ${p.verify.join(', ')}`,
     ]);
   }
   const stepTable = new Table({
     head: [
-      'step (source report events, 1 ms resolution)',
-      ...phases.map((p) => `${p.ramBytes / MiB} MiB ${p.load}`),
+      'step (report.switchover, µs resolution): median / p99 ms',
+      ...results.map((p) => `${p.build} ${p.ramBytes / MiB} MiB ${p.load}`),
     ],
   });
   for (const k of STEPS) {
+    if (results.every((p) => p.stepsMedianMs[k] === undefined)) continue;
     stepTable.push([
       STEP_NAMES[k],
-      ...phases.map((p) => `${f(p.stepsMedianMs[k])} (mean ${f(p.stepsMeanMs[k])})`),
+      ...results.map((p) => `${f(p.stepsMedianMs[k])} / ${f(p.stepsP99Ms[k])}`),
     ]);
   }
-  stepTable.push(['downtime (report, median)', ...phases.map((p) => f(p.downtimeMs.median))]);
-  const missing = phases.reduce((s, p) => s + p.runsWithoutSteps, 0);
+  stepTable.push([
+    'downtime (report): median / p99',
+    ...results.map((p) => `${f(p.downtimeMs.median)} / ${f(p.downtimeMs.p99)}`),
+  ]);
+  const anchors = results.map(
+    (p) =>
+      `${p.build}, ${p.ramBytes / MiB} MiB, ${p.load}: ${describeDowntime(
+        downtimeDistribution(p.runs.map((r) => r.downtimeMs)),
+        'idle-guest migrations',
+      )}`,
+  );
+  const missing = results.reduce((s, p) => s + p.runsWithoutSteps, 0);
   mkdirSync('results', { recursive: true });
   writeFileSync(
     'results/bench-downtime.json',
-    `${JSON.stringify({ date: new Date().toISOString(), count, full, phases }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), count, full, baseline: baselineCli !== undefined, phases: results }, null, 2)}\n`,
   );
   process.stdout.write(
-    `${table.toString()}\nwhere the downtime goes, median ms (mean ms):\n${stepTable.toString()}\n` +
+    `${table.toString()}\nwhere the downtime goes:\n${stepTable.toString()}\n${anchors.join('\n')}\n` +
       (missing > 0
-        ? `${missing} migration(s) lacked a switch-over event and are left out of the steps\n`
+        ? `${missing} migration(s) lacked switch-over steps and are left out of the steps\n`
         : '') +
-      `${count} migrations per row; written to results/bench-downtime.json\n`,
+      `${count} migrations per row; GO with the digest in ${results
+        .filter((p) => p.build !== 'baseline')
+        .map((p) => `${p.goWithDigest}/${p.runs.length}`)
+        .join(', ')}; written to results/bench-downtime.json\n`,
   );
 }
 

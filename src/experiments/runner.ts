@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { describeDowntime, downtimeDistribution } from '../migration/downtime-distribution.js';
 import { renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js';
 import { VERSION } from '../version.js';
 import { cacheSize } from './cache-size.js';
@@ -120,7 +121,8 @@ export async function runExperiment(
     if (!o.pair) await pair.close();
   }
   o.onProgress?.({ done: total, total });
-  const summary = exp.summarise(results, config);
+  const own = exp.summarise(results, config);
+  const summary = { ...own, findings: [...own.findings, downtimeFinding(results)] };
   const dir = join(o.out ?? 'results', name);
   const files = await writeResults(dir, exp, config, results, summary, o.command);
   return { name, title: exp.title, config, results, summary, dir, files, wallMs: performance.now() - t0 };
@@ -355,4 +357,12 @@ async function writeResults(
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/** Downtime as a distribution over every completed repetition of every cell, beside a production fleet's. */
+function downtimeFinding(results: readonly CellResult[]): string {
+  const downtimes = results.flatMap((r) =>
+    r.repetitions.filter((m) => m.status === 'completed').map((m) => m.downtimeMs),
+  );
+  return `${describeDowntime(downtimeDistribution(downtimes), 'completed migrations of this run (every cell and repetition)')}.`;
 }

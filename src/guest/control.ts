@@ -17,7 +17,13 @@ export const DIRTY_QUOTA = 4;
 export const DIRTY_PERIOD_MS = 5;
 /** Per-vCPU message sequence (main -> worker messages waiting on its port), at MSG_SEQ + index. */
 export const MSG_SEQ = 8;
-export const CTL_WORDS = MSG_SEQ + 64;
+/**
+ * Per-vCPU park report (at PARKED_GEN + index): the GEN the vCPU parked at, stored (and notified) right after it
+ * posted its state on its port. The main thread can then wait for a pause with Atomics.wait and take the states
+ * with receiveMessageOnPort — without waiting for its event loop, which may be busy with unrelated work.
+ */
+export const PARKED_GEN = MSG_SEQ + 64;
+export const CTL_WORDS = PARKED_GEN + 64;
 
 export const CMD_PAUSE = 0;
 export const CMD_RUN = 1;
@@ -53,7 +59,9 @@ export interface SharedControl {
 
 export function allocControl(vcpus: number): SharedControl {
   const ctl = new SharedArrayBuffer(CTL_WORDS * 4);
-  new Int32Array(ctl)[FREQ_PPM] = 1_000_000;
+  const c = new Int32Array(ctl);
+  c[FREQ_PPM] = 1_000_000;
+  c.fill(-1, PARKED_GEN, PARKED_GEN + 64);
   const vcpu = new SharedArrayBuffer(vcpus * VCPU_STRIDE * 8);
   const v = new BigInt64Array(vcpu);
   for (let i = 0; i < vcpus; i++) v[i * VCPU_STRIDE + V_TARGET] = -1n;

@@ -1,12 +1,13 @@
 /**
  * The guest: RAM blocks, dirty log, and one worker thread per vCPU running the workload.
  *
- * The main thread never blocks: it steers the vCPUs through the shared control block (control.ts) and learns
- * that they parked from their messages. A source guest comes from `create` (RAM initialised by the workload);
+ * The main thread steers the vCPUs through the shared control block (control.ts) and learns that they parked
+ * from their messages; `pause` first waits for them synchronously (Atomics.wait on the park words, a bounded
+ * wait of about one time slice), so a pause does not queue behind unrelated work on the event loop. A source guest comes from `create` (RAM initialised by the workload);
  * a destination from `createIncoming` (RAM zero, optionally every page absent for post-copy).
  */
 import { readFileSync } from 'node:fs';
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } from 'node:worker_threads';
 import { MigrationError, UsageError } from '../errors.js';
 import { type GuestConfig, type ResolvedGuestConfig, resolveConfig, sameConfig } from './config.js';
 import { sharedCorpus } from './content.js';
@@ -22,6 +23,7 @@ import {
   FREQ_PPM,
   GEN,
   MSG_SEQ,
+  PARKED_GEN,
   type SharedControl,
   V_BUSY_NS,
   V_CAP_WAIT_NS,
@@ -220,6 +222,9 @@ export class Guest {
         name: `vcpu${index}`,
       });
       worker.on('message', (m: WorkerToMain) => this.#onMessage(index, m));
+      // Park reports come on the vCPU's port (taken synchronously by #parkSync, else delivered here).
+      port1.on('message', (m: WorkerToMain) => this.#onMessage(index, m));
+      port1.unref();
       worker.on('error', (err) =>
         this.#fail(new MigrationError('INTERNAL', `vCPU ${index} crashed: ${err.message}`)),
       );
@@ -316,12 +321,39 @@ export class Guest {
     return this.#runMs + (Number.isNaN(this.#runSince) ? 0 : performance.now() - this.#runSince);
   }
 
-  /** Resolves when every vCPU is parked between two steps (within about one time slice). */
-  async pause(): Promise<void> {
+  /**
+   * Waits (blocking, at most `maxMs`) until every vCPU has parked at the current generation, and takes their park
+   * reports from their ports. True when all are parked; false leaves the rest to the event loop (#allParked).
+   */
+  #parkSync(maxMs: number): boolean {
+    const end = performance.now() + maxMs;
+    for (let i = 0; i < this.config.vcpus; i++) {
+      for (;;) {
+        const at = Atomics.load(this.#ctl, PARKED_GEN + i);
+        if (at === this.#gen) break;
+        const left = end - performance.now();
+        if (left <= 0) return false;
+        Atomics.wait(this.#ctl, PARKED_GEN + i, at, left);
+      }
+      // The report was posted before the word was stored; it is normally there at once.
+      while (this.#parkedGen[i] !== this.#gen) {
+        const got = receiveMessageOnPort(this.#ports[i]!);
+        if (got) this.#onMessage(i, got.message as WorkerToMain);
+        else if (performance.now() >= end) return false;
+      }
+    }
+    return this.#isAllParked();
+  }
+
+  /**
+   * Resolves when every vCPU is parked between two steps (within about one time slice). Waits synchronously for up
+   * to `syncMs` first (default one time slice's worth and some), then on the event loop.
+   */
+  async pause(syncMs = 20): Promise<void> {
     this.#usable('pause');
     if (!this.#running && this.#isAllParked()) return;
     this.#command(CMD_PAUSE, null);
-    await this.#allParked();
+    if (!(syncMs > 0 && this.#parkSync(syncMs))) await this.#allParked();
     this.#running = false;
     this.#stoppedRunning();
   }

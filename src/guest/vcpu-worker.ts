@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { type ResolvedGuestConfig, vcpuShare } from './config.js';
 import type { Corpus } from './content.js';
-import type { SharedControl } from './control.js';
+import { PARKED_GEN, type SharedControl } from './control.js';
 import { type SharedGuestMemory, StopSignal, VcpuMemory } from './memory.js';
 import { Rng } from './rng.js';
 import { Vcpu, type VcpuState } from './vcpu.js';
@@ -67,7 +67,13 @@ function main(): void {
   );
   const rng = Rng.seeded(config.seed, index);
   vcpu = new Vcpu(index, data.control.ctl, data.control.vcpu, rng, workload, mem, params, config.dvfsStall, {
-    parked: (gen, state) => post({ type: 'parked', gen, state }),
+    parked: (gen, state) => {
+      // On the vCPU's own port (the main thread can take it synchronously), then the shared word that says so.
+      data.port.postMessage({ type: 'parked', gen, state } satisfies WorkerToMain);
+      const ctl = new Int32Array(data.control.ctl);
+      Atomics.store(ctl, PARKED_GEN + index, gen);
+      Atomics.notify(ctl, PARKED_GEN + index);
+    },
     drain: (seq) => drain(vcpu!, mem, seq),
   });
   post({ type: 'ready', tid: threadId() });

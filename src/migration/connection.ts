@@ -39,6 +39,9 @@ export type LinkSocket = Pick<
 > & {
   /** TCP's Nagle switch; absent on a stream that has none. */
   setNoDelay?(noDelay?: boolean): unknown;
+  /** Writes between cork and uncork leave together (one writev); absent on a stream that has none. */
+  cork?(): void;
+  uncork?(): void;
   /** The peer's address (an agent keys stale migrations by it); absent or undefined when unknown. */
   readonly remoteAddress?: string | undefined;
 };
@@ -310,6 +313,24 @@ export class FrameConnection {
       this.waiters.push(w);
     });
     return this.checkRemoteError(frame);
+  }
+
+  /**
+   * Runs `fn` with the socket corked: the frames it writes synchronously leave in one write. `fn` must not wait
+   * for the socket (a corked socket writes nothing until uncorked).
+   */
+  corked<T>(fn: () => T): T {
+    this.socket.cork?.();
+    try {
+      return fn();
+    } finally {
+      this.socket.uncork?.();
+    }
+  }
+
+  /** The command of the next frame already received and not yet taken, if any (no wait). */
+  peekCommand(): Command | undefined {
+    return this.queue[0]?.command;
   }
 
   /** Receives a frame and insists on its command. */

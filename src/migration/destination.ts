@@ -10,6 +10,7 @@ import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
+import { SwitchoverClock } from './destination-times.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { MultifdSink } from './multifd/channel-sink.js';
 import type { ChannelRegistry } from './multifd/registry.js';
@@ -36,6 +37,7 @@ import {
   encodePageRequest,
   encodePreemptAck,
   encodeRecoverAck,
+  encodeResumedBody,
   type Frame,
   forEachPageEntry,
   MAX_REQUEST_PAGES,
@@ -160,7 +162,8 @@ const SUPPORTED_CAPS =
   Capability.FRAME_BINDING |
   Capability.OWNER_RECONCILE |
   Capability.MULTIFD |
-  Capability.POSTCOPY_PREEMPT;
+  Capability.POSTCOPY_PREEMPT |
+  Capability.SWITCHOVER_ACK;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -276,6 +279,9 @@ async function answerReconcile(
     );
   }
 }
+
+/** How long a switch-over waits for the page sink synchronously (then on the event loop). */
+const SWITCHOVER_DRAIN_SYNC_MS = 200;
 
 /** Why a reconcile connection took over: the old one is closed so that nothing late on it can count. */
 const SUPERSEDED =
@@ -558,6 +564,7 @@ class Destination {
       });
       this.guest = guest;
       this.guestReady = ready;
+      if (h.capabilities & Capability.SWITCHOVER_ACK) this.ackSwitchover(ready);
     } catch (err) {
       throw new MigrationError(
         'CAPABILITY',
@@ -576,6 +583,8 @@ class Destination {
       sinkCompressors,
       (b) => this.conn.reader.recycleBuffer(b),
       this.sinks,
+      undefined,
+      this.ledger.sums,
     );
     if (this.channelCount > 0) this.startChannels(sinkCompressors);
     this.m.phase = 'receiving';
@@ -613,6 +622,7 @@ class Destination {
       channels: this.channelCount,
       guest: this.guest!,
       ledger: this.ledger.crcs,
+      ledgerSums: this.ledger.sums,
       compressors,
       pageCount: this.pageCount,
       bound: this.framesBound,
@@ -663,6 +673,23 @@ class Destination {
     this.hooks.channels?.unregister(this.m.id);
     for (const { conn } of this.earlyChannels.splice(0)) conn.destroy();
     void this.multifd?.close();
+  }
+
+  /**
+   * SWITCHOVER_ACK once the vCPU threads are up (the source pauses the guest only after it); if they cannot start,
+   * the migration ends here (the source still runs the guest).
+   */
+  private ackSwitchover(ready: Promise<void>): void {
+    ready.then(
+      () => this.conn.sendFrame(Command.SWITCHOVER_ACK).catch(() => undefined),
+      (err: unknown) =>
+        this.conn.destroy(
+          new MigrationError(
+            'CAPABILITY',
+            `cannot start the incoming guest's vCPUs: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        ),
+    );
   }
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */
@@ -754,13 +781,16 @@ class Destination {
     }
   }
 
-  /** Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete. */
-  private async drainSink(): Promise<void> {
+  /**
+   * Waits until the page sink has applied everything received, then retires it: RAM and ledger are complete.
+   * `close`: stop its thread now (else the caller does, once the guest runs).
+   */
+  private async drainSink(close = true, syncMs = 0): Promise<void> {
     const sink = this.sink;
     if (!sink) return;
-    await sink.drain();
+    await sink.drain(syncMs);
     this.sink = undefined;
-    void sink.close(); // stopping the thread takes milliseconds: not inside the downtime
+    if (close) void sink.close(); // stopping the thread takes milliseconds: not inside the downtime
   }
 
   private async receive(): Promise<void> {
@@ -815,7 +845,12 @@ class Destination {
     }
   }
 
-  private async handOver(): Promise<void> {
+  /**
+   * READY, GO, resume, RESUMED. When GO is already here (the source sent it with the digest), READY and RESUMED
+   * leave in one write and the guest resumes between them, as soon as the check passed. `times`: the
+   * destination's account of its part, sent back in RESUMED.
+   */
+  private async handOver(times?: SwitchoverClock): Promise<void> {
     try {
       await this.guestReady;
     } catch (err) {
@@ -825,15 +860,33 @@ class Destination {
       );
     }
     this.loadState();
-    await this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
-    if (this.owner) await this.awaitGo();
-    else await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
-    this.resumed = true;
-    this.held = false;
-    this.guest!.resume();
+    times?.mark('loadStateMs');
+    const goHere = this.conn.peekCommand() === Command.GO;
+    const socket = this.conn.socket;
+    // GO is already here: corked across the (immediate) wait for it, READY and RESUMED leave together.
+    if (goHere) socket.cork?.();
+    let ready: Promise<void>;
+    try {
+      ready = this.conn.sendFrame(Command.READY, encodeJson({ ok: true }));
+      ready.catch(() => undefined); // awaited below
+      if (this.owner) await this.awaitGo();
+      else await this.conn.expect(Command.GO, this.limits.idleTimeoutMs);
+      times?.mark('goMs');
+      this.resumed = true;
+      this.held = false;
+      this.guest!.resume();
+      times?.mark('resumeMs');
+      if (!this.adopted) {
+        const body = encodeResumedBody({ ok: true, ...(times ? { times: times.result() } : {}) });
+        void this.conn.sendFrame(Command.RESUMED, body).catch(() => undefined);
+      }
+    } finally {
+      if (goHere) socket.uncork?.();
+    }
+    // The guest runs: what follows is bookkeeping, outside the downtime.
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();
-    if (!this.adopted) await this.conn.sendFrame(Command.RESUMED, encodeJson({ ok: true }));
+    await ready.catch(() => undefined);
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -993,8 +1046,12 @@ class Destination {
   }
 
   private async switchover(f: Frame): Promise<void> {
+    const times = new SwitchoverClock();
     this.m.phase = 'verifying';
-    await this.drainSink();
+    const sink = this.sink;
+    // The guest is paused on the source: wait for the sink's last pages by Atomics.wait, not the event loop.
+    await this.drainSink(false, SWITCHOVER_DRAIN_SYNC_MS);
+    times.mark('drainMs');
     const digest = decodeDigest(f.payload);
     const guest = this.guest!;
     if (digest.method !== 'none') {
@@ -1017,7 +1074,12 @@ class Destination {
       // Created ready for post-copy, but the source converged: every page is here.
       for (let p = 0; p < this.pageCount; p++) guest.markPresent(p);
     }
-    await this.handOver();
+    times.mark('verifyMs');
+    try {
+      await this.handOver(times);
+    } finally {
+      void sink?.close(); // stopping the thread takes milliseconds: after the guest runs, not inside the downtime
+    }
     this.m.phase = 'running';
     // The source closes after RESUMED; wait for that so a late ERROR is still seen.
     if (!this.adopted) await this.conn.receive(5_000).catch(() => undefined);

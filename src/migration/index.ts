@@ -13,6 +13,12 @@ export {
   runDestination,
 } from './destination.js';
 export type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
+export {
+  type DowntimeDistribution,
+  describeDowntime,
+  downtimeDistribution,
+  PRODUCTION_ANCHOR,
+} from './downtime-distribution.js';
 export { combineCrcs, fullRamDigest, PageLedger, vcpuDigest } from './ledger.js';
 export {
   cloudsimMigrationTime,
@@ -89,11 +95,13 @@ export {
 export { mergeSorted, newMigrationId, runSource, type SourceRun } from './source/index.js';
 export {
   type CapChange,
+  type DestinationSwitchoverTimes,
   type EnergyFigure,
   emptyReport,
   type MigrationEnergy,
   type MigrationReport,
   type MigrationStatus,
   type RoundRow,
+  type SwitchoverTimes,
   type VmProgress,
 } from './stats.js';

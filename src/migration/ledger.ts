@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
+import { DIGEST_WORDS, digestHex, initDigestSums, mixTerm, recordCrc, sumsDigest } from './digest.js';
 
 export const ZERO_PAGE_CRC_CACHE = new Map<number, number>();
 
@@ -25,6 +26,8 @@ export function pageCrc(page: Uint8Array): number {
 
 export class PageLedger {
   readonly crcs: Uint32Array;
+  /** The digest's running sums (digest.ts), kept beside the CRCs: `digest()` costs O(1) at switch-over. */
+  readonly sums: Int32Array;
   /** `shared`: back the CRCs with a SharedArrayBuffer, so the destination's page-sink thread can fill them. */
   constructor(
     readonly pageCount: number,
@@ -34,33 +37,33 @@ export class PageLedger {
     this.crcs = (
       shared ? new Uint32Array(new SharedArrayBuffer(pageCount * 4)) : new Uint32Array(pageCount)
     ).fill(zeroPageCrc(pageSize));
+    this.sums = shared
+      ? new Int32Array(new SharedArrayBuffer(DIGEST_WORDS * 4))
+      : new Int32Array(DIGEST_WORDS);
+    initDigestSums(this.crcs, this.sums);
   }
   set(page: number, crc: number): void {
-    this.crcs[page] = crc;
+    recordCrc(this.crcs, this.sums, page, crc);
   }
   setZero(page: number): void {
-    this.crcs[page] = zeroPageCrc(this.pageSize);
+    recordCrc(this.crcs, this.sums, page, zeroPageCrc(this.pageSize));
   }
-  /** Order-independent combination of (page, crc) pairs into 64 bits (two 32-bit lanes of mixed sums). */
+  /** Order-independent combination of (page, crc) pairs into 64 bits (two 32-bit lanes of mixed sums): O(1). */
   digest(): string {
-    return combineCrcs(this.crcs);
+    return sumsDigest(this.sums);
   }
 }
 
-/** Mixes each (index, crc) so that swapping two pages' contents changes the digest; sums in two lanes. */
+/** Mixes each (index, crc) so that swapping two pages' contents changes the digest; sums in two lanes. O(pages). */
 export function combineCrcs(crcs: Uint32Array): string {
   let lo = 0;
   let hi = 0;
   for (let i = 0; i < crcs.length; i++) {
-    const c = crcs[i]!;
-    let x = Math.imul(c ^ Math.imul(i, 0x9e3779b1), 0x85ebca6b);
-    x ^= x >>> 13;
-    x = Math.imul(x, 0xc2b2ae35);
-    x ^= x >>> 16;
+    const x = mixTerm(i, crcs[i]!);
     lo = (lo + x) | 0;
     hi = (hi + Math.imul(x ^ i, 0x27d4eb2f)) | 0;
   }
-  return (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');
+  return digestHex(lo, hi);
 }
 
 /** Full digest: CRC of every page read from RAM now. */

@@ -103,6 +103,13 @@ export const migrationOptionsSchema = z.strictObject({
    * then it reports OWNER_UNKNOWN ("paused on the source, destination unknown") and keeps the guest paused.
    */
   reconcileTimeoutMs: z.number().min(0).max(86_400_000),
+  /**
+   * Switch-over: send GO in the same write as the digest (when the destination can reconcile), so that the
+   * destination resumes the guest as soon as its check passes — one round trip less of downtime. The source then
+   * commits before READY: cancel and --timeout stop applying once the digest is sent, and a fault after it is
+   * settled by RECONCILE as one after GO. Off: GO after READY (cancel and --timeout apply until then).
+   */
+  goWithDigest: z.boolean(),
   verify: z.enum(VERIFY_METHODS),
   pageOrder: z.enum(PAGE_ORDERS),
   /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
@@ -169,6 +176,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   postcopyPreempt: false,
   handoverTimeoutMs: 15_000,
   reconcileTimeoutMs: 60_000,
+  goWithDigest: false,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

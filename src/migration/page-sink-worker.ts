@@ -11,6 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Compressor, compressor } from '../codec/index.js';
 import { Crc32cShifter } from './crc.js';
+import { DIGEST_WORDS, initDigestSums, recordCrc } from './digest.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
@@ -31,6 +32,10 @@ const port = parentPort!;
 interface Target {
   views: Uint8Array[];
   ledger: Uint32Array;
+  /** The ledger digest's running sums, updated with every CRC written here (digest.ts). */
+  sums: Int32Array;
+  /** Last batch applied without error (SinkInit.progress), if the main thread gave a word for it. */
+  progress: Int32Array | undefined;
   pageSize: number;
   pagesPerBlock: number;
   zeroCrc: number;
@@ -45,9 +50,18 @@ let target: Target | undefined;
 function bind(init: SinkInit): void {
   const compressors = new Map<number, Compressor>();
   for (const [encoding, name] of init.compressors) compressors.set(encoding, compressor(name));
+  const ledger = new Uint32Array(init.ledger);
+  let sums: Int32Array;
+  if (init.ledgerSums) sums = new Int32Array(init.ledgerSums);
+  else {
+    sums = new Int32Array(DIGEST_WORDS);
+    initDigestSums(ledger, sums);
+  }
   target = {
     views: init.blocks.map((b) => new Uint8Array(b)),
-    ledger: new Uint32Array(init.ledger),
+    ledger,
+    sums,
+    progress: init.progress ? new Int32Array(init.progress) : undefined,
     pageSize: init.pageSize,
     pagesPerBlock: init.pagesPerBlock,
     zeroCrc: zeroPageCrc(init.pageSize),
@@ -98,7 +112,7 @@ const entry = pageEntryScratch();
 
 /** Applies one batch; its entries were bound-checked and checksummed by the connection thread. */
 function apply(t: Target, batch: SinkBatch): number {
-  const { views, ledger, pageSize, pagesPerBlock, zeroCrc, compressors } = t;
+  const { views, ledger, sums, pageSize, pagesPerBlock, zeroCrc, compressors } = t;
   if (batch.unverified) {
     if (!t.verify) throw new Error('page sink: an unchecked frame for a sink that does not check');
     check(t.verify, pageSize, batch);
@@ -119,16 +133,16 @@ function apply(t: Target, batch: SinkBatch): number {
     const page = views[b]!.subarray(at, at + pageSize);
     if (encoding === PageEncoding.ZERO) {
       page.fill(0);
-      ledger[p] = zeroCrc;
+      recordCrc(ledger, sums, p, zeroCrc);
       continue;
     }
     if (encoding === PageEncoding.RAW) {
       page.set(data);
-      ledger[p] = crcs[i]!; // the CRC of these very bytes, computed while checking the frame
+      recordCrc(ledger, sums, p, crcs[i]!); // the CRC of these very bytes, computed while checking the frame
       continue;
     }
     decodePageInto(p, encoding, data, page, compressors);
-    ledger[p] = pageCrc(page);
+    recordCrc(ledger, sums, p, pageCrc(page));
   }
   return batch.count;
 }
@@ -145,6 +159,10 @@ port.on('message', (m: SinkRequest) => {
   try {
     if (!target) throw new Error('page sink: a batch arrived before bind');
     reply = { kind: 'applied', seq: m.seq, pages: apply(target, m), buffer: m.buffer };
+    if (target.progress) {
+      Atomics.store(target.progress, 0, m.seq);
+      Atomics.notify(target.progress, 0);
+    }
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     reply = {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Guest } from '../guest/index.js';
-import { PageLedger, pageCrc } from './ledger.js';
+import { combineCrcs, PageLedger, pageCrc } from './ledger.js';
 import { PageSink, PageSinkPool } from './page-sink.js';
 import {
   PAGE_ENTRY_HEADER_BYTES,
@@ -93,5 +93,27 @@ describe('PageSinkPool', () => {
     }
     expect(p.taken).toBe(2);
     expect(p.startedOnDemand).toBe(0);
+  });
+});
+
+describe('PageSink at switch-over', () => {
+  it('drain(syncMs) waits on the progress word: pages, ledger and digest sums are there without the event loop', async () => {
+    const pageSize = 4096;
+    const guest = await Guest.createIncoming({ ramBytes: 1 << 20, workload: { name: 'idle' } });
+    try {
+      const ledger = new PageLedger(guest.ram.pageCount, pageSize, true);
+      const sink = new PageSink(guest, ledger.crcs, [], () => undefined, undefined, undefined, ledger.sums);
+      const { payload, crcs } = rawPages([1, 2, 9], pageSize, 0x5a);
+      await sink.submit(payload, 3, crcs);
+      const drained = sink.drain(60_000);
+      // No await yet: the sink thread's reply has not been delivered, yet everything is applied.
+      expect(guest.ram.page(9).every((b) => b === 0x5a)).toBe(true);
+      expect(ledger.crcs[2]).toBe(crcs[1]);
+      expect(ledger.digest()).toBe(combineCrcs(ledger.crcs));
+      await drained;
+      await sink.close();
+    } finally {
+      await guest.destroy();
+    }
   });
 });

@@ -17,6 +17,10 @@ export interface SinkInit {
   pagesPerBlock: number;
   pageSize: number;
   ledger: SharedArrayBuffer;
+  /** The ledger digest's running sums (digest.ts), updated with every CRC the sink writes; absent: kept privately. */
+  ledgerSums?: SharedArrayBuffer;
+  /** One Int32 word: the sequence number of the last batch applied without error (stored and notified). */
+  progress?: SharedArrayBuffer;
   compressors: [PageEncoding, CompressorName][];
   /**
    * A multifd channel's sink also checks its frames (bounds, CRC32C, binding), which the channel's connection left
@@ -147,6 +151,8 @@ export class PageSink {
   private waiters: { until: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** Pages applied so far. */
   pagesApplied = 0;
+  /** The sink thread's progress word (SinkInit.progress): drain can wait for it without the event loop. */
+  private readonly progress = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
     guest: Guest,
@@ -158,13 +164,19 @@ export class PageSink {
     private readonly pool?: PageSinkPool,
     /** A multifd channel's sink checks its frames too (SinkInit.verify). */
     verify?: SinkInit['verify'],
+    /** The ledger's digest sums (shared): the sink keeps them in step with the CRCs it writes. */
+    ledgerSums?: Int32Array,
   ) {
     if (!(ledger.buffer instanceof SharedArrayBuffer)) throw new TypeError('the ledger must be shared');
+    if (ledgerSums && !(ledgerSums.buffer instanceof SharedArrayBuffer))
+      throw new TypeError('the ledger digest sums must be shared');
     const init: SinkInit = {
       blocks: guest.ram.blocks.map((b) => b.buffer),
       pagesPerBlock: guest.ram.pagesPerBlock,
       pageSize: guest.ram.pageSize,
       ledger: ledger.buffer,
+      ...(ledgerSums ? { ledgerSums: ledgerSums.buffer as SharedArrayBuffer } : {}),
+      progress: this.progress.buffer as SharedArrayBuffer,
       compressors,
       ...(verify ? { verify } : {}),
     };
@@ -256,9 +268,25 @@ export class PageSink {
     await this.waitFor(this.seq - MAX_IN_FLIGHT + 1);
   }
 
-  /** Resolves when every queued page is in RAM and in the ledger; rejects with the sink's failure. */
-  drain(): Promise<void> {
-    return this.waitFor(this.seq);
+  /**
+   * Resolves when every queued page is in RAM and in the ledger; rejects with the sink's failure. Waits first for
+   * up to `syncMs` on the sink's progress word (Atomics.wait), so that a switch-over does not wait for the event
+   * loop to deliver the sink's last reply behind unrelated work; the replies still arrive later (buffer recycling).
+   */
+  drain(syncMs = 0): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const until = this.seq;
+    if (syncMs > 0 && this.done < until) {
+      const end = performance.now() + syncMs;
+      for (;;) {
+        const at = Atomics.load(this.progress, 0);
+        if (at >= until) return Promise.resolve(); // applied, without error (the thread stores only successes)
+        const left = end - performance.now();
+        if (left <= 0) break;
+        Atomics.wait(this.progress, 0, at, left);
+      }
+    }
+    return this.waitFor(until);
   }
 
   /** Ends this migration's use of the thread, which stops. */

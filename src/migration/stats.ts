@@ -9,6 +9,50 @@ import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
 import type { DowntimeRaise } from './round-decision.js';
 
+/**
+ * The destination's clock over its part of a switch-over (fractional ms, performance.now()): from taking the
+ * SWITCHOVER frame to resuming the guest, sent back in RESUMED. Durations only: two hosts' clocks are never compared.
+ */
+export interface DestinationSwitchoverTimes {
+  /** Waiting for the page sink to apply the last pages. */
+  drainMs?: number;
+  /** Comparing the RAM and vCPU digests. */
+  verifyMs?: number;
+  /** Handing the vCPU state to the vCPU threads. */
+  loadStateMs?: number;
+  /** READY written and GO taken (about 0 when GO came with the digest). */
+  goMs?: number;
+  /** Waking the vCPUs. */
+  resumeMs?: number;
+  /** SWITCHOVER taken → guest resumed. */
+  totalMs?: number;
+}
+
+/**
+ * Where a pre-copy (or cold) switch-over's downtime went, in fractional milliseconds (performance.now(), µs
+ * resolution) on the source's clock; `destination` is the destination's own account of its part (RESUMED body).
+ * The steps add up to `downtimeMs`: pause + lastPages + state + digest + send + check + ack.
+ */
+export interface SwitchoverTimes {
+  /** Pause requested → every vCPU parked. */
+  pauseMs: number;
+  /** Last dirty-log sync and the last pages written to the socket. */
+  lastPagesMs: number;
+  /** vCPU state taken and encoded. */
+  stateMs: number;
+  /** RAM and vCPU digests (the RAM digest is kept incrementally: O(1) with `--verify ledger`). */
+  digestMs: number;
+  /** vCPU state, digest (and GO, when it rides with them) written in one go. */
+  sendMs: number;
+  /** Written → READY read: the link, the destination's check (drain, verify, state load) and its event loop. */
+  checkMs: number;
+  /** READY read → RESUMED read: GO (unless it rode with the digest), the destination resuming, its acknowledgement. */
+  ackMs: number;
+  /** GO was sent with the digest (the destination resumed as soon as its check passed). */
+  goWithDigest: boolean;
+  destination?: DestinationSwitchoverTimes;
+}
+
 // The energy figures are power's (src/power/energy.ts); the report carries them and re-exports their names.
 export type {
   EnergyFigure,
@@ -134,6 +178,8 @@ export interface MigrationReport {
   /** Downtime ramp (KubeVirt VEP 248/291), when on: each raise of the downtime limit. */
   downtimeRamp?: DowntimeRaise[];
   switchoverReason: string;
+  /** Where the downtime went, step by step (pre-copy and cold; absent for post-copy or when it failed). */
+  switchover?: SwitchoverTimes;
   events: string[];
   perRound: RoundRow[];
   /** Power and energy of the migration (set by the agent when it ends). */

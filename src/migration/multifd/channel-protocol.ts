@@ -8,6 +8,8 @@ export interface EncoderInit {
   pageSize: number;
   /** The source's page ledger (shared): each channel writes the CRCs of the pages it sends. */
   ledger: SharedArrayBuffer;
+  /** The ledger digest's running sums (shared, digest.ts): kept with every CRC a channel writes. */
+  ledgerSums?: SharedArrayBuffer;
   compress: CompressMethod;
   verify: VerifyMethod;
   /** This channel's XBZRLE cache (0 = no XBZRLE), and its associativity. */

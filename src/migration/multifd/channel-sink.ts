@@ -27,6 +27,8 @@ export interface MultifdSinkInit {
   channels: number;
   guest: Guest;
   ledger: Uint32Array;
+  /** The ledger digest's running sums (shared): every channel's sink keeps them with the CRCs it writes. */
+  ledgerSums?: Int32Array;
   compressors: [PageEncoding, CompressorName][];
   pageCount: number;
   bound: boolean;
@@ -84,6 +86,7 @@ export class MultifdSink {
       (b) => conn.reader.recycleBuffer(b),
       undefined,
       { pageCount: init.pageCount, ...(nonce ? { nonce } : {}) },
+      init.ledgerSums,
     );
     const ch: Channel = { conn, sink, synced: 0 };
     this.channels[index] = ch;

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PageCache } from '../../cache/index.js';
 import { allocatePageArena, type Compressor, compressor } from '../../codec/index.js';
+import { DIGEST_WORDS, recordCrc } from '../digest.js';
 import { zeroPageCrc } from '../ledger.js';
 import { PagesFrameBuilder } from '../protocol/index.js';
 import { PageEncoder } from '../source/page-encoder.js';
@@ -18,6 +19,8 @@ const init = workerData as EncoderInit;
 const { pageSize, pagesPerBlock } = init;
 const views = init.blocks.map((b) => new Uint8Array(b));
 const ledgerCrcs = new Uint32Array(init.ledger);
+/** Without the shared sums (an older main thread), private ones: the CRCs are still right, the sums unused. */
+const ledgerSums = new Int32Array(init.ledgerSums ?? new SharedArrayBuffer(DIGEST_WORDS * 4));
 const zeroCrc = zeroPageCrc(pageSize);
 
 /** Frames posted and not yet written to the socket, beyond which encoding waits. */
@@ -66,12 +69,8 @@ const encoder = new PageEncoder({
   // Hot-last skipping needs the dirty log, which stays on the main thread: a channel sends every page it is given.
   dirtyLog: { isDirty: () => false },
   ledger: {
-    set: (p, crc) => {
-      ledgerCrcs[p] = crc;
-    },
-    setZero: (p) => {
-      ledgerCrcs[p] = zeroCrc;
-    },
+    set: (p, crc) => recordCrc(ledgerCrcs, ledgerSums, p, crc),
+    setZero: (p) => recordCrc(ledgerCrcs, ledgerSums, p, zeroCrc),
   },
   compressor: generic,
   frames: { builder },

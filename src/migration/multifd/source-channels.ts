@@ -29,6 +29,8 @@ export interface MultifdSourceInit {
   pageSize: number;
   /** The page ledger's CRCs (shared: each channel thread writes those of the pages it sends). */
   ledger: Uint32Array;
+  /** The ledger digest's running sums (shared): each channel thread keeps them with the CRCs it writes. */
+  ledgerSums?: Int32Array;
   options: MigrationOptions;
   maxPayload: number;
   report: MigrationReport;
@@ -137,6 +139,7 @@ export class MultifdSource {
       pagesPerBlock: init.pagesPerBlock,
       pageSize: init.pageSize,
       ledger: init.ledger.buffer as SharedArrayBuffer,
+      ...(init.ledgerSums ? { ledgerSums: init.ledgerSums.buffer as SharedArrayBuffer } : {}),
       compress: o.compress,
       verify: o.verify,
       cacheBytes: channelCacheBytes(o, init.channels),

@@ -10,8 +10,10 @@ import {
   decodeOwner,
   decodeReconcile,
   decodeRecover,
+  decodeResumedBody,
   decodeVcpuState,
   encodeChannelHello,
+  encodeResumedBody,
   MAX_MULTIFD_CHANNELS,
 } from './bodies.js';
 import { decodeChannelAck, decodeSync, encodeChannelAck, encodeSync } from './messages.js';
@@ -39,6 +41,11 @@ const key = fc.oneof(
     'state',
     'channel',
     'channels',
+    'ok',
+    'times',
+    'drainMs',
+    'verifyMs',
+    'resumeMs',
   ),
   fc.string(),
 );
@@ -65,6 +72,7 @@ const DECODERS: [string, (payload: Buffer) => unknown][] = [
   ['OWNER', decodeOwner],
   ['CHANNEL', decodeChannelHello],
   ['HELLO multifd', (p) => decodeMultifdRequest(decodeJson(p, 'HELLO'))],
+  ['RESUMED', decodeResumedBody],
 ];
 
 /** Runs `fn`; returns 'ok', or 'PROTOCOL' for the one refusal allowed. Anything else propagates and fails the test. */
@@ -125,6 +133,11 @@ describe('JSON bodies from the peer: a value, or MigrationError(PROTOCOL), never
       [decodeChannelHello, { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: 0.5 }],
       [decodeChannelHello, { migrationId: '0'.repeat(32), token: '0'.repeat(32), channel: 0, extra: 1 }],
       [decodeChannelHello, { migrationId: '0'.repeat(32), channel: 0 }],
+      [decodeResumedBody, { ok: 'yes' }],
+      [decodeResumedBody, { times: [1, 2] }],
+      [decodeResumedBody, { times: { verifyMs: -1 } }],
+      [decodeResumedBody, { times: { resumeMs: 'quick' } }],
+      [decodeResumedBody, { times: { totalMs: 1e12 } }],
     ];
     expect.assertions(bad.length);
     for (const [decode, v] of bad) expect(outcome(() => decode(encodeJson(v)))).toBe('PROTOCOL');
@@ -196,6 +209,23 @@ describe('multifd: HELLO request, SYNC, CHANNEL_ACK', () => {
         expect(outcome(() => decodeSync(Buffer.from(b)))).toBe(b.length === 4 ? 'ok' : 'PROTOCOL');
       }),
     );
+  });
+
+  it('RESUMED: the destination step times round-trip; an old peer ({ok: true}) and unknown keys are fine', () => {
+    const times = {
+      drainMs: 0.012,
+      verifyMs: 0.031,
+      loadStateMs: 0.2,
+      goMs: 0,
+      resumeMs: 0.004,
+      totalMs: 0.26,
+    };
+    expect(decodeResumedBody(encodeResumedBody({ ok: true, times }))).toEqual({ ok: true, times });
+    expect(decodeResumedBody(encodeJson({ ok: true }))).toEqual({ ok: true });
+    expect(decodeResumedBody(encodeJson({ ok: true, times: { verifyMs: 1, later: 2 }, more: 1 }))).toEqual({
+      ok: true,
+      times: { verifyMs: 1 },
+    });
   });
 });
 

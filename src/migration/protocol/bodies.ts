@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { MIGRATION_ERROR_CODES, type MigrationErrorCode } from '../../errors.js';
 import type { GuestState } from '../../guest/index.js';
+import type { DestinationSwitchoverTimes } from '../stats.js';
 import { protocolError } from './errors.js';
 import { MAX_VCPUS } from './messages.js';
 import { decodeJson, encodeJson } from './payload.js';
@@ -226,4 +227,43 @@ export function decodeVcpuState(payload: Buffer): GuestState {
   }
   // The body as sent (its digest is checked at switch-over); its config is resolved and compared by loadState.
   return value as GuestState;
+}
+
+const duration = z.number().nonnegative().max(3_600_000);
+const destinationTimesSchema = z.object({
+  drainMs: duration.optional(),
+  verifyMs: duration.optional(),
+  loadStateMs: duration.optional(),
+  goMs: duration.optional(),
+  resumeMs: duration.optional(),
+  totalMs: duration.optional(),
+});
+
+export type { DestinationSwitchoverTimes };
+
+/** RESUMED: the guest runs on the destination; with `times`, where the destination's part of the downtime went. */
+export interface ResumedBody {
+  ok?: boolean;
+  times?: DestinationSwitchoverTimes;
+}
+const resumedSchema = z.object({ ok: z.boolean().optional(), times: destinationTimesSchema.optional() });
+export function encodeResumedBody(b: ResumedBody): Buffer {
+  return encodeJson(b);
+}
+export function decodeResumedBody(payload: Buffer): ResumedBody {
+  const r = decodeBody(
+    payload,
+    'RESUMED',
+    resumedSchema,
+    '{ok?: boolean, times?: {drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000)}',
+  );
+  const out: ResumedBody = {};
+  if (r.ok !== undefined) out.ok = r.ok;
+  if (r.times) {
+    const t: DestinationSwitchoverTimes = {};
+    for (const [k, v] of Object.entries(r.times) as [keyof DestinationSwitchoverTimes, number | undefined][])
+      if (v !== undefined) t[k] = v;
+    out.times = t;
+  }
+  return out;
 }

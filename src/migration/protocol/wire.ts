@@ -10,6 +10,7 @@
  *   S->>D: preamble "LVMGMIG1"
  *   S->>D: HELLO (versions, strategy, page size, RAM layout, codecs, guest config)
  *   D-->>S: HELLO_ACK (chosen version, accepted codecs, max frame) — or ERROR
+ *   D-->>S: SWITCHOVER_ACK (capability SWITCHOVER_ACK: vCPU threads up; the source pauses only after it)
  *   loop pre-copy round r = 1..n (none for cold / pure post-copy)
  *     S->>D: PAGES* (zero / raw / XBZRLE / RLE / compressed entries)
  *     S->>D: ROUND (r, pages sent, dirty pages left)
@@ -18,9 +19,9 @@
  *   S->>D: PAGES* , VCPU_STATE
  *   alt pre-copy / cold
  *     S->>D: SWITCHOVER (digest of RAM and vCPU state)
- *     D-->>S: READY (digest verified) — or ERROR (DIGEST_MISMATCH)
- *     S->>D: GO (the source gives the guest up)
- *     D-->>S: RESUMED (guest running on the destination)
+ *     S->>D: GO (the source gives the guest up; with OWNER_RECONCILE in the same write as SWITCHOVER, else after READY)
+ *     D-->>S: READY (digest verified) — or ERROR (DIGEST_MISMATCH: no copy kept, the source keeps the guest)
+ *     D-->>S: RESUMED (guest running on the destination; the destination's step times)
  *   else post-copy / hybrid
  *     S->>D: POSTCOPY_START (pages already valid at the destination)
  *     D-->>S: READY
@@ -147,6 +148,11 @@ export enum Command {
    * main connection, the destination waits until every channel has applied its pages up to the same sync point.
    */
   SYNC = 42,
+  /**
+   * Destination → source, once, with capability SWITCHOVER_ACK (QEMU's switchover-ack): the incoming guest's vCPU
+   * threads are up, so a switch-over will not wait for them; the source does not pause the guest before it.
+   */
+  SWITCHOVER_ACK = 44,
 }
 
 /** How one page travels inside a PAGES frame (the value is the byte on the wire). */
@@ -191,6 +197,11 @@ export const Capability = {
    * PAGE_REQUEST, unthrottled and never queued behind the background push; HELLO's guest JSON carries the token.
    */
   POSTCOPY_PREEMPT: 1 << 12,
+  /**
+   * QEMU's switchover-ack: the destination sends SWITCHOVER_ACK once it is ready to take the guest over (its vCPU
+   * threads started), and the source pauses the guest only after it — starting threads is not downtime.
+   */
+  SWITCHOVER_ACK: 1 << 13,
 } as const;
 
 /** Bytes of the frame-binding nonce in HELLO_ACK and RECOVER_ACK. */

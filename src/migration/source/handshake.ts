@@ -39,6 +39,7 @@ function requestedCapabilities(s: SourceState): number {
     (o.compress === 'zstd' ? Capability.ZSTD : 0) |
     (o.compress === 'lz4' ? Capability.LZ4 : 0) |
     Capability.FRAME_BINDING |
+    Capability.SWITCHOVER_ACK |
     (s.spec.redial ? Capability.OWNER_RECONCILE : 0) |
     (o.multifdChannels > 1 ? Capability.MULTIFD : 0) |
     (usesPostcopy(s)
@@ -101,6 +102,9 @@ export async function handshake(s: SourceState): Promise<void> {
   }
   // Ownership reconcile is optional: without it a fault after GO is reported as OWNER_UNKNOWN.
   s.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
+  // Optional too: an older destination never says it is ready, and the source then does not wait for it.
+  s.switchoverAck = (ack.capabilities & Capability.SWITCHOVER_ACK) !== 0;
+  const required = caps & ~(Capability.OWNER_RECONCILE | Capability.SWITCHOVER_ACK);
   if (caps & Capability.POSTCOPY_PREEMPT && !(ack.capabilities & Capability.POSTCOPY_PREEMPT)) {
     throw new MigrationError(
       'CAPABILITY',
@@ -108,7 +112,6 @@ export async function handshake(s: SourceState): Promise<void> {
         'run without --postcopy-preempt, or upgrade the destination agent',
     );
   }
-  const required = caps & ~Capability.OWNER_RECONCILE;
   if (caps & Capability.MULTIFD && !(ack.capabilities & Capability.MULTIFD)) {
     throw new MigrationError(
       'CAPABILITY',
@@ -151,6 +154,7 @@ async function openChannels(s: SourceState, maxPayload: number): Promise<void> {
     pagesPerBlock: ram.pagesPerBlock,
     pageSize: s.pageSize,
     ledger: s.ledger.crcs,
+    ledgerSums: s.ledger.sums,
     options: s.o,
     maxPayload,
     report: s.r,

@@ -11,13 +11,14 @@ import { DirtyLimiter } from '../dirty-limit.js';
 import { PageLedger } from '../ledger.js';
 import type { MultifdSource } from '../multifd/source-channels.js';
 import type { MigrationOptions } from '../options.js';
+import { Command } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
 import { FrameOutput } from './frame-output.js';
 import { HotLast } from './hot-last.js';
 import { PageEncoder } from './page-encoder.js';
 import type { PreemptChannel } from './preempt.js';
-import type { SourceRun } from './run.js';
+import { type SourceRun, SWITCHOVER_TIMEOUT_MS } from './run.js';
 
 export class SourceState {
   readonly guest: Guest;
@@ -38,6 +39,8 @@ export class SourceState {
   readonly dirtyLimiter: DirtyLimiter;
   readonly t0 = performance.now();
   pausedAt = 0;
+  /** When every vCPU had parked (performance.now()); 0 before the pause. */
+  parkedAt = 0;
   /** GO is about to be or was sent: the guest belongs to the destination unless RECONCILE says otherwise. */
   handedOff = false;
   readonly wasRunning: boolean;
@@ -52,6 +55,8 @@ export class SourceState {
   preempt: PreemptChannel | undefined;
   /** Bytes sent on preempt channels already closed (a recovery replaces the channel). */
   preemptBytesBefore = 0;
+  /** The destination granted SWITCHOVER_ACK and has not sent it yet: the guest is not paused before it comes. */
+  switchoverAck = false;
   /** SWITCHOVER or POSTCOPY_START was sent: the destination may come to hold a verified copy. */
   readyAsked = false;
   stepsAtStart = 0;
@@ -105,7 +110,8 @@ export class SourceState {
   }
 
   event(text: string): void {
-    this.r.events.push(`${(this.elapsed() / 1000).toFixed(3)}s ${text}`);
+    // Seconds with µs resolution: the switch-over's steps are fractions of a millisecond.
+    this.r.events.push(`${(this.elapsed() / 1000).toFixed(6)}s ${text}`);
   }
 
   checkAbort(): void {
@@ -147,9 +153,16 @@ export class SourceState {
   }
 
   async pause(): Promise<void> {
+    if (this.switchoverAck) {
+      // QEMU's switchover-ack: the destination's vCPU threads are up, so the downtime will not wait for them.
+      await this.conn.expect(Command.SWITCHOVER_ACK, SWITCHOVER_TIMEOUT_MS);
+      this.switchoverAck = false;
+      this.event('the destination is ready for switch-over (SWITCHOVER_ACK)');
+    }
     this.measureGuestRate();
     this.pausedAt = performance.now();
     if (this.guest.running) await this.guest.pause();
+    this.parkedAt = performance.now();
     this.event('guest paused');
   }
 

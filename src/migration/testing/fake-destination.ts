@@ -195,7 +195,8 @@ export class FakeDestination {
         this.ram = Buffer.alloc(this.pageCount * this.pageSize);
         this.present = new Uint8Array(this.pageCount);
         this.ledger = new PageLedger(this.pageCount, this.pageSize);
-        const capabilities = h.capabilities & ~(this.options.withhold ?? 0);
+        // SWITCHOVER_ACK is not scripted here: a destination that granted it would have to send it.
+        const capabilities = h.capabilities & ~(this.options.withhold ?? 0) & ~Capability.SWITCHOVER_ACK;
         for (const [cap, encoding, name] of [
           [Capability.DEFLATE, PageEncoding.DEFLATE, 'deflate'],
           [Capability.ZSTD, PageEncoding.ZSTD, 'zstd'],

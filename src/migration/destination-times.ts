@@ -1,0 +1,25 @@
+/**
+ * The destination's clock over its part of a switch-over: each step's duration in fractional milliseconds
+ * (performance.now()), sent back to the source in RESUMED (protocol/bodies.ts validates it there).
+ */
+import type { DestinationSwitchoverTimes } from './stats.js';
+
+type Step = Exclude<keyof DestinationSwitchoverTimes, 'totalMs'>;
+
+export class SwitchoverClock {
+  private readonly start = performance.now();
+  private last = this.start;
+  private readonly times: DestinationSwitchoverTimes = {};
+
+  /** Ends step `step` now (its duration: since the previous mark, or the start). */
+  mark(step: Step): void {
+    const t = performance.now();
+    this.times[step] = (this.times[step] ?? 0) + (t - this.last);
+    this.last = t;
+  }
+
+  /** The steps so far and their total. */
+  result(): DestinationSwitchoverTimes {
+    return { ...this.times, totalMs: this.last - this.start };
+  }
+}

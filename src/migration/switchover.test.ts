@@ -1,0 +1,71 @@
+/**
+ * The switch-over's accounting, real source → real destination over an in-memory link: the source pauses only
+ * after SWITCHOVER_ACK, the report's `switchover` steps add up to the downtime, and the destination's own times come
+ * back in RESUMED. No timing bounds: only that the figures exist and are consistent.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { runSource } from './source/index.js';
+import { DestinationHarness, destroyTestGuests, sourceRun, testGuest } from './testing/index.js';
+
+const harnesses: DestinationHarness[] = [];
+afterEach(async () => {
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+  await destroyTestGuests();
+});
+
+/** Index of the first event whose text (after the timestamp) starts with `prefix`. */
+function eventIndex(events: readonly string[], prefix: string): number {
+  return events.findIndex((e) => e.replace(/^\d+\.\d{6}s /, '').startsWith(prefix));
+}
+
+describe('switch-over accounting', () => {
+  it.each([
+    ['pre-copy', {}],
+    ['cold', { strategy: 'cold' as const }],
+    ['pre-copy, goWithDigest without a way to reconcile (GO after READY)', { goWithDigest: true }],
+  ])('%s: SWITCHOVER_ACK before the pause; steps add up to the downtime', async (_name, options) => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const r = await runSource(sourceRun(guest, conn, options));
+    await done;
+    expect(r.status).toBe('completed');
+    const ack = eventIndex(r.events, 'the destination is ready for switch-over (SWITCHOVER_ACK)');
+    const paused = eventIndex(r.events, 'guest paused');
+    expect(ack).toBeGreaterThanOrEqual(0);
+    expect(paused).toBeGreaterThan(ack);
+    const s = r.switchover!;
+    expect(s).toBeDefined();
+    expect(s.goWithDigest).toBe(false);
+    const steps = [s.pauseMs, s.lastPagesMs, s.stateMs, s.digestMs, s.sendMs, s.checkMs, s.ackMs];
+    for (const x of steps) expect(x).toBeGreaterThanOrEqual(0);
+    const sum = steps.reduce((a, b) => a + b, 0);
+    expect(Math.abs(sum - r.downtimeMs)).toBeLessThan(1e-6 * Math.max(1, r.downtimeMs));
+    const d = s.destination!;
+    expect(d).toBeDefined();
+    for (const k of ['drainMs', 'verifyMs', 'loadStateMs', 'goMs', 'resumeMs', 'totalMs'] as const) {
+      expect(d[k]).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('goWithDigest with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const redial = async () => h.connect().conn;
+    const r = await runSource(sourceRun(guest, conn, { goWithDigest: true }, { redial }));
+    await done;
+    expect(r.status).toBe('completed');
+    expect(r.verified).toBe(true);
+    expect(r.switchover?.goWithDigest).toBe(true);
+    expect(h.resumed).toHaveLength(1);
+    expect(guest.running).toBe(false);
+    expect(
+      eventIndex(r.events, 'switch-over: last pages, vCPU state and digest sent (with GO)'),
+    ).toBeGreaterThan(0);
+  });
+});
