@@ -33,6 +33,15 @@ export {
   type QemuMigrationReport,
 } from './report.js';
 export {
+  checkQemuSnapshotFile,
+  type QemuRestoreOptions,
+  type QemuRestoreReport,
+  type QemuSnapshotOptions,
+  type QemuSnapshotReport,
+  restoreQemu,
+  snapshotQemu,
+} from './snapshot.js';
+export {
   type BuildOptions as TestVmBuildOptions,
   buildTestVm,
   defaultCacheDir,
