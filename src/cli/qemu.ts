@@ -2,6 +2,7 @@
  * `livemig qemu`: the QEMU bridge.
  *   livemig qemu testvm   build the test VM from Debian packages and start it under QEMU (source or -incoming)
  *   livemig qemu migrate  migrate a running QEMU guest to a QEMU started with -incoming, over QMP
+ *   livemig qemu snapshot / restore  a guest to a file and back (qemu-snapshot.ts)
  */
 import Table from 'cli-table3';
 import type { Command } from 'commander';
@@ -25,6 +26,7 @@ import {
 import { formatBytes, formatMs } from '../units.js';
 import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
 import { MigrationProgress, reportTable } from './format.js';
+import { registerQemuSnapshot } from './qemu-snapshot.js';
 import { intFlag, sizeFlag } from './values.js';
 
 interface TestVmFlags {
@@ -205,10 +207,12 @@ export function registerQemu(program: Command): void {
       await dest.close();
     }
   });
+
+  registerQemuSnapshot(qemu, connectQmp);
 }
 
 /** Connect to a monitor named by a flag; failures become one line naming the flag and the likely cause. */
-async function connectQmp(text: string, flag: string): Promise<QmpClient> {
+export async function connectQmp(text: string, flag: string): Promise<QmpClient> {
   try {
     return await QmpClient.connect(qmpAddress(text, flag), { timeoutMs: 5000 });
   } catch (err) {

@@ -63,7 +63,10 @@ const ACTIVE = new Set(['none', 'setup', 'active', 'device', 'wait-unplug', 'pre
 const QEMU_FILE_MAGIC = 0x5145564d; // "QEVM", the first four bytes of every QEMU migration stream
 
 /** Snapshot the guest behind `qmp` to `options.file`. */
-export async function snapshotQemu(qmp: QmpClient, options: QemuSnapshotOptions): Promise<QemuSnapshotReport> {
+export async function snapshotQemu(
+  qmp: QmpClient,
+  options: QemuSnapshotOptions,
+): Promise<QemuSnapshotReport> {
   const caps = {
     'background-snapshot': options.background ?? false,
     'mapped-ram': options.mappedRam ?? false,
@@ -72,7 +75,7 @@ export async function snapshotQemu(qmp: QmpClient, options: QemuSnapshotOptions)
     throw new MigrationError(
       'CAPABILITY',
       'background-snapshot with mapped-ram: QEMU 10 writes this file but cannot restore it ' +
-        "(\"error while loading state for instance 0x0 of device 'kvm-tpr-opt'\"); use one of the two",
+        '("error while loading state for instance 0x0 of device \'kvm-tpr-opt\'"); use one of the two',
     );
   const before = (await qmp.execute('query-migrate')).status ?? 'none';
   if (ACTIVE.has(before) && before !== 'none')
@@ -179,7 +182,10 @@ async function waitMigration(qmp: QmpClient, timeoutMs: number, what: string): P
     const status = info.status ?? 'none';
     if (status === 'completed') return info;
     if (status === 'failed' || status === 'cancelled')
-      throw new LivemigError('QMP_ERROR', `QEMU ${what} ${status}: ${info['error-desc'] ?? 'no reason given'}`);
+      throw new LivemigError(
+        'QMP_ERROR',
+        `QEMU ${what} ${status}: ${info['error-desc'] ?? 'no reason given'}`,
+      );
     if (!ACTIVE.has(status))
       throw new MigrationError('INTERNAL', `QEMU ${what}: unexpected migration status ${status}`);
     if (Date.now() > deadline) {
