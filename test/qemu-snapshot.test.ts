@@ -4,7 +4,7 @@
  * into a fresh QEMU started with `-incoming defer`, then that guest is snapshotted again with mapped-ram and restored
  * into a third QEMU. Each restored guest must carry on its program (sweep numbers continue, no reboot) and find no
  * corrupt page over a whole sweep made after the restore. Then the refusals: background-snapshot with mapped-ram
- * (QEMU 10 cannot load what it writes), a missing file, a file that is not a QEMU stream, a QEMU not started with
+ * (QEMU 10 cannot load what it writes), multifd without mapped-ram, a missing file, a file that is not a QEMU stream, a QEMU not started with
  * -incoming.
  *
  * Skips with a message when QEMU >= 9, gcc, busybox-static or the Debian kernel package are not available.
@@ -98,7 +98,7 @@ describe.skipIf(skipReason !== undefined)('QEMU snapshot to a file and restore',
     ];
     const { stdout } = await run(process.execPath, [...execArgv, file, ...args], { timeout: 120_000 });
     const snap = JSON.parse(stdout) as QemuSnapshotReport;
-    expect(snap.capabilities).toEqual({ 'background-snapshot': true, 'mapped-ram': false });
+    expect(snap.capabilities).toEqual({ 'background-snapshot': true, 'mapped-ram': false, multifd: false });
     expect(snap.guestState).toBe('running');
     expect(snap.fileBytes).toBeGreaterThan(VM.mib * 2 ** 20); // at least the guest program's pages
     // The source guest kept running through and after the snapshot.
@@ -112,18 +112,20 @@ describe.skipIf(skipReason !== undefined)('QEMU snapshot to a file and restore',
     expect(restored.guestState).toBe('running');
     const c = await expectHealthy(a.vm, lastSweep);
 
-    // mapped-ram without background-snapshot: a live migration to a file that ends with the guest paused.
+    // mapped-ram without background-snapshot: a live migration to a file that ends with the guest paused; pages
+    // written and read by two multifd channels each.
     const mapped = join(dir, 'mapped.snap');
-    const snap2 = await snapshotQemu(a.qmp, { file: mapped, mappedRam: true });
+    const snap2 = await snapshotQemu(a.qmp, { file: mapped, mappedRam: true, multifdChannels: 2 });
     expect(snap2.guestState).toBe('postmigrate');
     expect(snap2.fileBytes).toBeGreaterThanOrEqual(VM.memMiB * 2 ** 20); // every page has its place in the file
     const b = await start('defer');
-    expect((await restoreQemu(b.qmp, { file: mapped, mappedRam: true })).guestState).toBe('running');
+    const back = await restoreQemu(b.qmp, { file: mapped, mappedRam: true, multifdChannels: 2 });
+    expect(back.guestState).toBe('running');
     await expectHealthy(b.vm, c.sweeps.at(-1)?.sweep ?? 0);
   }, 400_000);
 
   it('refuses what cannot work, with typed errors', async () => {
-    expect.assertions(5);
+    expect.assertions(6);
     const dest = await start('defer');
     const junk = join(dir, 'junk.snap');
     await writeFile(junk, 'not a QEMU migration stream');
@@ -138,6 +140,10 @@ describe.skipIf(skipReason !== undefined)('QEMU snapshot to a file and restore',
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(LivemigError);
+    await expect(snapshotQemu(dest.qmp, { file: junk, multifdChannels: 2 })).rejects.toMatchObject({
+      code: 'BAD_ARGUMENT',
+      message: expect.stringMatching(/needs mapped-ram/),
+    });
     const running = await start();
     await expect(restoreQemu(running.qmp, { file: junk.replace('junk', 'live') })).rejects.toMatchObject({
       code: 'CAPABILITY',

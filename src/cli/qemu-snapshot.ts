@@ -13,12 +13,14 @@ import {
   snapshotQemu,
 } from '../qemu/index.js';
 import { formatBytes, formatMs } from '../units.js';
+import { intFlag } from './values.js';
 
 interface SnapshotFlags {
   qmp: string;
   to: string;
   mappedRam?: boolean;
   background?: boolean;
+  multifdChannels?: string;
   json?: boolean;
 }
 
@@ -27,6 +29,7 @@ interface RestoreFlags {
   from: string;
   mappedRam?: boolean;
   paused?: boolean;
+  multifdChannels?: string;
   json?: boolean;
 }
 
@@ -51,7 +54,8 @@ export function registerQemuSnapshot(qemu: Command, connect: Connect): void {
       'after',
       '\nExamples:\n' +
         '  livemig qemu snapshot --qmp unix:/tmp/a/qmp.sock --to guest.snap --background\n' +
-        '  livemig qemu snapshot --qmp unix:/tmp/a/qmp.sock --to guest.snap --mapped-ram --json\n',
+        '  livemig qemu snapshot --qmp unix:/tmp/a/qmp.sock --to guest.snap --mapped-ram --json\n' +
+        '  livemig qemu snapshot --qmp unix:/tmp/a/qmp.sock --to guest.snap --mapped-ram --multifd-channels 2\n',
     )
     .action(async (f: SnapshotFlags) => {
       const qmp = await connect(f.qmp, '--qmp');
@@ -61,6 +65,7 @@ export function registerQemuSnapshot(qemu: Command, connect: Connect): void {
             file: f.to,
             mappedRam: f.mappedRam ?? false,
             background: f.background ?? false,
+            ...channels(f.multifdChannels),
           }),
         );
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : snapshotText(report));
@@ -78,6 +83,7 @@ export function registerQemuSnapshot(qemu: Command, connect: Connect): void {
     .requiredOption('--from <file>', 'snapshot file written by `livemig qemu snapshot`')
     .option('--mapped-ram', 'the snapshot was made with --mapped-ram')
     .option('--paused', 'leave the restored guest paused')
+    .option('--multifd-channels <n>', 'QEMU multifd: read pages with N threads (needs --mapped-ram)')
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
@@ -89,13 +95,22 @@ export function registerQemuSnapshot(qemu: Command, connect: Connect): void {
       const qmp = await connect(f.qmp, '--qmp');
       try {
         const report = await qmpErrors(() =>
-          restoreQemu(qmp, { file: f.from, mappedRam: f.mappedRam ?? false, resume: !f.paused }),
+          restoreQemu(qmp, {
+            file: f.from,
+            mappedRam: f.mappedRam ?? false,
+            resume: !f.paused,
+            ...channels(f.multifdChannels),
+          }),
         );
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : restoreText(report));
       } finally {
         await qmp.close();
       }
     });
+}
+
+function channels(text: string | undefined): { multifdChannels?: number } {
+  return text === undefined ? {} : { multifdChannels: intFlag(text, '--multifd-channels', 1, 255) };
 }
 
 /** QEMU refusing a command becomes one line with a code, as for `qemu migrate`. */
@@ -110,17 +125,17 @@ async function qmpErrors<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function caps(c: Record<string, boolean>): string {
+function caps(c: Record<string, boolean>, channels?: number): string {
   const on = Object.entries(c)
     .filter(([, v]) => v)
-    .map(([k]) => k);
+    .map(([k]) => (k === 'multifd' ? `multifd (${channels} channels)` : k));
   return on.length ? on.join(', ') : 'none';
 }
 
 function snapshotText(r: QemuSnapshotReport): string {
   return (
     `snapshot ${r.file}\n` +
-    `  capabilities  ${caps(r.capabilities)}\n` +
+    `  capabilities  ${caps(r.capabilities, r.multifdChannels)}\n` +
     `  time          ${formatMs(r.snapshotMs)} (QEMU total-time ${formatMs(r.qemuTotalMs)})\n` +
     `  guest paused  ${formatMs(r.downtimeMs)} (QEMU downtime); guest now ${r.guestState}\n` +
     `  written       ${formatBytes(r.transferredBytes)}, file ${formatBytes(r.fileBytes)}\n`
@@ -129,7 +144,7 @@ function snapshotText(r: QemuSnapshotReport): string {
 
 function restoreText(r: QemuRestoreReport): string {
   return (
-    `restored ${r.file} (${formatBytes(r.fileBytes)}, capabilities ${caps(r.capabilities)})\n` +
+    `restored ${r.file} (${formatBytes(r.fileBytes)}, capabilities ${caps(r.capabilities, r.multifdChannels)})\n` +
     `  time to running  ${formatMs(r.restoreMs)}; guest now ${r.guestState}\n`
   );
 }

@@ -22,13 +22,17 @@ export interface QemuSnapshotOptions {
   mappedRam?: boolean;
   /** QEMU's `background-snapshot` capability: the guest keeps running while the file is written. */
   background?: boolean;
+  /** QEMU's `multifd` with this many `multifd-channels`: pages written by N threads (needs mapped-ram). */
+  multifdChannels?: number;
   /** Give up (and cancel) after this long. Default 10 min. */
   timeoutMs?: number;
 }
 
 export interface QemuSnapshotReport {
   file: string;
-  capabilities: { 'background-snapshot': boolean; 'mapped-ram': boolean };
+  capabilities: { 'background-snapshot': boolean; 'mapped-ram': boolean; multifd: boolean };
+  /** `multifd-channels` when multifd is on. */
+  multifdChannels?: number;
   /** Wall time from `migrate` to `completed`, as livemig saw it. */
   snapshotMs: number;
   /** QEMU's `total-time` and `downtime` (the guest was stopped this long). */
@@ -45,6 +49,8 @@ export interface QemuRestoreOptions {
   file: string;
   /** Must match the snapshot's `mapped-ram`. */
   mappedRam?: boolean;
+  /** Read pages with this many multifd threads (needs mapped-ram; any count, whatever the snapshot used). */
+  multifdChannels?: number;
   /** Resume the guest if it arrives paused (a snapshot of a paused guest). Default true. */
   resume?: boolean;
   timeoutMs?: number;
@@ -52,7 +58,8 @@ export interface QemuRestoreOptions {
 
 export interface QemuRestoreReport {
   file: string;
-  capabilities: { 'mapped-ram': boolean };
+  capabilities: { 'mapped-ram': boolean; multifd: boolean };
+  multifdChannels?: number;
   /** Wall time from `migrate-incoming` until the guest runs (its first instruction after restore). */
   restoreMs: number;
   fileBytes: number;
@@ -70,7 +77,9 @@ export async function snapshotQemu(
   const caps = {
     'background-snapshot': options.background ?? false,
     'mapped-ram': options.mappedRam ?? false,
+    multifd: options.multifdChannels !== undefined,
   };
+  checkMultifd(caps['mapped-ram'], options.multifdChannels);
   if (caps['background-snapshot'] && caps['mapped-ram'])
     throw new MigrationError(
       'CAPABILITY',
@@ -80,6 +89,8 @@ export async function snapshotQemu(
   const before = (await qmp.execute('query-migrate')).status ?? 'none';
   if (ACTIVE.has(before) && before !== 'none')
     throw new MigrationError('CAPABILITY', `QEMU is already migrating (status ${before})`);
+  if (options.multifdChannels !== undefined)
+    await qmp.execute('migrate-set-parameters', { 'multifd-channels': options.multifdChannels });
   await setCapabilities(qmp, caps);
   try {
     const started = Date.now();
@@ -90,6 +101,7 @@ export async function snapshotQemu(
     return {
       file: options.file,
       capabilities: caps,
+      ...(options.multifdChannels !== undefined ? { multifdChannels: options.multifdChannels } : {}),
       snapshotMs,
       qemuTotalMs: info['total-time'] ?? snapshotMs,
       downtimeMs: info.downtime ?? 0,
@@ -99,7 +111,9 @@ export async function snapshotQemu(
     };
   } finally {
     // Capabilities stay set on a QEMU: clear them so a later migration of this guest is a plain one.
-    await setCapabilities(qmp, { 'background-snapshot': false, 'mapped-ram': false }).catch(() => {});
+    await setCapabilities(qmp, { 'background-snapshot': false, 'mapped-ram': false, multifd: false }).catch(
+      () => {},
+    );
   }
 }
 
@@ -136,7 +150,10 @@ export async function restoreQemu(qmp: QmpClient, options: QemuRestoreOptions): 
       'CAPABILITY',
       `the QEMU to restore into is ${state.status}, not waiting for a migration: start it with -incoming defer`,
     );
-  const caps = { 'mapped-ram': options.mappedRam ?? false };
+  const caps = { 'mapped-ram': options.mappedRam ?? false, multifd: options.multifdChannels !== undefined };
+  checkMultifd(caps['mapped-ram'], options.multifdChannels);
+  if (options.multifdChannels !== undefined)
+    await qmp.execute('migrate-set-parameters', { 'multifd-channels': options.multifdChannels });
   await setCapabilities(qmp, caps);
   const started = Date.now();
   try {
@@ -150,6 +167,7 @@ export async function restoreQemu(qmp: QmpClient, options: QemuRestoreOptions): 
     return {
       file: options.file,
       capabilities: caps,
+      ...(options.multifdChannels !== undefined ? { multifdChannels: options.multifdChannels } : {}),
       restoreMs: Date.now() - started,
       fileBytes,
       guestState: status.status,
@@ -167,6 +185,15 @@ export async function restoreQemu(qmp: QmpClient, options: QemuRestoreOptions): 
       );
     throw err;
   }
+}
+
+function checkMultifd(mappedRam: boolean, channels: number | undefined): void {
+  if (channels === undefined) return;
+  if (!Number.isInteger(channels) || channels < 1 || channels > 255)
+    throw new LivemigError('BAD_ARGUMENT', `multifd-channels ${channels}: give a whole number from 1 to 255`);
+  // Without mapped-ram a file has no place for pages that arrive out of order from several channels.
+  if (!mappedRam)
+    throw new LivemigError('BAD_ARGUMENT', 'multifd to a file needs mapped-ram: add --mapped-ram');
 }
 
 async function setCapabilities(qmp: QmpClient, caps: Record<string, boolean>): Promise<void> {
