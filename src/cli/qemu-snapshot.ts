@@ -49,6 +49,7 @@ export function registerQemuSnapshot(qemu: Command, connect: Connect): void {
       '--background',
       'QEMU background-snapshot: the guest keeps running (write-protect via userfaultfd)',
     )
+    .option('--multifd-channels <n>', 'QEMU multifd: write pages with N threads (needs --mapped-ram)')
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
