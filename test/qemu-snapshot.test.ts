@@ -115,7 +115,20 @@ describe.skipIf(skipReason !== undefined)('QEMU snapshot to a file and restore',
     // mapped-ram without background-snapshot: a live migration to a file that ends with the guest paused; pages
     // written and read by two multifd channels each.
     const mapped = join(dir, 'mapped.snap');
-    const snap2 = await snapshotQemu(a.qmp, { file: mapped, mappedRam: true, multifdChannels: 2 });
+    // Through the CLI again, so its --mapped-ram and --multifd-channels flags are checked too.
+    await a.qmp.close();
+    const out2 = await run(
+      process.execPath,
+      [...execArgv, file, 'qemu', 'snapshot', '--qmp', a.vm.qmpPath, '--to', mapped, '--mapped-ram'].concat([
+        '--multifd-channels',
+        '2',
+        '--json',
+      ]),
+      { timeout: 120_000 },
+    );
+    const snap2 = JSON.parse(out2.stdout) as QemuSnapshotReport;
+    expect(snap2.capabilities).toEqual({ 'background-snapshot': false, 'mapped-ram': true, multifd: true });
+    expect(snap2.multifdChannels).toBe(2);
     expect(snap2.guestState).toBe('postmigrate');
     expect(snap2.fileBytes).toBeGreaterThanOrEqual(VM.memMiB * 2 ** 20); // every page has its place in the file
     const b = await start('defer');
