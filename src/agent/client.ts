@@ -14,6 +14,7 @@ import type { PowerSeries } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
+import * as answers from './answer-schemas.js';
 import { clientApiToken } from './auth.js';
 import type { EvacuationReport, EvacuationRequest } from './evacuate.js';
 import type { RestoreAnswer } from './snapshots.js';
@@ -109,7 +110,13 @@ export class AgentClient {
     this.https?.destroy();
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** One call whose success body is JSON, checked by `check` (answer-schemas.ts) before it is returned. */
+  private async call<T>(
+    check: answers.AnswerCheck,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
     const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
     if (!res.ok) throw answerError(res.status, res.bytes, this.base);
     const text = res.bytes.toString('utf8');
@@ -119,39 +126,39 @@ export class AgentClient {
     } catch {
       throw new MigrationError('PROTOCOL', `the agent at ${this.base} answered ${res.status} with non-JSON`);
     }
-    return json as T;
+    return answers.parseAnswer<T>(check, json, `${method} ${path.replace(/\?.*$/, '')}`, this.base);
   }
 
   status(): Promise<{ address: string; version: string; guests: GuestInfo[] }> {
-    return this.call('GET', '/v1/status');
+    return this.call(answers.statusAnswer, 'GET', '/v1/status');
   }
   startGuest(config: GuestConfig, id?: string, run = true): Promise<GuestInfo> {
-    return this.call('POST', '/v1/guests', { config, id, run });
+    return this.call(answers.guestSchema, 'POST', '/v1/guests', { config, id, run });
   }
   guests(): Promise<GuestInfo[]> {
-    return this.call('GET', '/v1/guests');
+    return this.call(answers.guestsAnswer, 'GET', '/v1/guests');
   }
   guest(id: string): Promise<GuestInfo> {
-    return this.call('GET', `/v1/guests/${encodeURIComponent(id)}`);
+    return this.call(answers.guestSchema, 'GET', `/v1/guests/${encodeURIComponent(id)}`);
   }
   pause(id: string): Promise<GuestInfo> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/pause`);
+    return this.call(answers.guestSchema, 'POST', `/v1/guests/${encodeURIComponent(id)}/pause`);
   }
   resume(id: string): Promise<GuestInfo> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/resume`);
+    return this.call(answers.guestSchema, 'POST', `/v1/guests/${encodeURIComponent(id)}/resume`);
   }
   throttle(id: string, t: { cap?: number; frequency?: number }): Promise<GuestInfo> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/throttle`, t);
+    return this.call(answers.guestSchema, 'POST', `/v1/guests/${encodeURIComponent(id)}/throttle`, t);
   }
   stopGuest(id: string): Promise<unknown> {
-    return this.call('DELETE', `/v1/guests/${encodeURIComponent(id)}`);
+    return this.call(answers.stoppedAnswer, 'DELETE', `/v1/guests/${encodeURIComponent(id)}`);
   }
   /** Syncs the guest's dirty log and returns the pages written since the last sync (docs/agent.md). */
   dirtyLog(id: string): Promise<DirtyLogSync> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/dirty-log`);
+    return this.call(answers.dirtyLogAnswer, 'POST', `/v1/guests/${encodeURIComponent(id)}/dirty-log`);
   }
   state(id: string): Promise<GuestState> {
-    return this.call('GET', `/v1/guests/${encodeURIComponent(id)}/state`);
+    return this.call(answers.stateAnswer, 'GET', `/v1/guests/${encodeURIComponent(id)}/state`);
   }
   async ram(id: string): Promise<Uint8Array> {
     const res = await this.send('GET', `/v1/guests/${encodeURIComponent(id)}/ram`);
@@ -160,11 +167,14 @@ export class AgentClient {
   }
   /** Writes the guest (left running or paused) to `file` in the agent's --snapshot-dir (docs/snapshot.md). */
   snapshot(id: string, file: string, opts: { baselineMs?: number } = {}): Promise<SnapshotResult> {
-    return this.call('POST', `/v1/guests/${encodeURIComponent(id)}/snapshot`, { file, ...opts });
+    return this.call(answers.snapshotAnswer, 'POST', `/v1/guests/${encodeURIComponent(id)}/snapshot`, {
+      file,
+      ...opts,
+    });
   }
   /** Starts a guest from `file` in the agent's --snapshot-dir; `run: false` leaves it paused at the instant. */
   restore(file: string, opts: { id?: string; run?: boolean } = {}): Promise<RestoreAnswer> {
-    return this.call('POST', '/v1/snapshots/restore', { file, ...opts });
+    return this.call(answers.restoreAnswer, 'POST', '/v1/snapshots/restore', { file, ...opts });
   }
   migrate(
     guest: string,
@@ -172,44 +182,49 @@ export class AgentClient {
     options: Partial<MigrationOptions> = {},
     preset?: Preset,
   ): Promise<MigrationReport> {
-    return this.call('POST', '/v1/migrations', { guest, destination, options, preset });
+    return this.call(answers.reportSchema, 'POST', '/v1/migrations', { guest, destination, options, preset });
   }
   migration(id: string): Promise<MigrationReport> {
-    return this.call('GET', `/v1/migrations/${id}`);
+    return this.call(answers.reportSchema, 'GET', `/v1/migrations/${id}`);
   }
   waitMigration(id: string): Promise<MigrationReport> {
-    return this.call('GET', `/v1/migrations/${id}?wait=1`);
+    return this.call(answers.reportSchema, 'GET', `/v1/migrations/${id}?wait=1`);
   }
   /** Post-copy recovery: reconnect a paused post-copy now, optionally to a new destination address. */
   resumeMigration(id: string, destination?: string): Promise<MigrationReport> {
-    return this.call('POST', `/v1/migrations/${id}/resume`, destination === undefined ? {} : { destination });
+    return this.call(
+      answers.reportSchema,
+      'POST',
+      `/v1/migrations/${id}/resume`,
+      destination === undefined ? {} : { destination },
+    );
   }
 
   /** A migration that ended OWNER_UNKNOWN: ask the destination again and put the guest where it belongs. */
   reconcile(id: string): Promise<MigrationReport> {
-    return this.call('POST', `/v1/migrations/${id}/reconcile`);
+    return this.call(answers.reportSchema, 'POST', `/v1/migrations/${id}/reconcile`);
   }
   /** The destination's record of an incoming migration's guest (resumed, held, in-flight, discarded, unknown). */
   incomingOwner(id: string): Promise<{ migrationId: string; guestId: string; state: string }> {
-    return this.call('GET', `/v1/migrations/incoming/${id}`);
+    return this.call(answers.ownerAnswer, 'GET', `/v1/migrations/incoming/${id}`);
   }
   /** Destination: resume (adopt) or drop (discard) a guest held here whose source is gone for good. */
   settleIncoming(id: string, action: 'adopt' | 'discard'): Promise<{ state: string }> {
-    return this.call('POST', `/v1/migrations/incoming/${id}/${action}`);
+    return this.call(answers.ownerAnswer, 'POST', `/v1/migrations/incoming/${id}/${action}`);
   }
 
   /** The agent's power meter: samples after `since` (epoch ms), each with every hosted guest's CPU ms. */
   power(since = 0): Promise<PowerSeries> {
-    return this.call('GET', `/v1/power?since=${Math.floor(since)}`);
+    return this.call(answers.powerAnswer, 'GET', `/v1/power?since=${Math.floor(since)}`);
   }
 
   /** Moves every guest of this agent to the given destinations; answers when all have moved (evacuate.ts). */
   evacuate(request: Partial<EvacuationRequest> & { to: string[] }): Promise<EvacuationReport> {
-    return this.call('POST', '/v1/evacuate', request);
+    return this.call(answers.evacuationAnswer, 'POST', '/v1/evacuate', request);
   }
 
   cancel(id: string): Promise<MigrationReport> {
-    return this.call('POST', `/v1/migrations/${id}/cancel`);
+    return this.call(answers.reportSchema, 'POST', `/v1/migrations/${id}/cancel`);
   }
 
   /** Polls a migration until it ends, calling `onProgress` with each status. */

@@ -1,0 +1,155 @@
+/**
+ * Schemas of what an agent sends its clients — migration reports, guests, the status and the event stream's
+ * events — checked before a client believes them (AgentClient in src/agent, the dashboard page in app/). Shared by
+ * both sides, so pure: zod, the leaf errors.ts and types only (the page bundle compiles it for the browser).
+ *
+ * The schemas are loose (unknown keys kept): they check the fields clients read — ids, statuses and phases as
+ * enums, the numbers shown or computed with — not every field of a report, which grows with each feature.
+ */
+import { z } from 'zod';
+import { MIGRATION_ERROR_CODES } from '../errors.js';
+import type { MigrationPhase, MigrationStatus } from '../migration/stats.js';
+
+export const MIGRATION_STATUSES = [
+  'setup',
+  'active',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover',
+  'completed',
+  'failed',
+  'cancelled',
+] as const satisfies readonly MigrationStatus[];
+
+export const MIGRATION_PHASES = [
+  'setup',
+  'precopy',
+  'stop-and-copy',
+  'switchover',
+  'postcopy',
+  'done',
+] as const satisfies readonly MigrationPhase[];
+
+export const GUEST_STATUSES = ['running', 'paused', 'migrating', 'incoming'] as const;
+export const GUEST_ORIGINS = ['started', 'migrated-in', 'restored'] as const;
+
+// Fail to compile if a status or phase is added to the type but not to its list above.
+const everyValueListed: [
+  Exclude<MigrationStatus, (typeof MIGRATION_STATUSES)[number]>,
+  Exclude<MigrationPhase, (typeof MIGRATION_PHASES)[number]>,
+] extends [never, never]
+  ? true
+  : false = true;
+void everyValueListed;
+
+const count = z.number().nonnegative();
+const num = z.number();
+
+/**
+ * A migration report, or the summary `GET /v1/status` lists (without `perRound` and `events`): the fields the CLI,
+ * the evacuation and the page read.
+ */
+export const reportSchema = z.looseObject({
+  id: z.string().min(1),
+  guestId: z.string(),
+  status: z.enum(MIGRATION_STATUSES),
+  phase: z.enum(MIGRATION_PHASES),
+  strategy: z.string(),
+  source: z.string(),
+  destination: z.string(),
+  verified: z.boolean(),
+  startedAt: z.string(),
+  totalTimeMs: count,
+  downtimeMs: count,
+  expectedDowntimeMs: num,
+  downtimeLimitMs: num,
+  rounds: count,
+  ramBytes: count,
+  transferredBytes: count,
+  remainingBytes: num,
+  maxBandwidth: num,
+  throughputMbps: num,
+  dirtyRatePagesPerSec: num,
+  xbzrle: z.looseObject({ enabled: z.boolean(), cacheHits: count, cacheMisses: count, cacheBytes: count }),
+  perRound: z.array(z.looseObject({ round: count })).optional(),
+  events: z.array(z.string()).optional(),
+  error: z.looseObject({ code: z.enum(MIGRATION_ERROR_CODES), message: z.string() }).optional(),
+});
+
+/** A guest as `GET /v1/guests` describes it. */
+export const guestSchema = z.looseObject({
+  id: z.string().min(1),
+  status: z.enum(GUEST_STATUSES),
+  origin: z.enum(GUEST_ORIGINS),
+  config: z.looseObject({
+    ramBytes: count,
+    vcpus: count.optional(),
+    workload: z.looseObject({ name: z.string() }),
+  }),
+  steps: z.array(num),
+  cap: num,
+  frequency: num,
+  dirtyPages: count,
+  migration: z.string().optional(),
+});
+
+/** `GET /v1/status` (and the event stream's `status` event). */
+export const statusSchema = z.looseObject({
+  address: z.string(),
+  version: z.string(),
+  guests: z.array(guestSchema),
+  outgoing: z.array(reportSchema),
+});
+
+const nullableNum = num.nullable();
+
+/** One point of a migration's live series (LiveSample in live-events.ts). */
+export const liveSampleSchema = z.looseObject({
+  t: num,
+  phase: z.enum(MIGRATION_PHASES),
+  round: count,
+  transferredBytes: count,
+  remainingBytes: num,
+  dirtyPages: num,
+  throughputMbps: num,
+  limitMbps: num,
+  expectedDowntimeMs: num,
+  downtimeLimitMs: num,
+  cacheHits: num,
+  cacheMisses: num,
+  xbzrleSavedBytes: num,
+  cap: num,
+  stepsPerSec: nullableNum,
+  postcopyFaults: num,
+  powerW: nullableNum,
+  powerLabel: z.enum(['modelled', 'measured']).nullable(),
+});
+
+/** The event stream's events, by name (live-events.ts describes them). */
+export const eventSchemas = {
+  hello: z.looseObject({
+    status: statusSchema,
+    series: z.array(z.looseObject({ id: z.string(), samples: z.array(liveSampleSchema) })),
+  }),
+  status: statusSchema,
+  progress: z.looseObject({ id: z.string(), sample: liveSampleSchema, report: reportSchema }),
+  end: z.looseObject({ id: z.string(), report: reportSchema }),
+} as const;
+
+/** What a check found: the value (typed as the caller's interface) or the first field that did not match. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; field: string; problem: string };
+
+/**
+ * Checks `json` against `schema`. A loose schema checks a subset of `T`'s fields (see above), so the value is
+ * returned as `T` once that subset matched: the fields a client reads have been checked, the rest are the agent's.
+ */
+export function checkAnswer<T>(schema: z.ZodType, json: unknown): Checked<T> {
+  const r = schema.safeParse(json);
+  if (r.success) return { ok: true, value: r.data as T };
+  const issue = r.error.issues[0];
+  return {
+    ok: false,
+    field: issue?.path.map(String).join('.') || '(body)',
+    problem: issue?.message ?? 'does not match',
+  };
+}
