@@ -8,7 +8,13 @@ import { z } from 'zod';
 import { MigrationError } from '../errors.js';
 import { OWNER_STATES } from '../migration/protocol/bodies.js';
 import { parsePowerSeries } from '../power/series-schema.js';
-import { checkAnswer, guestSchema, reportSchema } from '../web/live-schemas.js';
+import {
+  type AnswerSchema,
+  checkAnswer,
+  guestSchema,
+  reportSchema,
+  stoppedSchema,
+} from '../web/live-schemas.js';
 import { EVACUATION_ORDERS } from './evacuate.js';
 
 const count = z.number().nonnegative();
@@ -24,7 +30,7 @@ export const statusAnswer = z.looseObject({
 
 export const guestsAnswer = z.array(guestSchema);
 
-export const stoppedAnswer = z.looseObject({ id: z.string(), stopped: z.literal(true) });
+export const stoppedAnswer = stoppedSchema;
 
 export const dirtyLogAnswer = z.looseObject({ at: z.number(), count, pages: z.string() });
 
@@ -85,7 +91,7 @@ export const evacuationAnswer = z.looseObject({
 });
 
 /** A check of an answer: a schema, or a parser of its own (GET /v1/power's is shared with the power meter). */
-export type AnswerCheck = z.ZodType | ((json: unknown, base: string) => unknown);
+export type AnswerCheck = AnswerSchema | ((json: unknown, base: string) => unknown);
 
 export const powerAnswer: AnswerCheck = (json, base) => parsePowerSeries(json, base);
 

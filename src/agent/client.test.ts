@@ -17,7 +17,7 @@ const REPORT = emptyReport({
   strategy: 'precopy',
   source: '127.0.0.1:1',
   destination: '127.0.0.1:2',
-  verify: 'digest',
+  verify: 'ledger',
   ramBytes: 1 << 20,
   pageSize: 4096,
   downtimeLimitMs: 300,

@@ -5,9 +5,32 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LivemigError } from '../../errors.js';
+import { emptyReport } from '../../migration/stats.js';
 import { ApiError, api, apiError, takeToken } from './api.js';
 
-function browser(hash: string) {
+const REPORT = {
+  ...emptyReport({
+    id: 'm1',
+    guestId: 'g1',
+    strategy: 'precopy',
+    source: '127.0.0.1:7070',
+    destination: '127.0.0.1:7071',
+    verify: 'ledger',
+    ramBytes: 1 << 20,
+    pageSize: 4096,
+    downtimeLimitMs: 300,
+    xbzrle: false,
+    xbzrleCacheBytes: 0,
+    cacheWays: 1,
+    cacheSizing: 'static',
+    pageOrder: 'address',
+    compress: 'none',
+    maxBandwidth: 0,
+  }),
+  status: 'cancelled',
+};
+
+function browser(hash: string, answer: string = JSON.stringify(REPORT)) {
   const store = new Map<string, string>();
   const replaced: string[] = [];
   const calls: { url: string; init: RequestInit }[] = [];
@@ -21,7 +44,7 @@ function browser(hash: string) {
   });
   vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
     calls.push({ url, init });
-    return new Response('{"id":"m1","status":"cancelled"}', { status: 202 });
+    return new Response(answer, { status: 202 });
   });
   return { store, replaced, calls };
 }
@@ -52,6 +75,21 @@ describe('the dashboard page and the API token', () => {
 });
 
 describe("the page's errors", () => {
+  it('checks a successful answer: a body of another shape is PROTOCOL naming the field', async () => {
+    expect.assertions(4);
+    browser('', JSON.stringify({ id: 'm1', status: 'cancelled' }));
+    await expect(api.cancel('m1')).rejects.toMatchObject({ code: 'PROTOCOL', context: { field: 'guestId' } });
+    browser('', JSON.stringify({ ...REPORT, status: 'gone' }));
+    await expect(api.migration('m1')).rejects.toMatchObject({
+      code: 'PROTOCOL',
+      context: { field: 'status' },
+    });
+    browser('', JSON.stringify({ id: 'g1', stopped: 'yes' }));
+    await expect(api.stopGuest('g1')).rejects.toBeInstanceOf(ApiError);
+    browser('', JSON.stringify(REPORT));
+    expect(await api.cancel('m1')).toEqual(REPORT);
+  });
+
   it('keeps a documented code and makes anything else PROTOCOL', () => {
     const busy = apiError(409, { error: { code: 'GUEST_BUSY', message: 'migrating' } });
     expect([busy.code, busy.message, busy.context]).toEqual(['GUEST_BUSY', 'migrating', { status: 409 }]);

@@ -4,6 +4,7 @@
  */
 import { isLivemigErrorCode, LivemigError } from '../../errors.js';
 import type { MigrationReport } from '../../migration/stats.js';
+import { type AnswerSchema, checkAnswer, guestSchema, reportSchema, stoppedSchema } from '../live-schemas.js';
 
 /** A guest as GET /v1/guests describes it (the fields the page shows). */
 export interface GuestRow {
@@ -87,7 +88,8 @@ function token(): string | undefined {
   }
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** One call; a successful answer is checked by `schema` (live-schemas.ts) before the page uses it. */
+async function call<T>(schema: AnswerSchema, method: string, path: string, body?: unknown): Promise<T> {
   const t = token();
   const auth: Record<string, string> = t ? { authorization: `Bearer ${t}` } : {};
   const res = await fetch(path, {
@@ -103,7 +105,13 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     throw new ApiError('PROTOCOL', `the agent answered ${res.status} with something other than JSON`);
   }
   if (!res.ok) throw apiError(res.status, json);
-  return json as T;
+  const r = checkAnswer<T>(schema, json);
+  if (r.ok) return r.value;
+  throw new ApiError(
+    'PROTOCOL',
+    `the agent answered ${method} ${path} with a body the page cannot use (at ${r.field}: ${r.problem})`,
+    { status: res.status, field: r.field },
+  );
 }
 
 const g = (id: string) => `/v1/guests/${encodeURIComponent(id)}`;
@@ -112,11 +120,13 @@ export const api = {
   startGuest: (
     id: string | undefined,
     config: { ramBytes: number; vcpus: number; workload: { name: string; params: Record<string, number> } },
-  ) => call<GuestRow>('POST', '/v1/guests', { ...(id ? { id } : {}), config }),
-  throttle: (id: string, cap: number) => call<GuestRow>('POST', `${g(id)}/throttle`, { cap }),
-  stopGuest: (id: string) => call<unknown>('DELETE', g(id)),
+  ) => call<GuestRow>(guestSchema, 'POST', '/v1/guests', { ...(id ? { id } : {}), config }),
+  throttle: (id: string, cap: number) => call<GuestRow>(guestSchema, 'POST', `${g(id)}/throttle`, { cap }),
+  stopGuest: (id: string) => call<unknown>(stoppedSchema, 'DELETE', g(id)),
   migrate: (guest: string, destination: string, options: MigrationChoice) =>
-    call<MigrationReport>('POST', '/v1/migrations', { guest, destination, options }),
-  migration: (id: string) => call<MigrationReport>('GET', `/v1/migrations/${encodeURIComponent(id)}`),
-  cancel: (id: string) => call<MigrationReport>('POST', `/v1/migrations/${encodeURIComponent(id)}/cancel`),
+    call<MigrationReport>(reportSchema, 'POST', '/v1/migrations', { guest, destination, options }),
+  migration: (id: string) =>
+    call<MigrationReport>(reportSchema, 'GET', `/v1/migrations/${encodeURIComponent(id)}`),
+  cancel: (id: string) =>
+    call<MigrationReport>(reportSchema, 'POST', `/v1/migrations/${encodeURIComponent(id)}/cancel`),
 };

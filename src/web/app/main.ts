@@ -9,6 +9,7 @@ import './style.css';
 import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
 import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../live-events.js';
 import { readEnergy } from '../live-events.js';
+import { type EventName, parseEvent } from '../live-schemas.js';
 import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
@@ -57,18 +58,31 @@ function setConn(text: string, cls: 'live' | 'down' | ''): void {
   c.className = `conn ${cls}`;
 }
 
+/**
+ * Listens to the stream's event `name`, each checked by its schema (live-schemas.ts) before `handle` sees it; one
+ * that does not match is dropped with a console warning (the next status event, within a second, redraws).
+ */
+function listen<T>(es: EventSource, name: EventName, handle: (v: T) => void): void {
+  es.addEventListener(name, (e) => {
+    const r = parseEvent<T>(name, (e as MessageEvent<string>).data);
+    if (r.ok) handle(r.value);
+    else
+      console.warn(
+        `livemig: dropped a malformed "${name}" event from the agent (at ${r.field}: ${r.problem})`,
+      );
+  });
+}
+
 function connect(): void {
   const es = new EventSource('/v1/events');
   es.onopen = () => setConn('live', 'live');
   es.onerror = () => setConn('connection lost — reconnecting…', 'down');
-  es.addEventListener('hello', (e) => {
-    const h = JSON.parse((e as MessageEvent<string>).data) as HelloEvent;
+  listen<HelloEvent & { status: AgentStatus }>(es, 'hello', (h) => {
     for (const s of h.series) state.samples.set(s.id, s.samples);
-    onStatus(h.status as AgentStatus);
+    onStatus(h.status);
   });
-  es.addEventListener('status', (e) => onStatus(JSON.parse((e as MessageEvent<string>).data) as AgentStatus));
-  es.addEventListener('progress', (e) => {
-    const p = JSON.parse((e as MessageEvent<string>).data) as ProgressEvent;
+  listen<AgentStatus>(es, 'status', onStatus);
+  listen<ProgressEvent>(es, 'progress', (p) => {
     const list = state.samples.get(p.id) ?? [];
     list.push(p.sample);
     state.samples.set(p.id, list);
@@ -76,8 +90,7 @@ function connect(): void {
     if (!state.pinned && !TERMINAL.has(p.report.status)) state.selected = p.id;
     schedule();
   });
-  es.addEventListener('end', (e) => {
-    const p = JSON.parse((e as MessageEvent<string>).data) as EndEvent;
+  listen<EndEvent>(es, 'end', (p) => {
     setReport(p.report, true);
     schedule();
   });
