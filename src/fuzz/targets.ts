@@ -65,6 +65,7 @@ import { SnapshotError } from '../snapshot/index.js';
 import { TRACE_COMPRESSIONS, TraceReader } from '../trace/format.js';
 import { resealTrace } from '../trace/reseal.js';
 import { TraceWriter } from '../trace/writer.js';
+import { answerTargets } from './answer-targets.js';
 import { snapshotTarget } from './snapshot.js';
 
 export interface TargetCounts {
@@ -576,6 +577,7 @@ export const TARGETS: readonly Target[] = [
   frameTarget,
   ...payloadTargets,
   ...bodyTargets,
+  ...answerTargets(mutateBody),
   traceTarget,
   snapshotTarget(mutate),
 ];
