@@ -60,7 +60,8 @@ function setConn(text: string, cls: 'live' | 'down' | ''): void {
 
 /**
  * Listens to the stream's event `name`, each checked by its schema (live-schemas.ts) before `handle` sees it; one
- * that does not match is dropped with a console warning (the next status event, within a second, redraws).
+ * that does not match is dropped with a console error (the next status event, within a second, redraws; the browser
+ * test, test/dashboard.test.ts, fails on any console error, so every real event is checked there).
  */
 function listen<T>(es: EventSource, name: EventName, handle: (v: T) => void): void {
   es.addEventListener(name, (e) => {
