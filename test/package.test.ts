@@ -20,7 +20,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Pack
 /** Folders of src/ with an index.ts that are not subpaths, and why (docs/api.md, "Not exported"). */
 const NOT_EXPORTED: Record<string, string> = { fuzz: "the project's own npm run fuzz" };
 /** Folders exported only by their subpath: their names would clash in the root (docs/api.md). */
-const SUBPATH_ONLY = ['faults', 'web'];
+const SUBPATH_ONLY = ['cluster', 'faults', 'web'];
 
 const subpaths = Object.keys(pkg.exports)
   .filter((k) => k !== '.' && k !== './package.json')
