@@ -102,9 +102,12 @@ describe('replayed and spliced streams over mutual TLS', () => {
     const r = await ca.waitMigration(m.id);
     expect(p.stats.events).toHaveLength(1);
     expect(r.status).toBe('failed');
-    // The destination's TLS layer rejects the foreign records (bad record MAC): an authentication failure.
-    expect(r.error?.code).toBe('AUTH_FAILED');
-    expect(r.error?.message).toMatch(/bad record mac/);
+    // The destination's TLS layer rejects the foreign records (bad record MAC) and closes: the source reads its
+    // alert as an authentication failure — unless the destination's reset overtakes the alert (the destination now
+    // also writes during round 1, SWITCHOVER_ACK; on Linux a reset discards what the source had not read yet), and
+    // then the source can only say the link was reset. Either way the migration is refused.
+    const why = `${r.error?.code}: ${r.error?.message}`;
+    expect(why).toMatch(/^AUTH_FAILED: .*bad record mac|^CONNECTION_LOST: .*(ECONNRESET|closed by the peer)/);
     expect(await isAdvancing(ca, 'r2')).toBe(true);
     expect(await cb.guests()).toEqual([]);
     const m2 = await ca.migrate('r2', b.address, { maxBandwidth: 0 });
