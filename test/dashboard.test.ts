@@ -120,7 +120,10 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     expect(await page.locator('figure[data-chart="power"] figcaption').textContent()).toMatch(
       /^Source host power \((modelled|measured)\)( · \d+ J per migration, \d+ J\/GiB moved \(modelled, .+\))?$/,
     );
-    expect(await field('power').textContent()).toMatch(/W mean \((modelled|measured)\)/);
+    // "W now" while migrating; the mean arrives with the migration's end event, which can trail its status.
+    await expect
+      .poll(() => field('power').textContent(), { timeout: 20_000 })
+      .toMatch(/W mean \((modelled|measured)\)/);
     const latest = await page.locator('figure[data-chart="transfer"] .latest').textContent();
     expect(latest).toMatch(/transferred: [1-9][\d.]* MiB/);
     // Units on the axes.
