@@ -99,9 +99,13 @@ const stepsArb = (vcpus: number, capacity: number) =>
       // Fresh objects: fast-check reuses generated values while shrinking.
       const sorted = xs.map((x) => ({ ...x })).sort((a, b) => a.at - b.at);
       sorted[0]!.at = 0;
-      // The rest of the host rises by at most one CPU at a step (the controller's reserve); the VM jumps freely.
-      for (let i = 1; i < sorted.length; i++)
+      // The rest of the host rises by at most one CPU between two of the controller's looks (its reserve); the VM
+      // jumps freely. Steps are spaced by more than the longest sample interval (twice the period), so no interval
+      // sees two steps compound: two steps at one moment rising by 1 each are a rise of 2 (seed -2034954303).
+      for (let i = 1; i < sorted.length; i++) {
+        sorted[i]!.at = Math.max(sorted[i]!.at, sorted[i - 1]!.at + 250);
         sorted[i]!.other = Math.min(sorted[i]!.other, sorted[i - 1]!.other + 1);
+      }
       return sorted;
     });
 
