@@ -8,17 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runEngines } from '../src/experiments/engines.js';
-import { buildTestVm, findQemu, qemuUnfitReason } from '../src/qemu/index.js';
+import { prepareQemuTestVm } from './qemu-vm.js';
 
-let skipReason = qemuUnfitReason(await findQemu());
-if (!skipReason) {
-  try {
-    await buildTestVm();
-  } catch (err) {
-    skipReason = `cannot build the test VM: ${(err as Error).message}`;
-  }
-}
-if (skipReason) console.warn(`[engines.test] skipped: ${skipReason}`);
+const { skipReason } = await prepareQemuTestVm('engines.test');
 
 describe.skipIf(skipReason !== undefined)('experiment engines (tiny)', () => {
   it('migrates the same workload with QEMU and livemig and writes the side-by-side report', async () => {

@@ -9,17 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runModelQemu } from '../src/experiments/model-qemu.js';
-import { buildTestVm, findQemu, qemuUnfitReason } from '../src/qemu/index.js';
+import { prepareQemuTestVm } from './qemu-vm.js';
 
-let skipReason = qemuUnfitReason(await findQemu());
-if (!skipReason) {
-  try {
-    await buildTestVm();
-  } catch (err) {
-    skipReason = `cannot build the test VM: ${(err as Error).message}`;
-  }
-}
-if (skipReason) console.warn(`[model-qemu.test] skipped: ${skipReason}`);
+const { skipReason } = await prepareQemuTestVm('model-qemu.test');
 
 describe.skipIf(skipReason !== undefined)('experiment model-qemu (tiny)', () => {
   it('calibrates QEMU, migrates one cell for real and predicts it with the model', async () => {

@@ -17,31 +17,19 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliCommand } from '../src/agent/spawn.js';
 import {
-  buildTestVm,
-  findQemu,
   type GuestConsole,
   type QemuSnapshotReport,
   type QmpClient,
-  qemuUnfitReason,
   type RunningTestVm,
   readGuestConsole,
   restoreQemu,
   snapshotQemu,
   startTestVm,
-  type TestVmImage,
   waitForConsole,
 } from '../src/qemu/index.js';
+import { prepareQemuTestVm } from './qemu-vm.js';
 
-let skipReason = qemuUnfitReason(await findQemu());
-let image: TestVmImage | undefined;
-if (!skipReason) {
-  try {
-    image = await buildTestVm();
-  } catch (err) {
-    skipReason = `cannot build the test VM: ${(err as Error).message}`;
-  }
-}
-if (skipReason) console.warn(`[qemu-snapshot.test] skipped: ${skipReason}`);
+const { skipReason, image } = await prepareQemuTestVm('qemu-snapshot.test');
 
 const run = promisify(execFile);
 // Small: 128 MiB of RAM, 32 MiB checked by the guest program, so a sweep takes ~4 s at 2000 pages/s.

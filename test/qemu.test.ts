@@ -19,33 +19,21 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cliCommand } from '../src/agent/spawn.js';
 import { MigrationError } from '../src/errors.js';
 import {
-  buildTestVm,
   detectCpuCgroup,
-  findQemu,
   type GuestConsole,
   migrateQemu,
   type QemuMigrateOptions,
   type QemuMigrationReport,
   type QmpClient,
-  qemuUnfitReason,
   type RunningTestVm,
   readGuestConsole,
   startTestVm,
-  type TestVmImage,
   waitForConsole,
   waitRunning,
 } from '../src/qemu/index.js';
+import { prepareQemuTestVm } from './qemu-vm.js';
 
-let skipReason = qemuUnfitReason(await findQemu());
-let image: TestVmImage | undefined;
-if (!skipReason) {
-  try {
-    image = await buildTestVm();
-  } catch (err) {
-    skipReason = `cannot build the test VM: ${(err as Error).message}`;
-  }
-}
-if (skipReason) console.warn(`[qemu.test] skipped: ${skipReason}`);
+const { skipReason, image } = await prepareQemuTestVm('qemu.test');
 // CAP needs a writable cgroup CPU controller (root); without one only that test skips.
 const cpuCgroup = await detectCpuCgroup().then(
   (cg) =>
