@@ -143,10 +143,14 @@ export function flatten(
     round1DirtyPagesPerSec: first && first.durationMs > 0 ? (first.dirtyPages * 1000) / first.durationMs : 0,
     resendRatio: laterPages > 0 ? laterBytes / (laterPages * r.pageSize) : 1,
     heldPagesMax: r.perRound.reduce((a, x) => Math.max(a, x.heldPages), 0),
+    // The engine's own count; else what the rounds did not send (which also counts the handshake, and a trace
+    // guest's trace).
     stopCopyBytes:
-      r.perRound.length > 0
+      r.stopCopyBytes ??
+      (r.perRound.length > 0
         ? Math.max(0, r.transferredBytes - r.perRound.reduce((a, x) => a + x.bytes, 0))
-        : 0,
+        : 0),
+    ...switchoverSplit(r),
     throttleMax: r.cap.reduce((a, c) => Math.max(a, c.throttle), 0),
     postcopyFaults: r.postcopy.faults,
     faultP50Ms: r.postcopy.faultLatencyMs.p50,
@@ -163,6 +167,20 @@ export function flatten(
     downtimeLimitEndMs: r.downtimeLimitMs,
     ...extra,
   };
+}
+
+/**
+ * The paused window in two parts (from report.switchover): what depends on the pages left (the last sync and their
+ * writing on the source, their draining into RAM on the destination) and the rest, a fixed cost of every switch-over
+ * (pausing, state, digest, the destination's check, resuming, the round trips).
+ */
+export function switchoverSplit(
+  r: Pick<MigrationReport, 'switchover' | 'downtimeMs'>,
+): Pick<Measured, 'switchoverPageMs' | 'switchoverFixedMs'> {
+  const t = r.switchover;
+  if (!t) return { switchoverPageMs: 0, switchoverFixedMs: 0 };
+  const page = Math.min(r.downtimeMs, t.lastPagesMs + (t.destination?.drainMs ?? 0));
+  return { switchoverPageMs: page, switchoverFixedMs: r.downtimeMs - page };
 }
 
 export function toPredicted(input: PrecopyInput): Predicted {

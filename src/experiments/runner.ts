@@ -177,6 +177,8 @@ function emptyMeasured(): Measured {
     resendRatio: 0,
     heldPagesMax: 0,
     stopCopyBytes: 0,
+    switchoverPageMs: 0,
+    switchoverFixedMs: 0,
     throttleMax: 0,
     postcopyFaults: 0,
     faultP50Ms: 0,

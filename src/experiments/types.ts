@@ -88,6 +88,10 @@ export interface Measured {
    * carries, independent of the machine's load.
    */
   stopCopyBytes: number;
+  /** The downtime's page-dependent part (last pages written on the source, drained on the destination) and the
+   *  rest, the switch-over's fixed cost (measure.ts, switchoverSplit); 0 without report.switchover (post-copy). */
+  switchoverPageMs?: number;
+  switchoverFixedMs?: number;
   throttleMax: number;
   postcopyFaults: number;
   faultP50Ms: number;

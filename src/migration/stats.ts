@@ -180,6 +180,8 @@ export interface MigrationReport {
   switchoverReason: string;
   /** Where the downtime went, step by step (pre-copy and cold; absent for post-copy or when it failed). */
   switchover?: SwitchoverTimes;
+  /** Pre-copy: bytes written from the pause to the guest's resumption (last pages, vCPU state, digest, GO). */
+  stopCopyBytes?: number;
   events: string[];
   perRound: RoundRow[];
   /** Power and energy of the migration (set by the agent when it ends). */

@@ -15,9 +15,9 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
-import { finalPass } from './final-pass.js';
 import { switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
+import { hotLastPasses } from './hot-last-passes.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
 import type { SourceState } from './state.js';
@@ -107,18 +107,20 @@ class PrecopyLoop {
       if (decision.action === 'switchover') {
         r.switchoverReason = decision.reason;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
-        const owedNow = await finalPass(s, { dirty, held });
+        const owedNow = await hotLastPasses(s, { dirty, held });
         await s.pause();
         r.phase = 'stop-and-copy';
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
         // downtime, so the last pages go unlimited (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
         s.conn.disableRateLimit();
         s.multifd?.disableRateLimit();
+        const atPause = s.sentBytes();
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
         r.dirtyPages = lastPages.length;
         await sendPages(s, lastPages, false, true);
         await switchover(s);
+        r.stopCopyBytes = s.sentBytes() - atPause;
         return;
       }
       if (decision.action === 'postcopy') {

@@ -1,0 +1,98 @@
+/** The live passes between the switch-over decision and the pause (hot-last + XBZRLE), against a fake source. */
+import { describe, expect, it } from 'vitest';
+import type { Owed } from './final-pass.js';
+import { PASS_LIMITS, type PassIo, runPasses } from './hot-last-passes.js';
+
+const none = () => new Uint32Array(0);
+
+/**
+ * A guest that writes `perPage` pages (fresh numbers from 100 000 on) for each page a pass sends, `idle` pages per
+ * wait for the ACK; the ACK comes after `ackAfter` passes. Records each pass's input and whether it was before it.
+ */
+function fakeSource(o: { perPage: number; ackAfter: number; idle?: number; failAt?: number }) {
+  let next = 100_000;
+  let written: number[] = [];
+  let passes = 0;
+  const log: { pages: number; beforeAck: boolean }[] = [];
+  const waits: number[] = [];
+  const write = (n: number) => {
+    for (let i = 0; i < n; i++) written.push(next++);
+  };
+  const io: PassIo = {
+    async pass(owed: Owed, beforeAck: boolean) {
+      const n = owed.dirty.length + owed.held.length;
+      log.push({ pages: n, beforeAck });
+      passes++;
+      write(Math.round(n * o.perPage));
+      return { dirty: none(), held: none() };
+    },
+    sync() {
+      const out = Uint32Array.from(written);
+      written = [];
+      return out;
+    },
+    ackPending: () => passes < o.ackAfter,
+    async waitAck(ms: number) {
+      waits.push(ms);
+      write(o.idle ?? 0);
+    },
+    check() {
+      if (o.failAt !== undefined && passes >= o.failAt) throw new Error('SWITCHOVER_ACK never came');
+    },
+  };
+  return { io, log, waits };
+}
+
+const owed = (n: number): Owed => ({
+  dirty: Uint32Array.from({ length: n }, (_, i) => i),
+  held: none(),
+});
+
+describe('hot-last: live passes before the pause', () => {
+  it('keeps passing while the destination is not ready, and makes the last pass after its SWITCHOVER_ACK', async () => {
+    const f = fakeSource({ perPage: 0.1, ackAfter: 3, idle: 30 });
+    const done = await runPasses(f.io, owed(1000));
+    expect(f.log.slice(0, 3).every((p) => p.beforeAck)).toBe(true);
+    expect(f.log.slice(3).every((p) => !p.beforeAck)).toBe(true);
+    expect(done.beforeAck).toBe(3);
+    expect(done.afterAck).toBeGreaterThanOrEqual(1);
+    // What is left is only what the guest wrote during the last pass, not during the wait.
+    const lastPass = f.log.at(-1)!.pages;
+    expect(done.owed.dirty.length).toBe(Math.round(lastPass * 0.1));
+  });
+
+  it('passes again after the ACK while each pass leaves at most half of what it was given, down to the floor', async () => {
+    const f = fakeSource({ perPage: 0.2, ackAfter: 0 });
+    const done = await runPasses(f.io, owed(1000));
+    // 1000 → 200 → 40 → 8 (≤ 16: not worth another pass)
+    expect(f.log.map((p) => p.pages)).toEqual([1000, 200, 40]);
+    expect(done.owed.dirty.length).toBe(8);
+    expect(done.afterAck).toBe(3);
+  });
+
+  it('stops after one pass when the guest writes more than half of what a pass sends (no convergence)', async () => {
+    const f = fakeSource({ perPage: 0.8, ackAfter: 0 });
+    const done = await runPasses(f.io, owed(1000));
+    expect(f.log.map((p) => p.pages)).toEqual([1000]);
+    expect(done.owed.dirty.length).toBe(800);
+  });
+
+  it('makes at most maxPasses passes after the ACK', async () => {
+    const f = fakeSource({ perPage: 0.5, ackAfter: 0 });
+    const done = await runPasses(f.io, owed(1 << 20), { ...PASS_LIMITS, maxPasses: 2 });
+    expect(done.afterAck).toBe(2);
+  });
+
+  it('waits for the ACK between passes when few pages are owed, instead of spinning', async () => {
+    const f = fakeSource({ perPage: 0, ackAfter: 5, idle: 1 });
+    await runPasses(f.io, owed(4));
+    expect(f.waits.length).toBeGreaterThanOrEqual(4);
+    expect(f.waits.every((ms) => ms === PASS_LIMITS.idleWaitMs)).toBe(true);
+  });
+
+  it('ends with the error when the ACK wait fails or the migration is cancelled', async () => {
+    const f = fakeSource({ perPage: 0.1, ackAfter: 100, failAt: 2 });
+    await expect(runPasses(f.io, owed(100))).rejects.toThrow('SWITCHOVER_ACK never came');
+    expect(f.log).toHaveLength(2);
+  });
+});

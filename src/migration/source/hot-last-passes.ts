@@ -1,0 +1,186 @@
+/**
+ * Hot-last with XBZRLE, between the switch-over decision and the pause: live passes of deltas, so that the pause
+ * comes right after the last one and the stop-and-copy holds only what the guest wrote during it.
+ *
+ * Two things made the stop-and-copy larger than it need be with a single last pass (final-pass.ts):
+ * - the pause waits for the destination's SWITCHOVER_ACK (its vCPU threads up; a trace guest loads its trace
+ *   first, which took 1–2 s under load). A pass made before that wait left every page written during it for the
+ *   stop-and-copy (redis: ~500 pages, as many as XBZRLE alone). While the ACK is awaited the guest runs anyway, so
+ *   the owed pages keep going, cached ones as deltas and the others whole (sending them costs the guest nothing
+ *   now), and the last pass comes after the ACK;
+ * - one pass of a few thousand deltas lasts tens of milliseconds, during which the guest dirties hundreds of pages
+ *   (gap-128MiB: ~400). Another, shorter pass over just those leaves fewer: passes repeat while each leaves at
+ *   most half of what it was given, down to a floor of a few pages, a bounded number of times.
+ */
+import type { MigrationError } from '../../errors.js';
+import { Command } from '../protocol/index.js';
+import { finalPass, type Owed } from './final-pass.js';
+import { mergeSorted } from './hot-last.js';
+import { SWITCHOVER_TIMEOUT_MS } from './run.js';
+import { sendPages } from './send-pages.js';
+import type { SourceState } from './state.js';
+
+export interface PassLimits {
+  /** Passes after the ACK, at most (each shorter than the one before). */
+  maxPasses: number;
+  /** Another pass is not worth it below this many pages written during the previous one. */
+  floorPages: number;
+  /** While the ACK is awaited and few pages are owed: how long to wait for it before the next pass. */
+  idleWaitMs: number;
+}
+
+export const PASS_LIMITS: PassLimits = { maxPasses: 6, floorPages: 16, idleWaitMs: 20 };
+
+/** What the pass loop needs of the source (a fake in tests). */
+export interface PassIo {
+  /** One live pass over `owed`; `beforeAck`: the destination has not said it is ready yet. Returns what is left. */
+  pass(owed: Owed, beforeAck: boolean): Promise<Owed>;
+  /** The pages written since the previous sync, ascending. */
+  sync(): Uint32Array;
+  /** The destination's SWITCHOVER_ACK is still awaited (the guest may not pause before it). */
+  ackPending(): boolean;
+  /** Waits up to `ms` for the ACK (returns at once if it came). */
+  waitAck(ms: number): Promise<void>;
+  /** Throws if the migration was cancelled or the ACK wait failed. */
+  check(): void;
+}
+
+export interface PassesDone {
+  owed: Owed;
+  /** Passes made while the ACK was awaited, and after it. */
+  beforeAck: number;
+  afterAck: number;
+}
+
+const count = (o: Owed) => o.dirty.length + o.held.length;
+
+/**
+ * The passes: while the ACK is awaited, pass the owed pages and what the guest writes meanwhile; once it has come,
+ * pass again while each pass leaves at most half of what it was given and more than `floorPages`. Returns what is
+ * owed at the pause (the pause's own sync adds what is written after the last one).
+ */
+export async function runPasses(
+  io: PassIo,
+  start: Owed,
+  limits: PassLimits = PASS_LIMITS,
+): Promise<PassesDone> {
+  let owed = start;
+  let beforeAck = 0;
+  let afterAck = 0;
+  for (;;) {
+    io.check();
+    const given = count(owed);
+    const pending = io.ackPending();
+    owed = await io.pass(owed, pending);
+    if (pending) beforeAck++;
+    else afterAck++;
+    io.check();
+    if (pending) {
+      // The guest runs until the ACK anyway: keep what is owed small. A few pages: wait a little for the ACK first.
+      let written = io.sync();
+      if (count(owed) + written.length <= limits.floorPages) {
+        await io.waitAck(limits.idleWaitMs);
+        written = mergeSorted(written, io.sync());
+      }
+      owed = { dirty: mergeSorted(owed.dirty, written), held: owed.held };
+      continue;
+    }
+    const written = io.sync();
+    owed = { dirty: mergeSorted(owed.dirty, written), held: owed.held };
+    if (afterAck >= limits.maxPasses || written.length <= limits.floorPages || written.length * 2 > given) {
+      return { owed, beforeAck, afterAck };
+    }
+  }
+}
+
+/**
+ * Between the switch-over decision and the pause (hot-last with XBZRLE; otherwise what is owed stays for the
+ * stop-and-copy): the passes above on the real source.
+ */
+export async function hotLastPasses(s: SourceState, owed: Owed): Promise<Owed> {
+  if (!s.hotLast.enabled || s.encoder.cache === undefined) return owed;
+  if (count(owed) === 0 && !s.switchoverAck) return owed;
+  const ack = watchAck(s);
+  const log = s.guest.dirtyLog;
+  const bytesBefore = s.conn.bytesSent;
+  const done = await runPasses(
+    {
+      pass: (o, beforeAck) => (beforeAck ? passWhileWaiting(s, o) : finalPass(s, o)),
+      sync: () => log.sync(),
+      ackPending: () => !ack.settled,
+      waitAck: (ms) => ack.waitUpTo(ms),
+      check: () => {
+        s.checkAbort();
+        if (ack.error !== undefined) throw ack.error;
+      },
+    },
+    owed,
+  );
+  if (done.beforeAck > 0 || done.afterAck > 1) {
+    s.event(
+      `hot-last: ${done.beforeAck + done.afterAck} live passes before the pause (${done.beforeAck} while waiting ` +
+        `for SWITCHOVER_ACK), ${s.conn.bytesSent - bytesBefore} bytes; ${count(done.owed)} pages left for the ` +
+        'stop-and-copy besides those written since the last sync',
+    );
+  }
+  return done.owed;
+}
+
+/**
+ * A pass while the destination is not ready: every owed page goes (cached ones as deltas, the others whole, which
+ * caches them for a later delta), except those written again before their turn. Its bytes count in the last round,
+ * as the final pass's do: the guest still runs.
+ */
+async function passWhileWaiting(s: SourceState, owed: Owed): Promise<Owed> {
+  const pages = s.hotLast.order(mergeSorted(owed.dirty, mergeSorted(owed.held, s.hotLast.releaseAll())));
+  const before = s.conn.bytesSent;
+  const redirtied = s.r.pages.redirtied;
+  s.encoder.skipRedirtied = true;
+  try {
+    await sendPages(s, pages, false, true);
+  } finally {
+    s.encoder.skipRedirtied = false;
+  }
+  const last = s.r.perRound[s.r.perRound.length - 1];
+  if (last) {
+    last.bytes += s.conn.bytesSent - before;
+    last.pagesSent += pages.length - (s.r.pages.redirtied - redirtied);
+  }
+  // A page skipped as written again is in the next sync: nothing is left owed outside it.
+  return { dirty: new Uint32Array(0), held: new Uint32Array(0) };
+}
+
+/** SWITCHOVER_ACK, awaited in the background while the passes run (state.pause() then no longer waits for it). */
+function watchAck(s: SourceState) {
+  const w = {
+    settled: !s.switchoverAck,
+    error: undefined as MigrationError | Error | undefined,
+    wake: undefined as (() => void) | undefined,
+    async waitUpTo(ms: number): Promise<void> {
+      if (w.settled) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        w.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      w.wake = undefined;
+    },
+  };
+  if (w.settled) return w;
+  s.conn.expect(Command.SWITCHOVER_ACK, SWITCHOVER_TIMEOUT_MS).then(
+    () => {
+      s.switchoverAck = false;
+      s.event('the destination is ready for switch-over (SWITCHOVER_ACK)');
+      w.settled = true;
+      w.wake?.();
+    },
+    (err: unknown) => {
+      w.error = err instanceof Error ? err : new Error(String(err));
+      w.settled = true;
+      w.wake?.();
+    },
+  );
+  return w;
+}
