@@ -9,6 +9,8 @@ export interface ExperimentFlags {
   progress?: boolean;
   json?: boolean;
   dryRun?: boolean;
+  /** Comma-separated: run only the cells whose id contains one of these. */
+  cells?: string;
 }
 
 /** An integer flag value from `min` (to `max`), or a UsageError naming the flag: the CLI's one strict parser. */

@@ -105,6 +105,11 @@ export function registerExperiment(program: Command): void {
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print the results as JSON on stdout instead of tables')
     .option('--dry-run', 'list the cells that would run, run nothing')
+    .option(
+      '--cells <ids>',
+      'run only the cells whose id contains one of these (comma-separated, e.g. "trace:redis/,gap-128MiB/"): ' +
+        'splits a long run; the summary covers the cells that ran',
+    )
     .addHelpText(
       'after',
       `\nExperiments:\n${list}\n  all          ${IN_ALL.join(', ')}, in this order (not mechanisms, ${POWER_EXPERIMENT}, ${ENGINES_EXPERIMENT}, ${MODEL_QEMU_EXPERIMENT})\n`,
@@ -132,6 +137,7 @@ export function registerExperiment(program: Command): void {
         seed: int(f.seed, '--seed', 0, 2 ** 31 - 1),
         out: f.out,
         ...(f.repetitions !== undefined ? { repetitions: int(f.repetitions, '--repetitions', 1, 1000) } : {}),
+        ...(f.cells !== undefined ? { cells: f.cells.split(',').filter(Boolean) } : {}),
         command: `livemig experiment ${process.argv.slice(3).join(' ')}`.trim(),
       };
       if (f.dryRun) {

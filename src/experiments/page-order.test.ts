@@ -1,7 +1,7 @@
 /** The page-order experiment's plan and its targets table (issue 17, point 5), on made-up measurements. */
 import { describe, expect, it } from 'vitest';
-import { pageOrder, SVARD } from './page-order.js';
-import { experimentConfig, medianMeasured } from './runner.js';
+import { pageOrder, SVARD, svardDowntime } from './page-order.js';
+import { experimentConfig, medianMeasured, planOf } from './runner.js';
 import type { CellResult, Measured } from './types.js';
 
 const quick = experimentConfig({ quick: true });
@@ -25,6 +25,13 @@ describe('page-order experiment', () => {
     expect(svard.spec.options?.maxBandwidth).toBe(32 * 2 ** 20);
   });
 
+  it('runs in parts: --cells keeps the cells whose id contains one of the given strings', () => {
+    const ids = planOf('page-order', { quick: true, cells: ['trace:redis/', `${SVARD}/`] }).map((c) => c.id);
+    expect(ids).toHaveLength(8);
+    expect(ids.every((id) => id.startsWith('trace:redis/') || id.startsWith(`${SVARD}/`))).toBe(true);
+    expect(() => planOf('page-order', { quick: true, cells: ['no-such-cell'] })).toThrow(/--dry-run/);
+  });
+
   it('judges each target against its bar', () => {
     const results = [
       cell('gap', 'plain', { downtimeMs: 100, bytes: 100, migrationTimeMs: 1000 }),
@@ -35,7 +42,14 @@ describe('page-order experiment', () => {
         bytes: 50,
         migrationTimeMs: 600,
       }),
-      cell(SVARD, 'plain', { downtimeMs: 200, bytes: 1000, migrationTimeMs: 4000, stopCopyBytes: 100_000 }),
+      cell(SVARD, 'plain', {
+        downtimeMs: 200,
+        bytes: 1000,
+        migrationTimeMs: 4000,
+        stopCopyBytes: 100_000,
+        switchoverPageMs: 190,
+        switchoverFixedMs: 10,
+      }),
       cell(SVARD, 'xbzrle', { downtimeMs: 30, stopCopyBytes: 9000 }),
       // traffic −26% exactly (met), time −30% (not), downtime 10× (met), stop-copy bytes 10× (met)
       cell(SVARD, 'hot-last+xbzrle', {
@@ -43,6 +57,8 @@ describe('page-order experiment', () => {
         bytes: 740,
         migrationTimeMs: 2800,
         stopCopyBytes: 10_000,
+        switchoverPageMs: 10,
+        switchoverFixedMs: 10,
       }),
     ];
     const t = pageOrder.summarise(results, quick).tables.find((x) => x.slug === 'page-order-targets')!;
@@ -55,5 +71,34 @@ describe('page-order experiment', () => {
     expect(verdict(SVARD, 'total time')).toBe('NOT met');
     expect(verdict(SVARD, 'downtime, hot-last+xbzrle vs plain')).toBe('met');
     expect(verdict(SVARD, 'stop-copy bytes, hot-last+xbzrle vs plain')).toBe('met');
+    // 190 → 10 ms of pages: 19×
+    expect(verdict(SVARD, "downtime's page-dependent part")).toBe('met');
+  });
+
+  it('prints hot-last + XBZRLE beside XBZRLE alone and plain pre-copy, with p99 and the load, per workload', () => {
+    const results = [
+      cell('gap', 'plain', { downtimeMs: 100, stopCopyBytes: 8192, loadAvg1: 1.5 }),
+      cell('gap', 'xbzrle', { downtimeMs: 20, stopCopyBytes: 4096, loadAvg1: 2 }),
+      cell('gap', 'hot-last+xbzrle', { downtimeMs: 10, stopCopyBytes: 1024, loadAvg1: 0.5 }),
+    ];
+    const t = pageOrder.summarise(results, quick).tables.find((x) => x.slug === 'page-order-side-by-side')!;
+    expect(t.rows).toEqual([['gap', 100, 20, 10, 10, '8 / 4 / 1', '2.0× (met)', '10.0×', '0.5–2.0']]);
+  });
+
+  it("splits Svärd et al.'s downtime bar into the page-dependent part and the fixed switch-over cost", () => {
+    const m = (downtimeMs: number, switchoverPageMs: number) => ({
+      ...medianMeasured([]),
+      downtimeMs,
+      switchoverPageMs,
+      switchoverFixedMs: downtimeMs - switchoverPageMs,
+    });
+    // plain: 15 ms of pages + 5 fixed; hot-last + XBZRLE: 0.5 + 5
+    const d = svardDowntime(m(20, 15), m(5.5, 0.5));
+    expect(d.total).toBeCloseTo(20 / 5.5);
+    expect(d.page).toBeCloseTo(30);
+    expect(d.plainNeededMs).toBeCloseTo(55);
+    // 5 + 15 ≥ 10 (F + 0.5) ⇔ F ≤ 10 / 9
+    expect(d.fixedAllowedMs).toBeCloseTo(10 / 9);
+    expect(svardDowntime(m(20, 4), m(5.5, 0.5)).fixedAllowedMs).toBeLessThan(0);
   });
 });

@@ -55,6 +55,8 @@ export interface RunExperimentOptions {
   onProgress?: (p: { done: number; total: number; cell?: string }) => void;
   /** Run on this pair instead of starting one (the caller closes it). */
   pair?: Pair;
+  /** Only the cells whose id contains one of these (a run split in parts); every cell when absent. */
+  cells?: readonly string[];
   /** The command line, for the report's footer. */
   command?: string;
 }
@@ -85,7 +87,16 @@ export function experimentConfig(o: RunExperimentOptions): ExperimentConfig {
 
 /** The cells an experiment would run (for --help, --dry-run and progress totals). */
 export function planOf(name: ExperimentName, o: RunExperimentOptions = {}): Cell[] {
-  return EXPERIMENTS[name].plan(experimentConfig(o));
+  return selected(EXPERIMENTS[name].plan(experimentConfig(o)), o.cells);
+}
+
+function selected(cells: Cell[], only: readonly string[] | undefined): Cell[] {
+  if (only === undefined) return cells;
+  const out = cells.filter((c) => only.some((s) => c.id.includes(s)));
+  if (out.length === 0) {
+    throw new UsageError(`no cell id contains any of: ${only.join(', ')} (--dry-run lists them)`, '--cells');
+  }
+  return out;
 }
 
 export async function runExperiment(
@@ -101,7 +112,7 @@ export async function runExperiment(
   const exp = EXPERIMENTS[name];
   const config = experimentConfig(o);
   await exp.prepare?.(config);
-  const cells = exp.plan(config);
+  const cells = selected(exp.plan(config), o.cells);
   const t0 = performance.now();
   const pair = o.pair ?? (await startPair());
   const results: CellResult[] = [];
