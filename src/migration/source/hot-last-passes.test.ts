@@ -83,11 +83,11 @@ describe('hot-last: live passes before the pause', () => {
     expect(done.afterAck).toBe(2);
   });
 
-  it('waits for the ACK between passes when few pages are owed, instead of spinning', async () => {
-    const f = fakeSource({ perPage: 0, ackAfter: 5, idle: 1 });
-    await runPasses(f.io, owed(4));
-    expect(f.waits.length).toBeGreaterThanOrEqual(4);
-    expect(f.waits.every((ms) => ms === PASS_LIMITS.idleWaitMs)).toBe(true);
+  it('waits for the ACK after each pass while it is awaited, instead of passing back to back', async () => {
+    const f = fakeSource({ perPage: 0.9, ackAfter: 5, idle: 1 });
+    await runPasses(f.io, owed(4000));
+    expect(f.waits).toHaveLength(5);
+    expect(f.waits.every((ms) => ms >= PASS_LIMITS.idleWaitMs)).toBe(true);
   });
 
   it('ends with the error when the ACK wait fails or the migration is cancelled', async () => {

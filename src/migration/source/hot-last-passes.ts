@@ -7,7 +7,7 @@
  *   first, which took 1–2 s under load). A pass made before that wait left every page written during it for the
  *   stop-and-copy (redis: ~500 pages, as many as XBZRLE alone). While the ACK is awaited the guest runs anyway, so
  *   the owed pages keep going, cached ones as deltas and the others whole (sending them costs the guest nothing
- *   now), and the last pass comes after the ACK;
+ *   now), at most half of the time, and the last pass comes after the ACK;
  * - one pass of a few thousand deltas lasts tens of milliseconds, during which the guest dirties hundreds of pages
  *   (gap-128MiB: ~400). Another, shorter pass over just those leaves fewer: passes repeat while each leaves at
  *   most half of what it was given, down to a floor of a few pages, a bounded number of times.
@@ -25,7 +25,7 @@ export interface PassLimits {
   maxPasses: number;
   /** Another pass is not worth it below this many pages written during the previous one. */
   floorPages: number;
-  /** While the ACK is awaited and few pages are owed: how long to wait for it before the next pass. */
+  /** While the ACK is awaited: how long at least to wait for it after a pass (at least as long as the pass took). */
   idleWaitMs: number;
 }
 
@@ -71,18 +71,18 @@ export async function runPasses(
     io.check();
     const given = count(owed);
     const pending = io.ackPending();
+    const t = performance.now();
     owed = await io.pass(owed, pending);
+    const took = performance.now() - t;
     if (pending) beforeAck++;
     else afterAck++;
     io.check();
     if (pending) {
-      // The guest runs until the ACK anyway: keep what is owed small. A few pages: wait a little for the ACK first.
-      let written = io.sync();
-      if (count(owed) + written.length <= limits.floorPages) {
-        await io.waitAck(limits.idleWaitMs);
-        written = mergeSorted(written, io.sync());
-      }
-      owed = { dirty: mergeSorted(owed.dirty, written), held: owed.held };
+      // The guest runs until the ACK anyway: keep what is owed small, but pass at most half the time. Passing
+      // without a pause would keep both agents' main threads busy while the destination starts its vCPU
+      // threads (which delays the ACK itself), and starve this one's timers and reads.
+      await io.waitAck(Math.max(limits.idleWaitMs, took));
+      owed = { dirty: mergeSorted(owed.dirty, io.sync()), held: owed.held };
       continue;
     }
     const written = io.sync();
@@ -127,9 +127,10 @@ export async function hotLastPasses(s: SourceState, owed: Owed): Promise<Owed> {
 }
 
 /**
- * A pass while the destination is not ready: every owed page goes (cached ones as deltas, the others whole, which
- * caches them for a later delta), except those written again before their turn. Its bytes count in the last round,
- * as the final pass's do: the guest still runs.
+ * A pass while the destination is not ready: every owed page goes, cached ones as deltas and the others whole (a
+ * page last sent as zeros, or whose delta overflowed, has no cached copy; a guest filling new memory, like gcc-cc1,
+ * has many, and each sent now is one fewer whole page in the stop-and-copy), except those written again before
+ * their turn. Its bytes count in the last round, as the final pass's do: the guest still runs.
  */
 async function passWhileWaiting(s: SourceState, owed: Owed): Promise<Owed> {
   const pages = s.hotLast.order(mergeSorted(owed.dirty, mergeSorted(owed.held, s.hotLast.releaseAll())));
