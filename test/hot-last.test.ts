@@ -4,6 +4,7 @@
  * switch-over digest and the determinism oracle (its RAM equals, byte for byte, a guest that never moved).
  */
 import { describe, expect, it } from 'vitest';
+import { shippedTracePath } from '../src/experiments/common.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { agentPairForFile, expectOracle, isAdvancing, MiB, sleep } from './helpers.js';
 
@@ -52,4 +53,40 @@ describe('hot-last + XBZRLE', () => {
       await agents.b.client.stopGuest(id);
     },
   );
+
+  it("a trace guest: the last pass comes after the destination's SWITCHOVER_ACK, not before the wait for it", {
+    timeout: 120_000,
+  }, async () => {
+    // The destination loads the trace before its vCPU threads are up: the ACK comes late, and a pass made before
+    // the wait for it left every page the guest wrote meanwhile for the stop-and-copy.
+    const config: GuestConfig = {
+      ramBytes: 64 * MiB,
+      seed: 1,
+      vcpus: 1,
+      workload: { name: 'trace', params: { traceFile: shippedTracePath('redis') } },
+    };
+    const id = 'hl-trace';
+    await agents.a.client.startGuest(config, id);
+    await sleep(300);
+    const started = await agents.a.client.migrate(id, agents.b.agent.address, {
+      maxBandwidth: 32 * MiB,
+      pageOrder: 'hot-last',
+      xbzrle: true,
+      xbzrleCacheBytes: 64 * MiB,
+      maxRounds: 10,
+    });
+    const report = await agents.a.client.follow(started.id, undefined, 50);
+    expect(report.error).toBeUndefined();
+    expect(report.status).toBe('completed');
+    expect(report.verified).toBe(true);
+    const ack = report.events.findIndex((e) => e.includes('ready for switch-over (SWITCHOVER_ACK)'));
+    const paused = report.events.findIndex((e) => e === 'guest paused' || e.endsWith(' guest paused'));
+    expect(ack).toBeGreaterThanOrEqual(0);
+    expect(paused).toBeGreaterThan(ack);
+    // Every live pass of deltas came after the ACK or while waiting for it, none before the wait.
+    expect(report.events.slice(0, ack).some((e) => e.includes('last pass before the pause'))).toBe(false);
+    expect(report.stopCopyBytes).toBeGreaterThan(0);
+    expect(await isAdvancing(agents.b.client, id)).toBe(true);
+    await agents.b.client.stopGuest(id);
+  });
 });
