@@ -170,16 +170,24 @@ export function flatten(
 }
 
 /**
- * The paused window in two parts (from report.switchover): what depends on the pages left (the last sync and their
- * writing on the source, their draining into RAM on the destination) and the rest, a fixed cost of every switch-over
- * (pausing, state, digest, the destination's check, resuming, the round trips).
+ * The paused window in two parts (from report.switchover): what depends on the pages left — the last sync and their
+ * writing on the source, their transit (the destination reads them before the digest behind them) and their
+ * draining into RAM there — and the rest, a fixed cost of every switch-over (pausing, state, digest, the
+ * destination's check and state load, resuming, the acknowledgements). Without the destination's own times only
+ * the source's writing counts as page-dependent.
  */
 export function switchoverSplit(
   r: Pick<MigrationReport, 'switchover' | 'downtimeMs'>,
 ): Pick<Measured, 'switchoverPageMs' | 'switchoverFixedMs'> {
   const t = r.switchover;
   if (!t) return { switchoverPageMs: 0, switchoverFixedMs: 0 };
-  const page = Math.min(r.downtimeMs, t.lastPagesMs + (t.destination?.drainMs ?? 0));
+  const d = t.destination;
+  // checkMs = written → READY read: the transit of what was written (last pages, then state and digest), the
+  // destination's drain, verify and state load, and READY's way back (a loopback hop, counted with the transit).
+  const transit = d
+    ? Math.max(0, t.checkMs - (d.drainMs ?? 0) - (d.verifyMs ?? 0) - (d.loadStateMs ?? 0))
+    : 0;
+  const page = Math.min(r.downtimeMs, t.lastPagesMs + transit + (d?.drainMs ?? 0));
   return { switchoverPageMs: page, switchoverFixedMs: r.downtimeMs - page };
 }
 

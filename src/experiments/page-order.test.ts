@@ -1,5 +1,6 @@
 /** The page-order experiment's plan and its targets table (issue 17, point 5), on made-up measurements. */
 import { describe, expect, it } from 'vitest';
+import { switchoverSplit } from './measure.js';
 import { pageOrder, SVARD, svardDowntime } from './page-order.js';
 import { experimentConfig, medianMeasured, planOf } from './runner.js';
 import type { CellResult, Measured } from './types.js';
@@ -83,6 +84,31 @@ describe('page-order experiment', () => {
     ];
     const t = pageOrder.summarise(results, quick).tables.find((x) => x.slug === 'page-order-side-by-side')!;
     expect(t.rows).toEqual([['gap', 100, 20, 10, 10, '8 / 4 / 1', '2.0× (met)', '10.0×', '0.5–2.0']]);
+  });
+
+  it('splits a downtime into the last pages (written, in transit, drained) and the fixed switch-over cost', () => {
+    const switchover = {
+      pauseMs: 1,
+      lastPagesMs: 10,
+      stateMs: 0.5,
+      digestMs: 0.5,
+      sendMs: 0.5,
+      // 6 ms of transit and READY's way back, 2 drain, 1 verify, 0.5 state load
+      checkMs: 9.5,
+      ackMs: 1,
+      goWithDigest: false,
+      destination: { drainMs: 2, verifyMs: 1, loadStateMs: 0.5 },
+    };
+    const split = switchoverSplit({ downtimeMs: 23, switchover });
+    expect(split.switchoverPageMs).toBeCloseTo(10 + 6 + 2);
+    expect(split.switchoverFixedMs).toBeCloseTo(5);
+    // Without the destination's times, only the source's writing of the last pages counts.
+    expect(
+      switchoverSplit({ downtimeMs: 23, switchover: { ...switchover, destination: undefined } }),
+    ).toEqual({
+      switchoverPageMs: 10,
+      switchoverFixedMs: 13,
+    });
   });
 
   it("splits Svärd et al.'s downtime bar into the page-dependent part and the fixed switch-over cost", () => {

@@ -135,7 +135,7 @@ function loadRange(cells: readonly (CellResult | undefined)[]): string {
 
 /**
  * Svärd et al.'s downtime bar, term by term: downtime = a fixed switch-over cost F + a page-dependent part P (the
- * last pages written and drained). Both variants pay about the same F, so plain ≥ 10 × hot-last+XBZRLE needs
+ * last pages written, in transit and drained: measure.ts, switchoverSplit). Both variants pay about the same F, so plain ≥ 10 × hot-last+XBZRLE needs
  * F + P_plain ≥ 10 (F + P_hot), i.e. F ≤ (P_plain − 10 P_hot) / 9: the largest fixed cost that allows 10×.
  */
 export function svardDowntime(plain: Measured, both: Measured) {
@@ -368,7 +368,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
         rows: bar,
       },
       {
-        title: `${SVARD}: the downtime split into its page-dependent part (last pages written on the source and drained on the destination) and the fixed switch-over cost`,
+        title: `${SVARD}: the downtime split into its page-dependent part (last pages written on the source, in transit, drained on the destination) and the fixed switch-over cost`,
         slug: 'page-order-svard-downtime',
         columns: [
           'variant',
