@@ -183,6 +183,10 @@ describe('livemig CLI', () => {
       [['trace', 'record', '--pid', '12abc', '--out', 'x'], /--pid: "12abc"/],
       [['certs', '--out', join(tmpdir(), 'livemig-never'), '--days', '99999999'], /--days: "99999999"/],
       [['experiment', 'codecs', '--repetitions', '0', '--dry-run'], /--repetitions: "0"/],
+      [
+        ['experiment', 'page-order', '--quick', '--cells', 'nope', '--dry-run'],
+        /no cell id contains any of: nope/,
+      ],
     ];
     const written: string[] = [];
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
