@@ -6,6 +6,7 @@ export interface ExperimentFlags {
   out: string;
   seed: string;
   repetitions?: string;
+  workloads?: string;
   progress?: boolean;
   json?: boolean;
   dryRun?: boolean;

@@ -102,6 +102,7 @@ export function registerExperiment(program: Command): void {
     .option('--out <dir>', 'results folder (each experiment writes <dir>/<name>/)', 'results')
     .option('--seed <n>', "seed of every guest's workload", '1')
     .option('--repetitions <n>', 'runs per cell; tables show medians (default: 3 full, 1 quick)')
+    .option('--workloads <list>', 'only these workloads, comma-separated (model: split its grid over several runs)')
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print the results as JSON on stdout instead of tables')
     .option('--dry-run', 'list the cells that would run, run nothing')
@@ -138,6 +139,7 @@ export function registerExperiment(program: Command): void {
         out: f.out,
         ...(f.repetitions !== undefined ? { repetitions: int(f.repetitions, '--repetitions', 1, 1000) } : {}),
         ...(f.cells !== undefined ? { cells: f.cells.split(',').filter(Boolean) } : {}),
+        ...(f.workloads ? { workloads: f.workloads.split(',').map((w) => w.trim()) } : {}),
         command: `livemig experiment ${process.argv.slice(3).join(' ')}`.trim(),
       };
       if (f.dryRun) {

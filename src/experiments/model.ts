@@ -6,6 +6,7 @@
  * migrated for real. Also shown: the papers' model a priori with the uniform dirty set (no profile), for comparison.
  */
 import { existsSync } from 'node:fs';
+import { UsageError } from '../errors.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../migration/index.js';
 import { DEFAULT_ENGINE_COSTS, type EngineCosts, type PrecopyInput } from '../migration/model.js';
@@ -40,9 +41,17 @@ function grid(cfg: ExperimentConfig): Grid {
     (t) => `trace:${t}` as const,
   );
   if (cfg.mode === 'tiny') return { workloads: ['gap'], bandwidths: [64], rates: [2000], xbzrle: [false] };
-  const workloads: ExperimentWorkload[] = ['idle', 'gap', 'zipf', 'kv', ...traces];
-  if (cfg.mode === 'quick')
-    return { workloads, bandwidths: [16, 64], rates: [1000, 4000], xbzrle: [false, true] };
+  const all: ExperimentWorkload[] = ['idle', 'gap', 'zipf', 'kv', ...traces];
+  const workloads = cfg.workloads ? all.filter((w) => cfg.workloads!.includes(w.replace(/^trace:/, ''))) : all;
+  const unknown = (cfg.workloads ?? []).filter((w) => !all.some((a) => a.replace(/^trace:/, '') === w));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `unknown workload ${unknown.map((w) => `"${w}"`).join(', ')} for experiment model; known: ${all.map((w) => w.replace(/^trace:/, '')).join(', ')}`,
+      '--workloads',
+    );
+  }
+  // quick: the whole grid (4 bandwidths × 3 write rates × XBZRLE off/on) on 64 MiB guests, one repetition; full:
+  // the same grid on 256 MiB guests, three repetitions.
   return { workloads, bandwidths: [16, 32, 64, 128], rates: [500, 2000, 6000], xbzrle: [false, true] };
 }
 
@@ -70,6 +79,11 @@ let prepared:
 const classic = new Map<string, PrecopyInput>();
 /** The profile-fed input of each cell, to re-run the model with what the run measured (summarise). */
 const fed = new Map<string, PrecopyInput>();
+
+/** The profile-fed model input of every cell of the latest plan (by cell id): to re-run the model on a run's data. */
+export function modelInputs(): ReadonlyMap<string, PrecopyInput> {
+  return fed;
+}
 
 /** Grid cells between two checks of the engine's speed. */
 const CHECK_EVERY = 8;

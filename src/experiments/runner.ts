@@ -49,6 +49,8 @@ export interface RunExperimentOptions {
   seed?: number;
   /** Repetitions per cell (default: 1 in quick/tiny mode, 3 in full mode). */
   repetitions?: number;
+  /** Only these workloads (experiments that sweep workloads: model). */
+  workloads?: readonly string[];
   /** Results folder; the experiment writes into <out>/<name>/. Default "results". */
   out?: string;
   /** Called before each cell and once at the end (done = total). */
@@ -82,7 +84,7 @@ export function experimentConfig(o: RunExperimentOptions): ExperimentConfig {
   if (!Number.isInteger(repetitions) || repetitions < 1) {
     throw new UsageError(`repetitions must be an integer ≥ 1 (got ${repetitions})`, '--repetitions');
   }
-  return { mode, seed: o.seed ?? 1, repetitions };
+  return { mode, seed: o.seed ?? 1, repetitions, ...(o.workloads ? { workloads: o.workloads } : {}) };
 }
 
 /** The cells an experiment would run (for --help, --dry-run and progress totals). */

@@ -28,6 +28,8 @@ export interface ExperimentConfig {
   seed: number;
   /** Repetitions of every cell; the summary uses the median of each figure. */
   repetitions: number;
+  /** Only these workloads, in experiments that sweep workloads (model): a long grid split over several runs. */
+  workloads?: readonly string[];
 }
 
 /** Labels of a cell: what varies (workload, codec, cache size …), shown as table columns. */

@@ -25,7 +25,13 @@
  */
 
 // The pure parts of src/profile only: the simulator imports this model and needs no guest machinery.
-import { cacheRetention, workingSetAt, xbzrleAt } from '../profile/curve.js';
+import {
+  cacheRetention,
+  measuredCacheHit,
+  unchangedSinceSent,
+  workingSetAt,
+  xbzrleAt,
+} from '../profile/curve.js';
 import type { GuestProfile } from '../profile/schema.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
 import { measuredBandwidth, type RoundSample, throttleToCap } from './policy.js';
@@ -325,7 +331,12 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   const P = prof.pageSize;
   const N = prof.ramPages;
   const B = o.maxBandwidth > 0 ? o.maxBandwidth : Number.POSITIVE_INFINITY;
-  const nonZero = Math.round(N * (1 - (prof.zeroFraction ?? 0)));
+  // Round 1 starts right after the watch: the zero pages then, for a guest that fills memory as it runs.
+  const nonZero = Math.round(N * (1 - (prof.zeroFractionStart ?? prof.zeroFraction ?? 0)));
+  // A trace guest's recording goes in the handshake, at the link's rate, before round 1 (not in the time modelled
+  // here, which starts after the handshake, but on the wire and while the destination starts its guest).
+  const carried = prof.carriedBytes ?? 0;
+  const carriedSec = carried / Math.min(B, e.linkBandwidth);
   const whole = P + e.pageHeaderBytes;
 
   // XBZRLE: the share of resent pages whose copy is still cached after round 1 put every non-zero page through it.
@@ -333,13 +344,19 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   if (o.xbzrle) {
     const bytes = o.cacheSizing === 'dynamic' ? Math.min(o.xbzrleCacheMaxBytes, N * P) : o.xbzrleCacheBytes;
     const sets = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(bytes / (P * o.cacheWays)))));
-    hit = cacheRetention(nonZero, sets, o.cacheWays);
+    // Measured on the guest's own pages when the profile has this geometry; else random placement (Poisson).
+    hit =
+      (o.cacheSizing === 'static' ? measuredCacheHit(prof, sets, o.cacheWays) : undefined) ??
+      cacheRetention(nonZero, sets, o.cacheWays);
   }
   /** Wire bytes per resent page whose previous copy was sent `ms` ago; and the share of such pages that travel. */
   const perResent = (ms: number): number => {
     if (!o.xbzrle) return whole;
     const d = xbzrleAt(prof, ms) ?? { unchanged: 0, overflow: 0, ratio: 1 };
-    const delta = d.overflow * whole + (1 - d.unchanged - d.overflow) * (d.ratio * P + e.pageHeaderBytes);
+    // Unchanged: written before the round sent them (their copy holds the write), or rewritten with the same bytes.
+    const changed = (1 - unchangedSinceSent(prof, ms)) * (1 - d.unchanged);
+    const over = d.unchanged < 1 ? d.overflow / (1 - d.unchanged) : 0;
+    const delta = changed * (over * whole + (1 - over) * (d.ratio * P + e.pageHeaderBytes));
     return hit * delta + (1 - hit) * whole;
   };
   const roundSec = (pages: number, zeros: number, wire: number): number =>
@@ -352,7 +369,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   let wire = nonZero * whole;
   let T = roundSec(nonZero, N - nonZero, wire);
   let time = e.startSec;
-  let bytes = 0;
+  let bytes = carried;
   let liveBytes = 0;
   let livePages = 0;
   let best = Number.POSITIVE_INFINITY;
@@ -430,7 +447,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
       // Stop-and-copy (or the post-copy hand-over, or an abort: priced as a stop-and-copy, flagged in the reason).
       const stopCopyBytes = dirty * resent;
       // The switch-over also waits for the destination's guest to be up if pre-copy ended first (a trace loads).
-      const waitDestination = Math.max(0, (prof.incomingMs ?? 0) / 1000 - time);
+      const waitDestination = Math.max(0, (prof.incomingMs ?? 0) / 1000 - carriedSec - time);
       const downtime =
         Math.max(dirty * (e.stopPageSec ?? e.pageSec), stopCopyBytes / e.linkBandwidth) +
         e.switchoverSec +

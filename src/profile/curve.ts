@@ -65,3 +65,38 @@ export function cacheRetention(pages: number, sets: number, ways: number): numbe
   }
   return Math.min(1, (e * sets) / pages);
 }
+
+/**
+ * The profile's measured hit rate of a cache of `sets` × `ways` on its resent pages (`cacheHit`, cache-hit.ts), or
+ * undefined when it did not measure that geometry (then `cacheRetention` estimates it). Past the largest measured
+ * size the largest one's rate holds (a bigger cache keeps at least as much).
+ */
+export function measuredCacheHit(
+  p: Pick<GuestProfile, 'cacheHit'>,
+  sets: number,
+  ways: number,
+): number | undefined {
+  const same = (p.cacheHit ?? []).filter((c) => c.ways === ways);
+  const exact = same.find((c) => c.sets === sets);
+  if (exact) return exact.hit;
+  const largest = same.reduce<(typeof same)[number] | undefined>((a, c) => (!a || c.sets > a.sets ? c : a), undefined);
+  return largest && sets > largest.sets ? largest.hit : undefined;
+}
+
+/**
+ * Of the pages a round of `ms` leaves dirty, the share whose writes all came before the round sent them (their cached
+ * copy already holds them): resent right after the round, XBZRLE finds them unchanged and skips them. A round sends
+ * page p at a fraction u of its length; p is resent with changes iff written in the rest of the round (1 − u)·ms, so
+ * the changed ones number W((1 − u)·ms) (the distinct pages of that stretch), and averaged over u:
+ * unchanged = 1 − mean_u W(u·ms) / W(ms) — ½ for a writer that never writes a page twice in a round, 0 for a hot set
+ * rewritten all the time. (The next round resends a little later than the end of this one, which only adds writes:
+ * this is the upper bound, reached at the stop-and-copy.)
+ */
+export function unchangedSinceSent(p: Curve, ms: number): number {
+  const all = workingSetAt(p, ms);
+  if (!(all > 0)) return 0;
+  const K = 16;
+  let sum = 0;
+  for (let k = 0; k < K; k++) sum += workingSetAt(p, (ms * (k + 0.5)) / K);
+  return Math.min(1, Math.max(0, 1 - sum / K / all));
+}

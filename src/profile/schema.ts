@@ -38,6 +38,16 @@ export const profileSchema = z.strictObject({
   /** Fraction of RAM pages that are all zero, the mean of the watch's start and end (they do not travel in round 1). */
   zeroFraction: fraction.nullable(),
   /**
+   * The zero fraction at the start of the watch alone: a guest that fills memory (a trace allocating) has fewer
+   * non-zero pages when a migration right after the watch starts than the mean says. Absent in older profiles.
+   */
+  zeroFractionStart: fraction.nullable().optional(),
+  /**
+   * Bytes a migration carries besides RAM before round 1 (a trace guest's recording, sent at the link's rate during
+   * the handshake). Absent: none.
+   */
+  carriedBytes: z.number().int().min(0).optional(),
+  /**
    * XBZRLE on resent pages: a sample of dirty pages copied at one sync and encoded against that copy at a later one
    * (`lagMs` later), as a cache hit would be. `unchanged`: identical again (skipped), `overflow`: delta larger than
    * a page (sent whole), `ratio`: mean encoded bytes ÷ page bytes of the others. Empty when contents were not read.
@@ -48,6 +58,13 @@ export const profileSchema = z.strictObject({
    * an agent).
    */
   incomingMs: z.number().min(0).nullable().optional(),
+  /**
+   * The XBZRLE cache's hit rate on resent pages after round 1, simulated on the guest's own non-zero pages with the
+   * engine's set index, per geometry (sets × ways); absent when contents were not read (cache-hit.ts).
+   */
+  cacheHit: z
+    .array(z.strictObject({ sets: z.number().int().positive(), ways: z.number().int().positive(), hit: fraction }))
+    .optional(),
   xbzrle: z.array(
     z.strictObject({
       lagMs: z.number().positive(),
