@@ -35,7 +35,15 @@ describe('livemig profile', () => {
     checkShape(p);
     // The working set is filled at init and the rest of RAM is never written: 3/4 of RAM is zero.
     expect(p.zeroFraction).toBeCloseTo(0.75, 2);
+    expect(p.zeroFractionStart).toBeCloseTo(0.75, 2);
     for (const x of p.xbzrle) expect(x.unchanged + x.overflow).toBeLessThanOrEqual(1);
+    // Every region of the working set is in the XBZRLE sample (not just the pages seen twice): the 100 ms lag sees
+    // about a tenth of the ~1000 pages dirtied that long, out of the 1024-page sample, each watch cycle.
+    expect(p.xbzrle.find((x) => x.lagMs === 100)?.pages).toBeGreaterThan(20);
+    // The cache's hit rate on the guest's own pages: a cache with a slot for every non-zero page keeps nearly all.
+    const roomy = p.cacheHit!.find((c) => c.ways === 2 && c.sets * 2 >= 2 * wsPages);
+    expect(roomy!.hit).toBeGreaterThan(0.95);
+    expect(p.carriedBytes).toBeUndefined(); // no trace to carry
   }, 60_000);
 
   it('profiles a guest running on an agent by syncing its dirty log only', async () => {
@@ -47,6 +55,7 @@ describe('livemig profile', () => {
       expect(p.source).toMatchObject({ guest: 'g1' });
       expect(p.zeroFraction).toBeNull();
       expect(p.xbzrle).toEqual([]);
+      expect(p.cacheHit).toBeUndefined();
       // The guest kept running: no pause.
       expect((await client.guest('g1')).status).toBe('running');
       await expect(client.dirtyLog('nope')).rejects.toThrow(/no guest named nope/);

@@ -42,7 +42,9 @@ function grid(cfg: ExperimentConfig): Grid {
   );
   if (cfg.mode === 'tiny') return { workloads: ['gap'], bandwidths: [64], rates: [2000], xbzrle: [false] };
   const all: ExperimentWorkload[] = ['idle', 'gap', 'zipf', 'kv', ...traces];
-  const workloads = cfg.workloads ? all.filter((w) => cfg.workloads!.includes(w.replace(/^trace:/, ''))) : all;
+  const workloads = cfg.workloads
+    ? all.filter((w) => cfg.workloads!.includes(w.replace(/^trace:/, '')))
+    : all;
   const unknown = (cfg.workloads ?? []).filter((w) => !all.some((a) => a.replace(/^trace:/, '') === w));
   if (unknown.length > 0) {
     throw new UsageError(
@@ -91,6 +93,11 @@ const ENGINE_CHECK = 'engine check';
 
 /** Calibration migrations per variant (without and with XBZRLE) and per kind (fast, slow). */
 const CALIBRATION_RUNS = 3;
+/**
+ * Switch-over calibration migrations per variant: its fixed cost is bimodal on a shared host (3–5 ms or 15–20 ms,
+ * timer and scheduling wake-ups), so the median needs more samples than the per-page costs do.
+ */
+const SWITCHOVER_RUNS = 6;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -153,11 +160,12 @@ async function prepare(cfg: ExperimentConfig): Promise<void> {
  * loopback, each variant alternated with the other so a burst of load spreads over both:
  * - per-page cost and the fixed time before round 1: `runs` migrations each of a near-idle guest (half of
  *   `ramBytes` in use, 10 pages/s) at unlimited bandwidth — round 1 then runs as fast as the source can send;
- * - the switch-over's fixed cost: `runs` migrations each of a quarter of that guest at 8 MiB/s — at unlimited
+ * - the switch-over's fixed cost: SWITCHOVER_RUNS migrations per variant of a quarter of that guest at 8 MiB/s — at unlimited
  *   bandwidth the destination still has pages to apply when the switch-over starts, which a limited link does not
  *   leave (the grid's links are limited).
- * - the stop-and-copy's per-page cost: `runs` migrations each of a fast writer (20 000 pages/s) with a 60 s downtime
- *   limit, so that the switch-over follows round 1 with thousands of pages to send while the guest is paused.
+ * - the stop-and-copy's per-page cost: `runs` migrations each of a fast writer (20 000 pages/s) at 32 MiB/s with a
+ *   60 s downtime limit, so that the switch-over follows round 1 with thousands of pages to send while the guest is
+ *   paused (a limited link, so the destination has no backlog of round 1 left to apply).
  * Per-page cost per variant; the fixed costs, which do not depend on the codec, pooled. Medians.
  */
 export async function measureEngineCosts(o: {
@@ -186,7 +194,8 @@ export async function measureEngineCosts(o: {
       });
       fast[i % 2]!.push(report);
     }
-    for (let i = 0; i < n; i++) {
+    const nSwitchover = Math.max(n, (o.runs ?? SWITCHOVER_RUNS) * 2);
+    for (let i = 0; i < nSwitchover; i++) {
       const { report } = await runScenario(pair, {
         guest: guestOf(Math.max(1024 * 1024, o.ramBytes / 4)),
         warmupMs: o.warmupMs ?? 300,
@@ -203,7 +212,9 @@ export async function measureEngineCosts(o: {
           workload: { name: 'gap', params: { workingSetBytes: o.ramBytes / 2, writeRate: 20_000 } },
         },
         warmupMs: o.warmupMs ?? 300,
-        options: { maxBandwidth: 0, downtimeLimitMs: 60_000, xbzrle: i % 2 === 1 },
+        // On a limited link (32 MiB/s, not a bandwidth of the grid): at unlimited bandwidth the destination is still
+        // applying round 1 when the switch-over starts, and that backlog would be priced as the stop-and-copy's.
+        options: { maxBandwidth: 32 * MiB, downtimeLimitMs: 60_000, xbzrle: i % 2 === 1 },
       });
       stop[i % 2]!.push(report);
     }
@@ -423,6 +434,10 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
     ]);
   }
   const n = err.total.length;
+  const loads = results.map((r) => r.measured.loadAvg1 ?? 0).filter((x) => x > 0);
+  const loadLine = loads.length
+    ? `Load average (1 min) at the cells: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, median ${median(loads).toFixed(1)}.`
+    : 'Load average not measured.';
   const e = ready?.engine;
   const ex = ready?.engineXbzrle;
   const us = (s: number) => `${(s * 1e6).toFixed(1)} µs`;
@@ -431,7 +446,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
       `p90 ${pctOf(quantileAbs(err.total, 0.9))}; bytes median ${pctOf(quantileAbs(err.bytes, 0.5))}, p90 ` +
       `${pctOf(quantileAbs(err.bytes, 0.9))}; downtime median ${pctOf(quantileAbs(err.down, 0.5))} ` +
       `(median |Δ| ${ms(quantileAbs(downDelta, 0.5))} ms; ${downOk} of ${n} within max(10 %, 5 ms)). ` +
-      'Targets: ≤ 10 % median and ≤ 25 % p90 for time and bytes; downtime within max(10 %, 5 ms) at the median.',
+      `Targets: ≤ 10 % median and ≤ 25 % p90 for time and bytes; downtime within max(10 %, 5 ms) at the median. ${loadLine}`,
     `With the engine's per-page cost from the latest check before each cell (a near-idle guest at unlimited ` +
       `bandwidth every ${CHECK_EVERY} cells) instead of the one measured before the grid: total time median |error| ` +
       `${pctOf(quantileAbs(localErr, 0.5))}, p90 ${pctOf(quantileAbs(localErr, 0.9))}; bytes median ` +
@@ -449,7 +464,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
       .join(', ')}.`,
     e && ex
       ? `Engine costs measured before the grid (near-idle guest at unlimited bandwidth, and a quarter of it at 8 MiB/s ` +
-        `for the switch-over; medians of ${CALIBRATION_RUNS} each): ${us(e.pageSec)} ` +
+        `for the switch-over; medians of ${CALIBRATION_RUNS} each, ${SWITCHOVER_RUNS * 2} for the switch-over): ${us(e.pageSec)} ` +
         `per page (${us(ex.pageSec)} with XBZRLE), ${ms(e.startSec * 1000)} ms before round 1, switch-over ` +
         `${ms(e.switchoverSec * 1000)} ms (${ms(ex.switchoverSec * 1000)} ms with XBZRLE), ${e.pageHeaderBytes.toFixed(1)} header bytes per page, ` +
         `${us(e.stopPageSec ?? e.pageSec)} per page in the stop-and-copy (${us(ex.stopPageSec ?? ex.pageSec)} with XBZRLE).`

@@ -1,5 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cacheRetention, type GuestProfile, PROFILE_VERSION, workingSetAt } from '../profile/index.js';
+import {
+  cacheRetention,
+  type GuestProfile,
+  PROFILE_VERSION,
+  unchangedSinceSent,
+  workingSetAt,
+} from '../profile/index.js';
 import { type EngineCosts, predictPrecopy } from './model.js';
 
 const P = 4096;
@@ -142,7 +149,9 @@ describe('predictPrecopy with a profile', () => {
       migration: { xbzrle: true, xbzrleCacheBytes: 1024 * MiB, cacheWays: 2 },
     });
     expect(big.xbzrle!.hitRate).toBeGreaterThan(0.99);
-    expect(big.xbzrle!.wireRatio).toBeCloseTo(0.1, 2);
+    // A writer that never rewrites a page in a round: half the resent pages were written before round 1 sent them
+    // (their copy holds the write), XBZRLE skips them; the rest cost the delta.
+    expect(big.xbzrle!.wireRatio).toBeCloseTo(0.1 * 0.5, 2);
     expect(big.bytes - 16384 * P).toBeLessThan((raw.bytes - 16384 * P) * 0.2);
     // A cache of a quarter of RAM keeps at most a quarter of round 1's pages.
     const small = predictPrecopy({
@@ -230,5 +239,144 @@ describe('the stop-and-copy', () => {
     expect(rounds.downtime).toBeCloseTo(hot * 100e-6, 6);
     const own = predictPrecopy({ ...input, engine: { ...free, pageSec: 100e-6, stopPageSec: 20e-6 } });
     expect(own.downtime).toBeCloseTo(hot * 20e-6, 6);
+  });
+});
+
+describe('properties of the profile-fed model', () => {
+  const costs = {
+    startSec: 0.1,
+    switchoverSec: 0.005,
+    pageSec: 20e-6,
+    zeroPageSec: 0.3e-6,
+    pageHeaderBytes: 9,
+    linkBandwidth: 1.4e9,
+  };
+  const arb = fc.record({
+    rate: fc.integer({ min: 0, max: 20_000 }), // pages/s
+    hot: fc.integer({ min: 1, max: 16384 }), // pages the writer keeps rewriting
+    zero: fc.double({ min: 0, max: 0.95, noNaN: true }),
+    mib: fc.integer({ min: 4, max: 512 }),
+    xbzrle: fc.boolean(),
+  });
+  const inputOf = (a: { rate: number; hot: number; zero: number; xbzrle: boolean }, mib: number) => ({
+    ramBytes: 16384 * P,
+    dirtyRate: a.rate * P,
+    bandwidth: mib * MiB,
+    profile: profile((ms) => a.hot * -Math.expm1((-a.rate * ms) / 1000 / a.hot), {
+      zeroFraction: a.zero,
+      xbzrle: [{ lagMs: 100, pages: 100, unchanged: 0.1, overflow: 0.05, ratio: 0.2 }],
+    }),
+    migration: a.xbzrle ? { xbzrle: true } : {},
+    engine: costs,
+  });
+
+  it('never sends fewer bytes than the non-zero pages of RAM, and never takes less than sending them', () => {
+    fc.assert(
+      fc.property(arb, (a) => {
+        const p = predictPrecopy(inputOf(a, a.mib));
+        const nonZero = Math.round(16384 * (1 - a.zero));
+        expect(p.bytes).toBeGreaterThanOrEqual(nonZero * P);
+        expect(p.totalTime).toBeGreaterThanOrEqual((nonZero * P) / (a.mib * MiB));
+        expect(p.downtime).toBeGreaterThanOrEqual(costs.switchoverSec);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('an idle guest finishes no later on a faster link (one round: time falls with bandwidth)', () => {
+    fc.assert(
+      fc.property(arb, fc.integer({ min: 1, max: 8 }), (a, k) => {
+        const idle = { ...a, rate: 0 };
+        const slow = predictPrecopy(inputOf(idle, a.mib));
+        const fast = predictPrecopy(inputOf(idle, a.mib * k));
+        expect(fast.totalTime).toBeLessThanOrEqual(slow.totalTime + 1e-12);
+        expect(fast.bytes).toBe(slow.bytes);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('round 1 alone (the whole non-zero RAM) is monotone in bandwidth for any writer', () => {
+    fc.assert(
+      fc.property(arb, fc.integer({ min: 2, max: 8 }), (a, k) => {
+        const r1 = (mib: number) => predictPrecopy(inputOf(a, mib)).perRound![0]!;
+        expect(r1(a.mib * k).seconds).toBeLessThanOrEqual(r1(a.mib).seconds + 1e-12);
+        expect(r1(a.mib * k).dirtyPages).toBeLessThanOrEqual(r1(a.mib).dirtyPages + 1e-9);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('what the profile adds', () => {
+  it("a trace guest's recording is on the wire, and the destination's start overlaps its transfer", () => {
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 64 * MiB,
+      engine: free,
+    };
+    const plain = predictPrecopy({ ...input, profile: profile(() => 0, { zeroFraction: 0.9 }) });
+    const carried = predictPrecopy({
+      ...input,
+      profile: profile(() => 0, { zeroFraction: 0.9, carriedBytes: 1 << 20 }),
+    });
+    expect(carried.bytes - plain.bytes).toBe(1 << 20);
+    expect(carried.totalTime).toBeCloseTo(plain.totalTime, 9); // sent in the handshake, before the modelled time
+    // Round 1 takes 0.1 s; the destination needs 0.2 s from the handshake, of which 1 MiB at 64 MiB/s (15.6 ms)
+    // went before round 1.
+    const wait = predictPrecopy({
+      ...input,
+      profile: profile(() => 0, { zeroFraction: 0.9, carriedBytes: 1 << 20, incomingMs: 200 }),
+    });
+    const round1 = plain.perRound![0]!.seconds;
+    expect(wait.downtime).toBeCloseTo(0.2 - 1 / 64 - round1, 6);
+  });
+
+  it("round 1 sends the non-zero pages at the watch's start when the profile has them", () => {
+    const p = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 64 * MiB,
+      engine: free,
+      profile: profile(() => 0, { zeroFraction: 0.5, zeroFractionStart: 0.75 }),
+    });
+    expect(p.perRound![0]!.pages).toBe(16384);
+    expect(p.bytes).toBe(4096 * P);
+  });
+
+  it('XBZRLE: a measured cache hit rate replaces the random-placement estimate', () => {
+    const w = (ms: number) => Math.min(16384, ms);
+    const base = {
+      ramBytes: 16384 * P,
+      dirtyRate: 1000 * P,
+      bandwidth: 32 * MiB,
+      engine: free,
+      migration: { xbzrle: true, xbzrleCacheBytes: 32 * MiB, cacheWays: 2 },
+    };
+    const xbz = [{ lagMs: 100, pages: 100, unchanged: 0, overflow: 0, ratio: 0.1 }];
+    const estimated = predictPrecopy({ ...base, profile: profile(w, { xbzrle: xbz }) });
+    expect(estimated.xbzrle!.hitRate).toBeCloseTo(cacheRetention(16384, 4096, 2), 9);
+    const measured = predictPrecopy({
+      ...base,
+      profile: profile(w, { xbzrle: xbz, cacheHit: [{ sets: 4096, ways: 2, hit: 0.5 }] }),
+    });
+    expect(measured.xbzrle!.hitRate).toBe(0.5);
+  });
+
+  it('unchangedSinceSent: ½ for a writer that never rewrites a page, 0 for a hot set rewritten all the time', () => {
+    expect(unchangedSinceSent({ ramPages: 1e9, workingSet: [{ ms: 1, pages: 10 }] }, 1000)).toBeCloseTo(
+      0.5,
+      9,
+    );
+    const hot = {
+      ramPages: 16384,
+      workingSet: [
+        { ms: 1, pages: 100 },
+        { ms: 1e6, pages: 100 },
+      ],
+    };
+    expect(unchangedSinceSent(hot, 1000)).toBeLessThan(0.01);
+    expect(unchangedSinceSent(hot, 0)).toBe(0);
   });
 });

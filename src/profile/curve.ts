@@ -79,7 +79,10 @@ export function measuredCacheHit(
   const same = (p.cacheHit ?? []).filter((c) => c.ways === ways);
   const exact = same.find((c) => c.sets === sets);
   if (exact) return exact.hit;
-  const largest = same.reduce<(typeof same)[number] | undefined>((a, c) => (!a || c.sets > a.sets ? c : a), undefined);
+  const largest = same.reduce<(typeof same)[number] | undefined>(
+    (a, c) => (!a || c.sets > a.sets ? c : a),
+    undefined,
+  );
   return largest && sets > largest.sets ? largest.hit : undefined;
 }
 

@@ -20,7 +20,7 @@ export interface ProfileOptions {
   tickMs?: number;
   /** Let the guest run this long before watching, ms (default 200). */
   warmupMs?: number;
-  /** Pages sampled for XBZRLE (default 512). */
+  /** Pages sampled for XBZRLE (default 2048). */
   xbzrleSample?: number;
 }
 
@@ -42,7 +42,7 @@ const LAGS_MS = [20, 100, 500, 2000, 10000];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function checked(o: ProfileOptions): Required<ProfileOptions> {
-  const full = { durationMs: 3000, tickMs: 5, warmupMs: 200, xbzrleSample: 512, ...o };
+  const full = { durationMs: 3000, tickMs: 5, warmupMs: 200, xbzrleSample: 2048, ...o };
   if (!(full.durationMs >= 100 && full.durationMs <= 600_000)) {
     throw new UsageError(
       `profile duration must be from 100 ms to 10 min (got ${full.durationMs} ms)`,
@@ -69,11 +69,18 @@ async function watch(
   const nonZeroAtStart = s.nonZeroPages?.();
   const ticks: Uint32Array[] = [];
   const t0 = (await s.sync()).at;
-  // XBZRLE: a sample of pages, each assigned one lag; a sampled page dirty again at least its lag after its copy was
-  // taken is "resent": encoded against the copy (a cache hit), then the copy is refreshed, as the engine's cache is.
-  const copies = new Map<number, { data: Uint8Array; at: number; lag: number }>();
+  // XBZRLE on resent pages as the engine meets them: a sample of the non-zero pages (every k-th, so every region of
+  // RAM is in it) is copied at a moment t, as round 1 caches them; at t + lag, each sampled page dirtied since t is
+  // encoded against its copy (a cache hit after a round of that length). Pages dirtied once (an allocation frontier)
+  // count as much as hot ones, as they do in a round's dirty set. Then new copies, and again while the watch runs.
   const acc = LAGS_MS.map(() => ({ n: 0, unchanged: 0, overflow: 0, encoded: 0 }));
   const lags = LAGS_MS.filter((l) => l <= o.durationMs / 2);
+  const sample = s.readPage && nonZeroAtStart ? everyKth(nonZeroAtStart, o.xbzrleSample) : new Uint32Array(0);
+  const slot = new Map<number, number>();
+  sample.forEach((p, i) => {
+    slot.set(p, i);
+  });
+  let cycle: { at: number; copies: Uint8Array[]; dirty: Uint8Array; next: number } | undefined;
   let last = t0;
   const out = new Uint8Array(s.pageSize * 2 + 16);
   while (last - t0 < o.durationMs) {
@@ -81,27 +88,34 @@ async function watch(
     const { at, pages } = await s.sync();
     ticks.push(pages);
     last = at;
-    if (!s.readPage || lags.length === 0) continue;
-    for (let i = 0; i < pages.length; i++) {
-      const p = pages[i]!;
-      const c = copies.get(p);
-      if (!c) {
-        if (copies.size < o.xbzrleSample) {
-          copies.set(p, { data: s.readPage(p), at, lag: copies.size % lags.length });
-        }
-        continue;
-      }
-      if (at - c.at < lags[c.lag]!) continue;
-      const now = s.readPage(p);
-      const len = encodeXbzrleInto(c.data, now, out, s.pageSize);
-      const a = acc[c.lag]!;
-      a.n++;
-      if (len === 0) a.unchanged++;
-      else if (len < 0) a.overflow++;
-      else a.encoded += len;
-      c.data = now;
-      c.at = at;
+    if (!s.readPage || sample.length === 0 || lags.length === 0) continue;
+    if (!cycle) {
+      const read = s.readPage;
+      cycle = {
+        at,
+        copies: Array.from(sample, (p) => read(p)),
+        dirty: new Uint8Array(sample.length),
+        next: 0,
+      };
+      continue;
     }
+    for (let i = 0; i < pages.length; i++) {
+      const k = slot.get(pages[i]!);
+      if (k !== undefined) cycle.dirty[k] = 1;
+    }
+    while (cycle.next < lags.length && at - cycle.at >= lags[cycle.next]!) {
+      const a = acc[cycle.next]!;
+      for (let k = 0; k < sample.length; k++) {
+        if (!cycle.dirty[k]) continue;
+        const len = encodeXbzrleInto(cycle.copies[k]!, s.readPage(sample[k]!), out, s.pageSize);
+        a.n++;
+        if (len === 0) a.unchanged++;
+        else if (len < 0) a.overflow++;
+        else a.encoded += len;
+      }
+      cycle.next++;
+    }
+    if (cycle.next === lags.length) cycle = undefined;
   }
   const xbz: GuestProfile['xbzrle'] = [];
   lags.forEach((lagMs, i) => {
@@ -147,6 +161,13 @@ async function watch(
   };
 }
 
+/** At most `n` of `pages`, evenly spaced. */
+function everyKth(pages: Uint32Array, n: number): Uint32Array {
+  if (pages.length <= n) return pages;
+  const step = pages.length / n;
+  return Uint32Array.from({ length: n }, (_, i) => pages[Math.floor(i * step)]!);
+}
+
 function countEmpty(start: Uint32Array): number {
   let n = 0;
   for (let p = 0; p + 1 < start.length; p++) if (start[p + 1] === start[p]) n++;
@@ -181,7 +202,11 @@ export async function profileGuest(config: GuestConfig, opts: ProfileOptions = {
     const file = guest.config.workload.params.traceFile;
     const profile = await watch(subject, o, { workload: name === 'trace' && file ? `trace:${file}` : name });
     const carried = guest.trace?.length ?? 0;
-    return { ...profile, incomingMs: await incomingMs(config), ...(carried > 0 ? { carriedBytes: carried } : {}) };
+    return {
+      ...profile,
+      incomingMs: await incomingMs(config),
+      ...(carried > 0 ? { carriedBytes: carried } : {}),
+    };
   } finally {
     await guest.destroy();
   }

@@ -63,7 +63,9 @@ export const profileSchema = z.strictObject({
    * engine's set index, per geometry (sets × ways); absent when contents were not read (cache-hit.ts).
    */
   cacheHit: z
-    .array(z.strictObject({ sets: z.number().int().positive(), ways: z.number().int().positive(), hit: fraction }))
+    .array(
+      z.strictObject({ sets: z.number().int().positive(), ways: z.number().int().positive(), hit: fraction }),
+    )
     .optional(),
   xbzrle: z.array(
     z.strictObject({
