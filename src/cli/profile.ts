@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import {
   cacheRetention,
+  measuredCacheHit,
   type GuestProfile,
   profileAgentGuest,
   profileGuest,
@@ -97,7 +98,7 @@ export function profileTable(p: GuestProfile): string {
       x.push([formatMs(d.lagMs), d.pages, pct(d.unchanged), pct(d.overflow), d.ratio.toFixed(3)]);
     }
     // The cache sizes that matter: around the non-zero RAM that round 1 puts through the cache.
-    const nonZero = p.ramPages * (1 - (p.zeroFraction ?? 0));
+    const nonZero = p.ramPages * (1 - (p.zeroFractionStart ?? p.zeroFraction ?? 0));
     const c = new Table({
       head: ['XBZRLE cache', 'hit rate, 1-way', '2-way', '4-way', 'wire ÷ page (2-way, resent after 500 ms)'],
       style: { head: [], border: [] },
@@ -105,8 +106,11 @@ export function profileTable(p: GuestProfile): string {
     const d = xbzrleAt(p, 500)!;
     for (const f of [1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2]) {
       const bytes = 2 ** Math.round(Math.log2(Math.max(P * 4, nonZero * P * f)));
-      const hit = (ways: number) =>
-        cacheRetention(nonZero, 2 ** Math.floor(Math.log2(bytes / (P * ways))), ways);
+      // Measured on the guest's own pages when the profile has the geometry, else the random-placement estimate.
+      const hit = (ways: number) => {
+        const sets = 2 ** Math.floor(Math.log2(bytes / (P * ways)));
+        return measuredCacheHit(p, sets, ways) ?? cacheRetention(nonZero, sets, ways);
+      };
       const h2 = hit(2);
       const wire = h2 * (d.overflow + (1 - d.unchanged - d.overflow) * d.ratio) + (1 - h2);
       c.push([formatBytes(bytes), pct(hit(1)), pct(h2), pct(hit(4)), wire.toFixed(3)]);

@@ -301,15 +301,18 @@ function qemuSwitchover(x: {
  *                                                                      g = the guest's speed while migrated)
  *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
  *   stop when decideRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
- *   downtime = max(D·c_page, V_D / L) + switch-over cost + max(0, destination start − time so far)
+ *   downtime = max(D·c_page, V_D / L) + switch-over cost + max(0, destination start − carried/B − time so far)
  *   total = start cost + Σ T + downtime
  * ```
  *
  * W = the profile's working-set curve (distinct pages dirtied in a window of T), z = its zero fraction, P = page
  * size, h = per-page header bytes, B = the bandwidth limit, L = the unlimited link rate, c_page/c_zero = the source's
- * time per page (`EngineCosts`). With XBZRLE, b(T) = hit·(delta at lag T) + (1 − hit)·(P + h), where hit is the
- * fraction of round 1's non-zero pages a set-associative cache of the configured size and ways still holds
- * (`cacheRetention`), and the delta (its unchanged, overflow and encoded shares) is the profile's at the lag nearest T.
+ * time per page (`EngineCosts`). With XBZRLE, b(T) = hit·(1 − u(T))·(delta at lag T) + (1 − hit)·(P + h), where hit
+ * is the share of resent pages the cache of the configured size and ways still holds after round 1 (the profile's
+ * measured `cacheHit`, else `cacheRetention`), u(T) the share XBZRLE finds unchanged because they were written before
+ * the round sent them (`unchangedSinceSent`), and the delta (its unchanged, overflow and encoded shares) is the
+ * profile's at the lag nearest T. z is the zero fraction at the profile's start; a trace guest's recording
+ * (`carriedBytes`) is added to the bytes.
  */
 export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   const prof = input.profile;
