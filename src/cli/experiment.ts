@@ -102,7 +102,10 @@ export function registerExperiment(program: Command): void {
     .option('--out <dir>', 'results folder (each experiment writes <dir>/<name>/)', 'results')
     .option('--seed <n>', "seed of every guest's workload", '1')
     .option('--repetitions <n>', 'runs per cell; tables show medians (default: 3 full, 1 quick)')
-    .option('--workloads <list>', 'only these workloads, comma-separated (model: split its grid over several runs)')
+    .option(
+      '--workloads <list>',
+      'only these workloads, comma-separated (model: split its grid over several runs)',
+    )
     .option('--no-progress', 'no progress output on stderr')
     .option('--json', 'print the results as JSON on stdout instead of tables')
     .option('--dry-run', 'list the cells that would run, run nothing')
