@@ -8,8 +8,8 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import {
   cacheRetention,
-  measuredCacheHit,
   type GuestProfile,
+  measuredCacheHit,
   profileAgentGuest,
   profileGuest,
   workingSetAt,
