@@ -3,8 +3,8 @@ import { PageCache } from '../../cache/index.js';
 import { allocatePageArena } from '../../codec/index.js';
 import { DirtyLog, GuestRam } from '../../guest/index.js';
 import { PageLedger, pageCrc } from '../ledger.js';
-import { FrameReader, forEachPageEntry } from '../protocol/index.js';
 import type { CompressMethod } from '../options.js';
+import { FrameReader, forEachPageEntry } from '../protocol/index.js';
 import { FrameOutput } from './frame-output.js';
 import { type PageCounters, PageEncoder } from './page-encoder.js';
 
