@@ -563,7 +563,7 @@ export function explain(runs: readonly EngineRun[]): {
       );
     } else if (!post && clearly(qm.downtimeMs, lm.downtimeMs, 2)) {
       qemuBetter.push(
-        `${id}: QEMU's downtime is shorter (${f(qm.downtimeMs)} vs ${f(lm.downtimeMs)} ms). Both engines send the stop-and-copy without the rate limit (QEMU's ram_save_complete "regardless of rate limiting", here at ${f(rate(q.stopAndCopyBytes, qm.downtimeMs))} MiB/s; livemig at ${f(rate(l.stopAndCopyBytes, lm.downtimeMs))} MiB/s over ${f(l.stopAndCopyBytes / MiB)} MiB). What livemig adds is per-page work in JavaScript while the guest is paused (copy, CRC32C, framing on the source; checking and applying on the destination) and its switch-over steps (parking the vCPU worker, vCPU state, the RAM digest and its check, resuming the destination's worker), each a few milliseconds; the source's report events time them.`,
+        `${id}: QEMU's downtime is shorter (${f(qm.downtimeMs)} vs ${f(lm.downtimeMs)} ms). Both engines send the stop-and-copy without the rate limit (QEMU's ram_save_complete "regardless of rate limiting", here at ${f(rate(q.stopAndCopyBytes, qm.downtimeMs))} MiB/s; livemig at ${f(rate(l.stopAndCopyBytes, lm.downtimeMs))} MiB/s over ${f(l.stopAndCopyBytes / MiB)} MiB). What livemig adds is per-page work in JavaScript while the guest is paused (CRC32C and framing on the source, whose pages leave as views of the paused RAM without a copy; checking and applying on the destination) and its switch-over steps (parking the vCPU worker, vCPU state, the RAM digest and its check, resuming the destination's worker), each a few milliseconds; the source's report events time them.`,
       );
     } else if (clearly(lm.downtimeMs, qm.downtimeMs, 2)) {
       livemigBetter.push(

@@ -3,7 +3,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection, type SendPacer } from './connection.js';
-import { Command } from './protocol/index.js';
+import { pageCrc } from './ledger.js';
+import { Command, forEachPageEntry, PagesFrameBuilder } from './protocol/index.js';
 import { createLinkPair } from './testing/index.js';
 
 const open: { destroy: () => void }[] = [];
@@ -88,5 +89,43 @@ describe('FrameConnection over an in-memory link', () => {
     expect(e.code).toBe('RESOURCE_LIMIT');
     expect(e.context.remote).toBe(true);
     await expect(b.sendFrame(Command.GO)).rejects.toMatchObject({ code: 'RESOURCE_LIMIT' });
+  });
+});
+
+describe('FrameConnection.sendSegments', () => {
+  it('a PAGES frame in segments (page views) arrives whole and bound, between whole frames, over TCP', async () => {
+    const [a, b] = await pair();
+    // Bind both directions as the handshake does: b draws the nonce and tells a in its HELLO_ACK.
+    const nonce = b.bindFramesWithNewNonce(Command.HELLO_ACK);
+    a.bindFramesAfterReceiving(Command.HELLO_ACK, () => nonce);
+    await b.sendFrame(Command.HELLO_ACK);
+    await a.expect(Command.HELLO_ACK, 10_000);
+    const ram = new Uint8Array(new SharedArrayBuffer(8 * 4096));
+    for (let i = 0; i < ram.length; i++) ram[i] = (i * 7 + (i >>> 12)) & 255;
+    const builder = new PagesFrameBuilder(
+      64 * 1024,
+      (f, release) => void a.send(f, release),
+      4096,
+      (segments, length, release) => void a.sendSegments(segments, length, release),
+    );
+    await a.sendFrame(Command.ROUND, Buffer.alloc(12));
+    for (let p = 0; p < 8; p++) {
+      const page = ram.subarray(p * 4096, p * 4096 + 4096);
+      if (p === 3) {
+        builder.reserve(4096).set(page);
+        builder.commit(p, 1, 4096);
+      } else builder.commitView(p, page, pageCrc(page));
+    }
+    builder.finishFrame();
+    await a.sendFrame(Command.GO);
+    await b.expect(Command.ROUND, 10_000);
+    const f = await b.expect(Command.PAGES, 10_000);
+    const pages: number[] = [];
+    forEachPageEntry(f.payload, 8, 4096, (page, _encoding, data) => {
+      expect(Buffer.from(data)).toEqual(Buffer.from(ram.subarray(page * 4096, page * 4096 + 4096)));
+      pages.push(page);
+    });
+    expect(pages).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await b.expect(Command.GO, 10_000);
   });
 });

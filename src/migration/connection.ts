@@ -10,6 +10,7 @@ import type { BufferBudget } from './buffer-budget.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
+  bindTrailer,
   Command,
   decodeErrorBody,
   type ErrorBody,
@@ -419,6 +420,36 @@ export class FrameConnection {
       if (this.queued <= this.queueLimit / 2) this.wakeDrain();
     });
     this.bytesSent += frame.length;
+    if (this.queued > this.queueLimit) {
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  /**
+   * Sends a frame that is in pieces (a PAGES frame whose pages are views of paused guest RAM: no copy), in one write
+   * (corked), honouring the same limit and backpressure as {@link send}. The last segment ends with the trailer.
+   * `onWritten` runs once the socket is done with every segment.
+   */
+  async sendSegments(segments: Uint8Array[], length: number, onWritten?: () => void): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.pacer) await this.pacer.consume(length, this.failed.signal);
+    if (this.failure) throw this.failure;
+    if (this.sendBinding) bindTrailer(segments[segments.length - 1]!, length, this.sendBinding.next());
+    this.queued += length;
+    const last = segments.length - 1;
+    this.socket.cork?.();
+    try {
+      for (let i = 0; i < last; i++) this.socket.write(segments[i]!);
+      this.socket.write(segments[last]!, () => {
+        this.queued -= length;
+        onWritten?.();
+        if (this.queued <= this.queueLimit / 2) this.wakeDrain();
+      });
+    } finally {
+      this.socket.uncork?.();
+    }
+    this.bytesSent += length;
     if (this.queued > this.queueLimit) {
       await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
       if (this.failure) throw this.failure;

@@ -67,6 +67,15 @@ export class FrameBinding {
 
 /** Rewrites a complete frame's trailer from CRC(frame) to CRC(binding prefix ‖ frame). */
 export function bindFrame(frame: Buffer, seed: number): void {
-  const end = frame.length - FRAME_TRAILER_BYTES;
-  frame.writeUInt32BE(crc32cCombine(seed, frame.readUInt32BE(end), end), end);
+  bindTrailer(frame, frame.length, seed);
+}
+
+/**
+ * The same for a frame of `frameLength` bytes that leaves as segments: `last` is its last segment, which ends with the
+ * trailer.
+ */
+export function bindTrailer(last: Uint8Array, frameLength: number, seed: number): void {
+  const at = last.length - FRAME_TRAILER_BYTES;
+  const view = new DataView(last.buffer, last.byteOffset, last.length);
+  view.setUint32(at, crc32cCombine(seed, view.getUint32(at), frameLength - FRAME_TRAILER_BYTES));
 }

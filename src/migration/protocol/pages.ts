@@ -14,9 +14,18 @@ import { type Frame, writeFrameHeader } from './reader.js';
 import { Command, FRAME_HEADER_BYTES, FRAME_TRAILER_BYTES, PageEncoding } from './wire.js';
 
 /**
+ * Where a sealed frame goes. `flush` gets a frame whose bytes are all in one buffer. `flushSegments`, when given, gets
+ * a frame some of whose page data are views of guest RAM (entries added by {@link PagesFrameBuilder.commitView}):
+ * the segments, in order, are the frame, and the last one ends with the trailer.
+ */
+export type FrameFlush = (frame: Buffer, release: () => void) => void;
+export type FrameSegmentsFlush = (segments: Uint8Array[], length: number, release: () => void) => void;
+
+/**
  * Builds PAGES frames in place, without intermediate copies: the caller asks for room for one page entry, writes
  * the page's data straight into the frame buffer, and commits. When the frame is full it is sealed and handed to
- * `flush`.
+ * `flush`. Where the page cannot change until the socket has taken it (the guest is paused), `commitView` puts a raw
+ * page in the frame as a view of guest RAM, not a copy: the frame then leaves as segments (one writev).
  */
 export class PagesFrameBuilder {
   private frame: Buffer;
@@ -28,11 +37,18 @@ export class PagesFrameBuilder {
   private readonly shifter: Crc32cShifter | undefined;
   /** Frame buffers the socket has finished with, reused so that a stream of frames does not churn the GC. */
   private readonly pool: Buffer[] = [];
+  /** The frame so far when it holds views: buffer pieces and page views in wire order (empty: no views). */
+  private segments: Uint8Array[] = [];
+  /** Where the buffer piece not yet in `segments` starts. */
+  private segmentStart = 0;
+  /** Bytes of the frame in views (not in `frame`). */
+  private external = 0;
 
   constructor(
     private readonly maxPayload: number,
-    private readonly flush: (frame: Buffer, release: () => void) => void,
+    private readonly flush: FrameFlush,
     pageSize?: number,
+    private readonly flushSegments?: FrameSegmentsFlush,
   ) {
     this.shifter = pageSize === undefined ? undefined : new Crc32cShifter(pageSize);
     this.frame = this.take();
@@ -46,18 +62,27 @@ export class PagesFrameBuilder {
     return this.count;
   }
 
+  /** True when the builder can send page views (its owner takes segmented frames). */
+  get takesViews(): boolean {
+    return this.flushSegments !== undefined && this.shifter !== undefined;
+  }
+
   /** Takes back a frame buffer that was handed on without its release (it went to another thread and came back). */
   recycle(full: Buffer): void {
     const size = FRAME_HEADER_BYTES + this.maxPayload + FRAME_TRAILER_BYTES;
     if (full.length === size && this.pool.length < 16) this.pool.push(full);
   }
 
-  /** Returns a view of `maxData` writable bytes for the next entry's data, flushing first if it would not fit. */
-  reserve(maxData: number): Buffer {
-    const needed = PAGE_ENTRY_HEADER_BYTES + maxData;
+  /** Makes room for an entry of `needed` bytes (header included), sealing the frame first if it would not fit. */
+  private room(needed: number): void {
     if (needed + 4 > this.maxPayload)
       throw new RangeError(`page entry of ${needed} bytes exceeds the frame limit`);
-    if (this.offset + needed > FRAME_HEADER_BYTES + this.maxPayload) this.finishFrame();
+    if (this.offset + this.external + needed > FRAME_HEADER_BYTES + this.maxPayload) this.finishFrame();
+  }
+
+  /** Returns a view of `maxData` writable bytes for the next entry's data, flushing first if it would not fit. */
+  reserve(maxData: number): Buffer {
+    this.room(PAGE_ENTRY_HEADER_BYTES + maxData);
     const dataStart = this.offset + PAGE_ENTRY_HEADER_BYTES;
     return this.frame.subarray(dataStart, dataStart + maxData);
   }
@@ -83,10 +108,33 @@ export class PagesFrameBuilder {
     this.count++;
   }
 
+  /**
+   * Adds a RAW entry whose data is `page` itself (a whole page, of CRC32C `crc`), not a copy. Only for a page that
+   * cannot change until the socket has taken the frame: the trailer covers these bytes as they are now. Needs
+   * {@link takesViews}.
+   */
+  commitView(p: number, page: Uint8Array, crc: number): void {
+    const shifter = this.shifter;
+    if (this.flushSegments === undefined || shifter === undefined || page.length !== shifter.length) {
+      throw new RangeError('this frame builder does not take page views');
+    }
+    this.room(PAGE_ENTRY_HEADER_BYTES + page.length);
+    const f = this.frame;
+    const at = this.offset;
+    writePageEntryHeader(f, at, p, PageEncoding.RAW, page.length);
+    const end = at + PAGE_ENTRY_HEADER_BYTES;
+    this.entriesCrc = shifter.combine(crc32cUpdate(this.entriesCrc, f, at, end), crc);
+    this.segments.push(f.subarray(this.segmentStart, end), page);
+    this.segmentStart = end;
+    this.offset = end;
+    this.external += page.length;
+    this.count++;
+  }
+
   /** Seals and flushes the current frame if it holds any entry. */
   finishFrame(): void {
     if (this.count === 0) return;
-    const payloadLength = this.offset - FRAME_HEADER_BYTES;
+    const payloadLength = this.offset + this.external - FRAME_HEADER_BYTES;
     writeFrameHeader(this.frame, Command.PAGES, payloadLength);
     this.frame.writeUInt32BE(this.count, FRAME_HEADER_BYTES);
     // crc(header ‖ count ‖ entries), from the entries' running CRC: no pass over the page data here.
@@ -94,17 +142,27 @@ export class PagesFrameBuilder {
     const entriesLength = payloadLength - PAGES_COUNT_BYTES;
     this.frame.writeUInt32BE(crc32cCombine(head, this.entriesCrc, entriesLength), this.offset);
     const full = this.frame;
-    const out = full.subarray(0, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES);
-    // The socket holds `out` until it is written; the next frame takes another buffer.
+    const tail = full.subarray(this.segmentStart, this.offset + FRAME_TRAILER_BYTES);
+    const segments = this.segments;
+    // The socket holds the frame until it is written; the next frame takes another buffer.
     this.frame = this.take();
     this.offset = FRAME_HEADER_BYTES + PAGES_COUNT_BYTES;
     this.count = 0;
     this.entriesCrc = 0;
+    this.segments = [];
+    this.segmentStart = 0;
+    this.external = 0;
     let released = false;
-    this.flush(out, () => {
+    const release = () => {
       if (!released && this.pool.length < 16) this.pool.push(full);
       released = true;
-    });
+    };
+    if (segments.length === 0) {
+      this.flush(tail, release);
+      return;
+    }
+    segments.push(tail);
+    this.flushSegments!(segments, FRAME_HEADER_BYTES + payloadLength + FRAME_TRAILER_BYTES, release);
   }
 }
 

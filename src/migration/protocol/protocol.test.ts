@@ -6,6 +6,7 @@ import { Crc32cShifter } from '../crc.js';
 import {
   BINDING_NONCE_BYTES,
   bindFrame,
+  bindTrailer,
   Capability,
   Command,
   decodeDigest,
@@ -362,6 +363,82 @@ describe('payloads', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('page views (commitView): the segments are byte for byte the frame built by copying, bound or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            page: fc.nat({ max: 999 }),
+            kind: fc.constantFrom(PageEncoding.ZERO, PageEncoding.RAW, PageEncoding.XBZRLE),
+            view: fc.boolean(),
+            len: fc.integer({ min: 1, max: 512 }),
+            seed: fc.nat(),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        fc.integer({ min: 2 * 1024, max: 16 * 1024 }),
+        fc.option(fc.uint8Array({ minLength: BINDING_NONCE_BYTES, maxLength: BINDING_NONCE_BYTES })),
+        (entries, maxPayload, nonce) => {
+          const copied: Buffer[] = [];
+          const viewed: Buffer[] = [];
+          const released: number[] = [];
+          const a = new PagesFrameBuilder(maxPayload, (f) => copied.push(Buffer.from(f)), 512);
+          const b = new PagesFrameBuilder(
+            maxPayload,
+            (f, release) => {
+              viewed.push(Buffer.from(f));
+              release();
+            },
+            512,
+            (segments, length, release) => {
+              // The frame's length is the segments' sum, and the pages are views (the caller's memory), not copies.
+              expect(segments.reduce((n, x) => n + x.length, 0)).toBe(length);
+              viewed.push(Buffer.concat(segments));
+              released.push(length);
+              release();
+            },
+          );
+          expect(b.takesViews).toBe(true);
+          expect(a.takesViews).toBe(false);
+          for (const e of entries) {
+            const len = e.kind === PageEncoding.ZERO ? 0 : e.kind === PageEncoding.RAW ? 512 : e.len;
+            const data = Buffer.alloc(len);
+            for (let i = 0; i < len; i++) data[i] = (e.seed + i * 31) & 255;
+            a.reserve(len).set(data);
+            a.commit(e.page, e.kind, len, e.kind === PageEncoding.RAW ? crc32c(data) : undefined);
+            if (e.kind === PageEncoding.RAW && e.view) {
+              b.commitView(e.page, data, crc32c(data));
+            } else {
+              b.reserve(len).set(data);
+              b.commit(e.page, e.kind, len);
+            }
+          }
+          a.finishFrame();
+          b.finishFrame();
+          expect(viewed).toEqual(copied);
+          if (nonce === null) return;
+          // Bound on the way out: the trailer of a segmented frame is rewritten in its last segment.
+          const sendBinding = new FrameBinding(nonce, FrameSender.SOURCE);
+          const wire = copied.map((f) => {
+            const g = Buffer.from(f);
+            if (g.length % 2 === 0) bindFrame(g, sendBinding.next());
+            else {
+              const tail = g.subarray(g.length - 9);
+              bindTrailer(tail, g.length, sendBinding.next());
+            }
+            return g;
+          });
+          const reader = new FrameReader(maxPayload);
+          reader.bindFrames(new FrameBinding(nonce, FrameSender.SOURCE));
+          expect(reader.push(Buffer.concat(wire)).length).toBe(copied.length);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const b = new PagesFrameBuilder(64 * 1024, () => undefined, 512);
+    expect(() => b.commitView(1, new Uint8Array(512), 0)).toThrow(/page views/);
   });
 
   it('a PAGES frame with a good checksum but truncated entries is a PROTOCOL error, never a RangeError', () => {

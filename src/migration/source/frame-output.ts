@@ -6,7 +6,7 @@ import type { FrameConnection } from '../connection.js';
 import { PagesFrameBuilder } from '../protocol/index.js';
 
 /** Where sealed frames go: the migration connection (or a test's sink). */
-export type FrameSink = Pick<FrameConnection, 'send'>;
+export type FrameSink = Pick<FrameConnection, 'send'> & Partial<Pick<FrameConnection, 'sendSegments'>>;
 
 export class FrameOutput {
   builder!: PagesFrameBuilder;
@@ -31,6 +31,15 @@ export class FrameOutput {
         this.pending.catch(() => undefined);
       },
       this.pageSize,
+      // Frames holding views of paused guest RAM leave as segments, in one writev (page-encoder.ts, pagesStable).
+      (segments, length, release) => {
+        this.pending = this.pending.then(() => {
+          const conn = this.conn();
+          if (conn.sendSegments) return conn.sendSegments(segments, length, release);
+          return conn.send(Buffer.concat(segments, length), release);
+        });
+        this.pending.catch(() => undefined);
+      },
     );
   }
 

@@ -4,6 +4,7 @@ import { allocatePageArena } from '../../codec/index.js';
 import { DirtyLog, GuestRam } from '../../guest/index.js';
 import { PageLedger, pageCrc } from '../ledger.js';
 import type { CompressMethod } from '../options.js';
+import { FrameReader, forEachPageEntry } from '../protocol/index.js';
 import { FrameOutput } from './frame-output.js';
 import { type PageCounters, PageEncoder } from './page-encoder.js';
 
@@ -120,5 +121,71 @@ describe('PageEncoder: the savers, tried in order', () => {
     encoder.encode(5, false, false);
     encoder.encode(6, false, false);
     expect(counters.pages).toMatchObject({ rle: 1, raw: 2, redirtied: 1 });
+  });
+});
+
+describe('PageEncoder: pages of a paused guest (pagesStable)', () => {
+  /** Frames as they would reach the socket: whole buffers, or segments whose pages may be views of RAM. */
+  function capture(ram: GuestRam, stable: boolean) {
+    const wire: Buffer[] = [];
+    let views = 0;
+    const out = new FrameOutput(
+      () => ({
+        send: async (frame: Buffer, release?: () => void) => {
+          wire.push(Buffer.from(frame));
+          release?.();
+        },
+        sendSegments: async (segments: Uint8Array[], length: number, release?: () => void) => {
+          // Count segments that are guest RAM itself (not copies), then take the bytes as a socket would.
+          views += segments.filter((x) => ram.blocks.some((b) => b.buffer === x.buffer)).length;
+          wire.push(Buffer.concat(segments, length));
+          release?.();
+        },
+      }),
+      PAGE,
+      16 * 1024, // three pages a frame: several frames, some mixed
+    );
+    const ledger = new PageLedger(PAGES, PAGE);
+    const encoder = new PageEncoder({
+      ram,
+      dirtyLog: new DirtyLog(ram),
+      ledger,
+      compressor: undefined,
+      frames: out,
+      counters: {
+        pages: { zero: 0, raw: 0, xbzrle: 0, rle: 0, compressed: 0, skipped: 0, redirtied: 0 },
+        xbzrle: { encodedBytes: 0, pageBytes: 0, overflows: 0 },
+      },
+      compress: 'none',
+      verify: 'ledger',
+    });
+    encoder.pagesStable = stable;
+    return { wire, ledger, encoder, out, views: () => views };
+  }
+
+  it('raw pages go as views of RAM, not copies, and the wire bytes and the ledger are those of copying', async () => {
+    const ram = new GuestRam({ ramBytes: PAGES * PAGE, pageSize: PAGE, blockBytes: 16 * PAGE });
+    for (let p = 0; p < PAGES; p += 3) ram.writePage(p, random(p + 1));
+    const copied = capture(ram, false);
+    const viewed = capture(ram, true);
+    for (const c of [copied, viewed]) {
+      for (let p = 0; p < PAGES; p++) c.encoder.encode(p, p % 2 === 0, false);
+      await c.out.flush();
+    }
+    expect(copied.views()).toBe(0);
+    expect(viewed.views()).toBe(Math.ceil(PAGES / 3));
+    // The same entries (frame boundaries may differ: a copy reserves a whole page before it knows it is zero).
+    const entries = (wire: Buffer[]) => {
+      const seen: [number, number, string][] = [];
+      for (const f of new FrameReader(16 * 1024).push(Buffer.concat(wire))) {
+        forEachPageEntry(f.payload, PAGES, PAGE, (page, encoding, data) =>
+          seen.push([page, encoding, data.toString('hex')]),
+        );
+      }
+      return seen;
+    };
+    expect(entries(viewed.wire)).toEqual(entries(copied.wire));
+    expect(entries(viewed.wire)).toHaveLength(PAGES / 2 + Math.ceil(PAGES / 3) / 2);
+    expect(viewed.ledger.digest()).toBe(copied.ledger.digest());
   });
 });

@@ -5,7 +5,9 @@
  * frame output and a few counters (the report's own objects: updating them costs nothing per page).
  *
  * The live page is first copied to `scratch` so that a vCPU writing it meanwhile cannot make the bytes sent, the
- * XBZRLE cache and the ledger disagree (QEMU copies for the same reason). Hot path: no allocation per page.
+ * XBZRLE cache and the ledger disagree (QEMU copies for the same reason). Hot path: no allocation per page. While
+ * the guest is paused (`pagesStable`: the stop-and-copy, a cold migration) nothing can write a page, so a raw page
+ * goes into the frame as a view of guest RAM, not a copy, and leaves in the socket's writev.
  */
 import type { PageCache } from '../../cache/index.js';
 import { type Compressor, encodeRleInto, encodeXbzrleInto, isZeroPage } from '../../codec/index.js';
@@ -57,6 +59,11 @@ export class PageEncoder {
   skipRedirtied = false;
   /** ...those of them this allows (hot-last: with XBZRLE, only pages whose old copy is cached; hot-last.ts). */
   mayDefer: ((p: number) => boolean) | undefined;
+  /**
+   * True only while no vCPU can write guest RAM until the frames queued now have reached the socket (the guest is
+   * paused): raw pages are then sent as views of RAM instead of copies (send-pages.ts sets it).
+   */
+  pagesStable = false;
   private readonly ram: PageEncoderDeps['ram'];
   private readonly dirtyLog: PageEncoderDeps['dirtyLog'];
   private readonly ledger: PageEncoderDeps['ledger'];
@@ -128,6 +135,15 @@ export class PageEncoder {
   /** Fast path without compression: copy the live page straight into the frame, then judge the copy. */
   private saveRawInPlace(p: number, page: Uint8Array, fresh: boolean): void {
     const builder = this.frames.builder;
+    if (this.pagesStable && this.verify && builder.takesViews) {
+      // The guest is paused: the page is the copy. Judge it in place and send a view of it (no copy).
+      if (this.saveZeroPage(p, page, fresh)) return;
+      const crc = pageCrc(page);
+      this.ledger.set(p, crc);
+      builder.commitView(p, page, crc);
+      this.pages.raw++;
+      return;
+    }
     const out = builder.reserve(this.pageSize);
     out.set(page);
     if (this.saveZeroPage(p, out, fresh)) return;

@@ -15,6 +15,25 @@ export async function sendPages(
   if (s.multifd) return s.multifd.sendPages(s.conn, pages, fresh, allowXbzrle);
   const run = ZERO_RUN_PAGES;
   const encoder = s.encoder;
+  // The guest this migration paused writes nothing until the migration has ended (it resumes here only after a
+  // failure, when frames still queued can at worst fail their CRC check at the destination, which has discarded
+  // the guest already): its pages can go as views of RAM, without a copy.
+  encoder.pagesStable = s.pausedAt > 0 && !s.guest.running;
+  try {
+    await sendEach(s, pages, fresh, allowXbzrle, run);
+  } finally {
+    encoder.pagesStable = false;
+  }
+}
+
+async function sendEach(
+  s: SourceState,
+  pages: ArrayLike<number>,
+  fresh: boolean,
+  allowXbzrle: boolean,
+  run: number,
+): Promise<void> {
+  const encoder = s.encoder;
   for (let i = 0; i < pages.length; i++) {
     const p = pages[i]!;
     // First round: skip runs of untouched (zero) pages with one native compare per run. The check reads the
