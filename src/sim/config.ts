@@ -150,6 +150,18 @@ export interface MigrationPricing {
    * `rate` only: with `profile` pricing the migration's energy is charged per GiB instead (no double count).
    */
   readonly cpuOverhead: number;
+  /**
+   * Each VM's migration priced as measured elsewhere (a real run of the same VMs, `livemig cluster`): time and
+   * downtime in seconds of simulated time, bytes; indexed by VM. Overrides `model` when set. A time may span several
+   * scheduling intervals: the VM then stays in flight (on its source, its copy on the target) until it completes.
+   */
+  readonly measured: MeasuredPrices | null;
+}
+
+export interface MeasuredPrices {
+  readonly time: ArrayLike<number>;
+  readonly downtime: ArrayLike<number>;
+  readonly bytes: ArrayLike<number>;
 }
 
 export const DEFAULT_PRICING: MigrationPricing = {
@@ -163,6 +175,7 @@ export const DEFAULT_PRICING: MigrationPricing = {
   downtimeLimit: 0.3,
   maxRounds: 30,
   cpuOverhead: 0.1,
+  measured: null,
 };
 
 export type SimMode = 'cloudsim' | 'livemig';

@@ -67,9 +67,10 @@ function run(s: SimState): void {
     let started = 0;
     const violationBefore = s.violationTime;
     const activeBefore = s.activeTime;
-    // Migrations from the previous step complete before this update (they all take < one interval).
-    completeMigrations(s, pending);
-    pending = [];
+    // Migrations due by now complete before this update; a longer one (measured prices) stays in flight.
+    const due = pending.filter((m) => m.time <= t);
+    pending = pending.filter((m) => m.time > t);
+    completeMigrations(s, due);
     if (npa) {
       // Non-power-aware: every host at full power all the time, counted from the first update (CloudSim: 86 100 s).
       updateAll(s, t, true);
@@ -83,8 +84,9 @@ function run(s: SimState): void {
       const round = plan(s);
       overloaded = round.overloaded;
       started = round.entries.length / 2;
-      pending = startMigrations(s, t, round.entries, seq);
-      seq += pending.length;
+      const fresh = startMigrations(s, t, round.entries, seq);
+      seq += fresh.length;
+      pending = pending.concat(fresh).sort((a, b) => a.time - b.time || a.seq - b.seq);
     }
     if (s.series) {
       const series = s.series;
@@ -104,8 +106,9 @@ function run(s: SimState): void {
       series.vms.push(vms);
     }
   }
-  // Migrations started at the last update still complete before the simulation limit.
-  completeMigrations(s, pending);
+  // CloudSim: migrations started at the last update still complete before the simulation limit. livemig: the window
+  // is over; one still in flight (longer than the rest of the window) is counted at its start, not completed.
+  if (s.compat) completeMigrations(s, pending);
   finishMetrics(s);
 }
 

@@ -36,7 +36,12 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
     let time: number;
     let downtime = 0;
     let bytes = s.vmRam[v]! * 1e6;
-    if (!s.fix.precopy) {
+    const measured = s.pricing.measured;
+    if (measured) {
+      time = measured.time[v]!;
+      downtime = measured.downtime[v]!;
+      bytes = measured.bytes[v]!;
+    } else if (!s.fix.precopy) {
       time = s.vmRam[v]! / (bw / (2 * 8000));
     } else if (s.pricing.model === 'profile') {
       const price = priceWithProfile(s, v, bw);
@@ -64,7 +69,7 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
       downtime = pred.downtime;
       bytes = pred.bytes;
     }
-    if (s.fix.precopy) {
+    if (s.fix.precopy || measured) {
       // During the downtime the VM gets nothing: all of its demand is lost to the migration.
       s.degradedMipsSeconds += s.demand[v]! * downtime;
     }
