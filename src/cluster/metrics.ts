@@ -28,6 +28,18 @@ export interface ClusterMigration {
   traceDowntime: number;
   /** The engine's pre-copy model for this migration's RAM, dirty rate and bandwidth, wall ms. */
   modelTimeMs: number;
+  /** What the pre-copy model calibrated on the run takes from this migration (src/cluster/agreement.ts). */
+  calibration?: {
+    /** Round 1: bytes sent and their rate, bytes/s; the guest's dirty rate then, bytes/s. */
+    round1Bytes: number;
+    round1BytesPerSec: number;
+    dirtyRate: number;
+    /** Wire bytes per resent page byte (XBZRLE), 1 without. */
+    resendRatio: number;
+    setupMs: number;
+    downtimeLimitMs: number;
+    maxRounds: number;
+  };
   error?: string;
 }
 

@@ -26,8 +26,17 @@ import {
   policyLabel,
   type SimOptions,
   type SimResult,
-  simulate,
 } from '../sim/index.js';
+import {
+  type Agreement,
+  agreementRows,
+  calibrationOf,
+  measuredPrices,
+  measuredWorkload,
+  migrationModelCheck,
+  simLadder,
+} from './agreement.js';
+import { CpuFeedback } from './cpu-feedback.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -52,6 +61,8 @@ export interface ClusterVm {
   finalHost: number;
   state: VmState;
   migrations: number;
+  /** Measured utilisation (fraction of its MIPS) at the end of each interval: the simulator's measured-demand run. */
+  utilisation: number[];
 }
 
 export interface ClusterHost {
@@ -82,6 +93,8 @@ export interface ClusterInterval {
   demandCpu: number;
   /** The same from the vCPUs' own scheduled time (over the cap when this machine is oversubscribed: preemption counts). */
   demandScheduled: number;
+  /** Mean CPU feedback gain over the VMs (1: the machine delivers the trace as granted; src/cluster/cpu-feedback.ts). */
+  gain: number;
 }
 
 export interface ClusterEvent {
@@ -105,17 +118,9 @@ export interface ClusterReport {
   sim: Omit<SimResult, 'series'>;
   simSeries: { time: number[]; activeHosts: number[]; migrations: number[] };
   comparison: ComparisonRow[];
-  /**
-   * The simulator again with its migrations as slow as the cluster's (the pre-copy model's bandwidth set so that the
-   * mean VM's copy takes the measured mean time × speed, capped below one interval: the engine completes every
-   * migration before the next step), and the comparison with it. Absent when no migration completed.
-   */
-  calibrated?: {
-    migrationTime: number;
-    capped: boolean;
-    sim: Omit<SimResult, 'series'>;
-    comparison: ComparisonRow[];
-  };
+  /** The simulator ladder (traces + model, traces + measured migrations, measured demand + measured migrations), the
+   *  agreement table with targets and causes, and migration time per VM against the model (src/cluster/agreement.ts). */
+  agreement: Agreement;
   /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
   deferred: number;
   wallMs: number;
@@ -215,7 +220,11 @@ export async function runCluster(
     finalHost: placement[v]!,
     state: placement[v]! >= 0 ? 'running' : 'unplaced',
     migrations: 0,
+    utilisation: [],
   }));
+  const feedback = new CpuFeedback(M, o.cpuFeedback ?? true);
+  /** VMs that were in flight during the current interval: their CPU is not steered by that interval. */
+  const moved = new Set<number>();
   void picked;
 
   const agents: ChildAgent[] = await spawnAgents(
@@ -298,7 +307,7 @@ export async function runCluster(
   // percent up to about 5 % of a core even under load, higher CAPs and very low frequencies less well (docs/cluster.md).
   const carry = new Float64Array(M);
   const throttleFor = (v: number, u: number): { cap: number; frequency: number } => {
-    const c = u * o.cpuScale;
+    const c = u * o.cpuScale * feedback.gain(v);
     if (c < 1) {
       carry[v] = 0;
       return { cap: 1, frequency: Math.max(0.001, c) };
@@ -501,6 +510,7 @@ export async function runCluster(
       traceTime: (totalTimeMs / 1000) * speed,
       traceDowntime: (downtimeMs / 1000) * speed,
       modelTimeMs: Math.round(model.totalTime * 1000),
+      ...(report ? { calibration: calibrationOf(report, o.migration) } : {}),
       ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
     };
     migrations.push(m);
@@ -518,6 +528,7 @@ export async function runCluster(
     const interval = k;
     const demandAtStart = demand[v]!;
     outbound[from]!++;
+    moved.add(v);
     const run = async (): Promise<void> => {
       let report: MigrationReport | undefined;
       let error: string | undefined;
@@ -633,11 +644,18 @@ export async function runCluster(
         const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
         const u = unmeasured ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
         demand[v] = u * vmMips[v]!;
+        if (vm.state === 'running') {
+          vm.utilisation.push(u);
+          if (!moved.has(v) && !inFlight.has(v) && !unmeasured)
+            feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
+        }
         demandCpu += kernel * vmMips[v]!;
         demandScheduled += scheduled * vmMips[v]!;
         history[v]!.unshift(u);
         if (history[v]!.length > HISTORY_LENGTH) history[v]!.length = HISTORY_LENGTH;
       }
+      moved.clear();
+      for (const v of inFlight.keys()) moved.add(v);
       const requested = requestedAt((v) => demand[v]!);
       const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
       const on = onAt();
@@ -692,6 +710,7 @@ export async function runCluster(
         demandTrace,
         demandCpu,
         demandScheduled,
+        gain: feedback.mean(),
       };
       intervals.push(row);
       onEvent({
@@ -709,31 +728,41 @@ export async function runCluster(
     await checkInventory();
     const started = migrations.length;
     const metrics = acc.result(migrations);
-    const simRun = simulate(workload, { ...simOptions, series: true });
-    const { series, ...sim } = simRun;
     for (const vm of vms) vm.finalHost = location[vm.index]!;
-    const completed = migrations.filter((m) => m.status === 'completed');
-    let calibrated: ClusterReport['calibrated'];
-    if (completed.length > 0) {
-      const measured = completed.reduce((a, m) => a + m.traceTime, 0) / completed.length;
-      const migrationTime = Math.min(measured, 0.95 * SCHEDULING_INTERVAL);
-      let ramMb = 0;
-      for (let v = 0; v < M; v++) ramMb += session.vmSpec(v).ramMb / M;
-      // Copy time = RAM / (bandwidth · share); all hosts have CloudSim's 1 Gbit/s.
-      const hostBytesPerSec = (dc.hostTypes[0]!.bwKbps * 1000) / 8;
-      const share = (ramMb * 1e6) / migrationTime / hostBytesPerSec;
-      const { series: _s, ...calSim } = simulate(workload, {
-        ...simOptions,
-        series: false,
-        pricing: { bandwidthShare: share, dirtyRateAtFullLoad: 0 },
-      });
-      calibrated = {
-        migrationTime,
-        capped: migrationTime < measured,
-        sim: calSim,
-        comparison: compareWithSim(metrics, { ...calSim }),
-      };
+    const prices = measuredPrices(
+      M,
+      migrations,
+      (v) => (session.vmSpec(v).ramMb * 1e6) / (vms[v]!.ramMiB * 1024 * 1024),
+    );
+    const variants = simLadder(
+      workload,
+      measuredWorkload(
+        workload,
+        vms.map((vm) => vm.utilisation),
+      ),
+      simOptions,
+      prices,
+    );
+    const simRun = variants[0]!;
+    let measuredSum = 0;
+    let traceSum = 0;
+    for (const i of intervals) {
+      measuredSum += i.demandMeasured;
+      traceSum += i.demandTrace;
     }
+    const deliveredRatio = traceSum > 0 ? measuredSum / traceSum : 1;
+    const agreement: Agreement = {
+      variants,
+      rows: agreementRows(metrics, variants, {
+        deliveredRatio,
+        measuredMigrationS: metrics.meanMigrationTime,
+        modelMigrationS: simRun.sim.meanMigrationTime,
+        deferred: deferredTotal,
+        spanIntervals: metrics.meanMigrationTime / SCHEDULING_INTERVAL,
+      }),
+      migrationModel: migrationModelCheck(migrations),
+      deliveredRatio,
+    };
     onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
     return {
       policy: policyLabel(simOptions.policy),
@@ -746,17 +775,13 @@ export async function runCluster(
       migrations,
       killed,
       metrics,
-      sim,
-      simSeries: {
-        time: series?.time ?? [],
-        activeHosts: series?.activeHosts ?? [],
-        migrations: series?.migrations ?? [],
-      },
+      sim: simRun.sim,
+      simSeries: simRun.series,
       comparison: [
-        ...compareWithSim(metrics, simRun),
+        ...compareWithSim(metrics, simRun.sim),
         migrationVsModel(migrations.filter((m) => m.status === 'completed')),
       ],
-      ...(calibrated ? { calibrated } : {}),
+      agreement,
       deferred: deferredTotal,
       wallMs: Math.round(performance.now() - wall0),
     };

@@ -16,7 +16,9 @@ const options = (time: number): SimOptions => ({
   mode: 'livemig',
   policy: parsePolicy('thr-mmt-0.8'),
   datacenter: planetlabDatacenter(4),
-  pricing: { measured: { time: [time, time, time, time], downtime: [2, 2, 2, 2], bytes: [1e6, 1e6, 1e6, 1e6] } },
+  pricing: {
+    measured: { time: [time, time, time, time], downtime: [2, 2, 2, 2], bytes: [1e6, 1e6, 1e6, 1e6] },
+  },
 });
 
 describe('migrations priced as measured, longer than a scheduling interval', () => {
