@@ -32,12 +32,14 @@ const migration = (vm: number, wallMs: number, speed = 100): ClusterMigration =>
   traceTime: (wallMs / 1000) * speed,
   traceDowntime: 0.05 * speed,
   modelTimeMs: 250,
+  slowdown: 0.3,
   calibration: {
     round1Bytes: 32 * 2 ** 20,
     round1BytesPerSec: 32 * 2 ** 20, // round 1 took 1 s
     dirtyRate: 0,
     resendRatio: 1,
     setupMs: 100,
+    roundsMs: 1000,
     downtimeLimitMs: 300,
     maxRounds: 30,
   },
@@ -107,6 +109,7 @@ describe('agreement rows', () => {
     modelMigrationS: 20,
     deferred: 3,
     spanIntervals: 3,
+    meanSlowdown: 0.3,
   };
 
   it('marks each variant against the target and names the assumption the ladder moves', () => {

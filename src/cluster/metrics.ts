@@ -28,6 +28,8 @@ export interface ClusterMigration {
   traceDowntime: number;
   /** The engine's pre-copy model for this migration's RAM, dirty rate and bandwidth, wall ms. */
   modelTimeMs: number;
+  /** The guest's measured slowdown during the migration (1 − steps/s during ÷ before), 0–1. */
+  slowdown: number;
   /** What the pre-copy model calibrated on the run takes from this migration (src/cluster/agreement.ts). */
   calibration?: {
     /** Round 1: bytes sent and their rate, bytes/s; the guest's dirty rate then, bytes/s. */
@@ -37,6 +39,8 @@ export interface ClusterMigration {
     /** Wire bytes per resent page byte (XBZRLE), 1 without. */
     resendRatio: number;
     setupMs: number;
+    /** Σ of the pre-copy rounds' durations. */
+    roundsMs: number;
     downtimeLimitMs: number;
     maxRounds: number;
   };

@@ -510,6 +510,7 @@ export async function runCluster(
       traceTime: (totalTimeMs / 1000) * speed,
       traceDowntime: (downtimeMs / 1000) * speed,
       modelTimeMs: Math.round(model.totalTime * 1000),
+      slowdown: slow,
       ...(report ? { calibration: calibrationOf(report, o.migration) } : {}),
       ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
     };
@@ -642,12 +643,15 @@ export async function runCluster(
           vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) : 0;
         // A host whose meter did not answer: its VMs keep their last measured value (not 0).
         const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
-        const u = unmeasured ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
+        // A VM in flight during the interval: what it got is its demand less the migration's toll (paused, slowed,
+        // uncapped for a moment on arrival), which PDM counts; its demand is held at its last value before, as a
+        // monitor without a sample would, and as the simulator keeps a migrating VM's requested MIPS.
+        const held = (moved.has(v) || inFlight.has(v)) && history[v]!.length > 0;
+        const u = unmeasured || held ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
         demand[v] = u * vmMips[v]!;
         if (vm.state === 'running') {
           vm.utilisation.push(u);
-          if (!moved.has(v) && !inFlight.has(v) && !unmeasured)
-            feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
+          if (!held && !unmeasured) feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
         }
         demandCpu += kernel * vmMips[v]!;
         demandScheduled += scheduled * vmMips[v]!;
@@ -759,6 +763,10 @@ export async function runCluster(
         modelMigrationS: simRun.sim.meanMigrationTime,
         deferred: deferredTotal,
         spanIntervals: metrics.meanMigrationTime / SCHEDULING_INTERVAL,
+        meanSlowdown: (() => {
+          const done = migrations.filter((m) => m.status === 'completed');
+          return done.length ? done.reduce((a, m) => a + m.slowdown, 0) / done.length : 0;
+        })(),
       }),
       migrationModel: migrationModelCheck(migrations),
       deliveredRatio,

@@ -162,6 +162,8 @@ export interface MeasuredPrices {
   readonly time: ArrayLike<number>;
   readonly downtime: ArrayLike<number>;
   readonly bytes: ArrayLike<number>;
+  /** The share of its demand a VM loses while it migrates, in place of CloudSim's 10 % (the rest is charged at start). */
+  readonly slowdown?: ArrayLike<number>;
 }
 
 export const DEFAULT_PRICING: MigrationPricing = {

@@ -12,12 +12,17 @@ const workload: Workload = {
   samplesPerVm: 10,
   samples: Uint8Array.from([0, 1, 2, 3].flatMap(() => [10, ...new Array<number>(9).fill(100)])),
 };
-const options = (time: number): SimOptions => ({
+const options = (time: number, slowdown?: number): SimOptions => ({
   mode: 'livemig',
   policy: parsePolicy('thr-mmt-0.8'),
   datacenter: planetlabDatacenter(4),
   pricing: {
-    measured: { time: [time, time, time, time], downtime: [2, 2, 2, 2], bytes: [1e6, 1e6, 1e6, 1e6] },
+    measured: {
+      time: [time, time, time, time],
+      downtime: [2, 2, 2, 2],
+      bytes: [1e6, 1e6, 1e6, 1e6],
+      ...(slowdown === undefined ? {} : { slowdown: [slowdown, slowdown, slowdown, slowdown] }),
+    },
   },
 });
 
@@ -42,5 +47,13 @@ describe('migrations priced as measured, longer than a scheduling interval', () 
     const s = r.series!;
     expect(s.vms[s.time.indexOf(600)]).toBe(4);
     expect(r.meanMigrationTime).toBe(20);
+  });
+
+  it('charges a measured slowdown during the migration in place of CloudSim’s 10 %', () => {
+    const cloudsim = simulate(workload, options(1000));
+    const measured = simulate(workload, options(1000, 0.6));
+    expect(simulate(workload, options(1000, 0.1)).pdm).toBeCloseTo(cloudsim.pdm, 12);
+    expect(measured.migrations).toBe(cloudsim.migrations);
+    expect(measured.pdm).toBeGreaterThan(cloudsim.pdm * 3);
   });
 });
