@@ -202,6 +202,8 @@ export async function runCluster(
     datacenter: dc,
     seed: o.seed,
     interval: SCHEDULING_INTERVAL,
+    // The simulator runs under the cluster's concurrency limits (it plans the same; only the starts are bounded).
+    migrationLimits: { perHost: o.parallelOutboundPerHost, perCluster: o.parallelPerCluster },
   };
   const session = new PlanningSession(workload, simOptions);
   const placement = session.initialPlacement();

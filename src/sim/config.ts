@@ -260,4 +260,10 @@ export interface SimOptions {
   readonly peCheck?: 'vm' | 'demand';
   /** Record per-interval time series (default true). */
   readonly series?: boolean;
+  /**
+   * Bound on migrations in flight, as a real cluster's (KubeVirt's parallelOutboundMigrationsPerNode and
+   * parallelMigrationsPerCluster): a planned migration that would exceed either is dropped from the round and
+   * re-planned at the next one. Default: unbounded (CloudSim starts every planned migration at once).
+   */
+  readonly migrationLimits?: { readonly perHost: number; readonly perCluster: number };
 }

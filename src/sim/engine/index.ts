@@ -20,7 +20,7 @@
 import { policyLabel, type SimOptions } from '../config.js';
 import type { Workload } from '../workload.js';
 import { deleteIdleVms, finishMetrics, updateAll } from './accounting.js';
-import { completeMigrations, type Pending, startMigrations } from './migrations.js';
+import { completeMigrations, type Pending, startMigrations, withinLimits } from './migrations.js';
 import { placeFirstFit, placeInitial } from './placement.js';
 import { plan } from './planning.js';
 import { distributionOf, type SimResult } from './result.js';
@@ -83,8 +83,9 @@ function run(s: SimState): void {
     if (p.kind === 'migration' && (s.compat ? true : t < duration)) {
       const round = plan(s);
       overloaded = round.overloaded;
-      started = round.entries.length / 2;
-      const fresh = startMigrations(s, t, round.entries, seq);
+      const entries = withinLimits(s, round.entries, pending);
+      started = entries.length / 2;
+      const fresh = startMigrations(s, t, entries, seq);
       seq += fresh.length;
       pending = pending.concat(fresh).sort((a, b) => a.time - b.time || a.seq - b.seq);
     }

@@ -15,6 +15,31 @@ export interface Pending {
   seq: number;
 }
 
+/**
+ * The plan's entries that fit the concurrency limits (`SimOptions.migrationLimits`) given the migrations in flight,
+ * in plan order; the others are left for the next round's plan.
+ */
+export function withinLimits(s: SimState, entries: number[], inFlight: readonly Pending[]): number[] {
+  const limits = s.options.migrationLimits;
+  if (!limits) return entries;
+  const out = new Map<number, number>();
+  for (const p of inFlight) {
+    const h = s.vmHost[p.vm]!;
+    out.set(h, (out.get(h) ?? 0) + 1);
+  }
+  let total = inFlight.length;
+  const kept: number[] = [];
+  for (let j = 0; j < entries.length; j += 2) {
+    const source = s.vmHost[entries[j]!]!;
+    const n = out.get(source) ?? 0;
+    if (total >= limits.perCluster || n >= limits.perHost) continue;
+    out.set(source, n + 1);
+    total++;
+    kept.push(entries[j]!, entries[j + 1]!);
+  }
+  return kept;
+}
+
 /** Starts the plan's migrations ([vm, target, …]) at time t; returns them sorted by completion time. */
 export function startMigrations(s: SimState, t: number, entries: number[], seq0: number): Pending[] {
   const pending: Pending[] = [];

@@ -56,4 +56,15 @@ describe('migrations priced as measured, longer than a scheduling interval', () 
     expect(measured.migrations).toBe(cloudsim.migrations);
     expect(measured.pdm).toBeGreaterThan(cloudsim.pdm * 3);
   });
+
+  it('keeps to the concurrency limits, the rest re-planned at later rounds', () => {
+    const free = simulate(workload, options(1000));
+    const limited = simulate(workload, { ...options(1000), migrationLimits: { perHost: 1, perCluster: 5 } });
+    const at = (r: typeof free, t: number): number => r.series!.migrations[r.series!.time.indexOf(t)]!;
+    expect(at(free, 300)).toBeGreaterThanOrEqual(2);
+    expect(at(limited, 300)).toBe(1);
+    // One in flight out of that host until t = 1300: nothing more starts from it before.
+    expect(at(limited, 600) + at(limited, 900) + at(limited, 1200)).toBe(0);
+    expect(limited.duplicateMigrations).toBe(0);
+  });
 });
