@@ -266,8 +266,9 @@ function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseCo
   }
   if (closer(mm ?? null, md ?? null)) {
     parts.push(
-      `utilisation: the simulator plans on the trace; the guests delivered ${c.deliveredRatio.toFixed(2)} × it, ` +
-        'measured with noise, and the cluster plans on what it measured',
+      'utilisation: the simulator plans on the trace’s sample at each interval’s end (CloudSim’s instantaneous ' +
+        'utilisation); the cluster on the CPU it measured over the interval — its mean, with noise, ' +
+        `${c.deliveredRatio.toFixed(2)} × the trace overall`,
     );
   }
   const residual = md ?? null;

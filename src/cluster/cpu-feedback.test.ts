@@ -19,4 +19,9 @@ describe('CpuFeedback: a guest granted less CPU than its trace asks gets more ne
     off.update(0, 0.5, 0.25);
     expect(off.gain(0)).toBe(1);
   });
+  it('corrects the whole error in one full step (the warm-up before t = 0)', () => {
+    const f = new CpuFeedback(1);
+    f.update(0, 0.5, 0.75, 1);
+    expect(f.gain(0)).toBeCloseTo(2 / 3, 6);
+  });
 });

@@ -32,11 +32,11 @@ export class CpuFeedback {
   /**
    * One interval of VM v: its trace asked for `asked` (mean fraction of its MIPS over the interval) and it got
    * `delivered` (measured, same unit). Intervals with too little asked, or none delivered (the guest was migrating
-   * or its host did not answer), leave the gain as it is.
+   * or its host did not answer), leave the gain as it is. `step` 1 corrects the whole error at once (the warm-up).
    */
-  update(v: number, asked: number, delivered: number): void {
+  update(v: number, asked: number, delivered: number, step = STEP): void {
     if (!this.#on || asked < MIN_ASKED || !(delivered > 0)) return;
-    const g = this.#gain[v]! * (asked / delivered) ** STEP;
+    const g = this.#gain[v]! * (asked / delivered) ** step;
     this.#gain[v] = Math.min(MAX_GAIN, Math.max(MIN_GAIN, g));
   }
 
