@@ -107,6 +107,8 @@ describe('agreement rows', () => {
     deliveredRatio: 0.7,
     measuredMigrationS: 900,
     modelMigrationS: 20,
+    measuredDowntimeS: 10,
+    modelDowntimeS: 0.1,
     deferred: 3,
     spanIntervals: 3,
     meanSlowdown: 0.3,

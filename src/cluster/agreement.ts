@@ -201,19 +201,19 @@ export function simLadder(
       },
     };
   };
-  const out = [run('model', 'sim: traces, model-priced migrations', trace, options)];
+  const out = [run('model', 'sim: trace, model', trace, options)];
   const priced: SimOptions = prices
     ? { ...options, pricing: { ...options.pricing, measured: prices } }
     : options;
   out.push(
     run(
       'measured-migrations',
-      `sim: traces, migrations as measured${prices ? '' : ' (none completed: model)'}`,
+      `sim: trace, measured migrations${prices ? '' : ' (none: model)'}`,
       trace,
       priced,
     ),
   );
-  out.push(run('measured-demand', 'sim: measured demand, migrations as measured', measured, priced));
+  out.push(run('measured-demand', 'sim: measured demand and migrations', measured, priced));
   return out;
 }
 
@@ -241,6 +241,9 @@ export interface CauseContext {
   /** Mean measured migration time, trace s, and the model's price for the simulator's VMs (first variant). */
   measuredMigrationS: number;
   modelMigrationS: number;
+  /** The same for downtime, trace s. */
+  measuredDowntimeS: number;
+  modelDowntimeS: number;
   /** Migrations the concurrency limits held back. */
   deferred: number;
   /** Mean intervals a measured migration spans. */
@@ -249,22 +252,24 @@ export interface CauseContext {
   meanSlowdown: number;
 }
 
-const closer = (a: number | null, b: number | null): boolean =>
-  b !== null && (a === null || Math.abs(b) < Math.abs(a) * 0.8);
+/** Whether a step of the ladder closed a gap: from `a` (past the tolerance) to `b`, by a fifth or more. */
+const closer = (a: number | null, b: number | null, tol: number): boolean =>
+  b !== null && (a === null || (Math.abs(a) > tol && Math.abs(b) < Math.abs(a) * 0.8));
 
 /** The assumption that explains a metric's gap, from how the ladder moved it. */
 function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseContext): string {
   if (rel.every((r) => r !== null && Math.abs(r) <= tol)) return '';
   const [m, mm, md] = rel;
   const parts: string[] = [];
-  if (closer(m ?? null, mm ?? null)) {
+  if (closer(m ?? null, mm ?? null, tol)) {
     parts.push(
       `migration model: the simulator prices a migration at ${c.modelMigrationS.toFixed(0)} trace s (pre-copy model, ` +
-        `CloudSim VM sizes, idle 1 Gbit/s link); measured ${c.measuredMigrationS.toFixed(0)} trace s ` +
-        `(${c.spanIntervals.toFixed(1)} intervals)`,
+        `CloudSim VM sizes, idle 1 Gbit/s link, downtime ${c.modelDowntimeS.toFixed(1)} s); measured ` +
+        `${c.measuredMigrationS.toFixed(0)} trace s (${c.spanIntervals.toFixed(1)} intervals), downtime ` +
+        `${c.measuredDowntimeS.toFixed(1)} s`,
     );
   }
-  if (closer(mm ?? null, md ?? null)) {
+  if (closer(mm ?? null, md ?? null, tol)) {
     parts.push(
       'utilisation: the simulator plans on the trace’s sample at each interval’s end (CloudSim’s instantaneous ' +
         'utilisation); the cluster on the CPU it measured over the interval — its mean, with noise, ' +

@@ -785,6 +785,8 @@ export async function runCluster(
         deliveredRatio,
         measuredMigrationS: metrics.meanMigrationTime,
         modelMigrationS: simRun.sim.meanMigrationTime,
+        measuredDowntimeS: metrics.meanDowntime,
+        modelDowntimeS: simRun.sim.meanDowntime,
         deferred: deferredTotal,
         spanIntervals: metrics.meanMigrationTime / SCHEDULING_INTERVAL,
         meanSlowdown: (() => {
