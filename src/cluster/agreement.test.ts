@@ -47,12 +47,13 @@ const migration = (vm: number, wallMs: number, speed = 100): ClusterMigration =>
 
 describe('the simulator ladder’s inputs', () => {
   it('turns the measured utilisation into a workload: sample 0 from the trace, then the interval means', () => {
-    const w = measuredWorkload(trace, [
+    const { workload: w, exact } = measuredWorkload(trace, [
       [0.25, 0.333, 1.4],
       [0.5, 0.6],
     ]);
     expect([...w.samples]).toEqual([10, 25, 33, 100, 50, 50, 60, 80]);
     expect(w.vms).toBe(2);
+    expect([...exact]).toEqual([0.1, 0.25, 0.333, 1, 0.5, 0.5, 0.6, 0.8]);
   });
 
   it('prices each VM’s migration as measured (its own, or the mean), bytes scaled to the simulator’s VM', () => {

@@ -68,20 +68,27 @@ export interface Agreement {
 /** The issue's targets; the model's median time error measured in docs/model.md. */
 export const TARGETS = { energy: 0.1, migrations: 0.1, slav: 0.2, modelTime: 0.2 } as const;
 
-/** The measured state as a workload: sample 0 is the trace's (the initial placement), sample k the interval-k mean. */
-export function measuredWorkload(trace: Workload, utilisation: readonly (readonly number[])[]): Workload {
+/**
+ * The measured state as a workload: sample 0 is the trace's (the initial placement), sample k the interval-k mean;
+ * `exact` holds the same unrounded (`SimOptions.utilisation`: whole percents flip threshold decisions).
+ */
+export function measuredWorkload(
+  trace: Workload,
+  utilisation: readonly (readonly number[])[],
+): { workload: Workload; exact: Float64Array } {
   const K = trace.samplesPerVm;
   const samples = new Uint8Array(trace.vms * K);
+  const exact = new Float64Array(trace.vms * K);
   for (let v = 0; v < trace.vms; v++) {
-    samples[v * K] = trace.samples[v * K]!;
+    exact[v * K] = trace.samples[v * K]! / 100;
     const u = utilisation[v] ?? [];
     for (let k = 1; k < K; k++) {
       const x = u[k - 1];
-      samples[v * K + k] =
-        x === undefined ? trace.samples[v * K + k]! : Math.round(Math.min(1, Math.max(0, x)) * 100);
+      exact[v * K + k] = x === undefined ? trace.samples[v * K + k]! / 100 : Math.min(1, Math.max(0, x));
     }
+    for (let k = 0; k < K; k++) samples[v * K + k] = Math.round(exact[v * K + k]! * 100);
   }
-  return { ...trace, name: `${trace.name} (measured)`, samples };
+  return { workload: { ...trace, name: `${trace.name} (measured)`, samples }, exact };
 }
 
 /**
@@ -184,7 +191,7 @@ export function migrationModelCheck(migrations: readonly ClusterMigration[]): Mi
 /** The three simulator runs of the ladder (the first is the plain `livemig sim` run, with its series). */
 export function simLadder(
   trace: Workload,
-  measured: Workload,
+  measured: { workload: Workload; exact: Float64Array },
   options: SimOptions,
   prices: MeasuredPrices | null,
 ): SimVariant[] {
@@ -213,7 +220,12 @@ export function simLadder(
       priced,
     ),
   );
-  out.push(run('measured-demand', 'sim: measured demand and migrations', measured, priced));
+  out.push(
+    run('measured-demand', 'sim: measured demand and migrations', measured.workload, {
+      ...priced,
+      utilisation: measured.exact,
+    }),
+  );
   return out;
 }
 

@@ -266,4 +266,9 @@ export interface SimOptions {
    * re-planned at the next one. Default: unbounded (CloudSim starts every planned migration at once).
    */
   readonly migrationLimits?: { readonly perHost: number; readonly perCluster: number };
+  /**
+   * Exact utilisation samples (fractions of each VM's MIPS, the workload's layout: VM-major) in place of the
+   * workload's whole percents, e.g. what a real cluster measured: a policy threshold can turn on a tenth of a percent.
+   */
+  readonly utilisation?: ArrayLike<number>;
 }

@@ -68,3 +68,22 @@ describe('migrations priced as measured, longer than a scheduling interval', () 
     expect(limited.duplicateMigrations).toBe(0);
   });
 });
+
+describe('exact utilisation samples (SimOptions.utilisation)', () => {
+  const base: SimOptions = {
+    mode: 'livemig',
+    policy: parsePolicy('thr-mmt-0.8'),
+    datacenter: planetlabDatacenter(4),
+  };
+  it('replace the whole percents: the same values give the same run, a fraction more gives more energy', () => {
+    const plain = simulate(workload, base);
+    const same = simulate(workload, { ...base, utilisation: Array.from(workload.samples, (x) => x / 100) });
+    expect(same.energyKWh).toBe(plain.energyKWh);
+    expect(same.migrations).toBe(plain.migrations);
+    const more = simulate(workload, {
+      ...base,
+      utilisation: Array.from(workload.samples, (x) => x / 100 + 0.004),
+    });
+    expect(more.energyKWh).toBeGreaterThan(plain.energyKWh);
+  });
+});
