@@ -105,6 +105,14 @@ export class MetricsAccumulator {
     }
   }
 
+  /**
+   * Host h was switched on between two measurements (a migration to it started): it draws power from now, as the
+   * simulator bills a host from the moment an incoming copy makes it active.
+   */
+  switchedOn(h: number): void {
+    this.#wasOn[h] = true;
+  }
+
   result(migrations: readonly ClusterMigration[]): ClusterMetrics {
     const done = migrations.filter((m) => m.status === 'completed');
     const slatah = this.activeTime > 0 ? this.violationTime / this.activeTime : 0;

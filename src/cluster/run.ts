@@ -534,6 +534,7 @@ export async function runCluster(
     const demandAtStart = demand[v]!;
     outbound[from]!++;
     moved.add(v);
+    acc?.switchedOn(target);
     const run = async (): Promise<void> => {
       let report: MigrationReport | undefined;
       let error: string | undefined;

@@ -16,28 +16,40 @@ export interface Pending {
 }
 
 /**
- * The plan's entries that fit the concurrency limits (`SimOptions.migrationLimits`) given the migrations in flight,
- * in plan order; the others are left for the next round's plan.
+ * The plan's entries ([vm, target, …]) that fit the concurrency limits (`SimOptions.migrationLimits`) given the
+ * migrations in flight, in plan order (`start`), and the others (`held`: they wait for a free slot until the next
+ * round re-plans, as the cluster's queue). Entries whose VM is in flight or already on its target are dropped.
  */
-export function withinLimits(s: SimState, entries: number[], inFlight: readonly Pending[]): number[] {
+export function withinLimits(
+  s: SimState,
+  entries: number[],
+  inFlight: readonly Pending[],
+): { start: number[]; held: number[] } {
   const limits = s.options.migrationLimits;
-  if (!limits) return entries;
+  if (!limits) return { start: entries, held: [] };
   const out = new Map<number, number>();
   for (const p of inFlight) {
     const h = s.vmHost[p.vm]!;
     out.set(h, (out.get(h) ?? 0) + 1);
   }
   let total = inFlight.length;
-  const kept: number[] = [];
+  const start: number[] = [];
+  const held: number[] = [];
   for (let j = 0; j < entries.length; j += 2) {
-    const source = s.vmHost[entries[j]!]!;
+    const v = entries[j]!;
+    const target = entries[j + 1]!;
+    const source = s.vmHost[v]!;
+    if (source < 0 || source === target || s.inMig[v] === 1) continue;
     const n = out.get(source) ?? 0;
-    if (total >= limits.perCluster || n >= limits.perHost) continue;
+    if (total >= limits.perCluster || n >= limits.perHost) {
+      held.push(v, target);
+      continue;
+    }
     out.set(source, n + 1);
     total++;
-    kept.push(entries[j]!, entries[j + 1]!);
+    start.push(v, target);
   }
-  return kept;
+  return { start, held };
 }
 
 /** Starts the plan's migrations ([vm, target, …]) at time t; returns them sorted by completion time. */

@@ -63,8 +63,9 @@ describe('migrations priced as measured, longer than a scheduling interval', () 
     const at = (r: typeof free, t: number): number => r.series!.migrations[r.series!.time.indexOf(t)]!;
     expect(at(free, 300)).toBeGreaterThanOrEqual(2);
     expect(at(limited, 300)).toBe(1);
-    // One in flight out of that host until t = 1300: nothing more starts from it before.
+    // The one held back starts when the first completes (t = 1300), from the queue, not from a later plan.
     expect(at(limited, 600) + at(limited, 900) + at(limited, 1200)).toBe(0);
+    expect(limited.migrations).toBe(at(free, 300));
     expect(limited.duplicateMigrations).toBe(0);
   });
 });
