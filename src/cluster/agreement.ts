@@ -1,12 +1,14 @@
 /**
- * The cluster measured against the simulator, fairly: the simulator runs three times on the same hosts, VMs, window
+ * The cluster measured against the simulator, fairly: the simulator runs four times on the same hosts, VMs, window
  * and policy, and each step of the ladder takes one of the simulator's assumptions away.
  *
  * 1. `model`: on the traces, migrations priced by the engine's pre-copy model for CloudSim's VM sizes on an idle
  *    1 Gbit/s link (what `livemig sim` does).
  * 2. `measured-migrations`: on the traces, each VM's migration priced as the cluster measured it (trace seconds:
  *    wall × speed; a VM that did not migrate gets the mean), spanning as many intervals as it took.
- * 3. `measured-demand`: the same, on the utilisation the cluster delivered and measured (per VM per interval)
+ * 3. `trace-means`: the same, on each interval's mean of the trace (what a monitor measures) in place of CloudSim's
+ *    instantaneous sample at the interval's end.
+ * 4. `measured-demand`: the same, on the utilisation the cluster delivered and measured (per VM per interval)
  *    instead of the trace: what is left is the policy's inputs being the same and the rest of the simulator's
  *    assumptions (instantaneous switch-off, its 10 % migration overhead, placement during a migration).
  *
@@ -22,7 +24,7 @@ import type { MeasuredPrices, SimOptions, SimResult, Workload } from '../sim/ind
 import { simulate } from '../sim/index.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
 
-export type SimVariantKey = 'model' | 'measured-migrations' | 'measured-demand';
+export type SimVariantKey = 'model' | 'measured-migrations' | 'trace-means' | 'measured-demand';
 
 export interface SimVariant {
   key: SimVariantKey;
@@ -89,6 +91,22 @@ export function measuredWorkload(
     for (let k = 0; k < K; k++) samples[v * K + k] = Math.round(exact[v * K + k]! * 100);
   }
   return { workload: { ...trace, name: `${trace.name} (measured)`, samples }, exact };
+}
+
+/**
+ * The trace as a monitor would see it: sample k the mean over interval k, (s[k−1] + s[k]) / 2 (the CPU follows the
+ * trace linearly between samples), sample 0 the trace's. What separates CloudSim's instantaneous sample from a
+ * measurement, before any measurement noise.
+ */
+export function traceMeans(trace: Workload): Float64Array {
+  const K = trace.samplesPerVm;
+  const out = new Float64Array(trace.vms * K);
+  for (let v = 0; v < trace.vms; v++) {
+    out[v * K] = trace.samples[v * K]! / 100;
+    for (let k = 1; k < K; k++)
+      out[v * K + k] = (trace.samples[v * K + k - 1]! + trace.samples[v * K + k]!) / 200;
+  }
+  return out;
 }
 
 /**
@@ -188,7 +206,7 @@ export function migrationModelCheck(migrations: readonly ClusterMigration[]): Mi
   };
 }
 
-/** The three simulator runs of the ladder (the first is the plain `livemig sim` run, with its series). */
+/** The four simulator runs of the ladder (the first is the plain `livemig sim` run, with its series). */
 export function simLadder(
   trace: Workload,
   measured: { workload: Workload; exact: Float64Array },
@@ -219,6 +237,12 @@ export function simLadder(
       trace,
       priced,
     ),
+  );
+  out.push(
+    run('trace-means', 'sim: trace means, measured migrations', trace, {
+      ...priced,
+      utilisation: traceMeans(trace),
+    }),
   );
   out.push(
     run('measured-demand', 'sim: measured demand and migrations', measured.workload, {
@@ -271,7 +295,7 @@ const closer = (a: number | null, b: number | null, tol: number): boolean =>
 /** The assumption that explains a metric's gap, from how the ladder moved it. */
 function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseContext): string {
   if (rel.every((r) => r !== null && Math.abs(r) <= tol)) return '';
-  const [m, mm, md] = rel;
+  const [m, mm, mt, md] = rel;
   const parts: string[] = [];
   if (closer(m ?? null, mm ?? null, tol)) {
     parts.push(
@@ -281,11 +305,16 @@ function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseCo
         `${c.measuredDowntimeS.toFixed(1)} s`,
     );
   }
-  if (closer(mm ?? null, md ?? null, tol)) {
+  if (closer(mm ?? null, mt ?? null, tol)) {
     parts.push(
-      'utilisation: the simulator plans on the trace’s sample at each interval’s end (CloudSim’s instantaneous ' +
-        'utilisation); the cluster on the CPU it measured over the interval — its mean, with noise, ' +
-        `${c.deliveredRatio.toFixed(2)} × the trace overall`,
+      'sampling: the simulator plans on the trace’s instantaneous sample at each interval’s end (CloudSim’s ' +
+        'utilisation model); a real monitor, the cluster’s, measures the interval’s mean',
+    );
+  }
+  if (closer(mt ?? null, md ?? null, tol)) {
+    parts.push(
+      'delivered CPU: the guests got ' +
+        `${c.deliveredRatio.toFixed(2)} × their trace overall, measured with noise, and the policy decides on it`,
     );
   }
   const residual = md ?? null;

@@ -118,7 +118,7 @@ export interface ClusterReport {
   sim: Omit<SimResult, 'series'>;
   simSeries: { time: number[]; activeHosts: number[]; migrations: number[] };
   comparison: ComparisonRow[];
-  /** The simulator ladder (traces + model, traces + measured migrations, measured demand + measured migrations), the
+  /** The simulator ladder (trace + model, trace + measured migrations, trace means, measured demand), the
    *  agreement table with targets and causes, and migration time per VM against the model (src/cluster/agreement.ts). */
   agreement: Agreement;
   /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
