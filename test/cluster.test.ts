@@ -37,6 +37,20 @@ describe('livemig cluster --quick', () => {
         'host shutdowns',
       ]),
     );
+    // The simulator ladder: four runs on the same hosts and VMs, each row against every run, a gap explained.
+    expect(r.agreement.variants.map((v) => v.key)).toEqual([
+      'model',
+      'measured-migrations',
+      'trace-means',
+      'measured-demand',
+    ]);
+    for (const v of r.agreement.variants) expect(v.sim.vms).toBe(QUICK_CLUSTER.vms);
+    for (const row of r.agreement.rows) {
+      expect(row.sims).toHaveLength(4);
+      const gap = row.relative.some((x) => x === null || Math.abs(x) > (row.target ?? 0.1));
+      expect(!gap || row.cause !== '').toBe(true);
+    }
+    for (const vm of r.vms) expect(vm.utilisation).toHaveLength(r.window.intervals);
     expect(r.metrics.energyKWh).toBeGreaterThan(0);
     expect(r.metrics.migrations).toBe(r.migrations.length);
     // The HTML report: comparison table, power curve, hosts on, migration timeline.

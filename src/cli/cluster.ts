@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import {
+  agreementText,
   CLUSTER_WORKLOADS,
   type ClusterOptions,
   type ClusterReport,
@@ -187,13 +188,6 @@ export function registerCluster(program: Command): void {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return;
     }
-    process.stdout.write(`${summary(r)}\n${comparisonTable(r)}\n`);
-    if (r.calibrated) {
-      process.stdout.write(
-        `\nThe simulator with migrations as slow as measured (${r.calibrated.migrationTime.toFixed(0)} trace s each` +
-          `${r.calibrated.capped ? ', capped below one interval: the engine completes every migration before the next step' : ''}):\n` +
-          `${comparisonTable(r, r.calibrated.comparison.slice(0, 7), 'sim (calibrated)')}\n`,
-      );
-    }
+    process.stdout.write(`${summary(r)}\n${agreementText(r)}\n`);
   });
 }

@@ -3,6 +3,14 @@
  * real live migrations, and the simulator checked against it. Only the CLI imports this folder.
  */
 export {
+  type Agreement,
+  type AgreementRow,
+  type MigrationModelCheck,
+  type SimVariant,
+  TARGETS,
+} from './agreement.js';
+export { agreementMarkdown, agreementText } from './agreement-table.js';
+export {
   type ClusterMetrics,
   type ClusterMigration,
   type ComparisonRow,

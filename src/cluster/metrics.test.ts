@@ -22,4 +22,11 @@ describe('MetricsAccumulator (the simulator livemig-mode accounting on measured 
     m.interval(300, watts.slice(0, 1), [1], [0.5], [500], [1000], [true]);
     expect(m.result([]).slatah).toBe(0.5);
   });
+  it('bills a host switched on by an incoming migration from the interval it starts in', () => {
+    const m = new MetricsAccumulator(2, [true, false]);
+    m.switchedOn(1);
+    m.interval(300, watts, [0.5, 0], [0.5, 0.2], [500, 200], [1000, 1000], [true, true]);
+    expect(m.energyWs).toBeCloseTo(150 * 300 + ((100 + 120) / 2) * 300);
+    expect(m.activeTime).toBe(600);
+  });
 });

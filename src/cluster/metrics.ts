@@ -28,6 +28,22 @@ export interface ClusterMigration {
   traceDowntime: number;
   /** The engine's pre-copy model for this migration's RAM, dirty rate and bandwidth, wall ms. */
   modelTimeMs: number;
+  /** The guest's measured slowdown during the migration (1 − steps/s during ÷ before), 0–1. */
+  slowdown: number;
+  /** What the pre-copy model calibrated on the run takes from this migration (src/cluster/agreement.ts). */
+  calibration?: {
+    /** Round 1: bytes sent and their rate, bytes/s; the guest's dirty rate then, bytes/s. */
+    round1Bytes: number;
+    round1BytesPerSec: number;
+    dirtyRate: number;
+    /** Wire bytes per resent page byte (XBZRLE), 1 without. */
+    resendRatio: number;
+    setupMs: number;
+    /** Σ of the pre-copy rounds' durations. */
+    roundsMs: number;
+    downtimeLimitMs: number;
+    maxRounds: number;
+  };
   error?: string;
 }
 
@@ -87,6 +103,14 @@ export class MetricsAccumulator {
       if (this.#wasOn[h] && !on[h]) this.shutdowns++;
       this.#wasOn[h] = on[h]!;
     }
+  }
+
+  /**
+   * Host h was switched on between two measurements (a migration to it started): it draws power from now, as the
+   * simulator bills a host from the moment an incoming copy makes it active.
+   */
+  switchedOn(h: number): void {
+    this.#wasOn[h] = true;
   }
 
   result(migrations: readonly ClusterMigration[]): ClusterMetrics {

@@ -41,6 +41,8 @@ export interface ClusterOptions {
   migration: Partial<MigrationOptions>;
   /** Workload per VM, cycled (deterministic mix); names of CLUSTER_WORKLOADS. */
   workloads: readonly string[];
+  /** Scale each guest's CAP so the CPU it gets follows its trace (default on; src/cluster/cpu-feedback.ts). */
+  cpuFeedback?: boolean;
   /** Kill the agent of `host` (SIGKILL) at the start of scheduling interval `atInterval` (fault drill). */
   killHost?: { host: number; atInterval: number };
 }

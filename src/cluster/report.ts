@@ -4,17 +4,16 @@
  * migration, from its start to its end, in trace time).
  */
 import { lineChart, type Report, type VegaLiteSpec } from '../report/index.js';
+import { formatMetric, formatRelative } from './agreement-table.js';
 import type { ClusterReport } from './run.js';
 
 export function clusterHtmlReport(r: ClusterReport, command: string): Report {
   const power = r.intervals.map((i) => ({ hour: i.time / 3600, watts: i.watts }));
   const hosts = [
     ...r.intervals.map((i) => ({ hour: i.time / 3600, hosts: i.activeHosts, run: 'cluster' })),
-    ...r.simSeries.time.map((t, k) => ({
-      hour: t / 3600,
-      hosts: r.simSeries.activeHosts[k]!,
-      run: 'simulator',
-    })),
+    ...r.agreement.variants.flatMap((v) =>
+      v.series.time.map((t, k) => ({ hour: t / 3600, hosts: v.series.activeHosts[k]!, run: v.label })),
+    ),
   ];
   const interval = r.window.durationSec / r.window.intervals;
   const timeline = r.migrations.map((m) => {
@@ -50,12 +49,22 @@ export function clusterHtmlReport(r: ClusterReport, command: string): Report {
       {
         heading: 'Cluster (measured) and simulator',
         table: {
-          columns: ['metric', 'cluster', 'simulator', 'difference'],
-          rows: r.comparison.map((c) => [
-            c.metric,
-            c.cluster,
-            c.sim,
-            c.relative === null ? 'n/a' : `${(c.relative * 100).toFixed(1)} %`,
+          columns: [
+            'metric',
+            'cluster',
+            ...r.agreement.variants.flatMap((v) => [v.label, 'Δ']),
+            'target',
+            'where they differ',
+          ],
+          rows: r.agreement.rows.map((row) => [
+            row.metric,
+            formatMetric(row.metric, row.cluster),
+            ...row.sims.flatMap((x, i) => [
+              formatMetric(row.metric, x),
+              formatRelative(row.relative[i] ?? null, row.agrees[i] ?? null),
+            ]),
+            row.target === null ? '' : `±${(row.target * 100).toFixed(0)} %`,
+            row.cause,
           ]),
         },
       },

@@ -26,8 +26,17 @@ import {
   policyLabel,
   type SimOptions,
   type SimResult,
-  simulate,
 } from '../sim/index.js';
+import {
+  type Agreement,
+  agreementRows,
+  calibrationOf,
+  measuredPrices,
+  measuredWorkload,
+  migrationModelCheck,
+  simLadder,
+} from './agreement.js';
+import { CpuFeedback } from './cpu-feedback.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -52,6 +61,8 @@ export interface ClusterVm {
   finalHost: number;
   state: VmState;
   migrations: number;
+  /** Measured utilisation (fraction of its MIPS) at the end of each interval: the simulator's measured-demand run. */
+  utilisation: number[];
 }
 
 export interface ClusterHost {
@@ -82,6 +93,8 @@ export interface ClusterInterval {
   demandCpu: number;
   /** The same from the vCPUs' own scheduled time (over the cap when this machine is oversubscribed: preemption counts). */
   demandScheduled: number;
+  /** Mean CPU feedback gain over the VMs (1: the machine delivers the trace as granted; src/cluster/cpu-feedback.ts). */
+  gain: number;
 }
 
 export interface ClusterEvent {
@@ -105,23 +118,17 @@ export interface ClusterReport {
   sim: Omit<SimResult, 'series'>;
   simSeries: { time: number[]; activeHosts: number[]; migrations: number[] };
   comparison: ComparisonRow[];
-  /**
-   * The simulator again with its migrations as slow as the cluster's (the pre-copy model's bandwidth set so that the
-   * mean VM's copy takes the measured mean time × speed, capped below one interval: the engine completes every
-   * migration before the next step), and the comparison with it. Absent when no migration completed.
-   */
-  calibrated?: {
-    migrationTime: number;
-    capped: boolean;
-    sim: Omit<SimResult, 'series'>;
-    comparison: ComparisonRow[];
-  };
+  /** The simulator ladder (trace + model, trace + measured migrations, trace means, measured demand), the
+   *  agreement table with targets and causes, and migration time per VM against the model (src/cluster/agreement.ts). */
+  agreement: Agreement;
   /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
   deferred: number;
   wallMs: number;
 }
 
 const SUBSTEPS = 8;
+/** Intervals' time the guests run before t = 0 for the CPU feedback to measure the machine. */
+const WARMUP_ROUNDS = 2;
 
 interface Inventory {
   /** Guest id → the live hosts that run it. */
@@ -197,6 +204,8 @@ export async function runCluster(
     datacenter: dc,
     seed: o.seed,
     interval: SCHEDULING_INTERVAL,
+    // The simulator runs under the cluster's concurrency limits (it plans the same; only the starts are bounded).
+    migrationLimits: { perHost: o.parallelOutboundPerHost, perCluster: o.parallelPerCluster },
   };
   const session = new PlanningSession(workload, simOptions);
   const placement = session.initialPlacement();
@@ -215,7 +224,11 @@ export async function runCluster(
     finalHost: placement[v]!,
     state: placement[v]! >= 0 ? 'running' : 'unplaced',
     migrations: 0,
+    utilisation: [],
   }));
+  const feedback = new CpuFeedback(M, o.cpuFeedback ?? true);
+  /** VMs that were in flight during the current interval: their CPU is not steered by that interval. */
+  const moved = new Set<number>();
   void picked;
 
   const agents: ChildAgent[] = await spawnAgents(
@@ -298,7 +311,7 @@ export async function runCluster(
   // percent up to about 5 % of a core even under load, higher CAPs and very low frequencies less well (docs/cluster.md).
   const carry = new Float64Array(M);
   const throttleFor = (v: number, u: number): { cap: number; frequency: number } => {
-    const c = u * o.cpuScale;
+    const c = u * o.cpuScale * feedback.gain(v);
     if (c < 1) {
       carry[v] = 0;
       return { cap: 1, frequency: Math.max(0.001, c) };
@@ -501,6 +514,8 @@ export async function runCluster(
       traceTime: (totalTimeMs / 1000) * speed,
       traceDowntime: (downtimeMs / 1000) * speed,
       modelTimeMs: Math.round(model.totalTime * 1000),
+      slowdown: slow,
+      ...(report ? { calibration: calibrationOf(report, o.migration) } : {}),
       ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
     };
     migrations.push(m);
@@ -518,6 +533,8 @@ export async function runCluster(
     const interval = k;
     const demandAtStart = demand[v]!;
     outbound[from]!++;
+    moved.add(v);
+    acc?.switchedOn(target);
     const run = async (): Promise<void> => {
       let report: MigrationReport | undefined;
       let error: string | undefined;
@@ -594,6 +611,26 @@ export async function runCluster(
         for (const f of inFlight.values()) if (f.target === h) return true;
         return false;
       });
+    // Warm-up before t = 0: the guests run at their t = 0 demand for two intervals' time while the CPU feedback
+    // measures what this machine delivers (1.5× the CAP on a quiet machine, 0.6–0.8× on a loaded one), so the
+    // first scheduling interval is not decided on a machine's bias.
+    if (o.cpuFeedback ?? true) {
+      for (let round = 0; round < WARMUP_ROUNDS; round++) {
+        const from = Date.now();
+        await sleepUntil(from + periodMs);
+        const now = Date.now();
+        const { cpu, answered } = await kernelCpu(from, now);
+        for (let v = 0; v < M; v++) {
+          const h = location[v]!;
+          if (h < 0 || !answered[h]) continue;
+          const got = (cpu.get(vms[v]!.guest) ?? 0) / Math.max(1, now - from) / o.cpuScale;
+          feedback.update(v, sample(v, 0) / 100, got, 1);
+        }
+        await applyCaps(0);
+      }
+      const inv = await inventory();
+      for (const [key, b] of inv.busy) lastBusy.set(key, b);
+    }
     acc = new MetricsAccumulator(N, onAt());
     const t0 = Date.now();
     let last = t0;
@@ -631,13 +668,23 @@ export async function runCluster(
           vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) : 0;
         // A host whose meter did not answer: its VMs keep their last measured value (not 0).
         const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
-        const u = unmeasured ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
+        // A VM in flight during the interval: what it got is its demand less the migration's toll (paused, slowed,
+        // uncapped for a moment on arrival), which PDM counts; its demand is held at its last value before, as a
+        // monitor without a sample would, and as the simulator keeps a migrating VM's requested MIPS.
+        const held = (moved.has(v) || inFlight.has(v)) && history[v]!.length > 0;
+        const u = unmeasured || held ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
         demand[v] = u * vmMips[v]!;
+        if (vm.state === 'running') {
+          vm.utilisation.push(u);
+          if (!held && !unmeasured) feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
+        }
         demandCpu += kernel * vmMips[v]!;
         demandScheduled += scheduled * vmMips[v]!;
         history[v]!.unshift(u);
         if (history[v]!.length > HISTORY_LENGTH) history[v]!.length = HISTORY_LENGTH;
       }
+      moved.clear();
+      for (const v of inFlight.keys()) moved.add(v);
       const requested = requestedAt((v) => demand[v]!);
       const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
       const on = onAt();
@@ -692,6 +739,7 @@ export async function runCluster(
         demandTrace,
         demandCpu,
         demandScheduled,
+        gain: feedback.mean(),
       };
       intervals.push(row);
       onEvent({
@@ -709,31 +757,47 @@ export async function runCluster(
     await checkInventory();
     const started = migrations.length;
     const metrics = acc.result(migrations);
-    const simRun = simulate(workload, { ...simOptions, series: true });
-    const { series, ...sim } = simRun;
     for (const vm of vms) vm.finalHost = location[vm.index]!;
-    const completed = migrations.filter((m) => m.status === 'completed');
-    let calibrated: ClusterReport['calibrated'];
-    if (completed.length > 0) {
-      const measured = completed.reduce((a, m) => a + m.traceTime, 0) / completed.length;
-      const migrationTime = Math.min(measured, 0.95 * SCHEDULING_INTERVAL);
-      let ramMb = 0;
-      for (let v = 0; v < M; v++) ramMb += session.vmSpec(v).ramMb / M;
-      // Copy time = RAM / (bandwidth · share); all hosts have CloudSim's 1 Gbit/s.
-      const hostBytesPerSec = (dc.hostTypes[0]!.bwKbps * 1000) / 8;
-      const share = (ramMb * 1e6) / migrationTime / hostBytesPerSec;
-      const { series: _s, ...calSim } = simulate(workload, {
-        ...simOptions,
-        series: false,
-        pricing: { bandwidthShare: share, dirtyRateAtFullLoad: 0 },
-      });
-      calibrated = {
-        migrationTime,
-        capped: migrationTime < measured,
-        sim: calSim,
-        comparison: compareWithSim(metrics, { ...calSim }),
-      };
+    const prices = measuredPrices(
+      M,
+      migrations,
+      (v) => (session.vmSpec(v).ramMb * 1e6) / (vms[v]!.ramMiB * 1024 * 1024),
+    );
+    const variants = simLadder(
+      workload,
+      measuredWorkload(
+        workload,
+        vms.map((vm) => vm.utilisation),
+      ),
+      simOptions,
+      prices,
+    );
+    const simRun = variants[0]!;
+    let measuredSum = 0;
+    let traceSum = 0;
+    for (const i of intervals) {
+      measuredSum += i.demandMeasured;
+      traceSum += i.demandTrace;
     }
+    const deliveredRatio = traceSum > 0 ? measuredSum / traceSum : 1;
+    const agreement: Agreement = {
+      variants,
+      rows: agreementRows(metrics, variants, {
+        deliveredRatio,
+        measuredMigrationS: metrics.meanMigrationTime,
+        modelMigrationS: simRun.sim.meanMigrationTime,
+        measuredDowntimeS: metrics.meanDowntime,
+        modelDowntimeS: simRun.sim.meanDowntime,
+        deferred: deferredTotal,
+        spanIntervals: metrics.meanMigrationTime / SCHEDULING_INTERVAL,
+        meanSlowdown: (() => {
+          const done = migrations.filter((m) => m.status === 'completed');
+          return done.length ? done.reduce((a, m) => a + m.slowdown, 0) / done.length : 0;
+        })(),
+      }),
+      migrationModel: migrationModelCheck(migrations),
+      deliveredRatio,
+    };
     onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
     return {
       policy: policyLabel(simOptions.policy),
@@ -746,17 +810,13 @@ export async function runCluster(
       migrations,
       killed,
       metrics,
-      sim,
-      simSeries: {
-        time: series?.time ?? [],
-        activeHosts: series?.activeHosts ?? [],
-        migrations: series?.migrations ?? [],
-      },
+      sim: simRun.sim,
+      simSeries: simRun.series,
       comparison: [
-        ...compareWithSim(metrics, simRun),
+        ...compareWithSim(metrics, simRun.sim),
         migrationVsModel(migrations.filter((m) => m.status === 'completed')),
       ],
-      ...(calibrated ? { calibrated } : {}),
+      agreement,
       deferred: deferredTotal,
       wallMs: Math.round(performance.now() - wall0),
     };

@@ -150,6 +150,20 @@ export interface MigrationPricing {
    * `rate` only: with `profile` pricing the migration's energy is charged per GiB instead (no double count).
    */
   readonly cpuOverhead: number;
+  /**
+   * Each VM's migration priced as measured elsewhere (a real run of the same VMs, `livemig cluster`): time and
+   * downtime in seconds of simulated time, bytes; indexed by VM. Overrides `model` when set. A time may span several
+   * scheduling intervals: the VM then stays in flight (on its source, its copy on the target) until it completes.
+   */
+  readonly measured: MeasuredPrices | null;
+}
+
+export interface MeasuredPrices {
+  readonly time: ArrayLike<number>;
+  readonly downtime: ArrayLike<number>;
+  readonly bytes: ArrayLike<number>;
+  /** The share of its demand a VM loses while it migrates, in place of CloudSim's 10 % (the rest is charged at start). */
+  readonly slowdown?: ArrayLike<number>;
 }
 
 export const DEFAULT_PRICING: MigrationPricing = {
@@ -163,6 +177,7 @@ export const DEFAULT_PRICING: MigrationPricing = {
   downtimeLimit: 0.3,
   maxRounds: 30,
   cpuOverhead: 0.1,
+  measured: null,
 };
 
 export type SimMode = 'cloudsim' | 'livemig';
@@ -245,4 +260,15 @@ export interface SimOptions {
   readonly peCheck?: 'vm' | 'demand';
   /** Record per-interval time series (default true). */
   readonly series?: boolean;
+  /**
+   * Bound on migrations in flight, as a real cluster's (KubeVirt's parallelOutboundMigrationsPerNode and
+   * parallelMigrationsPerCluster): a planned migration that would exceed either is dropped from the round and
+   * re-planned at the next one. Default: unbounded (CloudSim starts every planned migration at once).
+   */
+  readonly migrationLimits?: { readonly perHost: number; readonly perCluster: number };
+  /**
+   * Exact utilisation samples (fractions of each VM's MIPS, the workload's layout: VM-major) in place of the
+   * workload's whole percents, e.g. what a real cluster measured: a policy threshold can turn on a tenth of a percent.
+   */
+  readonly utilisation?: ArrayLike<number>;
 }

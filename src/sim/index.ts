@@ -19,6 +19,7 @@ export {
   type HostType,
   HP_ML110_G4,
   HP_ML110_G5,
+  type MeasuredPrices,
   type MigrationPricing,
   PLANETLAB_VM_TYPES,
   type PolicySpec,

@@ -15,14 +15,15 @@ export function demandAt(s: SimState, v: number, t: number): number {
   const I = s.interval;
   const base = v * s.spv;
   const last = s.spv - 1;
+  const exact = s.exact;
   if (t % I === 0) {
     const k = Math.min(t / I, last);
-    return (s.samples[base + k]! / 100) * s.vmMips[v]!;
+    return (exact ? exact[base + k]! : s.samples[base + k]! / 100) * s.vmMips[v]!;
   }
   const k1 = Math.floor(t / I);
   const k2 = Math.ceil(t / I);
-  const u1 = s.samples[base + Math.min(k1, last)]! / 100;
-  const u2 = s.samples[base + Math.min(k2, last)]! / 100;
+  const u1 = exact ? exact[base + Math.min(k1, last)]! : s.samples[base + Math.min(k1, last)]! / 100;
+  const u2 = exact ? exact[base + Math.min(k2, last)]! : s.samples[base + Math.min(k2, last)]! / 100;
   const delta = (u2 - u1) / ((k2 - k1) * I);
   return (u1 + delta * (t - k1 * I)) * s.vmMips[v]!;
 }

@@ -20,7 +20,7 @@
 import { policyLabel, type SimOptions } from '../config.js';
 import type { Workload } from '../workload.js';
 import { deleteIdleVms, finishMetrics, updateAll } from './accounting.js';
-import { completeMigrations, type Pending, startMigrations } from './migrations.js';
+import { completeMigrations, type Pending, startMigrations, withinLimits } from './migrations.js';
 import { placeFirstFit, placeInitial } from './placement.js';
 import { plan } from './planning.js';
 import { distributionOf, type SimResult } from './result.js';
@@ -57,6 +57,8 @@ function run(s: SimState): void {
   let npaWatts = 0;
   if (npa) for (let h = 0; h < s.H; h++) npaWatts += s.power[h]!(1);
   let pending: Pending[] = [];
+  /** Planned migrations the limits hold back ([vm, target, …]), until a slot frees or the next round. */
+  let queue: number[] = [];
   let seq = 0;
   for (let k = 1; ; k++) {
     const t = k * s.interval + offset;
@@ -67,9 +69,29 @@ function run(s: SimState): void {
     let started = 0;
     const violationBefore = s.violationTime;
     const activeBefore = s.activeTime;
-    // Migrations from the previous step complete before this update (they all take < one interval).
-    completeMigrations(s, pending);
-    pending = [];
+    // Migrations due by now complete before this update; a longer one (measured prices) stays in flight. Under
+    // migration limits each completion frees a slot that the round's held-back migrations take at once (a real
+    // cluster's queue); what is still held now is dropped, and this round re-plans.
+    if (queue.length === 0) {
+      const due = pending.filter((m) => m.time <= t);
+      pending = pending.filter((m) => m.time > t);
+      completeMigrations(s, due);
+    } else {
+      while (pending.length > 0 && pending[0]!.time <= t) {
+        const at = pending[0]!.time;
+        const n = pending.findIndex((m) => m.time !== at);
+        completeMigrations(s, n < 0 ? pending : pending.slice(0, n));
+        pending = n < 0 ? [] : pending.slice(n);
+        const { start, held } = withinLimits(s, queue, pending);
+        queue = held;
+        if (start.length > 0) {
+          const fresh = startMigrations(s, at, start, seq);
+          seq += fresh.length;
+          pending = pending.concat(fresh).sort((a, b) => a.time - b.time || a.seq - b.seq);
+        }
+      }
+      queue = [];
+    }
     if (npa) {
       // Non-power-aware: every host at full power all the time, counted from the first update (CloudSim: 86 100 s).
       updateAll(s, t, true);
@@ -82,9 +104,12 @@ function run(s: SimState): void {
     if (p.kind === 'migration' && (s.compat ? true : t < duration)) {
       const round = plan(s);
       overloaded = round.overloaded;
-      started = round.entries.length / 2;
-      pending = startMigrations(s, t, round.entries, seq);
-      seq += pending.length;
+      const { start: entries, held } = withinLimits(s, round.entries, pending);
+      queue = held;
+      started = entries.length / 2;
+      const fresh = startMigrations(s, t, entries, seq);
+      seq += fresh.length;
+      pending = pending.concat(fresh).sort((a, b) => a.time - b.time || a.seq - b.seq);
     }
     if (s.series) {
       const series = s.series;
@@ -104,8 +129,9 @@ function run(s: SimState): void {
       series.vms.push(vms);
     }
   }
-  // Migrations started at the last update still complete before the simulation limit.
-  completeMigrations(s, pending);
+  // CloudSim: migrations started at the last update still complete before the simulation limit. livemig: the window
+  // is over; one still in flight (longer than the rest of the window) is counted at its start, not completed.
+  if (s.compat) completeMigrations(s, pending);
   finishMetrics(s);
 }
 

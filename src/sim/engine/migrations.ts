@@ -15,6 +15,43 @@ export interface Pending {
   seq: number;
 }
 
+/**
+ * The plan's entries ([vm, target, …]) that fit the concurrency limits (`SimOptions.migrationLimits`) given the
+ * migrations in flight, in plan order (`start`), and the others (`held`: they wait for a free slot until the next
+ * round re-plans, as the cluster's queue). Entries whose VM is in flight or already on its target are dropped.
+ */
+export function withinLimits(
+  s: SimState,
+  entries: number[],
+  inFlight: readonly Pending[],
+): { start: number[]; held: number[] } {
+  const limits = s.options.migrationLimits;
+  if (!limits) return { start: entries, held: [] };
+  const out = new Map<number, number>();
+  for (const p of inFlight) {
+    const h = s.vmHost[p.vm]!;
+    out.set(h, (out.get(h) ?? 0) + 1);
+  }
+  let total = inFlight.length;
+  const start: number[] = [];
+  const held: number[] = [];
+  for (let j = 0; j < entries.length; j += 2) {
+    const v = entries[j]!;
+    const target = entries[j + 1]!;
+    const source = s.vmHost[v]!;
+    if (source < 0 || source === target || s.inMig[v] === 1) continue;
+    const n = out.get(source) ?? 0;
+    if (total >= limits.perCluster || n >= limits.perHost) {
+      held.push(v, target);
+      continue;
+    }
+    out.set(source, n + 1);
+    total++;
+    start.push(v, target);
+  }
+  return { start, held };
+}
+
 /** Starts the plan's migrations ([vm, target, …]) at time t; returns them sorted by completion time. */
 export function startMigrations(s: SimState, t: number, entries: number[], seq0: number): Pending[] {
   const pending: Pending[] = [];
@@ -36,7 +73,15 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
     let time: number;
     let downtime = 0;
     let bytes = s.vmRam[v]! * 1e6;
-    if (!s.fix.precopy) {
+    const measured = s.pricing.measured;
+    if (measured) {
+      time = measured.time[v]!;
+      downtime = measured.downtime[v]!;
+      bytes = measured.bytes[v]!;
+      // The measured slowdown beyond the 10 % the accounting takes from a migrating VM, over the whole migration.
+      const extra = Math.max(0, (measured.slowdown?.[v] ?? 0.1) - 0.1);
+      s.degradedMipsSeconds += s.demand[v]! * extra * time;
+    } else if (!s.fix.precopy) {
       time = s.vmRam[v]! / (bw / (2 * 8000));
     } else if (s.pricing.model === 'profile') {
       const price = priceWithProfile(s, v, bw);
@@ -64,7 +109,7 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
       downtime = pred.downtime;
       bytes = pred.bytes;
     }
-    if (s.fix.precopy) {
+    if (s.fix.precopy || measured) {
       // During the downtime the VM gets nothing: all of its demand is lost to the migration.
       s.degradedMipsSeconds += s.demand[v]! * downtime;
     }

@@ -34,6 +34,8 @@ export class SimState {
   readonly interval: number;
   readonly spv: number;
   readonly samples: Uint8Array;
+  /** `SimOptions.utilisation`: exact samples (fractions) in place of the whole percents, or null. */
+  readonly exact: ArrayLike<number> | null;
   readonly pricing: MigrationPricing;
   readonly overload: OverloadPolicy | undefined;
   readonly capacityMode: 'initial' | 'always' | 'never';
@@ -138,6 +140,7 @@ export class SimState {
     this.interval = options.interval ?? 300;
     this.spv = workload.samplesPerVm;
     this.samples = workload.samples;
+    this.exact = options.utilisation ?? null;
     this.pricing = { ...DEFAULT_PRICING, ...options.pricing };
     this.rng = new Rng(options.seed ?? 42);
     this.capacityMode = options.capacityChecks ?? (options.mode === 'cloudsim' ? 'initial' : 'never');

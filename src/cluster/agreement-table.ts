@@ -1,0 +1,76 @@
+/**
+ * The agreement table as text (the CLI) and as Markdown (docs/cluster.md is written from runs' cluster.json with
+ * it): the cluster's metric, each simulator variant with its relative difference, the target, and per metric the
+ * assumption behind a gap; then migration time per VM against the model.
+ */
+import Table from 'cli-table3';
+import type { AgreementRow } from './agreement.js';
+import type { ClusterReport } from './run.js';
+
+const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
+
+export function formatMetric(metric: string, x: number): string {
+  if (metric === 'SLATAH' || metric === 'PDM') return pct(x);
+  if (metric === 'SLAV' || metric === 'ESV') return x.toExponential(2);
+  if (metric.startsWith('energy')) return x.toFixed(3);
+  return Number.isInteger(x) ? String(x) : x.toFixed(1);
+}
+
+export function formatRelative(r: number | null, ok: boolean | null = null): string {
+  const mark = ok === null ? '' : ok ? ' ✓' : ' ✗';
+  if (r === null) return `n/a (sim 0)${mark}`;
+  return `${r >= 0 ? '+' : ''}${(r * 100).toFixed(0)} %${mark}`;
+}
+
+function cells(row: AgreementRow): string[] {
+  const out = [row.metric, formatMetric(row.metric, row.cluster)];
+  row.sims.forEach((s, i) => {
+    out.push(formatMetric(row.metric, s), formatRelative(row.relative[i] ?? null, row.agrees[i] ?? null));
+  });
+  out.push(row.target === null ? '' : `±${(row.target * 100).toFixed(0)} %`);
+  return out;
+}
+
+function migrationLine(r: ClusterReport): string {
+  const m = r.agreement.migrationModel;
+  if (!m) return 'Migration time per VM: no migration completed.';
+  return (
+    `Migration time per VM (${m.n} completed, wall): measured ${m.measuredMeanS.toFixed(2)} s mean; pre-copy model ` +
+    `a priori ${m.apriori.meanS.toFixed(2)} s (median |error| ${pct(m.apriori.medianAbsError)}), calibrated on the ` +
+    `run ${m.calibrated.meanS.toFixed(2)} s (median |error| ${pct(m.calibrated.medianAbsError)}; the model's own ` +
+    `error ${pct(m.target)}: ${m.agrees ? 'within' : 'outside'}).`
+  );
+}
+
+/** The CLI's table, then the causes, then the migration model line. */
+export function agreementText(r: ClusterReport): string {
+  const a = r.agreement;
+  const head = ['metric', 'cluster'];
+  for (const v of a.variants) head.push(v.label, 'Δ');
+  head.push('target');
+  const t = new Table({ head });
+  for (const row of a.rows) t.push(cells(row));
+  const causes = a.rows.filter((x) => x.cause).map((x) => `- ${x.metric}: ${x.cause}`);
+  return [
+    `Agreement (guests delivered ${a.deliveredRatio.toFixed(2)} × their traced CPU):`,
+    t.toString(),
+    ...(causes.length ? ['Where they differ, and the simulator assumption behind it:', ...causes] : []),
+    migrationLine(r),
+  ].join('\n');
+}
+
+/** The same as Markdown, for docs. */
+export function agreementMarkdown(r: ClusterReport): string {
+  const a = r.agreement;
+  const head = ['metric', 'cluster'];
+  a.variants.forEach((v) => {
+    head.push(v.label, 'Δ');
+  });
+  head.push('target');
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const row of a.rows) lines.push(`| ${cells(row).join(' | ')} |`);
+  lines.push('', migrationLine(r));
+  const causes = a.rows.filter((x) => x.cause).map((x) => `- ${x.metric}: ${x.cause}`);
+  if (causes.length) lines.push('', ...causes);
+  return lines.join('\n');
+}
