@@ -15,6 +15,7 @@ export interface ExperimentFlags {
   /** power-capping only: run only these sweeps (utilisation, contention, ratio), and the utilisation levels. */
   sweep?: string;
   levels?: string;
+  timeBudget?: string;
 }
 
 /** An integer flag value from `min` (to `max`), or a UsageError naming the flag: the CLI's one strict parser. */

@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import Table from 'cli-table3';
+import { UsageError } from '../errors.js';
 import {
   CONTROLLER_COLUMNS,
   controllerRows,
@@ -25,9 +26,9 @@ import {
   sweepPlan,
   sweepTable,
 } from '../experiments/power-sweep.js';
-import { UsageError } from '../errors.js';
 import { formatMs } from '../units.js';
 import { type ExperimentFlags, intFlag } from './experiment-flags.js';
+import { durationFlag } from './values.js';
 
 export const POWER_EXPERIMENT = 'power-capping';
 export const POWER_EXPERIMENT_TITLE =
@@ -119,6 +120,9 @@ export async function runPowerCappingCommand(f: ExperimentFlags): Promise<void> 
     ...(f.repetitions !== undefined ? { repetitions: intFlag(f.repetitions, '--repetitions', 1) } : {}),
     ...(only ? { only } : {}),
     ...(levels ? { levels } : {}),
+    ...(f.timeBudget !== undefined
+      ? { timeBudgetMs: durationFlag(f.timeBudget, '--time-budget', 1000, 24 * 3600_000) }
+      : {}),
     out: f.out,
     seed,
     log: f.progress === false ? undefined : (l) => process.stderr.write(`[${POWER_EXPERIMENT}] ${l}\n`),

@@ -119,6 +119,10 @@ export function registerExperiment(program: Command): void {
       `${POWER_EXPERIMENT} only: run only these sweeps (utilisation,contention,ratio)`,
     )
     .option('--levels <percents>', `${POWER_EXPERIMENT} only: the utilisation sweep's levels, e.g. 40,70,100`)
+    .option(
+      '--time-budget <duration>',
+      `${POWER_EXPERIMENT} only: the sweeps stop before a repetition past this`,
+    )
     .addHelpText(
       'after',
       `\nExperiments:\n${list}\n  all          ${IN_ALL.join(', ')}, in this order (not mechanisms, ${POWER_EXPERIMENT}, ${ENGINES_EXPERIMENT}, ${MODEL_QEMU_EXPERIMENT})\n`,

@@ -74,6 +74,8 @@ export interface PowerCappingOptions {
   only?: readonly SweepName[];
   /** Utilisation levels of the utilisation sweep, 0..1 (default 0.4, 0.6, 0.8, 1; quick 0.4, 1). */
   levels?: readonly number[];
+  /** The sweeps stop before a repetition that would pass this many ms (whole repetitions only). */
+  timeBudgetMs?: number;
   seed?: number;
   /** Results folder: writes <out>/power-capping/. Default "results". */
   out?: string;
@@ -407,6 +409,7 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
           ...(o.only ? { sweeps: o.only } : {}),
           ...(o.levels ? { levels: o.levels } : {}),
           ratioBaseCap: c.baseCap,
+          ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
         },
       );
       loads.push(loadavg()[0]!);

@@ -234,6 +234,8 @@ export interface SweepOptions {
   levels?: readonly number[];
   /** Each guest's CPU limit in the ratio sweep (the main runs' baseCap, default 40). */
   ratioBaseCap?: number;
+  /** Stop before a repetition that would end after this many ms from the start (as long as the last one took). */
+  timeBudgetMs?: number;
   log: (l: string) => void;
 }
 
@@ -323,7 +325,17 @@ export async function runSweeps(_pair: Pair, run: SweepRunner, o: SweepOptions):
       byKey.set(key(p, r), pt);
       points.push(pt);
     }
+  const start = Date.now();
+  let repMs = 0;
   for (let rep = 0; rep < o.repetitions; rep++) {
+    // Whole repetitions only, so every point and mode keeps the same count (the pairing needs it).
+    if (rep > 0 && o.timeBudgetMs !== undefined && Date.now() - start + repMs > o.timeBudgetMs) {
+      o.log(
+        `sweep: stopping after ${rep} repetitions: another (≈${Math.round(repMs / 1000)} s) would pass the time budget`,
+      );
+      break;
+    }
+    const repStart = Date.now();
     for (const p of plan) {
       for (const spec of p.runs) {
         const r = await run({
@@ -348,6 +360,7 @@ export async function runSweeps(_pair: Pair, run: SweepRunner, o: SweepOptions):
         );
       }
     }
+    repMs = Date.now() - repStart;
   }
   return points;
 }
