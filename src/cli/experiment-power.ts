@@ -110,7 +110,7 @@ export async function runPowerCappingCommand(f: ExperimentFlags): Promise<void> 
     process.stdout.write(
       `${POWER_EXPERIMENT}: twolf-like and gap-like × none, dvfs, cap${f.tiny ? ' (tiny: gap-like × none, cap)' : ''}; ` +
         'then gap-like with a budget: fixed CAP vs adaptive controller; then the sweeps (not tiny): utilisation ' +
-        '40→100 % × none, dvfs, cap and VMs ≤ cores vs VMs > cores × none, cap, --repetitions each\n',
+        '40→100 % × none, dvfs, cap, VMs ≤ cores vs VMs > cores × none, cap, and twolf vs gap (the time ratio), --repetitions each, interleaved\n',
     );
     return;
   }
