@@ -4,6 +4,7 @@ import {
   claimRows,
   meanSd,
   paired,
+  repetitionsFor,
   type SweepPoint,
   sweepPlan,
   sweepRows,
@@ -43,9 +44,10 @@ describe('power sweep statistics', () => {
     expect(noisy.resolved).toBe(false);
     expect(noisy.lo).toBeLessThan(0);
     expect(noisy.hi).toBeGreaterThan(0);
-    // diff 0.875, pooled sd ≈ 1.753: n = 2·(2.8·σ/δ)² ≈ 63 per side (95 % two-sided, 80 % power).
+    // diff 0.875, pooled sd ≈ 1.753: n = 2·(2.8·σ/δ)² ≈ 63 per side by the normal approximation; with the t
+    // quantile of 2n − 2 degrees of freedom, 64 (95 % two-sided, 80 % power).
     expect(noisy.diff).toBeCloseTo(0.875, 12);
-    expect(noisy.repsNeeded).toBe(63);
+    expect(noisy.repsNeeded).toBe(64);
   });
 
   it('rows: the saving of a mode is against no capping at the same point', () => {
@@ -101,8 +103,11 @@ describe('power sweep statistics', () => {
     expect(x.diff).toBe(0.5);
     expect(x.hi - x.diff).toBeCloseTo((3.182 * Math.sqrt(5 / 3)) / 2, 3);
     expect(x.resolved).toBe(false);
-    // (2.8 · 1.291 / 0.5)² = 52.3 → 53.
+    // (2.8 · 1.291 / 0.5)² = 52.3 → 53 (t of 52 degrees of freedom ≈ 1.96: the normal figure).
     expect(x.repsNeeded).toBe(53);
+    // Few repetitions: an effect as large as its spread needs 10, not the normal approximation's (2.8)² ≈ 8
+    // (t(8) = 2.306: (2.306 + 0.84)/√9 = 1.05 > 1; t(9) = 2.262: 3.10/√10 = 0.98 < 1).
+    expect(repetitionsFor(1, 1, (n) => n - 1)).toBe(10);
   });
 
   it('plans every chosen sweep, with the utilisation levels asked for', () => {

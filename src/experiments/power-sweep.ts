@@ -57,6 +57,17 @@ export function meanSd(xs: readonly number[]): { mean: number; sd: number; n: nu
   return { mean, sd, n };
 }
 
+/**
+ * The fewest repetitions n for which an effect `delta` with per-repetition spread `sd` is resolved (the 95 %
+ * interval excludes 0) with 80 % power: (t.975(df(n)) + z.8)·sd/√n < |delta|. The t quantile, not 1.96: with few
+ * repetitions the interval is wider than the normal one, and (2.8·sd/δ)² alone would promise too few.
+ */
+export function repetitionsFor(delta: number, sd: number, df: (n: number) => number): number {
+  const z80 = 0.8416;
+  for (let n = 2; n < 100_000; n++) if ((t95(df(n)) + z80) * (sd / Math.sqrt(n)) < Math.abs(delta)) return n;
+  return 100_000;
+}
+
 /** Mean difference a − b with its Welch 95 % confidence interval, and the repetitions per side that would resolve it. */
 export function welch(
   a: readonly number[],
@@ -73,9 +84,9 @@ export function welch(
   const df = (va + vb) ** 2 / ((va * va) / (x.n - 1) + (vb * vb) / (y.n - 1));
   const h = t95(Number.isFinite(df) ? df : x.n + y.n - 2) * se;
   const resolved = diff - h > 0 || diff + h < 0;
-  // n per side so that 1.96·s·√(2/n) < |diff| at the pooled spread (80 % power adds 0.84 σ: 2.8·s·√(2/n)).
+  // n per side so that (t + 0.84)·s·√(2/n) < |diff| at the pooled spread (95 % two-sided, 80 % power).
   const s = Math.sqrt((x.sd ** 2 + y.sd ** 2) / 2);
-  const repsNeeded = diff !== 0 && s > 0 ? Math.ceil(2 * ((2.8 * s) / Math.abs(diff)) ** 2) : null;
+  const repsNeeded = diff !== 0 && s > 0 ? repetitionsFor(diff, s * Math.SQRT2, (n) => 2 * n - 2) : null;
   return { diff, lo: diff - h, hi: diff + h, resolved, repsNeeded };
 }
 
@@ -96,11 +107,8 @@ export function tInterval(xs: readonly number[]): Interval {
   const h = t95(m.n - 1) * (m.sd / Math.sqrt(m.n));
   const ok = Number.isFinite(h);
   const resolved = ok && (m.mean - h > 0 || m.mean + h < 0);
-  // n so that the interval excludes 0 with 80 % power: (z.975 + z.8)·σ/√n < |δ|, i.e. n = (2.8·σ/δ)².
   const repsNeeded =
-    m.mean !== 0 && Number.isFinite(m.sd) && m.sd > 0
-      ? Math.ceil(((2.8 * m.sd) / Math.abs(m.mean)) ** 2)
-      : null;
+    m.mean !== 0 && Number.isFinite(m.sd) && m.sd > 0 ? repetitionsFor(m.mean, m.sd, (n) => n - 1) : null;
   return {
     diff: m.mean,
     lo: ok ? m.mean - h : Number.NaN,
