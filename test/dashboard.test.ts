@@ -117,9 +117,12 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     await expect.poll(() => points('rounds')).toBeGreaterThanOrEqual(1);
     // Host power from the agent's meter, labelled (modelled here: this machine has no RAPL).
     expect(await points('power')).toBeGreaterThanOrEqual(3);
-    expect(await page.locator('figure[data-chart="power"] figcaption').textContent()).toMatch(
-      /^Source host power \((modelled|measured)\)( · \d+ J per migration, \d+ J\/GiB moved \(modelled, .+\))?$/,
-    );
+    // Energy per migration, both hosts, once the report's energy is in (it comes with the migration's end event).
+    await expect
+      .poll(() => page.locator('figure[data-chart="power"] figcaption').textContent(), { timeout: 20_000 })
+      .toMatch(
+        /^Source host power \((modelled|measured)\) · energy per migration \(modelled, .+\): source \d+ J, \d+ J\/GiB moved; destination (\d+ J, \d+ J\/GiB|not measured)$/,
+      );
     // "W now" while migrating; the mean arrives with the migration's end event, which can trail its status.
     await expect
       .poll(() => field('power').textContent(), { timeout: 20_000 })

@@ -3,7 +3,7 @@
  * `energy` carries source and destination figures labelled modelled, per-VM progress, the CAP that was applied;
  * GET /v1/power serves each host's series; a bad capping request is refused before anything starts.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +135,33 @@ describe('power during a migration (two agent processes)', () => {
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  it('runs only the sweeps asked for, repeated and paired, with the claims table', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'livemig-power-sweep-'));
+    try {
+      const r = await runPowerCapping({
+        quick: true,
+        only: ['ratio'],
+        repetitions: 2,
+        ramBytes: 8 * MiB,
+        beforeMs: 600,
+        afterMs: 600,
+        out,
+        pair: { source: src.child, destination: dst.child, close: async () => undefined },
+      });
+      // No single runs, no controller runs: the ratio sweep alone, both kinds, each repeated.
+      expect(r.runs).toEqual([]);
+      expect(r.sweeps.map((p) => `${p.sweep}/${p.kind}/${p.mode}/${p.seconds.length}`)).toEqual([
+        'ratio/twolf-like/none/2',
+        'ratio/gap-like/none/2',
+      ]);
+      for (const p of r.sweeps) for (const x of p.seconds) expect(x).toBeGreaterThan(0);
+      expect(existsSync(join(r.dir, 'claims.csv'))).toBe(true);
+      expect(readFileSync(join(r.dir, 'claims.csv'), 'utf8')).toContain('migration time ratio gap / twolf');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('refuses DVFS capping with a model that has no DVFS states', async () => {
     await src.client.startGuest({ ramBytes: 4 * MiB, workload: { name: 'idle' } }, 'pm-c', true);

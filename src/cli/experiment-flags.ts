@@ -12,6 +12,10 @@ export interface ExperimentFlags {
   dryRun?: boolean;
   /** Comma-separated: run only the cells whose id contains one of these. */
   cells?: string;
+  /** power-capping only: run only these sweeps (utilisation, contention, ratio), and the utilisation levels. */
+  sweep?: string;
+  levels?: string;
+  timeBudget?: string;
 }
 
 /** An integer flag value from `min` (to `max`), or a UsageError naming the flag: the CLI's one strict parser. */

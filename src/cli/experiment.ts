@@ -114,6 +114,15 @@ export function registerExperiment(program: Command): void {
       'run only the cells whose id contains one of these (comma-separated, e.g. "trace:redis/,gap-128MiB/"): ' +
         'splits a long run; the summary covers the cells that ran',
     )
+    .option(
+      '--sweep <list>',
+      `${POWER_EXPERIMENT} only: run only these sweeps (utilisation,contention,ratio)`,
+    )
+    .option('--levels <percents>', `${POWER_EXPERIMENT} only: the utilisation sweep's levels, e.g. 40,70,100`)
+    .option(
+      '--time-budget <duration>',
+      `${POWER_EXPERIMENT} only: the sweeps stop before a repetition past this`,
+    )
     .addHelpText(
       'after',
       `\nExperiments:\n${list}\n  all          ${IN_ALL.join(', ')}, in this order (not mechanisms, ${POWER_EXPERIMENT}, ${ENGINES_EXPERIMENT}, ${MODEL_QEMU_EXPERIMENT})\n`,

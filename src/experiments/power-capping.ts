@@ -31,7 +31,15 @@ import {
   writeResultFile,
 } from '../report/index.js';
 import { VERSION } from '../version.js';
-import { runSweeps, SWEEP_COLUMNS, type SweepPoint, sweepTable } from './power-sweep.js';
+import {
+  CLAIM_COLUMNS,
+  claimRows,
+  runSweeps,
+  SWEEP_COLUMNS,
+  type SweepName,
+  type SweepPoint,
+  sweepTable,
+} from './power-sweep.js';
 import { type Pair, startPair } from './scenario.js';
 
 const MiB = 1024 * 1024;
@@ -62,6 +70,12 @@ export interface PowerCappingOptions {
   sweeps?: boolean;
   /** Repetitions per sweep point (default 2 quick, 5 full). */
   repetitions?: number;
+  /** Run only these sweeps (no single runs, no controller runs): to split a long measurement into parts. */
+  only?: readonly SweepName[];
+  /** Utilisation levels of the utilisation sweep, 0..1 (default 0.4, 0.6, 0.8, 1; quick 0.4, 1). */
+  levels?: readonly number[];
+  /** The sweeps stop before a repetition that would pass this many ms (whole repetitions only). */
+  timeBudgetMs?: number;
   seed?: number;
   /** Results folder: writes <out>/power-capping/. Default "results". */
   out?: string;
@@ -342,13 +356,13 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
   // The machine is shared: the 1-minute load average says how much other work competed with the guests.
   const loads: number[] = [loadavg()[0]!];
   try {
-    const kinds: VmKind[] = tiny ? ['gap-like'] : ['twolf-like', 'gap-like'];
+    const kinds: VmKind[] = o.only ? [] : tiny ? ['gap-like'] : ['twolf-like', 'gap-like'];
     const modes: PowerRunMode[] = tiny ? ['none', 'cap'] : ['none', 'dvfs', 'cap'];
     for (const kind of kinds) {
       for (const mode of modes) runs.push(await runOne(pair, c, kind, mode, {}, 0, seed, log));
       loads.push(loadavg()[0]!);
     }
-    if (o.controller ?? !tiny) {
+    if (!o.only && (o.controller ?? !tiny)) {
       // The open problem: a budget 1 W under the host's power before the migration, and a completion target equal
       // to the uncapped gap-like migration time. Fixed: the CAP chosen once for the budget, when the transfer starts.
       const ref = runs.find((r) => r.kind === 'gap-like' && r.mode === 'none')!;
@@ -368,11 +382,13 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
         ),
       );
     }
-    if (o.sweeps ?? !tiny) {
+    if (o.only || (o.sweeps ?? !tiny)) {
+      // A sweep run reads only the windows before and during the migration: a short "after" (the guests stop).
+      const sc = { ...c, afterMs: Math.min(c.afterMs, 500) };
       sweeps = await runSweeps(
         pair,
         async (spec) => {
-          const r = await runOne(pair, c, 'gap-like', spec.mode, spec.extra, 0, spec.seed, log, {
+          const r = await runOne(pair, sc, spec.kind, spec.mode, spec.extra, 0, spec.seed, log, {
             vms: spec.vms,
             baseCap: spec.baseCap,
           });
@@ -384,7 +400,17 @@ export async function runPowerCapping(o: PowerCappingOptions = {}): Promise<Powe
             beforeUtilisation: r.before.utilisation,
           };
         },
-        { quick, repetitions: o.repetitions ?? (quick ? 2 : 5), realCores, seed, log },
+        {
+          quick,
+          repetitions: o.repetitions ?? (quick ? 2 : 5),
+          realCores,
+          seed,
+          log,
+          ...(o.only ? { sweeps: o.only } : {}),
+          ...(o.levels ? { levels: o.levels } : {}),
+          ratioBaseCap: c.baseCap,
+          ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
+        },
       );
       loads.push(loadavg()[0]!);
     }
@@ -460,8 +486,10 @@ async function writePowerReport(
     'results.json',
     writeJson(join(dir, 'results.json'), { version: VERSION, config: c, loadAverage: loads, runs, sweeps }),
   );
-  if (sweeps.length > 0)
+  if (sweeps.length > 0) {
     await put('sweeps.csv', writeCsv(join(dir, 'sweeps.csv'), SWEEP_COLUMNS, sweepTable(sweeps)));
+    await put('claims.csv', writeCsv(join(dir, 'claims.csv'), CLAIM_COLUMNS, claimRows(sweeps)));
+  }
   await put('summary.csv', writeCsv(join(dir, 'summary.csv'), SUMMARY_COLUMNS, summaryRows(runs)));
   const seriesRows = runs.flatMap((r) =>
     r.series.map((s) => [r.kind, r.mode, s.t, s.watts, s.utilisation, s.migrationCpuMs]),
@@ -582,6 +610,16 @@ async function writePowerReport(
                 'three times as many, no capping vs CAP 15. Each run’s figure is the power it added during the ' +
                 'migration (during − before); the saving is that of no capping minus that of the mode (Welch).',
               table: { columns: SWEEP_COLUMNS, rows: sweepTable(sweeps) },
+            },
+            {
+              heading: 'The seed’s claims as contrasts (95 % CI, paired by repetition)',
+              text:
+                'A saving is (W added by the migration with no capping) − (with the mode), per repetition. Claim 1: ' +
+                'DVFS’s saving at the highest utilisation minus at the lowest; claim 2: CAP’s saving with VMs ≤ ' +
+                'cores minus with VMs > cores; the gap / twolf ratio is the geometric mean of per-repetition ratios. ' +
+                'An interval that straddles 0 (1 for the ratio) is unresolved, with the repetitions that would ' +
+                'resolve the measured effect at the measured spread (95 %, 80 % power).',
+              table: { columns: CLAIM_COLUMNS, rows: claimRows(sweeps) },
             },
           ]
         : []),

@@ -246,6 +246,54 @@ describe('closed-loop controller on a scripted host', () => {
   });
 });
 
+describe('the start transient (Jeong et al. 2013: power stays high or overshoots for seconds after the start)', () => {
+  // Before the migration: the VM uses 0.5 CPU, the rest of the host 0.5 (130.9 W at the top state). For 3 s after
+  // the start the VM's demand jumps to 2 CPUs and the migration's thread adds half a CPU (143.6 W at the top
+  // state); then it settles at 1.2 + 0.7. Budget 138 W: under it before the start, so a capper that decides once
+  // from the load before the start keeps the top state and no CAP.
+  const budget = 138;
+  const load = (t: number) => (t < 3000 ? { vm: 2, other: 1 } : { vm: 1.2, other: 0.7 });
+
+  /** The agent's way (src/power/host.ts): primed with the last second before the start, then every 100 ms. */
+  function run(mode: ControlledMode, closedLoop: boolean) {
+    const ctl = new PowerController(
+      { mode, model: i7, budgetWatts: budget, windowMs: 1000, periodMs: 100, capacity: 4, vmVcpus: 2 },
+      { state: TOP, cap: 0 },
+    );
+    const pre = wattsAt(i7, 1 / 4, TOP);
+    const first = ctl.observe(
+      { at: 0, intervalMs: 1000, watts: pre, cpus: 1, vmCpus: 0.5 },
+      { before: true },
+    );
+    let setting: Setting = closedLoop ? { state: first.state, cap: first.cap } : { state: TOP, cap: 0 };
+    const samples: { at: number; intervalMs: number; watts: number }[] = [];
+    for (let t = 0; t < 8000; t += 100) {
+      const l = load(t);
+      const vm = Math.min(l.vm, setting.cap > 0 ? (setting.cap / 100) * 2 : 2);
+      const watts = wattsAt(i7, Math.min(1, (l.other + vm) / 4), setting.state);
+      samples.push({ at: t + 100, intervalMs: 100, watts });
+      const d = ctl.observe({ at: t + 100, intervalMs: 100, watts, cpus: l.other + vm, vmCpus: vm });
+      if (closedLoop) setting = { state: d.state, cap: d.cap };
+    }
+    return budgetCompliance(samples, budget, 1000, 0, 8000);
+  }
+
+  it('defeats a capper that decides once at the start', () => {
+    const once = run('dvfs', false);
+    expect(once.firstWindowWatts).toBeGreaterThan(budget + 5);
+    expect(once.overBudgetMs).toBeGreaterThanOrEqual(2000);
+  });
+
+  for (const mode of ['dvfs', 'cap', 'hybrid'] as const) {
+    it(`${mode}: the closed loop holds the first window and every window after it`, () => {
+      const c = run(mode, true);
+      expect(c.firstWindowWatts).toBeLessThanOrEqual(budget);
+      expect(c.overBudgetMs).toBe(0);
+      expect(c.worstWindow.watts).toBeLessThanOrEqual(budget + 1e-9);
+    });
+  }
+});
+
 describe('a millisecond-long sample (a DVFS change closes the interval)', () => {
   it('does not swing the decision: the load is taken over the last period', () => {
     const ctl = new PowerController(

@@ -56,6 +56,29 @@ describe('migration power session', () => {
     expect(report.energy!.series!.some((p) => p.atMs < 0)).toBe(true);
   });
 
+  it('gives the VM row the source’s speed before when the meter’s window saw no step of it', async () => {
+    // A guest that made no step in the meter's 2 s before the migration (here: paused until the migration starts).
+    const vm = await Guest.create({ ramBytes: 4 * MiB, workload: { name: 'twolf' } });
+    guests.push(vm);
+    const host = new HostPower({ guests: () => [{ id: 'vm', guest: vm }], raplRoot: null });
+    hosts.push(host);
+    host.start();
+    await sleep(600);
+    const report = newReport('127.0.0.1:1');
+    const session = host.beginMigration({ guestId: 'vm', guest: vm, options: OPTIONS, report });
+    vm.resume();
+    report.guest.stepsPerSecBefore = 1e9; // the source's own sample, far above what the guest does during
+    report.status = 'active';
+    session.onProgress(report);
+    await sleep(400);
+    report.status = 'completed';
+    await session.finish(report);
+    const row = report.energy!.vms.find((v) => v.migrating)!;
+    expect(row.stepsPerSecBefore).toBe(1e9);
+    expect(row.stepsPerSecDuring).toBeGreaterThan(0);
+    expect(row.slowdown).toBeGreaterThan(0.9);
+  });
+
   it('with a budget, the closed loop decides on every sample and accounts for the windowed budget', async () => {
     const { report, session, host } = await setup({ capping: 'dvfs', powerCap: 125, powerWindowMs: 500 });
     report.status = 'active';

@@ -379,8 +379,13 @@ function renderCharts(): void {
     const label = samples.findLast((x) => x.powerLabel !== null)?.powerLabel ?? energy?.label ?? 'modelled';
     // Energy per migration (src/power/host.ts), once the migration has ended.
     const cost = r?.energy?.cost;
+    const dest =
+      cost && cost.destinationJoules !== null && cost.destinationJoulesPerGiB !== null
+        ? `${Math.round(cost.destinationJoules)} J, ${Math.round(cost.destinationJoulesPerGiB)} J/GiB`
+        : 'not measured';
     const per = cost
-      ? ` · ${Math.round(cost.sourceJoules)} J per migration, ${Math.round(cost.sourceJoulesPerGiB)} J/GiB moved (modelled, ${cost.model})`
+      ? ` · energy per migration (modelled, ${cost.model}): source ${Math.round(cost.sourceJoules)} J, ` +
+        `${Math.round(cost.sourceJoulesPerGiB)} J/GiB moved; destination ${dest}`
       : '';
     power.setTitle(`Source host power (${label})${per}`);
     power.set([c.tS, c.powerW]);
