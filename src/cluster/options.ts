@@ -41,6 +41,11 @@ export interface ClusterOptions {
   migration: Partial<MigrationOptions>;
   /** Workload per VM, cycled (deterministic mix); names of CLUSTER_WORKLOADS. */
   workloads: readonly string[];
+  /**
+   * Each host in a network namespace of its own, joined through a bridge by veth links shaped with tc tbf to this
+   * rate (bytes/s, both directions); needs root (src/cluster/netns.ts). Absent: every agent on the loopback.
+   */
+  netns?: { rateBytesPerSec: number };
   /** Kill the agent of `host` (SIGKILL) at the start of scheduling interval `atInterval` (fault drill). */
   killHost?: { host: number; atInterval: number };
 }
@@ -74,6 +79,9 @@ export const QUICK_CLUSTER: ClusterOptions = {
   speed: 150,
   policy: 'thr-mmt',
 };
+
+/** `--netns` without `--link-rate`: CloudSim's PlanetLab hosts have 1 Gbit/s links. */
+export const DEFAULT_LINK_RATE = 1e9 / 8;
 
 /** The scheduling interval of the simulator and of CloudSim, seconds of trace time. */
 export const SCHEDULING_INTERVAL = 300;

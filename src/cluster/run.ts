@@ -28,6 +28,8 @@ import {
   type SimResult,
   simulate,
 } from '../sim/index.js';
+import { clusterSnapshot } from './dashboard-snapshot.js';
+import type { ClusterView } from './dashboard-view.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -35,6 +37,7 @@ import {
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
+import { ClusterNetwork, spawnNetnsAgents } from './netns.js';
 import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
 import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
 
@@ -61,6 +64,8 @@ export interface ClusterHost {
   address: string;
   pid: number;
   alive: boolean;
+  /** Its network namespace (`--netns`). */
+  netns?: string;
 }
 
 export interface ClusterInterval {
@@ -85,8 +90,10 @@ export interface ClusterInterval {
 }
 
 export interface ClusterEvent {
-  kind: 'started' | 'interval' | 'migration' | 'host-killed' | 'finished';
+  kind: 'started' | 'interval' | 'migration-started' | 'migration' | 'host-killed' | 'finished';
   message: string;
+  /** The whole run's state after this event, for the live view (`--dashboard`). */
+  view?: ClusterView;
   interval?: ClusterInterval;
   migration?: ClusterMigration;
 }
@@ -174,7 +181,7 @@ export function checkClusterOptions(o: ClusterOptions): void {
 /** Runs the miniature data centre to the end of its window and compares it with the simulator. */
 export async function runCluster(
   o: ClusterOptions,
-  onEvent: (e: ClusterEvent) => void = () => {},
+  listener: (e: ClusterEvent) => void = () => {},
 ): Promise<ClusterReport> {
   checkClusterOptions(o);
   const wall0 = performance.now();
@@ -218,12 +225,12 @@ export async function runCluster(
   }));
   void picked;
 
-  const agents: ChildAgent[] = await spawnAgents(
-    // The manager is every agent's one client, from one address: well above the per-address connection limits.
-    Array.from({ length: N }, () => ({
-      args: ['--quiet', '--max-incoming', '8', '--connect-rate', '2000', '--connect-burst', '4000'],
-    })),
-  );
+  // The manager is every agent's one client, from one address: well above the per-address connection limits.
+  const agentArgs = ['--quiet', '--max-incoming', '8', '--connect-rate', '2000', '--connect-burst', '4000'];
+  const network = o.netns ? ClusterNetwork.create({ hosts: N, ...o.netns }) : undefined;
+  const netnsAgents = network ? await spawnNetnsAgents(network, agentArgs) : undefined;
+  const agents: ChildAgent[] =
+    netnsAgents?.agents ?? (await spawnAgents(Array.from({ length: N }, () => ({ args: agentArgs }))));
   const clients = agents.map((a) => new AgentClient(a.address));
   const alive = agents.map(() => true);
   const hosts: ClusterHost[] = agents.map((a, h) => ({
@@ -233,9 +240,13 @@ export async function runCluster(
     address: a.address,
     pid: a.pid,
     alive: true,
+    ...(network ? { netns: network.hosts[h]!.ns } : {}),
   }));
   const location = Int32Array.from(placement);
-  const inFlight = new Map<number, { from: number; target: number; done: Promise<void> }>();
+  const inFlight = new Map<
+    number,
+    { from: number; target: number; interval: number; startedAt: number; done: Promise<void> }
+  >();
   const outbound = new Array<number>(N).fill(0);
   const migrations: ClusterMigration[] = [];
   const killed: ClusterReport['killed'] = [];
@@ -248,6 +259,30 @@ export async function runCluster(
   let queue: PlannedMigration[] = [];
   let deferredTotal = 0;
   let acc: MetricsAccumulator | undefined;
+  const onEvent = (e: ClusterEvent): void =>
+    listener({
+      ...e,
+      view: clusterSnapshot(
+        {
+          policy: policyLabel(simOptions.policy),
+          day: day.name,
+          speed: o.speed,
+          interval: Math.min(k, K),
+          intervals: K,
+          periodMs: (SCHEDULING_INTERVAL / o.speed) * 1000,
+          hosts,
+          vms,
+          location,
+          inFlight,
+          demand,
+          watts,
+          migrations,
+          power: intervals.map((i) => ({ time: i.time, watts: i.watts, activeHosts: i.activeHosts })),
+          killed,
+        },
+        e.kind === 'finished' ? 'finished' : 'running',
+      ),
+    });
 
   /** VM v went down with host h: accounted for as lost with it. */
   const loseWithHost = (v: number, h: number): void => {
@@ -540,7 +575,11 @@ export async function runCluster(
         pump();
       }
     };
-    inFlight.set(v, { from, target, done: run() });
+    inFlight.set(v, { from, target, interval, startedAt: Date.now(), done: run() });
+    onEvent({
+      kind: 'migration-started',
+      message: `${vms[v]!.guest}: host ${from} → ${target} started`,
+    });
   };
 
   const pump = (): void => {
@@ -765,5 +804,7 @@ export async function runCluster(
     await Promise.allSettled([...inFlight.values()].map((f) => f.done));
     for (const c of clients) c.close();
     await Promise.all(agents.map((a) => a.stop()));
+    netnsAgents?.release();
+    network?.teardown();
   }
 }
