@@ -30,6 +30,7 @@ import {
 } from '../sim/index.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import type { ClusterView } from './dashboard-view.js';
+import { type Inventory, inventoryProblem } from './inventory.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -130,13 +131,6 @@ export interface ClusterReport {
 
 const SUBSTEPS = 8;
 
-interface Inventory {
-  /** Guest id → the live hosts that run it. */
-  seen: Map<string, number[]>;
-  answered: boolean[];
-  /** `guest@host` → the guest's scheduled vCPU time there so far, ms. */
-  busy: Map<string, number>;
-}
 const sleepUntil = (at: number): Promise<void> =>
   new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
@@ -248,6 +242,8 @@ export async function runCluster(
     { from: number; target: number; interval: number; startedAt: number; done: Promise<void> }
   >();
   const outbound = new Array<number>(N).fill(0);
+  /** VM → when its last migration settled: an inventory taken across that moment cannot judge it. */
+  const settledAt = new Map<number, number>();
   const migrations: ClusterMigration[] = [];
   const killed: ClusterReport['killed'] = [];
   const intervals: ClusterInterval[] = [];
@@ -366,6 +362,7 @@ export async function runCluster(
    * is left out of this check (its guests are checked at the next one), not taken for empty.
    */
   const inventory = async (): Promise<Inventory> => {
+    const startedAt = Date.now();
     const seen = new Map<string, number[]>();
     const busy = new Map<string, number>();
     const answered = clients.map(() => false);
@@ -386,36 +383,15 @@ export async function runCluster(
         }
       }),
     );
-    return { seen, answered, busy };
+    return { seen, answered, busy, startedAt };
   };
 
   const checkInventory = async (inv?: Inventory): Promise<void> => {
-    const { seen, answered } = inv ?? (await inventory());
-    for (const vm of vms) {
-      if (vm.state !== 'running' || inFlight.has(vm.index)) continue;
-      const where = (seen.get(vm.guest) ?? []).filter((h) => alive[h]);
-      const expected = location[vm.index]!;
-      if (!alive[expected]) continue; // its host died: the exit handler accounts for it
-      if (!answered[expected] && where.length === 0) continue; // its host did not answer this time
-      if (where.length === 0) {
-        throw new MigrationError(
-          'GUEST_NOT_FOUND',
-          `guest ${vm.guest} is on no host (expected on host ${expected}): lost. The run stops here.`,
-        );
-      }
-      if (where.length > 1) {
-        throw new MigrationError(
-          'OWNER_UNKNOWN',
-          `guest ${vm.guest} runs on hosts ${where.join(' and ')}: duplicated. The run stops here.`,
-        );
-      }
-      if (where[0] !== expected) {
-        throw new MigrationError(
-          'OWNER_UNKNOWN',
-          `guest ${vm.guest} runs on host ${where[0]}, expected on host ${expected}. The run stops here.`,
-        );
-      }
-    }
+    const problem = inventoryProblem(
+      { vms, location, alive, inFlight, settledAt },
+      inv ?? (await inventory()),
+    );
+    if (problem) throw problem;
   };
 
   const lastBusy = new Map<string, number>();
@@ -569,6 +545,7 @@ export async function runCluster(
       } finally {
         outbound[from]!--;
         inFlight.delete(v);
+        settledAt.set(v, Date.now());
         // Its host died while the migration was being settled: lost with it.
         const at = location[v]!;
         if (at >= 0 && !alive[at] && vms[v]!.state === 'running') loseWithHost(v, at);
