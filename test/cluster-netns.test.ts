@@ -8,13 +8,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AgentClient } from '../src/agent/index.js';
 import { cliCommand } from '../src/agent/spawn.js';
 import {
   ClusterNetwork,
+  guestConfig,
   NetnsError,
   netnsUnavailable,
   QUICK_CLUSTER,
   runCluster,
+  spawnNetnsAgents,
 } from '../src/cluster/index.js';
 import { runCli, sleep } from './helpers.js';
 
@@ -59,7 +62,7 @@ describe('cluster --netns refused where namespaces cannot be made', () => {
 });
 
 describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
-  it('builds shaped links in namespaces of this run, and removes every one of them', () => {
+  it('builds shaped links in namespaces of this run, migrates across them, and removes every one of them', async () => {
     const net = ClusterNetwork.create({ hosts: 2, rateBytesPerSec: 100e6 / 8 });
     try {
       expect(net.hosts.map((h) => h.ns)).toEqual([
@@ -72,6 +75,26 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
         encoding: 'utf8',
       });
       expect(qdisc).toMatch(/tbf .*rate 100Mbit/);
+      // A guest migrates from host 0's namespace to host 1's over the shaped links, at the link's pace.
+      const { agents, release } = await spawnNetnsAgents(net, ['--quiet']);
+      try {
+        expect(agents.map((a) => a.address.split(':')[0])).toEqual(net.hosts.map((h) => h.ip));
+        const a = new AgentClient(agents[0]!.address);
+        const b = new AgentClient(agents[1]!.address);
+        await a.startGuest(guestConfig(0, 24, 'twolf'), 'g0');
+        const m = await a.migrate('g0', agents[1]!.address, { maxBandwidth: 0 });
+        const r = await a.waitMigration(m.id);
+        expect(r.status, JSON.stringify(r.error)).toBe('completed');
+        expect(r.verified).toBe(true);
+        // 100 Mbit/s shaping: the link, not the engine, sets the pace (a bound load cannot fool: shaping caps it).
+        expect(r.perRound[0]!.throughputMbps).toBeLessThan(130);
+        expect((await b.guest('g0')).status).not.toBe('incoming');
+        a.close();
+        b.close();
+      } finally {
+        await Promise.all(agents.map((x) => x.stop()));
+        release();
+      }
     } finally {
       net.teardown();
     }
@@ -96,9 +119,12 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
       expect(h.address.startsWith(`${subnet}.${i + 1}:`)).toBe(true);
     }
     for (const vm of r.vms) {
+      // PABFD may leave a VM unplaced when the hosts are full; every placed one runs on a live host.
+      if (vm.state === 'unplaced') continue;
       expect(vm.state).toBe('running');
       expect(r.hosts[vm.finalHost]!.alive).toBe(true);
     }
+    expect(r.vms.some((vm) => vm.state === 'running')).toBe(true);
     for (const m of r.migrations.filter((x) => x.status === 'completed')) expect(m.verified).toBe(true);
     expect(r.intervals).toHaveLength(4);
     // Torn down with the agents.
@@ -133,7 +159,10 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
     rl.on('line', (l) => lines.push(l));
     // Wait for the first interval: the agents run in their namespaces.
     for (let i = 0; i < 240 && !lines.some((l) => l.startsWith('interval 1/')); i++) await sleep(500);
-    expect(lines.some((l) => l.startsWith('interval 1/')), lines.join('\n')).toBe(true);
+    expect(
+      lines.some((l) => l.startsWith('interval 1/')),
+      lines.join('\n'),
+    ).toBe(true);
     const ns = namespacesOf(child.pid!);
     expect(ns).toHaveLength(2);
     const agents = ns.flatMap((n) =>
