@@ -133,9 +133,12 @@ function renderTimeline(v: ClusterView): void {
     'aria-label': `Migration timeline: ${bars.length} migrations of ${rows.length} guests over ${hours.toFixed(1)} trace hours`,
   });
   root.dataset.bars = String(bars.length);
-  for (let hr = 0; hr <= Math.ceil(hours); hr++) {
+  // At most about ten ticks, on round steps of trace hours.
+  const step = [0.1, 0.25, 0.5, 1, 2, 3, 6, 12, 24].find((s) => hours / s <= 10) ?? 24;
+  for (let i = 0; i * step <= hours + 1e-9; i++) {
+    const hr = i * step;
     root.append(svg('line', { x1: x(hr), x2: x(hr), y1: 0, y2: H - 16, stroke: '#e6e6e6' }));
-    root.append(svg('text', { x: x(hr), y: H - 4, 'text-anchor': 'middle' }, `${hr} h`));
+    root.append(svg('text', { x: x(hr), y: H - 4, 'text-anchor': 'middle' }, `${+hr.toFixed(2)} h`));
   }
   rows.forEach((g, i) => {
     root.append(svg('text', { x: 4, y: 4 + i * rowH + 11 }, g));
