@@ -12,14 +12,13 @@ import { AgentClient } from '../src/agent/index.js';
 import { cliCommand } from '../src/agent/spawn.js';
 import {
   ClusterNetwork,
-  guestConfig,
   NetnsError,
   netnsUnavailable,
   QUICK_CLUSTER,
   runCluster,
   spawnNetnsAgents,
 } from '../src/cluster/index.js';
-import { runCli, sleep } from './helpers.js';
+import { MiB, runCli, sleep } from './helpers.js';
 
 const reason = netnsUnavailable()?.message;
 if (reason) console.warn(`cluster --netns tests skipped: ${reason}`);
@@ -81,7 +80,15 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
         expect(agents.map((a) => a.address.split(':')[0])).toEqual(net.hosts.map((h) => h.ip));
         const a = new AgentClient(agents[0]!.address);
         const b = new AgentClient(agents[1]!.address);
-        await a.startGuest(guestConfig(0, 24, 'twolf'), 'g0');
+        // Its RAM full of non-zero pages (zero pages travel as markers and would not load the link).
+        await a.startGuest(
+          {
+            ramBytes: 32 * MiB,
+            seed: 31,
+            workload: { name: 'gap', params: { workingSetBytes: 24 * MiB, writeRate: 2000 } },
+          },
+          'g0',
+        );
         const m = await a.migrate('g0', agents[1]!.address, { maxBandwidth: 0 });
         const r = await a.waitMigration(m.id);
         expect(r.status, JSON.stringify(r.error)).toBe('completed');
