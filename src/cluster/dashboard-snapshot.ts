@@ -1,9 +1,9 @@
 /**
- * Builds the live view (dashboard-view.ts) from the run's state; run.ts calls it on every event it emits, so the
+ * Builds the live view (web/cluster-events.ts) from the run's state; run.ts calls it on every event it emits, so the
  * view is always the state after that event.
  */
-import type { ClusterView, ClusterViewHost, ClusterViewMigration } from './dashboard-view.js';
-import { VIEW_MIGRATIONS } from './dashboard-view.js';
+import type { ClusterView, ClusterViewHost, ClusterViewMigration } from '../web/index.js';
+import { VIEW_MIGRATIONS } from '../web/index.js';
 
 export interface SnapshotInput {
   policy: string;

@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { createApiServer } from '../http-server.js';
+import type { ClusterView } from '../web/index.js';
 import { dashboardDir, isLoopback } from '../web/index.js';
-import type { ClusterView } from './dashboard-view.js';
 
 export const CLUSTER_PATH = '/cluster/';
 

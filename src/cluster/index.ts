@@ -3,14 +3,14 @@
  * real live migrations, and the simulator checked against it. Only the CLI imports this folder.
  */
 
-export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export type {
   ClusterView,
   ClusterViewFlight,
   ClusterViewGuest,
   ClusterViewHost,
   ClusterViewMigration,
-} from './dashboard-view.js';
+} from '../web/index.js';
+export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export {
   type ClusterMetrics,
   type ClusterMigration,

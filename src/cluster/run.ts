@@ -28,8 +28,8 @@ import {
   type SimResult,
   simulate,
 } from '../sim/index.js';
+import type { ClusterView } from '../web/index.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
-import type { ClusterView } from './dashboard-view.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
 import {
   type ClusterMetrics,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterView, ClusterViewHost } from './cluster-view.js';
-import { hostState, hostText, powerColumns, statusLine, timelineBars } from './cluster-view.js';
+import { hostState, hostText, parseView, powerColumns, statusLine, timelineBars } from './cluster-view.js';
 
 const host = (over: Partial<ClusterViewHost> = {}): ClusterViewHost => ({
   index: 0,
@@ -93,5 +93,17 @@ describe('cluster view', () => {
     // 12 s in flight × 300 = 3600 trace s.
     expect(bars[1]).toMatchObject({ start: 900 / 3600, end: (900 + 3600) / 3600, status: 'in flight' });
     expect(hours).toBe(Math.max(1, (900 + 3600) / 3600));
+  });
+
+  it('checks a view event before the page believes it', () => {
+    const ok = parseView(JSON.stringify(view()));
+    expect(ok.ok).toBe(true);
+    const bad = parseView(JSON.stringify({ ...view(), hosts: [{ ...host(), watts: 'lots' }] }));
+    expect(bad).toEqual({
+      ok: false,
+      field: 'hosts.0.watts',
+      problem: expect.stringMatching(/^invalid_type/),
+    });
+    expect(parseView('{').ok).toBe(false);
   });
 });

@@ -1,11 +1,13 @@
 /**
  * The cluster view's pure parts (no DOM): the status line, each host's card text, the power curve's columns and the
- * migration timeline's bars, from a ClusterView (src/cluster/dashboard-view.ts).
+ * migration timeline's bars, from a ClusterView (src/web/cluster-events.ts).
  */
-import type { ClusterView, ClusterViewHost } from '../../cluster/dashboard-view.js';
+import * as z from 'zod/mini';
 import { formatBytes } from '../../units.js';
+import type { ClusterView, ClusterViewHost } from '../cluster-events.js';
+import { type Checked, checkAnswer } from '../live-schemas.js';
 
-export type { ClusterView, ClusterViewHost } from '../../cluster/dashboard-view.js';
+export type { ClusterView, ClusterViewHost } from '../cluster-events.js';
 
 /** One scheduling interval, trace seconds (CloudSim's and the simulator's). */
 export const INTERVAL_SEC = 300;
@@ -108,4 +110,65 @@ export function timelineBars(
   }
   const hours = Math.max((v.intervals * INTERVAL_SEC) / 3600, ...bars.map((b) => b.end));
   return { bars, rows, hours };
+}
+
+const num = z.number();
+const guestSchema = z.looseObject({ guest: z.string(), workload: z.string(), ramMiB: num, utilisation: num });
+/**
+ * The fields of a `view` event the page reads, checked before it believes them (loose: unknown keys kept). A view
+ * that does not match is dropped with a console error; the next one redraws.
+ */
+export const clusterViewSchema = z.looseObject({
+  policy: z.string(),
+  day: z.string(),
+  speed: num,
+  interval: num,
+  intervals: num,
+  periodMs: num,
+  phase: z.enum(['running', 'finished', 'failed']),
+  error: z.optional(z.string()),
+  hosts: z.array(
+    z.looseObject({
+      index: num,
+      type: z.string(),
+      mips: num,
+      address: z.string(),
+      pid: num,
+      alive: z.boolean(),
+      on: z.boolean(),
+      utilisation: num,
+      watts: num,
+      guests: z.array(guestSchema),
+    }),
+  ),
+  inFlight: z.array(z.looseObject({ guest: z.string(), from: num, to: num, interval: num, startedAt: num })),
+  migrations: z.array(
+    z.looseObject({
+      guest: z.string(),
+      from: num,
+      to: num,
+      interval: num,
+      status: z.string(),
+      totalTimeMs: num,
+      downtimeMs: num,
+      transferredBytes: num,
+      verified: z.boolean(),
+      traceTime: num,
+      error: z.optional(z.string()),
+    }),
+  ),
+  power: z.array(z.looseObject({ time: num, watts: num, activeHosts: num })),
+  killed: z.array(z.looseObject({ host: num, interval: num, guests: z.array(z.string()) })),
+  totals: z.looseObject({ migrations: num, completed: num, failed: num, lost: num, running: num }),
+});
+
+/** A `view` event's data, parsed and checked. */
+export function parseView(data: string): Checked<ClusterView> {
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    return { ok: false, field: '(body)', problem: 'not JSON' };
+  }
+  return checkAnswer<ClusterView>(clusterViewSchema, json);
 }

@@ -1,8 +1,9 @@
 /**
  * What the live cluster view shows (`livemig cluster --dashboard`): a snapshot of the run after each of its events —
  * the hosts with their guests, utilisation and power, the migrations in flight, the finished ones, the power curve so
- * far and the hosts that died. Plain data (JSON over the event stream); the page (src/web/app/cluster.ts) only
- * draws it. This file imports nothing, so the page's bundle may import it too.
+ * far and the hosts that died. Plain data (JSON over the event stream, `src/cluster/dashboard.ts`); the page
+ * (app/cluster.ts) only draws it. It lives with the dashboard, not with the cluster, so that the page and the
+ * manager share it without web/ importing cluster/; it imports nothing, so the page's bundle may import it too.
  */
 
 /** A finished migration as the view shows it (the fields of the report's ClusterMigration it needs). */
