@@ -78,6 +78,11 @@ describe('livemig cluster --quick', () => {
       else expect(vm.state).toBe('lost-with-host');
     }
     expect(lost.length + r.vms.filter((v) => v.state === 'running').length).toBe(r.vms.length);
+    // The HTML report says so: every guest's state, and the host that died with the guests it took down.
+    const html = await renderReport(clusterHtmlReport(r, 'livemig cluster --quick --kill-host 1@3'));
+    expect(html).toContain('Hosts that died');
+    for (const g of lost) expect(html).toContain(g);
+    expect(html.match(/lost-with-host/g)?.length ?? 0).toBe(lost.length);
   }, 600_000);
 
   it('refuses bad options with a message naming the flag', () => {

@@ -57,8 +57,10 @@ export async function stopSpawnedAgents(graceMs = 5000): Promise<void> {
  * Starts several agents at once; if one fails to start, the others are stopped before the error is thrown (no agent
  * is left behind by a half-made pair).
  */
-export async function spawnAgents(specs: { host?: string; args?: string[] }[]): Promise<ChildAgent[]> {
-  const settled = await Promise.allSettled(specs.map((s) => spawnAgent(s.host, s.args)));
+export async function spawnAgents(
+  specs: { host?: string; args?: string[]; wrap?: string[] }[],
+): Promise<ChildAgent[]> {
+  const settled = await Promise.allSettled(specs.map((s) => spawnAgent(s.host, s.args, s.wrap)));
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed) {
     await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
@@ -76,14 +78,22 @@ export interface ChildAgent {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Spawns `livemig agent --listen HOST:0` and resolves once it listens, with the port it got. */
-export async function spawnAgent(host = '127.0.0.1', extraArgs: string[] = []): Promise<ChildAgent> {
+/**
+ * Spawns `livemig agent --listen HOST:0` and resolves once it listens, with the port it got. `wrap` is a command
+ * prefix that execs Node in place (e.g. `ip netns exec NS`: the agent keeps the child's pid and pipes).
+ */
+export async function spawnAgent(
+  host = '127.0.0.1',
+  extraArgs: string[] = [],
+  wrap: string[] = [],
+): Promise<ChildAgent> {
   const { file, execArgv } = cliCommand();
   // LIVEMIG_NODE_ARGS: extra Node flags for agents (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), for profiling.
   const nodeArgs = (process.env.LIVEMIG_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
-    process.execPath,
+    wrap[0] ?? process.execPath,
     [
+      ...(wrap.length > 0 ? [...wrap.slice(1), process.execPath] : []),
       ...nodeArgs,
       ...execArgv,
       file,

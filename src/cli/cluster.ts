@@ -9,16 +9,21 @@ import type { Command } from 'commander';
 import {
   agreementText,
   CLUSTER_WORKLOADS,
+  type ClusterDashboard,
   type ClusterOptions,
   type ClusterReport,
+  type ClusterView,
   clusterHtmlReport,
   DEFAULT_CLUSTER,
+  DEFAULT_LINK_RATE,
   QUICK_CLUSTER,
   runCluster,
+  startClusterDashboard,
 } from '../cluster/index.js';
 import { UsageError } from '../errors.js';
 import { renderReport, writeHtml } from '../report/index.js';
-import { formatBytes, parseDuration } from '../units.js';
+import { formatBytes, parseDuration, parseRate } from '../units.js';
+import { planDashboard } from '../web/index.js';
 import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
 import { intFlag, numberFlag } from './values.js';
 
@@ -39,6 +44,9 @@ interface ClusterFlags extends MigrationFlagValues {
   parallelPerCluster?: string;
   workloads?: string;
   killHost?: string;
+  netns?: boolean;
+  linkRate?: string;
+  dashboard?: string | boolean;
   out?: string;
   json?: boolean;
 }
@@ -82,7 +90,21 @@ export function clusterOptionsFromFlags(f: ClusterFlags): ClusterOptions {
     o.killHost = { host: Number(m[1]), atInterval: Number(m[2]) };
     if (o.killHost.host >= o.hosts) throw new UsageError('--kill-host: no such host', '--kill-host');
   }
+  if (f.linkRate !== undefined && !f.netns)
+    throw new UsageError('--link-rate: shapes the --netns links; add --netns', '--link-rate');
+  if (f.netns) {
+    const rate = f.linkRate === undefined ? DEFAULT_LINK_RATE : parseRate(f.linkRate, '--link-rate');
+    if (!(rate > 0))
+      throw new UsageError('--link-rate: use a rate above 0 (e.g. 1Gbit, 100Mbit)', '--link-rate');
+    o.netns = { rateBytesPerSec: rate };
+  }
   return o;
+}
+
+/** Where `--dashboard [PORT|HOST:PORT]` serves the cluster view: loopback only (plain HTTP, read-only). */
+export function clusterDashboardFlag(f: ClusterFlags): { host: string; port: number } | undefined {
+  if (f.dashboard === undefined || f.dashboard === false) return undefined;
+  return planDashboard(f.dashboard === true ? '0' : f.dashboard, '127.0.0.1').listen;
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(3)} %`;
@@ -111,6 +133,28 @@ export function comparisonTable(r: ClusterReport, rows = r.comparison, simLabel 
     ]);
   }
   return t.toString();
+}
+
+/**
+ * After the run, on a terminal, the view stays up (its final state) until Enter or Ctrl-C; without a terminal (a
+ * script, CI) the run just ends.
+ */
+async function holdDashboard(dash: ClusterDashboard): Promise<void> {
+  if (!process.stdin.isTTY) return;
+  process.stderr.write(
+    `the run is over; the dashboard stays at ${dash.url} until you press Enter or Ctrl-C\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      process.stdin.off('data', done);
+      process.off('SIGINT', done);
+      process.stdin.pause();
+      resolve();
+    };
+    process.stdin.once('data', done);
+    process.once('SIGINT', done);
+    process.stdin.resume();
+  });
 }
 
 function summary(r: ClusterReport): string {
@@ -160,6 +204,18 @@ export function registerCluster(program: Command): void {
     .option('--workloads <list>', `guest workloads, cycled over the VMs (${CLUSTER_WORKLOADS.join(',')})`)
     .option('--kill-host <HOST@INTERVAL>', 'fault drill: SIGKILL a host’s agent at that interval')
     .option(
+      '--netns',
+      'each host in its own network namespace, joined through a bridge by tc-shaped links (needs root)',
+    )
+    .option(
+      '--link-rate <rate>',
+      'with --netns: each host’s link rate, both ways (default 1Gbit, as CloudSim)',
+    )
+    .option(
+      '--dashboard [port]',
+      'serve the live cluster view (hosts, guests, power, migrations in flight) on 127.0.0.1:PORT (default: any port)',
+    )
+    .option(
       '--out <dir>',
       'write cluster.json (the whole report) and report.html (power curve, migration timeline) there',
     )
@@ -172,12 +228,35 @@ export function registerCluster(program: Command): void {
       '  livemig cluster --hosts 8 --vms 24 --ram 64-128 --day 20110303 --duration 6h --speed 60 --policy lr-mmt\n' +
       '  livemig cluster --quick --policy mad-mc --xbzrle --parallel-per-cluster 2 --json > run.json\n' +
       '  livemig cluster --quick --kill-host 1@6                  # a host dies mid-run; its guests are reported\n' +
+      '  sudo livemig cluster --quick --netns --link-rate 200Mbit # hosts in namespaces, shaped links\n' +
+      '  livemig cluster --quick --dashboard 8080                 # watch it on http://127.0.0.1:8080/\n' +
       '\nMigration flags (--strategy, --xbzrle, --max-bandwidth, …) apply to every migration the manager starts.\n' +
       'The run stops with exit code 1 if a guest is lost or duplicated, or a migration completes unverified.\n',
   );
   cmd.action(async (f: ClusterFlags) => {
     const o = clusterOptionsFromFlags(f);
-    const r = await runCluster(o, (e) => process.stderr.write(`${e.message}\n`));
+    const where = clusterDashboardFlag(f);
+    const dash = where ? await startClusterDashboard(where.host, where.port) : undefined;
+    if (dash) process.stderr.write(`dashboard: ${dash.url}\n`);
+    let last: ClusterView | undefined;
+    let r: ClusterReport;
+    try {
+      r = await runCluster(o, (e) => {
+        process.stderr.write(`${e.message}\n`);
+        if (e.view) {
+          last = e.view;
+          dash?.publish(e.view);
+        }
+      });
+    } catch (err) {
+      if (dash && last) {
+        // The page says how the run ended; the error itself goes to the terminal as usual.
+        dash.publish({ ...last, phase: 'failed', error: (err as Error).message, inFlight: [] });
+        await holdDashboard(dash);
+      }
+      await dash?.close();
+      throw err;
+    }
     if (f.out) {
       mkdirSync(f.out, { recursive: true });
       writeFileSync(join(f.out, 'cluster.json'), JSON.stringify(r, null, 2));
@@ -186,8 +265,13 @@ export function registerCluster(program: Command): void {
     }
     if (f.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      await dash?.close();
       return;
     }
     process.stdout.write(`${summary(r)}\n${agreementText(r)}\n`);
+    if (dash) {
+      await holdDashboard(dash);
+      await dash.close();
+    }
   });
 }

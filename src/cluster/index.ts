@@ -2,6 +2,14 @@
  * A data centre in miniature (docs/cluster.md): the simulator's consolidation policies run on real agents with
  * real live migrations, and the simulator checked against it. Only the CLI imports this folder.
  */
+
+export type {
+  ClusterView,
+  ClusterViewFlight,
+  ClusterViewGuest,
+  ClusterViewHost,
+  ClusterViewMigration,
+} from '../web/index.js';
 export {
   type Agreement,
   type AgreementRow,
@@ -10,6 +18,7 @@ export {
   TARGETS,
 } from './agreement.js';
 export { agreementMarkdown, agreementText } from './agreement-table.js';
+export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export {
   type ClusterMetrics,
   type ClusterMigration,
@@ -17,7 +26,20 @@ export {
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
-export { type ClusterOptions, DEFAULT_CLUSTER, QUICK_CLUSTER, SCHEDULING_INTERVAL } from './options.js';
+export {
+  ClusterNetwork,
+  NetnsError,
+  netnsUnavailable,
+  spawnNetnsAgents,
+  sweepStaleNetworks,
+} from './netns.js';
+export {
+  type ClusterOptions,
+  DEFAULT_CLUSTER,
+  DEFAULT_LINK_RATE,
+  QUICK_CLUSTER,
+  SCHEDULING_INTERVAL,
+} from './options.js';
 export { clusterHtmlReport } from './report.js';
 export {
   type ClusterEvent,

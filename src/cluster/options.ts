@@ -43,6 +43,11 @@ export interface ClusterOptions {
   workloads: readonly string[];
   /** Scale each guest's CAP so the CPU it gets follows its trace (default on; src/cluster/cpu-feedback.ts). */
   cpuFeedback?: boolean;
+  /**
+   * Each host in a network namespace of its own, joined through a bridge by veth links shaped with tc tbf to this
+   * rate (bytes/s, both directions); needs root (src/cluster/netns.ts). Absent: every agent on the loopback.
+   */
+  netns?: { rateBytesPerSec: number };
   /** Kill the agent of `host` (SIGKILL) at the start of scheduling interval `atInterval` (fault drill). */
   killHost?: { host: number; atInterval: number };
 }
@@ -76,6 +81,9 @@ export const QUICK_CLUSTER: ClusterOptions = {
   speed: 150,
   policy: 'thr-mmt',
 };
+
+/** `--netns` without `--link-rate`: CloudSim's PlanetLab hosts have 1 Gbit/s links. */
+export const DEFAULT_LINK_RATE = 1e9 / 8;
 
 /** The scheduling interval of the simulator and of CloudSim, seconds of trace time. */
 export const SCHEDULING_INTERVAL = 300;

@@ -89,6 +89,33 @@ export function clusterHtmlReport(r: ClusterReport, command: string): Report {
         ],
       },
       { heading: 'Migration timeline', charts: [timelineChart] },
+      // Every guest accounted for: where each ended, and those lost with a host that died.
+      {
+        heading: 'Guests',
+        table: {
+          columns: ['guest', 'workload', 'RAM (MiB)', 'first host', 'last host', 'migrations', 'state'],
+          rows: r.vms.map((v) => [
+            v.guest,
+            v.workload,
+            v.ramMiB,
+            v.initialHost,
+            v.finalHost,
+            v.migrations,
+            v.state,
+          ]),
+        },
+      },
+      ...(r.killed.length > 0
+        ? [
+            {
+              heading: 'Hosts that died',
+              table: {
+                columns: ['host', 'interval', 'guests lost with it'],
+                rows: r.killed.map((k) => [k.host, k.interval, k.guests.join(', ') || 'none']),
+              },
+            },
+          ]
+        : []),
     ],
     footer: command,
   };

@@ -27,6 +27,7 @@ import {
   type SimOptions,
   type SimResult,
 } from '../sim/index.js';
+import type { ClusterView } from '../web/index.js';
 import {
   type Agreement,
   agreementRows,
@@ -37,6 +38,8 @@ import {
   simLadder,
 } from './agreement.js';
 import { CpuFeedback } from './cpu-feedback.js';
+import { clusterSnapshot } from './dashboard-snapshot.js';
+import { type Inventory, inventoryProblem } from './inventory.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -44,6 +47,7 @@ import {
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
+import { ClusterNetwork, spawnNetnsAgents } from './netns.js';
 import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
 import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
 
@@ -72,6 +76,8 @@ export interface ClusterHost {
   address: string;
   pid: number;
   alive: boolean;
+  /** Its network namespace (`--netns`). */
+  netns?: string;
 }
 
 export interface ClusterInterval {
@@ -98,8 +104,10 @@ export interface ClusterInterval {
 }
 
 export interface ClusterEvent {
-  kind: 'started' | 'interval' | 'migration' | 'host-killed' | 'finished';
+  kind: 'started' | 'interval' | 'migration-started' | 'migration' | 'host-killed' | 'finished';
   message: string;
+  /** The whole run's state after this event, for the live view (`--dashboard`). */
+  view?: ClusterView;
   interval?: ClusterInterval;
   migration?: ClusterMigration;
 }
@@ -130,13 +138,6 @@ const SUBSTEPS = 8;
 /** Intervals' time the guests run before t = 0 for the CPU feedback to measure the machine. */
 const WARMUP_ROUNDS = 2;
 
-interface Inventory {
-  /** Guest id → the live hosts that run it. */
-  seen: Map<string, number[]>;
-  answered: boolean[];
-  /** `guest@host` → the guest's scheduled vCPU time there so far, ms. */
-  busy: Map<string, number>;
-}
 const sleepUntil = (at: number): Promise<void> =>
   new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
@@ -181,7 +182,7 @@ export function checkClusterOptions(o: ClusterOptions): void {
 /** Runs the miniature data centre to the end of its window and compares it with the simulator. */
 export async function runCluster(
   o: ClusterOptions,
-  onEvent: (e: ClusterEvent) => void = () => {},
+  listener: (e: ClusterEvent) => void = () => {},
 ): Promise<ClusterReport> {
   checkClusterOptions(o);
   const wall0 = performance.now();
@@ -231,12 +232,12 @@ export async function runCluster(
   const moved = new Set<number>();
   void picked;
 
-  const agents: ChildAgent[] = await spawnAgents(
-    // The manager is every agent's one client, from one address: well above the per-address connection limits.
-    Array.from({ length: N }, () => ({
-      args: ['--quiet', '--max-incoming', '8', '--connect-rate', '2000', '--connect-burst', '4000'],
-    })),
-  );
+  // The manager is every agent's one client, from one address: well above the per-address connection limits.
+  const agentArgs = ['--quiet', '--max-incoming', '8', '--connect-rate', '2000', '--connect-burst', '4000'];
+  const network = o.netns ? ClusterNetwork.create({ hosts: N, ...o.netns }) : undefined;
+  const netnsAgents = network ? await spawnNetnsAgents(network, agentArgs) : undefined;
+  const agents: ChildAgent[] =
+    netnsAgents?.agents ?? (await spawnAgents(Array.from({ length: N }, () => ({ args: agentArgs }))));
   const clients = agents.map((a) => new AgentClient(a.address));
   const alive = agents.map(() => true);
   const hosts: ClusterHost[] = agents.map((a, h) => ({
@@ -246,10 +247,16 @@ export async function runCluster(
     address: a.address,
     pid: a.pid,
     alive: true,
+    ...(network ? { netns: network.hosts[h]!.ns } : {}),
   }));
   const location = Int32Array.from(placement);
-  const inFlight = new Map<number, { from: number; target: number; done: Promise<void> }>();
+  const inFlight = new Map<
+    number,
+    { from: number; target: number; interval: number; startedAt: number; done: Promise<void> }
+  >();
   const outbound = new Array<number>(N).fill(0);
+  /** VM → when its last migration settled: an inventory taken across that moment cannot judge it. */
+  const settledAt = new Map<number, number>();
   const migrations: ClusterMigration[] = [];
   const killed: ClusterReport['killed'] = [];
   const intervals: ClusterInterval[] = [];
@@ -261,6 +268,30 @@ export async function runCluster(
   let queue: PlannedMigration[] = [];
   let deferredTotal = 0;
   let acc: MetricsAccumulator | undefined;
+  const onEvent = (e: ClusterEvent): void =>
+    listener({
+      ...e,
+      view: clusterSnapshot(
+        {
+          policy: policyLabel(simOptions.policy),
+          day: day.name,
+          speed: o.speed,
+          interval: Math.min(k, K),
+          intervals: K,
+          periodMs: (SCHEDULING_INTERVAL / o.speed) * 1000,
+          hosts,
+          vms,
+          location,
+          inFlight,
+          demand,
+          watts,
+          migrations,
+          power: intervals.map((i) => ({ time: i.time, watts: i.watts, activeHosts: i.activeHosts })),
+          killed,
+        },
+        e.kind === 'finished' ? 'finished' : 'running',
+      ),
+    });
 
   /** VM v went down with host h: accounted for as lost with it. */
   const loseWithHost = (v: number, h: number): void => {
@@ -344,6 +375,7 @@ export async function runCluster(
    * is left out of this check (its guests are checked at the next one), not taken for empty.
    */
   const inventory = async (): Promise<Inventory> => {
+    const startedAt = Date.now();
     const seen = new Map<string, number[]>();
     const busy = new Map<string, number>();
     const answered = clients.map(() => false);
@@ -364,36 +396,15 @@ export async function runCluster(
         }
       }),
     );
-    return { seen, answered, busy };
+    return { seen, answered, busy, startedAt };
   };
 
   const checkInventory = async (inv?: Inventory): Promise<void> => {
-    const { seen, answered } = inv ?? (await inventory());
-    for (const vm of vms) {
-      if (vm.state !== 'running' || inFlight.has(vm.index)) continue;
-      const where = (seen.get(vm.guest) ?? []).filter((h) => alive[h]);
-      const expected = location[vm.index]!;
-      if (!alive[expected]) continue; // its host died: the exit handler accounts for it
-      if (!answered[expected] && where.length === 0) continue; // its host did not answer this time
-      if (where.length === 0) {
-        throw new MigrationError(
-          'GUEST_NOT_FOUND',
-          `guest ${vm.guest} is on no host (expected on host ${expected}): lost. The run stops here.`,
-        );
-      }
-      if (where.length > 1) {
-        throw new MigrationError(
-          'OWNER_UNKNOWN',
-          `guest ${vm.guest} runs on hosts ${where.join(' and ')}: duplicated. The run stops here.`,
-        );
-      }
-      if (where[0] !== expected) {
-        throw new MigrationError(
-          'OWNER_UNKNOWN',
-          `guest ${vm.guest} runs on host ${where[0]}, expected on host ${expected}. The run stops here.`,
-        );
-      }
-    }
+    const problem = inventoryProblem(
+      { vms, location, alive, inFlight, settledAt },
+      inv ?? (await inventory()),
+    );
+    if (problem) throw problem;
   };
 
   const lastBusy = new Map<string, number>();
@@ -551,13 +562,18 @@ export async function runCluster(
       } finally {
         outbound[from]!--;
         inFlight.delete(v);
+        settledAt.set(v, Date.now());
         // Its host died while the migration was being settled: lost with it.
         const at = location[v]!;
         if (at >= 0 && !alive[at] && vms[v]!.state === 'running') loseWithHost(v, at);
         pump();
       }
     };
-    inFlight.set(v, { from, target, done: run() });
+    inFlight.set(v, { from, target, interval, startedAt: Date.now(), done: run() });
+    onEvent({
+      kind: 'migration-started',
+      message: `${vms[v]!.guest}: host ${from} → ${target} started`,
+    });
   };
 
   const pump = (): void => {
@@ -825,5 +841,7 @@ export async function runCluster(
     await Promise.allSettled([...inFlight.values()].map((f) => f.done));
     for (const c of clients) c.close();
     await Promise.all(agents.map((a) => a.stop()));
+    netnsAgents?.release();
+    network?.teardown();
   }
 }

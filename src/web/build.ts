@@ -1,6 +1,8 @@
 /**
  * `npm run build:web`: bundles the dashboard page (app/) with esbuild into dist/web/public — one script, one
- * stylesheet (uPlot's and ours) and index.html — so the agent serves static files and the page needs no network.
+ * stylesheet (uPlot's and ours) and index.html — so the agent serves static files and the page needs no network;
+ * and the same for the cluster view (cluster.html, cluster.js, cluster.css), which `livemig cluster --dashboard`
+ * serves.
  * Run with `node --import tsx src/web/build.ts`; tests call buildDashboard() directly.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -26,13 +28,14 @@ export async function buildDashboard(
 ): Promise<{ outDir: string; files: { name: string; bytes: number }[] }> {
   const app = appDir();
   const result = await build({
-    entryPoints: [join(app, 'main.ts')],
+    // The agent's page (app.js, app.css) and the cluster view (cluster.js, cluster.css, `livemig cluster --dashboard`).
+    entryPoints: { app: join(app, 'main.ts'), cluster: join(app, 'cluster.ts') },
     bundle: true,
     minify: true,
     format: 'iife',
     target: ['chrome109', 'firefox115', 'safari15'],
     outdir: outDir,
-    entryNames: 'app',
+    entryNames: '[name]',
     write: false,
     logLevel: 'silent',
     legalComments: 'eof',
@@ -43,9 +46,11 @@ export async function buildDashboard(
     await writeAtomic(f.path, f.contents);
     files.push({ name: basename(f.path), bytes: f.contents.length });
   }
-  const html = await readFile(join(app, 'index.html'));
-  await writeAtomic(join(outDir, 'index.html'), html);
-  files.push({ name: 'index.html', bytes: html.length });
+  for (const name of ['index.html', 'cluster.html']) {
+    const html = await readFile(join(app, name));
+    await writeAtomic(join(outDir, name), html);
+    files.push({ name, bytes: html.length });
+  }
   return { outDir, files };
 }
 
