@@ -295,6 +295,8 @@ class Destination {
   private pageCount = 0;
   private pageSize = 0;
   private vcpuState: GuestState | undefined;
+  /** The vCPU digest of `vcpuState`, computed as it arrives (ahead of SWITCHOVER, while the source sends the last pages). */
+  private vcpuStateDigest: string | undefined;
   private resumed = false;
   private readonly compressors = new Map<PageEncoding, Compressor>();
   /** Applies pages on another thread until the guest resumes here (then the main thread does, for post-copy). */
@@ -811,7 +813,10 @@ class Destination {
           this.m.rounds = decodeRound(f.payload).round;
           break;
         case Command.VCPU_STATE:
+          // Decoded and digested now: the source sends it right after the pause, ahead of the last pages, so this
+          // work overlaps theirs instead of following SWITCHOVER.
           this.vcpuState = decodeVcpuState(f.payload);
+          this.vcpuStateDigest = vcpuDigest(this.vcpuState);
           break;
         case Command.SYNC:
           await this.sync(f);
@@ -1066,7 +1071,7 @@ class Destination {
             'the incoming guest was discarded and the guest keeps running on the source',
         );
       }
-      if (vcpuDigest(this.vcpuState) !== digest.vcpu) {
+      if (this.vcpuStateDigest !== digest.vcpu) {
         throw new MigrationError('DIGEST_MISMATCH', 'vCPU state digest mismatch at switch-over');
       }
     }
@@ -1115,7 +1120,7 @@ class Destination {
         const ram = this.ledger.digest();
         const verified =
           missing === 0 &&
-          (digest.method === 'none' || (ram === digest.ram && vcpuDigest(this.vcpuState) === digest.vcpu));
+          (digest.method === 'none' || (ram === digest.ram && this.vcpuStateDigest === digest.vcpu));
         this.m.faults = this.faultLatencies.length + this.faultTimes.size;
         await this.conn.sendFrame(
           Command.COMPLETE,

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DIGEST_WORDS, initDigestSums, recordCrc, sumsDigest } from './digest.js';
-import { combineCrcs, PageLedger, zeroPageCrc } from './ledger.js';
+import { canonicalJson, combineCrcs, PageLedger, vcpuDigest, zeroPageCrc } from './ledger.js';
 
 describe('incremental ledger digest', () => {
   it('equals the full combination after any sequence of page updates', () => {
@@ -54,5 +55,60 @@ describe('incremental ledger digest', () => {
     b.set(2, 111);
     expect(a.digest()).not.toBe(b.digest());
     expect(new PageLedger(8, 4096).digest()).toBe(combineCrcs(new Uint32Array(8).fill(zeroPageCrc(4096))));
+  });
+});
+
+/** The vCPU digest's canonical JSON as first written (entries, filter, sort, map, join): the reference. */
+function referenceCanonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(referenceCanonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${referenceCanonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+describe('vCPU digest', () => {
+  it('canonical JSON is the same text as the reference rendering, for any JSON-like value', () => {
+    const value = fc.letrec((tie) => ({
+      leaf: fc.oneof(
+        fc.integer(),
+        fc.double(),
+        fc.string(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.constant(undefined),
+      ),
+      node: fc.oneof(
+        { depthSize: 'small' },
+        tie('leaf'),
+        fc.array(tie('node'), { maxLength: 5 }),
+        fc.dictionary(fc.string(), tie('node'), { maxKeys: 6 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(canonicalJson(v)).toBe(referenceCanonicalJson(v));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a guest state gives the same digest as the reference rendering', () => {
+    const state = {
+      config: {
+        ramBytes: 1 << 26,
+        pageSize: 4096,
+        vcpus: 2,
+        workload: { name: 'idle', params: { a: 1, b: 0.5 } },
+      },
+      vcpus: [
+        { index: 0, step: 12, rng: [1, 2, 3, 4], registers: { z: 1, a: 2 } },
+        { index: 1, step: 7, rng: [5, 6, 7, 8], registers: {} },
+      ],
+    };
+    expect(vcpuDigest(state)).toBe(createHash('sha256').update(referenceCanonicalJson(state)).digest('hex'));
   });
 });

@@ -31,18 +31,19 @@ export interface DestinationSwitchoverTimes {
 /**
  * Where a pre-copy (or cold) switch-over's downtime went, in fractional milliseconds (performance.now(), µs
  * resolution) on the source's clock; `destination` is the destination's own account of its part (RESUMED body).
- * The steps add up to `downtimeMs`: pause + lastPages + state + digest + send + check + ack.
+ * The steps add up to `downtimeMs`: pause + state + lastPages + digest + send + check + ack (in that order: the vCPU
+ * state leaves right after the park, ahead of the last pages).
  */
 export interface SwitchoverTimes {
   /** Pause requested → every vCPU parked. */
   pauseMs: number;
   /** Last dirty-log sync and the last pages written to the socket. */
   lastPagesMs: number;
-  /** vCPU state taken and encoded. */
+  /** vCPU state taken, encoded and written (VCPU_STATE, ahead of the last pages). */
   stateMs: number;
   /** RAM and vCPU digests (the RAM digest is kept incrementally: O(1) with `--verify ledger`). */
   digestMs: number;
-  /** vCPU state, digest (and GO, when it rides with them) written in one go. */
+  /** The digest (and GO, when it rides with it) written in one go. */
   sendMs: number;
   /** Written → READY read: the link, the destination's check (drain, verify, state load) and its event loop. */
   checkMs: number;

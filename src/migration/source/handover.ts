@@ -17,9 +17,24 @@ import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
 /**
- * Sends vCPU state and the digest in one write; waits for READY and RESUMED. With `goWithDigest`, when a fault after
- * handing the guest over can be settled (the destination granted OWNER_RECONCILE and we can redial it), GO rides in
- * the same write:
+ * Right after the park, before the last pages: takes the vCPU state and writes VCPU_STATE at once, so that the
+ * destination decodes, checks and digests it while the source finds and sends the last pages (it used to do that
+ * work after SWITCHOVER, inside the downtime's critical path). The state is final: the vCPUs are parked.
+ */
+export function sendVcpuState(s: SourceState): void {
+  const state = s.guest.state();
+  const body = encodeJson(state);
+  s.pausedState = state;
+  // Awaited before SWITCHOVER (at once, unless a bandwidth limit still paces the link: cold).
+  s.stateSent = s.conn.sendFrame(Command.VCPU_STATE, body);
+  s.stateSent.catch(() => undefined);
+  s.stateSentAt = performance.now();
+}
+
+/**
+ * Sends the digest (the vCPU state went ahead, sendVcpuState); waits for READY and RESUMED. With `goWithDigest`,
+ * when a fault after handing the guest over can be settled (the destination granted OWNER_RECONCILE and we can
+ * redial it), GO rides in the same write:
  * the destination resumes the guest as soon as its check passes, saving a round trip (and two wake-ups) of
  * downtime. Verification is unchanged: the destination never resumes a guest whose digest does not match.
  */
@@ -27,9 +42,10 @@ export async function switchover(s: SourceState): Promise<void> {
   const r = s.r;
   r.phase = 'switchover';
   const t0 = performance.now(); // the last pages are written
-  const state = s.guest.state();
-  const stateBody = encodeJson(state);
-  const t1 = performance.now();
+  if (!s.pausedState) sendVcpuState(s); // (callers send it ahead, right after the park)
+  const state = s.pausedState!;
+  await s.stateSent;
+  const t1 = Math.max(t0, s.stateSentAt);
   const d = digest(s, state);
   const digestBody = encodeDigest(d);
   const t2 = performance.now();
@@ -38,7 +54,6 @@ export async function switchover(s: SourceState): Promise<void> {
   // One write: corked, the frames leave together (with the last pages' frame already on its way before them).
   const sent = s.conn.corked(() =>
     Promise.all([
-      s.conn.sendFrame(Command.VCPU_STATE, stateBody),
       s.conn.sendFrame(Command.SWITCHOVER, digestBody),
       ...(withGo ? [s.conn.sendFrame(Command.GO)] : []),
     ]),
@@ -85,10 +100,12 @@ export async function switchover(s: SourceState): Promise<void> {
   r.remainingBytes = 0;
   if (resumed) {
     const parkedAt = s.parkedAt || s.pausedAt;
+    // Contiguous steps that add up to the downtime: the state normally went ahead of the last pages.
+    const ahead = s.stateSentAt <= t0;
     r.switchover = {
       pauseMs: parkedAt - s.pausedAt,
-      lastPagesMs: t0 - parkedAt,
-      stateMs: t1 - t0,
+      stateMs: ahead ? s.stateSentAt - parkedAt : t1 - t0,
+      lastPagesMs: ahead ? t0 - s.stateSentAt : t0 - parkedAt,
       digestMs: t2 - t1,
       sendMs: t3 - t2,
       checkMs: tReady - t3,

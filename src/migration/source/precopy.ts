@@ -15,7 +15,7 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
-import { switchover } from './handover.js';
+import { sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
 import { postcopy } from './postcopy.js';
@@ -27,6 +27,7 @@ export async function cold(s: SourceState): Promise<void> {
   s.r.phase = 'stop-and-copy';
   s.r.guest.stepsPerSecBefore = await s.sampleRate();
   await s.pause();
+  sendVcpuState(s);
   s.guest.dirtyLog.sync();
   await sendPages(s, allPages(s.pageCount), true, false);
   s.r.rounds = 1;
@@ -115,6 +116,8 @@ class PrecopyLoop {
         s.conn.disableRateLimit();
         s.multifd?.disableRateLimit();
         const atPause = s.sentBytes();
+        // The vCPU state first: the destination decodes and digests it while the last pages are found and sent.
+        sendVcpuState(s);
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
         r.dirtyPages = lastPages.length;

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Compressor, compressor } from '../../codec/index.js';
 import type { MigrationError } from '../../errors.js';
-import type { Guest } from '../../guest/index.js';
+import type { Guest, GuestState } from '../../guest/index.js';
 import type { FrameConnection } from '../connection.js';
 import { DirtyLimiter } from '../dirty-limit.js';
 import { PageLedger } from '../ledger.js';
@@ -41,6 +41,10 @@ export class SourceState {
   pausedAt = 0;
   /** When every vCPU had parked (performance.now()); 0 before the pause. */
   parkedAt = 0;
+  /** The vCPU state taken at the stop-and-copy's pause, and when VCPU_STATE was written (handover.ts). */
+  pausedState: GuestState | undefined;
+  stateSent: Promise<void> | undefined;
+  stateSentAt = 0;
   /** GO is about to be or was sent: the guest belongs to the destination unless RECONCILE says otherwise. */
   handedOff = false;
   readonly wasRunning: boolean;
