@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Command } from '../migration/protocol/index.js';
-import { allCells, cellId, expected, FAULTS, phasesOf, phaseTrigger } from './matrix.js';
+import { allCells, type Cell, cellId, expected, FAULTS, phasesOf, phaseTrigger } from './matrix.js';
 
 describe('fault matrix plan', () => {
   it('covers every strategy × its phases × every fault, once', () => {
@@ -45,6 +45,29 @@ describe('fault matrix plan', () => {
       if (c.fault === 'stall' || c.fault === 'link-cut') {
         expect(e.holder).toBe(partial ? 'source' : 'destination');
       }
+    }
+  });
+
+  it('pre-copy at switch-over, GO with the digest (the default): a dead or hung destination is settled as at GO', () => {
+    const at = (fault: Cell['fault'], goWithDigest?: boolean) =>
+      expected({ strategy: 'precopy', phase: 'switchover', fault }, goWithDigest);
+    // Handed over with the digest: nobody answers RECONCILE, the report says the guest waits paused on the source.
+    expect(at('kill-destination')).toMatchObject({ code: 'OWNER_UNKNOWN', pausedOn: 'source' });
+    expect(at('stop-destination')).toMatchObject({ code: 'OWNER_UNKNOWN', pausedOn: 'source' });
+    // GO after READY (goWithDigest: false): the source is still authoritative there and resumes the guest.
+    expect(at('kill-destination', false)).toMatchObject({ code: 'CONNECTION_LOST', holder: 'source' });
+    expect(at('kill-destination', false).pausedOn).toBeUndefined();
+    expect(at('stop-destination', false)).toMatchObject({ code: 'TIMEOUT', holder: 'source' });
+    // Unchanged: a cut link (the destination never verified: RECONCILE says so), cold (GO follows every page).
+    expect(at('link-cut')).toEqual(at('link-cut', false));
+    expect(expected({ strategy: 'cold', phase: 'switchover', fault: 'kill-destination' })).toMatchObject({
+      code: 'CONNECTION_LOST',
+      holder: 'source',
+    });
+    // Never a guest nowhere without a report.
+    for (const f of FAULTS) {
+      const e = at(f);
+      expect(e.holder !== 'none' || e.pausedOn !== undefined || e.code !== undefined).toBe(true);
     }
   });
 

@@ -107,7 +107,10 @@ export const migrationOptionsSchema = z.strictObject({
    * Switch-over: send GO in the same write as the digest (when the destination can reconcile), so that the
    * destination resumes the guest as soon as its check passes — one round trip less of downtime. The source then
    * commits before READY: cancel and --timeout stop applying once the digest is sent, and a fault after it is
-   * settled by RECONCILE as one after GO. Off: GO after READY (cancel and --timeout apply until then).
+   * settled by RECONCILE as one after GO. On by default (it applies only when the destination grants
+   * OWNER_RECONCILE and the source can redial it). Off: GO after READY (cancel and --timeout apply until then, and a
+   * destination that dies or hangs before READY leaves the guest running on the source instead of paused there
+   * until RECONCILE settles it).
    */
   goWithDigest: z.boolean(),
   verify: z.enum(VERIFY_METHODS),
@@ -176,7 +179,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   postcopyPreempt: false,
   handoverTimeoutMs: 15_000,
   reconcileTimeoutMs: 60_000,
-  goWithDigest: false,
+  goWithDigest: true,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

@@ -50,14 +50,14 @@ describe('switch-over accounting', () => {
     }
   });
 
-  it('goWithDigest with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
+  it('by default, with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
     const guest = await testGuest();
     guest.resume();
     const h = new DestinationHarness();
     harnesses.push(h);
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
-    const r = await runSource(sourceRun(guest, conn, { goWithDigest: true }, { redial }));
+    const r = await runSource(sourceRun(guest, conn, {}, { redial }));
     await done;
     expect(r.status).toBe('completed');
     expect(r.verified).toBe(true);
@@ -67,5 +67,21 @@ describe('switch-over accounting', () => {
     expect(
       eventIndex(r.events, 'switch-over: last pages, vCPU state and digest sent (with GO)'),
     ).toBeGreaterThan(0);
+  });
+
+  it('goWithDigest: false: GO only after READY, even when the destination can reconcile', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const redial = async () => h.connect().conn;
+    const r = await runSource(sourceRun(guest, conn, { goWithDigest: false }, { redial }));
+    await done;
+    expect(r.status).toBe('completed');
+    expect(r.switchover?.goWithDigest).toBe(false);
+    expect(h.resumed).toHaveLength(1);
+    expect(eventIndex(r.events, 'switch-over: last pages, vCPU state and digest sent')).toBeGreaterThan(0);
+    expect(eventIndex(r.events, 'switch-over: last pages, vCPU state and digest sent (with GO)')).toBe(-1);
   });
 });

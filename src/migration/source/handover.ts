@@ -69,7 +69,10 @@ export async function switchover(s: SourceState): Promise<void> {
       t3 = performance.now();
       s.event('switch-over: last pages, vCPU state and digest sent (with GO)');
       try {
-        await s.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+        // Handed over: READY and RESUMED come together, and a silent destination is settled by RECONCILE after the
+        // handover timeout, as after GO (a full RAM check on the destination may take longer: 0.25 s per GiB).
+        const readyMs = s.o.verify === 'full' ? SWITCHOVER_TIMEOUT_MS : s.o.handoverTimeoutMs;
+        await s.conn.expect(Command.READY, readyMs);
       } catch (err) {
         // The destination's ERROR before READY: it checked and refused, and never resumed (it resumes only after
         // writing READY, and reports no error once it has): the guest is still ours.
