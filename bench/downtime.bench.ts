@@ -12,10 +12,11 @@
  * `--baseline CLI`: also run agents from another build (e.g. the previous release's dist/cli/bin.js), alternating
  * migrations between the two pairs within each phase, so both see the same load; the table gives both and the ratio.
  *
- * `--go-with-digest`: also a pair of this build migrating with `goWithDigest` (GO in the digest's write).
+ * `--go-after-ready`: also a pair of this build migrating with `goWithDigest: false` (GO after READY: one round trip
+ * more, the point of no return at GO instead of at the digest's write).
  *
  * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
- * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
+ * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-after-ready.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -47,14 +48,14 @@ if (!Number.isInteger(count) || count < 1) {
   process.exit(2);
 }
 const baselineCli = argOf('--baseline');
-const goWithDigest = process.argv.includes('--go-with-digest');
+const goAfterReady = process.argv.includes('--go-after-ready');
 const sizes = full ? [64 * MiB, 256 * MiB] : [64 * MiB];
 
 /** The switch-over's steps (ms), from the report's `switchover` (µs resolution). */
 const STEPS = [
   'pauseMs',
-  'lastPagesMs',
   'stateMs',
+  'lastPagesMs',
   'digestMs',
   'sendMs',
   'checkMs',
@@ -69,12 +70,12 @@ const STEPS = [
 type Step = (typeof STEPS)[number];
 const STEP_NAMES: Record<Step, string> = {
   pauseMs: 'source: pause the vCPUs (requested → all parked)',
+  stateMs: 'source: vCPU state taken, encoded, written (ahead of the last pages)',
   lastPagesMs: 'source: last dirty-log sync + last pages written',
-  stateMs: 'source: vCPU state taken and encoded',
   digestMs: 'source: RAM + vCPU digest',
-  sendMs: 'source: state + digest (+ GO) written, one write',
-  checkMs: 'written → READY read (link + destination check)',
-  ackMs: 'READY → RESUMED read (resume + acknowledgement)',
+  sendMs: 'source: digest (+ GO) written, one write',
+  checkMs: 'written → READY read (link + destination check; with GO: + resume)',
+  ackMs: 'READY → RESUMED read (GO after READY: GO, resume, ack)',
   'dst.drainMs': '  destination: page sink drained',
   'dst.verifyMs': '  destination: digests compared',
   'dst.loadStateMs': '  destination: vCPU state loaded',
@@ -105,8 +106,8 @@ function steps(r: MigrationReport): Run['steps'] {
   if (s) {
     const out: Partial<Record<Step, number>> = {
       pauseMs: s.pauseMs,
-      lastPagesMs: s.lastPagesMs,
       stateMs: s.stateMs,
+      lastPagesMs: s.lastPagesMs,
       digestMs: s.digestMs,
       sendMs: s.sendMs,
       checkMs: s.checkMs,
@@ -132,7 +133,7 @@ function steps(r: MigrationReport): Run['steps'] {
 }
 
 interface Pair {
-  name: 'new' | 'new, GO with digest' | 'baseline';
+  name: 'new' | 'new, GO after READY' | 'baseline';
   /** Migration options beyond the bench's own. */
   options: Record<string, unknown>;
   src: ChildAgent;
@@ -265,7 +266,7 @@ async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Pro
 async function main(): Promise<void> {
   const cli = process.env.LIVEMIG_CLI ?? ownCli;
   const pairs = [await startPair('new', cli)];
-  if (goWithDigest) pairs.push(await startPair('new, GO with digest', cli, { goWithDigest: true }));
+  if (goAfterReady) pairs.push(await startPair('new, GO after READY', cli, { goWithDigest: false }));
   if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
   const results: Phase[] = [];
   try {
