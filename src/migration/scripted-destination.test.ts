@@ -197,6 +197,29 @@ describe('real destination, scripted source: switch-over', () => {
     expect(o.resumes).toBe(1);
   });
 
+  it('the vCPU state is loaded as it arrives, before SWITCHOVER (out of the downtime), and resumed once after it', async () => {
+    const load = vi.spyOn(Guest.prototype, 'loadState');
+    let release: () => void = () => undefined;
+    const until = new Promise<void>((r) => {
+      release = r;
+    });
+    let loadsBeforeSwitchover = -1;
+    const o = await migrate({ script: [{ at: 'SWITCHOVER', do: 'delay', until }] }, undefined, (fake) => {
+      void fake.script.reached('SWITCHOVER').then(async () => {
+        const end = Date.now() + 10_000;
+        while (load.mock.calls.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        loadsBeforeSwitchover = load.mock.calls.length;
+        release();
+      });
+    });
+    expect(loadsBeforeSwitchover).toBe(1);
+    expect(load).toHaveBeenCalledTimes(1);
+    expect(o.m?.phase).toBe('done');
+    expect(o.h.resumed).toHaveLength(1);
+    expect(o.resumes).toBe(1);
+    await sameAsSource(o);
+  });
+
   it('a corrupt VCPU_STATE: CHECKSUM', async () => {
     discarded(await migrate({ script: [{ at: 'VCPU_STATE', do: 'corrupt' }] }), 'CHECKSUM');
   });
