@@ -48,6 +48,7 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol/index.js';
+import { warmSwitchoverCode } from './switchover-warm.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
 export interface DestinationLimits {
@@ -813,6 +814,8 @@ class Destination {
         }
         case Command.ROUND:
           this.m.rounds = decodeRound(f.payload).round;
+          // A round ended: the switch-over may follow. Warm its code once the frames already here are handled.
+          setImmediate(() => warmSwitchoverCode(this.guest?.config));
           break;
         case Command.VCPU_STATE:
           // Decoded and digested now: the source sends it right after the pause, ahead of the last pages, so this

@@ -15,6 +15,7 @@ import {
   type RoundState,
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
+import { warmSwitchoverCode } from '../switchover-warm.js';
 import { sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
@@ -26,6 +27,7 @@ import type { SourceState } from './state.js';
 export async function cold(s: SourceState): Promise<void> {
   s.r.phase = 'stop-and-copy';
   s.r.guest.stepsPerSecBefore = await s.sampleRate();
+  warmSwitchoverCode(s.guest.config);
   await s.pause();
   sendVcpuState(s);
   s.guest.dirtyLog.sync();
@@ -109,6 +111,7 @@ class PrecopyLoop {
         r.switchoverReason = decision.reason;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
         const owedNow = await hotLastPasses(s, { dirty, held });
+        warmSwitchoverCode(s.guest.config); // the guest still runs: compiling this is not downtime
         await s.pause();
         r.phase = 'stop-and-copy';
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
