@@ -18,7 +18,12 @@ import { AgentClient, type GuestInfo } from '../agent/index.js';
 import { type ChildAgent, spawnAgent } from '../agent/spawn.js';
 import { checkOracle } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
-import type { MigrationOptions, MigrationReport, Strategy } from '../migration/index.js';
+import {
+  DEFAULT_OPTIONS,
+  type MigrationOptions,
+  type MigrationReport,
+  type Strategy,
+} from '../migration/index.js';
 import { Command } from '../migration/protocol/index.js';
 import { type FaultAction, FaultProxy, type FaultTrigger } from './proxy.js';
 
@@ -207,7 +212,7 @@ function expectedAtGo(c: Cell): Expectation {
  * VCPU_STATE (the first frame after the pause; the last pages and SWITCHOVER + GO follow within a millisecond) meets
  * a source that has already handed the guest over, and is settled like a fault at GO (docs/protocol.md).
  */
-export function expected(c: Cell, goWithDigest = true): Expectation {
+export function expected(c: Cell, goWithDigest = DEFAULT_OPTIONS.goWithDigest): Expectation {
   if (c.phase === 'go') return expectedAtGo(c);
   if (goWithDigest && c.strategy === 'precopy' && c.phase === 'switchover') {
     const handedOver = expectedWithGo(c);
@@ -482,7 +487,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
   const guest = mo.guest ?? MATRIX_GUEST;
   const pauseMs = mo.pauseMs ?? 1500;
   const handoverPauseMs = mo.handoverPauseMs ?? 4000;
-  const exp = expected(c, mo.options?.goWithDigest ?? true);
+  const exp = expected(c, mo.options?.goWithDigest ?? DEFAULT_OPTIONS.goWithDigest);
   const problems: string[] = [];
   const notes: string[] = [];
   const result: CellResult = {
