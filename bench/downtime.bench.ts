@@ -12,11 +12,11 @@
  * `--baseline CLI`: also run agents from another build (e.g. the previous release's dist/cli/bin.js), alternating
  * migrations between the two pairs within each phase, so both see the same load; the table gives both and the ratio.
  *
- * `--go-after-ready`: also a pair of this build migrating with `goWithDigest: false` (GO after READY: one round trip
- * more, the point of no return at GO instead of at the digest's write).
+ * `--go-with-digest`: also a pair of this build migrating with `goWithDigest: true` (GO in the digest's write: one
+ * round trip less, the point of no return at the digest's write instead of at GO).
  *
  * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
- * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-after-ready.
+ * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ if (!Number.isInteger(count) || count < 1) {
   process.exit(2);
 }
 const baselineCli = argOf('--baseline');
-const goAfterReady = process.argv.includes('--go-after-ready');
+const goWithDigest = process.argv.includes('--go-with-digest');
 const sizes = full ? [64 * MiB, 256 * MiB] : [64 * MiB];
 
 /** The switch-over's steps (ms), from the report's `switchover` (µs resolution). */
@@ -133,7 +133,7 @@ function steps(r: MigrationReport): Run['steps'] {
 }
 
 interface Pair {
-  name: 'new' | 'new, GO after READY' | 'baseline';
+  name: 'new' | 'new, GO with the digest' | 'baseline';
   /** Migration options beyond the bench's own. */
   options: Record<string, unknown>;
   src: ChildAgent;
@@ -266,7 +266,7 @@ async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Pro
 async function main(): Promise<void> {
   const cli = process.env.LIVEMIG_CLI ?? ownCli;
   const pairs = [await startPair('new', cli)];
-  if (goAfterReady) pairs.push(await startPair('new, GO after READY', cli, { goWithDigest: false }));
+  if (goWithDigest) pairs.push(await startPair('new, GO with the digest', cli, { goWithDigest: true }));
   if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
   const results: Phase[] = [];
   try {

@@ -48,13 +48,16 @@ describe('fault matrix plan', () => {
     }
   });
 
-  it('pre-copy at switch-over, GO with the digest (the default): a dead or hung destination is settled as at GO', () => {
-    const at = (fault: Cell['fault'], goWithDigest?: boolean) =>
+  it('pre-copy at switch-over, GO with the digest (off by default): a dead or hung destination is settled as at GO', () => {
+    const at = (fault: Cell['fault'], goWithDigest = true) =>
       expected({ strategy: 'precopy', phase: 'switchover', fault }, goWithDigest);
     // Handed over with the digest: nobody answers RECONCILE, the report says the guest waits paused on the source.
     expect(at('kill-destination')).toMatchObject({ code: 'OWNER_UNKNOWN', pausedOn: 'source' });
     expect(at('stop-destination')).toMatchObject({ code: 'OWNER_UNKNOWN', pausedOn: 'source' });
-    // GO after READY (goWithDigest: false): the source is still authoritative there and resumes the guest.
+    // GO after READY (goWithDigest: false, the default): the source is still authoritative there and resumes the guest.
+    expect(expected({ strategy: 'precopy', phase: 'switchover', fault: 'kill-destination' })).toEqual(
+      at('kill-destination', false),
+    );
     expect(at('kill-destination', false)).toMatchObject({ code: 'CONNECTION_LOST', holder: 'source' });
     expect(at('kill-destination', false).pausedOn).toBeUndefined();
     expect(at('stop-destination', false)).toMatchObject({ code: 'TIMEOUT', holder: 'source' });

@@ -208,7 +208,7 @@ function expectedAtGo(c: Cell): Expectation {
 }
 
 /**
- * `goWithDigest` (the migration option, on by default): pre-copy's GO rides in the digest's write, so a fault at
+ * `goWithDigest` (the migration option, off by default): pre-copy's GO rides in the digest's write, so a fault at
  * VCPU_STATE (the first frame after the pause; the last pages and SWITCHOVER + GO follow within a millisecond) meets
  * a source that has already handed the guest over, and is settled like a fault at GO (docs/protocol.md).
  */
@@ -292,7 +292,7 @@ export function expected(c: Cell, goWithDigest = DEFAULT_OPTIONS.goWithDigest): 
  * Pre-copy at switch-over with GO in the digest's write: the cells whose outcome differs from GO after READY. The
  * guest is still never on two hosts, never lost without a report: a destination that dies or hangs there leaves
  * the guest paused on the source with OWNER_UNKNOWN (as at GO), where GO after READY would have resumed it on the
- * source — the price of one round trip less of downtime in every migration (goWithDigest: false restores that).
+ * source — the price of one round trip less of downtime (why the option is off by default).
  */
 function expectedWithGo(c: Cell): Expectation | undefined {
   switch (c.fault) {

@@ -179,7 +179,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   postcopyPreempt: false,
   handoverTimeoutMs: 15_000,
   reconcileTimeoutMs: 60_000,
-  goWithDigest: true,
+  goWithDigest: false,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

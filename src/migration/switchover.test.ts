@@ -50,14 +50,14 @@ describe('switch-over accounting', () => {
     }
   });
 
-  it('by default, with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
+  it('goWithDigest, with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
     const guest = await testGuest();
     guest.resume();
     const h = new DestinationHarness();
     harnesses.push(h);
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
-    const r = await runSource(sourceRun(guest, conn, {}, { redial }));
+    const r = await runSource(sourceRun(guest, conn, { goWithDigest: true }, { redial }));
     await done;
     expect(r.status).toBe('completed');
     expect(r.verified).toBe(true);
@@ -69,14 +69,15 @@ describe('switch-over accounting', () => {
     ).toBeGreaterThan(0);
   });
 
-  it('goWithDigest: false: GO only after READY, even when the destination can reconcile', async () => {
+  it('by default (goWithDigest: false): GO only after READY, even when the destination can reconcile', async () => {
     const guest = await testGuest();
     guest.resume();
     const h = new DestinationHarness();
     harnesses.push(h);
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
-    const r = await runSource(sourceRun(guest, conn, { goWithDigest: false }, { redial }));
+    // The default: a dead or hung destination before READY leaves the guest running on the source.
+    const r = await runSource(sourceRun(guest, conn, {}, { redial }));
     await done;
     expect(r.status).toBe('completed');
     expect(r.switchover?.goWithDigest).toBe(false);
