@@ -9,7 +9,7 @@ import {
   parsePolicy,
   planetlabDatacenter,
 } from './config.js';
-import { simulate } from './engine/index.js';
+import { migrationLogLines, simulate } from './engine/index.js';
 import { loadBundledProfiles, profileFor } from './profiles.js';
 import type { Workload } from './workload.js';
 
@@ -88,6 +88,14 @@ describe('simulator, CloudSim mode, hand-computed cases', () => {
     const sourceViolates = degraded / 0.9 < 1000 ? T : 0;
     expect(r.slatah).toBeCloseTo((T + sourceViolates) / (286 * 300 + T), 12);
     expect(r.hostShutdowns).toBe(1);
+  });
+
+  it('logs each migration started as CloudSim does (time, VM, source, target), on request only', () => {
+    const options = { mode: 'cloudsim' as const, policy: parsePolicy('thr-mmt'), datacenter: twoG5 };
+    const r = simulate(constantWorkload([50, 50]), { ...options, migrationLog: true });
+    expect(r.migrationLog).toEqual([300.1, 1, 1, 0]);
+    expect(migrationLogLines(r.migrationLog ?? [])).toBe('MIG 300.1 vm=1 from=1 to=0\n');
+    expect(simulate(constantWorkload([50, 50]), options).migrationLog).toBeUndefined();
   });
 
   it('the THR threshold decides whether a host may be filled above it (placement overload check)', () => {

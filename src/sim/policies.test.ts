@@ -92,8 +92,13 @@ describe('VM selection', () => {
     expect(selectMinimumMigrationTime([], ram)).toBe(-1);
   });
 
-  it('MU picks the lowest demand', () => {
-    expect(selectMinimumUtilisation([0, 1, 2], [50, 10, 20])).toBe(1);
+  it('MU picks the lowest demand relative to its MIPS, first on ties', () => {
+    const mips = [1000, 1000, 1000];
+    expect(selectMinimumUtilisation([0, 1, 2], [50, 10, 20], mips)).toBe(1);
+    expect(selectMinimumUtilisation([2, 1, 0], [10, 10, 10], mips)).toBe(2);
+    // CloudSim 3.0.3's metric is utilisation (MIPS used ÷ VM MIPS): a 2500-MIPS VM using 500 (20 %) goes before a
+    // 500-MIPS VM using 250 (50 %), though it uses more MIPS.
+    expect(selectMinimumUtilisation([0, 1], [500, 250], [2500, 500])).toBe(0);
   });
 
   it('RS is uniform and repeatable for a seed', () => {

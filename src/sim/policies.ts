@@ -144,13 +144,21 @@ export function selectMinimumMigrationTime(candidates: readonly number[], ram: A
   return best;
 }
 
-/** MU: the VM with the lowest current demand. */
-export function selectMinimumUtilisation(candidates: readonly number[], demand: ArrayLike<number>): number {
+/**
+ * MU: the VM with the lowest current utilisation — demand ÷ the VM's MIPS, CloudSim 3.0.3's metric (not the MIPS
+ * used: a big VM lightly loaded goes before a small one busier); ties keep the first in the host's list.
+ */
+export function selectMinimumUtilisation(
+  candidates: readonly number[],
+  demand: ArrayLike<number>,
+  mips: ArrayLike<number>,
+): number {
   let best = -1;
   let min = Number.MAX_VALUE;
   for (const v of candidates) {
-    if (demand[v]! < min) {
-      min = demand[v]!;
+    const u = demand[v]! / mips[v]!;
+    if (u < min) {
+      min = u;
       best = v;
     }
   }

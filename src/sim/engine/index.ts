@@ -27,7 +27,7 @@ import { distributionOf, type SimResult } from './result.js';
 import { SimState } from './state.js';
 
 export type { SimDistribution, SimResult, SimSeries } from './result.js';
-export { distributionOf } from './result.js';
+export { distributionOf, migrationLogLines } from './result.js';
 export { type MeasuredState, type PlannedMigration, PlanningSession } from './session.js';
 export { HISTORY_LENGTH } from './state.js';
 
@@ -171,5 +171,6 @@ function result(s: SimState, wallMs: number): SimResult {
     duplicateMigrations: s.duplicateMigrations,
     wallMs,
     ...(s.series ? { series: s.series } : {}),
+    ...(s.migrationLog ? { migrationLog: s.migrationLog } : {}),
   };
 }

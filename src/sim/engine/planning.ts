@@ -25,7 +25,7 @@ function selectVm(s: SimState, h: number): number {
     case 'mmt':
       return selectMinimumMigrationTime(candidates, s.vmRam);
     case 'mu':
-      return selectMinimumUtilisation(candidates, s.demand);
+      return selectMinimumUtilisation(candidates, s.demand, s.vmMips);
     case 'rs':
       return selectRandom(candidates, s.rng);
     case 'mc': {
