@@ -33,6 +33,7 @@ function selectVm(s: SimState, h: number): number {
         candidates,
         (v) => s.vmHist.subarray(v * HISTORY_LENGTH, v * HISTORY_LENGTH + s.vmHistLen[v]!),
         (v) => s.vmHistLen[v]!,
+        s.options.mode === 'cloudsim' ? 'commons-math' : 'exact',
       );
       return chosen ?? selectMinimumMigrationTime(candidates, s.vmRam);
     }
