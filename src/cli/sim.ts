@@ -2,7 +2,7 @@
  * `livemig sim`: run consolidation policies on PlanetLab (or synthetic) traces, in CloudSim-compatible mode or
  * livemig's corrected mode, and write JSON / CSV / HTML reports.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
@@ -15,6 +15,7 @@ import {
   loadTraceSourceCached,
   medianTable,
   migrationDistributionTable,
+  migrationLogLines,
   PLANETLAB_DAYS,
   type PolicySpec,
   parsePolicy,
@@ -86,6 +87,7 @@ interface SimFlags {
   placementCandidates?: string;
   fixes?: string;
   capacityChecks?: string;
+  migrationLog?: string;
 }
 
 /** The most VMs a synthetic day may have: ~290 bytes of samples each, so the day stays in memory (≈290 MB). */
@@ -176,6 +178,10 @@ export function registerSim(program: Command): void {
     .option(
       '--capacity-checks <when>',
       'host RAM / bandwidth limits: initial (cloudsim default), always, never',
+    )
+    .option(
+      '--migration-log <file>',
+      'one run only: write every migration started as "MIG <time> vm=<id> from=<host> to=<host>" (CloudSim ids)',
     )
     .action(async (flags: SimFlags) => {
       if (flags.preset !== 'planetlab') throw new UsageError('--preset: only "planetlab" exists', '--preset');
@@ -286,6 +292,7 @@ export function registerSim(program: Command): void {
               pricing,
               ...(profiles ? { profiles } : {}),
               series: Boolean(flags.out),
+              ...(flags.migrationLog ? { migrationLog: true } : {}),
               fixes,
               ...(cap ? { capacityChecks: cap } : {}),
               ...(hosts !== undefined ? { hosts } : {}),
@@ -303,6 +310,12 @@ export function registerSim(program: Command): void {
           }
         }
       }
+      if (flags.migrationLog && jobs.length !== 1) {
+        throw new UsageError(
+          `--migration-log: needs exactly one run (one day, one mode, one policy), not ${jobs.length}`,
+          '--migration-log',
+        );
+      }
       const showBar = flags.progress && !flags.json && process.stderr.isTTY;
       const bar = showBar
         ? new cliProgress.SingleBar(
@@ -317,6 +330,9 @@ export function registerSim(program: Command): void {
       });
       bar?.stop();
 
+      if (flags.migrationLog) {
+        await writeFile(flags.migrationLog, migrationLogLines(results[0]?.migrationLog ?? []));
+      }
       if (flags.out) {
         const command = `livemig ${process.argv.slice(2).join(' ')}`;
         await writeJson(join(flags.out, 'results.json'), results);
@@ -327,7 +343,7 @@ export function registerSim(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify(
-            results.map(({ series: _s, ...r }) => r),
+            results.map(({ series: _s, migrationLog: _m, ...r }) => r),
             null,
             2,
           )}\n`,

@@ -271,4 +271,6 @@ export interface SimOptions {
    * workload's whole percents, e.g. what a real cluster measured: a policy threshold can turn on a tenth of a percent.
    */
   readonly utilisation?: ArrayLike<number>;
+  /** Record every migration started (time, VM, source, target), for a line-by-line comparison with CloudSim. */
+  readonly migrationLog?: boolean;
 }

@@ -9,7 +9,7 @@ import {
   parsePolicy,
   planetlabDatacenter,
 } from './config.js';
-import { simulate } from './engine/index.js';
+import { migrationLogLines, simulate } from './engine/index.js';
 import { loadBundledProfiles, profileFor } from './profiles.js';
 import type { Workload } from './workload.js';
 
@@ -90,6 +90,14 @@ describe('simulator, CloudSim mode, hand-computed cases', () => {
     expect(r.hostShutdowns).toBe(1);
   });
 
+  it('logs each migration started as CloudSim does (time, VM, source, target), on request only', () => {
+    const options = { mode: 'cloudsim' as const, policy: parsePolicy('thr-mmt'), datacenter: twoG5 };
+    const r = simulate(constantWorkload([50, 50]), { ...options, migrationLog: true });
+    expect(r.migrationLog).toEqual([300.1, 1, 1, 0]);
+    expect(migrationLogLines(r.migrationLog ?? [])).toBe('MIG 300.1 vm=1 from=1 to=0\n');
+    expect(simulate(constantWorkload([50, 50]), options).migrationLog).toBeUndefined();
+  });
+
   it('the THR threshold decides whether a host may be filled above it (placement overload check)', () => {
     const dc: Datacenter = {
       hostTypes: [HP_ML110_G5, { ...HP_ML110_G5, name: 'small', peMips: 2100 }],
@@ -116,13 +124,24 @@ describe('simulator, CloudSim mode, hand-computed cases', () => {
     expect(r2.migrations).toBe(1);
   });
 
-  it('NPA bills every host at full power for 86 100 s', () => {
+  it('NPA bills every host at full power from t = 0 to the last update at 86 100.1 s', () => {
+    // CloudSim 3.0.3's NonPowerAware example prints 2410.8028 kWh on every day: 100 800 W × 86 100.1 s.
     const r = simulate(constantWorkload([10, 20, 30]), {
       mode: 'cloudsim',
       policy: parsePolicy('npa'),
       datacenter: planetlabDatacenter(4),
     });
-    expect(r.energyKWh).toBeCloseTo(kWh((2 * 117 + 2 * 135) * 86_100), 9);
+    expect(r.energyKWh).toBeCloseTo(kWh((2 * 117 + 2 * 135) * 86_100.1), 9);
+  });
+
+  it('NPA deletes a VM whose demand hits 0 (Q1) as DVFS does, so a host shuts down', () => {
+    // CloudSim's non-power-aware data centre removes finished VMs too (20110303: 455 host shutdowns, as DVFS).
+    const w = constantWorkload([50]);
+    w.samples.fill(0, 5, 7);
+    const dc: Datacenter = { ...twoG5, hostTypeOf: new Uint8Array(1) };
+    const r = simulate(w, { mode: 'cloudsim', policy: parsePolicy('npa'), datacenter: dc });
+    expect(r.vmsDeleted).toBe(1);
+    expect(r.hostShutdowns).toBe(1);
   });
 });
 
@@ -199,13 +218,14 @@ describe('simulator, livemig mode, hand-computed cases', () => {
 });
 
 describe('simulator on a real PlanetLab day', () => {
-  it('deletes 532 of 1052 VMs through Q1 (DVFS baseline), and the NPA figure is 2410.80 kWh', async () => {
+  it("deletes 532 of 1052 VMs through Q1 (DVFS baseline), and the NPA figure is CloudSim 3.0.3's 2410.8028 kWh", async () => {
     const w = await loadPlanetlabDay('20110303');
     const dvfs = simulate(w, { mode: 'cloudsim', policy: parsePolicy('dvfs'), series: false });
     expect(dvfs.vmsDeleted).toBe(532);
     expect(dvfs.migrations).toBe(0);
     const npa = simulate(w, { mode: 'cloudsim', policy: parsePolicy('npa'), series: false });
-    expect(npa.energyKWh).toBeCloseTo(2410.8, 6);
+    expect(npa.energyKWh).toBeCloseTo(2410.8028, 9);
+    expect(npa.hostShutdowns).toBe(dvfs.hostShutdowns);
   });
 
   it('the pruned PABFD (representatives, cheapest-first) answers exactly like the plain scan', async () => {

@@ -45,6 +45,7 @@ export {
   distributionOf,
   HISTORY_LENGTH,
   type MeasuredState,
+  migrationLogLines,
   type PlannedMigration,
   PlanningSession,
   type SimDistribution,

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { loadPlanetlabDay } from './bundled.js';
+import { commonsOlsRSquared } from './ols.js';
 import {
   isOverloaded,
   predictUtilisation,
@@ -92,8 +94,13 @@ describe('VM selection', () => {
     expect(selectMinimumMigrationTime([], ram)).toBe(-1);
   });
 
-  it('MU picks the lowest demand', () => {
-    expect(selectMinimumUtilisation([0, 1, 2], [50, 10, 20])).toBe(1);
+  it('MU picks the lowest demand relative to its MIPS, first on ties', () => {
+    const mips = [1000, 1000, 1000];
+    expect(selectMinimumUtilisation([0, 1, 2], [50, 10, 20], mips)).toBe(1);
+    expect(selectMinimumUtilisation([2, 1, 0], [10, 10, 10], mips)).toBe(2);
+    // CloudSim 3.0.3's metric is utilisation (MIPS used ÷ VM MIPS): a 2500-MIPS VM using 500 (20 %) goes before a
+    // 500-MIPS VM using 250 (50 %), though it uses more MIPS.
+    expect(selectMinimumUtilisation([0, 1], [500, 250], [2500, 500])).toBe(0);
   });
 
   it('RS is uniform and repeatable for a seed', () => {
@@ -132,6 +139,43 @@ describe('VM selection', () => {
       ),
     ).toBeUndefined();
     expect(selectMaximumCorrelation([1], of, len)).toBeUndefined();
+  });
+
+  it('MC in cloudsim mode computes R² with commons-math’s arithmetic: CloudSim 3.0.3’s choice on a real host', async () => {
+    // 20110303, THR-MC-0.8, t = 23 400.1 s: host 19 holds 19 VMs; each history is 30 values (newest first), so every
+    // regression has 19 parameters for 30 rows — nearly singular. The exact R² picks VM 926; CloudSim's
+    // commons-math QR gives the values below (printed by CloudSim's own code on these histories) and picks VM 138.
+    const w = await loadPlanetlabDay('20110303');
+    const vms = [
+      535, 127, 103, 597, 800, 474, 384, 542, 370, 419, 153, 894, 928, 782, 1051, 926, 779, 888, 138,
+    ];
+    const util = (v: number, t: number): number => {
+      // UtilizationModelPlanetLabInMemory.getUtilization between two 300-s samples.
+      const k1 = Math.floor(t / 300);
+      const u1 = w.samples[v * w.samplesPerVm + k1]! / 100;
+      const u2 = w.samples[v * w.samplesPerVm + k1 + 1]! / 100;
+      return u1 + ((u2 - u1) / 300) * (t - k1 * 300);
+    };
+    const hist = new Map(
+      vms.map((v) => [v, Array.from({ length: 30 }, (_, i) => util(v, (78 - i) * 300 + 0.1))]),
+    );
+    const of = (v: number) => hist.get(v)!;
+    const rows = vms.map(of);
+    expect(commonsOlsRSquared(rows, 2, 30)).toBe(Number.NEGATIVE_INFINITY); // VM 103's history is constant
+    expect(commonsOlsRSquared(rows, 3, 30)).toBe(-0.27143095806108053);
+    expect(commonsOlsRSquared(rows, 12, 30)).toBe(-0.1126194121740478);
+    expect(commonsOlsRSquared(rows, 18, 30)).toBe(0.658330027276157);
+    expect(selectMaximumCorrelation(vms, of, () => 30, 'commons-math')).toBe(138);
+    expect(selectMaximumCorrelation(vms, of, () => 30, 'exact')).toBe(926);
+  });
+
+  it('commons-math R²: exact on a clean fit, undefined where commons-math throws', () => {
+    const x1 = [0.1, 0.4, 0.2, 0.8, 0.5];
+    const x2 = [0.3, 0.1, 0.7, 0.2, 0.6];
+    const y = x1.map((v, i) => 0.5 * v + 0.25 * x2[i]! + 0.1);
+    expect(commonsOlsRSquared([y, x1, x2], 0, 5)).toBeCloseTo(1, 12);
+    expect(commonsOlsRSquared([y, x1, x2], 0, 2)).toBeUndefined(); // 2 rows for 3 parameters
+    expect(commonsOlsRSquared([y, x1, [0, 0, 0, 0, 0]], 0, 5)).toBeUndefined(); // a zero on R's diagonal: singular
   });
 
   it('MC from one Gram inversion picks what n separate least-squares fits pick (random histories)', () => {

@@ -4,6 +4,7 @@
  * (newest value first, trailing zeros trimmed — CloudSim's `getUtilizationHistory()`), its current utilisation,
  * and the VM data they need; they answer "overloaded?" or "which VM?".
  */
+import { commonsOlsRSquared } from './ols.js';
 import { iqr, linearFit, mad, median, type Rng, rSquared } from './stats.js';
 
 export type OverloadKind = 'thr' | 'iqr' | 'mad' | 'lr' | 'lrr';
@@ -144,13 +145,21 @@ export function selectMinimumMigrationTime(candidates: readonly number[], ram: A
   return best;
 }
 
-/** MU: the VM with the lowest current demand. */
-export function selectMinimumUtilisation(candidates: readonly number[], demand: ArrayLike<number>): number {
+/**
+ * MU: the VM with the lowest current utilisation — demand ÷ the VM's MIPS, CloudSim 3.0.3's metric (not the MIPS
+ * used: a big VM lightly loaded goes before a small one busier); ties keep the first in the host's list.
+ */
+export function selectMinimumUtilisation(
+  candidates: readonly number[],
+  demand: ArrayLike<number>,
+  mips: ArrayLike<number>,
+): number {
   let best = -1;
   let min = Number.MAX_VALUE;
   for (const v of candidates) {
-    if (demand[v]! < min) {
-      min = demand[v]!;
+    const u = demand[v]! / mips[v]!;
+    if (u < min) {
+      min = u;
       best = v;
     }
   }
@@ -168,18 +177,24 @@ export function selectRandom(candidates: readonly number[], rng: Rng): number {
  * regression is impossible for any VM (fewer history rows than parameters, a singular design, a single VM), which is
  * when CloudSim falls back to MMT. Ties keep the first; R² ≤ 0 or NaN never wins (CloudSim starts from
  * `Double.MIN_VALUE`, so then the first VM is chosen).
+ *
+ * `arithmetic`: `commons-math` computes every R² as CloudSim 3.0.3 does (commons-math's Householder QR, one fit per
+ * VM: `ols.ts`), whose values on these nearly singular designs can be far from the exact ones, even negative;
+ * `exact` (livemig mode) gets the exact R² of all VMs from one inversion of the centred Gram matrix.
  */
 export function selectMaximumCorrelation(
   candidates: readonly number[],
   historyOf: (vm: number) => ArrayLike<number>,
   historyLengthOf: (vm: number) => number,
+  arithmetic: 'commons-math' | 'exact' = 'exact',
 ): number | undefined {
   const n = candidates.length;
   if (n < 2) return undefined;
   let m = Number.MAX_SAFE_INTEGER;
   for (const v of candidates) m = Math.min(m, historyLengthOf(v));
   if (m === 0) return undefined;
-  const r2 = m >= n + 2 ? rSquaredAll(candidates, historyOf, m) : undefined;
+  const commons = arithmetic === 'commons-math';
+  const r2 = !commons && m >= n + 2 ? rSquaredAll(candidates, historyOf, m) : undefined;
   let rows: number[][] | undefined;
   let best = 0;
   let max = Number.MIN_VALUE;
@@ -188,10 +203,12 @@ export function selectMaximumCorrelation(
     if (r2) value = r2[i]!;
     else {
       rows ??= candidates.map((v) => Array.prototype.slice.call(historyOf(v), 0, m) as number[]);
-      value = rSquared(
-        rows.filter((_, j) => j !== i),
-        rows[i]!,
-      );
+      value = commons
+        ? commonsOlsRSquared(rows, i, m)
+        : rSquared(
+            rows.filter((_, j) => j !== i),
+            rows[i]!,
+          );
       if (value === undefined) return undefined;
     }
     if (value > max) {

@@ -35,6 +35,7 @@ export interface SimJob {
   readonly peCheck?: 'vm' | 'demand';
   readonly fixes?: Partial<SimFixes>;
   readonly series?: boolean;
+  readonly migrationLog?: boolean;
 }
 
 const synthetic = new Map<string, Workload>();
@@ -66,6 +67,7 @@ export async function runJob(job: SimJob): Promise<SimResult> {
     ...(job.peCheck ? { peCheck: job.peCheck } : {}),
     ...(job.fixes ? { fixes: job.fixes } : {}),
     ...(job.series !== undefined ? { series: job.series } : {}),
+    ...(job.migrationLog ? { migrationLog: true } : {}),
   });
   return { ...r, workload: w.name };
 }

@@ -10,22 +10,27 @@
 import { MigrationError } from '../../errors.js';
 import { HISTORY_LENGTH, type SimState } from './state.js';
 
-/** CloudSim's `UtilizationModelPlanetLabInMemory.getUtilization` (with the last sample repeated) × VM MIPS. */
-export function demandAt(s: SimState, v: number, t: number): number {
+/** CloudSim's `UtilizationModelPlanetLabInMemory.getUtilization` (with the last sample repeated): VM v's utilisation. */
+export function utilisationAt(s: SimState, v: number, t: number): number {
   const I = s.interval;
   const base = v * s.spv;
   const last = s.spv - 1;
   const exact = s.exact;
   if (t % I === 0) {
     const k = Math.min(t / I, last);
-    return (exact ? exact[base + k]! : s.samples[base + k]! / 100) * s.vmMips[v]!;
+    return exact ? exact[base + k]! : s.samples[base + k]! / 100;
   }
   const k1 = Math.floor(t / I);
   const k2 = Math.ceil(t / I);
   const u1 = exact ? exact[base + Math.min(k1, last)]! : s.samples[base + Math.min(k1, last)]! / 100;
   const u2 = exact ? exact[base + Math.min(k2, last)]! : s.samples[base + Math.min(k2, last)]! / 100;
   const delta = (u2 - u1) / ((k2 - k1) * I);
-  return (u1 + delta * (t - k1 * I)) * s.vmMips[v]!;
+  return u1 + delta * (t - k1 * I);
+}
+
+/** VM v's demand at time t, MIPS: utilisation × VM MIPS (CloudSim's `getTotalUtilizationOfCpuMips`). */
+export function demandAt(s: SimState, v: number, t: number): number {
+  return utilisationAt(s, v, t) * s.vmMips[v]!;
 }
 
 /**
@@ -44,7 +49,9 @@ export function updateAll(s: SimState, t: number, scheduled: boolean): void {
       if (s.vmHost[v]! < 0) continue;
       const base = v * L;
       s.vmHist.copyWithin(base + 1, base, base + L - 1);
-      s.vmHist[base] = s.demand[v]! / s.vmMips[v]!;
+      // The utilisation itself, as CloudSim's PowerVm records it: demand ÷ MIPS is off by one ulp for ~5 % of values,
+      // which MC's ill-conditioned regressions (and rarely a threshold test) can turn into another decision.
+      s.vmHist[base] = utilisationAt(s, v, t);
       if (s.vmHistLen[v]! < L) s.vmHistLen[v] = s.vmHistLen[v]! + 1;
     }
   }

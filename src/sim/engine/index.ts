@@ -27,7 +27,7 @@ import { distributionOf, type SimResult } from './result.js';
 import { SimState } from './state.js';
 
 export type { SimDistribution, SimResult, SimSeries } from './result.js';
-export { distributionOf } from './result.js';
+export { distributionOf, migrationLogLines } from './result.js';
 export { type MeasuredState, type PlannedMigration, PlanningSession } from './session.js';
 export { HISTORY_LENGTH } from './state.js';
 
@@ -92,14 +92,10 @@ function run(s: SimState): void {
       }
       queue = [];
     }
-    if (npa) {
-      // Non-power-aware: every host at full power all the time, counted from the first update (CloudSim: 86 100 s).
-      updateAll(s, t, true);
-      s.energyWs = npaWatts * (t - offset);
-    } else {
-      updateAll(s, t, true);
-      deleteIdleVms(s);
-    }
+    updateAll(s, t, true);
+    deleteIdleVms(s);
+    // Non-power-aware: every host at full power from t = 0 to the last update (CloudSim: 86 100.1 s, 2410.8028 kWh).
+    if (npa) s.energyWs = npaWatts * t;
     let overloaded = 0;
     if (p.kind === 'migration' && (s.compat ? true : t < duration)) {
       const round = plan(s);
@@ -171,5 +167,6 @@ function result(s: SimState, wallMs: number): SimResult {
     duplicateMigrations: s.duplicateMigrations,
     wallMs,
     ...(s.series ? { series: s.series } : {}),
+    ...(s.migrationLog ? { migrationLog: s.migrationLog } : {}),
   };
 }

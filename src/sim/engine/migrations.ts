@@ -69,6 +69,7 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
       s.hostVms[target]!.push(v);
     }
     s.migrations++;
+    s.migrationLog?.push(t, v, source, target);
     const bw = s.hostBwKbps[target]!;
     let time: number;
     let downtime = 0;

@@ -25,7 +25,7 @@ function selectVm(s: SimState, h: number): number {
     case 'mmt':
       return selectMinimumMigrationTime(candidates, s.vmRam);
     case 'mu':
-      return selectMinimumUtilisation(candidates, s.demand);
+      return selectMinimumUtilisation(candidates, s.demand, s.vmMips);
     case 'rs':
       return selectRandom(candidates, s.rng);
     case 'mc': {
@@ -33,6 +33,7 @@ function selectVm(s: SimState, h: number): number {
         candidates,
         (v) => s.vmHist.subarray(v * HISTORY_LENGTH, v * HISTORY_LENGTH + s.vmHistLen[v]!),
         (v) => s.vmHistLen[v]!,
+        s.options.mode === 'cloudsim' ? 'commons-math' : 'exact',
       );
       return chosen ?? selectMinimumMigrationTime(candidates, s.vmRam);
     }

@@ -84,4 +84,15 @@ export interface SimResult {
   readonly duplicateMigrations: number;
   readonly wallMs: number;
   readonly series?: SimSeries;
+  /** With `migrationLog`: every migration started, in order, as flat (time s, VM, source host, target host) quads. */
+  readonly migrationLog?: number[];
+}
+
+/** The migration log as text, one `MIG <time> vm=<vm> from=<host> to=<host>` line per migration (CloudSim's ids). */
+export function migrationLogLines(log: readonly number[]): string {
+  let out = '';
+  for (let i = 0; i + 3 < log.length; i += 4) {
+    out += `MIG ${Number(log[i]!.toFixed(6))} vm=${log[i + 1]} from=${log[i + 2]} to=${log[i + 3]}\n`;
+  }
+  return out;
 }

@@ -127,6 +127,8 @@ export class SimState {
   /** Tentative placements of the current round, as (host, vm, list index or −1 for an add) triples. */
   undo: number[] = [];
   readonly series: SimSeries | undefined;
+  /** `migrationLog`: (time, VM, source, target) of every migration started. */
+  readonly migrationLog: number[] | undefined;
   /** livemig: host held at least one VM at its last update (on); off hosts draw nothing. */
   readonly hostOn: Uint8Array;
 
@@ -236,6 +238,7 @@ export class SimState {
     this.vMig = new Uint8Array(N);
     this.vPrevMig = new Uint8Array(N);
     this.vMigStart = new Float64Array(N);
+    this.migrationLog = options.migrationLog ? [] : undefined;
     this.series =
       options.series === false
         ? undefined
