@@ -97,7 +97,7 @@ describe('livemig sim', () => {
     expect(x!.pdm).toBeCloseTo(0.0007927465737772619, 12);
   });
 
-  it('--days all runs the ten bundled days (NPA: 2410.8028 kWh each, CloudSim 3.0.3's figure)', async () => {
+  it('--days all runs the ten bundled days (NPA: 2410.8028 kWh each as in CloudSim 3.0.3)', async () => {
     const r = await run(['sim', '--days', 'all', '--policy', 'npa', '--compat', 'cloudsim', '--json']);
     expect(r.code).toBe(0);
     const results = JSON.parse(r.out) as { workload: string; energyKWh: number }[];
