@@ -12,15 +12,8 @@ export interface SnapshotInput {
   interval: number;
   intervals: number;
   periodMs: number;
-  hosts: readonly {
-    index: number;
-    type: string;
-    mips: number;
-    address: string;
-    pid: number;
-    alive: boolean;
-    netns?: string;
-  }[];
+  /** The hosts as the run knows them (run.ts's ClusterHost): the view's host fields that are not computed here. */
+  hosts: readonly Pick<ClusterViewHost, 'index' | 'type' | 'mips' | 'address' | 'pid' | 'alive' | 'netns'>[];
   vms: readonly {
     index: number;
     guest: string;

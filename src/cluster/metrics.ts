@@ -9,22 +9,14 @@
  * during its migration over the migration time, plus all of it during the downtime) over all demand.
  */
 import type { SimResult } from '../sim/index.js';
+import type { ClusterViewMigration } from '../web/index.js';
 
-export interface ClusterMigration {
+/**
+ * A migration the cluster carried out: what the live view shows (guest, hosts, the interval that started it, status,
+ * wall-clock time and downtime as measured, bytes, verified, trace seconds) and what the comparison needs besides.
+ */
+export interface ClusterMigration extends ClusterViewMigration {
   vm: number;
-  guest: string;
-  from: number;
-  to: number;
-  /** Scheduling interval that started it. */
-  interval: number;
-  status: string;
-  /** Wall-clock ms, measured. */
-  totalTimeMs: number;
-  downtimeMs: number;
-  transferredBytes: number;
-  verified: boolean;
-  /** Trace seconds (wall × speed). */
-  traceTime: number;
   traceDowntime: number;
   /** The engine's pre-copy model for this migration's RAM, dirty rate and bandwidth, wall ms. */
   modelTimeMs: number;
@@ -44,7 +36,6 @@ export interface ClusterMigration {
     downtimeLimitMs: number;
     maxRounds: number;
   };
-  error?: string;
 }
 
 export interface ClusterMetrics {
