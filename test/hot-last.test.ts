@@ -46,8 +46,14 @@ describe('hot-last + XBZRLE', () => {
       expect(report.pageOrder).toBe('hot-last');
       expect(Math.max(...report.perRound.map((r) => r.heldPages))).toBeGreaterThan(0);
       expect(report.pages.xbzrle).toBeGreaterThan(0);
-      // The pages still owed at the switch-over went in a last pass before the pause (final-pass.ts).
-      expect(report.events.some((e) => e.includes('last pass before the pause'))).toBe(true);
+      // The pages still owed at the switch-over went in live passes before the pause: one last pass (final-pass.ts),
+      // or several when the destination's SWITCHOVER_ACK kept the guest running longer (hot-last-passes.ts, which
+      // then reports them together; its last pass may find nothing left to send).
+      expect(
+        report.events.some(
+          (e) => e.includes('last pass before the pause') || e.includes('live passes before the pause'),
+        ),
+      ).toBe(true);
       expect(await isAdvancing(agents.b.client, id)).toBe(true);
       await expectOracle(agents.b.client, id, config);
       await agents.b.client.stopGuest(id);
