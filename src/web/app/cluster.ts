@@ -19,23 +19,13 @@ import {
   statusLine,
   timelineBars,
 } from './cluster-view.js';
+import { el } from './dom.js';
 
 const $ = <T extends HTMLElement>(sel: string): T => {
   const e = document.querySelector<T>(sel);
   if (!e) throw new Error(`cluster view: missing ${sel}`);
   return e;
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) if (v !== undefined) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 const SVG = 'http://www.w3.org/2000/svg';
 function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {

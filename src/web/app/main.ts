@@ -12,6 +12,7 @@ import { readEnergy } from '../live-events.js';
 import { type EventName, parseEvent } from '../live-schemas.js';
 import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
+import { el } from './dom.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
 
 const $ = <T extends HTMLElement>(sel: string, root: ParentNode = document): T => {
@@ -19,17 +20,6 @@ const $ = <T extends HTMLElement>(sel: string, root: ParentNode = document): T =
   if (!e) throw new Error(`dashboard: missing ${sel}`);
   return e;
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) if (v !== undefined) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const short = (id: string) => id.slice(0, 8);

@@ -1,0 +1,13 @@
+/** DOM building for the pages (main.ts, cluster.ts): plain elements, no framework. */
+
+/** A new `tag` element with these attributes (undefined ones left out) and children. */
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) if (v !== undefined) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
