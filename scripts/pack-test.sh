@@ -60,7 +60,12 @@ cd "$app"
 unset LIVEMIG_CLI
 
 # 3. The CLI.
-npx livemig --help | grep -q '^Usage: livemig' || fail "livemig --help"
+# Read the whole help before matching: `grep -q` would close the pipe at its first match.
+help=$(npx livemig --help) || fail "livemig --help exited non-zero"
+grep -q '^Usage: livemig' <<<"$help" || fail "livemig --help does not start with its usage"
+# A reader that stops early must not make the CLI crash with EPIPE.
+npx livemig --help 2>"$work/epipe.err" | head -c 1 >/dev/null
+[ ! -s "$work/epipe.err" ] || fail "livemig --help | head: $(head -n 3 "$work/epipe.err")"
 step "livemig --help"
 
 npx livemig run --ram 64MiB --json >run.json || fail "livemig run --ram 64MiB --json"
