@@ -5,33 +5,14 @@
  * run's report. Screenshot: test-artifacts/cluster-dashboard.png (and docs/cluster-dashboard.png when missing or
  * LIVEMIG_UPDATE_SCREENSHOTS=1). Without Chromium the browser part is skipped with a message.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { type ClusterView, QUICK_CLUSTER, runCluster, startClusterDashboard } from '../src/cluster/index.js';
 import { buildDashboard } from '../src/web/build.js';
+import { HAVE_CHROMIUM, launchHeadless, warnWithoutChromium } from './chromium.js';
 
-const CHROMIUM = process.env.LIVEMIG_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-if (!HAVE_CHROMIUM) {
-  console.warn(
-    `cluster dashboard browser test SKIPPED: no Chromium at ${CHROMIUM}. Install Debian's package ` +
-      '(apt-get install -y --no-install-recommends chromium) or set LIVEMIG_CHROMIUM.',
-  );
-}
+warnWithoutChromium('cluster dashboard browser test');
 
 function get(
   address: string,
@@ -117,20 +98,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the cluster view in headless Chromium', () => {
   it('shows hosts, guests, power, migrations and a killed host, as the run reports them', async () => {
     await buildDashboard();
     const dash = await startClusterDashboard('127.0.0.1', 0);
-    const profile = mkdtempSync(join(tmpdir(), 'livemig-chromium-'));
-    const ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ARGS,
-      viewport: { width: 1280, height: 900 },
-    });
-    const errors: string[] = [];
+    const browser = await launchHeadless({ width: 1280, height: 900 });
+    const { page, errors } = browser;
     try {
-      const page = ctx.pages()[0] ?? (await ctx.newPage());
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
       await page.goto(dash.url);
       await expect.poll(() => page.locator('#conn').textContent()).toBe('live');
       let sawRunning = false;
@@ -199,9 +169,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the cluster view in headless Chromium', () => {
         .toBeLessThanOrEqual(0);
       expect(errors).toEqual([]);
     } finally {
-      await ctx.close();
+      await browser.close();
       await dash.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   }, 300_000);
 });

@@ -4,67 +4,34 @@
  * and cancelled, another runs to completion; the charts must have drawn data and the report must say verified.
  * Screenshots go to test-artifacts/ (and docs/dashboard.png when missing or LIVEMIG_UPDATE_SCREENSHOTS=1).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent/index.js';
 import type { ChildAgent } from '../src/agent/spawn.js';
 import { buildDashboard } from '../src/web/build.js';
+import { HAVE_CHROMIUM, type HeadlessBrowser, launchHeadless, warnWithoutChromium } from './chromium.js';
 import { childAgent } from './helpers.js';
 
-const CHROMIUM = process.env.LIVEMIG_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-// Why these flags (docs/machine.md): no sandbox (root in a container), no GPU, nothing that phones home.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-if (!HAVE_CHROMIUM) {
-  console.warn(
-    `dashboard browser test SKIPPED: no Chromium at ${CHROMIUM}. Install Debian's package ` +
-      '(apt-get install -y --no-install-recommends chromium; .ci/run does this) or set LIVEMIG_CHROMIUM.',
-  );
-}
+warnWithoutChromium('dashboard browser test');
 
 describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
   let src: { child: ChildAgent; client: AgentClient };
   let dst: { child: ChildAgent; client: AgentClient };
-  let ctx: BrowserContext;
+  let browser: HeadlessBrowser;
   let page: Page;
-  let profile: string;
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     // The agents serve dist/web/public; build it here so the test does not depend on an earlier `npm run build`.
     await buildDashboard();
     [src, dst] = await Promise.all([childAgent(['--dashboard']), childAgent()]);
-    profile = mkdtempSync(join(tmpdir(), 'livemig-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ARGS,
-      viewport: { width: 1280, height: 800 },
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(`${m.text()} (${m.location().url})`);
-    });
+    browser = await launchHeadless({ width: 1280, height: 800 });
+    page = browser.page;
   });
 
   afterAll(async () => {
-    await ctx?.close();
+    await browser?.close();
     await Promise.all([src?.child.stop(), dst?.child.stop()]);
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   const field = (key: string) => page.locator(`#summary [data-field="${key}"]`);
@@ -157,6 +124,6 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
       .toBeLessThanOrEqual(0);
     await page.screenshot({ path: 'test-artifacts/dashboard-narrow.png', fullPage: true });
 
-    expect(pageErrors).toEqual([]);
+    expect(browser.errors).toEqual([]);
   }, 180_000);
 });
