@@ -16,6 +16,7 @@ import {
   clusterHtmlReport,
   DEFAULT_CLUSTER,
   DEFAULT_LINK_RATE,
+  parseClusterLink,
   QUICK_CLUSTER,
   runCluster,
   startClusterDashboard,
@@ -25,7 +26,7 @@ import { renderReport, writeHtml } from '../report/index.js';
 import { formatBytes, parseDuration, parseRate } from '../units.js';
 import { planDashboard } from '../web/index.js';
 import { addMigrationFlags, type MigrationFlagValues, migrationOptionsFromFlags } from './flags.js';
-import { intFlag, numberFlag } from './values.js';
+import { durationFlag, intFlag, numberFlag } from './values.js';
 
 interface ClusterFlags extends MigrationFlagValues {
   quick?: boolean;
@@ -46,6 +47,9 @@ interface ClusterFlags extends MigrationFlagValues {
   killHost?: string;
   netns?: boolean;
   linkRate?: string;
+  linkDelay?: string;
+  linkJitter?: string;
+  linkLoss?: string;
   dashboard?: string | boolean;
   out?: string;
   json?: boolean;
@@ -97,6 +101,15 @@ export function clusterOptionsFromFlags(f: ClusterFlags): ClusterOptions {
     if (!(rate > 0))
       throw new UsageError('--link-rate: use a rate above 0 (e.g. 1Gbit, 100Mbit)', '--link-rate');
     o.netns = { rateBytesPerSec: rate };
+  }
+  if (f.linkJitter !== undefined && f.linkDelay === undefined)
+    throw new UsageError('--link-jitter: varies --link-delay; add --link-delay', '--link-jitter');
+  if (f.linkDelay !== undefined || f.linkLoss !== undefined) {
+    o.link = parseClusterLink({
+      delayMs: f.linkDelay === undefined ? 0 : durationFlag(f.linkDelay, '--link-delay', 0, 10_000),
+      jitterMs: f.linkJitter === undefined ? 0 : durationFlag(f.linkJitter, '--link-jitter', 0, 10_000),
+      loss: f.linkLoss === undefined ? 0 : numberFlag(f.linkLoss, '--link-loss', 0, 0.5),
+    });
   }
   return o;
 }
@@ -167,6 +180,11 @@ function summary(r: ClusterReport): string {
     `guests: ${r.vms.filter((v) => v.state === 'running').length} running, each on exactly one host` +
       (lost.length ? `; lost with a killed host: ${lost.join(', ')}` : ''),
   ];
+  if (r.link)
+    lines.push(
+      `links: ${r.link.delayMs} ms one-way delay ± ${r.link.jitterMs} ms, loss ${r.link.loss} (emulated by a user-space proxy: ` +
+        `${r.link.connections} connections, ${r.link.retransmitStalls} retransmission stalls)`,
+    );
   for (const k of r.killed)
     lines.push(`host ${k.host} killed at interval ${k.interval}: ${k.guests.join(', ') || 'no guests'}`);
   return lines.join('\n');
@@ -212,6 +230,15 @@ export function registerCluster(program: Command): void {
       'with --netns: each host’s link rate, both ways (default 1Gbit, as CloudSim)',
     )
     .option(
+      '--link-delay <duration>',
+      'one-way latency between hosts, e.g. 5ms (a user-space proxy on each migration’s path: no netem here)',
+    )
+    .option('--link-jitter <duration>', 'with --link-delay: ± this much on each chunk, order kept')
+    .option(
+      '--link-loss <fraction>',
+      'segment loss probability, e.g. 0.001, shown as TCP shows it: a 200 ms retransmission stall',
+    )
+    .option(
       '--dashboard [port]',
       'serve the live cluster view (hosts, guests, power, migrations in flight) on 127.0.0.1:PORT (default: any port)',
     )
@@ -229,6 +256,7 @@ export function registerCluster(program: Command): void {
       '  livemig cluster --quick --policy mad-mc --xbzrle --parallel-per-cluster 2 --json > run.json\n' +
       '  livemig cluster --quick --kill-host 1@6                  # a host dies mid-run; its guests are reported\n' +
       '  sudo livemig cluster --quick --netns --link-rate 200Mbit # hosts in namespaces, shaped links\n' +
+      '  livemig cluster --quick --link-delay 5ms --link-jitter 1ms  # latency between hosts (user-space proxy)\n' +
       '  livemig cluster --quick --dashboard 8080                 # watch it on http://127.0.0.1:8080/\n' +
       '\nMigration flags (--strategy, --xbzrle, --max-bandwidth, …) apply to every migration the manager starts.\n' +
       'The run stops with exit code 1 if a guest is lost or duplicated, or a migration completes unverified.\n',

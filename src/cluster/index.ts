@@ -27,6 +27,12 @@ export {
   MetricsAccumulator,
 } from './metrics.js';
 export {
+  type ClusterLinkFaults,
+  ClusterLinks,
+  clusterLinkSchema,
+  parseClusterLink,
+} from './links.js';
+export {
   ClusterNetwork,
   NetnsError,
   netnsUnavailable,

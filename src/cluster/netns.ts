@@ -35,6 +35,8 @@ export interface NetnsHost {
   ns: string;
   /** Its address on the cluster's network (the agent listens there). */
   ip: string;
+  /** Its veth end on the bridge, in the root namespace (`ip link set LINK down` cuts the host off). */
+  link: string;
 }
 
 const NS_PREFIX = 'livemig-c';
@@ -196,7 +198,7 @@ export class ClusterNetwork {
       const inner = `lm${process.pid.toString(36)}${this.id}p${h}`;
       const addr = `${this.subnet}.${h + 1}`;
       ip('netns', 'add', ns);
-      this.hosts.push({ ns, ip: addr });
+      this.hosts.push({ ns, ip: addr, link: outer });
       ip('link', 'add', outer, 'type', 'veth', 'peer', 'name', inner);
       this.links.push(outer);
       ip('link', 'set', inner, 'netns', ns);

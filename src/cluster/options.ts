@@ -3,6 +3,7 @@
  * runs (`QUICK_CLUSTER`: 4 hosts, 8 VMs of 32 MiB, two hours of a PlanetLab day at 150× — about a minute).
  */
 import type { MigrationOptions } from '../migration/options.js';
+import type { ClusterLinkFaults } from './links.js';
 
 export interface ClusterOptions {
   /** Hosts (agents); host i is an HP ML110 G4 if i is even, a G5 if odd (CloudSim's PlanetLab data centre). */
@@ -48,6 +49,11 @@ export interface ClusterOptions {
    * rate (bytes/s, both directions); needs root (src/cluster/netns.ts). Absent: every agent on the loopback.
    */
   netns?: { rateBytesPerSec: number };
+  /**
+   * Latency and loss between hosts, emulated in user space by a fault proxy in front of each host's migration port
+   * (this kernel has no netem; src/cluster/links.ts). Absent: migrations go straight to the agents.
+   */
+  link?: ClusterLinkFaults;
   /** Kill the agent of `host` (SIGKILL) at the start of scheduling interval `atInterval` (fault drill). */
   killHost?: { host: number; atInterval: number };
 }

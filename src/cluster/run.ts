@@ -47,6 +47,7 @@ import {
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
+import { ClusterLinks, type ClusterLinkFaults, parseClusterLink } from './links.js';
 import { ClusterNetwork, spawnNetnsAgents } from './netns.js';
 import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
 import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
@@ -132,6 +133,8 @@ export interface ClusterReport {
   /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
   deferred: number;
   wallMs: number;
+  /** `--link-delay/--link-jitter/--link-loss`: the emulated link (a user-space proxy, links.ts) and what it relayed. */
+  link?: ClusterLinkFaults & ReturnType<ClusterLinks['stats']>;
 }
 
 const SUBSTEPS = 8;
@@ -177,6 +180,7 @@ export function checkClusterOptions(o: ClusterOptions): void {
       bad('--workloads', `"${w}"; use a comma-separated list of ${CLUSTER_WORKLOADS.join(', ')}`);
   }
   if (o.workloads.length === 0) bad('--workloads', 'name at least one');
+  if (o.link) parseClusterLink(o.link);
 }
 
 /** Runs the miniature data centre to the end of its window and compares it with the simulator. */
@@ -238,6 +242,20 @@ export async function runCluster(
   const netnsAgents = network ? await spawnNetnsAgents(network, agentArgs) : undefined;
   const agents: ChildAgent[] =
     netnsAgents?.agents ?? (await spawnAgents(Array.from({ length: N }, () => ({ args: agentArgs }))));
+  // Delay and loss: a user-space proxy in front of each host's migration port (no netem here; links.ts).
+  const links = o.link
+    ? await ClusterLinks.start(
+        agents.map((a) => a.address),
+        network?.managerIp ?? '127.0.0.1',
+        o.link,
+        o.seed,
+      ).catch(async (err: unknown) => {
+        await Promise.all(agents.map((a) => a.stop()));
+        netnsAgents?.release();
+        network?.teardown();
+        throw err;
+      })
+    : undefined;
   const clients = agents.map((a) => new AgentClient(a.address));
   const alive = agents.map(() => true);
   const hosts: ClusterHost[] = agents.map((a, h) => ({
@@ -550,7 +568,11 @@ export async function runCluster(
       let report: MigrationReport | undefined;
       let error: string | undefined;
       try {
-        const started = await clients[from]!.migrate(vms[v]!.guest, agents[target]!.address, o.migration);
+        const started = await clients[from]!.migrate(
+          vms[v]!.guest,
+          links?.address(target) ?? agents[target]!.address,
+          o.migration,
+        );
         report = await clients[from]!.waitMigration(started.id);
       } catch (err) {
         error = (err as Error).message;
@@ -835,11 +857,13 @@ export async function runCluster(
       agreement,
       deferred: deferredTotal,
       wallMs: Math.round(performance.now() - wall0),
+      ...(links ? { link: { ...links.faults, ...links.stats() } } : {}),
     };
   } finally {
     stopping = true;
     await Promise.allSettled([...inFlight.values()].map((f) => f.done));
     for (const c of clients) c.close();
+    await links?.close();
     await Promise.all(agents.map((a) => a.stop()));
     netnsAgents?.release();
     network?.teardown();
