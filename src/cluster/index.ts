@@ -20,18 +20,18 @@ export {
 export { agreementMarkdown, agreementText } from './agreement-table.js';
 export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export {
+  type ClusterLinkFaults,
+  ClusterLinks,
+  clusterLinkSchema,
+  parseClusterLink,
+} from './links.js';
+export {
   type ClusterMetrics,
   type ClusterMigration,
   type ComparisonRow,
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
-export {
-  type ClusterLinkFaults,
-  ClusterLinks,
-  clusterLinkSchema,
-  parseClusterLink,
-} from './links.js';
 export {
   ClusterNetwork,
   NetnsError,

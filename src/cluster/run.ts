@@ -40,6 +40,7 @@ import {
 import { CpuFeedback } from './cpu-feedback.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
+import { type ClusterLinkFaults, ClusterLinks, parseClusterLink } from './links.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -47,7 +48,6 @@ import {
   compareWithSim,
   MetricsAccumulator,
 } from './metrics.js';
-import { ClusterLinks, type ClusterLinkFaults, parseClusterLink } from './links.js';
 import { ClusterNetwork, spawnNetnsAgents } from './netns.js';
 import { type ClusterOptions, SCHEDULING_INTERVAL } from './options.js';
 import { CLUSTER_WORKLOADS, clusterWorkload, guestConfig, guestRamMiB } from './workload.js';
