@@ -98,6 +98,11 @@ export class ClusterLinks {
     return this.proxies[h]!.address;
   }
 
+  /** Host `h`'s proxy itself: to schedule a fault on that link (a stall, a spike, a cut) in a drill or a test. */
+  proxy(h: number): FaultProxy {
+    return this.proxies[h]!;
+  }
+
   /** What the proxies did: connections relayed, bytes each way, chunks held for an RTO (loss events). */
   stats(): { connections: number; bytesForward: number; bytesBackward: number; retransmitStalls: number } {
     const sum = (k: 'connections' | 'bytesForward' | 'bytesBackward' | 'retransmitStalls'): number =>
