@@ -109,7 +109,7 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
     expect(namespacesOf(process.pid).filter((n) => net.hosts.some((h) => h.ns === n))).toEqual([]);
   });
 
-  it('runs a tiny cluster across the namespaces: agents on their own addresses, every guest accounted for', async () => {
+  it('runs a tiny cluster across the namespaces, with delayed links: agents on their own addresses, every guest accounted for', async () => {
     const r = await runCluster({
       ...QUICK_CLUSTER,
       hosts: 3,
@@ -118,7 +118,10 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
       durationSec: 20 * 60,
       speed: 300,
       netns: { rateBytesPerSec: 200e6 / 8 },
+      // Latency on top of the shaped links: the link proxies listen on the bridge (no netem here).
+      link: { delayMs: 5, jitterMs: 1, loss: 0 },
     });
+    expect(r.link!.connections).toBeGreaterThanOrEqual(r.migrations.length);
     const subnet = /^(10\.\d+\.\d+)\.\d+:\d+$/.exec(r.hosts[0]!.address)?.[1];
     expect(subnet, r.hosts[0]!.address).toBeDefined();
     for (const [i, h] of r.hosts.entries()) {
@@ -132,7 +135,10 @@ describe.skipIf(reason !== undefined)('cluster --netns (root)', () => {
       expect(r.hosts[vm.finalHost]!.alive).toBe(true);
     }
     expect(r.vms.some((vm) => vm.state === 'running')).toBe(true);
-    for (const m of r.migrations.filter((x) => x.status === 'completed')) expect(m.verified).toBe(true);
+    for (const m of r.migrations.filter((x) => x.status === 'completed')) {
+      expect(m.verified).toBe(true);
+      expect(m.downtimeMs).toBeGreaterThanOrEqual(2 * 4); // the switch-over's round trip across the delayed link
+    }
     expect(r.intervals).toHaveLength(4);
     // Torn down with the agents.
     expect(namespacesOf(process.pid).filter((n) => r.hosts.some((h) => h.netns === n))).toEqual([]);
