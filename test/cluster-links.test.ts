@@ -92,7 +92,7 @@ describe('two agents joined through the cluster’s link proxies', () => {
       await expectOracle(b.client, 'l0', config);
       await b.client.stopGuest('l0');
       // It went through the proxy: the guest's RAM crossed it.
-      const s = links.stats();
+      const s = await links.stats();
       expect(s.connections).toBeGreaterThanOrEqual(2); // the status request and the migration
       expect(s.bytesForward).toBeGreaterThan(config.ramBytes / 2);
       // Sequential round trips that every pre-copy migration makes (HELLO → HELLO_ACK, SWITCHOVER → READY,

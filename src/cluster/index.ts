@@ -23,6 +23,7 @@ export {
   type ClusterLinkFaults,
   ClusterLinks,
   clusterLinkSchema,
+  type LinkStats,
   parseClusterLink,
 } from './links.js';
 export {

@@ -1,19 +1,21 @@
 /**
- * Latency and loss on the cluster's links (`--link-delay`, `--link-jitter`, `--link-loss`). This kernel has no netem,
- * so they cannot be put on the veth links with tc; instead every host's incoming migration port is fronted by
- * livemig's user-space fault proxy (src/faults/proxy.ts), and the manager tells each source to migrate to the
- * destination's proxy. The proxies run in the manager's process and namespace: with `--netns` they listen on the
- * bridge's address, which every host's namespace reaches, so a migration still crosses the source's shaped uplink
- * and the destination's shaped downlink (bandwidth stays with tc); without it they listen on the loopback.
+ * Latency and loss on the cluster's links (`--link-delay`, `--link-jitter`, `--link-loss`). netem is missing from
+ * some kernels (the one livemig is developed on among them), so they are not put on the veth links with tc; instead
+ * every host's incoming migration port is fronted by livemig's user-space fault proxy (src/faults/proxy.ts), and the
+ * manager tells each source to migrate to the destination's proxy. The proxies run in the manager's process and
+ * namespace, on a thread of their own (link-worker.ts): with `--netns` they listen on the bridge's address, which
+ * every host's namespace reaches, so a migration still crosses the source's shaped uplink and the destination's
+ * shaped downlink (bandwidth stays with tc); without it they listen on the loopback.
  *
  * What the endpoints see: every chunk held for the one-way delay (± jitter, order kept, both directions), so the
  * round trip grows by twice the delay; a lost segment as TCP shows it to the stream, a retransmission stall — the
  * chunk and everything behind it held one RTO (200 ms) with the probability that one of its segments was lost.
  * The manager's API calls to the agents do not cross the proxies (the control plane is not delayed).
  */
+import type { Worker } from 'node:worker_threads';
 import { z } from 'zod';
-import { UsageError } from '../errors.js';
-import { FaultProxy } from '../faults/index.js';
+import { MigrationError, UsageError } from '../errors.js';
+import { startWorkerNextTo } from '../guest/index.js';
 
 /** The emulated link between any two hosts (one proxy hop on each migration's path). */
 export interface ClusterLinkFaults {
@@ -56,12 +58,46 @@ export function parseClusterLink(value: unknown): ClusterLinkFaults {
   throw new UsageError(`${flag}: ${issue.message}`, flag);
 }
 
-/** One fault proxy per host, in front of its agent's migration port. */
+export interface LinkStats {
+  /** Connections relayed (a migration opens one or more). */
+  connections: number;
+  bytesForward: number;
+  bytesBackward: number;
+  /** Loss events: chunks held for a retransmission timeout. */
+  retransmitStalls: number;
+}
+
+/** What link-worker.ts is started with, and the messages both ways. */
+export interface LinkWorkerData {
+  targets: string[];
+  listenHost: string;
+  faults: ClusterLinkFaults;
+  seed: number;
+}
+export type LinkWorkerRequest = { kind: 'stats' } | { kind: 'close' };
+export type LinkWorkerReply =
+  | { kind: 'ready'; addresses: string[] }
+  | { kind: 'error'; message: string }
+  | { kind: 'stats'; stats: LinkStats }
+  | { kind: 'closed'; stats: LinkStats };
+
+/**
+ * One fault proxy per host, in front of its agent's migration port, all on a thread of their own (link-worker.ts):
+ * the manager's work must not add to the links' delay.
+ */
 export class ClusterLinks {
+  private last: LinkStats = { connections: 0, bytesForward: 0, bytesBackward: 0, retransmitStalls: 0 };
+  private closing: Promise<LinkStats> | undefined;
+
   private constructor(
     readonly faults: ClusterLinkFaults,
-    private readonly proxies: FaultProxy[],
-  ) {}
+    private readonly addresses: string[],
+    private readonly worker: Worker,
+  ) {
+    // A thread that fails ends its proxies: the migrations through them fail (CONNECTION_LOST) and are reported as
+    // such; the manager itself must not die of it.
+    worker.on('error', () => {});
+  }
 
   /**
    * Starts a proxy for each agent address in `targets`, listening on `listenHost` (the bridge's address with
@@ -74,48 +110,74 @@ export class ClusterLinks {
     seed = 1,
   ): Promise<ClusterLinks> {
     const f = parseClusterLink(faults);
-    const started = await Promise.allSettled(
-      targets.map((target, h) =>
-        FaultProxy.start({
-          target,
-          listen: `${listenHost}:0`,
-          faults: { delayMs: f.delayMs, jitterMs: f.jitterMs, loss: f.loss },
-          seed: seed * 1000 + h + 1,
-        }),
-      ),
-    );
-    const proxies = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = started.find((s) => s.status === 'rejected');
-    if (failed) {
-      await Promise.all(proxies.map((p) => p.close()));
-      throw failed.reason;
+    const data: LinkWorkerData = { targets: [...targets], listenHost, faults: f, seed };
+    const worker = startWorkerNextTo(import.meta.url, 'link-worker', { workerData: data });
+    let off = (): void => {};
+    const first = await new Promise<LinkWorkerReply>((resolve, reject) => {
+      const onExit = (code: number): void =>
+        reject(new MigrationError('INTERNAL', `link proxy thread exited (${code})`));
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      // Only these: removeAllListeners would also take off the worker's own (which ref its message port).
+      off = () => {
+        worker.off('message', resolve);
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+      };
+    })
+      .catch(async (err: unknown) => {
+        await worker.terminate();
+        throw err;
+      })
+      .finally(() => off());
+    if (first.kind !== 'ready') {
+      await worker.terminate();
+      const why = first.kind === 'error' ? first.message : first.kind;
+      throw new MigrationError('INTERNAL', `cannot start the link proxies on ${listenHost} (${why})`);
     }
-    return new ClusterLinks(f, proxies);
+    return new ClusterLinks(f, first.addresses, worker);
   }
 
   /** Where a source migrates to reach host `h` across the emulated link. */
   address(h: number): string {
-    return this.proxies[h]!.address;
+    return this.addresses[h]!;
   }
 
-  /** Host `h`'s proxy itself: to schedule a fault on that link (a stall, a spike, a cut) in a drill or a test. */
-  proxy(h: number): FaultProxy {
-    return this.proxies[h]!;
+  private ask(request: LinkWorkerRequest, answer: 'stats' | 'closed'): Promise<LinkStats> {
+    return new Promise<LinkStats>((resolve) => {
+      const onMessage = (m: LinkWorkerReply): void => {
+        if (m.kind !== answer) return;
+        done();
+        this.last = m.stats;
+        resolve(m.stats);
+      };
+      // A thread that died answers with what it last said.
+      const onExit = (): void => {
+        done();
+        resolve(this.last);
+      };
+      const done = (): void => {
+        this.worker.off('message', onMessage);
+        this.worker.off('exit', onExit);
+      };
+      this.worker.on('message', onMessage);
+      this.worker.once('exit', onExit);
+      this.worker.postMessage(request);
+    });
   }
 
   /** What the proxies did: connections relayed, bytes each way, chunks held for an RTO (loss events). */
-  stats(): { connections: number; bytesForward: number; bytesBackward: number; retransmitStalls: number } {
-    const sum = (k: 'connections' | 'bytesForward' | 'bytesBackward' | 'retransmitStalls'): number =>
-      this.proxies.reduce((a, p) => a + p.stats[k], 0);
-    return {
-      connections: sum('connections'),
-      bytesForward: sum('bytesForward'),
-      bytesBackward: sum('bytesBackward'),
-      retransmitStalls: sum('retransmitStalls'),
-    };
+  stats(): Promise<LinkStats> {
+    return this.closing ?? this.ask({ kind: 'stats' }, 'stats');
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.proxies.map((p) => p.close()));
+  /** Cuts what is still relayed, stops the proxies and their thread; the final figures. Idempotent. */
+  close(): Promise<LinkStats> {
+    this.closing ??= this.ask({ kind: 'close' }, 'closed').then(async (s) => {
+      await this.worker.terminate();
+      return s;
+    });
+    return this.closing;
   }
 }

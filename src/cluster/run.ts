@@ -40,7 +40,7 @@ import {
 import { CpuFeedback } from './cpu-feedback.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
-import { type ClusterLinkFaults, ClusterLinks, parseClusterLink } from './links.js';
+import { type ClusterLinkFaults, ClusterLinks, type LinkStats, parseClusterLink } from './links.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -134,7 +134,7 @@ export interface ClusterReport {
   deferred: number;
   wallMs: number;
   /** `--link-delay/--link-jitter/--link-loss`: the emulated link (a user-space proxy, links.ts) and what it relayed. */
-  link?: ClusterLinkFaults & ReturnType<ClusterLinks['stats']>;
+  link?: ClusterLinkFaults & LinkStats;
 }
 
 const SUBSTEPS = 8;
@@ -857,7 +857,7 @@ export async function runCluster(
       agreement,
       deferred: deferredTotal,
       wallMs: Math.round(performance.now() - wall0),
-      ...(links ? { link: { ...links.faults, ...links.stats() } } : {}),
+      ...(links ? { link: { ...links.faults, ...(await links.stats()) } } : {}),
     };
   } finally {
     stopping = true;
