@@ -231,7 +231,7 @@ export function registerCluster(program: Command): void {
     )
     .option(
       '--link-delay <duration>',
-      'one-way latency between hosts, e.g. 5ms (a user-space proxy on each migration’s path: no netem here)',
+      'one-way latency between hosts, e.g. 5ms (emulated by a user-space proxy on each migration’s path, not netem)',
     )
     .option('--link-jitter <duration>', 'with --link-delay: ± this much on each chunk, order kept')
     .option(
