@@ -273,4 +273,16 @@ export interface SimOptions {
   readonly utilisation?: ArrayLike<number>;
   /** Record every migration started (time, VM, source, target), for a line-by-line comparison with CloudSim. */
   readonly migrationLog?: boolean;
+  /**
+   * What the policy (and the accounting) sees of a VM's utilisation at a scheduling step. `instant`: the trace's
+   * sample at that instant, CloudSim's `UtilizationModelPlanetLabInMemory` (the default in cloudsim mode, and in
+   * livemig mode when `utilisation` gives measured values). `mean` (the default in livemig mode on traces): the mean
+   * over the interval that ends there, as a monitor measures it (src/sim/engine/sampling.ts); step 0 is the sample.
+   */
+  readonly sampling?: 'instant' | 'mean';
+  /**
+   * `mean`: 0 (default) for a trace linear between samples; S for a demand held in S equal steps per interval, each
+   * at the trace's value at its start (a controller that sets a guest's CPU stepwise: `livemig cluster`, 8).
+   */
+  readonly samplingSteps?: number;
 }

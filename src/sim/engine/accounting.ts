@@ -8,10 +8,16 @@
  * VM at a later time supersedes it; an entry at the same time replaces it.
  */
 import { MigrationError } from '../../errors.js';
+import { meanUtilisationAt } from './sampling.js';
 import { HISTORY_LENGTH, type SimState } from './state.js';
 
-/** CloudSim's `UtilizationModelPlanetLabInMemory.getUtilization` (with the last sample repeated): VM v's utilisation. */
+/**
+ * CloudSim's `UtilizationModelPlanetLabInMemory.getUtilization` (with the last sample repeated): VM v's utilisation;
+ * with `SimOptions.sampling` `mean`, the interval's mean instead.
+ */
 export function utilisationAt(s: SimState, v: number, t: number): number {
+  // livemig mode: the interval's mean, as a monitor reports it (sampling.ts).
+  if (s.meanSampling) return meanUtilisationAt(s, v, t);
   const I = s.interval;
   const base = v * s.spv;
   const last = s.spv - 1;

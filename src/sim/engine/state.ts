@@ -20,6 +20,7 @@ import { engineCostsOf, loadBundledProfiles, profileFor, traceClassOf } from '..
 import { Rng } from '../stats.js';
 import type { Workload } from '../workload.js';
 import type { SimSeries } from './result.js';
+import { meanWeight, samplingOf, samplingStepsOf } from './sampling.js';
 
 /** VM utilisation history length (CloudSim `PowerVm.HISTORY_LENGTH`). */
 export const HISTORY_LENGTH = 30;
@@ -36,6 +37,10 @@ export class SimState {
   readonly samples: Uint8Array;
   /** `SimOptions.utilisation`: exact samples (fractions) in place of the whole percents, or null. */
   readonly exact: ArrayLike<number> | null;
+  /** `SimOptions.sampling` is `mean`: VMs are seen at each interval's mean (sampling.ts). */
+  readonly meanSampling: boolean;
+  /** The weight of an interval's end sample in its mean (`meanWeight(samplingSteps)`). */
+  readonly meanWeight: number;
   readonly pricing: MigrationPricing;
   readonly overload: OverloadPolicy | undefined;
   readonly capacityMode: 'initial' | 'always' | 'never';
@@ -143,6 +148,8 @@ export class SimState {
     this.spv = workload.samplesPerVm;
     this.samples = workload.samples;
     this.exact = options.utilisation ?? null;
+    this.meanSampling = samplingOf(options) === 'mean';
+    this.meanWeight = meanWeight(samplingStepsOf(options));
     this.pricing = { ...DEFAULT_PRICING, ...options.pricing };
     this.rng = new Rng(options.seed ?? 42);
     this.capacityMode = options.capacityChecks ?? (options.mode === 'cloudsim' ? 'initial' : 'never');
