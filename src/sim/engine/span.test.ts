@@ -12,8 +12,10 @@ const workload: Workload = {
   samplesPerVm: 10,
   samples: Uint8Array.from([0, 1, 2, 3].flatMap(() => [10, ...new Array<number>(9).fill(100)])),
 };
+// CloudSim's instantaneous samples: the step to 100 % is seen at t = 300 (an interval's mean would see 55 % there).
 const options = (time: number, slowdown?: number): SimOptions => ({
   mode: 'livemig',
+  sampling: 'instant',
   policy: parsePolicy('thr-mmt-0.8'),
   datacenter: planetlabDatacenter(4),
   pricing: {
@@ -73,6 +75,7 @@ describe('migrations priced as measured, longer than a scheduling interval', () 
 describe('exact utilisation samples (SimOptions.utilisation)', () => {
   const base: SimOptions = {
     mode: 'livemig',
+    sampling: 'instant',
     policy: parsePolicy('thr-mmt-0.8'),
     datacenter: planetlabDatacenter(4),
   };
