@@ -37,14 +37,16 @@ describe('livemig cluster --quick', () => {
         'host shutdowns',
       ]),
     );
-    // The simulator ladder: four runs on the same hosts and VMs, each row against every run, a gap explained.
+    // The simulator ladder: four runs on the same hosts and VMs, each row against every run, a gap explained; the
+    // report's plain simulator run is its second rung (the interval means, model-priced migrations).
     expect(r.agreement.variants.map((v) => v.key)).toEqual([
+      'samples',
       'model',
       'measured-migrations',
-      'trace-means',
       'measured-demand',
     ]);
     for (const v of r.agreement.variants) expect(v.sim.vms).toBe(QUICK_CLUSTER.vms);
+    expect(r.sim.energyKWh).toBe(r.agreement.variants[1]!.sim.energyKWh);
     for (const row of r.agreement.rows) {
       expect(row.sims).toHaveLength(4);
       const gap = row.relative.some((x) => x === null || Math.abs(x) > (row.target ?? 0.1));

@@ -33,6 +33,7 @@ import {
   simReport,
 } from '../sim/index.js';
 import { parseDuration } from '../units.js';
+import { samplingFlag, simAgainst } from './sim-against.js';
 import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag } from './values.js';
 
 /** Reads a `--profiles` file: a usage error naming the file when it is missing or not a profile set. */
@@ -88,6 +89,9 @@ interface SimFlags {
   fixes?: string;
   capacityChecks?: string;
   migrationLog?: string;
+  sampling?: string;
+  against?: string;
+  markdown?: boolean;
 }
 
 /** The most VMs a synthetic day may have: ~290 bytes of samples each, so the day stays in memory (≈290 MB). */
@@ -183,7 +187,26 @@ export function registerSim(program: Command): void {
       '--migration-log <file>',
       'one run only: write every migration started as "MIG <time> vm=<id> from=<host> to=<host>" (CloudSim ids)',
     )
+    .option(
+      '--sampling <how>',
+      'what the policy sees of a VM at each step: mean (livemig default: the interval’s mean, as a monitor measures ' +
+        'it) or instant (CloudSim: the trace’s sample at that instant)',
+    )
+    .option(
+      '--against <dir>',
+      'rerun the simulator side of a `livemig cluster --out DIR` run (DIR/cluster.json) and print the agreement',
+    )
+    .option('--markdown', 'with --against: the agreement as the Markdown section of docs/cluster.md')
     .action(async (flags: SimFlags) => {
+      const sampling = samplingFlag(flags.sampling);
+      if (flags.against !== undefined) {
+        await simAgainst(flags.against, {
+          ...(sampling ? { sampling } : {}),
+          json: Boolean(flags.json),
+          markdown: Boolean(flags.markdown),
+        });
+        return;
+      }
       if (flags.preset !== 'planetlab') throw new UsageError('--preset: only "planetlab" exists', '--preset');
       let modes: SimMode[];
       if (flags.compare) modes = ['cloudsim', 'livemig'];
@@ -293,6 +316,7 @@ export function registerSim(program: Command): void {
               ...(profiles ? { profiles } : {}),
               series: Boolean(flags.out),
               ...(flags.migrationLog ? { migrationLog: true } : {}),
+              ...(sampling ? { sampling } : {}),
               fixes,
               ...(cap ? { capacityChecks: cap } : {}),
               ...(hosts !== undefined ? { hosts } : {}),

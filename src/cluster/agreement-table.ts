@@ -4,8 +4,10 @@
  * assumption behind a gap; then migration time per VM against the model.
  */
 import Table from 'cli-table3';
-import type { AgreementRow } from './agreement.js';
-import type { ClusterReport } from './run.js';
+import type { Agreement, AgreementRow } from './agreement.js';
+
+/** What the tables read of a run: its agreement. */
+type WithAgreement = { readonly agreement: Agreement };
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
 
@@ -31,7 +33,7 @@ function cells(row: AgreementRow): string[] {
   return out;
 }
 
-function migrationLine(r: ClusterReport): string {
+function migrationLine(r: WithAgreement): string {
   const m = r.agreement.migrationModel;
   if (!m) return 'Migration time per VM: no migration completed.';
   return (
@@ -43,7 +45,7 @@ function migrationLine(r: ClusterReport): string {
 }
 
 /** The CLI's table, then the causes, then the migration model line. */
-export function agreementText(r: ClusterReport): string {
+export function agreementText(r: WithAgreement): string {
   const a = r.agreement;
   const head = ['metric', 'cluster'];
   for (const v of a.variants) head.push(v.label, 'Δ');
@@ -60,7 +62,7 @@ export function agreementText(r: ClusterReport): string {
 }
 
 /** The same as Markdown, for docs. */
-export function agreementMarkdown(r: ClusterReport): string {
+export function agreementMarkdown(r: WithAgreement): string {
   const a = r.agreement;
   const head = ['metric', 'cluster'];
   a.variants.forEach((v) => {
@@ -73,4 +75,47 @@ export function agreementMarkdown(r: ClusterReport): string {
   const causes = a.rows.filter((x) => x.cause).map((x) => `- ${x.metric}: ${x.cause}`);
   if (causes.length) lines.push('', ...causes);
   return lines.join('\n');
+}
+
+/** What the docs' heading of a run reads. */
+export interface RunSummary {
+  readonly policy: string;
+  readonly day: string;
+  readonly wallMs: number;
+  readonly deferred: number;
+  readonly intervals: readonly {
+    readonly activeHosts: number;
+    readonly started: number;
+    readonly gain: number;
+  }[];
+  readonly migrations: readonly { readonly status: string }[];
+}
+
+/**
+ * One run's section for docs/cluster.md: a heading line (wall time, delivered CPU, migrations, hosts on and
+ * migrations started per interval in the cluster and in each simulator run), then the Markdown table.
+ */
+export function agreementSection(run: RunSummary, a: Agreement): string {
+  const done = run.migrations.filter((m) => m.status === 'completed').length;
+  const short = (label: string): string => label.replace(/^sim: /, '');
+  const per = (
+    cluster: readonly number[],
+    of: (v: Agreement['variants'][number]) => readonly number[],
+  ): string =>
+    [`cluster ${cluster.join('')}`, ...a.variants.map((v) => `${short(v.label)} ${of(v).join('')}`)].join(
+      ', ',
+    );
+  const gain = run.intervals.at(-1)?.gain ?? 1;
+  const head =
+    `**${run.policy}, ${run.day}** (wall ${(run.wallMs / 1000).toFixed(0)} s; guests delivered ` +
+    `${a.deliveredRatio.toFixed(2)} × their traced CPU, CPU gain ${gain.toFixed(2)} at the end; ${done}/` +
+    `${run.migrations.length} migrations completed and verified, ${run.deferred} held back. Hosts on per interval: ` +
+    `${per(
+      run.intervals.map((i) => i.activeHosts),
+      (v) => v.series.activeHosts,
+    )}. Migrations started per interval: ${per(
+      run.intervals.map((i) => i.started),
+      (v) => v.series.migrations,
+    )})`;
+  return `${head}\n\n${agreementMarkdown({ agreement: a })}`;
 }

@@ -2,12 +2,13 @@
  * The cluster measured against the simulator, fairly: the simulator runs four times on the same hosts, VMs, window
  * and policy, and each step of the ladder takes one of the simulator's assumptions away.
  *
- * 1. `model`: on the traces, migrations priced by the engine's pre-copy model for CloudSim's VM sizes on an idle
- *    1 Gbit/s link (what `livemig sim` does).
- * 2. `measured-migrations`: on the traces, each VM's migration priced as the cluster measured it (trace seconds:
+ * 1. `samples`: CloudSim's utilisation model — each VM at the trace's instantaneous sample at each interval's end —
+ *    with migrations priced by the engine's pre-copy model (`SimOptions.sampling: 'instant'`).
+ * 2. `model`: what `livemig sim` does: each VM at the interval's mean of the trace, as a monitor (the cluster's)
+ *    measures it (`sampling: 'mean'`, livemig mode's default), migrations priced by the model for CloudSim's VM
+ *    sizes on an idle 1 Gbit/s link.
+ * 3. `measured-migrations`: the same, each VM's migration priced as the cluster measured it (trace seconds:
  *    wall × speed; a VM that did not migrate gets the mean), spanning as many intervals as it took.
- * 3. `trace-means`: the same, on each interval's mean of the trace (what a monitor measures) in place of CloudSim's
- *    instantaneous sample at the interval's end.
  * 4. `measured-demand`: the same, on the utilisation the cluster delivered and measured (per VM per interval)
  *    instead of the trace: what is left is the policy's inputs being the same and the rest of the simulator's
  *    assumptions (instantaneous switch-off, its 10 % migration overhead, placement during a migration).
@@ -21,10 +22,10 @@ import { predictPrecopy } from '../migration/model.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { MeasuredPrices, SimOptions, SimResult, Workload } from '../sim/index.js';
-import { simulate } from '../sim/index.js';
+import { PlanningSession, parsePolicy, planetlabDatacenter, simulate } from '../sim/index.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
 
-export type SimVariantKey = 'model' | 'measured-migrations' | 'trace-means' | 'measured-demand';
+export type SimVariantKey = 'samples' | 'model' | 'measured-migrations' | 'measured-demand';
 
 export interface SimVariant {
   key: SimVariantKey;
@@ -67,6 +68,27 @@ export interface Agreement {
   deliveredRatio: number;
 }
 
+/**
+ * The simulator's options for a cluster run: the same hosts, policy, seed and interval, under the cluster's
+ * concurrency limits (it plans the same; only the starts are bounded). livemig mode: VMs seen at each interval's mean.
+ */
+export function clusterSimOptions(c: {
+  policy: string;
+  hosts: number;
+  seed: number;
+  interval: number;
+  migrationLimits: { perHost: number; perCluster: number };
+}): SimOptions {
+  return {
+    mode: 'livemig',
+    policy: parsePolicy(c.policy),
+    datacenter: planetlabDatacenter(c.hosts),
+    seed: c.seed,
+    interval: c.interval,
+    migrationLimits: c.migrationLimits,
+  };
+}
+
 /** The issue's targets; the model's median time error measured in docs/model.md. */
 export const TARGETS = { energy: 0.1, migrations: 0.1, slav: 0.2, modelTime: 0.2 } as const;
 
@@ -91,22 +113,6 @@ export function measuredWorkload(
     for (let k = 0; k < K; k++) samples[v * K + k] = Math.round(exact[v * K + k]! * 100);
   }
   return { workload: { ...trace, name: `${trace.name} (measured)`, samples }, exact };
-}
-
-/**
- * The trace as a monitor would see it: sample k the mean over interval k, (s[k−1] + s[k]) / 2 (the CPU follows the
- * trace linearly between samples), sample 0 the trace's. What separates CloudSim's instantaneous sample from a
- * measurement, before any measurement noise.
- */
-export function traceMeans(trace: Workload): Float64Array {
-  const K = trace.samplesPerVm;
-  const out = new Float64Array(trace.vms * K);
-  for (let v = 0; v < trace.vms; v++) {
-    out[v * K] = trace.samples[v * K]! / 100;
-    for (let k = 1; k < K; k++)
-      out[v * K + k] = (trace.samples[v * K + k - 1]! + trace.samples[v * K + k]!) / 200;
-  }
-  return out;
 }
 
 /**
@@ -206,7 +212,7 @@ export function migrationModelCheck(migrations: readonly ClusterMigration[]): Mi
   };
 }
 
-/** The four simulator runs of the ladder (the first is the plain `livemig sim` run, with its series). */
+/** The four simulator runs of the ladder (the second is the plain `livemig sim` run). */
 export function simLadder(
   trace: Workload,
   measured: { workload: Workload; exact: Float64Array },
@@ -226,31 +232,25 @@ export function simLadder(
       },
     };
   };
-  const out = [run('model', 'sim: trace, model', trace, options)];
   const priced: SimOptions = prices
     ? { ...options, pricing: { ...options.pricing, measured: prices } }
     : options;
-  out.push(
+  return [
+    run('samples', 'sim: trace samples (CloudSim), model', trace, { ...options, sampling: 'instant' }),
+    run('model', 'sim: trace, model', trace, options),
     run(
       'measured-migrations',
       `sim: trace, measured migrations${prices ? '' : ' (none: model)'}`,
       trace,
       priced,
     ),
-  );
-  out.push(
-    run('trace-means', 'sim: trace means, measured migrations', trace, {
-      ...priced,
-      utilisation: traceMeans(trace),
-    }),
-  );
-  out.push(
+    // The measured utilisation is already each interval's mean: taken as it is.
     run('measured-demand', 'sim: measured demand and migrations', measured.workload, {
       ...priced,
+      sampling: 'instant',
       utilisation: measured.exact,
     }),
-  );
-  return out;
+  ];
 }
 
 const ROWS: readonly [keyof ClusterMetrics & keyof SimResult, string, number | null][] = [
@@ -295,8 +295,14 @@ const closer = (a: number | null, b: number | null, tol: number): boolean =>
 /** The assumption that explains a metric's gap, from how the ladder moved it. */
 function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseContext): string {
   if (rel.every((r) => r !== null && Math.abs(r) <= tol)) return '';
-  const [m, mm, mt, md] = rel;
+  const [sm, m, mm, md] = rel;
   const parts: string[] = [];
+  if (closer(sm ?? null, m ?? null, tol)) {
+    parts.push(
+      'sampling: CloudSim plans on the trace’s instantaneous sample at each interval’s end; a monitor, the ' +
+        'cluster’s and `livemig sim`’s, on the interval’s mean',
+    );
+  }
   if (closer(m ?? null, mm ?? null, tol)) {
     parts.push(
       `migration model: the simulator prices a migration at ${c.modelMigrationS.toFixed(0)} trace s (pre-copy model, ` +
@@ -305,13 +311,7 @@ function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseCo
         `${c.measuredDowntimeS.toFixed(1)} s`,
     );
   }
-  if (closer(mm ?? null, mt ?? null, tol)) {
-    parts.push(
-      'sampling: the simulator plans on the trace’s instantaneous sample at each interval’s end (CloudSim’s ' +
-        'utilisation model); a real monitor, the cluster’s, measures the interval’s mean',
-    );
-  }
-  if (closer(mt ?? null, md ?? null, tol)) {
+  if (closer(mm ?? null, md ?? null, tol)) {
     parts.push(
       'delivered CPU: the guests got ' +
         `${c.deliveredRatio.toFixed(2)} × their trace overall, measured with noise, and the policy decides on it`,
@@ -403,4 +403,63 @@ export function calibrationOf(
     downtimeLimitMs: r.downtimeLimitMs,
     maxRounds: Math.max(1, options.maxRounds ?? DEFAULT_OPTIONS.maxRounds),
   };
+}
+
+/** What the agreement is computed from: the run's measurements and the simulator's setting of the same run. */
+export interface AgreementInput {
+  /** The window's traces, one VM per guest. */
+  trace: Workload;
+  /** The simulator's options of the run (hosts, policy, seed, interval, the cluster's concurrency limits). */
+  options: SimOptions;
+  metrics: ClusterMetrics;
+  migrations: readonly ClusterMigration[];
+  /** Per VM: its measured utilisation per interval and its guest's RAM, MiB. */
+  vms: readonly { readonly utilisation: readonly number[]; readonly ramMiB: number }[];
+  /** Σ demand over the run's intervals, MIPS: measured, and what the trace asked. */
+  demandMeasured: number;
+  demandTrace: number;
+  /** Migrations the limits held back. */
+  deferred: number;
+}
+
+/**
+ * The simulator ladder, the agreement table and the migration-model check of one run; `model` is the plain
+ * `livemig sim` run. Deterministic: the same input (a saved run's `cluster.json`) gives the same agreement.
+ */
+export function agreementFor(i: AgreementInput): { agreement: Agreement; model: SimVariant } {
+  const session = new PlanningSession(i.trace, i.options);
+  const prices = measuredPrices(
+    i.trace.vms,
+    i.migrations,
+    (v) => (session.vmSpec(v).ramMb * 1e6) / (i.vms[v]!.ramMiB * 1024 * 1024),
+  );
+  const variants = simLadder(
+    i.trace,
+    measuredWorkload(
+      i.trace,
+      i.vms.map((vm) => vm.utilisation),
+    ),
+    i.options,
+    prices,
+  );
+  const model = variants.find((v) => v.key === 'model')!;
+  const done = i.migrations.filter((m) => m.status === 'completed');
+  const deliveredRatio = i.demandTrace > 0 ? i.demandMeasured / i.demandTrace : 1;
+  const interval = i.options.interval ?? 300;
+  const agreement: Agreement = {
+    variants,
+    rows: agreementRows(i.metrics, variants, {
+      deliveredRatio,
+      measuredMigrationS: i.metrics.meanMigrationTime,
+      modelMigrationS: model.sim.meanMigrationTime,
+      measuredDowntimeS: i.metrics.meanDowntime,
+      modelDowntimeS: model.sim.meanDowntime,
+      deferred: i.deferred,
+      spanIntervals: i.metrics.meanMigrationTime / interval,
+      meanSlowdown: done.length ? done.reduce((a, m) => a + m.slowdown, 0) / done.length : 0,
+    }),
+    migrationModel: migrationModelCheck(i.migrations),
+    deliveredRatio,
+  };
+  return { agreement, model };
 }

@@ -17,7 +17,8 @@ export {
   type SimVariant,
   TARGETS,
 } from './agreement.js';
-export { agreementMarkdown, agreementText } from './agreement-table.js';
+export { parseSavedCluster, rerunAgreement, type SavedCluster } from './agreement-rerun.js';
+export { agreementMarkdown, agreementSection, agreementText } from './agreement-table.js';
 export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export {
   type ClusterLinkFaults,

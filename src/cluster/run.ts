@@ -21,22 +21,13 @@ import {
   loadTraceSource,
   type PlannedMigration,
   PlanningSession,
-  parsePolicy,
   planetlabDatacenter,
   policyLabel,
   type SimOptions,
   type SimResult,
 } from '../sim/index.js';
 import type { ClusterView } from '../web/index.js';
-import {
-  type Agreement,
-  agreementRows,
-  calibrationOf,
-  measuredPrices,
-  measuredWorkload,
-  migrationModelCheck,
-  simLadder,
-} from './agreement.js';
+import { type Agreement, agreementFor, calibrationOf, clusterSimOptions } from './agreement.js';
 import { CpuFeedback } from './cpu-feedback.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
@@ -132,6 +123,9 @@ export interface ClusterReport {
   agreement: Agreement;
   /** Migrations the planner asked for that the concurrency limits held back until the next round re-planned. */
   deferred: number;
+  /** The planner's seed and concurrency limits (the simulator runs with the same: `livemig sim --against`). */
+  seed: number;
+  migrationLimits: { perHost: number; perCluster: number };
   wallMs: number;
   /** `--link-delay/--link-jitter/--link-loss`: the emulated link (a user-space proxy, links.ts) and what it relayed. */
   link?: ClusterLinkFaults & LinkStats;
@@ -203,15 +197,13 @@ export async function runCluster(
   const M = o.vms;
   const N = o.hosts;
   const dc = planetlabDatacenter(N);
-  const simOptions: SimOptions = {
-    mode: 'livemig',
-    policy: parsePolicy(o.policy),
-    datacenter: dc,
+  const simOptions: SimOptions = clusterSimOptions({
+    policy: o.policy,
+    hosts: N,
     seed: o.seed,
     interval: SCHEDULING_INTERVAL,
-    // The simulator runs under the cluster's concurrency limits (it plans the same; only the starts are bounded).
     migrationLimits: { perHost: o.parallelOutboundPerHost, perCluster: o.parallelPerCluster },
-  };
+  });
   const session = new PlanningSession(workload, simOptions);
   const placement = session.initialPlacement();
   const hostMips = Array.from({ length: N }, (_, h) => session.hostSpec(h).mips);
@@ -796,46 +788,22 @@ export async function runCluster(
     const started = migrations.length;
     const metrics = acc.result(migrations);
     for (const vm of vms) vm.finalHost = location[vm.index]!;
-    const prices = measuredPrices(
-      M,
-      migrations,
-      (v) => (session.vmSpec(v).ramMb * 1e6) / (vms[v]!.ramMiB * 1024 * 1024),
-    );
-    const variants = simLadder(
-      workload,
-      measuredWorkload(
-        workload,
-        vms.map((vm) => vm.utilisation),
-      ),
-      simOptions,
-      prices,
-    );
-    const simRun = variants[0]!;
-    let measuredSum = 0;
-    let traceSum = 0;
+    let demandMeasured = 0;
+    let demandTrace = 0;
     for (const i of intervals) {
-      measuredSum += i.demandMeasured;
-      traceSum += i.demandTrace;
+      demandMeasured += i.demandMeasured;
+      demandTrace += i.demandTrace;
     }
-    const deliveredRatio = traceSum > 0 ? measuredSum / traceSum : 1;
-    const agreement: Agreement = {
-      variants,
-      rows: agreementRows(metrics, variants, {
-        deliveredRatio,
-        measuredMigrationS: metrics.meanMigrationTime,
-        modelMigrationS: simRun.sim.meanMigrationTime,
-        measuredDowntimeS: metrics.meanDowntime,
-        modelDowntimeS: simRun.sim.meanDowntime,
-        deferred: deferredTotal,
-        spanIntervals: metrics.meanMigrationTime / SCHEDULING_INTERVAL,
-        meanSlowdown: (() => {
-          const done = migrations.filter((m) => m.status === 'completed');
-          return done.length ? done.reduce((a, m) => a + m.slowdown, 0) / done.length : 0;
-        })(),
-      }),
-      migrationModel: migrationModelCheck(migrations),
-      deliveredRatio,
-    };
+    const { agreement, model: simRun } = agreementFor({
+      trace: workload,
+      options: simOptions,
+      metrics,
+      migrations,
+      vms,
+      demandMeasured,
+      demandTrace,
+      deferred: deferredTotal,
+    });
     onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
     return {
       policy: policyLabel(simOptions.policy),
@@ -856,6 +824,8 @@ export async function runCluster(
       ],
       agreement,
       deferred: deferredTotal,
+      seed: o.seed,
+      migrationLimits: { perHost: o.parallelOutboundPerHost, perCluster: o.parallelPerCluster },
       wallMs: Math.round(performance.now() - wall0),
       ...(links ? { link: { ...links.faults, ...(await links.stats()) } } : {}),
     };

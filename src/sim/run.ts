@@ -36,6 +36,8 @@ export interface SimJob {
   readonly fixes?: Partial<SimFixes>;
   readonly series?: boolean;
   readonly migrationLog?: boolean;
+  /** `SimOptions.sampling` (default: the mode's). */
+  readonly sampling?: 'instant' | 'mean';
 }
 
 const synthetic = new Map<string, Workload>();
@@ -68,6 +70,7 @@ export async function runJob(job: SimJob): Promise<SimResult> {
     ...(job.fixes ? { fixes: job.fixes } : {}),
     ...(job.series !== undefined ? { series: job.series } : {}),
     ...(job.migrationLog ? { migrationLog: true } : {}),
+    ...(job.sampling ? { sampling: job.sampling } : {}),
   });
   return { ...r, workload: w.name };
 }

@@ -64,7 +64,13 @@ describe('livemig sampling: the interval mean a monitor measures', () => {
 
   it('rejects a step count that is not a whole number', () => {
     expect(
-      () => new SimState(workload([[1, 2]]), { mode: 'livemig', policy: thr, datacenter: dc, samplingSteps: 2.5 }),
+      () =>
+        new SimState(workload([[1, 2]]), {
+          mode: 'livemig',
+          policy: thr,
+          datacenter: dc,
+          samplingSteps: 2.5,
+        }),
     ).toThrow(/samplingSteps/);
   });
 

@@ -1,0 +1,39 @@
+/**
+ * `livemig sim --against DIR`: the simulator side of a saved `livemig cluster` run, rerun with this simulator
+ * (src/cluster/agreement-rerun.ts), printed as the cluster prints it, as JSON, or as docs/cluster.md's Markdown.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { agreementSection, agreementText, parseSavedCluster, rerunAgreement } from '../cluster/index.js';
+import { UsageError } from '../errors.js';
+
+/** `--sampling`: instant or mean (undefined: the mode's default). */
+export function samplingFlag(text: string | undefined): 'instant' | 'mean' | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'instant' || text === 'mean') return text;
+  throw new UsageError(`--sampling: use mean or instant (got "${text}")`, '--sampling');
+}
+
+export async function simAgainst(
+  dir: string,
+  o: { sampling?: 'instant' | 'mean'; json: boolean; markdown: boolean },
+): Promise<void> {
+  const file = join(dir, 'cluster.json');
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code
+        ? `--against: cannot read ${file} (${code}); give the folder a \`livemig cluster --out DIR\` run wrote`
+        : `--against: ${file} is not JSON (${(err as Error).message})`,
+      '--against',
+    );
+  }
+  const run = parseSavedCluster(json, file);
+  const { agreement } = await rerunAgreement(run, o.sampling ? { sampling: o.sampling } : {});
+  if (o.json) process.stdout.write(`${JSON.stringify(agreement, null, 2)}\n`);
+  else if (o.markdown) process.stdout.write(`${agreementSection(run, agreement)}\n`);
+  else process.stdout.write(`${agreementText({ agreement })}\n`);
+}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../errors.js';
+import { loadPlanetlabDay, simulate } from '../sim/index.js';
+import { clusterSimOptions } from './agreement.js';
+import { parseSavedCluster, rerunAgreement } from './agreement-rerun.js';
+import { agreementSection } from './agreement-table.js';
+import { clusterWorkload } from './workload.js';
+
+const K = 12;
+/** A saved run as `livemig cluster --out` writes it (the fields the agreement reads; the rest passes through). */
+const saved = {
+  policy: 'THR-MMT-0.8',
+  day: '20110306',
+  window: { startSec: 0, durationSec: K * 300, intervals: K },
+  speed: 120,
+  hosts: [0, 1, 2, 3].map((index) => ({ index, type: 'x', mips: 1, address: '', pid: 0, alive: true })),
+  vms: Array.from({ length: 8 }, (_, v) => ({
+    index: v,
+    ramMiB: 32,
+    utilisation: Array.from({ length: K }, (_, k) => 0.2 + 0.05 * ((v + k) % 5)),
+  })),
+  intervals: Array.from({ length: K }, () => ({
+    activeHosts: 2,
+    started: 0,
+    demandMeasured: 1000,
+    demandTrace: 1100,
+    gain: 0.7,
+  })),
+  migrations: [
+    {
+      vm: 3,
+      guest: 'vm3',
+      from: 1,
+      to: 3,
+      interval: 2,
+      status: 'completed',
+      totalTimeMs: 700,
+      downtimeMs: 40,
+      transferredBytes: 40 * 2 ** 20,
+      verified: true,
+      traceTime: 84,
+      traceDowntime: 4.8,
+      modelTimeMs: 260,
+      slowdown: 0.05,
+    },
+  ],
+  metrics: {
+    energyKWh: 0.2,
+    migrations: 1,
+    slatah: 0,
+    pdm: 0.001,
+    slav: 0,
+    esv: 0,
+    hostShutdowns: 1,
+    meanMigrationTime: 84,
+    meanDowntime: 4.8,
+    migrationBytes: 40 * 2 ** 20,
+  },
+  deferred: 0,
+  wallMs: 40_000,
+  agreement: { stale: true },
+};
+
+describe('the agreement of a saved cluster run, rerun', () => {
+  it('runs the ladder with the run’s setting; its model rung is the plain livemig sim on the same window', async () => {
+    const run = parseSavedCluster(JSON.parse(JSON.stringify(saved)));
+    // Files written before the seed and limits were recorded get the defaults the runs used.
+    expect(run.seed).toBe(42);
+    expect(run.migrationLimits).toEqual({ perHost: 2, perCluster: 5 });
+    const { agreement, model } = await rerunAgreement(run);
+    expect(agreement.variants.map((v) => v.key)).toEqual([
+      'samples',
+      'model',
+      'measured-migrations',
+      'measured-demand',
+    ]);
+    expect(agreement.deliveredRatio).toBeCloseTo(1000 / 1100, 12);
+    const day = await loadPlanetlabDay('20110306');
+    const { workload } = clusterWorkload(day, 8, 0, K * 300);
+    const options = clusterSimOptions({
+      policy: 'thr-mmt-0.8',
+      hosts: 4,
+      seed: 42,
+      interval: 300,
+      migrationLimits: { perHost: 2, perCluster: 5 },
+    });
+    const plain = simulate(workload, { ...options, series: false });
+    expect(model.sim.energyKWh).toBe(plain.energyKWh);
+    expect(model.sim.migrations).toBe(plain.migrations);
+    const samples = simulate(workload, { ...options, sampling: 'instant', series: false });
+    expect(agreement.variants[0]!.sim.energyKWh).toBe(samples.energyKWh);
+    // Deterministic: the same file gives the same table.
+    const again = await rerunAgreement(run);
+    expect(again.agreement.rows).toEqual(agreement.rows);
+    const md = agreementSection(run, agreement);
+    expect(md).toMatch(/^\*\*THR-MMT-0\.8, 20110306\*\* \(wall 40 s;/);
+    expect(md).toContain('| energy (kWh) | 0.200 |');
+    expect(md).toContain(`cluster ${'2'.repeat(K)}`);
+  });
+
+  it('refuses a file that is not a cluster report, naming the field', () => {
+    expect.assertions(3);
+    try {
+      parseSavedCluster({ ...saved, vms: [{ ramMiB: 32 }] }, 'x/cluster.json');
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as Error).message).toMatch(
+        /^x\/cluster\.json: not a livemig cluster report \(vms\.0\.utilisation/,
+      );
+      expect((err as Error).message).toMatch(/livemig cluster --out DIR/);
+    }
+  });
+
+  it('refuses a run on traces that are not a bundled day', async () => {
+    const run = parseSavedCluster({ ...saved, day: 'my-traces' });
+    await expect(rerunAgreement(run)).rejects.toThrow(/not a bundled PlanetLab day/);
+  });
+});
