@@ -285,4 +285,11 @@ export interface SimOptions {
    * at the trace's value at its start (a controller that sets a guest's CPU stepwise: `livemig cluster`, 8).
    */
   readonly samplingSteps?: number;
+  /**
+   * When a host its last VM left stops drawing power. `instant` (CloudSim's; the only one in cloudsim mode): the
+   * moment the migration completes. `step` (the default in livemig mode): at the next scheduling step, idle until
+   * then, as a manager that powers hosts down in its control loop does (`livemig cluster`'s switches a host off when
+   * a measurement finds it empty). src/sim/engine/switch-off.ts.
+   */
+  readonly switchOff?: 'instant' | 'step';
 }

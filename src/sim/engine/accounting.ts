@@ -73,8 +73,9 @@ function advanceHost(s: SimState, h: number, t: number): void {
   const prev = s.measuredU[h]!;
   const wasOn = s.hostOn[h] === 1;
   const now = recomputeHost(s, h, t);
-  // CloudSim: a host whose utilisation was 0 at the start of the segment is off (0 W). livemig: off = no VM.
-  const off = s.fix.idleVms ? !wasOn : prev === 0;
+  // CloudSim: a host whose utilisation was 0 at the start of the segment is off (0 W). livemig: off = no VM, and with
+  // `switchOff: 'step'` only from the first scheduling step that finds it empty (switch-off.ts).
+  const off = s.fix.idleVms ? !wasOn && s.onAtStep[h] !== 1 : prev === 0;
   if (dt > 0 && !off) {
     const from = s.power[h]!(prev);
     const to = s.power[h]!(now);

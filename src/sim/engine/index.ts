@@ -25,6 +25,7 @@ import { placeFirstFit, placeInitial } from './placement.js';
 import { plan } from './planning.js';
 import { distributionOf, type SimResult } from './result.js';
 import { SimState } from './state.js';
+import { markStep } from './switch-off.js';
 
 export type { SimDistribution, SimResult, SimSeries } from './result.js';
 export { distributionOf, migrationLogLines } from './result.js';
@@ -52,6 +53,7 @@ function run(s: SimState): void {
   if (!s.compat) {
     // livemig: sample the initial state so that the first interval is billed too.
     updateAll(s, 0, false);
+    markStep(s);
   }
   const npa = p.kind === 'baseline' && p.baseline === 'npa';
   let npaWatts = 0;
@@ -93,6 +95,7 @@ function run(s: SimState): void {
       queue = [];
     }
     updateAll(s, t, true);
+    markStep(s);
     deleteIdleVms(s);
     // Non-power-aware: every host at full power from t = 0 to the last update (CloudSim: 86 100.1 s, 2410.8028 kWh).
     if (npa) s.energyWs = npaWatts * t;

@@ -21,6 +21,7 @@ import { Rng } from '../stats.js';
 import type { Workload } from '../workload.js';
 import type { SimSeries } from './result.js';
 import { meanWeight, samplingOf, samplingStepsOf } from './sampling.js';
+import { switchOffOf } from './switch-off.js';
 
 /** VM utilisation history length (CloudSim `PowerVm.HISTORY_LENGTH`). */
 export const HISTORY_LENGTH = 30;
@@ -136,6 +137,10 @@ export class SimState {
   readonly migrationLog: number[] | undefined;
   /** livemig: host held at least one VM at its last update (on); off hosts draw nothing. */
   readonly hostOn: Uint8Array;
+  /** `switchOff: 'step'`: hosts are switched off at scheduling steps only (switch-off.ts). */
+  readonly stepSwitchOff: boolean;
+  /** `switchOff: 'step'`: host held a VM at the last scheduling step (it draws power until the next); else all 0. */
+  readonly onAtStep: Uint8Array;
 
   constructor(workload: Workload, options: SimOptions) {
     this.options = options;
@@ -191,6 +196,8 @@ export class SimState {
     this.reqSum = new Float64Array(H);
     this.ramUsed = new Float64Array(H);
     this.hostOn = new Uint8Array(H);
+    this.stepSwitchOff = switchOffOf(options) === 'step' && this.fix.idleVms;
+    this.onAtStep = new Uint8Array(H);
     this.hostLast = new Float64Array(H).fill(-1);
     this.histCache = new Float64Array(H * HISTORY_LENGTH);
     this.histValid = new Uint8Array(H);
