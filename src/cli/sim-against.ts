@@ -14,9 +14,16 @@ export function samplingFlag(text: string | undefined): 'instant' | 'mean' | und
   throw new UsageError(`--sampling: use mean or instant (got "${text}")`, '--sampling');
 }
 
+/** `--switch-off`: step or instant (undefined: the mode's default). */
+export function switchOffFlag(text: string | undefined): 'instant' | 'step' | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'instant' || text === 'step') return text;
+  throw new UsageError(`--switch-off: use step or instant (got "${text}")`, '--switch-off');
+}
+
 export async function simAgainst(
   dir: string,
-  o: { sampling?: 'instant' | 'mean'; json: boolean; markdown: boolean },
+  o: { sampling?: 'instant' | 'mean'; switchOff?: 'instant' | 'step'; json: boolean; markdown: boolean },
 ): Promise<void> {
   const file = join(dir, 'cluster.json');
   let json: unknown;
@@ -32,7 +39,10 @@ export async function simAgainst(
     );
   }
   const run = parseSavedCluster(json, file);
-  const { agreement } = await rerunAgreement(run, o.sampling ? { sampling: o.sampling } : {});
+  const { agreement } = await rerunAgreement(run, {
+    ...(o.sampling ? { sampling: o.sampling } : {}),
+    ...(o.switchOff ? { switchOff: o.switchOff } : {}),
+  });
   if (o.json) process.stdout.write(`${JSON.stringify(agreement, null, 2)}\n`);
   else if (o.markdown) process.stdout.write(`${agreementSection(run, agreement)}\n`);
   else process.stdout.write(`${agreementText({ agreement })}\n`);

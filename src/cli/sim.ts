@@ -33,7 +33,7 @@ import {
   simReport,
 } from '../sim/index.js';
 import { parseDuration } from '../units.js';
-import { samplingFlag, simAgainst } from './sim-against.js';
+import { samplingFlag, simAgainst, switchOffFlag } from './sim-against.js';
 import { durationFlag, intFlag, LIMITS, numberFlag, rateFlag } from './values.js';
 
 /** Reads a `--profiles` file: a usage error naming the file when it is missing or not a profile set. */
@@ -90,6 +90,7 @@ interface SimFlags {
   capacityChecks?: string;
   migrationLog?: string;
   sampling?: string;
+  switchOff?: string;
   against?: string;
   markdown?: boolean;
 }
@@ -193,15 +194,22 @@ export function registerSim(program: Command): void {
         'it) or instant (CloudSim: the trace’s sample at that instant)',
     )
     .option(
+      '--switch-off <when>',
+      'livemig mode: when a drained host stops drawing power: step (default: at the next scheduling step) or ' +
+        'instant (CloudSim: when its last migration completes)',
+    )
+    .option(
       '--against <dir>',
       'rerun the simulator side of a `livemig cluster --out DIR` run (DIR/cluster.json) and print the agreement',
     )
     .option('--markdown', 'with --against: the agreement as the Markdown section of docs/cluster.md')
     .action(async (flags: SimFlags) => {
       const sampling = samplingFlag(flags.sampling);
+      const switchOff = switchOffFlag(flags.switchOff);
       if (flags.against !== undefined) {
         await simAgainst(flags.against, {
           ...(sampling ? { sampling } : {}),
+          ...(switchOff ? { switchOff } : {}),
           json: Boolean(flags.json),
           markdown: Boolean(flags.markdown),
         });
@@ -317,6 +325,7 @@ export function registerSim(program: Command): void {
               series: Boolean(flags.out),
               ...(flags.migrationLog ? { migrationLog: true } : {}),
               ...(sampling ? { sampling } : {}),
+              ...(switchOff ? { switchOff } : {}),
               fixes,
               ...(cap ? { capacityChecks: cap } : {}),
               ...(hosts !== undefined ? { hosts } : {}),

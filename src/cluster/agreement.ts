@@ -11,7 +11,7 @@
  *    wall × speed; a VM that did not migrate gets the mean), spanning as many intervals as it took.
  * 4. `measured-demand`: the same, on the utilisation the cluster delivered and measured (per VM per interval)
  *    instead of the trace: what is left is the policy's inputs being the same and the rest of the simulator's
- *    assumptions (instantaneous switch-off, its 10 % migration overhead, placement during a migration).
+ *    assumptions (billing between events, its 10 % migration overhead, placement during a migration).
  *
  * Each metric's row names, where the cluster and the simulator differ, the assumption that the ladder shows causes
  * it. Migration time per VM is checked against the pre-copy model on its own: a priori (the bandwidth limit, the
@@ -324,9 +324,9 @@ function causeOf(metric: string, rel: (number | null)[], tol: number, c: CauseCo
       case 'energy (kWh)':
       case 'host shutdowns':
         parts.push(
-          'switch-off: the simulator switches a host off the instant its last VM leaves and bills it from its VMs’ ' +
-            'allocation; the cluster’s host stays on until the last migration off it completes and is billed from ' +
-            'measured CPU',
+          'billing: the simulator bills a host from its VMs’ allocation, linear between events (a migration’s ' +
+            'start and end among them), and switches a drained host off at the next step; the cluster bills the ' +
+            'measured CPU, linear between interval ends, so a migration’s effect on a host shows at the next one',
         );
         break;
       case 'migrations':

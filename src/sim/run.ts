@@ -38,6 +38,8 @@ export interface SimJob {
   readonly migrationLog?: boolean;
   /** `SimOptions.sampling` (default: the mode's). */
   readonly sampling?: 'instant' | 'mean';
+  /** `SimOptions.switchOff` (default: the mode's). */
+  readonly switchOff?: 'instant' | 'step';
 }
 
 const synthetic = new Map<string, Workload>();
@@ -71,6 +73,7 @@ export async function runJob(job: SimJob): Promise<SimResult> {
     ...(job.series !== undefined ? { series: job.series } : {}),
     ...(job.migrationLog ? { migrationLog: true } : {}),
     ...(job.sampling ? { sampling: job.sampling } : {}),
+    ...(job.switchOff ? { switchOff: job.switchOff } : {}),
   });
   return { ...r, workload: w.name };
 }
