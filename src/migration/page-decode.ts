@@ -35,7 +35,7 @@ export function decodePageInto(
       if (out.length !== target.length) {
         throw new MigrationError('PROTOCOL', `compressed page ${page} decompressed to ${out.length} bytes`);
       }
-      target.set(out);
+      copyPageInto(out, target);
     }
   }
 }
