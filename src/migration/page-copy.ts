@@ -3,13 +3,13 @@
  * (each entry has a 9-byte header). V8 copies to or from shared memory with relaxed atomic accesses: a word at a
  * time when the two sides are aligned alike, a byte at a time otherwise, which makes a 4 KiB page at an odd offset
  * 1.5–2.5× slower to copy than going through an aligned private buffer (shared ↔ bounce by words, bounce ↔ frame by
- * memmove). Measured in docs/engines.md ("Migration CPU").
+ * memmove). Measured in docs/migration.md ("How a page crosses between guest RAM and a frame").
  */
 
 /** Bytes of alignment below which V8's relaxed copy falls back to single bytes (its atomic word). */
 const WORD = 8;
 
-/** True when copying between `a` and `b` goes a byte at a time: shared memory on either side, misaligned alike. */
+/** True when copying between `a` and `b` goes a byte at a time: shared memory on either side, not aligned alike. */
 export function copiesByteWise(a: Uint8Array, b: Uint8Array): boolean {
   return (
     (a.byteOffset - b.byteOffset) % WORD !== 0 &&
