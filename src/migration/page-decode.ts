@@ -4,6 +4,7 @@
  */
 import { type Compressor, decodeRle, decodeXbzrle } from '../codec/index.js';
 import { MigrationError } from '../errors.js';
+import { copyPageInto } from './page-copy.js';
 import { PageEncoding } from './protocol/index.js';
 
 /** Writes the page that `data` (an entry of `encoding`) describes into `target` (one page of RAM). */
@@ -19,7 +20,7 @@ export function decodePageInto(
       target.fill(0);
       return;
     case PageEncoding.RAW:
-      target.set(data);
+      copyPageInto(data, target);
       return;
     case PageEncoding.XBZRLE:
       decodeXbzrle(data, target);
@@ -34,7 +35,7 @@ export function decodePageInto(
       if (out.length !== target.length) {
         throw new MigrationError('PROTOCOL', `compressed page ${page} decompressed to ${out.length} bytes`);
       }
-      target.set(out);
+      copyPageInto(out, target);
     }
   }
 }

@@ -13,6 +13,7 @@ import { type Compressor, compressor } from '../codec/index.js';
 import { Crc32cShifter } from './crc.js';
 import { DIGEST_WORDS, initDigestSums, recordCrc } from './digest.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
+import { copyPageInto } from './page-copy.js';
 import { decodePageInto } from './page-decode.js';
 import type { SinkBatch, SinkInit, SinkReply, SinkRequest } from './page-sink.js';
 import {
@@ -137,7 +138,7 @@ function apply(t: Target, batch: SinkBatch): number {
       continue;
     }
     if (encoding === PageEncoding.RAW) {
-      page.set(data);
+      copyPageInto(data, page); // through an aligned buffer: page data sits at odd offsets of the frame
       recordCrc(ledger, sums, p, crcs[i]!); // the CRC of these very bytes, computed while checking the frame
       continue;
     }
