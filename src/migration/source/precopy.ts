@@ -4,6 +4,7 @@
  * downtime") and the dirty limit.
  */
 import { MigrationError } from '../../errors.js';
+import { TAIL_LIMITS } from '../converge-tail.js';
 import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
 import { Command, encodeRound } from '../protocol/index.js';
 import {
@@ -100,7 +101,7 @@ class PrecopyLoop {
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
       const outcome = decideRound(
         this.state,
-        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine' },
+        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine', tail: TAIL_LIMITS },
         o,
       );
       const { decision } = outcome;
