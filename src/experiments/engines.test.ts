@@ -198,7 +198,9 @@ describe('engines experiment', () => {
     const col = table.columns.indexOf('downtime livemig/QEMU');
     expect(col).toBe(table.columns.indexOf('downtime ms') + 1);
     expect(table.rows.map((r) => r[col])).toEqual(['–', '0.45', '–', '1.50']);
-    expect(downtimeLines(downtimeRatios(runs))[1]).toMatch(/12\.0 ms vs QEMU 8\.0 ms, ratio 1\.50 \(ABOVE QEMU\)/);
+    expect(downtimeLines(downtimeRatios(runs))[1]).toMatch(
+      /12\.0 ms vs QEMU 8\.0 ms, ratio 1\.50 \(ABOVE QEMU\)/,
+    );
     // A failed run has no ratio and does not count as at or below.
     const failed = { ...runs[1]!, measured: { ...runs[1]!.measured, status: 'failed' } };
     expect(downtimeRatios([runs[0]!, failed])).toEqual([

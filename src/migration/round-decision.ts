@@ -181,14 +181,20 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
     decision.reason === 'converged' &&
     est &&
     input.tail &&
-    anotherRoundPays({ samples, ...est, tailRounds: state.tailRounds, maxRounds: o.maxRounds, limits: input.tail })
+    anotherRoundPays({
+      samples,
+      ...est,
+      tailRounds: state.tailRounds,
+      maxRounds: o.maxRounds,
+      limits: input.tail,
+    })
   ) {
     decision = { action: 'next-round' };
     next = { ...next, tailRounds: next.tailRounds + 1 };
     const left = Math.round(expectedNextDirty(last, est.bytesPerPage, est.bandwidth));
     events.push(
-      `converged with ${last.dirtyPages} dirty pages; one more live round is expected to leave about ${left}` +
-        'one more live round first',
+      `converged with ${last.dirtyPages} dirty pages; another live round is expected to leave about ${left}, ` +
+        'so it runs before the switch-over',
     );
   }
   if (decision.action !== 'next-round') return { decision, state: next, events, stalled, rampHolds: holding };
