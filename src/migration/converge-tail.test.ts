@@ -22,7 +22,7 @@ const sample = (round: number, pagesSent: number, durationMs: number, dirtyPages
 const tail = (samples: RoundSample[], over: Partial<TailInput> = {}): boolean =>
   anotherRoundPays({ samples, bytesPerPage: PAGE, bandwidth: BW, tailRounds: 0, maxRounds: 0, ...over });
 
-describe('the converged tail: another live round while it halves the dirty set', () => {
+describe('the converged tail: another live round while it shrinks the dirty set to 3/4 or less', () => {
   // The engines experiment's whole-page config: 3517 pages in 427 ms left 808 dirty (2000 pages/s written).
   const round2 = sample(2, 3517, 427, 808);
 
@@ -39,10 +39,15 @@ describe('the converged tail: another live round while it halves the dirty set',
     expect(tail([sample(3, 808, 99, 190), sample(4, 190, 24, 50)])).toBe(false);
   });
 
-  it('a set that does not halve (a hot set rewritten as fast as it is sent): no tail', () => {
-    expect(tail([sample(1, 65536, 2000, 3000), sample(2, 3000, 370, 1600)])).toBe(false);
-    // Predicted not to halve: 2000 pages at 8192/s take 244 ms, at 5 pages/ms that is 1220 left.
-    expect(tail([sample(1, 65536, 400, 2000)])).toBe(false);
+  it('a writer at 5000 pages/s (0.6 of each set left): the tail goes on', () => {
+    // 2100 pages after a 427 ms round of 3500: 4.9 pages/ms over the 256 ms the next round takes: ~1260 ≤ 1575.
+    expect(tail([sample(2, 8000, 977, 3500), sample(3, 3500, 427, 2100)])).toBe(true);
+  });
+
+  it('a set that does not shrink to 3/4 (a hot set rewritten about as fast as it is sent): no tail', () => {
+    expect(tail([sample(1, 65536, 2000, 3000), sample(2, 3000, 370, 2500)])).toBe(false);
+    // Predicted not to: 2000 pages at 8192/s take 244 ms, at 10 pages/ms that is 2440 left.
+    expect(tail([sample(1, 65536, 200, 2000)])).toBe(false);
   });
 
   it('bounded: the tail-round cap, max-rounds, an empty set', () => {

@@ -39,7 +39,7 @@ export interface RoundState {
   /** Non-convergence and stalls are reported once each. */
   readonly notConvergingReported: boolean;
   readonly stallReported: boolean;
-  /** Rounds run after convergence because another was expected to halve the dirty set (converge-tail.ts). */
+  /** Rounds run after convergence because another was expected to shrink the dirty set (converge-tail.ts). */
   readonly tailRounds: number;
 }
 
@@ -67,7 +67,7 @@ export interface RoundInput {
   estimate?: RoundEstimate;
   /** 'engine': this engine applies auto-converge's rule (the outcome's `throttle`); 'hypervisor': QEMU does. */
   autoConverge: 'engine' | 'hypervisor';
-  /** The engine runs converged rounds on while each is expected to halve the dirty set (with `estimate` only). */
+  /** The engine runs converged rounds on while each is expected to shrink the dirty set (converge-tail.ts; with `estimate` only). */
   tail?: TailLimits;
 }
 
