@@ -20,6 +20,7 @@ import { warmSwitchoverCode } from '../switchover-warm.js';
 import { sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
+import { liveFramePayload } from './live-frames.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
 import type { SourceState } from './state.js';
@@ -65,6 +66,10 @@ class PrecopyLoop {
     s.stepsAtStart = s.totalSteps();
     s.stepsAtStartTime = performance.now();
     const log = s.guest.dirtyLog;
+    // Short frames while rate-limited (live-frames.ts); the stop-and-copy goes in full-size ones again.
+    const fullFrame = s.frames.maxPayload;
+    const liveFrame = liveFramePayload(o.maxBandwidth, fullFrame, s.pageSize);
+    if (liveFrame < fullFrame) s.frames.newBuilder(liveFrame);
     // Start tracking from here (round 1 sends everything anyway); what was written before feeds cache admission.
     s.xbzrle.startAdmission(log.sync());
     let pages = allPages(s.pageCount);
@@ -119,6 +124,7 @@ class PrecopyLoop {
         // downtime, so the last pages go unlimited (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
         s.conn.disableRateLimit();
         s.multifd?.disableRateLimit();
+        if (liveFrame < fullFrame) s.frames.newBuilder(fullFrame);
         const atPause = s.sentBytes();
         // The vCPU state first: the destination decodes and digests it while the last pages are found and sent.
         sendVcpuState(s);
