@@ -562,7 +562,7 @@ export function explain(runs: readonly EngineRun[]): {
       );
     if (!post)
       findings.push(
-        `${id}: rounds ${qm.rounds} (QEMU) vs ${lm.rounds} (livemig): QEMU syncs its dirty log only when what is left of a pass falls below bandwidth × downtime limit, livemig after every whole pass; QEMU also switches over right after a sync whose dirty set fits the limit, livemig at the end of the round.`,
+        `${id}: rounds ${qm.rounds} (QEMU) vs ${lm.rounds} (livemig): QEMU syncs its dirty log only when what is left of a pass falls below bandwidth × downtime limit and switches over right after a sync whose dirty set fits the limit; livemig syncs after every whole pass and, once a set fits, runs more (shorter) rounds while each is expected to leave at most 3/4 of the set, so its stop-and-copy is the smaller (${f(l.stopAndCopyBytes / MiB)} vs ${f(q.stopAndCopyBytes / MiB)} MiB).`,
       );
     if (post && clearly(qm.downtimeMs, lm.downtimeMs, 2)) {
       qemuBetter.push(
