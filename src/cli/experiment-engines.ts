@@ -5,6 +5,7 @@
  */
 import Table from 'cli-table3';
 import { type EnginesResult, enginesPlan, runEngines } from '../experiments/engines.js';
+import { downtimeLines } from '../experiments/engines-downtime.js';
 import { formatMs } from '../units.js';
 import { type ExperimentFlags, intFlag } from './experiment-flags.js';
 
@@ -18,6 +19,8 @@ export function printEngines(r: EnginesResult): string {
   return [
     `\n== ${ENGINES_EXPERIMENT_TITLE} (QEMU ${r.qemu}, TCG)`,
     t.toString(),
+    'Downtime, livemig ÷ QEMU (same run):',
+    ...downtimeLines(r.downtime).map((l) => `- ${l}`),
     'Findings:',
     ...r.findings.map((f) => `- ${f}`),
     `wrote ${r.files.join(', ')} in ${formatMs(r.wallMs)}`,
@@ -42,7 +45,7 @@ export async function runEnginesCommand(f: ExperimentFlags): Promise<void> {
   });
   if (f.json)
     process.stdout.write(
-      `${JSON.stringify({ configs: r.configs, findings: r.findings, notes: { qemuBetter: r.qemuBetter, livemigBetter: r.livemigBetter }, table: r.table, runs: r.runs, files: r.files }, null, 2)}\n`,
+      `${JSON.stringify({ configs: r.configs, findings: r.findings, notes: { qemuBetter: r.qemuBetter, livemigBetter: r.livemigBetter }, downtime: r.downtime, table: r.table, runs: r.runs, files: r.files }, null, 2)}\n`,
     );
   else process.stdout.write(printEngines(r));
 }

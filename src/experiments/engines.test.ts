@@ -13,6 +13,7 @@ import {
   sideBySide,
   stopAndCopyBytes,
 } from './engines.js';
+import { downtimeLines, downtimeRatios } from './engines-downtime.js';
 import { flatten } from './measure.js';
 
 const MiB = 2 ** 20;
@@ -178,6 +179,33 @@ describe('engines experiment', () => {
     expect(
       findings.some((x) => x.startsWith('Where livemig is better') && x.includes('less CPU per MiB')),
     ).toBe(true);
+  });
+
+  it('the downtime ratio livemig ÷ QEMU per config: in the table (livemig row), the result and the lines', () => {
+    const [a, b] = enginesPlan({ quick: true }) as [EngineConfig, EngineConfig];
+    const base = { totalMs: 4000, bytes: 80 * MiB, rounds: 2, stopMiB: 1, cpuMs: 300 };
+    const runs = [
+      run('qemu', a, { ...base, downtimeMs: 10 }),
+      run('livemig', a, { ...base, downtimeMs: 4.5 }),
+      run('qemu', b, { ...base, downtimeMs: 8 }),
+      run('livemig', b, { ...base, downtimeMs: 12 }),
+    ];
+    expect(downtimeRatios(runs)).toEqual([
+      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: 0.45, atOrBelow: true },
+      { config: b.id, qemuMs: 8, livemigMs: 12, ratio: 1.5, atOrBelow: false },
+    ]);
+    const table = sideBySide(runs);
+    const col = table.columns.indexOf('downtime livemig/QEMU');
+    expect(col).toBe(table.columns.indexOf('downtime ms') + 1);
+    expect(table.rows.map((r) => r[col])).toEqual(['–', '0.45', '–', '1.50']);
+    expect(downtimeLines(downtimeRatios(runs))[1]).toMatch(
+      /12\.0 ms vs QEMU 8\.0 ms, ratio 1\.50 \(ABOVE QEMU\)/,
+    );
+    // A failed run has no ratio and does not count as at or below.
+    const failed = { ...runs[1]!, measured: { ...runs[1]!.measured, status: 'failed' } };
+    expect(downtimeRatios([runs[0]!, failed])).toEqual([
+      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: null, atOrBelow: false },
+    ]);
   });
 
   it('modelled energy grows with CPU time and duration', () => {

@@ -29,6 +29,7 @@ import {
 } from '../qemu/index.js';
 import { barChart, renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js';
 import { VERSION } from '../version.js';
+import { type DowntimeRatio, downtimeRatios, ratioCell } from './engines-downtime.js';
 import { flatten } from './measure.js';
 import { type Pair, runScenario, startPair } from './scenario.js';
 import type { Measured, SummaryTable } from './types.js';
@@ -101,6 +102,8 @@ export interface EnginesResult {
   /** Notes: where QEMU did better, and where livemig did, each with its reason (also among the findings). */
   qemuBetter: string[];
   livemigBetter: string[];
+  /** livemig's downtime ÷ QEMU's, per config (engines-downtime.ts). */
+  downtime: DowntimeRatio[];
   qemu: string;
   files: string[];
   wallMs: number;
@@ -204,7 +207,8 @@ export async function runEngines(o: EnginesOptions = {}): Promise<EnginesResult>
   const { findings, qemuBetter, livemigBetter } = explain(runs);
   const version = `${qemu?.version.major}.${qemu?.version.minor}.${qemu?.version.micro}`;
   const notes = { qemuBetter, livemigBetter };
-  const files = await writeEngines(o, configs, runs, table, findings, notes, version);
+  const downtime = downtimeRatios(runs);
+  const files = await writeEngines(o, configs, runs, table, findings, notes, version, downtime);
   return {
     configs,
     runs,
@@ -212,6 +216,7 @@ export async function runEngines(o: EnginesOptions = {}): Promise<EnginesResult>
     findings,
     qemuBetter,
     livemigBetter,
+    downtime,
     qemu: version,
     files,
     wallMs: performance.now() - t0,
@@ -437,6 +442,7 @@ export const SIDE_BY_SIDE_COLUMNS = [
   'total s',
   'setup ms',
   'downtime ms',
+  'downtime livemig/QEMU',
   'stop-and-copy MiB',
   'MiB sent',
   'round 1 MiB',
@@ -456,7 +462,7 @@ export function sideBySide(runs: readonly EngineRun[]): SummaryTable {
     title: 'QEMU and livemig, side by side (same workload, link and settings)',
     slug: 'side-by-side',
     columns: [...SIDE_BY_SIDE_COLUMNS],
-    rows: runs.map((r) => {
+    rows: runs.map((r, _i, all) => {
       const m = r.measured;
       const status =
         m.status === 'completed'
@@ -475,6 +481,7 @@ export function sideBySide(runs: readonly EngineRun[]): SummaryTable {
         r1(m.totalTimeMs / 1000),
         r0(m.setupTimeMs),
         r1(m.downtimeMs),
+        ratioCell(downtimeRatios(all), r),
         r1(r.stopAndCopyBytes / MiB),
         r1(m.bytes / MiB),
         r1(m.round1Bytes / MiB),
@@ -555,7 +562,7 @@ export function explain(runs: readonly EngineRun[]): {
       );
     if (!post)
       findings.push(
-        `${id}: rounds ${qm.rounds} (QEMU) vs ${lm.rounds} (livemig): QEMU syncs its dirty log only when what is left of a pass falls below bandwidth × downtime limit, livemig after every whole pass; QEMU also switches over right after a sync whose dirty set fits the limit, livemig at the end of the round.`,
+        `${id}: rounds ${qm.rounds} (QEMU) vs ${lm.rounds} (livemig): QEMU syncs its dirty log only when what is left of a pass falls below bandwidth × downtime limit and switches over right after a sync whose dirty set fits the limit; livemig syncs after every whole pass and, once a set fits, runs more (shorter) rounds while each is expected to leave at most 3/4 of the set, so its stop-and-copy is the smaller (${f(l.stopAndCopyBytes / MiB)} vs ${f(q.stopAndCopyBytes / MiB)} MiB).`,
       );
     if (post && clearly(qm.downtimeMs, lm.downtimeMs, 2)) {
       qemuBetter.push(
@@ -626,6 +633,7 @@ async function writeEngines(
   findings: string[],
   notes: { qemuBetter: string[]; livemigBetter: string[] },
   qemu: string,
+  downtime: DowntimeRatio[],
 ): Promise<string[]> {
   const dir = join(o.out ?? 'results', 'engines');
   const files: string[] = [];
@@ -646,6 +654,7 @@ async function writeEngines(
       configs,
       findings,
       notes,
+      downtime,
       table,
       runs,
     }),

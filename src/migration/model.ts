@@ -33,6 +33,7 @@ import {
   xbzrleAt,
 } from '../profile/curve.js';
 import type { GuestProfile } from '../profile/schema.js';
+import { TAIL_LIMITS } from './converge-tail.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
 import { measuredBandwidth, type RoundSample, throttleToCap } from './policy.js';
 import { decideRound, initialRoundState } from './round-decision.js';
@@ -437,6 +438,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
           msSinceProgress: (time - progressAt) * 1000,
         },
         autoConverge: 'engine',
+        tail: TAIL_LIMITS, // as the engine runs it (source/precopy.ts)
       },
       o,
     );

@@ -13,6 +13,7 @@
  * their actions, auto-converge, double-downtime; the engine's dirty limit, told by `rampHolds`). Once the ramp is at
  * MAX the other rules act as without it.
  */
+import { anotherRoundPays, expectedNextDirty, type TailLimits } from './converge-tail.js';
 import type { DowntimeRamp, MigrationOptions } from './options.js';
 import {
   autoConvergeStep,
@@ -38,6 +39,8 @@ export interface RoundState {
   /** Non-convergence and stalls are reported once each. */
   readonly notConvergingReported: boolean;
   readonly stallReported: boolean;
+  /** Rounds run after convergence because another was expected to shrink the dirty set (converge-tail.ts). */
+  readonly tailRounds: number;
 }
 
 /** One raise of the downtime limit (the report's `downtimeRamp` lists the ramp's). */
@@ -64,6 +67,8 @@ export interface RoundInput {
   estimate?: RoundEstimate;
   /** 'engine': this engine applies auto-converge's rule (the outcome's `throttle`); 'hypervisor': QEMU does. */
   autoConverge: 'engine' | 'hypervisor';
+  /** The engine runs converged rounds on while each is expected to shrink the dirty set (converge-tail.ts; with `estimate` only). */
+  tail?: TailLimits;
 }
 
 export interface RoundOutcome {
@@ -88,6 +93,7 @@ export function initialRoundState(o: Pick<MigrationOptions, 'downtimeLimitMs' | 
     throttleTriggers: 0,
     notConvergingReported: false,
     stallReported: false,
+    tailRounds: 0,
   };
 }
 
@@ -156,7 +162,7 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
     downtimeLimitMs: state.downtimeLimitMs,
     ...(holding ? { onNonConvergence: 'continue', onStall: 'continue' } : {}),
   };
-  const decision = input.estimate
+  let decision = input.estimate
     ? decideAfterRound(
         {
           rounds: samples as RoundSample[],
@@ -169,6 +175,28 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
         rules,
       )
     : stopRules(samples, rules);
+  const est = input.estimate;
+  if (
+    decision.action === 'switchover' &&
+    decision.reason === 'converged' &&
+    est &&
+    input.tail &&
+    anotherRoundPays({
+      samples,
+      ...est,
+      tailRounds: state.tailRounds,
+      maxRounds: o.maxRounds,
+      limits: input.tail,
+    })
+  ) {
+    decision = { action: 'next-round' };
+    next = { ...next, tailRounds: next.tailRounds + 1 };
+    const left = Math.round(expectedNextDirty(last, est.bytesPerPage, est.bandwidth));
+    events.push(
+      `converged with ${last.dirtyPages} dirty pages; another live round is expected to leave about ${left}, ` +
+        'so it runs before the switch-over',
+    );
+  }
   if (decision.action !== 'next-round') return { decision, state: next, events, stalled, rampHolds: holding };
 
   const out: RoundOutcome = { decision, state: next, events, stalled, rampHolds: holding };

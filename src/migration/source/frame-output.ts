@@ -10,6 +10,8 @@ export type FrameSink = Pick<FrameConnection, 'send'> & Partial<Pick<FrameConnec
 
 export class FrameOutput {
   builder!: PagesFrameBuilder;
+  /** The current builder's payload bound. */
+  maxPayload = 0;
   pending: Promise<void> = Promise.resolve();
 
   /** `conn` is read at each send: after a post-copy recovery the frames go to the new connection. */
@@ -23,6 +25,7 @@ export class FrameOutput {
 
   /** A new builder with frames of at most `maxPayload` bytes (the destination's limit, or post-copy's small frames). */
   newBuilder(maxPayload: number): void {
+    this.maxPayload = maxPayload;
     this.builder = new PagesFrameBuilder(
       maxPayload,
       (frame, release) => {

@@ -4,6 +4,7 @@
  * downtime") and the dirty limit.
  */
 import { MigrationError } from '../../errors.js';
+import { TAIL_LIMITS } from '../converge-tail.js';
 import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
 import { Command, encodeRound } from '../protocol/index.js';
 import {
@@ -19,6 +20,7 @@ import { warmSwitchoverCode } from '../switchover-warm.js';
 import { sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
+import { liveFramePayload } from './live-frames.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
 import type { SourceState } from './state.js';
@@ -64,6 +66,10 @@ class PrecopyLoop {
     s.stepsAtStart = s.totalSteps();
     s.stepsAtStartTime = performance.now();
     const log = s.guest.dirtyLog;
+    // Short frames while rate-limited (live-frames.ts); the stop-and-copy goes in full-size ones again.
+    const fullFrame = s.frames.maxPayload;
+    const liveFrame = liveFramePayload(o.maxBandwidth, fullFrame, s.pageSize);
+    if (liveFrame < fullFrame) s.frames.newBuilder(liveFrame);
     // Start tracking from here (round 1 sends everything anyway); what was written before feeds cache admission.
     s.xbzrle.startAdmission(log.sync());
     let pages = allPages(s.pageCount);
@@ -100,7 +106,7 @@ class PrecopyLoop {
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
       const outcome = decideRound(
         this.state,
-        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine' },
+        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine', tail: TAIL_LIMITS },
         o,
       );
       const { decision } = outcome;
@@ -118,6 +124,7 @@ class PrecopyLoop {
         // downtime, so the last pages go unlimited (QEMU: migration_completion_precopy sets RATE_LIMIT_DISABLED).
         s.conn.disableRateLimit();
         s.multifd?.disableRateLimit();
+        if (liveFrame < fullFrame) s.frames.newBuilder(fullFrame);
         const atPause = s.sentBytes();
         // The vCPU state first: the destination decodes and digests it while the last pages are found and sent.
         sendVcpuState(s);

@@ -1,0 +1,52 @@
+/**
+ * engines: livemig's downtime against QEMU's, per config, from the same run (issue 17's target: livemig ≤ QEMU in
+ * every config). The ratio is livemig ÷ QEMU: below 1, livemig's guest was paused for less time.
+ */
+import type { EngineRun } from './engines.js';
+
+export interface DowntimeRatio {
+  config: string;
+  qemuMs: number;
+  livemigMs: number;
+  /** livemig ÷ QEMU; null when either run failed or QEMU reported 0 ms (QEMU rounds its downtime to whole ms). */
+  ratio: number | null;
+  /** livemig's downtime was at or below QEMU's (false when either failed). */
+  atOrBelow: boolean;
+}
+
+/** One entry per config that both engines ran, in the order of the runs. */
+export function downtimeRatios(runs: readonly EngineRun[]): DowntimeRatio[] {
+  const out: DowntimeRatio[] = [];
+  for (const q of runs) {
+    if (q.engine !== 'qemu') continue;
+    const l = runs.find((r) => r.engine === 'livemig' && r.config.id === q.config.id);
+    if (!l) continue;
+    const ok = q.measured.status === 'completed' && l.measured.status === 'completed';
+    const qemuMs = q.measured.downtimeMs;
+    const livemigMs = l.measured.downtimeMs;
+    out.push({
+      config: q.config.id,
+      qemuMs,
+      livemigMs,
+      ratio: ok && qemuMs > 0 ? Math.round((livemigMs / qemuMs) * 100) / 100 : null,
+      atOrBelow: ok && livemigMs <= qemuMs,
+    });
+  }
+  return out;
+}
+
+/** The table cell for a run: the config's ratio on livemig's row, a dash on QEMU's. */
+export function ratioCell(ratios: readonly DowntimeRatio[], run: EngineRun): string {
+  if (run.engine !== 'livemig') return '–';
+  const r = ratios.find((x) => x.config === run.config.id);
+  return r?.ratio == null ? '–' : r.ratio.toFixed(2);
+}
+
+/** One line per config for the terminal. */
+export function downtimeLines(ratios: readonly DowntimeRatio[]): string[] {
+  return ratios.map(
+    (r) =>
+      `${r.config}: livemig ${r.livemigMs.toFixed(1)} ms vs QEMU ${r.qemuMs.toFixed(1)} ms, ratio ` +
+      `${r.ratio === null ? '–' : r.ratio.toFixed(2)} (${r.atOrBelow ? 'at or below QEMU' : 'ABOVE QEMU'})`,
+  );
+}
