@@ -26,6 +26,7 @@ import { PageSinkPool } from '../migration/page-sink.js';
 import { PreemptRegistry } from '../migration/preempt.js';
 import { MAX_HELLO_PAYLOAD } from '../migration/protocol/index.js';
 import type { MigrationReport } from '../migration/stats.js';
+import { pausedWindowClosed } from '../migration/switchover-hush.js';
 import { HostPower } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import { VERSION } from '../version.js';
@@ -421,6 +422,7 @@ export class Agent implements AgentApi {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, dashboardListener: boolean): Promise<void> {
+    await pausedWindowClosed(); // a guest paused for its switch-over here goes first (issue 17)
     const url = requestUrl(req);
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';

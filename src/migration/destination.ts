@@ -48,6 +48,7 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol/index.js';
+import { openPausedWindow, type PausedWindow } from './switchover-hush.js';
 import { warmSwitchoverCode } from './switchover-warm.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
@@ -301,6 +302,8 @@ class Destination {
   /** The state's load into the guest, started as it arrived (loadStateEarly). */
   private stateLoading: Promise<void> | undefined;
   private resumed = false;
+  /** The source paused the guest (VCPU_STATE came) until it runs here or the migration ends: switchover-hush.ts. */
+  private pausedWindow: PausedWindow | undefined;
   private readonly compressors = new Map<PageEncoding, Compressor>();
   /** Applies pages on another thread until the guest resumes here (then the main thread does, for post-copy). */
   private sink: PageSink | undefined;
@@ -404,6 +407,7 @@ class Destination {
         this.conn.destroy(e);
       }
     } finally {
+      this.pausedWindow?.close();
       this.endChannels();
       if (this.preemptEndpoint) this.hooks.preempt?.unregister(this.m.id, this.preemptEndpoint);
       this.postcopyEnded = true;
@@ -818,6 +822,7 @@ class Destination {
           setImmediate(() => warmSwitchoverCode(this.guest?.config));
           break;
         case Command.VCPU_STATE:
+          this.pausedWindow ??= openPausedWindow();
           // Decoded and digested now: the source sends it right after the pause, ahead of the last pages, so this
           // work overlaps theirs instead of following SWITCHOVER.
           this.vcpuState = decodeVcpuState(f.payload);
@@ -909,6 +914,7 @@ class Destination {
     } finally {
       if (goHere) socket.uncork?.();
     }
+    this.pausedWindow?.close();
     // The guest runs: what follows is bookkeeping, outside the downtime.
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();

@@ -9,6 +9,7 @@
  * another machine (the seed's 4-core i7-920) is driven by the same busy fraction this machine sees.
  */
 import { availableParallelism } from 'node:os';
+import { afterPausedWindow } from '../migration/switchover-hush.js';
 import { threadCpuMs, threadIds } from './cputime.js';
 import type { EnergyFigure } from './energy.js';
 import { isDvfsModel, type PowerModel, wattsAt } from './models.js';
@@ -141,7 +142,8 @@ export class PowerMeter {
 
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => this.sample(), this.intervalMs);
+    // Not inside a switch-over's paused window (a sync /proc read per thread): right after it.
+    this.#timer = setInterval(() => afterPausedWindow(() => this.sample(), this), this.intervalMs);
     this.#timer.unref();
   }
 

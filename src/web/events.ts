@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LivemigErrorCode } from '../errors.js';
 import type { MigrationReport } from '../migration/stats.js';
+import { afterPausedWindow } from '../migration/switchover-hush.js';
 import {
   type EndEvent,
   type HelloEvent,
@@ -245,24 +246,23 @@ export class EventHub {
   /** While a migration runs or a page listens: sample quiet migrations, and send status once a second. */
   private ensureTicker(): void {
     if (this.ticker) return;
-    this.ticker = setInterval(
-      () => {
-        const now = performance.now();
-        let active = 0;
-        for (const t of this.tracks.values()) {
-          if (t.ended) continue;
-          if (TERMINAL.has(t.report.status)) continue;
-          active++;
-          if (now - t.lastWall >= this.o.tickMs) this.progress(t.report, t.guest, true);
-        }
-        if (now - this.lastStatusAt >= 1000) this.sendStatus();
-        if (active === 0 && this.clients.size === 0) {
-          clearInterval(this.ticker);
-          this.ticker = undefined;
-        }
-      },
-      Math.min(100, this.o.tickMs),
-    );
+    const tick = () => {
+      const now = performance.now();
+      let active = 0;
+      for (const t of this.tracks.values()) {
+        if (t.ended) continue;
+        if (TERMINAL.has(t.report.status)) continue;
+        active++;
+        if (now - t.lastWall >= this.o.tickMs) this.progress(t.report, t.guest, true);
+      }
+      if (now - this.lastStatusAt >= 1000) this.sendStatus();
+      if (active === 0 && this.clients.size === 0) {
+        clearInterval(this.ticker);
+        this.ticker = undefined;
+      }
+    };
+    // Not inside a switch-over's paused window (issue 17): right after it.
+    this.ticker = setInterval(() => afterPausedWindow(tick, this), Math.min(100, this.o.tickMs));
     this.ticker.unref();
   }
 

@@ -98,6 +98,7 @@ export async function switchover(s: SourceState): Promise<void> {
     });
   }
   const tResumed = performance.now();
+  s.pausedWindow?.close();
   r.downtimeMs = tResumed - s.pausedAt;
   r.verified = d.method !== 'none';
   r.remainingBytes = 0;

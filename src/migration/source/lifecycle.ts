@@ -71,6 +71,7 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
     run.signal.removeEventListener('abort', onAbort);
     run.shutdown?.removeEventListener('abort', onShutdown);
     if (timer) clearTimeout(timer);
+    s.pausedWindow?.close(); // every way out (the switch-over closes it as soon as the guest runs there)
     if (s.pausedAt === 0) s.measureGuestRate();
     s.dirtyLimiter.finish(r);
     r.totalTimeMs = s.elapsed();

@@ -13,6 +13,7 @@ import type { MultifdSource } from '../multifd/source-channels.js';
 import type { MigrationOptions } from '../options.js';
 import { Command } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
+import { openPausedWindow, type PausedWindow } from '../switchover-hush.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
 import { FrameOutput } from './frame-output.js';
 import { HotLast } from './hot-last.js';
@@ -41,6 +42,8 @@ export class SourceState {
   pausedAt = 0;
   /** When every vCPU had parked (performance.now()); 0 before the pause. */
   parkedAt = 0;
+  /** Open from the pause until the guest runs on the destination (or the migration ends): switchover-hush.ts. */
+  pausedWindow: PausedWindow | undefined;
   /** The vCPU state taken at the stop-and-copy's pause, and when VCPU_STATE was written (handover.ts). */
   pausedState: GuestState | undefined;
   stateSent: Promise<void> | undefined;
@@ -164,6 +167,7 @@ export class SourceState {
       this.event('the destination is ready for switch-over (SWITCHOVER_ACK)');
     }
     this.measureGuestRate();
+    this.pausedWindow ??= openPausedWindow();
     this.pausedAt = performance.now();
     if (this.guest.running) await this.guest.pause();
     this.parkedAt = performance.now();

@@ -1,0 +1,123 @@
+/**
+ * The switch-over's paused window (switchover-hush.ts): work that is not the switch-over's waits until the guest
+ * runs on the destination (bounded), and every way out of a migration closes the window.
+ * No timing bounds beyond the module's own caps (under fake timers).
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runSource } from './source/index.js';
+import {
+  afterPausedWindow,
+  HOLD_MAX_MS,
+  inPausedWindow,
+  openPausedWindow,
+  pausedWindowClosed,
+} from './switchover-hush.js';
+import {
+  DestinationHarness,
+  destroyTestGuests,
+  FakeDestination,
+  sourceRun,
+  testGuest,
+} from './testing/index.js';
+
+const harnesses: DestinationHarness[] = [];
+const fakes: FakeDestination[] = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+  for (const f of fakes.splice(0)) f.close();
+  await destroyTestGuests();
+});
+
+describe('paused window', () => {
+  it('outside a window, work runs at once', async () => {
+    const ran: string[] = [];
+    afterPausedWindow(() => ran.push('now'));
+    expect(ran).toEqual(['now']);
+    let resolved = false;
+    await pausedWindowClosed().then(() => {
+      resolved = true;
+    });
+    expect(resolved).toBe(true);
+  });
+
+  it('inside, work waits until the last window closes; the same key is queued once', async () => {
+    const ran: string[] = [];
+    const a = openPausedWindow();
+    const b = openPausedWindow();
+    expect(inPausedWindow()).toBe(true);
+    const key = {};
+    afterPausedWindow(() => ran.push('sample'), key);
+    afterPausedWindow(() => ran.push('sample again'), key);
+    afterPausedWindow(() => ran.push('other'));
+    let answered = false;
+    void pausedWindowClosed().then(() => {
+      answered = true;
+    });
+    a.close();
+    a.close(); // idempotent: does not close b's window
+    await Promise.resolve();
+    expect(inPausedWindow()).toBe(true);
+    expect(ran).toEqual([]);
+    expect(answered).toBe(false);
+    b.close();
+    await Promise.resolve();
+    expect(inPausedWindow()).toBe(false);
+    expect(ran).toEqual(['sample', 'other']);
+    expect(answered).toBe(true);
+  });
+
+  it('a window that stays open holds work for at most HOLD_MAX_MS', () => {
+    vi.useFakeTimers();
+    const ran: string[] = [];
+    const w = openPausedWindow();
+    afterPausedWindow(() => ran.push('late'));
+    vi.advanceTimersByTime(HOLD_MAX_MS - 1);
+    expect(ran).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(ran).toEqual(['late']);
+    w.close();
+    expect(ran).toEqual(['late']);
+  });
+});
+
+describe('the window around a real switch-over', () => {
+  it('pre-copy: open from the pause to RESUMED on both sides; work queued in it runs once the guest runs there', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const seen: { inWindow: boolean; ranEarly: boolean }[] = [];
+    const ran: string[] = [];
+    const onHandOff = () => {
+      // At GO the guest is paused on the source and not yet running on the destination.
+      afterPausedWindow(() => ran.push('deferred'));
+      seen.push({ inWindow: inPausedWindow(), ranEarly: ran.length > 0 });
+    };
+    const r = await runSource(sourceRun(guest, conn, {}, { onHandOff }));
+    await done;
+    expect(r.status).toBe('completed');
+    expect(seen).toEqual([{ inWindow: true, ranEarly: false }]);
+    expect(ran).toEqual(['deferred']);
+    expect(inPausedWindow()).toBe(false);
+    expect(h.resumed).toHaveLength(1);
+  });
+
+  it('a switch-over refused by the destination closes the window (the guest resumes on the source)', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const d = new FakeDestination({ script: [{ at: 'SWITCHOVER', do: 'error', code: 'DIGEST_MISMATCH' }] });
+    fakes.push(d);
+    let inWindowAtSwitchover = false;
+    void d.script.reached('SWITCHOVER').then(() => {
+      inWindowAtSwitchover = inPausedWindow();
+    });
+    const r = await runSource(sourceRun(guest, d.connect()));
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('DIGEST_MISMATCH');
+    expect(inWindowAtSwitchover).toBe(true);
+    expect(inPausedWindow()).toBe(false);
+    expect(guest.running).toBe(true);
+  });
+});
