@@ -15,6 +15,10 @@
  * `--go-with-digest`: also a pair of this build migrating with `goWithDigest: true` (GO in the digest's write: one
  * round trip less, the point of no return at the digest's write instead of at GO).
  *
+ * After each migration it times the floor under the switch-over's waits in the same conditions (hop-floor.ts: four
+ * one-way 64-byte messages between two plain Node processes, as SWITCHOVER, READY, GO, RESUMED) and prints it as the
+ * last step.
+ *
  * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
  * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
  */
@@ -32,6 +36,7 @@ import {
   type SwitchoverTimes,
 } from '../src/migration/index.js';
 import { percentile } from '../src/migration/stats.js';
+import { type HopFloor, startHopFloor } from './hop-floor.js';
 
 // Agents run from the built dist/ (`bench:downtime` builds first): what users run, without the TypeScript loader.
 const ownCli = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
@@ -204,11 +209,19 @@ interface Phase {
   runsWithoutSteps: number;
   goWithDigest: number;
   runs: Run[];
+  /** Four one-way messages between two plain processes (hop-floor.ts), one sequence after each migration. */
+  floorMs: { median: number; p99: number; samples: number[] };
 }
 
-async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Promise<Phase[]> {
+async function phases(
+  ramBytes: number,
+  load: Phase['load'],
+  pairs: Pair[],
+  floor: HopFloor,
+): Promise<Phase[]> {
   const busy = load === 'loaded' ? busyProcess() : undefined;
   const runs = new Map<Pair['name'], Run[]>(pairs.map((p) => [p.name, []]));
+  const floorMs: number[] = [];
   try {
     if (busy) await new Promise((r) => setTimeout(r, 2000)); // let the load average start to rise
     const loadBefore = loadavg()[0]!;
@@ -223,6 +236,7 @@ async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Pro
           goWithDigest: r.switchover?.goWithDigest,
           steps: steps(r),
         });
+        floorMs.push(await floor.sample());
       }
     }
     process.stderr.write('\n');
@@ -256,6 +270,14 @@ async function phases(ramBytes: number, load: Phase['load'], pairs: Pair[]): Pro
         runsWithoutSteps: rs.length - withSteps.length,
         goWithDigest: rs.filter((r) => r.goWithDigest).length,
         runs: rs,
+        floorMs: {
+          median: median(floorMs),
+          p99: percentile(
+            [...floorMs].sort((x, y) => x - y),
+            99,
+          ),
+          samples: floorMs,
+        },
       };
     });
   } finally {
@@ -269,13 +291,16 @@ async function main(): Promise<void> {
   if (goWithDigest) pairs.push(await startPair('new, GO with the digest', cli, { goWithDigest: true }));
   if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
   const results: Phase[] = [];
+  const floor = await startHopFloor();
   try {
     // The first migration into a fresh agent pays for its worker threads' start-up; it is not counted.
     for (const p of pairs) await migrateOnce(p, sizes[0]!, -1);
     for (const ram of sizes) {
-      for (const load of ['quiet', 'loaded'] as const) results.push(...(await phases(ram, load, pairs)));
+      for (const load of ['quiet', 'loaded'] as const)
+        results.push(...(await phases(ram, load, pairs, floor)));
     }
   } finally {
+    floor.stop();
     await Promise.all(pairs.flatMap((p) => [p.src.stop(), p.dst.stop()]));
   }
 
@@ -315,6 +340,10 @@ async function main(): Promise<void> {
       ...results.map((p) => `${f(p.stepsMedianMs[k])} / ${f(p.stepsP99Ms[k])}`),
     ]);
   }
+  stepTable.push([
+    'floor: 4 one-way messages between two plain processes (hop-floor.ts)',
+    ...results.map((p) => `${f(p.floorMs.median)} / ${f(p.floorMs.p99)}`),
+  ]);
   stepTable.push([
     'downtime (report): median / p99',
     ...results.map((p) => `${f(p.downtimeMs.median)} / ${f(p.downtimeMs.p99)}`),
