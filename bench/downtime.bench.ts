@@ -75,10 +75,10 @@ const STEPS = [
 type Step = (typeof STEPS)[number];
 const STEP_NAMES: Record<Step, string> = {
   pauseMs: 'source: pause the vCPUs (requested → all parked)',
-  stateMs: 'source: vCPU state taken, encoded, written (ahead of the last pages)',
+  stateMs: 'source: vCPU state taken and encoded (ahead of the last pages)',
   lastPagesMs: 'source: last dirty-log sync + last pages written',
   digestMs: 'source: RAM + vCPU digest',
-  sendMs: 'source: digest (+ GO) written, one write',
+  sendMs: 'source: VCPU_STATE + digest (+ GO) written, one write',
   checkMs: 'written → READY read (link + destination check; with GO: + resume)',
   ackMs: 'READY → RESUMED read (GO after READY: GO, resume, ack)',
   'dst.drainMs': '  destination: page sink drained',

@@ -57,6 +57,7 @@ describe('paused window in an agent', () => {
       vi.advanceTimersByTime(30); // three ticks fall inside the window
       expect(samples).toHaveLength(1);
       w.close();
+      vi.advanceTimersByTime(0);
       expect(samples).toHaveLength(2);
       vi.advanceTimersByTime(10);
       expect(samples).toHaveLength(3);
@@ -95,6 +96,7 @@ describe('paused window in an agent', () => {
       vi.advanceTimersByTime(40);
       expect(hub.samples('m1')).toHaveLength(1);
       w.close();
+      vi.advanceTimersByTime(0);
       expect(hub.samples('m1')).toHaveLength(2);
     } finally {
       hub.close();

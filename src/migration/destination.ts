@@ -48,7 +48,7 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol/index.js';
-import { openPausedWindow, type PausedWindow } from './switchover-hush.js';
+import { openPausedWindow, type PausedWindow, yieldCore } from './switchover-hush.js';
 import { warmSwitchoverCode } from './switchover-warm.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
@@ -915,7 +915,9 @@ class Destination {
       if (goHere) socket.uncork?.();
     }
     this.pausedWindow?.close();
-    // The guest runs: what follows is bookkeeping, outside the downtime.
+    // The guest runs: what follows is bookkeeping, outside the downtime. Pre-copy (`times`): after a sleep, so that
+    // the source reads RESUMED first (switchover-hush.ts, yieldCore); post-copy serves the guest's faults at once.
+    if (times && !this.adopted) await yieldCore();
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();
     await ready.catch(() => undefined);

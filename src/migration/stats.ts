@@ -32,18 +32,18 @@ export interface DestinationSwitchoverTimes {
  * Where a pre-copy (or cold) switch-over's downtime went, in fractional milliseconds (performance.now(), µs
  * resolution) on the source's clock; `destination` is the destination's own account of its part (RESUMED body).
  * The steps add up to `downtimeMs`: pause + state + lastPages + digest + send + check + ack (in that order: the vCPU
- * state leaves right after the park, ahead of the last pages).
+ * state is taken right after the park, ahead of the last pages, and leaves with the digest).
  */
 export interface SwitchoverTimes {
   /** Pause requested → every vCPU parked. */
   pauseMs: number;
   /** Last dirty-log sync and the last pages written to the socket. */
   lastPagesMs: number;
-  /** vCPU state taken, encoded and written (VCPU_STATE, ahead of the last pages). */
+  /** vCPU state taken and encoded (VCPU_STATE, ahead of the last pages; written with the digest). */
   stateMs: number;
   /** RAM and vCPU digests (the RAM digest is kept incrementally: O(1) with `--verify ledger`). */
   digestMs: number;
-  /** The digest (and GO, when it rides with it) written in one go. */
+  /** VCPU_STATE and the digest (and GO, when it rides with it) written in one go. */
   sendMs: number;
   /** Written → READY read: the link, the destination's check (drain, verify, state load) and its event loop. */
   checkMs: number;

@@ -61,8 +61,9 @@ describe('paused window', () => {
     expect(ran).toEqual([]);
     expect(answered).toBe(false);
     b.close();
-    await Promise.resolve();
     expect(inPausedWindow()).toBe(false);
+    expect(ran).toEqual([]); // not in the closing call: on the next timer turn
+    await new Promise((r) => setTimeout(r, 0));
     expect(ran).toEqual(['sample', 'other']);
     expect(answered).toBe(true);
   });
@@ -97,6 +98,7 @@ describe('the window around a real switch-over', () => {
     };
     const r = await runSource(sourceRun(guest, conn, {}, { onHandOff }));
     await done;
+    await new Promise((r) => setTimeout(r, 0));
     expect(r.status).toBe('completed');
     expect(seen).toEqual([{ inWindow: true, ranEarly: false }]);
     expect(ran).toEqual(['deferred']);
@@ -119,5 +121,25 @@ describe('the window around a real switch-over', () => {
     expect(inWindowAtSwitchover).toBe(true);
     expect(inPausedWindow()).toBe(false);
     expect(guest.running).toBe(true);
+  });
+
+  it('pre-copy: the destination adopts the guest only after a sleep, once the source has read RESUMED', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    let sourceDone = false;
+    const adopted: boolean[] = [];
+    const onGuestResumed = h.hooks.onGuestResumed;
+    h.hooks.onGuestResumed = (id, g, m) => {
+      adopted.push(sourceDone);
+      onGuestResumed(id, g, m);
+    };
+    const { conn, done } = h.connect();
+    const r = await runSource(sourceRun(guest, conn));
+    sourceDone = true;
+    await done;
+    expect(r.status).toBe('completed');
+    expect(adopted).toEqual([true]);
   });
 });

@@ -44,9 +44,9 @@ export class SourceState {
   parkedAt = 0;
   /** Open from the pause until the guest runs on the destination (or the migration ends): switchover-hush.ts. */
   pausedWindow: PausedWindow | undefined;
-  /** The vCPU state taken at the stop-and-copy's pause, and when VCPU_STATE was written (handover.ts). */
+  /** The vCPU state taken at the stop-and-copy's pause, its VCPU_STATE body, and when it was ready (handover.ts). */
   pausedState: GuestState | undefined;
-  stateSent: Promise<void> | undefined;
+  stateBody: Buffer | undefined;
   stateSentAt = 0;
   /** GO is about to be or was sent: the guest belongs to the destination unless RECONCILE says otherwise. */
   handedOff = false;
