@@ -45,7 +45,7 @@ export async function switchover(s: SourceState): Promise<void> {
   const r = s.r;
   r.phase = 'switchover';
   const t0 = performance.now(); // the last pages are written
-  if (!s.pausedState) sendVcpuState(s); // (callers send it ahead, right after the park)
+  if (!s.pausedState) sendVcpuState(s); // (callers take it ahead, right after the park)
   const state = s.pausedState!;
   const stateBody = s.stateBody!;
   const t1 = Math.max(t0, s.stateSentAt);
