@@ -35,7 +35,7 @@ export function sendVcpuState(s: SourceState): void {
 }
 
 /**
- * Sends the digest (the vCPU state went ahead, sendVcpuState); waits for READY and RESUMED. With `goWithDigest`,
+ * Sends the vCPU state (taken ahead by sendVcpuState) and the digest in one write; waits for READY and RESUMED. With `goWithDigest`,
  * when a fault after handing the guest over can be settled (the destination granted OWNER_RECONCILE and we can
  * redial it), GO rides in the same write:
  * the destination resumes the guest as soon as its check passes, saving a round trip (and two wake-ups) of

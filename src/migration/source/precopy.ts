@@ -126,7 +126,7 @@ class PrecopyLoop {
         s.multifd?.disableRateLimit();
         if (liveFrame < fullFrame) s.frames.newBuilder(fullFrame);
         const atPause = s.sentBytes();
-        // The vCPU state first: the destination decodes and digests it while the last pages are found and sent.
+        // The vCPU state is taken now; it leaves with the digest, in one write (handover.ts says why).
         sendVcpuState(s);
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
