@@ -26,7 +26,7 @@ import { PageSinkPool } from '../migration/page-sink.js';
 import { PreemptRegistry } from '../migration/preempt.js';
 import { MAX_HELLO_PAYLOAD } from '../migration/protocol/index.js';
 import type { MigrationReport } from '../migration/stats.js';
-import { pausedWindowClosed } from '../migration/switchover-hush.js';
+import { pausedWindowClosed } from '../paused-window.js';
 import { HostPower } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import { VERSION } from '../version.js';

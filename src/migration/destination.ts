@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { type Compressor, type CompressorName, compressor } from '../codec/index.js';
 import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
+import { openPausedWindow, type PausedWindow, yieldCore } from '../paused-window.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { SwitchoverClock } from './destination-times.js';
@@ -48,7 +49,6 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol/index.js';
-import { openPausedWindow, type PausedWindow, yieldCore } from './switchover-hush.js';
 import { warmSwitchoverCode } from './switchover-warm.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
@@ -302,7 +302,7 @@ class Destination {
   /** The state's load into the guest, started as it arrived (loadStateEarly). */
   private stateLoading: Promise<void> | undefined;
   private resumed = false;
-  /** The source paused the guest (VCPU_STATE came) until it runs here or the migration ends: switchover-hush.ts. */
+  /** The source paused the guest (VCPU_STATE came) until it runs here or the migration ends: src/paused-window.ts. */
   private pausedWindow: PausedWindow | undefined;
   private readonly compressors = new Map<PageEncoding, Compressor>();
   /** Applies pages on another thread until the guest resumes here (then the main thread does, for post-copy). */
@@ -916,7 +916,7 @@ class Destination {
     }
     this.pausedWindow?.close();
     // The guest runs: what follows is bookkeeping, outside the downtime. Pre-copy (`times`): after a sleep, so that
-    // the source reads RESUMED first (switchover-hush.ts, yieldCore); post-copy serves the guest's faults at once.
+    // the source reads RESUMED first (src/paused-window.ts, yieldCore); post-copy serves the guest's faults at once.
     if (times && !this.adopted) await yieldCore();
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();

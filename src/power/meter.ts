@@ -9,7 +9,7 @@
  * another machine (the seed's 4-core i7-920) is driven by the same busy fraction this machine sees.
  */
 import { availableParallelism } from 'node:os';
-import { afterPausedWindow } from '../migration/switchover-hush.js';
+import { afterPausedWindow } from '../paused-window.js';
 import { threadCpuMs, threadIds } from './cputime.js';
 import type { EnergyFigure } from './energy.js';
 import { isDvfsModel, type PowerModel, wattsAt } from './models.js';

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LivemigErrorCode } from '../errors.js';
 import type { MigrationReport } from '../migration/stats.js';
-import { afterPausedWindow } from '../migration/switchover-hush.js';
+import { afterPausedWindow } from '../paused-window.js';
 import {
   type EndEvent,
   type HelloEvent,

@@ -62,7 +62,7 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
   // The handover's link broke but the guest resumed there: recover before pushing.
   let lostAtHandover = s.conn.closed ? s.conn.error : undefined;
   r.downtimeMs = performance.now() - s.pausedAt;
-  s.pausedWindow?.close(); // the guest runs on the destination: switchover-hush.ts
+  s.pausedWindow?.close(); // the guest runs on the destination: src/paused-window.ts
   r.status = 'postcopy-active';
   r.phase = 'postcopy';
   s.event(`post-copy: guest running on the destination after ${r.downtimeMs.toFixed(1)} ms`);

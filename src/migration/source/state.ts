@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { type Compressor, compressor } from '../../codec/index.js';
 import type { MigrationError } from '../../errors.js';
 import type { Guest, GuestState } from '../../guest/index.js';
+import { openPausedWindow, type PausedWindow } from '../../paused-window.js';
 import type { FrameConnection } from '../connection.js';
 import { DirtyLimiter } from '../dirty-limit.js';
 import { PageLedger } from '../ledger.js';
@@ -13,7 +14,6 @@ import type { MultifdSource } from '../multifd/source-channels.js';
 import type { MigrationOptions } from '../options.js';
 import { Command } from '../protocol/index.js';
 import type { MigrationReport } from '../stats.js';
-import { openPausedWindow, type PausedWindow } from '../switchover-hush.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
 import { FrameOutput } from './frame-output.js';
 import { HotLast } from './hot-last.js';
@@ -42,7 +42,7 @@ export class SourceState {
   pausedAt = 0;
   /** When every vCPU had parked (performance.now()); 0 before the pause. */
   parkedAt = 0;
-  /** Open from the pause until the guest runs on the destination (or the migration ends): switchover-hush.ts. */
+  /** Open from the pause until the guest runs on the destination (or the migration ends): src/paused-window.ts. */
   pausedWindow: PausedWindow | undefined;
   /** The vCPU state taken at the stop-and-copy's pause, its VCPU_STATE body, and when it was ready (handover.ts). */
   pausedState: GuestState | undefined;

@@ -1,17 +1,17 @@
 /**
- * The switch-over's paused window (switchover-hush.ts): work that is not the switch-over's waits until the guest
+ * The switch-over's paused window (src/paused-window.ts): work that is not the switch-over's waits until the guest
  * runs on the destination (bounded), and every way out of a migration closes the window.
  * No timing bounds beyond the module's own caps (under fake timers).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runSource } from './source/index.js';
 import {
   afterPausedWindow,
   HOLD_MAX_MS,
   inPausedWindow,
   openPausedWindow,
   pausedWindowClosed,
-} from './switchover-hush.js';
+} from '../paused-window.js';
+import { runSource } from './source/index.js';
 import {
   DestinationHarness,
   destroyTestGuests,

@@ -1,13 +1,13 @@
 /**
  * Issue 17, point 3: while a guest is paused for its switch-over in an agent, the agent's API requests and its power
  * meter's samples wait until the window closes (bounded), so the frames the switch-over waits for are not read
- * behind them. The window is opened here by hand (switchover-hush.ts is process-wide); the real switch-overs that
- * open it are tested in src/migration/switchover-hush.test.ts.
+ * behind them. The window is opened here by hand (src/paused-window.ts is process-wide); the real switch-overs that
+ * open it are tested in src/migration/paused-window.test.ts.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/index.js';
 import { emptyReport } from '../src/migration/stats.js';
-import { HOLD_MAX_MS, openPausedWindow, type PausedWindow } from '../src/migration/switchover-hush.js';
+import { HOLD_MAX_MS, openPausedWindow, type PausedWindow } from '../src/paused-window.js';
 import { PowerMeter } from '../src/power/meter.js';
 import { linearPowerModel } from '../src/power/models.js';
 import { EventHub } from '../src/web/events.js';
