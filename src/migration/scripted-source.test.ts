@@ -92,9 +92,11 @@ describe('real source, scripted destination: the happy paths verify byte for byt
     expect(o.fake.script.trail[0]).toBe('HELLO');
     const trail = o.fake.script.trail;
     expect(trail.slice(-2)).toEqual(['SWITCHOVER', 'GO']);
-    // The vCPU state leaves right after the pause, ahead of the last pages (the destination digests it meanwhile).
+    // The vCPU state leaves right after the pause, ahead of the last pages (the destination digests it meanwhile);
+    // the pause comes once the destination has answered APPLIED, asked right after the last round.
     const state = trail.indexOf('VCPU_STATE');
-    expect(state).toBe(trail.lastIndexOf('ROUND') + 1);
+    expect(trail.lastIndexOf('APPLIED')).toBe(trail.lastIndexOf('ROUND') + 1);
+    expect(state).toBe(trail.lastIndexOf('APPLIED') + 1);
     for (const f of trail.slice(state + 1, -2)) expect(f).toMatch(/^PAGES/);
   });
 
