@@ -101,9 +101,13 @@ describe('APPLIED_ACK, the real source', () => {
     expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
     const trail = o.fake.script.trail;
     expect(o.fake.script.count('APPLIED')).toBeGreaterThanOrEqual(1);
-    // Nothing but the state and the last pages between the last answer and the switch-over.
+    // Nothing but the state and the last pages between the last answer and the switch-over, and no question
+    // asked twice about the same bytes (each APPLIED follows pages or a round).
     const last = trail.findLastIndex((t) => t.startsWith('APPLIED'));
     expect(trail[last + 1]).toBe('VCPU_STATE');
+    trail.forEach((t, i) => {
+      if (t.startsWith('APPLIED')) expect(trail[i - 1]).toMatch(/^(PAGES|ROUND)/);
+    });
   });
 
   it('a destination that does not grant it (an older agent): no APPLIED is sent, the migration completes', async () => {

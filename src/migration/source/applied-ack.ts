@@ -57,9 +57,9 @@ export async function destinationCaughtUp(
   }
   s.checkAbort();
   const seq = ++p.seq;
-  const bytes = s.sentBytes();
   const t = performance.now();
   await s.conn.sendFrame(Command.APPLIED, encodeApplied(seq));
+  const bytes = s.sentBytes(); // with the question itself: nothing new was sent if this is still the count
   // No timeout on the read itself: a late answer must still be consumed here, not by the switch-over's reader.
   const answer = s.conn.expect(Command.APPLIED).then((f) => checkAnswer(s, f, seq));
   answer.catch(() => undefined); // after a timeout nobody awaits it; a failure then surfaces through the connection
