@@ -13,12 +13,12 @@ import { runSource } from './source/index.js';
 import {
   DestinationHarness,
   destroyTestGuests,
+  differingPages,
   FakeDestination,
   type FakeDestinationOptions,
   FakeSource,
   type FakeSourceOptions,
   ramImage,
-  differingPages,
   sourceRun,
   testGuest,
 } from './testing/index.js';
