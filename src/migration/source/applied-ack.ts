@@ -15,6 +15,7 @@
  */
 import { MigrationError } from '../../errors.js';
 import { Command, decodeApplied, encodeApplied, type Frame } from '../protocol/index.js';
+import { warmSwitchoverCode } from '../switchover-warm.js';
 import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
@@ -63,6 +64,10 @@ export async function destinationCaughtUp(
   // No timeout on the read itself: a late answer must still be consumed here, not by the switch-over's reader.
   const answer = s.conn.expect(Command.APPLIED).then((f) => checkAnswer(s, f, seq));
   answer.catch(() => undefined); // after a timeout nobody awaits it; a failure then surfaces through the connection
+  // The round trip is idle time: warm the switch-over's code now (precopy.ts warms it again right before the
+  // pause, which then costs microseconds), so that the pause follows the answer closely — the guest writes on
+  // until the pause, and what it writes goes in the stop-and-copy.
+  warmSwitchoverCode(s.guest.config);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
