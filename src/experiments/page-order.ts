@@ -416,7 +416,8 @@ export const pageOrder: Experiment = {
     `recorded rate; and ${SVARD}: 128 MiB, 64 MiB written at 6000 pages/s) over a 32 MiB/s link, at most 10 ` +
     'rounds, in address order and hot-last order (pages dirty at 2 syncs in a row held for the stop-and-copy, ' +
     're-dirtied pages skipped; with XBZRLE only once their old copy is cached, held copies pinned, and live passes ' +
-    "of deltas until the pause, the last one after the destination's SWITCHOVER_ACK), each with and " +
+    "of deltas until the pause, the last one after the destination's SWITCHOVER_ACK and each one applied there " +
+    'before the next (APPLIED) — the pause never waits for the destination to catch up), each with and ' +
     'without XBZRLE (cache = RAM). Compares downtime (median, p99 over repetitions, with the load average), ' +
     'migration time and traffic with plain pre-copy, against the bar of Svärd et al. (CloudCom 2011), the ' +
     'downtime split into its page-dependent part and the fixed switch-over cost, and hot-last + XBZRLE against ' +

@@ -11,6 +11,7 @@ import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import { openPausedWindow, type PausedWindow, yieldCore } from '../paused-window.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
+import { answerApplied } from './destination-applied.js';
 import { SwitchoverClock } from './destination-times.js';
 import { fullRamDigest, PageLedger, pageCrc, vcpuDigest } from './ledger.js';
 import { MultifdSink } from './multifd/channel-sink.js';
@@ -165,7 +166,8 @@ const SUPPORTED_CAPS =
   Capability.OWNER_RECONCILE |
   Capability.MULTIFD |
   Capability.POSTCOPY_PREEMPT |
-  Capability.SWITCHOVER_ACK;
+  Capability.SWITCHOVER_ACK |
+  Capability.APPLIED_ACK;
 
 /**
  * Serves one incoming connection: a new migration (HELLO) until it completes or fails, or a RECOVER that hands the
@@ -331,6 +333,8 @@ class Destination {
   private recoveryToken: string | undefined;
   /** The source asked for frame binding (FRAME_BINDING): every connection of this migration binds its frames. */
   private framesBound = false;
+  /** The source asked for APPLIED_ACK: its APPLIED frames are answered (destination-applied.ts). */
+  private appliedAck = false;
   /** Bytes received over connections that broke during post-copy. */
   private bytesBeforeRecovery = 0;
   /** What the agent reserved for this guest at HELLO (released when the migration ends). */
@@ -548,6 +552,7 @@ class Destination {
     // socket) instead of delaying both. A failure from here on still discards the guest; the source keeps its own.
     // Frame binding: what the source sends from now on is bound to this nonce, and our frames after HELLO_ACK.
     this.framesBound = (h.capabilities & Capability.FRAME_BINDING) !== 0;
+    this.appliedAck = (h.capabilities & Capability.APPLIED_ACK) !== 0; // granted whenever asked
     const nonce = this.framesBound ? this.conn.bindFramesWithNewNonce(Command.HELLO_ACK) : undefined;
     // HELLO accepted: from now on frames may be as large as HELLO_ACK allows (before, MAX_HELLO_PAYLOAD).
     this.conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
@@ -831,6 +836,14 @@ class Destination {
           break;
         case Command.SYNC:
           await this.sync(f);
+          break;
+        case Command.APPLIED:
+          await answerApplied(
+            this.conn,
+            f.payload,
+            this.appliedAck,
+            () => this.sink?.drain() ?? Promise.resolve(),
+          );
           break;
         case Command.SWITCHOVER:
           // Every page came before the last SYNC: the channels have done their work.

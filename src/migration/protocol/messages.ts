@@ -242,6 +242,20 @@ export function decodeSync(payload: Buffer): number {
   return seq;
 }
 
+/** APPLIED (capability APPLIED_ACK): a sync point, 1..2^32-1; the destination's answer echoes it. */
+export function encodeApplied(seq: number): Buffer {
+  if (!Number.isInteger(seq) || seq < 1 || seq > 0xffffffff)
+    throw new RangeError(`APPLIED: sync point ${seq}`);
+  return new PayloadWriter().u32(seq).finish();
+}
+export function decodeApplied(payload: Buffer): number {
+  const r = new PayloadReader(payload, 'APPLIED');
+  const seq = r.u32();
+  r.end();
+  if (seq === 0) throw protocolError('APPLIED: sync point 0');
+  return seq;
+}
+
 /** CHANNEL_ACK: the channel's frame-binding nonce when the migration's frames are bound, else nothing. */
 export function encodeChannelAck(nonce?: Uint8Array): Buffer {
   const w = new PayloadWriter();

@@ -15,6 +15,10 @@
  *     S->>D: PAGES* (zero / raw / XBZRLE / RLE / compressed entries)
  *     S->>D: ROUND (r, pages sent, dirty pages left)
  *   end
+ *   opt capability APPLIED_ACK: before the pause, after each live pass
+ *     S->>D: APPLIED k
+ *     D-->>S: APPLIED k (every page before it applied; the source pauses only after it, or a timeout)
+ *   end
  *   Note over S: pause guest, last dirty pages
  *   S->>D: PAGES* , VCPU_STATE
  *   alt pre-copy / cold
@@ -123,6 +127,13 @@ export enum Command {
   /** The destination's answer to RECONCILE: resumed, held (verified, paused, waiting for GO) or gone. */
   OWNER = 19,
   /**
+   * Capability APPLIED_ACK (QEMU's MIG_CMD_PING / MIG_RP_MSG_PONG, answered only once applied): source → destination,
+   * a sync point (u32) after a live pass; destination → source, the same u32 once every page sent before it is in
+   * RAM and the ledger. The source pauses the guest only after it (bounded), so the destination's backlog of the
+   * last live pass is not downtime.
+   */
+  APPLIED = 20,
+  /**
    * First frame of the post-copy preempt channel (capability POSTCOPY_PREEMPT, QEMU's postcopy-preempt): a second
    * connection of the same migration, `{migrationId, token}` as RECOVER, that carries only the pages answering the
    * destination's PAGE_REQUESTs.
@@ -187,6 +198,11 @@ export const Capability = {
    * on a lost link; HELLO's guest JSON carries the token (recoveryToken) a RECONCILE must present.
    */
   OWNER_RECONCILE: 1 << 8,
+  /**
+   * The destination answers APPLIED once every page sent before it is applied; the source waits for it before it
+   * pauses the guest (source/applied-ack.ts). Optional both ways: without it the source pauses at once.
+   */
+  APPLIED_ACK: 1 << 9,
   /**
    * Parallel channels (QEMU's multifd): pages travel on extra connections (CHANNEL), the main one keeps the control
    * stream; HELLO's guest JSON says how many (`multifd: {channels}`) and carries the token a CHANNEL must present.

@@ -40,6 +40,7 @@ function requestedCapabilities(s: SourceState): number {
     (o.compress === 'lz4' ? Capability.LZ4 : 0) |
     Capability.FRAME_BINDING |
     Capability.SWITCHOVER_ACK |
+    Capability.APPLIED_ACK |
     (s.spec.redial ? Capability.OWNER_RECONCILE : 0) |
     (o.multifdChannels > 1 ? Capability.MULTIFD : 0) |
     (usesPostcopy(s)
@@ -104,7 +105,9 @@ export async function handshake(s: SourceState): Promise<void> {
   s.ownership = (ack.capabilities & Capability.OWNER_RECONCILE) !== 0;
   // Optional too: an older destination never says it is ready, and the source then does not wait for it.
   s.switchoverAck = (ack.capabilities & Capability.SWITCHOVER_ACK) !== 0;
-  const required = caps & ~(Capability.OWNER_RECONCILE | Capability.SWITCHOVER_ACK);
+  // Optional: without it the source pauses without waiting for the destination to apply the last pages.
+  s.appliedAck = (ack.capabilities & Capability.APPLIED_ACK) !== 0;
+  const required = caps & ~(Capability.OWNER_RECONCILE | Capability.SWITCHOVER_ACK | Capability.APPLIED_ACK);
   if (caps & Capability.POSTCOPY_PREEMPT && !(ack.capabilities & Capability.POSTCOPY_PREEMPT)) {
     throw new MigrationError(
       'CAPABILITY',

@@ -11,9 +11,13 @@
  * - one pass of a few thousand deltas lasts tens of milliseconds, during which the guest dirties hundreds of pages
  *   (gap-128MiB: ~400). Another, shorter pass over just those leaves fewer: passes repeat while each leaves at
  *   most half of what it was given, down to a floor of a few pages, a bounded number of times.
+ * After the ACK each pass ends when the destination has applied it (capability APPLIED_ACK, applied-ack.ts): the
+ * pause then never waits for the destination's backlog of the last pass, and the next sync counts what the guest
+ * wrote until then.
  */
 import type { MigrationError } from '../../errors.js';
 import { Command } from '../protocol/index.js';
+import { destinationCaughtUp } from './applied-ack.js';
 import { finalPass, type Owed } from './final-pass.js';
 import { mergeSorted } from './hot-last.js';
 import { SWITCHOVER_TIMEOUT_MS } from './run.js';
@@ -105,7 +109,14 @@ export async function hotLastPasses(s: SourceState, owed: Owed): Promise<Owed> {
   const bytesBefore = s.conn.bytesSent;
   const done = await runPasses(
     {
-      pass: (o, beforeAck) => (beforeAck ? passWhileWaiting(s, o) : finalPass(s, o)),
+      pass: async (o, beforeAck) => {
+        if (beforeAck) return passWhileWaiting(s, o);
+        const left = await finalPass(s, o);
+        // What the guest writes until the destination has applied this pass is what the next sync sees: the pass
+        // counts as done once applied there (capability APPLIED_ACK), so the pause never waits on its backlog.
+        await destinationCaughtUp(s);
+        return left;
+      },
       sync: () => log.sync(),
       ackPending: () => !ack.settled,
       waitAck: (ms) => ack.waitUpTo(ms),

@@ -17,6 +17,7 @@ import {
 } from '../round-decision.js';
 import { mbps } from '../stats.js';
 import { warmSwitchoverCode } from '../switchover-warm.js';
+import { destinationCaughtUp } from './applied-ack.js';
 import { sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
@@ -117,6 +118,7 @@ class PrecopyLoop {
         r.switchoverReason = decision.reason;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
         const owedNow = await hotLastPasses(s, { dirty, held });
+        await destinationCaughtUp(s); // the destination's backlog is not downtime (capability APPLIED_ACK)
         warmSwitchoverCode(s.guest.config); // the guest still runs: compiling this is not downtime
         await s.pause();
         r.phase = 'stop-and-copy';

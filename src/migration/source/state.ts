@@ -64,6 +64,8 @@ export class SourceState {
   preemptBytesBefore = 0;
   /** The destination granted SWITCHOVER_ACK and has not sent it yet: the guest is not paused before it comes. */
   switchoverAck = false;
+  /** The destination granted APPLIED_ACK: the source may wait for it to catch up before pausing (applied-ack.ts). */
+  appliedAck = false;
   /** SWITCHOVER or POSTCOPY_START was sent: the destination may come to hold a verified copy. */
   readyAsked = false;
   stepsAtStart = 0;

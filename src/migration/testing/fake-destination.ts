@@ -51,7 +51,8 @@ export type DestinationStep =
   | 'POSTCOPY_END'
   | 'RECOVER'
   | 'RECONCILE'
-  | 'PREEMPT';
+  | 'PREEMPT'
+  | 'APPLIED';
 
 export interface FakeDestinationOptions {
   script?: ScriptLine<DestinationStep>[];
@@ -292,6 +293,9 @@ export class FakeDestination {
         const nonce = this.bound ? conn.bindFramesWithNewNonce(Command.PREEMPT_ACK) : undefined;
         return plain(Command.PREEMPT_ACK, encodePreemptAck(nonce));
       }
+      case Command.APPLIED:
+        // Pages are applied as they arrive here: everything before it is in RAM already.
+        return plain(Command.APPLIED, Buffer.from(f.payload));
       case Command.RECONCILE: {
         decodeReconcile(f.payload);
         const state: OwnerState =

@@ -22,11 +22,13 @@ import {
   Capability,
   Command,
   type Digest,
+  decodeApplied,
   decodeCompleteBody,
   decodeHelloAck,
   decodeOwner,
   decodePageRequest,
   decodeRecoverAck,
+  encodeApplied,
   encodeDigest,
   encodeFrame,
   encodeHello,
@@ -58,7 +60,8 @@ export type SourceStep =
   | 'SWITCHOVER'
   | 'POSTCOPY_START'
   | 'GO'
-  | 'POSTCOPY_END';
+  | 'POSTCOPY_END'
+  | 'APPLIED';
 
 export interface FakeSourceOptions {
   strategy?: 'precopy' | 'postcopy';
@@ -67,6 +70,13 @@ export interface FakeSourceOptions {
   hello?: Partial<Hello>;
   /** Fields of the SWITCHOVER / POSTCOPY_END digest to change (a wrong RAM digest: DIGEST_MISMATCH). */
   digest?: Partial<Digest>;
+  /**
+   * Capability APPLIED_ACK: 'asked' offers it in HELLO and, after the pages, sends APPLIED 1 and waits for its
+   * answer (calling `onApplied` when it comes, before anything else is sent); 'unasked' sends APPLIED without
+   * offering the capability (a PROTOCOL error).
+   */
+  applied?: 'asked' | 'unasked';
+  onApplied?: () => void | Promise<void>;
   /** Pages per PAGES frame (default 64: a 4 MiB guest's working set takes several frames). */
   pagesPerFrame?: number;
 }
@@ -110,6 +120,13 @@ export class FakeSource {
       if (this.strategy === 'precopy') {
         await this.pages(conn, this.sentPages());
         await this.step(conn, 'ROUND', Command.ROUND, encodeRound({ round: 1, pagesSent: 0, dirtyPages: 0 }));
+        if (this.options.applied) {
+          await this.step(conn, 'APPLIED', Command.APPLIED, encodeApplied(1));
+          if (decodeApplied((await this.answer(conn, Command.APPLIED)).payload) !== 1) {
+            throw new MigrationError('PROTOCOL', 'APPLIED answered with another sync point');
+          }
+          await this.options.onApplied?.();
+        }
         await this.step(conn, 'VCPU_STATE', Command.VCPU_STATE, encodeJson(this.guest.state()));
         await this.step(conn, 'SWITCHOVER', Command.SWITCHOVER, encodeDigest(this.digest()));
         await this.answer(conn, Command.READY);
@@ -182,6 +199,7 @@ export class FakeSource {
     const capabilities =
       Capability.FRAME_BINDING |
       Capability.OWNER_RECONCILE |
+      (this.options.applied === 'asked' ? Capability.APPLIED_ACK : 0) |
       (this.strategy === 'postcopy' ? Capability.POSTCOPY | Capability.POSTCOPY_RECOVER : 0);
     const hello: Hello = {
       versionMin: 1,
