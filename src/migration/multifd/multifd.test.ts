@@ -5,7 +5,7 @@
  */
 import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Guest } from '../../guest/index.js';
 import { FrameConnection } from '../connection.js';
 import { DEFAULT_DESTINATION_LIMITS, runDestination } from '../destination.js';
@@ -137,7 +137,9 @@ describe('a long round on the channels', () => {
     const r1 = r.perRound[0]!;
     expect((r1.bytes * 1000) / r1.durationMs).toBeLessThan(options.maxBandwidth * 1.2);
     expect(r.multifd?.bytes.every((b) => b > 4 * MiB)).toBe(true);
-    expect(incoming?.running).toBe(true);
+    // The destination adopts the guest a timer turn after RESUMED (src/paused-window.ts, yieldCore), so after the
+    // source's runSource may have returned.
+    await vi.waitFor(() => expect(incoming?.running).toBe(true));
   }, 120_000);
 });
 
