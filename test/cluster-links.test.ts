@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
 import { clusterOptionsFromFlags } from '../src/cli/cluster.js';
-import { ClusterLinks, parseClusterLink, QUICK_CLUSTER, runCluster } from '../src/cluster/index.js';
+import { ClusterLinks, parseClusterLink } from '../src/cluster/index.js';
 import { UsageError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { agentPairForFile, expectOracle, MiB, runCli } from './helpers.js';
@@ -109,7 +109,5 @@ describe('two agents joined through the cluster’s link proxies', () => {
   }, 120_000);
 });
 
-describe('livemig cluster with --link-delay', () => {
-  // A whole cluster run through the proxies (every migration across one, verified, the delay in its downtime) is
-  // test/cluster-netns.test.ts's tiny cluster with delayed links: one cluster run in the default suite, not two.
-});
+// A whole cluster run through the proxies (every migration across one, verified, the delay in its downtime) is
+// test/cluster-netns.test.ts's tiny cluster with delayed links: one cluster run in the default suite, not two.
