@@ -8,6 +8,7 @@
  * VM at a later time supersedes it; an entry at the same time replaces it.
  */
 import { MigrationError } from '../../errors.js';
+import { sumInHashMapOrder } from './java-hashmap.js';
 import { meanUtilisationAt } from './sampling.js';
 import { HISTORY_LENGTH, type SimState } from './state.js';
 
@@ -109,6 +110,8 @@ export function recomputeHost(s: SimState, h: number, t: number): number {
     if (!over && available >= need) available -= need;
     else over = true;
   }
+  // CloudSim sums the needs in its HashMap's order, not the list's: one ulp can move a floor below.
+  if (over && s.compat) needed = sumInHashMapOrder(list, s.mapCapacity[h]!, (v) => needOf(s, v, pe, migIn));
   const scale = over ? total / needed : 1;
   let util = 0;
   let requested = 0;
@@ -167,6 +170,12 @@ export function recomputeHost(s: SimState, h: number, t: number): number {
   s.reqSum[h] = requested;
   s.hostOn[h] = list.length > 0 ? 1 : 0;
   return u;
+}
+
+/** What VM v asks of its host's PEs: its demand capped at one PE, a tenth of it for an incoming copy. */
+function needOf(s: SimState, v: number, pe: number, migIn: readonly number[]): number {
+  const c = Math.min(s.demand[v]!, pe);
+  return migIn.length > 0 && migIn.includes(v) ? c * 0.1 : c;
 }
 
 /** Host state-history entry; an entry at the same time replaces the previous one. */

@@ -5,6 +5,7 @@
  */
 import { predictPrecopy } from '../../migration/model.js';
 import { recomputeHost, updateAll, updateHosts } from './accounting.js';
+import { noteMapEntries } from './java-hashmap.js';
 import type { SimState } from './state.js';
 
 /** A migration in flight: completes at `time`; `seq` keeps the start order among equal times. */
@@ -67,6 +68,7 @@ export function startMigrations(s: SimState, t: number, entries: number[], seq0:
     if (!s.hostMigIn[target]!.includes(v)) {
       s.hostMigIn[target]!.push(v);
       s.hostVms[target]!.push(v);
+      noteMapEntries(s, target, s.hostVms[target]!.length);
     }
     s.migrations++;
     s.migrationLog?.push(t, v, source, target);

@@ -6,6 +6,7 @@
  */
 import { demandAt } from './accounting.js';
 import { candidateSet } from './candidates.js';
+import { noteMapEntries } from './java-hashmap.js';
 import { hostOverloaded, overloadedAtCreation } from './overload.js';
 import type { SimState } from './state.js';
 
@@ -77,6 +78,7 @@ function sumHost(s: SimState, h: number): void {
 export function addVm(s: SimState, h: number, v: number): void {
   s.histValid[h] = 0;
   s.hostVms[h]!.push(v);
+  noteMapEntries(s, h, s.hostVms[h]!.length);
   s.reqSum[h] = s.reqSum[h]! + s.demand[v]!;
   s.ramUsed[h] = s.ramUsed[h]! + s.vmRam[v]!;
   s.undo.push(h, v, -1);
@@ -143,6 +145,8 @@ export function findHost(
     if (excluded[h] === 1 || !suitable(s, h, v)) continue;
     const sum = s.reqSum[h]!;
     const total = s.hostMips[h]!;
+    // CloudSim's scan tries the VM on every suitable busy host (`isHostOverUtilizedAfterAllocation`).
+    if (sum !== 0 && s.overload) noteMapEntries(s, h, s.hostVms[h]!.length + 1);
     const after = s.power[h]!(atLeast0((sum + d) / total));
     let before: number;
     if (!s.fix.wakeCost) {
@@ -191,6 +195,7 @@ function findHostScan(
     const sum = s.reqSum[h]!;
     const total = s.hostMips[h]!;
     if (sum !== 0 && s.overload) {
+      noteMapEntries(s, h, s.hostVms[h]!.length + 1);
       const over = initial && !s.fix.initialDemand ? overloadedAtCreation(s, h, d) : hostOverloaded(s, h, v);
       if (over) continue;
     }

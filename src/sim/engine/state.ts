@@ -141,6 +141,8 @@ export class SimState {
   readonly stepSwitchOff: boolean;
   /** `switchOff: 'step'`: host held a VM at the last scheduling step (it draws power until the next); else all 0. */
   readonly onAtStep: Uint8Array;
+  /** CloudSim: capacity of each host's `mipsMapRequested` HashMap (see java-hashmap.ts). */
+  readonly mapCapacity: Int32Array;
 
   constructor(workload: Workload, options: SimOptions) {
     this.options = options;
@@ -198,6 +200,7 @@ export class SimState {
     this.hostOn = new Uint8Array(H);
     this.stepSwitchOff = switchOffOf(options) === 'step' && this.fix.idleVms;
     this.onAtStep = new Uint8Array(H);
+    this.mapCapacity = new Int32Array(H).fill(16);
     this.hostLast = new Float64Array(H).fill(-1);
     this.histCache = new Float64Array(H * HISTORY_LENGTH);
     this.histValid = new Uint8Array(H);
