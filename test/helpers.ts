@@ -3,9 +3,10 @@
  * the control API, and waiting for conditions without timing assertions.
  */
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, vi } from 'vitest';
 import { type Agent, AgentClient, type CertFiles, startAgent } from '../src/agent/index.js';
 import { type ChildAgent, cliCommand, spawnAgent } from '../src/agent/spawn.js';
+import { main } from '../src/cli/main.js';
 import { checkOracle } from '../src/experiments/scenario.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { encodeHello, StrategyCode } from '../src/migration/protocol/index.js';
@@ -41,6 +42,27 @@ export function runCli(
   const { file, execArgv } = cliCommand();
   const r = spawnSync(process.execPath, [...execArgv, file, ...args], { encoding: 'utf8', timeout });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The CLI in this process (`main`), its stdout and stderr captured: for commands quick enough not to need a child. */
+export async function runMain(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'livemig', ...args]);
+    return { code, out, err };
+  } finally {
+    spy.mockRestore();
+    errSpy.mockRestore();
+  }
 }
 
 export async function localAgent(

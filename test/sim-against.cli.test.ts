@@ -4,32 +4,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runMain } from './helpers.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(['node', 'livemig', ...args]), out, err };
-  } finally {
-    spy.mockRestore();
-    errSpy.mockRestore();
-  }
-}
 
 const K = 12;
 /** A saved run, the fields the agreement reads: 4 hosts, 8 VMs, the first hour of 20110306, one migration. */
@@ -88,12 +69,12 @@ describe('livemig sim --against', () => {
     const dir = await mkdtemp(join(tmpdir(), 'livemig-against-'));
     dirs.push(dir);
     await writeFile(join(dir, 'cluster.json'), JSON.stringify(saved));
-    const text = await run(['sim', '--against', dir]);
+    const text = await runMain(['sim', '--against', dir]);
     expect(text.code).toBe(0);
     expect(text.out).toContain('Agreement (guests delivered 0.90 × their traced CPU)');
     expect(text.out).toContain('sim: trace samples (CloudSim), model');
     expect(text.out).toContain('sim: measured demand and migrations');
-    const json = await run(['sim', '--against', dir, '--json']);
+    const json = await runMain(['sim', '--against', dir, '--json']);
     const a = JSON.parse(json.out) as { variants: { key: string }[] };
     expect(a.variants.map((v) => v.key)).toEqual([
       'samples',
@@ -101,11 +82,11 @@ describe('livemig sim --against', () => {
       'measured-migrations',
       'measured-demand',
     ]);
-    const md = await run(['sim', '--against', dir, '--markdown']);
+    const md = await runMain(['sim', '--against', dir, '--markdown']);
     expect(md.out).toMatch(/^\*\*LR-MMT-1\.2, 20110306\*\*/);
     expect(md.out).toContain('| metric | cluster | sim: trace samples (CloudSim), model | Δ |');
     // The switches apply to the ladder's trace runs: CloudSim's sampling makes the model rung the samples rung.
-    const instant = await run([
+    const instant = await runMain([
       'sim',
       '--against',
       dir,
@@ -122,14 +103,14 @@ describe('livemig sim --against', () => {
   it('says what is wrong with a folder that holds no cluster report, and with a bad switch', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'livemig-against-'));
     dirs.push(dir);
-    const missing = await run(['sim', '--against', dir]);
+    const missing = await runMain(['sim', '--against', dir]);
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/--against: cannot read .*cluster\.json \(ENOENT\)/);
     await writeFile(join(dir, 'cluster.json'), JSON.stringify({ ...saved, vms: 'x' }));
-    const bad = await run(['sim', '--against', dir]);
+    const bad = await runMain(['sim', '--against', dir]);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/not a livemig cluster report \(vms: /);
-    const sampling = await run(['sim', '--against', dir, '--sampling', 'sometimes']);
+    const sampling = await runMain(['sim', '--against', dir, '--sampling', 'sometimes']);
     expect(sampling.code).toBe(2);
     expect(sampling.err).toMatch(/--sampling: use mean or instant/);
   });

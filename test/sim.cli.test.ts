@@ -1,39 +1,19 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runMain } from './helpers.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'livemig', ...args]);
-    return { code, out, err };
-  } finally {
-    spy.mockRestore();
-    errSpy.mockRestore();
-  }
-}
-
 describe('livemig sim', () => {
   it('runs policies in both modes and writes JSON, CSV and a self-contained HTML report', async () => {
     const out = await mkdtemp(join(tmpdir(), 'livemig-sim-'));
     dirs.push(out);
-    const r = await run([
+    const r = await runMain([
       'sim',
       '--synthetic',
       '60',
@@ -58,7 +38,7 @@ describe('livemig sim', () => {
   });
 
   it('prints JSON with --json and rejects unknown policies with a usage error', async () => {
-    const r = await run([
+    const r = await runMain([
       'sim',
       '--synthetic',
       '20',
@@ -73,12 +53,21 @@ describe('livemig sim', () => {
     expect(r.code).toBe(0);
     const parsed = JSON.parse(r.out) as { policy: string; mode: string }[];
     expect(parsed[0]).toMatchObject({ policy: 'MAD-MC-2.5', mode: 'cloudsim' });
-    const bad = await run(['sim', '--synthetic', '20', '--policy', 'foo-bar']);
+    const bad = await runMain(['sim', '--synthetic', '20', '--policy', 'foo-bar']);
     expect(bad.code).toBe(2);
   });
 
   it('runs a bundled day by name with the CloudSim figures of 20110303 (LR-MMT: 163.48 kWh, 27 859 migrations)', async () => {
-    const r = await run(['sim', '--day', '20110303', '--policy', 'lr-mmt', '--compat', 'cloudsim', '--json']);
+    const r = await runMain([
+      'sim',
+      '--day',
+      '20110303',
+      '--policy',
+      'lr-mmt',
+      '--compat',
+      'cloudsim',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const [x] = JSON.parse(r.out) as Record<string, number | string>[];
     // Recorded from the original text files of that day (the per-day table in docs/simulator.md).
@@ -98,7 +87,7 @@ describe('livemig sim', () => {
   });
 
   it('--days all runs the ten bundled days (NPA: 2410.8028 kWh each as in CloudSim 3.0.3)', async () => {
-    const r = await run(['sim', '--days', 'all', '--policy', 'npa', '--compat', 'cloudsim', '--json']);
+    const r = await runMain(['sim', '--days', 'all', '--policy', 'npa', '--compat', 'cloudsim', '--json']);
     expect(r.code).toBe(0);
     const results = JSON.parse(r.out) as { workload: string; energyKWh: number }[];
     expect(results.map((x) => x.workload)).toEqual([
@@ -128,13 +117,13 @@ describe('livemig sim', () => {
     ] as const) {
       await writeFile(join(day, vm), `${Array.from({ length: 288 }, () => u).join('\n')}\n`);
     }
-    const r = await run(['sim', '--day', day, '--hosts', '4', '--policy', 'thr-mmt', '--json']);
+    const r = await runMain(['sim', '--day', day, '--hosts', '4', '--policy', 'thr-mmt', '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)[0]).toMatchObject({ workload: 'myday', vms: 3, hosts: 4 });
     const csv = join(dir, 'cluster.csv');
     const rows = Array.from({ length: 24 * 60 }, (_, i) => `${i * 60},${20 + (i % 7)},${i % 50}`);
     await writeFile(csv, `timestamp,web,batch\n${rows.join('\n')}\n`);
-    const c = await run([
+    const c = await runMain([
       'sim',
       '--day',
       csv,
@@ -155,13 +144,13 @@ describe('livemig sim', () => {
     dirs.push(dir);
     const csv = join(dir, 'bad.csv');
     await writeFile(csv, 'web,db\n10,20\n11,lots\n');
-    const r = await run(['sim', '--day', csv, '--policy', 'thr-mmt', '--jobs', '2']);
+    const r = await runMain(['sim', '--day', csv, '--policy', 'thr-mmt', '--jobs', '2']);
     expect(r.code).toBe(2);
     expect(r.err).toBe(
       `livemig: trace ${csv}, line 3, column 2 (VM "db"): "lots" is not a number; expected CPU utilisation in ` +
         'percent, 0–100\n',
     );
-    const unknown = await run(['sim', '--day', '20110304']);
+    const unknown = await runMain(['sim', '--day', '20110304']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(
       /^livemig: --day: no bundled PlanetLab day "20110304"; the bundled days are /,
