@@ -30,7 +30,7 @@ import { pausedWindowClosed } from '../paused-window.js';
 import { HostPower } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import { VERSION } from '../version.js';
-import { EventHub, serveDashboard } from '../web/index.js';
+import { EventHub, type MigrationSummary, serveDashboard } from '../web/index.js';
 import {
   type AdmissionLimits,
   checkAdmissionLimits,
@@ -369,8 +369,8 @@ export class Agent implements AgentApi {
     return this.outgoing.reconcileMigration(id);
   }
 
-  /** Outgoing migrations as `GET /v1/migrations` lists them (without per-round detail). */
-  listMigrations(): unknown[] {
+  /** Outgoing migrations as `GET /v1/migrations` lists them: summaries (the report is at /v1/migrations/ID). */
+  listMigrations(): MigrationSummary[] {
     return this.outgoing.list();
   }
 

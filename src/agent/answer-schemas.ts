@@ -13,7 +13,9 @@ import {
   checkAnswer,
   guestSchema,
   reportSchema,
+  statusSchema,
   stoppedSchema,
+  summarySchema,
 } from '../web/live-schemas.js';
 import { EVACUATION_ORDERS } from './evacuate.js';
 
@@ -22,11 +24,11 @@ const steps = z.array(z.number());
 
 export { guestSchema, reportSchema };
 
-export const statusAnswer = z.looseObject({
-  address: z.string(),
-  version: z.string(),
-  guests: z.array(guestSchema),
-});
+/** `GET /v1/status`: outgoing migrations as summaries (the report is at `GET /v1/migrations/ID`). */
+export const statusAnswer = statusSchema;
+
+/** `GET /v1/migrations`: the outgoing migrations' summaries. */
+export const migrationsAnswer = z.array(summarySchema);
 
 export const guestsAnswer = z.array(guestSchema);
 

@@ -12,6 +12,7 @@ import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { PowerSeries } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
+import type { MigrationSummary } from '../web/index.js';
 import type { GuestInfo } from './agent.js';
 import { answerError } from './answer-error.js';
 import * as answers from './answer-schemas.js';
@@ -19,6 +20,14 @@ import { clientApiToken } from './auth.js';
 import type { EvacuationReport, EvacuationRequest } from './evacuate.js';
 import type { RestoreAnswer } from './snapshots.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
+
+/** `GET /v1/status`: the fields a client reads (the body has more: pid, incoming migrations). */
+export interface AgentStatus {
+  address: string;
+  version: string;
+  guests: GuestInfo[];
+  outgoing: MigrationSummary[];
+}
 
 /**
  * One request on a connection of its own (HTTP through node:http, HTTPS through node:https with the client
@@ -129,7 +138,8 @@ export class AgentClient {
     return answers.parseAnswer<T>(check, json, `${method} ${path.replace(/\?.*$/, '')}`, this.base);
   }
 
-  status(): Promise<{ address: string; version: string; guests: GuestInfo[] }> {
+  /** The agent, its guests, and its outgoing migrations as summaries (the report of each: `migration(id)`). */
+  status(): Promise<AgentStatus> {
     return this.call(answers.statusAnswer, 'GET', '/v1/status');
   }
   startGuest(config: GuestConfig, id?: string, run = true): Promise<GuestInfo> {
@@ -184,6 +194,11 @@ export class AgentClient {
   ): Promise<MigrationReport> {
     return this.call(answers.reportSchema, 'POST', '/v1/migrations', { guest, destination, options, preset });
   }
+  /** The outgoing migrations this agent keeps (--history), as summaries. */
+  migrations(): Promise<MigrationSummary[]> {
+    return this.call(answers.migrationsAnswer, 'GET', '/v1/migrations');
+  }
+  /** One migration's full report (rounds, events, energy, …). */
   migration(id: string): Promise<MigrationReport> {
     return this.call(answers.reportSchema, 'GET', `/v1/migrations/${id}`);
   }

@@ -1,4 +1,7 @@
 /** The agent: hosts guests, runs and accepts migrations, serves the control API (docs/agent.md). */
+
+/** A migration as the status and `GET /v1/migrations` list it (the report is at `GET /v1/migrations/ID`). */
+export type { MigrationSummary } from '../web/index.js';
 export {
   Agent,
   type AgentOptions,
@@ -16,7 +19,7 @@ export {
   writeNewToken,
 } from './auth.js';
 export { type CertFiles, type CertsOptions, MAX_CERT_DAYS, makeCerts } from './certs.js';
-export { AgentClient } from './client.js';
+export { AgentClient, type AgentStatus } from './client.js';
 export {
   EVACUATION_ORDERS,
   type EvacuationCandidate,

@@ -13,7 +13,7 @@ import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source/index.js';
 import { emptyReport, type MigrationReport } from '../migration/stats.js';
 import type { HostPower } from '../power/index.js';
-import type { EventHub } from '../web/index.js';
+import { type EventHub, type MigrationSummary, migrationSummary } from '../web/index.js';
 import type { GuestRegistry, HostedGuest } from './guests.js';
 import { type OwnershipTicket, reconcileOutgoing } from './reconcile.js';
 import { clientTlsOptions, type TlsMaterial, tlsFailure } from './tls.js';
@@ -372,9 +372,9 @@ export class OutgoingMigrations {
     return r;
   }
 
-  /** Outgoing migrations as `GET /v1/migrations` lists them (without per-round detail). */
-  list(): unknown[] {
-    return [...this.map.values()].map((m) => summary(published(m)));
+  /** Outgoing migrations as `GET /v1/status` and `GET /v1/migrations` list them: summaries, not reports. */
+  list(): MigrationSummary[] {
+    return [...this.map.values()].map((m) => migrationSummary(published(m)));
   }
 
   /**
@@ -390,11 +390,6 @@ export class OutgoingMigrations {
     await Promise.allSettled([...this.map.values()].map((m) => m.done));
     return guestFates(this.deps.guests.values(), this.map.values());
   }
-}
-
-function summary(r: MigrationReport): unknown {
-  const { perRound: _p, events: _e, ...rest } = r;
-  return rest;
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {

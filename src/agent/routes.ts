@@ -12,7 +12,7 @@ import type { OwnershipRegistry } from '../migration/ownership.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { HostPower } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
-import type { EventHub } from '../web/index.js';
+import type { EventHub, MigrationSummary } from '../web/index.js';
 import { evacuateAgent, parseEvacuationRequest } from './evacuate.js';
 import type { GuestInfo } from './guests.js';
 import { HttpError, readJson, sendJson } from './http.js';
@@ -46,7 +46,7 @@ export interface AgentApi {
   guestDirtyLog(id: string): DirtyLogSync;
   snapshotGuest(id: string, body: unknown): Promise<SnapshotResult>;
   restoreSnapshot(body: unknown): Promise<RestoreAnswer>;
-  listMigrations(): unknown[];
+  listMigrations(): MigrationSummary[];
   migrate(
     guestId: string,
     destination: string,

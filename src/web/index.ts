@@ -32,3 +32,4 @@ export {
   planDashboard,
   serveDashboard,
 } from './static.js';
+export { type MigrationSummary, migrationSummary } from './summary.js';

@@ -46,11 +46,13 @@ void everyValueListed;
 const count = z.number().check(z.nonnegative());
 const num = z.number();
 
+const errorSchema = z.optional(z.looseObject({ code: z.enum(MIGRATION_ERROR_CODES), message: z.string() }));
+
 /**
- * A migration report, or the summary `GET /v1/status` lists (without `perRound` and `events`): the fields the CLI,
- * the evacuation and the page read.
+ * A migration as `GET /v1/status` and `GET /v1/migrations` list it (MigrationSummary, summary.ts): the fields the
+ * page's lists and the CLI read. A full report passes too (it has every one of them).
  */
-export const reportSchema = z.looseObject({
+export const summarySchema = z.looseObject({
   id: z.string().check(z.minLength(1)),
   guestId: z.string(),
   status: z.enum(MIGRATION_STATUSES),
@@ -68,13 +70,20 @@ export const reportSchema = z.looseObject({
   ramBytes: count,
   transferredBytes: count,
   remainingBytes: num,
+  error: errorSchema,
+});
+
+/**
+ * A migration report (`GET /v1/migrations/ID`, the answers of `POST /v1/migrations` and of cancel, the event
+ * stream's `progress` and `end`): the summary's fields and those the CLI, the evacuation and the page read.
+ */
+export const reportSchema = z.extend(summarySchema, {
   maxBandwidth: num,
   throughputMbps: num,
   dirtyRatePagesPerSec: num,
   xbzrle: z.looseObject({ enabled: z.boolean(), cacheHits: count, cacheMisses: count, cacheBytes: count }),
   perRound: z.optional(z.array(z.looseObject({ round: count }))),
   events: z.optional(z.array(z.string())),
-  error: z.optional(z.looseObject({ code: z.enum(MIGRATION_ERROR_CODES), message: z.string() })),
 });
 
 /** A guest as `GET /v1/guests` describes it. */
@@ -94,12 +103,12 @@ export const guestSchema = z.looseObject({
   migration: z.optional(z.string()),
 });
 
-/** `GET /v1/status` (and the event stream's `status` event). */
+/** `GET /v1/status` (and the event stream's `status` event): outgoing migrations as summaries. */
 export const statusSchema = z.looseObject({
   address: z.string(),
   version: z.string(),
   guests: z.array(guestSchema),
-  outgoing: z.array(reportSchema),
+  outgoing: z.array(summarySchema),
 });
 
 /** `DELETE /v1/guests/ID`. */

@@ -30,6 +30,7 @@ import {
   type MigrationOptions,
   type MigrationReport,
   type MigrationStatus,
+  type MigrationSummary,
   PageCache,
   parseRate,
   parseSize,
@@ -68,6 +69,15 @@ describe('agent', () => {
     expectTypeOf(client.waitMigration).returns.toEqualTypeOf<Promise<MigrationReport>>();
     expectTypeOf(client.startGuest).parameter(0).toEqualTypeOf<GuestConfig>();
     expectTypeOf(client.startGuest).returns.toEqualTypeOf<Promise<GuestInfo>>();
+  });
+  it('the status lists migrations as summaries; the report of each is one call away', () => {
+    const client = new AgentClient('127.0.0.1:7070');
+    expectTypeOf(client.status)
+      .returns.resolves.toHaveProperty('outgoing')
+      .toEqualTypeOf<MigrationSummary[]>();
+    expectTypeOf(client.migrations).returns.toEqualTypeOf<Promise<MigrationSummary[]>>();
+    expectTypeOf(client.migration).returns.toEqualTypeOf<Promise<MigrationReport>>();
+    expectTypeOf<MigrationReport>().toExtend<MigrationSummary>();
   });
   it('startAgent resolves to an agent with an address', async () => {
     const agent = await startAgent({ host: '127.0.0.1', port: 0 });

@@ -5,6 +5,7 @@
 import { isLivemigErrorCode, LivemigError } from '../../errors.js';
 import type { MigrationReport } from '../../migration/stats.js';
 import { type AnswerSchema, checkAnswer, guestSchema, reportSchema, stoppedSchema } from '../live-schemas.js';
+import type { MigrationSummary } from '../summary.js';
 
 /** A guest as GET /v1/guests describes it (the fields the page shows). */
 export interface GuestRow {
@@ -19,11 +20,12 @@ export interface GuestRow {
   migration?: string;
 }
 
+/** GET /v1/status: outgoing migrations as summaries (each report is at GET /v1/migrations/ID). */
 export interface AgentStatus {
   address: string;
   version: string;
   guests: GuestRow[];
-  outgoing: MigrationReport[];
+  outgoing: MigrationSummary[];
 }
 
 /** The options the page's form sets; every field is a MigrationOptions field of the API. */

@@ -10,6 +10,7 @@ import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
 import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../live-events.js';
 import { readEnergy } from '../live-events.js';
 import { type EventName, parseEvent } from '../live-schemas.js';
+import type { MigrationSummary } from '../summary.js';
 import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
 import { el } from './dom.js';
@@ -24,12 +25,21 @@ const $ = <T extends HTMLElement>(sel: string, root: ParentNode = document): T =
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const short = (id: string) => id.slice(0, 8);
 
+/**
+ * What the page knows of a migration: the summary the status lists (every second), over the full report once one
+ * came (progress and end events, the answers to migrate and cancel, a fetch of GET /v1/migrations/ID).
+ */
+type Known = MigrationSummary & Partial<ReportLike>;
+
 const state = {
   status: undefined as AgentStatus | undefined,
-  reports: new Map<string, ReportLike>(),
-  /** Ids whose report in `reports` includes the per-round rows. */
+  reports: new Map<string, Known>(),
+  /** Ids whose entry in `reports` is a full report (rounds, energy, codec figures), not only a summary. */
   full: new Set<string>(),
+  /** Ids whose full report was asked for (once: one the agent no longer keeps is not asked for again). */
   fetching: new Set<string>(),
+  /** Ids whose full report could not be had (the agent dropped it from its history, or restarted). */
+  unavailable: new Set<string>(),
   samples: new Map<string, LiveSample[]>(),
   selected: '' as string,
   /** The user picked a migration; otherwise the view follows the newest one. */
@@ -87,12 +97,26 @@ function connect(): void {
   });
 }
 
-function setReport(r: ReportLike, full: boolean): void {
+function setReport(r: Known, full: boolean): void {
   const old = state.reports.get(r.id);
-  if (full || !old) state.reports.set(r.id, r);
-  // A summary (no per-round rows) refreshes the figures but keeps the rows we already have.
-  else state.reports.set(r.id, { ...r, perRound: old.perRound, events: old.events });
-  if (full && r.perRound) state.full.add(r.id);
+  // A summary refreshes the figures it carries and keeps the rest of the full report we already have.
+  state.reports.set(r.id, full || !old ? r : { ...old, ...r });
+  if (full) state.full.add(r.id);
+}
+
+/** The full report of `id` if the page has it; otherwise fetches it once (the next render shows it). */
+function fullReport(id: string): ReportLike | undefined {
+  const r = state.reports.get(id);
+  if (r && state.full.has(id)) return r as ReportLike;
+  if (r && !state.fetching.has(id)) {
+    state.fetching.add(id);
+    api
+      .migration(id)
+      .then((full) => setReport(full, true))
+      .catch(() => state.unavailable.add(id))
+      .finally(schedule);
+  }
+  return undefined;
 }
 
 function onStatus(s: AgentStatus): void {
@@ -262,7 +286,7 @@ function renderGuestSelect(): void {
   );
 }
 
-function sortedReports(): ReportLike[] {
+function sortedReports(): Known[] {
   return [...state.reports.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
 }
 
@@ -276,7 +300,7 @@ function renderMigrationSelect(): void {
   if (select.value !== want) select.value = want;
 }
 
-const SUMMARY: [string, string, (r: ReportLike) => string][] = [
+const SUMMARY: [string, string, (r: Known) => string][] = [
   ['status', 'status', (r) => r.status],
   ['phase', 'phase', (r) => r.phase],
   ['round', 'rounds', (r) => String(r.rounds)],
@@ -382,17 +406,8 @@ function renderCharts(): void {
   }
   const rounds = roundColumns(r?.perRound ?? []);
   charts.get('rounds')!.set([rounds.round, rounds.pagesSent, rounds.dirtyPages]);
-  // A migration that ended before the page opened: fetch its per-round rows once.
-  if (r && !state.full.has(id) && !state.fetching.has(id)) {
-    state.fetching.add(id);
-    api
-      .migration(id)
-      .then((full) => {
-        setReport(full, true);
-        schedule();
-      })
-      .catch(() => undefined);
-  }
+  // A migration that ended before the page opened: the status lists its summary; fetch its report.
+  if (r) fullReport(id);
 }
 
 function renderFinished(): void {
@@ -447,9 +462,19 @@ function renderFinished(): void {
 
 function renderCompare(): void {
   const host = $('#compare');
-  const chosen = sortedReports().filter((r) => state.compare.has(r.id));
-  if (chosen.length < 2) {
-    const msg = chosen.length === 1 ? 'Tick one more migration to compare.' : '';
+  const ticked = sortedReports().filter((r) => state.compare.has(r.id));
+  // The comparison needs full reports; those the page has only summaries of are fetched first.
+  const chosen = ticked.map((r) => fullReport(r.id)).filter((r) => r !== undefined);
+  if (chosen.length < 2 || chosen.length < ticked.length) {
+    const gone = ticked.filter((r) => state.unavailable.has(r.id)).map((r) => short(r.id));
+    const msg =
+      ticked.length === 1
+        ? 'Tick one more migration to compare.'
+        : gone.length > 0
+          ? `The agent no longer has the report of ${gone.join(', ')}.`
+          : ticked.length > 1
+            ? 'Fetching the reports…'
+            : '';
     if (host.textContent !== msg) host.replaceChildren(msg ? el('p', { class: 'muted' }, msg) : '');
     return;
   }
