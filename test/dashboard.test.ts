@@ -110,6 +110,20 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     expect(text).toContain('cancelled');
     expect(text).toContain('verified');
 
+    // Opened afresh, the page has only the status's summaries of the two: it fetches the reports it shows.
+    await page.reload();
+    await expect.poll(() => page.locator('#conn').textContent()).toBe('live');
+    await expect.poll(() => boxes.count(), { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => field('verified').textContent(), { timeout: 20_000 }).toBe('verified');
+    await expect
+      .poll(() => field('power').textContent(), { timeout: 20_000 })
+      .toMatch(/W mean \((modelled|measured)\)/);
+    await expect.poll(() => points('rounds'), { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
+    for (const b of await boxes.all()) await b.press('Space');
+    await compare.waitFor({ timeout: 20_000 });
+    expect(await compare.textContent()).toContain('XBZRLE cache hit rate');
+    expect(await compare.textContent()).toContain('cancelled');
+
     mkdirSync('test-artifacts', { recursive: true });
     await page.locator('#live').scrollIntoViewIfNeeded();
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
