@@ -6,10 +6,10 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/index.js';
-import { emptyReport } from '../src/migration/stats.js';
 import { HOLD_MAX_MS, openPausedWindow, type PausedWindow } from '../src/paused-window.js';
 import { PowerMeter } from '../src/power/meter.js';
 import { linearPowerModel } from '../src/power/models.js';
+import { exampleReport } from '../src/web/answer-examples.js';
 import { EventHub } from '../src/web/events.js';
 import { localAgent } from './helpers.js';
 
@@ -70,24 +70,7 @@ describe('paused window in an agent', () => {
     vi.useFakeTimers();
     const hub = new EventHub(() => ({}), { minSampleMs: 0, tickMs: 10 });
     try {
-      const r = emptyReport({
-        id: 'm1',
-        guestId: 'g',
-        strategy: 'precopy',
-        source: 'a',
-        destination: 'b',
-        verify: 'ledger',
-        ramBytes: 1 << 20,
-        pageSize: 4096,
-        downtimeLimitMs: 300,
-        xbzrle: false,
-        xbzrleCacheBytes: 1 << 20,
-        cacheWays: 2,
-        cacheSizing: 'static',
-        pageOrder: 'address',
-        compress: 'none',
-        maxBandwidth: 0,
-      });
+      const r = exampleReport({ id: 'm1' });
       r.status = 'active';
       hub.progress(r, { cap: 0, steps: () => [0] });
       expect(hub.samples('m1')).toHaveLength(1);

@@ -7,41 +7,12 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import type { GuestConfig } from '../guest/index.js';
-import { emptyReport } from '../migration/stats.js';
+import { exampleGuest, exampleReport, exampleStatus, exampleSummary } from '../web/answer-examples.js';
 import { type Agent, startAgent } from './agent.js';
 import { AgentClient } from './client.js';
 
-const REPORT = emptyReport({
-  id: '0123456789abcdef0123456789abcdef',
-  guestId: 'g1',
-  strategy: 'precopy',
-  source: '127.0.0.1:1',
-  destination: '127.0.0.1:2',
-  verify: 'ledger',
-  ramBytes: 1 << 20,
-  pageSize: 4096,
-  downtimeLimitMs: 300,
-  xbzrle: false,
-  xbzrleCacheBytes: 0,
-  cacheWays: 1,
-  cacheSizing: 'static',
-  pageOrder: 'address',
-  compress: 'none',
-  maxBandwidth: 0,
-});
-
-const GUEST = {
-  id: 'g1',
-  status: 'running',
-  origin: 'started',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  config: { ramBytes: 1 << 20, vcpus: 1, workload: { name: 'gap', params: {} } },
-  steps: [10],
-  busyMs: 1,
-  cap: 0,
-  frequency: 1,
-  dirtyPages: 0,
-};
+const REPORT = exampleReport();
+const GUEST = exampleGuest();
 
 /** A fake agent: answers 200 with the body `bodies` holds for "METHOD /path" (query stripped). */
 let server: Server;
@@ -67,6 +38,20 @@ const M = REPORT.id;
 /** [what is asked, the endpoint's key, a wrong body, the field the error must name] */
 const WRONG: [string, () => Promise<unknown>, string, unknown, string][] = [
   ['status', () => fake.status(), 'GET /v1/status', { address: 'a', version: 1, guests: [] }, 'version'],
+  [
+    'status outgoing',
+    () => fake.status(),
+    'GET /v1/status',
+    { ...exampleStatus(), outgoing: [{ ...exampleSummary(), downtimeMs: -1 }] },
+    'outgoing.0.downtimeMs',
+  ],
+  [
+    'migrations',
+    () => fake.migrations(),
+    'GET /v1/migrations',
+    [{ ...exampleSummary(), status: 'gone' }],
+    '0.status',
+  ],
   ['guests', () => fake.guests(), 'GET /v1/guests', [{ ...GUEST, status: 'flying' }], '0.status'],
   ['guest', () => fake.guest('g1'), 'GET /v1/guests/g1', { ...GUEST, steps: 'many' }, 'steps'],
   ['pause', () => fake.pause('g1'), 'POST /v1/guests/g1/pause', { error: 'no' }, 'id'],
@@ -185,7 +170,10 @@ describe("AgentClient: a real agent's bodies pass the checks", () => {
     const done = await ca.waitMigration(started.id);
     expect(done.status).toBe('completed');
     expect((await ca.migration(started.id)).id).toBe(started.id);
-    expect((await ca.status()).guests).toEqual([]);
+    const status = await ca.status();
+    expect(status.guests).toEqual([]);
+    expect(status.outgoing).toEqual([expect.objectContaining({ id: started.id, status: 'completed' })]);
+    expect(await ca.migrations()).toEqual(status.outgoing);
     expect((await cb.incomingOwner(started.id)).state).toBe('resumed');
     expect((await cb.guest('g1')).origin).toBe('migrated-in');
     expect(await cb.stopGuest('g1')).toEqual({ id: 'g1', stopped: true });

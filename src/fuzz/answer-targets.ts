@@ -6,65 +6,15 @@
 import * as answers from '../agent/answer-schemas.js';
 import type { Rng } from '../codec/fuzz.js';
 import { MigrationError } from '../errors.js';
-import { emptyReport } from '../migration/stats.js';
+import { exampleGuest, exampleReport, exampleSample, exampleStatus } from '../web/answer-examples.js';
 import { type EventName, parseEvent } from '../web/live-schemas.js';
 
 type MutateBody = (rng: Rng, valid: Record<string, unknown>) => unknown;
 
-const REPORT = emptyReport({
-  id: '0123456789abcdef0123456789abcdef',
-  guestId: 'g1',
-  strategy: 'precopy',
-  source: '127.0.0.1:7070',
-  destination: '127.0.0.1:7071',
-  verify: 'ledger',
-  ramBytes: 1 << 20,
-  pageSize: 4096,
-  downtimeLimitMs: 300,
-  xbzrle: true,
-  xbzrleCacheBytes: 1 << 20,
-  cacheWays: 2,
-  cacheSizing: 'static',
-  pageOrder: 'address',
-  compress: 'none',
-  maxBandwidth: 0,
-}) as unknown as Record<string, unknown>;
-
-const GUEST = {
-  id: 'g1',
-  status: 'running',
-  origin: 'started',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  config: { ramBytes: 1 << 20, vcpus: 1, workload: { name: 'gap', params: {} } },
-  steps: [10, 12],
-  busyMs: 1,
-  cap: 0,
-  frequency: 1,
-  dirtyPages: 0,
-};
-
-const STATUS = { address: '127.0.0.1:7070', version: '0.1.0', guests: [GUEST], outgoing: [REPORT] };
-
-const SAMPLE = {
-  t: 100,
-  phase: 'precopy',
-  round: 1,
-  transferredBytes: 4096,
-  remainingBytes: 1 << 20,
-  dirtyPages: 3,
-  throughputMbps: 10,
-  limitMbps: 0,
-  expectedDowntimeMs: 2,
-  downtimeLimitMs: 300,
-  cacheHits: 1,
-  cacheMisses: 1,
-  xbzrleSavedBytes: 0,
-  cap: 0,
-  stepsPerSec: null,
-  postcopyFaults: 0,
-  powerW: 90,
-  powerLabel: 'modelled',
-};
+const REPORT = exampleReport() as unknown as Record<string, unknown>;
+const GUEST = exampleGuest();
+const STATUS = exampleStatus();
+const SAMPLE = exampleSample();
 
 /** [endpoint, check, a valid body] for each AgentClient answer. */
 const ANSWERS: [string, answers.AnswerCheck, Record<string, unknown>][] = [

@@ -3,54 +3,13 @@
  * passes, events of another shape are refused naming the field (the page drops them instead of drawing garbage).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { emptyReport } from '../migration/stats.js';
+import { exampleReport, exampleStatus } from './answer-examples.js';
 import { EventHub } from './events.js';
 import type { LiveSample } from './live-events.js';
 import { parseEvent } from './live-schemas.js';
 
-const report = () =>
-  emptyReport({
-    id: 'm1',
-    guestId: 'g1',
-    strategy: 'precopy',
-    source: '127.0.0.1:7070',
-    destination: '127.0.0.1:7071',
-    verify: 'ledger',
-    ramBytes: 1 << 20,
-    pageSize: 4096,
-    downtimeLimitMs: 300,
-    xbzrle: true,
-    xbzrleCacheBytes: 1 << 20,
-    cacheWays: 2,
-    cacheSizing: 'static',
-    pageOrder: 'address',
-    compress: 'none',
-    maxBandwidth: 0,
-  });
-
-const STATUS = {
-  agent: 'livemig',
-  version: '0.1.0',
-  address: '127.0.0.1:7070',
-  pid: 1,
-  guests: [
-    {
-      id: 'g1',
-      status: 'migrating',
-      origin: 'started',
-      createdAt: '2026-01-01T00:00:00.000Z',
-      config: { ramBytes: 1 << 20, vcpus: 1, workload: { name: 'gap', params: {} } },
-      steps: [5],
-      busyMs: 1,
-      cap: 0,
-      frequency: 1,
-      dirtyPages: 3,
-      migration: 'm1',
-    },
-  ],
-  outgoing: [(({ perRound: _p, events: _e, ...rest }) => rest)(report())],
-  incoming: [],
-};
+const report = () => exampleReport({ id: 'm1' });
+const STATUS = exampleStatus();
 
 let hub: EventHub | undefined;
 afterEach(() => hub?.close());

@@ -5,32 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
-import { emptyReport, type MigrationReport } from '../migration/stats.js';
+import type { MigrationReport } from '../migration/stats.js';
+import { exampleReport } from './answer-examples.js';
 import { EventHub } from './events.js';
 import type { HelloEvent, ProgressEvent } from './live-events.js';
 import { readEnergy } from './live-events.js';
 import { isLoopback, planDashboard } from './static.js';
 
-function report(id = 'm1'): MigrationReport {
-  return emptyReport({
-    id,
-    guestId: 'g',
-    strategy: 'precopy',
-    source: 'a',
-    destination: 'b',
-    verify: 'ledger',
-    ramBytes: 1 << 20,
-    pageSize: 4096,
-    downtimeLimitMs: 300,
-    xbzrle: true,
-    xbzrleCacheBytes: 1 << 20,
-    cacheWays: 2,
-    cacheSizing: 'static',
-    pageOrder: 'address',
-    compress: 'none',
-    maxBandwidth: 1 << 20,
-  });
-}
+const report = (id = 'm1'): MigrationReport => exampleReport({ id, maxBandwidth: 1 << 20 });
 
 /** A guest whose step counter the test moves by hand. */
 function gauge() {
