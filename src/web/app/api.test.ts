@@ -5,30 +5,10 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LivemigError } from '../../errors.js';
-import { emptyReport } from '../../migration/stats.js';
+import { exampleReport } from '../answer-examples.js';
 import { ApiError, api, apiError, takeToken } from './api.js';
 
-const REPORT = {
-  ...emptyReport({
-    id: 'm1',
-    guestId: 'g1',
-    strategy: 'precopy',
-    source: '127.0.0.1:7070',
-    destination: '127.0.0.1:7071',
-    verify: 'ledger',
-    ramBytes: 1 << 20,
-    pageSize: 4096,
-    downtimeLimitMs: 300,
-    xbzrle: false,
-    xbzrleCacheBytes: 0,
-    cacheWays: 1,
-    cacheSizing: 'static',
-    pageOrder: 'address',
-    compress: 'none',
-    maxBandwidth: 0,
-  }),
-  status: 'cancelled',
-};
+const REPORT = { ...exampleReport({ id: 'm1', xbzrle: false }), status: 'cancelled' };
 
 function browser(hash: string, answer: string = JSON.stringify(REPORT)) {
   const store = new Map<string, string>();
