@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { predictPrecopy } from '../migration/model.js';
 import { type GuestProfile, PROFILE_VERSION, readProfile } from '../profile/index.js';
-import { predictInput, predictionTable, profiledInput } from './predict.js';
+import { parsePredictFlags, predictInput, predictionTable, profiledInput } from './predict.js';
 
 const defaults = {
   vcpus: '1',
@@ -40,6 +40,19 @@ describe('livemig predict', () => {
     expect(() => predictInput({ ...defaults, compression: '1.5' })).toThrow(/--compression/);
     expect(() => predictInput({ ...defaults, bandwidth: '0' })).toThrow(/--bandwidth/);
     expect(() => predictInput({ ...defaults, maxRounds: '0' })).toThrow(/--max-rounds/);
+  });
+
+  it('parses the engine, bandwidth and compression flags once, into the settings the input is made from', () => {
+    const s = parsePredictFlags({ ...defaults, pageCost: '2', startCost: '10ms', compression: '0.5' });
+    expect(s).toEqual({
+      bandwidth: 128 * 2 ** 20,
+      engine: { pageSec: 2e-6, startSec: 0.01 },
+      compression: 0.5,
+    });
+    expect(parsePredictFlags({ ...defaults, bandwidth: undefined, maxBandwidth: '0' }).bandwidth).toBe(0);
+    expect(() => parsePredictFlags({ ...defaults, switchoverCost: 'soon' })).toThrow(/--switchover-cost/);
+    const i = predictInput({ ...defaults, dirtyRate: '1MiB' }, { ...s, bandwidth: 1 << 20 });
+    expect(i).toMatchObject({ bandwidth: 1 << 20, compressionRatio: 0.5 });
   });
 
   it('--dirty-set uniform: a writer that re-dirties pages converges where the linear model does not', () => {

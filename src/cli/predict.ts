@@ -46,31 +46,38 @@ export interface PredictFlags extends GuestFlagValues, MigrationFlagValues {
   json?: boolean;
 }
 
-/** The migration's bandwidth limit: --max-bandwidth, or --bandwidth, or QEMU's 128 MiB/s; 0 = unlimited. */
-function bandwidthOf(f: PredictFlags): number {
+/**
+ * The flags every prediction reads besides the guest's and the migration's, parsed once: checked before seconds of
+ * profiling or calibration (a typo fails at once), then handed to the model's input.
+ */
+export interface PredictSettings {
+  /** The migration's bandwidth limit: --max-bandwidth, or --bandwidth, or QEMU's 128 MiB/s; 0 = unlimited. */
+  bandwidth: number;
+  /** The engine's costs given by --page-cost, --start-cost, --switchover-cost (over the defaults or measured). */
+  engine: Partial<EngineCosts>;
+  /** --compression: wire bytes per re-sent page byte (the papers' model). */
+  compression: number;
+}
+
+export function parsePredictFlags(f: PredictFlags): PredictSettings {
   if (f.maxBandwidth !== undefined && f.bandwidth !== undefined) {
     throw new UsageError('give the bandwidth once: --max-bandwidth or --bandwidth', '--bandwidth');
   }
-  if (f.bandwidth !== undefined) {
-    return rateFlag(f.bandwidth, '--bandwidth', 1, LIMITS.rate);
+  const bandwidth =
+    f.bandwidth !== undefined
+      ? rateFlag(f.bandwidth, '--bandwidth', 1, LIMITS.rate)
+      : f.maxBandwidth !== undefined
+        ? rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate)
+        : 128 * 1024 * 1024;
+  const engine: Partial<EngineCosts> = {};
+  if (f.pageCost !== undefined) engine.pageSec = numberFlag(f.pageCost, '--page-cost', 0, 1e6) / 1e6;
+  if (f.startCost !== undefined) {
+    engine.startSec = durationFlag(f.startCost, '--start-cost', 0, LIMITS.duration) / 1000;
   }
-  return f.maxBandwidth !== undefined
-    ? rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate)
-    : 128 * 1024 * 1024;
-}
-
-/** The engine's costs: the defaults (or `measured`), overridden by --page-cost, --start-cost, --switchover-cost. */
-function engineOf(f: PredictFlags, measured: EngineCosts = DEFAULT_ENGINE_COSTS): EngineCosts {
-  return {
-    ...measured,
-    ...(f.pageCost !== undefined ? { pageSec: numberFlag(f.pageCost, '--page-cost', 0, 1e6) / 1e6 } : {}),
-    ...(f.startCost !== undefined
-      ? { startSec: durationFlag(f.startCost, '--start-cost', 0, LIMITS.duration) / 1000 }
-      : {}),
-    ...(f.switchoverCost !== undefined
-      ? { switchoverSec: durationFlag(f.switchoverCost, '--switchover-cost', 0, LIMITS.duration) / 1000 }
-      : {}),
-  };
+  if (f.switchoverCost !== undefined) {
+    engine.switchoverSec = durationFlag(f.switchoverCost, '--switchover-cost', 0, LIMITS.duration) / 1000;
+  }
+  return { bandwidth, engine, compression: numberFlag(f.compression, '--compression', 0.001, 1) };
 }
 
 /** True when the flags give the dirty rate by hand (the papers' model, no profile). */
@@ -79,7 +86,7 @@ export function isByHand(f: PredictFlags): boolean {
 }
 
 /** The papers' model from flags alone: --ram, --working-set, --dirty-rate or --dirty-pages, --bandwidth, … */
-export function predictInput(f: PredictFlags): PrecopyInput {
+export function predictInput(f: PredictFlags, settings = parsePredictFlags(f)): PrecopyInput {
   const ramBytes = sizeFlag(f.ram, '--ram', 1, LIMITS.size);
   const pageSize = sizeFlag(f.pageSize, '--page-size', 1, 2 ** 30);
   if (f.dirtyRate !== undefined && f.dirtyPages !== undefined) {
@@ -98,7 +105,7 @@ export function predictInput(f: PredictFlags): PrecopyInput {
   if (f.dirtySet !== 'linear' && f.dirtySet !== 'uniform') {
     throw new UsageError(`--dirty-set: "${f.dirtySet}" is not linear or uniform`, '--dirty-set');
   }
-  const limit = bandwidthOf(f);
+  const limit = settings.bandwidth;
   const maxRounds = f.maxRounds === undefined ? 30 : intFlag(f.maxRounds, '--max-rounds', 1, 100_000);
   return {
     ramBytes,
@@ -106,7 +113,7 @@ export function predictInput(f: PredictFlags): PrecopyInput {
     workingSetBytes:
       f.workingSet !== undefined ? sizeFlag(f.workingSet, '--working-set', 1, LIMITS.size) : ramBytes,
     bandwidth: limit > 0 ? limit : DEFAULT_ENGINE_COSTS.linkBandwidth,
-    compressionRatio: numberFlag(f.compression, '--compression', 0.001, 1),
+    compressionRatio: settings.compression,
     downtimeLimit: durationFlag(f.downtimeLimit ?? '300ms', '--downtime-limit', 0.001, 3_600_000) / 1000,
     maxRounds,
     resumeOverhead: durationFlag(f.resumeOverhead, '--resume-overhead', 0, LIMITS.duration) / 1000,
@@ -119,6 +126,7 @@ export function profiledInput(
   f: PredictFlags,
   profile: GuestProfile,
   measured?: { plain: EngineCosts; xbzrle: EngineCosts },
+  settings = parsePredictFlags(f),
 ): PrecopyInput {
   const { options, preset } = migrationOptionsFromFlags(f);
   if (options.strategy && options.strategy !== 'precopy') {
@@ -128,8 +136,7 @@ export function profiledInput(
     );
   }
   const ramBytes = profile.ramPages * profile.pageSize;
-  const limit = bandwidthOf(f);
-  const o = resolveOptions({ ...options, maxBandwidth: limit }, preset, ramBytes);
+  const o = resolveOptions({ ...options, maxBandwidth: settings.bandwidth }, preset, ramBytes);
   return {
     ramBytes,
     dirtyRate: profile.dirtyPagesPerSec * profile.pageSize,
@@ -138,7 +145,10 @@ export function profiledInput(
     maxRounds: o.maxRounds,
     profile,
     migration: o,
-    engine: engineOf(f, measured ? (o.xbzrle ? measured.xbzrle : measured.plain) : undefined),
+    engine: {
+      ...(measured ? (o.xbzrle ? measured.xbzrle : measured.plain) : DEFAULT_ENGINE_COSTS),
+      ...settings.engine,
+    },
   };
 }
 
@@ -265,12 +275,9 @@ export function registerPredict(program: Command): void {
       '  livemig predict --ram 1GiB --dirty-rate 32MiB --bandwidth 128MiB        # the papers’ model by hand\n',
   );
   cmd.action(async (f: PredictFlags) => {
-    // Every flag is checked before seconds of profiling or calibration: a typo fails at once.
-    numberFlag(f.compression, '--compression', 0.001, 1);
-    engineOf(f);
-    bandwidthOf(f);
+    const settings = parsePredictFlags(f); // before seconds of profiling or calibration
     let input: PrecopyInput;
-    if (isByHand(f)) input = predictInput(f);
+    if (isByHand(f)) input = predictInput(f, settings);
     else {
       let profile: GuestProfile;
       if (f.profile !== undefined) profile = await readProfile(f.profile);
@@ -289,7 +296,7 @@ export function registerPredict(program: Command): void {
         if (!f.json) process.stderr.write("measuring the engine's costs (10 migrations on loopback)...\n");
         measured = await measureEngineCosts({ ramBytes: 64 * 1024 * 1024 });
       }
-      input = profiledInput(f, profile, measured);
+      input = profiledInput(f, profile, measured, settings);
     }
     let p: PrecopyPrediction;
     try {
