@@ -19,13 +19,7 @@ import {
   statusLine,
   timelineBars,
 } from './cluster-view.js';
-import { el } from './dom.js';
-
-const $ = <T extends HTMLElement>(sel: string): T => {
-  const e = document.querySelector<T>(sel);
-  if (!e) throw new Error(`cluster view: missing ${sel}`);
-  return e;
-};
+import { $, el } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {

@@ -13,14 +13,8 @@ import { type EventName, parseEvent } from '../live-schemas.js';
 import type { MigrationSummary } from '../summary.js';
 import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
-import { el } from './dom.js';
+import { $, el } from './dom.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
-
-const $ = <T extends HTMLElement>(sel: string, root: ParentNode = document): T => {
-  const e = root.querySelector<T>(sel);
-  if (!e) throw new Error(`dashboard: missing ${sel}`);
-  return e;
-};
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const short = (id: string) => id.slice(0, 8);
