@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { savedClusterRun } from '../src/cluster/saved-run.fixtures.js';
 import { runMain } from './helpers.js';
 
 const dirs: string[] = [];
@@ -12,56 +13,19 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-const K = 12;
-/** A saved run, the fields the agreement reads: 4 hosts, 8 VMs, the first hour of 20110306, one migration. */
 const saved = {
-  policy: 'LR-MMT-1.2',
-  day: '20110306',
-  window: { startSec: 0, durationSec: K * 300, intervals: K },
-  speed: 120,
-  hosts: [0, 1, 2, 3].map((index) => ({ index })),
-  vms: Array.from({ length: 8 }, (_, v) => ({ ramMiB: 32, utilisation: new Array(K).fill(0.1 + v * 0.05) })),
-  intervals: Array.from({ length: K }, () => ({
-    activeHosts: 2,
-    started: 0,
+  ...savedClusterRun({
+    policy: 'LR-MMT-1.2',
+    utilisation: (v) => 0.1 + v * 0.05,
     demandMeasured: 900,
     demandTrace: 1000,
-    gain: 0.65,
-  })),
-  migrations: [
-    {
-      vm: 1,
-      guest: 'vm1',
-      from: 1,
-      to: 0,
-      interval: 2,
-      status: 'completed',
-      totalTimeMs: 700,
-      downtimeMs: 40,
-      transferredBytes: 40 * 2 ** 20,
-      verified: true,
-      traceTime: 84,
-      traceDowntime: 4.8,
-      modelTimeMs: 260,
-      slowdown: 0.02,
-    },
-  ],
-  metrics: {
     energyKWh: 0.23,
-    migrations: 1,
-    slatah: 0,
     pdm: 0.0002,
-    slav: 0,
-    esv: 0,
     hostShutdowns: 2,
-    meanMigrationTime: 84,
-    meanDowntime: 4.8,
-    migrationBytes: 40 * 2 ** 20,
-  },
-  deferred: 0,
+    migration: { vm: 1, from: 1, to: 0, slowdown: 0.02 },
+  }),
   seed: 42,
   migrationLimits: { perHost: 2, perCluster: 5 },
-  wallMs: 35_000,
 };
 
 describe('livemig sim --against', () => {

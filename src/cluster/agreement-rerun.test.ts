@@ -4,60 +4,22 @@ import { loadPlanetlabDay, simulate } from '../sim/index.js';
 import { clusterSimOptions } from './agreement.js';
 import { parseSavedCluster, rerunAgreement } from './agreement-rerun.js';
 import { agreementSection } from './agreement-table.js';
+import { SAVED_INTERVALS, savedClusterRun } from './saved-run.fixtures.js';
 import { clusterWorkload } from './workload.js';
 
-const K = 12;
-/** A saved run as `livemig cluster --out` writes it (the fields the agreement reads; the rest passes through). */
+const K = SAVED_INTERVALS;
+/** Written before the seed and migration limits were recorded: the rerun must supply the runs' defaults. */
 const saved = {
-  policy: 'THR-MMT-0.8',
-  day: '20110306',
-  window: { startSec: 0, durationSec: K * 300, intervals: K },
-  speed: 120,
-  hosts: [0, 1, 2, 3].map((index) => ({ index, type: 'x', mips: 1, address: '', pid: 0, alive: true })),
-  vms: Array.from({ length: 8 }, (_, v) => ({
-    index: v,
-    ramMiB: 32,
-    utilisation: Array.from({ length: K }, (_, k) => 0.2 + 0.05 * ((v + k) % 5)),
-  })),
-  intervals: Array.from({ length: K }, () => ({
-    activeHosts: 2,
-    started: 0,
+  ...savedClusterRun({
+    policy: 'THR-MMT-0.8',
+    utilisation: (v, k) => 0.2 + 0.05 * ((v + k) % 5),
     demandMeasured: 1000,
     demandTrace: 1100,
-    gain: 0.7,
-  })),
-  migrations: [
-    {
-      vm: 3,
-      guest: 'vm3',
-      from: 1,
-      to: 3,
-      interval: 2,
-      status: 'completed',
-      totalTimeMs: 700,
-      downtimeMs: 40,
-      transferredBytes: 40 * 2 ** 20,
-      verified: true,
-      traceTime: 84,
-      traceDowntime: 4.8,
-      modelTimeMs: 260,
-      slowdown: 0.05,
-    },
-  ],
-  metrics: {
     energyKWh: 0.2,
-    migrations: 1,
-    slatah: 0,
     pdm: 0.001,
-    slav: 0,
-    esv: 0,
     hostShutdowns: 1,
-    meanMigrationTime: 84,
-    meanDowntime: 4.8,
-    migrationBytes: 40 * 2 ** 20,
-  },
-  deferred: 0,
-  wallMs: 40_000,
+    migration: { vm: 3, from: 1, to: 3, slowdown: 0.05 },
+  }),
   agreement: { stale: true },
 };
 
