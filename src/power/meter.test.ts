@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Guest } from '../guest/index.js';
 import { energyOver, PowerMeter, type PowerSample, SERIES_LABELS, windowOver } from './meter.js';
 import { i7920DvfsModel, linearPowerModel } from './models.js';
@@ -124,5 +124,34 @@ describe('PowerMeter on real threads', () => {
     expect(measured.label).toBe('measured');
     expect(measured.joules).toBeCloseTo(20, 6);
     expect(meter.series().rapl).toBe(true);
+  });
+});
+
+describe('PowerMeter sampling period', () => {
+  it('samples every 250 ms while nothing listens and every 100 ms while a controller takes each sample', () => {
+    vi.useFakeTimers();
+    cleanups.push(() => {
+      vi.useRealTimers();
+    });
+    const meter = new PowerMeter({
+      host: { pid: process.pid, guests: () => [] },
+      model: linearPowerModel(50, 100),
+      raplRoot: null,
+    });
+    cleanups.push(() => meter.stop());
+    expect(meter.periodMs).toBe(250);
+    meter.start();
+    vi.advanceTimersByTime(1000);
+    expect(meter.samples().length).toBe(4);
+    const taken: PowerSample[] = [];
+    const off = meter.onSample((s) => taken.push(s));
+    expect(meter.periodMs).toBe(100);
+    vi.advanceTimersByTime(1000);
+    expect(taken.length).toBe(10);
+    off();
+    expect(meter.periodMs).toBe(250);
+    vi.advanceTimersByTime(1000);
+    expect(taken.length).toBe(10);
+    expect(meter.samples().length).toBe(4 + 10 + 4);
   });
 });

@@ -83,8 +83,13 @@ export interface MeterOptions {
   model: PowerModel;
   /** Cores whose busy fraction is the utilisation; default: this machine's. */
   capacityCores?: number;
-  /** Sampling period of start(), ms (default 100: the controller decides per sample, the transient shows). */
+  /** Sampling period of start() while a listener takes every sample, ms (default 100: a power controller decides per sample). */
   intervalMs?: number;
+  /**
+   * Sampling period of start() while no listener is subscribed, ms (default 250). Each sample reads /proc once per
+   * thread on the agent's main thread; without a controller nothing needs them 10 times a second (issue 17).
+   */
+  idleIntervalMs?: number;
   /** How much history to keep, ms (default 15 min). */
   historyMs?: number;
   /** powercap root (default /sys/class/powercap); null = do not read RAPL. */
@@ -96,6 +101,7 @@ export class PowerMeter {
   readonly capacityCores: number;
   readonly #host: HostView;
   readonly intervalMs: number;
+  readonly idleIntervalMs: number;
   readonly #historyMs: number;
   readonly #raplRoot: string | null;
   readonly #lastTid = new Map<number, number>();
@@ -103,6 +109,8 @@ export class PowerMeter {
   #lastRapl: RaplReading | undefined;
   #samples: PowerSample[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** The period the running timer was started with. */
+  #timerMs = 0;
   #state: number;
   readonly #listeners = new Set<(s: PowerSample) => void>();
 
@@ -111,6 +119,7 @@ export class PowerMeter {
     this.model = o.model;
     this.capacityCores = o.capacityCores ?? availableParallelism();
     this.intervalMs = o.intervalMs ?? 100;
+    this.idleIntervalMs = Math.max(this.intervalMs, o.idleIntervalMs ?? 250);
     this.#historyMs = o.historyMs ?? 15 * 60_000;
     this.#raplRoot = o.raplRoot === undefined ? '/sys/class/powercap' : o.raplRoot;
     this.#state = isDvfsModel(o.model) ? o.model.states.length - 1 : 0;
@@ -137,19 +146,37 @@ export class PowerMeter {
   /** Calls `fn` with every sample as it is taken (the power controller decides on each); returns the unsubscriber. */
   onSample(fn: (s: PowerSample) => void): () => void {
     this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
+    this.#retime();
+    return () => {
+      const had = this.#listeners.delete(fn);
+      this.#retime();
+      return had;
+    };
+  }
+
+  /** The period start() samples at now: `intervalMs` while a listener takes every sample, else `idleIntervalMs`. */
+  get periodMs(): number {
+    return this.#listeners.size > 0 ? this.intervalMs : this.idleIntervalMs;
   }
 
   start(): void {
     if (this.#timer) return;
+    this.#timerMs = this.periodMs;
     // Not inside a switch-over's paused window (a sync /proc read per thread): right after it.
-    this.#timer = setInterval(() => afterPausedWindow(() => this.sample(), this), this.intervalMs);
+    this.#timer = setInterval(() => afterPausedWindow(() => this.sample(), this), this.#timerMs);
     this.#timer.unref();
   }
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** A running timer follows the period when a listener comes or goes. */
+  #retime(): void {
+    if (!this.#timer || this.#timerMs === this.periodMs) return;
+    this.stop();
+    this.start();
   }
 
   /** CPU ms per thread since the previous read; new threads start from their current value. */
