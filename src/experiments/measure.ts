@@ -8,6 +8,7 @@ import { AgentClient } from '../agent/index.js';
 import type { MigrationReport } from '../migration/index.js';
 import { type PrecopyInput, predictPrecopy } from '../migration/model.js';
 import { processCpuTimeMs, threadCpuTimes } from '../power/cputime.js';
+import { fetchPowerSeries } from '../power/host.js';
 import { type Pair, runScenario } from './scenario.js';
 import type { Cell, Measured, Predicted } from './types.js';
 
@@ -217,4 +218,36 @@ export function calibratedInput(m: Measured, a: PrecopyInput, pageSize: number):
     dirtyRate: m.round1DirtyPagesPerSec * pageSize,
     compressionRatio: Math.min(1, Math.max(0.001, m.resendRatio)),
   };
+}
+
+/**
+ * CPU of a livemig agent's migration counted as the engines experiment counts QEMU's: every thread of the process
+ * but the guest's vCPU threads (QEMU: main loop + migration thread + the rest; livemig: main thread + V8's and
+ * libuv's helper threads, e.g. the garbage collector's). The process's total comes from /proc at both ends, the
+ * vCPU threads' share from the agent's own meter (`GET /v1/power?sample=1` takes a sample at each end, so the
+ * window is the same to within the request's few milliseconds).
+ */
+export class AgentMigrationCpu {
+  private constructor(
+    private readonly address: string,
+    private readonly pid: number,
+    private readonly fromAt: number,
+    private readonly totalMs: number,
+  ) {}
+
+  /** Marks the start: a meter sample now, and the process's CPU time. */
+  static async start(address: string, pid: number): Promise<AgentMigrationCpu> {
+    const s = await fetchPowerSeries(address, Date.now() - 1000);
+    const at = s.samples.at(-1)?.at ?? Date.now();
+    return new AgentMigrationCpu(address, pid, at, processCpuMs(pid));
+  }
+
+  /** The window's CPU, ms: the whole process, its vCPU threads, and the rest (the migration's). */
+  async stop(): Promise<{ totalMs: number; vcpuMs: number; migrationMs: number }> {
+    const totalMs = processCpuMs(this.pid) - this.totalMs;
+    const s = await fetchPowerSeries(this.address, this.fromAt);
+    let vcpuMs = 0;
+    for (const x of s.samples) if (x.at > this.fromAt) vcpuMs += x.vcpuCpuMs;
+    return { totalMs, vcpuMs, migrationMs: Math.max(0, totalMs - vcpuMs) };
+  }
 }
