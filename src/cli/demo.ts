@@ -5,6 +5,7 @@ import { runScenario, startPair } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
 import type { MigrationOptions, MigrationReport } from '../migration/index.js';
 import { formatBytes, formatMs } from '../units.js';
+import { DEFAULT_GUEST_PARAMS } from './default-guest.js';
 import { MigrationProgress } from './format.js';
 import { LIMITS, sizeFlag } from './values.js';
 
@@ -61,15 +62,8 @@ export function registerDemo(program: Command): void {
         ramBytes,
         vcpus: 1,
         seed: 7,
-        workload: {
-          name: 'gap',
-          params: {
-            workingSetBytes: 64 * MiB,
-            writeRate: 20_000,
-            bytesPerWrite: 16,
-            wholePageFraction: 0.02,
-          },
-        },
+        // The same guest as a bare `livemig run` (default-guest.ts).
+        workload: { name: 'gap', params: { ...DEFAULT_GUEST_PARAMS } },
       };
       say(
         'livemig demo — live migration of a running guest between two processes over real TCP.\n\n' +

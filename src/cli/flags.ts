@@ -151,6 +151,11 @@ export function addMigrationFlags(cmd: Command): Command {
     )
     .option('--max-rounds <n>', 'stop-and-copy after this many pre-copy rounds (0 = no limit; default 30)')
     .option('--max-bandwidth <rate>', 'bandwidth limit, e.g. 128MiB, 1Gbit, 0 = unlimited (QEMU: 128MiB/s)')
+    .option(
+      '--avail-switchover-bandwidth <rate>',
+      "QEMU's: the rate the stop-and-copy may use, in place of the measured one in the convergence check " +
+        "(default 0: measured; a round without progress switches over if its set fits at the engine's unlimited rate)",
+    )
     .option('--xbzrle', 'send resent pages as XBZRLE deltas against a cache of what was sent')
     .option('--xbzrle-cache <size>', 'XBZRLE cache size (QEMU: 64MiB)')
     .option('--cache-ways <n>', 'cache associativity: 1 = direct-mapped, 2 = Svärd et al.')
@@ -237,6 +242,7 @@ export interface MigrationFlagValues {
   downtimeRamp?: string;
   maxRounds?: string;
   maxBandwidth?: string;
+  availSwitchoverBandwidth?: string;
   xbzrle?: boolean;
   xbzrleCache?: string;
   cacheWays?: string;
@@ -281,6 +287,14 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.maxRounds !== undefined) o.maxRounds = int(f.maxRounds, '--max-rounds', 0, 100_000);
   if (f.maxBandwidth !== undefined)
     o.maxBandwidth = rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate);
+  if (f.availSwitchoverBandwidth !== undefined) {
+    o.availSwitchoverBandwidth = rateFlag(
+      f.availSwitchoverBandwidth,
+      '--avail-switchover-bandwidth',
+      0,
+      LIMITS.rate,
+    );
+  }
   if (f.xbzrle) o.xbzrle = true;
   if (f.xbzrleCache !== undefined) {
     o.xbzrleCacheBytes = size(f.xbzrleCache, '--xbzrle-cache', 4096);

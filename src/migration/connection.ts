@@ -28,6 +28,8 @@ import { tlsFailure } from './tls-error.js';
 export interface SendPacer {
   /** Resolves when `bytes` may go, or as soon as `signal` aborts (the connection died: cancel, timeout, peer gone). */
   consume(bytes: number, signal?: AbortSignal): Promise<void>;
+  /** Milliseconds sends have waited in it so far (overlapping waits once); absent = not measured. */
+  readonly heldMs?: number;
 }
 
 /**
@@ -125,6 +127,11 @@ export class FrameConnection {
    */
   disableRateLimit(): void {
     this.pacer = undefined;
+  }
+
+  /** Milliseconds this connection's pacer has held sends back so far (0 without a limit, or once it is lifted). */
+  get rateLimitHeldMs(): number {
+    return this.pacer?.heldMs ?? 0;
   }
 
   /** Post-copy: a small socket queue, so that a page the destination faulted on does not wait behind pushed ones. */

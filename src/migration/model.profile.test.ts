@@ -121,6 +121,30 @@ describe('predictPrecopy with a profile', () => {
     expect(Math.max(...throttled.perRound!.map((r) => r.throttle))).toBeGreaterThan(0);
   });
 
+  it('a guest that dirties all of RAM every round switches over once a round makes no progress, as the engine does', () => {
+    // Every page dirty within ~10 ms: no round can shrink the set. At 1 GiB/s unlimited, 64 MiB is 62.5 ms.
+    const input = {
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      profile: profile((ms) => 16384 * -Math.expm1(-ms)),
+      engine: { ...free, pageSec: 1e-6, linkBandwidth: 1024 * MiB },
+    };
+    const p = predictPrecopy(input);
+    expect(p.switchoverReason).toBe('no-progress');
+    expect(p.rounds).toBe(2);
+    expect(p.downtime).toBeCloseTo(0.0625, 4);
+    expect(p.bytes).toBeCloseTo(3 * 64 * MiB, -3);
+    // QEMU's avail-switchover-bandwidth set to the live link: the set never fits, the rounds run to max-rounds.
+    const live = predictPrecopy({ ...input, migration: { availSwitchoverBandwidth: 32 * MiB } });
+    expect(live.switchoverReason).toBe('max-rounds');
+    expect(live.rounds).toBe(30);
+    // An action chosen for stalls acts instead.
+    const pc = predictPrecopy({ ...input, migration: { onStall: 'postcopy', stallRounds: 2 } });
+    expect(pc.switchoverReason).toBe('postcopy: stalled');
+    expect(pc.rounds).toBe(4);
+  });
+
   it("a preset's stop rules apply: xen switches over after 5 rounds", () => {
     const rate = 10_000;
     const p = predictPrecopy({

@@ -35,7 +35,7 @@ import {
 import type { GuestProfile } from '../profile/schema.js';
 import { TAIL_LIMITS } from './converge-tail.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from './options.js';
-import { measuredBandwidth, type RoundSample, throttleToCap } from './policy.js';
+import { measuredBandwidth, type RoundSample, switchoverBandwidth, throttleToCap } from './policy.js';
 import { decideRound, initialRoundState } from './round-decision.js';
 
 export interface PrecopyInput {
@@ -275,9 +275,11 @@ function qemuSwitchover(x: {
   limitSec: number;
   prof: GuestProfile;
   perResent: (ms: number) => number;
+  /** QEMU's avail-switchover-bandwidth, bytes/s; 0 = the measured rate. */
+  avail: number;
 }): { t: number; sentBytes: number; pendingBytes: number } | undefined {
   const R = x.wire / x.T;
-  const threshold = R * x.limitSec;
+  const threshold = (x.avail > 0 ? x.avail : R) * x.limitSec;
   const steps = 256;
   for (let k = 0; k <= steps; k++) {
     const t = (x.T * k) / steps;
@@ -301,7 +303,8 @@ function qemuSwitchover(x: {
  *   the pages it leaves dirty                      D = W(T · s · g)  (s = the CAP auto-converge leaves the guest,
  *                                                                      g = the guest's speed while migrated)
  *   the next round resends them                    V' = D · b(T)     (b: wire bytes per resent page)
- *   stop when decideRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far)
+ *   stop when decideRound says so, with the engine's estimate: D · (bytes per page so far) / (rate so far), and
+ *     after a round that did not shrink D, the same at the unlimited rate (bytes so far / Σ (T − time held by B))
  *   downtime = max(D·c_page, V_D / L) + switch-over cost + max(0, destination start − carried/B − time so far)
  *   total = start cost + Σ T + downtime
  * ```
@@ -363,8 +366,11 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
     const delta = changed * (over * whole + (1 - over) * (d.ratio * P + e.pageHeaderBytes));
     return hit * delta + (1 - hit) * whole;
   };
+  /** A round's time without the bandwidth limit: the source's work or the link, whichever is slower. */
+  const unlimitedSec = (pages: number, zeros: number, wire: number): number =>
+    Math.max(pages * e.pageSec + zeros * e.zeroPageSec, wire / e.linkBandwidth);
   const roundSec = (pages: number, zeros: number, wire: number): number =>
-    Math.max(wire / B, pages * e.pageSec + zeros * e.zeroPageSec, wire / e.linkBandwidth);
+    Math.max(wire / B, unlimitedSec(pages, zeros, wire));
 
   const samples: RoundSample[] = [];
   const perRound: PredictedRound[] = [];
@@ -372,6 +378,8 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
   let pages = N;
   let wire = nonZero * whole;
   let T = roundSec(nonZero, N - nonZero, wire);
+  // What the limit held back (the engine measures it on its token bucket: the no-progress rule's rate).
+  let held = T - unlimitedSec(nonZero, N - nonZero, wire);
   let time = e.startSec;
   let bytes = carried;
   let liveBytes = 0;
@@ -384,7 +392,15 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
     const speed = (throttle > 0 ? throttleToCap(throttle) / 100 : 1) * guestSpeed;
     if (input.switchover === 'qemu' && T > 0 && wire > 0) {
       const limitSec = state.downtimeLimitMs / 1000;
-      const early = qemuSwitchover({ wire, T, speed, limitSec, prof, perResent });
+      const early = qemuSwitchover({
+        wire,
+        T,
+        speed,
+        limitSec,
+        prof,
+        perResent,
+        avail: o.availSwitchoverBandwidth,
+      });
       if (early) {
         // The stop-and-copy is not rate-limited: the pending bytes go at the engine's own speed.
         const pendingPages = early.pendingBytes / whole;
@@ -415,6 +431,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
       bytesSent: wire,
       durationMs: T * 1000,
       dirtyPages: dirty,
+      heldMs: held * 1000,
     };
     samples.push(sample);
     perRound.push({ round, pages, bytes: wire, seconds: T, dirtyPages: dirty, throttle });
@@ -433,6 +450,10 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
         pageSize: P,
         estimate: {
           bandwidth: measuredBandwidth(samples, o.maxBandwidth),
+          // QEMU has no such rule (it uses avail-switchover-bandwidth only as given, in the check above).
+          ...(input.switchover === 'qemu'
+            ? {}
+            : { switchoverBandwidth: switchoverBandwidth(samples, o.availSwitchoverBandwidth) }),
           bytesPerPage: livePages > 0 ? Math.max(64, liveBytes / livePages) : P,
           elapsedMs: time * 1000,
           msSinceProgress: (time - progressAt) * 1000,
@@ -476,5 +497,6 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
     pages = dirty;
     wire = dirty * resent;
     T = roundSec(dirty, 0, wire);
+    held = T - unlimitedSec(dirty, 0, wire);
   }
 }

@@ -50,6 +50,13 @@ export const migrationOptionsSchema = z.strictObject({
   minDirtyPages: z.number().int().min(0),
   /** Token-bucket limit on the source, bytes per second (0 = unlimited). QEMU: 128 MiB/s. */
   maxBandwidth: z.number().min(0),
+  /**
+   * QEMU's avail-switchover-bandwidth: the rate the stop-and-copy may use, bytes/s; when set it replaces the measured
+   * bandwidth in the convergence check, as in QEMU. 0 (default): the live rounds' measured rate decides convergence,
+   * and once a round makes no progress, the engine's own estimate of its unlimited rate decides whether the set
+   * fits the limit (policy.ts, switchoverBandwidth; round-decision.ts says where that rule applies).
+   */
+  availSwitchoverBandwidth: z.number().min(0),
   xbzrle: z.boolean(),
   xbzrleCacheBytes: z.number().int().min(0),
   /** static: the cache keeps xbzrleCacheBytes; dynamic: resized between rounds up to xbzrleCacheMaxBytes. */
@@ -154,6 +161,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   maxRounds: 30,
   minDirtyPages: 0,
   maxBandwidth: 128 * MiB,
+  availSwitchoverBandwidth: 0,
   xbzrle: false,
   xbzrleCacheBytes: 64 * MiB,
   cacheSizing: 'static',

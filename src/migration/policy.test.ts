@@ -12,9 +12,11 @@ import {
   initialCacheSize,
   isNotConverging,
   isStalled,
+  madeNoProgress,
   measuredBandwidth,
   nextCacheSize,
   type RoundSample,
+  switchoverBandwidth,
   throttleToCap,
 } from './policy.js';
 
@@ -247,5 +249,39 @@ describe('measuredBandwidth', () => {
     expect(measuredBandwidth(rounds, 0)).toBe(409_600);
     expect(measuredBandwidth(rounds, 100_000)).toBe(100_000);
     expect(measuredBandwidth(rounds, 1e9)).toBe(409_600);
+  });
+});
+
+describe('switchoverBandwidth (the stop-and-copy rate)', () => {
+  it("is the last three rounds' bytes over their time less what the limit held back, or the user's", () => {
+    const held = (r: RoundSample, heldMs: number): RoundSample => ({ ...r, heldMs });
+    expect(switchoverBandwidth([], 0)).toBe(0);
+    // 100 pages in 1 s of which the limit held 900 ms: 100 ms of work, 4 096 000 B/s without the limit.
+    expect(switchoverBandwidth([held(round(1, 100, 100), 900)], 0)).toBe(4_096_000);
+    // Not measured (the QEMU bridge, a limit-free run): the round's own rate.
+    expect(switchoverBandwidth([round(1, 100, 100)], 0)).toBe(409_600);
+    // Round 1 is older than the last three: 3 × 10 pages in 3 × (100 − 50) ms.
+    const rounds = [round(1, 1000, 0), ...[2, 3, 4].map((i) => held(round(i, 10, 10, 100), 50))];
+    expect(switchoverBandwidth(rounds, 0)).toBe(819_200);
+    // QEMU's avail-switchover-bandwidth, when given, is the rate.
+    expect(switchoverBandwidth(rounds, 5)).toBe(5);
+  });
+
+  it('decideAfterRound switches over after a round without progress whose set fits at that rate', () => {
+    const rounds = [round(1, 1000, 900), round(2, 900, 900)];
+    // 900 pages: 9 s at the live 100 pages/s, 90 ms at 10 000 pages/s.
+    expect(decideAfterRound(state(rounds), DEFAULT_OPTIONS)).toEqual({ action: 'next-round' });
+    expect(decideAfterRound(state(rounds, { switchoverBandwidth: 10_000 * 4096 }), DEFAULT_OPTIONS)).toEqual({
+      action: 'switchover',
+      reason: 'no-progress',
+    });
+    // Progress: the rounds go on.
+    const shrinking = [round(1, 1000, 900), round(2, 900, 899)];
+    expect(madeNoProgress(shrinking)).toBe(false);
+    expect(
+      decideAfterRound(state(shrinking, { switchoverBandwidth: 10_000 * 4096 }), DEFAULT_OPTIONS),
+    ).toEqual({
+      action: 'next-round',
+    });
   });
 });

@@ -12,6 +12,8 @@ export interface RoundSample {
   durationMs: number;
   /** Pages found dirty by the sync at the end of the round (the next round's work). */
   dirtyPages: number;
+  /** Of `durationMs`, the time the bandwidth limit held sends back (0 or absent: none, or not measured). */
+  heldMs?: number;
 }
 
 export interface ConvergenceState {
@@ -28,11 +30,16 @@ export interface ConvergenceState {
   downtimeLimitMs: number;
   elapsedMs: number;
   msSinceProgress: number;
+  /**
+   * The stop-and-copy's own rate, bytes/s (`switchoverBandwidth`): given only where the no-progress rule applies
+   * (round-decision.ts says where). A round without progress whose set fits the limit at it switches over.
+   */
+  switchoverBandwidth?: number;
 }
 
 export type Decision =
   | { action: 'next-round' }
-  | { action: 'switchover'; reason: 'converged' | 'max-rounds' | 'min-dirty-pages' }
+  | { action: 'switchover'; reason: 'converged' | 'no-progress' | 'max-rounds' | 'min-dirty-pages' }
   | { action: 'postcopy'; reason: 'hybrid-rounds' | 'not-converging' | 'stalled' }
   | { action: 'abort'; reason: 'not-converging' | 'stalled' | 'timeout' | 'progress-timeout' };
 
@@ -61,6 +68,31 @@ export function measuredBandwidth(samples: readonly RoundSample[], maxBandwidth:
   }
   const rate = ms > 0 ? (bytes * 1000) / ms : 0;
   return maxBandwidth > 0 ? Math.min(rate, maxBandwidth) : rate;
+}
+
+/**
+ * The stop-and-copy's rate, bytes/s: QEMU's avail-switchover-bandwidth when the user gives one (`avail` > 0), else
+ * the engine's estimate of its own unlimited rate: what the last three rounds sent over their time less the time
+ * the bandwidth limit held sends back. The guest is paused then and the limit lifted, so the live rounds' rate under
+ * --max-bandwidth says nothing about it; the time the source spent on its sends does. Under load that time grows,
+ * so the estimate falls with it (it errs towards more rounds, not a longer pause). 0 when nothing was measured.
+ */
+export function switchoverBandwidth(samples: readonly RoundSample[], avail: number): number {
+  if (avail > 0) return avail;
+  let bytes = 0;
+  let ms = 0;
+  for (const x of samples.slice(-3)) {
+    bytes += x.bytesSent;
+    ms += Math.max(0, x.durationMs - (x.heldMs ?? 0));
+  }
+  return ms > 0 ? (bytes * 1000) / ms : 0;
+}
+
+/** The round that just ended did not shrink the dirty set left by the one before (round 1 says nothing). */
+export function madeNoProgress(samples: readonly RoundSample[]): boolean {
+  const last = samples[samples.length - 1];
+  const prev = samples[samples.length - 2];
+  return !!last && !!prev && last.round > 1 && last.dirtyPages >= prev.dirtyPages;
 }
 
 /** True when, for the last `rounds` rounds, pages were dirtied at least as fast as they were sent. */
@@ -118,8 +150,23 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
   if (o.progressTimeoutMs > 0 && s.msSinceProgress >= o.progressTimeoutMs) {
     return { action: 'abort', reason: 'progress-timeout' };
   }
-  const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, s.bandwidth);
+  // QEMU: avail-switchover-bandwidth, when set, replaces the measured bandwidth in the convergence check.
+  const rate = o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : s.bandwidth;
+  const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, rate);
   if (expected <= s.downtimeLimitMs) return { action: 'switchover', reason: 'converged' };
+  // A round that did not shrink the set says more rounds will not either: pause now if the set fits the limit at
+  // the stop-and-copy's own rate, rather than resend it until max-rounds and pause with the same set then.
+  if (
+    s.switchoverBandwidth !== undefined &&
+    madeNoProgress(s.rounds) &&
+    expectedDowntimeMs(
+      last.dirtyPages,
+      s.bytesPerPage,
+      o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : s.switchoverBandwidth,
+    ) <= s.downtimeLimitMs
+  ) {
+    return { action: 'switchover', reason: 'no-progress' };
+  }
   return stopRules(s.rounds, o);
 }
 

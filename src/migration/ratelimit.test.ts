@@ -63,6 +63,33 @@ describe('TokenBucket on a fake clock', () => {
     expect(b.take(1)).toBeGreaterThan(0);
   });
 
+  it('heldMs: the time sends really waited, overlapping waits once, none while unlimited', async () => {
+    let t = 0;
+    const sleeping: (() => void)[] = [];
+    const sleep = () => new Promise<void>((resolve) => sleeping.push(resolve));
+    const b = new TokenBucket(1_000_000, 100_000, () => t, sleep);
+    await b.consume(100_000); // the burst: no wait
+    expect(b.heldMs).toBe(0);
+    // Two senders sharing the bucket (multifd): 100 and 200 ms of debt, waiting at the same time.
+    const first = b.consume(100_000);
+    const second = b.consume(100_000);
+    t = 40;
+    expect(b.heldMs).toBe(40); // a wait under way counts
+    t = 130; // the first sleep ran 30 ms late: what counts is how long it really lasted
+    sleeping[0]!();
+    await first;
+    expect(b.heldMs).toBe(130);
+    t = 200;
+    sleeping[1]!();
+    await second;
+    expect(b.heldMs).toBe(200); // not 130 + 200
+    t = 1000; // idle: nothing held
+    expect(b.heldMs).toBe(200);
+    const free = new TokenBucket(0, undefined, () => t, sleep);
+    await free.consume(1e9);
+    expect(free.heldMs).toBe(0);
+  });
+
   it('refills at the rate while idle, up to the burst only', () => {
     const c = fakeClock();
     const b = new TokenBucket(1_000_000, 300_000, c.now);

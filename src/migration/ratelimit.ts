@@ -48,6 +48,10 @@ export class TokenBucket {
   private burstBytes: number;
   /** A burst given by the caller stays across setRate(); the default one follows the rate. */
   private readonly fixedBurst: boolean;
+  /** Sends waiting in consume() now, since when some send has been waiting, and the waits that ended (ms). */
+  private waiting = 0;
+  private waitingSince = 0;
+  private heldBefore = 0;
 
   /**
    * @param bytesPerSecond the limit; 0 = unlimited.
@@ -110,9 +114,25 @@ export class TokenBucket {
     return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.bytesPerSecond;
   }
 
+  /**
+   * Milliseconds during which at least one send waited in consume(), on the bucket's clock (the waits as they
+   * really lasted, not as take() asked). A round's time less this is what its sends cost without the limit: the
+   * source's estimate of its unlimited rate (QEMU's avail-switchover-bandwidth, which QEMU leaves to the user).
+   */
+  get heldMs(): number {
+    return this.heldBefore + (this.waiting > 0 ? Math.max(0, this.now() - this.waitingSince) : 0);
+  }
+
   /** Takes `bytes` and resolves when they may be sent, or at once when `signal` aborts (the caller checks why). */
   async consume(bytes: number, signal?: AbortSignal): Promise<void> {
     const wait = this.take(bytes);
-    if (wait > 0 && !signal?.aborted) await this.sleep(wait, signal);
+    if (!(wait > 0) || signal?.aborted) return;
+    // Overlapping waits (multifd channels share the bucket) count once.
+    if (this.waiting++ === 0) this.waitingSince = this.now();
+    try {
+      await this.sleep(wait, signal);
+    } finally {
+      if (--this.waiting === 0) this.heldBefore += Math.max(0, this.now() - this.waitingSince);
+    }
   }
 }

@@ -266,6 +266,77 @@ describe('round decision', () => {
     );
   });
 
+  it('a round without progress switches over when its set fits the limit at the stop-and-copy rate', () => {
+    // 10 000 pages/s unlimited: 900 pages are 90 ms, under the 300 ms limit; at the live 100 pages/s they are 9 s.
+    const fast: RoundEstimate = { ...slow, switchoverBandwidth: 10_000 * 4096 };
+    const { outcomes } = drive([900, 900, 900], {}, 'engine', fast);
+    expect(outcomes.map((x) => x.decision)).toEqual([
+      { action: 'next-round' }, // round 1 says nothing about progress
+      { action: 'switchover', reason: 'no-progress' },
+    ]);
+    expect(events(outcomes)).toContain(
+      "no progress in round 2: its 900 dirty pages fit the 300 ms limit at the stop-and-copy's own rate " +
+        '(39 MiB/s), and more rounds would only resend them',
+    );
+    // While rounds shrink the set, they go on (they leave less to pause with).
+    expect(
+      drive([900, 800, 700, 600], {}, 'engine', fast).outcomes.every(
+        (x) => x.decision.action === 'next-round',
+      ),
+    ).toBe(true);
+    // A set over the limit at that rate too: the rounds go on to max-rounds, as before.
+    expect(drive([5000, 5000, 5000], { maxRounds: 3 }, 'engine', fast).outcomes.at(-1)!.decision).toEqual({
+      action: 'switchover',
+      reason: 'max-rounds',
+    });
+    // QEMU decides convergence itself: never there.
+    expect(drive([900, 900, 900], { maxRounds: 3 }, 'qemu').outcomes.at(-1)!.decision.reason).toBe(
+      'max-rounds',
+    );
+  });
+
+  it('the no-progress switch-over leaves rounds without progress to what the user asked to act on them', () => {
+    const fast: RoundEstimate = { ...slow, switchoverBandwidth: 10_000 * 4096 };
+    const asked: Partial<MigrationOptions>[] = [
+      { onStall: 'double-downtime' },
+      { onStall: 'postcopy', stallRounds: 5 },
+      { onStall: 'abort', stallRounds: 5 },
+      { onStall: 'auto-converge' },
+      { onNonConvergence: 'postcopy', nonConvergenceRounds: 5 },
+      { autoConverge: true },
+      { dirtyLimit: true },
+      { downtimeRamp: { startMs: 300, stepMs: 100, maxMs: 1000 } },
+      { strategy: 'hybrid', postcopyAfterRounds: 10 },
+    ];
+    for (const o of asked) {
+      const { outcomes } = drive([900, 900], o, 'engine', fast);
+      expect({ o, decision: outcomes[1]!.decision }).toEqual({ o, decision: { action: 'next-round' } });
+    }
+    // The ramp at its MAX lets the others act as without it: the rule too.
+    const ramp = { startMs: 100, stepMs: 200, maxMs: 300 };
+    expect(drive([900, 900, 900], { downtimeRamp: ramp }, 'engine', fast).outcomes.at(-1)!.decision).toEqual({
+      action: 'switchover',
+      reason: 'no-progress',
+    });
+  });
+
+  it("availSwitchoverBandwidth is QEMU's: it replaces the measured bandwidth in the convergence check", () => {
+    const fast: RoundEstimate = { ...slow, switchoverBandwidth: 10_000 * 4096 };
+    // 900 pages at 10 000 pages/s fit 300 ms: converged at round 1, as QEMU would.
+    expect(drive([900], { availSwitchoverBandwidth: 10_000 * 4096 }).outcomes[0]!.decision).toEqual({
+      action: 'switchover',
+      reason: 'converged',
+    });
+    // Set to the live link, it brings back the rounds without progress running to max-rounds.
+    const live = drive(
+      [900, 900, 900],
+      { availSwitchoverBandwidth: 100 * 4096, maxRounds: 3 },
+      'engine',
+      fast,
+    );
+    expect(live.outcomes.at(-1)!.decision).toEqual({ action: 'switchover', reason: 'max-rounds' });
+  });
+
   it('DEFAULT_OPTIONS has no ramp', () => {
     expect(DEFAULT_OPTIONS.downtimeRamp).toBeNull();
   });

@@ -4,7 +4,8 @@
  * changes to make (downtime limit, throttle) and the event lines out; each engine only acts on the outcome.
  *
  * The order of one round: detect non-convergence and stalls (once each, events); decide (timeouts and convergence
- * when the engine estimates them itself, then the stop rules: policy.ts); if the migration goes on, act between
+ * when the engine estimates them itself, a round without progress whose set fits the limit at the stop-and-copy's
+ * own rate where nothing else acts on such rounds (`noProgressSwitchoverApplies`), then the stop rules: policy.ts); if the migration goes on, act between
  * rounds: auto-converge's throttle step (where the engine throttles; QEMU's capability throttles on its own), then
  * the downtime limit: the downtime ramp while it has room, else Proxmox's "double the downtime".
  *
@@ -21,10 +22,13 @@ import {
   decideAfterRound,
   isNotConverging,
   isStalled,
+  madeNoProgress,
   type RoundSample,
   stopRules,
   throttleToCap,
 } from './policy.js';
+
+export { madeNoProgress } from './policy.js';
 
 /** QEMU's largest downtime-limit (MAX_MIGRATE_DOWNTIME, 2000 s): the limit is never doubled past it. */
 export const MAX_DOWNTIME_LIMIT_MS = 2_000_000;
@@ -58,6 +62,8 @@ export interface RoundEstimate {
   bytesPerPage: number;
   elapsedMs: number;
   msSinceProgress: number;
+  /** The stop-and-copy's own rate, bytes/s (policy.ts, switchoverBandwidth); absent = the no-progress rule is off. */
+  switchoverBandwidth?: number;
 }
 
 export interface RoundInput {
@@ -109,11 +115,22 @@ export function rampHolds(downtimeLimitMs: number, ramp: DowntimeRamp | null): b
   return ramp !== null && downtimeLimitMs < ramp.maxMs;
 }
 
-/** The round that just ended did not shrink the dirty set left by the one before (round 1 says nothing). */
-export function madeNoProgress(samples: readonly RoundSample[]): boolean {
-  const last = samples[samples.length - 1];
-  const prev = samples[samples.length - 2];
-  return !!last && !!prev && last.round > 1 && last.dirtyPages >= prev.dirtyPages;
+/**
+ * Where a round without progress switches over when its set fits the limit at the stop-and-copy's own rate
+ * (policy.ts): where nothing else was asked to act on such rounds, so they would only repeat until max-rounds and
+ * the same set would be paused then. Not when the user chose an action for them (a stall or non-convergence action,
+ * auto-converge, the dirty limit, the downtime ramp while it has room) nor with hybrid (post-copy takes over after
+ * its rounds): those act as documented.
+ */
+export function noProgressSwitchoverApplies(o: MigrationOptions, holding: boolean): boolean {
+  return (
+    !holding &&
+    o.strategy !== 'hybrid' &&
+    o.onStall === 'continue' &&
+    o.onNonConvergence === 'continue' &&
+    !usesAutoConverge(o) &&
+    !o.dirtyLimit
+  );
 }
 
 /** The next limit on the ramp: one STEP up, never past MAX. */
@@ -162,11 +179,19 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
     downtimeLimitMs: state.downtimeLimitMs,
     ...(holding ? { onNonConvergence: 'continue', onStall: 'continue' } : {}),
   };
-  let decision = input.estimate
+  const est = input.estimate;
+  const swb = est?.switchoverBandwidth;
+  let decision = est
     ? decideAfterRound(
         {
           rounds: samples as RoundSample[],
-          ...input.estimate,
+          bandwidth: est.bandwidth,
+          bytesPerPage: est.bytesPerPage,
+          elapsedMs: est.elapsedMs,
+          msSinceProgress: est.msSinceProgress,
+          ...(swb !== undefined && noProgressSwitchoverApplies(o, holding)
+            ? { switchoverBandwidth: swb }
+            : {}),
           pageSize: input.pageSize,
           throttle: state.throttle,
           throttleTriggers: state.throttleTriggers,
@@ -175,7 +200,6 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
         rules,
       )
     : stopRules(samples, rules);
-  const est = input.estimate;
   if (
     decision.action === 'switchover' &&
     decision.reason === 'converged' &&
@@ -195,6 +219,13 @@ export function decideRound(state: RoundState, input: RoundInput, o: MigrationOp
     events.push(
       `converged with ${last.dirtyPages} dirty pages; another live round is expected to leave about ${left}, ` +
         'so it runs before the switch-over',
+    );
+  }
+  if (decision.action === 'switchover' && decision.reason === 'no-progress' && est && swb !== undefined) {
+    events.push(
+      `no progress in round ${last.round}: its ${last.dirtyPages} dirty pages fit the ${state.downtimeLimitMs} ms ` +
+        `limit at the stop-and-copy's own rate (${(swb / 1048576).toFixed(0)} MiB/s), and more rounds would only ` +
+        'resend them',
     );
   }
   if (decision.action !== 'next-round') return { decision, state: next, events, stalled, rampHolds: holding };

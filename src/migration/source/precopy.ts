@@ -5,7 +5,7 @@
  */
 import { MigrationError } from '../../errors.js';
 import { TAIL_LIMITS } from '../converge-tail.js';
-import { expectedDowntimeMs, measuredBandwidth, type RoundSample } from '../policy.js';
+import { expectedDowntimeMs, measuredBandwidth, type RoundSample, switchoverBandwidth } from '../policy.js';
 import { Command, encodeRound } from '../protocol/index.js';
 import {
   abortCode,
@@ -80,6 +80,7 @@ class PrecopyLoop {
       s.checkAbort();
       const t = performance.now();
       const sentBefore = s.sentBytes();
+      const heldBefore = s.conn.rateLimitHeldMs;
       const cacheBefore = s.xbzrle.counters();
       // hot-last only: a page written again since the sync that listed it waits for the next round.
       s.encoder.skipRedirtied = o.pageOrder === 'hot-last';
@@ -89,6 +90,7 @@ class PrecopyLoop {
       const bytes = s.sentBytes() - sentBefore;
       const synced = log.sync();
       const durationMs = performance.now() - t;
+      const heldMs = s.conn.rateLimitHeldMs - heldBefore;
       const next = s.hotLast.afterSync(round, synced);
       // Held-back hot pages stay owed: they count in the remaining work and go at the latest at stop-and-copy.
       held = next.held;
@@ -96,12 +98,23 @@ class PrecopyLoop {
       const owed = dirty.length + held.length;
       const pagesSent = pages.length - (r.pages.redirtied - redirtiedBefore);
       await s.conn.sendFrame(Command.ROUND, encodeRound({ round, pagesSent, dirtyPages: owed }));
-      const sample: RoundSample = { round, pagesSent, bytesSent: bytes, durationMs, dirtyPages: owed };
+      const sample: RoundSample = {
+        round,
+        pagesSent,
+        bytesSent: bytes,
+        durationMs,
+        dirtyPages: owed,
+        heldMs,
+      };
       samples.push(sample);
       this.recordRound(sample);
       s.xbzrle.afterRound(cacheBefore, s.xbzrle.counters(), next.hot, synced.length);
       const estimate = this.estimate(samples);
-      const expected = expectedDowntimeMs(owed, estimate.bytesPerPage, estimate.bandwidth);
+      const expected = expectedDowntimeMs(
+        owed,
+        estimate.bytesPerPage,
+        o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : estimate.bandwidth,
+      );
       r.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
@@ -116,7 +129,11 @@ class PrecopyLoop {
       s.emit(true);
       if (decision.action === 'switchover') {
         r.switchoverReason = decision.reason;
-        s.event(`switch-over: ${decision.reason} (expected downtime ${expected.toFixed(1)} ms)`);
+        const expectedMs =
+          decision.reason === 'no-progress'
+            ? expectedDowntimeMs(owed, estimate.bytesPerPage, estimate.switchoverBandwidth ?? 0)
+            : expected;
+        s.event(`switch-over: ${decision.reason} (expected downtime ${expectedMs.toFixed(1)} ms)`);
         const owedNow = await hotLastPasses(s, { dirty, held });
         await destinationCaughtUp(s); // the destination's backlog is not downtime (capability APPLIED_ACK)
         warmSwitchoverCode(s.guest.config); // the guest still runs: compiling this is not downtime
@@ -195,6 +212,7 @@ class PrecopyLoop {
     const bytesPerPage = this.livePages > 0 ? Math.max(64, this.liveBytes / this.livePages) : s.pageSize;
     return {
       bandwidth: measuredBandwidth(samples, s.o.maxBandwidth),
+      switchoverBandwidth: switchoverBandwidth(samples, s.o.availSwitchoverBandwidth),
       bytesPerPage,
       elapsedMs: s.elapsed(),
       msSinceProgress: performance.now() - this.lastProgressAt,
