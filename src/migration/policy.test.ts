@@ -12,6 +12,7 @@ import {
   initialCacheSize,
   isNotConverging,
   isStalled,
+  madeLittleProgress,
   madeNoProgress,
   measuredBandwidth,
   nextCacheSize,
@@ -275,9 +276,11 @@ describe('switchoverBandwidth (the stop-and-copy rate)', () => {
       action: 'switchover',
       reason: 'no-progress',
     });
-    // Progress: the rounds go on.
-    const shrinking = [round(1, 1000, 900), round(2, 900, 899)];
-    expect(madeNoProgress(shrinking)).toBe(false);
+    // Progress (a sixteenth of the set or more): the rounds go on. Less is no progress, as none at all.
+    const shrinking = [round(1, 1000, 900), round(2, 900, 843)];
+    expect(madeLittleProgress(shrinking)).toBe(false);
+    expect(madeLittleProgress([round(1, 1000, 900), round(2, 900, 844)])).toBe(true);
+    expect(madeNoProgress([round(1, 1000, 900), round(2, 900, 844)])).toBe(false);
     expect(
       decideAfterRound(state(shrinking, { switchoverBandwidth: 10_000 * 4096 }), DEFAULT_OPTIONS),
     ).toEqual({

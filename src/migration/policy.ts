@@ -95,6 +95,21 @@ export function madeNoProgress(samples: readonly RoundSample[]): boolean {
   return !!last && !!prev && last.round > 1 && last.dirtyPages >= prev.dirtyPages;
 }
 
+/**
+ * Less than this share taken off the dirty set by a round is no progress for the no-progress switch-over: at that
+ * pace halving the set takes 11 rounds or more. Why not "did not shrink at all": a writer at its fixed point leaves
+ * sets that differ by noise (a few tens of pages in thousands), so whether a round shrank its set at all is a coin
+ * toss there, which no model can predict, while the mean shrink falls under 1/16 within a round or two of it.
+ */
+export const NO_PROGRESS_SHRINK = 1 / 16;
+
+/** The round that just ended shrank the set left by the one before by less than NO_PROGRESS_SHRINK (not round 1). */
+export function madeLittleProgress(samples: readonly RoundSample[]): boolean {
+  const last = samples[samples.length - 1];
+  const prev = samples[samples.length - 2];
+  return !!last && !!prev && last.round > 1 && last.dirtyPages > prev.dirtyPages * (1 - NO_PROGRESS_SHRINK);
+}
+
 /** True when, for the last `rounds` rounds, pages were dirtied at least as fast as they were sent. */
 export function isNotConverging(samples: readonly RoundSample[], rounds: number): boolean {
   if (samples.length < rounds + 1) return false; // round 1 (the bulk copy) says nothing about convergence
@@ -154,11 +169,11 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
   const rate = o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : s.bandwidth;
   const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, rate);
   if (expected <= s.downtimeLimitMs) return { action: 'switchover', reason: 'converged' };
-  // A round that did not shrink the set says more rounds will not either: pause now if the set fits the limit at
+  // A round that (nearly) did not shrink the set says more rounds will not either: pause now if the set fits the limit at
   // the stop-and-copy's own rate, rather than resend it until max-rounds and pause with the same set then.
   if (
     s.switchoverBandwidth !== undefined &&
-    madeNoProgress(s.rounds) &&
+    madeLittleProgress(s.rounds) &&
     expectedDowntimeMs(
       last.dirtyPages,
       s.bytesPerPage,
