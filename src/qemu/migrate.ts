@@ -208,6 +208,9 @@ async function configure(
     'max-bandwidth': Math.round(opts.maxBandwidth),
   };
   if (postcopy) params['max-postcopy-bandwidth'] = Math.round(opts.maxBandwidth);
+  // The same option, the same meaning (QEMU ≥ 8.2); 0 = unset, QEMU's own default.
+  if (opts.availSwitchoverBandwidth > 0)
+    params['avail-switchover-bandwidth'] = Math.round(opts.availSwitchoverBandwidth);
   let cacheBytes = opts.xbzrleCacheBytes;
   if (opts.xbzrle && opts.cacheSizing === 'dynamic')
     cacheBytes = initialCacheSize({
