@@ -1,5 +1,6 @@
 /**
- * The guest a bare `livemig run` migrates, and the one `livemig demo` (`npm start`) migrates four ways: gap's small
+ * The guest of the CLI when no `--workload` is given (`livemig run`, `guest start`, `profile`, `predict`), and the one
+ * `livemig demo` (`npm start`) migrates four ways: gap's small
  * writes (16 bytes, 2 % whole-page rewrites) at 20,000 pages/s over a 64 MiB heap, about 78 MiB/s of writes. A busy
  * guest that pre-copy brings to convergence at QEMU's default 128 MiB/s in a few rounds.
  *
@@ -23,14 +24,15 @@ export const DEFAULT_GUEST_PARAMS = {
 } as const;
 
 /**
- * The guest flags with the default guest's parameters filled in where `--workload` was not given (`workloadGiven`
- * false) and the flag was not set either; explicit flags win, and an explicit `--workload` keeps its own defaults.
+ * The guest flags with the default guest filled in where `--workload` was not given: gap, and its parameters
+ * wherever the flag was not set either (explicit flags win). A named `--workload` keeps its own defaults.
  */
-export function withDefaultGuest<F extends GuestFlagValues>(flags: F, workloadGiven: boolean): F {
-  if (workloadGiven) return flags;
+export function withDefaultGuest(flags: GuestFlagValues): GuestFlagValues & { workload: string } {
+  if (flags.workload !== undefined) return { ...flags, workload: flags.workload };
   const p = DEFAULT_GUEST_PARAMS;
   return {
     ...flags,
+    workload: 'gap',
     workingSet: flags.workingSet ?? `${p.workingSetBytes / MiB}MiB`,
     writeRate: flags.writeRate ?? String(p.writeRate),
     bytesPerWrite: flags.bytesPerWrite ?? String(p.bytesPerWrite),

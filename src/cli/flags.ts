@@ -26,6 +26,7 @@ import {
   VERIFY_METHODS,
 } from '../migration/index.js';
 import { POWER_MODEL_NAMES } from '../power/index.js';
+import { withDefaultGuest } from './default-guest.js';
 import { downtimeRampFlag, durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
 
 export { durationFlag, intFlag, LIMITS, numberFlag, rateFlag, sizeFlag } from './values.js';
@@ -43,8 +44,9 @@ export function addGuestFlags(cmd: Command): Command {
     .addOption(
       new Option(
         '--workload <name>',
-        `what the guest runs: ${WORKLOAD_NAMES.join(', ')}, or trace:FILE (a recorded program, docs/traces.md)`,
-      ).default('gap'),
+        `what the guest runs: ${WORKLOAD_NAMES.join(', ')}, or trace:FILE (a recorded program, docs/traces.md); ` +
+          "default: the demo's guest, gap at 20000 pages/s over 64MiB (a named workload has its own defaults)",
+      ),
     )
     .option(
       '--trace-speed <x>',
@@ -71,7 +73,8 @@ export function addGuestFlags(cmd: Command): Command {
 export interface GuestFlagValues {
   ram: string;
   vcpus: string;
-  workload: string;
+  /** Absent: the default guest (default-guest.ts). */
+  workload?: string;
   workingSet?: string;
   writeRate?: string;
   bytesPerWrite?: string;
@@ -86,7 +89,8 @@ export interface GuestFlagValues {
   cap: string;
 }
 
-export function guestConfigFromFlags(f: GuestFlagValues): { config: GuestConfig; cap: number } {
+export function guestConfigFromFlags(flags: GuestFlagValues): { config: GuestConfig; cap: number } {
+  const f = withDefaultGuest(flags);
   const params: Partial<WorkloadParams> = {};
   if (f.workingSet !== undefined) params.workingSetBytes = size(f.workingSet, '--working-set');
   if (f.writeRate !== undefined) params.writeRate = num(f.writeRate, '--write-rate', 0, 1e9);

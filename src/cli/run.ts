@@ -4,7 +4,6 @@ import { stopSpawnedAgents } from '../agent/spawn.js';
 import { type Pair, runScenario, type ScenarioResult, startPair } from '../experiments/scenario.js';
 import { writeJson } from '../report/index.js';
 import { holdDashboard, startPairWithDashboard } from './dashboard.js';
-import { withDefaultGuest } from './default-guest.js';
 import { EXIT, EXIT_CODES_HELP, migrationSucceeded } from './exit.js';
 import {
   addGuestFlags,
@@ -78,9 +77,7 @@ export function registerRun(program: Command): void {
           dashboard?: string | true;
         },
     ) => {
-      const { config, cap } = guestConfigFromFlags(
-        withDefaultGuest(o, cmd.getOptionValueSource('workload') !== 'default'),
-      );
+      const { config, cap } = guestConfigFromFlags(o);
       const { options, preset } = migrationOptionsFromFlags(o);
       const warmupMs = durationFlag(o.warmup, '--warmup', 0, LIMITS.duration);
       const json = o.json === true;
