@@ -38,9 +38,9 @@ describe('a round without progress whose set fits at the stop-and-copy rate', ()
     expect(r.switchoverReason).toBe('no-progress');
     expect(r.rounds).toBe(2);
     expect(r.perRound.map((x) => x.dirtyPages)).toEqual([1024, 1024]);
-    expect(r.events.some((e) => e.includes('no progress in round 2: its 1024 dirty pages fit the 1000 ms limit'))).toBe(
-      true,
-    );
+    expect(
+      r.events.some((e) => e.includes('no progress in round 2: its 1024 dirty pages fit the 1000 ms limit')),
+    ).toBe(true);
     // The whole RAM twice live and once paused, nothing more.
     expect(r.transferredBytes).toBeLessThan(3.2 * config.ramBytes);
     await expectOracle(agents.b.client, id, config);
