@@ -176,6 +176,16 @@ export function engineOptions(c: EngineConfig): Partial<MigrationOptions> {
   };
 }
 
+/**
+ * livemig's options: the shared ones, and in post-copy GO in the start's write (`postcopyGoWithStart`), which is
+ * where QEMU commits too — its post-copy package carries the destination's "run" command, and the source counts
+ * no acknowledgement into its downtime. Both engines then hand over at the same point.
+ */
+export function livemigOptions(c: EngineConfig): Partial<MigrationOptions> {
+  const o = engineOptions(c);
+  return o.strategy === 'postcopy' ? { ...o, postcopyGoWithStart: true } : o;
+}
+
 /** Source-host energy, modelled: the i7-920 model at the busy fraction the source process's CPU time gives. */
 export function modelledEnergyJ(cpuMs: number, durationMs: number, cores = availableParallelism()): number {
   if (durationMs <= 0) return 0;
@@ -322,7 +332,7 @@ async function runLivemig(pair: Pair, c: EngineConfig, seed: number, warmupMs: n
     let cpu: Promise<AgentMigrationCpu | undefined> | undefined;
     const { report } = await runScenario(
       pair,
-      { guest: livemigGuest(c, seed), warmupMs, options: engineOptions(c) },
+      { guest: livemigGuest(c, seed), warmupMs, options: livemigOptions(c) },
       () => {
         before ??= { src: cpuOf(pair.source.pid), dst: cpuOf(pair.destination.pid) };
         cpu ??= AgentMigrationCpu.start(pair.source.address, pair.source.pid).catch(() => undefined);

@@ -120,6 +120,13 @@ export const migrationOptionsSchema = z.strictObject({
    * until RECONCILE settles it).
    */
   goWithDigest: z.boolean(),
+  /**
+   * Post-copy and hybrid: send GO in the same write as the vCPU state and POSTCOPY_START (when the destination can
+   * reconcile and the source can redial it), as QEMU commits when it sends its post-copy package: the destination
+   * starts the guest as soon as it has taken the start, one round trip less of downtime. The point of no return is
+   * then that write (docs/protocol.md, "GO with the post-copy start"). Off: GO after READY.
+   */
+  postcopyGoWithStart: z.boolean(),
   verify: z.enum(VERIFY_METHODS),
   pageOrder: z.enum(PAGE_ORDERS),
   /** hot-last: a page dirty at this many syncs in a row is held back until the stop-and-copy. */
@@ -188,6 +195,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   handoverTimeoutMs: 15_000,
   reconcileTimeoutMs: 60_000,
   goWithDigest: false,
+  postcopyGoWithStart: false,
   verify: 'ledger',
   pageOrder: 'address',
   hotStreak: 2,

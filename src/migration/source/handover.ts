@@ -133,7 +133,7 @@ export async function switchover(s: SourceState): Promise<void> {
 }
 
 /** The destination refused the switch-over (ERROR) before READY: it holds no copy, the guest is the source's. */
-class RefusedBeforeReady extends Error {
+export class RefusedBeforeReady extends Error {
   constructor(readonly refusal: MigrationError) {
     super(refusal.message);
   }
@@ -172,7 +172,7 @@ export function settle(s: SourceState, action: 'query' | 'abort', cause: Migrati
 }
 
 /** From here on cancel and --timeout no longer apply: the guest belongs to the destination unless it says not. */
-function handOff(s: SourceState): void {
+export function handOff(s: SourceState): void {
   // A cancel, a timeout or a dead link before this point keeps the guest here (no await until handedOff is set).
   s.checkAbort();
   s.handedOff = true;
@@ -197,7 +197,7 @@ export async function go(s: SourceState, action: 'query' | 'abort'): Promise<'de
  * or undefined when a fault was settled by RECONCILE with the guest running on the destination; throws when the
  * guest is the source's again (the lifecycle resumes it) or its owner is unknown (left paused).
  */
-async function afterGo(
+export async function afterGo(
   s: SourceState,
   action: 'query' | 'abort',
   exchange: () => Promise<Frame>,

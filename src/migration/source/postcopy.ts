@@ -17,7 +17,7 @@ import {
   PREAMBLE,
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
-import { digest, go } from './handover.js';
+import { afterGo, digest, go, handOff, RefusedBeforeReady } from './handover.js';
 import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
@@ -52,16 +52,10 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
     needed.fill(1);
   }
   const state = s.guest.state();
-  await s.conn.sendFrame(Command.VCPU_STATE, encodeJson(state));
-  await s.conn.sendFrame(Command.POSTCOPY_START, encodePostcopyStart(valid));
-  s.readyAsked = true;
-  await s.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
-  // A fault before RESUMED: a destination that holds the guest is told to drop it (it lacks pages and never ran:
-  // the source takes it back); one that resumed it waits in postcopy-paused, and recovery below reconnects.
-  await go(s, 'abort');
+  const resumedAt = await startPostcopy(s, state, valid);
   // The handover's link broke but the guest resumed there: recover before pushing.
   let lostAtHandover = s.conn.closed ? s.conn.error : undefined;
-  r.downtimeMs = performance.now() - s.pausedAt;
+  r.downtimeMs = resumedAt - s.pausedAt;
   s.pausedWindow?.close(); // the guest runs on the destination: src/paused-window.ts
   r.status = 'postcopy-active';
   r.phase = 'postcopy';
@@ -213,6 +207,76 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
   } finally {
     s.conn.stopDiverting();
   }
+}
+
+/**
+ * The post-copy switch-over: the vCPU state and POSTCOPY_START (the bitmap of pages already valid there) in one
+ * write, then READY, GO and RESUMED. With `postcopyGoWithStart`, when a fault after handing over can be settled
+ * (the destination granted OWNER_RECONCILE and we can redial it), GO rides in that write too, as QEMU's post-copy
+ * package carries its "run" command: the destination starts the guest once it has taken the start and writes READY
+ * and RESUMED together, one round trip inside the pause instead of two. The point of no return is then that write;
+ * before it any fault leaves the guest here, and the destination never runs a guest whose state or start it refused
+ * (its ERROR comes before READY, and it resumes only after READY).
+ */
+async function startPostcopy(s: SourceState, state: unknown, valid: Uint8Array): Promise<number> {
+  const r = s.r;
+  const t0 = performance.now(); // dirty log synced, valid bitmap built
+  const stateBody = encodeJson(state);
+  const startBody = encodePostcopyStart(valid);
+  const t1 = performance.now();
+  const withGo = s.o.postcopyGoWithStart && s.ownership && s.spec.redial !== undefined;
+  // From here a fault is settled by RECONCILE (no await before handedOff is set: handOff checks cancel first).
+  if (withGo) handOff(s);
+  const sent = s.conn.corked(() =>
+    Promise.all([
+      s.conn.sendFrame(Command.VCPU_STATE, stateBody),
+      s.conn.sendFrame(Command.POSTCOPY_START, startBody),
+      ...(withGo ? [s.conn.sendFrame(Command.GO)] : []),
+    ]),
+  );
+  sent.catch(() => undefined); // awaited below; a failure is reported there
+  s.readyAsked = true;
+  let t2 = 0;
+  let tReady = 0;
+  // A fault before RESUMED: a destination that holds the guest is told to drop it (it lacks pages and never ran:
+  // the source takes it back); one that resumed it waits in postcopy-paused, and recovery reconnects.
+  if (withGo) {
+    await afterGo(s, 'abort', async () => {
+      await sent;
+      t2 = performance.now();
+      s.event('post-copy: vCPU state and start sent (with GO)');
+      try {
+        await s.conn.expect(Command.READY, s.o.handoverTimeoutMs);
+      } catch (err) {
+        // The destination's ERROR before READY: it refused the state or the start and never resumed.
+        if (err instanceof MigrationError && err.context.remote) throw new RefusedBeforeReady(err);
+        throw err;
+      }
+      tReady = performance.now();
+      return s.conn.expect(Command.RESUMED, s.o.handoverTimeoutMs);
+    });
+  } else {
+    await sent;
+    t2 = performance.now();
+    await s.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
+    tReady = performance.now();
+    await go(s, 'abort');
+  }
+  const tResumed = performance.now();
+  // Settled over a new connection (RECONCILE) instead: no RESUMED on this one, no steps to report.
+  if (s.conn.closed) return tResumed;
+  const parkedAt = s.parkedAt || s.pausedAt;
+  r.switchover = {
+    pauseMs: parkedAt - s.pausedAt,
+    lastPagesMs: t0 - parkedAt, // the last dirty-log sync and the bitmap of valid pages (post-copy sends no pages)
+    stateMs: t1 - t0,
+    digestMs: 0,
+    sendMs: t2 - t1,
+    checkMs: tReady - t2,
+    ackMs: tResumed - tReady,
+    goWithDigest: withGo,
+  };
+  return tResumed;
 }
 
 /**

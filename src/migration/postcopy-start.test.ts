@@ -1,0 +1,143 @@
+/**
+ * Post-copy's switch-over with `postcopyGoWithStart`: GO rides in the write of the vCPU state and POSTCOPY_START (as
+ * QEMU's post-copy package carries its "run" command), so one round trip is inside the pause instead of two. What
+ * must not change: a destination that refuses the state or the start never runs the guest (it stays on the
+ * source), and after the write a fault is settled by RECONCILE, a partial copy never resuming anywhere on its own.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Guest } from '../guest/index.js';
+import type { MigrationOptions } from './options.js';
+import { runSource } from './source/index.js';
+import type { MigrationReport } from './stats.js';
+import {
+  DestinationHarness,
+  destroyTestGuests,
+  differingPages,
+  FakeDestination,
+  type FakeDestinationOptions,
+  ramImage,
+  sourceRun,
+  testGuest,
+} from './testing/index.js';
+
+const harnesses: DestinationHarness[] = [];
+const fakes: FakeDestination[] = [];
+afterEach(async () => {
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+  for (const f of fakes.splice(0)) f.close();
+  await destroyTestGuests();
+});
+
+const WITH_GO = 'post-copy: vCPU state and start sent (with GO)';
+const hasEvent = (r: MigrationReport, text: string) =>
+  r.events.some((e) => e.replace(/^\d+\.\d{6}s /, '').startsWith(text));
+
+interface Outcome {
+  report: MigrationReport;
+  guest: Guest;
+  fake: FakeDestination;
+  resumes: number;
+}
+
+/** A running guest migrated by post-copy to a scripted destination that can be redialled (RECONCILE). */
+async function toFake(fake: FakeDestinationOptions, options: Partial<MigrationOptions>): Promise<Outcome> {
+  const guest = await testGuest();
+  guest.resume();
+  const d = new FakeDestination(fake);
+  fakes.push(d);
+  let resumes = 0;
+  const resume = guest.resume.bind(guest);
+  vi.spyOn(guest, 'resume').mockImplementation(() => {
+    resumes++;
+    resume();
+  });
+  const run = sourceRun(
+    guest,
+    d.connect(),
+    { strategy: 'postcopy', ...options },
+    {
+      redial: async () => d.connect(),
+    },
+  );
+  const report = await runSource(run);
+  return { report, guest, fake: d, resumes };
+}
+
+describe('post-copy switch-over: GO with the start', () => {
+  it('real destination, can reconcile: GO rides with the start, the guest runs there once, verified', async () => {
+    const guest = await testGuest();
+    guest.resume();
+    const h = new DestinationHarness();
+    harnesses.push(h);
+    const { conn, done } = h.connect();
+    const redial = async () => h.connect().conn;
+    const r = await runSource(
+      sourceRun(guest, conn, { strategy: 'postcopy', postcopyGoWithStart: true }, { redial }),
+    );
+    await done;
+    expect(r.status).toBe('completed');
+    expect(r.verified).toBe(true);
+    expect(hasEvent(r, WITH_GO)).toBe(true);
+    expect(h.resumed).toHaveLength(1);
+    expect(guest.running).toBe(false);
+    const s = r.switchover!;
+    expect(s.goWithDigest).toBe(true);
+    // The steps add up to the downtime (no timing bounds: only consistency).
+    const sum = s.pauseMs + s.lastPagesMs + s.stateMs + s.digestMs + s.sendMs + s.checkMs + s.ackMs;
+    expect(Math.abs(sum - r.downtimeMs)).toBeLessThan(1e-6 * Math.max(1, r.downtimeMs));
+  });
+
+  it('without the option, or without a way to reconcile: GO only after READY', async () => {
+    for (const [options, canRedial] of [
+      [{}, true],
+      [{ postcopyGoWithStart: true }, false],
+    ] as const) {
+      const guest = await testGuest();
+      guest.resume();
+      const h = new DestinationHarness();
+      harnesses.push(h);
+      const { conn, done } = h.connect();
+      const extra = canRedial ? { redial: async () => h.connect().conn } : {};
+      const r = await runSource(sourceRun(guest, conn, { strategy: 'postcopy', ...options }, extra));
+      await done;
+      expect(r.status).toBe('completed');
+      expect(hasEvent(r, WITH_GO)).toBe(false);
+      expect(r.switchover?.goWithDigest).toBe(false);
+      expect(h.resumed).toHaveLength(1);
+    }
+  });
+
+  it('the frames: vCPU state, POSTCOPY_START and GO back to back; pages pushed after; byte for byte', async () => {
+    const o = await toFake({}, { postcopyGoWithStart: true });
+    expect(o.report.status).toBe('completed');
+    const trail = o.fake.script.trail;
+    const i = trail.indexOf('VCPU_STATE');
+    expect(trail.slice(i, i + 3)).toEqual(['VCPU_STATE', 'POSTCOPY_START', 'GO']);
+    expect(differingPages(ramImage(o.guest), o.fake.ram, o.fake.pageSize)).toEqual([]);
+    expect(o.resumes).toBe(0);
+  });
+
+  it('ERROR instead of READY at POSTCOPY_START: the destination never ran it, the guest resumes on the source', async () => {
+    const o = await toFake(
+      { script: [{ at: 'POSTCOPY_START', do: 'error', code: 'RESOURCE_LIMIT' }] },
+      { postcopyGoWithStart: true },
+    );
+    expect(o.report.status).toBe('failed');
+    expect(o.report.error?.code).toBe('RESOURCE_LIMIT');
+    expect(o.fake.resumed).toBe(false);
+    expect(o.guest.running).toBe(true);
+    expect(o.resumes).toBe(1);
+  });
+
+  it('the link drops at POSTCOPY_START (GO lost with it): RECONCILE finds no running copy, the guest goes back to the source', async () => {
+    const o = await toFake(
+      { script: [{ at: 'POSTCOPY_START', do: 'drop' }] },
+      { postcopyGoWithStart: true, reconcileTimeoutMs: 5000 },
+    );
+    expect(o.report.status).toBe('failed');
+    expect(o.fake.script.trail).toContain('RECONCILE');
+    expect(o.fake.resumed).toBe(false);
+    expect(o.guest.running).toBe(true);
+    expect(o.resumes).toBe(1);
+  });
+});
