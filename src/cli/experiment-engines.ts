@@ -4,6 +4,7 @@
  * this name over to it.
  */
 import Table from 'cli-table3';
+import { MigrationError } from '../errors.js';
 import { type EnginesResult, enginesPlan, runEngines } from '../experiments/engines.js';
 import { downtimeLines } from '../experiments/engines-downtime.js';
 import { formatMs } from '../units.js';
@@ -31,13 +32,20 @@ export function printEngines(r: EnginesResult): string {
 export async function runEnginesCommand(f: ExperimentFlags): Promise<void> {
   const seed = intFlag(f.seed, '--seed', 0, 2 ** 31 - 1);
   const opts = { quick: f.quick === true, tiny: f.tiny === true };
+  // --cells: only the configs whose id contains one of these (a full run split over several calls).
+  const wanted = f.cells?.split(',').filter((x) => x !== '');
+  const configs = wanted ? enginesPlan(opts).filter((c) => wanted.some((w) => c.id.includes(w))) : undefined;
+  if (configs?.length === 0) {
+    throw new MigrationError('BAD_ARGUMENT', `--cells ${f.cells}: no engines config matches (see --dry-run)`);
+  }
   if (f.dryRun) {
-    for (const c of enginesPlan(opts))
+    for (const c of configs ?? enginesPlan(opts))
       process.stdout.write(`${ENGINES_EXPERIMENT}: ${c.id} × qemu, livemig\n`);
     return;
   }
   const r = await runEngines({
     ...opts,
+    configs,
     seed,
     out: f.out,
     log: f.progress === false ? undefined : (l) => process.stderr.write(`[${ENGINES_EXPERIMENT}] ${l}\n`),

@@ -32,13 +32,9 @@ const POSTCOPY_FRAME_BYTES = 64 * 1024;
 export async function postcopy(s: SourceState, stale: Uint32Array | null): Promise<void> {
   const r = s.r;
   const pageCount = s.pageCount;
-  if (s.pausedAt === 0) {
-    r.guest.stepsPerSecBefore = await s.sampleRate();
-    await s.pause();
-  }
-  r.phase = 'switchover';
-  s.guest.dirtyLog.sync();
-  // Pages valid at the destination: everything sent in pre-copy and not dirtied since.
+  // Pages valid at the destination: everything sent in pre-copy and not dirtied since (hybrid: `stale` is the
+  // caller's sync after its pause). Pure post-copy sent nothing: none is valid, every page is needed — known before
+  // the pause, so built (and the start encoded) while the guest still runs.
   const valid = new Uint8Array(Math.ceil(pageCount / 8));
   const needed = new Uint8Array(pageCount);
   if (stale) {
@@ -51,8 +47,14 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
   } else {
     needed.fill(1);
   }
+  const startBody = encodePostcopyStart(valid);
+  if (s.pausedAt === 0) {
+    r.guest.stepsPerSecBefore = await s.sampleRate();
+    await s.pause();
+  }
+  r.phase = 'switchover';
   const state = s.guest.state();
-  const resumedAt = await startPostcopy(s, state, valid);
+  const resumedAt = await startPostcopy(s, state, startBody);
   // The handover's link broke but the guest resumed there: recover before pushing.
   let lostAtHandover = s.conn.closed ? s.conn.error : undefined;
   r.downtimeMs = resumedAt - s.pausedAt;
@@ -218,11 +220,10 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
  * before it any fault leaves the guest here, and the destination never runs a guest whose state or start it refused
  * (its ERROR comes before READY, and it resumes only after READY).
  */
-async function startPostcopy(s: SourceState, state: unknown, valid: Uint8Array): Promise<number> {
+async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer): Promise<number> {
   const r = s.r;
-  const t0 = performance.now(); // dirty log synced, valid bitmap built
+  const t0 = performance.now(); // the vCPU state taken
   const stateBody = encodeJson(state);
-  const startBody = encodePostcopyStart(valid);
   const t1 = performance.now();
   const withGo = s.o.postcopyGoWithStart && s.ownership && s.spec.redial !== undefined;
   // From here a fault is settled by RECONCILE (no await before handedOff is set: handOff checks cancel first).
@@ -268,7 +269,7 @@ async function startPostcopy(s: SourceState, state: unknown, valid: Uint8Array):
   const parkedAt = s.parkedAt || s.pausedAt;
   r.switchover = {
     pauseMs: parkedAt - s.pausedAt,
-    lastPagesMs: t0 - parkedAt, // the last dirty-log sync and the bitmap of valid pages (post-copy sends no pages)
+    lastPagesMs: t0 - parkedAt, // post-copy sends no pages here: taking the vCPU state
     stateMs: t1 - t0,
     digestMs: 0,
     sendMs: t2 - t1,
