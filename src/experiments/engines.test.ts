@@ -9,11 +9,12 @@ import {
   enginesPlan,
   explain,
   livemigGuest,
+  livemigOptions,
   modelledEnergyJ,
   sideBySide,
   stopAndCopyBytes,
 } from './engines.js';
-import { downtimeLines, downtimeRatios } from './engines-downtime.js';
+import { downtimeLines, downtimeRatios, writtenMs } from './engines-downtime.js';
 import { flatten } from './measure.js';
 
 const MiB = 2 ** 20;
@@ -191,8 +192,8 @@ describe('engines experiment', () => {
       run('livemig', b, { ...base, downtimeMs: 12 }),
     ];
     expect(downtimeRatios(runs)).toEqual([
-      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: 0.45, atOrBelow: true },
-      { config: b.id, qemuMs: 8, livemigMs: 12, ratio: 1.5, atOrBelow: false },
+      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: 0.45, atOrBelow: true, livemigWrittenMs: null },
+      { config: b.id, qemuMs: 8, livemigMs: 12, ratio: 1.5, atOrBelow: false, livemigWrittenMs: null },
     ]);
     const table = sideBySide(runs);
     const col = table.columns.indexOf('downtime livemig/QEMU');
@@ -204,8 +205,39 @@ describe('engines experiment', () => {
     // A failed run has no ratio and does not count as at or below.
     const failed = { ...runs[1]!, measured: { ...runs[1]!.measured, status: 'failed' } };
     expect(downtimeRatios([runs[0]!, failed])).toEqual([
-      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: null, atOrBelow: false },
+      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: null, atOrBelow: false, livemigWrittenMs: null },
     ]);
+  });
+
+  it("livemig's pause → last byte written, the span QEMU's downtime covers, from the report's steps", () => {
+    const [a] = enginesPlan({ quick: true }) as [EngineConfig];
+    const base = { totalMs: 4000, bytes: 80 * MiB, rounds: 2, stopMiB: 1, cpuMs: 300 };
+    const l = run('livemig', a, { ...base, downtimeMs: 6 });
+    const report = emptyQemuReport({ options: DEFAULT_OPTIONS, source: 's', destination: 'd' });
+    report.switchover = {
+      pauseMs: 0.5,
+      stateMs: 0.25,
+      lastPagesMs: 1,
+      digestMs: 0.25,
+      sendMs: 0.5,
+      checkMs: 3,
+      ackMs: 0.5,
+      goWithDigest: true,
+    };
+    const runs = [run('qemu', a, { ...base, downtimeMs: 5 }), { ...l, report }];
+    expect(writtenMs(report)).toBe(2.5);
+    expect(downtimeRatios(runs)[0]).toMatchObject({ ratio: 1.2, atOrBelow: false, livemigWrittenMs: 2.5 });
+    expect(downtimeLines(downtimeRatios(runs))[0]).toMatch(/pause → last byte written 2\.5 ms/);
+  });
+
+  it('livemig hands over where QEMU does: GO with the digest (pre-copy) or with the post-copy start', () => {
+    for (const c of enginesPlan()) {
+      const o = livemigOptions(c);
+      // Everything else is the shared settings.
+      expect(o).toMatchObject(engineOptions(c));
+      if (c.strategy === 'postcopy') expect(o).toMatchObject({ postcopyGoWithStart: true });
+      else expect(o).toMatchObject({ goWithDigest: true });
+    }
   });
 
   it('modelled energy grows with CPU time and duration', () => {

@@ -177,13 +177,16 @@ export function engineOptions(c: EngineConfig): Partial<MigrationOptions> {
 }
 
 /**
- * livemig's options: the shared ones, and in post-copy GO in the start's write (`postcopyGoWithStart`), which is
- * where QEMU commits too — its post-copy package carries the destination's "run" command, and the source counts
- * no acknowledgement into its downtime. Both engines then hand over at the same point.
+ * livemig's options: the shared ones, and the point of no return where QEMU has it. QEMU's source commits when it
+ * writes its last byte: in pre-copy it has no return path here (the destination never acknowledges; the source
+ * reports completion once its last byte is flushed), and its post-copy package carries the destination's "run"
+ * command. livemig by default waits for READY before it sends GO (a stronger guarantee, one round trip inside the
+ * pause); here GO rides with the digest (`goWithDigest`) or the post-copy start (`postcopyGoWithStart`), so both
+ * engines hand over at the same point. The destination still resumes only a guest whose check passed.
  */
 export function livemigOptions(c: EngineConfig): Partial<MigrationOptions> {
   const o = engineOptions(c);
-  return o.strategy === 'postcopy' ? { ...o, postcopyGoWithStart: true } : o;
+  return o.strategy === 'postcopy' ? { ...o, postcopyGoWithStart: true } : { ...o, goWithDigest: true };
 }
 
 /** Source-host energy, modelled: the i7-920 model at the busy fraction the source process's CPU time gives. */
