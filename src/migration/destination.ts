@@ -893,7 +893,7 @@ class Destination {
    * leave in one write and the guest resumes between them, as soon as the check passed. `times`: the
    * destination's account of its part, sent back in RESUMED.
    */
-  private async handOver(times?: SwitchoverClock): Promise<void> {
+  private async handOver(times?: SwitchoverClock, yieldAfter = true): Promise<void> {
     try {
       await this.guestReady;
     } catch (err) {
@@ -930,7 +930,7 @@ class Destination {
     this.pausedWindow?.close();
     // The guest runs: what follows is bookkeeping, outside the downtime. Pre-copy (`times`): after a sleep, so that
     // the source reads RESUMED first (src/paused-window.ts, yieldCore); post-copy serves the guest's faults at once.
-    if (times && !this.adopted) await yieldCore();
+    if (times && yieldAfter && !this.adopted) await yieldCore();
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();
     await ready.catch(() => undefined);
@@ -1133,14 +1133,18 @@ class Destination {
   }
 
   private async postcopy(f: Frame): Promise<void> {
+    // This side's steps go back in RESUMED, as in pre-copy (drain; "verify" = taking the start's bitmap).
+    const times = new SwitchoverClock();
     const guest = this.guest!;
     const valid = decodePostcopyStart(f.payload, this.pageCount);
     await this.drainSink();
+    times.mark('drainMs');
     for (let p = 0; p < this.pageCount; p++) {
       if (valid[p >> 3]! & (1 << (p & 7))) guest.markPresent(p);
     }
     guest.onFault((p) => this.fault(p));
-    await this.handOver();
+    times.mark('verifyMs');
+    await this.handOver(times, false); // no yield after RESUMED: the running guest's faults are served at once
     this.m.phase = 'postcopy';
     for (;;) {
       let fr: Frame;

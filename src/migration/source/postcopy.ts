@@ -10,10 +10,12 @@ import {
   decodeCompleteBody,
   decodePageRequest,
   decodeRecoverAck,
+  decodeResumedBody,
   encodeDigest,
   encodeJson,
   encodePostcopyStart,
   encodeRecover,
+  type Frame,
   PREAMBLE,
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
@@ -241,8 +243,9 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
   let tReady = 0;
   // A fault before RESUMED: a destination that holds the guest is told to drop it (it lacks pages and never ran:
   // the source takes it back); one that resumed it waits in postcopy-paused, and recovery reconnects.
+  let resumed: Frame | undefined;
   if (withGo) {
-    await afterGo(s, 'abort', async () => {
+    resumed = await afterGo(s, 'abort', async () => {
       await sent;
       t2 = performance.now();
       s.event('post-copy: vCPU state and start sent (with GO)');
@@ -277,6 +280,12 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
     ackMs: tResumed - tReady,
     goWithDigest: withGo,
   };
+  try {
+    const times = resumed ? decodeResumedBody(resumed.payload).times : undefined;
+    if (times) r.switchover.destination = times;
+  } catch {
+    // An unreadable RESUMED body costs only the destination's figures: the guest runs there either way.
+  }
   return tResumed;
 }
 
