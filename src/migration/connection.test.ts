@@ -42,6 +42,27 @@ describe('FrameConnection modes', () => {
     await b.expect(Command.GO, 10_000);
   });
 
+  it('unpaced: frames sent synchronously inside skip the pacer and reach the socket at once; pacing resumes after', async () => {
+    let paced = 0;
+    const [a, b] = await pair({ consume: async () => void paced++ });
+    const written: number[] = [];
+    const write = a.socket.write.bind(a.socket);
+    a.socket.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      written.push(chunk.length);
+      return write(chunk, ...rest);
+    }) as typeof a.socket.write;
+    const sent = a.unpaced(() => Promise.all([a.sendFrame(Command.READY), a.sendFrame(Command.GO)]));
+    // Written in the call itself (a paced send would reach the socket only after the pacer's promise).
+    expect(written).toHaveLength(2);
+    await sent;
+    expect(paced).toBe(0);
+    await a.sendFrame(Command.GO);
+    expect(paced).toBe(1);
+    await b.expect(Command.READY, 10_000);
+    await b.expect(Command.GO, 10_000);
+    await b.expect(Command.GO, 10_000);
+  });
+
   it('divertFrames: frames go to the handler until stopDiverting, then to the receive queue', async () => {
     const [a, b] = await pair();
     const diverted: Command[] = [];

@@ -134,6 +134,21 @@ export class FrameConnection {
     return this.pacer?.heldMs ?? 0;
   }
 
+  /**
+   * Runs `fn` with pacing off for the frames it sends synchronously, then paces again: a few KiB written while the
+   * guest is paused (post-copy's start), which must neither wait for the pacer nor miss a corked write (a paced
+   * send reaches the socket only after the pacer's promise, outside any cork).
+   */
+  unpaced<T>(fn: () => T): T {
+    const pacer = this.pacer;
+    this.pacer = undefined;
+    try {
+      return fn();
+    } finally {
+      this.pacer ??= pacer;
+    }
+  }
+
   /** Post-copy: a small socket queue, so that a page the destination faulted on does not wait behind pushed ones. */
   lowLatency(): void {
     this.queueLimit = LOW_LATENCY_QUEUE_BYTES;

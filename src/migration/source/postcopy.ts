@@ -230,12 +230,15 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
   const withGo = s.o.postcopyGoWithStart && s.ownership && s.spec.redial !== undefined;
   // From here a fault is settled by RECONCILE (no await before handedOff is set: handOff checks cancel first).
   if (withGo) handOff(s);
-  const sent = s.conn.corked(() =>
-    Promise.all([
-      s.conn.sendFrame(Command.VCPU_STATE, stateBody),
-      s.conn.sendFrame(Command.POSTCOPY_START, startBody),
-      ...(withGo ? [s.conn.sendFrame(Command.GO)] : []),
-    ]),
+  // The guest is paused: these few KiB go unpaced (--max-bandwidth paces the push after RESUMED), in one write.
+  const sent = s.conn.unpaced(() =>
+    s.conn.corked(() =>
+      Promise.all([
+        s.conn.sendFrame(Command.VCPU_STATE, stateBody),
+        s.conn.sendFrame(Command.POSTCOPY_START, startBody),
+        ...(withGo ? [s.conn.sendFrame(Command.GO)] : []),
+      ]),
+    ),
   );
   sent.catch(() => undefined); // awaited below; a failure is reported there
   s.readyAsked = true;
@@ -264,7 +267,7 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
     t2 = performance.now();
     await s.conn.expect(Command.READY, SWITCHOVER_TIMEOUT_MS);
     tReady = performance.now();
-    await go(s, 'abort');
+    await s.conn.unpaced(() => go(s, 'abort')); // GO is written before go() first waits: unpaced too
   }
   const tResumed = performance.now();
   // Settled over a new connection (RECONCILE) instead: no RESUMED on this one, no steps to report.
