@@ -108,7 +108,7 @@ class PrecopyLoop {
       };
       samples.push(sample);
       this.recordRound(sample);
-      s.xbzrle.afterRound(cacheBefore, s.xbzrle.counters(), next.hot, synced.length);
+      const cacheAfter = s.xbzrle.counters();
       const estimate = this.estimate(samples);
       const expected = expectedDowntimeMs(
         owed,
@@ -172,6 +172,9 @@ class PrecopyLoop {
           { round, dirtyPages: owed },
         );
       }
+      // Dynamic sizing between rounds only when another round follows: before the stop-and-copy (or post-copy) a
+      // shrink would drop the old copies its last pages need, and they would go whole with the guest paused.
+      s.xbzrle.afterRound(cacheBefore, cacheAfter, next.hot, synced.length);
       this.adjustAfterRound(sample, outcome);
       s.spec.onRound?.({ report: r, guest: s.guest, sample });
       pages = dirty;
