@@ -513,8 +513,6 @@ export class Guest {
     const seq = ++this.#msgSeq[i]!;
     this.#ports[i]!.postMessage(msg(seq));
     Atomics.store(this.#ctl, MSG_SEQ + i, seq);
-    // A parked vCPU applies it now rather than when it resumes (vcpu.ts, parkedWait); others on their next look.
-    Atomics.notify(this.#ctl, GEN);
   }
 
   /**
