@@ -876,11 +876,7 @@ class Destination {
    * SWITCHOVER. The frame was checked (bounds, CRC) as any other; the pages and ledger end up the same.
    */
   private pausedLastPages(f: Frame): boolean {
-    return (
-      this.vcpuState !== undefined &&
-      this.channelCount === 0 &&
-      f.payload.length <= PAUSED_INLINE_BYTES
-    );
+    return this.vcpuState !== undefined && this.channelCount === 0 && f.payload.length <= PAUSED_INLINE_BYTES;
   }
 
   /**

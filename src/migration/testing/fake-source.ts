@@ -124,7 +124,9 @@ export class FakeSource {
       await this.hello(conn);
       if (this.strategy === 'precopy') {
         const frames = this.buildPages(this.sentPages());
-        const after = frames.splice(frames.length - Math.min(this.options.framesAfterState ?? 0, frames.length));
+        const after = frames.splice(
+          frames.length - Math.min(this.options.framesAfterState ?? 0, frames.length),
+        );
         for (const f of frames) await this.step(conn, 'PAGES', Command.PAGES, f);
         await this.step(conn, 'ROUND', Command.ROUND, encodeRound({ round: 1, pagesSent: 0, dirtyPages: 0 }));
         if (this.options.applied) {
