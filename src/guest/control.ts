@@ -23,7 +23,34 @@ export const MSG_SEQ = 8;
  * with receiveMessageOnPort — without waiting for its event loop, which may be busy with unrelated work.
  */
 export const PARKED_GEN = MSG_SEQ + 64;
-export const CTL_WORDS = PARKED_GEN + 64;
+/**
+ * Per-vCPU sleep word (at SLEEP + index), so that a pause can claim a sleeping vCPU instead of waking it (issue 17:
+ * the wake-up, park and report of a vCPU thread cost the source 0.2–0.6 ms of downtime). Before a sleep of at least
+ * {@link CLAIM_MIN_MS} (pacing, CAP, dirty-limit), a vCPU writes its state to its slot and stores an odd sequence
+ * number here; when it wakes it swaps that number for the next (even) one. A pause that finds the odd number, and a
+ * slot taken at the generation before the pause with every message applied, swaps it for -1 − the pause's
+ * generation (compare-and-swap): from then on the vCPU counts as parked at that generation with the slot's state.
+ * A vCPU whose swap fails was claimed: it runs no step and waits for the next command, as a parked vCPU does.
+ * Either the vCPU's swap or the pause's wins, never both; the sequence number rules out a slot from an older sleep.
+ */
+export const SLEEP = PARKED_GEN + 64;
+export const CTL_WORDS = SLEEP + 64;
+
+/** Float64 words per vCPU in `slots` (at index * SLOT_WORDS + field): the state a sleeping vCPU published. */
+export const SLOT_WORDS = 32;
+/** The control generation the vCPU went to sleep at. */
+export const S_GEN = 0;
+/** The last main-thread message it had applied (MSG_SEQ). */
+export const S_SEQ = 1;
+export const S_STEP = 2;
+/** Four words: the RNG's state. */
+export const S_RNG = 3;
+/** How many registers follow (in the order of the names the vCPU sent in its `ready` message). */
+export const S_NREGS = 7;
+export const S_REGS = 8;
+export const SLOT_MAX_REGS = SLOT_WORDS - S_REGS;
+/** Shortest sleep a vCPU publishes as claimable (ms): shorter ones end before a pause would gain much. */
+export const CLAIM_MIN_MS = 1;
 
 export const CMD_PAUSE = 0;
 export const CMD_RUN = 1;
@@ -55,6 +82,8 @@ export const SLICE_MS = 1;
 export interface SharedControl {
   readonly ctl: SharedArrayBuffer;
   readonly vcpu: SharedArrayBuffer;
+  /** Float64 slots, SLOT_WORDS per vCPU: the state of a sleeping vCPU (SLEEP). */
+  readonly slots: SharedArrayBuffer;
 }
 
 export function allocControl(vcpus: number): SharedControl {
@@ -65,5 +94,6 @@ export function allocControl(vcpus: number): SharedControl {
   const vcpu = new SharedArrayBuffer(vcpus * VCPU_STRIDE * 8);
   const v = new BigInt64Array(vcpu);
   for (let i = 0; i < vcpus; i++) v[i * VCPU_STRIDE + V_TARGET] = -1n;
-  return { ctl, vcpu };
+  const slots = new SharedArrayBuffer(vcpus * SLOT_WORDS * 8);
+  return { ctl, vcpu, slots };
 }

@@ -11,6 +11,7 @@ export {
   KV_MIN_RECORD,
   type ResolvedGuestConfig,
   resolveConfig,
+  sameConfig,
   TRACE_PACINGS,
   type TracePacing,
   vcpuShare,

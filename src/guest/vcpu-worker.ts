@@ -33,7 +33,8 @@ export type MainToWorker =
   /** A live snapshot's write protection on (buffers) or off (null): applied before the vCPU's next step. */
   | { type: 'protect'; seq: number; shared: SharedWriteProtect | null };
 export type WorkerToMain =
-  | { type: 'ready'; tid: number }
+  /** `registers`: the names of the registers, in the order a state slot holds their values (control.ts). */
+  | { type: 'ready'; tid: number; registers: string[] }
   | { type: 'parked'; gen: number; state: VcpuState }
   | { type: 'fault'; page: number }
   | { type: 'error'; message: string; stack?: string };
@@ -66,17 +67,28 @@ function main(): void {
     () => vcpu?.stopping() ?? false,
   );
   const rng = Rng.seeded(config.seed, index);
-  vcpu = new Vcpu(index, data.control.ctl, data.control.vcpu, rng, workload, mem, params, config.dvfsStall, {
-    parked: (gen, state) => {
-      // On the vCPU's own port (the main thread can take it synchronously), then the shared word that says so.
-      data.port.postMessage({ type: 'parked', gen, state } satisfies WorkerToMain);
-      const ctl = new Int32Array(data.control.ctl);
-      Atomics.store(ctl, PARKED_GEN + index, gen);
-      Atomics.notify(ctl, PARKED_GEN + index);
+  vcpu = new Vcpu(
+    index,
+    data.control.ctl,
+    data.control.vcpu,
+    rng,
+    workload,
+    mem,
+    params,
+    config.dvfsStall,
+    {
+      parked: (gen, state) => {
+        // On the vCPU's own port (the main thread can take it synchronously), then the shared word that says so.
+        data.port.postMessage({ type: 'parked', gen, state } satisfies WorkerToMain);
+        const ctl = new Int32Array(data.control.ctl);
+        Atomics.store(ctl, PARKED_GEN + index, gen);
+        Atomics.notify(ctl, PARKED_GEN + index);
+      },
+      drain: (seq) => drain(vcpu!, mem, seq),
     },
-    drain: (seq) => drain(vcpu!, mem, seq),
-  });
-  post({ type: 'ready', tid: threadId() });
+    data.control.slots,
+  );
+  post({ type: 'ready', tid: threadId(), registers: Object.keys(workload.registers()) });
   if (data.init) workload.init(mem, rng);
   mem.newDirty = 0; // init writes are not history (the guest resets its dirty log after them too)
   vcpu.run();

@@ -28,6 +28,7 @@ import type { DvfsStall, WorkloadParams } from './config.js';
 import {
   CAP,
   CAP_PERIOD_MS,
+  CLAIM_MIN_MS,
   CMD,
   CMD_PAUSE,
   CMD_STOP,
@@ -36,7 +37,16 @@ import {
   FREQ_PPM,
   GEN,
   MSG_SEQ,
+  S_GEN,
+  S_NREGS,
+  S_REGS,
+  S_RNG,
+  S_SEQ,
+  S_STEP,
+  SLEEP,
   SLICE_MS,
+  SLOT_MAX_REGS,
+  SLOT_WORDS,
   V_BUSY_NS,
   V_CAP_WAIT_NS,
   V_DIRTY_WAIT_NS,
@@ -83,6 +93,11 @@ export class Vcpu {
   private dirtyWaits = 0;
   /** Time descheduled by the CAP (budget used up). */
   private capWaitMs = 0;
+  /** This vCPU's sleep word's value while awake (even; control.ts, SLEEP). */
+  private sleepSeq = 0;
+  /** A pause claimed this vCPU in its last sleep: the loop restarts its clocks as after a park. */
+  private claimed = false;
+  private readonly slots: Float64Array | null;
 
   constructor(
     readonly index: number,
@@ -94,7 +109,10 @@ export class Vcpu {
     private readonly params: WorkloadParams,
     private readonly dvfsStall: DvfsStall,
     private readonly hooks: VcpuHooks,
+    /** The control block's state slots (control.ts, SLEEP); without them no sleep is claimable. */
+    slots?: SharedArrayBuffer,
   ) {
+    this.slots = slots ? new Float64Array(slots) : null;
     this.ctl = new Int32Array(ctl);
     this.v = new BigInt64Array(vcpu);
     this.base = index * VCPU_STRIDE;
@@ -134,6 +152,13 @@ export class Vcpu {
     let dlStart = Number.NEGATIVE_INFINITY;
     let dlBase = 0;
     for (;;) {
+      if (this.claimed) {
+        // Parked by a pause's claim while asleep (sleep()): as after a park, guest time did not pass.
+        this.claimed = false;
+        periodStart = now();
+        used = 0;
+        clock = Number.NaN;
+      }
       const gen = Atomics.load(ctl, GEN);
       const seq = Atomics.load(ctl, MSG_SEQ + this.index);
       if (seq !== this.appliedSeq) this.hooks.drain(seq);
@@ -143,7 +168,7 @@ export class Vcpu {
       if (cmd === CMD_PAUSE || (target >= 0 && this.step >= target)) {
         this.publish();
         this.hooks.parked(gen, this.state());
-        Atomics.wait(ctl, GEN, gen);
+        this.parkedWait(gen);
         periodStart = now();
         used = 0;
         clock = Number.NaN;
@@ -251,11 +276,58 @@ export class Vcpu {
     Atomics.store(this.v, this.base + V_CAP_WAIT_NS, BigInt(Math.round(this.capWaitMs * 1e6)));
   }
 
-  /** Sleeps up to `ms`, waking early on any new command; returns the time slept. */
+  /**
+   * Sleeps up to `ms`, waking early on any new command; returns the time slept. A sleep of CLAIM_MIN_MS or more
+   * is claimable: a pause may take this vCPU as parked without waking it (control.ts, SLEEP).
+   */
   private sleep(gen: number, ms: number): number {
     const t = now();
+    if (ms >= CLAIM_MIN_MS && this.slots && this.publishSlot(gen)) {
+      const w = SLEEP + this.index;
+      const asleep = this.sleepSeq + 1;
+      Atomics.store(this.ctl, w, asleep);
+      Atomics.wait(this.ctl, GEN, gen, ms);
+      const was = Atomics.compareExchange(this.ctl, w, asleep, asleep + 1);
+      this.sleepSeq = (asleep + 1) & 0x3fffffff; // stays even
+      if (was === asleep) return now() - t;
+      // Claimed by a pause at generation -1 - was: parked with the slot's state. No step runs until a new command.
+      Atomics.store(this.ctl, w, this.sleepSeq);
+      const slept = Math.min(now() - t, ms);
+      this.parkedWait(-1 - was);
+      this.claimed = true;
+      return slept;
+    }
     if (ms > 0) Atomics.wait(this.ctl, GEN, gen, ms);
     return now() - t;
+  }
+
+  /**
+   * Parked at `gen`: waits for the next command. (Waking a parked vCPU to apply a destination's state load ahead of
+   * the resume was tried: the load now arrives inside the downtime, with the digest, and the woken thread took the
+   * destination's core there — VCPU_STATE → SWITCHOVER 1.35 ms median in `bench:downtime`.)
+   */
+  private parkedWait(gen: number): void {
+    Atomics.wait(this.ctl, GEN, gen);
+  }
+
+  /** Writes the state a pause would take (as state()) to this vCPU's slot; false if it does not fit. */
+  private publishSlot(gen: number): boolean {
+    const s = this.slots!;
+    const o = this.index * SLOT_WORDS;
+    const registers = this.workload.registers();
+    let n = 0;
+    for (const k in registers) {
+      if (n === SLOT_MAX_REGS) return false;
+      s[o + S_REGS + n++] = registers[k]!;
+    }
+    this.publish();
+    s[o + S_NREGS] = n;
+    s[o + S_GEN] = gen;
+    s[o + S_SEQ] = this.appliedSeq;
+    s[o + S_STEP] = this.step;
+    const rng = this.rng.state();
+    for (let i = 0; i < 4; i++) s[o + S_RNG + i] = rng[i]!;
+    return true;
   }
 
   /** The DVFS stall: the time the same work would have taken longer at the lower frequency. */

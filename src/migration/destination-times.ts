@@ -7,7 +7,7 @@ import type { DestinationSwitchoverTimes } from './stats.js';
 type Step = Exclude<keyof DestinationSwitchoverTimes, 'totalMs'>;
 
 export class SwitchoverClock {
-  private readonly start = performance.now();
+  readonly start = performance.now();
   private last = this.start;
   private readonly times: DestinationSwitchoverTimes = {};
 
@@ -16,6 +16,11 @@ export class SwitchoverClock {
     const t = performance.now();
     this.times[step] = (this.times[step] ?? 0) + (t - this.last);
     this.last = t;
+  }
+
+  /** Records a step that ended before this clock started (e.g. VCPU_STATE taken → SWITCHOVER taken). */
+  before(step: Step, since: number): void {
+    if (since > 0 && since <= this.start) this.times[step] = this.start - since;
   }
 
   /** The steps so far and their total. */

@@ -286,6 +286,8 @@ async function answerReconcile(
 
 /** How long a switch-over waits for the page sink synchronously (then on the event loop). */
 const SWITCHOVER_DRAIN_SYNC_MS = 200;
+/** Largest PAGES frame after VCPU_STATE applied on the connection's thread (pausedLastPages). */
+const PAUSED_INLINE_BYTES = 1 << 20;
 
 /** Why a reconcile connection took over: the old one is closed so that nothing late on it can count. */
 const SUPERSEDED =
@@ -306,6 +308,8 @@ class Destination {
   private resumed = false;
   /** The source paused the guest (VCPU_STATE came) until it runs here or the migration ends: src/paused-window.ts. */
   private pausedWindow: PausedWindow | undefined;
+  /** When VCPU_STATE was taken (performance.now()), for the switch-over's times. */
+  private stateAt = 0;
   private readonly compressors = new Map<PageEncoding, Compressor>();
   /** Applies pages on another thread until the guest resumes here (then the main thread does, for post-copy). */
   private sink: PageSink | undefined;
@@ -813,10 +817,12 @@ class Destination {
       switch (f.command) {
         case Command.PAGES: {
           const count = this.verifyPages(f);
-          if (this.sink) {
+          if (this.sink && !this.pausedLastPages(f)) {
             this.m.pagesReceived += count;
             await this.sink.submit(f.payload, count, this.entryCrcs);
           } else {
+            // Applied here once everything handed to the sink is applied, so pages land in the order sent.
+            if (this.sink) await this.sink.drain(SWITCHOVER_DRAIN_SYNC_MS);
             this.applyPages(f);
           }
           break;
@@ -828,6 +834,7 @@ class Destination {
           break;
         case Command.VCPU_STATE:
           this.pausedWindow ??= openPausedWindow();
+          this.stateAt = performance.now();
           // Decoded and digested now: the source sends it right after the pause, ahead of the last pages, so this
           // work overlaps theirs instead of following SWITCHOVER.
           this.vcpuState = decodeVcpuState(f.payload);
@@ -860,6 +867,16 @@ class Destination {
           );
       }
     }
+  }
+
+  /**
+   * A stop-and-copy's last pages: PAGES after VCPU_STATE (the guest is paused on the source, which sends its state
+   * first when the last pages are few: source/handover.ts, beginOneWrite) on a single connection. They are applied
+   * on this thread: handing them to the page-sink thread would wake it inside the downtime and wait for it at
+   * SWITCHOVER. The frame was checked (bounds, CRC) as any other; the pages and ledger end up the same.
+   */
+  private pausedLastPages(f: Frame): boolean {
+    return this.vcpuState !== undefined && this.channelCount === 0 && f.payload.length <= PAUSED_INLINE_BYTES;
   }
 
   /**
@@ -1094,6 +1111,7 @@ class Destination {
 
   private async switchover(f: Frame): Promise<void> {
     const times = new SwitchoverClock();
+    times.before('stateMs', this.stateAt);
     this.m.phase = 'verifying';
     const sink = this.sink;
     // The guest is paused on the source: wait for the sink's last pages by Atomics.wait, not the event loop.

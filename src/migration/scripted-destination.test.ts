@@ -97,6 +97,31 @@ describe('real destination, scripted source: the happy paths verify byte for byt
   });
 });
 
+describe('real destination, scripted source: last pages after VCPU_STATE (a small stop-and-copy in one write)', () => {
+  it('applied here once the sink is drained, and byte for byte', async () => {
+    const o = await migrate({ framesAfterState: 2 });
+    expect(o.m?.phase).toBe('done');
+    expect(o.fake.result.answers).toEqual(['HELLO_ACK', 'READY', 'RESUMED']);
+    expect(o.resumes).toBe(1);
+    await sameAsSource(o);
+  });
+
+  it('every page after the state: byte for byte', async () => {
+    const o = await migrate({ framesAfterState: 1_000 });
+    expect(o.m?.phase).toBe('done');
+    await sameAsSource(o);
+  });
+
+  it('a corrupt PAGES frame after the state: CHECKSUM, nothing runs here', async () => {
+    const o = await migrate({ framesAfterState: 1_000, script: [{ at: 'PAGES', nth: 2, do: 'corrupt' }] });
+    discarded(o, 'CHECKSUM');
+  });
+
+  it('a digest that does not match: DIGEST_MISMATCH, nothing runs here', async () => {
+    discarded(await migrate({ framesAfterState: 2, digest: { ram: '0123456789abcdef' } }), 'DIGEST_MISMATCH');
+  });
+});
+
 describe('real destination, scripted source: HELLO', () => {
   it.each<[string, Partial<Hello>]>([
     ['VERSION', { versionMin: 5, versionMax: 6 }],

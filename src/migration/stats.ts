@@ -14,6 +14,9 @@ import type { DowntimeRaise } from './round-decision.js';
  * SWITCHOVER frame to resuming the guest, sent back in RESUMED. Durations only: two hosts' clocks are never compared.
  */
 export interface DestinationSwitchoverTimes {
+  /** VCPU_STATE taken → SWITCHOVER taken: the state decoded and digested, the last pages applied (when they came
+   *  after the state, in the switch-over's one write). */
+  stateMs?: number;
   /** Waiting for the page sink to apply the last pages. */
   drainMs?: number;
   /** Comparing the RAM and vCPU digests. */

@@ -231,6 +231,7 @@ export function decodeVcpuState(payload: Buffer): GuestState {
 
 const duration = z.number().nonnegative().max(3_600_000);
 const destinationTimesSchema = z.object({
+  stateMs: duration.optional(),
   drainMs: duration.optional(),
   verifyMs: duration.optional(),
   loadStateMs: duration.optional(),
@@ -255,7 +256,7 @@ export function decodeResumedBody(payload: Buffer): ResumedBody {
     payload,
     'RESUMED',
     resumedSchema,
-    '{ok?: boolean, times?: {drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000)}',
+    '{ok?: boolean, times?: {stateMs?, drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000)}',
   );
   const out: ResumedBody = {};
   if (r.ok !== undefined) out.ok = r.ok;

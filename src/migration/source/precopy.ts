@@ -18,7 +18,7 @@ import {
 import { mbps } from '../stats.js';
 import { warmSwitchoverCode } from '../switchover-warm.js';
 import { destinationCaughtUp } from './applied-ack.js';
-import { sendVcpuState, switchover } from './handover.js';
+import { beginOneWrite, endOneWrite, sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
 import { hotLastPasses } from './hot-last-passes.js';
 import { liveFramePayload } from './live-frames.js';
@@ -150,8 +150,13 @@ class PrecopyLoop {
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
         r.dirtyPages = lastPages.length;
-        await sendPages(s, lastPages, false, true);
-        await switchover(s);
+        beginOneWrite(s, lastPages.length); // few last pages: state, pages and digest in one write
+        try {
+          await sendPages(s, lastPages, false, true);
+          await switchover(s);
+        } finally {
+          endOneWrite(s);
+        }
         r.stopCopyBytes = s.sentBytes() - atPause;
         return;
       }

@@ -48,6 +48,10 @@ export class SourceState {
   pausedState: GuestState | undefined;
   stateBody: Buffer | undefined;
   stateSentAt = 0;
+  /** The socket is corked from VCPU_STATE to the digest: state, last pages and digest leave in one write (handover.ts). */
+  oneWrite = false;
+  /** VCPU_STATE is written (into the corked socket) ahead of the last pages. */
+  stateWritten = false;
   /** GO is about to be or was sent: the guest belongs to the destination unless RECONCILE says otherwise. */
   handedOff = false;
   readonly wasRunning: boolean;

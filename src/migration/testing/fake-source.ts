@@ -79,6 +79,11 @@ export interface FakeSourceOptions {
   onApplied?: () => void | Promise<void>;
   /** Pages per PAGES frame (default 64: a 4 MiB guest's working set takes several frames). */
   pagesPerFrame?: number;
+  /**
+   * Pre-copy: the last this many PAGES frames go after VCPU_STATE, as a real source sends a small stop-and-copy
+   * (state, last pages and digest in one write: source/handover.ts, beginOneWrite).
+   */
+  framesAfterState?: number;
 }
 
 /** How the fake's side of the migration ended. */
@@ -118,7 +123,11 @@ export class FakeSource {
     try {
       await this.hello(conn);
       if (this.strategy === 'precopy') {
-        await this.pages(conn, this.sentPages());
+        const frames = this.buildPages(this.sentPages());
+        const after = frames.splice(
+          frames.length - Math.min(this.options.framesAfterState ?? 0, frames.length),
+        );
+        for (const f of frames) await this.step(conn, 'PAGES', Command.PAGES, f);
         await this.step(conn, 'ROUND', Command.ROUND, encodeRound({ round: 1, pagesSent: 0, dirtyPages: 0 }));
         if (this.options.applied) {
           await this.step(conn, 'APPLIED', Command.APPLIED, encodeApplied(1));
@@ -128,6 +137,7 @@ export class FakeSource {
           await this.options.onApplied?.();
         }
         await this.step(conn, 'VCPU_STATE', Command.VCPU_STATE, encodeJson(this.guest.state()));
+        for (const f of after) await this.step(conn, 'PAGES', Command.PAGES, f);
         await this.step(conn, 'SWITCHOVER', Command.SWITCHOVER, encodeDigest(this.digest()));
         await this.answer(conn, Command.READY);
         await this.step(conn, 'GO', Command.GO);
