@@ -11,7 +11,9 @@ describe('work batches and CAP stretch', () => {
 
   it('the step estimate is a moving average of the batches', () => {
     expect(nextStepMs(0, 0.1, 100)).toBeCloseTo(0.001);
-    expect(nextStepMs(0.001, 0.5, 100)).toBeCloseTo(0.75 * 0.001 + 0.25 * 0.005);
+    expect(nextStepMs(0.001, 0.15, 100)).toBeCloseTo(0.75 * 0.001 + 0.25 * 0.0015);
+    // A batch stretched by a deschedule counts as at most twice the estimate.
+    expect(nextStepMs(0.001, 10, 100)).toBeCloseTo(0.75 * 0.001 + 0.25 * 0.002);
     expect(nextStepMs(0.002, 0.5, 0)).toBe(0.002);
   });
 

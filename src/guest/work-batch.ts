@@ -12,11 +12,15 @@ export function fitBatch(batch: number, stepMs: number, leftMs: number): number 
   return Math.max(1, Math.min(batch, Math.floor(leftMs / stepMs)));
 }
 
-/** The per-step time estimate after a batch of `steps` that took `tookMs` (a moving average; one late wake-up fades). */
+/**
+ * The per-step time estimate after a batch of `steps` that took `tookMs`: a moving average in which one sample counts
+ * at most twice the estimate. A batch during which the thread was descheduled (every few ms on a loaded host) would
+ * otherwise inflate the estimate many times over, and the batches shrink to a few steps, paying a clock read each.
+ */
 export function nextStepMs(stepMs: number, tookMs: number, steps: number): number {
   if (steps <= 0 || !(tookMs >= 0)) return stepMs;
   const sample = tookMs / steps;
-  return stepMs > 0 ? 0.75 * stepMs + 0.25 * sample : sample;
+  return stepMs > 0 ? 0.75 * stepMs + 0.25 * Math.min(sample, 2 * stepMs) : sample;
 }
 
 /** Work per CAP period below which a sleeping vCPU stretches its period: ~10 wake-ups' CPU on this kind of VM. */
