@@ -183,7 +183,9 @@ function summary(r: ClusterReport): string {
   if (r.link)
     lines.push(
       `links: ${r.link.delayMs} ms one-way delay ± ${r.link.jitterMs} ms, loss ${r.link.loss} (emulated by a user-space proxy: ` +
-        `${r.link.connections} connections, ${r.link.retransmitStalls} retransmission stalls)`,
+        `${r.link.connections} connections, ${r.link.retransmitStalls} retransmission stalls; its thread woke ` +
+        `${r.link.lateMsMean.toFixed(1)} ms late on average, ${r.link.lateMsMax.toFixed(1)} ms at worst` +
+        `${r.link.nice === null ? '' : `, at nice ${r.link.nice}`})`,
     );
   for (const k of r.killed)
     lines.push(`host ${k.host} killed at interval ${k.interval}: ${k.guests.join(', ') || 'no guests'}`);

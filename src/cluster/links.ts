@@ -65,6 +65,14 @@ export interface LinkStats {
   bytesBackward: number;
   /** Loss events: chunks held for a retransmission timeout. */
   retransmitStalls: number;
+  /**
+   * What the emulation itself adds to the delay: how late the proxy thread woke for a chunk that was due (its timers
+   * and the machine's scheduling), mean and worst, ms. A real link has none of it.
+   */
+  lateMsMean: number;
+  lateMsMax: number;
+  /** The proxy thread's nice value when it could be raised (root), else null (it runs at the manager's). */
+  nice: number | null;
 }
 
 /** What link-worker.ts is started with, and the messages both ways. */
@@ -86,7 +94,15 @@ export type LinkWorkerReply =
  * the manager's work must not add to the links' delay.
  */
 export class ClusterLinks {
-  private last: LinkStats = { connections: 0, bytesForward: 0, bytesBackward: 0, retransmitStalls: 0 };
+  private last: LinkStats = {
+    connections: 0,
+    bytesForward: 0,
+    bytesBackward: 0,
+    retransmitStalls: 0,
+    lateMsMean: 0,
+    lateMsMax: 0,
+    nice: null,
+  };
   private closing: Promise<LinkStats> | undefined;
 
   private constructor(
