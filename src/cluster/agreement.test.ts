@@ -6,8 +6,8 @@ import {
   measuredPrices,
   measuredWorkload,
   migrationModelCheck,
-  SLAV_ABSOLUTE,
   type SimVariant,
+  SLAV_ABSOLUTE,
 } from './agreement.js';
 import { agreementMarkdown, formatDelta } from './agreement-table.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
@@ -151,7 +151,11 @@ describe('agreement rows', () => {
       ...variant(1, 10),
       sim: { ...metrics, slav: x } as unknown as SimVariant['sim'],
     });
-    const rows = agreementRows({ ...metrics, slav: 0 }, [slav(4.56e-7), slav(0), slav(3.8e-5), slav(1.2e-6)], context);
+    const rows = agreementRows(
+      { ...metrics, slav: 0 },
+      [slav(4.56e-7), slav(0), slav(3.8e-5), slav(1.2e-6)],
+      context,
+    );
     const row = rows.find((r) => r.metric === 'SLAV')!;
     expect(row.absolute).toBe(SLAV_ABSOLUTE);
     expect(row.byAbsolute).toEqual([true, true, true, true]);

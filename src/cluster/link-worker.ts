@@ -62,13 +62,26 @@ port.on('message', (m: LinkWorkerRequest) => {
     });
 });
 
+// One proxy per destination (the default delay), then one per ordered pair with a delay of its own.
+const specs = [
+  ...data.targets.map((target, h) => ({
+    target,
+    delayMs: data.faults.delayMs,
+    seed: data.seed * 1000 + h + 1,
+  })),
+  ...data.pairs.map((p) => ({
+    target: data.targets[p.to]!,
+    delayMs: p.delayMs,
+    seed: data.seed * 1000 + 100 * (p.from + 1) + p.to + 1,
+  })),
+];
 const started = await Promise.allSettled(
-  data.targets.map((target, h) =>
+  specs.map((s) =>
     FaultProxy.start({
-      target,
+      target: s.target,
       listen: `${data.listenHost}:0`,
-      faults: { delayMs: data.faults.delayMs, jitterMs: data.faults.jitterMs, loss: data.faults.loss },
-      seed: data.seed * 1000 + h + 1,
+      faults: { delayMs: s.delayMs, jitterMs: data.faults.jitterMs, loss: data.faults.loss },
+      seed: s.seed,
     }),
   ),
 );
@@ -78,4 +91,11 @@ if (failed) {
   await Promise.all(proxies.map((p) => p.close()));
   proxies = [];
   reply({ kind: 'error', message: (failed.reason as Error).message });
-} else reply({ kind: 'ready', addresses: proxies.map((p) => p.address) });
+} else {
+  const addresses = proxies.map((p) => p.address);
+  reply({
+    kind: 'ready',
+    addresses: addresses.slice(0, data.targets.length),
+    pairAddresses: addresses.slice(data.targets.length),
+  });
+}

@@ -26,7 +26,6 @@
  */
 
 import type { DvfsStall, WorkloadParams } from './config.js';
-import { capStretch, fitBatch, nextStepMs } from './work-batch.js';
 import {
   CAP,
   CAP_PERIOD_MS,
@@ -51,6 +50,7 @@ import {
 } from './control.js';
 import type { VcpuMemory } from './memory.js';
 import type { Rng } from './rng.js';
+import { capStretch, fitBatch, nextStepMs } from './work-batch.js';
 import type { Workload } from './workloads/index.js';
 
 export interface VcpuState {
@@ -239,7 +239,12 @@ export class Vcpu {
       const stallMs = freq < 1 ? (worked * (1 - freq)) / freq : 0;
       const toPeriodEnd = periodStart + periodMs - now();
       let stalled = 0;
-      if (this.dvfsStall === 'sleep' && stallMs > 0 && used + worked + stallMs >= capMs && stallMs <= toPeriodEnd) {
+      if (
+        this.dvfsStall === 'sleep' &&
+        stallMs > 0 &&
+        used + worked + stallMs >= capMs &&
+        stallMs <= toPeriodEnd
+      ) {
         // The stall spends the period's CAP budget: sleep to the period's end in one wait, not a stall and then a
         // CAP wait (one wake-up per period instead of two).
         const slept = this.sleep(gen, toPeriodEnd);
