@@ -215,7 +215,9 @@ export class Vcpu {
       const rng = this.rng;
       for (;;) {
         const b0 = now();
-        let n = fitBatch(this.batch, this.stepMs, workEnd - b0);
+        // A vCPU whose stall sleeps (the cluster's guests) keeps each batch inside its allotment; a busy stall keeps
+        // the batches as they were (its phases are long enough that the overshoot does not matter).
+        let n = this.dvfsStall === 'sleep' ? fitBatch(this.batch, this.stepMs, workEnd - b0) : this.batch;
         if (target >= 0 && target - this.step < n) n = target - this.step;
         let k = 0;
         if (paced) {
