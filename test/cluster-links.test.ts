@@ -9,7 +9,12 @@
 import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../src/agent/index.js';
 import { clusterOptionsFromFlags } from '../src/cli/cluster.js';
-import { ClusterLinks, parseClusterLink } from '../src/cluster/index.js';
+import {
+  ClusterLinks,
+  linkDelayBetween,
+  parseClusterLink,
+  parseLinkDelaySpec,
+} from '../src/cluster/index.js';
 import { UsageError } from '../src/errors.js';
 import type { GuestConfig } from '../src/guest/index.js';
 import { agentPairForFile, expectOracle, MiB, runCli } from './helpers.js';
@@ -40,6 +45,42 @@ describe('--link-delay, --link-jitter, --link-loss', () => {
     [{ linkLoss: '0.7' }, /--link-loss: "0.7" is not a number from 0 to 0.5/],
     [{ linkLoss: '1%' }, /--link-loss: "1%" is not a number from 0 to 0.5/],
   ])('refuses %o with a usage error that names the flag', (flags, message) => {
+    expect(() => clusterOptionsFromFlags({ quick: true, ...flags })).toThrow(message);
+    expect(() => clusterOptionsFromFlags({ quick: true, ...flags })).toThrow(UsageError);
+  });
+
+  it('a per-pair spec: a default and pairs with a delay of their own, symmetric', () => {
+    const o = clusterOptionsFromFlags({ quick: true, linkDelay: '1ms,0-3=20ms,2-1=8ms', linkJitter: '1ms' });
+    expect(o.link).toEqual({
+      delayMs: 1,
+      jitterMs: 1,
+      loss: 0,
+      pairs: [
+        { a: 0, b: 3, delayMs: 20 },
+        { a: 2, b: 1, delayMs: 8 },
+      ],
+    });
+    expect(linkDelayBetween(o.link!, 3, 0)).toBe(20);
+    expect(linkDelayBetween(o.link!, 1, 2)).toBe(8);
+    expect(linkDelayBetween(o.link!, 0, 1)).toBe(1);
+    // Pairs only: every other pair has none.
+    expect(parseLinkDelaySpec('0-1=5ms', 4, () => 5)).toEqual({
+      delayMs: 0,
+      pairs: [{ a: 0, b: 1, delayMs: 5 }],
+    });
+  });
+
+  it.each([
+    [{ linkDelay: '0-9=5ms' }, /--link-delay: "0-9=5ms": no host 9 \(hosts are 0 to 3\)/],
+    [{ linkDelay: '0-0=5ms' }, /--link-delay: a pair is two different hosts/],
+    [{ linkDelay: '0-1=5ms,1-0=6ms' }, /--link-delay: each pair at most once/],
+    [{ linkDelay: '0-1=5ms,2ms' }, /--link-delay: "2ms" is not A-B=DURATION/],
+    [{ linkDelay: '0-1=fast' }, /--link-delay: cannot read "fast" as a duration/],
+    [
+      { linkDelay: '5ms,0-1=1ms', linkJitter: '2ms' },
+      /--link-jitter: use at most --link-delay, on every pair/,
+    ],
+  ])('refuses the per-pair spec %o, naming the flag', (flags, message) => {
     expect(() => clusterOptionsFromFlags({ quick: true, ...flags })).toThrow(message);
     expect(() => clusterOptionsFromFlags({ quick: true, ...flags })).toThrow(UsageError);
   });
@@ -95,6 +136,11 @@ describe('two agents joined through the cluster’s link proxies', () => {
       const s = await links.stats();
       expect(s.connections).toBeGreaterThanOrEqual(2); // the status request and the migration
       expect(s.bytesForward).toBeGreaterThan(config.ramBytes / 2);
+      // What the emulation adds on top of the delay is measured (the thread's lateness), and where the process may
+      // (root), the proxies' thread runs above the guests and agents, as a link does not queue behind them.
+      expect(s.lateMsMean).toBeGreaterThanOrEqual(0);
+      expect(s.lateMsMax).toBeGreaterThanOrEqual(s.lateMsMean);
+      expect([-10, null]).toContain(s.nice);
       // Sequential round trips that every pre-copy migration makes (HELLO → HELLO_ACK, SWITCHOVER → READY,
       // GO → RESUMED): at least two of them in its time, and the switch-over's in its downtime.
       const rtt = 2 * (DELAY - 10);
@@ -107,6 +153,40 @@ describe('two agents joined through the cluster’s link proxies', () => {
       await links.close();
     }
   }, 120_000);
+});
+
+describe('a per-pair delay', () => {
+  const pair = agentPairForFile();
+
+  it('a pair with a delay of its own has its own proxy; other sources reach the host with the default', async () => {
+    const { a, b } = pair;
+    const links = await ClusterLinks.start(
+      [a.agent.address, b.agent.address],
+      '127.0.0.1',
+      { delayMs: 0, jitterMs: 0, loss: 0, pairs: [{ a: 0, b: 1, delayMs: 60 }] },
+      3,
+    );
+    try {
+      expect(links.address(1, 0)).not.toBe(links.address(1));
+      expect(links.address(0, 1)).not.toBe(links.address(0));
+      // From host 0 to host 1: the pair's 60 ms each way (a lower bound: load only adds).
+      const across = new AgentClient(links.address(1, 0));
+      const t0 = performance.now();
+      await across.status();
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(120);
+      across.close();
+      await expect(() =>
+        ClusterLinks.start([a.agent.address], '127.0.0.1', {
+          delayMs: 0,
+          jitterMs: 0,
+          loss: 0,
+          pairs: [{ a: 0, b: 1, delayMs: 5 }],
+        }),
+      ).rejects.toThrow(/--link-delay: pair 0-1: no host 1/);
+    } finally {
+      await links.close();
+    }
+  }, 60_000);
 });
 
 // A whole cluster run through the proxies (every migration across one, verified, the delay in its downtime) is

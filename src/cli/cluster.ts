@@ -17,6 +17,7 @@ import {
   DEFAULT_CLUSTER,
   DEFAULT_LINK_RATE,
   parseClusterLink,
+  parseLinkDelaySpec,
   QUICK_CLUSTER,
   runCluster,
   startClusterDashboard,
@@ -106,7 +107,9 @@ export function clusterOptionsFromFlags(f: ClusterFlags): ClusterOptions {
     throw new UsageError('--link-jitter: varies --link-delay; add --link-delay', '--link-jitter');
   if (f.linkDelay !== undefined || f.linkLoss !== undefined) {
     o.link = parseClusterLink({
-      delayMs: f.linkDelay === undefined ? 0 : durationFlag(f.linkDelay, '--link-delay', 0, 10_000),
+      ...(f.linkDelay === undefined
+        ? { delayMs: 0 }
+        : parseLinkDelaySpec(f.linkDelay, o.hosts, (d) => durationFlag(d, '--link-delay', 0, 10_000))),
       jitterMs: f.linkJitter === undefined ? 0 : durationFlag(f.linkJitter, '--link-jitter', 0, 10_000),
       loss: f.linkLoss === undefined ? 0 : numberFlag(f.linkLoss, '--link-loss', 0, 0.5),
     });
@@ -182,8 +185,14 @@ function summary(r: ClusterReport): string {
   ];
   if (r.link)
     lines.push(
-      `links: ${r.link.delayMs} ms one-way delay ± ${r.link.jitterMs} ms, loss ${r.link.loss} (emulated by a user-space proxy: ` +
-        `${r.link.connections} connections, ${r.link.retransmitStalls} retransmission stalls)`,
+      `links: ${r.link.delayMs} ms one-way delay` +
+        (r.link.pairs?.length
+          ? ` (${r.link.pairs.map((p) => `${p.a}-${p.b} ${p.delayMs} ms`).join(', ')})`
+          : '') +
+        ` ± ${r.link.jitterMs} ms, loss ${r.link.loss} (emulated by a user-space proxy: ` +
+        `${r.link.connections} connections, ${r.link.retransmitStalls} retransmission stalls; its thread woke ` +
+        `${r.link.lateMsMean.toFixed(1)} ms late on average, ${r.link.lateMsMax.toFixed(1)} ms at worst` +
+        `${r.link.nice === null ? '' : `, at nice ${r.link.nice}`})`,
     );
   for (const k of r.killed)
     lines.push(`host ${k.host} killed at interval ${k.interval}: ${k.guests.join(', ') || 'no guests'}`);
@@ -230,8 +239,9 @@ export function registerCluster(program: Command): void {
       'with --netns: each host’s link rate, both ways (default 1Gbit, as CloudSim)',
     )
     .option(
-      '--link-delay <duration>',
-      'one-way latency between hosts, e.g. 5ms (emulated by a user-space proxy on each migration’s path, not netem)',
+      '--link-delay <duration|pairs>',
+      'one-way latency between hosts, e.g. 5ms, or per pair [DEFAULT,]A-B=DURATION,… e.g. 1ms,0-3=20ms ' +
+        '(emulated by a user-space proxy on each migration’s path, not netem)',
     )
     .option('--link-jitter <duration>', 'with --link-delay: ± this much on each chunk, order kept')
     .option(

@@ -24,12 +24,31 @@ export function formatRelative(r: number | null, ok: boolean | null = null): str
   return `${r >= 0 ? '+' : ''}${(r * 100).toFixed(0)} %${mark}`;
 }
 
+/**
+ * Variant i's Δ cell: the relative difference, or, where one side is 0 and the row has an absolute tolerance, the
+ * absolute difference against it (e.g. `|Δ| 4.6e-7 ≤ 1e-6 ✓`), so the cell says which rule judged it.
+ */
+export function formatDelta(row: AgreementRow, i: number): string {
+  const ok = row.agrees[i] ?? null;
+  if (!row.byAbsolute?.[i] || row.absolute == null) return formatRelative(row.relative[i] ?? null, ok);
+  const d = Math.abs(row.cluster - row.sims[i]!);
+  const e = (x: number): string => (x === 0 ? '0' : x.toExponential(1));
+  return `|Δ| ${e(d)} ${d <= row.absolute ? '≤' : '>'} ${e(row.absolute)}${ok === null ? '' : ok ? ' ✓' : ' ✗'}`;
+}
+
+/** The target cell: the relative target, and the absolute one where a side may be 0. */
+export function formatTarget(row: AgreementRow): string {
+  if (row.target === null) return '';
+  const rel = `±${(row.target * 100).toFixed(0)} %`;
+  return row.absolute == null ? rel : `${rel}; |Δ| ≤ ${row.absolute.toExponential(0)} if one is 0`;
+}
+
 function cells(row: AgreementRow): string[] {
   const out = [row.metric, formatMetric(row.metric, row.cluster)];
   row.sims.forEach((s, i) => {
-    out.push(formatMetric(row.metric, s), formatRelative(row.relative[i] ?? null, row.agrees[i] ?? null));
+    out.push(formatMetric(row.metric, s), formatDelta(row, i));
   });
-  out.push(row.target === null ? '' : `±${(row.target * 100).toFixed(0)} %`);
+  out.push(formatTarget(row));
   return out;
 }
 

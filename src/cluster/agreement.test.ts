@@ -7,7 +7,9 @@ import {
   measuredWorkload,
   migrationModelCheck,
   type SimVariant,
+  SLAV_ABSOLUTE,
 } from './agreement.js';
+import { agreementMarkdown, formatDelta } from './agreement-table.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
 
 const trace: Workload = {
@@ -142,6 +144,44 @@ describe('agreement rows', () => {
     expect(m.relative).toEqual([1, 1, 1, 1]);
     expect(m.cause).toMatch(/placement during a migration.*3 held back/);
     expect(rows.find((r) => r.metric === 'SLAV')!.agrees).toEqual([true, true, true, true]);
+  });
+
+  it('SLAV with one side 0 is judged on the absolute difference, and the cell says so', () => {
+    const slav = (x: number): SimVariant => ({
+      ...variant(1, 10),
+      sim: { ...metrics, slav: x } as unknown as SimVariant['sim'],
+    });
+    const rows = agreementRows(
+      { ...metrics, slav: 0 },
+      [slav(4.56e-7), slav(0), slav(3.8e-5), slav(1.2e-6)],
+      context,
+    );
+    const row = rows.find((r) => r.metric === 'SLAV')!;
+    expect(row.absolute).toBe(SLAV_ABSOLUTE);
+    expect(row.byAbsolute).toEqual([true, true, true, true]);
+    expect(row.agrees).toEqual([true, true, false, false]);
+    expect([0, 1, 2, 3].map((i) => formatDelta(row, i))).toEqual([
+      '|Δ| 4.6e-7 ≤ 1.0e-6 ✓',
+      '|Δ| 0 ≤ 1.0e-6 ✓',
+      '|Δ| 3.8e-5 > 1.0e-6 ✗',
+      '|Δ| 1.2e-6 > 1.0e-6 ✗',
+    ]);
+    // Both nonzero: the relative rule, as before.
+    const both = agreementRows(metrics, [slav(1.1e-4), slav(1.5e-4), slav(1e-4), slav(1e-4)], context);
+    const b = both.find((r) => r.metric === 'SLAV')!;
+    expect(b.byAbsolute).toEqual([false, false, false, false]);
+    expect(b.agrees).toEqual([true, false, true, true]);
+    expect(formatDelta(b, 1)).toBe('-33 % ✗');
+    // The table's target column states both rules.
+    const md = agreementMarkdown({
+      agreement: {
+        variants: [slav(4.56e-7)],
+        rows: [row],
+        migrationModel: null,
+        deliveredRatio: 1,
+      } as never,
+    });
+    expect(md).toContain('±20 %; |Δ| ≤ 1e-6 if one is 0');
   });
 
   it('names CloudSim’s instantaneous sample when the trace means close the gap', () => {

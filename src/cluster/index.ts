@@ -24,8 +24,11 @@ export {
   type ClusterLinkFaults,
   ClusterLinks,
   clusterLinkSchema,
+  type LinkPair,
   type LinkStats,
+  linkDelayBetween,
   parseClusterLink,
+  parseLinkDelaySpec,
 } from './links.js';
 export {
   type ClusterMetrics,

@@ -8,6 +8,7 @@
  * the measured demand exceeded the host's MIPS. PDM: demand lost to migrations (measured: the guest's slowdown
  * during its migration over the migration time, plus all of it during the downtime) over all demand.
  */
+import type { SwitchoverTimes } from '../migration/index.js';
 import type { SimResult } from '../sim/index.js';
 import type { ClusterViewMigration } from '../web/index.js';
 
@@ -22,6 +23,11 @@ export interface ClusterMigration extends ClusterViewMigration {
   modelTimeMs: number;
   /** The guest's measured slowdown during the migration (1 − steps/s during ÷ before), 0–1. */
   slowdown: number;
+  /**
+   * Where the downtime went, as the engine reports it (source's clock: pause, last pages, digest, the two round
+   * trips `checkMs` and `ackMs`, and the destination's own steps): with `--link-delay`, what the link added shows here.
+   */
+  switchover?: SwitchoverTimes;
   /** What the pre-copy model calibrated on the run takes from this migration (src/cluster/agreement.ts). */
   calibration?: {
     /** Round 1: bytes sent and their rate, bytes/s; the guest's dirty rate then, bytes/s. */

@@ -4,7 +4,7 @@
  * migration, from its start to its end, in trace time).
  */
 import { lineChart, type Report, type VegaLiteSpec } from '../report/index.js';
-import { formatMetric, formatRelative } from './agreement-table.js';
+import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
 import type { ClusterReport } from './run.js';
 
 export function clusterHtmlReport(r: ClusterReport, command: string): Report {
@@ -59,11 +59,8 @@ export function clusterHtmlReport(r: ClusterReport, command: string): Report {
           rows: r.agreement.rows.map((row) => [
             row.metric,
             formatMetric(row.metric, row.cluster),
-            ...row.sims.flatMap((x, i) => [
-              formatMetric(row.metric, x),
-              formatRelative(row.relative[i] ?? null, row.agrees[i] ?? null),
-            ]),
-            row.target === null ? '' : `±${(row.target * 100).toFixed(0)} %`,
+            ...row.sims.flatMap((x, i) => [formatMetric(row.metric, x), formatDelta(row, i)]),
+            formatTarget(row),
             row.cause,
           ]),
         },

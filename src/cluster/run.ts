@@ -537,6 +537,7 @@ export async function runCluster(
       modelTimeMs: Math.round(model.totalTime * 1000),
       slowdown: slow,
       ...(report ? { calibration: calibrationOf(report, o.migration) } : {}),
+      ...(report?.switchover ? { switchover: report.switchover } : {}),
       ...(error || report?.error ? { error: error ?? report?.error?.message } : {}),
     };
     migrations.push(m);
@@ -562,7 +563,7 @@ export async function runCluster(
       try {
         const started = await clients[from]!.migrate(
           vms[v]!.guest,
-          links?.address(target) ?? agents[target]!.address,
+          links?.address(target, from) ?? agents[target]!.address,
           o.migration,
         );
         report = await clients[from]!.waitMigration(started.id);

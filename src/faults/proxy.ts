@@ -88,6 +88,13 @@ export interface ProxyStats {
   retransmitStalls: number;
   /** Most bytes one direction held at once. */
   peakHeldBytes: number;
+  /**
+   * Times the proxy woke to write out chunks that were due, and how late after the first one's release time (the
+   * thread's timers and scheduling: what the emulation adds to the link's delay; a blocked peer is not counted), ms.
+   */
+  released: number;
+  lateMsSum: number;
+  lateMsMax: number;
   events: FaultEvent[];
 }
 
@@ -269,6 +276,7 @@ class Pipe {
     this.timer = undefined;
     if (this.pumping) return;
     this.pumping = true;
+    let first = true;
     try {
       for (;;) {
         if (this.output.destroyed || this.proxy.isClosed) return;
@@ -294,6 +302,8 @@ class Pipe {
         this.held -= part.length;
         this.forwarded += part.length;
         this.proxy.countBytes(this.forward, part.length);
+        if (first) this.proxy.noteLate(now - Math.max(head.release, this.proxy.stallUntil));
+        first = false;
         if (this.held <= this.proxy.highWater / 2 && this.input.isPaused()) this.input.resume();
         if (!this.output.write(part)) {
           await new Promise<void>((res) => {
@@ -353,6 +363,9 @@ export class FaultProxy {
     stalls: 0,
     retransmitStalls: 0,
     peakHeldBytes: 0,
+    released: 0,
+    lateMsSum: 0,
+    lateMsMax: 0,
     events: [],
   };
 
@@ -550,6 +563,12 @@ export class FaultProxy {
   countBytes(forward: boolean, n: number): void {
     if (forward) this.stats.bytesForward += n;
     else this.stats.bytesBackward += n;
+  }
+
+  noteLate(ms: number): void {
+    this.stats.released++;
+    this.stats.lateMsSum += ms;
+    if (ms > this.stats.lateMsMax) this.stats.lateMsMax = ms;
   }
 
   noteHeld(n: number): void {

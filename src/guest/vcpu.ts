@@ -4,7 +4,8 @@
  *
  * Scheduling, per loop iteration:
  *  - CAP (Xen credit-scheduler semantics): in every 30 ms period the vCPU may be scheduled for cap% of the
- *    period; when it has used that, it sleeps until the next period. 0 = uncapped.
+ *    period; when it has used that, it sleeps until the next period. 0 = uncapped. A vCPU whose stall sleeps and
+ *    whose allotment is tiny takes up to 8 periods at once (work-batch.ts: its wake-ups cost more than its work).
  *  - DVFS: at frequency ratio f the vCPU does f of its full-speed work per unit of time. After a slice of w ms of
  *    real work it stalls w(1-f)/f ms: busy-spinning (default: CPU time stays 100%, like a down-clocked core, so
  *    a power model sees a busy core at a lower frequency) or sleeping (`dvfsStall: 'sleep'`, spares the host).
@@ -59,6 +60,7 @@ import {
 } from './control.js';
 import type { VcpuMemory } from './memory.js';
 import type { Rng } from './rng.js';
+import { capStretch, fitBatch, nextStepMs } from './work-batch.js';
 import type { Workload } from './workloads/index.js';
 
 export interface VcpuState {
@@ -87,6 +89,8 @@ export class Vcpu {
   private readonly base: number;
   private appliedSeq = 0;
   private batch = 16;
+  /** Time per step, estimated from the batches (work-batch.ts): a batch never overshoots its phase's allotment. */
+  private stepMs = 0;
   private busyMs = 0;
   /** Time waited for a new dirty-limit period, and how many waits. */
   private dirtyWaitMs = 0;
@@ -195,13 +199,17 @@ export class Vcpu {
       const cap = Atomics.load(ctl, CAP);
       const freq = Atomics.load(ctl, FREQ_PPM) / 1e6;
       let t = now();
-      if (t - periodStart >= CAP_PERIOD_MS) {
+      // A light vCPU whose stall sleeps takes its CAP periods several at a time (work-batch.ts: wake-ups cost).
+      const stretch = this.dvfsStall === 'sleep' ? capStretch(cap, freq, CAP_PERIOD_MS) : 1;
+      const periodMs = CAP_PERIOD_MS * stretch;
+      if (t - periodStart >= periodMs) {
         periodStart = t;
         used = 0;
       }
-      const budget = cap > 0 ? (cap / 100) * CAP_PERIOD_MS - used : Number.POSITIVE_INFINITY;
+      const capMs = cap > 0 ? (cap / 100) * periodMs : Number.POSITIVE_INFINITY;
+      const budget = capMs - used;
       if (budget <= 0) {
-        this.capWaitMs += this.sleep(gen, periodStart + CAP_PERIOD_MS - t); // descheduled: no guest time passes
+        this.capWaitMs += this.sleep(gen, periodStart + periodMs - t); // descheduled: no guest time passes
         continue;
       }
       const timed = clocked && target < 0;
@@ -225,15 +233,17 @@ export class Vcpu {
       }
       // Work phase: at most freq x slice of real work, in batches, stopping at the target or a new command.
       t = now();
-      const workEnd = t + Math.min(SLICE_MS, budget) * freq;
+      const workEnd = t + Math.min(SLICE_MS * stretch, budget) * freq;
       const writes0 = this.mem.pageWrites;
       const wl = this.workload;
       const mem = this.mem;
       const rng = this.rng;
       for (;;) {
-        let n = this.batch;
-        if (target >= 0 && target - this.step < n) n = target - this.step;
         const b0 = now();
+        // A vCPU whose stall sleeps (the cluster's guests) keeps each batch inside its allotment; a busy stall keeps
+        // the batches as they were (its phases are long enough that the overshoot does not matter).
+        let n = this.dvfsStall === 'sleep' ? fitBatch(this.batch, this.stepMs, workEnd - b0) : this.batch;
+        if (target >= 0 && target - this.step < n) n = target - this.step;
         let k = 0;
         if (paced) {
           for (; k < n && mem.pageWrites - writes0 < tokens && mem.newDirty < dirtyLimit; k++)
@@ -246,13 +256,28 @@ export class Vcpu {
         this.step += k;
         const b1 = now();
         const took = b1 - b0;
-        if (took < 0.05 && this.batch < 1 << 20) this.batch *= 2;
+        this.stepMs = nextStepMs(this.stepMs, took, k);
+        if (took < 0.05 && n === this.batch && this.batch < 1 << 20) this.batch *= 2;
         else if (took > 0.2 && this.batch > 1) this.batch >>= 1;
         if (k < n || b1 >= workEnd || this.step === target || Atomics.load(ctl, GEN) !== gen) break;
       }
       const worked = now() - t;
       this.publish();
-      const stalled = freq < 1 ? this.stall(gen, (worked * (1 - freq)) / freq) : 0;
+      const stallMs = freq < 1 ? (worked * (1 - freq)) / freq : 0;
+      const toPeriodEnd = periodStart + periodMs - now();
+      let stalled = 0;
+      if (
+        this.dvfsStall === 'sleep' &&
+        stallMs > 0 &&
+        used + worked + stallMs >= capMs &&
+        stallMs <= toPeriodEnd
+      ) {
+        // The stall spends the period's CAP budget: sleep to the period's end in one wait, not a stall and then a
+        // CAP wait (one wake-up per period instead of two).
+        const slept = this.sleep(gen, toPeriodEnd);
+        stalled = Math.min(slept, stallMs);
+        this.capWaitMs += slept - stalled;
+      } else if (stallMs > 0) stalled = this.stall(gen, stallMs);
       used += worked + stalled;
       this.busyMs += worked + (this.dvfsStall === 'busy' ? stalled : 0);
       if (timed) clock = Math.min(clock + (worked + stalled) * freq * speed, wl.dueMs!() + MAX_TRACE_LAG_MS);
