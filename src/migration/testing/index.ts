@@ -23,3 +23,4 @@ export {
 } from './fixtures.js';
 export { createLinkPair, LinkEnd, type LinkPairOptions } from './link-pair.js';
 export { corruptFrame, type PeerAction, Script, type ScriptLine } from './script.js';
+export { expectSwitchoverSteps } from './switchover-check.js';
