@@ -36,8 +36,9 @@ describe('dynamic cache sizing and the switch-over', () => {
     );
     await done;
     expect(r.status).toBe('completed');
-    expect(r.rounds).toBeGreaterThanOrEqual(2);
-    // One sizing decision per round that another round followed.
+    // One sizing decision per round that another round followed (before the fix, one per round). Usually 2-3
+    // rounds; on a loaded host the guest may dirty nothing in round 1 and switch over after it: then no decision.
+    expect(r.rounds).toBeGreaterThanOrEqual(1);
     expect(afterRound).toHaveBeenCalledTimes(r.rounds - 1);
   });
 });
