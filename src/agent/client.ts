@@ -3,11 +3,11 @@
  * Errors from the agent come back as MigrationError / UsageError / HttpError with the agent's code and message
  * (answer-error.ts checks the body and the code).
  */
-import { request as httpRequestRaw } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequestRaw } from 'node:https';
+import { Agent as HttpsAgent } from 'node:https';
 import { MigrationError } from '../errors.js';
 import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
+import { nodeRequest } from '../http-request.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { PowerSeries } from '../power/index.js';
@@ -27,53 +27,6 @@ export interface AgentStatus {
   version: string;
   guests: GuestInfo[];
   outgoing: MigrationSummary[];
-}
-
-/**
- * One request on a connection of its own (HTTP through node:http, HTTPS through node:https with the client
- * certificate, which fetch cannot present). No keep-alive: the agent's HTTP server closes a connection idle for
- * 5 s, and when its event loop stalls for longer than that (an in-process agent during a CPU-heavy migration on
- * a loaded host: stalls of 6 s measured) it closes a kept-alive connection that already carries the client's
- * next request, which then fails with ECONNRESET. A fresh connection per call costs well under a millisecond on
- * the loopback.
- */
-async function nodeRequest(
-  agent: HttpsAgent | undefined,
-  url: string,
-  method: string,
-  body?: string,
-  token?: string,
-): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
-  const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
-  return new Promise((resolve, reject) => {
-    const req = (agent ? httpsRequestRaw : httpRequestRaw)(
-      url,
-      {
-        method,
-        agent: agent ?? false,
-        // Every non-GET request declares JSON (the agent requires it).
-        headers:
-          method === 'GET'
-            ? auth
-            : {
-                ...auth,
-                'content-type': 'application/json',
-                'content-length': Buffer.byteLength(body ?? ''),
-              },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          resolve({ status, ok: status >= 200 && status < 300, bytes: Buffer.concat(chunks) });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 export class AgentClient {
@@ -102,7 +55,12 @@ export class AgentClient {
     body?: string,
   ): Promise<{ status: number; ok: boolean; bytes: Buffer }> {
     try {
-      return await nodeRequest(this.https, `${this.base}${path}`, method, body, this.token);
+      return await nodeRequest(`${this.base}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body }),
+        ...(this.token === undefined ? {} : { token: this.token }),
+        ...(this.https ? { https: this.https } : {}),
+      });
     } catch (err) {
       const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error) : (err as Error);
       const auth = tlsFailure(cause as NodeJS.ErrnoException, `the agent at ${this.base}`);

@@ -7,10 +7,9 @@
  * Why the destination is asked over HTTP: the migration port is also the destination's control port, so the
  * source can ask it for its series once the migration ends without any change to the migration protocol.
  */
-import { get as httpGet } from 'node:http';
-import { get as httpsGet } from 'node:https';
 import { MigrationError, UsageError } from '../errors.js';
 import type { Guest } from '../guest/index.js';
+import { nodeRequest } from '../http-request.js';
 import {
   type ControllerDecision,
   capForBudget,
@@ -562,11 +561,7 @@ function elapsed(report: PowerSessionReport): string {
   return `${(report.totalTimeMs / 1000).toFixed(3)}s`;
 }
 
-/**
- * GET /v1/power of another agent (the destination: same port as migrations). Through node:http, not fetch: the
- * agent already has node:http loaded, while the first fetch in a process loads and compiles undici (about 20 ms of
- * the source's main thread at the end of its first migration, issue 17).
- */
+/** GET /v1/power of another agent (the destination: same port as migrations), through node:http (http-request.ts). */
 export async function fetchPowerSeries(
   address: string,
   since: number,
@@ -574,24 +569,14 @@ export async function fetchPowerSeries(
 ): Promise<PowerSeries> {
   const base = /^https?:\/\//.test(address) ? address : `http://${address}`;
   const q = new URLSearchParams({ since: String(since), sample: '1', ...(model ? { model } : {}) });
-  const url = new URL(`${base.replace(/\/$/, '')}/v1/power?${q}`);
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? httpsGet : httpGet)(url, { timeout: 3000 }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new MigrationError('PROTOCOL', `GET /v1/power of ${address} answered ${res.statusCode}`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.on('error', reject);
-    });
-    req.on('timeout', () =>
-      req.destroy(new MigrationError('TIMEOUT', `GET /v1/power of ${address} took over 3 s`)),
-    );
-    req.on('error', reject);
+  const res = await nodeRequest(`${base.replace(/\/$/, '')}/v1/power?${q}`, {
+    method: 'GET',
+    timeoutMs: 3000,
+    onTimeout: () => new MigrationError('TIMEOUT', `GET /v1/power of ${address} took over 3 s`),
   });
+  if (res.status !== 200)
+    throw new MigrationError('PROTOCOL', `GET /v1/power of ${address} answered ${res.status}`);
+  const body = res.bytes.toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(body);
