@@ -37,20 +37,58 @@ export const SLEEP = PARKED_GEN + 64;
 export const CTL_WORDS = SLEEP + 64;
 
 /** Float64 words per vCPU in `slots` (at index * SLOT_WORDS + field): the state a sleeping vCPU published. */
-export const SLOT_WORDS = 32;
+const SLOT_WORDS = 32;
 /** The control generation the vCPU went to sleep at. */
-export const S_GEN = 0;
+const S_GEN = 0;
 /** The last main-thread message it had applied (MSG_SEQ). */
-export const S_SEQ = 1;
-export const S_STEP = 2;
+const S_SEQ = 1;
+const S_STEP = 2;
 /** Four words: the RNG's state. */
-export const S_RNG = 3;
+const S_RNG = 3;
 /** How many registers follow (in the order of the names the vCPU sent in its `ready` message). */
-export const S_NREGS = 7;
-export const S_REGS = 8;
-export const SLOT_MAX_REGS = SLOT_WORDS - S_REGS;
+const S_NREGS = 7;
+const S_REGS = 8;
+const SLOT_MAX_REGS = SLOT_WORDS - S_REGS;
 /** Shortest sleep a vCPU publishes as claimable (ms): shorter ones end before a pause would gain much. */
 export const CLAIM_MIN_MS = 1;
+
+/** What a sleeping vCPU publishes in its slot: the vCPU writes it (vcpu.ts), a pause reads it (guest.ts). */
+export interface SlotState {
+  /** The control generation the vCPU went to sleep at. */
+  gen: number;
+  /** The last main-thread message it had applied (MSG_SEQ). */
+  seq: number;
+  step: number;
+  rng: readonly number[];
+  /** The register values, in the order of the names the vCPU sent in its `ready` message. */
+  registers: readonly number[];
+}
+
+/** Writes vCPU `index`'s slot; false (nothing written) when its registers do not fit. */
+export function writeSlot(slots: Float64Array, index: number, st: SlotState): boolean {
+  if (st.registers.length > SLOT_MAX_REGS) return false;
+  const o = index * SLOT_WORDS;
+  for (let k = 0; k < st.registers.length; k++) slots[o + S_REGS + k] = st.registers[k]!;
+  slots[o + S_NREGS] = st.registers.length;
+  slots[o + S_GEN] = st.gen;
+  slots[o + S_SEQ] = st.seq;
+  slots[o + S_STEP] = st.step;
+  for (let i = 0; i < 4; i++) slots[o + S_RNG + i] = st.rng[i]!;
+  return true;
+}
+
+/** Reads vCPU `index`'s slot. */
+export function readSlot(slots: Float64Array, index: number): SlotState {
+  const o = index * SLOT_WORDS;
+  const n = slots[o + S_NREGS]!;
+  return {
+    gen: slots[o + S_GEN]!,
+    seq: slots[o + S_SEQ]!,
+    step: slots[o + S_STEP]!,
+    rng: Array.from(slots.subarray(o + S_RNG, o + S_RNG + 4)),
+    registers: Array.from(slots.subarray(o + S_REGS, o + S_REGS + n)),
+  };
+}
 
 export const CMD_PAUSE = 0;
 export const CMD_RUN = 1;

@@ -24,15 +24,9 @@ import {
   GEN,
   MSG_SEQ,
   PARKED_GEN,
-  S_GEN,
-  S_NREGS,
-  S_REGS,
-  S_RNG,
-  S_SEQ,
-  S_STEP,
+  readSlot,
   type SharedControl,
   SLEEP,
-  SLOT_WORDS,
   V_BUSY_NS,
   V_CAP_WAIT_NS,
   V_DIRTY_WAIT_NS,
@@ -331,18 +325,12 @@ export class Guest {
     const w = SLEEP + i;
     const asleep = Atomics.load(this.#ctl, w);
     if (!names || asleep <= 0 || (asleep & 1) === 0) return false;
-    const s = this.#slots;
-    const o = i * SLOT_WORDS;
-    if (s[o + S_GEN] !== before || s[o + S_SEQ] !== this.#msgSeq[i] || s[o + S_NREGS] !== names.length)
+    const slot = readSlot(this.#slots, i);
+    if (slot.gen !== before || slot.seq !== this.#msgSeq[i] || slot.registers.length !== names.length)
       return false;
     const registers: Record<string, number> = {};
-    for (let k = 0; k < names.length; k++) registers[names[k]!] = s[o + S_REGS + k]!;
-    const state: VcpuState = {
-      index: i,
-      step: s[o + S_STEP]!,
-      rng: [s[o + S_RNG]!, s[o + S_RNG + 1]!, s[o + S_RNG + 2]!, s[o + S_RNG + 3]!],
-      registers,
-    };
+    for (let k = 0; k < names.length; k++) registers[names[k]!] = slot.registers[k]!;
+    const state: VcpuState = { index: i, step: slot.step, rng: [...slot.rng], registers };
     // The slot was written before the odd word was stored and is rewritten only after the vCPU swapped it: if the
     // swap below succeeds, the vCPU was asleep all along and what was read is its state.
     if (Atomics.compareExchange(this.#ctl, w, asleep, -1 - this.#gen) !== asleep) return false;

@@ -38,16 +38,8 @@ import {
   FREQ_PPM,
   GEN,
   MSG_SEQ,
-  S_GEN,
-  S_NREGS,
-  S_REGS,
-  S_RNG,
-  S_SEQ,
-  S_STEP,
   SLEEP,
   SLICE_MS,
-  SLOT_MAX_REGS,
-  SLOT_WORDS,
   V_BUSY_NS,
   V_CAP_WAIT_NS,
   V_DIRTY_WAIT_NS,
@@ -57,6 +49,7 @@ import {
   V_STEP,
   V_TARGET,
   VCPU_STRIDE,
+  writeSlot,
 } from './control.js';
 import type { VcpuMemory } from './memory.js';
 import type { Rng } from './rng.js';
@@ -337,22 +330,15 @@ export class Vcpu {
 
   /** Writes the state a pause would take (as state()) to this vCPU's slot; false if it does not fit. */
   private publishSlot(gen: number): boolean {
-    const s = this.slots!;
-    const o = this.index * SLOT_WORDS;
-    const registers = this.workload.registers();
-    let n = 0;
-    for (const k in registers) {
-      if (n === SLOT_MAX_REGS) return false;
-      s[o + S_REGS + n++] = registers[k]!;
-    }
-    this.publish();
-    s[o + S_NREGS] = n;
-    s[o + S_GEN] = gen;
-    s[o + S_SEQ] = this.appliedSeq;
-    s[o + S_STEP] = this.step;
-    const rng = this.rng.state();
-    for (let i = 0; i < 4; i++) s[o + S_RNG + i] = rng[i]!;
-    return true;
+    const ok = writeSlot(this.slots!, this.index, {
+      gen,
+      seq: this.appliedSeq,
+      step: this.step,
+      rng: this.rng.state(),
+      registers: Object.values(this.workload.registers()),
+    });
+    if (ok) this.publish();
+    return ok;
   }
 
   /** The DVFS stall: the time the same work would have taken longer at the lower frequency. */
