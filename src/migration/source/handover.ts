@@ -7,6 +7,7 @@ import { fullRamDigest, vcpuDigest } from '../ledger.js';
 import { type Handover, reconcileOwnership } from '../ownership-source.js';
 import {
   Command,
+  type DestinationSwitchoverTimes,
   type Digest,
   decodeResumedBody,
   encodeDigest,
@@ -105,17 +106,9 @@ export async function switchover(s: SourceState): Promise<void> {
       await sent;
       t3 = performance.now();
       s.event('switch-over: last pages, vCPU state and digest sent (with GO)');
-      try {
-        // Handed over: READY and RESUMED come together, and a silent destination is settled by RECONCILE after the
-        // handover timeout, as after GO (a full RAM check on the destination may take longer: 0.25 s per GiB).
-        const readyMs = s.o.verify === 'full' ? SWITCHOVER_TIMEOUT_MS : s.o.handoverTimeoutMs;
-        await s.conn.expect(Command.READY, readyMs);
-      } catch (err) {
-        // The destination's ERROR before READY: it checked and refused, and never resumed (it resumes only after
-        // writing READY, and reports no error once it has): the guest is still ours.
-        if (err instanceof MigrationError && err.context.remote) throw new RefusedBeforeReady(err);
-        throw err;
-      }
+      // Handed over: READY and RESUMED come together, and a silent destination is settled by RECONCILE after the
+      // handover timeout, as after GO (a full RAM check on the destination may take longer: 0.25 s per GiB).
+      await readyAfterGo(s, s.o.verify === 'full' ? SWITCHOVER_TIMEOUT_MS : s.o.handoverTimeoutMs);
       tReady = performance.now();
       s.event('switch-over: the destination verified the digest (READY)');
       return s.conn.expect(Command.RESUMED, s.o.handoverTimeoutMs);
@@ -153,12 +146,8 @@ export async function switchover(s: SourceState): Promise<void> {
       ackMs: tResumed - tReady,
       goWithDigest: withGo,
     };
-    try {
-      const times = decodeResumedBody(resumed.payload).times;
-      if (times) r.switchover.destination = times;
-    } catch {
-      // An unreadable RESUMED body costs only the destination's figures: the guest runs there either way.
-    }
+    const times = destinationTimes(resumed);
+    if (times) r.switchover.destination = times;
   }
   s.event(`guest resumed on the destination; downtime ${r.downtimeMs.toFixed(3)} ms`);
   if (!s.conn.closed) s.conn.socket.end();
@@ -168,6 +157,29 @@ export async function switchover(s: SourceState): Promise<void> {
 export class RefusedBeforeReady extends Error {
   constructor(readonly refusal: MigrationError) {
     super(refusal.message);
+  }
+}
+
+/**
+ * READY after a write that carried GO. The destination's ERROR before READY means it refused what it was sent and
+ * never resumed (it resumes only after writing READY, and reports no error once it has): the guest is still ours.
+ */
+export async function readyAfterGo(s: SourceState, timeoutMs: number): Promise<void> {
+  try {
+    await s.conn.expect(Command.READY, timeoutMs);
+  } catch (err) {
+    if (err instanceof MigrationError && err.context.remote) throw new RefusedBeforeReady(err);
+    throw err;
+  }
+}
+
+/** The destination's own switch-over steps from its RESUMED body, if it sent them. */
+export function destinationTimes(resumed: Frame): DestinationSwitchoverTimes | undefined {
+  try {
+    return decodeResumedBody(resumed.payload).times;
+  } catch {
+    // An unreadable RESUMED body costs only the destination's figures: the guest runs there either way.
+    return undefined;
   }
 }
 

@@ -10,7 +10,6 @@ import {
   decodeCompleteBody,
   decodePageRequest,
   decodeRecoverAck,
-  decodeResumedBody,
   encodeDigest,
   encodeJson,
   encodePostcopyStart,
@@ -19,7 +18,7 @@ import {
   PREAMBLE,
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
-import { afterGo, digest, go, handOff, RefusedBeforeReady } from './handover.js';
+import { afterGo, destinationTimes, digest, go, handOff, readyAfterGo } from './handover.js';
 import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
@@ -252,13 +251,7 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
       await sent;
       t2 = performance.now();
       s.event('post-copy: vCPU state and start sent (with GO)');
-      try {
-        await s.conn.expect(Command.READY, s.o.handoverTimeoutMs);
-      } catch (err) {
-        // The destination's ERROR before READY: it refused the state or the start and never resumed.
-        if (err instanceof MigrationError && err.context.remote) throw new RefusedBeforeReady(err);
-        throw err;
-      }
+      await readyAfterGo(s, s.o.handoverTimeoutMs); // an ERROR before it: the state or the start refused
       tReady = performance.now();
       return s.conn.expect(Command.RESUMED, s.o.handoverTimeoutMs);
     });
@@ -283,12 +276,8 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
     ackMs: tResumed - tReady,
     goWithDigest: withGo,
   };
-  try {
-    const times = resumed ? decodeResumedBody(resumed.payload).times : undefined;
-    if (times) r.switchover.destination = times;
-  } catch {
-    // An unreadable RESUMED body costs only the destination's figures: the guest runs there either way.
-  }
+  const times = resumed ? destinationTimes(resumed) : undefined;
+  if (times) r.switchover.destination = times;
   return tResumed;
 }
 
