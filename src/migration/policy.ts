@@ -157,6 +157,17 @@ export function throttleToCap(throttle: number): number {
   return throttle <= 0 ? 0 : Math.max(1, 100 - throttle);
 }
 
+/**
+ * The rate the convergence check assumes for the stop-and-copy: QEMU's avail-switchover-bandwidth when set, which
+ * replaces the engine's own figure (`measured`), else that figure.
+ */
+export function stopAndCopyRate(
+  o: Pick<MigrationOptions, 'availSwitchoverBandwidth'>,
+  measured: number,
+): number {
+  return o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : measured;
+}
+
 /** The pre-copy decision after a round. Pure: the engine acts on the result. */
 export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Decision {
   const last = s.rounds[s.rounds.length - 1];
@@ -165,20 +176,15 @@ export function decideAfterRound(s: ConvergenceState, o: MigrationOptions): Deci
   if (o.progressTimeoutMs > 0 && s.msSinceProgress >= o.progressTimeoutMs) {
     return { action: 'abort', reason: 'progress-timeout' };
   }
-  // QEMU: avail-switchover-bandwidth, when set, replaces the measured bandwidth in the convergence check.
-  const rate = o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : s.bandwidth;
-  const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, rate);
+  const expected = expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, stopAndCopyRate(o, s.bandwidth));
   if (expected <= s.downtimeLimitMs) return { action: 'switchover', reason: 'converged' };
   // A round that (nearly) did not shrink the set says more rounds will not either: pause now if the set fits the limit at
   // the stop-and-copy's own rate, rather than resend it until max-rounds and pause with the same set then.
   if (
     s.switchoverBandwidth !== undefined &&
     madeLittleProgress(s.rounds) &&
-    expectedDowntimeMs(
-      last.dirtyPages,
-      s.bytesPerPage,
-      o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : s.switchoverBandwidth,
-    ) <= s.downtimeLimitMs
+    expectedDowntimeMs(last.dirtyPages, s.bytesPerPage, stopAndCopyRate(o, s.switchoverBandwidth)) <=
+      s.downtimeLimitMs
   ) {
     return { action: 'switchover', reason: 'no-progress' };
   }

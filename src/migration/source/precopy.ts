@@ -5,7 +5,13 @@
  */
 import { MigrationError } from '../../errors.js';
 import { TAIL_LIMITS } from '../converge-tail.js';
-import { expectedDowntimeMs, measuredBandwidth, type RoundSample, switchoverBandwidth } from '../policy.js';
+import {
+  expectedDowntimeMs,
+  measuredBandwidth,
+  type RoundSample,
+  stopAndCopyRate,
+  switchoverBandwidth,
+} from '../policy.js';
 import { Command, encodeRound } from '../protocol/index.js';
 import {
   abortCode,
@@ -113,7 +119,7 @@ class PrecopyLoop {
       const expected = expectedDowntimeMs(
         owed,
         estimate.bytesPerPage,
-        o.availSwitchoverBandwidth > 0 ? o.availSwitchoverBandwidth : estimate.bandwidth,
+        stopAndCopyRate(o, estimate.bandwidth),
       );
       r.expectedDowntimeMs = expected;
       r.perRound[r.perRound.length - 1]!.expectedDowntimeMs = expected;
