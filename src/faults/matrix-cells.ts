@@ -1,3 +1,7 @@
+/**
+ * The fault matrix's cells and what each must end as: the faults, the phases each strategy has, the frame of the
+ * stream that triggers a phase, and `expected()` (matrix.ts runs the cells).
+ */
 import { DEFAULT_OPTIONS, type Strategy } from '../migration/index.js';
 import { Command } from '../migration/protocol/index.js';
 import type { FaultTrigger } from './proxy.js';
