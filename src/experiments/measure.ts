@@ -8,7 +8,7 @@ import { AgentClient } from '../agent/index.js';
 import type { MigrationReport } from '../migration/index.js';
 import { type PrecopyInput, predictPrecopy } from '../migration/model.js';
 import { processCpuTimeMs, threadCpuTimes } from '../power/cputime.js';
-import { fetchPowerSeries } from '../power/host.js';
+import { fetchPowerSeries } from '../power/remote-energy.js';
 import { type Pair, runScenario } from './scenario.js';
 import type { Cell, Measured, Predicted } from './types.js';
 

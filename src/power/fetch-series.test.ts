@@ -2,7 +2,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { fetchPowerSeries, HostPower } from './host.js';
+import { HostPower } from './host.js';
+import { fetchPowerSeries } from './remote-energy.js';
 
 const servers: Server[] = [];
 afterEach(async () => {

@@ -33,14 +33,7 @@ export type {
   PowerPoint,
   VmProgress,
 } from './energy.js';
-export {
-  fetchPowerSeries,
-  type HostedGuestRef,
-  HostPower,
-  type HostPowerOptions,
-  MigrationPowerSession,
-  withModel,
-} from './host.js';
+export { type HostedGuestRef, HostPower, type HostPowerOptions, withModel } from './host.js';
 export {
   energyOver,
   type FigureLabel,
@@ -55,6 +48,7 @@ export {
   SERIES_LABELS,
   windowOver,
 } from './meter.js';
+export { MigrationPowerSession } from './migration-session.js';
 export {
   type DvfsPowerModel,
   type DvfsState,
@@ -74,6 +68,7 @@ export {
   wattsAt,
 } from './models.js';
 export { energyDeltaUj, type RaplReading, type RaplZone, readRapl } from './rapl.js';
+export { fetchPowerSeries } from './remote-energy.js';
 export {
   CAP_CONTROLS,
   CAPPING_MODES,
