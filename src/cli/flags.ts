@@ -160,6 +160,11 @@ export function addMigrationFlags(cmd: Command): Command {
       "QEMU's: the rate the stop-and-copy may use, in place of the measured one in the convergence check " +
         "(default 0: measured; a round without progress switches over if its set fits at the engine's unlimited rate)",
     )
+    .option(
+      '--no-converge-tail',
+      'switch over at the first round whose dirty set fits the downtime limit, as QEMU and classic pre-copy do ' +
+        '(default: live rounds run on while each is expected to shrink the set to 3/4 or less)',
+    )
     .option('--xbzrle', 'send resent pages as XBZRLE deltas against a cache of what was sent')
     .option('--xbzrle-cache <size>', 'XBZRLE cache size (QEMU: 64MiB)')
     .option('--cache-ways <n>', 'cache associativity: 1 = direct-mapped, 2 = Svärd et al.')
@@ -247,6 +252,8 @@ export interface MigrationFlagValues {
   maxRounds?: string;
   maxBandwidth?: string;
   availSwitchoverBandwidth?: string;
+  /** false with --no-converge-tail (commander's negated option). */
+  convergeTail?: boolean;
   xbzrle?: boolean;
   xbzrleCache?: string;
   cacheWays?: string;
@@ -291,6 +298,7 @@ export function migrationOptionsFromFlags(f: MigrationFlagValues): {
   if (f.maxRounds !== undefined) o.maxRounds = int(f.maxRounds, '--max-rounds', 0, 100_000);
   if (f.maxBandwidth !== undefined)
     o.maxBandwidth = rateFlag(f.maxBandwidth, '--max-bandwidth', 0, LIMITS.rate);
+  if (f.convergeTail === false) o.convergeTail = false;
   if (f.availSwitchoverBandwidth !== undefined) {
     o.availSwitchoverBandwidth = rateFlag(
       f.availSwitchoverBandwidth,

@@ -28,7 +28,7 @@ describe('page-order experiment', () => {
 
   it('runs in parts: --cells keeps the cells whose id contains one of the given strings', () => {
     const ids = planOf('page-order', { quick: true, cells: ['trace:redis/', `${SVARD}/`] }).map((c) => c.id);
-    expect(ids).toHaveLength(8);
+    expect(ids).toHaveLength(9);
     expect(ids.every((id) => id.startsWith('trace:redis/') || id.startsWith(`${SVARD}/`))).toBe(true);
     expect(() => planOf('page-order', { quick: true, cells: ['no-such-cell'] })).toThrow(/--dry-run/);
   });
@@ -74,6 +74,41 @@ describe('page-order experiment', () => {
     expect(verdict(SVARD, 'stop-copy bytes, hot-last+xbzrle vs plain')).toBe('met');
     // 190 → 10 ms of pages: 19×
     expect(verdict(SVARD, "downtime's page-dependent part")).toBe('met');
+  });
+
+  it("sets Svärd et al.'s bar against classic pre-copy (no converged tail) when it ran, plain shown beside it", () => {
+    const classicCell = pageOrder.plan(quick).find((c) => c.id === `${SVARD}/classic`)!;
+    expect(classicCell.spec.options?.convergeTail).toBe(false);
+    expect(pageOrder.plan(quick).find((c) => c.id === `${SVARD}/plain`)!.spec.options).not.toHaveProperty(
+      'convergeTail',
+    );
+    const results = [
+      cell(SVARD, 'classic', {
+        downtimeMs: 40,
+        bytes: 1000,
+        migrationTimeMs: 4000,
+        stopCopyBytes: 9_000_000,
+      }),
+      cell(SVARD, 'plain', { downtimeMs: 8, bytes: 1200, migrationTimeMs: 4600, stopCopyBytes: 1_300_000 }),
+      cell(SVARD, 'xbzrle', { downtimeMs: 30, stopCopyBytes: 9000 }),
+      cell(SVARD, 'hot-last+xbzrle', {
+        downtimeMs: 3.5,
+        bytes: 600,
+        migrationTimeMs: 2500,
+        stopCopyBytes: 7000,
+      }),
+    ];
+    const s = pageOrder.summarise(results, quick);
+    const t = s.tables.find((x) => x.slug === 'page-order-targets')!;
+    const verdict = (target: string) => t.rows.find((r) => r[0] === SVARD && String(r[1]) === target)?.[4];
+    // 40 / 3.5 = 11.4× against classic (met); against plain it would be 2.3×.
+    expect(verdict('downtime, hot-last+xbzrle vs classic')).toBe('met');
+    expect(verdict('traffic, hot-last+xbzrle vs classic')).toBe('met');
+    expect(verdict('total time, hot-last+xbzrle vs classic')).toBe('met');
+    expect(t.rows.some((r) => String(r[1]).endsWith('vs plain'))).toBe(false);
+    const svard = s.tables.find((x) => x.slug === 'page-order-svard-downtime')!;
+    expect(svard.rows.map((r) => r[0])).toEqual(['classic', 'plain', 'hot-last+xbzrle']);
+    expect(s.findings.some((f) => f.includes("Svärd et al.'s baseline) 40 ms"))).toBe(true);
   });
 
   it('prints hot-last + XBZRLE beside XBZRLE alone and plain pre-copy, with p99 and the load, per workload', () => {

@@ -95,6 +95,18 @@ describe('predictPrecopy with a profile', () => {
     expect(q.converged).toBe(true);
     expect(q.rounds).toBe(2);
     expect(q.perRound![1]!.dirtyPages).toBeCloseTo(hot, 0);
+    // Without the tail (--no-converge-tail: classic pre-copy, as QEMU), it switches over right after round 1.
+    const classic = predictPrecopy({
+      ramBytes: 16384 * P,
+      dirtyRate: 0,
+      bandwidth: 32 * MiB,
+      downtimeLimit: 0.3,
+      profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
+      engine: { ...free, linkBandwidth: 1024 * MiB },
+      migration: { convergeTail: false },
+    });
+    expect(classic.converged).toBe(true);
+    expect(classic.rounds).toBe(1);
     // The stop-and-copy goes unlimited (as the engine's does): at the link's rate, not the limit's.
     expect(q.downtime).toBeCloseTo((hot * P) / (1024 * MiB), 6);
   });

@@ -459,7 +459,7 @@ export function predictFromProfile(input: PrecopyInput): PrecopyPrediction {
           msSinceProgress: (time - progressAt) * 1000,
         },
         autoConverge: 'engine',
-        tail: TAIL_LIMITS, // as the engine runs it (source/precopy.ts)
+        tail: o.convergeTail ? TAIL_LIMITS : undefined, // as the engine runs it (source/precopy.ts)
       },
       o,
     );

@@ -57,6 +57,12 @@ export const migrationOptionsSchema = z.strictObject({
    * fits the limit (policy.ts, switchoverBandwidth; round-decision.ts says where that rule applies).
    */
   availSwitchoverBandwidth: z.number().min(0),
+  /**
+   * Once a round converges, run more live rounds while each is expected to shrink the dirty set to 3/4 or less
+   * (converge-tail.ts). Off: switch over at the first round whose set fits the downtime limit, as QEMU and classic
+   * pre-copy (Xen, KVM) do: the baseline of Svärd et al.'s comparison.
+   */
+  convergeTail: z.boolean(),
   xbzrle: z.boolean(),
   xbzrleCacheBytes: z.number().int().min(0),
   /** static: the cache keeps xbzrleCacheBytes; dynamic: resized between rounds up to xbzrleCacheMaxBytes. */
@@ -169,6 +175,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   minDirtyPages: 0,
   maxBandwidth: 128 * MiB,
   availSwitchoverBandwidth: 0,
+  convergeTail: true,
   xbzrle: false,
   xbzrleCacheBytes: 64 * MiB,
   cacheSizing: 'static',

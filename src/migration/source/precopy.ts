@@ -126,7 +126,7 @@ class PrecopyLoop {
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
       const outcome = decideRound(
         this.state,
-        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine', tail: TAIL_LIMITS },
+        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine', tail: o.convergeTail ? TAIL_LIMITS : undefined },
         o,
       );
       const { decision } = outcome;
