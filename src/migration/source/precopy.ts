@@ -126,7 +126,13 @@ class PrecopyLoop {
       r.perRound[r.perRound.length - 1]!.heldPages = held.length;
       const outcome = decideRound(
         this.state,
-        { samples, pageSize: s.pageSize, estimate, autoConverge: 'engine', tail: o.convergeTail ? TAIL_LIMITS : undefined },
+        {
+          samples,
+          pageSize: s.pageSize,
+          estimate,
+          autoConverge: 'engine',
+          tail: o.convergeTail ? TAIL_LIMITS : undefined,
+        },
         o,
       );
       const { decision } = outcome;
