@@ -84,27 +84,20 @@ describe('predictPrecopy with a profile', () => {
     // A downtime limit above the hot set's send time: converges after round 1 (its estimate uses whole pages). Round
     // 1's dirty rate (2000 pages over a 2 s pass) predicts that a round over the set would leave a quarter of it, so
     // the converged tail (converge-tail.ts) runs one; that round finds the whole hot set again and ends the tail.
-    const q = predictPrecopy({
+    const fits = {
       ramBytes: 16384 * P,
       dirtyRate: 0,
       bandwidth: 32 * MiB,
       downtimeLimit: 0.3,
       profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
       engine: { ...free, linkBandwidth: 1024 * MiB },
-    });
+    };
+    const q = predictPrecopy(fits);
     expect(q.converged).toBe(true);
     expect(q.rounds).toBe(2);
     expect(q.perRound![1]!.dirtyPages).toBeCloseTo(hot, 0);
     // Without the tail (--no-converge-tail: classic pre-copy, as QEMU), it switches over right after round 1.
-    const classic = predictPrecopy({
-      ramBytes: 16384 * P,
-      dirtyRate: 0,
-      bandwidth: 32 * MiB,
-      downtimeLimit: 0.3,
-      profile: profile((ms) => hot * -Math.expm1(-ms / 10)),
-      engine: { ...free, linkBandwidth: 1024 * MiB },
-      migration: { convergeTail: false },
-    });
+    const classic = predictPrecopy({ ...fits, migration: { convergeTail: false } });
     expect(classic.converged).toBe(true);
     expect(classic.rounds).toBe(1);
     // The stop-and-copy goes unlimited (as the engine's does): at the link's rate, not the limit's.
