@@ -6,15 +6,17 @@
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { formatBytes, formatMs, parseRate, parseSize } from '../../units.js';
+import { formatBytes, formatMs } from '../../units.js';
 import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../live-events.js';
 import { readEnergy } from '../live-events.js';
 import { type EventName, parseEvent } from '../live-schemas.js';
 import type { MigrationSummary } from '../summary.js';
-import { type AgentStatus, ApiError, api, type GuestRow, type MigrationChoice, takeToken } from './api.js';
+import { type AgentStatus, api, type GuestRow, takeToken } from './api.js';
 import { CHARTS, LiveChart } from './charts.js';
 import { $, el } from './dom.js';
+import { showError, wireForms } from './forms.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
+import { setCells, syncOptions, syncRows } from './table-rows.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const short = (id: string) => id.slice(0, 8);
@@ -168,40 +170,6 @@ function rate(n: number | null): string {
       : `${n.toFixed(0)} steps/s`;
 }
 
-/** Keyed rows: existing rows get new text, so a focused button inside them keeps its focus. */
-function syncRows<T>(
-  tbody: HTMLTableSectionElement,
-  items: T[],
-  key: (x: T) => string,
-  create: (x: T) => HTMLTableRowElement,
-  update: (row: HTMLTableRowElement, x: T) => void,
-): void {
-  const existing = new Map<string, HTMLTableRowElement>();
-  for (const row of [...tbody.rows]) existing.set(row.dataset.key ?? '', row);
-  let prev: HTMLTableRowElement | null = null;
-  for (const x of items) {
-    const k = key(x);
-    let row = existing.get(k);
-    if (!row) {
-      row = create(x);
-      row.dataset.key = k;
-    }
-    existing.delete(k);
-    update(row, x);
-    const want: ChildNode | null = prev ? prev.nextSibling : tbody.firstChild;
-    if (want !== row) tbody.insertBefore(row, want);
-    prev = row;
-  }
-  for (const row of existing.values()) row.remove();
-}
-
-function setCells(row: HTMLTableRowElement, values: string[]): void {
-  values.forEach((v, i) => {
-    const c = row.cells[i];
-    if (c && c.textContent !== v) c.textContent = v;
-  });
-}
-
 function renderGuests(): void {
   const guests = state.status?.guests ?? [];
   $('#guests-empty').hidden = guests.length > 0;
@@ -257,16 +225,6 @@ function renderGuests(): void {
       for (const b of row.querySelectorAll('button')) b.disabled = busy;
     },
   );
-}
-
-function syncOptions(select: HTMLSelectElement, options: [string, string][]): void {
-  const same =
-    select.options.length === options.length &&
-    options.every(([v, t], i) => select.options[i]?.value === v && select.options[i]?.text === t);
-  if (same) return;
-  const value = select.value;
-  select.replaceChildren(...options.map(([v, t]) => el('option', { value: v }, t)));
-  if (options.some(([v]) => v === value)) select.value = value;
 }
 
 function renderGuestSelect(): void {
@@ -498,126 +456,24 @@ function renderCompare(): void {
   host.replaceChildren(el('h3', {}, 'Side by side'), el('div', { class: 'table-wrap' }, table));
 }
 
-// ------------------------------------------------------------------------------------------------------------
-// Forms: the same requests the CLI makes
-
-function showError(where: string, err: unknown): void {
-  const p = $(`[data-error="${where}"]`);
-  p.textContent =
-    err instanceof ApiError
-      ? `${err.code}: ${err.message}`
-      : err instanceof Error
-        ? err.message
-        : String(err);
-}
-
-function clearError(where: string): void {
-  $(`[data-error="${where}"]`).textContent = '';
-}
-
-function field(form: HTMLFormElement, name: string): string {
-  const e = form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
-  return e ? e.value.trim() : '';
-}
-
-function checked(form: HTMLFormElement, name: string): boolean {
-  return (form.elements.namedItem(name) as HTMLInputElement | null)?.checked ?? false;
-}
-
-function wireForms(): void {
-  const start = $<HTMLFormElement>('#start-form');
-  start.addEventListener('submit', (e) => {
-    e.preventDefault();
-    clearError('start');
-    void (async () => {
-      try {
-        const params: Record<string, number> = {};
-        const wr = field(start, 'writeRate');
-        if (wr !== '') params.writeRate = Number(wr);
-        const id = field(start, 'id') || undefined;
-        const g = await api.startGuest(id, {
-          ramBytes: parseSize(field(start, 'ram'), 'RAM'),
-          vcpus: Number(field(start, 'vcpus') || '1'),
-          workload: { name: field(start, 'workload'), params },
-        });
-        const cap = Number(field(start, 'cap') || '0');
-        if (cap > 0) await api.throttle(g.id, cap);
-        const sel = $<HTMLFormElement>('#migrate-form').elements.namedItem('guest') as HTMLSelectElement;
-        sel.append(el('option', { value: g.id }, g.id));
-        sel.value = g.id;
-        (start.elements.namedItem('id') as HTMLInputElement).value = '';
-      } catch (err) {
-        showError('start', err);
-      }
-    })();
-  });
-
-  const mig = $<HTMLFormElement>('#migrate-form');
-  const dest = mig.elements.namedItem('destination') as HTMLInputElement;
-  dest.value =
-    new URLSearchParams(location.search).get('destination') ??
-    localStorage.getItem('livemig.destination') ??
-    '';
-  mig.addEventListener('submit', (e) => {
-    e.preventDefault();
-    clearError('migrate');
-    void (async () => {
-      try {
-        const guest = field(mig, 'guest');
-        if (!guest) throw new Error('start a guest first: there is nothing to migrate');
-        const destination = field(mig, 'destination');
-        if (!destination)
-          throw new Error('destination: give the other agent as HOST:PORT, e.g. 127.0.0.1:7071');
-        const options: MigrationChoice = {
-          strategy: field(mig, 'strategy'),
-          xbzrle: checked(mig, 'xbzrle'),
-          xbzrleCacheBytes: parseSize(field(mig, 'cache') || '64MiB', 'XBZRLE cache size'),
-          maxBandwidth: parseRate(field(mig, 'bandwidth') || '0', 'bandwidth limit'),
-          downtimeLimitMs: Number(field(mig, 'downtime') || '300'),
-          autoConverge: checked(mig, 'autoConverge'),
-        };
-        const watts = Number(field(mig, 'powerCap') || '0');
-        if (watts > 0) {
-          options.powerCap = watts;
-          options.capping = field(mig, 'capping');
-        }
-        const cap = field(mig, 'cap');
-        if (cap !== '') await api.throttle(guest, Number(cap));
-        const r = await api.migrate(guest, destination, options);
-        localStorage.setItem('livemig.destination', destination);
-        setReport(r, true);
-        state.selected = r.id;
-        state.pinned = false;
-        schedule();
-      } catch (err) {
-        showError('migrate', err);
-      }
-    })();
-  });
-
-  $<HTMLSelectElement>('#mig-select').addEventListener('change', (e) => {
-    const v = (e.target as HTMLSelectElement).value;
-    state.pinned = v !== '';
-    if (v) state.selected = v;
-    else state.selected = newest([...state.reports.keys()]);
-    render();
-  });
-
-  $<HTMLButtonElement>('#cancel').addEventListener('click', () => {
-    clearError('live');
-    const id = state.selected;
-    if (!id) return;
-    api
-      .cancel(id)
-      .then((r) => {
-        setReport(r, true);
-        schedule();
-      })
-      .catch((err: unknown) => showError('live', err));
-  });
-}
-
 takeToken(); // first: takes the token out of the address bar
-wireForms();
+wireForms({
+  started: (r) => {
+    setReport(r, true);
+    state.selected = r.id;
+    state.pinned = false;
+    schedule();
+  },
+  cancelled: (r) => {
+    setReport(r, true);
+    schedule();
+  },
+  pick: (v) => {
+    state.pinned = v !== '';
+    state.selected = v || newest([...state.reports.keys()]);
+    render();
+  },
+  selected: () => state.selected,
+});
 render();
 connect();
