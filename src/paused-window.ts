@@ -16,11 +16,15 @@
  * behind the others (traced at load 15: a destination polling for GO read it 18 ms late).
  */
 
+import { holdSwitchoverPriority, type SwitchoverPriority } from './switchover-priority.js';
+
 /** Longest any deferred work waits for a window to close (ms). */
 export const HOLD_MAX_MS = 50;
 
 export interface PausedWindow {
-  /** Closes the window (idempotent): deferred work runs once no window is open. */
+  /** What this process's switch-over threads run at while the window is open (switchover-priority.ts). */
+  readonly priority: SwitchoverPriority;
+  /** Closes the window (idempotent): deferred work runs once no window is open; the threads' priority goes back. */
   close(): void;
 }
 
@@ -34,17 +38,22 @@ export function inPausedWindow(): boolean {
 }
 
 /**
- * Opens a paused window; close it on every way out (success, failure, a dead link). What waited runs on the next
+ * Opens a paused window, with this thread and the registered ones at a raised priority (switchover-priority.ts);
+ * close it on every way out (success, failure, a dead link). What waited runs on the next
  * timer turn after the last close, not in the closing call: see {@link yieldCore}.
  */
 export function openPausedWindow(): PausedWindow {
   open++;
+  // The scheduler too: the threads that do the switch-over's work run ahead of the host's other work.
+  const hold = holdSwitchoverPriority('window');
   let closed = false;
   return {
+    priority: hold.priority,
     close() {
       if (closed) return;
       closed = true;
       open--;
+      hold.release();
       if (open === 0 && deferred.length > 0) {
         if (holdTimer) clearTimeout(holdTimer);
         holdTimer = setTimeout(flush, 0);

@@ -9,6 +9,7 @@ import { type Compressor, type CompressorName, compressor } from '../codec/index
 import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import { openPausedWindow, type PausedWindow, yieldCore } from '../paused-window.js';
+import { holdSwitchoverPriority } from '../switchover-priority.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { answerApplied } from './destination-applied.js';
@@ -389,6 +390,8 @@ class Destination {
 
   async run(first: Frame | MigrationError): Promise<IncomingMigration> {
     this.hooks.onStart?.(this.m);
+    // LIVEMIG_SWITCHOVER_PRIORITY=migration: raised from here to the end, not only in the paused window.
+    const priority = holdSwitchoverPriority('migration');
     try {
       await this.setup(first);
       await this.receive();
@@ -416,6 +419,7 @@ class Destination {
       }
     } finally {
       this.pausedWindow?.close();
+      priority.release();
       this.endChannels();
       if (this.preemptEndpoint) this.hooks.preempt?.unregister(this.m.id, this.preemptEndpoint);
       this.postcopyEnded = true;
@@ -938,7 +942,11 @@ class Destination {
       this.guest!.resume();
       times?.mark('resumeMs');
       if (!this.adopted) {
-        const body = encodeResumedBody({ ok: true, ...(times ? { times: times.result() } : {}) });
+        const body = encodeResumedBody({
+          ok: true,
+          ...(times ? { times: times.result() } : {}),
+          ...(this.pausedWindow ? { priority: this.pausedWindow.priority } : {}),
+        });
         void this.conn.sendFrame(Command.RESUMED, body).catch(() => undefined);
       }
     } finally {

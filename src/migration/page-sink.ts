@@ -10,6 +10,7 @@ import type { Worker } from 'node:worker_threads';
 import type { CompressorName } from '../codec/index.js';
 import { MigrationError } from '../errors.js';
 import { type Guest, startWorkerNextTo } from '../guest/index.js';
+import { addSwitchoverThread } from '../switchover-priority.js';
 import type { PageEncoding } from './protocol/index.js';
 
 export interface SinkInit {
@@ -21,6 +22,8 @@ export interface SinkInit {
   ledgerSums?: SharedArrayBuffer;
   /** One Int32 word: the sequence number of the last batch applied without error (stored and notified). */
   progress?: SharedArrayBuffer;
+  /** One Int32 word: the sink thread stores its kernel thread id here at bind (its priority in a paused window). */
+  thread?: SharedArrayBuffer;
   compressors: [PageEncoding, CompressorName][];
   /**
    * A multifd channel's sink also checks its frames (bounds, CRC32C, binding), which the channel's connection left
@@ -153,6 +156,9 @@ export class PageSink {
   pagesApplied = 0;
   /** The sink thread's progress word (SinkInit.progress): drain can wait for it without the event loop. */
   private readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  /** The sink thread's kernel id (SinkInit.thread): it drains inside the paused window, so it is raised with it. */
+  private readonly thread = new Int32Array(new SharedArrayBuffer(4));
+  private readonly unregisterThread: () => void;
 
   constructor(
     guest: Guest,
@@ -177,6 +183,7 @@ export class PageSink {
       ledger: ledger.buffer,
       ...(ledgerSums ? { ledgerSums: ledgerSums.buffer as SharedArrayBuffer } : {}),
       progress: this.progress.buffer as SharedArrayBuffer,
+      thread: this.thread.buffer as SharedArrayBuffer,
       compressors,
       ...(verify ? { verify } : {}),
     };
@@ -189,6 +196,7 @@ export class PageSink {
     this.worker.on('message', this.onReply);
     this.worker.on('error', this.onError);
     this.worker.on('exit', this.onExit);
+    this.unregisterThread = addSwitchoverThread(() => Atomics.load(this.thread, 0) || null);
   }
 
   private readonly onReply = (r: SinkReply): void => {
@@ -293,6 +301,7 @@ export class PageSink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unregisterThread(); // its priority back before it stops and its id can be reused
     this.fail(new MigrationError('CANCELLED', 'page sink closed'));
     this.worker.off('message', this.onReply);
     this.worker.off('error', this.onError);

@@ -3,6 +3,8 @@
  * runs on the destination (bounded), and every way out of a migration closes the window.
  * No timing bounds beyond the module's own caps (under fake timers).
  */
+import { readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   afterPausedWindow,
@@ -11,6 +13,7 @@ import {
   openPausedWindow,
   pausedWindowClosed,
 } from '../paused-window.js';
+import { currentThreadId, raisedThreadIds, SWITCHOVER_NICE } from '../switchover-priority.js';
 import { runSource } from './source/index.js';
 import {
   DestinationHarness,
@@ -105,6 +108,52 @@ describe('the window around a real switch-over', () => {
     expect(inPausedWindow()).toBe(false);
     expect(h.resumed).toHaveLength(1);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'pre-copy: the switch-over threads run at SWITCHOVER_NICE in the window, and the report says so',
+    async () => {
+      const kernelNice = (tid: number) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const tid = currentThreadId()!;
+      const before = kernelNice(tid);
+      let allowed = true;
+      try {
+        setPriority(tid, before - 1);
+        setPriority(tid, before);
+      } catch {
+        allowed = false;
+      }
+      expect(getPriority(tid)).toBe(before);
+      const guest = await testGuest();
+      guest.resume();
+      const h = new DestinationHarness();
+      harnesses.push(h);
+      const { conn, done } = h.connect();
+      const seen: { tid: number; nice: number }[] = [];
+      const onHandOff = () => {
+        for (const t of raisedThreadIds()) seen.push({ tid: t, nice: kernelNice(t) });
+      };
+      const r = await runSource(sourceRun(guest, conn, {}, { onHandOff }));
+      await done;
+      expect(r.status).toBe('completed');
+      expect(kernelNice(tid)).toBe(before);
+      expect(raisedThreadIds()).toEqual([]);
+      const p = r.switchover?.priority;
+      if (allowed) {
+        // Source and destination share this test's thread: raised once, the window's hold nests.
+        expect(seen.map((s) => s.tid)).toContain(tid);
+        for (const s of seen) expect(s.nice).toBe(Math.min(before, SWITCHOVER_NICE));
+        expect(p?.source).toMatchObject({ nice: SWITCHOVER_NICE, scope: 'window' });
+        expect(p?.destination).toMatchObject({ nice: SWITCHOVER_NICE, scope: 'window' });
+      } else {
+        expect(seen).toEqual([]);
+        expect(p?.source.nice).toBeNull();
+        expect(p?.destination?.nice).toBeNull();
+      }
+    },
+  );
 
   it('a switch-over refused by the destination closes the window (the guest resumes on the source)', async () => {
     const guest = await testGuest();

@@ -55,6 +55,25 @@ export interface SwitchoverTimes {
   /** GO was sent with the digest (the destination resumed as soon as its check passed). */
   goWithDigest: boolean;
   destination?: DestinationSwitchoverTimes;
+  /**
+   * The scheduling priority the switch-over's threads ran at in the paused window (src/switchover-priority.ts),
+   * on the source and, as it said in RESUMED, on the destination; `nice: null` with the reason when not raised.
+   */
+  priority?: { source: SwitchoverPriority; destination?: SwitchoverPriority };
+}
+
+export type PriorityScope = 'window' | 'migration' | 'off';
+
+/** What the switch-over's threads ran at (src/switchover-priority.ts), as the report shows it. */
+export interface SwitchoverPriority {
+  /** The nice value they ran at; null when they could not be raised (they ran at their own). */
+  nice: number | null;
+  /** Threads raised (or found already at or above it). */
+  threads: number;
+  /** `window`: for the paused window; `migration`: for the whole migration (LIVEMIG_SWITCHOVER_PRIORITY). */
+  scope: PriorityScope;
+  /** Why not, when `nice` is null: the system's error code (EACCES, EPERM), `off`, or `no thread ids`. */
+  reason?: string;
 }
 
 // The energy figures are power's (src/power/energy.ts); the report carries them and re-exports their names.

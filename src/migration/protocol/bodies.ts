@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { MIGRATION_ERROR_CODES, type MigrationErrorCode } from '../../errors.js';
 import type { GuestState } from '../../guest/index.js';
-import type { DestinationSwitchoverTimes } from '../stats.js';
+import type { DestinationSwitchoverTimes, SwitchoverPriority } from '../stats.js';
 import { protocolError } from './errors.js';
 import { MAX_VCPUS } from './messages.js';
 import { decodeJson, encodeJson } from './payload.js';
@@ -242,12 +242,27 @@ const destinationTimesSchema = z.object({
 
 export type { DestinationSwitchoverTimes };
 
-/** RESUMED: the guest runs on the destination; with `times`, where the destination's part of the downtime went. */
+const prioritySchema = z.object({
+  nice: z.number().int().min(-20).max(19).nullable(),
+  threads: z.number().int().nonnegative().max(1024),
+  scope: z.enum(['window', 'migration', 'off']),
+  reason: z.string().max(64).optional(),
+});
+
+/**
+ * RESUMED: the guest runs on the destination; with `times`, where the destination's part of the downtime went, and
+ * `priority`, what its switch-over threads ran at (src/switchover-priority.ts).
+ */
 export interface ResumedBody {
   ok?: boolean;
   times?: DestinationSwitchoverTimes;
+  priority?: SwitchoverPriority;
 }
-const resumedSchema = z.object({ ok: z.boolean().optional(), times: destinationTimesSchema.optional() });
+const resumedSchema = z.object({
+  ok: z.boolean().optional(),
+  times: destinationTimesSchema.optional(),
+  priority: prioritySchema.optional(),
+});
 export function encodeResumedBody(b: ResumedBody): Buffer {
   return encodeJson(b);
 }
@@ -256,7 +271,7 @@ export function decodeResumedBody(payload: Buffer): ResumedBody {
     payload,
     'RESUMED',
     resumedSchema,
-    '{ok?: boolean, times?: {stateMs?, drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000)}',
+    '{ok?: boolean, times?: {stateMs?, drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000), priority?: {nice: -20..19 | null, threads, scope, reason?}}',
   );
   const out: ResumedBody = {};
   if (r.ok !== undefined) out.ok = r.ok;
@@ -265,6 +280,10 @@ export function decodeResumedBody(payload: Buffer): ResumedBody {
     for (const [k, v] of Object.entries(r.times) as [keyof DestinationSwitchoverTimes, number | undefined][])
       if (v !== undefined) t[k] = v;
     out.times = t;
+  }
+  if (r.priority) {
+    const { reason, ...p } = r.priority;
+    out.priority = reason === undefined ? p : { ...p, reason };
   }
   return out;
 }

@@ -13,6 +13,7 @@ import {
   encodeDigest,
   encodeJson,
   type Frame,
+  type ResumedBody,
 } from '../protocol/index.js';
 import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
@@ -146,8 +147,14 @@ export async function switchover(s: SourceState): Promise<void> {
       ackMs: tResumed - tReady,
       goWithDigest: withGo,
     };
-    const times = destinationTimes(resumed);
-    if (times) r.switchover.destination = times;
+    const body = resumedBody(resumed);
+    if (body.times) r.switchover.destination = body.times;
+    if (s.pausedWindow) {
+      r.switchover.priority = {
+        source: s.pausedWindow.priority,
+        ...(body.priority ? { destination: body.priority } : {}),
+      };
+    }
   }
   s.event(`guest resumed on the destination; downtime ${r.downtimeMs.toFixed(3)} ms`);
   if (!s.conn.closed) s.conn.socket.end();
@@ -175,11 +182,15 @@ export async function readyAfterGo(s: SourceState, timeoutMs: number): Promise<v
 
 /** The destination's own switch-over steps from its RESUMED body, if it sent them. */
 export function destinationTimes(resumed: Frame): DestinationSwitchoverTimes | undefined {
+  return resumedBody(resumed).times;
+}
+
+function resumedBody(resumed: Frame): ResumedBody {
   try {
-    return decodeResumedBody(resumed.payload).times;
+    return decodeResumedBody(resumed.payload);
   } catch {
     // An unreadable RESUMED body costs only the destination's figures: the guest runs there either way.
-    return undefined;
+    return {};
   }
 }
 

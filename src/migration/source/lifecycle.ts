@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { asMigrationError, MigrationError } from '../../errors.js';
+import { holdSwitchoverPriority } from '../../switchover-priority.js';
 import { type MigrationReport, mbps } from '../stats.js';
 import { settle } from './handover.js';
 import { handshake } from './handshake.js';
@@ -41,6 +42,8 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
           o.timeoutMs,
         )
       : undefined;
+  // LIVEMIG_SWITCHOVER_PRIORITY=migration: raised from here to the end, not only in the paused window.
+  const priority = holdSwitchoverPriority('migration');
   try {
     s.stepsAtStart = s.totalSteps();
     s.stepsAtStartTime = performance.now();
@@ -72,6 +75,7 @@ export async function runSource(run: SourceRun): Promise<MigrationReport> {
     run.shutdown?.removeEventListener('abort', onShutdown);
     if (timer) clearTimeout(timer);
     s.pausedWindow?.close(); // every way out (the switch-over closes it as soon as the guest runs there)
+    priority.release();
     if (s.pausedAt === 0) s.measureGuestRate();
     s.dirtyLimiter.finish(r);
     r.totalTimeMs = s.elapsed();
