@@ -19,8 +19,12 @@
  * one-way 64-byte messages between two plain Node processes, as SWITCHOVER, READY, GO, RESUMED) and prints it as the
  * last step.
  *
+ * `--priority-scopes`: also pairs of this build with LIVEMIG_SWITCHOVER_PRIORITY=migration (the switch-over's threads
+ * at nice −10 for the whole migration) and =off (never raised), beside the default (raised in the paused window
+ * only: src/switchover-priority.ts). Each row says what the window ran at (`report.switchover.priority`).
+ *
  * One warm-up migration per pair (not counted) comes first. Writes results/bench-downtime.json. Options: --count N
- * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest.
+ * (default 50), --full (also a 256 MiB guest), --baseline CLI, --go-with-digest, --priority-scopes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,6 +37,7 @@ import {
   describeDowntime,
   downtimeDistribution,
   type MigrationReport,
+  type SwitchoverPriority,
   type SwitchoverTimes,
 } from '../src/migration/index.js';
 import { percentile } from '../src/migration/stats.js';
@@ -54,6 +59,7 @@ if (!Number.isInteger(count) || count < 1) {
 }
 const baselineCli = argOf('--baseline');
 const goWithDigest = process.argv.includes('--go-with-digest');
+const priorityScopes = process.argv.includes('--priority-scopes');
 const sizes = full ? [64 * MiB, 256 * MiB] : [64 * MiB];
 
 /** The switch-over's steps (ms), from the report's `switchover` (µs resolution). */
@@ -97,6 +103,8 @@ interface Run {
   verify: string;
   goWithDigest: boolean | undefined;
   steps: Partial<Record<Step, number>> | undefined;
+  /** What the paused window ran at, source/destination: the nice value, or the reason it was not raised. */
+  priority: string;
 }
 
 /** Seconds of the last event (`"1.234s text"`) that starts with `prefix` after its timestamp. */
@@ -140,7 +148,12 @@ function steps(r: MigrationReport): Run['steps'] {
 }
 
 interface Pair {
-  name: 'new' | 'new, GO with the digest' | 'baseline';
+  name:
+    | 'new'
+    | 'new, GO with the digest'
+    | 'new, priority for the whole migration'
+    | 'new, priority off'
+    | 'baseline';
   /** Migration options beyond the bench's own. */
   options: Record<string, unknown>;
   src: ChildAgent;
@@ -153,12 +166,17 @@ async function startPair(
   name: Pair['name'],
   cli: string,
   options: Record<string, unknown> = {},
+  scope?: 'migration' | 'off',
 ): Promise<Pair> {
   process.env.LIVEMIG_CLI = cli;
+  // The agents' environment (spawnAgent passes this process's): the scope of the switch-over's raised priority.
+  if (scope) process.env.LIVEMIG_SWITCHOVER_PRIORITY = scope;
+  else delete process.env.LIVEMIG_SWITCHOVER_PRIORITY;
   const [src, dst] = await Promise.all([
     spawnAgent('127.0.0.1', ['--quiet']),
     spawnAgent('127.0.0.1', ['--quiet']),
   ]);
+  delete process.env.LIVEMIG_SWITCHOVER_PRIORITY;
   return { name, options, src, dst, a: new AgentClient(src.address), b: new AgentClient(dst.address) };
 }
 
@@ -191,6 +209,19 @@ async function stop(c: ChildProcess | undefined): Promise<void> {
     c.once('exit', () => res());
     c.kill('SIGKILL');
   });
+}
+
+/** "nice −10 (2 threads) / nice −10 (2 threads)", or the reason it was not raised; "–" from an older build. */
+function priorityOf(r: MigrationReport): string {
+  const p = r.switchover?.priority;
+  if (!p) return '–';
+  const one = (x: SwitchoverPriority | undefined) =>
+    !x
+      ? '?'
+      : x.nice === null
+        ? `not raised (${x.reason ?? '?'})`
+        : `nice ${x.nice} (${x.threads} threads, ${x.scope})`;
+  return `${one(p.source)} / ${one(p.destination)}`;
 }
 
 const median = (xs: number[]) =>
@@ -237,6 +268,7 @@ async function phases(
           verify: r.verify,
           goWithDigest: r.switchover?.goWithDigest,
           steps: steps(r),
+          priority: priorityOf(r),
         });
         floorMs.push(await floor.sample());
       }
@@ -291,6 +323,10 @@ async function main(): Promise<void> {
   const cli = process.env.LIVEMIG_CLI ?? ownCli;
   const pairs = [await startPair('new', cli)];
   if (goWithDigest) pairs.push(await startPair('new, GO with the digest', cli, { goWithDigest: true }));
+  if (priorityScopes) {
+    pairs.push(await startPair('new, priority for the whole migration', cli, {}, 'migration'));
+    pairs.push(await startPair('new, priority off', cli, {}, 'off'));
+  }
   if (baselineCli) pairs.push(await startPair('baseline', baselineCli));
   const results: Phase[] = [];
   const floor = await startHopFloor();
@@ -308,7 +344,17 @@ async function main(): Promise<void> {
 
   const f = (x: number | undefined) => (x === undefined ? '–' : x >= 10 ? x.toFixed(1) : x.toFixed(3));
   const table = new Table({
-    head: ['guest', 'build', 'machine', 'load avg (1 min)', 'downtime ms: median', 'p90', 'p99', 'max'],
+    head: [
+      'guest',
+      'build',
+      'machine',
+      'load avg (1 min)',
+      'downtime ms: median',
+      'p90',
+      'p99',
+      'max',
+      'switch-over threads (source / destination)',
+    ],
   });
   for (const p of results) {
     const base = baselineCli
@@ -327,6 +373,7 @@ async function main(): Promise<void> {
       f(p.downtimeMs.p90),
       f(p.downtimeMs.p99),
       f(p.downtimeMs.max),
+      [...new Set(p.runs.map((r) => r.priority))].join('; '),
     ]);
   }
   const stepTable = new Table({

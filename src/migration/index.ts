@@ -102,6 +102,7 @@ export {
   type MigrationReport,
   type MigrationStatus,
   type RoundRow,
+  type SwitchoverPriority,
   type SwitchoverTimes,
   type VmProgress,
 } from './stats.js';
