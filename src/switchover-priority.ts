@@ -21,8 +21,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
-// The report's type lives with the report (no Node modules there: the dashboard's build reads it too).
-import type { PriorityScope, SwitchoverPriority } from './migration/stats.js';
+import type { PriorityScope, SwitchoverPriority } from './switchover-priority-report.js';
 
 /** Nice value of the switch-over's threads while a paused window is open (Linux: −20 highest, 19 lowest). */
 export const SWITCHOVER_NICE = -10;

@@ -23,6 +23,24 @@ import {
   testGuest,
 } from './testing/index.js';
 
+/** The kernel's nice value of thread `tid` of this process (field 19 of its stat line). */
+function kernelNice(tid: number): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+/** Whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE). */
+function mayRaise(tid: number): boolean {
+  const before = getPriority(tid);
+  try {
+    setPriority(tid, before - 1);
+    setPriority(tid, before);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const harnesses: DestinationHarness[] = [];
 const fakes: FakeDestination[] = [];
 afterEach(async () => {
@@ -85,6 +103,20 @@ describe('paused window', () => {
   });
 });
 
+describe.runIf(process.platform === 'linux')('the window and the scheduler', () => {
+  it('opening a window raises this thread to SWITCHOVER_NICE (read back from the kernel), closing puts it back', () => {
+    const tid = currentThreadId()!;
+    const before = kernelNice(tid);
+    const allowed = mayRaise(tid);
+    const w = openPausedWindow();
+    const during = kernelNice(tid);
+    w.close();
+    expect(kernelNice(tid)).toBe(before);
+    expect(during).toBe(allowed ? Math.min(before, SWITCHOVER_NICE) : before);
+    expect(w.priority.nice).toBe(allowed ? SWITCHOVER_NICE : null);
+  });
+});
+
 describe('the window around a real switch-over', () => {
   it('pre-copy: open from the pause to RESUMED on both sides; work queued in it runs once the guest runs there', async () => {
     const guest = await testGuest();
@@ -112,20 +144,9 @@ describe('the window around a real switch-over', () => {
   it.runIf(process.platform === 'linux')(
     'pre-copy: the switch-over threads run at SWITCHOVER_NICE in the window, and the report says so',
     async () => {
-      const kernelNice = (tid: number) => {
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-      };
       const tid = currentThreadId()!;
       const before = kernelNice(tid);
-      let allowed = true;
-      try {
-        setPriority(tid, before - 1);
-        setPriority(tid, before);
-      } catch {
-        allowed = false;
-      }
-      expect(getPriority(tid)).toBe(before);
+      const allowed = mayRaise(tid);
       const guest = await testGuest();
       guest.resume();
       const h = new DestinationHarness();

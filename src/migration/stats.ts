@@ -5,6 +5,7 @@
 
 import type { MigrationErrorCode } from '../errors.js';
 import type { MigrationEnergy } from '../power/energy.js';
+import type { PriorityScope, SwitchoverPriority } from '../switchover-priority-report.js';
 import type { DirtyLimitReport, GuestReads } from './dirty-limit-report.js';
 import type { CompressMethod, Strategy, VerifyMethod } from './options.js';
 import type { DowntimeRaise } from './round-decision.js';
@@ -62,20 +63,6 @@ export interface SwitchoverTimes {
   priority?: { source: SwitchoverPriority; destination?: SwitchoverPriority };
 }
 
-export type PriorityScope = 'window' | 'migration' | 'off';
-
-/** What the switch-over's threads ran at (src/switchover-priority.ts), as the report shows it. */
-export interface SwitchoverPriority {
-  /** The nice value they ran at; null when they could not be raised (they ran at their own). */
-  nice: number | null;
-  /** Threads raised (or found already at or above it). */
-  threads: number;
-  /** `window`: for the paused window; `migration`: for the whole migration (LIVEMIG_SWITCHOVER_PRIORITY). */
-  scope: PriorityScope;
-  /** Why not, when `nice` is null: the system's error code (EACCES, EPERM), `off`, or `no thread ids`. */
-  reason?: string;
-}
-
 // The energy figures are power's (src/power/energy.ts); the report carries them and re-exports their names.
 export type {
   EnergyFigure,
@@ -86,6 +73,7 @@ export type {
   PowerPoint,
   VmProgress,
 } from '../power/energy.js';
+export type { PriorityScope, SwitchoverPriority };
 
 export type MigrationStatus =
   | 'setup'
