@@ -138,6 +138,9 @@ describe('JSON bodies from the peer: a value, or MigrationError(PROTOCOL), never
       [decodeResumedBody, { times: { verifyMs: -1 } }],
       [decodeResumedBody, { times: { resumeMs: 'quick' } }],
       [decodeResumedBody, { times: { totalMs: 1e12 } }],
+      [decodeResumedBody, { priority: { nice: -40, threads: 1, scope: 'window' } }],
+      [decodeResumedBody, { priority: { nice: -10, threads: 1, scope: 'always' } }],
+      [decodeResumedBody, { priority: { nice: -10.5, threads: 1, scope: 'window' } }],
     ];
     expect.assertions(bad.length);
     for (const [decode, v] of bad) expect(outcome(() => decode(encodeJson(v)))).toBe('PROTOCOL');
@@ -222,6 +225,17 @@ describe('multifd: HELLO request, SYNC, CHANNEL_ACK', () => {
     };
     expect(decodeResumedBody(encodeResumedBody({ ok: true, times }))).toEqual({ ok: true, times });
     expect(decodeResumedBody(encodeJson({ ok: true }))).toEqual({ ok: true });
+    // What the destination's switch-over threads ran at (switchover-priority.ts), raised or not and why.
+    for (const priority of [
+      { nice: -10, threads: 2, scope: 'window' as const },
+      { nice: null, threads: 0, scope: 'window' as const, reason: 'EACCES' },
+    ]) {
+      expect(decodeResumedBody(encodeResumedBody({ ok: true, times, priority }))).toEqual({
+        ok: true,
+        times,
+        priority,
+      });
+    }
     expect(decodeResumedBody(encodeJson({ ok: true, times: { verifyMs: 1, later: 2 }, more: 1 }))).toEqual({
       ok: true,
       times: { verifyMs: 1 },
