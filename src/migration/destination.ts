@@ -9,7 +9,7 @@ import { type Compressor, type CompressorName, compressor } from '../codec/index
 import { asMigrationError, CodecError, MigrationError } from '../errors.js';
 import { Guest, type GuestConfig, type GuestState } from '../guest/index.js';
 import { openPausedWindow, type PausedWindow, yieldCore } from '../paused-window.js';
-import { holdSwitchoverPriority } from '../switchover-priority.js';
+import { holdSwitchoverPriority, type PriorityHold } from '../switchover-priority.js';
 import type { FrameConnection } from './connection.js';
 import { Crc32cShifter } from './crc.js';
 import { answerApplied } from './destination-applied.js';
@@ -309,6 +309,8 @@ class Destination {
   private resumed = false;
   /** The source paused the guest (VCPU_STATE came) until it runs here or the migration ends: src/paused-window.ts. */
   private pausedWindow: PausedWindow | undefined;
+  /** The switch-over's priority from APPLIED (the source pauses right after its answer) to the window's close. */
+  private earlyPriority: PriorityHold | undefined;
   /** When VCPU_STATE was taken (performance.now()), for the switch-over's times. */
   private stateAt = 0;
   private readonly compressors = new Map<PageEncoding, Compressor>();
@@ -419,6 +421,7 @@ class Destination {
       }
     } finally {
       this.pausedWindow?.close();
+      this.earlyPriority?.release();
       priority.release();
       this.endChannels();
       if (this.preemptEndpoint) this.hooks.preempt?.unregister(this.m.id, this.preemptEndpoint);
@@ -849,6 +852,9 @@ class Destination {
           await this.sync(f);
           break;
         case Command.APPLIED:
+          // The source pauses the guest once this is answered; its one write then wakes a raised thread
+          // (src/switchover-priority.ts): the window itself opens only when that write is read.
+          this.earlyPriority ??= holdSwitchoverPriority('window');
           await answerApplied(
             this.conn,
             f.payload,
@@ -953,6 +959,7 @@ class Destination {
       if (goHere) socket.uncork?.();
     }
     this.pausedWindow?.close();
+    this.earlyPriority?.release();
     // The guest runs: what follows is bookkeeping, outside the downtime. Pre-copy (`times`): after a sleep, so that
     // the source reads RESUMED first (src/paused-window.ts, yieldCore); post-copy serves the guest's faults at once.
     if (times && yieldAfter && !this.adopted) await yieldCore();

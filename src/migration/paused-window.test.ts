@@ -19,6 +19,7 @@ import {
   DestinationHarness,
   destroyTestGuests,
   FakeDestination,
+  FakeSource,
   sourceRun,
   testGuest,
 } from './testing/index.js';
@@ -173,6 +174,36 @@ describe('the window around a real switch-over', () => {
         expect(p?.source.nice).toBeNull();
         expect(p?.destination?.nice).toBeNull();
       }
+    },
+  );
+
+  it.runIf(process.platform === 'linux')(
+    'the destination raises its threads from APPLIED (the source pauses right after its answer) to its resume',
+    async () => {
+      const tid = currentThreadId()!;
+      const before = kernelNice(tid);
+      const allowed = mayRaise(tid);
+      const h = new DestinationHarness();
+      harnesses.push(h);
+      const g = await testGuest();
+      await g.runToStep(100);
+      let atAnswer: { inWindow: boolean; raised: number[]; nice: number } | undefined;
+      const fake = new FakeSource(g, {
+        applied: 'asked',
+        onApplied: () => {
+          atAnswer = { inWindow: inPausedWindow(), raised: raisedThreadIds(), nice: kernelNice(tid) };
+        },
+      });
+      const { conn, done } = h.connect();
+      void fake.run(conn);
+      const m = await done;
+      expect(m?.phase).toBe('done');
+      expect(fake.result.answers).toEqual(['HELLO_ACK', 'APPLIED', 'READY', 'RESUMED']);
+      expect(atAnswer?.inWindow).toBe(false); // before the window: VCPU_STATE has not come yet
+      expect(atAnswer?.raised.includes(tid)).toBe(allowed);
+      expect(atAnswer?.nice).toBe(allowed ? Math.min(before, SWITCHOVER_NICE) : before);
+      expect(raisedThreadIds()).toEqual([]);
+      expect(kernelNice(tid)).toBe(before);
     },
   );
 
