@@ -19,6 +19,8 @@ import {
   parseClusterLink,
   parseLinkDelaySpec,
   QUICK_CLUSTER,
+  repeatAgreement,
+  repeatMarkdown,
   runCluster,
   startClusterDashboard,
 } from '../cluster/index.js';
@@ -54,6 +56,7 @@ interface ClusterFlags extends MigrationFlagValues {
   dashboard?: string | boolean;
   out?: string;
   json?: boolean;
+  repeat?: string;
 }
 
 function seconds(value: string, flag: string): number {
@@ -199,6 +202,33 @@ function summary(r: ClusterReport): string {
   return lines.join('\n');
 }
 
+/** Writes a run's cluster.json and report.html into `dir`. */
+async function writeRun(dir: string, r: ClusterReport): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'cluster.json'), JSON.stringify(r, null, 2));
+  const command = `livemig ${process.argv.slice(2).join(' ')}`;
+  await writeHtml(join(dir, 'report.html'), await renderReport(clusterHtmlReport(r, command)));
+}
+
+/** `--repeat N`: N runs of one configuration, then the simulator against their median (agreement-repeat.ts). */
+async function repeatedRuns(f: ClusterFlags, n: number): Promise<void> {
+  const o = clusterOptionsFromFlags(f);
+  const runs: ClusterReport[] = [];
+  for (let i = 1; i <= n; i++) {
+    process.stderr.write(`run ${i} of ${n}\n`);
+    const r = await runCluster(o, (e) => process.stderr.write(`${e.message}\n`));
+    if (f.out) await writeRun(join(f.out, `run-${i}`), r);
+    if (!f.json) process.stdout.write(`run ${i} of ${n}: ${summary(r)}\n`);
+    runs.push(r);
+  }
+  const repeat = repeatAgreement(runs);
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify({ repeat, runs }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${repeatMarkdown(repeat)}\n`);
+}
+
 export function registerCluster(program: Command): void {
   const cmd = program
     .command('cluster')
@@ -256,7 +286,12 @@ export function registerCluster(program: Command): void {
       '--out <dir>',
       'write cluster.json (the whole report) and report.html (power curve, migration timeline) there',
     )
-    .option('--json', 'print the whole report as JSON (progress still on stderr)');
+    .option('--json', 'print the whole report as JSON (progress still on stderr)')
+    .option(
+      '--repeat <n>',
+      'run the same configuration N times, one after the other (with --out: DIR/run-1 … DIR/run-N), and compare ' +
+        'the simulator with the median of the runs, their range shown (one run’s count is one draw)',
+    );
   addMigrationFlags(cmd);
   cmd.addHelpText(
     'after',
@@ -272,6 +307,13 @@ export function registerCluster(program: Command): void {
       'The run stops with exit code 1 if a guest is lost or duplicated, or a migration completes unverified.\n',
   );
   cmd.action(async (f: ClusterFlags) => {
+    const repeat = f.repeat === undefined ? 1 : intFlag(f.repeat, '--repeat', 1, 50);
+    if (repeat > 1) {
+      if (f.dashboard !== undefined && f.dashboard !== false)
+        throw new UsageError('--repeat: watch one run at a time; drop --dashboard', '--repeat');
+      await repeatedRuns(f, repeat);
+      return;
+    }
     const o = clusterOptionsFromFlags(f);
     const where = clusterDashboardFlag(f);
     const dash = where ? await startClusterDashboard(where.host, where.port) : undefined;
@@ -295,12 +337,7 @@ export function registerCluster(program: Command): void {
       await dash?.close();
       throw err;
     }
-    if (f.out) {
-      mkdirSync(f.out, { recursive: true });
-      writeFileSync(join(f.out, 'cluster.json'), JSON.stringify(r, null, 2));
-      const command = `livemig ${process.argv.slice(2).join(' ')}`;
-      await writeHtml(join(f.out, 'report.html'), await renderReport(clusterHtmlReport(r, command)));
-    }
+    if (f.out) await writeRun(f.out, r);
     if (f.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       await dash?.close();

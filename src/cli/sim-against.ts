@@ -4,7 +4,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { agreementSection, agreementText, parseSavedCluster, rerunAgreement } from '../cluster/index.js';
+import {
+  agreementSection,
+  agreementText,
+  parseSavedCluster,
+  repeatAgreement,
+  repeatMarkdown,
+  rerunAgreement,
+  type SavedCluster,
+} from '../cluster/index.js';
 import { UsageError } from '../errors.js';
 
 /** `--sampling`: instant or mean (undefined: the mode's default). */
@@ -21,10 +29,7 @@ export function switchOffFlag(text: string | undefined): 'instant' | 'step' | un
   throw new UsageError(`--switch-off: use step or instant (got "${text}")`, '--switch-off');
 }
 
-export async function simAgainst(
-  dir: string,
-  o: { sampling?: 'instant' | 'mean'; switchOff?: 'instant' | 'step'; json: boolean; markdown: boolean },
-): Promise<void> {
+async function readRun(dir: string): Promise<SavedCluster> {
   const file = join(dir, 'cluster.json');
   let json: unknown;
   try {
@@ -38,11 +43,36 @@ export async function simAgainst(
       '--against',
     );
   }
-  const run = parseSavedCluster(json, file);
-  const { agreement } = await rerunAgreement(run, {
+  return parseSavedCluster(json, file);
+}
+
+/**
+ * One saved run: its agreement rerun. Several (repeats of one configuration): each rerun, then the plain simulator
+ * against the median of the runs, with their range (src/cluster/agreement-repeat.ts).
+ */
+export async function simAgainst(
+  dirs: string | readonly string[],
+  o: { sampling?: 'instant' | 'mean'; switchOff?: 'instant' | 'step'; json: boolean; markdown: boolean },
+): Promise<void> {
+  const list = typeof dirs === 'string' ? [dirs] : dirs;
+  const sim = {
     ...(o.sampling ? { sampling: o.sampling } : {}),
     ...(o.switchOff ? { switchOff: o.switchOff } : {}),
-  });
+  };
+  if (list.length > 1) {
+    const runs = [];
+    for (const dir of list) {
+      const run = await readRun(dir);
+      runs.push({ ...run, agreement: (await rerunAgreement(run, sim)).agreement });
+    }
+    const repeat = repeatAgreement(runs);
+    if (o.json)
+      process.stdout.write(`${JSON.stringify({ repeat, runs: runs.map((r) => r.agreement) }, null, 2)}\n`);
+    else process.stdout.write(`${repeatMarkdown(repeat)}\n`);
+    return;
+  }
+  const run = await readRun(list[0]!);
+  const { agreement } = await rerunAgreement(run, sim);
   if (o.json) process.stdout.write(`${JSON.stringify(agreement, null, 2)}\n`);
   else if (o.markdown) process.stdout.write(`${agreementSection(run, agreement)}\n`);
   else process.stdout.write(`${agreementText({ agreement })}\n`);

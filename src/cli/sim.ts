@@ -91,7 +91,7 @@ interface SimFlags {
   migrationLog?: string;
   sampling?: string;
   switchOff?: string;
-  against?: string;
+  against?: string[];
   markdown?: boolean;
 }
 
@@ -199,8 +199,9 @@ export function registerSim(program: Command): void {
         'instant (CloudSim: when its last migration completes)',
     )
     .option(
-      '--against <dir>',
-      'rerun the simulator side of a `livemig cluster --out DIR` run (DIR/cluster.json) and print the agreement',
+      '--against <dir...>',
+      'rerun the simulator side of a `livemig cluster --out DIR` run (DIR/cluster.json) and print the agreement; ' +
+        'several folders (repeats of one configuration): the simulator against their median, with their range',
     )
     .option('--markdown', 'with --against: the agreement as the Markdown section of docs/cluster.md')
     .action(async (flags: SimFlags) => {

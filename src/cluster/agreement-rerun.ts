@@ -13,6 +13,20 @@ import { DEFAULT_CLUSTER, SCHEDULING_INTERVAL } from './options.js';
 import { clusterWorkload } from './workload.js';
 
 const num = z.number().finite();
+const pair = z.tuple([z.number().int(), z.number().int()]);
+
+/** A planning round as `livemig cluster` records it (src/cluster/run.ts `ClusterDecision`). */
+const decisionSchema = z.object({
+  vmHost: z.array(z.number().int()),
+  vmUtilisation: z.array(num),
+  requested: z.array(num),
+  overloaded: z.array(z.number().int()),
+  migrations: z.array(pair),
+  inFlight: z.array(pair),
+  arrivals: z.array(z.number().int()).optional(),
+  vmCpu: z.array(num).optional(),
+  held: z.array(z.number().int()).optional(),
+});
 
 const migrationSchema = z
   .object({
@@ -66,6 +80,7 @@ export const savedClusterSchema = z
           demandMeasured: num,
           demandTrace: num,
           gain: num,
+          decision: decisionSchema.optional(),
         })
         .passthrough(),
     ),
@@ -152,5 +167,6 @@ export async function rerunAgreement(
     demandMeasured,
     demandTrace,
     deferred: run.deferred,
+    decisions: run.intervals.map((i) => i.decision),
   });
 }

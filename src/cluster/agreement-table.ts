@@ -5,6 +5,7 @@
  */
 import Table from 'cli-table3';
 import type { Agreement, AgreementRow } from './agreement.js';
+import { divergenceMarkdown } from './divergence.js';
 
 /** What the tables read of a run: its agreement. */
 type WithAgreement = { readonly agreement: Agreement };
@@ -77,6 +78,7 @@ export function agreementText(r: WithAgreement): string {
     t.toString(),
     ...(causes.length ? ['Where they differ, and the simulator assumption behind it:', ...causes] : []),
     migrationLine(r),
+    ...(a.divergence ? ['', divergenceMarkdown(a.divergence, 3)] : []),
   ].join('\n');
 }
 
@@ -93,6 +95,7 @@ export function agreementMarkdown(r: WithAgreement): string {
   lines.push('', migrationLine(r));
   const causes = a.rows.filter((x) => x.cause).map((x) => `- ${x.metric}: ${x.cause}`);
   if (causes.length) lines.push('', ...causes);
+  if (a.divergence) lines.push('', divergenceMarkdown(a.divergence));
   return lines.join('\n');
 }
 

@@ -21,8 +21,9 @@
 import { predictPrecopy } from '../migration/model.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
-import type { MeasuredPrices, SimOptions, SimResult, Workload } from '../sim/index.js';
+import type { MeasuredPrices, SimDecision, SimOptions, SimResult, Workload } from '../sim/index.js';
 import { PlanningSession, parsePolicy, planetlabDatacenter, simulate } from '../sim/index.js';
+import { type ClusterDecision, type Divergence, decisionDivergence } from './divergence.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
 
 export type SimVariantKey = 'samples' | 'model' | 'measured-migrations' | 'measured-demand';
@@ -73,6 +74,11 @@ export interface Agreement {
   migrationModel: MigrationModelCheck | null;
   /** Measured demand ÷ traced demand over the run (Σ over VMs and intervals). */
   deliveredRatio: number;
+  /**
+   * Per planning round, where the cluster's plan and the plain simulator's (`model`) differ and why
+   * (src/cluster/divergence.ts); absent for runs saved before the rounds were recorded.
+   */
+  divergence?: Divergence;
 }
 
 /**
@@ -233,13 +239,19 @@ export function simLadder(
   measured: { workload: Workload; exact: Float64Array },
   options: SimOptions,
   prices: MeasuredPrices | null,
-): SimVariant[] {
-  const run = (key: SimVariantKey, label: string, w: Workload, o: SimOptions): SimVariant => {
-    const { series, ...sim } = simulate(w, { ...o, series: true });
+): (SimVariant & { decisions?: SimDecision[] })[] {
+  const run = (
+    key: SimVariantKey,
+    label: string,
+    w: Workload,
+    o: SimOptions,
+  ): SimVariant & { decisions?: SimDecision[] } => {
+    const { series, decisions, ...sim } = simulate(w, { ...o, series: true, decisions: key === 'model' });
     return {
       key,
       label,
       sim,
+      ...(decisions ? { decisions } : {}),
       series: {
         time: series?.time ?? [],
         activeHosts: series?.activeHosts ?? [],
@@ -445,6 +457,8 @@ export interface AgreementInput {
   demandTrace: number;
   /** Migrations the limits held back. */
   deferred: number;
+  /** The cluster's planning rounds, one per interval (undefined: not recorded, or no round after the last). */
+  decisions?: readonly (ClusterDecision | undefined)[];
 }
 
 /**
@@ -458,7 +472,7 @@ export function agreementFor(i: AgreementInput): { agreement: Agreement; model: 
     i.migrations,
     (v) => (session.vmSpec(v).ramMb * 1e6) / (i.vms[v]!.ramMiB * 1024 * 1024),
   );
-  const variants = simLadder(
+  const ladder = simLadder(
     i.trace,
     measuredWorkload(
       i.trace,
@@ -467,7 +481,10 @@ export function agreementFor(i: AgreementInput): { agreement: Agreement; model: 
     i.options,
     prices,
   );
+  const simDecisions = ladder.find((v) => v.key === 'model')?.decisions ?? [];
+  const variants: SimVariant[] = ladder.map(({ decisions: _, ...v }) => v);
   const model = variants.find((v) => v.key === 'model')!;
+  const recorded = i.decisions?.some((d) => d !== undefined) ?? false;
   const done = i.migrations.filter((m) => m.status === 'completed');
   const deliveredRatio = i.demandTrace > 0 ? i.demandMeasured / i.demandTrace : 1;
   const interval = i.options.interval ?? 300;
@@ -485,6 +502,9 @@ export function agreementFor(i: AgreementInput): { agreement: Agreement; model: 
     }),
     migrationModel: migrationModelCheck(i.migrations),
     deliveredRatio,
+    ...(recorded
+      ? { divergence: decisionDivergence(i.trace, i.options, i.decisions ?? [], simDecisions) }
+      : {}),
   };
   return { agreement, model };
 }

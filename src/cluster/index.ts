@@ -17,9 +17,22 @@ export {
   type SimVariant,
   TARGETS,
 } from './agreement.js';
+export {
+  type RepeatAgreement,
+  type RepeatRow,
+  type RepeatRun,
+  repeatAgreement,
+  repeatMarkdown,
+} from './agreement-repeat.js';
 export { parseSavedCluster, rerunAgreement, type SavedCluster } from './agreement-rerun.js';
 export { agreementMarkdown, agreementSection, agreementText } from './agreement-table.js';
 export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
+export {
+  type Divergence,
+  decisionDivergence,
+  divergenceMarkdown,
+  type RoundDivergence,
+} from './divergence.js';
 export {
   type ClusterLinkFaults,
   ClusterLinks,

@@ -93,6 +93,29 @@ export interface ClusterInterval {
   demandScheduled: number;
   /** Mean CPU feedback gain over the VMs (1: the machine delivers the trace as granted; src/cluster/cpu-feedback.ts). */
   gain: number;
+  /**
+   * The planning round at the interval's end (none after the last): what the policy saw — each VM's host and measured
+   * utilisation, each host's requested demand ÷ MIPS, the migrations in flight — and what it decided (the hosts it
+   * found overloaded, its plan, held-back entries included). src/cluster/divergence.ts compares it with the
+   * simulator's round.
+   */
+  decision?: ClusterDecision;
+}
+
+/** One planning round of the cluster, in the simulator's terms (`SimDecision` without its time). */
+export interface ClusterDecision {
+  vmHost: number[];
+  vmUtilisation: number[];
+  requested: number[];
+  overloaded: number[];
+  migrations: [number, number][];
+  inFlight: [number, number][];
+  /** The VMs whose migration completed since the last round, in completion order (their place in a host's list). */
+  arrivals: number[];
+  /** Each VM's kernel CPU over the interval ÷ cpu-scale, before a VM in flight is held at its last value. */
+  vmCpu: number[];
+  /** The VMs held at their last value (in flight during the interval, or their host's meter did not answer). */
+  held: number[];
 }
 
 export interface ClusterEvent {
@@ -271,6 +294,8 @@ export async function runCluster(
   const killed: ClusterReport['killed'] = [];
   const intervals: ClusterInterval[] = [];
   const history: number[][] = Array.from({ length: M }, () => []);
+  /** The guests whose migration completed since the last planning round, in completion order. */
+  const arrivals: number[] = [];
   const demand = new Float64Array(M);
   let fatal: Error | undefined;
   let stopping = false;
@@ -494,8 +519,10 @@ export async function runCluster(
         );
       }
       vm.migrations++;
-      if (alive[target]) location[v] = target;
-      else loseWithHost(v, target);
+      if (alive[target]) {
+        location[v] = target;
+        arrivals.push(v);
+      } else loseWithHost(v, target);
     } else {
       // Failed or cancelled: the guest must still be on its source (or the source died with it).
       if (await hostDead(from)) loseWithHost(v, from);
@@ -684,6 +711,8 @@ export async function runCluster(
       last = now;
       let demandCpu = 0;
       let demandScheduled = 0;
+      const vmCpu = new Array<number>(M).fill(0);
+      const heldVms: number[] = [];
       for (let v = 0; v < M; v++) {
         const vm = vms[v]!;
         let busyDelta = 0;
@@ -704,6 +733,8 @@ export async function runCluster(
         // monitor without a sample would, and as the simulator keeps a migrating VM's requested MIPS.
         const held = (moved.has(v) || inFlight.has(v)) && history[v]!.length > 0;
         const u = unmeasured || held ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
+        vmCpu[v] = kernel;
+        if (unmeasured || held) heldVms.push(v);
         demand[v] = u * vmMips[v]!;
         if (vm.state === 'running') {
           vm.utilisation.push(u);
@@ -728,15 +759,31 @@ export async function runCluster(
       queue = [];
       let overloaded = 0;
       let started = 0;
+      let decision: ClusterDecision | undefined;
       if (k < K) {
+        const vmHost = Int32Array.from(location, (h, v) => (vms[v]!.state === 'running' ? h : -1));
+        const flying = [...inFlight.entries()].map(([vm, f]) => ({ vm, target: f.target }));
+        const arrived = arrivals.splice(0);
         const round = session.plan({
-          vmHost: Int32Array.from(location, (h, v) => (vms[v]!.state === 'running' ? h : -1)),
+          vmHost,
           demand,
           history,
           hostUtilisation: u1,
-          inFlight: [...inFlight.entries()].map(([vm, f]) => ({ vm, target: f.target })),
+          inFlight: flying,
+          arrivals: arrived,
         });
         overloaded = round.overloaded;
+        decision = {
+          vmHost: Array.from(vmHost),
+          vmUtilisation: Array.from(demand, (d, v) => d / vmMips[v]!),
+          requested: round.requested,
+          overloaded: round.overloadedHosts,
+          migrations: round.migrations.map((p) => [p.vm, p.target]),
+          inFlight: flying.map((f) => [f.vm, f.target]),
+          arrivals: arrived,
+          vmCpu,
+          held: heldVms,
+        };
         queue = round.migrations.filter((p) => alive[p.target]);
         const before = migrations.length + inFlight.size;
         pump();
@@ -771,6 +818,7 @@ export async function runCluster(
         demandCpu,
         demandScheduled,
         gain: feedback.mean(),
+        ...(decision ? { decision } : {}),
       };
       intervals.push(row);
       onEvent({
@@ -804,6 +852,7 @@ export async function runCluster(
       demandMeasured,
       demandTrace,
       deferred: deferredTotal,
+      decisions: intervals.map((i) => i.decision),
     });
     onEvent({ kind: 'finished', message: `${started} migrations; simulator run done` });
     return {

@@ -273,6 +273,8 @@ export interface SimOptions {
   readonly utilisation?: ArrayLike<number>;
   /** Record every migration started (time, VM, source, target), for a line-by-line comparison with CloudSim. */
   readonly migrationLog?: boolean;
+  /** Record every planning round's inputs and plan (`SimResult.decisions`), to find where two runs decide apart. */
+  readonly decisions?: boolean;
   /**
    * What the policy (and the accounting) sees of a VM's utilisation at a scheduling step. `instant`: the trace's
    * sample at that instant, CloudSim's `UtilizationModelPlanetLabInMemory` (the default in cloudsim mode, and in

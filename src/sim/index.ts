@@ -48,6 +48,7 @@ export {
   migrationLogLines,
   type PlannedMigration,
   PlanningSession,
+  type SimDecision,
   type SimDistribution,
   type SimResult,
   type SimSeries,

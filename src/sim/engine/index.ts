@@ -27,7 +27,7 @@ import { distributionOf, type SimResult } from './result.js';
 import { SimState } from './state.js';
 import { markStep } from './switch-off.js';
 
-export type { SimDistribution, SimResult, SimSeries } from './result.js';
+export type { SimDecision, SimDistribution, SimResult, SimSeries } from './result.js';
 export { distributionOf, migrationLogLines } from './result.js';
 export { type MeasuredState, type PlannedMigration, PlanningSession } from './session.js';
 export { HISTORY_LENGTH } from './state.js';
@@ -101,8 +101,21 @@ function run(s: SimState): void {
     if (npa) s.energyWs = npaWatts * t;
     let overloaded = 0;
     if (p.kind === 'migration' && (s.compat ? true : t < duration)) {
+      const before = s.decisions ? decisionInputs(s, pending) : undefined;
       const round = plan(s);
       overloaded = round.overloaded;
+      if (s.decisions && before) {
+        const migrations: [number, number][] = [];
+        for (let j = 0; j < round.entries.length; j += 2)
+          migrations.push([round.entries[j]!, round.entries[j + 1]!]);
+        s.decisions.push({
+          time: t,
+          ...before,
+          requested: Array.from(round.requested),
+          overloaded: round.overloadedHosts,
+          migrations,
+        });
+      }
       const { start: entries, held } = withinLimits(s, round.entries, pending);
       queue = held;
       started = entries.length / 2;
@@ -132,6 +145,21 @@ function run(s: SimState): void {
   // is over; one still in flight (longer than the rest of the window) is counted at its start, not completed.
   if (s.compat) completeMigrations(s, pending);
   finishMetrics(s);
+}
+
+/** What a planning round starts from: the placement, each VM's demand, the migrations in flight. */
+function decisionInputs(
+  s: SimState,
+  pending: readonly Pending[],
+): { vmHost: number[]; vmUtilisation: number[]; inFlight: [number, number][]; arrivals: number[] } {
+  const arrivals = s.arrivals;
+  s.arrivals = [];
+  return {
+    vmHost: Array.from(s.vmHost),
+    vmUtilisation: Array.from(s.demand, (d, v) => d / s.vmMips[v]!),
+    inFlight: pending.map((p) => [p.vm, p.target]),
+    arrivals,
+  };
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
@@ -171,5 +199,6 @@ function result(s: SimState, wallMs: number): SimResult {
     wallMs,
     ...(s.series ? { series: s.series } : {}),
     ...(s.migrationLog ? { migrationLog: s.migrationLog } : {}),
+    ...(s.decisions ? { decisions: s.decisions } : {}),
   };
 }

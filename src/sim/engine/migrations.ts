@@ -206,6 +206,7 @@ export function completeMigrations(s: SimState, pending: Pending[]): void {
       const k = mi.indexOf(vm);
       if (k >= 0) mi.splice(k, 1);
       tl.push(vm);
+      if (s.decisions) s.arrivals.push(vm);
       s.vmHost[vm] = target;
       s.inMig[vm] = 0;
       touched.add(target);

@@ -48,10 +48,23 @@ function sortByDemand(s: SimState, vms: number[]): number[] {
     .map(([v]) => v);
 }
 
-/** One planning round (`optimizeAllocation`): returns [vm, target, vm, target, …] and the overloaded count. */
-export function plan(s: SimState): { entries: number[]; overloaded: number } {
+/** What one planning round decided, and on what. */
+export interface PlanRound {
+  /** [vm, target, vm, target, …]. */
+  entries: number[];
+  overloaded: number;
+  /** The hosts found overloaded, in index order. */
+  overloadedHosts: number[];
+  /** Each host's requested demand ÷ its MIPS as the round saw it (what THR compares; in-flight VMs count on both). */
+  requested: Float64Array;
+}
+
+/** One planning round (`optimizeAllocation`): returns [vm, target, vm, target, …] and the overloaded hosts. */
+export function plan(s: SimState): PlanRound {
   const H = s.H;
   refreshSums(s);
+  const requested = new Float64Array(H);
+  for (let h = 0; h < H; h++) requested[h] = s.reqSum[h]! / s.hostMips[h]!;
   s.histValid.fill(0);
   for (let h = 0; h < H; h++) s.measuredPower[h] = s.power[h]!(s.measuredU[h]!);
   s.undo = [];
@@ -68,7 +81,7 @@ export function plan(s: SimState): { entries: number[]; overloaded: number } {
   const overloadTargets = relieveOverloaded(s, overloaded, overMark, entries);
   drainUnderloaded(s, overMark, overloadTargets, entries);
   restore(s);
-  return { entries, overloaded: overloaded.length };
+  return { entries, overloaded: overloaded.length, overloadedHosts: overloaded, requested };
 }
 
 /**

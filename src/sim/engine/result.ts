@@ -13,6 +13,25 @@ export interface SimSeries {
   readonly vms: number[];
 }
 
+/**
+ * One planning round as the simulator decided it (`SimOptions.decisions`): the placement it planned on, each host's
+ * requested demand ÷ MIPS, the hosts found overloaded, the plan (held-back entries included) and what was in flight.
+ */
+export interface SimDecision {
+  /** Trace seconds of the round. */
+  readonly time: number;
+  readonly vmHost: number[];
+  /** Each VM's demand as the round saw it, fraction of its MIPS. */
+  readonly vmUtilisation: number[];
+  readonly requested: number[];
+  readonly overloaded: number[];
+  /** [vm, target] pairs in the engine's order. */
+  readonly migrations: [number, number][];
+  readonly inFlight: [number, number][];
+  /** The VMs whose migration completed since the last round, in completion order (their place in a host's list). */
+  readonly arrivals: number[];
+}
+
 /** Order statistics of a set of durations, seconds. */
 export interface SimDistribution {
   readonly count: number;
@@ -86,6 +105,8 @@ export interface SimResult {
   readonly series?: SimSeries;
   /** With `migrationLog`: every migration started, in order, as flat (time s, VM, source host, target host) quads. */
   readonly migrationLog?: number[];
+  /** With `decisions`: every planning round, what it planned on and what it planned. */
+  readonly decisions?: SimDecision[];
 }
 
 /** The migration log as text, one `MIG <time> vm=<vm> from=<host> to=<host>` line per migration (CloudSim's ids). */

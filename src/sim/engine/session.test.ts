@@ -46,4 +46,32 @@ describe('PlanningSession: the engine planning on a measured state', () => {
     const again = s.plan({ vmHost, demand, history, hostUtilisation: u, inFlight: [{ vm: 3, target: 3 }] });
     expect(again.migrations.some((m) => m.vm === 3)).toBe(false);
   });
+
+  it('keeps each host’s VMs in arrival order, as the simulator does: an MMT tie goes to the VM that came first', () => {
+    // VMs 1 and 2 have one RAM size (1740 MB); VM 3 (613 MB) and VM 0 (870 MB) are smaller.
+    const w = workload([10, 10, 10, 10]);
+    const s = new PlanningSession(w, options);
+    s.initialPlacement();
+    const mips = [2500, 2000, 1000, 500];
+    // Round 1: VM 2 on host 0 (a G4, 3720 MIPS), VM 1 on host 1 (it arrives on host 0 later), VMs 0 and 3 on host 3.
+    const at = (vmHost: number[], demand: number[], arrivals?: number[]) =>
+      s.plan({
+        vmHost,
+        demand,
+        history: demand.map((d, v) => [d / mips[v]!]),
+        hostUtilisation: [0, 0, 0, 0].map(
+          (_, h) =>
+            demand.reduce((a, d, v) => a + (vmHost[v] === h ? d : 0), 0) / [3720, 5320, 3720, 5320][h]!,
+        ),
+        inFlight: [],
+        ...(arrivals ? { arrivals } : {}),
+      });
+    at([3, 1, 0, 3], [100, 100, 100, 100]);
+    // Round 2: VM 1 has arrived on host 0, after VM 2; host 0 at 3000 of 3720 MIPS (81 % > 80 %): one of the two
+    // 1740-MB VMs must leave, and the tie goes to the first in the host's list, VM 2 — not VM 1, the lower index.
+    const r = at([3, 0, 0, 3], [100, 2000, 1000, 100], [1]);
+    expect(r.overloaded).toBe(1);
+    const off = r.migrations.filter((m) => m.vm === 1 || m.vm === 2).map((m) => m.vm);
+    expect(off).toEqual([2]);
+  });
 });

@@ -23,6 +23,12 @@ export interface MeasuredState {
   readonly hostUtilisation: ArrayLike<number>;
   /** Migrations still in flight: the VM counts on its source and, as an incoming copy, on its target. */
   readonly inFlight: readonly { readonly vm: number; readonly target: number }[];
+  /**
+   * The VMs that arrived on their host since the last round, in the order they arrived (absent: by VM index). A
+   * host's VM list is in arrival order, as the simulator's (CloudSim's `vmList`): selection ties (MMT between VMs of
+   * one RAM size) go to the first in it, so the order decides which VM moves.
+   */
+  readonly arrivals?: readonly number[];
 }
 
 export interface PlannedMigration {
@@ -32,10 +38,13 @@ export interface PlannedMigration {
 
 export class PlanningSession {
   readonly #s: SimState;
+  /** Each host's VM list as of the last round (without incoming copies): the order the next round keeps. */
+  #order: number[][];
 
   /** `workload` gives the VM count and (for the initial placement) the demand at t = 0. */
   constructor(workload: Workload, options: SimOptions) {
     this.#s = new SimState(workload, { ...options, series: false });
+    this.#order = Array.from({ length: this.#s.H }, () => []);
   }
 
   get hosts(): number {
@@ -57,11 +66,19 @@ export class PlanningSession {
     const s = this.#s;
     placeInitial(s);
     s.capacityChecks = s.capacityMode === 'always';
+    this.#order = s.hostVms.map((list) => [...list]);
     return Int32Array.from(s.vmHost);
   }
 
   /** One planning round on the measured state: the migrations to start now, in the engine's order. */
-  plan(m: MeasuredState): { migrations: PlannedMigration[]; overloaded: number } {
+  plan(m: MeasuredState): {
+    migrations: PlannedMigration[];
+    overloaded: number;
+    /** The hosts found overloaded. */
+    overloadedHosts: number[];
+    /** Each host's requested demand ÷ its MIPS as the round saw it (in-flight VMs on both hosts). */
+    requested: number[];
+  } {
     const s = this.#s;
     const L = HISTORY_LENGTH;
     for (let h = 0; h < s.H; h++) {
@@ -80,8 +97,29 @@ export class PlanningSession {
       s.vmHist.fill(0, v * L, v * L + L);
       for (let i = 0; i < n; i++) s.vmHist[v * L + i] = hist[i]!;
       s.vmHistLen[v] = n;
-      if (h >= 0) s.hostVms[h]!.push(v);
     }
+    // Each host's list: the VMs it held at the last round in their order, then the newcomers in arrival order.
+    const listed = new Uint8Array(s.N);
+    for (let h = 0; h < s.H; h++) {
+      for (const v of this.#order[h]!) {
+        if (s.vmHost[v] === h && listed[v] === 0) {
+          s.hostVms[h]!.push(v);
+          listed[v] = 1;
+        }
+      }
+    }
+    for (const v of m.arrivals ?? []) {
+      const h = s.vmHost[v] ?? -1;
+      if (h >= 0 && listed[v] === 0) {
+        s.hostVms[h]!.push(v);
+        listed[v] = 1;
+      }
+    }
+    for (let v = 0; v < s.N; v++) {
+      const h = s.vmHost[v]!;
+      if (h >= 0 && listed[v] === 0) s.hostVms[h]!.push(v);
+    }
+    this.#order = s.hostVms.map((list) => [...list]);
     for (const { vm, target } of m.inFlight) {
       if (s.vmHost[vm]! < 0) continue;
       s.inMig[vm] = 1;
@@ -93,6 +131,11 @@ export class PlanningSession {
     for (let j = 0; j < round.entries.length; j += 2) {
       migrations.push({ vm: round.entries[j]!, target: round.entries[j + 1]! });
     }
-    return { migrations, overloaded: round.overloaded };
+    return {
+      migrations,
+      overloaded: round.overloaded,
+      overloadedHosts: round.overloadedHosts,
+      requested: Array.from(round.requested),
+    };
   }
 }

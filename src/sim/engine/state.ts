@@ -19,7 +19,7 @@ import type { OverloadPolicy } from '../policies.js';
 import { engineCostsOf, loadBundledProfiles, profileFor, traceClassOf } from '../profiles.js';
 import { Rng } from '../stats.js';
 import type { Workload } from '../workload.js';
-import type { SimSeries } from './result.js';
+import type { SimDecision, SimSeries } from './result.js';
 import { meanWeight, samplingOf, samplingStepsOf } from './sampling.js';
 import { switchOffOf } from './switch-off.js';
 
@@ -135,6 +135,10 @@ export class SimState {
   readonly series: SimSeries | undefined;
   /** `migrationLog`: (time, VM, source, target) of every migration started. */
   readonly migrationLog: number[] | undefined;
+  /** `decisions`: every planning round (src/cluster/divergence.ts compares them with a cluster's). */
+  readonly decisions: SimDecision[] | undefined;
+  /** With `decisions`: the VMs whose migration completed since the last round, in completion order. */
+  arrivals: number[] = [];
   /** livemig: host held at least one VM at its last update (on); off hosts draw nothing. */
   readonly hostOn: Uint8Array;
   /** `switchOff: 'step'`: hosts are switched off at scheduling steps only (switch-off.ts). */
@@ -256,6 +260,7 @@ export class SimState {
     this.vPrevMig = new Uint8Array(N);
     this.vMigStart = new Float64Array(N);
     this.migrationLog = options.migrationLog ? [] : undefined;
+    this.decisions = options.decisions ? [] : undefined;
     this.series =
       options.series === false
         ? undefined

@@ -1,0 +1,196 @@
+/**
+ * The cluster's figures as what they are: a distribution. The same configuration (policy, day, window, hosts, VMs,
+ * seed, limits) decides differently from run to run — a THR or LR decision turns on a tenth of a percent of measured
+ * utilisation, and each run measures its own noise (src/cluster/divergence.ts) — so one run's migration count is one
+ * draw. `livemig cluster --repeat N` (or `livemig sim --against DIR DIR …` over saved runs) compares the plain
+ * simulator, which is deterministic, with the median of N runs, and shows the runs' range next to it.
+ */
+import { UsageError } from '../errors.js';
+import { type Agreement, type AgreementRow, agreementRows, type SimVariant } from './agreement.js';
+import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
+import type { ClusterMetrics } from './metrics.js';
+
+/** What a run contributes: its configuration (to check the runs are of one), its metrics and its agreement. */
+export interface RepeatRun {
+  readonly policy: string;
+  readonly day: string;
+  readonly window: { readonly startSec: number; readonly durationSec: number };
+  readonly speed: number;
+  readonly hosts: readonly unknown[];
+  readonly vms: readonly unknown[];
+  readonly seed: number;
+  readonly metrics: ClusterMetrics;
+  readonly agreement: Agreement;
+}
+
+export interface RepeatRow {
+  metric: string;
+  /** The cluster's figure in each run, in run order. */
+  values: number[];
+  median: number;
+  min: number;
+  max: number;
+  /** The plain simulator's figure (the same in every run: deterministic). */
+  sim: number;
+  /** The agreement of the median with the simulator: relative difference, target, verdict (as one run's row). */
+  row: AgreementRow;
+  /** The simulator's figure lies within the runs' range. */
+  inRange: boolean;
+  /** Per run, the simulator on that run's measured demand and migrations: its relative difference (null: sim 0). */
+  measuredDemand: (number | null)[];
+}
+
+export interface RepeatAgreement {
+  runs: number;
+  label: string;
+  variant: string;
+  rows: RepeatRow[];
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+const METRICS: readonly (keyof ClusterMetrics)[] = [
+  'energyKWh',
+  'migrations',
+  'slatah',
+  'pdm',
+  'slav',
+  'esv',
+  'hostShutdowns',
+  'meanMigrationTime',
+  'meanDowntime',
+  'migrationBytes',
+];
+
+/** The configuration that must be equal across the runs. */
+function configOf(r: RepeatRun): string {
+  return JSON.stringify([
+    r.policy,
+    r.day,
+    r.window.startSec,
+    r.window.durationSec,
+    r.speed,
+    r.hosts.length,
+    r.vms.length,
+    r.seed,
+  ]);
+}
+
+/** The runs of one configuration against the plain simulator (`model`): the median, the range, the verdict. */
+export function repeatAgreement(runs: readonly RepeatRun[]): RepeatAgreement {
+  if (runs.length === 0)
+    throw new UsageError('no run to compare: give at least one cluster run', '--against');
+  const first = runs[0]!;
+  for (const r of runs) {
+    if (configOf(r) !== configOf(first)) {
+      throw new UsageError(
+        `the runs are not of one configuration (${first.policy} ${first.day} against ${r.policy} ${r.day}, or ` +
+          'another window, speed, size or seed): a distribution is of repeats of the same run',
+        '--against',
+      );
+    }
+  }
+  const model = first.agreement.variants.find((v) => v.key === 'model');
+  if (!model) throw new UsageError('the runs have no plain simulator run to compare with', '--against');
+  const medians = Object.fromEntries(
+    METRICS.map((k) => [k, median(runs.map((r) => r.metrics[k]))]),
+  ) as unknown as ClusterMetrics;
+  // The median against the plain simulator, judged as one run's row is (the same targets and absolute tolerance);
+  // the ladder's causes need the whole ladder of one run, so none here.
+  const rows = agreementRows(medians, [model as SimVariant], {
+    deliveredRatio: 1,
+    measuredMigrationS: 0,
+    modelMigrationS: 0,
+    measuredDowntimeS: 0,
+    modelDowntimeS: 0,
+    deferred: 0,
+    spanIntervals: 0,
+    meanSlowdown: 0,
+  });
+  const keyOf = new Map<string, keyof ClusterMetrics>([
+    ['energy (kWh)', 'energyKWh'],
+    ['migrations', 'migrations'],
+    ['SLATAH', 'slatah'],
+    ['PDM', 'pdm'],
+    ['SLAV', 'slav'],
+    ['ESV', 'esv'],
+    ['host shutdowns', 'hostShutdowns'],
+    ['mean migration time (trace s)', 'meanMigrationTime'],
+    ['mean downtime (trace s)', 'meanDowntime'],
+  ]);
+  return {
+    runs: runs.length,
+    label: `${first.policy}, ${first.day}`,
+    variant: model.label,
+    rows: rows.map((row) => {
+      const k = keyOf.get(row.metric)!;
+      const values = runs.map((r) => r.metrics[k]);
+      const min = Math.min(...values);
+      const max = Math.max(...values);
+      const sim = row.sims[0]!;
+      return {
+        metric: row.metric,
+        values,
+        median: row.cluster,
+        min,
+        max,
+        sim,
+        row: { ...row, cause: '' },
+        inRange: sim >= min && sim <= max,
+        measuredDemand: runs.map((r) => {
+          const md = r.agreement.rows.find((x) => x.metric === row.metric);
+          const i = r.agreement.variants.findIndex((v) => v.key === 'measured-demand');
+          return md && i >= 0 ? (md.relative[i] ?? null) : null;
+        }),
+      };
+    }),
+  };
+}
+
+/** The distribution as Markdown (docs/cluster.md) or plain lines (the CLI): one row per metric. */
+export function repeatMarkdown(a: RepeatAgreement): string {
+  const head = [
+    'metric',
+    `cluster: median of ${a.runs} (min–max)`,
+    'runs',
+    a.variant,
+    'Δ (median)',
+    'sim in the runs’ range',
+    'target',
+  ];
+  const lines = [
+    `**${a.label}**, ${a.runs} runs of one configuration:`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+  ];
+  for (const r of a.rows) {
+    const f = (x: number): string => formatMetric(r.metric, x);
+    lines.push(
+      `| ${[
+        r.metric,
+        `${f(r.median)} (${f(r.min)}–${f(r.max)})`,
+        r.values.map(f).join(', '),
+        f(r.sim),
+        formatDelta(r.row, 0),
+        r.inRange ? 'yes' : 'no',
+        formatTarget(r.row),
+      ].join(' | ')} |`,
+    );
+  }
+  const mig = a.rows.find((r) => r.metric === 'migrations');
+  if (mig) {
+    const rel = mig.measuredDemand.map((x) =>
+      x === null ? 'n/a' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %`,
+    );
+    lines.push(
+      '',
+      `Migrations, per run, against the simulator on that run's measured demand: ${rel.join(', ')}.`,
+    );
+  }
+  return lines.join('\n');
+}
