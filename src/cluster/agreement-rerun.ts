@@ -26,6 +26,7 @@ const decisionSchema = z.object({
   arrivals: z.array(z.number().int()).optional(),
   vmCpu: z.array(num).optional(),
   held: z.array(z.number().int()).optional(),
+  tail: z.array(z.number().int()).optional(),
 });
 
 const migrationSchema = z

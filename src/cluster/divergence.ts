@@ -27,8 +27,8 @@ import type { ClusterDecision as RecordedDecision } from './run.js';
  * A recorded round; runs saved before arrivals were recorded have none (newcomers then go by VM index), nor the raw
  * CPU and the held VMs.
  */
-export type ClusterDecision = Omit<RecordedDecision, 'arrivals' | 'vmCpu' | 'held'> &
-  Partial<Pick<RecordedDecision, 'arrivals' | 'vmCpu' | 'held'>>;
+export type ClusterDecision = Omit<RecordedDecision, 'arrivals' | 'vmCpu' | 'held' | 'tail'> &
+  Partial<Pick<RecordedDecision, 'arrivals' | 'vmCpu' | 'held' | 'tail'>>;
 
 export type DivergenceCause = 'placement' | 'in-flight' | 'measurement' | 'other';
 
@@ -79,7 +79,11 @@ export interface Divergence {
   measurementFlips: number;
   /** |measured − traced| of the hosts' requested utilisation over all rounds and hosts with VMs: median, max. */
   hostGap: { median: number; max: number };
+  /** Measured ÷ traced of the VMs measured this interval (not in flight, not held), by traced band. */
   fidelity: FidelityBand[];
+  /** VM-rounds planned on a held value (in flight, or a meter that did not answer), and on a VM measured on arrival. */
+  held: number;
+  tail: number;
   /** The differing rounds, in order. */
   intervals: RoundDivergence[];
 }
@@ -142,6 +146,8 @@ export function decisionDivergence(
   const bands = BANDS.map(([, , band]) => ({ band, n: 0, traced: 0, measured: 0 }));
   let rounds = 0;
   let flips = 0;
+  let held = 0;
+  let tail = 0;
   const n = Math.min(cluster.length, sim.length);
   for (let i = 0; i < n; i++) {
     const c = cluster[i];
@@ -153,7 +159,10 @@ export function decisionDivergence(
     const demand = new Float64Array(N);
     const history: number[][] = [];
     const requested = new Float64Array(H);
-    const flying = new Set(c.inFlight.map(([vm]) => vm));
+    // In flight at the round, or held at its last value: not a measurement of this interval.
+    const flying = new Set([...c.inFlight.map(([vm]) => vm), ...(c.held ?? [])]);
+    held += c.held?.length ?? 0;
+    tail += c.tail?.length ?? 0;
     for (let v = 0; v < N; v++) {
       const u = traceMean(trace, v, k);
       demand[v] = u * mips[v]!;
@@ -251,6 +260,8 @@ export function decisionDivergence(
     byCause,
     measurementFlips: flips,
     hostGap: { median: median(gapsAll), max: gapsAll.reduce((a, x) => Math.max(a, x), 0) },
+    held,
+    tail,
     fidelity: bands
       .filter((b) => b.n > 0)
       .map((b) => ({ band: b.band, n: b.n, traced: b.traced / b.n, measured: b.measured / b.n })),
@@ -270,7 +281,8 @@ export function divergenceMarkdown(d: Divergence, first = 5): string {
       `placement ${d.byCause.placement} (an earlier round decided apart), in flight ${d.byCause['in-flight']}, ` +
       `other ${d.byCause.other}. On its own state, planning on the trace instead of on what it measured changes ` +
       `the cluster's plan in ${d.measurementFlips} of ${d.rounds} rounds; hosts' requested utilisation, measured − ` +
-      `traced: median |gap| ${pct(d.hostGap.median)}, max ${pct(d.hostGap.max)}.`,
+      `traced: median |gap| ${pct(d.hostGap.median)}, max ${pct(d.hostGap.max)}. VM-rounds planned on a held ` +
+      `value (in flight): ${d.held}; on a VM measured on its target after arriving: ${d.tail}.`,
   ];
   if (d.fidelity.length > 0) {
     lines.push(

@@ -28,6 +28,7 @@ import {
 } from '../sim/index.js';
 import type { ClusterView } from '../web/index.js';
 import { type Agreement, agreementFor, calibrationOf, clusterSimOptions } from './agreement.js';
+import { arrivedUtilisation, type GuestCpuSample } from './arrival-cpu.js';
 import { CpuFeedback } from './cpu-feedback.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
@@ -116,6 +117,8 @@ export interface ClusterDecision {
   vmCpu: number[];
   /** The VMs held at their last value (in flight during the interval, or their host's meter did not answer). */
   held: number[];
+  /** The VMs that arrived during the interval, measured on their target from their first CAP there. */
+  tail: number[];
 }
 
 export interface ClusterEvent {
@@ -296,6 +299,9 @@ export async function runCluster(
   const history: number[][] = Array.from({ length: M }, () => []);
   /** The guests whose migration completed since the last planning round, in completion order. */
   const arrivals: number[] = [];
+  /** Arrived guests not yet capped on their target, and the time each got its first CAP there (arrival-cpu.ts). */
+  const awaitingCap = new Set<number>();
+  const cappedSince = new Map<number, number>();
   const demand = new Float64Array(M);
   let fatal: Error | undefined;
   let stopping = false;
@@ -397,6 +403,8 @@ export async function runCluster(
         const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
         try {
           await clients[h]!.throttle(vm.guest, throttleFor(v, u));
+          // Its first CAP on the target since it arrived: from now on it runs at its trace again.
+          if (awaitingCap.delete(v)) cappedSince.set(v, Date.now());
         } catch {
           // Busy (a migration just started) or the host just died: the next step sets it again.
         }
@@ -450,8 +458,11 @@ export async function runCluster(
   const kernelCpu = async (
     since: number,
     until: number,
-  ): Promise<{ cpu: Map<string, number>; answered: boolean[] }> => {
+    /** Guests whose samples on one host are kept (an arrived guest on its target: arrival-cpu.ts). */
+    keep: ReadonlyMap<string, number> = new Map(),
+  ): Promise<{ cpu: Map<string, number>; answered: boolean[]; kept: Map<string, GuestCpuSample[]> }> => {
     const cpu = new Map<string, number>();
+    const kept = new Map<string, GuestCpuSample[]>();
     const answered = clients.map(() => false);
     await Promise.all(
       clients.map(async (c, h) => {
@@ -461,7 +472,14 @@ export async function runCluster(
             answered[h] = true;
             for (const s of series.samples) {
               if (s.at > until) continue;
-              for (const g of s.guests) cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+              for (const g of s.guests) {
+                cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
+                if (keep.get(g.id) === h) {
+                  const list = kept.get(g.id) ?? [];
+                  list.push({ at: s.at, intervalMs: s.intervalMs, cpuMs: g.cpuMs });
+                  kept.set(g.id, list);
+                }
+              }
             }
           } catch {
             await new Promise((r) => setTimeout(r, 200));
@@ -469,7 +487,7 @@ export async function runCluster(
         }
       }),
     );
-    return { cpu, answered };
+    return { cpu, answered, kept };
   };
 
   const bandwidth = o.migration.maxBandwidth ?? DEFAULT_OPTIONS.maxBandwidth;
@@ -522,6 +540,8 @@ export async function runCluster(
       if (alive[target]) {
         location[v] = target;
         arrivals.push(v);
+        cappedSince.delete(v);
+        awaitingCap.add(v);
       } else loseWithHost(v, target);
     } else {
       // Failed or cancelled: the guest must still be on its source (or the source died with it).
@@ -705,14 +725,22 @@ export async function runCluster(
       const now = Date.now();
       // Utilisation measured from the agents: each guest's scheduled vCPU time over the interval ÷ cpuScale (the
       // listing is also the inventory), and the kernel's CPU time of its threads from the power meters.
-      const [inv, meters] = await Promise.all([inventory(), kernelCpu(last, now)]);
+      // A guest that moved during the interval and has since run capped on its target is measured there (its tail).
+      const tails = new Map<string, number>();
+      for (const v of moved) {
+        if (!inFlight.has(v) && cappedSince.has(v) && location[v]! >= 0)
+          tails.set(vms[v]!.guest, location[v]!);
+      }
+      const [inv, meters] = await Promise.all([inventory(), kernelCpu(last, now, tails)]);
       const cpu = meters.cpu;
       const elapsed = Math.max(1, now - last);
+      const intervalStart = last;
       last = now;
       let demandCpu = 0;
       let demandScheduled = 0;
       const vmCpu = new Array<number>(M).fill(0);
       const heldVms: number[] = [];
+      const tailVms: number[] = [];
       for (let v = 0; v < M; v++) {
         const vm = vms[v]!;
         let busyDelta = 0;
@@ -731,14 +759,34 @@ export async function runCluster(
         // A VM in flight during the interval: what it got is its demand less the migration's toll (paused, slowed,
         // uncapped for a moment on arrival), which PDM counts; its demand is held at its last value before, as a
         // monitor without a sample would, and as the simulator keeps a migrating VM's requested MIPS.
-        const held = (moved.has(v) || inFlight.has(v)) && history[v]!.length > 0;
-        const u = unmeasured || held ? (history[v]![0] ?? 0) : o.measure === 'scheduled' ? scheduled : kernel;
+        const since = cappedSince.get(v);
+        const tail =
+          tails.has(vm.guest) && since !== undefined
+            ? arrivedUtilisation(
+                meters.kept.get(vm.guest) ?? [],
+                Math.max(since, intervalStart),
+                now,
+                periodMs,
+                o.cpuScale,
+              )
+            : null;
+        const held = (moved.has(v) || inFlight.has(v)) && tail === null && history[v]!.length > 0;
+        const u =
+          unmeasured || held
+            ? (history[v]![0] ?? 0)
+            : tail !== null
+              ? tail
+              : o.measure === 'scheduled'
+                ? scheduled
+                : kernel;
+        if (tail !== null) tailVms.push(v);
         vmCpu[v] = kernel;
         if (unmeasured || held) heldVms.push(v);
         demand[v] = u * vmMips[v]!;
         if (vm.state === 'running') {
           vm.utilisation.push(u);
-          if (!held && !unmeasured) feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
+          if (!held && !unmeasured && tail === null)
+            feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
         }
         demandCpu += kernel * vmMips[v]!;
         demandScheduled += scheduled * vmMips[v]!;
@@ -747,6 +795,7 @@ export async function runCluster(
       }
       moved.clear();
       for (const v of inFlight.keys()) moved.add(v);
+      for (const v of tailVms) cappedSince.delete(v);
       const requested = requestedAt((v) => demand[v]!);
       const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
       const on = onAt();
@@ -783,6 +832,7 @@ export async function runCluster(
           arrivals: arrived,
           vmCpu,
           held: heldVms,
+          tail: tailVms,
         };
         queue = round.migrations.filter((p) => alive[p.target]);
         const before = migrations.length + inFlight.size;

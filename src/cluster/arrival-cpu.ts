@@ -1,0 +1,46 @@
+/**
+ * A migrated guest's utilisation over the interval it arrived in. Its CPU over the whole interval is its demand
+ * less the migration's toll (paused, slowed, uncapped for a moment on arrival), so the manager used to hold it at its
+ * value from the interval before — a stale value, which the next round then planned on: right after a migration, the
+ * very round that decides whether to move a VM back, a VM whose trace had fallen from 87 to 71 % still counted at
+ * 87 % on its new host. Instead it is now measured on its target from its first CAP there (the guest runs at its
+ * trace again) to the interval's end, when that tail is long enough to measure; otherwise it is still held.
+ */
+
+/** One power-meter sample's CPU for one guest: the `intervalMs` that ends at `at`. */
+export interface GuestCpuSample {
+  readonly at: number;
+  readonly intervalMs: number;
+  readonly cpuMs: number;
+}
+
+/** CPU ms in [from, until], each sample counted in proportion to its overlap with the window. */
+export function cpuMsIn(samples: readonly GuestCpuSample[], from: number, until: number): number {
+  let ms = 0;
+  for (const s of samples) {
+    const start = s.at - s.intervalMs;
+    const overlap = Math.min(s.at, until) - Math.max(start, from);
+    if (overlap <= 0 || s.intervalMs <= 0) continue;
+    ms += s.cpuMs * Math.min(1, overlap / s.intervalMs);
+  }
+  return ms;
+}
+
+/** The shortest tail that is measured rather than held: a quarter of the interval (2 of the 8 CAP steps). */
+export const MIN_TAIL_SHARE = 0.25;
+
+/**
+ * The arrived guest's utilisation (fraction of its VM's MIPS) over [from, until] on its target, or null when the
+ * tail is shorter than `MIN_TAIL_SHARE` of the interval (the caller holds the last value then).
+ */
+export function arrivedUtilisation(
+  samples: readonly GuestCpuSample[],
+  from: number,
+  until: number,
+  periodMs: number,
+  cpuScale: number,
+): number | null {
+  const window = until - from;
+  if (!(window >= periodMs * MIN_TAIL_SHARE)) return null;
+  return Math.min(1, cpuMsIn(samples, from, until) / window / cpuScale);
+}
