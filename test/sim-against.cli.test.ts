@@ -78,4 +78,25 @@ describe('livemig sim --against', () => {
     expect(sampling.code).toBe(2);
     expect(sampling.err).toMatch(/--sampling: use mean or instant/);
   });
+
+  it('takes several saved runs of one configuration: the simulator against their median, with their range', async () => {
+    const runs: string[] = [];
+    for (const migrations of [5, 1, 3]) {
+      const dir = await mkdtemp(join(tmpdir(), 'livemig-against-'));
+      dirs.push(dir);
+      runs.push(dir);
+      await writeFile(
+        join(dir, 'cluster.json'),
+        JSON.stringify({ ...saved, metrics: { ...saved.metrics, migrations } }),
+      );
+    }
+    const md = await runMain(['sim', '--against', ...runs]);
+    expect(md.code).toBe(0);
+    expect(md.out).toContain('**LR-MMT-1.2, 20110306**, 3 runs of one configuration');
+    expect(md.out).toMatch(/\| migrations \| 3 \(1–5\) \| 5, 1, 3 \| \d+ \|/);
+    const json = await runMain(['sim', '--against', ...runs, '--json']);
+    const j = JSON.parse(json.out) as { repeat: { runs: number }; runs: unknown[] };
+    expect(j.repeat.runs).toBe(3);
+    expect(j.runs).toHaveLength(3);
+  }, 60_000);
 });
