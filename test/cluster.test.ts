@@ -56,6 +56,16 @@ describe('livemig cluster --quick', () => {
       expect(!gap || row.cause !== '').toBe(true);
     }
     for (const vm of r.vms) expect(vm.utilisation).toHaveLength(r.window.intervals);
+    // Every planning round recorded (none after the last interval), and compared with the simulator's rounds.
+    expect(r.intervals.filter((i) => i.decision).length).toBe(r.window.intervals - 1);
+    const d = r.agreement.divergence!;
+    expect(d.rounds).toBe(r.window.intervals - 1);
+    expect(d.differing).toBe(d.intervals.length);
+    expect(Object.values(d.byCause).reduce((a, x) => a + x, 0)).toBe(d.differing);
+    // A guest that arrived is measured on its target or held; never both.
+    for (const i of r.intervals) {
+      for (const v of i.decision?.tail ?? []) expect(i.decision!.held).not.toContain(v);
+    }
     expect(r.metrics.energyKWh).toBeGreaterThan(0);
     expect(r.metrics.migrations).toBe(r.migrations.length);
     // The HTML report: comparison table, power curve, hosts on, migration timeline.

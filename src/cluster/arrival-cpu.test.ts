@@ -27,6 +27,13 @@ describe('an arrived guest measured on its target', () => {
   it('is null (held) when the tail is shorter than a quarter of the interval', () => {
     const s = samples(() => 2);
     expect(arrivedUtilisation(s, 2000, 2500, 2500, 0.05)).toBeNull();
-    expect(arrivedUtilisation(s, 1875, 2500, 2500, 0.05)).toBeCloseTo(0.4, 9);
+    expect(arrivedUtilisation(s, 1850, 2500, 2500, 0.05)).toBeNull();
+    expect(arrivedUtilisation(s, 1800, 2500, 2500, 0.05)).toBeCloseTo(0.4, 9);
+  });
+
+  it('leaves out the sample the CAP fell in: its unthrottled part is not the trace', () => {
+    // Uncapped until 1030 ms (60 ms of CPU in the sample that ends at 1100), capped at 2 % of a core after.
+    const s = samples((end) => (end <= 1000 ? 1 : end === 1100 ? 60 : 2));
+    expect(arrivedUtilisation(s, 1030, 2500, 2500, 0.05)).toBeCloseTo(0.4, 9);
   });
 });

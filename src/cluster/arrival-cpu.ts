@@ -30,8 +30,10 @@ export function cpuMsIn(samples: readonly GuestCpuSample[], from: number, until:
 export const MIN_TAIL_SHARE = 0.25;
 
 /**
- * The arrived guest's utilisation (fraction of its VM's MIPS) over [from, until] on its target, or null when the
- * tail is shorter than `MIN_TAIL_SHARE` of the interval (the caller holds the last value then).
+ * The arrived guest's utilisation (fraction of its VM's MIPS) on its target from `from` (its first CAP there) to
+ * `until`, or null when that is shorter than `MIN_TAIL_SHARE` of the interval (the caller holds the last value then).
+ * Only the meter's samples that start at or after `from` count, over their own length: the sample the CAP fell in
+ * may hold the unthrottled moment before it, which a share by overlap would still count.
  */
 export function arrivedUtilisation(
   samples: readonly GuestCpuSample[],
@@ -40,7 +42,13 @@ export function arrivedUtilisation(
   periodMs: number,
   cpuScale: number,
 ): number | null {
-  const window = until - from;
-  if (!(window >= periodMs * MIN_TAIL_SHARE)) return null;
-  return Math.min(1, cpuMsIn(samples, from, until) / window / cpuScale);
+  let ms = 0;
+  let cpu = 0;
+  for (const s of samples) {
+    if (s.at - s.intervalMs < from || s.at > until || s.intervalMs <= 0) continue;
+    ms += s.intervalMs;
+    cpu += s.cpuMs;
+  }
+  if (!(ms >= periodMs * MIN_TAIL_SHARE)) return null;
+  return Math.min(1, cpu / ms / cpuScale);
 }

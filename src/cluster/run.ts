@@ -393,7 +393,10 @@ export async function runCluster(
     carry[v] = Math.max(-1, Math.min(1, want - cap));
     return { cap, frequency: 1 };
   };
+  /** Where in the trace the last CAP step was (intervals): an arriving guest is capped at it at once. */
+  let capPos = 0;
   const applyCaps = async (pos: number): Promise<void> => {
+    capPos = pos;
     const k0 = Math.floor(pos);
     const f = pos - k0;
     await Promise.all(
@@ -502,6 +505,19 @@ export async function runCluster(
   ): Promise<void> => {
     const vm = vms[v]!;
     let status = report?.status ?? 'failed';
+    // A guest that arrived is capped on its target at once: until its CAP is set it may run unthrottled, CPU its
+    // trace did not ask for, and its measurement on the target (arrival-cpu.ts) starts from this CAP.
+    let cappedAt: number | null = null;
+    if (status === 'completed' && report?.verified) {
+      try {
+        const k0 = Math.floor(capPos);
+        const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * (capPos - k0);
+        await clients[target]!.throttle(vm.guest, throttleFor(v, u));
+        cappedAt = Date.now();
+      } catch {
+        // Not there yet or the host died: the checks below say which; the next CAP step caps it.
+      }
+    }
     if (status === 'completed') {
       if (!report!.verified) {
         fatal ??= new MigrationError(
@@ -540,8 +556,13 @@ export async function runCluster(
       if (alive[target]) {
         location[v] = target;
         arrivals.push(v);
-        cappedSince.delete(v);
-        awaitingCap.add(v);
+        if (cappedAt === null) {
+          cappedSince.delete(v);
+          awaitingCap.add(v);
+        } else {
+          awaitingCap.delete(v);
+          cappedSince.set(v, cappedAt);
+        }
       } else loseWithHost(v, target);
     } else {
       // Failed or cancelled: the guest must still be on its source (or the source died with it).
