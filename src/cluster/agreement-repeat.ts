@@ -8,6 +8,7 @@
 import { UsageError } from '../errors.js';
 import { type Agreement, type AgreementRow, agreementRows, type SimVariant } from './agreement.js';
 import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
+import type { Divergence } from './divergence.js';
 import type { ClusterMetrics } from './metrics.js';
 
 /** What a run contributes: its configuration (to check the runs are of one), its metrics and its agreement. */
@@ -45,6 +46,8 @@ export interface RepeatAgreement {
   label: string;
   variant: string;
   rows: RepeatRow[];
+  /** Per run, where its rounds planned apart from the simulator's (null: the run recorded no rounds). */
+  divergence: (Omit<Divergence, 'intervals' | 'fidelity'> | null)[];
 }
 
 const median = (xs: readonly number[]): number => {
@@ -126,6 +129,12 @@ export function repeatAgreement(runs: readonly RepeatRun[]): RepeatAgreement {
     runs: runs.length,
     label: `${first.policy}, ${first.day}`,
     variant: model.label,
+    divergence: runs.map((r) => {
+      const d = r.agreement.divergence;
+      if (!d) return null;
+      const { intervals: _i, fidelity: _f, ...rest } = d;
+      return rest;
+    }),
     rows: rows.map((row) => {
       const k = keyOf.get(row.metric)!;
       const values = runs.map((r) => r.metrics[k]);
