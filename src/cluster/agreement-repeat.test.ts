@@ -45,6 +45,9 @@ describe('the cluster’s figures as a distribution over repeated runs', () => {
     const md = repeatMarkdown(a);
     expect(md).toContain('**THR-MMT-0.8, 20110306**, 3 runs of one configuration');
     expect(md).toContain(`| migrations | 4 (2–9) | 9, 2, 4 | ${sim.migrations} |`);
+    // Runs saved before the rounds were recorded have no divergence: none is listed.
+    expect(a.divergence).toEqual([null, null, null]);
+    expect(md).not.toContain('Rounds planned apart');
   });
 
   it('refuses runs of different configurations', async () => {

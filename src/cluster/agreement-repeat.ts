@@ -201,5 +201,19 @@ export function repeatMarkdown(a: RepeatAgreement): string {
       `Migrations, per run, against the simulator on that run's measured demand: ${rel.join(', ')}.`,
     );
   }
+  const d = a.divergence.filter((x) => x !== null);
+  if (d.length > 0) {
+    lines.push(
+      '',
+      'Rounds planned apart from the simulator, per run (first; by cause measurement / placement / in flight / ' +
+        `other; rounds the measurement alone turned on the run's own state): ${d
+          .map(
+            (x) =>
+              `${x.differing}/${x.rounds} (${x.firstDiffering ?? '—'}; ${x.byCause.measurement}/` +
+              `${x.byCause.placement}/${x.byCause['in-flight']}/${x.byCause.other}; ${x.measurementFlips})`,
+          )
+          .join(', ')}.`,
+    );
+  }
   return lines.join('\n');
 }
