@@ -4,16 +4,22 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { NoiseDistribution } from '../cluster/index.js';
 import {
   agreementSection,
   agreementText,
+  measurementResiduals,
+  noiseDistribution,
+  noiseMarkdown,
   parseSavedCluster,
   repeatAgreement,
   repeatMarkdown,
   rerunAgreement,
+  rerunSetting,
   type SavedCluster,
 } from '../cluster/index.js';
 import { UsageError } from '../errors.js';
+import type { SimOptions } from '../sim/index.js';
 
 /** `--sampling`: instant or mean (undefined: the mode's default). */
 export function samplingFlag(text: string | undefined): 'instant' | 'mean' | undefined {
@@ -52,7 +58,14 @@ async function readRun(dir: string): Promise<SavedCluster> {
  */
 export async function simAgainst(
   dirs: string | readonly string[],
-  o: { sampling?: 'instant' | 'mean'; switchOff?: 'instant' | 'step'; json: boolean; markdown: boolean },
+  o: {
+    sampling?: 'instant' | 'mean';
+    switchOff?: 'instant' | 'step';
+    json: boolean;
+    markdown: boolean;
+    /** `--noise N`: N simulator runs under the runs' own measurement noise (agreement-noise.ts). */
+    noise?: number;
+  },
 ): Promise<void> {
   const list = typeof dirs === 'string' ? [dirs] : dirs;
   const sim = {
@@ -66,14 +79,49 @@ export async function simAgainst(
       runs.push({ ...run, agreement: (await rerunAgreement(run, sim)).agreement });
     }
     const repeat = repeatAgreement(runs);
+    const noise = await noiseOf(runs, o.noise, sim);
     if (o.json)
-      process.stdout.write(`${JSON.stringify({ repeat, runs: runs.map((r) => r.agreement) }, null, 2)}\n`);
-    else process.stdout.write(`${repeatMarkdown(repeat)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ repeat, runs: runs.map((r) => r.agreement), ...(noise ? { noise } : {}) }, null, 2)}\n`,
+      );
+    else {
+      process.stdout.write(`${repeatMarkdown(repeat)}\n`);
+      if (noise) process.stdout.write(`\n${noiseMarkdown(noise, 'median figures')}\n`);
+    }
     return;
   }
   const run = await readRun(list[0]!);
   const { agreement } = await rerunAgreement(run, sim);
-  if (o.json) process.stdout.write(`${JSON.stringify(agreement, null, 2)}\n`);
-  else if (o.markdown) process.stdout.write(`${agreementSection(run, agreement)}\n`);
-  else process.stdout.write(`${agreementText({ agreement })}\n`);
+  const noise = await noiseOf([run], o.noise, sim);
+  if (o.json)
+    process.stdout.write(`${JSON.stringify(noise ? { ...agreement, noise } : agreement, null, 2)}\n`);
+  else {
+    process.stdout.write(`${o.markdown ? agreementSection(run, agreement) : agreementText({ agreement })}\n`);
+    if (noise) process.stdout.write(`\n${noiseMarkdown(noise, 'figures')}\n`);
+  }
+}
+
+/** `--noise N`: the simulator's distribution under the runs' measured − traced differences, the runs' medians in it. */
+async function noiseOf(
+  runs: readonly SavedCluster[],
+  trials: number | undefined,
+  sim: Partial<SimOptions>,
+): Promise<NoiseDistribution | null> {
+  if (!trials) return null;
+  const { workload, options } = await rerunSetting(runs[0]!, sim);
+  const med = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  return noiseDistribution(
+    workload,
+    options,
+    measurementResiduals(workload, runs),
+    {
+      migrations: med(runs.map((r) => r.metrics.migrations)),
+      energyKWh: med(runs.map((r) => r.metrics.energyKWh)),
+    },
+    trials,
+  );
 }

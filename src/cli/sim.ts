@@ -92,6 +92,7 @@ interface SimFlags {
   sampling?: string;
   switchOff?: string;
   against?: string[];
+  noise?: string;
   markdown?: boolean;
 }
 
@@ -204,6 +205,11 @@ export function registerSim(program: Command): void {
         'several folders (repeats of one configuration): the simulator against their median, with their range',
     )
     .option('--markdown', 'with --against: the agreement as the Markdown section of docs/cluster.md')
+    .option(
+      '--noise <n>',
+      'with --against: also N simulator runs on the trace plus the runs’ own measurement errors (drawn per VM and ' +
+        'interval), and where the cluster’s figures lie in that distribution',
+    )
     .action(async (flags: SimFlags) => {
       const sampling = samplingFlag(flags.sampling);
       const switchOff = switchOffFlag(flags.switchOff);
@@ -213,6 +219,7 @@ export function registerSim(program: Command): void {
           ...(switchOff ? { switchOff } : {}),
           json: Boolean(flags.json),
           markdown: Boolean(flags.markdown),
+          ...(flags.noise === undefined ? {} : { noise: intFlag(flags.noise, '--noise', 1, 10_000) }),
         });
         return;
       }

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { isPlanetlabDay, loadPlanetlabDay, type SimOptions } from '../sim/index.js';
+import { isPlanetlabDay, loadPlanetlabDay, type SimOptions, type Workload } from '../sim/index.js';
 import { type Agreement, agreementFor, clusterSimOptions, type SimVariant } from './agreement.js';
 import type { ClusterMigration } from './metrics.js';
 import { DEFAULT_CLUSTER, SCHEDULING_INTERVAL } from './options.js';
@@ -135,6 +135,31 @@ export async function rerunAgreement(
   run: SavedCluster,
   sim: Partial<SimOptions> = {},
 ): Promise<{ agreement: Agreement; model: SimVariant }> {
+  const { workload, options } = await rerunSetting(run, sim);
+  let demandMeasured = 0;
+  let demandTrace = 0;
+  for (const i of run.intervals) {
+    demandMeasured += i.demandMeasured;
+    demandTrace += i.demandTrace;
+  }
+  return agreementFor({
+    trace: workload,
+    options,
+    metrics: run.metrics,
+    migrations: run.migrations as ClusterMigration[],
+    vms: run.vms,
+    demandMeasured,
+    demandTrace,
+    deferred: run.deferred,
+    decisions: run.intervals.map((i) => i.decision),
+  });
+}
+
+/** The window's traces and the simulator's options of a saved run (`sim` overrides single options). */
+export async function rerunSetting(
+  run: SavedCluster,
+  sim: Partial<SimOptions> = {},
+): Promise<{ workload: Workload; options: SimOptions }> {
   if (!isPlanetlabDay(run.day)) {
     throw new UsageError(
       `the run replayed "${run.day}", not a bundled PlanetLab day: only bundled days can be rerun from cluster.json`,
@@ -153,21 +178,5 @@ export async function rerunAgreement(
     }),
     ...sim,
   };
-  let demandMeasured = 0;
-  let demandTrace = 0;
-  for (const i of run.intervals) {
-    demandMeasured += i.demandMeasured;
-    demandTrace += i.demandTrace;
-  }
-  return agreementFor({
-    trace: workload,
-    options,
-    metrics: run.metrics,
-    migrations: run.migrations as ClusterMigration[],
-    vms: run.vms,
-    demandMeasured,
-    demandTrace,
-    deferred: run.deferred,
-    decisions: run.intervals.map((i) => i.decision),
-  });
+  return { workload, options };
 }

@@ -18,13 +18,19 @@ export {
   TARGETS,
 } from './agreement.js';
 export {
+  measurementResiduals,
+  type NoiseDistribution,
+  noiseDistribution,
+  noiseMarkdown,
+} from './agreement-noise.js';
+export {
   type RepeatAgreement,
   type RepeatRow,
   type RepeatRun,
   repeatAgreement,
   repeatMarkdown,
 } from './agreement-repeat.js';
-export { parseSavedCluster, rerunAgreement, type SavedCluster } from './agreement-rerun.js';
+export { parseSavedCluster, rerunAgreement, rerunSetting, type SavedCluster } from './agreement-rerun.js';
 export { agreementMarkdown, agreementSection, agreementText } from './agreement-table.js';
 export { CLUSTER_PATH, type ClusterDashboard, startClusterDashboard } from './dashboard.js';
 export {
