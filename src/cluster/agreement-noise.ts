@@ -123,8 +123,8 @@ export function noiseMarkdown(d: NoiseDistribution, cluster: string): string {
     `**The simulator under the measurement noise** (${d.trials} runs on the trace's interval means plus a measured − ` +
     `traced difference drawn per VM and interval from the ${d.residuals.n} the cluster measured: mean ` +
     `${(d.residuals.mean * 100).toFixed(2)} points, sd ${(d.residuals.sd * 100).toFixed(2)}): migrations ` +
-    `${q(d.migrations, n)}, energy ${q(d.energyKWh, e)} kWh. The cluster's ${cluster} lie at the ` +
-    `${(d.clusterPercentile.migrations * 100).toFixed(0)}th (migrations) and ` +
-    `${(d.clusterPercentile.energyKWh * 100).toFixed(0)}th (energy) percentile.`
+    `${q(d.migrations, n)}, energy ${q(d.energyKWh, e)} kWh. The cluster's ${cluster} lie at percentile ` +
+    `${(d.clusterPercentile.migrations * 100).toFixed(0)} (migrations) and ` +
+    `${(d.clusterPercentile.energyKWh * 100).toFixed(0)} (energy) of it.`
   );
 }
