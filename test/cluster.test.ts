@@ -104,5 +104,11 @@ describe('livemig cluster --quick', () => {
     const r = runCli(['cluster', '--quick', '--ram', 'lots']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--ram: "lots"/);
+    const repeat = runCli(['cluster', '--quick', '--repeat', '0']);
+    expect(repeat.code).toBe(2);
+    expect(repeat.stderr).toMatch(/--repeat/);
+    const watch = runCli(['cluster', '--quick', '--repeat', '2', '--dashboard']);
+    expect(watch.code).toBe(2);
+    expect(watch.stderr).toMatch(/--repeat: watch one run at a time/);
   });
 });
