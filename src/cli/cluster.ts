@@ -303,6 +303,7 @@ export function registerCluster(program: Command): void {
       '  sudo livemig cluster --quick --netns --link-rate 200Mbit # hosts in namespaces, shaped links\n' +
       '  livemig cluster --quick --link-delay 5ms --link-jitter 1ms  # latency between hosts (user-space proxy)\n' +
       '  livemig cluster --quick --dashboard 8080                 # watch it on http://127.0.0.1:8080/\n' +
+      '  livemig cluster --quick --repeat 3 --out runs            # 3 runs: the simulator against their median\n' +
       '\nMigration flags (--strategy, --xbzrle, --max-bandwidth, …) apply to every migration the manager starts.\n' +
       'The run stops with exit code 1 if a guest is lost or duplicated, or a migration completes unverified.\n',
   );
