@@ -44,7 +44,10 @@ describe('decision divergence between the cluster and the simulator', () => {
     expect(d.measurementFlips).toBe(0);
     expect(d.hostGap.max).toBeCloseTo(0, 9);
     // Measured = traced in every band.
-    for (const b of d.fidelity) expect(b.measured).toBeCloseTo(b.traced, 9);
+    for (const b of d.fidelity) {
+      expect(b.measured).toBeCloseTo(b.traced, 9);
+      expect(b.sd).toBeCloseTo(0, 6);
+    }
   });
 
   it('names a measurement when the same state planned apart, and placement once the states differ', async () => {

@@ -63,6 +63,8 @@ export interface FidelityBand {
   n: number;
   traced: number;
   measured: number;
+  /** Standard deviation of measured − traced: the noise, where `measured − traced` is the bias. */
+  sd: number;
 }
 
 export interface Divergence {
@@ -143,7 +145,7 @@ export function decisionDivergence(
   const byCause: Record<DivergenceCause, number> = { placement: 0, 'in-flight': 0, measurement: 0, other: 0 };
   const intervals: RoundDivergence[] = [];
   const gapsAll: number[] = [];
-  const bands = BANDS.map(([, , band]) => ({ band, n: 0, traced: 0, measured: 0 }));
+  const bands = BANDS.map(([, , band]) => ({ band, n: 0, traced: 0, measured: 0, diff2: 0 }));
   let rounds = 0;
   let flips = 0;
   let held = 0;
@@ -178,6 +180,7 @@ export function decisionDivergence(
         band.n++;
         band.traced += u;
         band.measured += m;
+        band.diff2 += (m - u) ** 2;
       }
     }
     const round = session.plan({
@@ -264,7 +267,16 @@ export function decisionDivergence(
     tail,
     fidelity: bands
       .filter((b) => b.n > 0)
-      .map((b) => ({ band: b.band, n: b.n, traced: b.traced / b.n, measured: b.measured / b.n })),
+      .map((b) => {
+        const bias = (b.measured - b.traced) / b.n;
+        return {
+          band: b.band,
+          n: b.n,
+          traced: b.traced / b.n,
+          measured: b.measured / b.n,
+          sd: Math.sqrt(Math.max(0, b.diff2 / b.n - bias * bias)),
+        };
+      }),
     intervals,
   };
 }
@@ -288,7 +300,7 @@ export function divergenceMarkdown(d: Divergence, first = 5): string {
     lines.push(
       '',
       `Measured ÷ traced per VM and interval: ${d.fidelity
-        .map((b) => `${b.band} ${pct(b.traced)} → ${pct(b.measured)} (${b.n})`)
+        .map((b) => `${b.band} ${pct(b.traced)} → ${pct(b.measured)} (sd ${pct(b.sd)}, ${b.n})`)
         .join('; ')}.`,
     );
   }
