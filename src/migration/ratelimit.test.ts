@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MigrationError, UsageError } from '../errors.js';
-import { TokenBucket } from './ratelimit.js';
+import { MIN_SLEEP_MS, TokenBucket } from './ratelimit.js';
 
 describe('TokenBucket', () => {
   it('lets the burst pass, then spaces sends at the rate (fake clock)', () => {
@@ -61,6 +61,34 @@ describe('TokenBucket on a fake clock', () => {
     for (let i = 0; i < 100; i++) await b.consume(100_000);
     expect(c.slept.reduce((a, x) => a + x, 0)).toBeCloseTo(10_100, 6);
     expect(b.take(1)).toBeGreaterThan(0);
+  });
+
+  it('consume(): small waits sleep MIN_SLEEP_MS, so a stream of small frames takes a timer per few frames, not per frame', async () => {
+    const c = fakeClock();
+    const rate = 32 * 1024 * 1024; // 32 MiB/s: a 64 KiB frame is 2 ms of it
+    const b = new TokenBucket(rate, undefined, c.now, c.sleep);
+    const frame = 64 * 1024;
+    const asked: number[] = [];
+    const sent: number[] = [];
+    const n = 500;
+    for (let i = 0; i < n; i++) {
+      asked.push(c.t);
+      await b.consume(frame);
+      sent.push(c.t);
+    }
+    // Before: one sleep per frame past the burst (about 495). Now: one per MIN_SLEEP_MS of the rate (4 frames).
+    expect(c.slept.length).toBeLessThan(n / 3);
+    expect(Math.min(...c.slept)).toBeGreaterThanOrEqual(MIN_SLEEP_MS - 1e-9);
+    // The limit still holds over every interval, and the stream takes at most one MIN_SLEEP_MS longer than it must.
+    for (let i = 0; i < n; i += 7) {
+      for (let j = i; j < n; j += 11) {
+        const bytes = (j - i + 1) * frame;
+        expect(bytes).toBeLessThanOrEqual((b.burst + (rate * (sent[j]! - asked[i]!)) / 1000) * (1 + 1e-9));
+      }
+    }
+    const least = ((n * frame - b.burst) * 1000) / rate;
+    expect(c.t - 1000).toBeGreaterThanOrEqual(least - 1e-6);
+    expect(c.t - 1000).toBeLessThanOrEqual(least + MIN_SLEEP_MS);
   });
 
   it('heldMs: the time sends really waited, overlapping waits once, none while unlimited', async () => {

@@ -28,6 +28,14 @@ const realSleep: Sleep = (ms, signal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
+/**
+ * The shortest sleep consume() takes. A send that must wait a little (a 64 KiB frame at 32 MiB/s waits 2 ms) sleeps
+ * this long instead, and the tokens that come back meanwhile let the next sends go without a sleep of their own: one
+ * timer per few frames, not one per frame. The bound holds (nothing is sent that the bucket has not paid for); the
+ * cost is that a send may leave up to this much later than it could have.
+ */
+export const MIN_SLEEP_MS = 8;
+
 /** 10 ms worth of the rate, at least 256 KiB (one PAGES frame must fit). */
 export function defaultBurst(bytesPerSecond: number): number {
   return Math.max(256 * 1024, bytesPerSecond / 100);
@@ -125,8 +133,10 @@ export class TokenBucket {
 
   /** Takes `bytes` and resolves when they may be sent, or at once when `signal` aborts (the caller checks why). */
   async consume(bytes: number, signal?: AbortSignal): Promise<void> {
-    const wait = this.take(bytes);
+    let wait = this.take(bytes);
     if (!(wait > 0) || signal?.aborted) return;
+    // At least MIN_SLEEP_MS, but never past the moment the bucket would be full again (tokens beyond it are lost).
+    if (wait < MIN_SLEEP_MS) wait = Math.min(MIN_SLEEP_MS, wait + (this.burstBytes * 1000) / this.bytesPerSecond);
     // Overlapping waits (multifd channels share the bucket) count once.
     if (this.waiting++ === 0) this.waitingSince = this.now();
     try {
