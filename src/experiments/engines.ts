@@ -335,7 +335,7 @@ async function runLivemig(pair: Pair, c: EngineConfig, seed: number, warmupMs: n
     let cpu: Promise<AgentMigrationCpu | undefined> | undefined;
     const { report } = await runScenario(
       pair,
-      { guest: livemigGuest(c, seed), warmupMs, options: livemigOptions(c) },
+      { guest: livemigGuest(c, seed), warmupMs, options: livemigOptions(c), progress: 'first' },
       () => {
         before ??= { src: cpuOf(pair.source.pid), dst: cpuOf(pair.destination.pid) };
         cpu ??= AgentMigrationCpu.start(pair.source.address, pair.source.pid).catch(() => undefined);

@@ -62,6 +62,8 @@ export async function measureCell(pair: Pair, cell: Cell): Promise<Measured> {
     pair,
     {
       ...cell.spec,
+      // Only the first report is needed (the CPU window's start): no polling inside the window.
+      progress: 'first',
       onMigrated: async (holder, id) => {
         end = await stepsOf(holder, id);
       },
