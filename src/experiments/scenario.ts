@@ -124,8 +124,8 @@ export async function checkOracle(
 }
 
 /** The first report to `onProgress`, then the end in one held request (no polling). */
-async function followFirst(
-  agent: AgentClient,
+export async function followFirst(
+  agent: Pick<AgentClient, 'migration' | 'waitMigration'>,
   id: string,
   onProgress?: (r: MigrationReport) => void,
 ): Promise<MigrationReport> {

@@ -136,7 +136,8 @@ export class TokenBucket {
     let wait = this.take(bytes);
     if (!(wait > 0) || signal?.aborted) return;
     // At least MIN_SLEEP_MS, but never past the moment the bucket would be full again (tokens beyond it are lost).
-    if (wait < MIN_SLEEP_MS) wait = Math.min(MIN_SLEEP_MS, wait + (this.burstBytes * 1000) / this.bytesPerSecond);
+    if (wait < MIN_SLEEP_MS)
+      wait = Math.min(MIN_SLEEP_MS, wait + (this.burstBytes * 1000) / this.bytesPerSecond);
     // Overlapping waits (multifd channels share the bucket) count once.
     if (this.waiting++ === 0) this.waitingSince = this.now();
     try {
