@@ -84,6 +84,8 @@ describe('post-copy switch-over: GO with the start', () => {
     // The steps add up to the downtime; the destination's own steps come back in RESUMED, as in pre-copy.
     const s = expectSwitchoverSteps(r);
     expect(s.goWithDigest).toBe(true);
+    // The destination's account covers the vCPU state's decode too (VCPU_STATE taken → POSTCOPY_START taken).
+    expect(s.destination?.stateMs).toBeGreaterThanOrEqual(0);
   });
 
   it('without the option, or without a way to reconcile: GO only after READY', async () => {
