@@ -709,11 +709,10 @@ class Destination {
     ready.then(
       () => {
         // The source pauses right after this ACK: a pure post-copy has had no ROUND to warm its switch-over.
-        if (this.postcopyMode) {
-          warmPostcopyStart(this.guest?.config, this.pageCount);
-          // A pure post-copy has no APPLIED: this ACK is what the pause follows (as APPLIED's answer in pre-copy).
-          this.earlyPriority ??= holdSwitchoverPriority('window');
-        }
+        if (this.postcopyMode) warmPostcopyStart(this.guest?.config, this.pageCount);
+        // A pure post-copy has no APPLIED: this ACK is what its pause follows (APPLIED's answer in pre-copy). A
+        // hybrid's ACK comes early in round 1, long before any pause: its rounds' APPLIED raise it, as pre-copy's.
+        if (this.m.strategy === 'postcopy') this.earlyPriority ??= holdSwitchoverPriority('window');
         return this.conn.sendFrame(Command.SWITCHOVER_ACK).catch(() => undefined);
       },
       (err: unknown) =>
