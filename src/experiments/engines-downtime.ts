@@ -19,6 +19,24 @@ export interface DowntimeRatio {
    * and started the guest; livemig's `downtimeMs` runs on until RESUMED is read. null without the breakdown.
    */
   livemigWrittenMs: number | null;
+  /**
+   * QEMU's post-copy switch-over took under a millisecond, and its own figure is not that switch-over: see
+   * {@link qemuPostcopyUnderOneMs}. `qemuMs` is then 0 and the verdict is not "at or below".
+   */
+  qemuUnderOneMs?: true;
+}
+
+/**
+ * QEMU keeps post-copy's downtime, taken on its millisecond clock in `postcopy_start`, only when it is not zero:
+ * `migration_downtime_end` treats 0 as "not set yet" ("If downtime already set, should mean that postcopy already
+ * set it", `migration/migration.c`), so a switch-over within one clock millisecond is overwritten at completion by
+ * the time from the switch to the end, the whole post-copy phase. Measured in `experiment engines`' post-copy cell:
+ * 3333 and 3342 ms of "downtime" in migrations of 3.43 s. A post-copy downtime above half the total time is that
+ * overwrite (the guest cannot have been paused through a push it ran through): the real switch-over was under 1 ms.
+ */
+export function qemuPostcopyUnderOneMs(q: EngineRun): boolean {
+  const m = q.measured;
+  return q.config.strategy === 'postcopy' && m.totalTimeMs > 0 && m.downtimeMs > m.totalTimeMs / 2;
 }
 
 /** Pause → the switch-over's last write, from the report's steps (null without them). */
@@ -36,15 +54,18 @@ export function downtimeRatios(runs: readonly EngineRun[]): DowntimeRatio[] {
     const l = runs.find((r) => r.engine === 'livemig' && r.config.id === q.config.id);
     if (!l) continue;
     const ok = q.measured.status === 'completed' && l.measured.status === 'completed';
-    const qemuMs = q.measured.downtimeMs;
+    const underOneMs = qemuPostcopyUnderOneMs(q);
+    const qemuMs = underOneMs ? 0 : q.measured.downtimeMs;
     const livemigMs = l.measured.downtimeMs;
     out.push({
       config: q.config.id,
       qemuMs,
       livemigMs,
       ratio: ok && qemuMs > 0 ? Math.round((livemigMs / qemuMs) * 100) / 100 : null,
-      atOrBelow: ok && livemigMs <= qemuMs,
+      // Under 1 ms is not a figure to be at or below.
+      atOrBelow: ok && !underOneMs && livemigMs <= qemuMs,
       livemigWrittenMs: l.report ? writtenMs(l.report) : null,
+      ...(underOneMs ? { qemuUnderOneMs: true as const } : {}),
     });
   }
   return out;
@@ -61,7 +82,10 @@ export function ratioCell(ratios: readonly DowntimeRatio[], run: EngineRun): str
 export function downtimeLines(ratios: readonly DowntimeRatio[]): string[] {
   return ratios.map(
     (r) =>
-      `${r.config}: livemig ${r.livemigMs.toFixed(1)} ms vs QEMU ${r.qemuMs.toFixed(1)} ms, ratio ` +
+      `${r.config}: livemig ${r.livemigMs.toFixed(1)} ms vs QEMU ` +
+      (r.qemuUnderOneMs
+        ? 'under 1 ms (its own figure covered the post-copy phase: a switch-over of 0 ms on its clock reads as unset), ratio '
+        : `${r.qemuMs.toFixed(1)} ms, ratio `) +
       `${r.ratio === null ? '–' : r.ratio.toFixed(2)} (${r.atOrBelow ? 'at or below QEMU' : 'ABOVE QEMU'})` +
       (r.livemigWrittenMs === null
         ? ''

@@ -230,6 +230,33 @@ describe('engines experiment', () => {
     expect(downtimeLines(downtimeRatios(runs))[0]).toMatch(/pause → last byte written 2\.5 ms/);
   });
 
+  it("QEMU's post-copy downtime overwritten by its whole post-copy phase (0 ms on its clock reads as unset): under 1 ms, not at or below", () => {
+    const post = enginesPlan().find((c) => c.strategy === 'postcopy')!;
+    const base = { totalMs: 3434, bytes: 120 * MiB, rounds: 1, stopMiB: 0, cpuMs: 300 };
+    const overwritten = [
+      run('qemu', post, { ...base, downtimeMs: 3333 }),
+      run('livemig', post, { ...base, totalMs: 2400, downtimeMs: 3.3 }),
+    ];
+    expect(downtimeRatios(overwritten)).toEqual([
+      {
+        config: post.id,
+        qemuMs: 0,
+        livemigMs: 3.3,
+        ratio: null,
+        atOrBelow: false,
+        livemigWrittenMs: null,
+        qemuUnderOneMs: true,
+      },
+    ]);
+    expect(downtimeLines(downtimeRatios(overwritten))[0]).toMatch(/vs QEMU under 1 ms .* \(ABOVE QEMU\)/);
+    // A real post-copy switch-over (a few ms of a 3.4 s migration) is QEMU's figure as it is.
+    const real = [overwritten[0]!, overwritten[1]!].map((r, i) =>
+      i === 0 ? run('qemu', post, { ...base, downtimeMs: 2 }) : r,
+    );
+    expect(downtimeRatios(real)[0]).toMatchObject({ qemuMs: 2, ratio: 1.65, atOrBelow: false });
+    expect(downtimeRatios(real)[0]?.qemuUnderOneMs).toBeUndefined();
+  });
+
   it('livemig hands over where QEMU does: GO with the digest (pre-copy) or with the post-copy start', () => {
     for (const c of enginesPlan()) {
       const o = livemigOptions(c);

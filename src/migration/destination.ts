@@ -20,6 +20,7 @@ import type { ChannelRegistry } from './multifd/registry.js';
 import type { OwnershipHandle, OwnershipRegistry } from './ownership.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
+import { markValidPages, warmPostcopyStart } from './postcopy-warm.js';
 import type { PreemptEndpoint, PreemptRegistry } from './preempt.js';
 import {
   Capability,
@@ -706,7 +707,14 @@ class Destination {
    */
   private ackSwitchover(ready: Promise<void>): void {
     ready.then(
-      () => this.conn.sendFrame(Command.SWITCHOVER_ACK).catch(() => undefined),
+      () => {
+        // The source pauses right after this ACK: a pure post-copy has had no ROUND to warm its switch-over.
+        if (this.postcopyMode) warmPostcopyStart(this.guest?.config, this.pageCount);
+        // A pure post-copy has no APPLIED: this ACK is what its pause follows (APPLIED's answer in pre-copy). A
+        // hybrid's ACK comes early in round 1, long before any pause: its rounds' APPLIED raise it, as pre-copy's.
+        if (this.m.strategy === 'postcopy') this.earlyPriority ??= holdSwitchoverPriority('window');
+        return this.conn.sendFrame(Command.SWITCHOVER_ACK).catch(() => undefined);
+      },
       (err: unknown) =>
         this.conn.destroy(
           new MigrationError(
@@ -920,7 +928,7 @@ class Destination {
    * leave in one write and the guest resumes between them, as soon as the check passed. `times`: the
    * destination's account of its part, sent back in RESUMED.
    */
-  private async handOver(times?: SwitchoverClock, yieldAfter = true): Promise<void> {
+  private async handOver(times?: SwitchoverClock): Promise<void> {
     try {
       await this.guestReady;
     } catch (err) {
@@ -960,9 +968,9 @@ class Destination {
     }
     this.pausedWindow?.close();
     this.earlyPriority?.release();
-    // The guest runs: what follows is bookkeeping, outside the downtime. Pre-copy (`times`): after a sleep, so that
-    // the source reads RESUMED first (src/paused-window.ts, yieldCore); post-copy serves the guest's faults at once.
-    if (times && yieldAfter && !this.adopted) await yieldCore();
+    // The guest runs: what follows is bookkeeping, outside the downtime. After a sleep (`times`: a switch-over), so
+    // that the source reads RESUMED first (src/paused-window.ts, yieldCore); post-copy's faults do not wait for it.
+    if (times && !this.adopted) await yieldCore();
     this.hooks.onGuestResumed(this.m.guestId, this.guest!, this.m);
     this.answerAsResumed();
     await ready.catch(() => undefined);
@@ -1169,21 +1177,22 @@ class Destination {
     // This side's steps go back in RESUMED, as in pre-copy (drain; "verify" = taking the start's bitmap).
     const times = new SwitchoverClock();
     const guest = this.guest!;
+    times.before('stateMs', this.stateAt);
     const valid = decodePostcopyStart(f.payload, this.pageCount);
-    await this.drainSink();
+    // Stopping the sink's thread is not downtime: drained now (a hybrid's last pages), closed once the guest runs.
+    const sink = this.sink;
+    await this.drainSink(false, SWITCHOVER_DRAIN_SYNC_MS);
     times.mark('drainMs');
-    // A byte at a time, skipping empty ones (pure post-copy: all of them): this runs with the guest paused.
-    for (let i = 0; i < valid.length; i++) {
-      const b = valid[i]!;
-      if (b === 0) continue;
-      for (let bit = 0; bit < 8; bit++) {
-        const p = i * 8 + bit;
-        if (b & (1 << bit) && p < this.pageCount) guest.markPresent(p);
-      }
-    }
+    markValidPages(valid, this.pageCount, (p) => guest.markPresent(p)); // warmed: postcopy-warm.ts
     guest.onFault((p) => this.fault(p));
     times.mark('verifyMs');
-    await this.handOver(times, false); // no yield after RESUMED: the running guest's faults are served at once
+    try {
+      // The guest's faults are requested from their own turn (fault()): handOver's sleep after RESUMED delays only
+      // this loop's first read, by about a millisecond, and lets the source read RESUMED first.
+      await this.handOver(times);
+    } finally {
+      void sink?.close();
+    }
     this.m.phase = 'postcopy';
     for (;;) {
       let fr: Frame;

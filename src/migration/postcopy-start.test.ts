@@ -4,9 +4,13 @@
  * must not change: a destination that refuses the state or the start never runs the guest (it stays on the
  * source), and after the write a fault is settled by RECONCILE, a partial copy never resuming anywhere on its own.
  */
+import { getPriority, setPriority } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
+import { inPausedWindow } from '../paused-window.js';
+import { currentThreadId, raisedThreadIds } from '../switchover-priority.js';
 import type { MigrationOptions } from './options.js';
+import { Command } from './protocol/index.js';
 import { runSource } from './source/index.js';
 import type { MigrationReport } from './stats.js';
 import {
@@ -84,6 +88,8 @@ describe('post-copy switch-over: GO with the start', () => {
     // The steps add up to the downtime; the destination's own steps come back in RESUMED, as in pre-copy.
     const s = expectSwitchoverSteps(r);
     expect(s.goWithDigest).toBe(true);
+    // The destination's account covers the vCPU state's decode too (VCPU_STATE taken → POSTCOPY_START taken).
+    expect(s.destination?.stateMs).toBeGreaterThanOrEqual(0);
   });
 
   it('without the option, or without a way to reconcile: GO only after READY', async () => {
@@ -139,4 +145,54 @@ describe('post-copy switch-over: GO with the start', () => {
     expect(o.guest.running).toBe(true);
     expect(o.resumes).toBe(1);
   });
+});
+
+describe('post-copy switch-over: the destination ready before the pause', () => {
+  /** Whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE). */
+  function mayRaise(tid: number): boolean {
+    const before = getPriority(tid);
+    try {
+      setPriority(tid, before - 1);
+      setPriority(tid, before);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it.runIf(process.platform === 'linux')(
+    'a pure post-copy has no APPLIED: the destination raises its switch-over priority with SWITCHOVER_ACK, which the pause follows',
+    async () => {
+      const tid = currentThreadId()!;
+      const allowed = mayRaise(tid);
+      const guest = await testGuest();
+      guest.resume();
+      const h = new DestinationHarness();
+      harnesses.push(h);
+      const { conn, done } = h.connect();
+      // Source and destination share this thread: look when the source has read the ACK, before its own pause.
+      let atAck: { inWindow: boolean; raised: boolean } | undefined;
+      const expectFrame = conn.expect.bind(conn);
+      vi.spyOn(conn, 'expect').mockImplementation(async (command, ...rest) => {
+        const f = await expectFrame(command, ...rest);
+        if (command === Command.SWITCHOVER_ACK)
+          atAck = { inWindow: inPausedWindow(), raised: raisedThreadIds().includes(tid) };
+        return f;
+      });
+      const r = await runSource(
+        sourceRun(
+          guest,
+          conn,
+          { strategy: 'postcopy', postcopyGoWithStart: true },
+          { redial: async () => h.connect().conn },
+        ),
+      );
+      await done;
+      expect(r.status).toBe('completed');
+      expect(atAck).toBeDefined();
+      expect(atAck?.inWindow).toBe(false); // the source has not paused yet
+      expect(atAck?.raised).toBe(allowed);
+      expect(raisedThreadIds()).toEqual([]); // released with the window
+    },
+  );
 });

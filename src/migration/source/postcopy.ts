@@ -18,6 +18,7 @@ import {
   PREAMBLE,
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
+import { warmSwitchoverCode } from '../switchover-warm.js';
 import { afterGo, destinationTimes, digest, go, handOff, readyAfterGo } from './handover.js';
 import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
@@ -51,6 +52,8 @@ export async function postcopy(s: SourceState, stale: Uint32Array | null): Promi
   const startBody = encodePostcopyStart(valid);
   if (s.pausedAt === 0) {
     r.guest.stepsPerSecBefore = await s.sampleRate();
+    // A pure post-copy ran no round, whose end warms this (precopy.ts): the vCPU state's encoding, not in the pause.
+    warmSwitchoverCode(s.guest.config);
     await s.pause();
   }
   r.phase = 'switchover';
