@@ -10,7 +10,8 @@
  *   now), at most half of the time, and the last pass comes after the ACK;
  * - one pass of a few thousand deltas lasts tens of milliseconds, during which the guest dirties hundreds of pages
  *   (gap-128MiB: ~400). Another, shorter pass over just those leaves fewer: passes repeat while each leaves at
- *   most half of what it was given, down to a floor of a few pages, a bounded number of times.
+ *   most half of what it was given, down to a floor of a few pages, a bounded number of times; or when the wait
+ *   for the destination's answer (below), not the pass, took the time in which the guest wrote them.
  * After the ACK each pass ends when the destination has applied it (capability APPLIED_ACK, applied-ack.ts): the
  * pause then never waits for the destination's backlog of the last pass, and the next sync counts what the guest
  * wrote until then.
