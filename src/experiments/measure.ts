@@ -5,7 +5,7 @@
  */
 import { loadavg } from 'node:os';
 import { AgentClient } from '../agent/index.js';
-import type { MigrationReport } from '../migration/index.js';
+import type { MigrationReport, SwitchoverTimes } from '../migration/index.js';
 import { type PrecopyInput, predictPrecopy } from '../migration/model.js';
 import { processCpuTimeMs, threadCpuTimes } from '../power/cputime.js';
 import { fetchPowerSeries } from '../power/remote-energy.js';
@@ -88,6 +88,7 @@ export async function measureCell(pair: Pair, cell: Cell): Promise<Measured> {
   });
   m.destCpuMs = after.dest - b.dest;
   m.loadAvg1 = loadavg()[0] ?? 0;
+  keepSwitchover(m, report);
   // A cell that asked for the oracle is verified only if the oracle agreed too.
   if (oracle) {
     m.oracleChecked = oracle.checked;
@@ -192,6 +193,22 @@ export function switchoverSplit(
     : 0;
   const page = Math.min(r.downtimeMs, t.lastPagesMs + transit + (d?.drainMs ?? 0));
   return { switchoverPageMs: page, switchoverFixedMs: r.downtimeMs - page };
+}
+
+/**
+ * A repetition's switch-over steps, as the report gave them (source and destination, sub-millisecond): what
+ * switchoverSplit reads, kept on the repetition so that results.json lets the split be recomputed and the paused
+ * window analysed step by step. Not a figure of its own: the cell's medians and CSV columns leave it out.
+ */
+export type WithSwitchover = Measured & { switchover?: SwitchoverTimes };
+
+export function keepSwitchover(m: Measured, r: Pick<MigrationReport, 'switchover'>): void {
+  if (r.switchover) (m as WithSwitchover).switchover = r.switchover;
+}
+
+/** The steps keepSwitchover kept on a repetition, if any. */
+export function switchoverOf(m: Measured): SwitchoverTimes | undefined {
+  return (m as WithSwitchover).switchover;
 }
 
 export function toPredicted(input: PrecopyInput): Predicted {

@@ -1,7 +1,8 @@
 /** The page-order experiment's plan and its targets table (issue 17, point 5), on made-up measurements. */
 import { describe, expect, it } from 'vitest';
-import { switchoverSplit } from './measure.js';
+import { keepSwitchover, switchoverOf, switchoverSplit } from './measure.js';
 import { pageOrder, SVARD, svardDowntime } from './page-order.js';
+import { STEP_COLUMNS, stepRows } from './page-order-steps.js';
 import { experimentConfig, medianMeasured, planOf } from './runner.js';
 import type { CellResult, Measured } from './types.js';
 
@@ -161,5 +162,47 @@ describe('page-order experiment', () => {
     // 5 + 15 ≥ 10 (F + 0.5) ⇔ F ≤ 10 / 9
     expect(d.fixedAllowedMs).toBeCloseTo(10 / 9);
     expect(svardDowntime(m(20, 4), m(5.5, 0.5)).fixedAllowedMs).toBeLessThan(0);
+  });
+});
+
+describe('page-order: the switch-over steps per repetition', () => {
+  const steps = (pauseMs: number, applyMs?: number) => ({
+    pauseMs,
+    stateMs: 0.1,
+    lastPagesMs: 0.3,
+    digestMs: 0.1,
+    sendMs: 0.2,
+    checkMs: 1,
+    ackMs: 0.4,
+    goWithDigest: false,
+    destination: { stateMs: 0.6, ...(applyMs === undefined ? {} : { applyMs }), goMs: 0.3 },
+  });
+
+  it('keeps each repetition’s steps (results.json) out of the medians and CSV columns', () => {
+    const m = { ...medianMeasured([]), status: 'completed', verified: true, downtimeMs: 2.6 } as Measured;
+    keepSwitchover(m, { switchover: steps(0.07, 0.2) });
+    expect(switchoverOf(m)?.destination?.applyMs).toBe(0.2);
+    expect(JSON.parse(JSON.stringify(m)).switchover.pauseMs).toBe(0.07);
+    expect(Object.keys(medianMeasured([m, m]))).not.toContain('switchover');
+    keepSwitchover(m, {}); // a report without steps (post-copy) leaves what is there
+    expect(switchoverOf(m)).toBeDefined();
+  });
+
+  it('tabulates each step’s median over the repetitions that have steps', () => {
+    const reps = [0.05, 0.5, 0.07].map((pause, i) => {
+      const m = { ...medianMeasured([]), status: 'completed', verified: true } as Measured;
+      keepSwitchover(m, { switchover: steps(pause, i === 1 ? undefined : 0.2 + i) });
+      return m;
+    });
+    reps.push({ ...medianMeasured([]), status: 'completed' } as Measured); // no steps: not counted
+    const result: CellResult = { id: 'x', labels: {}, measured: reps[0]!, repetitions: reps };
+    const rows = stepRows([{ label: 'hot-last+xbzrle', result }]);
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expect(row.slice(0, 3)).toEqual(['hot-last+xbzrle', 3, 0.07]);
+    const col = (name: string) => row[2 + STEP_COLUMNS.findIndex(([n]) => n === name)];
+    expect(col('dst: of which last pages applied')).toBe(1.2); // median of 0.2 and 2.2 (one repetition lacks it)
+    expect(col('written → READY')).toBe(1);
+    expect(stepRows([{ label: 'none', result: { ...result, repetitions: [reps[3]!] } }])).toEqual([]);
   });
 });

@@ -21,6 +21,7 @@ import {
   statusOf,
   tracesOf,
 } from './common.js';
+import { STEP_COLUMNS, stepRows } from './page-order-steps.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Measured, Summary } from './types.js';
 
 interface Variant {
@@ -422,6 +423,17 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
           'load (1 min)',
         ],
         rows: svard,
+      },
+      {
+        title: `${SVARD}: where the paused window went, step by step (medians, ms; every repetition's steps are in results.json)`,
+        slug: 'page-order-svard-steps',
+        columns: ['variant', 'repetitions', ...STEP_COLUMNS.map(([name]) => name)],
+        rows: stepRows(
+          variantsOf(SVARD).flatMap((v) => {
+            const r = find(results, { workload: SVARD, variant: v.name });
+            return r ? [{ label: v.name, result: r }] : [];
+          }),
+        ),
       },
       {
         title: `Targets: hot-last+xbzrle's downtime ≤ xbzrle's on every workload; Svärd et al.'s bar on ${SVARD}`,

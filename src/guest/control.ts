@@ -49,8 +49,13 @@ const S_RNG = 3;
 const S_NREGS = 7;
 const S_REGS = 8;
 const SLOT_MAX_REGS = SLOT_WORDS - S_REGS;
-/** Shortest sleep a vCPU publishes as claimable (ms): shorter ones end before a pause would gain much. */
-export const CLAIM_MIN_MS = 1;
+/**
+ * Shortest sleep a vCPU publishes as claimable (ms): shorter ones end before a pause would gain much. A vCPU paced
+ * at 6000 pages/s (page-order's gap-128MiB) sleeps about 0.17 ms between pages and is asleep nearly all the time:
+ * at 1 ms none of its sleeps was claimable, and each pause woke it to park (0.15–0.5 ms of the downtime, issue 17
+ * point 5). Publishing the slot costs the vCPU a few µs per sleep.
+ */
+export const CLAIM_MIN_MS = 0.1;
 
 /** What a sleeping vCPU publishes in its slot: the vCPU writes it (vcpu.ts), a pause reads it (guest.ts). */
 export interface SlotState {

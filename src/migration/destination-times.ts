@@ -23,6 +23,11 @@ export class SwitchoverClock {
     if (since > 0 && since <= this.start) this.times[step] = this.start - since;
   }
 
+  /** Records a step measured elsewhere, ahead of this clock, that is part of another (applyMs of stateMs). */
+  record(step: Step, ms: number): void {
+    if (ms > 0) this.times[step] = ms;
+  }
+
   /** The steps so far and their total. */
   result(): DestinationSwitchoverTimes {
     return { ...this.times, totalMs: this.last - this.start };

@@ -20,6 +20,7 @@ import type { ChannelRegistry } from './multifd/registry.js';
 import type { OwnershipHandle, OwnershipRegistry } from './ownership.js';
 import { decodePageInto } from './page-decode.js';
 import { PageSink, type PageSinkPool } from './page-sink.js';
+import { type WarmTarget, warmPausedApply, warmTarget } from './paused-apply-warm.js';
 import { markValidPages, warmPostcopyStart } from './postcopy-warm.js';
 import type { PreemptEndpoint, PreemptRegistry } from './preempt.js';
 import {
@@ -332,6 +333,10 @@ class Destination {
     recoveries: 0,
   };
   private postcopyMode = false;
+  /** Time spent on PAGES frames after VCPU_STATE (the switch-over's times: applyMs). */
+  private pausedApplyMs = 0;
+  /** The source may send XBZRLE deltas (capability XBZRLE). */
+  private xbzrle = false;
   private faultTimes = new Map<number, number>();
   private faultLatencies: number[] = [];
   private requestBatch: number[] = [];
@@ -565,6 +570,7 @@ class Destination {
     // Frame binding: what the source sends from now on is bound to this nonce, and our frames after HELLO_ACK.
     this.framesBound = (h.capabilities & Capability.FRAME_BINDING) !== 0;
     this.appliedAck = (h.capabilities & Capability.APPLIED_ACK) !== 0; // granted whenever asked
+    this.xbzrle = (h.capabilities & Capability.XBZRLE) !== 0;
     const nonce = this.framesBound ? this.conn.bindFramesWithNewNonce(Command.HELLO_ACK) : undefined;
     // HELLO accepted: from now on frames may be as large as HELLO_ACK allows (before, MAX_HELLO_PAYLOAD).
     this.conn.reader.setMaxPayload(DEFAULT_MAX_FRAME);
@@ -727,14 +733,41 @@ class Destination {
 
   /** Applies one page entry to RAM. Before post-copy the guest is not running, so RAM can be written in place. */
   private entryIndex = 0;
+  /** Set only while warmApply runs: where applyPage's pages go instead of the guest's. */
+  private warming: WarmTarget | undefined;
+
+  /**
+   * With XBZRLE on a single connection: runs applyPage, this thread's page apply, over sample deltas on a scratch
+   * page, so that the stop-and-copy's last pages (applied here, pausedLastPages) do not run it cold inside the
+   * downtime (paused-apply-warm.ts). Called as each round ends, while the guest still runs on the source.
+   */
+  private warmApply(): void {
+    if (!this.xbzrle || this.channelCount > 0 || !this.guest || this.resumed || this.vcpuState) return;
+    const t = warmTarget(this.pageSize);
+    this.warming = t;
+    try {
+      this.entryIndex = 0;
+      warmPausedApply(t, this.applyPage);
+    } finally {
+      this.warming = undefined;
+    }
+  }
+
   private applyPage = (p: number, encoding: PageEncoding, data: Buffer): void => {
     const i = this.entryIndex++;
     const guest = this.guest!;
     if (this.resumed && guest.isPresent(p)) return; // post-copy: a push raced with a request; the first one won
-    const page = guest.ram.page(p);
+    // While warming (warmApply), the same steps on a scratch page and ledger: never the guest's RAM or ledger.
+    const w = this.warming;
+    const ram = guest.ram.page(p);
+    const page = w === undefined ? ram : w.page;
     decodePageInto(p, encoding, data, page, this.compressors);
     // A raw page's CRC was computed from these very bytes while the frame was checked.
-    this.ledger.set(p, encoding === PageEncoding.RAW ? this.entryCrcs[i]! : pageCrc(page));
+    (w === undefined ? this.ledger : w.ledger).set(
+      p,
+      encoding === PageEncoding.RAW ? this.entryCrcs[i]! : pageCrc(page),
+    );
+    if (w !== undefined) return;
     this.m.pagesReceived++;
     if (this.resumed) {
       guest.markPresent(p); // decoded in place above, while no vCPU could touch the absent page
@@ -831,6 +864,7 @@ class Destination {
       const f = await this.next();
       switch (f.command) {
         case Command.PAGES: {
+          const t = this.vcpuState === undefined ? 0 : performance.now();
           const count = this.verifyPages(f);
           if (this.sink && !this.pausedLastPages(f)) {
             this.m.pagesReceived += count;
@@ -840,12 +874,17 @@ class Destination {
             if (this.sink) await this.sink.drain(SWITCHOVER_DRAIN_SYNC_MS);
             this.applyPages(f);
           }
+          if (t > 0) this.pausedApplyMs += performance.now() - t;
           break;
         }
         case Command.ROUND:
           this.m.rounds = decodeRound(f.payload).round;
-          // A round ended: the switch-over may follow. Warm its code once the frames already here are handled.
-          setImmediate(() => warmSwitchoverCode(this.guest?.config));
+          // A round ended: the switch-over may follow. Warm its code once the frames already here are handled:
+          // with XBZRLE also this thread's page decode, which applies the stop-and-copy's deltas (paused-apply-warm.ts).
+          setImmediate(() => {
+            warmSwitchoverCode(this.guest?.config);
+            this.warmApply();
+          });
           break;
         case Command.VCPU_STATE:
           this.pausedWindow ??= openPausedWindow();
@@ -1135,6 +1174,7 @@ class Destination {
   private async switchover(f: Frame): Promise<void> {
     const times = new SwitchoverClock();
     times.before('stateMs', this.stateAt);
+    times.record('applyMs', this.pausedApplyMs);
     this.m.phase = 'verifying';
     const sink = this.sink;
     // The guest is paused on the source: wait for the sink's last pages by Atomics.wait, not the event loop.

@@ -18,6 +18,9 @@ export interface DestinationSwitchoverTimes {
   /** VCPU_STATE taken → SWITCHOVER taken: the state decoded and digested, the last pages applied (when they came
    *  after the state, in the switch-over's one write). */
   stateMs?: number;
+  /** Of stateMs: the last pages that came after the state checked and applied on the connection's thread (XBZRLE
+   *  deltas decoded, CRCs for the ledger); the rest of stateMs is the state's decode and the bytes' transit. */
+  applyMs?: number;
   /** Waiting for the page sink to apply the last pages. */
   drainMs?: number;
   /** Comparing the RAM and vCPU digests. */

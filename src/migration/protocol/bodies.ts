@@ -232,6 +232,7 @@ export function decodeVcpuState(payload: Buffer): GuestState {
 const duration = z.number().nonnegative().max(3_600_000);
 const destinationTimesSchema = z.object({
   stateMs: duration.optional(),
+  applyMs: duration.optional(),
   drainMs: duration.optional(),
   verifyMs: duration.optional(),
   loadStateMs: duration.optional(),
@@ -271,7 +272,7 @@ export function decodeResumedBody(payload: Buffer): ResumedBody {
     payload,
     'RESUMED',
     resumedSchema,
-    '{ok?: boolean, times?: {stateMs?, drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000), priority?: {nice: -20..19 | null, threads, scope, reason?}}',
+    '{ok?: boolean, times?: {stateMs?, applyMs?, drainMs?, verifyMs?, loadStateMs?, goMs?, resumeMs?, totalMs?} in ms (0..3600000), priority?: {nice: -20..19 | null, threads, scope, reason?}}',
   );
   const out: ResumedBody = {};
   if (r.ok !== undefined) out.ok = r.ok;

@@ -77,6 +77,42 @@ describe('hot-last: live passes before the pause', () => {
     expect(done.owed.dirty.length).toBe(800);
   });
 
+  it('passes again when a slow answer from the destination, not the pass, left the pages (and only then)', async () => {
+    // Each pass writes 0.1 page per page sent; the destination's answer (APPLIED) to the first pass after the ACK
+    // took `slowMs`, during which the guest wrote 926 pages; later answers take 2 ms and see 20 more.
+    const run = async (slowMs: number) => {
+      const f = fakeSource({ perPage: 0.1, ackAfter: 0 });
+      let n = 0;
+      let wait = 0;
+      const io: PassIo = {
+        ...f.io,
+        async pass(o, beforeAck) {
+          const left = await f.io.pass(o, beforeAck);
+          const first = n++ === 0;
+          wait = first ? slowMs : 2;
+          pending.push(first ? 926 : 20); // the guest's writes during the wait (the next sync has them)
+          return left;
+        },
+        sync() {
+          const got = f.io.sync();
+          const k = pending.shift() ?? 0;
+          return Uint32Array.from([...got, ...Array.from({ length: k }, (_, i) => 200_000 + n * 1000 + i)]);
+        },
+        lastWaitMs: () => wait,
+      };
+      const pending: number[] = [];
+      return { done: await runPasses(io, owed(94)), log: f.log };
+    };
+    const slow = await run(162);
+    // 94 → 9 + 926 (slow answer: pass again) → 94 + 20 → 11 + 20 → 3 + 20 (not halved, quick answer: stop)
+    expect(slow.log.map((p) => p.pages)).toEqual([94, 935, 114, 31]);
+    expect(slow.done.owed.dirty.length).toBe(23);
+    // An answer as quick as the pass (2 ms): 926 pages there mean the guest outruns the passes; stop as before.
+    const quick = await run(2);
+    expect(quick.log.map((p) => p.pages)).toEqual([94]);
+    expect(quick.done.owed.dirty.length).toBe(935);
+  });
+
   it('makes at most maxPasses passes after the ACK', async () => {
     const f = fakeSource({ perPage: 0.5, ackAfter: 0 });
     const done = await runPasses(f.io, owed(1 << 20), { ...PASS_LIMITS, maxPasses: 2 });

@@ -1,0 +1,56 @@
+/**
+ * page-order: where each variant's paused window went on Svärd et al.'s yardstick, step by step — the medians over
+ * repetitions of the report's switch-over steps (report.switchover, kept on each repetition: measure.ts,
+ * keepSwitchover), source and destination. Every repetition's own steps stay in results.json.
+ */
+import type { SwitchoverTimes } from '../migration/index.js';
+import { switchoverOf } from './measure.js';
+import type { CellResult } from './types.js';
+
+type StepOf = (t: SwitchoverTimes) => number | undefined;
+
+/** The steps shown, in the order they happen (source, then the destination's part of "written → READY"). */
+export const STEP_COLUMNS: readonly (readonly [string, StepOf])[] = [
+  ['pause', (t) => t.pauseMs],
+  ['state', (t) => t.stateMs],
+  ['last pages', (t) => t.lastPagesMs],
+  ['digest', (t) => t.digestMs],
+  ['send', (t) => t.sendMs],
+  ['written → READY', (t) => t.checkMs],
+  ['READY → RESUMED', (t) => t.ackMs],
+  ['dst: state → SWITCHOVER', (t) => t.destination?.stateMs],
+  ['dst: of which last pages applied', (t) => t.destination?.applyMs],
+  ['dst: READY → GO', (t) => t.destination?.goMs],
+] as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? 0 : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** One row per cell: its label, the number of repetitions with steps, and each step's median (ms). */
+export function stepRows(cells: readonly { label: string; result: CellResult }[]): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  for (const { label, result } of cells) {
+    const steps = result.repetitions
+      .filter((m) => m.status === 'completed')
+      .flatMap((m) => {
+        const t = switchoverOf(m);
+        return t ? [t] : [];
+      });
+    if (steps.length === 0) continue;
+    rows.push([
+      label,
+      steps.length,
+      ...STEP_COLUMNS.map(([, pick]) => {
+        const xs = steps.flatMap((t) => {
+          const v = pick(t);
+          return v === undefined ? [] : [v];
+        });
+        return xs.length === 0 ? '–' : Math.round(median(xs) * 100) / 100;
+      }),
+    ]);
+  }
+  return rows;
+}
