@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { loadPlanetlabDay, simulate } from '../sim/index.js';
-import { clusterSimOptions } from './agreement.js';
+import { simulate } from '../sim/index.js';
 import { measurementResiduals, noiseDistribution, noiseMarkdown } from './agreement-noise.js';
-import { clusterWorkload } from './workload.js';
+import { smallCluster } from './small-cluster.fixtures.js';
 
 async function setting() {
-  const day = await loadPlanetlabDay('20110412');
-  const { workload } = clusterWorkload(day, 8, 0, 24 * 300);
-  const options = clusterSimOptions({
-    policy: 'thr-mmt-0.8',
-    hosts: 4,
-    seed: 42,
-    interval: 300,
-    migrationLimits: { perHost: 2, perCluster: 5 },
-  });
+  const { workload, options } = await smallCluster('20110412', 24);
   return { workload, options, plain: simulate(workload, { ...options, series: false }) };
 }
 

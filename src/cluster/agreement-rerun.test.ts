@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
-import { loadPlanetlabDay, simulate } from '../sim/index.js';
-import { clusterSimOptions } from './agreement.js';
+import { simulate } from '../sim/index.js';
 import { parseSavedCluster, rerunAgreement } from './agreement-rerun.js';
 import { agreementSection } from './agreement-table.js';
 import { SAVED_INTERVALS, savedClusterRun } from './saved-run.fixtures.js';
-import { clusterWorkload } from './workload.js';
+import { smallCluster } from './small-cluster.fixtures.js';
 
 const K = SAVED_INTERVALS;
 /** Written before the seed and migration limits were recorded: the rerun must supply the runs' defaults. */
@@ -37,15 +36,7 @@ describe('the agreement of a saved cluster run, rerun', () => {
       'measured-demand',
     ]);
     expect(agreement.deliveredRatio).toBeCloseTo(1000 / 1100, 12);
-    const day = await loadPlanetlabDay('20110306');
-    const { workload } = clusterWorkload(day, 8, 0, K * 300);
-    const options = clusterSimOptions({
-      policy: 'thr-mmt-0.8',
-      hosts: 4,
-      seed: 42,
-      interval: 300,
-      migrationLimits: { perHost: 2, perCluster: 5 },
-    });
+    const { workload, options } = await smallCluster('20110306', K);
     const plain = simulate(workload, { ...options, series: false });
     expect(model.sim.energyKWh).toBe(plain.energyKWh);
     expect(model.sim.migrations).toBe(plain.migrations);

@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { loadPlanetlabDay, type SimDecision, simulate } from '../sim/index.js';
-import { clusterSimOptions } from './agreement.js';
+import { type SimDecision, simulate } from '../sim/index.js';
 import { type ClusterDecision, decisionDivergence, divergenceMarkdown } from './divergence.js';
-import { clusterWorkload } from './workload.js';
+import { smallCluster } from './small-cluster.fixtures.js';
 
 /** 4 hosts, 8 VMs, the first 2 h of 20110412 under THR-MMT-0.8: the plain simulator migrates in several rounds. */
 async function setting() {
-  const day = await loadPlanetlabDay('20110412');
-  const { workload } = clusterWorkload(day, 8, 0, 24 * 300);
-  const options = clusterSimOptions({
-    policy: 'thr-mmt-0.8',
-    hosts: 4,
-    seed: 42,
-    interval: 300,
-    migrationLimits: { perHost: 2, perCluster: 5 },
-  });
+  const { workload, options } = await smallCluster('20110412', 24);
   const sim = simulate(workload, { ...options, series: false, decisions: true });
   return { workload, options, sim, rounds: sim.decisions! };
 }
