@@ -3,8 +3,6 @@
  * after, read back from the kernel (/proc/self/task/TID/stat), not from the module's own bookkeeping. Where the
  * process may not raise a priority (no CAP_SYS_NICE), the hold says so and changes nothing.
  */
-import { readFileSync } from 'node:fs';
-import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -15,6 +13,7 @@ import {
   raisedThreadIds,
   SWITCHOVER_NICE,
 } from './switchover-priority.js';
+import { kernelNice, mayRaise } from './thread-nice.fixtures.js';
 
 // setPriority refuses on demand (a host without CAP_SYS_NICE), else it is the real one.
 const refuse = vi.hoisted(() => ({ code: undefined as string | undefined }));
@@ -35,24 +34,6 @@ vi.mock('node:os', async (importOriginal) => {
 });
 
 const linux = process.platform === 'linux';
-
-/** The kernel's nice value of thread `tid` of this process (field 19 of its stat line). */
-function kernelNice(tid: number): number {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-}
-
-/** Whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE). */
-function mayRaise(tid: number): boolean {
-  const before = os.getPriority(tid);
-  try {
-    os.setPriority(tid, before - 1);
-    os.setPriority(tid, before);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A worker thread that publishes its kernel id and then sleeps until terminated. */
 async function sleepingThread(): Promise<{ worker: Worker; tid: () => number | null }> {

@@ -3,8 +3,6 @@
  * runs on the destination (bounded), and every way out of a migration closes the window.
  * No timing bounds beyond the module's own caps (under fake timers).
  */
-import { readFileSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   afterPausedWindow,
@@ -14,6 +12,7 @@ import {
   pausedWindowClosed,
 } from '../paused-window.js';
 import { currentThreadId, raisedThreadIds, SWITCHOVER_NICE } from '../switchover-priority.js';
+import { kernelNice, mayRaise } from '../thread-nice.fixtures.js';
 import { runSource } from './source/index.js';
 import {
   DestinationHarness,
@@ -23,24 +22,6 @@ import {
   sourceRun,
   testGuest,
 } from './testing/index.js';
-
-/** The kernel's nice value of thread `tid` of this process (field 19 of its stat line). */
-function kernelNice(tid: number): number {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-}
-
-/** Whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE). */
-function mayRaise(tid: number): boolean {
-  const before = getPriority(tid);
-  try {
-    setPriority(tid, before - 1);
-    setPriority(tid, before);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const harnesses: DestinationHarness[] = [];
 const fakes: FakeDestination[] = [];

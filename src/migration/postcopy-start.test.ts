@@ -4,11 +4,11 @@
  * must not change: a destination that refuses the state or the start never runs the guest (it stays on the
  * source), and after the write a fault is settled by RECONCILE, a partial copy never resuming anywhere on its own.
  */
-import { getPriority, setPriority } from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
 import { inPausedWindow } from '../paused-window.js';
 import { currentThreadId, raisedThreadIds } from '../switchover-priority.js';
+import { mayRaise } from '../thread-nice.fixtures.js';
 import type { MigrationOptions } from './options.js';
 import { Command } from './protocol/index.js';
 import { runSource } from './source/index.js';
@@ -148,18 +148,6 @@ describe('post-copy switch-over: GO with the start', () => {
 });
 
 describe('post-copy switch-over: the destination ready before the pause', () => {
-  /** Whether this process may raise a thread's priority (root, CAP_SYS_NICE, RLIMIT_NICE). */
-  function mayRaise(tid: number): boolean {
-    const before = getPriority(tid);
-    try {
-      setPriority(tid, before - 1);
-      setPriority(tid, before);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   it.runIf(process.platform === 'linux')(
     'a pure post-copy has no APPLIED: the destination raises its switch-over priority with SWITCHOVER_ACK, which the pause follows',
     async () => {
