@@ -7,12 +7,12 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   addSwitchoverThread,
-  currentThreadId,
   holdSwitchoverPriority,
   priorityScope,
   raisedThreadIds,
   SWITCHOVER_NICE,
 } from './switchover-priority.js';
+import { kernelThreadId } from './thread-id.js';
 import { kernelNice, mayRaise } from './thread-nice.fixtures.js';
 
 // setPriority refuses on demand (a host without CAP_SYS_NICE), else it is the real one.
@@ -68,7 +68,7 @@ afterEach(async () => {
 
 describe.runIf(linux)('switch-over priority', () => {
   it('a window hold raises this thread to SWITCHOVER_NICE and puts it back when it closes', () => {
-    const tid = currentThreadId()!;
+    const tid = kernelThreadId()!;
     const before = kernelNice(tid);
     const allowed = mayRaise(tid);
     const w = openPausedWindow();
@@ -86,7 +86,7 @@ describe.runIf(linux)('switch-over priority', () => {
   });
 
   it('holds nest: the thread goes back only when the last one ends', () => {
-    const tid = currentThreadId()!;
+    const tid = kernelThreadId()!;
     expect.assertions(3);
     const before = kernelNice(tid);
     if (!mayRaise(tid)) {
@@ -110,7 +110,7 @@ describe.runIf(linux)('switch-over priority', () => {
     workers.push(t.worker);
     const tid = t.tid()!;
     expect(tid).toBeGreaterThan(0);
-    expect(tid).not.toBe(currentThreadId());
+    expect(tid).not.toBe(kernelThreadId());
     const before = kernelNice(tid);
     const allowed = mayRaise(tid);
     const unregister = addSwitchoverThread(t.tid);
@@ -144,7 +144,7 @@ describe.runIf(linux)('switch-over priority', () => {
     const t = await sleepingThread();
     workers.push(t.worker);
     const unregister = addSwitchoverThread(t.tid);
-    const tid = currentThreadId()!;
+    const tid = kernelThreadId()!;
     const before = [kernelNice(tid), kernelNice(t.tid()!)];
     refuse.code = 'EACCES';
     const w = openPausedWindow();
@@ -157,7 +157,7 @@ describe.runIf(linux)('switch-over priority', () => {
   });
 
   it('LIVEMIG_SWITCHOVER_PRIORITY: off raises nothing; migration makes the migration-long hold raise', () => {
-    const tid = currentThreadId()!;
+    const tid = kernelThreadId()!;
     const before = kernelNice(tid);
     const allowed = mayRaise(tid);
     expect(priorityScope({})).toBe('window');

@@ -19,9 +19,9 @@
  * a migration to its end: every page of it then runs ahead of the guest and the host's other work, so it is not
  * the default) or `off`.
  */
-import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import type { PriorityScope, SwitchoverPriority } from './switchover-priority-report.js';
+import { kernelThreadId } from './thread-id.js';
 
 /** Nice value of the switch-over's threads while a paused window is open (Linux: −20 highest, 19 lowest). */
 export const SWITCHOVER_NICE = -10;
@@ -34,18 +34,8 @@ export function priorityScope(env: NodeJS.ProcessEnv = process.env): PrioritySco
   return v === 'migration' || v === 'off' ? v : 'window';
 }
 
-/** This thread's kernel id (Linux: /proc/thread-self is "PID/task/TID"), or null where there is none. */
-export function currentThreadId(): number | null {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    return Number.isInteger(tid) && tid > 0 ? tid : null;
-  } catch {
-    return null;
-  }
-}
-
 /** This module's thread (modules load once per thread: a worker importing it gets its own id). */
-const ownThread = currentThreadId();
+const ownThread = kernelThreadId();
 
 /** The nice value of thread `tid`, or null when it cannot be read (gone, not Linux). */
 export function threadNice(tid: number): number | null {

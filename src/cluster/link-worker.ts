@@ -4,11 +4,11 @@
  * added to the links' delay (tens of ms on a loaded machine). Messages: the parent sends `stats` and `close`; this
  * thread answers `ready` (or `error`) once, then `stats` and `closed`.
  */
-import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 // The proxy module alone, not the faults folder's index: the fault matrix behind it has no business on this thread.
 import { FaultProxy } from '../faults/proxy.js';
+import { kernelThreadId } from '../thread-id.js';
 import type { LinkWorkerData, LinkWorkerReply, LinkWorkerRequest } from './links.js';
 
 const port = parentPort!;
@@ -23,10 +23,9 @@ let proxies: FaultProxy[] = [];
  */
 const NICE = -10;
 function raisePriority(): number | null {
+  const tid = kernelThreadId();
+  if (tid === null) return null;
   try {
-    // Linux: /proc/thread-self is "PID/task/TID", and setpriority on a TID sets that thread alone.
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return null;
     setPriority(tid, NICE);
     return NICE;
   } catch {

@@ -3,8 +3,8 @@
  * workload's init on a fresh guest, then the scheduling loop (vcpu.ts) until told to stop. The loop never
  * yields to the event loop, so main-thread messages are pulled synchronously with receiveMessageOnPort.
  */
-import { readlinkSync } from 'node:fs';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { kernelThreadId } from '../thread-id.js';
 import { type ResolvedGuestConfig, vcpuShare } from './config.js';
 import type { Corpus } from './content.js';
 import { PARKED_GEN, type SharedControl } from './control.js';
@@ -42,13 +42,8 @@ export type WorkerToMain =
 const data = workerData as VcpuWorkerData;
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 
-function threadId(): number {
-  try {
-    return Number(readlinkSync('/proc/thread-self').split('/').pop());
-  } catch {
-    return -1; // not Linux: the main thread falls back to the vCPU's own clock
-  }
-}
+/** Not Linux: -1, and the main thread falls back to the vCPU's own clock. */
+const threadId = (): number => kernelThreadId() ?? -1;
 
 function main(): void {
   const { config, index } = data;

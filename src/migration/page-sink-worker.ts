@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Compressor, compressor } from '../codec/index.js';
-import { currentThreadId } from '../switchover-priority.js';
+import { kernelThreadId } from '../thread-id.js';
 import { Crc32cShifter } from './crc.js';
 import { DIGEST_WORDS, initDigestSums, recordCrc } from './digest.js';
 import { pageCrc, zeroPageCrc } from './ledger.js';
@@ -50,7 +50,7 @@ interface Target {
 let target: Target | undefined;
 
 function bind(init: SinkInit): void {
-  if (init.thread) Atomics.store(new Int32Array(init.thread), 0, currentThreadId() ?? 0);
+  if (init.thread) Atomics.store(new Int32Array(init.thread), 0, kernelThreadId() ?? 0);
   const compressors = new Map<number, Compressor>();
   for (const [encoding, name] of init.compressors) compressors.set(encoding, compressor(name));
   const ledger = new Uint32Array(init.ledger);

@@ -11,7 +11,8 @@ import {
   openPausedWindow,
   pausedWindowClosed,
 } from '../paused-window.js';
-import { currentThreadId, raisedThreadIds, SWITCHOVER_NICE } from '../switchover-priority.js';
+import { raisedThreadIds, SWITCHOVER_NICE } from '../switchover-priority.js';
+import { kernelThreadId } from '../thread-id.js';
 import { kernelNice, mayRaise } from '../thread-nice.fixtures.js';
 import { runSource } from './source/index.js';
 import {
@@ -87,7 +88,7 @@ describe('paused window', () => {
 
 describe.runIf(process.platform === 'linux')('the window and the scheduler', () => {
   it('opening a window raises this thread to SWITCHOVER_NICE (read back from the kernel), closing puts it back', () => {
-    const tid = currentThreadId()!;
+    const tid = kernelThreadId()!;
     const before = kernelNice(tid);
     const allowed = mayRaise(tid);
     const w = openPausedWindow();
@@ -126,7 +127,7 @@ describe('the window around a real switch-over', () => {
   it.runIf(process.platform === 'linux')(
     'pre-copy: the switch-over threads run at SWITCHOVER_NICE in the window, and the report says so',
     async () => {
-      const tid = currentThreadId()!;
+      const tid = kernelThreadId()!;
       const before = kernelNice(tid);
       const allowed = mayRaise(tid);
       const guest = await testGuest();
@@ -161,7 +162,7 @@ describe('the window around a real switch-over', () => {
   it.runIf(process.platform === 'linux')(
     'the destination raises its threads from APPLIED (the source pauses right after its answer) to its resume',
     async () => {
-      const tid = currentThreadId()!;
+      const tid = kernelThreadId()!;
       const before = kernelNice(tid);
       const allowed = mayRaise(tid);
       const h = new DestinationHarness();

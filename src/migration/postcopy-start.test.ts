@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
 import { inPausedWindow } from '../paused-window.js';
-import { currentThreadId, raisedThreadIds } from '../switchover-priority.js';
+import { raisedThreadIds } from '../switchover-priority.js';
+import { kernelThreadId } from '../thread-id.js';
 import { mayRaise } from '../thread-nice.fixtures.js';
 import type { MigrationOptions } from './options.js';
 import { Command } from './protocol/index.js';
@@ -151,7 +152,7 @@ describe('post-copy switch-over: the destination ready before the pause', () => 
   it.runIf(process.platform === 'linux')(
     'a pure post-copy has no APPLIED: the destination raises its switch-over priority with SWITCHOVER_ACK, which the pause follows',
     async () => {
-      const tid = currentThreadId()!;
+      const tid = kernelThreadId()!;
       const allowed = mayRaise(tid);
       const guest = await testGuest();
       guest.resume();

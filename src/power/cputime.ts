@@ -8,7 +8,8 @@
  * ")". utime and stime are fields 14 and 15, in clock ticks (USER_HZ).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { kernelThreadId } from '../thread-id.js';
 
 export interface ThreadCpuTime {
   /**
@@ -113,8 +114,9 @@ export function threadCpuTimes(pid: number = process.pid): Map<number, ThreadCpu
  * vCPU worker reports it so that its CPU time can be found in threadCpuTimes().
  */
 export function currentThreadId(): number {
-  // /proc/thread-self is a symlink to "<pid>/task/<tid>".
-  return Number(readlinkSync('/proc/thread-self').split('/').pop());
+  const tid = kernelThreadId();
+  if (tid === null) throw new Error('no /proc/thread-self: thread ids need Linux');
+  return tid;
 }
 
 /** User and system CPU time of a whole process (all its threads, including ones that have exited), ms. */
