@@ -759,8 +759,7 @@ class Destination {
     if (this.resumed && guest.isPresent(p)) return; // post-copy: a push raced with a request; the first one won
     // While warming (warmApply), the same steps on a scratch page and ledger: never the guest's RAM or ledger.
     const w = this.warming;
-    const ram = guest.ram.page(p);
-    const page = w === undefined ? ram : w.page;
+    const page = w === undefined ? guest.ram.page(p) : w.page;
     decodePageInto(p, encoding, data, page, this.compressors);
     // A raw page's CRC was computed from these very bytes while the frame was checked.
     (w === undefined ? this.ledger : w.ledger).set(
