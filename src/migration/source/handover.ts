@@ -7,7 +7,6 @@ import { fullRamDigest, vcpuDigest } from '../ledger.js';
 import { type Handover, reconcileOwnership } from '../ownership-source.js';
 import {
   Command,
-  type DestinationSwitchoverTimes,
   type Digest,
   decodeResumedBody,
   encodeDigest,
@@ -15,6 +14,7 @@ import {
   type Frame,
   type ResumedBody,
 } from '../protocol/index.js';
+import type { SwitchoverTimes } from '../stats.js';
 import { SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
 
@@ -147,14 +147,7 @@ export async function switchover(s: SourceState): Promise<void> {
       ackMs: tResumed - tReady,
       goWithDigest: withGo,
     };
-    const body = resumedBody(resumed);
-    if (body.times) r.switchover.destination = body.times;
-    if (s.pausedWindow) {
-      r.switchover.priority = {
-        source: s.pausedWindow.priority,
-        ...(body.priority ? { destination: body.priority } : {}),
-      };
-    }
+    recordResumed(s, r.switchover, resumed);
   }
   s.event(`guest resumed on the destination; downtime ${r.downtimeMs.toFixed(3)} ms`);
   if (!s.conn.closed) s.conn.socket.end();
@@ -180,9 +173,19 @@ export async function readyAfterGo(s: SourceState, timeoutMs: number): Promise<v
   }
 }
 
-/** The destination's own switch-over steps from its RESUMED body, if it sent them. */
-export function destinationTimes(resumed: Frame): DestinationSwitchoverTimes | undefined {
-  return resumedBody(resumed).times;
+/**
+ * The switch-over report's parts that come from RESUMED: the destination's own steps and its threads' priority,
+ * beside this side's (pre-copy's and post-copy's hand-over alike).
+ */
+export function recordResumed(s: SourceState, sw: SwitchoverTimes, resumed: Frame): void {
+  const body = resumedBody(resumed);
+  if (body.times) sw.destination = body.times;
+  if (s.pausedWindow) {
+    sw.priority = {
+      source: s.pausedWindow.priority,
+      ...(body.priority ? { destination: body.priority } : {}),
+    };
+  }
 }
 
 function resumedBody(resumed: Frame): ResumedBody {

@@ -19,7 +19,7 @@ import {
 } from '../protocol/index.js';
 import { percentile } from '../stats.js';
 import { warmSwitchoverCode } from '../switchover-warm.js';
-import { afterGo, destinationTimes, digest, go, handOff, readyAfterGo } from './handover.js';
+import { afterGo, digest, go, handOff, readyAfterGo, recordResumed } from './handover.js';
 import { openPreempt } from './preempt.js';
 import { HANDSHAKE_TIMEOUT_MS, SWITCHOVER_TIMEOUT_MS } from './run.js';
 import type { SourceState } from './state.js';
@@ -279,8 +279,7 @@ async function startPostcopy(s: SourceState, state: unknown, startBody: Buffer):
     ackMs: tResumed - tReady,
     goWithDigest: withGo,
   };
-  const times = resumed ? destinationTimes(resumed) : undefined;
-  if (times) r.switchover.destination = times;
+  if (resumed) recordResumed(s, r.switchover, resumed);
   return tResumed;
 }
 
