@@ -6,6 +6,7 @@
  * simulator, which is deterministic, with the median of N runs, and shows the runs' range next to it.
  */
 import { UsageError } from '../errors.js';
+import { medianOf } from '../sim/index.js';
 import { type Agreement, type AgreementRow, agreementRows, type SimVariant } from './agreement.js';
 import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
 import type { Divergence } from './divergence.js';
@@ -49,12 +50,6 @@ export interface RepeatAgreement {
   /** Per run, where its rounds planned apart from the simulator's (null: the run recorded no rounds). */
   divergence: (Omit<Divergence, 'intervals' | 'fidelity'> | null)[];
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const METRICS: readonly (keyof ClusterMetrics)[] = [
   'energyKWh',
@@ -100,7 +95,7 @@ export function repeatAgreement(runs: readonly RepeatRun[]): RepeatAgreement {
   const model = first.agreement.variants.find((v) => v.key === 'model');
   if (!model) throw new UsageError('the runs have no plain simulator run to compare with', '--against');
   const medians = Object.fromEntries(
-    METRICS.map((k) => [k, median(runs.map((r) => r.metrics[k]))]),
+    METRICS.map((k) => [k, medianOf(runs.map((r) => r.metrics[k]))]),
   ) as unknown as ClusterMetrics;
   // The median against the plain simulator, judged as one run's row is (the same targets and absolute tolerance);
   // the ladder's causes need the whole ladder of one run, so none here.

@@ -22,7 +22,7 @@ import { predictPrecopy } from '../migration/model.js';
 import { DEFAULT_OPTIONS, type MigrationOptions } from '../migration/options.js';
 import type { MigrationReport } from '../migration/stats.js';
 import type { MeasuredPrices, SimDecision, SimOptions, SimResult, Workload } from '../sim/index.js';
-import { PlanningSession, parsePolicy, planetlabDatacenter, simulate } from '../sim/index.js';
+import { medianOf, PlanningSession, parsePolicy, planetlabDatacenter, simulate } from '../sim/index.js';
 import { type ClusterDecision, type Divergence, decisionDivergence } from './divergence.js';
 import type { ClusterMetrics, ClusterMigration } from './metrics.js';
 
@@ -164,12 +164,7 @@ export function measuredPrices(
   return { time, downtime, bytes, slowdown };
 }
 
-const median = (xs: readonly number[]): number => {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const median = (xs: readonly number[]): number => (xs.length === 0 ? 0 : medianOf(xs));
 
 /**
  * The pre-copy model calibrated on the run for migration i, wall ms: its round 1 as measured (bytes, throughput,

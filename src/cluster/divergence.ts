@@ -16,6 +16,7 @@
  */
 import {
   HISTORY_LENGTH,
+  medianOf,
   PlanningSession,
   type SimDecision,
   type SimOptions,
@@ -102,12 +103,7 @@ function sameArray(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-const median = (xs: number[]): number => {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const median = (xs: readonly number[]): number => (xs.length === 0 ? 0 : medianOf(xs));
 
 /** The trace's interval mean of VM v at step k (step 0: the sample), as the simulator's livemig mode sees it. */
 function traceMean(w: Workload, v: number, k: number): number {
