@@ -116,6 +116,14 @@ export function pct(x: number): string {
   return `${(x * 100).toFixed(0)}%`;
 }
 
+/** Median (mean of the two middle values for an even count); 0 for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return 0;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
 export function ratio(a: number, b: number): number {
   return b > 0 ? a / b : Number.NaN;
 }

@@ -4,6 +4,7 @@
  * keepSwitchover), source and destination. Every repetition's own steps stay in results.json.
  */
 import type { SwitchoverTimes } from '../migration/index.js';
+import { median } from './common.js';
 import { switchoverOf } from './measure.js';
 import type { CellResult } from './types.js';
 
@@ -22,12 +23,6 @@ export const STEP_COLUMNS: readonly (readonly [string, StepOf])[] = [
   ['dst: of which last pages applied', (t) => t.destination?.applyMs],
   ['dst: READY → GO', (t) => t.destination?.goMs],
 ] as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? 0 : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
 
 /** One row per cell: its label, the number of repetitions with steps, and each step's median (ms). */
 export function stepRows(cells: readonly { label: string; result: CellResult }[]): (string | number)[][] {

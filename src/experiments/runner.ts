@@ -10,6 +10,7 @@ import { renderReport, writeCsv, writeHtml, writeJson } from '../report/index.js
 import { VERSION } from '../version.js';
 import { cacheSize } from './cache-size.js';
 import { codecs } from './codecs.js';
+import { median } from './common.js';
 import { convergence } from './convergence.js';
 import { dirtyLimit } from './dirty-limit.js';
 import { calibratedInput, measureCell, toPredicted } from './measure.js';
@@ -219,13 +220,6 @@ function emptyMeasured(): Measured {
     loadAvg1: 0,
     wallMs: 0,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  if (n === 0) return 0;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
 /** Medians of numeric figures; the most common status and reason; verified only if every repetition was. */
