@@ -9,7 +9,7 @@ import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { GuestConfig, GuestState } from '../guest/index.js';
 import { nodeRequest } from '../http-request.js';
 import type { MigrationOptions, Preset } from '../migration/options.js';
-import type { MigrationReport } from '../migration/stats.js';
+import { type MigrationReport, migrationEnded } from '../migration/stats.js';
 import type { PowerSeries } from '../power/index.js';
 import type { SnapshotResult } from '../snapshot/index.js';
 import type { MigrationSummary } from '../web/index.js';
@@ -209,7 +209,7 @@ export class AgentClient {
     for (;;) {
       const r = await this.migration(id);
       onProgress?.(r);
-      if (r.status === 'completed' || r.status === 'failed' || r.status === 'cancelled') return r;
+      if (migrationEnded(r.status)) return r;
       await new Promise((res) => setTimeout(res, intervalMs));
     }
   }

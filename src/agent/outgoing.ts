@@ -11,7 +11,7 @@ import { FrameConnection } from '../migration/connection.js';
 import { type MigrationOptions, type Preset, resolveOptions } from '../migration/options.js';
 import { TokenBucket } from '../migration/ratelimit.js';
 import { newMigrationId, runSource } from '../migration/source/index.js';
-import { emptyReport, type MigrationReport } from '../migration/stats.js';
+import { emptyReport, type MigrationReport, migrationEnded } from '../migration/stats.js';
 import type { HostPower } from '../power/index.js';
 import { type EventHub, type MigrationSummary, migrationSummary } from '../web/index.js';
 import type { GuestRegistry, HostedGuest } from './guests.js';
@@ -50,14 +50,12 @@ interface OutgoingMigration {
   guestId: string;
 }
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-
 /**
  * The report as clients may see it: the engine marks the migration ended a moment before the agent has finished
  * its bookkeeping (removing the guest, adding energy), and a client that sees the end must see all of it.
  */
 function published(m: OutgoingMigration): MigrationReport {
-  return !m.settled && TERMINAL.has(m.report.status) ? { ...m.report, status: 'active' } : m.report;
+  return !m.settled && migrationEnded(m.report.status) ? { ...m.report, status: 'active' } : m.report;
 }
 
 export class OutgoingMigrations {
@@ -329,7 +327,7 @@ export class OutgoingMigrations {
     const m = this.map.get(id);
     if (!m) throw new MigrationError('GUEST_NOT_FOUND', `no migration ${id} on this agent`);
     const r = published(m);
-    if (TERMINAL.has(r.status)) {
+    if (migrationEnded(r.status)) {
       throw new MigrationError(
         'TOO_LATE',
         `too late: migration ${id} already ended (${r.status}${r.error ? ` ${r.error.code}` : ''})`,
@@ -384,7 +382,7 @@ export class OutgoingMigrations {
    */
   async shutdown(): Promise<string[]> {
     for (const m of this.map.values()) {
-      if (!TERMINAL.has(m.report.status)) m.abort.abort();
+      if (!migrationEnded(m.report.status)) m.abort.abort();
       m.shutdown.abort();
     }
     await Promise.allSettled([...this.map.values()].map((m) => m.done));

@@ -7,7 +7,12 @@ import { AgentClient } from '../agent/index.js';
 import { type ChildAgent, spawnAgents } from '../agent/spawn.js';
 import { MigrationError } from '../errors.js';
 import { type GuestConfig, type GuestState, referenceRam } from '../guest/index.js';
-import type { MigrationOptions, MigrationReport, Preset } from '../migration/index.js';
+import {
+  type MigrationOptions,
+  type MigrationReport,
+  migrationEnded,
+  type Preset,
+} from '../migration/index.js';
 
 export interface ScenarioSpec {
   guest: GuestConfig;
@@ -131,7 +136,7 @@ export async function followFirst(
 ): Promise<MigrationReport> {
   const r = await agent.migration(id);
   onProgress?.(r);
-  if (r.status === 'completed' || r.status === 'failed' || r.status === 'cancelled') return r;
+  if (migrationEnded(r.status)) return r;
   return agent.waitMigration(id);
 }
 

@@ -18,7 +18,12 @@ import { AgentClient, type GuestInfo } from '../agent/index.js';
 import { type ChildAgent, spawnAgent } from '../agent/spawn.js';
 import { checkOracle } from '../experiments/scenario.js';
 import type { GuestConfig } from '../guest/index.js';
-import { DEFAULT_OPTIONS, type MigrationOptions, type MigrationReport } from '../migration/index.js';
+import {
+  DEFAULT_OPTIONS,
+  type MigrationOptions,
+  type MigrationReport,
+  migrationEnded,
+} from '../migration/index.js';
 import { type Cell, cellId, type Expectation, expected, type Holder, phaseTrigger } from './matrix-cells.js';
 import { type FaultAction, FaultProxy } from './proxy.js';
 
@@ -252,7 +257,7 @@ export async function runCell(c: Cell, mo: MatrixOptions = {}): Promise<CellResu
       const end = Date.now() + 60_000;
       while (Date.now() < end && src.process.exitCode === null && src.process.signalCode === null) {
         const r = await cs.migration(started.id).catch(() => undefined);
-        if (r && (r.status === 'completed' || r.status === 'failed' || r.status === 'cancelled')) {
+        if (r && migrationEnded(r.status)) {
           report = r;
           break;
         }

@@ -101,6 +101,7 @@ export {
   type MigrationEnergy,
   type MigrationReport,
   type MigrationStatus,
+  migrationEnded,
   type RoundRow,
   type SwitchoverPriority,
   type SwitchoverTimes,

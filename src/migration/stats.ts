@@ -89,6 +89,11 @@ export type MigrationStatus =
   | 'completed'
   | 'failed'
   | 'cancelled';
+/** Whether a migration in `status` has ended (completed, failed or cancelled): its report changes no more. */
+export function migrationEnded(status: string): boolean {
+  return status === 'completed' || status === 'failed' || status === 'cancelled';
+}
+
 export type MigrationPhase = 'setup' | 'precopy' | 'stop-and-copy' | 'switchover' | 'postcopy' | 'done';
 
 export interface RoundRow {

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LivemigErrorCode } from '../errors.js';
-import type { MigrationReport } from '../migration/stats.js';
+import { type MigrationReport, migrationEnded } from '../migration/stats.js';
 import { afterPausedWindow } from '../paused-window.js';
 import {
   type EndEvent,
@@ -51,7 +51,6 @@ interface Track {
   ended: boolean;
 }
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const MAX_BUFFERED = 4 << 20;
 
 export class EventHub {
@@ -251,7 +250,7 @@ export class EventHub {
       let active = 0;
       for (const t of this.tracks.values()) {
         if (t.ended) continue;
-        if (TERMINAL.has(t.report.status)) continue;
+        if (migrationEnded(t.report.status)) continue;
         active++;
         if (now - t.lastWall >= this.o.tickMs) this.progress(t.report, t.guest, true);
       }

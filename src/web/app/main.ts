@@ -6,6 +6,7 @@
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
+import { migrationEnded } from '../../migration/stats.js';
 import { formatBytes, formatMs } from '../../units.js';
 import type { EndEvent, HelloEvent, LiveSample, ProgressEvent } from '../live-events.js';
 import { readEnergy } from '../live-events.js';
@@ -18,7 +19,6 @@ import { showError, wireForms } from './forms.js';
 import { compareTable, type ReportLike, roundColumns, timeColumns } from './series.js';
 import { setCells, syncOptions, syncRows } from './table-rows.js';
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const short = (id: string) => id.slice(0, 8);
 
 /**
@@ -84,7 +84,7 @@ function connect(): void {
     list.push(p.sample);
     state.samples.set(p.id, list);
     setReport(p.report, true);
-    if (!state.pinned && !TERMINAL.has(p.report.status)) state.selected = p.id;
+    if (!state.pinned && !migrationEnded(p.report.status)) state.selected = p.id;
     schedule();
   });
   listen<EndEvent>(es, 'end', (p) => {
@@ -264,7 +264,7 @@ const SUMMARY: [string, string, (r: Known) => string][] = [
     'expected downtime',
     (r) => `${formatMs(r.expectedDowntimeMs)} (limit ${formatMs(r.downtimeLimitMs)})`,
   ],
-  ['downtime', 'downtime', (r) => (TERMINAL.has(r.status) ? formatMs(r.downtimeMs) : '—')],
+  ['downtime', 'downtime', (r) => (migrationEnded(r.status) ? formatMs(r.downtimeMs) : '—')],
   [
     'verified',
     'verification',
@@ -273,7 +273,7 @@ const SUMMARY: [string, string, (r: Known) => string][] = [
         ? r.verified
           ? 'verified'
           : 'not verified'
-        : TERMINAL.has(r.status)
+        : migrationEnded(r.status)
           ? 'not verified'
           : 'pending',
   ],
@@ -400,7 +400,7 @@ function renderFinished(): void {
         r.status,
         r.status === 'completed' ? (r.verified ? 'verified' : 'not verified') : '—',
         formatMs(r.totalTimeMs),
-        TERMINAL.has(r.status) ? formatMs(r.downtimeMs) : '—',
+        migrationEnded(r.status) ? formatMs(r.downtimeMs) : '—',
         formatBytes(r.transferredBytes),
         String(r.rounds),
       ];
