@@ -21,7 +21,7 @@ export interface Owed {
 }
 
 /** The last live pass (hot-last + XBZRLE only); returns what is still owed outside the sync at the pause. */
-export async function finalPass(s: SourceState, owed: Owed): Promise<Owed> {
+export async function finalPass(s: SourceState, owed: Owed, kind: 'pass' | 'flush' = 'pass'): Promise<Owed> {
   if (!s.hotLast.enabled || s.encoder.cache === undefined) return owed;
   if (owed.dirty.length + owed.held.length === 0) return owed;
   const cache = s.encoder.cache;
@@ -51,7 +51,7 @@ export async function finalPass(s: SourceState, owed: Owed): Promise<Owed> {
     last.pagesSent += pages.length - skipped;
   }
   s.event(
-    `hot-last: last pass before the pause sent ${pages.length - skipped} of ${pages.length} owed pages with a ` +
+    `hot-last: ${kind === 'flush' ? 'flush right before the pause' : 'last pass before the pause'} sent ${pages.length - skipped} of ${pages.length} owed pages with a ` +
       `cached copy (${held.length} held; ${bytes} bytes; ${skipped} written again first and ${without.length} ` +
       'without a copy: left for the stop-and-copy)',
   );

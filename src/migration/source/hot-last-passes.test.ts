@@ -1,7 +1,15 @@
 /** The live passes between the switch-over decision and the pause (hot-last + XBZRLE), against a fake source. */
 import { describe, expect, it } from 'vitest';
 import type { Owed } from './final-pass.js';
-import { PASS_LIMITS, type PassIo, runPasses } from './hot-last-passes.js';
+import {
+  FLUSH_MAX_PAGES,
+  type FlushIo,
+  PASS_LIMITS,
+  type PassIo,
+  runFlush,
+  runPasses,
+  stopCopyEvent,
+} from './hot-last-passes.js';
 
 const none = () => new Uint32Array(0);
 
@@ -130,5 +138,60 @@ describe('hot-last: live passes before the pause', () => {
     const f = fakeSource({ perPage: 0.1, ackAfter: 100, failAt: 2 });
     await expect(runPasses(f.io, owed(100))).rejects.toThrow('SWITCHOVER_ACK never came');
     expect(f.log).toHaveLength(2);
+  });
+});
+
+describe('hot-last: the flush right before the pause', () => {
+  /** A guest that wrote `since` pages since the last sync and writes `perPass` during each pass. */
+  function flushSource(since: number[], perPass = 2) {
+    let written = [...since];
+    let next = 300_000;
+    const calls: string[] = [];
+    const io: FlushIo = {
+      sync() {
+        const out = Uint32Array.from(written.sort((a, b) => a - b));
+        written = [];
+        return out;
+      },
+      async pass(o, flush) {
+        calls.push(`${flush ? 'flush' : 'pass'} ${[...o.dirty, ...o.held].join(',')}`);
+        for (let i = 0; i < perPass; i++) written.push(next++);
+        return { dirty: none(), held: none() };
+      },
+      async caughtUp() {
+        calls.push('applied');
+      },
+    };
+    return { io, calls, left: () => written.length };
+  }
+
+  it('sends the owed pages and those written since the last sync, without waiting for the destination', async () => {
+    const f = flushSource([9, 4]);
+    const left = await runFlush(f.io, { dirty: Uint32Array.from([2, 5]), held: Uint32Array.from([7]) });
+    // One flush, not acknowledged: what stays for the stop-and-copy is only what the guest writes during it.
+    expect(f.calls).toEqual(['flush 2,4,5,9,7']);
+    expect(left.dirty.length + left.held.length).toBe(0);
+    expect(f.left()).toBe(2);
+  });
+
+  it('first makes an acknowledged pass when more than FLUSH_MAX_PAGES are owed, then flushes what it left', async () => {
+    const f = flushSource([], 3);
+    await runFlush(f.io, owed(FLUSH_MAX_PAGES + 1));
+    expect(f.calls.map((c) => c.split(' ')[0])).toEqual(['pass', 'applied', 'flush']);
+    expect(f.calls[2]).toBe('flush 300000,300001,300002');
+  });
+
+  it('sends nothing when nothing is owed and nothing was written', async () => {
+    const f = flushSource([]);
+    await runFlush(f.io, owed(0));
+    expect(f.calls).toEqual([]);
+  });
+
+  it("describes the stop-and-copy's pages and their cost per page", () => {
+    const e = stopCopyEvent({ owed: 3, written: 1, syncMs: 0.05, sendMs: 0.04, bytes: 900 });
+    expect(e).toBe(
+      'stop-and-copy: 4 pages (3 owed before the pause, 1 written since the last sync), 900 bytes; sync 0.050 ms, ' +
+        'encode and write 0.040 ms (10.0 µs a page)',
+    );
   });
 });

@@ -26,7 +26,7 @@ import { warmSwitchoverCode } from '../switchover-warm.js';
 import { destinationCaughtUp } from './applied-ack.js';
 import { beginOneWrite, endOneWrite, sendVcpuState, switchover } from './handover.js';
 import { mergeSorted } from './hot-last.js';
-import { hotLastPasses } from './hot-last-passes.js';
+import { flushBeforePause, hotLastPasses, stopCopyEvent } from './hot-last-passes.js';
 import { liveFramePayload } from './live-frames.js';
 import { postcopy } from './postcopy.js';
 import { allPages, sendPages } from './send-pages.js';
@@ -146,9 +146,10 @@ class PrecopyLoop {
             ? expectedDowntimeMs(owed, estimate.bytesPerPage, estimate.switchoverBandwidth ?? 0)
             : expected;
         s.event(`switch-over: ${decision.reason} (expected downtime ${expectedMs.toFixed(1)} ms)`);
-        const owedNow = await hotLastPasses(s, { dirty, held });
+        let owedNow = await hotLastPasses(s, { dirty, held });
         await destinationCaughtUp(s); // the destination's backlog is not downtime (capability APPLIED_ACK)
         warmSwitchoverCode(s.guest.config); // the guest still runs: compiling this is not downtime
+        owedNow = await flushBeforePause(s, owedNow); // hot-last + XBZRLE: what the two above let the guest write
         await s.pause();
         r.phase = 'stop-and-copy';
         // --max-bandwidth spares the network while the guest runs; with the guest paused every millisecond is
@@ -159,17 +160,31 @@ class PrecopyLoop {
         const atPause = s.sentBytes();
         // The vCPU state is taken now; it leaves with the digest, in one write (handover.ts says why).
         sendVcpuState(s);
+        const tSync = performance.now();
         const last = log.sync();
         const lastPages = mergeSorted(mergeSorted(owedNow.dirty, owedNow.held), last);
         r.dirtyPages = lastPages.length;
         beginOneWrite(s, lastPages.length); // few last pages: state, pages and digest in one write
+        const trace = {
+          owed: lastPages.length - last.length,
+          written: last.length,
+          syncMs: 0,
+          sendMs: 0,
+          bytes: 0,
+        };
         try {
+          const tSend = performance.now();
+          const bytes = s.sentBytes();
           await sendPages(s, lastPages, false, true);
+          trace.syncMs = tSend - tSync;
+          trace.sendMs = performance.now() - tSend;
+          trace.bytes = s.sentBytes() - bytes;
           await switchover(s);
         } finally {
           endOneWrite(s);
         }
         r.stopCopyBytes = s.sentBytes() - atPause;
+        s.event(stopCopyEvent(trace)); // (written once the guest runs: not downtime)
         return;
       }
       if (decision.action === 'postcopy') {
