@@ -22,7 +22,29 @@ export const STEP_COLUMNS: readonly (readonly [string, StepOf])[] = [
   ['dst: state → SWITCHOVER', (t) => t.destination?.stateMs],
   ['dst: of which last pages applied', (t) => t.destination?.applyMs],
   ['dst: READY → GO', (t) => t.destination?.goMs],
+  ["pages' own work (last pages + applied + drained)", pagesOwnMs],
 ] as const;
+
+/**
+ * The pages' own work in a paused window: the source's last pages (sync, encode, write) and the destination applying
+ * and draining them. The split's page-dependent part (measure.ts, switchoverSplit) also counts the one write's
+ * transit, which with a few KiB is the two agents' wake-ups and the destination's decode of the vCPU state (its
+ * "state → SWITCHOVER" less "last pages applied"): costs a stop-and-copy of zero pages pays too.
+ */
+export function pagesOwnMs(t: SwitchoverTimes): number {
+  return t.lastPagesMs + (t.destination?.applyMs ?? 0) + (t.destination?.drainMs ?? 0);
+}
+
+/** The median of pagesOwnMs over a cell's completed repetitions that kept their steps. */
+export function medianPagesOwnMs(result: CellResult): number | undefined {
+  const xs = result.repetitions
+    .filter((m) => m.status === 'completed')
+    .flatMap((m) => {
+      const t = switchoverOf(m);
+      return t ? [pagesOwnMs(t)] : [];
+    });
+  return xs.length === 0 ? undefined : median(xs);
+}
 
 /** One row per cell: its label, the number of repetitions with steps, and each step's median (ms). */
 export function stepRows(cells: readonly { label: string; result: CellResult }[]): (string | number)[][] {

@@ -21,7 +21,7 @@ import {
   statusOf,
   tracesOf,
 } from './common.js';
-import { STEP_COLUMNS, stepRows } from './page-order-steps.js';
+import { medianPagesOwnMs, STEP_COLUMNS, stepRows } from './page-order-steps.js';
 import type { Cell, CellResult, Experiment, ExperimentConfig, Measured, Summary } from './types.js';
 
 interface Variant {
@@ -294,14 +294,17 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
       const d = svardDowntime(p, b);
       // On a link that really is 32 MiB/s (their testbed) the stop-and-copy's bytes would take this long.
       const linkMs = (bytes: number) => (bytes / (32 * MiB)) * 1000;
-      const shown: [string, Measured][] = [[baseName, p]];
-      if (classic && plain) shown.push(['plain', plain.measured]);
-      shown.push(['hot-last+xbzrle', b]);
-      for (const [name, c] of shown) {
+      const shown: [string, CellResult][] = [[baseName, baseline]];
+      if (classic && plain) shown.push(['plain', plain]);
+      shown.push(['hot-last+xbzrle', both]);
+      for (const [name, cr] of shown) {
+        const c = cr.measured;
+        const own = medianPagesOwnMs(cr);
         svard.push([
           name,
           ms(c.downtimeMs),
           ms(c.switchoverPageMs ?? 0),
+          own === undefined ? 'n/a' : ms(own),
           ms(c.switchoverFixedMs ?? 0),
           kib(c.stopCopyBytes),
           ms(linkMs(c.stopCopyBytes)),
@@ -417,6 +420,7 @@ function summarise(results: readonly CellResult[], cfg: ExperimentConfig): Summa
           'variant',
           'downtime ms',
           'page-dependent ms',
+          "of which the pages' own work ms",
           'fixed ms',
           'stop-copy KiB',
           'those bytes at 32 MiB/s, ms',
