@@ -187,7 +187,7 @@ export async function flushBeforePause(s: SourceState, owed: Owed): Promise<Owed
   );
 }
 
-/** Largest flush: about half a millisecond of the destination applying deltas (~4 µs each, measured). */
+/** Largest flush: about half a millisecond of the destination applying deltas (~5 µs each, measured). */
 export const FLUSH_MAX_PAGES = 128;
 
 /** What the flush needs of the source (a fake in tests). */
