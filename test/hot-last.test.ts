@@ -54,8 +54,9 @@ describe('hot-last + XBZRLE', () => {
           (e) => e.includes('last pass before the pause') || e.includes('live passes before the pause'),
         ),
       ).toBe(true);
-      // Right before the pause, what the guest wrote since the last pass went too, unacknowledged (the flush); the
-      // stop-and-copy's event says what was left and what encoding it cost while the guest was paused.
+      // Right before the pause, what the guest wrote since the last pass went too, unacknowledged (the flush; its
+      // event also says when nothing was owed); the stop-and-copy's event says what was left and what encoding it
+      // cost while the guest was paused.
       const paused = report.events.findIndex((e) => e.endsWith(' guest paused'));
       const flush = report.events.findIndex((e) => e.includes('hot-last: flush right before the pause'));
       expect(flush).toBeGreaterThanOrEqual(0);

@@ -181,10 +181,10 @@ describe('hot-last: the flush right before the pause', () => {
     expect(f.calls[2]).toBe('flush 300000,300001,300002');
   });
 
-  it('sends nothing when nothing is owed and nothing was written', async () => {
+  it('sends nothing when nothing is owed and nothing was written, and says so', async () => {
     const f = flushSource([]);
-    await runFlush(f.io, owed(0));
-    expect(f.calls).toEqual([]);
+    await runFlush({ ...f.io, nothingOwed: () => f.calls.push('nothing owed') }, owed(0));
+    expect(f.calls).toEqual(['nothing owed']);
   });
 
   it("describes the stop-and-copy's pages and their cost per page", () => {

@@ -182,6 +182,7 @@ export async function flushBeforePause(s: SourceState, owed: Owed): Promise<Owed
       caughtUp: async () => {
         await destinationCaughtUp(s);
       },
+      nothingOwed: () => s.event('hot-last: flush right before the pause: nothing owed'),
     },
     owed,
   );
@@ -198,6 +199,8 @@ export interface FlushIo {
   pass(owed: Owed, flush: boolean): Promise<Owed>;
   /** Waits until the destination has applied everything sent (APPLIED). */
   caughtUp(): Promise<void>;
+  /** Nothing was owed and nothing written: no flush (said in an event, so a trace always shows the step). */
+  nothingOwed?(): void;
 }
 
 /** The flush (see flushBeforePause), with one acknowledged pass first when more than `maxPages` are owed. */
@@ -208,7 +211,9 @@ export async function runFlush(io: FlushIo, owed: Owed, maxPages = FLUSH_MAX_PAG
     await io.caughtUp();
     o = { dirty: mergeSorted(o.dirty, io.sync()), held: o.held };
   }
-  return count(o) === 0 ? o : io.pass(o, true);
+  if (count(o) > 0) return io.pass(o, true);
+  io.nothingOwed?.();
+  return o;
 }
 
 /**
