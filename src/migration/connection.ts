@@ -56,6 +56,11 @@ const LOW_LATENCY_QUEUE_BYTES = 256 * 1024;
 /** Received frames waiting for the consumer beyond which the socket stops reading. */
 const RECEIVE_QUEUE_BYTES = 4 << 20;
 const EMPTY_CHUNK = Buffer.alloc(0);
+/**
+ * How long a connection that sent ERROR waits for the peer to close before it closes anyway (lingering close): the
+ * peer closes once it has read the ERROR; a peer that does not (stopped, gone, hostile) holds the socket no longer.
+ */
+const ERROR_LINGER_MS = 2000;
 
 export class FrameConnection {
   readonly reader: FrameReader;
@@ -75,8 +80,11 @@ export class FrameConnection {
   /** Aborted when the connection fails: wakes a send sleeping in the pacer (cancel and --timeout act at once). */
   private readonly failed = new AbortController();
   private queueLimit = SOCKET_QUEUE_BYTES;
-  /** We told the peer about a stream error (an ERROR frame, then our half of the close). */
+  /** We told the peer why we stop (an ERROR frame, then our half of the close): the close lingers (linger). */
   private errorSent = false;
+  /** The lingering close under way: resolves once the socket is destroyed. */
+  private lingering: Promise<void> | undefined;
+  private readonly errorLingerMs: number;
   /** Frame binding of what we send (protocol/binding.ts), once the handshake gave the nonce. */
   private sendBinding: FrameBinding | undefined;
   /** Binding that starts after we send a frame of this command (the destination's HELLO_ACK / RECOVER_ACK). */
@@ -95,10 +103,13 @@ export class FrameConnection {
       pacer?: SendPacer;
       /** Large frames being assembled count against this budget, shared with other connections. */
       budget?: BufferBudget;
+      /** How long the close after our ERROR waits for the peer to close (default ERROR_LINGER_MS). */
+      errorLingerMs?: number;
     } = {},
   ) {
     this.reader = new FrameReader(options.maxPayload, { expectPreamble: options.expectPreamble ?? false });
     this.pacer = options.pacer;
+    this.errorLingerMs = options.errorLingerMs ?? ERROR_LINGER_MS;
     if (options.budget) this.useBudget(options.budget);
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -265,6 +276,7 @@ export class FrameConnection {
     );
     this.errorSent = true;
     this.fail(e);
+    void this.linger();
   }
 
   /**
@@ -482,30 +494,46 @@ export class FrameConnection {
     return this.send(encodeFrame(command, payload));
   }
 
-  /** Best effort: tells the peer why we stop, then closes. Never throws. */
+  /**
+   * Best effort: tells the peer why we stop (ERROR), then closes, lingering (see linger). Resolves once the socket
+   * is destroyed. Never throws.
+   */
   async sendErrorAndClose(err: MigrationError): Promise<void> {
     if (this.failure && !this.errorSent) {
+      // The link is already dead (the peer closed or reset it, or we destroyed it): nobody left to tell.
       this.socket.destroy();
       return;
     }
-    if (this.failure) {
-      // Our ERROR frame is on its way (a stream error): let the peer read it and close first.
-      await this.closedOrAfter(2000);
+    if (!this.failure) {
+      // Fail at once (waking anything blocked on a send), then queue the ERROR frame and our FIN behind it.
+      this.fail(err);
+      try {
+        this.socket.end(
+          this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message }))),
+        );
+      } catch {
+        // the link is already gone; nothing more to tell
+      }
+      this.errorSent = true;
+    }
+    await this.linger();
+  }
+
+  /**
+   * A lingering close, after our ERROR and FIN: read and drop what the peer still sends (onData does, once failed)
+   * until it closes too, at most errorLingerMs, then destroy. Closing with unread bytes, or while the peer still
+   * sends, makes the kernel reset the connection, and a reset can overtake the ERROR: a peer that is busy writing
+   * (a source in a pre-copy round) would then lose it unread and report a lost link instead of why.
+   */
+  private linger(): Promise<void> {
+    this.lingering ??= (async () => {
+      // A socket paused for backpressure (a full receive queue, a wait for the buffer budget) must read again:
+      // paused, its unread bytes pile up in the kernel and the close becomes a reset.
+      this.socket.resume();
+      await this.closedOrAfter(this.errorLingerMs);
       this.socket.destroy();
-      return;
-    }
-    // Fail at once (waking anything blocked on a send), queue the ERROR frame, and give the peer a moment to
-    // read it; a peer that is stopped or gone cannot hold us: the socket is destroyed after a grace period.
-    this.fail(err);
-    try {
-      this.socket.end(
-        this.outgoing(encodeFrame(Command.ERROR, encodeJson({ code: err.code, message: err.message }))),
-      );
-    } catch {
-      // the link is already gone; nothing more to tell
-    }
-    await this.closedOrAfter(2000);
-    this.socket.destroy();
+    })();
+    return this.lingering;
   }
 
   /** Resolves when the socket closes, or after `ms`. */

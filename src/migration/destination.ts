@@ -417,10 +417,13 @@ class Destination {
       this.m.error = { code: e.code, message: e.message };
       if (!this.resumed) {
         this.m.phase = 'discarded';
+        // Tell the source first (its guest runs on at once), then drop our copy while the close lingers: until the
+        // ERROR leaves, the source's bytes pile up unread here.
+        const told = e.context.remote ? undefined : this.conn.sendErrorAndClose(e);
+        if (!told) this.conn.destroy(e);
         await this.guest?.destroy();
         this.guest = undefined;
-        if (!e.context.remote) await this.conn.sendErrorAndClose(e);
-        else this.conn.destroy(e);
+        await told;
       } else {
         // After GO the guest is ours: keep it. In post-copy it may wait on pages that can no longer arrive.
         this.conn.destroy(e);
