@@ -4,30 +4,23 @@
  * behind them. The window is opened here by hand (src/paused-window.ts is process-wide); the real switch-overs that
  * open it are tested in src/migration/paused-window.test.ts.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Agent } from '../src/agent/index.js';
-import { HOLD_MAX_MS, openPausedWindow, type PausedWindow } from '../src/paused-window.js';
+import { describe, expect, it, vi } from 'vitest';
+import { disposeAfterEach } from '../src/migration/testing/index.js';
+import { HOLD_MAX_MS, openPausedWindow } from '../src/paused-window.js';
 import { PowerMeter } from '../src/power/meter.js';
 import { linearPowerModel } from '../src/power/models.js';
 import { exampleReport } from '../src/web/answer-examples.js';
 import { EventHub } from '../src/web/events.js';
 import { localAgent } from './helpers.js';
 
-const agents: Agent[] = [];
-const windows: PausedWindow[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  for (const w of windows.splice(0)) w.close();
-  await Promise.all(agents.splice(0).map((a) => a.close()));
-});
+const track = disposeAfterEach();
 
 describe('paused window in an agent', () => {
   it('an API request that arrives inside it is answered once it closes (or after the hold cap)', async () => {
     const { agent, client } = await localAgent();
-    agents.push(agent);
+    track(agent);
     await client.status(); // warm: the first request pays for the connection
-    const w = openPausedWindow();
-    windows.push(w);
+    const w = track(openPausedWindow());
     const sentAt = performance.now();
     const answered = client.status().then(() => performance.now());
     await new Promise((r) => setTimeout(r, 30));
@@ -52,8 +45,7 @@ describe('paused window in an agent', () => {
     try {
       vi.advanceTimersByTime(10);
       expect(samples).toHaveLength(1);
-      const w = openPausedWindow();
-      windows.push(w);
+      const w = track(openPausedWindow());
       vi.advanceTimersByTime(30); // three ticks fall inside the window
       expect(samples).toHaveLength(1);
       w.close();
@@ -74,8 +66,7 @@ describe('paused window in an agent', () => {
       r.status = 'active';
       hub.progress(r, { cap: 0, steps: () => [0] });
       expect(hub.samples('m1')).toHaveLength(1);
-      const w = openPausedWindow();
-      windows.push(w);
+      const w = track(openPausedWindow());
       vi.advanceTimersByTime(40);
       expect(hub.samples('m1')).toHaveLength(1);
       w.close();

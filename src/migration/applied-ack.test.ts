@@ -3,7 +3,7 @@
  * destination has applied everything sent, so the destination's backlog of the last live pass is not downtime.
  * The real source against a scripted destination, and the real destination against a scripted source.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
 import type { MigrationOptions } from './options.js';
@@ -12,8 +12,8 @@ import { APPLIED_WAIT } from './source/applied-ack.js';
 import { runSource } from './source/index.js';
 import {
   DestinationHarness,
-  destroyTestGuests,
   differingPages,
+  disposeAfterEach,
   FakeDestination,
   type FakeDestinationOptions,
   FakeSource,
@@ -23,15 +23,10 @@ import {
   testGuest,
 } from './testing/index.js';
 
-const fakes: FakeDestination[] = [];
-const harnesses: DestinationHarness[] = [];
 const timeoutBefore = APPLIED_WAIT.timeoutMs;
-afterEach(async () => {
+const track = disposeAfterEach(() => {
   APPLIED_WAIT.timeoutMs = timeoutBefore;
   vi.restoreAllMocks();
-  for (const f of fakes.splice(0)) f.close();
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  await destroyTestGuests();
 });
 
 /** A running guest migrated by the real source to a fake destination; `during` may act on the fake meanwhile. */
@@ -42,8 +37,7 @@ async function migrate(
 ) {
   const guest = await testGuest();
   guest.resume();
-  const d = new FakeDestination(fake);
-  fakes.push(d);
+  const d = track(new FakeDestination(fake));
   let pauses = 0;
   const pause = guest.pause.bind(guest);
   vi.spyOn(guest, 'pause').mockImplementation(() => {
@@ -163,8 +157,7 @@ describe('APPLIED_ACK, the real destination', () => {
 
   /** The fake source migrates a guest paused at step 300 to the real destination. */
   async function toDestination(options: FakeSourceOptions) {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const g = await testGuest();
     await g.runToStep(300);
     source = g;

@@ -3,17 +3,13 @@
  * migrations in milliseconds, checked byte for byte by the determinism oracle — the migrated guest, paused at any
  * step, equals its source run on to the same step.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ramEquals } from '../guest/oracle.js';
 import type { MigrationOptions } from './options.js';
 import { runSource } from './source/index.js';
-import { DestinationHarness, destroyTestGuests, sourceRun, testGuest } from './testing/index.js';
+import { DestinationHarness, disposeAfterEach, sourceRun, testGuest } from './testing/index.js';
 
-const harnesses: DestinationHarness[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  await destroyTestGuests();
-});
+const track = disposeAfterEach();
 
 describe('real source → real destination over an in-memory link', () => {
   it.each<[string, Partial<MigrationOptions>]>([
@@ -42,8 +38,7 @@ describe('real source → real destination over an in-memory link', () => {
   ])('%s: completed, verified, the guest resumed once there, byte for byte', async (_name, options) => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const report = await runSource(sourceRun(guest, conn, options));
     const m = await done;

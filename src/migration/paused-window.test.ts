@@ -3,7 +3,7 @@
  * runs on the destination (bounded), and every way out of a migration closes the window.
  * No timing bounds beyond the module's own caps (under fake timers).
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   afterPausedWindow,
   HOLD_MAX_MS,
@@ -17,21 +17,14 @@ import { kernelNice, mayRaise } from '../thread-nice.fixtures.js';
 import { runSource } from './source/index.js';
 import {
   DestinationHarness,
-  destroyTestGuests,
+  disposeAfterEach,
   FakeDestination,
   FakeSource,
   sourceRun,
   testGuest,
 } from './testing/index.js';
 
-const harnesses: DestinationHarness[] = [];
-const fakes: FakeDestination[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  for (const f of fakes.splice(0)) f.close();
-  await destroyTestGuests();
-});
+const track = disposeAfterEach();
 
 describe('paused window', () => {
   it('outside a window, work runs at once', async () => {
@@ -104,8 +97,7 @@ describe('the window around a real switch-over', () => {
   it('pre-copy: open from the pause to RESUMED on both sides; work queued in it runs once the guest runs there', async () => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const seen: { inWindow: boolean; ranEarly: boolean }[] = [];
     const ran: string[] = [];
@@ -132,8 +124,7 @@ describe('the window around a real switch-over', () => {
       const allowed = mayRaise(tid);
       const guest = await testGuest();
       guest.resume();
-      const h = new DestinationHarness();
-      harnesses.push(h);
+      const h = track(new DestinationHarness());
       const { conn, done } = h.connect();
       const seen: { tid: number; nice: number }[] = [];
       const onHandOff = () => {
@@ -165,8 +156,7 @@ describe('the window around a real switch-over', () => {
       const tid = kernelThreadId()!;
       const before = kernelNice(tid);
       const allowed = mayRaise(tid);
-      const h = new DestinationHarness();
-      harnesses.push(h);
+      const h = track(new DestinationHarness());
       const g = await testGuest();
       await g.runToStep(100);
       let atAnswer: { inWindow: boolean; raised: number[]; nice: number } | undefined;
@@ -192,8 +182,9 @@ describe('the window around a real switch-over', () => {
   it('a switch-over refused by the destination closes the window (the guest resumes on the source)', async () => {
     const guest = await testGuest();
     guest.resume();
-    const d = new FakeDestination({ script: [{ at: 'SWITCHOVER', do: 'error', code: 'DIGEST_MISMATCH' }] });
-    fakes.push(d);
+    const d = track(
+      new FakeDestination({ script: [{ at: 'SWITCHOVER', do: 'error', code: 'DIGEST_MISMATCH' }] }),
+    );
     let inWindowAtSwitchover = false;
     void d.script.reached('SWITCHOVER').then(() => {
       inWindowAtSwitchover = inPausedWindow();
@@ -209,8 +200,7 @@ describe('the window around a real switch-over', () => {
   it('pre-copy: the destination adopts the guest only after a sleep, once the source has read RESUMED', async () => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     let sourceDone = false;
     const adopted: boolean[] = [];
     const onGuestResumed = h.hooks.onGuestResumed;

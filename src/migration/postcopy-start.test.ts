@@ -4,7 +4,7 @@
  * must not change: a destination that refuses the state or the start never runs the guest (it stays on the
  * source), and after the write a fault is settled by RECONCILE, a partial copy never resuming anywhere on its own.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
 import { inPausedWindow } from '../paused-window.js';
 import { raisedThreadIds } from '../switchover-priority.js';
@@ -16,8 +16,8 @@ import { runSource } from './source/index.js';
 import type { MigrationReport } from './stats.js';
 import {
   DestinationHarness,
-  destroyTestGuests,
   differingPages,
+  disposeAfterEach,
   expectSwitchoverSteps,
   FakeDestination,
   type FakeDestinationOptions,
@@ -26,13 +26,7 @@ import {
   testGuest,
 } from './testing/index.js';
 
-const harnesses: DestinationHarness[] = [];
-const fakes: FakeDestination[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  for (const f of fakes.splice(0)) f.close();
-  await destroyTestGuests();
-});
+const track = disposeAfterEach();
 
 const WITH_GO = 'post-copy: vCPU state and start sent (with GO)';
 const hasEvent = (r: MigrationReport, text: string) =>
@@ -49,8 +43,7 @@ interface Outcome {
 async function toFake(fake: FakeDestinationOptions, options: Partial<MigrationOptions>): Promise<Outcome> {
   const guest = await testGuest();
   guest.resume();
-  const d = new FakeDestination(fake);
-  fakes.push(d);
+  const d = track(new FakeDestination(fake));
   let resumes = 0;
   const resume = guest.resume.bind(guest);
   vi.spyOn(guest, 'resume').mockImplementation(() => {
@@ -73,8 +66,7 @@ describe('post-copy switch-over: GO with the start', () => {
   it('real destination, can reconcile: GO rides with the start, the guest runs there once, verified', async () => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
     const r = await runSource(
@@ -100,8 +92,7 @@ describe('post-copy switch-over: GO with the start', () => {
     ] as const) {
       const guest = await testGuest();
       guest.resume();
-      const h = new DestinationHarness();
-      harnesses.push(h);
+      const h = track(new DestinationHarness());
       const { conn, done } = h.connect();
       const extra = canRedial ? { redial: async () => h.connect().conn } : {};
       const r = await runSource(sourceRun(guest, conn, { strategy: 'postcopy', ...options }, extra));
@@ -156,8 +147,7 @@ describe('post-copy switch-over: the destination ready before the pause', () => 
       const allowed = mayRaise(tid);
       const guest = await testGuest();
       guest.resume();
-      const h = new DestinationHarness();
-      harnesses.push(h);
+      const h = track(new DestinationHarness());
       const { conn, done } = h.connect();
       // Source and destination share this thread: look when the source has read the ACK, before its own pause.
       let atAck: { inWindow: boolean; raised: boolean } | undefined;

@@ -4,7 +4,7 @@
  * reports an error there. The safety property throughout: the guest resumes here only after GO, at most once; before
  * GO any fault discards the partial copy; after READY a lost link holds the verified copy until a verdict.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { Guest } from '../guest/index.js';
 import { ramEquals } from '../guest/oracle.js';
@@ -12,7 +12,7 @@ import type { IncomingMigration } from './destination.js';
 import { Capability, Command, type Hello } from './protocol/index.js';
 import {
   DestinationHarness,
-  destroyTestGuests,
+  disposeAfterEach,
   expireWhenWaiting,
   FakeSource,
   type FakeSourceOptions,
@@ -20,13 +20,7 @@ import {
   useFakeClock,
 } from './testing/index.js';
 
-const harnesses: DestinationHarness[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  await destroyTestGuests();
-});
+const track = disposeAfterEach(() => vi.restoreAllMocks());
 
 interface Outcome {
   m: IncomingMigration | undefined;
@@ -49,7 +43,7 @@ async function migrate(
   h = new DestinationHarness(),
   during: (fake: FakeSource, h: DestinationHarness) => void = () => undefined,
 ): Promise<Outcome> {
-  harnesses.push(h);
+  track(h);
   const fake = new FakeSource(await pausedGuest(), options);
   const resume = vi.spyOn(Guest.prototype, 'resume');
   const { conn, done } = h.connect();
@@ -256,8 +250,7 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('link lost after READY: the verified copy is held; RECONCILE query → OWNER held → GO resumes it, once', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
     const first = h.connect();
@@ -276,8 +269,7 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('link lost after READY, then RECONCILE abort: the held copy is discarded, never resumed', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
     const first = h.connect();
@@ -292,8 +284,7 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('held, then its operator adopts it (the source host is gone): resumed here once; RECONCILE then says resumed', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
     const first = h.connect();
@@ -308,8 +299,7 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('held, then its operator discards it: never resumed; RECONCILE then says discarded', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'drop' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
     const first = h.connect();
@@ -327,8 +317,7 @@ describe('real destination, scripted source: switch-over', () => {
 
   it('no GO after READY: held once the handover timeout passes (fake time), never resumed on its own', async () => {
     useFakeClock();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), { script: [{ at: 'GO', do: 'silence' }] });
     const resume = vi.spyOn(Guest.prototype, 'resume');
     expireWhenWaiting(fake.script.reached('GO'), 15_000);
@@ -339,8 +328,7 @@ describe('real destination, scripted source: switch-over', () => {
   });
 
   it('RECONCILE for a migration this agent never saw: unknown', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest());
     expect(await fake.reconcile(h.connect().conn, 'query')).toBe('unknown');
   });
@@ -355,8 +343,7 @@ describe('real destination, scripted source: post-copy', () => {
   });
 
   it('the link breaks while pages are pushed: the guest waits here (postcopy-paused), RECOVER resumes the push; byte for byte', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), {
       strategy: 'postcopy',
       script: [{ at: 'PAGES', nth: 3, do: 'drop' }],
@@ -377,8 +364,7 @@ describe('real destination, scripted source: post-copy', () => {
 
   it('the source goes silent mid-push: after the idle timeout (fake time) the guest waits here, postcopy-paused', async () => {
     useFakeClock();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), {
       strategy: 'postcopy',
       script: [{ at: 'PAGES', nth: 3, do: 'silence' }],
@@ -394,8 +380,7 @@ describe('real destination, scripted source: post-copy', () => {
   });
 
   it('RECOVER with the wrong token: RECOVER_REFUSED; the paused migration keeps waiting', async () => {
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const fake = new FakeSource(await pausedGuest(), {
       strategy: 'postcopy',
       script: [{ at: 'PAGES', nth: 3, do: 'drop' }],

@@ -5,15 +5,15 @@
  * was (resumed at most once, only if the migration paused it); after GO the source never resumes it unless the
  * destination said it dropped its copy.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Guest } from '../guest/index.js';
 import type { MigrationOptions } from './options.js';
 import { Capability, Command } from './protocol/index.js';
 import { runSource, type SourceRun } from './source/index.js';
 import type { MigrationReport } from './stats.js';
 import {
-  destroyTestGuests,
   differingPages,
+  disposeAfterEach,
   expireWhenWaiting,
   FakeDestination,
   type FakeDestinationOptions,
@@ -23,12 +23,7 @@ import {
   useFakeClock,
 } from './testing/index.js';
 
-const fakes: FakeDestination[] = [];
-afterEach(async () => {
-  vi.useRealTimers();
-  for (const f of fakes.splice(0)) f.close();
-  await destroyTestGuests();
-});
+const track = disposeAfterEach();
 
 interface Outcome {
   report: MigrationReport;
@@ -50,8 +45,7 @@ async function migrate(
 ): Promise<Outcome> {
   const guest = await testGuest();
   if (opts.running !== false) guest.resume();
-  const d = new FakeDestination(fake);
-  fakes.push(d);
+  const d = track(new FakeDestination(fake));
   let resumes = 0;
   let pauses = 0;
   const resume = guest.resume.bind(guest);

@@ -3,21 +3,17 @@
  * after SWITCHOVER_ACK, the report's `switchover` steps add up to the downtime, and the destination's own times come
  * back in RESUMED. No timing bounds: only that the figures exist and are consistent.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runSource } from './source/index.js';
 import {
   DestinationHarness,
-  destroyTestGuests,
+  disposeAfterEach,
   expectSwitchoverSteps,
   sourceRun,
   testGuest,
 } from './testing/index.js';
 
-const harnesses: DestinationHarness[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  await destroyTestGuests();
-});
+const track = disposeAfterEach();
 
 /** Index of the first event whose text (after the timestamp) starts with `prefix`. */
 function eventIndex(events: readonly string[], prefix: string): number {
@@ -32,8 +28,7 @@ describe('switch-over accounting', () => {
   ])('%s: SWITCHOVER_ACK before the pause; steps add up to the downtime', async (_name, options) => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const r = await runSource(sourceRun(guest, conn, options));
     await done;
@@ -49,8 +44,7 @@ describe('switch-over accounting', () => {
   it('goWithDigest, with a destination that can reconcile: GO rides with the digest, the guest resumes there once', async () => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
     const r = await runSource(sourceRun(guest, conn, { goWithDigest: true }, { redial }));
@@ -68,8 +62,7 @@ describe('switch-over accounting', () => {
   it('by default (goWithDigest: false): GO only after READY, even when the destination can reconcile', async () => {
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const redial = async () => h.connect().conn;
     // The default: a dead or hung destination before READY leaves the guest running on the source.

@@ -3,17 +3,12 @@
  * stop-and-copy's last pages are encoded against the cached copies, and a shrink there dropped them, so they went
  * whole with the guest paused (engines experiment, dynamic cache, 30 ms limit: 156 pages, 496 KiB instead of ~50).
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DestinationHarness, destroyTestGuests, sourceRun, testGuest } from '../testing/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { DestinationHarness, disposeAfterEach, sourceRun, testGuest } from '../testing/index.js';
 import { XbzrleCacheSizing } from './cache-sizing.js';
 import { runSource } from './index.js';
 
-const harnesses: DestinationHarness[] = [];
-afterEach(async () => {
-  vi.restoreAllMocks();
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-  await destroyTestGuests();
-});
+const track = disposeAfterEach(() => vi.restoreAllMocks());
 
 const MiB = 1024 * 1024;
 
@@ -22,8 +17,7 @@ describe('dynamic cache sizing and the switch-over', () => {
     const afterRound = vi.spyOn(XbzrleCacheSizing.prototype, 'afterRound');
     const guest = await testGuest();
     guest.resume();
-    const h = new DestinationHarness();
-    harnesses.push(h);
+    const h = track(new DestinationHarness());
     const { conn, done } = h.connect();
     const r = await runSource(
       sourceRun(guest, conn, {

@@ -1,8 +1,8 @@
 /**
  * Driving the migration engine in one process, for the engine's own tests (not part of the package): an in-memory
  * link (link-pair.ts), scripted peers (fake-destination.ts, fake-source.ts, script.ts), a fake clock for
- * timeouts (clock.ts) and small guests (fixtures.ts). docs/reliability.md, "Testing a protocol state without
- * processes", says how they fit.
+ * timeouts (clock.ts), small guests (fixtures.ts) and the disposal of what a test made (resources.ts).
+ * docs/reliability.md, "Testing a protocol state without processes", says how they fit.
  */
 export { expireWhenWaiting, useFakeClock } from './clock.js';
 export { type DestinationStep, FakeDestination, type FakeDestinationOptions } from './fake-destination.js';
@@ -22,5 +22,6 @@ export {
   testGuest,
 } from './fixtures.js';
 export { createLinkPair, LinkEnd, type LinkPairOptions } from './link-pair.js';
+export { disposeAfterEach, disposeAll, type TestResource, type TrackResource } from './resources.js';
 export { corruptFrame, type PeerAction, Script, type ScriptLine } from './script.js';
 export { expectSwitchoverSteps } from './switchover-check.js';
