@@ -15,17 +15,15 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection } from './connection.js';
 import { Command, encodeFrame } from './protocol/index.js';
+import { disposeAfterEach } from './testing/index.js';
 
 const MiB = 1 << 20;
 
-const open: { destroy: () => void }[] = [];
-afterEach(() => {
-  for (const x of open.splice(0)) x.destroy();
-});
+const track = disposeAfterEach();
 
 let certDir: string;
 let cert: { key: Buffer; cert: Buffer };
@@ -102,7 +100,8 @@ describe.each(['tcp', 'tls'] as const)('the lingering close after ERROR (%s)', (
     const src = new FrameConnection(s);
     // The whole test within one linger, however loaded the host: only the bytes' fate is at stake here.
     const dst = new FrameConnection(d, { errorLingerMs: 30_000 });
-    open.push(src, dst);
+    track(src);
+    track(dst);
     // The source is busy writing: it reads only once its round is written.
     s.pause();
     const frame = encodeFrame(Command.PAGES, Buffer.alloc(1 * MiB, 0x5a));

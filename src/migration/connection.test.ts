@@ -1,16 +1,13 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MigrationError } from '../errors.js';
 import { FrameConnection, type SendPacer } from './connection.js';
 import { pageCrc } from './ledger.js';
 import { Command, forEachPageEntry, PagesFrameBuilder } from './protocol/index.js';
-import { createLinkPair } from './testing/index.js';
+import { createLinkPair, disposeAfterEach } from './testing/index.js';
 
-const open: { destroy: () => void }[] = [];
-afterEach(() => {
-  for (const x of open.splice(0)) x.destroy();
-});
+const track = disposeAfterEach();
 
 /** Two connected FrameConnections over loopback; `pacer` on the first. */
 async function pair(pacer?: SendPacer): Promise<[FrameConnection, FrameConnection]> {
@@ -25,7 +22,8 @@ async function pair(pacer?: SendPacer): Promise<[FrameConnection, FrameConnectio
   server.close();
   const a = new FrameConnection(client, { pacer });
   const b = new FrameConnection(socket);
-  open.push(a, b);
+  track(a);
+  track(b);
   return [a, b];
 }
 
@@ -89,7 +87,8 @@ describe('FrameConnection over an in-memory link', () => {
     const [x, y] = createLinkPair();
     const a = new FrameConnection(x);
     const b = new FrameConnection(y);
-    open.push(a, b);
+    track(a);
+    track(b);
     await a.sendFrame(Command.RESUMED);
     await a.sendFrame(Command.PAGE_REQUEST, Buffer.from([0, 0, 0, 1, 0, 0, 0, 7]));
     expect((await b.expect(Command.RESUMED, 10_000)).command).toBe(Command.RESUMED);
@@ -103,7 +102,8 @@ describe('FrameConnection over an in-memory link', () => {
     const [x, y] = createLinkPair();
     const a = new FrameConnection(x);
     const b = new FrameConnection(y);
-    open.push(a, b);
+    track(a);
+    track(b);
     const told = new Promise<MigrationError>((resolve) => b.onClose(resolve));
     await a.sendErrorAndClose(new MigrationError('RESOURCE_LIMIT', 'no room'));
     const e = await told;
