@@ -186,9 +186,16 @@ export class AgentClient {
     return this.call(answers.ownerAnswer, 'POST', `/v1/migrations/incoming/${id}/${action}`);
   }
 
-  /** The agent's power meter: samples after `since` (epoch ms), each with every hosted guest's CPU ms. */
-  power(since = 0): Promise<PowerSeries> {
-    return this.call(answers.powerAnswer, 'GET', `/v1/power?since=${Math.floor(since)}`);
+  /**
+   * The agent's power meter: samples after `since` (epoch ms), each with every hosted guest's CPU ms. `sample`: the
+   * agent first closes a sample at the moment it answers, so the series ends then rather than at its last tick.
+   */
+  power(since = 0, sample = false): Promise<PowerSeries> {
+    return this.call(
+      answers.powerAnswer,
+      'GET',
+      `/v1/power?since=${Math.floor(since)}${sample ? '&sample=1' : ''}`,
+    );
   }
 
   /** Moves every guest of this agent to the given destinations; answers when all have moved (evacuate.ts). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
-import { repeatAgreement, repeatMarkdown } from './agreement-repeat.js';
+import { pooledFidelity, repeatAgreement, repeatMarkdown } from './agreement-repeat.js';
 import { parseSavedCluster, rerunAgreement } from './agreement-rerun.js';
 import { savedClusterRun } from './saved-run.fixtures.js';
 
@@ -48,6 +48,32 @@ describe('the cluster’s figures as a distribution over repeated runs', () => {
     // Runs saved before the rounds were recorded have no divergence: none is listed.
     expect(a.divergence).toEqual([null, null, null]);
     expect(md).not.toContain('Rounds planned apart');
+  });
+
+  it('pools the runs’ measured − traced bands: the same mean and sd as over all their VM-intervals at once', () => {
+    const xs = [
+      [0.1, 0.12, 0.09],
+      [0.11, 0.1],
+    ];
+    const traced = 0.1;
+    const band = (ms: number[]) => {
+      const mean = ms.reduce((a, x) => a + x, 0) / ms.length;
+      const d = ms.map((m) => m - traced);
+      const bias = d.reduce((a, x) => a + x, 0) / d.length;
+      return {
+        band: '10–20 %',
+        n: ms.length,
+        traced,
+        measured: mean,
+        sd: Math.sqrt(d.reduce((a, x) => a + (x - bias) ** 2, 0) / d.length),
+      };
+    };
+    const [p] = pooledFidelity([[band(xs[0]!)], [band(xs[1]!)]]);
+    const all = band(xs.flat());
+    expect(p!.n).toBe(5);
+    expect(p!.measured).toBeCloseTo(all.measured, 12);
+    expect(p!.sd).toBeCloseTo(all.sd, 12);
+    expect(pooledFidelity([])).toEqual([]);
   });
 
   it('refuses runs of different configurations', async () => {

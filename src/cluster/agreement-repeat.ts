@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import { medianOf } from '../sim/index.js';
 import { type Agreement, type AgreementRow, agreementRows, type SimVariant } from './agreement.js';
 import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
-import type { Divergence } from './divergence.js';
+import type { Divergence, FidelityBand } from './divergence.js';
 import type { ClusterMetrics } from './metrics.js';
 
 /** What a run contributes: its configuration (to check the runs are of one), its metrics and its agreement. */
@@ -49,6 +49,37 @@ export interface RepeatAgreement {
   rows: RepeatRow[];
   /** Per run, where its rounds planned apart from the simulator's (null: the run recorded no rounds). */
   divergence: (Omit<Divergence, 'intervals' | 'fidelity'> | null)[];
+  /** Measured against traced per VM and interval, by band of traced utilisation, the runs pooled: the noise. */
+  noise: FidelityBand[];
+}
+
+/**
+ * Bands of several runs as one: each band's VM-intervals together (means weighted by count; the sd of measured −
+ * traced over all of them, from each run's count, bias and sd).
+ */
+export function pooledFidelity(runs: readonly (readonly FidelityBand[])[]): FidelityBand[] {
+  const by = new Map<string, { n: number; traced: number; measured: number; diff2: number }>();
+  for (const bands of runs) {
+    for (const b of bands) {
+      const a = by.get(b.band) ?? { n: 0, traced: 0, measured: 0, diff2: 0 };
+      const bias = b.measured - b.traced;
+      a.n += b.n;
+      a.traced += b.traced * b.n;
+      a.measured += b.measured * b.n;
+      a.diff2 += b.n * (b.sd * b.sd + bias * bias);
+      by.set(b.band, a);
+    }
+  }
+  return [...by].map(([band, a]) => {
+    const bias = (a.measured - a.traced) / a.n;
+    return {
+      band,
+      n: a.n,
+      traced: a.traced / a.n,
+      measured: a.measured / a.n,
+      sd: Math.sqrt(Math.max(0, a.diff2 / a.n - bias * bias)),
+    };
+  });
 }
 
 const METRICS: readonly (keyof ClusterMetrics)[] = [
@@ -124,6 +155,7 @@ export function repeatAgreement(runs: readonly RepeatRun[]): RepeatAgreement {
     runs: runs.length,
     label: `${first.policy}, ${first.day}`,
     variant: model.label,
+    noise: pooledFidelity(runs.map((r) => r.agreement.divergence?.fidelity ?? [])),
     divergence: runs.map((r) => {
       const d = r.agreement.divergence;
       if (!d) return null;
@@ -208,6 +240,16 @@ export function repeatMarkdown(a: RepeatAgreement): string {
               `${x.byCause.placement}/${x.byCause['in-flight']}/${x.byCause.other}; ${x.measurementFlips})`,
           )
           .join(', ')}.`,
+    );
+  }
+  if (a.noise.length > 0) {
+    const pt = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}`;
+    lines.push(
+      '',
+      `Measured − traced per VM and interval, the ${a.runs} runs pooled (points of the VM's MIPS: mean, sd, ` +
+        `VM-intervals): ${a.noise
+          .map((b) => `${b.band} ${pt(b.measured - b.traced)}, sd ${(b.sd * 100).toFixed(1)} (${b.n})`)
+          .join('; ')}.`,
     );
   }
   return lines.join('\n');

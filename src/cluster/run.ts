@@ -30,9 +30,11 @@ import type { ClusterView } from '../web/index.js';
 import { type Agreement, agreementFor, calibrationOf, clusterSimOptions } from './agreement.js';
 import { arrivedUtilisation, type GuestCpuSample } from './arrival-cpu.js';
 import { CpuFeedback } from './cpu-feedback.js';
+import { capAndFrequency, capStep, SUBSTEPS } from './cpu-grant.js';
 import { clusterSnapshot } from './dashboard-snapshot.js';
 import { type Inventory, inventoryProblem } from './inventory.js';
 import { type ClusterLinkFaults, ClusterLinks, type LinkStats, parseClusterLink } from './links.js';
+import { meterWindow } from './meter-window.js';
 import {
   type ClusterMetrics,
   type ClusterMigration,
@@ -119,6 +121,8 @@ export interface ClusterDecision {
   held: number[];
   /** The VMs that arrived during the interval, measured on their target from their first CAP there. */
   tail: number[];
+  /** Each VM's CPU feedback gain over the interval (cpu-feedback.ts). */
+  gain?: number[];
 }
 
 export interface ClusterEvent {
@@ -157,9 +161,8 @@ export interface ClusterReport {
   link?: ClusterLinkFaults & LinkStats;
 }
 
-const SUBSTEPS = 8;
 /** Intervals' time the guests run before t = 0 for the CPU feedback to measure the machine. */
-const WARMUP_ROUNDS = 2;
+const WARMUP_ROUNDS = 3;
 
 const sleepUntil = (at: number): Promise<void> =>
   new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -252,6 +255,13 @@ export async function runCluster(
   const feedback = new CpuFeedback(M, o.cpuFeedback ?? true);
   /** VMs that were in flight during the current interval: their CPU is not steered by that interval. */
   const moved = new Set<number>();
+  /**
+   * Hosts that sent or received a migration during the current interval. Their guests' CPU that interval carries the
+   * migration's toll (an agent copying RAM shares the cores with them): real, and measured, but not the machine's
+   * steady bias, so it does not steer their gain — the feedback used to answer a 24-point shortfall during a
+   * migration with a 20-point excess the interval after.
+   */
+  const migratingHosts = new Set<number>();
   void picked;
 
   // The manager is every agent's one client, from one address: well above the per-address connection limits.
@@ -377,22 +387,12 @@ export async function runCluster(
     a.process.once('exit', () => onHostDied(h));
   });
 
-  // The CPU a VM may use, c = u × cpuScale % of a core, is set by CAP (whole percents, dithered over the substeps by
-  // error diffusion per VM so the interval's mean follows c) and, below 1 %, by CAP 1 at emulated frequency c
-  // (guests stall by sleeping, so a lower frequency burns less CPU). Measured on this machine: CAP tracks within a few
-  // percent up to about 5 % of a core even under load, higher CAPs and very low frequencies less well (docs/cluster.md).
-  const carry = new Float64Array(M);
-  const throttleFor = (v: number, u: number): { cap: number; frequency: number } => {
-    const c = u * o.cpuScale * feedback.gain(v);
-    if (c < 1) {
-      carry[v] = 0;
-      return { cap: 1, frequency: Math.max(0.001, c) };
-    }
-    const want = c + carry[v]!;
-    const cap = Math.max(1, Math.min(100, Math.round(want)));
-    carry[v] = Math.max(-1, Math.min(1, want - cap));
-    return { cap, frequency: 1 };
-  };
+  // The CPU a VM may use, c = u × cpuScale % of a core, is CAP × emulated frequency (cpu-grant.ts; guests stall by
+  // sleeping, so a lower frequency burns less CPU).
+  const throttleFor = (v: number, u: number): { cap: number; frequency: number } =>
+    capAndFrequency(u * o.cpuScale * feedback.gain(v));
+  /** Per host: the end of the last power sample measured (epoch ms), where the next measurement window starts. */
+  const meterAt = new Float64Array(N);
   /** Where in the trace the last CAP step was (intervals): an arriving guest is capped at it at once. */
   let capPos = 0;
   const applyCaps = async (pos: number): Promise<void> => {
@@ -455,42 +455,51 @@ export async function runCluster(
 
   const lastBusy = new Map<string, number>();
   /**
-   * Each guest's kernel CPU time (ms) between `since` and `until`, from the agents' power meters, and the hosts that
+   * Each guest's kernel CPU time (ms) since the last call, from the agents' power meters, each host over its own
+   * window (meter-window.ts: from the end of its last window to a sample it closes as it answers), and the hosts that
    * answered (each is asked up to three times: a loaded agent may drop a connection).
    */
   const kernelCpu = async (
-    since: number,
-    until: number,
     /** Guests whose samples on one host are kept (an arrived guest on its target: arrival-cpu.ts). */
     keep: ReadonlyMap<string, number> = new Map(),
-  ): Promise<{ cpu: Map<string, number>; answered: boolean[]; kept: Map<string, GuestCpuSample[]> }> => {
+  ): Promise<{
+    cpu: Map<string, number>;
+    answered: boolean[];
+    kept: Map<string, GuestCpuSample[]>;
+    /** Per host: the window's length, ms (0 on the first call or when the host did not answer). */
+    spanMs: Float64Array;
+  }> => {
     const cpu = new Map<string, number>();
     const kept = new Map<string, GuestCpuSample[]>();
     const answered = clients.map(() => false);
+    const spanMs = new Float64Array(N);
     await Promise.all(
       clients.map(async (c, h) => {
         for (let attempt = 0; attempt < 3 && alive[h] && !answered[h]; attempt++) {
           try {
-            const series = await c.power(since);
+            const since = meterAt[h]!;
+            const series = await c.power(since, true);
             answered[h] = true;
+            const w = meterWindow(series.samples, since);
+            for (const [id, ms] of w.cpu) cpu.set(id, (cpu.get(id) ?? 0) + ms);
             for (const s of series.samples) {
-              if (s.at > until) continue;
+              if (s.at <= since) continue;
               for (const g of s.guests) {
-                cpu.set(g.id, (cpu.get(g.id) ?? 0) + g.cpuMs);
-                if (keep.get(g.id) === h) {
-                  const list = kept.get(g.id) ?? [];
-                  list.push({ at: s.at, intervalMs: s.intervalMs, cpuMs: g.cpuMs });
-                  kept.set(g.id, list);
-                }
+                if (keep.get(g.id) !== h) continue;
+                const list = kept.get(g.id) ?? [];
+                list.push({ at: s.at, intervalMs: s.intervalMs, cpuMs: g.cpuMs });
+                kept.set(g.id, list);
               }
             }
+            spanMs[h] = w.spanMs;
+            meterAt[h] = w.end;
           } catch {
             await new Promise((r) => setTimeout(r, 200));
           }
         }
       }),
     );
-    return { cpu, answered, kept };
+    return { cpu, answered, kept, spanMs };
   };
 
   const bandwidth = o.migration.maxBandwidth ?? DEFAULT_OPTIONS.maxBandwidth;
@@ -624,6 +633,8 @@ export async function runCluster(
     const demandAtStart = demand[v]!;
     outbound[from]!++;
     moved.add(v);
+    migratingHosts.add(from);
+    migratingHosts.add(target);
     acc?.switchedOn(target);
     const run = async (): Promise<void> => {
       let report: MigrationReport | undefined;
@@ -686,7 +697,7 @@ export async function runCluster(
       if (vm.state !== 'running') continue;
       await clients[location[vm.index]!]!.startGuest(guestConfig(vm.index, vm.ramMiB, vm.workload), vm.guest);
     }
-    await applyCaps(0);
+    await applyCaps(0.5);
     onEvent({
       kind: 'started',
       message:
@@ -710,27 +721,31 @@ export async function runCluster(
         for (const f of inFlight.values()) if (f.target === h) return true;
         return false;
       });
-    // Warm-up before t = 0: the guests run at their t = 0 demand for two intervals' time while the CPU feedback
-    // measures what this machine delivers (1.5× the CAP on a quiet machine, 0.6–0.8× on a loaded one), so the
-    // first scheduling interval is not decided on a machine's bias.
+    // Warm-up before t = 0: the guests run at their first interval's mean demand for WARMUP_ROUNDS intervals' time
+    // while the CPU feedback measures what this machine delivers (1.5× the CAP on a quiet machine, 0.6–0.8× on a
+    // loaded one), so the first scheduling interval is not decided on a machine's bias. The gain is the geometric
+    // mean of the rounds' corrections (steps 1, ½, ⅓, …): one round's noise is not carried into the run whole. At
+    // the first interval's level, not the t = 0 sample's: the machine's bias depends on the CAP (a VM whose trace
+    // went 73 → 97 % was measured 78–100 % in interval 1 while its gain settled from 73 %).
+    await kernelCpu(); // opens each host's measurement window
     if (o.cpuFeedback ?? true) {
       for (let round = 0; round < WARMUP_ROUNDS; round++) {
-        const from = Date.now();
-        await sleepUntil(from + periodMs);
-        const now = Date.now();
-        const { cpu, answered } = await kernelCpu(from, now);
+        await sleepUntil(Date.now() + periodMs);
+        const { cpu, answered, spanMs } = await kernelCpu();
         for (let v = 0; v < M; v++) {
           const h = location[v]!;
-          if (h < 0 || !answered[h]) continue;
-          const got = (cpu.get(vms[v]!.guest) ?? 0) / Math.max(1, now - from) / o.cpuScale;
-          feedback.update(v, sample(v, 0) / 100, got, 1);
+          if (h < 0 || !answered[h] || !(spanMs[h]! > 0)) continue;
+          const got = (cpu.get(vms[v]!.guest) ?? 0) / spanMs[h]! / o.cpuScale;
+          feedback.update(v, (sample(v, 0) + sample(v, 1)) / 200, got, 1 / (round + 1));
         }
-        await applyCaps(0);
+        await applyCaps(0.5);
       }
       const inv = await inventory();
       for (const [key, b] of inv.busy) lastBusy.set(key, b);
     }
     acc = new MetricsAccumulator(N, onAt());
+    await applyCaps(capStep(0, 0));
+    await kernelCpu(); // the first interval's window starts here
     const t0 = Date.now();
     let last = t0;
     for (k = 1; k <= K; k++) {
@@ -739,7 +754,7 @@ export async function runCluster(
       }
       for (let j = 1; j < SUBSTEPS; j++) {
         await sleepUntil(t0 + (k - 1 + j / SUBSTEPS) * periodMs);
-        await applyCaps(k - 1 + j / SUBSTEPS);
+        await applyCaps(capStep(k - 1, j));
       }
       await sleepUntil(t0 + k * periodMs);
       if (fatal) throw fatal;
@@ -752,7 +767,7 @@ export async function runCluster(
         if (!inFlight.has(v) && cappedSince.has(v) && location[v]! >= 0)
           tails.set(vms[v]!.guest, location[v]!);
       }
-      const [inv, meters] = await Promise.all([inventory(), kernelCpu(last, now, tails)]);
+      const [inv, meters] = await Promise.all([inventory(), kernelCpu(tails)]);
       const cpu = meters.cpu;
       const elapsed = Math.max(1, now - last);
       const intervalStart = last;
@@ -762,6 +777,7 @@ export async function runCluster(
       const vmCpu = new Array<number>(M).fill(0);
       const heldVms: number[] = [];
       const tailVms: number[] = [];
+      const gains = Array.from({ length: M }, (_, v) => feedback.gain(v));
       for (let v = 0; v < M; v++) {
         const vm = vms[v]!;
         let busyDelta = 0;
@@ -773,8 +789,11 @@ export async function runCluster(
           lastBusy.set(key, b);
         }
         const scheduled = vm.state === 'running' ? Math.min(1, busyDelta / elapsed / o.cpuScale) : 0;
-        const kernel =
-          vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / elapsed / o.cpuScale) : 0;
+        // Over its host's measurement window (kernelCpu); a guest seen on two hosts moved and is held or measured on
+        // its target below.
+        const at = location[v]!;
+        const span = at >= 0 && meters.spanMs[at]! > 0 ? meters.spanMs[at]! : elapsed;
+        const kernel = vm.state === 'running' ? Math.min(1, (cpu.get(vm.guest) ?? 0) / span / o.cpuScale) : 0;
         // A host whose meter did not answer: its VMs keep their last measured value (not 0).
         const unmeasured = location[v]! >= 0 && !meters.answered[location[v]!] && o.measure === 'cpu';
         // A VM in flight during the interval: what it got is its demand less the migration's toll (paused, slowed,
@@ -786,7 +805,7 @@ export async function runCluster(
             ? arrivedUtilisation(
                 meters.kept.get(vm.guest) ?? [],
                 Math.max(since, intervalStart),
-                now,
+                meterAt[location[v]!]!,
                 periodMs,
                 o.cpuScale,
               )
@@ -806,7 +825,7 @@ export async function runCluster(
         demand[v] = u * vmMips[v]!;
         if (vm.state === 'running') {
           vm.utilisation.push(u);
-          if (!held && !unmeasured && tail === null)
+          if (!held && !unmeasured && tail === null && !migratingHosts.has(location[v]!))
             feedback.update(v, (sample(v, k - 1) + sample(v, k)) / 200, kernel);
         }
         demandCpu += kernel * vmMips[v]!;
@@ -815,7 +834,12 @@ export async function runCluster(
         if (history[v]!.length > HISTORY_LENGTH) history[v]!.length = HISTORY_LENGTH;
       }
       moved.clear();
-      for (const v of inFlight.keys()) moved.add(v);
+      migratingHosts.clear();
+      for (const [v, f] of inFlight) {
+        moved.add(v);
+        migratingHosts.add(f.from);
+        migratingHosts.add(f.target);
+      }
       for (const v of tailVms) cappedSince.delete(v);
       const requested = requestedAt((v) => demand[v]!);
       const u1 = Array.from(requested, (r, h) => r / hostMips[h]!);
@@ -854,6 +878,7 @@ export async function runCluster(
           vmCpu,
           held: heldVms,
           tail: tailVms,
+          gain: gains,
         };
         queue = round.migrations.filter((p) => alive[p.target]);
         const before = migrations.length + inFlight.size;
@@ -897,7 +922,7 @@ export async function runCluster(
         message: `interval ${k}/${K}: ${active} hosts on, ${w.toFixed(0)} W, ${overloaded} overloaded, ${started} migrations started, ${inFlight.size} in flight; demand ${demandMeasured.toFixed(0)} MIPS measured, ${demandTrace.toFixed(0)} traced`,
         interval: row,
       });
-      if (k < K) await applyCaps(k);
+      if (k < K) await applyCaps(capStep(k, 0));
     }
     // Migrations still in flight finish (they were started inside the window).
     stopping = true;

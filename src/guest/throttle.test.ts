@@ -169,6 +169,22 @@ describe('throttling', { retry: 2 }, () => {
     expect(light.cpu, seen).toBeLessThan(0.1);
   });
 
+  it('a capped vCPU at a lower frequency with sleep stall wakes once per CAP period, not once per slice', async () => {
+    // CAP 10 at frequency 0.5 (the cluster grants c % of a core as CAP × frequency): 3 ms of budget per 30-ms
+    // period. Worked in 1-ms slices it slept a 0.5-ms stall after each (3 wake-ups a period, 100 a second), and on
+    // a loaded host each such sleep overran by milliseconds that the budget paid for: the guest got less than its
+    // grant. Now the budget is one phase and one sleep to the period's end: 33 a second.
+    const g = await start({ ramBytes: 4 * MiB, workload: { name: 'zipf' }, dvfsStall: 'sleep' });
+    g.setCap(10);
+    g.setFrequency(0.5);
+    await sleep(300);
+    const m = await measure(g, { wallMs: 1500 });
+    const seen = JSON.stringify(m);
+    expect(m.rate, seen).toBeGreaterThan(0);
+    expect(m.blocks, seen).toBeLessThan(60); // a loaded host wakes it no more often
+    expect(m.cpu, seen).toBeLessThan(0.1); // 5 % of a core granted: no hog
+  });
+
   it('writeRate paces the dirty rate, and CAP and DVFS slow a paced workload too', async () => {
     const g = await start({ ramBytes: 4 * MiB, workload: { name: 'zipf', params: { writeRate: 2000 } } });
     const paced = await measure(g, { wallMs: 600 });

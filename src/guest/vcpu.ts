@@ -224,9 +224,13 @@ export class Vcpu {
         used += slept;
         continue;
       }
-      // Work phase: at most freq x slice of real work, in batches, stopping at the target or a new command.
+      // Work phase: at most freq x slice of real work, in batches, stopping at the target or a new command. A capped
+      // vCPU whose stall sleeps does its period's whole budget in one phase (the batches still check for commands):
+      // in slices, a CAP above the slice (4 % and up) slept a short stall between two phases, and on a loaded host
+      // such a sleep overran by milliseconds, which the budget paid for.
       t = now();
-      const workEnd = t + Math.min(SLICE_MS * stretch, budget) * freq;
+      const phaseMs = this.dvfsStall === 'sleep' && cap > 0 ? budget : Math.min(SLICE_MS * stretch, budget);
+      const workEnd = t + phaseMs * freq;
       const writes0 = this.mem.pageWrites;
       const wl = this.workload;
       const mem = this.mem;
@@ -271,7 +275,9 @@ export class Vcpu {
         stalled = Math.min(slept, stallMs);
         this.capWaitMs += slept - stalled;
       } else if (stallMs > 0) stalled = this.stall(gen, stallMs);
-      used += worked + stalled;
+      // A stall that overran (woken late, or preempted while spinning) was descheduled time past the stall: as with
+      // a CAP wait, no budget is spent on it.
+      used += worked + Math.min(stalled, stallMs);
       this.busyMs += worked + (this.dvfsStall === 'busy' ? stalled : 0);
       if (timed) clock = Math.min(clock + (worked + stalled) * freq * speed, wl.dueMs!() + MAX_TRACE_LAG_MS);
       if (paced) {
