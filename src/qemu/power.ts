@@ -9,6 +9,7 @@ import {
   energyOver,
   hostPowerModel,
   PowerMeter,
+  processCpuTimeMs,
   type PowerModel,
   windowOver,
 } from '../power/index.js';
@@ -20,6 +21,17 @@ export interface Power {
   meter: PowerMeter;
   model: PowerModel;
   from: number;
+  pid: number;
+  /** The QEMU process's CPU time (every thread, exited ones included) when metering started; undefined: unreadable. */
+  processCpuFrom: number | undefined;
+}
+
+function processCpuOrUndefined(pid: number): number | undefined {
+  try {
+    return processCpuTimeMs(pid);
+  } catch {
+    return undefined;
+  }
 }
 
 export function startPower(
@@ -35,7 +47,7 @@ export function startPower(
       model,
       ...(raplRoot !== undefined ? { raplRoot } : {}),
     });
-    return { meter, model, from: Date.now() };
+    return { meter, model, from: Date.now(), pid, processCpuFrom: processCpuOrUndefined(pid) };
   } catch {
     return undefined; // QEMU not readable in /proc (another user's process): no CPU time, no power
   }
@@ -58,6 +70,14 @@ export function finishPower(
     vcpuMs += s.vcpuCpuMs;
     mainMs += s.mainCpuMs;
     otherMs += s.otherCpuMs;
+  }
+  // The meter sees a thread only from the first sample it is alive at and loses what it ran after the last one: QEMU's
+  // migration thread and multifd send threads start after the baseline and exit when the migration ends (their
+  // stop-and-copy work included). The process's own CPU time keeps exited threads', so "other" is the process's
+  // total less the vCPU threads (alive throughout) and the main thread: counted as livemig's agent is (measure.ts).
+  const processNow = p.processCpuFrom === undefined ? undefined : processCpuOrUndefined(p.pid);
+  if (processNow !== undefined && p.processCpuFrom !== undefined) {
+    otherMs = Math.max(0, processNow - p.processCpuFrom - vcpuMs - mainMs);
   }
   r.qemu.cpu.source = { vcpuMs, mainMs, otherMs, totalMs: vcpuMs + mainMs + otherMs };
   const modelled = energyOver(samples, p.from, to, 'modelled');
