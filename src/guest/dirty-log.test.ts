@@ -145,3 +145,59 @@ describe('dirty log under a running guest', () => {
     expect([...log2.sync()]).toEqual(pages);
   });
 });
+
+describe('the record of pages never written (round 1 sends them unread)', () => {
+  it('knows a page never written from its dirty bit and what sync cleared, across words and blocks', () => {
+    const { ram, log, write } = layout(100, 40); // blocks of 40, 40 and 20 pages
+    expect(log.neverWritten(0, 32)).toBe(false); // no record kept yet: every page may hold data
+    log.trackWritesFromZero();
+    expect(log.neverWritten(0, 32)).toBe(true);
+    write(35);
+    expect(log.neverWritten(32, 8)).toBe(false); // dirty, not yet synced
+    expect(log.neverWritten(0, 32)).toBe(true);
+    log.sync();
+    expect(log.neverWritten(32, 8)).toBe(false); // synced: the record keeps it
+    expect(log.neverWritten(35, 1)).toBe(false);
+    expect(log.neverWritten(36, 4)).toBe(true);
+    expect(log.neverWritten(30, 5)).toBe(true); // a run across a word boundary
+    expect(log.neverWritten(30, 6)).toBe(false);
+    expect(log.neverWritten(38, 4)).toBe(false); // a run across two blocks is not answered
+    write(99);
+    expect(log.neverWritten(96, 4)).toBe(false);
+    expect(log.neverWritten(80, 16)).toBe(true);
+    // RAM written by the migration side (a destination's pages) ends the record.
+    ram.writePage(50, new Uint8Array(ram.pageSize).fill(1));
+    expect(log.neverWritten(80, 16)).toBe(false);
+  });
+
+  it.each(['idle', 'gap', 'zipf', 'seq', 'twolf', 'kv', 'kv-read'] as const)(
+    '%s: every page the record calls never written holds zeros, after init and after running',
+    async (name) => {
+      const guest = await Guest.create({
+        ramBytes: 1024 * KiB,
+        blockBytes: 256 * KiB,
+        vcpus: 2,
+        workload: { name, params: { workingSetBytes: 512 * KiB } },
+      });
+      try {
+        const check = () => {
+          let never = 0;
+          for (let p = 0; p < guest.ram.pageCount; p++) {
+            if (!guest.dirtyLog.neverWritten(p, 1)) continue;
+            never++;
+            expect(guest.ram.isZeroPage(p)).toBe(true);
+          }
+          return never;
+        };
+        // Right after init: the working set is written, the rest is zero and known to be.
+        expect(check()).toBeGreaterThan(0);
+        await guest.runToStep(3000);
+        check();
+        guest.dirtyLog.sync();
+        check();
+      } finally {
+        await guest.destroy();
+      }
+    },
+  );
+});

@@ -32,9 +32,16 @@ export class DirtyLog {
   /** Pages per block when every block but the last has that many (block = page / blockPages); else 0. */
   private readonly blockPages: number;
   private out = new Uint32Array(1024);
+  /**
+   * Pages written since the RAM was last known all zero, one bitmap per block (bit set = may hold data), kept by
+   * sync() from the bits it clears; null = not kept (every page may hold data).
+   */
+  private written: Int32Array[] | null = null;
+  private readonly ram: GuestRam;
 
   constructor(ram: GuestRam, buffers: DirtyLogBuffers = allocDirtyLogBuffers(ram)) {
     this.buffers = buffers;
+    this.ram = ram;
     this.words = buffers.bitmaps.map((b) => new Int32Array(b));
     this.firstPages = ram.blocks.map((b) => b.firstPage);
     this.pageCounts = ram.blocks.map((b) => b.pageCount);
@@ -76,6 +83,10 @@ export class DirtyLog {
         // A plain read to skip clean words fast; a bit it misses is set after it and stays for the next sync.
         if (words[w] === 0) continue;
         let v = Atomics.exchange(words, w, 0);
+        if (this.written !== null) {
+          const record = this.written[b]!;
+          record[w] = record[w]! | v;
+        }
         const page0 = base + w * 32;
         if (n + 32 > out.length) {
           const bigger = new Uint32Array(out.length * 2);
@@ -110,6 +121,40 @@ export class DirtyLog {
       }
     }
     return n;
+  }
+
+  /**
+   * Starts the record of pages ever written. Call only while the RAM is all zero and nothing has written it (a
+   * fresh guest, before its workload's init). From then on a page whose dirty bit and written bit are both clear
+   * holds zeros: every vCPU write sets the page's dirty bit after its data (memory.ts), and sync() moves the bits it
+   * clears into the record. RAM written any other way (GuestRam.writePage) ends the record.
+   */
+  trackWritesFromZero(): void {
+    this.written = this.words.map((w) => new Int32Array(w.length));
+  }
+
+  /**
+   * True when the `n` pages from `p` (one RAM block) were never written since trackWritesFromZero: they hold zeros,
+   * known without reading them. A write racing with this check sets its dirty bit after its data, so the next sync
+   * reports the page. False when no record is kept.
+   */
+  neverWritten(p: number, n: number): boolean {
+    const written = this.written;
+    if (written === null || this.ram.writtenByMigration) return false;
+    const b = this.blockPages > 0 ? Math.floor(p / this.blockPages) : this.blockOf(p);
+    const first = p - this.firstPages[b]!;
+    if (first < 0 || n <= 0 || first + n > this.pageCounts[b]!) return false;
+    const words = this.words[b]!;
+    const record = written[b]!;
+    for (let i = first; i < first + n; ) {
+      const w = i >>> 5;
+      const from = i & 31;
+      const to = Math.min(32, from + (first + n - i));
+      const mask = to - from === 32 ? -1 : ((1 << (to - from)) - 1) << from;
+      if (((words[w]! | record[w]!) & mask) !== 0) return false;
+      i += to - from;
+    }
+    return true;
   }
 
   /** Marks every page dirty (e.g. so round 1 sends all of RAM). */

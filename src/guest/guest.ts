@@ -153,6 +153,9 @@ export class Guest {
     const resolved = resolveConfig(config);
     const trace = guestTrace(resolved);
     const guest = new Guest(resolved, false, trace);
+    // RAM is all zero until the init below: from here the dirty log knows which pages were never written (round 1
+    // of a migration sends those as zero pages without reading them).
+    guest.dirtyLog.trackWritesFromZero();
     await guest.#start(true);
     // Init writes are not migration-relevant history: the log starts clean.
     guest.dirtyLog.reset();

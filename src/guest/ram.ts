@@ -20,6 +20,8 @@ export class GuestRam {
   readonly pagesPerBlock: number;
   private readonly views: Buffer[];
   private readonly zero: Buffer;
+  /** True once writePage stored a page: RAM then holds data no vCPU wrote, which the dirty log's record misses. */
+  writtenByMigration = false;
 
   constructor(
     layout: { ramBytes: number; pageSize: number; blockBytes: number },
@@ -60,6 +62,7 @@ export class GuestRam {
     if (data.length !== this.pageSize) {
       throw new UsageError(`writePage: page ${index} needs ${this.pageSize} bytes, got ${data.length}`);
     }
+    this.writtenByMigration = true;
     const b = Math.floor(index / this.pagesPerBlock);
     this.views[b]!.set(data, (index - b * this.pagesPerBlock) * this.pageSize);
   }

@@ -12,7 +12,12 @@ export async function sendPages(
   allowXbzrle: boolean,
 ): Promise<void> {
   // Parallel channels: each channel's thread encodes its share, then a sync point (multifd/source-channels.ts).
-  if (s.multifd) return s.multifd.sendPages(s.conn, pages, fresh, allowXbzrle);
+  if (s.multifd) {
+    // Round 1: the runs the dirty log knows were never written go as zero pages here, unread; the channels' threads
+    // compare the rest (their caches are empty in a fresh round: nothing to invalidate).
+    const share = fresh ? withoutNeverWritten(s, pages, ZERO_RUN_PAGES) : pages;
+    return s.multifd.sendPages(s.conn, share, fresh, allowXbzrle);
+  }
   const run = ZERO_RUN_PAGES;
   const encoder = s.encoder;
   // The guest this migration paused writes nothing until the migration has ended (it resumes here only after a
@@ -36,14 +41,15 @@ async function sendEach(
   const encoder = s.encoder;
   for (let i = 0; i < pages.length; i++) {
     const p = pages[i]!;
-    // First round: skip runs of untouched (zero) pages with one native compare per run. The check reads the
-    // live pages; a vCPU that writes one afterwards sets its dirty bit, so it is sent in the next round.
+    // First round: skip runs of zero pages. Pages the dirty log knows were never written are zero without reading
+    // them (no page fault on never-touched RAM); else one native compare per run reads the live pages. Either way
+    // a vCPU that writes one afterwards sets its dirty bit, so it is sent in the next round.
     if (
       fresh &&
       (p & (run - 1)) === 0 &&
       i + run <= pages.length &&
       pages[i + run - 1] === p + run - 1 &&
-      zeroRun(s, p)
+      (s.guest.dirtyLog.neverWritten(p, run) || zeroRun(s, p))
     ) {
       s.r.pages.zero += run;
       const cache = encoder.cache;
@@ -59,6 +65,35 @@ async function sendEach(
     }
   }
   await s.frames.flush();
+}
+
+/**
+ * `pages` less the aligned runs of `run` consecutive pages the dirty log knows were never written (counted as zero
+ * pages in the report): they hold zeros and the destination starts with zeros.
+ */
+export function withoutNeverWritten(
+  s: Pick<SourceState, 'guest' | 'r'>,
+  pages: ArrayLike<number>,
+  run: number,
+): ArrayLike<number> {
+  const log = s.guest.dirtyLog;
+  const out = new Uint32Array(pages.length);
+  let n = 0;
+  for (let i = 0; i < pages.length; i++) {
+    const p = pages[i]!;
+    if (
+      (p & (run - 1)) === 0 &&
+      i + run <= pages.length &&
+      pages[i + run - 1] === p + run - 1 &&
+      log.neverWritten(p, run)
+    ) {
+      s.r.pages.zero += run;
+      i += run - 1;
+      continue;
+    }
+    out[n++] = p;
+  }
+  return n === pages.length ? pages : out.subarray(0, n);
 }
 
 /** Runs of zeros to compare with, one per run size (page size), shared by every migration (read-only). */
