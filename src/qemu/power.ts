@@ -9,8 +9,8 @@ import {
   energyOver,
   hostPowerModel,
   PowerMeter,
-  processCpuTimeMs,
   type PowerModel,
+  processCpuTimeMs,
   windowOver,
 } from '../power/index.js';
 import type { CpuCap } from './cgroup.js';
