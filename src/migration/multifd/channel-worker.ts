@@ -9,7 +9,8 @@ import { PageCache } from '../../cache/index.js';
 import { allocatePageArena, type Compressor, compressor } from '../../codec/index.js';
 import { DIGEST_WORDS, recordCrc } from '../digest.js';
 import { zeroPageCrc } from '../ledger.js';
-import { PagesFrameBuilder } from '../protocol/index.js';
+// pages.ts, not the folder's index: the index's message schemas (zod) cost each channel's new thread ~40 ms of CPU.
+import { PagesFrameBuilder } from '../protocol/pages.js';
 import { PageEncoder } from '../source/page-encoder.js';
 import type { EncoderCounters, EncoderInit, EncoderReply, EncoderRequest } from './channel-protocol.js';
 import { SHARD_PAGES } from './shard.js';

@@ -14,7 +14,9 @@ import { type Compressor, encodeRleInto, encodeXbzrleInto, isZeroPage } from '..
 import type { DirtyLog, GuestRam } from '../../guest/index.js';
 import { type PageLedger, pageCrc } from '../ledger.js';
 import type { CompressMethod, VerifyMethod } from '../options.js';
-import { PageEncoding } from '../protocol/index.js';
+// wire.ts, not the folder's index: a multifd channel's thread loads this file, and the index's message schemas (zod)
+// cost each new thread about 40 ms of CPU to load.
+import { PageEncoding } from '../protocol/wire.js';
 import type { MigrationReport } from '../stats.js';
 import type { FrameOutput } from './frame-output.js';
 
