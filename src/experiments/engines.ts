@@ -610,7 +610,7 @@ export function explain(runs: readonly EngineRun[]): {
     );
     if (clearly(qPerMiB, lPerMiB, 0.2)) {
       qemuBetter.push(
-        `${id}: QEMU's migration costs less CPU per MiB (${f(qPerMiB)} vs ${f(lPerMiB)} ms): a C loop over guest RAM with one write() per buffer, against JavaScript framing, CRCs for the switch-over digest, a user-space rate limiter and the agent's HTTP API in one Node event loop, plus V8's garbage-collector threads.`,
+        `${id}: QEMU's migration costs less CPU per MiB (${f(qPerMiB)} vs ${f(lPerMiB)} ms): a C loop over guest RAM with one write() per buffer, against a copy, a zero check and a CRC32C per page in JavaScript, a socket write per 64 KiB frame and a user-space rate limiter in one Node event loop, plus V8's helper threads (JIT compilation, most of it in an agent's first migration, and the garbage collector); docs/engines.md has the breakdown.`,
       );
     } else if (clearly(lPerMiB, qPerMiB, 0.2)) {
       livemigBetter.push(
