@@ -140,7 +140,7 @@ describe('a frame from another migration spliced into a plain stream', () => {
       // The frames are bound to this connection's nonce and their position: the foreign one fails its check (or the
       // real frame after it does, bound one place earlier), long before the ledger would catch it at switch-over.
       // The destination refuses while round 1 still streams; its close lingers until the source has read the
-      // ERROR and closed (up to 2 s), so no reset overtakes it (src/migration/connection-linger.test.ts).
+      // ERROR and closed (up to 2 s), so no reset overtakes it (test/connection-linger.test.ts).
       expect(r.error?.code, r.error?.message).toBe('FOREIGN_FRAME');
       expect(r.error?.message).toMatch(/does not belong here/);
       expect(r.rounds).toBeLessThanOrEqual(1);

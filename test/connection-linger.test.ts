@@ -8,7 +8,6 @@
  * sink's verdict comes late and frames pile up) when it sends ERROR, and the source reads nothing until it has
  * written everything it meant to and the destination has closed.
  */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -16,10 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MigrationError } from '../errors.js';
-import { FrameConnection } from './connection.js';
-import { Command, encodeFrame } from './protocol/index.js';
-import { disposeAfterEach } from './testing/index.js';
+import { makeCerts } from '../src/agent/index.js';
+import { MigrationError } from '../src/errors.js';
+import { FrameConnection } from '../src/migration/connection.js';
+import { Command, encodeFrame } from '../src/migration/protocol/index.js';
+import { disposeAfterEach } from '../src/migration/testing/index.js';
 
 const MiB = 1 << 20;
 
@@ -28,30 +28,11 @@ const track = disposeAfterEach();
 let certDir: string;
 let cert: { key: Buffer; cert: Buffer };
 beforeAll(() => {
-  // A self-signed certificate for the TLS case (the transport is what is tested, not peer authentication).
+  // A CA-signed certificate for the TLS case (the transport is what is tested, not peer authentication).
   certDir = mkdtempSync(join(tmpdir(), 'livemig-linger-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'key.pem',
-      '-out',
-      'cert.pem',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-    ],
-    { cwd: certDir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  cert = { key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) };
+  const files = makeCerts({ dir: certDir, names: ['dst'], days: 1 });
+  const dst = files.agents.dst!;
+  cert = { key: readFileSync(dst.key), cert: readFileSync(dst.cert) };
 });
 afterAll(() => {
   if (certDir) rmSync(certDir, { recursive: true, force: true });
