@@ -304,7 +304,7 @@ class Destination {
   private pageCount = 0;
   private pageSize = 0;
   private vcpuState: GuestState | undefined;
-  /** The vCPU digest of `vcpuState`, computed as it arrives (ahead of SWITCHOVER, while the source sends the last pages). */
+  /** The vCPU digest of `vcpuState`, once computed (stateDigest). */
   private vcpuStateDigest: string | undefined;
   /** The state's load into the guest, started as it arrived (loadStateEarly). */
   private stateLoading: Promise<void> | undefined;
@@ -894,7 +894,10 @@ class Destination {
           // Decoded and digested now: the source sends it right after the pause, ahead of the last pages, so this
           // work overlaps theirs instead of following SWITCHOVER.
           this.vcpuState = decodeVcpuState(f.payload);
-          this.vcpuStateDigest = vcpuDigest(this.vcpuState);
+          this.vcpuStateDigest = undefined;
+          // Pre-copy compares it before the guest runs: now, while the state is in the cache. A guest made ready for
+          // post-copy compares it only at POSTCOPY_END: taken after the resume (postcopy), out of the downtime.
+          if (!this.postcopyMode) this.stateDigest();
           this.loadStateEarly();
           break;
         case Command.SYNC:
@@ -950,6 +953,16 @@ class Destination {
     });
     loading.catch(() => undefined); // awaited by handOver
     this.stateLoading = loading;
+  }
+
+  /**
+   * The vCPU digest of the state as decoded, computed once. The decoded state is never changed (the guest loads a
+   * checked copy of it: Guest.loadState), so taking it later gives the same digest as taking it on arrival.
+   */
+  private stateDigest(): string | undefined {
+    if (this.vcpuStateDigest === undefined && this.vcpuState)
+      this.vcpuStateDigest = vcpuDigest(this.vcpuState);
+    return this.vcpuStateDigest;
   }
 
   private loadState(): void {
@@ -1196,7 +1209,7 @@ class Destination {
             'the incoming guest was discarded and the guest keeps running on the source',
         );
       }
-      if (this.vcpuStateDigest !== digest.vcpu) {
+      if (this.stateDigest() !== digest.vcpu) {
         throw new MigrationError('DIGEST_MISMATCH', 'vCPU state digest mismatch at switch-over');
       }
     }
@@ -1235,6 +1248,9 @@ class Destination {
     } finally {
       void sink?.close();
     }
+    // Compared at POSTCOPY_END, so taken once the guest runs here, not in the downtime (a mismatch still fails the
+    // migration there: COMPLETE unverified, DIGEST_MISMATCH).
+    this.stateDigest();
     this.m.phase = 'postcopy';
     for (;;) {
       let fr: Frame;
@@ -1256,7 +1272,7 @@ class Destination {
         const ram = this.ledger.digest();
         const verified =
           missing === 0 &&
-          (digest.method === 'none' || (ram === digest.ram && this.vcpuStateDigest === digest.vcpu));
+          (digest.method === 'none' || (ram === digest.ram && this.stateDigest() === digest.vcpu));
         this.m.faults = this.faultLatencies.length + this.faultTimes.size;
         await this.conn.sendFrame(
           Command.COMPLETE,
