@@ -496,7 +496,8 @@ export class Guest {
    * 0.03–0.07 ms with cold caches. Any other text is resolved and compared as before.
    */
   #checkStateConfig(given: unknown): void {
-    if (JSON.stringify(given) === (this.#configJson ??= JSON.stringify(this.config))) return;
+    this.#configJson ??= JSON.stringify(this.config);
+    if (JSON.stringify(given) === this.#configJson) return;
     // This guest's own trace bytes (none: an empty trace, which no state resolves with): a state never makes the
     // guest open a file it names.
     const config = resolveConfig(given as GuestConfig, { trace: this.#trace ?? NO_TRACE });
