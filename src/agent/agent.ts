@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { keepCompiledCode } from '../compiled-code.js';
 import { MigrationError } from '../errors.js';
 import type { DirtyLogSync } from '../guest/dirty-log-sync.js';
 import type { Guest, GuestConfig } from '../guest/index.js';
@@ -443,6 +444,7 @@ export class Agent implements AgentApi {
 }
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  keepCompiledCode(); // a switch-over's code must not be compiled again in its paused window (compiled-code.ts)
   const a = new Agent(opts);
   await a.listen();
   return a;
