@@ -471,6 +471,20 @@ export class Guest {
   loadState(state: GuestState): void {
     this.#usable('loadState');
     if (this.#running) throw new MigrationError('GUEST_BUSY', 'loadState() needs a paused guest');
+    const states = this.checkState(state);
+    states.forEach((s, i) => {
+      this.#post(i, (seq) => ({ type: 'load', seq, state: s }));
+      Atomics.store(this.#v, i * VCPU_STRIDE + V_STEP, BigInt(s.step));
+      this.#states[i] = s;
+    });
+  }
+
+  /**
+   * What loadState checks, without loading: the state's config is this guest's, and each vCPU's state fits this
+   * workload. Returns the checked copies; throws as loadState does. (A destination runs it before the paused window
+   * to compile it: src/migration/switchover-warm.ts.)
+   */
+  checkState(state: GuestState): VcpuState[] {
     if (!state || typeof state !== 'object' || !Array.isArray(state.vcpus)) {
       throw new MigrationError('BAD_ARGUMENT', 'loadState: expected { config, vcpus: [...] }');
     }
@@ -481,12 +495,7 @@ export class Guest {
         `loadState: ${state.vcpus.length} vCPU states for ${this.config.vcpus} vCPUs`,
       );
     }
-    const states = state.vcpus.map((s, i) => checkVcpuState(s, i, this.#states[i]!));
-    states.forEach((s, i) => {
-      this.#post(i, (seq) => ({ type: 'load', seq, state: s }));
-      Atomics.store(this.#v, i * VCPU_STRIDE + V_STEP, BigInt(s.step));
-      this.#states[i] = s;
-    });
+    return state.vcpus.map((s, i) => checkVcpuState(s, i, this.#states[i]!));
   }
 
   /**

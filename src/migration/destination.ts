@@ -53,7 +53,7 @@ import {
   StrategyCode,
   verifyPagesFrame,
 } from './protocol/index.js';
-import { warmSwitchoverCode } from './switchover-warm.js';
+import { warmStateLoad, warmSwitchoverCode } from './switchover-warm.js';
 import { announcedTraceBytes, checkReceivedTrace, receiveTrace } from './trace-transfer.js';
 
 export interface DestinationLimits {
@@ -719,6 +719,8 @@ class Destination {
       () => {
         // The source pauses right after this ACK: a pure post-copy has had no ROUND to warm its switch-over.
         if (this.postcopyMode) warmPostcopyStart(this.guest?.config, this.pageCount);
+        // The threads are up, no state has come: compile the state load now (a fresh agent's first migration).
+        if (!this.vcpuState) warmStateLoad(this.guest);
         // A pure post-copy has no APPLIED: this ACK is what its pause follows (APPLIED's answer in pre-copy). A
         // hybrid's ACK comes early in round 1, long before any pause: its rounds' APPLIED raise it, as pre-copy's.
         if (this.m.strategy === 'postcopy') this.earlyPriority ??= holdSwitchoverPriority('window');
