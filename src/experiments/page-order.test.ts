@@ -80,6 +80,8 @@ describe('page-order experiment', () => {
   it("sets Svärd et al.'s bar against classic pre-copy (no converged tail) when it ran, plain shown beside it", () => {
     const classicCell = pageOrder.plan(quick).find((c) => c.id === `${SVARD}/classic`)!;
     expect(classicCell.spec.options?.convergeTail).toBe(false);
+    // One commit point for every variant: KVM's (GO with the digest), so no variant pays a READY round trip.
+    for (const c of pageOrder.plan(quick)) expect(c.spec.options?.goWithDigest).toBe(true);
     expect(pageOrder.plan(quick).find((c) => c.id === `${SVARD}/plain`)!.spec.options).not.toHaveProperty(
       'convergeTail',
     );

@@ -4,6 +4,10 @@
  * (issue 17, point 5): with XBZRLE, hot-last's downtime at most XBZRLE alone's on every workload; and on a workload
  * plain pre-copy brings to convergence (SVARD below), the bar Svärd et al. set in CloudCom 2011 (reordering + delta
  * compression against plain pre-copy: downtime 10–20× shorter, total time ~35% shorter, 26–39% less traffic).
+ *
+ * Every variant commits where KVM, Svärd et al.'s platform, commits: at the source's last byte, GO riding with the
+ * digest (`goWithDigest`, as `experiment engines` runs livemig against QEMU), not after a READY round trip inside
+ * the pause. The destination still resumes only a guest whose check passed; the comparison is at one commit point.
  */
 import type { GuestConfig } from '../guest/index.js';
 import { downtimeDistribution } from '../migration/downtime-distribution.js';
@@ -113,6 +117,7 @@ function plan(cfg: ExperimentConfig): Cell[] {
             xbzrle: v.xbzrle,
             xbzrleCacheBytes: w.cacheBytes,
             maxRounds: 10,
+            goWithDigest: true,
             ...(v.convergeTail === false ? { convergeTail: false } : {}),
           },
         },
