@@ -24,6 +24,16 @@ export interface DowntimeRatio {
    * {@link qemuPostcopyUnderOneMs}. `qemuMs` is then 0 and the verdict is not "at or below".
    */
   qemuUnderOneMs?: true;
+  /**
+   * QEMU's guest blackout: its STOP event on the source → its RESUME event on the destination (QMP's microsecond
+   * stamps, src/qemu/blackout.ts), the same span as livemig's `livemigMs` (pause → RESUMED read). null when the
+   * bridge could not read it (an older run, or a failed migration).
+   */
+  qemuBlackoutMs: number | null;
+  /** livemig ÷ QEMU's blackout, the ratio on one span; null without the blackout. */
+  blackoutRatio: number | null;
+  /** livemig's downtime was at or below QEMU's blackout (false without it). */
+  atOrBelowBlackout: boolean;
 }
 
 /**
@@ -57,6 +67,8 @@ export function downtimeRatios(runs: readonly EngineRun[]): DowntimeRatio[] {
     const underOneMs = qemuPostcopyUnderOneMs(q);
     const qemuMs = underOneMs ? 0 : q.measured.downtimeMs;
     const livemigMs = l.measured.downtimeMs;
+    const blackout = q.report?.qemu?.blackoutMs ?? null;
+    const qemuBlackoutMs = ok && blackout !== null && blackout > 0 ? blackout : null;
     out.push({
       config: q.config.id,
       qemuMs,
@@ -66,6 +78,9 @@ export function downtimeRatios(runs: readonly EngineRun[]): DowntimeRatio[] {
       atOrBelow: ok && !underOneMs && livemigMs <= qemuMs,
       livemigWrittenMs: l.report ? writtenMs(l.report) : null,
       ...(underOneMs ? { qemuUnderOneMs: true as const } : {}),
+      qemuBlackoutMs,
+      blackoutRatio: qemuBlackoutMs === null ? null : Math.round((livemigMs / qemuBlackoutMs) * 100) / 100,
+      atOrBelowBlackout: qemuBlackoutMs !== null && livemigMs <= qemuBlackoutMs,
     });
   }
   return out;
@@ -89,6 +104,11 @@ export function downtimeLines(ratios: readonly DowntimeRatio[]): string[] {
       `${r.ratio === null ? '–' : r.ratio.toFixed(2)} (${r.atOrBelow ? 'at or below QEMU' : 'ABOVE QEMU'})` +
       (r.livemigWrittenMs === null
         ? ''
-        : `; pause → last byte written ${r.livemigWrittenMs.toFixed(1)} ms (the span QEMU's figure covers)`),
+        : `; pause → last byte written ${r.livemigWrittenMs.toFixed(1)} ms (the span QEMU's figure covers)`) +
+      (r.qemuBlackoutMs === null
+        ? ''
+        : `; on one span, guest stopped → running on the destination: livemig ${r.livemigMs.toFixed(2)} ms vs QEMU ` +
+          `${r.qemuBlackoutMs.toFixed(2)} ms (STOP → RESUME events), ratio ${r.blackoutRatio!.toFixed(2)} ` +
+          `(${r.atOrBelowBlackout ? 'at or below QEMU' : 'ABOVE QEMU'})`),
   );
 }

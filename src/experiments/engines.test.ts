@@ -192,8 +192,28 @@ describe('engines experiment', () => {
       run('livemig', b, { ...base, downtimeMs: 12 }),
     ];
     expect(downtimeRatios(runs)).toEqual([
-      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: 0.45, atOrBelow: true, livemigWrittenMs: null },
-      { config: b.id, qemuMs: 8, livemigMs: 12, ratio: 1.5, atOrBelow: false, livemigWrittenMs: null },
+      {
+        config: a.id,
+        qemuMs: 10,
+        livemigMs: 4.5,
+        ratio: 0.45,
+        atOrBelow: true,
+        livemigWrittenMs: null,
+        qemuBlackoutMs: null,
+        blackoutRatio: null,
+        atOrBelowBlackout: false,
+      },
+      {
+        config: b.id,
+        qemuMs: 8,
+        livemigMs: 12,
+        ratio: 1.5,
+        atOrBelow: false,
+        livemigWrittenMs: null,
+        qemuBlackoutMs: null,
+        blackoutRatio: null,
+        atOrBelowBlackout: false,
+      },
     ]);
     const table = sideBySide(runs);
     const col = table.columns.indexOf('downtime livemig/QEMU');
@@ -205,8 +225,44 @@ describe('engines experiment', () => {
     // A failed run has no ratio and does not count as at or below.
     const failed = { ...runs[1]!, measured: { ...runs[1]!.measured, status: 'failed' } };
     expect(downtimeRatios([runs[0]!, failed])).toEqual([
-      { config: a.id, qemuMs: 10, livemigMs: 4.5, ratio: null, atOrBelow: false, livemigWrittenMs: null },
+      {
+        config: a.id,
+        qemuMs: 10,
+        livemigMs: 4.5,
+        ratio: null,
+        atOrBelow: false,
+        livemigWrittenMs: null,
+        qemuBlackoutMs: null,
+        blackoutRatio: null,
+        atOrBelowBlackout: false,
+      },
     ]);
+  });
+
+  it("QEMU's blackout (STOP → RESUME events), livemig's span: its own ratio and verdict beside QEMU's figure", () => {
+    const [a] = enginesPlan({ quick: true }) as [EngineConfig];
+    const base = { totalMs: 4000, bytes: 80 * MiB, rounds: 2, stopMiB: 1, cpuMs: 300 };
+    const q = run('qemu', a, { ...base, downtimeMs: 2 });
+    const rep = emptyQemuReport({ options: DEFAULT_OPTIONS, source: 's', destination: 'd' });
+    const { samples: _samples, ...extras } = rep.qemu;
+    q.report = { ...rep, qemu: { ...extras, blackoutMs: 3.2 } };
+    const runs = [q, run('livemig', a, { ...base, downtimeMs: 2.4 })];
+    expect(downtimeRatios(runs)[0]).toMatchObject({
+      ratio: 1.2,
+      atOrBelow: false,
+      qemuBlackoutMs: 3.2,
+      blackoutRatio: 0.75,
+      atOrBelowBlackout: true,
+    });
+    expect(downtimeLines(downtimeRatios(runs))[0]).toMatch(
+      /ratio 1\.20 \(ABOVE QEMU\).*livemig 2\.40 ms vs QEMU 3\.20 ms \(STOP → RESUME events\), ratio 0\.75 \(at or below QEMU\)/,
+    );
+    // A failed QEMU run has no blackout to compare.
+    const failed = { ...q, measured: { ...q.measured, status: 'failed' as const } };
+    expect(downtimeRatios([failed, runs[1]!])[0]).toMatchObject({
+      qemuBlackoutMs: null,
+      atOrBelowBlackout: false,
+    });
   });
 
   it("livemig's pause → last byte written, the span QEMU's downtime covers, from the report's steps", () => {
@@ -246,6 +302,9 @@ describe('engines experiment', () => {
         atOrBelow: false,
         livemigWrittenMs: null,
         qemuUnderOneMs: true,
+        qemuBlackoutMs: null,
+        blackoutRatio: null,
+        atOrBelowBlackout: false,
       },
     ]);
     expect(downtimeLines(downtimeRatios(overwritten))[0]).toMatch(/vs QEMU under 1 ms .* \(ABOVE QEMU\)/);

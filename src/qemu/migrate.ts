@@ -26,6 +26,7 @@ import {
   usesAutoConverge,
 } from '../migration/index.js';
 import { isDvfsModel, processCpuTimeMs } from '../power/index.js';
+import { watchBlackout } from './blackout.js';
 import { type CpuCap, capQemu } from './cgroup.js';
 import { type CpufreqControl, setCpufreq } from './cpufreq.js';
 import { drive } from './drive.js';
@@ -92,10 +93,14 @@ export async function migrateQemu(
   const destPid = await qemuPid(dest, undefined);
   const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
   const held: Capping = {};
+  // Both QEMUs on this host: their event stamps share one clock, so the guest's blackout can be read from them.
+  const blackout = pid && destPid ? watchBlackout(source, dest) : undefined;
   try {
     await startCapping(held, pid, r, opts, power, { cgroupRoot, cpufreqRoot });
     const { cap, dvfs } = held;
     await drive(source, dest, r, opts, { pollMs: pollMs ?? 50, onProgress, power, cap });
+    const blackoutMs = r.status === 'completed' ? await blackout?.finish(2000) : undefined;
+    if (blackoutMs !== undefined) r.qemu.blackoutMs = blackoutMs;
     if (r.qemu.switchedToPostcopy) await readBlocktime(dest, r);
     if (cap) {
       const st = await cap.stat();
@@ -114,6 +119,7 @@ export async function migrateQemu(
     }
     return r;
   } finally {
+    await blackout?.finish(0);
     await held.cap?.release();
     await held.dvfs?.restore();
   }

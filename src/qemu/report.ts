@@ -40,6 +40,13 @@ export interface QemuExtras {
    * (`postcopy-vcpu-blocktime`). QEMU 10.0 reports no per-fault latency; these are what it gives.
    */
   postcopyBlocktime?: { totalMs: number; vcpuMs: number[] };
+  /**
+   * The guest's blackout, ms: its STOP event on the source → its RESUME event on the destination, from QMP's
+   * microsecond event stamps (both QEMUs on this host, one clock; blackout.ts). The span livemig's downtime covers;
+   * QEMU's own `downtimeMs` ends on the source at its last byte. Absent when the destination runs elsewhere or the
+   * migration did not complete.
+   */
+  blackoutMs?: number;
   /** QEMU's own miss rate of its last sync period. */
   xbzrleCacheMissRate: number;
   /** CPU time the source (and destination) QEMU processes used during the migration, ms (measured, /proc). */
