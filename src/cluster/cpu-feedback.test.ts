@@ -30,6 +30,28 @@ describe('CpuFeedback: a guest granted less CPU than its trace asks gets more ne
     for (const [round, x] of factors.entries()) f.update(0, 0.5, 0.5 * x * f.gain(0), 1 / (round + 1));
     expect(f.gain(0)).toBeCloseTo(1 / Math.cbrt(1.6 * 1.4 * 1.5), 9);
   });
+  it('takes the floor off: a machine that burns a floor plus a share of the grant delivers the trace at every level', () => {
+    // What a guest burns is affine in its grant (1.6 points granted nothing on the quiet LR-MMT-1.2 runs). A gain
+    // alone settled on a VM's usual level under-delivered it 1.5 points at 40–70 % and over-delivered below 5 %.
+    const floor = 0.016;
+    const machine = (granted: number): number => floor + 0.85 * granted;
+    const f = new CpuFeedback(1);
+    f.setFloor(0, machine(0));
+    for (let k = 0; k < 40; k++) f.update(0, 0.2, machine(f.grant(0, 0.2)));
+    for (const u of [0.05, 0.2, 0.5, 0.9]) expect(machine(f.grant(0, u))).toBeCloseTo(u, 4);
+    expect(f.grant(0, 0.01)).toBe(0);
+  });
+  it('settles a guest that had nothing to steer by in the warm-up at its first updates, not a quarter at a time', () => {
+    // vm6 traced 0 % for 13 intervals, then rose: its gain went 1.00 → 0.86 over 10 intervals (0.8 settled), and it
+    // was over-delivered by 1.3 points meanwhile.
+    const f = new CpuFeedback(1);
+    f.update(0, 0, 0.01);
+    f.update(0, 0.3, 0.3 * f.gain(0) * 1.25);
+    expect(f.gain(0)).toBeCloseTo(0.8, 6);
+    // The second interval 20 % over: half of it is corrected (then a third, then quarters).
+    f.update(0, 0.3, 0.3 * f.gain(0) * 1.25 * 1.2);
+    expect(f.gain(0)).toBeCloseTo(0.8 / Math.sqrt(1.2), 6);
+  });
   it('adds little noise of its own: on white measurement noise the delivered sd grows by less than 10 %', () => {
     // Each interval's error comes back in the next one as the step times it; at a step of ½ the delivered sd was
     // 1.15 × the machine's own noise.

@@ -123,6 +123,8 @@ export interface ClusterDecision {
   tail: number[];
   /** Each VM's CPU feedback gain over the interval (cpu-feedback.ts). */
   gain?: number[];
+  /** Each VM's floor, what it burned granted nothing in the warm-up (fraction of its MIPS; cpu-feedback.ts). */
+  floor?: number[];
 }
 
 export interface ClusterEvent {
@@ -389,13 +391,15 @@ export async function runCluster(
 
   // The CPU a VM may use, c = u × cpuScale % of a core, is CAP × emulated frequency (cpu-grant.ts; guests stall by
   // sleeping, so a lower frequency burns less CPU).
+  // u in percent of the VM's MIPS; the feedback takes the guest's floor off and scales the rest (cpu-feedback.ts).
   const throttleFor = (v: number, u: number): { cap: number; frequency: number } =>
-    capAndFrequency(u * o.cpuScale * feedback.gain(v));
+    capAndFrequency(feedback.grant(v, u / 100) * 100 * o.cpuScale);
   /** Per host: the end of the last power sample measured (epoch ms), where the next measurement window starts. */
   const meterAt = new Float64Array(N);
   /** Where in the trace the last CAP step was (intervals): an arriving guest is capped at it at once. */
   let capPos = 0;
-  const applyCaps = async (pos: number): Promise<void> => {
+  /** `idle`: every guest granted nothing (the warm-up's floor round). */
+  const applyCaps = async (pos: number, idle = false): Promise<void> => {
     capPos = pos;
     const k0 = Math.floor(pos);
     const f = pos - k0;
@@ -403,7 +407,7 @@ export async function runCluster(
       vms.map(async (vm, v) => {
         const h = location[v]!;
         if (vm.state !== 'running' || h < 0 || !alive[h] || inFlight.has(v)) return;
-        const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
+        const u = idle ? 0 : sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
         try {
           await clients[h]!.throttle(vm.guest, throttleFor(v, u));
           // Its first CAP on the target since it arrived: from now on it runs at its trace again.
@@ -727,6 +731,20 @@ export async function runCluster(
     // mean of the rounds' corrections (steps 1, ½, ⅓, …): one round's noise is not carried into the run whole. At
     // the first interval's level, not the t = 0 sample's: the machine's bias depends on the CAP (a VM whose trace
     // went 73 → 97 % was measured 78–100 % in interval 1 while its gain settled from 73 %).
+    if (o.cpuFeedback ?? true) {
+      // First each guest's floor: what it burns granted nothing (cpu-feedback.ts: what a guest burns is affine in
+      // its grant, and a gain alone under-delivered the busy VMs and over-delivered the light ones).
+      await applyCaps(0, true);
+      await kernelCpu(); // opens each host's measurement window
+      await sleepUntil(Date.now() + periodMs);
+      const idle = await kernelCpu();
+      for (let v = 0; v < M; v++) {
+        const h = location[v]!;
+        if (h < 0 || !idle.answered[h] || !(idle.spanMs[h]! > 0)) continue;
+        feedback.setFloor(v, (idle.cpu.get(vms[v]!.guest) ?? 0) / idle.spanMs[h]! / o.cpuScale);
+      }
+      await applyCaps(0.5);
+    }
     await kernelCpu(); // opens each host's measurement window
     if (o.cpuFeedback ?? true) {
       for (let round = 0; round < WARMUP_ROUNDS; round++) {
@@ -879,6 +897,7 @@ export async function runCluster(
           held: heldVms,
           tail: tailVms,
           gain: gains,
+          floor: Array.from({ length: M }, (_, v) => feedback.floor(v)),
         };
         queue = round.migrations.filter((p) => alive[p.target]);
         const before = migrations.length + inFlight.size;
