@@ -41,16 +41,19 @@ describe('CpuFeedback: a guest granted less CPU than its trace asks gets more ne
     for (const u of [0.05, 0.2, 0.5, 0.9]) expect(machine(f.grant(0, u))).toBeCloseTo(u, 4);
     expect(f.grant(0, 0.01)).toBe(0);
   });
-  it('settles a guest that had nothing to steer by in the warm-up at its first updates, not a quarter at a time', () => {
+  it("starts a guest that had nothing to steer by in the warm-up at the measured guests' mean gain", () => {
     // vm6 traced 0 % for 13 intervals, then rose: its gain went 1.00 → 0.86 over 10 intervals (0.8 settled), and it
     // was over-delivered by 1.3 points meanwhile.
-    const f = new CpuFeedback(1);
-    f.update(0, 0, 0.01);
-    f.update(0, 0.3, 0.3 * f.gain(0) * 1.25);
-    expect(f.gain(0)).toBeCloseTo(0.8, 6);
-    // The second interval 20 % over: half of it is corrected (then a third, then quarters).
-    f.update(0, 0.3, 0.3 * f.gain(0) * 1.25 * 1.2);
-    expect(f.gain(0)).toBeCloseTo(0.8 / Math.sqrt(1.2), 6);
+    const f = new CpuFeedback(3);
+    f.update(0, 0.4, 0.4 / 0.8, 1);
+    f.update(1, 0.4, 0.4 / 0.9, 1);
+    f.update(2, 0, 0.01, 1);
+    f.seedUnmeasured();
+    expect(f.gain(2)).toBeCloseTo(Math.sqrt(0.8 * 0.9), 9);
+    expect(f.gain(0)).toBeCloseTo(0.8, 9);
+    // Its later updates are quarter steps: one 20 % over takes a quarter of it off.
+    f.update(2, 0.3, 0.3 * 1.2);
+    expect(f.gain(2)).toBeCloseTo(Math.sqrt(0.8 * 0.9) / 1.2 ** 0.25, 9);
   });
   it('adds little noise of its own: on white measurement noise the delivered sd grows by less than 10 %', () => {
     // Each interval's error comes back in the next one as the step times it; at a step of ½ the delivered sd was

@@ -30,7 +30,7 @@ const STEP = 0.25;
 export class CpuFeedback {
   readonly #gain: Float64Array;
   readonly #floor: Float64Array;
-  /** Updates each guest's gain has had: its first ones average (steps 1, ½, ⅓) before the quarter steps. */
+  /** Updates each guest's gain has had (0: never measured, its gain is a guess). */
   readonly #updates: Uint32Array;
   readonly #on: boolean;
 
@@ -66,21 +66,38 @@ export class CpuFeedback {
   /**
    * One interval of VM v: its trace asked for `asked` (mean fraction of its MIPS over the interval) and it got
    * `delivered` (measured, same unit). Intervals with too little asked above the floor, or none delivered (the
-   * guest was migrating or its host did not answer), leave the gain as it is. The step is by default 1, ½, ⅓ over
-   * the guest's first updates (a guest whose trace was too small to steer by in the warm-up settles when it rises),
-   * then a quarter; `step` 1 corrects the whole error at once.
+   * guest was migrating or its host did not answer), leave the gain as it is. `step` 1 corrects the whole error at
+   * once (the warm-up).
    */
-  update(v: number, asked: number, delivered: number, step?: number): void {
+  update(v: number, asked: number, delivered: number, step = STEP): void {
     const f = this.#floor[v]!;
     const a = asked - f;
     if (!this.#on || a < MIN_ASKED || !(delivered > 0)) return;
     // Delivered at or below the floor: as short as the gain's bound allows.
     const d = Math.max(delivered - f, a / MAX_GAIN);
-    const n = this.#updates[v]!;
-    const s = step ?? Math.max(STEP, 1 / (n + 1));
-    this.#updates[v] = n + 1;
-    const g = this.#gain[v]! * (a / d) ** s;
+    this.#updates[v]! += 1;
+    const g = this.#gain[v]! * (a / d) ** step;
     this.#gain[v] = Math.min(MAX_GAIN, Math.max(MIN_GAIN, g));
+  }
+
+  /**
+   * After the warm-up: a guest that had too little traced to steer by starts at the geometric mean of the measured
+   * guests' gains (the machine's bias is mostly shared), not at 1. Such a guest's first measurements, a few points
+   * above its floor, are too noisy for a large step (a step of 1 on one put a gain at 1.43 and the guest 9 points
+   * over its trace when it rose), so from here on it takes the quarter steps like the others.
+   */
+  seedUnmeasured(): void {
+    if (!this.#on) return;
+    let logs = 0;
+    let n = 0;
+    for (let v = 0; v < this.#gain.length; v++) {
+      if (this.#updates[v]! === 0) continue;
+      logs += Math.log(this.#gain[v]!);
+      n++;
+    }
+    if (n === 0) return;
+    const g = Math.exp(logs / n);
+    for (let v = 0; v < this.#gain.length; v++) if (this.#updates[v]! === 0) this.#gain[v] = g;
   }
 
   /** Mean gain over the VMs (the report's figure of how far the machine fell short). */

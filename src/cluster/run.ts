@@ -758,6 +758,7 @@ export async function runCluster(
         }
         await applyCaps(0.5);
       }
+      feedback.seedUnmeasured();
       const inv = await inventory();
       for (const [key, b] of inv.busy) lastBusy.set(key, b);
     }
