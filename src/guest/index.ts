@@ -33,6 +33,7 @@ export { copyRam, ramEquals, referenceRam, referenceRun } from './oracle.js';
 export { GuestRam, type RamBlock } from './ram.js';
 export { Rng } from './rng.js';
 export { startWorkerNextTo } from './spawn.js';
+export { MAX_STRETCH } from './work-batch.js';
 // The `trace` workload: livemig/trace records and reads traces, the guest replays them.
 export { resolveTraceParams, TraceReplay } from './workloads/trace.js';
 export { type SharedWriteProtect, WriteProtect } from './write-protect.js';
