@@ -13,11 +13,10 @@ if (!gc) throw new Error('run with --expose-gc');
 for (let i = 0; i < 8; i++) gc();
 const base = getHeapCodeStatistics().bytecode_and_metadata_size;
 const n = 500;
-const body =
-  Array.from(
-    { length: n },
-    (_, i) => `function f${i}(a) { let s = 0; for (let k = 0; k < a; k++) s += k * ${i}; return s; }`,
-  ).join('\n') + `\nreturn [${Array.from({ length: n }, (_, i) => `f${i}`).join(',')}];`;
+const body = `${Array.from(
+  { length: n },
+  (_, i) => `function f${i}(a) { let s = 0; for (let k = 0; k < a; k++) s += k * ${i}; return s; }`,
+).join('\n')}\nreturn [${Array.from({ length: n }, (_, i) => `f${i}`).join(',')}];`;
 const fns = new Function(body)() as ((a: number) => number)[];
 for (const f of fns) f(3);
 const before = getHeapCodeStatistics().bytecode_and_metadata_size;
