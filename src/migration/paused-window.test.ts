@@ -79,20 +79,6 @@ describe('paused window', () => {
   });
 });
 
-describe.runIf(process.platform === 'linux')('the window and the scheduler', () => {
-  it('opening a window raises this thread to SWITCHOVER_NICE (read back from the kernel), closing puts it back', () => {
-    const tid = kernelThreadId()!;
-    const before = kernelNice(tid);
-    const allowed = mayRaise(tid);
-    const w = openPausedWindow();
-    const during = kernelNice(tid);
-    w.close();
-    expect(kernelNice(tid)).toBe(before);
-    expect(during).toBe(allowed ? Math.min(before, SWITCHOVER_NICE) : before);
-    expect(w.priority.nice).toBe(allowed ? SWITCHOVER_NICE : null);
-  });
-});
-
 describe('the window around a real switch-over', () => {
   it('pre-copy: open from the pause to RESUMED on both sides; work queued in it runs once the guest runs there', async () => {
     const guest = await testGuest();
