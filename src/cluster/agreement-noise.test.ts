@@ -24,23 +24,19 @@ describe('the simulator under the cluster’s measurement noise', () => {
     expect(Math.abs(none.energyKWh.median / plain.energyKWh - 1)).toBeLessThan(1e-3);
     expect(none.clusterPercentile.migrations).toBe(1);
     // ±3 points per VM and interval: THR-MMT's decisions at 80 % turn, and the count spreads.
-    const noisy = noiseDistribution(
-      workload,
-      options,
-      [-0.03, 0.03],
-      { migrations: plain.migrations, energyKWh: plain.energyKWh },
-      40,
-    )!;
+    const draw = () =>
+      noiseDistribution(
+        workload,
+        options,
+        [-0.03, 0.03],
+        { migrations: plain.migrations, energyKWh: plain.energyKWh },
+        40,
+      )!;
+    const noisy = draw();
     expect(noisy.residuals).toEqual({ n: 2, mean: 0, sd: 0.03 });
     expect(noisy.migrations.max).toBeGreaterThan(noisy.migrations.min);
     // Seeded: the same draw twice.
-    const again = noiseDistribution(
-      workload,
-      options,
-      [-0.03, 0.03],
-      { migrations: plain.migrations, energyKWh: plain.energyKWh },
-      40,
-    )!;
+    const again = draw();
     expect(again).toEqual(noisy);
     expect(noiseMarkdown(noisy, 'figures')).toMatch(
       /^\*\*The simulator under the measurement noise\*\* \(40 runs/,
