@@ -242,6 +242,11 @@ export async function runCluster(
   const watts = Array.from({ length: N }, (_, h) => session.hostSpec(h).watts);
   const vmMips = Array.from({ length: M }, (_, v) => session.vmSpec(v).mips);
   const sample = (v: number, k: number): number => workload.samples[v * K + Math.min(k, K - 1)]!;
+  /** VM v's trace at `pos` (in intervals, fractional), linear between samples: what a CAP step grants. */
+  const tracedAt = (v: number, pos: number): number => {
+    const k0 = Math.floor(pos);
+    return sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * (pos - k0);
+  };
   const vms: ClusterVm[] = Array.from({ length: M }, (_, v) => ({
     index: v,
     guest: `vm${v}`,
@@ -402,13 +407,11 @@ export async function runCluster(
   /** `idle`: every guest granted nothing (the warm-up's floor round). */
   const applyCaps = async (pos: number, idle = false): Promise<void> => {
     capPos = pos;
-    const k0 = Math.floor(pos);
-    const f = pos - k0;
     await Promise.all(
       vms.map(async (vm, v) => {
         const h = location[v]!;
         if (vm.state !== 'running' || h < 0 || !alive[h] || inFlight.has(v)) return;
-        const u = idle ? 0 : sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * f;
+        const u = idle ? 0 : tracedAt(v, pos);
         try {
           await clients[h]!.throttle(vm.guest, throttleFor(v, u));
           // Its first CAP on the target since it arrived: from now on it runs at its trace again.
@@ -524,9 +527,7 @@ export async function runCluster(
     let cappedAt: number | null = null;
     if (status === 'completed' && report?.verified) {
       try {
-        const k0 = Math.floor(capPos);
-        const u = sample(v, k0) + (sample(v, k0 + 1) - sample(v, k0)) * (capPos - k0);
-        await clients[target]!.throttle(vm.guest, throttleFor(v, u));
+        await clients[target]!.throttle(vm.guest, throttleFor(v, tracedAt(v, capPos)));
         cappedAt = Date.now();
       } catch {
         // Not there yet or the host died: the checks below say which; the next CAP step caps it.
