@@ -25,12 +25,19 @@ import {
   resolveOptions,
   usesAutoConverge,
 } from '../migration/index.js';
-import { isDvfsModel, processCpuTimeMs } from '../power/index.js';
+import { isDvfsModel } from '../power/index.js';
 import { watchBlackout } from './blackout.js';
 import { type CpuCap, capQemu } from './cgroup.js';
 import { type CpufreqControl, setCpufreq } from './cpufreq.js';
 import { drive } from './drive.js';
-import { capEvent, finishPower, nearestState, type Power, startPower } from './power.js';
+import {
+  capEvent,
+  finishPower,
+  nearestState,
+  type Power,
+  processCpuOrUndefined,
+  startPower,
+} from './power.js';
 import type { QmpClient } from './qmp.js';
 import { emptyQemuReport, type QemuMigrationReport } from './report.js';
 import { qemuCacheBytes } from './xbzrle-sizing.js';
@@ -91,7 +98,7 @@ export async function migrateQemu(
   if (listen && opts.multifdChannels <= 1) await dest.execute('migrate-incoming', { uri });
   const power = pid ? startPower(pid, r.qemu.vcpuThreads, opts, raplRoot) : undefined;
   const destPid = await qemuPid(dest, undefined);
-  const destCpuBefore = destPid ? safeCpuMs(destPid) : undefined;
+  const destCpuBefore = destPid ? processCpuOrUndefined(destPid) : undefined;
   const held: Capping = {};
   // Both QEMUs on this host: their event stamps share one clock, so the guest's blackout can be read from them.
   const blackout = pid && destPid ? watchBlackout(source, dest) : undefined;
@@ -113,7 +120,7 @@ export async function migrateQemu(
     if (power) {
       finishPower(r, power, opts, cap, dvfs);
       if (destPid && destCpuBefore !== undefined) {
-        const after = safeCpuMs(destPid);
+        const after = processCpuOrUndefined(destPid);
         if (after !== undefined) r.qemu.cpu.destination = { totalMs: after - destCpuBefore };
       }
     }
@@ -359,14 +366,6 @@ async function qemuPid(qmp: QmpClient, r: QemuMigrationReport | undefined): Prom
   const tgid = Number(/^Tgid:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
   if (r) r.qemu.pid = tgid || null;
   return tgid || null;
-}
-
-function safeCpuMs(pid: number): number | undefined {
-  try {
-    return processCpuTimeMs(pid);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Wait until the destination runs the guest (after `completed`, or during post-copy). */

@@ -26,7 +26,8 @@ export interface Power {
   processCpuFrom: number | undefined;
 }
 
-function processCpuOrUndefined(pid: number): number | undefined {
+/** The process's CPU time, ms (every thread, exited ones included), or undefined when /proc cannot be read. */
+export function processCpuOrUndefined(pid: number): number | undefined {
   try {
     return processCpuTimeMs(pid);
   } catch {
