@@ -14,18 +14,6 @@ export interface GuestCpuSample {
   readonly cpuMs: number;
 }
 
-/** CPU ms in [from, until], each sample counted in proportion to its overlap with the window. */
-export function cpuMsIn(samples: readonly GuestCpuSample[], from: number, until: number): number {
-  let ms = 0;
-  for (const s of samples) {
-    const start = s.at - s.intervalMs;
-    const overlap = Math.min(s.at, until) - Math.max(start, from);
-    if (overlap <= 0 || s.intervalMs <= 0) continue;
-    ms += s.cpuMs * Math.min(1, overlap / s.intervalMs);
-  }
-  return ms;
-}
-
 /** The shortest tail that is measured rather than held: a quarter of the interval (2 of the 8 CAP steps). */
 export const MIN_TAIL_SHARE = 0.25;
 
