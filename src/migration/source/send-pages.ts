@@ -44,13 +44,7 @@ async function sendEach(
     // First round: skip runs of zero pages. Pages the dirty log knows were never written are zero without reading
     // them (no page fault on never-touched RAM); else one native compare per run reads the live pages. Either way
     // a vCPU that writes one afterwards sets its dirty bit, so it is sent in the next round.
-    if (
-      fresh &&
-      (p & (run - 1)) === 0 &&
-      i + run <= pages.length &&
-      pages[i + run - 1] === p + run - 1 &&
-      (s.guest.dirtyLog.neverWritten(p, run) || zeroRun(s, p))
-    ) {
+    if (fresh && runStartsAt(pages, i, run) && (s.guest.dirtyLog.neverWritten(p, run) || zeroRun(s, p))) {
       s.r.pages.zero += run;
       const cache = encoder.cache;
       if (cache) for (let q = p; q < p + run; q++) cache.invalidate(q);
@@ -67,6 +61,12 @@ async function sendEach(
   await s.frames.flush();
 }
 
+/** pages[i] starts an aligned run of `run` consecutive pages (run a power of two), all of them in `pages`. */
+function runStartsAt(pages: ArrayLike<number>, i: number, run: number): boolean {
+  const p = pages[i]!;
+  return (p & (run - 1)) === 0 && i + run <= pages.length && pages[i + run - 1] === p + run - 1;
+}
+
 /**
  * `pages` less the aligned runs of `run` consecutive pages the dirty log knows were never written (counted as zero
  * pages in the report): they hold zeros and the destination starts with zeros.
@@ -81,12 +81,7 @@ export function withoutNeverWritten(
   let n = 0;
   for (let i = 0; i < pages.length; i++) {
     const p = pages[i]!;
-    if (
-      (p & (run - 1)) === 0 &&
-      i + run <= pages.length &&
-      pages[i + run - 1] === p + run - 1 &&
-      log.neverWritten(p, run)
-    ) {
+    if (runStartsAt(pages, i, run) && log.neverWritten(p, run)) {
       s.r.pages.zero += run;
       i += run - 1;
       continue;
