@@ -10,7 +10,7 @@ import { medianOf } from '../sim/index.js';
 import { type Agreement, type AgreementRow, agreementRows, type SimVariant } from './agreement.js';
 import { formatDelta, formatMetric, formatTarget } from './agreement-table.js';
 import type { Divergence, FidelityBand } from './divergence.js';
-import type { ClusterMetrics } from './metrics.js';
+import { type ClusterMetrics, METRIC_LABELS } from './metrics.js';
 
 /** What a run contributes: its configuration (to check the runs are of one), its metrics and its agreement. */
 export interface RepeatRun {
@@ -140,17 +140,7 @@ export function repeatAgreement(runs: readonly RepeatRun[]): RepeatAgreement {
     spanIntervals: 0,
     meanSlowdown: 0,
   });
-  const keyOf = new Map<string, keyof ClusterMetrics>([
-    ['energy (kWh)', 'energyKWh'],
-    ['migrations', 'migrations'],
-    ['SLATAH', 'slatah'],
-    ['PDM', 'pdm'],
-    ['SLAV', 'slav'],
-    ['ESV', 'esv'],
-    ['host shutdowns', 'hostShutdowns'],
-    ['mean migration time (trace s)', 'meanMigrationTime'],
-    ['mean downtime (trace s)', 'meanDowntime'],
-  ]);
+  const keyOf = new Map<string, keyof ClusterMetrics>(METRIC_LABELS.map(([k, label]) => [label, k]));
   return {
     runs: runs.length,
     label: `${first.policy}, ${first.day}`,

@@ -138,7 +138,8 @@ export interface ComparisonRow {
   relative: number | null;
 }
 
-const METRICS: readonly [keyof ClusterMetrics & keyof SimResult, string][] = [
+/** The compared metrics and their labels, in table order. */
+export const METRIC_LABELS: readonly [keyof ClusterMetrics & keyof SimResult, string][] = [
   ['energyKWh', 'energy (kWh)'],
   ['migrations', 'migrations'],
   ['slatah', 'SLATAH'],
@@ -152,7 +153,7 @@ const METRICS: readonly [keyof ClusterMetrics & keyof SimResult, string][] = [
 
 /** The cluster's figures next to the simulator's, with the relative difference. */
 export function compareWithSim(c: ClusterMetrics, s: SimResult): ComparisonRow[] {
-  return METRICS.map(([k, metric]) => {
+  return METRIC_LABELS.map(([k, metric]) => {
     const cluster = c[k];
     const sim = s[k];
     return { metric, cluster, sim, relative: sim !== 0 ? (cluster - sim) / sim : cluster === 0 ? 0 : null };
