@@ -19,7 +19,7 @@ import {
   type SavedCluster,
 } from '../cluster/index.js';
 import { UsageError } from '../errors.js';
-import type { SimOptions } from '../sim/index.js';
+import { medianOf, type SimOptions } from '../sim/index.js';
 
 /** `--sampling`: instant or mean (undefined: the mode's default). */
 export function samplingFlag(text: string | undefined): 'instant' | 'mean' | undefined {
@@ -109,18 +109,13 @@ async function noiseOf(
 ): Promise<NoiseDistribution | null> {
   if (!trials) return null;
   const { workload, options } = await rerunSetting(runs[0]!, sim);
-  const med = (xs: number[]): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-  };
   return noiseDistribution(
     workload,
     options,
     measurementResiduals(workload, runs),
     {
-      migrations: med(runs.map((r) => r.metrics.migrations)),
-      energyKWh: med(runs.map((r) => r.metrics.energyKWh)),
+      migrations: medianOf(runs.map((r) => r.metrics.migrations)),
+      energyKWh: medianOf(runs.map((r) => r.metrics.energyKWh)),
     },
     trials,
   );
