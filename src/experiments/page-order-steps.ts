@@ -35,14 +35,19 @@ export function pagesOwnMs(t: SwitchoverTimes): number {
   return t.lastPagesMs + (t.destination?.applyMs ?? 0) + (t.destination?.drainMs ?? 0);
 }
 
-/** The median of pagesOwnMs over a cell's completed repetitions that kept their steps. */
-export function medianPagesOwnMs(result: CellResult): number | undefined {
-  const xs = result.repetitions
+/** The steps kept on a cell's completed repetitions (those that have them). */
+function keptSteps(result: CellResult): SwitchoverTimes[] {
+  return result.repetitions
     .filter((m) => m.status === 'completed')
     .flatMap((m) => {
       const t = switchoverOf(m);
-      return t ? [pagesOwnMs(t)] : [];
+      return t ? [t] : [];
     });
+}
+
+/** The median of pagesOwnMs over a cell's completed repetitions that kept their steps. */
+export function medianPagesOwnMs(result: CellResult): number | undefined {
+  const xs = keptSteps(result).map(pagesOwnMs);
   return xs.length === 0 ? undefined : median(xs);
 }
 
@@ -50,12 +55,7 @@ export function medianPagesOwnMs(result: CellResult): number | undefined {
 export function stepRows(cells: readonly { label: string; result: CellResult }[]): (string | number)[][] {
   const rows: (string | number)[][] = [];
   for (const { label, result } of cells) {
-    const steps = result.repetitions
-      .filter((m) => m.status === 'completed')
-      .flatMap((m) => {
-        const t = switchoverOf(m);
-        return t ? [t] : [];
-      });
+    const steps = keptSteps(result);
     if (steps.length === 0) continue;
     rows.push([
       label,
